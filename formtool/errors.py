@@ -1,0 +1,98 @@
+"""Errors are data: an `Issue` says where, what and how to fix; `FormtoolError` stops a command.
+
+Problems found inside an input (a definition, a case list, a returned form) are collected
+as `Issue` objects so a batch can report all of them and go on. Input that cannot be used
+at all raises a `FormtoolError` subclass, which only cli.py turns into a click error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class IssueCode(Enum):
+    """Message templates. Each names the place, the problem and the fix."""
+
+    # form definitions (formtool forms check)
+    yaml_syntax = "[{file}:{line}] is not valid YAML: {value}. Fix the indentation or quoting."
+    schema = "[{file}:{line} · {field}] {value}. See templates/forms/README.md for the format."
+    duplicate_key = (
+        "[{file}:{line} · {field}] key is used twice in this form. Give each answer its own id."
+    )
+    unknown_scale = (
+        "[{file}:{line} · {field}] uses scale '{value}', which is not defined. "
+        "Use one of the scales listed by `formtool forms scales` or define it under `scales:`."
+    )
+    bad_column = (
+        "[{file}:{line} · {field}] header column '{value}' is not a known case-list column. "
+        "Use one of: {fix}."
+    )
+    # case lists (formtool generate)
+    missing_column = (
+        "[{file} · {field}] the case list has no '{field}' column, which form '{value}' needs. "
+        "Add the column (see `formtool forms show {value}`)."
+    )
+    missing_value = (
+        "[{file} · row {location} · {field}] is empty but form '{value}' needs it. Fill it in."
+    )
+    bad_date = (
+        "[{file} · row {location} · {field}] '{value}' is not a date. Use YYYY-MM-DD or DD/MM/YYYY."
+    )
+    duplicate_case = (
+        "[{file} · row {location} · {field}] case '{value}' appears twice for the same form "
+        "and month. Remove the duplicate row."
+    )
+
+    def format(self, **fields: object) -> str:
+        return self.value.format(**{k: ("" if v is None else v) for k, v in fields.items()})
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in one place of one input file."""
+
+    code: IssueCode
+    file: str
+    field: str = ""
+    location: str = ""
+    value: str = ""
+    fix: str = ""
+
+    @property
+    def message(self) -> str:
+        return self.code.format(
+            file=self.file, field=self.field, location=self.location,
+            line=self.location, value=self.value, fix=self.fix,
+        )
+
+    def as_tuple(self) -> tuple[str, str]:
+        return (self.field, self.code.name.replace("_", "-"))
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "code": self.code.name.replace("_", "-"), "file": self.file, "field": self.field,
+            "location": self.location, "value": self.value, "message": self.message,
+        }
+
+
+class FormtoolError(Exception):
+    """Input formtool cannot use at all. The message is one line: file, field, problem, fix."""
+
+
+class DefinitionError(FormtoolError):
+    """A form definition is missing or does not validate."""
+
+    def __init__(self, issues: list[Issue] | str):
+        self.issues = [] if isinstance(issues, str) else list(issues)
+        text = issues if isinstance(issues, str) else "\n".join(i.message for i in issues)
+        super().__init__(text)
+
+
+class CaseListError(FormtoolError):
+    """A case list (CSV/XLSX) cannot be used to generate forms."""
+
+    def __init__(self, issues: list[Issue] | str):
+        self.issues = [] if isinstance(issues, str) else list(issues)
+        text = issues if isinstance(issues, str) else "\n".join(i.message for i in issues)
+        super().__init__(text)
