@@ -30,8 +30,8 @@ class IssueCode(Enum):
     )
     # case lists (formtool generate)
     missing_column = (
-        "[{file} · {field}] the case list has no '{field}' column, which form '{value}' needs. "
-        "Add the column (see `formtool forms show {value}`)."
+        "[{file}] the case list lacks column(s) {field}, which form '{value}' needs. "
+        "Add them to the header row (see `formtool forms show {value}`)."
     )
     missing_value = (
         "[{file} · row {location} · {field}] is empty but form '{value}' needs it. Fill it in."

@@ -1,0 +1,3 @@
+from formtool.cli import main
+
+main()

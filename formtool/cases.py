@@ -1,0 +1,185 @@
+"""Case lists in: a CSV or XLSX with one row per audit, checked whole before anything is written.
+
+Column names are matched loosely ("Case Number", "case_number" and "CASE-NUMBER" are the
+same column) because case lists come straight out of a council's case management system.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from formtool.definitions import FormDefinition
+from formtool.errors import CaseListError, Issue, IssueCode
+from formtool.scales import FieldKind, format_date, parse_date
+
+#: Columns every case list needs, whatever the form.
+CORE_COLUMNS = ("case_number", "auditor", "due_date")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One audit to generate: its identity and the facts pre-filled into the form."""
+
+    audit_id: str
+    form_id: str
+    form_version: int
+    facts: dict[str, str]  # header column -> display text, in the form's header order
+    row: int = 0
+
+    @property
+    def checksum(self) -> str:
+        return facts_checksum(self.audit_id, self.form_id, self.form_version, self.facts)
+
+    @property
+    def case_number(self) -> str:
+        return self.facts.get("case_number", "")
+
+
+def facts_checksum(audit_id: str, form_id: str, version: int, facts: dict[str, str]) -> str:
+    """A short hash of the pre-filled facts, so an edited header is caught on import."""
+    canonical = json.dumps([audit_id, form_id, version, sorted(facts.items())],
+                           ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def normalise_column(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+
+
+def audit_id_for(form: FormDefinition, case_number: str, due: dt.date) -> str:
+    """A readable, stable audit id: FORM-CASE-YYYYMM (one audit per case, form and month)."""
+    safe_case = re.sub(r"[^A-Za-z0-9]+", "-", case_number).strip("-").upper()
+    return f"{form.id.upper().replace('_', '')}-{safe_case}-{due:%Y%m}"
+
+
+def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """The header and data rows of a CSV or XLSX file, or CaseListError with the reason."""
+    name = str(path)
+    if not path.is_file():
+        raise CaseListError(f"[{name}] file not found. Check the path to the case list.")
+    data = path.read_bytes()
+    if not data.strip():
+        raise CaseListError(f"[{name}] the case list is empty. Export it again with a header row.")
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return _xlsx_rows(name, data)
+    if data.startswith(b"PK\x03\x04") or b"\x00" in data[:4096]:
+        raise CaseListError(
+            f"[{name}] is not a CSV text file. Save the case list as 'CSV UTF-8' or .xlsx."
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CaseListError(
+            f"[{name}] is not UTF-8 text (byte {exc.start}). In Excel use Save As > "
+            "'CSV UTF-8 (Comma delimited)'."
+        ) from None
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    rows = [r for r in csv.reader(io.StringIO(text), dialect) if any(c.strip() for c in r)]
+    if not rows:
+        raise CaseListError(f"[{name}] the case list is empty. Export it again with a header row.")
+    return rows[0], rows[1:]
+
+
+def _xlsx_rows(name: str, data: bytes) -> tuple[list[str], list[list[str]]]:
+    import openpyxl  # deferred: only case lists in .xlsx need it
+
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise CaseListError(
+            f"[{name}] cannot be opened as an Excel workbook ({exc}). Save it again as .xlsx."
+        ) from None
+    sheet = workbook.worksheets[0]
+    rows = [
+        ["" if v is None else _cell_text(v) for v in row]
+        for row in sheet.iter_rows(values_only=True)
+        if any(v not in (None, "") for v in row)
+    ]
+    workbook.close()
+    if not rows:
+        raise CaseListError(f"[{name}] the first sheet is empty. Put the case list on sheet 1.")
+    return rows[0], rows[1:]
+
+
+def _cell_text(value: object) -> str:
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def load_cases(path: str | Path, form: FormDefinition) -> list[Case]:
+    """Every case in the list for this form; CaseListError listing every problem otherwise."""
+    path = Path(path)
+    header, rows = read_rows(path)
+    columns = [normalise_column(c) for c in header]
+    missing = [c for c in dict.fromkeys((*CORE_COLUMNS, *form.required_columns))
+               if c not in columns]
+    if missing:
+        raise CaseListError([Issue(IssueCode.missing_column, str(path), ", ".join(missing),
+                                   value=form.id)])
+    if not rows:
+        raise CaseListError(f"[{path}] has a header row but no cases. Add one row per audit.")
+    cases, issues = _build_cases(str(path), form, columns, rows)
+    if issues:
+        raise CaseListError(issues)
+    return cases
+
+
+def _build_cases(
+    name: str, form: FormDefinition, columns: list[str], rows: Iterable[list[str]]
+) -> tuple[list[Case], list[Issue]]:
+    cases: list[Case] = []
+    issues: list[Issue] = []
+    seen: set[str] = set()
+    date_columns = {h.column for h in form.header if h.kind is FieldKind.date}
+    required = set(CORE_COLUMNS) | set(form.required_columns)
+    for number, raw in enumerate(rows, start=2):  # row 1 is the header
+        record = {c: (raw[i].strip() if i < len(raw) else "") for i, c in enumerate(columns)}
+        row_issues: list[Issue] = []
+        facts: dict[str, str] = {}
+        for field in form.header:
+            value = record.get(field.column, "")
+            if not value and field.column in required:
+                row_issues.append(Issue(IssueCode.missing_value, name, field.column,
+                                        str(number), form.id))
+            elif value and field.column in date_columns:
+                parsed = parse_date(value)
+                if parsed is None:
+                    row_issues.append(Issue(IssueCode.bad_date, name, field.column,
+                                            str(number), value))
+                else:
+                    value = format_date(parsed)
+            facts[field.column] = value
+        for column in CORE_COLUMNS:  # core columns count even if a form does not print them
+            if column not in facts and not record.get(column):
+                row_issues.append(Issue(IssueCode.missing_value, name, column, str(number),
+                                        form.id))
+        if row_issues:
+            issues.extend(row_issues)
+            continue
+        due = parse_date(record["due_date"])
+        assert due is not None  # checked above
+        audit_id = record.get("audit_id") or audit_id_for(form, record["case_number"], due)
+        if audit_id in seen:
+            issues.append(Issue(IssueCode.duplicate_case, name, "case_number", str(number),
+                                record["case_number"]))
+            continue
+        seen.add(audit_id)
+        cases.append(Case(audit_id, form.id, form.version, facts, number))
+    return cases, issues

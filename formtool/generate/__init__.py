@@ -1,0 +1,125 @@
+"""Fillable forms out: one pre-filled .docx and/or .xlsx per case, plus a manifest.
+
+Everything is checked and rendered in memory first and written to a staging folder that is
+moved into place at the end, so a bad case list never leaves partial output behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from formtool.cases import Case, load_cases
+from formtool.definitions import FormDefinition, get_form
+from formtool.errors import FormtoolError
+from formtool.generate.docx import compile_docx, docx_values
+from formtool.generate.xlsx import compile_xlsx, xlsx_values
+from formtool.identity import Identity
+
+FORMATS = ("docx", "xlsx")
+MANIFEST = "manifest.csv"
+MANIFEST_COLUMNS = ("audit_id", "case_number", "auditor", "due_date", "form_id",
+                    "form_version", "checksum", "format", "file")
+
+
+@dataclass(frozen=True)
+class GeneratedForm:
+    case: Case
+    format: str
+    path: Path
+
+    def manifest_row(self, root: Path) -> dict[str, str]:
+        return {
+            "audit_id": self.case.audit_id, "case_number": self.case.case_number,
+            "auditor": self.case.facts.get("auditor", ""),
+            "due_date": self.case.facts.get("due_date", ""),
+            "form_id": self.case.form_id, "form_version": str(self.case.form_version),
+            "checksum": self.case.checksum, "format": self.format,
+            "file": self.path.relative_to(root).as_posix(),
+        }
+
+
+def identity_of(case: Case) -> Identity:
+    return Identity(case.audit_id, case.form_id, case.form_version, case.checksum)
+
+
+def render(form: FormDefinition, case: Case, fmt: str) -> bytes:
+    """One case's filled-in form as file bytes."""
+    identity = identity_of(case)
+    fields = {**identity.__dict__, "visible": identity.visible()}
+    if fmt == "docx":
+        return compile_docx(form).fill(docx_values(case.facts, fields))
+    if fmt == "xlsx":
+        return compile_xlsx(form).fill(xlsx_values(case.facts, fields))
+    raise FormtoolError(f"Unknown format '{fmt}'. Use docx, xlsx or both.")
+
+
+def formats_for(choice: str) -> tuple[str, ...]:
+    if choice == "both":
+        return FORMATS
+    if choice not in FORMATS:
+        raise FormtoolError(f"Unknown format '{choice}'. Use docx, xlsx or both.")
+    return (choice,)
+
+
+def generate(
+    form_id: str,
+    cases_path: str | Path,
+    out_dir: str | Path,
+    fmt: str = "docx",
+    progress: Callable[[Iterable[Case]], Iterable[Case]] | None = None,
+) -> list[GeneratedForm]:
+    """Generate forms for every case in the list; write them and manifest.csv to out_dir.
+
+    Raises FormtoolError (and writes nothing) if the form or the case list is unusable.
+    """
+    form = get_form(form_id)
+    cases = load_cases(cases_path, form)
+    return write_forms(form, cases, Path(out_dir), formats_for(fmt), progress)
+
+
+def write_forms(
+    form: FormDefinition,
+    cases: list[Case],
+    out_dir: Path,
+    formats: tuple[str, ...],
+    progress: Callable[[Iterable[Case]], Iterable[Case]] | None = None,
+) -> list[GeneratedForm]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".formtool-", dir=out_dir))
+    try:
+        produced = []
+        for case in (progress or iter)(cases):
+            for fmt in formats:
+                path = staging / f"{case.audit_id}.{fmt}"
+                path.write_bytes(render(form, case, fmt))
+                produced.append(GeneratedForm(case, fmt, out_dir / path.name))
+        for item in produced:
+            os.replace(staging / item.path.name, item.path)
+        _append_manifest(out_dir, produced)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return produced
+
+
+def _append_manifest(out_dir: Path, produced: list[GeneratedForm]) -> None:
+    """Merge into manifest.csv: rows for regenerated files replace their old rows."""
+    path = out_dir / MANIFEST
+    rows: dict[str, dict[str, str]] = {}
+    if path.exists():
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = {r["file"]: r for r in csv.DictReader(handle)}
+    for item in produced:
+        row = item.manifest_row(out_dir)
+        rows[row["file"]] = row
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, MANIFEST_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(sorted(rows.values(), key=lambda r: r["file"]))
+    path.write_text(buffer.getvalue(), encoding="utf-8")
