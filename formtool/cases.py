@@ -46,8 +46,11 @@ class Case:
 
 def facts_checksum(audit_id: str, form_id: str, version: int, facts: dict[str, str]) -> str:
     """A short hash of the pre-filled facts, so an edited header is caught on import."""
-    canonical = json.dumps([audit_id, form_id, version, sorted(facts.items())],
-                           ensure_ascii=False, separators=(",", ":"))
+    canonical = json.dumps(
+        [audit_id, form_id, version, sorted(facts.items())],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
@@ -128,11 +131,13 @@ def load_cases(path: str | Path, form: FormDefinition) -> list[Case]:
     path = Path(path)
     header, rows = read_rows(path)
     columns = [normalise_column(c) for c in header]
-    missing = [c for c in dict.fromkeys((*CORE_COLUMNS, *form.required_columns))
-               if c not in columns]
+    missing = [
+        c for c in dict.fromkeys((*CORE_COLUMNS, *form.required_columns)) if c not in columns
+    ]
     if missing:
-        raise CaseListError([Issue(IssueCode.missing_column, str(path), ", ".join(missing),
-                                   value=form.id)])
+        raise CaseListError(
+            [Issue(IssueCode.missing_column, str(path), ", ".join(missing), value=form.id)]
+        )
     if not rows:
         raise CaseListError(f"[{path}] has a header row but no cases. Add one row per audit.")
     cases, issues = _build_cases(str(path), form, columns, rows)
@@ -156,20 +161,23 @@ def _build_cases(
         for field in form.header:
             value = record.get(field.column, "")
             if not value and field.column in required:
-                row_issues.append(Issue(IssueCode.missing_value, name, field.column,
-                                        str(number), form.id))
+                row_issues.append(
+                    Issue(IssueCode.missing_value, name, field.column, str(number), form.id)
+                )
             elif value and field.column in date_columns:
                 parsed = parse_date(value)
                 if parsed is None:
-                    row_issues.append(Issue(IssueCode.bad_date, name, field.column,
-                                            str(number), value))
+                    row_issues.append(
+                        Issue(IssueCode.bad_date, name, field.column, str(number), value)
+                    )
                 else:
                     value = format_date(parsed)
             facts[field.column] = value
         for column in CORE_COLUMNS:  # core columns count even if a form does not print them
             if column not in facts and not record.get(column):
-                row_issues.append(Issue(IssueCode.missing_value, name, column, str(number),
-                                        form.id))
+                row_issues.append(
+                    Issue(IssueCode.missing_value, name, column, str(number), form.id)
+                )
         if row_issues:
             issues.extend(row_issues)
             continue
@@ -177,8 +185,15 @@ def _build_cases(
         assert due is not None  # checked above
         audit_id = record.get("audit_id") or audit_id_for(form, record["case_number"], due)
         if audit_id in seen:
-            issues.append(Issue(IssueCode.duplicate_case, name, "case_number", str(number),
-                                record["case_number"]))
+            issues.append(
+                Issue(
+                    IssueCode.duplicate_case,
+                    name,
+                    "case_number",
+                    str(number),
+                    record["case_number"],
+                )
+            )
             continue
         seen.add(audit_id)
         cases.append(Case(audit_id, form.id, form.version, facts, number))

@@ -28,8 +28,9 @@ class InputError(click.ClickException):
 
 
 def json_option(func: Callable) -> Callable:
-    return click.option("--json", "as_json", is_flag=True,
-                        help="Print the result as JSON instead of a table.")(func)
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table."
+    )(func)
 
 
 def _echo_json(data: Any) -> None:
@@ -41,6 +42,7 @@ def _progress(label: str):
         items = list(items)
         with click.progressbar(items, label=label, file=sys.stderr) as bar:
             yield from bar
+
     return wrap
 
 
@@ -67,8 +69,14 @@ def forms() -> None:
 def forms_list(as_json: bool) -> None:
     """Every audit tool formtool ships: id, version, title, number of questions."""
     rows = [
-        {"id": f.id, "version": f.version, "title": f.title, "subject": f.subject,
-         "questions": len(f.questions()), "fields": len(f.fields())}
+        {
+            "id": f.id,
+            "version": f.version,
+            "title": f.title,
+            "subject": f.subject,
+            "questions": len(f.questions()),
+            "fields": len(f.fields()),
+        }
         for f in load_forms().values()
     ]
     if as_json:
@@ -89,15 +97,34 @@ def forms_show(form_id: str, as_json: bool) -> None:
     except FormtoolError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
-        _echo_json({
-            "id": form.id, "version": form.version, "title": form.title,
-            "subject": form.subject, "source": form.source,
-            "header": [{"column": h.column, "label": h.label, "required": h.required,
-                        "type": h.kind.value} for h in form.header],
-            "fields": [{"key": f.key, "label": f.label, "kind": f.kind.value,
+        _echo_json(
+            {
+                "id": form.id,
+                "version": form.version,
+                "title": form.title,
+                "subject": form.subject,
+                "source": form.source,
+                "header": [
+                    {
+                        "column": h.column,
+                        "label": h.label,
+                        "required": h.required,
+                        "type": h.kind.value,
+                    }
+                    for h in form.header
+                ],
+                "fields": [
+                    {
+                        "key": f.key,
+                        "label": f.label,
+                        "kind": f.kind.value,
                         "choices": list(f.scale.choices) if f.scale else None,
-                        "required": f.required} for f in form.fields()],
-        })
+                        "required": f.required,
+                    }
+                    for f in form.fields()
+                ],
+            }
+        )
         return
     click.echo(f"{form.title}  ({form.id} v{form.version}, subject: {form.subject})")
     click.echo(f"Source: {form.source}\n")
@@ -133,12 +160,29 @@ def forms_check(files: tuple[Path, ...], as_json: bool) -> None:
 
 @cli.command()
 @click.option("--form", "form_id", required=True, help="Audit tool id (see `formtool forms list`).")
-@click.option("--cases", "cases_path", required=True, type=click.Path(path_type=Path),
-              help="Case list, .csv (UTF-8) or .xlsx, one row per audit.")
-@click.option("--format", "fmt", type=click.Choice(["docx", "xlsx", "both"]), default="docx",
-              show_default=True, help="Which fillable files to make.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path),
-              default=DEFAULT_OUT / "forms", show_default=True, help="Folder for the forms.")
+@click.option(
+    "--cases",
+    "cases_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Case list, .csv (UTF-8) or .xlsx, one row per audit.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["docx", "xlsx", "both"]),
+    default="docx",
+    show_default=True,
+    help="Which fillable files to make.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT / "forms",
+    show_default=True,
+    help="Folder for the forms.",
+)
 @json_option
 def generate(form_id: str, cases_path: Path, fmt: str, out_dir: Path, as_json: bool) -> None:
     """Make one pre-filled, fillable audit form per case, plus manifest.csv.
@@ -148,16 +192,20 @@ def generate(form_id: str, cases_path: Path, fmt: str, out_dir: Path, as_json: b
     from formtool.generate import generate as run
 
     try:
-        produced = run(form_id, cases_path, out_dir, fmt,
-                       progress=None if as_json else _progress("Generating forms"))
+        produced = run(
+            form_id,
+            cases_path,
+            out_dir,
+            fmt,
+            progress=None if as_json else _progress("Generating forms"),
+        )
     except CaseListError as exc:
         raise InputError(str(exc)) from None
     except FormtoolError as exc:
         raise InputError(str(exc)) from None
     rows = [p.manifest_row(out_dir) for p in produced]
     if as_json:
-        _echo_json({"out": str(out_dir), "manifest": str(out_dir / "manifest.csv"),
-                    "forms": rows})
+        _echo_json({"out": str(out_dir), "manifest": str(out_dir / "manifest.csv"), "forms": rows})
         return
     click.echo(f"{len(rows)} form(s) written to {out_dir} (manifest: {out_dir / 'manifest.csv'})")
 
@@ -166,8 +214,14 @@ def generate(form_id: str, cases_path: Path, fmt: str, out_dir: Path, as_json: b
 
 
 @cli.command()
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_OUT / "demo",
-              show_default=True, help="Folder for everything the demo makes.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT / "demo",
+    show_default=True,
+    help="Folder for everything the demo makes.",
+)
 @click.option("--seed", default=2026, show_default=True, help="Seed for the synthetic data.")
 @json_option
 def demo(out_dir: Path, seed: int, as_json: bool) -> None:

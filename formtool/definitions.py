@@ -69,7 +69,8 @@ class Item:
         if self.kind == "table":
             return [
                 Field(self.cell_key(r, c), c.label, c.kind)
-                for r in range(1, self.rows + 1) for c in self.columns
+                for r in range(1, self.rows + 1)
+                for c in self.columns
             ]
         if self.kind in ("question", "choice"):
             out = [Field(self.key, self.label, FieldKind.choice, self.scale, self.required)]
@@ -237,8 +238,13 @@ def check_form(path: str | Path) -> list[Issue]:
         return [Issue(IssueCode.yaml_syntax, name, "", line, str(exc.problem))]
     validator = jsonschema.Draft202012Validator(_schema())
     issues = [
-        Issue(IssueCode.schema, name, _key_at(data, tuple(e.absolute_path)),
-              str(_line(lines, tuple(e.absolute_path))), _schema_message(e))
+        Issue(
+            IssueCode.schema,
+            name,
+            _key_at(data, tuple(e.absolute_path)),
+            str(_line(lines, tuple(e.absolute_path))),
+            _schema_message(e),
+        )
         for e in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
     ]
     if issues:
@@ -276,16 +282,31 @@ def _semantic_issues(data: dict, lines: dict, name: str, common: dict) -> list[I
             if kind in ("question", "choice"):
                 scale = item.get("scale", section.get("scale"))
                 if scale not in scales:
-                    issues.append(Issue(IssueCode.unknown_scale, name, key,
-                                        str(_line(lines, at)), str(scale)))
+                    issues.append(
+                        Issue(IssueCode.unknown_scale, name, key, str(_line(lines, at)), str(scale))
+                    )
             if kind == "table":
                 columns = item.get("columns")
                 if isinstance(columns, str) and columns not in column_sets:
-                    issues.append(Issue(IssueCode.schema, name, key, str(_line(lines, at)),
-                                        f"column set '{columns}' is not defined in _common.yaml"))
+                    issues.append(
+                        Issue(
+                            IssueCode.schema,
+                            name,
+                            key,
+                            str(_line(lines, at)),
+                            f"column set '{columns}' is not defined in _common.yaml",
+                        )
+                    )
                 elif columns is None:
-                    issues.append(Issue(IssueCode.schema, name, key, str(_line(lines, at)),
-                                        "a table needs 'columns:'"))
+                    issues.append(
+                        Issue(
+                            IssueCode.schema,
+                            name,
+                            key,
+                            str(_line(lines, at)),
+                            "a table needs 'columns:'",
+                        )
+                    )
     return issues
 
 
@@ -303,13 +324,22 @@ def load_form(path: str | Path) -> FormDefinition:
 
 def _build(data: dict, scales: dict[str, Scale], column_sets: dict, path: str) -> FormDefinition:
     header = tuple(
-        HeaderField(h["column"], h["label"], h.get("required", False),
-                    FieldKind(h.get("type", "text")))
+        HeaderField(
+            h["column"], h["label"], h.get("required", False), FieldKind(h.get("type", "text"))
+        )
         for h in data["header"]
     )
     sections = tuple(_build_section(s, scales, column_sets) for s in data["sections"])
-    return FormDefinition(data["id"], data["version"], data["title"], data["subject"],
-                          data["source"], header, sections, path)
+    return FormDefinition(
+        data["id"],
+        data["version"],
+        data["title"],
+        data["subject"],
+        data["source"],
+        header,
+        sections,
+        path,
+    )
 
 
 def _build_section(raw: dict, scales: dict[str, Scale], column_sets: dict) -> Section:
@@ -321,23 +351,33 @@ def _build_section(raw: dict, scales: dict[str, Scale], column_sets: dict) -> Se
         columns = item.get("columns", ())
         if isinstance(columns, str):
             columns = column_sets[columns]
-        items.append(Item(
-            kind=kind, id=item[kind], key=key, label=item["label"],
-            number=item.get("number", ""),
-            scale=scales[scale_id] if kind in ("question", "choice") else None,
-            evidence=item.get("evidence", kind == "question"),
-            required=item.get("required", kind in ("question", "choice")),
-            guidance=tuple(item.get("guidance", ())),
-            columns=tuple(Column(c["id"], c["label"], FieldKind(c["type"])) for c in columns),
-            rows=item.get("rows", 5 if kind == "table" else 0),
-        ))
+        items.append(
+            Item(
+                kind=kind,
+                id=item[kind],
+                key=key,
+                label=item["label"],
+                number=item.get("number", ""),
+                scale=scales[scale_id] if kind in ("question", "choice") else None,
+                evidence=item.get("evidence", kind == "question"),
+                required=item.get("required", kind in ("question", "choice")),
+                guidance=tuple(item.get("guidance", ())),
+                columns=tuple(Column(c["id"], c["label"], FieldKind(c["type"])) for c in columns),
+                rows=item.get("rows", 5 if kind == "table" else 0),
+            )
+        )
     indicators = tuple(
         Indicators(i["title"], tuple(i["good"]), tuple(i.get("outstanding", ())))
         for i in raw.get("good_looks_like", ())
     )
     return Section(
-        raw["id"], raw["title"], tuple(items), tuple(raw.get("guidance", ())), indicators,
-        raw.get("question_label", "Question"), raw.get("answer_label", ""),
+        raw["id"],
+        raw["title"],
+        tuple(items),
+        tuple(raw.get("guidance", ())),
+        indicators,
+        raw.get("question_label", "Question"),
+        raw.get("answer_label", ""),
         raw.get("evidence_label", ""),
     )
 

@@ -62,8 +62,12 @@ class Issue:
     @property
     def message(self) -> str:
         return self.code.format(
-            file=self.file, field=self.field, location=self.location,
-            line=self.location, value=self.value, fix=self.fix,
+            file=self.file,
+            field=self.field,
+            location=self.location,
+            line=self.location,
+            value=self.value,
+            fix=self.fix,
         )
 
     def as_tuple(self) -> tuple[str, str]:
@@ -71,8 +75,12 @@ class Issue:
 
     def as_dict(self) -> dict[str, str]:
         return {
-            "code": self.code.name.replace("_", "-"), "file": self.file, "field": self.field,
-            "location": self.location, "value": self.value, "message": self.message,
+            "code": self.code.name.replace("_", "-"),
+            "file": self.file,
+            "field": self.field,
+            "location": self.location,
+            "value": self.value,
+            "message": self.message,
         }
 
 

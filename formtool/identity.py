@@ -46,8 +46,9 @@ def parse_visible(text: str) -> Identity | None:
     match = _VISIBLE_RE.search(text)
     if not match:
         return None
-    return Identity(match["audit_id"], match["form_id"], int(match["form_version"]),
-                    match["checksum"])
+    return Identity(
+        match["audit_id"], match["form_id"], int(match["form_version"]), match["checksum"]
+    )
 
 
 def bookmark_name(key: str) -> str:

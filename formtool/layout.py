@@ -65,7 +65,7 @@ def _header_rows(form: FormDefinition) -> list[Row]:
     facts = list(form.header)
     for i in range(0, len(facts), 2):
         cells: list[Cell] = []
-        for fact in facts[i:i + 2]:
+        for fact in facts[i : i + 2]:
             cells.append(Cell("label", fact.label, FACT_SPANS[0]))
             cells.append(Cell("fact", span=FACT_SPANS[1], fact=fact.column))
         if len(cells) == 2:
@@ -78,17 +78,33 @@ def _item_row(section: Section, item: Item) -> Row:
     label = f"{item.number}. {item.label}" if item.number else item.label
     if item.kind == "question":
         fields = item.fields()
-        evidence = Cell("answer", span=QUESTION_SPANS[2], field=fields[1]) if item.evidence \
+        evidence = (
+            Cell("answer", span=QUESTION_SPANS[2], field=fields[1])
+            if item.evidence
             else Cell("blank", span=QUESTION_SPANS[2])
-        return Row((Cell("label", label, QUESTION_SPANS[0], guidance=item.guidance),
-                    Cell("answer", span=QUESTION_SPANS[1], field=fields[0]), evidence))
+        )
+        return Row(
+            (
+                Cell("label", label, QUESTION_SPANS[0], guidance=item.guidance),
+                Cell("answer", span=QUESTION_SPANS[1], field=fields[0]),
+                evidence,
+            )
+        )
     field_ = item.fields()[0]
     if item.kind == "text":
-        return Row((Cell("label", label, QUESTION_SPANS[0], guidance=item.guidance),
-                    Cell("answer", span=GRID - QUESTION_SPANS[0], field=field_)))
-    return Row((Cell("label", label, QUESTION_SPANS[0], guidance=item.guidance),
-                Cell("answer", span=QUESTION_SPANS[1], field=field_),
-                Cell("blank", span=QUESTION_SPANS[2])))
+        return Row(
+            (
+                Cell("label", label, QUESTION_SPANS[0], guidance=item.guidance),
+                Cell("answer", span=GRID - QUESTION_SPANS[0], field=field_),
+            )
+        )
+    return Row(
+        (
+            Cell("label", label, QUESTION_SPANS[0], guidance=item.guidance),
+            Cell("answer", span=QUESTION_SPANS[1], field=field_),
+            Cell("blank", span=QUESTION_SPANS[2]),
+        )
+    )
 
 
 def _section_blocks(section: Section) -> list[Block]:
@@ -108,9 +124,16 @@ def _section_blocks(section: Section) -> list[Block]:
             return
         head = []
         if section.questions:
-            head = [Row((Cell("heading", section.question_label, QUESTION_SPANS[0]),
-                         Cell("heading", section.answer_label, QUESTION_SPANS[1]),
-                         Cell("heading", section.evidence_label, QUESTION_SPANS[2])), True)]
+            head = [
+                Row(
+                    (
+                        Cell("heading", section.question_label, QUESTION_SPANS[0]),
+                        Cell("heading", section.answer_label, QUESTION_SPANS[1]),
+                        Cell("heading", section.evidence_label, QUESTION_SPANS[2]),
+                    ),
+                    True,
+                )
+            ]
         blocks.append(Block("table", rows=tuple(head + pending), name=section.id))
         pending.clear()
 
@@ -120,11 +143,17 @@ def _section_blocks(section: Section) -> list[Block]:
             continue
         flush()
         spans = _spans_for(len(item.columns))
-        head = Row(tuple(Cell("heading", c.label, s) for c, s in zip(item.columns, spans,
-                                                                      strict=True)), True)
+        head = Row(
+            tuple(Cell("heading", c.label, s) for c, s in zip(item.columns, spans, strict=True)),
+            True,
+        )
         body = [
-            Row(tuple(Cell("answer", span=s, field=Field(item.cell_key(r, c), c.label, c.kind))
-                      for c, s in zip(item.columns, spans, strict=True)))
+            Row(
+                tuple(
+                    Cell("answer", span=s, field=Field(item.cell_key(r, c), c.label, c.kind))
+                    for c, s in zip(item.columns, spans, strict=True)
+                )
+            )
             for r in range(1, item.rows + 1)
         ]
         blocks.append(Block("subheading", item.label))
@@ -143,11 +172,24 @@ def layout(form: FormDefinition) -> Layout:
     grades = next((i.scale for _, i in form.items() if i.scale and i.scale.descriptors), None)
     if grades:
         blocks.append(Block("subheading", "Grading of audits: judgements and what they mean"))
-        rows = [Row((Cell("heading", "Judgement", SCALE_SPANS[0]),
-                     Cell("heading", "Outcomes for children", SCALE_SPANS[1])), True)]
-        rows += [Row((Cell("label", c, SCALE_SPANS[0]),
-                      Cell("label", grades.descriptors.get(c, ""), SCALE_SPANS[1])))
-                 for c in grades.choices]
+        rows = [
+            Row(
+                (
+                    Cell("heading", "Judgement", SCALE_SPANS[0]),
+                    Cell("heading", "Outcomes for children", SCALE_SPANS[1]),
+                ),
+                True,
+            )
+        ]
+        rows += [
+            Row(
+                (
+                    Cell("label", c, SCALE_SPANS[0]),
+                    Cell("label", grades.descriptors.get(c, ""), SCALE_SPANS[1]),
+                )
+            )
+            for c in grades.choices
+        ]
         blocks.append(Block("table", rows=tuple(rows), name="grades"))
     for section in form.sections:
         blocks.extend(_section_blocks(section))

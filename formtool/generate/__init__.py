@@ -24,8 +24,17 @@ from formtool.identity import Identity
 
 FORMATS = ("docx", "xlsx")
 MANIFEST = "manifest.csv"
-MANIFEST_COLUMNS = ("audit_id", "case_number", "auditor", "due_date", "form_id",
-                    "form_version", "checksum", "format", "file")
+MANIFEST_COLUMNS = (
+    "audit_id",
+    "case_number",
+    "auditor",
+    "due_date",
+    "form_id",
+    "form_version",
+    "checksum",
+    "format",
+    "file",
+)
 
 
 @dataclass(frozen=True)
@@ -36,11 +45,14 @@ class GeneratedForm:
 
     def manifest_row(self, root: Path) -> dict[str, str]:
         return {
-            "audit_id": self.case.audit_id, "case_number": self.case.case_number,
+            "audit_id": self.case.audit_id,
+            "case_number": self.case.case_number,
             "auditor": self.case.facts.get("auditor", ""),
             "due_date": self.case.facts.get("due_date", ""),
-            "form_id": self.case.form_id, "form_version": str(self.case.form_version),
-            "checksum": self.case.checksum, "format": self.format,
+            "form_id": self.case.form_id,
+            "form_version": str(self.case.form_version),
+            "checksum": self.case.checksum,
+            "format": self.format,
             "file": self.path.relative_to(root).as_posix(),
         }
 

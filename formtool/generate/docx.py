@@ -54,8 +54,12 @@ def _run(text: str, props: str = "") -> str:
 def _para(content: str, style: str = "", keep_next: bool = False) -> str:
     ppr = ""
     if style or keep_next:
-        ppr = "<w:pPr>" + (f'<w:pStyle w:val="{style}"/>' if style else "") + \
-              ("<w:keepNext/>" if keep_next else "") + "</w:pPr>"
+        ppr = (
+            "<w:pPr>"
+            + (f'<w:pStyle w:val="{style}"/>' if style else "")
+            + ("<w:keepNext/>" if keep_next else "")
+            + "</w:pPr>"
+        )
     return f"<w:p>{ppr}{content}</w:p>"
 
 
@@ -63,28 +67,43 @@ def _control_type(field: Field) -> tuple[str, str]:
     """The sdtPr type element and placeholder text for a field."""
     if field.kind is FieldKind.choice:
         assert field.scale is not None
-        items = "".join(f'<w:listItem w:displayText={_attr(c)} w:value={_attr(c)}/>'
-                        for c in field.scale.choices)
+        items = "".join(
+            f"<w:listItem w:displayText={_attr(c)} w:value={_attr(c)}/>"
+            for c in field.scale.choices
+        )
         return f"<w:dropDownList>{items}</w:dropDownList>", CHOOSE_PLACEHOLDER
     if field.kind is FieldKind.date:
-        return (f'<w:date><w:dateFormat w:val="{DATE_DISPLAY}"/><w:lid w:val="en-GB"/>'
-                '<w:storeMappedDataAs w:val="dateTime"/><w:calendar w:val="gregorian"/></w:date>',
-                DATE_PLACEHOLDER)
+        return (
+            f'<w:date><w:dateFormat w:val="{DATE_DISPLAY}"/><w:lid w:val="en-GB"/>'
+            '<w:storeMappedDataAs w:val="dateTime"/><w:calendar w:val="gregorian"/></w:date>',
+            DATE_PLACEHOLDER,
+        )
     return '<w:text w:multiLine="1"/>', TEXT_PLACEHOLDER
 
 
-def _control(key: str, alias: str, type_xml: str, content: str, ids: _Counter,
-             locked: bool = False, placeholder: bool = False) -> str:
+def _control(
+    key: str,
+    alias: str,
+    type_xml: str,
+    content: str,
+    ids: _Counter,
+    locked: bool = False,
+    placeholder: bool = False,
+) -> str:
     """An inline content control wrapped in a bookmark named after its key."""
     n = ids.next()
     lock = '<w:lock w:val="sdtContentLocked"/>' if locked else ""
     plc = "<w:showingPlcHdr/>" if placeholder else ""
     alias = alias if len(alias) <= 60 else alias[:57] + "..."
-    sdt = (f'<w:sdt><w:sdtPr><w:alias w:val={_attr(alias)}/><w:tag w:val={_attr(key)}/>'
-           f'<w:id w:val="{n}"/>{lock}{plc}{type_xml}</w:sdtPr>'
-           f"<w:sdtContent>{content}</w:sdtContent></w:sdt>")
-    return (f'<w:bookmarkStart w:id="{n}" w:name="{bookmark_name(key)}"/>{sdt}'
-            f'<w:bookmarkEnd w:id="{n}"/>')
+    sdt = (
+        f"<w:sdt><w:sdtPr><w:alias w:val={_attr(alias)}/><w:tag w:val={_attr(key)}/>"
+        f'<w:id w:val="{n}"/>{lock}{plc}{type_xml}</w:sdtPr>'
+        f"<w:sdtContent>{content}</w:sdtContent></w:sdt>"
+    )
+    return (
+        f'<w:bookmarkStart w:id="{n}" w:name="{bookmark_name(key)}"/>{sdt}'
+        f'<w:bookmarkEnd w:id="{n}"/>'
+    )
 
 
 def _cell(cell: Cell, ids: _Counter, header: bool) -> str:
@@ -98,16 +117,21 @@ def _cell(cell: Cell, ids: _Counter, header: bool) -> str:
         body = _para(_run(cell.text), "TableHeading")
     elif cell.kind == "label":
         body = _para(_run(cell.text), "CellLabel") + "".join(
-            _para(_run(line), "CellGuidance") for line in cell.guidance)
+            _para(_run(line), "CellGuidance") for line in cell.guidance
+        )
     elif cell.kind == "fact":
         key = f"header.{cell.fact}"
         run = f'<w:r><w:t xml:space="preserve">{slot("fact_" + cell.fact)}</w:t></w:r>'
         body = _para(_control(key, key, "<w:text/>", run, ids, locked=True), "Answer")
     elif cell.kind == "answer" and cell.field is not None:
         type_xml, placeholder = _control_type(cell.field)
-        run = f'<w:r><w:rPr><w:rStyle w:val="PlaceholderText"/></w:rPr><w:t>{placeholder}</w:t></w:r>'
-        body = _para(_control(cell.field.key, cell.field.label, type_xml, run, ids,
-                              placeholder=True), "Answer")
+        run = (
+            f'<w:r><w:rPr><w:rStyle w:val="PlaceholderText"/></w:rPr><w:t>{placeholder}</w:t></w:r>'
+        )
+        body = _para(
+            _control(cell.field.key, cell.field.label, type_xml, run, ids, placeholder=True),
+            "Answer",
+        )
     else:
         body = _para("")
     return f"<w:tc><w:tcPr>{props}</w:tcPr>{body}</w:tc>"
@@ -120,13 +144,16 @@ def _row(row: Row, ids: _Counter) -> str:
 
 def _table(block: Block, ids: _Counter) -> str:
     grid = "".join(f'<w:gridCol w:w="{COL}"/>' for _ in range(GRID))
-    return ('<w:tbl><w:tblPr><w:tblStyle w:val="FormTable"/>'
-            f'<w:tblW w:w="{COL * GRID}" w:type="dxa"/><w:tblLayout w:type="fixed"/>'
-            '<w:tblLook w:val="04A0" w:firstRow="1" w:lastRow="0" w:firstColumn="1" '
-            'w:lastColumn="0" w:noHBand="0" w:noVBand="1"/></w:tblPr>'
-            f"<w:tblGrid>{grid}</w:tblGrid>"
-            + "".join(_row(r, ids) for r in block.rows) + "</w:tbl>"
-            + _para("", "Spacer"))
+    return (
+        '<w:tbl><w:tblPr><w:tblStyle w:val="FormTable"/>'
+        f'<w:tblW w:w="{COL * GRID}" w:type="dxa"/><w:tblLayout w:type="fixed"/>'
+        '<w:tblLook w:val="04A0" w:firstRow="1" w:lastRow="0" w:firstColumn="1" '
+        'w:lastColumn="0" w:noHBand="0" w:noVBand="1"/></w:tblPr>'
+        f"<w:tblGrid>{grid}</w:tblGrid>"
+        + "".join(_row(r, ids) for r in block.rows)
+        + "</w:tbl>"
+        + _para("", "Spacer")
+    )
 
 
 def _block(block: Block, ids: _Counter) -> str:
@@ -139,33 +166,42 @@ def _block(block: Block, ids: _Counter) -> str:
     if block.kind == "subheading":
         return _para(_run(block.text), "Heading2", keep_next=True)
     if block.kind == "guidance":
-        return "".join(_para(_run("•\t" + line), "Guidance", keep_next=True)
-                       for line in block.lines)
+        return "".join(
+            _para(_run("•\t" + line), "Guidance", keep_next=True) for line in block.lines
+        )
     return _table(block, ids)
 
 
 def _document(form: FormDefinition) -> str:
     ids = _Counter()
     body = "".join(_block(b, ids) for b in layout(form).blocks)
-    sect = ('<w:sectPr><w:headerReference w:type="default" r:id="rIdHeader"/>'
-            '<w:footerReference w:type="default" r:id="rIdFooter"/>'
-            '<w:pgSz w:w="11906" w:h="16838"/>'
-            '<w:pgMar w:top="1134" w:right="1134" w:bottom="1134" w:left="1134" '
-            'w:header="567" w:footer="567" w:gutter="0"/></w:sectPr>')
-    return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-            f'<w:document xmlns:w="{W_NS}" xmlns:r="{R_NS}"><w:body>{body}{sect}</w:body>'
-            "</w:document>")
+    sect = (
+        '<w:sectPr><w:headerReference w:type="default" r:id="rIdHeader"/>'
+        '<w:footerReference w:type="default" r:id="rIdFooter"/>'
+        '<w:pgSz w:w="11906" w:h="16838"/>'
+        '<w:pgMar w:top="1134" w:right="1134" w:bottom="1134" w:left="1134" '
+        'w:header="567" w:footer="567" w:gutter="0"/></w:sectPr>'
+    )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        f'<w:document xmlns:w="{W_NS}" xmlns:r="{R_NS}"><w:body>{body}{sect}</w:body>'
+        "</w:document>"
+    )
 
 
 def _header_footer(tag: str, content: str) -> str:
-    return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-            f'<w:{tag} xmlns:w="{W_NS}" xmlns:r="{R_NS}">{content}</w:{tag}>')
+    return (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        f'<w:{tag} xmlns:w="{W_NS}" xmlns:r="{R_NS}">{content}</w:{tag}>'
+    )
 
 
 def _footer() -> str:
-    page = ('<w:fldSimple w:instr=" PAGE "><w:r><w:t>1</w:t></w:r></w:fldSimple>'
-            '<w:r><w:t xml:space="preserve"> of </w:t></w:r>'
-            '<w:fldSimple w:instr=" NUMPAGES "><w:r><w:t>1</w:t></w:r></w:fldSimple>')
+    page = (
+        '<w:fldSimple w:instr=" PAGE "><w:r><w:t>1</w:t></w:r></w:fldSimple>'
+        '<w:r><w:t xml:space="preserve"> of </w:t></w:r>'
+        '<w:fldSimple w:instr=" NUMPAGES "><w:r><w:t>1</w:t></w:r></w:fldSimple>'
+    )
     return _header_footer("ftr", _para(_run(slot("identity") + " · Page ") + page, "Footer"))
 
 
@@ -175,19 +211,23 @@ def _custom_properties() -> str:
         f'name="{name}"><vt:lpwstr>{slot("prop_" + key)}</vt:lpwstr></property>'
         for pid, (key, name) in enumerate(PROPERTY_NAMES.items(), start=2)
     )
-    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-            '<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/'
-            'custom-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/'
-            f'2006/docPropsVTypes">{props}</Properties>')
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/'
+        'custom-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/'
+        f'2006/docPropsVTypes">{props}</Properties>'
+    )
 
 
 def _core(form: FormDefinition) -> str:
-    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-            '<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/'
-            'metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/">'
-            f"<dc:title>{xml_text(form.title)} {slot('audit_id')}</dc:title>"
-            f"<dc:subject>{xml_text(form.id)} v{form.version}</dc:subject>"
-            "<dc:creator>formtool</dc:creator></cp:coreProperties>")
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/'
+        'metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        f"<dc:title>{xml_text(form.title)} {slot('audit_id')}</dc:title>"
+        f"<dc:subject>{xml_text(form.id)} v{form.version}</dc:subject>"
+        "<dc:creator>formtool</dc:creator></cp:coreProperties>"
+    )
 
 
 @cache
@@ -205,8 +245,9 @@ def compile_docx(form: FormDefinition) -> CompiledPackage:
         CompiledPart.of("word/document.xml", _document(form)),
         CompiledPart.of("word/styles.xml", word_parts.STYLES),
         CompiledPart.of("word/settings.xml", word_parts.SETTINGS),
-        CompiledPart.of("word/header1.xml", _header_footer(
-            "hdr", _para(_run(form.title), "Header"))),
+        CompiledPart.of(
+            "word/header1.xml", _header_footer("hdr", _para(_run(form.title), "Header"))
+        ),
         CompiledPart.of("word/footer1.xml", _footer()),
     ]
     return CompiledPackage(tuple(parts))
@@ -214,8 +255,10 @@ def compile_docx(form: FormDefinition) -> CompiledPackage:
 
 def docx_values(facts: Mapping[str, str], identity: Mapping[str, str]) -> dict[str, str]:
     """Slot values for one case, escaped for WordprocessingML text."""
-    values = {"fact_" + k: xml_text(v).replace(
-        "\n", '</w:t><w:br/><w:t xml:space="preserve">') for k, v in facts.items()}
+    values = {
+        "fact_" + k: xml_text(v).replace("\n", '</w:t><w:br/><w:t xml:space="preserve">')
+        for k, v in facts.items()
+    }
     values.update({"prop_" + k: xml_text(str(v)) for k, v in identity.items()})
     values["audit_id"] = xml_text(str(identity["audit_id"]))
     values["identity"] = xml_text(identity["visible"])

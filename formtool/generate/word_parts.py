@@ -53,12 +53,22 @@ SETTINGS = _XML + (
 )
 
 
-def _style(kind: str, sid: str, name: str, ppr: str = "", rpr: str = "", based: str = "Normal",
-           extra: str = "") -> str:
+def _style(
+    kind: str,
+    sid: str,
+    name: str,
+    ppr: str = "",
+    rpr: str = "",
+    based: str = "Normal",
+    extra: str = "",
+) -> str:
     based_on = f'<w:basedOn w:val="{based}"/>' if based else ""
-    return (f'<w:style w:type="{kind}" w:styleId="{sid}"><w:name w:val="{name}"/>{based_on}'
-            f'{extra}<w:qFormat/>' + (f"<w:pPr>{ppr}</w:pPr>" if ppr else "")
-            + f"<w:rPr>{rpr}</w:rPr></w:style>")
+    return (
+        f'<w:style w:type="{kind}" w:styleId="{sid}"><w:name w:val="{name}"/>{based_on}'
+        f"{extra}<w:qFormat/>"
+        + (f"<w:pPr>{ppr}</w:pPr>" if ppr else "")
+        + f"<w:rPr>{rpr}</w:rPr></w:style>"
+    )
 
 
 _TIGHT = '<w:spacing w:before="20" w:after="20"/>'
@@ -69,34 +79,73 @@ STYLES = _XML + (
     '<w:pPrDefault><w:pPr><w:spacing w:after="60" w:line="252" w:lineRule="auto"/></w:pPr>'
     "</w:pPrDefault></w:docDefaults>"
     + _style("paragraph", "Normal", "Normal", based="", extra="")
-    + _style("paragraph", "Title", "Title", '<w:spacing w:after="60"/>',
-             '<w:b/><w:color w:val="1F3864"/><w:sz w:val="36"/>')
-    + _style("paragraph", "Identity", "Form identity", '<w:spacing w:after="200"/>',
-             '<w:color w:val="595959"/><w:sz w:val="16"/>')
-    + _style("paragraph", "Heading1", "heading 1",
-             '<w:keepNext/><w:spacing w:before="240" w:after="80"/><w:outlineLvl w:val="0"/>',
-             '<w:b/><w:color w:val="1F3864"/><w:sz w:val="24"/>')
-    + _style("paragraph", "Heading2", "heading 2",
-             '<w:keepNext/><w:spacing w:before="120" w:after="60"/><w:outlineLvl w:val="1"/>',
-             '<w:b/><w:color w:val="2F5496"/><w:sz w:val="20"/>')
-    + _style("paragraph", "Guidance", "Guidance",
-             '<w:spacing w:after="20"/><w:ind w:left="284" w:hanging="284"/>',
-             '<w:i/><w:color w:val="404040"/><w:sz w:val="17"/>')
-    + _style("paragraph", "TableHeading", "Table heading", _TIGHT,
-             '<w:b/><w:color w:val="FFFFFF"/><w:sz w:val="17"/>')
+    + _style(
+        "paragraph",
+        "Title",
+        "Title",
+        '<w:spacing w:after="60"/>',
+        '<w:b/><w:color w:val="1F3864"/><w:sz w:val="36"/>',
+    )
+    + _style(
+        "paragraph",
+        "Identity",
+        "Form identity",
+        '<w:spacing w:after="200"/>',
+        '<w:color w:val="595959"/><w:sz w:val="16"/>',
+    )
+    + _style(
+        "paragraph",
+        "Heading1",
+        "heading 1",
+        '<w:keepNext/><w:spacing w:before="240" w:after="80"/><w:outlineLvl w:val="0"/>',
+        '<w:b/><w:color w:val="1F3864"/><w:sz w:val="24"/>',
+    )
+    + _style(
+        "paragraph",
+        "Heading2",
+        "heading 2",
+        '<w:keepNext/><w:spacing w:before="120" w:after="60"/><w:outlineLvl w:val="1"/>',
+        '<w:b/><w:color w:val="2F5496"/><w:sz w:val="20"/>',
+    )
+    + _style(
+        "paragraph",
+        "Guidance",
+        "Guidance",
+        '<w:spacing w:after="20"/><w:ind w:left="284" w:hanging="284"/>',
+        '<w:i/><w:color w:val="404040"/><w:sz w:val="17"/>',
+    )
+    + _style(
+        "paragraph",
+        "TableHeading",
+        "Table heading",
+        _TIGHT,
+        '<w:b/><w:color w:val="FFFFFF"/><w:sz w:val="17"/>',
+    )
     + _style("paragraph", "CellLabel", "Cell label", _TIGHT, "")
-    + _style("paragraph", "CellGuidance", "Cell guidance", _TIGHT,
-             '<w:i/><w:color w:val="595959"/><w:sz w:val="16"/>')
+    + _style(
+        "paragraph",
+        "CellGuidance",
+        "Cell guidance",
+        _TIGHT,
+        '<w:i/><w:color w:val="595959"/><w:sz w:val="16"/>',
+    )
     + _style("paragraph", "Answer", "Answer", _TIGHT, '<w:color w:val="000000"/>')
     + _style("paragraph", "Spacer", "Spacer", '<w:spacing w:after="0"/>', '<w:sz w:val="8"/>')
     + _style("paragraph", "Header", "header", "", '<w:color w:val="595959"/><w:sz w:val="16"/>')
     + _style("paragraph", "Footer", "footer", "", '<w:color w:val="595959"/><w:sz w:val="15"/>')
-    + _style("character", "PlaceholderText", "Placeholder Text", based="",
-             rpr='<w:color w:val="808080"/>')
+    + _style(
+        "character",
+        "PlaceholderText",
+        "Placeholder Text",
+        based="",
+        rpr='<w:color w:val="808080"/>',
+    )
     + '<w:style w:type="table" w:styleId="FormTable"><w:name w:val="Form Table"/>'
-    '<w:tblPr><w:tblBorders>'
-    + "".join(f'<w:{side} w:val="single" w:sz="4" w:space="0" w:color="808080"/>'
-              for side in ("top", "left", "bottom", "right", "insideH", "insideV"))
+    "<w:tblPr><w:tblBorders>"
+    + "".join(
+        f'<w:{side} w:val="single" w:sz="4" w:space="0" w:color="808080"/>'
+        for side in ("top", "left", "bottom", "right", "insideH", "insideV")
+    )
     + '</w:tblBorders><w:tblCellMar><w:left w:w="85" w:type="dxa"/>'
     '<w:right w:w="85" w:type="dxa"/></w:tblCellMar></w:tblPr></w:style>'
     "</w:styles>"

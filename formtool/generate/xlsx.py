@@ -57,8 +57,9 @@ class _SheetWriter:
         cell = self.sheet.cell(self.row, 1, text)
         cell.font = font
         cell.alignment = _WRAP
-        self.sheet.merge_cells(start_row=self.row, start_column=1, end_row=self.row,
-                               end_column=GRID)
+        self.sheet.merge_cells(
+            start_row=self.row, start_column=1, end_row=self.row, end_column=GRID
+        )
         lines = max(1, math.ceil(len(text) / (CHARS_PER_COLUMN * GRID * 1.1)))
         self.sheet.row_dimensions[self.row].height = height or LINE_HEIGHT * lines + 2
         self.row += 1
@@ -87,8 +88,12 @@ class _SheetWriter:
         if text:
             target.value = text
         if cell.span > 1:
-            self.sheet.merge_cells(start_row=self.row, start_column=column, end_row=self.row,
-                                   end_column=column + cell.span - 1)
+            self.sheet.merge_cells(
+                start_row=self.row,
+                start_column=column,
+                end_row=self.row,
+                end_column=column + cell.span - 1,
+            )
         for offset in range(cell.span):  # borders and fill on every merged cell
             part = self.sheet.cell(self.row, column + offset)
             part.border = _BORDER
@@ -105,17 +110,34 @@ class _SheetWriter:
         target.protection = Protection(locked=False)
         self.names[defined_name(field.key)] = self._ref(column)
         if field.kind is FieldKind.choice and field.scale is not None:
-            self._validation(field.scale.id, lambda s=field.scale: DataValidation(
-                type="list", formula1=s.excel_list(), allow_blank=True, showErrorMessage=True,
-                errorTitle="Not on the list", error=f"Pick one of: {' / '.join(s.choices)}.",
-                showInputMessage=True, promptTitle=s.label[:32],
-                prompt="Pick from the list.")).add(target)
+            self._validation(
+                field.scale.id,
+                lambda s=field.scale: DataValidation(
+                    type="list",
+                    formula1=s.excel_list(),
+                    allow_blank=True,
+                    showErrorMessage=True,
+                    errorTitle="Not on the list",
+                    error=f"Pick one of: {' / '.join(s.choices)}.",
+                    showInputMessage=True,
+                    promptTitle=s.label[:32],
+                    prompt="Pick from the list.",
+                ),
+            ).add(target)
         elif field.kind is FieldKind.date:
             target.number_format = EXCEL_DATE_FORMAT
-            self._validation("date", lambda: DataValidation(
-                type="date", operator="greaterThan", formula1="DATE(1990,1,1)", allow_blank=True,
-                showErrorMessage=True, errorTitle="Not a date",
-                error="Enter a date as DD/MM/YYYY.")).add(target)
+            self._validation(
+                "date",
+                lambda: DataValidation(
+                    type="date",
+                    operator="greaterThan",
+                    formula1="DATE(1990,1,1)",
+                    allow_blank=True,
+                    showErrorMessage=True,
+                    errorTitle="Not a date",
+                    error="Enter a date as DD/MM/YYYY.",
+                ),
+            ).add(target)
 
     def _validation(self, key: str, make) -> DataValidation:
         if key not in self.validations:
@@ -201,8 +223,7 @@ def compile_xlsx(form: FormDefinition) -> CompiledPackage:
 def _pin_times(core: str) -> str:
     import re
 
-    return re.sub(r"(<dcterms:(?:created|modified)[^>]*>)[^<]*", r"\g<1>2000-01-01T00:00:00Z",
-                  core)
+    return re.sub(r"(<dcterms:(?:created|modified)[^>]*>)[^<]*", r"\g<1>2000-01-01T00:00:00Z", core)
 
 
 def xlsx_values(facts: Mapping[str, str], identity: Mapping[str, str]) -> dict[str, str]:
