@@ -59,9 +59,14 @@ def normalise_column(name: str) -> str:
 
 
 def audit_id_for(form: FormDefinition, case_number: str, due: dt.date) -> str:
-    """A readable, stable audit id: FORM-CASE-YYYYMM (one audit per case, form and month)."""
+    """A readable, stable audit id: FORM-CASE-YYYYMM (one audit per case, form and month).
+
+    FORM is the form id's initials when it has several words (early_help -> EH).
+    """
     safe_case = re.sub(r"[^A-Za-z0-9]+", "-", case_number).strip("-").upper()
-    return f"{form.id.upper().replace('_', '')}-{safe_case}-{due:%Y%m}"
+    words = form.id.split("_")
+    code = "".join(w[0] for w in words) if len(words) > 1 else form.id
+    return f"{code.upper()}-{safe_case}-{due:%Y%m}"
 
 
 def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:

@@ -78,7 +78,7 @@ def _control_type(field: Field) -> tuple[str, str]:
             '<w:storeMappedDataAs w:val="dateTime"/><w:calendar w:val="gregorian"/></w:date>',
             DATE_PLACEHOLDER,
         )
-    return '<w:text w:multiLine="1"/>', TEXT_PLACEHOLDER
+    return "", TEXT_PLACEHOLDER  # rich text: LibreOffice 7.4 loses line breaks in w:text
 
 
 def _control(

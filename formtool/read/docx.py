@@ -1,0 +1,146 @@
+"""Returned Word forms in: every answer by its stable key, however the file was saved.
+
+Three ways to find an answer, tried in order for each key:
+1. the bookmark named after the key (written by formtool; kept by Word and LibreOffice);
+2. the content control's `w:tag` (kept by Word; LibreOffice 7.4 drops it);
+3. the cell at the key's position in the form's table layout (for files whose controls and
+   bookmarks were stripped, e.g. by Google Docs, leaving the answers as plain cell text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from lxml import etree
+
+from formtool.definitions import FormDefinition
+from formtool.generate.docx import PLACEHOLDERS, W_NS
+from formtool.identity import PROPERTY_NAMES, Identity, bookmark_name, parse_visible
+from formtool.layout import layout
+from formtool.read.ooxml import Package, UnreadableFile, custom_properties
+
+W = f"{{{W_NS}}}"
+DOCUMENT = "word/document.xml"
+
+
+def _clean(text: str) -> str:
+    text = text.strip()
+    return "" if text in PLACEHOLDERS else text
+
+
+def _text_events(element: etree._Element) -> Iterable[tuple[str, etree._Element]]:
+    return etree.iterwalk(element, events=("start", "end"))
+
+
+def _chunk(event: str, el: etree._Element) -> str:
+    """The text an element contributes at this event (runs, breaks, paragraph ends)."""
+    tag = el.tag
+    if event == "start":
+        if tag == W + "t":
+            return el.text or ""
+        if tag in (W + "br", W + "cr"):
+            return "\n"
+        if tag == W + "tab":
+            return "\t"
+        return ""
+    return "\n" if tag == W + "p" else ""
+
+
+def element_text(element: etree._Element) -> str:
+    return "".join(_chunk(e, el) for e, el in _text_events(element)).strip()
+
+
+def bookmarked_text(body: etree._Element) -> dict[str, str]:
+    """Bookmark name -> the text between its start and end, in document order."""
+    open_marks: dict[str, str] = {}
+    buffers: dict[str, list[str]] = {}
+    for event, el in _text_events(body):
+        if event == "start" and el.tag == W + "bookmarkStart":
+            name = el.get(W + "name", "")
+            open_marks[el.get(W + "id", "")] = name
+            buffers.setdefault(name, [])
+        elif event == "start" and el.tag == W + "bookmarkEnd":
+            open_marks.pop(el.get(W + "id", ""), None)
+        elif open_marks:
+            piece = _chunk(event, el)
+            if piece:
+                for name in open_marks.values():
+                    buffers[name].append(piece)
+    return {name: "".join(parts).strip() for name, parts in buffers.items()}
+
+
+def tagged_text(body: etree._Element) -> dict[str, str]:
+    found = {}
+    for sdt in body.iter(W + "sdt"):
+        tag = sdt.find(f"{W}sdtPr/{W}tag")
+        content = sdt.find(W + "sdtContent")
+        if tag is not None and content is not None:
+            found[tag.get(W + "val", "")] = element_text(content)
+    return found
+
+
+def positional_text(body: etree._Element, form: FormDefinition) -> dict[str, str]:
+    """Answers read from the table cells where the layout put them."""
+    tables = body.findall(W + "tbl")
+    found = {}
+    for key, (t, r, c) in layout(form).positions.items():
+        try:
+            cell = tables[t].findall(W + "tr")[r].findall(W + "tc")[c]
+        except IndexError:
+            continue
+        found[key] = element_text(cell)
+    return found
+
+
+def docx_identity(package: Package, body: etree._Element) -> Identity | None:
+    props = custom_properties(package)
+    names = PROPERTY_NAMES
+    if props.get(names["audit_id"]) and props.get(names["form_id"]):
+        try:
+            return Identity(
+                props[names["audit_id"]],
+                props[names["form_id"]],
+                int(props.get(names["form_version"], "0") or 0),
+                props.get(names["checksum"], ""),
+            )
+        except ValueError:
+            pass
+    texts = [element_text(body)]
+    for name in sorted(package.names):
+        if name.startswith("word/footer") or name.startswith("word/header"):
+            part = package.xml(name)
+            if part is not None:
+                texts.append(element_text(part))
+    return parse_visible("\n".join(texts))
+
+
+def open_docx(data: bytes) -> tuple[Package, etree._Element]:
+    package = Package(data, "docx")
+    root = package.xml(DOCUMENT)
+    if root is None:
+        raise UnreadableFile(
+            "has no Word document inside. Is it a .docx saved by Word, LibreOffice or Google Docs?"
+        )
+    body = root.find(W + "body")
+    if body is None:
+        raise UnreadableFile("has an empty Word document. Ask for the file again.")
+    return package, body
+
+
+def read_values(body: etree._Element, form: FormDefinition) -> tuple[dict[str, str], str]:
+    """Every field of the form by key, and which way was used ("bookmarks", "tags", ...)."""
+    keys = list(layout(form).positions)
+    by_mark = bookmarked_text(body)
+    marked = {k: by_mark[bookmark_name(k)] for k in keys if bookmark_name(k) in by_mark}
+    if len(marked) == len(keys):
+        return {k: _clean(v) for k, v in marked.items()}, "bookmarks"
+    tagged = tagged_text(body)
+    positional = positional_text(body, form) if len(marked) + len(tagged) < len(keys) else {}
+    values = {}
+    for key in keys:
+        for source in (marked, tagged, positional):
+            if key in source:
+                values[key] = _clean(source[key])
+                break
+    method = "bookmarks" if marked else "tags" if tagged else "table layout"
+    return values, method
