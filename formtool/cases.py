@@ -79,10 +79,9 @@ def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
         raise CaseListError(f"[{name}] the case list is empty. Export it again with a header row.")
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return _xlsx_rows(name, data)
-    if data.startswith(b"PK\x03\x04") or b"\x00" in data[:4096]:
-        raise CaseListError(
-            f"[{name}] is not a CSV text file. Save the case list as 'CSV UTF-8' or .xlsx."
-        )
+    not_csv = f"[{name}] is not a CSV text file. Save the case list as 'CSV UTF-8' or .xlsx."
+    if data.startswith((b"PK\x03\x04", b"%PDF", b"\xd0\xcf\x11\xe0")):
+        raise CaseListError(not_csv)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -90,6 +89,8 @@ def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
             f"[{name}] is not UTF-8 text (byte {exc.start}). In Excel use Save As > "
             "'CSV UTF-8 (Comma delimited)'."
         ) from None
+    if "\x00" in text:
+        raise CaseListError(not_csv)
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:

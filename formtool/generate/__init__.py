@@ -21,6 +21,7 @@ from formtool.errors import FormtoolError
 from formtool.generate.docx import compile_docx, docx_values
 from formtool.generate.xlsx import compile_xlsx, xlsx_values
 from formtool.identity import Identity
+from formtool.scales import parse_date
 
 FORMATS = ("docx", "xlsx")
 MANIFEST = "manifest.csv"
@@ -48,13 +49,18 @@ class GeneratedForm:
             "audit_id": self.case.audit_id,
             "case_number": self.case.case_number,
             "auditor": self.case.facts.get("auditor", ""),
-            "due_date": self.case.facts.get("due_date", ""),
+            "due_date": _iso(self.case.facts.get("due_date", "")),
             "form_id": self.case.form_id,
             "form_version": str(self.case.form_version),
             "checksum": self.case.checksum,
             "format": self.format,
             "file": self.path.relative_to(root).as_posix(),
         }
+
+
+def _iso(text: str) -> str:
+    parsed = parse_date(text)
+    return parsed.isoformat() if parsed else text
 
 
 def identity_of(case: Case) -> Identity:

@@ -1,0 +1,211 @@
+"""The command line: exit codes, exact error lines, nothing written on bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from formtool.cli import cli
+from formtool.definitions import forms_dir
+
+from conftest import write_cases
+
+GOOD_ROW = {
+    "case_number": "P1",
+    "family_name": "Example",
+    "given_names": "Alex",
+    "worker": "Worker A1",
+    "manager": "Manager A1",
+    "team": "Team A",
+    "auditor": "Auditor B1",
+    "due_date": "2026-11-30",
+}
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_help_everywhere():
+    for args in (
+        [],
+        ["forms"],
+        ["forms", "list"],
+        ["forms", "show"],
+        ["forms", "check"],
+        ["generate"],
+        ["demo"],
+    ):
+        result = run(*args, "--help")
+        assert result.exit_code == 0 and "Usage:" in result.output, args
+
+
+def test_forms_list_and_json():
+    result = run("forms", "list")
+    assert result.exit_code == 0
+    assert "csc                    1         33  Case File Audit Tool" in result.output
+    rows = json.loads(run("forms", "list", "--json").output)
+    assert {r["id"]: r["questions"] for r in rows} == {
+        "csc": 33,
+        "early_help": 31,
+        "foster_carer": 38,
+        "prospective_adopter": 15,
+        "quality_practice": 14,
+        "supported_lodgings": 30,
+    }
+
+
+def test_forms_show_lists_columns_and_keys():
+    result = run("forms", "show", "csc")
+    assert "case_number*" in result.output and "kss1.seen_alone" in result.output
+    data = json.loads(run("forms", "show", "csc", "--json").output)
+    assert data["fields"][0] == {
+        "key": "kss1.seen_alone",
+        "label": data["fields"][0]["label"],
+        "kind": "choice",
+        "choices": ["Yes", "No", "Partially", "N/A"],
+        "required": True,
+    }
+    bad = run("forms", "show", "nope")
+    assert bad.exit_code == 1 and "Unknown form 'nope'. Known forms: csc," in bad.output
+
+
+def test_forms_check_reports_and_exits_1(tmp_path):
+    assert run("forms", "check").output.endswith("6 file(s) checked, 0 problem(s).\n")
+    shutil.copy(forms_dir() / "_common.yaml", tmp_path)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        (forms_dir() / "csc.yaml")
+        .read_text()
+        .replace("scale: yes_no_partially_na\n    answer_label", "scale: nope\n    answer_label", 1)
+    )
+    result = run("forms", "check", str(broken))
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert len(lines) == 5 and lines[-1] == "1 file(s) checked, 4 problem(s)."
+    assert lines[0].startswith(f"[{broken}:") and "kss1.seen_alone] uses scale 'nope'" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the case list is empty. Export it again with a header row."),
+        (
+            b"\xff\xfeP\x001\x00",
+            "is not UTF-8 text (byte 0). In Excel use Save As > 'CSV UTF-8 (Comma delimited)'.",
+        ),
+        (
+            b"PK\x03\x04garbage",
+            "is not a CSV text file. Save the case list as 'CSV UTF-8' or .xlsx.",
+        ),
+        (b"%PDF-1.4\n", "is not a CSV text file. Save the case list as 'CSV UTF-8' or .xlsx."),
+        (b"a,b\x00\n", "is not a CSV text file. Save the case list as 'CSV UTF-8' or .xlsx."),
+        (
+            b"case_number,auditor\nP1,A\n",
+            "the case list lacks column(s) due_date, family_name, given_names, worker, manager, "
+            "team, which form 'csc' needs. Add them to the header row "
+            "(see `formtool forms show csc`).",
+        ),
+        (
+            b"case_number,family_name,given_names,worker,manager,team,auditor,due_date\n",
+            "has a header row but no cases. Add one row per audit.",
+        ),
+    ],
+)
+def test_bad_case_lists_exit_2_with_one_line_and_write_nothing(tmp_path, content, message):
+    cases = tmp_path / "cases.csv"
+    cases.write_bytes(content)
+    out = tmp_path / "out"
+    result = run("generate", "--form", "csc", "--cases", str(cases), "--out", str(out))
+    assert result.exit_code == 2
+    assert result.output == f"Error: [{cases}] {message}\n"
+    assert not out.exists()
+
+
+def test_bad_rows_are_all_reported_and_nothing_is_written(tmp_path):
+    rows = [
+        GOOD_ROW,
+        {**GOOD_ROW, "case_number": "P2", "due_date": "31/02/2026"},
+        {**GOOD_ROW, "case_number": "P3", "worker": ""},
+        GOOD_ROW,
+    ]
+    cases = write_cases(tmp_path / "cases.csv", rows)
+    out = tmp_path / "out"
+    result = run("generate", "--form", "csc", "--cases", str(cases), "--out", str(out))
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: [{cases} · row 3 · due_date] '31/02/2026' is not a date. "
+        "Use YYYY-MM-DD or DD/MM/YYYY.",
+        f"[{cases} · row 4 · worker] is empty but form 'csc' needs it. Fill it in.",
+        f"[{cases} · row 5 · case_number] case 'P1' appears twice for the same form and month. "
+        "Remove the duplicate row.",
+    ]
+    assert not out.exists()
+
+
+def test_unknown_form_and_missing_file(tmp_path):
+    result = run("generate", "--form", "nope", "--cases", "x.csv", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: Unknown form 'nope'. Known forms: csc, early_help")
+    result = run("generate", "--form", "csc", "--cases", str(tmp_path / "x.csv"))
+    assert result.exit_code == 2
+    assert (
+        result.output == f"Error: [{tmp_path / 'x.csv'}] file not found. Check the path to "
+        "the case list.\n"
+    )
+
+
+def test_generate_from_xlsx_case_list_with_loose_headers(tmp_path):
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(
+        [
+            "Case Number",
+            "Family Name",
+            "Given Names",
+            "Worker",
+            "Manager",
+            "Team",
+            "Auditor",
+            "Due Date",
+        ]
+    )
+    import datetime as dt
+
+    sheet.append(["P9", "Example", "Sam", "W", "M", "T", "A", dt.datetime(2026, 11, 30)])
+    workbook.save(tmp_path / "cases.xlsx")
+    result = run(
+        "generate",
+        "--form",
+        "csc",
+        "--cases",
+        str(tmp_path / "cases.xlsx"),
+        "--out",
+        str(tmp_path / "out"),
+        "--json",
+    )
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert [f["audit_id"] for f in data["forms"]] == ["CSC-P9-202611"]
+    assert (tmp_path / "out" / "CSC-P9-202611.docx").is_file()
+
+
+def test_demo_makes_every_form_type(tmp_path):
+    result = run("demo", "--out", str(tmp_path / "demo"), "--json")
+    assert result.exit_code == 0
+    report = json.loads(result.output)
+    assert {f["form_id"] for f in report["forms"]} == {
+        "csc",
+        "early_help",
+        "foster_carer",
+        "prospective_adopter",
+        "quality_practice",
+        "supported_lodgings",
+    }
+    docx_files = list((tmp_path / "demo" / "forms").rglob("*.docx"))
+    assert len(docx_files) == sum(f["count"] for f in report["forms"]) == report["files"] / 2

@@ -1,0 +1,156 @@
+"""Definitions: the shipped forms are clean; broken ones get every problem with line and key."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from formtool.definitions import check_form, forms_dir, load_form, load_forms
+from formtool.errors import DefinitionError
+from formtool.identity import bookmark_name, defined_name
+
+from conftest import FORM_IDS
+
+MINIMAL = """\
+id: mini
+version: 1
+title: Mini audit
+subject: child
+source: test
+header:
+  - {column: case_number, label: Case Number, required: true}
+sections:
+  - id: kss1
+    title: Domain one
+    scale: yes_no_partially_na
+    items:
+      - {question: seen_alone, label: "Was the child seen alone?"}
+      - {choice: met, label: Met, scale: met}
+"""
+
+
+def write_form(tmp_path: Path, text: str, name: str = "mini.yaml") -> Path:
+    shutil.copy(forms_dir() / "_common.yaml", tmp_path / "_common.yaml")
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def flat(issues) -> list[tuple[str, str, str]]:
+    return [(i.field, i.code.name, i.location) for i in issues]
+
+
+def test_every_shipped_form_checks_clean():
+    assert FORM_IDS == [
+        "csc",
+        "early_help",
+        "foster_carer",
+        "prospective_adopter",
+        "quality_practice",
+        "supported_lodgings",
+    ]
+    for form in load_forms().values():
+        assert check_form(form.path) == [], form.id
+
+
+def test_minimal_form_loads_with_stable_keys(tmp_path):
+    form = load_form(write_form(tmp_path, MINIMAL))
+    assert [f.key for f in form.fields()] == [
+        "kss1.seen_alone",
+        "kss1.seen_alone.evidence",
+        "kss1.met",
+    ]
+    assert form.field("kss1.met").scale.choices == ("Met", "Partially met", "Not met")
+    assert form.required_columns == ["case_number"]
+
+
+def test_yaml_syntax_error_reports_line(tmp_path):
+    path = write_form(tmp_path, MINIMAL.replace("label: Met,", "label: Met?,"))
+    issues = check_form(path)
+    assert [(i.code.name, i.location) for i in issues] == [("yaml_syntax", "14")]
+    assert issues[0].message.startswith(f"[{path}:14] is not valid YAML")
+
+
+def test_schema_errors_report_line_and_key(tmp_path):
+    broken = MINIMAL.replace("version: 1", "version: one").replace(
+        "{choice: met, label: Met, scale: met}", "{choice: met, colour: red, label: Met}"
+    )
+    issues = check_form(write_form(tmp_path, broken))
+    assert flat(issues) == [
+        ("kss1.met", "schema", "14"),  # unknown field 'colour'
+        ("version", "schema", "2"),
+    ]
+    assert "unknown field" in issues[0].message and "'colour'" in issues[0].message
+
+
+def test_item_needs_exactly_one_kind(tmp_path):
+    broken = MINIMAL.replace(
+        "{choice: met, label: Met, scale: met}", "{choice: met, text: met2, label: Met, scale: met}"
+    )
+    issues = check_form(write_form(tmp_path, broken))
+    assert flat(issues) == [("kss1.met", "schema", "14")]
+    assert "exactly one of" in issues[0].message
+
+
+def test_semantic_errors_duplicate_key_and_unknown_scale(tmp_path):
+    broken = MINIMAL.replace(
+        "      - {choice: met, label: Met, scale: met}\n",
+        "      - {choice: met, label: Met, scale: met}\n"
+        "      - {choice: met, label: Met again, scale: met}\n"
+        "      - {choice: grade2, label: Grade, scale: stars}\n",
+    )
+    issues = check_form(write_form(tmp_path, broken))
+    assert flat(issues) == [
+        ("kss1.met", "duplicate_key", "15"),
+        ("kss1.grade2", "unknown_scale", "16"),
+    ]
+    assert "scale 'stars'" in issues[1].message
+
+
+def test_unknown_column_set_and_missing_file(tmp_path):
+    broken = MINIMAL.replace(
+        "      - {choice: met, label: Met, scale: met}\n",
+        "      - {table: actions, label: Actions, columns: nope}\n",
+    )
+    assert flat(check_form(write_form(tmp_path, broken))) == [("kss1.actions", "schema", "14")]
+    assert [i.value for i in check_form(tmp_path / "absent.yaml")] == ["file not found"]
+
+
+def test_load_form_refuses_a_broken_definition(tmp_path):
+    with pytest.raises(DefinitionError, match=r"mini.yaml:2 · version"):
+        load_form(write_form(tmp_path, MINIMAL.replace("version: 1", "version: 0")))
+
+
+def test_keys_map_to_unique_bookmarks_and_names(form):
+    keys = [f.key for f in form.fields()] + [h.key for h in form.header]
+    assert len(set(keys)) == len(keys)
+    marks = [bookmark_name(k) for k in keys]
+    assert len(set(marks)) == len(marks)
+    assert all(len(m) <= 40 and m[0].isalpha() for m in marks)
+    assert len({defined_name(k) for k in keys}) == len(keys)
+
+
+def test_spec_keys_exist_on_seed_001_tools():
+    forms = load_forms()
+    for form_id in ("csc", "early_help", "foster_carer", "supported_lodgings"):
+        keys = {f.key for f in forms[form_id].fields()}
+        assert {
+            "kss1.met",
+            "kss1.comments",
+            "overall.grade",
+            "moderation.grade",
+            "next_steps.actions.1.responsible_person",
+            "oversight.actions.1.manager_sign_off",
+        } <= keys, form_id
+    assert "kss1.seen_alone.evidence" in {f.key for f in forms["csc"].fields()}
+    adopter = {f.key for f in forms["prospective_adopter"].fields()}
+    assert {
+        "overall.grade",
+        "moderation.grade",
+        "improvement_plan.actions.1.by_when",
+        "family_survey.contacted",
+        "process.par_attached",
+    } <= adopter
