@@ -33,6 +33,26 @@ def json_option(func: Callable) -> Callable:
     )(func)
 
 
+def db_option(func: Callable) -> Callable:
+    return click.option(
+        "--db",
+        "db_url",
+        envvar="FORMTOOL_DB",
+        default=None,
+        help="Database: SQLAlchemy URL or SQLite file path "
+        "[env FORMTOOL_DB; default ./formtool.db].",
+    )(func)
+
+
+def _engine(db_url: str | None):
+    from formtool.store import open_store
+
+    try:
+        return open_store(db_url)
+    except FormtoolError as exc:
+        raise InputError(str(exc)) from None
+
+
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
@@ -210,6 +230,107 @@ def generate(form_id: str, cases_path: Path, fmt: str, out_dir: Path, as_json: b
     click.echo(f"{len(rows)} form(s) written to {out_dir} (manifest: {out_dir / 'manifest.csv'})")
 
 
+# --- returns ---------------------------------------------------------------------------
+
+
+@cli.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@db_option
+@json_option
+def import_(paths: tuple[Path, ...], db_url: str | None, as_json: bool) -> None:
+    """Read returned forms (.docx/.xlsx files, or folders searched recursively) into the
+    database. Exit 0 if every file was accepted, 1 if any was rejected."""
+    from formtool.imports import import_paths
+
+    outcomes = import_paths(
+        _engine(db_url), paths, progress=None if as_json else _progress("Importing returns")
+    )
+    if as_json:
+        _echo_json([o.as_dict() for o in outcomes])
+    else:
+        _print_outcomes(outcomes)
+    if any(o.status == "rejected" for o in outcomes):
+        sys.exit(1)
+
+
+def _print_outcomes(outcomes) -> None:
+    width = max([len(Path(o.file).name) for o in outcomes] + [4])
+    click.echo(f"{'file':<{width}}  {'audit id':<28} {'status':<10} issues")
+    for o in outcomes:
+        errors = sum(not i.is_warning for i in o.issues)
+        warnings = len(o.issues) - errors
+        summary = ", ".join(
+            p
+            for p in (
+                f"{errors} error(s)" if errors else "",
+                f"{warnings} warning(s)" if warnings else "",
+            )
+            if p
+        )
+        click.echo(
+            f"{Path(o.file).name:<{width}}  {o.audit_id or '-':<28} {o.status:<10} {summary or '-'}"
+        )
+        for issue in o.issues:
+            click.echo(f"    {'warning' if issue.is_warning else 'ERROR  '} {issue.message}")
+    counts = {
+        s: sum(o.status == s for o in outcomes)
+        for s in ("imported", "updated", "unchanged", "rejected")
+    }
+    click.echo(", ".join(f"{n} {s}" for s, n in counts.items()) + f" of {len(outcomes)} file(s).")
+
+
+@cli.command()
+@click.option("--month", metavar="YYYY-MM", help="Only audits due in this month.")
+@db_option
+@json_option
+def status(month: str | None, db_url: str | None, as_json: bool) -> None:
+    """Audits by state; returned, outstanding and overdue per auditor and team."""
+    from formtool.reports import status as run
+
+    report = run(_engine(db_url), month)
+    if as_json:
+        _echo_json(report)
+        return
+    click.echo(f"{report['audits']} audit(s) ({report['month']}), as of {report['today']}")
+    for state, count in report["by_state"].items():
+        click.echo(f"  {state:<22} {count:>4}")
+    for group in ("teams", "auditors"):
+        click.echo(
+            f"\n{group[:-1].title():<36} {'audits':>6} {'returned':>9} "
+            f"{'outstanding':>12} {'overdue':>8}"
+        )
+        for name, t in report[group].items():
+            click.echo(
+                f"{name[:36]:<36} {t['audits']:>6} {t.get('returned', 0):>9} "
+                f"{t.get('outstanding', 0):>12} {t.get('overdue', 0):>8}"
+            )
+
+
+@cli.command()
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), default="csv", show_default=True
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    help="File to write (default: print CSV/JSON to the terminal).",
+)
+@db_option
+def export(fmt: str, out: Path | None, db_url: str | None) -> None:
+    """All current answers, one row per answer, with the audit's details."""
+    from formtool.reports import export_rows, write_export
+
+    rows = export_rows(_engine(db_url))
+    if out is None and fmt == "xlsx":
+        raise click.UsageError("--format xlsx needs --out FILE.xlsx")
+    data = write_export(rows, fmt, out)
+    if out is None:
+        click.echo(data.decode("utf-8-sig"), nl=False)
+    else:
+        click.echo(f"{len(rows)} answer row(s) written to {out}", err=True)
+
+
 # --- demo ----------------------------------------------------------------------------
 
 
@@ -223,19 +344,37 @@ def generate(form_id: str, cases_path: Path, fmt: str, out_dir: Path, as_json: b
     help="Folder for everything the demo makes.",
 )
 @click.option("--seed", default=2026, show_default=True, help="Seed for the synthetic data.")
+@click.option(
+    "--db",
+    "db_url",
+    default=None,
+    help="Database for the demo [default: a fresh SQLite file in --out].",
+)
 @json_option
-def demo(out_dir: Path, seed: int, as_json: bool) -> None:
+def demo(out_dir: Path, seed: int, db_url: str | None, as_json: bool) -> None:
     """Run formtool end to end on synthetic data and say where everything went."""
     from formtool.demo import run_demo
 
-    report = run_demo(out_dir, seed=seed)
+    report = run_demo(out_dir, seed=seed, db_url=db_url)
     if as_json:
         _echo_json(report)
         return
-    click.echo(f"Synthetic case lists: {report['cases_dir']}")
+    click.echo(f"1. Synthetic case lists:   {report['cases_dir']}")
+    click.echo(f"2. Pre-filled forms ({report['files']} .docx/.xlsx, manifest per folder):")
     for form in report["forms"]:
-        click.echo(f"  {form['form_id']:<20} {form['count']:>3} audits -> {form['out']}")
-    click.echo(f"Forms written: {report['files']} (.docx and .xlsx), manifest per form folder.")
+        click.echo(f"     {form['form_id']:<20} {form['count']:>3} audits -> {form['out']}")
+    click.echo(f"3. Completed returns:      {report['returns_dir']}")
+    for note in report["broken"]:
+        click.echo(f"     deliberately broken: {note}")
+    counts = report["imported"]
+    click.echo(
+        f"4. Imported into {report['db']}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+    )
+    for rejected in report["rejected"]:
+        click.echo(f"     rejected: {rejected['issues'][0]['message']}")
+    click.echo(
+        "5. Status: " + ", ".join(f"{n} {s}" for s, n in report["status"]["by_state"].items())
+    )
 
 
 def main() -> None:

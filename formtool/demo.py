@@ -10,12 +10,19 @@ import calendar
 import csv
 import datetime as dt
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
-from formtool.cases import load_cases
+from formtool.cases import Case, load_cases
 from formtool.definitions import FormDefinition, load_forms
-from formtool.generate import FORMATS, write_forms
+from formtool.fill import fill_docx, fill_xlsx, strip_controls
+from formtool.generate import FORMATS, GeneratedForm, write_forms
+from formtool.imports import import_paths
+from formtool.read import read_path
+from formtool.reports import status
+from formtool.scales import FieldKind
+from formtool.store import open_store
 
 GIVEN = (
     "Alex",
@@ -122,16 +129,163 @@ def month_end(today: dt.date) -> dt.date:
     return today.replace(day=calendar.monthrange(today.year, today.month)[1])
 
 
-def run_demo(out_dir: Path, seed: int = 2026, today: dt.date | None = None) -> dict[str, Any]:
-    """Synthetic case lists -> pre-filled forms of every type. Returns where things went."""
+EVIDENCE = {
+    "Yes": (
+        "Seen alone at school on {d}; views recorded in the visit note.",
+        "Recorded in the assessment dated {d}, with the family's views.",
+        "Clear evidence in case notes and supervision record of {d}.",
+    ),
+    "Partially": (
+        "Some evidence (visit {d}) but the record does not show the analysis.",
+        "Partly recorded; the plan of {d} does not reflect it.",
+    ),
+    "No": (
+        "No record found since {d}. Discussed with the worker; action set below.",
+        "Not evidenced in the file; raised with the team manager on {d}.",
+    ),
+    "N/A": ("Not applicable to this case.",),
+}
+QUALITY = {  # case quality -> weights for Yes / Partially / No / N/A, and the likely grade
+    "strong": ((70, 20, 3, 7), "Good"),
+    "mixed": ((40, 35, 18, 7), "Requires Improvement with elements of good practice"),
+    "weak": ((15, 30, 48, 7), "Inadequate"),
+}
+
+
+def synthetic_answers(
+    form: FormDefinition, case: Case, rng: random.Random, today: dt.date
+) -> dict[str, str]:
+    """Plausible completed-audit answers: consistent grades, SMART actions, Final status."""
+    quality = rng.choices(list(QUALITY), weights=(45, 40, 15))[0]
+    weights, grade = QUALITY[quality]
+    seen = (today - dt.timedelta(days=rng.randrange(5, 60))).strftime("%d/%m/%Y")
+    answers: dict[str, str] = {}
+    for section, item in form.items():
+        if item.kind == "question":
+            choices = item.scale.choices
+            pick = rng.choices(("Yes", "Partially", "No", "N/A"), weights)[0]
+            value = pick if pick in choices else choices[0]
+            answers[item.key] = value
+            if item.evidence:
+                answers[item.evidence_key] = rng.choice(EVIDENCE[value]).format(d=seen)
+        elif item.kind == "table" and section.id in ("next_steps", "improvement_plan"):
+            for row in range(1, rng.randrange(2, 4)):
+                due = (today + dt.timedelta(days=rng.randrange(14, 60))).strftime("%d/%m/%Y")
+                cells = {
+                    "recommendation": "Strengthen the child's voice in the plan",
+                    "action": "Update the plan with the child's views and review at "
+                    "the next core group",
+                    "responsible_role": "Social worker",
+                    "identified_by": "Auditor",
+                    "responsible_person": case.facts.get("worker", "Worker"),
+                    "by_whom": case.facts.get("worker", "Worker"),
+                    "date_required": due,
+                    "by_when": due,
+                }
+                for column in item.columns:
+                    if column.id in cells:
+                        answers[item.cell_key(row, column)] = cells[column.id]
+    for section in form.sections:
+        for item in section.items:
+            if item.kind == "choice" and item.id == "met":
+                tally = [answers.get(q.key) for q in section.questions]
+                no_share = tally.count("No") / max(1, len(tally))
+                answers[item.key] = (
+                    "Met" if no_share < 0.2 else "Partially met" if no_share < 0.5 else "Not met"
+                )
+            elif (
+                item.kind == "choice"
+                and item.id in ("grade", "judgement")
+                and section.id != "moderation"
+            ):
+                answers[item.key] = grade
+            elif item.kind == "text" and section.id in (
+                "conclusion",
+                "overall",
+                "assessment",
+                "family_finding",
+                "placement",
+            ):
+                answers[item.key] = (
+                    f"{quality.title()} practice overall: the file shows "
+                    f"{'consistent' if quality == 'strong' else 'uneven'} "
+                    "recording of the child's lived experience."
+                )
+    answers.update(
+        {
+            "completion.status": "Final",
+            "completion.completed_by": case.facts.get("auditor", ""),
+            "completion.completed_on": today.strftime("%d/%m/%Y"),
+        }
+    )
+    return {k: v for k, v in answers.items() if k in {f.key for f in form.fields()}}
+
+
+def _returns(
+    form: FormDefinition,
+    produced: list[GeneratedForm],
+    rng: random.Random,
+    today: dt.date,
+    returns_dir: Path,
+) -> list[Path]:
+    """Each auditor returns one of the two formats, filled in."""
+    written = []
+    dates = frozenset(f.key for f in form.fields() if f.kind is FieldKind.date)
+    for item in produced:
+        if item.format != ("docx" if int(item.case.case_number[-1]) % 2 else "xlsx"):
+            continue
+        answers = synthetic_answers(form, item.case, rng, today)
+        data = item.path.read_bytes()
+        filled = (
+            fill_docx(data, answers) if item.format == "docx" else fill_xlsx(data, answers, dates)
+        )
+        path = returns_dir / item.path.name
+        path.write_bytes(filled)
+        written.append(path)
+    return written
+
+
+def _break_some(returns: list[Path]) -> list[str]:
+    """Spoil three returns the ways real ones go wrong, so the demo shows rejections."""
+    notes = []
+    docx = next(p for p in returns if p.suffix == ".docx")
+    question = read_path(docx).form.questions()[0].key
+    docx.write_bytes(strip_controls(fill_docx(docx.read_bytes(), {question: "Maybe"})))
+    notes.append(f"{docx.name}: controls stripped (as by Google Docs), 'Maybe' typed")
+    xlsx = next(p for p in returns if p.suffix == ".xlsx")
+    xlsx.write_bytes(fill_xlsx(xlsx.read_bytes(), {"header.case_number": "EDITED-1"}))
+    notes.append(f"{xlsx.name}: a pre-filled fact edited")
+    truncated = returns[-1]
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    notes.append(f"{truncated.name}: truncated in transit")
+    return notes
+
+
+def run_demo(
+    out_dir: Path, seed: int = 2026, today: dt.date | None = None, db_url: str | None = None
+) -> dict[str, Any]:
+    """Synthetic cases -> forms -> filled returns (a few broken) -> import -> status."""
     rng = random.Random(seed)
-    due = month_end(today or dt.date.today())
+    today = today or dt.date.today()
+    due = month_end(today)
+    if db_url is None:
+        db_path = out_dir / "formtool.db"
+        for stale in out_dir.glob("formtool.db*"):
+            stale.unlink()  # the demo starts from an empty database each time
+        db_url = f"sqlite:///{db_path}"
+    engine = open_store(db_url)
+    returns_dir = out_dir / "returns"
+    shutil.rmtree(returns_dir, ignore_errors=True)
+    returns_dir.mkdir(parents=True)
     report: dict[str, Any] = {
         "out": str(out_dir),
+        "db": db_url,
         "cases_dir": str(out_dir / "cases"),
+        "returns_dir": str(returns_dir),
         "forms": [],
         "files": 0,
     }
+    returned: list[Path] = []
     for form_id, form in load_forms().items():
         rows = [
             synthetic_case(form, i, due, rng) for i in range(1, CASES_PER_FORM.get(form_id, 3) + 1)
@@ -139,10 +293,19 @@ def run_demo(out_dir: Path, seed: int = 2026, today: dt.date | None = None) -> d
         cases_path = out_dir / "cases" / f"{form_id}.csv"
         write_case_list(cases_path, rows)
         produced = write_forms(
-            form, load_cases(cases_path, form), out_dir / "forms" / form_id, FORMATS
+            form, load_cases(cases_path, form), out_dir / "forms" / form_id, FORMATS, engine=engine
         )
+        returned += _returns(form, produced, rng, today, returns_dir)
         report["forms"].append(
             {"form_id": form_id, "count": len(rows), "out": str(out_dir / "forms" / form_id)}
         )
         report["files"] += len(produced)
+    report["broken"] = _break_some(returned)
+    outcomes = import_paths(engine, [returns_dir], today)
+    report["imported"] = {
+        s: sum(o.status == s for o in outcomes)
+        for s in ("imported", "updated", "unchanged", "rejected")
+    }
+    report["rejected"] = [o.as_dict() for o in outcomes if o.status == "rejected"]
+    report["status"] = status(engine, today=today)
     return report

@@ -44,8 +44,60 @@ class IssueCode(Enum):
         "and month. Remove the duplicate row."
     )
 
+    # returned forms (formtool import): these reject the file
+    unreadable = "[{file}] {value}"
+    not_in_database = (
+        "[{file}] audit {value} is not in the database. Import into the database the form was "
+        "generated with (--db), or generate it first."
+    )
+    wrong_form = (
+        "[{file}] is form '{value}' but audit {field} was generated as form '{fix}'. "
+        "Send the auditor the right form."
+    )
+    facts_altered = (
+        "[{file} · {field}] pre-filled fact was changed from '{fix}' to '{value}'. Pre-filled "
+        "facts cannot be edited; ask the auditor to use the form as sent."
+    )
+    checksum_mismatch = (
+        "[{file}] the form's checksum {value} does not match audit {field} ({fix}): it was made "
+        "for another version of this audit. Send the auditor the current form."
+    )
+    bad_choice = "[{file} · {field}] expects one of {fix}, got '{value}'. Pick from the list."
+    bad_answer_date = "[{file} · {field}] '{value}' is not a date. Use DD/MM/YYYY."
+    missing_answer = (
+        "[{file} · {field}] is empty but the return is marked Final. Answer it, or set the "
+        "status to Draft."
+    )
+    # returned forms: warnings, the file is still accepted
+    draft_return = (
+        "[{file} · completion.status] the return is not marked Final, so empty answers were "
+        "not checked. Set the status to Final when the audit is complete."
+    )
+    incomplete_action = (
+        "[{file} · {field}] action row has no {value}. Every action needs an action, a "
+        "responsible person and a date."
+    )
+    past_action_date = "[{file} · {field}] action date {value} has already passed. Check the date."
+    grade_inconsistent = "[{file} · {field}] graded '{value}' but {fix}. Check the grade."
+    met_inconsistent = "[{file} · {field}] marked '{value}' but {fix}. Check the judgement."
+
+    @property
+    def is_warning(self) -> bool:
+        return self in WARNINGS
+
     def format(self, **fields: object) -> str:
         return self.value.format(**{k: ("" if v is None else v) for k, v in fields.items()})
+
+
+WARNINGS = frozenset(
+    {
+        IssueCode.draft_return,
+        IssueCode.incomplete_action,
+        IssueCode.past_action_date,
+        IssueCode.grade_inconsistent,
+        IssueCode.met_inconsistent,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -73,9 +125,14 @@ class Issue:
     def as_tuple(self) -> tuple[str, str]:
         return (self.field, self.code.name.replace("_", "-"))
 
+    @property
+    def is_warning(self) -> bool:
+        return self.code.is_warning
+
     def as_dict(self) -> dict[str, str]:
         return {
             "code": self.code.name.replace("_", "-"),
+            "severity": "warning" if self.is_warning else "error",
             "file": self.file,
             "field": self.field,
             "location": self.location,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -15,6 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from formtool import store
 from formtool.cases import Case, load_cases
 from formtool.definitions import FormDefinition, get_form
 from formtool.errors import FormtoolError
@@ -92,14 +96,43 @@ def generate(
     out_dir: str | Path,
     fmt: str = "docx",
     progress: Callable[[Iterable[Case]], Iterable[Case]] | None = None,
+    engine: sa.Engine | None = None,
 ) -> list[GeneratedForm]:
-    """Generate forms for every case in the list; write them and manifest.csv to out_dir.
+    """Generate forms for every case in the list; write them and manifest.csv to out_dir,
+    and record each audit (state `allocated`) in the database if one is given.
 
     Raises FormtoolError (and writes nothing) if the form or the case list is unusable.
     """
     form = get_form(form_id)
     cases = load_cases(cases_path, form)
-    return write_forms(form, cases, Path(out_dir), formats_for(fmt), progress)
+    return write_forms(form, cases, Path(out_dir), formats_for(fmt), progress, engine)
+
+
+def record_audits(engine: sa.Engine, cases: list[Case]) -> int:
+    """Add the cases to the database as allocated audits; returns how many were new."""
+    new = 0
+    with store.transaction(engine) as conn:
+        for case in cases:
+            due = parse_date(case.facts["due_date"])
+            assert due is not None  # load_cases checked it
+            new += store.upsert_audit(
+                conn,
+                {
+                    "audit_id": case.audit_id,
+                    "form_id": case.form_id,
+                    "form_version": case.form_version,
+                    "case_number": case.case_number,
+                    "auditor": case.facts.get("auditor", ""),
+                    "team": case.facts.get("team", ""),
+                    "worker": case.facts.get("worker", ""),
+                    "manager": case.facts.get("manager", ""),
+                    "month": f"{due:%Y-%m}",
+                    "due_date": due,
+                    "checksum": case.checksum,
+                    "facts": json.dumps(case.facts, ensure_ascii=False),
+                },
+            )
+    return new
 
 
 def write_forms(
@@ -108,6 +141,7 @@ def write_forms(
     out_dir: Path,
     formats: tuple[str, ...],
     progress: Callable[[Iterable[Case]], Iterable[Case]] | None = None,
+    engine: sa.Engine | None = None,
 ) -> list[GeneratedForm]:
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".formtool-", dir=out_dir))
@@ -118,6 +152,8 @@ def write_forms(
                 path = staging / f"{case.audit_id}.{fmt}"
                 path.write_bytes(render(form, case, fmt))
                 produced.append(GeneratedForm(case, fmt, out_dir / path.name))
+        if engine is not None:
+            record_audits(engine, cases)
         for item in produced:
             os.replace(staging / item.path.name, item.path)
         _append_manifest(out_dir, produced)
