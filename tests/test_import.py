@@ -1,0 +1,240 @@
+"""Import: statuses, history, validation, consistency warnings, and hostile files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+
+import pytest
+import sqlalchemy as sa
+
+from formtool import store
+from formtool.definitions import get_form
+from formtool.fill import fill_docx, fill_xlsx
+from formtool.generate import write_forms
+from formtool.imports import import_paths
+from formtool.reports import export_rows, status
+
+from conftest import answers_for, date_keys, make_cases
+
+TODAY = dt.date(2026, 11, 22)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    """A database with three CSC audits and one early help audit, forms generated."""
+    engine = store.open_store(f"sqlite:///{tmp_path / 't.db'}")
+    csc, eh = get_form("csc"), get_form("early_help")
+    csc_cases = make_cases(tmp_path, csc, 3)
+    eh_cases = make_cases(tmp_path, eh, 1)
+    forms = write_forms(csc, csc_cases, tmp_path / "forms", ("docx", "xlsx"), engine=engine)
+    forms += write_forms(eh, eh_cases, tmp_path / "forms", ("docx",), engine=engine)
+    (tmp_path / "returns").mkdir()
+    return engine, tmp_path, {f.path.name: f for f in forms}
+
+
+def good_answers(form_id: str) -> dict[str, str]:
+    """Complete, consistent answers with future action dates."""
+    form = get_form(form_id)
+    answers = answers_for(form)
+    for q in form.questions():
+        answers[q.key] = "Yes"
+    for f in form.fields():
+        if f.key.endswith(".met"):
+            answers[f.key] = "Met"
+        if f.key.endswith("date_required") or f.key.endswith("sign_off_date"):
+            answers[f.key] = "15/12/2026"
+    answers["overall.grade"] = "Good"
+    answers["moderation.grade"] = ""
+    answers["completion.status"] = "Final"
+    return answers
+
+
+def returned(setup, name: str, answers: dict[str, str], as_name: str | None = None):
+    _, root, forms = setup
+    data = forms[name].path.read_bytes()
+    form = get_form(forms[name].case.form_id)
+    filled = fill_docx(data, answers) if name.endswith("docx") else fill_xlsx(
+        data, answers, date_keys(form))
+    path = root / "returns" / (as_name or name)
+    path.write_bytes(filled)
+    return path
+
+
+def counts(engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()
+                for t in (store.returns, store.answers, store.actions, store.grades)}
+
+
+def test_import_unchanged_and_superseding_keeps_history(setup):
+    engine, root, forms = setup
+    name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
+    answers = good_answers("csc")
+    first = returned(setup, name, answers)
+    [outcome] = import_paths(engine, [first], TODAY)
+    assert (outcome.status, outcome.audit_id) == ("imported", forms[name].case.audit_id)
+    assert [i.code.name for i in outcome.issues] == []
+    assert import_paths(engine, [first], TODAY)[0].status == "unchanged"
+    before = counts(engine)
+    changed = returned(setup, name, answers | {"kss1.seen_alone": "No",
+                                               "overall.grade": "Requires Improvement"},
+                       as_name="v2-" + name)
+    assert import_paths(engine, [changed], TODAY)[0].status == "updated"
+    after = counts(engine)
+    assert after["returns"] == before["returns"] + 1
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(store.returns).order_by(store.returns.c.id)).all()
+        grade = conn.execute(sa.select(store.grades.c.auditor_grade)).scalar()
+        state = conn.execute(sa.select(store.audits.c.state).where(
+            store.audits.c.audit_id == outcome.audit_id)).scalar()
+    assert [(r.is_current, r.supersedes) for r in rows] == [(False, None), (True, rows[0].id)]
+    assert rows[0].content == first.read_bytes()  # original bytes kept for tracing
+    assert grade == "Requires Improvement" and state == "returned"
+    current = {r["key"]: r["value"] for r in export_rows(engine)}
+    assert current["kss1.seen_alone"] == "No"
+    assert current["kss1.met"] == "Met"
+
+
+def test_values_actions_and_grades_are_stored_canonically(setup):
+    engine, root, forms = setup
+    name = next(n for n in forms if n.startswith("CSC") and n.endswith(".xlsx"))
+    answers = good_answers("csc") | {"kss2.records_quality": "n/a", "kss3.met": "partially MET",
+                                     "next_steps.actions.1.date_required": "2026-12-15",
+                                     "moderation.grade": "Good"}
+    [outcome] = import_paths(engine, [returned(setup, name, answers)], TODAY)
+    assert outcome.status == "imported"
+    with engine.connect() as conn:
+        stored = {r.key: (r.value, r.comment) for r in conn.execute(sa.select(store.answers))}
+        actions = conn.execute(sa.select(store.actions).order_by(store.actions.c.id)).all()
+        grade = conn.execute(sa.select(store.grades)).one()
+    assert stored["kss2.records_quality"] == ("N/A", answers["kss2.records_quality.evidence"])
+    assert stored["kss3.met"] == ("Partially met", "")
+    assert stored["completion.status"] == ("Final", "")
+    first = actions[0]
+    assert (first.table_key, first.row, first.due_date) == (
+        "next_steps.actions", 1, dt.date(2026, 12, 15))
+    assert first.responsible_person == answers["next_steps.actions.1.responsible_person"]
+    assert len(actions) == 5 + 5 + 3  # every filled row of the three action tables
+    assert (grade.auditor_grade, grade.moderated_grade) == ("Good", "Good")
+
+
+def issue_tuples(outcome) -> list[tuple[str, str]]:
+    return [i.as_tuple() for i in outcome.issues]
+
+
+def test_invalid_answers_reject_the_file_and_store_nothing(setup):
+    engine, root, forms = setup
+    name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
+    answers = good_answers("csc") | {"kss1.seen_alone": "Maybe", "kss2.met": "",
+                                     "next_steps.actions.2.date_required": "next week"}
+    before = counts(engine)
+    [outcome] = import_paths(engine, [returned(setup, name, answers)], TODAY)
+    assert outcome.status == "rejected"
+    assert issue_tuples(outcome) == [
+        ("kss1.seen_alone", "bad-choice"),
+        ("next_steps.actions.2.date_required", "bad-answer-date"),
+        ("kss2.met", "missing-answer"),
+    ]
+    assert outcome.issues[0].message.endswith(
+        "kss1.seen_alone] expects one of Yes/No/Partially/N/A, got 'Maybe'. Pick from the list.")
+    assert counts(engine) == before
+
+
+def test_draft_return_skips_required_check_with_a_warning(setup):
+    engine, root, forms = setup
+    name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
+    answers = {"kss1.seen_alone": "Yes", "completion.status": "Draft"}
+    [outcome] = import_paths(engine, [returned(setup, name, answers)], TODAY)
+    assert outcome.status == "imported"
+    assert issue_tuples(outcome) == [("", "draft-return")]
+
+
+def test_consistency_warnings(setup):
+    engine, root, forms = setup
+    name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
+    answers = good_answers("csc")
+    for q in get_form("csc").questions():
+        answers[q.key] = "No"
+    answers |= {"overall.grade": "Outstanding", "kss1.met": "Met",
+                "next_steps.actions.1.responsible_person": "",
+                "next_steps.actions.2.date_required": "01/10/2026"}
+    [outcome] = import_paths(engine, [returned(setup, name, answers)], TODAY)
+    assert outcome.status == "imported"  # warnings do not reject
+    assert issue_tuples(outcome) == [
+        ("next_steps.actions.1", "incomplete-action"),
+        ("next_steps.actions.2", "past-action-date"),
+        ("overall.grade", "grade-inconsistent"),
+        *[(f"kss{n}.met", "met-inconsistent") for n in range(1, 11)],
+    ]
+    assert "graded 'Outstanding' but 33 of 33 answers are No" in outcome.issues[2].message
+    with engine.connect() as conn:
+        warnings = conn.execute(sa.select(store.returns.c.warnings)).scalar()
+    assert "grade" in warnings
+
+
+def test_altered_facts_another_type_and_another_audit_are_rejected(setup):
+    engine, root, forms = setup
+    csc_docx = sorted(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
+    answers = good_answers("csc")
+    edited = returned(setup, csc_docx[0], answers | {"header.family_name": "Changed"},
+                      as_name="edited.docx")
+    eh_name = next(n for n in forms if n.startswith("EH"))
+    eh_file = returned(setup, eh_name, good_answers("early_help"))
+    # the early help file, relabelled as a CSC audit that exists in the database
+    other_type = root / "returns" / "other-type.docx"
+    other_type.write_bytes(_replace_in_zip(eh_file.read_bytes(), "docProps/custom.xml",
+                                           forms[eh_name].case.audit_id,
+                                           forms[csc_docx[0]].case.audit_id))
+    # audit 2's form carrying audit 1's identity in its properties
+    other_audit = root / "returns" / "other-audit.docx"
+    data = returned(setup, csc_docx[1], answers, as_name="tmp.docx").read_bytes()
+    other_audit.write_bytes(_replace_in_zip(data, "docProps/custom.xml",
+                                            forms[csc_docx[1]].case.audit_id,
+                                            forms[csc_docx[0]].case.audit_id))
+    (root / "returns" / "tmp.docx").unlink()
+    eh_file.unlink()
+    before = counts(engine)
+    outcomes = {o.file.split("/")[-1]: o for o in import_paths(engine, [root / "returns"], TODAY)}
+    assert {k: o.status for k, o in outcomes.items()} == {
+        "edited.docx": "rejected", "other-type.docx": "rejected", "other-audit.docx": "rejected"}
+    assert issue_tuples(outcomes["edited.docx"]) == [("header.family_name", "facts-altered")]
+    assert issue_tuples(outcomes["other-type.docx"])[0][1] == "wrong-form"
+    assert ("header.case_number", "facts-altered") in issue_tuples(outcomes["other-audit.docx"])
+    assert counts(engine) == before
+
+
+def _replace_in_zip(data: bytes, member: str, old: str, new: str) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            content = src.read(info.filename)
+            if info.filename == member:
+                content = content.replace(old.encode(), new.encode())
+            dst.writestr(info, content)
+    return out.getvalue()
+
+
+def test_unknown_audit_is_rejected(setup, tmp_path):
+    engine, root, forms = setup
+    name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
+    path = returned(setup, name, good_answers("csc"))
+    other = store.open_store(f"sqlite:///{tmp_path / 'other.db'}")
+    [outcome] = import_paths(other, [path], TODAY)
+    assert outcome.status == "rejected"
+    assert issue_tuples(outcome) == [("", "not-in-database")]
+
+
+def test_status_counts_returned_outstanding_overdue(setup):
+    engine, root, forms = setup
+    name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
+    import_paths(engine, [returned(setup, name, good_answers("csc"))], TODAY)
+    report = status(engine, "2026-11", today=dt.date(2026, 12, 3))
+    assert report["audits"] == 4
+    assert report["by_state"] == {"allocated": 3, "returned": 1}
+    assert len(report["overdue"]) == 3
+    totals = {k: sum(t.get(k, 0) for t in report["teams"].values())
+              for k in ("audits", "returned", "outstanding", "overdue")}
+    assert totals == {"audits": 4, "returned": 1, "outstanding": 3, "overdue": 3}
+    assert status(engine, "2026-10", today=TODAY)["audits"] == 0
