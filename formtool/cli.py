@@ -13,7 +13,7 @@ import click
 
 from formtool import __version__
 from formtool.definitions import check_form, form_files, get_form, load_forms
-from formtool.errors import CaseListError, FormtoolError
+from formtool.errors import FormtoolError
 
 DEFAULT_OUT = Path("outputs")
 
@@ -203,9 +203,13 @@ def forms_check(files: tuple[Path, ...], as_json: bool) -> None:
     show_default=True,
     help="Folder for the forms.",
 )
+@db_option
 @json_option
-def generate(form_id: str, cases_path: Path, fmt: str, out_dir: Path, as_json: bool) -> None:
-    """Make one pre-filled, fillable audit form per case, plus manifest.csv.
+def generate(
+    form_id: str, cases_path: Path, fmt: str, out_dir: Path, db_url: str | None, as_json: bool
+) -> None:
+    """Make one pre-filled, fillable audit form per case, plus manifest.csv, and record
+    each audit in the database (state: allocated).
 
     The case list is checked whole first: if any row is unusable nothing is written.
     """
@@ -218,9 +222,8 @@ def generate(form_id: str, cases_path: Path, fmt: str, out_dir: Path, as_json: b
             out_dir,
             fmt,
             progress=None if as_json else _progress("Generating forms"),
+            engine=_engine(db_url),
         )
-    except CaseListError as exc:
-        raise InputError(str(exc)) from None
     except FormtoolError as exc:
         raise InputError(str(exc)) from None
     rows = [p.manifest_row(out_dir) for p in produced]

@@ -87,6 +87,12 @@ def date_keys(form: FormDefinition) -> frozenset[str]:
     return frozenset(f.key for f in form.fields() if f.kind is FieldKind.date)
 
 
+@pytest.fixture(autouse=True)
+def isolated_database(tmp_path_factory, monkeypatch):
+    """Commands that default to ./formtool.db use a throwaway file instead."""
+    monkeypatch.setenv("FORMTOOL_DB", str(tmp_path_factory.mktemp("db") / "default.db"))
+
+
 @pytest.fixture(params=FORM_IDS)
 def form(request) -> FormDefinition:
     return get_form(request.param)

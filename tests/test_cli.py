@@ -209,3 +209,56 @@ def test_demo_makes_every_form_type(tmp_path):
     }
     docx_files = list((tmp_path / "demo" / "forms").rglob("*.docx"))
     assert len(docx_files) == sum(f["count"] for f in report["forms"]) == report["files"] / 2
+
+
+def test_import_status_export_cycle(tmp_path):
+    import openpyxl
+
+    from formtool.definitions import get_form
+    from formtool.fill import fill_docx
+
+    db = str(tmp_path / "cli.db")
+    cases = write_cases(tmp_path / "cases.csv", [GOOD_ROW, {**GOOD_ROW, "case_number": "P2"}])
+    forms_dir_ = tmp_path / "forms"
+    assert run("generate", "--form", "csc", "--cases", str(cases), "--out", str(forms_dir_),
+               "--db", db).exit_code == 0
+    returns = tmp_path / "returns"
+    returns.mkdir()
+    answers = {"kss1.seen_alone": "Yes", "kss1.seen_alone.evidence": "=HYPERLINK(\"x\")",
+               "completion.status": "Draft"}
+    form_file = forms_dir_ / "CSC-P1-202611.docx"
+    (returns / form_file.name).write_bytes(fill_docx(form_file.read_bytes(), answers))
+    (returns / "junk.docx").write_bytes(b"not a form")
+    result = run("import", str(returns), "--db", db)
+    assert result.exit_code == 1  # one file rejected
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["file", "audit", "id", "status", "issues"]
+    assert lines[1].split()[:4] == ["CSC-P1-202611.docx", "CSC-P1-202611", "imported", "1"]
+    assert lines[-1] == "1 imported, 0 updated, 0 unchanged, 1 rejected of 2 file(s)."
+    assert any(line.strip().startswith("ERROR") and "junk.docx] is not a .docx file" in line
+               for line in lines)
+    again = run("import", str(returns / form_file.name), "--db", db, "--json")
+    assert again.exit_code == 0
+    assert json.loads(again.output)[0]["status"] == "unchanged"
+
+    report = json.loads(run("status", "--db", db, "--json").output)
+    assert report["by_state"] == {"allocated": 1, "returned": 1}
+    assert "Auditor B1" in run("status", "--db", db, "--month", "2026-11").output
+
+    out = tmp_path / "answers.xlsx"
+    assert run("export", "--db", db, "--format", "xlsx", "--out", str(out)).exit_code == 0
+    sheet = openpyxl.load_workbook(out)["Answers"]
+    evidence = next(c for row in sheet.iter_rows() for c in row if c.value == "Yes").row
+    comment = sheet.cell(evidence, 15)
+    assert comment.value == '=HYPERLINK("x")' and comment.data_type == "s"
+    csv_text = run("export", "--db", db).output
+    assert "'=HYPERLINK" in csv_text  # CSV cells that look like formulas are neutralised
+    rows = json.loads(run("export", "--db", db, "--format", "json").output)
+    assert len(rows) == len([i for _, i in get_form("csc").items() if i.kind != "table"])
+    assert run("export", "--db", db, "--format", "xlsx").exit_code == 2
+
+
+def test_bad_database_url_is_a_clear_error(tmp_path):
+    result = run("status", "--db", "nosuchdialect://x")
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: Cannot use database URL 'nosuchdialect://x'")

@@ -69,7 +69,7 @@ def counts(engine) -> dict[str, int]:
 
 
 def test_import_unchanged_and_superseding_keeps_history(setup):
-    engine, root, forms = setup
+    engine, _root, forms = setup
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     answers = good_answers("csc")
     first = returned(setup, name, answers)
@@ -98,7 +98,7 @@ def test_import_unchanged_and_superseding_keeps_history(setup):
 
 
 def test_values_actions_and_grades_are_stored_canonically(setup):
-    engine, root, forms = setup
+    engine, _root, forms = setup
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".xlsx"))
     answers = good_answers("csc") | {"kss2.records_quality": "n/a", "kss3.met": "partially MET",
                                      "next_steps.actions.1.date_required": "2026-12-15",
@@ -125,7 +125,7 @@ def issue_tuples(outcome) -> list[tuple[str, str]]:
 
 
 def test_invalid_answers_reject_the_file_and_store_nothing(setup):
-    engine, root, forms = setup
+    engine, _root, forms = setup
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     answers = good_answers("csc") | {"kss1.seen_alone": "Maybe", "kss2.met": "",
                                      "next_steps.actions.2.date_required": "next week"}
@@ -143,7 +143,7 @@ def test_invalid_answers_reject_the_file_and_store_nothing(setup):
 
 
 def test_draft_return_skips_required_check_with_a_warning(setup):
-    engine, root, forms = setup
+    engine, _root, forms = setup
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     answers = {"kss1.seen_alone": "Yes", "completion.status": "Draft"}
     [outcome] = import_paths(engine, [returned(setup, name, answers)], TODAY)
@@ -152,7 +152,7 @@ def test_draft_return_skips_required_check_with_a_warning(setup):
 
 
 def test_consistency_warnings(setup):
-    engine, root, forms = setup
+    engine, _root, forms = setup
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     answers = good_answers("csc")
     for q in get_form("csc").questions():
@@ -178,7 +178,7 @@ def test_altered_facts_another_type_and_another_audit_are_rejected(setup):
     engine, root, forms = setup
     csc_docx = sorted(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     answers = good_answers("csc")
-    edited = returned(setup, csc_docx[0], answers | {"header.family_name": "Changed"},
+    returned(setup, csc_docx[0], answers | {"header.family_name": "Changed"},
                       as_name="edited.docx")
     eh_name = next(n for n in forms if n.startswith("EH"))
     eh_file = returned(setup, eh_name, good_answers("early_help"))
@@ -217,7 +217,7 @@ def _replace_in_zip(data: bytes, member: str, old: str, new: str) -> bytes:
 
 
 def test_unknown_audit_is_rejected(setup, tmp_path):
-    engine, root, forms = setup
+    _engine, _root, forms = setup
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     path = returned(setup, name, good_answers("csc"))
     other = store.open_store(f"sqlite:///{tmp_path / 'other.db'}")
@@ -227,7 +227,7 @@ def test_unknown_audit_is_rejected(setup, tmp_path):
 
 
 def test_status_counts_returned_outstanding_overdue(setup):
-    engine, root, forms = setup
+    engine, _root, forms = setup
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     import_paths(engine, [returned(setup, name, good_answers("csc"))], TODAY)
     report = status(engine, "2026-11", today=dt.date(2026, 12, 3))
