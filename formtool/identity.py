@@ -41,6 +41,19 @@ class Identity:
         return {PROPERTY_NAMES[k]: str(v) for k, v in self.__dict__.items()}
 
 
+def from_properties(props: dict[str, str]) -> Identity | None:
+    """The identity kept in custom document properties, if they are all there."""
+    names = PROPERTY_NAMES
+    if not (props.get(names["audit_id"]) and props.get(names["form_id"])):
+        return None
+    try:
+        version = int(props.get(names["form_version"], ""))
+    except ValueError:
+        return None
+    return Identity(props[names["audit_id"]], props[names["form_id"]], version,
+                    props.get(names["checksum"], ""))
+
+
 def parse_visible(text: str) -> Identity | None:
     """The identity printed in a document's text, if it is still there."""
     match = _VISIBLE_RE.search(text)

@@ -10,12 +10,13 @@ Three ways to find an answer, tried in order for each key:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 
 from lxml import etree
 
 from formtool.definitions import FormDefinition
 from formtool.generate.docx import PLACEHOLDERS, W_NS
-from formtool.identity import PROPERTY_NAMES, Identity, bookmark_name, parse_visible
+from formtool.identity import Identity, bookmark_name, from_properties, parse_visible
 from formtool.layout import layout
 from formtool.read.ooxml import Package, UnreadableFile, custom_properties
 
@@ -50,23 +51,32 @@ def element_text(element: etree._Element) -> str:
     return "".join(_chunk(e, el) for e, el in _text_events(element)).strip()
 
 
+_MARK_TAGS = (W + "bookmarkStart", W + "bookmarkEnd", W + "p", W + "t", W + "br", W + "cr",
+              W + "tab")
+
+
 def bookmarked_text(body: etree._Element) -> dict[str, str]:
-    """Bookmark name -> the text between its start and end, in document order."""
-    open_marks: dict[str, str] = {}
-    buffers: dict[str, list[str]] = {}
-    for event, el in _text_events(body):
-        if event == "start" and el.tag == W + "bookmarkStart":
-            name = el.get(W + "name", "")
-            open_marks[el.get(W + "id", "")] = name
-            buffers.setdefault(name, [])
-        elif event == "start" and el.tag == W + "bookmarkEnd":
+    """Bookmark name -> the text between its start and end, in document order.
+
+    Walks only the elements that matter (lxml filters by tag in C), and marks a paragraph
+    break when a new paragraph starts inside an open bookmark.
+    """
+    open_marks: dict[str, list[str]] = {}
+    found: dict[str, list[str]] = {}
+    for el in body.iter(*_MARK_TAGS):
+        tag = el.tag
+        if tag == W + "bookmarkStart":
+            buffer: list[str] = []
+            open_marks[el.get(W + "id", "")] = buffer
+            found.setdefault(el.get(W + "name", ""), buffer)
+        elif tag == W + "bookmarkEnd":
             open_marks.pop(el.get(W + "id", ""), None)
         elif open_marks:
-            piece = _chunk(event, el)
+            piece = "\n" if tag == W + "p" else _chunk("start", el)
             if piece:
-                for name in open_marks.values():
-                    buffers[name].append(piece)
-    return {name: "".join(parts).strip() for name, parts in buffers.items()}
+                for buffer in open_marks.values():
+                    buffer.append(piece)
+    return {name: "".join(parts).strip() for name, parts in found.items()}
 
 
 def tagged_text(body: etree._Element) -> dict[str, str]:
@@ -93,21 +103,12 @@ def positional_text(body: etree._Element, form: FormDefinition) -> dict[str, str
 
 
 def docx_identity(package: Package, body: etree._Element) -> Identity | None:
-    props = custom_properties(package)
-    names = PROPERTY_NAMES
-    if props.get(names["audit_id"]) and props.get(names["form_id"]):
-        try:
-            return Identity(
-                props[names["audit_id"]],
-                props[names["form_id"]],
-                int(props.get(names["form_version"], "0") or 0),
-                props.get(names["checksum"], ""),
-            )
-        except ValueError:
-            pass
+    found = from_properties(custom_properties(package))
+    if found is not None:
+        return found
     texts = [element_text(body)]
     for name in sorted(package.names):
-        if name.startswith("word/footer") or name.startswith("word/header"):
+        if name.startswith(("word/footer", "word/header")):
             part = package.xml(name)
             if part is not None:
                 texts.append(element_text(part))
@@ -127,11 +128,16 @@ def open_docx(data: bytes) -> tuple[Package, etree._Element]:
     return package, body
 
 
+@cache
+def _bookmark_keys(form: FormDefinition) -> dict[str, str]:
+    return {bookmark_name(key): key for key in layout(form).positions}
+
+
 def read_values(body: etree._Element, form: FormDefinition) -> tuple[dict[str, str], str]:
     """Every field of the form by key, and which way was used ("bookmarks", "tags", ...)."""
     keys = list(layout(form).positions)
     by_mark = bookmarked_text(body)
-    marked = {k: by_mark[bookmark_name(k)] for k in keys if bookmark_name(k) in by_mark}
+    marked = {k: by_mark[name] for name, k in _bookmark_keys(form).items() if name in by_mark}
     if len(marked) == len(keys):
         return {k: _clean(v) for k, v in marked.items()}, "bookmarks"
     tagged = tagged_text(body)
