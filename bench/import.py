@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import random
 import tempfile
 import time
@@ -35,25 +34,20 @@ from formtool.scales import FieldKind
 TODAY = dt.date(2026, 11, 22)
 
 
-def make_returns(folder: Path, count: int, fmt: str) -> list[Path]:
+def make_returns(folder: Path, count: int, fmt: str) -> tuple[list[Path], list[Case]]:
+    """Filled returns with synthetic answers (filling .xlsx goes through openpyxl: slow)."""
     form = get_form("csc")
     rng = random.Random(5)
     dates = frozenset(f.key for f in form.fields() if f.kind is FieldKind.date)
     paths, cases = [], []
-    template: bytes | None = None
     for i in range(count):
         row = synthetic_case(form, i, dt.date(2026, 11, 30), rng)
-        case = Case(f"CSC-B{fmt}{i:05d}-202611", "csc", 1,
-                    {h.column: row[h.column] for h in form.header})
+        case = Case(
+            f"CSC-B{fmt}{i:05d}-202611", "csc", 1, {h.column: row[h.column] for h in form.header}
+        )
         answers = synthetic_answers(form, case, rng, TODAY)
-        if fmt == "docx":
-            data = fill_docx(render(form, case, "docx"), answers)
-        else:  # filling through openpyxl is slow; vary one template's answers instead
-            template = template or render(form, case, "xlsx")
-            data = fill_xlsx(render(form, case, "xlsx"), answers, dates) if i < 20 else None
-            if data is None:
-                data = paths[i % 20].read_bytes()
-                continue
+        blank = render(form, case, fmt)
+        data = fill_docx(blank, answers) if fmt == "docx" else fill_xlsx(blank, answers, dates)
         path = folder / f"{case.audit_id}.{fmt}"
         path.write_bytes(data)
         paths.append(path)
@@ -91,23 +85,28 @@ def main() -> None:
         xlsx_paths, xlsx_cases = make_returns(folder, 20, "xlsx")
         record_audits(engine, docx_cases + xlsx_cases)
         print(f"Importing {len(docx_paths)} filled CSC returns (.docx), same machine, same run:")
-        read_ms = per_form("formtool read (identity + all answers)",
-                           lambda p: read_bytes(p.read_bytes(), ".docx"), docx_paths)
+        read_ms = per_form(
+            "formtool read (identity + all answers)",
+            lambda p: read_bytes(p.read_bytes(), ".docx"),
+            docx_paths,
+        )
         start = time.perf_counter()
         outcomes = import_paths(engine, docx_paths, TODAY)
         import_ms = (time.perf_counter() - start) * 1000 / len(docx_paths)
         assert all(o.status == "imported" for o in outcomes), outcomes[0]
         print(f"  {'formtool import (read + validate + store)':<44} {import_ms:8.2f} ms/form")
-        open_ms = per_form("python-docx Document() only", lambda p: docx.Document(p),
-                           docx_paths)
+        open_ms = per_form("python-docx Document() only", lambda p: docx.Document(p), docx_paths)
         floor_ms = per_form("raw unzip + lxml parse (floor)", floor_docx, docx_paths)
         print(f"\n{len(xlsx_paths)} filled CSC returns (.xlsx):")
-        xread_ms = per_form("formtool read", lambda p: read_bytes(p.read_bytes(), ".xlsx"),
-                            xlsx_paths)
+        xread_ms = per_form(
+            "formtool read", lambda p: read_bytes(p.read_bytes(), ".xlsx"), xlsx_paths
+        )
         per_form("openpyxl load_workbook", lambda p: openpyxl.load_workbook(p), xlsx_paths)
-        calamine_ms = per_form("python-calamine read all cells", lambda p: CalamineWorkbook
-                               .from_path(str(p)).get_sheet_by_index(0).to_python(),
-                               xlsx_paths)
+        calamine_ms = per_form(
+            "python-calamine read all cells",
+            lambda p: CalamineWorkbook.from_path(str(p)).get_sheet_by_index(0).to_python(),
+            xlsx_paths,
+        )
     print("\nRatios (target in brackets):")
     print(f"  .docx read / floor                 {read_ms / floor_ms:8.2f}x  [<= 3x]")
     print(f"  python-docx open / formtool read   {open_ms / read_ms:8.2f}x  [>= 5x]")

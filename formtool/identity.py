@@ -50,8 +50,9 @@ def from_properties(props: dict[str, str]) -> Identity | None:
         version = int(props.get(names["form_version"], ""))
     except ValueError:
         return None
-    return Identity(props[names["audit_id"]], props[names["form_id"]], version,
-                    props.get(names["checksum"], ""))
+    return Identity(
+        props[names["audit_id"]], props[names["form_id"]], version, props.get(names["checksum"], "")
+    )
 
 
 def parse_visible(text: str) -> Identity | None:

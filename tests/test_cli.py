@@ -220,12 +220,19 @@ def test_import_status_export_cycle(tmp_path):
     db = str(tmp_path / "cli.db")
     cases = write_cases(tmp_path / "cases.csv", [GOOD_ROW, {**GOOD_ROW, "case_number": "P2"}])
     forms_dir_ = tmp_path / "forms"
-    assert run("generate", "--form", "csc", "--cases", str(cases), "--out", str(forms_dir_),
-               "--db", db).exit_code == 0
+    assert (
+        run(
+            "generate", "--form", "csc", "--cases", str(cases), "--out", str(forms_dir_), "--db", db
+        ).exit_code
+        == 0
+    )
     returns = tmp_path / "returns"
     returns.mkdir()
-    answers = {"kss1.seen_alone": "Yes", "kss1.seen_alone.evidence": "=HYPERLINK(\"x\")",
-               "completion.status": "Draft"}
+    answers = {
+        "kss1.seen_alone": "Yes",
+        "kss1.seen_alone.evidence": '=HYPERLINK("x")',
+        "completion.status": "Draft",
+    }
     form_file = forms_dir_ / "CSC-P1-202611.docx"
     (returns / form_file.name).write_bytes(fill_docx(form_file.read_bytes(), answers))
     (returns / "junk.docx").write_bytes(b"not a form")
@@ -235,8 +242,10 @@ def test_import_status_export_cycle(tmp_path):
     assert lines[0].split() == ["file", "audit", "id", "status", "issues"]
     assert lines[1].split()[:4] == ["CSC-P1-202611.docx", "CSC-P1-202611", "imported", "1"]
     assert lines[-1] == "1 imported, 0 updated, 0 unchanged, 1 rejected of 2 file(s)."
-    assert any(line.strip().startswith("ERROR") and "junk.docx] is not a .docx file" in line
-               for line in lines)
+    assert any(
+        line.strip().startswith("ERROR") and "junk.docx] is not a .docx file" in line
+        for line in lines
+    )
     again = run("import", str(returns / form_file.name), "--db", db, "--json")
     assert again.exit_code == 0
     assert json.loads(again.output)[0]["status"] == "unchanged"

@@ -63,9 +63,9 @@ def batch(tmp_path):
     (folder / "truncated.docx").write_bytes(good[: len(good) // 2])
     (folder / "macros.docm").write_bytes(with_member(good, "word/vbaProject.bin", b"\0" * 64))
     (folder / "macros-renamed.docx").write_bytes(
-        with_member(good, "word/vbaProject.bin", b"\0" * 64))
-    (folder / "password.docx").write_bytes(
-        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 4096)
+        with_member(good, "word/vbaProject.bin", b"\0" * 64)
+    )
+    (folder / "password.docx").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 4096)
     (folder / "xxe.docx").write_bytes(with_member(good, "word/document.xml", XXE))
     (folder / "laughs.docx").write_bytes(with_member(good, "word/document.xml", LAUGHS))
     anonymous = with_member(good, "docProps/custom.xml", b"<Properties/>")
@@ -83,20 +83,20 @@ def batch(tmp_path):
 EXPECTED = {
     "bomb.docx": "expands to far more data than a form holds (a zip bomb?); it was not opened.",
     "laughs.docx": "word/document.xml declares XML entities, which Office never writes; "
-                   "it was not read.",
+    "it was not read.",
     "macros-renamed.docx": "contains macros. Save it as a plain .docx (no macros) and send it "
-                           "again.",
+    "again.",
     "macros.docm": "is macro-enabled. Save it as a plain .docx (no macros) and send it again.",
     "not-a-zip.docx": "is not a .docx file (not a valid zip: damaged, truncated or renamed). "
-                      "Ask the auditor to send the file again.",
+    "Ask the auditor to send the file again.",
     "password.docx": "is password-protected or an old binary .doc file. Ask the auditor to "
-                     "remove the password (File > Info) and save as .docx.",
+    "remove the password (File > Info) and save as .docx.",
     "truncated.docx": "is not a .docx file (not a valid zip: damaged, truncated or renamed). "
-                      "Ask the auditor to send the file again.",
+    "Ask the auditor to send the file again.",
     "unknown.xlsx": "is not a .xlsx file (not a valid zip: damaged, truncated or renamed). "
-                    "Ask the auditor to send the file again.",
+    "Ask the auditor to send the file again.",
     "xxe.docx": "word/document.xml declares XML entities, which Office never writes; "
-                "it was not read.",
+    "it was not read.",
 }
 
 
@@ -107,8 +107,7 @@ def test_each_bad_file_gets_one_line_and_the_good_one_imports(batch):
     no_identity = outcomes.pop("no-identity.docx")
     assert no_identity.status == "rejected"
     assert "carries no formtool audit identity" in no_identity.issues[0].message
-    assert {name: o.status for name, o in outcomes.items()} == dict.fromkeys(EXPECTED,
-                                                                             "rejected")
+    assert {name: o.status for name, o in outcomes.items()} == dict.fromkeys(EXPECTED, "rejected")
     for name, outcome in outcomes.items():
         [issue] = outcome.issues
         assert issue.message == f"[{folder / name}] {EXPECTED[name]}"
@@ -122,5 +121,6 @@ def test_missing_path_is_rejected_not_raised(tmp_path):
     engine = store.open_store(f"sqlite:///{tmp_path / 't.db'}")
     [outcome] = import_paths(engine, [tmp_path / "absent.docx"], TODAY)
     assert outcome.status == "rejected"
-    assert outcome.issues[0].message == f"[{tmp_path / 'absent.docx'}] does not exist. " \
-                                        "Check the path."
+    assert (
+        outcome.issues[0].message == f"[{tmp_path / 'absent.docx'}] does not exist. Check the path."
+    )

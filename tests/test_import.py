@@ -55,8 +55,11 @@ def returned(setup, name: str, answers: dict[str, str], as_name: str | None = No
     _, root, forms = setup
     data = forms[name].path.read_bytes()
     form = get_form(forms[name].case.form_id)
-    filled = fill_docx(data, answers) if name.endswith("docx") else fill_xlsx(
-        data, answers, date_keys(form))
+    filled = (
+        fill_docx(data, answers)
+        if name.endswith("docx")
+        else fill_xlsx(data, answers, date_keys(form))
+    )
     path = root / "returns" / (as_name or name)
     path.write_bytes(filled)
     return path
@@ -64,8 +67,10 @@ def returned(setup, name: str, answers: dict[str, str], as_name: str | None = No
 
 def counts(engine) -> dict[str, int]:
     with engine.connect() as conn:
-        return {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()
-                for t in (store.returns, store.answers, store.actions, store.grades)}
+        return {
+            t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()
+            for t in (store.returns, store.answers, store.actions, store.grades)
+        }
 
 
 def test_import_unchanged_and_superseding_keeps_history(setup):
@@ -78,17 +83,21 @@ def test_import_unchanged_and_superseding_keeps_history(setup):
     assert [i.code.name for i in outcome.issues] == []
     assert import_paths(engine, [first], TODAY)[0].status == "unchanged"
     before = counts(engine)
-    changed = returned(setup, name, answers | {"kss1.seen_alone": "No",
-                                               "overall.grade": "Requires Improvement"},
-                       as_name="v2-" + name)
+    changed = returned(
+        setup,
+        name,
+        answers | {"kss1.seen_alone": "No", "overall.grade": "Requires Improvement"},
+        as_name="v2-" + name,
+    )
     assert import_paths(engine, [changed], TODAY)[0].status == "updated"
     after = counts(engine)
     assert after["returns"] == before["returns"] + 1
     with engine.connect() as conn:
         rows = conn.execute(sa.select(store.returns).order_by(store.returns.c.id)).all()
         grade = conn.execute(sa.select(store.grades.c.auditor_grade)).scalar()
-        state = conn.execute(sa.select(store.audits.c.state).where(
-            store.audits.c.audit_id == outcome.audit_id)).scalar()
+        state = conn.execute(
+            sa.select(store.audits.c.state).where(store.audits.c.audit_id == outcome.audit_id)
+        ).scalar()
     assert [(r.is_current, r.supersedes) for r in rows] == [(False, None), (True, rows[0].id)]
     assert rows[0].content == first.read_bytes()  # original bytes kept for tracing
     assert grade == "Requires Improvement" and state == "returned"
@@ -100,9 +109,12 @@ def test_import_unchanged_and_superseding_keeps_history(setup):
 def test_values_actions_and_grades_are_stored_canonically(setup):
     engine, _root, forms = setup
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".xlsx"))
-    answers = good_answers("csc") | {"kss2.records_quality": "n/a", "kss3.met": "partially MET",
-                                     "next_steps.actions.1.date_required": "2026-12-15",
-                                     "moderation.grade": "Good"}
+    answers = good_answers("csc") | {
+        "kss2.records_quality": "n/a",
+        "kss3.met": "partially MET",
+        "next_steps.actions.1.date_required": "2026-12-15",
+        "moderation.grade": "Good",
+    }
     [outcome] = import_paths(engine, [returned(setup, name, answers)], TODAY)
     assert outcome.status == "imported"
     with engine.connect() as conn:
@@ -114,7 +126,10 @@ def test_values_actions_and_grades_are_stored_canonically(setup):
     assert stored["completion.status"] == ("Final", "")
     first = actions[0]
     assert (first.table_key, first.row, first.due_date) == (
-        "next_steps.actions", 1, dt.date(2026, 12, 15))
+        "next_steps.actions",
+        1,
+        dt.date(2026, 12, 15),
+    )
     assert first.responsible_person == answers["next_steps.actions.1.responsible_person"]
     assert len(actions) == 5 + 5 + 3  # every filled row of the three action tables
     assert (grade.auditor_grade, grade.moderated_grade) == ("Good", "Good")
@@ -127,8 +142,11 @@ def issue_tuples(outcome) -> list[tuple[str, str]]:
 def test_invalid_answers_reject_the_file_and_store_nothing(setup):
     engine, _root, forms = setup
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
-    answers = good_answers("csc") | {"kss1.seen_alone": "Maybe", "kss2.met": "",
-                                     "next_steps.actions.2.date_required": "next week"}
+    answers = good_answers("csc") | {
+        "kss1.seen_alone": "Maybe",
+        "kss2.met": "",
+        "next_steps.actions.2.date_required": "next week",
+    }
     before = counts(engine)
     [outcome] = import_paths(engine, [returned(setup, name, answers)], TODAY)
     assert outcome.status == "rejected"
@@ -138,7 +156,8 @@ def test_invalid_answers_reject_the_file_and_store_nothing(setup):
         ("kss2.met", "missing-answer"),
     ]
     assert outcome.issues[0].message.endswith(
-        "kss1.seen_alone] expects one of Yes/No/Partially/N/A, got 'Maybe'. Pick from the list.")
+        "kss1.seen_alone] expects one of Yes/No/Partially/N/A, got 'Maybe'. Pick from the list."
+    )
     assert counts(engine) == before
 
 
@@ -157,9 +176,12 @@ def test_consistency_warnings(setup):
     answers = good_answers("csc")
     for q in get_form("csc").questions():
         answers[q.key] = "No"
-    answers |= {"overall.grade": "Outstanding", "kss1.met": "Met",
-                "next_steps.actions.1.responsible_person": "",
-                "next_steps.actions.2.date_required": "01/10/2026"}
+    answers |= {
+        "overall.grade": "Outstanding",
+        "kss1.met": "Met",
+        "next_steps.actions.1.responsible_person": "",
+        "next_steps.actions.2.date_required": "01/10/2026",
+    }
     [outcome] = import_paths(engine, [returned(setup, name, answers)], TODAY)
     assert outcome.status == "imported"  # warnings do not reject
     assert issue_tuples(outcome) == [
@@ -178,27 +200,39 @@ def test_altered_facts_another_type_and_another_audit_are_rejected(setup):
     engine, root, forms = setup
     csc_docx = sorted(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     answers = good_answers("csc")
-    returned(setup, csc_docx[0], answers | {"header.family_name": "Changed"},
-                      as_name="edited.docx")
+    returned(setup, csc_docx[0], answers | {"header.family_name": "Changed"}, as_name="edited.docx")
     eh_name = next(n for n in forms if n.startswith("EH"))
     eh_file = returned(setup, eh_name, good_answers("early_help"))
     # the early help file, relabelled as a CSC audit that exists in the database
     other_type = root / "returns" / "other-type.docx"
-    other_type.write_bytes(_replace_in_zip(eh_file.read_bytes(), "docProps/custom.xml",
-                                           forms[eh_name].case.audit_id,
-                                           forms[csc_docx[0]].case.audit_id))
+    other_type.write_bytes(
+        _replace_in_zip(
+            eh_file.read_bytes(),
+            "docProps/custom.xml",
+            forms[eh_name].case.audit_id,
+            forms[csc_docx[0]].case.audit_id,
+        )
+    )
     # audit 2's form carrying audit 1's identity in its properties
     other_audit = root / "returns" / "other-audit.docx"
     data = returned(setup, csc_docx[1], answers, as_name="tmp.docx").read_bytes()
-    other_audit.write_bytes(_replace_in_zip(data, "docProps/custom.xml",
-                                            forms[csc_docx[1]].case.audit_id,
-                                            forms[csc_docx[0]].case.audit_id))
+    other_audit.write_bytes(
+        _replace_in_zip(
+            data,
+            "docProps/custom.xml",
+            forms[csc_docx[1]].case.audit_id,
+            forms[csc_docx[0]].case.audit_id,
+        )
+    )
     (root / "returns" / "tmp.docx").unlink()
     eh_file.unlink()
     before = counts(engine)
     outcomes = {o.file.split("/")[-1]: o for o in import_paths(engine, [root / "returns"], TODAY)}
     assert {k: o.status for k, o in outcomes.items()} == {
-        "edited.docx": "rejected", "other-type.docx": "rejected", "other-audit.docx": "rejected"}
+        "edited.docx": "rejected",
+        "other-type.docx": "rejected",
+        "other-audit.docx": "rejected",
+    }
     assert issue_tuples(outcomes["edited.docx"]) == [("header.family_name", "facts-altered")]
     assert issue_tuples(outcomes["other-type.docx"])[0][1] == "wrong-form"
     assert ("header.case_number", "facts-altered") in issue_tuples(outcomes["other-audit.docx"])
@@ -234,7 +268,9 @@ def test_status_counts_returned_outstanding_overdue(setup):
     assert report["audits"] == 4
     assert report["by_state"] == {"allocated": 3, "returned": 1}
     assert len(report["overdue"]) == 3
-    totals = {k: sum(t.get(k, 0) for t in report["teams"].values())
-              for k in ("audits", "returned", "outstanding", "overdue")}
+    totals = {
+        k: sum(t.get(k, 0) for t in report["teams"].values())
+        for k in ("audits", "returned", "outstanding", "overdue")
+    }
     assert totals == {"audits": 4, "returned": 1, "outstanding": 3, "overdue": 3}
     assert status(engine, "2026-10", today=TODAY)["audits"] == 0

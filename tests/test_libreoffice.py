@@ -111,9 +111,11 @@ def expected_rows(form_id: str, answers: dict[str, str]) -> dict[str, tuple[str,
             return f"{year}-{month}-{day}"
         return value
 
-    return {item.key: (canonical(item.key),
-                       canonical(item.evidence_key) if item.evidence else "")
-            for _, item in form.items() if item.kind != "table"}
+    return {
+        item.key: (canonical(item.key), canonical(item.evidence_key) if item.evidence else "")
+        for _, item in form.items()
+        if item.kind != "table"
+    }
 
 
 @pytest.mark.parametrize("variant", ["docx", "stripped.docx", "xlsx"])
@@ -128,18 +130,29 @@ def test_libreoffice_saved_returns_import_exactly(workdir, variant, tmp_path):
     root, made = workdir
     engine = store.open_store(f"sqlite:///{tmp_path / 'lo.db'}")
     record_audits(engine, [m["case"] for m in made.values()])
-    files = [root / "saved" / (f"{f}-stripped.docx" if variant == "stripped.docx"
-                               else f"{f}.{variant}") for f in FORM_IDS]
+    files = [
+        root / "saved" / (f"{f}-stripped.docx" if variant == "stripped.docx" else f"{f}.{variant}")
+        for f in FORM_IDS
+    ]
     outcomes = import_paths(engine, files)
     assert [o.status for o in outcomes] == ["imported"] * len(FORM_IDS)
     with engine.connect() as conn:
         for form_id in FORM_IDS:
             audit_id = made[form_id]["case"].audit_id
-            stored = {r.key: (r.value, r.comment) for r in conn.execute(
-                sa.select(store.answers).join(store.returns).where(
-                    store.returns.c.audit_id == audit_id))}
+            stored = {
+                r.key: (r.value, r.comment)
+                for r in conn.execute(
+                    sa.select(store.answers)
+                    .join(store.returns)
+                    .where(store.returns.c.audit_id == audit_id)
+                )
+            }
             assert stored == expected_rows(form_id, made[form_id]["answers"]), form_id
-            actions = conn.execute(sa.select(sa.func.count()).select_from(store.actions).join(
-                store.returns).where(store.returns.c.audit_id == audit_id)).scalar()
+            actions = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(store.actions)
+                .join(store.returns)
+                .where(store.returns.c.audit_id == audit_id)
+            ).scalar()
             form = get_form(form_id)
             assert actions == sum(i.rows for _, i in form.items() if i.kind == "table")

@@ -22,10 +22,21 @@ def test_reopening_is_idempotent_and_keeps_data(tmp_path):
     url = f"sqlite:///{tmp_path / 'm.db'}"
     engine = store.open_store(url)
     with store.transaction(engine) as conn:
-        conn.execute(store.audits.insert().values(
-            audit_id="A", form_id="csc", form_version=1, case_number="1", auditor="x",
-            month="2026-11", due_date=sa.func.date("2026-11-30"), checksum="c", facts="{}",
-            created_at=store.now(), updated_at=store.now()))
+        conn.execute(
+            store.audits.insert().values(
+                audit_id="A",
+                form_id="csc",
+                form_version=1,
+                case_number="1",
+                auditor="x",
+                month="2026-11",
+                due_date=sa.func.date("2026-11-30"),
+                checksum="c",
+                facts="{}",
+                created_at=store.now(),
+                updated_at=store.now(),
+            )
+        )
     store.engine_for.cache_clear()
     again = store.open_store(url)
     with again.connect() as conn:

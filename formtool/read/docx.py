@@ -51,8 +51,15 @@ def element_text(element: etree._Element) -> str:
     return "".join(_chunk(e, el) for e, el in _text_events(element)).strip()
 
 
-_MARK_TAGS = (W + "bookmarkStart", W + "bookmarkEnd", W + "p", W + "t", W + "br", W + "cr",
-              W + "tab")
+_MARK_TAGS = (
+    W + "bookmarkStart",
+    W + "bookmarkEnd",
+    W + "p",
+    W + "t",
+    W + "br",
+    W + "cr",
+    W + "tab",
+)
 
 
 def bookmarked_text(body: etree._Element) -> dict[str, str]:

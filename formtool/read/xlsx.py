@@ -53,9 +53,12 @@ def _shared_strings(package: Package) -> list[str]:
     root = package.xml("xl/sharedStrings.xml")
     if root is None:
         return []
-    return ["".join(t.text or "" for t in si.iter(S + "t")
-                    if t.getparent().tag != S + "rPh")  # skip phonetic guides
-            for si in root.iter(S + "si")]
+    return [
+        "".join(
+            t.text or "" for t in si.iter(S + "t") if t.getparent().tag != S + "rPh"
+        )  # skip phonetic guides
+        for si in root.iter(S + "si")
+    ]
 
 
 def _sheet_cells(root: etree._Element, shared: list[str]) -> dict[str, tuple[str, str]]:
@@ -72,8 +75,9 @@ def _sheet_cells(root: etree._Element, shared: list[str]) -> dict[str, tuple[str
             try:
                 raw = shared[int(raw)]
             except (ValueError, IndexError):
-                raise UnreadableFile("has a damaged shared-string table. Ask the auditor to "
-                                     "save it again in Excel.") from None
+                raise UnreadableFile(
+                    "has a damaged shared-string table. Ask the auditor to save it again in Excel."
+                ) from None
         elif kind == "b":
             raw = "TRUE" if raw == "1" else "FALSE"
         cells[cell.get("r", "")] = (kind, raw)
@@ -85,15 +89,19 @@ def open_xlsx(data: bytes) -> tuple[Package, Workbook]:
     book = package.xml("xl/workbook.xml")
     rels = package.xml("xl/_rels/workbook.xml.rels")
     if book is None or rels is None:
-        raise UnreadableFile("has no Excel workbook inside. Is it an .xlsx saved by Excel or "
-                             "LibreOffice?")
+        raise UnreadableFile(
+            "has no Excel workbook inside. Is it an .xlsx saved by Excel or LibreOffice?"
+        )
     targets = {r.get("Id"): r.get("Target", "") for r in rels.iter(PKG_REL + "Relationship")}
     shared = _shared_strings(package)
     cells = {}
     for sheet in book.iter(S + "sheet"):
         target = targets.get(sheet.get(REL + "id"), "")
-        part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(
-            posixpath.join("xl", target))
+        part = (
+            target.lstrip("/")
+            if target.startswith("/")
+            else posixpath.normpath(posixpath.join("xl", target))
+        )
         root = package.xml(part)
         if root is not None:
             cells[sheet.get("name", "")] = _sheet_cells(root, shared)
