@@ -334,6 +334,160 @@ def export(fmt: str, out: Path | None, db_url: str | None) -> None:
         click.echo(f"{len(rows)} answer row(s) written to {out}", err=True)
 
 
+# --- packs and moderation ------------------------------------------------------------
+
+
+@cli.group()
+def pack() -> None:
+    """Packs for the child's file and for the Performance Management Unit."""
+
+
+@pack.command("file")
+@click.argument("audit_ids", nargs=-1)
+@click.option("--month", metavar="YYYY-MM", help="Every returned audit due in this month.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["docx", "pdf", "both"]), default="both", show_default=True
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT / "packs" / "file",
+    show_default=True,
+)
+@db_option
+@json_option
+def pack_file(
+    audit_ids: tuple[str, ...],
+    month: str | None,
+    fmt: str,
+    out_dir: Path,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
+    """One document per completed audit, ready for the child's record. With --month, also
+    one bundled PDF with a bookmark per case."""
+    from formtool.packs.file import file_pack, month_audits
+
+    if bool(audit_ids) == bool(month):
+        raise click.UsageError("Give audit ids or --month YYYY-MM (not both).")
+    engine = _engine(db_url)
+    ids = list(audit_ids) or month_audits(engine, month)
+    if not ids:
+        raise InputError(f"No returned audits due in {month}. Import the returns first.")
+    formats = ("docx", "pdf") if fmt == "both" else (fmt,)
+    try:
+        written = file_pack(
+            engine, ids, out_dir, formats, bundle_name=f"file-pack-{month}.pdf" if month else None
+        )
+    except FormtoolError as exc:
+        raise InputError(str(exc)) from None
+    _report_files(written, as_json)
+
+
+def _report_files(written: list[Path], as_json: bool) -> None:
+    if as_json:
+        _echo_json({"files": [str(p) for p in written]})
+        return
+    for path in written:
+        click.echo(str(path))
+    click.echo(f"{len(written)} file(s) written.")
+
+
+@pack.command("pmu")
+@click.option("--month", metavar="YYYY-MM")
+@click.option("--quarter", metavar="YYYY-Qn", help="Financial quarter: Q1 = April-June.")
+@click.option("--year", metavar="YYYY", help="Financial year starting April YYYY.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT / "packs" / "pmu",
+    show_default=True,
+)
+@click.option(
+    "--include-names",
+    is_flag=True,
+    help="Add child names, DOBs and free-text evidence (off by default).",
+)
+@db_option
+@json_option
+def pack_pmu(
+    month: str | None,
+    quarter: str | None,
+    year: str | None,
+    out_dir: Path,
+    include_names: bool,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
+    """Report (.docx, .pdf) with charts and workbook (.xlsx) with native charts for a
+    month, quarter or year. Case numbers only unless --include-names."""
+    from formtool.packs.pmu import pmu_pack
+
+    try:
+        written = pmu_pack(_engine(db_url), out_dir, month, quarter, year, include_names)
+    except FormtoolError as exc:
+        raise InputError(str(exc)) from None
+    _report_files(written, as_json)
+
+
+@cli.command()
+@click.argument("audit_id")
+@click.option("--grade", required=True, help="Grading after moderation (e.g. Good).")
+@click.option("--by", "by", required=True, help="Who moderated.")
+@click.option("--comment", default="", help="Why, in a sentence.")
+@db_option
+@json_option
+def moderate(
+    audit_id: str, grade: str, by: str, comment: str, db_url: str | None, as_json: bool
+) -> None:
+    """Record a moderated grade; it counts instead of the auditor's in every report."""
+    from formtool.moderation import moderate as run
+
+    try:
+        result = run(_engine(db_url), audit_id, grade, by, comment)
+    except FormtoolError as exc:
+        raise InputError(str(exc)) from None
+    if as_json:
+        _echo_json(result)
+        return
+    change = (
+        f"changed from {result['auditor_grade']}"
+        if result["changed"]
+        else "agrees with the auditor"
+        if result["auditor_grade"]
+        else "recorded"
+    )
+    click.echo(f"{audit_id}: moderated grade {result['moderated_grade']} ({change}).")
+
+
+@cli.command("moderation-sample")
+@click.option("--month", required=True, metavar="YYYY-MM")
+@click.option("--rate", default="10%", show_default=True, help="Share to moderate.")
+@click.option("--seed", default=0, show_default=True, help="Same seed, same sample.")
+@db_option
+@json_option
+def moderation_sample(month: str, rate: str, seed: int, db_url: str | None, as_json: bool) -> None:
+    """Pick the month's moderation sample: returned, not yet moderated audits."""
+    from formtool.moderation import moderation_sample as run
+    from formtool.moderation import parse_rate
+
+    try:
+        picked = run(_engine(db_url), month, parse_rate(rate), seed)
+    except FormtoolError as exc:
+        raise InputError(str(exc)) from None
+    if as_json:
+        _echo_json(picked)
+        return
+    if not picked:
+        click.echo(f"No returned, unmoderated audits in {month}.")
+        return
+    for row in picked:
+        click.echo(f"{row['audit_id']:<28} {row['team']:<28} {row['auditor_grade'] or '-'}")
+    click.echo(f"{len(picked)} audit(s) selected for moderation.")
+
+
 # --- demo ----------------------------------------------------------------------------
 
 
@@ -378,6 +532,17 @@ def demo(out_dir: Path, seed: int, db_url: str | None, as_json: bool) -> None:
     click.echo(
         "5. Status: " + ", ".join(f"{n} {s}" for s, n in report["status"]["by_state"].items())
     )
+    click.echo(f"6. Moderated (10% sample): {len(report['moderated'])} audit(s)")
+    for result in report["moderated"]:
+        click.echo(
+            f"     {result['audit_id']}: {result['auditor_grade']} -> {result['moderated_grade']}"
+        )
+    click.echo(f"7. File packs (one .docx/.pdf per audit): {report['file_pack_dir']}")
+    for path in report["file_pack"]:
+        click.echo(f"     bundle: {path}")
+    click.echo("8. PMU pack:")
+    for path in report["pmu_pack"]:
+        click.echo(f"     {path}")
 
 
 def main() -> None:

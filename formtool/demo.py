@@ -19,6 +19,10 @@ from formtool.definitions import FormDefinition, load_forms
 from formtool.fill import fill_docx, fill_xlsx, strip_controls
 from formtool.generate import FORMATS, GeneratedForm, write_forms
 from formtool.imports import import_paths
+from formtool.moderation import moderate, moderation_sample
+from formtool.packs.figures import GRADES
+from formtool.packs.file import file_pack, month_audits
+from formtool.packs.pmu import pmu_pack
 from formtool.read import read_path
 from formtool.reports import status
 from formtool.scales import FieldKind
@@ -308,4 +312,40 @@ def run_demo(
     }
     report["rejected"] = [o.as_dict() for o in outcomes if o.status == "rejected"]
     report["status"] = status(engine, today=today)
+    report["moderated"] = _moderate_sample(engine, f"{due:%Y-%m}", rng)
+    file_dir, pmu_dir = out_dir / "packs" / "file", out_dir / "packs" / "pmu"
+    report["file_pack"] = [
+        str(p)
+        for p in file_pack(
+            engine,
+            month_audits(engine, f"{due:%Y-%m}"),
+            file_dir,
+            ("docx", "pdf"),
+            bundle_name=f"file-pack-{due:%Y-%m}.pdf",
+        )
+        if p.name.startswith("file-pack")
+    ]
+    report["file_pack_dir"] = str(file_dir)
+    report["pmu_pack"] = [
+        str(p) for p in pmu_pack(engine, pmu_dir, month=f"{due:%Y-%m}", as_of=today)
+    ]
     return report
+
+
+def _moderate_sample(engine, month: str, rng: random.Random) -> list[dict]:
+    """A head of service moderates the 10% sample: agrees mostly, re-grades one."""
+    results = []
+    for i, row in enumerate(moderation_sample(engine, month, 0.10, seed=1)):
+        if not row["auditor_grade"]:
+            continue
+        grade = row["auditor_grade"] if i else rng.choice(GRADES[1:4])
+        results.append(
+            moderate(
+                engine,
+                row["audit_id"],
+                grade,
+                "Head of Service (synthetic)",
+                "monthly moderation sample",
+            )
+        )
+    return results
