@@ -23,6 +23,7 @@ from formtool.errors import DefinitionError, Issue, IssueCode
 from formtool.scales import FieldKind, Scale
 
 COMMON_FILE = "_common.yaml"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
 ITEM_KINDS = ("question", "choice", "text", "date", "table")
 
 
@@ -168,7 +169,7 @@ def _schema() -> dict[str, Any]:
 def _compose(path: Path) -> tuple[Any, dict[tuple, int]]:
     """Parse YAML keeping the line of every node, keyed by its JSON path."""
     text = path.read_text(encoding="utf-8")
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    node = yaml.compose(text, Loader=_LOADER)
     lines: dict[tuple, int] = {}
 
     def walk(n: yaml.Node, at: tuple) -> None:
@@ -183,7 +184,7 @@ def _compose(path: Path) -> tuple[Any, dict[tuple, int]]:
 
     if node is not None:
         walk(node, ())
-    return yaml.safe_load(text), lines
+    return yaml.load(text, Loader=_LOADER), lines
 
 
 def _line(lines: dict[tuple, int], path: tuple) -> int:
@@ -213,7 +214,7 @@ def _common(directory: str) -> dict[str, Any]:
     path = Path(directory) / COMMON_FILE
     if not path.exists():
         return {"scales": {}, "column_sets": {}}
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER) or {}
 
 
 def _scales(raw: dict[str, Any]) -> dict[str, Scale]:
@@ -225,17 +226,21 @@ def _scales(raw: dict[str, Any]) -> dict[str, Scale]:
 
 def check_form(path: str | Path) -> list[Issue]:
     """Every problem in one definition file, each with file, line and key."""
-    path = Path(path)
+    return _checked(Path(path))[0]
+
+
+def _checked(path: Path) -> tuple[list[Issue], Any]:
+    """The problems in a definition file and, when there are none, its data."""
     name = str(path)
     try:
         data, lines = _compose(path)
     except FileNotFoundError:
-        return [Issue(IssueCode.schema, name, "", "1", "file not found")]
+        return [Issue(IssueCode.schema, name, "", "1", "file not found")], None
     except UnicodeDecodeError:
-        return [Issue(IssueCode.schema, name, "", "1", "file is not UTF-8 text")]
+        return [Issue(IssueCode.schema, name, "", "1", "file is not UTF-8 text")], None
     except yaml.MarkedYAMLError as exc:
         line = str(exc.problem_mark.line + 1) if exc.problem_mark else "1"
-        return [Issue(IssueCode.yaml_syntax, name, "", line, str(exc.problem))]
+        return [Issue(IssueCode.yaml_syntax, name, "", line, str(exc.problem))], None
     validator = jsonschema.Draft202012Validator(_schema())
     issues = [
         Issue(
@@ -248,8 +253,8 @@ def check_form(path: str | Path) -> list[Issue]:
         for e in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
     ]
     if issues:
-        return issues
-    return _semantic_issues(data, lines, name, _common(str(path.parent)))
+        return issues, data
+    return _semantic_issues(data, lines, name, _common(str(path.parent))), data
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
@@ -313,10 +318,9 @@ def _semantic_issues(data: dict, lines: dict, name: str, common: dict) -> list[I
 def load_form(path: str | Path) -> FormDefinition:
     """Load and check one definition; raise DefinitionError listing every problem."""
     path = Path(path)
-    issues = check_form(path)
+    issues, data = _checked(path)
     if issues:
         raise DefinitionError(issues)
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
     common = _common(str(path.parent))
     scales = _scales({**common.get("scales", {}), **data.get("scales", {})})
     return _build(data, scales, common.get("column_sets", {}), str(path))
@@ -394,6 +398,11 @@ def load_forms(directory: str | Path | None = None) -> dict[str, FormDefinition]
         form = load_form(path)
         forms[form.id] = form
     return forms
+
+
+def shipped_forms() -> dict[str, FormDefinition]:
+    """Every definition in templates/forms, loaded once per process."""
+    return _cached_forms(str(forms_dir()))
 
 
 def get_form(form_id: str, directory: str | Path | None = None) -> FormDefinition:

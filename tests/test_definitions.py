@@ -68,10 +68,10 @@ def test_minimal_form_loads_with_stable_keys(tmp_path):
 
 
 def test_yaml_syntax_error_reports_line(tmp_path):
-    path = write_form(tmp_path, MINIMAL.replace("label: Met,", "label: Met?,"))
+    path = write_form(tmp_path, MINIMAL.replace("required: true}", "required: true"))
     issues = check_form(path)
-    assert [(i.code.name, i.location) for i in issues] == [("yaml_syntax", "14")]
-    assert issues[0].message.startswith(f"[{path}:14] is not valid YAML")
+    assert [(i.code.name, i.location) for i in issues] == [("yaml_syntax", "8")]
+    assert issues[0].message.startswith(f"[{path}:8] is not valid YAML")
 
 
 def test_schema_errors_report_line_and_key(tmp_path):

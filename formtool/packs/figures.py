@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from formtool import store
-from formtool.definitions import load_forms
+from formtool.definitions import shipped_forms
 from formtool.packs.file import PackError
 from formtool.scales import FieldKind
 
@@ -242,7 +242,7 @@ def _load_answers(conn: sa.Connection, months: tuple[str, ...]):
 
 
 def _compute(f: PmuFigures) -> None:
-    forms = load_forms()
+    forms = shipped_forms()
     teams: dict[str, dict[str, int]] = defaultdict(
         lambda: dict.fromkeys(("allocated", "completed", "outstanding", "overdue"), 0)
     )
@@ -396,5 +396,5 @@ def prevalence_sentences(f: PmuFigures, count: int = 3) -> tuple[list[str], list
 
 
 def choice_keys(form_id: str) -> list[str]:
-    form = load_forms()[form_id]
+    form = shipped_forms()[form_id]
     return [fl.key for fl in form.fields() if fl.kind is FieldKind.choice]

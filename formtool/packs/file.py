@@ -267,7 +267,7 @@ def bundle(pdfs: list[tuple[AuditView, bytes]]) -> bytes:
     for view, data in pdfs:
         start = len(writer.pages)
         writer.append(PdfReader(io.BytesIO(data)))
-        writer.add_outline_item(view.case_label, start)
+        writer.add_outline_item(title=view.case_label, page_number=start)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()

@@ -27,6 +27,8 @@ from formtool.packs.figures import (
 )
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf
 
+REPORT_ROWS = 25  # longer lists belong in the workbook, not a report for senior managers
+
 
 def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.0f}%" if whole else "-"
@@ -118,26 +120,38 @@ def report(f: PmuFigures) -> Document:
             f"open and {t['overdue']} overdue."
         ],
     )
+    shown = sorted(f.inadequate, key=lambda i: i["reaudit_by"])[:REPORT_ROWS]
+    if not f.inadequate:
+        note = "No audit was graded inadequate."
+    elif len(f.inadequate) > REPORT_ROWS:
+        note = (
+            f"{len(f.inadequate)} audits were graded inadequate; the {REPORT_ROWS} with the "
+            "earliest re-audit dates are listed, all of them on the workbook's Re-audits "
+            "sheet."
+        )
+    else:
+        note = f"{len(f.inadequate)} audit(s) were graded inadequate."
+    rows = tuple(
+        (
+            i["case_number"],
+            i["team"],
+            _date(i["graded_on"]),
+            _date(i["review_by"]),
+            _date(i["reaudit_by"]),
+        )
+        for i in shown
+    )
     inadequate = Part(
         "Inadequate cases: re-audit within two months, review at four weeks",
-        paragraphs=[] if f.inadequate else ["No audit was graded inadequate."],
+        paragraphs=[note],
         tables=[
             Table(
                 ("Case number", "Team", "Graded", "Review by", "Re-audit by"),
-                tuple(
-                    (
-                        i["case_number"],
-                        i["team"],
-                        _date(i["graded_on"]),
-                        _date(i["review_by"]),
-                        _date(i["reaudit_by"]),
-                    )
-                    for i in f.inadequate
-                ),
+                rows,
                 (0.24, 0.28, 0.16, 0.16, 0.16),
             )
         ]
-        if f.inadequate
+        if rows
         else [],
     )
     trend = Part(
@@ -210,6 +224,7 @@ def workbook(f: PmuFigures, include_names: bool = False) -> bytes:
     _actions_sheet(book, f, fmt)
     _moderation_sheet(book, f, fmt)
     _noncompletion_sheet(book, f, fmt)
+    _reaudit_sheet(book, f, fmt)
     book.close()
     return out.getvalue()
 
@@ -474,6 +489,34 @@ def _noncompletion_sheet(book, f: PmuFigures, fmt) -> None:
         ("Audit ID", "Case number", "Team", "Auditor", "Due", "State", "Days overdue"),
         rows,
         (24, 14, 24, 24, 11, 12, 12),
+    )
+
+
+def _reaudit_sheet(book, f: PmuFigures, fmt) -> None:
+    rows = [
+        (
+            i["audit_id"],
+            i["case_number"],
+            i["team"],
+            i["graded_on"],
+            i["review_by"],
+            i["reaudit_by"],
+        )
+        for i in sorted(f.inadequate, key=lambda i: i["reaudit_by"])
+    ]
+    _write_rows(
+        book.add_worksheet("Re-audits"),
+        fmt,
+        (
+            "Audit ID",
+            "Case number",
+            "Team",
+            "Graded inadequate",
+            "Review by (4 weeks)",
+            "Re-audit by (2 months)",
+        ),
+        rows,
+        (24, 14, 24, 18, 20, 22),
     )
 
 
