@@ -34,6 +34,7 @@ class Case:
     form_version: int
     facts: dict[str, str]  # header column -> display text, in the form's header order
     row: int = 0
+    auditor_email: str = ""  # from an `auditor_email` column, for `formtool send`
 
     @property
     def checksum(self) -> str:
@@ -149,7 +150,19 @@ def load_cases(path: str | Path, form: FormDefinition) -> list[Case]:
     cases, issues = _build_cases(str(path), form, columns, rows)
     if issues:
         raise CaseListError(issues)
+    if not cases:
+        raise CaseListError(f"[{path}] has no rows for form '{form.id}' in its form column.")
     return cases
+
+
+def forms_in(path: str | Path) -> list[str]:
+    """The form ids named in a case list's `form` column (an allocation), in first-seen order."""
+    header, rows = read_rows(Path(path))
+    columns = [normalise_column(c) for c in header]
+    if "form" not in columns:
+        raise CaseListError(f"[{path}] has no form column. Name the form with --form.")
+    index = columns.index("form")
+    return list(dict.fromkeys(r[index].strip() for r in rows if len(r) > index and r[index]))
 
 
 def _build_cases(
@@ -162,6 +175,8 @@ def _build_cases(
     required = set(CORE_COLUMNS) | set(form.required_columns)
     for number, raw in enumerate(rows, start=2):  # row 1 is the header
         record = {c: (raw[i].strip() if i < len(raw) else "") for i, c in enumerate(columns)}
+        if record.get("form", form.id) != form.id:
+            continue  # an allocation lists several forms; this row is for another one
         row_issues: list[Issue] = []
         facts: dict[str, str] = {}
         for field in form.header:
@@ -202,5 +217,6 @@ def _build_cases(
             )
             continue
         seen.add(audit_id)
-        cases.append(Case(audit_id, form.id, form.version, facts, number))
+        cases.append(Case(audit_id, form.id, form.version, facts, number,
+                          record.get("auditor_email", "")))
     return cases, issues

@@ -3,6 +3,7 @@ library function and prints its result (or, with --json, the same as JSON)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from collections.abc import Callable
@@ -179,7 +180,11 @@ def forms_check(files: tuple[Path, ...], as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--form", "form_id", required=True, help="Audit tool id (see `formtool forms list`).")
+@click.option(
+    "--form",
+    "form_id",
+    help="Audit tool id (see `formtool forms list`); omit for a case list with a form column.",
+)
 @click.option(
     "--cases",
     "cases_path",
@@ -206,7 +211,12 @@ def forms_check(files: tuple[Path, ...], as_json: bool) -> None:
 @db_option
 @json_option
 def generate(
-    form_id: str, cases_path: Path, fmt: str, out_dir: Path, db_url: str | None, as_json: bool
+    form_id: str | None,
+    cases_path: Path,
+    fmt: str,
+    out_dir: Path,
+    db_url: str | None,
+    as_json: bool,
 ) -> None:
     """Make one pre-filled, fillable audit form per case, plus manifest.csv, and record
     each audit in the database (state: allocated).
@@ -231,6 +241,136 @@ def generate(
         _echo_json({"out": str(out_dir), "manifest": str(out_dir / "manifest.csv"), "forms": rows})
         return
     click.echo(f"{len(rows)} form(s) written to {out_dir} (manifest: {out_dir / 'manifest.csv'})")
+
+
+# --- programme ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--population", "population_path", required=True,
+              type=click.Path(path_type=Path), help="All cases that may be sampled (.csv/.xlsx).")
+@click.option("--auditors", "auditors_path", required=True, type=click.Path(path_type=Path),
+              help="Auditors: name, email, team[, break_months, audits_this_year].")
+@click.option("--month", required=True, metavar="YYYY-MM")
+@click.option("--plan", "plan_path", type=click.Path(path_type=Path),
+              help="What to sample (YAML); default: seed 001's control sample.")
+@click.option("--seed", default=0, show_default=True, help="Same seed, same allocation.")
+@click.option("--out", "out", type=click.Path(path_type=Path),
+              default=DEFAULT_OUT / "allocation.csv", show_default=True)
+@db_option
+@json_option
+def allocate(population_path: Path, auditors_path: Path, month: str, plan_path: Path | None,
+             seed: int, out: Path, db_url: str | None, as_json: bool) -> None:
+    """Sample the month's cases and share them among auditors. Writes a case list for
+    `formtool generate` and records the audits as allocated."""
+    from formtool.programme import run_allocation
+
+    try:
+        allocation = run_allocation(_engine(db_url), population_path, auditors_path, month,
+                                    plan_path, seed, out)
+    except FormtoolError as exc:
+        raise InputError(str(exc)) from None
+    if as_json:
+        _echo_json({"month": month, "due": allocation.due.isoformat(), "out": str(out),
+                    "allocated": len(allocation.rows), "by_auditor": allocation.by_auditor(),
+                    "on_break": allocation.on_break, "unallocated": allocation.unallocated})
+        return
+    click.echo(f"{len(allocation.rows)} audit(s) allocated for {month}, due "
+               f"{allocation.due:%d/%m/%Y}: {out}")
+    for name, count in sorted(allocation.by_auditor().items()):
+        click.echo(f"  {name:<36} {count:>3}")
+    if allocation.on_break:
+        click.echo(f"On break: {', '.join(allocation.on_break)}")
+    for note in allocation.unallocated:
+        click.echo(f"  not allocated: {note}")
+
+
+@cli.command("calendar")
+@click.option("--year", required=True, type=int, help="Calendar year, e.g. 2026.")
+@json_option
+def calendar_(year: int, as_json: bool) -> None:
+    """The year's audit timetable in working days (England and Wales bank holidays)."""
+    from formtool.deadlines import year_timetable
+
+    months = year_timetable(year)
+    if as_json:
+        _echo_json(months)
+        return
+    for month in months:
+        click.echo(month["month"])
+        for key, value in month.items():
+            if key not in ("month", "bank holidays"):
+                day = dt.date.fromisoformat(value)
+                click.echo(f"  {key:<42} {day:%a %d/%m/%Y}")
+        for holiday in month["bank holidays"]:
+            click.echo(f"  bank holiday: {holiday}")
+
+
+def _mail_options(func: Callable) -> Callable:
+    for option in reversed([
+        click.option("--month", metavar="YYYY-MM", help="Only audits due in this month."),
+        click.option("--out", "out_dir", type=click.Path(path_type=Path),
+                     default=DEFAULT_OUT / "mail", show_default=True,
+                     help="Folder for .eml files (open in Outlook as drafts)."),
+        click.option("--smtp", "smtp", metavar="HOST:PORT", help="Send over SMTP instead."),
+        click.option("--from", "sender", default="qa-team@example.invalid", show_default=True,
+                     help="Sender address."),
+        click.option("--starttls", is_flag=True, help="Upgrade the SMTP connection to TLS."),
+        click.option("--user", help="SMTP user; password from $FORMTOOL_SMTP_PASSWORD."),
+        click.option("--dry-run", is_flag=True, help="Say what would be sent; change nothing."),
+        db_option, json_option,
+    ]):
+        func = option(func)
+    return func
+
+
+def _mail(chase: bool, month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json,
+          forms_dir: Path | None = None) -> None:
+    from formtool.mail import build_messages, record_sent, send_smtp, write_eml
+
+    engine = _engine(db_url)
+    try:
+        messages = build_messages(engine, sender, forms_dir or DEFAULT_OUT / "forms", month,
+                                  chase=chase)
+        written: list[Path] = []
+        if not dry_run:
+            if smtp:
+                send_smtp(messages, smtp, starttls, user,
+                          on_sent=lambda o: record_sent(engine, [o], chase))
+            else:
+                written = write_eml(messages, out_dir, "chase" if chase else "audits")
+                record_sent(engine, messages, chase)
+    except FormtoolError as exc:
+        raise InputError(str(exc)) from None
+    rows = [{"auditor": m.auditor, "to": m.address, "audits": list(m.audit_ids),
+             "attachments": len(list(m.message.iter_attachments()))} for m in messages]
+    if as_json:
+        _echo_json({"messages": rows, "eml": [str(p) for p in written], "dry_run": dry_run})
+        return
+    verb = "would go" if dry_run else ("sent via " + smtp if smtp else "written")
+    for row in rows:
+        click.echo(f"  {row['to']:<40} {len(row['audits']):>3} audit(s), "
+                   f"{row['attachments']} attachment(s)")
+    click.echo(f"{len(rows)} message(s) {verb}" + (f" to {out_dir}" if written else "") + ".")
+
+
+@cli.command()
+@_mail_options
+@click.option("--forms", "forms_dir", type=click.Path(path_type=Path),
+              default=DEFAULT_OUT / "forms", show_default=True,
+              help="Where `formtool generate` wrote the forms (searched for manifest.csv).")
+def send(month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json,
+         forms_dir) -> None:
+    """Email each auditor their allocated, pre-filled forms; marks the audits as sent."""
+    _mail(False, month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json,
+          forms_dir)
+
+
+@cli.command()
+@_mail_options
+def chase(month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json) -> None:
+    """Email each auditor with overdue audits a firmer reminder; records who was chased."""
+    _mail(True, month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json)
 
 
 # --- returns ---------------------------------------------------------------------------
@@ -516,31 +656,38 @@ def demo(out_dir: Path, seed: int, db_url: str | None, as_json: bool) -> None:
     if as_json:
         _echo_json(report)
         return
-    click.echo(f"1. Synthetic case lists:   {report['cases_dir']}")
-    click.echo(f"2. Pre-filled forms ({report['files']} .docx/.xlsx, manifest per folder):")
-    for form in report["forms"]:
-        click.echo(f"     {form['form_id']:<20} {form['count']:>3} audits -> {form['out']}")
-    click.echo(f"3. Completed returns:      {report['returns_dir']}")
+    click.echo(f"1. Synthetic population, auditors and plan: {report['inputs']}")
+    click.echo(f"2. Allocated {report['allocated']} audit(s): {report['allocation']}")
+    for form_id, count in report["forms"].items():
+        click.echo(f"     {form_id:<20} {count:>3}")
+    if report["on_break"]:
+        click.echo(f"     on break this month: {', '.join(report['on_break'])}")
+    for note in report["unallocated"]:
+        click.echo(f"     not allocated: {note}")
+    click.echo(f"3. Pre-filled forms ({report['files']} .docx/.xlsx + manifest.csv): "
+               f"{report['forms_dir']}")
+    click.echo(f"4. Emails to auditors ({report['emails']} .eml drafts): {report['mail_dir']}")
+    click.echo(f"5. Completed returns:      {report['returns_dir']}")
     for note in report["broken"]:
         click.echo(f"     deliberately broken: {note}")
     counts = report["imported"]
     click.echo(
-        f"4. Imported into {report['db']}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+        f"6. Imported into {report['db']}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
     )
     for rejected in report["rejected"]:
         click.echo(f"     rejected: {rejected['issues'][0]['message']}")
     click.echo(
-        "5. Status: " + ", ".join(f"{n} {s}" for s, n in report["status"]["by_state"].items())
+        "7. Status: " + ", ".join(f"{n} {s}" for s, n in report["status"]["by_state"].items())
     )
-    click.echo(f"6. Moderated (10% sample): {len(report['moderated'])} audit(s)")
+    click.echo(f"8. Moderated (10% sample): {len(report['moderated'])} audit(s)")
     for result in report["moderated"]:
         click.echo(
             f"     {result['audit_id']}: {result['auditor_grade']} -> {result['moderated_grade']}"
         )
-    click.echo(f"7. File packs (one .docx/.pdf per audit): {report['file_pack_dir']}")
+    click.echo(f"9. File packs (one .docx/.pdf per audit): {report['file_pack_dir']}")
     for path in report["file_pack"]:
         click.echo(f"     bundle: {path}")
-    click.echo("8. PMU pack:")
+    click.echo("10. PMU pack:")
     for path in report["pmu_pack"]:
         click.echo(f"     {path}")
 

@@ -11,18 +11,23 @@ import csv
 import datetime as dt
 import random
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from formtool.cases import Case, load_cases
-from formtool.definitions import FormDefinition, load_forms
+import yaml
+
+from formtool.cases import Case
+from formtool.definitions import FormDefinition, get_form
 from formtool.fill import fill_docx, fill_xlsx, strip_controls
-from formtool.generate import FORMATS, GeneratedForm, write_forms
+from formtool.generate import GeneratedForm, generate
 from formtool.imports import import_paths
+from formtool.mail import build_messages, record_sent, write_eml
 from formtool.moderation import moderate, moderation_sample
 from formtool.packs.figures import GRADES
 from formtool.packs.file import file_pack, month_audits
 from formtool.packs.pmu import pmu_pack
+from formtool.programme import run_allocation
 from formtool.read import read_path
 from formtool.reports import status
 from formtool.scales import FieldKind
@@ -66,59 +71,87 @@ TEAMS = (
 ETHNICITY = ("White British", "Mixed", "Asian British", "Black British", "Not recorded")
 GENDER = ("Female", "Male", "Not recorded")
 AUDIT_TYPES = ("Random sample", "Manager's choice", "Thematic", "Re-audit")
-CASES_PER_FORM = {
-    "csc": 8,
-    "early_help": 6,
-    "foster_carer": 3,
-    "prospective_adopter": 2,
-    "supported_lodgings": 2,
-    "quality_practice": 4,
-}
-
-
 def _staff(role: str, team: int, n: int) -> str:
     return f"{role} {chr(65 + team)}{n} (synthetic)"
 
 
-def synthetic_case(
-    form: FormDefinition, index: int, due: dt.date, rng: random.Random
-) -> dict[str, str]:
-    """One made-up case row with every column the form's header can show."""
+def synthetic_facts(prefix: str, index: int, due: dt.date, rng: random.Random
+                    ) -> dict[str, str]:
+    """Every column any form can print, made up; staff and auditor are never in one team."""
     team = rng.randrange(len(TEAMS))
-    auditor_team = (team + 1 + rng.randrange(len(TEAMS) - 1)) % len(TEAMS)  # never own team
+    auditor_team = (team + 1 + rng.randrange(len(TEAMS) - 1)) % len(TEAMS)
     given, family = rng.choice(GIVEN), rng.choice(FAMILY)
     born = due - dt.timedelta(days=rng.randrange(365, 17 * 365))
-    values = {
-        "case_number": f"SYN{form.id[:2].upper()}{index:04d}",
-        "family_name": family,
-        "given_names": given,
-        "dob": born.isoformat(),
-        "gender": rng.choice(GENDER),
-        "ethnicity": rng.choice(ETHNICITY),
-        "primary_language": "English",
+    return {
+        "case_number": f"SYN{prefix}{index:04d}", "family_name": family, "given_names": given,
+        "dob": born.isoformat(), "gender": rng.choice(GENDER),
+        "ethnicity": rng.choice(ETHNICITY), "primary_language": "English",
         "worker": _staff("Worker", team, rng.randrange(1, 4)),
-        "manager": _staff("Manager", team, 1),
-        "team": TEAMS[team],
+        "manager": _staff("Manager", team, 1), "team": TEAMS[team],
         "auditor": _staff("Auditor", auditor_team, rng.randrange(1, 3)),
-        "audit_type": rng.choice(AUDIT_TYPES),
-        "due_date": due.isoformat(),
+        "audit_type": rng.choice(AUDIT_TYPES), "due_date": due.isoformat(),
         "carer_names": f"{given} and Partner {family}",
         "approval_date": (due - dt.timedelta(days=rng.randrange(200, 3000))).isoformat(),
-        "approval_levels": rng.choice(("Short term, 0-18, 2 children", "Long term, 5-18, 1 child")),
+        "approval_levels": rng.choice(("Short term, 0-18, 2 children",
+                                       "Long term, 5-18, 1 child")),
         "children_placed": f"Child {rng.randrange(10, 99)} (synthetic)",
         "provider_names": f"{given} {family}",
         "approval_terms": rng.choice(("Staying Put", "Supported Lodgings")),
-        "lcs_number": f"LCS{rng.randrange(10000, 99999)}",
-        "religion": "Not recorded",
-        "practising": "No",
-        "languages": "English",
-        "disabilities": "None recorded",
-        "sexuality": "Not recorded",
-        "client_group": "Children and families",
+        "lcs_number": f"LCS{rng.randrange(10000, 99999)}", "religion": "Not recorded",
+        "practising": "No", "languages": "English", "disabilities": "None recorded",
+        "sexuality": "Not recorded", "client_group": "Children and families",
     }
+
+
+def synthetic_case(form: FormDefinition, index: int, due: dt.date, rng: random.Random
+                   ) -> dict[str, str]:
+    """One made-up case row with every column the form's header shows."""
+    values = synthetic_facts(form.id[:2].upper(), index, due, rng)
     return {h.column: values.get(h.column, "") for h in form.header} | {
-        c: values[c] for c in ("case_number", "auditor", "due_date")
-    }
+        c: values[c] for c in ("case_number", "auditor", "due_date")}
+
+
+POPULATION = {  # category -> how many synthetic cases the demo's population holds
+    "cin": 60, "cp": 40, "lac": 40, "early_help": 40, "foster_carer": 14,
+    "prospective_adopter": 5, "supported_lodgings": 6}
+DEMO_PLAN = {"samples": [
+    {"name": "Control sample", "form": "csc", "categories": ["cin", "cp", "lac"], "size": 20,
+     "at_least": {"placed_for_adoption": 1}},
+    {"name": "Early help", "form": "early_help", "categories": ["early_help"], "size": 6},
+    {"name": "Foster carers", "form": "foster_carer", "categories": ["foster_carer"], "size": 6},
+    {"name": "Prospective adopters", "form": "prospective_adopter",
+     "categories": ["prospective_adopter"], "size": 3},
+    {"name": "Supported lodgings", "form": "supported_lodgings",
+     "categories": ["supported_lodgings"], "size": 2},
+    {"name": "Quality practice checklist", "form": "quality_practice",
+     "categories": ["cin", "cp", "lac"], "size": 4},
+]}
+
+
+def synthetic_population(due: dt.date, rng: random.Random) -> list[dict[str, str]]:
+    rows = []
+    for category, count in POPULATION.items():
+        for i in range(1, count + 1):
+            facts = synthetic_facts(category[:2].upper(), i, due, rng)
+            audited = due - dt.timedelta(days=rng.randrange(30, 900))
+            rows.append({k: v for k, v in facts.items()
+                         if k not in ("auditor", "due_date", "audit_type")} | {
+                "category": category.replace("_", " "),
+                "placed_for_adoption": "Yes" if category == "lac" and i <= 3 else "No",
+                "last_audited": audited.isoformat() if rng.random() < 0.3 else ""})
+    return rows
+
+
+def synthetic_auditors(month: str) -> list[dict[str, str]]:
+    """Four per team; two of sixteen (12.5%) on break this month."""
+    rows = []
+    for team in range(len(TEAMS)):
+        for n in range(1, 5):
+            name = _staff("Auditor", team, n)
+            rows.append({"name": name, "email": f"auditor.{chr(97 + team)}{n}@example.invalid",
+                         "team": TEAMS[team],
+                         "break_months": month if (team, n) in ((0, 4), (2, 4)) else ""})
+    return rows
 
 
 def write_case_list(path: Path, rows: list[dict[str, str]]) -> None:
@@ -225,24 +258,19 @@ def synthetic_answers(
     return {k: v for k, v in answers.items() if k in {f.key for f in form.fields()}}
 
 
-def _returns(
-    form: FormDefinition,
-    produced: list[GeneratedForm],
-    rng: random.Random,
-    today: dt.date,
-    returns_dir: Path,
-) -> list[Path]:
+def _returns(produced: list[GeneratedForm], rng: random.Random, today: dt.date,
+             returns_dir: Path) -> list[Path]:
     """Each auditor returns one of the two formats, filled in."""
     written = []
-    dates = frozenset(f.key for f in form.fields() if f.kind is FieldKind.date)
     for item in produced:
         if item.format != ("docx" if int(item.case.case_number[-1]) % 2 else "xlsx"):
             continue
+        form = get_form(item.case.form_id)
+        dates = frozenset(f.key for f in form.fields() if f.kind is FieldKind.date)
         answers = synthetic_answers(form, item.case, rng, today)
         data = item.path.read_bytes()
-        filled = (
-            fill_docx(data, answers) if item.format == "docx" else fill_xlsx(data, answers, dates)
-        )
+        filled = (fill_docx(data, answers) if item.format == "docx"
+                  else fill_xlsx(data, answers, dates))
         path = returns_dir / item.path.name
         path.write_bytes(filled)
         written.append(path)
@@ -265,70 +293,57 @@ def _break_some(returns: list[Path]) -> list[str]:
     return notes
 
 
-def run_demo(
-    out_dir: Path, seed: int = 2026, today: dt.date | None = None, db_url: str | None = None
-) -> dict[str, Any]:
-    """Synthetic cases -> forms -> filled returns (a few broken) -> import -> status."""
+def run_demo(out_dir: Path, seed: int = 2026, today: dt.date | None = None,
+             db_url: str | None = None) -> dict[str, Any]:
+    """Population -> allocation -> forms -> emails -> filled returns (a few broken) ->
+    import -> moderation -> packs, all synthetic. Returns where everything went."""
     rng = random.Random(seed)
     today = today or dt.date.today()
     due = month_end(today)
+    month = f"{due:%Y-%m}"
     if db_url is None:
-        db_path = out_dir / "formtool.db"
         for stale in out_dir.glob("formtool.db*"):
             stale.unlink()  # the demo starts from an empty database each time
-        db_url = f"sqlite:///{db_path}"
+        db_url = f"sqlite:///{out_dir / 'formtool.db'}"
+    out_dir.mkdir(parents=True, exist_ok=True)
     engine = open_store(db_url)
+    for folder in ("forms", "returns", "mail", "packs"):
+        shutil.rmtree(out_dir / folder, ignore_errors=True)
+    inputs = out_dir / "inputs"
+    write_case_list(inputs / "population.csv", synthetic_population(due, rng))
+    write_case_list(inputs / "auditors.csv", synthetic_auditors(month))
+    (inputs / "plan.yaml").write_text(yaml.safe_dump(DEMO_PLAN, sort_keys=False))
+    allocation = run_allocation(engine, inputs / "population.csv", inputs / "auditors.csv",
+                                month, inputs / "plan.yaml", seed, out_dir / "allocation.csv")
+    produced = generate(None, out_dir / "allocation.csv", out_dir / "forms", "both",
+                        engine=engine)
+    messages = build_messages(engine, "qa-team@example.invalid", out_dir / "forms", month,
+                              today=today)
+    emails = write_eml(messages, out_dir / "mail", "audits")
+    record_sent(engine, messages, chase=False)
     returns_dir = out_dir / "returns"
-    shutil.rmtree(returns_dir, ignore_errors=True)
     returns_dir.mkdir(parents=True)
+    returned = _returns(produced, rng, today, returns_dir)
     report: dict[str, Any] = {
-        "out": str(out_dir),
-        "db": db_url,
-        "cases_dir": str(out_dir / "cases"),
-        "returns_dir": str(returns_dir),
-        "forms": [],
-        "files": 0,
-    }
-    returned: list[Path] = []
-    for form_id, form in load_forms().items():
-        rows = [
-            synthetic_case(form, i, due, rng) for i in range(1, CASES_PER_FORM.get(form_id, 3) + 1)
-        ]
-        cases_path = out_dir / "cases" / f"{form_id}.csv"
-        write_case_list(cases_path, rows)
-        produced = write_forms(
-            form, load_cases(cases_path, form), out_dir / "forms" / form_id, FORMATS, engine=engine
-        )
-        returned += _returns(form, produced, rng, today, returns_dir)
-        report["forms"].append(
-            {"form_id": form_id, "count": len(rows), "out": str(out_dir / "forms" / form_id)}
-        )
-        report["files"] += len(produced)
-    report["broken"] = _break_some(returned)
+        "out": str(out_dir), "db": db_url, "inputs": str(inputs),
+        "allocation": str(out_dir / "allocation.csv"), "allocated": len(allocation.rows),
+        "unallocated": allocation.unallocated, "on_break": allocation.on_break,
+        "forms_dir": str(out_dir / "forms"), "files": len(produced),
+        "forms": dict(Counter(r["form"] for r in allocation.rows)),
+        "mail_dir": str(out_dir / "mail"), "emails": len(emails),
+        "returns_dir": str(returns_dir), "broken": _break_some(returned)}
     outcomes = import_paths(engine, [returns_dir], today)
-    report["imported"] = {
-        s: sum(o.status == s for o in outcomes)
-        for s in ("imported", "updated", "unchanged", "rejected")
-    }
+    report["imported"] = {s: sum(o.status == s for o in outcomes)
+                          for s in ("imported", "updated", "unchanged", "rejected")}
     report["rejected"] = [o.as_dict() for o in outcomes if o.status == "rejected"]
     report["status"] = status(engine, today=today)
-    report["moderated"] = _moderate_sample(engine, f"{due:%Y-%m}", rng)
+    report["moderated"] = _moderate_sample(engine, month, rng)
     file_dir, pmu_dir = out_dir / "packs" / "file", out_dir / "packs" / "pmu"
-    report["file_pack"] = [
-        str(p)
-        for p in file_pack(
-            engine,
-            month_audits(engine, f"{due:%Y-%m}"),
-            file_dir,
-            ("docx", "pdf"),
-            bundle_name=f"file-pack-{due:%Y-%m}.pdf",
-        )
-        if p.name.startswith("file-pack")
-    ]
+    report["file_pack"] = [str(p) for p in file_pack(
+        engine, month_audits(engine, month), file_dir, ("docx", "pdf"),
+        bundle_name=f"file-pack-{month}.pdf") if p.name.startswith("file-pack")]
     report["file_pack_dir"] = str(file_dir)
-    report["pmu_pack"] = [
-        str(p) for p in pmu_pack(engine, pmu_dir, month=f"{due:%Y-%m}", as_of=today)
-    ]
+    report["pmu_pack"] = [str(p) for p in pmu_pack(engine, pmu_dir, month=month, as_of=today)]
     return report
 
 

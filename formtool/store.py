@@ -47,6 +47,7 @@ audits = sa.Table(
     sa.Column("form_version", sa.Integer, nullable=False),
     sa.Column("case_number", sa.String(80), nullable=False, index=True),
     sa.Column("auditor", sa.String(200), nullable=False, index=True),
+    sa.Column("auditor_email", sa.String(320), nullable=False, server_default=""),
     sa.Column("team", sa.String(200), nullable=False, server_default=""),
     sa.Column("worker", sa.String(200), nullable=False, server_default=""),
     sa.Column("manager", sa.String(200), nullable=False, server_default=""),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -198,17 +199,15 @@ def test_generate_from_xlsx_case_list_with_loose_headers(tmp_path):
 def test_demo_makes_every_form_type(tmp_path):
     result = run("demo", "--out", str(tmp_path / "demo"), "--json")
     assert result.exit_code == 0
-    report = json.loads(result.output)
-    assert {f["form_id"] for f in report["forms"]} == {
-        "csc",
-        "early_help",
-        "foster_carer",
-        "prospective_adopter",
-        "quality_practice",
-        "supported_lodgings",
-    }
+    report = json.loads(result.stdout)
+    assert set(report["forms"]) == {
+        "csc", "early_help", "foster_carer", "prospective_adopter", "quality_practice",
+        "supported_lodgings"}
     docx_files = list((tmp_path / "demo" / "forms").rglob("*.docx"))
-    assert len(docx_files) == sum(f["count"] for f in report["forms"]) == report["files"] / 2
+    assert len(docx_files) == report["allocated"] == report["files"] / 2
+    assert report["emails"] == len(list((tmp_path / "demo" / "mail").glob("*.eml"))) > 0
+    assert report["imported"]["rejected"] == 3
+    assert all(Path(p).is_file() for p in report["pmu_pack"] + report["file_pack"])
 
 
 def test_import_status_export_cycle(tmp_path):

@@ -15,7 +15,7 @@ def test_migrations_match_the_declared_tables(tmp_path):
         diff = compare_metadata(MigrationContext.configure(conn), store.metadata)
         version = conn.execute(sa.text("select version_num from alembic_version")).scalar()
     assert diff == []
-    assert version == "0001"
+    assert version == "0002"
 
 
 def test_reopening_is_idempotent_and_keeps_data(tmp_path):

@@ -19,7 +19,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from formtool import store
-from formtool.cases import Case, load_cases
+from formtool.cases import Case, forms_in, load_cases
 from formtool.definitions import FormDefinition, get_form
 from formtool.errors import FormtoolError
 from formtool.generate.docx import compile_docx, docx_values
@@ -91,7 +91,7 @@ def formats_for(choice: str) -> tuple[str, ...]:
 
 
 def generate(
-    form_id: str,
+    form_id: str | None,
     cases_path: str | Path,
     out_dir: str | Path,
     fmt: str = "docx",
@@ -101,11 +101,16 @@ def generate(
     """Generate forms for every case in the list; write them and manifest.csv to out_dir,
     and record each audit (state `allocated`) in the database if one is given.
 
-    Raises FormtoolError (and writes nothing) if the form or the case list is unusable.
+    Without a form id the list must have a `form` column (as `formtool allocate` writes).
+    Raises FormtoolError (and writes nothing) if a form or the case list is unusable.
     """
-    form = get_form(form_id)
-    cases = load_cases(cases_path, form)
-    return write_forms(form, cases, Path(out_dir), formats_for(fmt), progress, engine)
+    formats = formats_for(fmt)
+    form_ids = [form_id] if form_id else forms_in(cases_path)
+    batches = [(get_form(f), load_cases(cases_path, get_form(f))) for f in form_ids]
+    produced = []
+    for form, cases in batches:  # every batch checked above, before anything is written
+        produced += write_forms(form, cases, Path(out_dir), formats, progress, engine)
+    return produced
 
 
 def record_audits(engine: sa.Engine, cases: list[Case]) -> int:
@@ -123,6 +128,7 @@ def record_audits(engine: sa.Engine, cases: list[Case]) -> int:
                     "form_version": case.form_version,
                     "case_number": case.case_number,
                     "auditor": case.facts.get("auditor", ""),
+                    "auditor_email": case.auditor_email,
                     "team": case.facts.get("team", ""),
                     "worker": case.facts.get("worker", ""),
                     "manager": case.facts.get("manager", ""),

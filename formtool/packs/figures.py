@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from formtool import store
+from formtool.deadlines import inadequate_follow_up
 from formtool.definitions import shipped_forms
 from formtool.packs.file import PackError
 from formtool.scales import FieldKind
@@ -331,25 +332,20 @@ def _actions(f: PmuFigures) -> None:
     }
 
 
-def add_months(day: dt.date, months: int) -> dt.date:
-    month = day.month - 1 + months
-    year, month = day.year + month // 12, month % 12 + 1
-    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
 def _inadequate(f: PmuFigures) -> None:
     """Seed 001 Appendix A para 25: re-audit within two months, review meeting at 4 weeks."""
     for audit in f.audits:
         if audit.grade == "Inadequate":
             graded = audit.returned_on or f.as_of
+            follow_up = inadequate_follow_up(graded)
             f.inadequate.append(
                 {
                     "audit_id": audit.audit_id,
                     "case_number": audit.case_number,
                     "team": audit.team,
                     "graded_on": graded,
-                    "review_by": graded + dt.timedelta(weeks=4),
-                    "reaudit_by": add_months(graded, 2),
+                    "review_by": follow_up["review meeting by"],
+                    "reaudit_by": follow_up["re-audit by"],
                 }
             )
 
