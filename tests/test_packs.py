@@ -82,7 +82,7 @@ def test_report_sentences_and_tables_match_the_records(demo):
     _, _, engine, files = demo
     rows = records(engine)
     completed = [r for r in rows if r.state not in ("allocated", "sent")]
-    overdue = [r for r in rows if r.state == "allocated" and r.due_date < AS_OF]
+    overdue = [r for r in rows if r.state in ("allocated", "sent") and r.due_date < AS_OF]
     document = docx.Document(files[".docx"])
     text = "\n".join(p.text for p in document.paragraphs)
     assert (f"{len(rows)} audits were allocated for 2026-11 (Nov 2026); {len(completed)} were "
@@ -145,7 +145,7 @@ def test_file_pack_lays_out_the_audit_and_bundles_with_bookmarks(demo):
     assert "Grading after moderation" in text and "SHA-256 of source file" in text
     assert audit_id in PdfReader(pdf).pages[0].extract_text()
     with pytest.raises(PackError, match="has no imported return yet"):
-        unreturned = next(r.audit_id for r in records(engine) if r.state == "allocated")
+        unreturned = next(r.audit_id for r in records(engine) if r.state in ("allocated", "sent"))
         file_pack(engine, [unreturned], out / "none", ("pdf",))
     assert not (out / "none").exists()
 
@@ -259,7 +259,7 @@ def test_moderation_overrides_and_sample_is_reproducible(tmp_path):
     with pytest.raises(ModerationError, match="not on the scale"):
         moderate(engine, target["audit_id"], "Excellent", "x")
     with pytest.raises(ModerationError, match="import the completed return"):
-        unreturned = next(a.audit_id for a in figures.audits if a.state == "allocated")
+        unreturned = next(a.audit_id for a in figures.audits if a.state in ("allocated", "sent"))
         moderate(engine, unreturned, "Good", "x")
     assert parse_rate("10%") == 0.1 and parse_rate("0.25") == 0.25
     with pytest.raises(ModerationError):

@@ -50,3 +50,24 @@ def test_database_url_resolution(monkeypatch):
     monkeypatch.setenv("FORMTOOL_DB", "postgresql+psycopg://qa@db/formtool")
     assert store.database_url() == "postgresql+psycopg://qa@db/formtool"
     assert store.database_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_upgrade_from_0001_keeps_audits(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = store.engine_for(url)
+    config = Config()
+    config.set_main_option("script_location", store.migrations_dir())
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(sa.text(
+            "insert into audits (audit_id, form_id, form_version, case_number, auditor, month,"
+            " due_date, checksum, facts, created_at, updated_at) values ('A', 'csc', 1, '1',"
+            " 'x', '2026-11', '2026-11-30', 'c', '{}', '2026-11-01', '2026-11-01')"))
+    upgraded = store.open_store(url)
+    with upgraded.connect() as conn:
+        row = conn.execute(sa.select(store.audits.c.audit_id, store.audits.c.auditor_email)).one()
+    assert tuple(row) == ("A", "")

@@ -1,0 +1,215 @@
+"""Allocation: the seed rules hold for many seeds; bad input files are named to the cell."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from formtool import store
+from formtool.programme import (
+    DEFAULT_PLAN,
+    MAX_PER_YEAR,
+    AllocationError,
+    Auditor,
+    allocate,
+    load_auditors,
+    load_plan,
+    load_population,
+    run_allocation,
+)
+
+from conftest import write_cases
+
+MONTH = "2026-11"
+CHILD = ("cin", "cp", "lac")
+
+
+def population(rng: random.Random, teams: int, size: int) -> list[dict[str, str]]:
+    rows = []
+    categories = [*CHILD * 10, "foster_carer", "foster_carer", "prospective_adopter"]
+    for i in range(size):
+        category = rng.choice(categories)
+        audited = dt.date(2026, 11, 1) - dt.timedelta(days=rng.randrange(1, 700))
+        rows.append({
+            "case_number": f"P{i:04d}", "category": category, "team": f"T{rng.randrange(teams)}",
+            "placed_for_adoption": "Yes" if category == "lac" and rng.random() < 0.1 else "No",
+            "last_audited": audited.isoformat() if rng.random() < 0.3 else "",
+            "family_name": "Example", "given_names": "Sam", "worker": "W", "manager": "M"})
+    return rows
+
+
+def auditors(rng: random.Random, teams: int, per_team: int, breaks: int) -> list[Auditor]:
+    people = [Auditor(f"A{t}-{n}", f"a{t}{n}@example.invalid", f"T{t}", frozenset(),
+                      rng.randrange(0, MAX_PER_YEAR + 1))
+              for t in range(teams) for n in range(per_team)]
+    for person in rng.sample(people, breaks):
+        person.breaks = frozenset({MONTH})
+    return people
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    return store.open_store(f"sqlite:///{tmp_path_factory.mktemp('alloc') / 'a.db'}")
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), teams=st.integers(3, 6), per_team=st.integers(2, 5),
+       size=st.integers(20, 200), data=st.data())
+def test_allocation_rules_hold_for_any_seed(engine, seed, teams, per_team, size, data):
+    rng = random.Random(seed)
+    people = auditors(rng, teams, per_team, 0)
+    breaks = data.draw(st.integers(0, math.floor(0.2 * len(people))))
+    people = auditors(random.Random(seed), teams, per_team, breaks)
+    cases = population(rng, teams, size)
+    samples = load_plan(None)
+    prior = {a.name: a.done_this_year for a in people}
+
+    def run():
+        fresh = [Auditor(a.name, a.email, a.team, a.breaks, prior[a.name]) for a in people]
+        return allocate(engine, cases, fresh, samples, MONTH, seed)
+
+    first = run()
+    assert first.rows == run().rows  # reproducible
+    by_case = {c["case_number"]: c for c in cases}
+    team_of = {a.name: a.team for a in people}
+    on_break = {a.name for a in people if MONTH in a.breaks}
+    counts = Counter(r["auditor"] for r in first.rows)
+    recent = dt.date(2025, 11, 1)
+    for row in first.rows:
+        case = by_case[row["case_number"]]
+        assert team_of[row["auditor"]] != case["team"]  # never their own team
+        assert row["auditor"] not in on_break
+        last = case["last_audited"]
+        assert not last or dt.date.fromisoformat(last) < recent  # not in the last 12 months
+        assert row["due_date"] == "2026-11-30"
+    for name, count in counts.items():
+        assert prior[name] + count <= MAX_PER_YEAR
+    assert len({r["case_number"] for r in first.rows}) == len(first.rows)
+    for sample in samples:
+        mine = [r for r in first.rows if r["audit_type"] == sample.name]
+        eligible = [c for c in cases if c["category"] in sample.categories
+                    and (not c["last_audited"]
+                         or dt.date.fromisoformat(c["last_audited"]) < recent)]
+        unplaced = [n for n in first.unallocated if "no auditor" in n]
+        assert len(mine) + len(unplaced) >= min(sample.size, len(eligible)) or unplaced
+        assert len(mine) <= sample.size
+        if sample.at_least and any(c["placed_for_adoption"] == "Yes" for c in eligible) \
+                and not unplaced:
+            assert any(by_case[r["case_number"]]["placed_for_adoption"] == "Yes" for r in mine)
+    room = [a for a in people if a.name not in on_break and prior[a.name] + counts[a.name]
+            < MAX_PER_YEAR]
+    if room and counts:
+        loads = [counts[a.name] for a in room]
+        assert max(counts.values()) - min(loads) <= 3  # spread evenly
+
+
+def test_control_sample_is_stratified_and_sized(engine):
+    rng = random.Random(4)
+    cases = population(rng, 4, 400)
+    people = auditors(random.Random(4), 4, 5, 0)
+    for person in people:
+        person.done_this_year = 0
+    result = allocate(engine, cases, people, load_plan(None), MONTH, seed=4)
+    control = [r for r in result.rows if r["audit_type"] == "Control sample"]
+    assert len(control) == 40
+    mix = Counter(r["category"] for r in control)
+    assert set(mix) == set(CHILD) and min(mix.values()) >= 10
+    assert sum(r["audit_type"] == "Foster carers" for r in result.rows) == 6
+    assert sum(r["audit_type"] == "Prospective adopters" for r in result.rows) == 3
+    assert any(r["placed_for_adoption"] == "Yes" for r in control)
+
+
+def test_too_many_breaks_refuses_the_plan(engine):
+    people = auditors(random.Random(1), 5, 2, 3)  # 3 of 10 = 30%
+    with pytest.raises(AllocationError, match=r"3 of 10 auditors \(30%\) are on break in "
+                                              r"2026-11; at most 20% may be"):
+        allocate(engine, population(random.Random(1), 5, 50), people, load_plan(None), MONTH)
+
+
+def test_cases_audited_in_the_database_are_not_resampled(tmp_path):
+    engine = store.open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    cases = population(random.Random(2), 3, 60)
+    people = auditors(random.Random(2), 3, 4, 0)
+    for person in people:
+        person.done_this_year = 0
+    pop_csv = write_cases(tmp_path / "pop.csv", cases)
+    aud_csv = write_cases(tmp_path / "aud.csv", [
+        {"name": a.name, "email": a.email, "team": a.team} for a in people])
+    october = run_allocation(engine, pop_csv, aud_csv, "2026-10", None, 1,
+                             tmp_path / "oct.csv")
+    november = run_allocation(engine, pop_csv, aud_csv, "2026-11", None, 1,
+                              tmp_path / "nov.csv")
+    assert not {r["case_number"] for r in october.rows} & {
+        r["case_number"] for r in november.rows}
+    per_auditor = Counter(r["auditor"] for r in october.rows + november.rows)
+    assert max(per_auditor.values()) <= MAX_PER_YEAR
+    header = (tmp_path / "nov.csv").read_text().splitlines()[0].split(",")
+    assert {"form", "auditor", "auditor_email", "due_date", "case_number"} <= set(header)
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("pop.csv", "case_number,team\nP1,T1\n",
+     "the population file lacks column(s) category. Add them to the header row."),
+    ("pop.csv", "case_number,category,team\nP1,cin,T1\nP2,,T1\n",
+     "· row 3 · category] is empty. Every population row needs case_number, category, team."),
+    ("pop.csv", "case_number,category,team\nP1,cin,T1\nP1,cp,T2\n",
+     "· row 3 · case_number] case 'P1' appears twice. Remove the duplicate."),
+    ("pop.csv", "case_number,category,team,last_audited\nP1,cin,T1,last spring\n",
+     "· row 2 · last_audited] 'last spring' is not a date. Use YYYY-MM-DD."),
+    ("aud.csv", "name,email,team\nA,not-an-email,T1\n",
+     "· row 2 · email] 'not-an-email' is not an email address."),
+    ("aud.csv", "name,email,team,break_months\nA,a@x.invalid,T1,August\n",
+     "· row 2 · break_months] 'August' is not YYYY-MM. List break months like 2026-08;2026-12."),
+    ("aud.csv", "name,email,team,audits_this_year\nA,a@x.invalid,T1,some\n",
+     "· row 2 · audits_this_year] 'some' is not a whole number."),
+])
+def test_bad_input_files_name_row_and_column(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    loader = load_population if name == "pop.csv" else load_auditors
+    with pytest.raises(AllocationError) as error:
+        loader(path)
+    assert str(error.value).startswith(f"[{path}")
+    assert str(error.value).endswith(message)
+
+
+def test_plan_errors_and_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from formtool.cli import cli
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("samples:\n  - {form: nope, size: 3, categories: [cin]}\n")
+    with pytest.raises(AllocationError, match="samples 1] needs 'form:' naming a form"):
+        load_plan(plan)
+    assert load_plan(None)[0].size == DEFAULT_PLAN["samples"][0]["size"] == 40
+    pop = write_cases(tmp_path / "pop.csv", population(random.Random(3), 3, 80))
+    aud = write_cases(tmp_path / "aud.csv", [
+        {"name": f"A{i}", "email": f"a{i}@example.invalid", "team": f"T{i % 3}"}
+        for i in range(9)])
+    runner = CliRunner()
+    db = str(tmp_path / "cli.db")
+    result = runner.invoke(cli, ["allocate", "--population", str(pop), "--auditors", str(aud),
+                                 "--month", MONTH, "--out", str(tmp_path / "a.csv"),
+                                 "--db", db, "--seed", "5"])
+    assert result.exit_code == 0, result.output
+    assert "audit(s) allocated for 2026-11, due 30/11/2026" in result.output
+    generated = runner.invoke(cli, ["generate", "--cases", str(tmp_path / "a.csv"), "--out",
+                                    str(tmp_path / "forms"), "--db", db])
+    assert generated.exit_code == 0, generated.output
+    status = runner.invoke(cli, ["status", "--db", db, "--json"])
+    import json
+
+    assert json.loads(status.stdout)["by_state"] == {"allocated": len(
+        (tmp_path / "a.csv").read_text().splitlines()) - 1}
+    bad = runner.invoke(cli, ["allocate", "--population", str(pop), "--auditors",
+                              str(tmp_path / "missing.csv"), "--month", MONTH, "--db", db])
+    assert bad.exit_code == 2
+    assert bad.output.startswith(f"Error: [{tmp_path / 'missing.csv'}] file not found.")
