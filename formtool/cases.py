@@ -74,7 +74,7 @@ def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     """The header and data rows of a CSV or XLSX file, or CaseListError with the reason."""
     name = str(path)
     if not path.is_file():
-        raise CaseListError(f"[{name}] file not found. Check the path to the case list.")
+        raise CaseListError(f"[{name}] file not found. Check the path.")
     data = path.read_bytes()
     if not data.strip():
         raise CaseListError(f"[{name}] the case list is empty. Export it again with a header row.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,32 @@ from formtool.definitions import check_form, form_files, get_form, load_forms
 from formtool.errors import FormtoolError
 
 DEFAULT_OUT = Path("outputs")
+
+
+class Month(click.ParamType):
+    """A YYYY-MM month, checked before any work is done."""
+
+    name = "YYYY-MM"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+            return value
+        self.fail(f"'{value}' is not a month; use YYYY-MM, e.g. 2026-11.", param, ctx)
+
+
+MONTH = Month()
+
+
+class FormtoolGroup(click.Group):
+    """Turns a file-system error anywhere in a command into a one-line message."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            where = exc.filename or "a file"
+            raise InputError(f"[{where}] {exc.strerror or exc}. Check the path and that you "
+                             "may read and write there.") from None
 
 
 class InputError(click.ClickException):
@@ -67,7 +94,7 @@ def _progress(label: str):
     return wrap
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=FormtoolGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="formtool")
 def cli() -> None:
     """Case-file audit tools for children's services QA teams.
@@ -251,7 +278,7 @@ def generate(
               type=click.Path(path_type=Path), help="All cases that may be sampled (.csv/.xlsx).")
 @click.option("--auditors", "auditors_path", required=True, type=click.Path(path_type=Path),
               help="Auditors: name, email, team[, break_months, audits_this_year].")
-@click.option("--month", required=True, metavar="YYYY-MM")
+@click.option("--month", required=True, type=MONTH)
 @click.option("--plan", "plan_path", type=click.Path(path_type=Path),
               help="What to sample (YAML); default: seed 001's control sample.")
 @click.option("--seed", default=0, show_default=True, help="Same seed, same allocation.")
@@ -286,7 +313,8 @@ def allocate(population_path: Path, auditors_path: Path, month: str, plan_path: 
 
 
 @cli.command("calendar")
-@click.option("--year", required=True, type=int, help="Calendar year, e.g. 2026.")
+@click.option("--year", required=True, type=click.IntRange(1950, 2100),
+              help="Calendar year, e.g. 2026.")
 @json_option
 def calendar_(year: int, as_json: bool) -> None:
     """The year's audit timetable in working days (England and Wales bank holidays)."""
@@ -308,7 +336,7 @@ def calendar_(year: int, as_json: bool) -> None:
 
 def _mail_options(func: Callable) -> Callable:
     for option in reversed([
-        click.option("--month", metavar="YYYY-MM", help="Only audits due in this month."),
+        click.option("--month", type=MONTH, help="Only audits due in this month."),
         click.option("--out", "out_dir", type=click.Path(path_type=Path),
                      default=DEFAULT_OUT / "mail", show_default=True,
                      help="Folder for .eml files (open in Outlook as drafts)."),
@@ -423,7 +451,7 @@ def _print_outcomes(outcomes) -> None:
 
 
 @cli.command()
-@click.option("--month", metavar="YYYY-MM", help="Only audits due in this month.")
+@click.option("--month", type=MONTH, help="Only audits due in this month.")
 @db_option
 @json_option
 def status(month: str | None, db_url: str | None, as_json: bool) -> None:
@@ -484,7 +512,7 @@ def pack() -> None:
 
 @pack.command("file")
 @click.argument("audit_ids", nargs=-1)
-@click.option("--month", metavar="YYYY-MM", help="Every returned audit due in this month.")
+@click.option("--month", type=MONTH, help="Every returned audit due in this month.")
 @click.option(
     "--format", "fmt", type=click.Choice(["docx", "pdf", "both"]), default="both", show_default=True
 )
@@ -535,7 +563,7 @@ def _report_files(written: list[Path], as_json: bool) -> None:
 
 
 @pack.command("pmu")
-@click.option("--month", metavar="YYYY-MM")
+@click.option("--month", type=MONTH)
 @click.option("--quarter", metavar="YYYY-Qn", help="Financial quarter: Q1 = April-June.")
 @click.option("--year", metavar="YYYY", help="Financial year starting April YYYY.")
 @click.option(
@@ -603,7 +631,7 @@ def moderate(
 
 
 @cli.command("moderation-sample")
-@click.option("--month", required=True, metavar="YYYY-MM")
+@click.option("--month", required=True, type=MONTH)
 @click.option("--rate", default="10%", show_default=True, help="Share to moderate.")
 @click.option("--seed", default=0, show_default=True, help="Same seed, same sample.")
 @db_option

@@ -154,8 +154,7 @@ def test_unknown_form_and_missing_file(tmp_path):
     result = run("generate", "--form", "csc", "--cases", str(tmp_path / "x.csv"))
     assert result.exit_code == 2
     assert (
-        result.output == f"Error: [{tmp_path / 'x.csv'}] file not found. Check the path to "
-        "the case list.\n"
+        result.output == f"Error: [{tmp_path / 'x.csv'}] file not found. Check the path.\n"
     )
 
 
@@ -270,3 +269,16 @@ def test_bad_database_url_is_a_clear_error(tmp_path):
     result = run("status", "--db", "nosuchdialect://x")
     assert result.exit_code == 2
     assert result.output.startswith("Error: Cannot use database URL 'nosuchdialect://x'")
+
+
+def test_bad_month_year_and_unwritable_paths(tmp_path):
+    result = run("status", "--month", "2026-13")
+    assert result.exit_code == 2
+    assert "'2026-13' is not a month; use YYYY-MM, e.g. 2026-11." in result.output
+    assert run("calendar", "--year", "0").exit_code == 2
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    result = run("export", "--out", str(blocked / "x.csv"))
+    assert result.exit_code == 2
+    assert result.output == (f"Error: [{blocked}] File exists. Check the path and that you may "
+                             "read and write there.\n")
