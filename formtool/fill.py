@@ -19,6 +19,7 @@ from formtool.identity import bookmark_name, defined_name
 from formtool.scales import parse_date
 
 W = f"{{{W_NS}}}"
+W15 = "{http://schemas.microsoft.com/office/word/2012/wordml}"
 DOCUMENT = "word/document.xml"
 
 
@@ -70,6 +71,36 @@ def fill_docx(data: bytes, answers: Mapping[str, str]) -> bytes:
             if sdt is None or sdt.tag != W + "sdt":
                 raise KeyError(f"no content control after bookmark {mark.get(W + 'name')}")
             _set_control(sdt, value)
+
+    return _rewrite(data, DOCUMENT, change)
+
+
+def add_action_row(data: bytes, table_key: str, values: Mapping[str, str]) -> bytes:
+    """Add a row to an action table as Word's repeating-section + button does: copy the
+    last row (its controls, not its bookmarks) and type `values` (column id -> text) in."""
+    import copy
+
+    section_tag = W15 + "repeatingSection"
+
+    def change(root: etree._Element) -> None:
+        for sdt in root.iter(W + "sdt"):
+            props = sdt.find(W + "sdtPr")
+            tag = props.find(W + "tag") if props is not None else None
+            if props is None or props.find(section_tag) is None or tag is None \
+                    or tag.get(W + "val") != table_key:
+                continue
+            items = sdt.find(W + "sdtContent")
+            row = copy.deepcopy(items[-1])
+            for mark in list(row.iter(W + "bookmarkStart", W + "bookmarkEnd")):
+                mark.getparent().remove(mark)
+            for control in row.iter(W + "sdt"):
+                tag = control.find(f"{W}sdtPr/{W}tag")
+                if tag is not None:  # the row's own wrapper has none
+                    column = tag.get(W + "val").rsplit(".", 1)[-1]
+                    _set_control(control, values.get(column, ""))
+            items.append(row)
+            return
+        raise KeyError(f"no repeating section for {table_key}")
 
     return _rewrite(data, DOCUMENT, change)
 

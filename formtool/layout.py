@@ -42,6 +42,7 @@ class Block:
     lines: tuple[str, ...] = ()
     rows: tuple[Row, ...] = ()
     name: str = ""  # tables: what the table holds, e.g. "kss1", "next_steps.actions"
+    repeating: bool = False  # action tables: auditors may add rows (Word repeating section)
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def _section_blocks(section: Section) -> list[Block]:
             for r in range(1, item.rows + 1)
         ]
         blocks.append(Block("subheading", item.label))
-        blocks.append(Block("table", rows=(head, *body), name=item.key))
+        blocks.append(Block("table", rows=(head, *body), name=item.key, repeating=True))
     flush()
     return blocks
 

@@ -36,7 +36,13 @@ def test_docx_has_every_question_and_a_control_per_field(form, tmp_path):
     missing = [i.label for _, i in form.items() if " ".join(i.label.split()) not in text]
     assert missing == []
     _, body = open_docx(data)
-    controls = {sdt.find(f"{W}sdtPr/{W}tag").get(f"{W}val"): sdt for sdt in body.iter(f"{W}sdt")}
+    W15 = "{http://schemas.microsoft.com/office/word/2012/wordml}"
+    sections = [s for s in body.iter(f"{W}sdt") if s.find(f"{W}sdtPr/{W15}repeatingSection")
+                is not None]
+    tables = [i for _, i in form.items() if i.kind == "table"]
+    assert len(sections) == len(tables)  # every action table lets auditors add rows
+    controls = {sdt.find(f"{W}sdtPr/{W}tag").get(f"{W}val"): sdt for sdt in body.iter(f"{W}sdt")
+                if sdt.find(f"{W}sdtPr/{W}tag") is not None and sdt not in sections}
     assert set(controls) == {f.key for f in form.fields()} | {h.key for h in form.header}
     for field in form.fields():
         props = controls[field.key].find(f"{W}sdtPr")

@@ -156,3 +156,40 @@ def test_libreoffice_saved_returns_import_exactly(workdir, variant, tmp_path):
             ).scalar()
             form = get_form(form_id)
             assert actions == sum(i.rows for _, i in form.items() if i.kind == "table")
+
+
+def test_rows_added_in_word_survive_libreoffice_and_import(tmp_path):
+    """An auditor adds two action rows with Word's + button; LibreOffice saves the file."""
+    import sqlalchemy as sa
+
+    from formtool import store
+    from formtool.fill import add_action_row
+    from formtool.generate import record_audits
+    from formtool.imports import import_paths
+
+    form = get_form("csc")
+    case = make_cases(tmp_path, form, 1)[0]
+    answers = {f"next_steps.actions.{r}.action": f"Action {r}" for r in range(1, 6)}
+    data = fill_docx(render(form, case, "docx"), answers)
+    for r in (6, 7):
+        data = add_action_row(data, "next_steps.actions", {
+            "action": f"Action {r}", "responsible_person": f"Person {r}",
+            "date_required": "31/01/2027"})
+    source = tmp_path / "added.docx"
+    source.write_bytes(data)
+    [saved] = convert([source], "docx", tmp_path / "saved")
+    engine = store.open_store(f"sqlite:///{tmp_path / 'rows.db'}")
+    record_audits(engine, [case])
+    for path in (source, saved):
+        values = read_path(path).values
+        assert [values[f"next_steps.actions.{r}.action"] for r in range(1, 8)] == [
+            f"Action {r}" for r in range(1, 8)]
+    [outcome] = import_paths(engine, [saved])
+    assert outcome.status == "imported", outcome.issues
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(store.actions).where(
+            store.actions.c.table_key == "next_steps.actions").order_by(store.actions.c.row)
+        ).all()
+    assert [(r.row, r.action) for r in rows] == [(n, f"Action {n}") for n in range(1, 8)]
+    assert rows[-1].responsible_person == "Person 7"
+    assert str(rows[-1].due_date) == "2027-01-31"

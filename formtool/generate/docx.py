@@ -19,6 +19,8 @@ from formtool.scales import DATE_DISPLAY, FieldKind
 
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+W15_NS = "http://schemas.microsoft.com/office/word/2012/wordml"
+MC_NS = "http://schemas.openxmlformats.org/markup-compatibility/2006"
 TEXT_WIDTH = 9638  # A4 less 2 cm margins, in twentieths of a point
 COL = TEXT_WIDTH // GRID
 CHOOSE_PLACEHOLDER = "Choose an item."
@@ -142,6 +144,21 @@ def _row(row: Row, ids: _Counter) -> str:
     return "<w:tr>" + trpr + "".join(_cell(c, ids, row.header) for c in row.cells) + "</w:tr>"
 
 
+def _rows(block: Block, ids: _Counter) -> str:
+    """Table rows; an action table's body rows sit in a Word repeating section, so auditors
+    can add rows with the + button. LibreOffice drops the wrapper and keeps the rows."""
+    if not block.repeating:
+        return "".join(_row(r, ids) for r in block.rows)
+    head = "".join(_row(r, ids) for r in block.rows if r.header)
+    items = "".join(
+        f'<w:sdt><w:sdtPr><w:id w:val="{ids.next()}"/><w15:repeatingSectionItem/></w:sdtPr>'
+        f"<w:sdtContent>{_row(r, ids)}</w:sdtContent></w:sdt>"
+        for r in block.rows if not r.header)
+    return (f'{head}<w:sdt><w:sdtPr><w:alias w:val="Add or remove action rows"/>'
+            f'<w:tag w:val="{block.name}"/><w:id w:val="{ids.next()}"/>'
+            f"<w15:repeatingSection/></w:sdtPr><w:sdtContent>{items}</w:sdtContent></w:sdt>")
+
+
 def _table(block: Block, ids: _Counter) -> str:
     grid = "".join(f'<w:gridCol w:w="{COL}"/>' for _ in range(GRID))
     return (
@@ -150,7 +167,7 @@ def _table(block: Block, ids: _Counter) -> str:
         '<w:tblLook w:val="04A0" w:firstRow="1" w:lastRow="0" w:firstColumn="1" '
         'w:lastColumn="0" w:noHBand="0" w:noVBand="1"/></w:tblPr>'
         f"<w:tblGrid>{grid}</w:tblGrid>"
-        + "".join(_row(r, ids) for r in block.rows)
+        + _rows(block, ids)
         + "</w:tbl>"
         + _para("", "Spacer")
     )
@@ -184,7 +201,8 @@ def _document(form: FormDefinition) -> str:
     )
     return (
         f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-        f'<w:document xmlns:w="{W_NS}" xmlns:r="{R_NS}"><w:body>{body}{sect}</w:body>'
+f'<w:document xmlns:w="{W_NS}" xmlns:r="{R_NS}" xmlns:w15="{W15_NS}" '
+        f'xmlns:mc="{MC_NS}" mc:Ignorable="w15"><w:body>{body}{sect}</w:body>'
         "</w:document>"
     )
 

@@ -141,19 +141,55 @@ def _bookmark_keys(form: FormDefinition) -> dict[str, str]:
 
 
 def read_values(body: etree._Element, form: FormDefinition) -> tuple[dict[str, str], str]:
-    """Every field of the form by key, and which way was used ("bookmarks", "tags", ...)."""
+    """Every field of the form by key, and which way was used ("bookmarks", "tags", ...).
+
+    Action tables are read row by row wherever they are found, so rows an auditor added
+    with Word's repeating-section button come back as rows 6, 7, ...
+    """
     keys = list(layout(form).positions)
     by_mark = bookmarked_text(body)
     marked = {k: by_mark[name] for name, k in _bookmark_keys(form).items() if name in by_mark}
     if len(marked) == len(keys):
-        return {k: _clean(v) for k, v in marked.items()}, "bookmarks"
-    tagged = tagged_text(body)
-    positional = positional_text(body, form) if len(marked) + len(tagged) < len(keys) else {}
-    values = {}
-    for key in keys:
-        for source in (marked, tagged, positional):
-            if key in source:
-                values[key] = _clean(source[key])
-                break
-    method = "bookmarks" if marked else "tags" if tagged else "table layout"
+        values, method = {k: _clean(v) for k, v in marked.items()}, "bookmarks"
+    else:
+        tagged = tagged_text(body)
+        positional = positional_text(body, form) if len(marked) + len(tagged) < len(keys) \
+            else {}
+        values = {}
+        for key in keys:
+            for source in (marked, tagged, positional):
+                if key in source:
+                    values[key] = _clean(source[key])
+                    break
+        method = "bookmarks" if marked else "tags" if tagged else "table layout"
+    values.update(action_rows(body, form))
     return values, method
+
+
+def _table_of(body: etree._Element, form: FormDefinition, item) -> etree._Element | None:
+    """The Word table holding an action table: found by its first bookmark, else by order."""
+    first = bookmark_name(item.cell_key(1, item.columns[0]))
+    for mark in body.iter(W + "bookmarkStart"):
+        if mark.get(W + "name") == first:
+            return next(mark.iterancestors(W + "tbl"), None)
+    names = [b.name for b in layout(form).tables]
+    tables = body.findall(W + "tbl")
+    index = names.index(item.key)
+    return tables[index] if index < len(tables) else None
+
+
+def action_rows(body: etree._Element, form: FormDefinition) -> dict[str, str]:
+    """Every row of every action table by position, including rows the auditor added."""
+    found = {}
+    for _, item in form.items():
+        if item.kind != "table":
+            continue
+        table = _table_of(body, form, item)
+        if table is None:
+            continue
+        rows = list(table.iter(W + "tr"))[1:]  # row 0 is the column headings
+        for number, row in enumerate(rows, start=1):
+            cells = row.findall(W + "tc")
+            for column, cell in zip(item.columns, cells, strict=False):
+                found[item.cell_key(number, column)] = _clean(element_text(cell))
+    return found

@@ -97,7 +97,8 @@ def check_return(
     """Validate one read return. `expected_facts` are the facts stored when it was generated."""
     form, identity = raw.form, raw.identity
     issues: list[Issue] = _fact_issues(raw, file, expected_facts)
-    values = {f.key: _normalise(f, raw.values.get(f.key, ""), file, issues) for f in form.fields()}
+    fields = form.fields() + _added_row_fields(form, raw.values)
+    values = {f.key: _normalise(f, raw.values.get(f.key, ""), file, issues) for f in fields}
     final = values.get("completion.status") == "Final"
     answers: dict[str, tuple[str, str]] = {}
     actions: list[ActionRow] = []
@@ -154,9 +155,24 @@ def _fact_issues(raw: RawReturn, file: str, expected: Mapping[str, str] | None) 
     return []
 
 
+def _row_count(item: Item, values: Mapping[str, str]) -> int:
+    """The form's rows, or more if the auditor added rows to the table."""
+    prefix = item.key + "."
+    numbers = [int(k[len(prefix):].split(".", 1)[0]) for k in values
+               if k.startswith(prefix) and k[len(prefix):].split(".", 1)[0].isdigit()]
+    return max([item.rows, *numbers])
+
+
+def _added_row_fields(form: FormDefinition, raw: Mapping[str, str]) -> list[Field]:
+    """Fields for action rows beyond the form's own, so they are checked like the rest."""
+    return [Field(item.cell_key(r, c), c.label, c.kind)
+            for _, item in form.items() if item.kind == "table"
+            for r in range(item.rows + 1, _row_count(item, raw) + 1) for c in item.columns]
+
+
 def _action_rows(item: Item, values: Mapping[str, str]) -> list[ActionRow]:
     rows = []
-    for r in range(1, item.rows + 1):
+    for r in range(1, _row_count(item, values) + 1):
         row = {c.id: values.get(item.cell_key(r, c), "") for c in item.columns}
         if any(row.values()):
             rows.append(ActionRow(item.key, r, row))
