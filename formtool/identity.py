@@ -8,6 +8,7 @@ footer (kept even by Google Docs), and bookmarks / defined names around every an
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -67,8 +68,6 @@ def parse_visible(text: str) -> Identity | None:
 
 def bookmark_name(key: str) -> str:
     """A Word bookmark name for a stable key (letters, digits, _; at most 40 characters)."""
-    import hashlib
-
     name = "ft_" + re.sub(r"[^A-Za-z0-9]", "_", key)
     if len(name) <= 40:
         return name

@@ -24,7 +24,7 @@ from formtool.read.validate import AuditReturn, ReadResult, check_return
 from formtool.scales import parse_date
 
 MAX_FILE_BYTES = 25 * 1024 * 1024  # email attachment limits are lower than this
-RETURNED_FROM = ("allocated", "sent", "returned", "amendment requested")
+RETURNED_FROM = (*store.OUTSTANDING_STATES, "returned")  # states a new return moves on
 ACTION_COLUMNS = {  # form column id -> actions table column
     "recommendation": "recommendation",
     "action": "action",

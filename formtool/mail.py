@@ -112,7 +112,7 @@ def build_messages(engine: sa.Engine, sender: str, forms_dir: Path, month: str |
     """One message per auditor: allocated audits (send) or overdue ones (chase)."""
     today = today or dt.date.today()
     sender = check_address(sender, "the sender (--from)")
-    states = ("allocated", "sent", "amendment requested") if chase else ("allocated",)
+    states = store.OUTSTANDING_STATES if chase else ("allocated",)
     audits = _audits(engine, month, states, overdue_on=today if chase else None)
     files = find_forms(forms_dir) if not chase else {}
     by_auditor: dict[tuple[str, str], list] = defaultdict(list)

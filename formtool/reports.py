@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from formtool import store
 from formtool.errors import FormtoolError
 
-OUTSTANDING = ("allocated", "sent", "amendment requested")
+OUTSTANDING = store.OUTSTANDING_STATES
 EXPORT_COLUMNS = (
     "audit_id",
     "form_id",

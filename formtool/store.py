@@ -36,6 +36,8 @@ STATES = (
     "actions signed off",
     "closed",
 )
+#: States in which the auditor still owes the return (counted as outstanding / overdue).
+OUTSTANDING_STATES = ("allocated", "sent", "amendment requested")
 
 metadata = sa.MetaData()
 

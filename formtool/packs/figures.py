@@ -30,7 +30,7 @@ GRADES = (
     "Inadequate",
 )
 MET = ("Met", "Partially met", "Not met")
-OUTSTANDING_STATES = ("allocated", "sent", "amendment requested")
+OUTSTANDING_STATES = store.OUTSTANDING_STATES
 MONTH_NAMES = calendar.month_abbr
 
 
