@@ -9,7 +9,6 @@ Three ways to find an answer, tried in order for each key:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import cache
 
 from lxml import etree
@@ -29,26 +28,29 @@ def _clean(text: str) -> str:
     return "" if text in PLACEHOLDERS else text
 
 
-def _text_events(element: etree._Element) -> Iterable[tuple[str, etree._Element]]:
-    return etree.iterwalk(element, events=("start", "end"))
+_TEXT_TAGS = (W + "p", W + "t", W + "br", W + "cr", W + "tab")
 
 
-def _chunk(event: str, el: etree._Element) -> str:
-    """The text an element contributes at this event (runs, breaks, paragraph ends)."""
+def _piece(el: etree._Element) -> str:
+    """The text one element contributes: a run's text, a break, a tab, or a paragraph start."""
     tag = el.tag
-    if event == "start":
-        if tag == W + "t":
-            return el.text or ""
-        if tag in (W + "br", W + "cr"):
-            return "\n"
-        if tag == W + "tab":
-            return "\t"
-        return ""
-    return "\n" if tag == W + "p" else ""
+    if tag == W + "t":
+        return el.text or ""
+    if tag == W + "tab":
+        return "\t"
+    return "\n" if tag in (W + "br", W + "cr", W + "p") else ""
 
 
 def element_text(element: etree._Element) -> str:
-    return "".join(_chunk(e, el) for e, el in _text_events(element)).strip()
+    """An element's text: runs, breaks and tabs, a newline between paragraphs.
+
+    Walks only the tags that carry text (lxml filters them in C); a paragraph contributes
+    its newline where the next one starts, which is the same text as at its end.
+    """
+    parts = []
+    for el in element.iter(*_TEXT_TAGS):
+        parts.append(_piece(el))
+    return "".join(parts).strip()
 
 
 _MARK_TAGS = (
@@ -79,7 +81,7 @@ def bookmarked_text(body: etree._Element) -> dict[str, str]:
         elif tag == W + "bookmarkEnd":
             open_marks.pop(el.get(W + "id", ""), None)
         elif open_marks:
-            piece = "\n" if tag == W + "p" else _chunk("start", el)
+            piece = _piece(el)
             if piece:
                 for buffer in open_marks.values():
                     buffer.append(piece)
@@ -166,25 +168,25 @@ def read_values(body: etree._Element, form: FormDefinition) -> tuple[dict[str, s
     return values, method
 
 
-def _table_of(body: etree._Element, form: FormDefinition, item) -> etree._Element | None:
+def _table_of(marks: dict[str, etree._Element], tables: list[etree._Element],
+              form: FormDefinition, item) -> etree._Element | None:
     """The Word table holding an action table: found by its first bookmark, else by order."""
-    first = bookmark_name(item.cell_key(1, item.columns[0]))
-    for mark in body.iter(W + "bookmarkStart"):
-        if mark.get(W + "name") == first:
-            return next(mark.iterancestors(W + "tbl"), None)
-    names = [b.name for b in layout(form).tables]
-    tables = body.findall(W + "tbl")
-    index = names.index(item.key)
+    mark = marks.get(bookmark_name(item.cell_key(1, item.columns[0])))
+    if mark is not None:
+        return next(mark.iterancestors(W + "tbl"), None)
+    index = [b.name for b in layout(form).tables].index(item.key)
     return tables[index] if index < len(tables) else None
 
 
 def action_rows(body: etree._Element, form: FormDefinition) -> dict[str, str]:
     """Every row of every action table by position, including rows the auditor added."""
-    found = {}
+    found: dict[str, str] = {}
+    marks = {m.get(W + "name", ""): m for m in body.iter(W + "bookmarkStart")}
+    tables = body.findall(W + "tbl")
     for _, item in form.items():
         if item.kind != "table":
             continue
-        table = _table_of(body, form, item)
+        table = _table_of(marks, tables, form, item)
         if table is None:
             continue
         rows = list(table.iter(W + "tr"))[1:]  # row 0 is the column headings
