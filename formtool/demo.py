@@ -6,7 +6,6 @@ after their role) so no demo output can be mistaken for a real child's record.
 
 from __future__ import annotations
 
-import calendar
 import csv
 import datetime as dt
 import random
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 
 from formtool.cases import Case
+from formtool.deadlines import last_calendar_day
 from formtool.definitions import FormDefinition, get_form
 from formtool.fill import fill_docx, fill_xlsx, strip_controls
 from formtool.generate import GeneratedForm, generate
@@ -162,10 +162,6 @@ def write_case_list(path: Path, rows: list[dict[str, str]]) -> None:
         writer.writerows(rows)
 
 
-def month_end(today: dt.date) -> dt.date:
-    return today.replace(day=calendar.monthrange(today.year, today.month)[1])
-
-
 EVIDENCE = {
     "Yes": (
         "Seen alone at school on {d}; views recorded in the visit note.",
@@ -299,7 +295,7 @@ def run_demo(out_dir: Path, seed: int = 2026, today: dt.date | None = None,
     import -> moderation -> packs, all synthetic. Returns where everything went."""
     rng = random.Random(seed)
     today = today or dt.date.today()
-    due = month_end(today)
+    due = last_calendar_day(today.year, today.month)
     month = f"{due:%Y-%m}"
     if db_url is None:
         for stale in out_dir.glob("formtool.db*"):

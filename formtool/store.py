@@ -197,7 +197,7 @@ def open_store(url: str | None = None) -> sa.Engine:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
-    except sa.exc.OperationalError as exc:
+    except sa.exc.DBAPIError as exc:  # unreachable server, locked or not-a-database file
         raise StoreError(
             f"Cannot open the database {engine.url!r}: {exc.orig}. Check --db or FORMTOOL_DB."
         ) from None

@@ -71,3 +71,17 @@ def test_upgrade_from_0001_keeps_audits(tmp_path):
     with upgraded.connect() as conn:
         row = conn.execute(sa.select(store.audits.c.audit_id, store.audits.c.auditor_email)).one()
     assert tuple(row) == ("A", "")
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
+    from click.testing import CliRunner
+
+    from formtool.cli import cli
+
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database")
+    result = CliRunner().invoke(cli, ["status", "--db", str(junk)])
+    assert result.exit_code == 2
+    assert result.output == (f"Error: Cannot open the database sqlite:///{junk}: file is not a "
+                             "database. Check --db or FORMTOOL_DB.\n")
+    assert junk.read_text() == "not a database"  # nothing overwritten
