@@ -11,6 +11,7 @@ inputs and seed give the same allocation.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import re
 from collections import Counter
@@ -23,7 +24,7 @@ import yaml
 
 from formtool import store
 from formtool.cases import normalise_column, read_rows
-from formtool.deadlines import add_months, last_calendar_day
+from formtool.deadlines import add_months, inadequate_follow_up, last_calendar_day
 from formtool.definitions import shipped_forms
 from formtool.errors import FormtoolError
 from formtool.scales import parse_date
@@ -249,24 +250,60 @@ def allocate(engine: sa.Engine, population: list[dict[str, str]], auditors: list
         auditor.done_this_year += counts.get(auditor.name, 0)
     rng = random.Random(f"{seed}:{month}")
     due = last_calendar_day(int(month[:4]), int(month[5:]))
+    rows: list[dict[str, str]] = []
+    notes: list[str] = []
+    taken: set[str] = set()
+
+    def place(case: dict[str, str], form: str, audit_type: str, extra: dict) -> None:
+        taken.add(case["case_number"])
+        auditor = _assign(case, working, rng)
+        if auditor is None:
+            notes.append(f"{case['case_number']} ({case['team']}): no auditor outside "
+                         f"{case['team']} has room (10 a year) or is off break.")
+            return
+        auditor.assigned += 1
+        rows.append({k: v for k, v in case.items() if not k.startswith("_")} | {
+            "form": form, "audit_type": audit_type, "auditor": auditor.name,
+            "auditor_email": auditor.email, "due_date": due.isoformat()} | extra)
+
+    for case, form, review_by in reaudits_due(engine, population, month):
+        place(case, form, REAUDIT, {"review_by": review_by.isoformat()})
     eligible = [r for r in population if _eligible(r, month, recent)]
-    rows, notes, taken = [], [], set()
     for sample in samples:
         pool = [r for r in eligible if r["category"] in sample.categories
                 and r["case_number"] not in taken]
-        picked = sorted(_draw(sample, pool, rng, notes), key=lambda r: r["case_number"])
-        for case in picked:
-            taken.add(case["case_number"])
-            auditor = _assign(case, working, rng)
-            if auditor is None:
-                notes.append(f"{case['case_number']} ({case['team']}): no auditor outside "
-                             f"{case['team']} has room (10 a year) or is off break.")
-                continue
-            auditor.assigned += 1
-            rows.append({k: v for k, v in case.items() if not k.startswith("_")} | {
-                "form": sample.form, "audit_type": sample.name, "auditor": auditor.name,
-                "auditor_email": auditor.email, "due_date": due.isoformat()})
+        for case in sorted(_draw(sample, pool, rng, notes), key=lambda r: r["case_number"]):
+            place(case, sample.form, sample.name, {})
     return Allocation(month, due, rows, notes, [a.name for a in on_break])
+
+
+REAUDIT = "Re-audit (inadequate)"
+
+
+def reaudits_due(engine: sa.Engine, population: list[dict[str, str]], month: str
+                 ) -> list[tuple[dict[str, str], str, dt.date]]:
+    """Cases graded inadequate (moderated grade first) in an earlier month and not audited
+    since: seed 001 Appendix A para 25 wants a re-audit within two months. They are exempt
+    from the 12-month rule. Returns (case, form, review-by date)."""
+    a, g, r = store.audits.c, store.grades.c, store.returns.c
+    grade = sa.func.coalesce(sa.func.nullif(g.moderated_grade, ""), g.auditor_grade)
+    with engine.connect() as conn:
+        graded = conn.execute(
+            sa.select(a.case_number, a.form_id, a.month, a.team, a.facts, r.imported_at)
+            .join(store.grades, g.audit_id == a.audit_id)
+            .join(store.returns, (r.audit_id == a.audit_id) & r.is_current)
+            .where((grade == "Inadequate") & (a.month < month))).all()
+        later = {(row.case_number, row.month) for row in conn.execute(
+            sa.select(a.case_number, a.month))}
+    by_case = {row["case_number"]: row for row in population}
+    due = []
+    for row in graded:
+        if any(c == row.case_number and m > row.month for c, m in later):
+            continue  # already re-audited (or audited again) since
+        case = by_case.get(row.case_number) or (json.loads(row.facts) | {"team": row.team})
+        follow_up = inadequate_follow_up(row.imported_at.date())
+        due.append((case, row.form_id, follow_up["review meeting by"]))
+    return sorted(due, key=lambda d: d[0]["case_number"])
 
 
 def _check_columns(path: Path, population: list[dict[str, str]], samples: list[Sample]) -> None:
@@ -308,7 +345,7 @@ def run_allocation(engine: sa.Engine, population_path: Path, auditors_path: Path
     allocation = allocate(engine, population, auditors, samples, month, seed)
     if not allocation.rows:
         raise AllocationError(f"Nothing could be allocated for {month}: "
-                              + "; ".join(allocation.unallocated or ["no eligible cases"]))
+                              + " ".join(allocation.unallocated or ["no eligible cases."]))
     write_allocation(allocation, out)
     forms = shipped_forms()
     cases = [c for form_id in dict.fromkeys(r["form"] for r in allocation.rows)

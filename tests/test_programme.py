@@ -213,3 +213,39 @@ def test_plan_errors_and_cli(tmp_path):
                               str(tmp_path / "missing.csv"), "--month", MONTH, "--db", db])
     assert bad.exit_code == 2
     assert bad.output.startswith(f"Error: [{tmp_path / 'missing.csv'}] file not found.")
+
+
+def test_inadequate_cases_are_reaudited_once_within_two_months(tmp_path):
+    import sqlalchemy as sa
+
+    from formtool.programme import REAUDIT
+
+    engine = store.open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    cases = population(random.Random(6), 3, 200)
+    people = auditors(random.Random(6), 3, 4, 0)
+    pop_csv = write_cases(tmp_path / "pop.csv", cases)
+    aud_csv = write_cases(tmp_path / "aud.csv", [
+        {"name": a.name, "email": a.email, "team": a.team} for a in people])
+    october = run_allocation(engine, pop_csv, aud_csv, "2026-10", None, 1, tmp_path / "o.csv")
+    target = october.rows[0]
+    with store.transaction(engine) as conn:
+        audit_id = conn.execute(sa.select(store.audits.c.audit_id).where(
+            store.audits.c.case_number == target["case_number"])).scalar()
+        return_id = conn.execute(store.returns.insert().values(
+            audit_id=audit_id, file_name="r.docx", content_hash="h" * 64, content=b"",
+            imported_at=dt.datetime(2026, 10, 20, 9), is_current=True, method="bookmarks",
+            final=True)).inserted_primary_key[0]
+        conn.execute(store.grades.insert().values(audit_id=audit_id, auditor_grade="Good",
+                                                  moderated_grade="Inadequate",
+                                                  return_id=return_id))
+    november = run_allocation(engine, pop_csv, aud_csv, "2026-11", None, 1, tmp_path / "n.csv")
+    reaudits = [r for r in november.rows if r["audit_type"] == REAUDIT]
+    assert [(r["case_number"], r["form"], r["review_by"]) for r in reaudits] == [
+        (target["case_number"], target["form"], "2026-11-17")]  # 4 weeks after grading
+    assert reaudits[0]["auditor"] and by_team(people)[reaudits[0]["auditor"]] != target["team"]
+    december = run_allocation(engine, pop_csv, aud_csv, "2026-12", None, 1, tmp_path / "d.csv")
+    assert not [r for r in december.rows if r["audit_type"] == REAUDIT]
+
+
+def by_team(people: list[Auditor]) -> dict[str, str]:
+    return {a.name: a.team for a in people}
