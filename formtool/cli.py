@@ -450,6 +450,33 @@ def _print_outcomes(outcomes) -> None:
     click.echo(", ".join(f"{n} {s}" for s, n in counts.items()) + f" of {len(outcomes)} file(s).")
 
 
+@cli.command("check")
+@click.argument("audit_id")
+@click.option("--accept", is_flag=True, help="The return is complete and correct.")
+@click.option("--amend", "reason", metavar="REASON",
+              help="Send it back for amendment (due in 3 working days).")
+@db_option
+@json_option
+def check(audit_id: str, accept: bool, reason: str | None, db_url: str | None,
+          as_json: bool) -> None:
+    """Check a returned audit: --accept it, or --amend "what to fix"."""
+    from formtool.workflow import check_return
+
+    if accept == (reason is not None):
+        raise click.UsageError("Give exactly one of --accept or --amend REASON.")
+    try:
+        result = check_return(_engine(db_url), audit_id, reason)
+    except FormtoolError as exc:
+        raise InputError(str(exc)) from None
+    if as_json:
+        _echo_json(result)
+    elif result["amend_by"]:
+        amend_by = dt.date.fromisoformat(result["amend_by"])
+        click.echo(f"{audit_id}: returned for amendment, due back by {amend_by:%d/%m/%Y}.")
+    else:
+        click.echo(f"{audit_id}: checked.")
+
+
 @cli.command()
 @click.option("--month", type=MONTH, help="Only audits due in this month.")
 @db_option

@@ -274,3 +274,24 @@ def test_status_counts_returned_outstanding_overdue(setup):
     }
     assert totals == {"audits": 4, "returned": 1, "outstanding": 3, "overdue": 3}
     assert status(engine, "2026-10", today=TODAY)["audits"] == 0
+
+
+def test_check_accepts_or_returns_for_amendment_and_reimport_moves_on(setup):
+    from formtool.workflow import WorkflowError, check_return
+
+    engine, _root, forms = setup
+    names = sorted(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
+    first, second = (forms[n].case.audit_id for n in names[:2])
+    with pytest.raises(WorkflowError, match="only a returned audit can be checked"):
+        check_return(engine, first)
+    for name in names[:2]:
+        import_paths(engine, [returned(setup, name, good_answers("csc"))], TODAY)
+    assert check_return(engine, first)["state"] == "checked"
+    result = check_return(engine, second, "KSS 5 evidence missing", today=dt.date(2026, 12, 23))
+    assert result == {"audit_id": second, "state": "amendment requested",
+                      "amend_by": "2026-12-30"}  # 3 working days over Christmas
+    amended = returned(setup, names[1], good_answers("csc") | {"kss5.met": "Partially met"},
+                       as_name="amended.docx")
+    assert import_paths(engine, [amended], TODAY)[0].status == "updated"
+    report = status(engine)
+    assert report["by_state"] == {"allocated": 2, "returned": 1, "checked": 1}
