@@ -50,7 +50,7 @@ def grades_by_team(f: PmuFigures) -> bytes:
         left = [a + b for a, b in zip(left, values, strict=True)]
     ax.set_xlabel("Audits")
     ax.set_title("Grades by team")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside, not over, bars
     ax.tick_params(axis="y", labelsize=8)
     return _png(fig)
 
@@ -70,7 +70,7 @@ def kss_met(f: PmuFigures) -> bytes:
     ax.invert_yaxis()
     ax.set_xlabel("% of audits")
     ax.set_title("Knowledge and Skills Statements: met / partially met / not met")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside, not over, bars
     return _png(fig)
 
 
