@@ -35,11 +35,14 @@ MONTH = Month()
 
 
 class FormtoolGroup(click.Group):
-    """Turns a file-system error anywhere in a command into a one-line message."""
+    """Turns formtool's errors and file-system errors anywhere in a command into one-line
+    messages with exit code 2, so commands need no error handling of their own."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except FormtoolError as exc:
+            raise InputError(str(exc)) from None
         except OSError as exc:
             where = exc.filename or "a file"
             raise InputError(f"[{where}] {exc.strerror or exc}. Check the path and that you "
@@ -75,10 +78,7 @@ def db_option(func: Callable) -> Callable:
 def _engine(db_url: str | None):
     from formtool.store import open_store
 
-    try:
-        return open_store(db_url)
-    except FormtoolError as exc:
-        raise InputError(str(exc)) from None
+    return open_store(db_url)
 
 
 def _echo_json(data: Any) -> None:
@@ -252,17 +252,14 @@ def generate(
     """
     from formtool.generate import generate as run
 
-    try:
-        produced = run(
-            form_id,
-            cases_path,
-            out_dir,
-            fmt,
-            progress=None if as_json else _progress("Generating forms"),
-            engine=_engine(db_url),
-        )
-    except FormtoolError as exc:
-        raise InputError(str(exc)) from None
+    produced = run(
+        form_id,
+        cases_path,
+        out_dir,
+        fmt,
+        progress=None if as_json else _progress("Generating forms"),
+        engine=_engine(db_url),
+    )
     rows = [p.manifest_row(out_dir) for p in produced]
     if as_json:
         _echo_json({"out": str(out_dir), "manifest": str(out_dir / "manifest.csv"), "forms": rows})
@@ -292,11 +289,8 @@ def allocate(population_path: Path, auditors_path: Path, month: str, plan_path: 
     `formtool generate` and records the audits as allocated."""
     from formtool.programme import run_allocation
 
-    try:
-        allocation = run_allocation(_engine(db_url), population_path, auditors_path, month,
-                                    plan_path, seed, out)
-    except FormtoolError as exc:
-        raise InputError(str(exc)) from None
+    allocation = run_allocation(_engine(db_url), population_path, auditors_path, month,
+                                plan_path, seed, out)
     if as_json:
         _echo_json({"month": month, "due": allocation.due.isoformat(), "out": str(out),
                     "allocated": len(allocation.rows), "by_auditor": allocation.by_auditor(),
@@ -357,19 +351,16 @@ def _mail(chase: bool, month, out_dir, smtp, sender, starttls, user, dry_run, db
     from formtool.mail import build_messages, record_sent, send_smtp, write_eml
 
     engine = _engine(db_url)
-    try:
-        messages = build_messages(engine, sender, forms_dir or DEFAULT_OUT / "forms", month,
-                                  chase=chase)
-        written: list[Path] = []
-        if not dry_run:
-            if smtp:
-                send_smtp(messages, smtp, starttls, user,
-                          on_sent=lambda o: record_sent(engine, [o], chase))
-            else:
-                written = write_eml(messages, out_dir, "chase" if chase else "audits")
-                record_sent(engine, messages, chase)
-    except FormtoolError as exc:
-        raise InputError(str(exc)) from None
+    messages = build_messages(engine, sender, forms_dir or DEFAULT_OUT / "forms", month,
+                              chase=chase)
+    written: list[Path] = []
+    if not dry_run:
+        if smtp:
+            send_smtp(messages, smtp, starttls, user,
+                      on_sent=lambda o: record_sent(engine, [o], chase))
+        else:
+            written = write_eml(messages, out_dir, "chase" if chase else "audits")
+            record_sent(engine, messages, chase)
     rows = [{"auditor": m.auditor, "to": m.address, "audits": list(m.audit_ids),
              "attachments": len(list(m.message.iter_attachments()))} for m in messages]
     if as_json:
@@ -464,10 +455,7 @@ def check(audit_id: str, accept: bool, reason: str | None, db_url: str | None,
 
     if accept == (reason is not None):
         raise click.UsageError("Give exactly one of --accept or --amend REASON.")
-    try:
-        result = check_return(_engine(db_url), audit_id, reason)
-    except FormtoolError as exc:
-        raise InputError(str(exc)) from None
+    result = check_return(_engine(db_url), audit_id, reason)
     if as_json:
         _echo_json(result)
     elif result["amend_by"]:
@@ -571,12 +559,9 @@ def pack_file(
     if not ids:
         raise InputError(f"No returned audits due in {month}. Import the returns first.")
     formats = ("docx", "pdf") if fmt == "both" else (fmt,)
-    try:
-        written = file_pack(
-            engine, ids, out_dir, formats, bundle_name=f"file-pack-{month}.pdf" if month else None
-        )
-    except FormtoolError as exc:
-        raise InputError(str(exc)) from None
+    written = file_pack(
+        engine, ids, out_dir, formats, bundle_name=f"file-pack-{month}.pdf" if month else None
+    )
     _report_files(written, as_json)
 
 
@@ -620,10 +605,7 @@ def pack_pmu(
     month, quarter or year. Case numbers only unless --include-names."""
     from formtool.packs.pmu import pmu_pack
 
-    try:
-        written = pmu_pack(_engine(db_url), out_dir, month, quarter, year, include_names)
-    except FormtoolError as exc:
-        raise InputError(str(exc)) from None
+    written = pmu_pack(_engine(db_url), out_dir, month, quarter, year, include_names)
     _report_files(written, as_json)
 
 
@@ -640,10 +622,7 @@ def moderate(
     """Record a moderated grade; it counts instead of the auditor's in every report."""
     from formtool.moderation import moderate as run
 
-    try:
-        result = run(_engine(db_url), audit_id, grade, by, comment)
-    except FormtoolError as exc:
-        raise InputError(str(exc)) from None
+    result = run(_engine(db_url), audit_id, grade, by, comment)
     if as_json:
         _echo_json(result)
         return
@@ -668,10 +647,7 @@ def moderation_sample(month: str, rate: str, seed: int, db_url: str | None, as_j
     from formtool.moderation import moderation_sample as run
     from formtool.moderation import parse_rate
 
-    try:
-        picked = run(_engine(db_url), month, parse_rate(rate), seed)
-    except FormtoolError as exc:
-        raise InputError(str(exc)) from None
+    picked = run(_engine(db_url), month, parse_rate(rate), seed)
     if as_json:
         _echo_json(picked)
         return
