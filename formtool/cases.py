@@ -55,6 +55,16 @@ def facts_checksum(audit_id: str, form_id: str, version: int, facts: dict[str, s
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
+def write_case_list(path: Path, rows: list[dict[str, str]]) -> None:
+    """Rows as a UTF-8 CSV case list; the columns are every key any row has, in order."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def normalise_column(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
 

@@ -6,7 +6,6 @@ after their role) so no demo output can be mistaken for a real child's record.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import random
 import shutil
@@ -16,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from formtool.cases import Case
+from formtool.cases import Case, write_case_list
 from formtool.deadlines import last_calendar_day
 from formtool.definitions import FormDefinition, get_form
 from formtool.fill import fill_docx, fill_xlsx, strip_controls
@@ -152,14 +151,6 @@ def synthetic_auditors(month: str) -> list[dict[str, str]]:
                          "team": TEAMS[team],
                          "break_months": month if (team, n) in ((0, 4), (2, 4)) else ""})
     return rows
-
-
-def write_case_list(path: Path, rows: list[dict[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 EVIDENCE = {

@@ -24,10 +24,6 @@ class IssueCode(Enum):
         "[{file}:{line} · {field}] uses scale '{value}', which is not defined. "
         "Use one of the scales listed by `formtool forms scales` or define it under `scales:`."
     )
-    bad_column = (
-        "[{file}:{line} · {field}] header column '{value}' is not a known case-list column. "
-        "Use one of: {fix}."
-    )
     # case lists (formtool generate)
     missing_column = (
         "[{file}] the case list lacks column(s) {field}, which form '{value}' needs. "

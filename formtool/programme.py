@@ -23,7 +23,7 @@ import sqlalchemy as sa
 import yaml
 
 from formtool import store
-from formtool.cases import normalise_column, read_rows
+from formtool.cases import normalise_column, read_rows, write_case_list
 from formtool.deadlines import add_months, inadequate_follow_up, last_calendar_day
 from formtool.definitions import shipped_forms
 from formtool.errors import FormtoolError
@@ -317,17 +317,6 @@ def _check_columns(path: Path, population: list[dict[str, str]], samples: list[S
                                   f"'{sample.form}' prints (sample '{sample.name}'). Add them.")
 
 
-def write_allocation(allocation: Allocation, out: Path) -> None:
-    import csv
-
-    columns = list(dict.fromkeys(k for row in allocation.rows for k in row))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(allocation.rows)
-
-
 def run_allocation(engine: sa.Engine, population_path: Path, auditors_path: Path, month: str,
                    plan_path: Path | None, seed: int, out: Path) -> Allocation:
     """Allocate, write the allocation as a case list, and record the audits as allocated."""
@@ -346,7 +335,7 @@ def run_allocation(engine: sa.Engine, population_path: Path, auditors_path: Path
     if not allocation.rows:
         raise AllocationError(f"Nothing could be allocated for {month}: "
                               + " ".join(allocation.unallocated or ["no eligible cases."]))
-    write_allocation(allocation, out)
+    write_case_list(out, allocation.rows)
     forms = shipped_forms()
     cases = [c for form_id in dict.fromkeys(r["form"] for r in allocation.rows)
              for c in load_cases(out, forms[form_id])]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import os
 import random
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from formtool.cases import Case, load_cases
+from formtool.cases import Case, load_cases, write_case_list
 from formtool.definitions import FormDefinition, get_form, load_forms
 from formtool.demo import synthetic_case
 from formtool.scales import FieldKind
@@ -56,10 +55,7 @@ def convert(files: list[Path], target: str, out_dir: Path) -> list[Path]:
 
 
 def write_cases(path: Path, rows: list[dict[str, str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_case_list(path, rows)
     return path
 
 
