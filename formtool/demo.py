@@ -29,7 +29,7 @@ from formtool.packs.pmu import pmu_pack
 from formtool.programme import run_allocation
 from formtool.read import read_path
 from formtool.reports import status
-from formtool.scales import FieldKind
+from formtool.scales import FieldKind, format_date
 from formtool.store import open_store
 
 GIVEN = (
@@ -182,7 +182,7 @@ def synthetic_answers(
     """Plausible completed-audit answers: consistent grades, SMART actions, Final status."""
     quality = rng.choices(list(QUALITY), weights=(45, 40, 15))[0]
     weights, grade = QUALITY[quality]
-    seen = (today - dt.timedelta(days=rng.randrange(5, 60))).strftime("%d/%m/%Y")
+    seen = format_date(today - dt.timedelta(days=rng.randrange(5, 60)))
     answers: dict[str, str] = {}
     for section, item in form.items():
         if item.kind == "question":
@@ -194,7 +194,7 @@ def synthetic_answers(
                 answers[item.evidence_key] = rng.choice(EVIDENCE[value]).format(d=seen)
         elif item.kind == "table" and section.id in ("next_steps", "improvement_plan"):
             for row in range(1, rng.randrange(2, 4)):
-                due = (today + dt.timedelta(days=rng.randrange(14, 60))).strftime("%d/%m/%Y")
+                due = format_date(today + dt.timedelta(days=rng.randrange(14, 60)))
                 cells = {
                     "recommendation": "Strengthen the child's voice in the plan",
                     "action": "Update the plan with the child's views and review at "
@@ -239,7 +239,7 @@ def synthetic_answers(
         {
             "completion.status": "Final",
             "completion.completed_by": case.facts.get("auditor", ""),
-            "completion.completed_on": today.strftime("%d/%m/%Y"),
+            "completion.completed_on": format_date(today),
         }
     )
     return {k: v for k, v in answers.items() if k in {f.key for f in form.fields()}}

@@ -16,6 +16,7 @@ from formtool import store
 from formtool.definitions import get_form
 from formtool.errors import FormtoolError
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf
+from formtool.scales import format_date
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def audit_view(engine: sa.Engine, audit_id: str) -> AuditView:
 
 def _display(value: str) -> str:
     try:
-        return dt.date.fromisoformat(value).strftime("%d/%m/%Y")
+        return format_date(dt.date.fromisoformat(value))
     except ValueError:
         return value
 
@@ -161,12 +162,12 @@ def _section_blocks(section, answers, actions) -> list[Block]:
 def _action_cells(action) -> tuple[str, ...]:
     what = " — ".join(p for p in (action.recommendation, action.action) if p)
     who = " / ".join(p for p in (action.responsible_role, action.responsible_person) if p)
-    due = action.due_date.strftime("%d/%m/%Y") if action.due_date else ""
+    due = format_date(action.due_date) if action.due_date else ""
     signed = " ".join(
         p
         for p in (
             action.sign_off,
-            action.sign_off_date.strftime("%d/%m/%Y") if action.sign_off_date else "",
+            format_date(action.sign_off_date) if action.sign_off_date else "",
         )
         if p
     )

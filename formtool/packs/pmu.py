@@ -26,6 +26,7 @@ from formtool.packs.figures import (
     prevalence_sentences,
 )
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf
+from formtool.scales import format_date
 
 REPORT_ROWS = 25  # longer lists belong in the workbook, not a report for senior managers
 
@@ -35,7 +36,7 @@ def _pct(part: int, whole: int) -> str:
 
 
 def _date(day: dt.date | None) -> str:
-    return day.strftime("%d/%m/%Y") if day else ""
+    return format_date(day) if day else ""
 
 
 def report(f: PmuFigures) -> Document:

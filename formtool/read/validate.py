@@ -16,7 +16,7 @@ from formtool.cases import facts_checksum
 from formtool.definitions import Field, FormDefinition, Item
 from formtool.errors import Issue, IssueCode
 from formtool.read import RawReturn
-from formtool.scales import FieldKind, parse_date
+from formtool.scales import FieldKind, format_date, parse_date
 
 GOOD_GRADES = ("Outstanding", "Good")
 ACTION_NEEDS = (
@@ -202,7 +202,7 @@ def _action_issues(rows: list[ActionRow], file: str, today: dt.date) -> list[Iss
         parsed = parse_date(due) if due else None
         if parsed and parsed < today and not signed:
             issues.append(
-                Issue(IssueCode.past_action_date, file, where, value=parsed.strftime("%d/%m/%Y"))
+                Issue(IssueCode.past_action_date, file, where, value=format_date(parsed))
             )
     return issues
 
