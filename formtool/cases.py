@@ -147,21 +147,27 @@ def load_cases(path: str | Path, form: FormDefinition) -> list[Case]:
     """Every case in the list for this form; CaseListError listing every problem otherwise."""
     path = Path(path)
     header, rows = read_rows(path)
+    return cases_from_rows(str(path), header, rows, form)
+
+
+def cases_from_rows(name: str, header: list[str], rows: list[list[str]],
+                    form: FormDefinition) -> list[Case]:
+    """The cases of a table already in memory (`name` is what messages call it)."""
     columns = [normalise_column(c) for c in header]
     missing = [
         c for c in dict.fromkeys((*CORE_COLUMNS, *form.required_columns)) if c not in columns
     ]
     if missing:
         raise CaseListError(
-            [Issue(IssueCode.missing_column, str(path), ", ".join(missing), value=form.id)]
+            [Issue(IssueCode.missing_column, name, ", ".join(missing), value=form.id)]
         )
     if not rows:
-        raise CaseListError(f"[{path}] has a header row but no cases. Add one row per audit.")
-    cases, issues = _build_cases(str(path), form, columns, rows)
+        raise CaseListError(f"[{name}] has a header row but no cases. Add one row per audit.")
+    cases, issues = _build_cases(name, form, columns, rows)
     if issues:
         raise CaseListError(issues)
     if not cases:
-        raise CaseListError(f"[{path}] has no rows for form '{form.id}' in its form column.")
+        raise CaseListError(f"[{name}] has no rows for form '{form.id}' in its form column.")
     return cases
 
 

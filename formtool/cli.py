@@ -4,7 +4,9 @@ library function and prints its result (or, with --json, the same as JSON)."""
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -15,7 +17,7 @@ import click
 
 from formtool import __version__
 from formtool.definitions import check_form, form_files, get_form, load_forms
-from formtool.errors import FormtoolError
+from formtool.errors import FormtoolError, printable
 
 DEFAULT_OUT = Path("outputs")
 
@@ -41,12 +43,34 @@ class FormtoolGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
         except FormtoolError as exc:
             raise InputError(str(exc)) from None
+        except BrokenPipeError:
+            _quiet_broken_pipe()
         except OSError as exc:
             where = exc.filename or "a file"
-            raise InputError(f"[{where}] {exc.strerror or exc}. Check the path and that you "
-                             "may read and write there.") from None
+            raise InputError(f"[{printable(where)}] {exc.strerror or exc}. Check the path and "
+                             "that you may read and write there.") from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("sqlalchemy"):
+                from formtool.store import describe
+
+                raise InputError(describe(exc, _OPENED.get("url", "the database"))) from None
+            if os.environ.get("FORMTOOL_DEBUG"):
+                raise
+            raise InternalError(f"formtool stopped on an unexpected problem "
+                                f"({type(exc).__name__}: {printable(exc, 200)}). This is a bug: "
+                                "please report it with the command you ran (set "
+                                "FORMTOOL_DEBUG=1 for the details).") from None
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader went away (`formtool status | head`): stop quietly, as Unix tools do."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
 
 
 class InputError(click.ClickException):
@@ -56,6 +80,12 @@ class InputError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         click.echo(f"Error: {self.format_message()}", err=True)
+
+
+class InternalError(InputError):
+    """A bug in formtool: exit code 3, one line, no traceback."""
+
+    exit_code = 3
 
 
 def json_option(func: Callable) -> Callable:
@@ -75,10 +105,22 @@ def db_option(func: Callable) -> Callable:
     )(func)
 
 
-def _engine(db_url: str | None):
-    from formtool.store import open_store
+_OPENED: dict[str, str] = {}  # the database this command opened, for error messages
 
+
+def _engine(db_url: str | None):
+    from formtool.store import database_url, open_store
+
+    _OPENED["url"] = database_url(db_url)
     return open_store(db_url)
+
+
+def _user() -> str:
+    """Who is acting, as recorded with every event: the operating-system login."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 def _echo_json(data: Any) -> None:
@@ -281,21 +323,26 @@ def generate(
 @click.option("--seed", default=0, show_default=True, help="Same seed, same allocation.")
 @click.option("--out", "out", type=click.Path(path_type=Path),
               default=DEFAULT_OUT / "allocation.csv", show_default=True)
+@click.option("--replace", "mode", flag_value="replace",
+              help="Draw again the month's audits not yet sent (sent ones stay).")
+@click.option("--add", "mode", flag_value="add", help="Allocate more audits for the month.")
 @db_option
 @json_option
 def allocate(population_path: Path, auditors_path: Path, month: str, plan_path: Path | None,
-             seed: int, out: Path, db_url: str | None, as_json: bool) -> None:
+             seed: int, out: Path, mode: str | None, db_url: str | None,
+             as_json: bool) -> None:
     """Sample the month's cases and share them among auditors. Writes a case list for
-    `formtool generate` and records the audits as allocated."""
+    `formtool generate` and records the audits as allocated. A month is allocated once:
+    again only with --replace or --add."""
     from formtool.programme import run_allocation
 
     allocation = run_allocation(_engine(db_url), population_path, auditors_path, month,
-                                plan_path, seed, out)
+                                plan_path, seed, out, mode or "first", _user())
     if as_json:
-        _echo_json({"month": month, "due": allocation.due.isoformat(), "out": str(out),
-                    "allocated": len(allocation.rows), "by_auditor": allocation.by_auditor(),
-                    "on_break": allocation.on_break, "unallocated": allocation.unallocated})
+        _echo_json(allocation.as_dict() | {"out": str(out)})
         return
+    if allocation.replaced:
+        click.echo(f"{allocation.replaced} audit(s) not yet sent were drawn again.")
     click.echo(f"{len(allocation.rows)} audit(s) allocated for {month}, due "
                f"{allocation.due:%d/%m/%Y}: {out}")
     for name, count in sorted(allocation.by_auditor().items()):
@@ -304,6 +351,8 @@ def allocate(population_path: Path, auditors_path: Path, month: str, plan_path: 
         click.echo(f"On break: {', '.join(allocation.on_break)}")
     for note in allocation.unallocated:
         click.echo(f"  not allocated: {note}")
+    for warning in allocation.warnings:
+        click.echo(f"  warning: {warning}")
 
 
 @cli.command("calendar")
@@ -400,12 +449,14 @@ def chase(month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json
 @db_option
 @json_option
 def import_(paths: tuple[Path, ...], db_url: str | None, as_json: bool) -> None:
-    """Read returned forms (.docx/.xlsx files, or folders searched recursively) into the
-    database. Exit 0 if every file was accepted, 1 if any was rejected."""
+    """Read returned forms into the database: .docx/.xlsx files, emails saved as .eml or
+    Outlook .msg (each attached form is a return), or folders of them (searched recursively).
+    Exit 0 if every return was accepted, 1 if any was rejected."""
     from formtool.imports import import_paths
 
     outcomes = import_paths(
-        _engine(db_url), paths, progress=None if as_json else _progress("Importing returns")
+        _engine(db_url), paths, progress=None if as_json else _progress("Importing returns"),
+        user=_user(),
     )
     if as_json:
         _echo_json([o.as_dict() for o in outcomes])
@@ -416,29 +467,23 @@ def import_(paths: tuple[Path, ...], db_url: str | None, as_json: bool) -> None:
 
 
 def _print_outcomes(outcomes) -> None:
-    width = max([len(Path(o.file).name) for o in outcomes] + [4])
+    from formtool.imports import counts, shown_name
+
+    names = [shown_name(o) for o in outcomes]
+    width = min(60, max([len(n) for n in names] + [4]))
     click.echo(f"{'file':<{width}}  {'audit id':<28} {'status':<10} issues")
-    for o in outcomes:
+    for name, o in zip(names, outcomes, strict=True):
         errors = sum(not i.is_warning for i in o.issues)
         warnings = len(o.issues) - errors
-        summary = ", ".join(
-            p
-            for p in (
-                f"{errors} error(s)" if errors else "",
-                f"{warnings} warning(s)" if warnings else "",
-            )
-            if p
-        )
-        click.echo(
-            f"{Path(o.file).name:<{width}}  {o.audit_id or '-':<28} {o.status:<10} {summary or '-'}"
-        )
+        summary = ", ".join(p for p in (f"{errors} error(s)" if errors else "",
+                                        f"{warnings} warning(s)" if warnings else "") if p)
+        shown = name if len(name) <= width else "…" + name[-(width - 1):]
+        click.echo(f"{shown:<{width}}  {o.audit_id or '-':<28} {o.status:<10} {summary or '-'}")
         for issue in o.issues:
             click.echo(f"    {'warning' if issue.is_warning else 'ERROR  '} {issue.message}")
-    counts = {
-        s: sum(o.status == s for o in outcomes)
-        for s in ("imported", "updated", "unchanged", "rejected")
-    }
-    click.echo(", ".join(f"{n} {s}" for s, n in counts.items()) + f" of {len(outcomes)} file(s).")
+    tally = counts(outcomes)
+    click.echo(", ".join(f"{n} {s}" for s, n in tally.items() if n or s in (
+        "imported", "updated", "unchanged", "rejected")) + f" of {len(outcomes)} return(s).")
 
 
 @cli.command("check")
@@ -455,14 +500,40 @@ def check(audit_id: str, accept: bool, reason: str | None, db_url: str | None,
 
     if accept == (reason is not None):
         raise click.UsageError("Give exactly one of --accept or --amend REASON.")
-    result = check_return(_engine(db_url), audit_id, reason)
+    result = check_return(_engine(db_url), audit_id, reason, user=_user())
     if as_json:
-        _echo_json(result)
-    elif result["amend_by"]:
-        amend_by = dt.date.fromisoformat(result["amend_by"])
+        _echo_json(result.as_dict())
+    elif result.amend_by:
+        amend_by = dt.date.fromisoformat(result.amend_by)
         click.echo(f"{audit_id}: returned for amendment, due back by {amend_by:%d/%m/%Y}.")
     else:
         click.echo(f"{audit_id}: checked.")
+
+
+@cli.command("signoff")
+@click.argument("audit_id")
+@db_option
+@json_option
+def signoff(audit_id: str, db_url: str | None, as_json: bool) -> None:
+    """Record that an audit's actions are signed off by the manager (every action the form
+    asks a manager to sign off carries a sign-off in the current return)."""
+    from formtool.workflow import sign_off_actions
+
+    result = sign_off_actions(_engine(db_url), audit_id, user=_user())
+    _echo_json(result.as_dict()) if as_json else click.echo(
+        f"{audit_id}: actions signed off.")
+
+
+@cli.command("close")
+@click.argument("audit_id")
+@db_option
+@json_option
+def close(audit_id: str, db_url: str | None, as_json: bool) -> None:
+    """Close a checked or moderated audit whose actions are signed off."""
+    from formtool.workflow import close_audit
+
+    result = close_audit(_engine(db_url), audit_id, user=_user())
+    _echo_json(result.as_dict()) if as_json else click.echo(f"{audit_id}: closed.")
 
 
 @cli.command()
@@ -470,51 +541,53 @@ def check(audit_id: str, accept: bool, reason: str | None, db_url: str | None,
 @db_option
 @json_option
 def status(month: str | None, db_url: str | None, as_json: bool) -> None:
-    """Audits by state; returned, outstanding and overdue per auditor and team."""
+    """Audits by state; returned, outstanding and overdue per team and auditor; and the
+    audits still outstanding, most overdue first."""
     from formtool.reports import status as run
 
     report = run(_engine(db_url), month)
     if as_json:
-        _echo_json(report)
+        _echo_json(report.as_dict())
         return
-    click.echo(f"{report['audits']} audit(s) ({report['month']}), as of {report['today']}")
-    for state, count in report["by_state"].items():
+    click.echo(f"{report.audits} audit(s) ({report.month}), as of {report.today:%d/%m/%Y}")
+    for state, count in report.by_state.items():
         click.echo(f"  {state:<22} {count:>4}")
-    for group in ("teams", "auditors"):
-        click.echo(
-            f"\n{group[:-1].title():<36} {'audits':>6} {'returned':>9} "
-            f"{'outstanding':>12} {'overdue':>8}"
-        )
-        for name, t in report[group].items():
-            click.echo(
-                f"{name[:36]:<36} {t['audits']:>6} {t.get('returned', 0):>9} "
-                f"{t.get('outstanding', 0):>12} {t.get('overdue', 0):>8}"
-            )
+    for title, groups in (("Team", report.teams), ("Auditor", report.auditors)):
+        click.echo(f"\n{title:<36} {'audits':>6} {'returned':>9} {'outstanding':>12} "
+                   f"{'overdue':>8}")
+        for name, t in groups.items():
+            click.echo(f"{printable(name)[:36]:<36} {t['audits']:>6} {t['returned']:>9} "
+                       f"{t['outstanding']:>12} {t['overdue']:>8}")
+    if report.outstanding:
+        click.echo(f"\nOutstanding ({len(report.outstanding)}, {len(report.overdue)} overdue)")
+        click.echo(f"{'audit id':<26} {'case':<14} {'auditor':<30} {'due':<10} days overdue")
+        for o in report.outstanding:
+            click.echo(f"{o.audit_id:<26} {printable(o.case_number)[:14]:<14} "
+                       f"{printable(o.auditor)[:30]:<30} {o.due:%d/%m/%Y} "
+                       f"{o.days_overdue or '-':>4}")
 
 
 @cli.command()
-@click.option(
-    "--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), default="csv", show_default=True
-)
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(path_type=Path),
-    help="File to write (default: print CSV/JSON to the terminal).",
-)
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), default="csv",
+              show_default=True, help="csv: one table; xlsx: both tables; json: per audit.")
+@click.option("--table", type=click.Choice(["answers", "actions"]), default="answers",
+              show_default=True, help="Which table a CSV export holds.")
+@click.option("--out", "out", type=click.Path(path_type=Path),
+              help="File to write (default: print CSV/JSON to the terminal).")
 @db_option
-def export(fmt: str, out: Path | None, db_url: str | None) -> None:
-    """All current answers, one row per answer, with the audit's details."""
-    from formtool.reports import export_rows, write_export
+def export(fmt: str, table: str, out: Path | None, db_url: str | None) -> None:
+    """Every current return's answers (with the question text) and action rows."""
+    from formtool.reports import export_data, write_export
 
-    rows = export_rows(_engine(db_url))
     if out is None and fmt == "xlsx":
         raise click.UsageError("--format xlsx needs --out FILE.xlsx")
-    data = write_export(rows, fmt, out)
+    data = export_data(_engine(db_url))
+    payload = write_export(data, fmt, out, table)
     if out is None:
-        click.echo(data.decode("utf-8-sig"), nl=False)
+        click.echo(payload.decode("utf-8-sig"), nl=False)
     else:
-        click.echo(f"{len(rows)} answer row(s) written to {out}", err=True)
+        click.echo(f"{len(data.answers)} answer row(s) and {len(data.actions)} action row(s) "
+                   f"written to {out}", err=True)
 
 
 # --- packs and moderation ------------------------------------------------------------
@@ -622,18 +695,13 @@ def moderate(
     """Record a moderated grade; it counts instead of the auditor's in every report."""
     from formtool.moderation import moderate as run
 
-    result = run(_engine(db_url), audit_id, grade, by, comment)
+    result = run(_engine(db_url), audit_id, grade, by, comment, user=_user())
     if as_json:
-        _echo_json(result)
+        _echo_json(result.as_dict())
         return
-    change = (
-        f"changed from {result['auditor_grade']}"
-        if result["changed"]
-        else "agrees with the auditor"
-        if result["auditor_grade"]
-        else "recorded"
-    )
-    click.echo(f"{audit_id}: moderated grade {result['moderated_grade']} ({change}).")
+    change = (f"changed from {result.auditor_grade}" if result.changed
+              else "agrees with the auditor" if result.auditor_grade else "recorded")
+    click.echo(f"{audit_id}: moderated grade {result.moderated_grade} ({change}).")
 
 
 @cli.command("moderation-sample")
@@ -647,15 +715,15 @@ def moderation_sample(month: str, rate: str, seed: int, db_url: str | None, as_j
     from formtool.moderation import moderation_sample as run
     from formtool.moderation import parse_rate
 
-    picked = run(_engine(db_url), month, parse_rate(rate), seed)
+    picked = run(_engine(db_url), month, parse_rate(rate), seed, user=_user())
     if as_json:
-        _echo_json(picked)
+        _echo_json([p.as_dict() for p in picked])
         return
     if not picked:
-        click.echo(f"No returned, unmoderated audits in {month}.")
+        click.echo(f"No complete, graded and unmoderated audits in {month}.")
         return
     for row in picked:
-        click.echo(f"{row['audit_id']:<28} {row['team']:<28} {row['auditor_grade'] or '-'}")
+        click.echo(f"{row.audit_id:<28} {printable(row.team):<28} {row.auditor_grade or '-'}")
     click.echo(f"{len(picked)} audit(s) selected for moderation.")
 
 

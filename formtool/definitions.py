@@ -1,30 +1,40 @@
-"""Audit tool definitions: templates/forms/*.yaml -> frozen dataclasses, checked first.
+"""Audit tool definitions: YAML -> frozen dataclasses, checked first.
 
-A definition is data only. `check_form` reports every problem with file, line and key;
-`load_form` refuses a definition that has any. Stable keys are built here and nowhere
-else: `<section>.<item>`, `<section>.<item>.evidence`, `<section>.<table>.<row>.<column>`,
+A definition is data only, and so is its vocabulary: which answers are favourable, which
+grades are good, which item is the overall grade, which sections are judged domains, what
+each action column holds. Stable keys are built here and nowhere else: `<section>.<item>`,
+`<section>.<item>.evidence`, `<section>.<item>.comment`, `<section>.<table>.<row>.<column>`,
 `header.<column>`.
+
+Definitions come from the shipped folder (templates/forms) and, for a QA team's own tools,
+from the folder named by FORMTOOL_FORMS. Every definition also has a snapshot: its resolved
+data as canonical JSON, which the store keeps for every version that generated forms, so old
+forms stay readable after a definition changes (see `from_snapshot`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
 from formtool.errors import DefinitionError, Issue, IssueCode
 from formtool.scales import FieldKind, Scale
 
 COMMON_FILE = "_common.yaml"
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
+FORMS_ENV = "FORMTOOL_FORMS"
 ITEM_KINDS = ("question", "choice", "text", "date", "table")
+#: What an action-table column holds, so the store and the packs need no column names.
+ACTION_ROLES = ("recommendation", "action", "responsible_role", "responsible_person",
+                "due_date", "sign_off", "sign_off_date", "comments")
+ROLES = ("preparer", "auditor")  # who fills a field in a two-stage tool
+ROW_CELLS = ("stage", "question", "answer", "evidence")  # cells of a question row
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,7 @@ class Column:
     id: str
     label: str
     kind: FieldKind
+    role: str = "comments"  # one of ACTION_ROLES
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,12 @@ class Field:
     kind: FieldKind
     scale: Scale | None = None
     required: bool = False
+    role: str = ""  # "", preparer or auditor
+    hint: str = ""  # the short placeholder an empty Word control shows
+
+    def placeholders(self) -> tuple[str, ...]:
+        """Text an empty control of this field may show (besides its kind's default)."""
+        return (self.hint,) if self.hint else ()
 
 
 @dataclass(frozen=True)
@@ -58,27 +75,62 @@ class Item:
     guidance: tuple[str, ...] = ()
     columns: tuple[Column, ...] = ()
     rows: int = 0
+    role: str = ""
+    evidence_role: str = ""
+    comment: bool = False  # a comment box for the judge under the answer (seed 000)
+    favourable: str | None = None  # overrides the scale's: a choice, or "" for neutral
+    finding: tuple[str, str] = ("", "")  # phrases for the favourable / unfavourable answer
+    stage: str = ""  # starts a group in the stage column (seed 000)
+    addition: str = ""  # why formtool added it to the paper tool ("" = on the paper tool)
+    evidence_label: str = ""
+    comment_label: str = ""
+    hint: str = ""
 
     @property
     def evidence_key(self) -> str:
         return f"{self.key}.evidence"
+
+    @property
+    def comment_key(self) -> str:
+        return f"{self.key}.comment"
 
     def cell_key(self, row: int, column: Column) -> str:
         return f"{self.key}.{row}.{column.id}"
 
     def fields(self) -> list[Field]:
         if self.kind == "table":
-            return [
-                Field(self.cell_key(r, c), c.label, c.kind)
-                for r in range(1, self.rows + 1)
-                for c in self.columns
-            ]
+            return [Field(self.cell_key(r, c), c.label, c.kind, role=self.role)
+                    for r in range(1, self.rows + 1) for c in self.columns]
         if self.kind in ("question", "choice"):
-            out = [Field(self.key, self.label, FieldKind.choice, self.scale, self.required)]
+            out = [Field(self.key, self.label, FieldKind.choice, self.scale, self.required,
+                         self.role)]
             if self.evidence:
-                out.append(Field(self.evidence_key, f"{self.label} (evidence)", FieldKind.text))
+                out.append(Field(self.evidence_key, self.evidence_label or f"{self.label} "
+                                 "(evidence)", FieldKind.text, role=self.evidence_role,
+                                 hint="Evidence"))
+            if self.comment:
+                out.append(Field(self.comment_key, self.comment_label or f"{self.label} "
+                                 "(comment)", FieldKind.text, role=self.role, hint="Comment"))
             return out
-        return [Field(self.key, self.label, FieldKind(self.kind), None, self.required)]
+        return [Field(self.key, self.label, FieldKind(self.kind), None, self.required,
+                      self.role, self.hint)]
+
+    def outcome(self, value: str) -> str | None:
+        """favourable / partial / unfavourable for this question's answer, or None.
+
+        The scale says what its answers mean; a question may name its own favourable
+        answer ("Is there evidence of drift and delay?" is favourable when No) or none.
+        """
+        if self.scale is None or self.favourable == "":
+            return None
+        if self.favourable is None:
+            return self.scale.outcome(value)
+        if value == self.favourable:
+            return "favourable"
+        if value in self.scale.partial:
+            return "partial"
+        scored = (*self.scale.favourable, *self.scale.unfavourable)
+        return "unfavourable" if value in scored else None
 
 
 @dataclass(frozen=True)
@@ -88,6 +140,7 @@ class Indicators:
     title: str
     good: tuple[str, ...]
     outstanding: tuple[str, ...] = ()
+    outstanding_title: str = "Moving towards outstanding"
 
 
 @dataclass(frozen=True)
@@ -100,10 +153,23 @@ class Section:
     question_label: str = "Question"
     answer_label: str = ""
     evidence_label: str = ""
+    stage_label: str = ""
+    cells: tuple[str, ...] = ("question", "answer", "evidence")
+    judgement: str = ""  # id of the item that judges this section as a domain
+    short_title: str = ""  # for charts and narrow tables, e.g. "KSS 1"
+    addition: str = ""
 
     @property
     def questions(self) -> tuple[Item, ...]:
         return tuple(i for i in self.items if i.kind == "question")
+
+    @property
+    def judgement_key(self) -> str:
+        return f"{self.id}.{self.judgement}" if self.judgement else ""
+
+    @property
+    def label(self) -> str:
+        return self.short_title or self.title
 
 
 @dataclass(frozen=True)
@@ -114,10 +180,23 @@ class HeaderField:
     label: str
     required: bool = False
     kind: FieldKind = FieldKind.text
+    addition: str = ""
 
     @property
     def key(self) -> str:
         return f"header.{self.column}"
+
+
+@dataclass(frozen=True)
+class Judgements:
+    """Which answers are the audit's overall judgements (keys), and what marks it final."""
+
+    grade: str = ""
+    moderated_grade: str = ""
+    status: str = ""
+    final: str = ""  # the status answer meaning the return is complete
+    completed_by: str = ""
+    completed_on: str = ""
 
 
 @dataclass(frozen=True)
@@ -129,7 +208,10 @@ class FormDefinition:
     source: str
     header: tuple[HeaderField, ...]
     sections: tuple[Section, ...]
-    path: str = ""
+    judgements: Judgements = Judgements()
+    short_name: str = ""  # how reports name the tool, e.g. "CSC"
+    path: str = field(default="", compare=False)
+    snapshot: str = field(default="", compare=False, repr=False)  # resolved data as JSON
 
     def items(self) -> Iterator[tuple[Section, Item]]:
         for section in self.sections:
@@ -142,18 +224,149 @@ class FormDefinition:
     def questions(self) -> list[Item]:
         return [item for _, item in self.items() if item.kind == "question"]
 
+    def tables(self) -> list[Item]:
+        return [item for _, item in self.items() if item.kind == "table"]
+
+    def domains(self) -> list[Section]:
+        """Sections judged as a whole (e.g. each KSS: met / partially met / not met)."""
+        return [s for s in self.sections if s.judgement]
+
+    def item(self, key: str) -> Item | None:
+        return _item_index(self).get(key)
+
+    @property
+    def name(self) -> str:
+        return self.short_name or self.title
+
+    @property
+    def two_stage(self) -> bool:
+        """Prepared by one person and judged by another (seed 000): fields carry roles."""
+        return any(f.role for f in self.fields())
+
+    @property
+    def grade_scale(self) -> Scale | None:
+        item = self.item(self.judgements.grade)
+        return item.scale if item is not None else None
+
+    @property
+    def digest(self) -> str:
+        """A hash of the resolved definition: equal digests, same form."""
+        return hashlib.sha256(self.snapshot.encode("utf-8")).hexdigest()
+
     def field(self, key: str) -> Field:
-        for f in self.fields():
-            if f.key == key:
-                return f
-        raise KeyError(key)
+        found = self.field_or_none(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def field_or_none(self, key: str) -> Field | None:
+        """The field with this key, including rows an auditor added to an action table."""
+        found = _field_index(self).get(key)
+        if found is not None:
+            return found
+        table_key, _, rest = key.rpartition(".")
+        table_key, _, row = table_key.rpartition(".")
+        for table in self.tables():
+            if table.key == table_key and row.isdigit():
+                column = next((c for c in table.columns if c.id == rest), None)
+                if column is not None:
+                    return Field(key, column.label, column.kind, role=table.role)
+        return None
 
     @property
     def required_columns(self) -> list[str]:
         return [h.column for h in self.header if h.required]
 
+    def additions(self) -> list[tuple[str, str]]:
+        """(what, why) for everything formtool added to the paper tool."""
+        found = [(f"header: {h.label}", h.addition) for h in self.header if h.addition]
+        for section in self.sections:
+            if section.addition:
+                found.append((f"section: {section.title}", section.addition))
+            found += [(f"{section.id}: {i.label}", i.addition) for i in section.items
+                      if i.addition]
+        return found
 
-# --- loading -------------------------------------------------------------------------
+
+@cache
+def _field_index(form: FormDefinition) -> dict[str, Field]:
+    return {f.key: f for f in form.fields()}
+
+
+@cache
+def _item_index(form: FormDefinition) -> dict[str, Item]:
+    return {item.key: item for _, item in form.items()}
+
+
+# --- building from resolved data ----------------------------------------------------------
+
+
+def _scale(sid: str, raw: dict[str, Any]) -> Scale:
+    return Scale(sid, raw["label"], tuple(raw["choices"]), dict(raw.get("descriptors", {})),
+                 tuple(raw.get("favourable", ())), tuple(raw.get("partial", ())),
+                 tuple(raw.get("unfavourable", ())), bool(raw.get("ranked", False)),
+                 tuple(raw.get("bands", {}).items()), tuple(raw.get("follow_up", ())))
+
+
+def _item(raw: dict[str, Any], section: dict[str, Any], scales: dict[str, Scale]) -> Item:
+    kind = next(k for k in ITEM_KINDS if k in raw)
+    role = raw.get("role", section.get("role", ""))
+    scale_id = raw.get("scale", section.get("scale"))
+    favourable = raw.get("favourable")
+    finding = raw.get("finding", {})
+    return Item(
+        kind=kind, id=raw[kind], key=f"{section['id']}.{raw[kind]}", label=raw["label"],
+        number=str(raw.get("number", "")),
+        scale=scales[scale_id] if kind in ("question", "choice") else None,
+        evidence=raw.get("evidence", kind == "question"),
+        required=raw.get("required", kind in ("question", "choice")),
+        guidance=tuple(raw.get("guidance", ())),
+        columns=tuple(Column(c["id"], c["label"], FieldKind(c["type"]),
+                             c.get("role", "comments")) for c in raw.get("columns", ())),
+        rows=raw.get("rows", 10 if kind == "table" else 0),
+        role=role, evidence_role=raw.get("evidence_role", role),
+        comment=raw.get("comment", False),
+        favourable="" if favourable == "none" else favourable,
+        finding=(finding.get("favourable", ""), finding.get("unfavourable", "")),
+        stage=raw.get("stage", ""), addition=raw.get("addition", ""),
+        evidence_label=raw.get("evidence_label", ""),
+        comment_label=raw.get("comment_label", ""), hint=raw.get("hint", ""),
+    )
+
+
+def _section(raw: dict[str, Any], scales: dict[str, Scale]) -> Section:
+    indicators = tuple(
+        Indicators(i["title"], tuple(i["good"]), tuple(i.get("outstanding", ())),
+                   i.get("outstanding_title", "Moving towards outstanding"))
+        for i in raw.get("good_looks_like", ()))
+    return Section(
+        raw["id"], raw["title"], tuple(_item(i, raw, scales) for i in raw["items"]),
+        tuple(raw.get("guidance", ())), indicators, raw.get("question_label", "Question"),
+        raw.get("answer_label", ""), raw.get("evidence_label", ""), raw.get("stage_label", ""),
+        tuple(raw.get("cells", ("question", "answer", "evidence"))), raw.get("judgement", ""),
+        raw.get("short_title", ""), raw.get("addition", ""))
+
+
+def build(data: dict[str, Any], path: str = "") -> FormDefinition:
+    """A definition from resolved data (scales and column sets already inlined)."""
+    scales = {sid: _scale(sid, s) for sid, s in data.get("scales", {}).items()}
+    header = tuple(HeaderField(h["column"], h["label"], h.get("required", False),
+                               FieldKind(h.get("type", "text")), h.get("addition", ""))
+                   for h in data["header"])
+    judgements = Judgements(**data.get("judgements", {}))
+    return FormDefinition(
+        data["id"], data["version"], data["title"], data["subject"], data["source"], header,
+        tuple(_section(s, scales) for s in data["sections"]), judgements,
+        data.get("short_name", ""), path,
+        json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
+
+
+def from_snapshot(snapshot: str) -> FormDefinition:
+    """A definition as it was when it generated forms (kept in the store)."""
+    return build(json.loads(snapshot), "(stored snapshot)")
+
+
+# --- the forms folders ---------------------------------------------------------------------
 
 
 def forms_dir() -> Path:
@@ -161,258 +374,84 @@ def forms_dir() -> Path:
     return Path(str(resources.files("formtool.templates") / "forms"))
 
 
-@cache
-def _schema() -> dict[str, Any]:
-    return json.loads((resources.files("formtool") / "form_schema.json").read_text("utf-8"))
+def team_forms_dir() -> Path | None:
+    """The QA team's own forms folder ($FORMTOOL_FORMS), if set."""
+    value = os.environ.get(FORMS_ENV, "").strip()
+    return Path(value) if value else None
 
 
-def _compose(path: Path) -> tuple[Any, dict[tuple, int]]:
-    """Parse YAML keeping the line of every node, keyed by its JSON path."""
-    text = path.read_text(encoding="utf-8")
-    node = yaml.compose(text, Loader=_LOADER)
-    lines: dict[tuple, int] = {}
-
-    def walk(n: yaml.Node, at: tuple) -> None:
-        lines[at] = n.start_mark.line + 1
-        if isinstance(n, yaml.MappingNode):
-            for k, v in n.value:
-                lines[(*at, k.value)] = k.start_mark.line + 1
-                walk(v, (*at, k.value))
-        elif isinstance(n, yaml.SequenceNode):
-            for i, v in enumerate(n.value):
-                walk(v, (*at, i))
-
-    if node is not None:
-        walk(node, ())
-    return yaml.load(text, Loader=_LOADER), lines
+def form_dirs() -> list[Path]:
+    team = team_forms_dir()
+    return [forms_dir(), *([team] if team else [])]
 
 
-def _line(lines: dict[tuple, int], path: tuple) -> int:
-    while path and path not in lines:
-        path = path[:-1]
-    return lines.get(path, 1)
-
-
-def _key_at(data: Any, path: tuple) -> str:
-    """The stable key (or the nearest id) of the node at path, for messages."""
-    parts: list[str] = []
-    node = data
-    for step in path:
-        try:
-            node = node[step]
-        except (KeyError, IndexError, TypeError):
-            break
-        if isinstance(node, dict):
-            ident = node.get("id") or next((node[k] for k in ITEM_KINDS if k in node), None)
-            if isinstance(ident, str):
-                parts.append(ident)
-    return ".".join(parts) or ".".join(str(p) for p in path)
-
-
-@cache
-def _common(directory: str) -> dict[str, Any]:
-    path = Path(directory) / COMMON_FILE
-    if not path.exists():
-        return {"scales": {}, "column_sets": {}}
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER) or {}
-
-
-def _scales(raw: dict[str, Any]) -> dict[str, Scale]:
-    return {
-        sid: Scale(sid, s["label"], tuple(s["choices"]), dict(s.get("descriptors", {})))
-        for sid, s in raw.items()
-    }
-
-
-def check_form(path: str | Path) -> list[Issue]:
-    """Every problem in one definition file, each with file, line and key."""
-    return _checked(Path(path))[0]
-
-
-def _checked(path: Path) -> tuple[list[Issue], Any]:
-    """The problems in a definition file and, when there are none, its data."""
-    name = str(path)
-    try:
-        data, lines = _compose(path)
-    except FileNotFoundError:
-        return [Issue(IssueCode.schema, name, "", "1", "file not found")], None
-    except UnicodeDecodeError:
-        return [Issue(IssueCode.schema, name, "", "1", "file is not UTF-8 text")], None
-    except yaml.MarkedYAMLError as exc:
-        line = str(exc.problem_mark.line + 1) if exc.problem_mark else "1"
-        return [Issue(IssueCode.yaml_syntax, name, "", line, str(exc.problem))], None
-    validator = jsonschema.Draft202012Validator(_schema())
-    issues = [
-        Issue(
-            IssueCode.schema,
-            name,
-            _key_at(data, tuple(e.absolute_path)),
-            str(_line(lines, tuple(e.absolute_path))),
-            _schema_message(e),
-        )
-        for e in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
-    ]
-    if issues:
-        return issues, data
-    return _semantic_issues(data, lines, name, _common(str(path.parent))), data
-
-
-def _schema_message(error: jsonschema.ValidationError) -> str:
-    if error.validator == "oneOf" and isinstance(error.instance, dict):
-        return "each item needs exactly one of " + ", ".join(f"'{k}:'" for k in ITEM_KINDS)
-    if error.validator == "additionalProperties":
-        return error.message.replace("Additional properties are not allowed", "unknown field")
-    return error.message
-
-
-def _semantic_issues(data: dict, lines: dict, name: str, common: dict) -> list[Issue]:
-    issues: list[Issue] = []
-    scales = {**common.get("scales", {}), **data.get("scales", {})}
-    column_sets = common.get("column_sets", {})
-    seen: dict[str, int] = {}
-
-    def claim(key: str, at: tuple) -> None:
-        if key in seen:
-            issues.append(Issue(IssueCode.duplicate_key, name, key, str(_line(lines, at))))
-        seen[key] = 1
-
-    for h_index, h in enumerate(data["header"]):
-        claim(f"header.{h['column']}", ("header", h_index))
-    for s_index, section in enumerate(data["sections"]):
-        for i_index, item in enumerate(section["items"]):
-            at = ("sections", s_index, "items", i_index)
-            kind = next(k for k in ITEM_KINDS if k in item)
-            key = f"{section['id']}.{item[kind]}"
-            claim(key, at)
-            if kind in ("question", "choice"):
-                scale = item.get("scale", section.get("scale"))
-                if scale not in scales:
-                    issues.append(
-                        Issue(IssueCode.unknown_scale, name, key, str(_line(lines, at)), str(scale))
-                    )
-            if kind == "table":
-                columns = item.get("columns")
-                if isinstance(columns, str) and columns not in column_sets:
-                    issues.append(
-                        Issue(
-                            IssueCode.schema,
-                            name,
-                            key,
-                            str(_line(lines, at)),
-                            f"column set '{columns}' is not defined in _common.yaml",
-                        )
-                    )
-                elif columns is None:
-                    issues.append(
-                        Issue(
-                            IssueCode.schema,
-                            name,
-                            key,
-                            str(_line(lines, at)),
-                            "a table needs 'columns:'",
-                        )
-                    )
-    return issues
+def form_files(directory: str | Path | None = None) -> list[Path]:
+    folders = [Path(directory)] if directory else form_dirs()
+    return [p for folder in folders for p in sorted(folder.glob("*.yaml"))
+            if not p.name.startswith("_")]
 
 
 def load_form(path: str | Path) -> FormDefinition:
     """Load and check one definition; raise DefinitionError listing every problem."""
+    from formtool.definitions_check import checked
+
     path = Path(path)
-    issues, data = _checked(path)
+    issues, resolved = checked(path)
     if issues:
         raise DefinitionError(issues)
-    common = _common(str(path.parent))
-    scales = _scales({**common.get("scales", {}), **data.get("scales", {})})
-    return _build(data, scales, common.get("column_sets", {}), str(path))
+    return build(resolved, str(path))
 
 
-def _build(data: dict, scales: dict[str, Scale], column_sets: dict, path: str) -> FormDefinition:
-    header = tuple(
-        HeaderField(
-            h["column"], h["label"], h.get("required", False), FieldKind(h.get("type", "text"))
-        )
-        for h in data["header"]
-    )
-    sections = tuple(_build_section(s, scales, column_sets) for s in data["sections"])
-    return FormDefinition(
-        data["id"],
-        data["version"],
-        data["title"],
-        data["subject"],
-        data["source"],
-        header,
-        sections,
-        path,
-    )
+def check_form(path: str | Path) -> list[Issue]:
+    """Every problem in one definition file, each with file, line and key."""
+    from formtool.definitions_check import checked
 
-
-def _build_section(raw: dict, scales: dict[str, Scale], column_sets: dict) -> Section:
-    items = []
-    for item in raw["items"]:
-        kind = next(k for k in ITEM_KINDS if k in item)
-        key = f"{raw['id']}.{item[kind]}"
-        scale_id = item.get("scale", raw.get("scale"))
-        columns = item.get("columns", ())
-        if isinstance(columns, str):
-            columns = column_sets[columns]
-        items.append(
-            Item(
-                kind=kind,
-                id=item[kind],
-                key=key,
-                label=item["label"],
-                number=item.get("number", ""),
-                scale=scales[scale_id] if kind in ("question", "choice") else None,
-                evidence=item.get("evidence", kind == "question"),
-                required=item.get("required", kind in ("question", "choice")),
-                guidance=tuple(item.get("guidance", ())),
-                columns=tuple(Column(c["id"], c["label"], FieldKind(c["type"])) for c in columns),
-                rows=item.get("rows", 5 if kind == "table" else 0),
-            )
-        )
-    indicators = tuple(
-        Indicators(i["title"], tuple(i["good"]), tuple(i.get("outstanding", ())))
-        for i in raw.get("good_looks_like", ())
-    )
-    return Section(
-        raw["id"],
-        raw["title"],
-        tuple(items),
-        tuple(raw.get("guidance", ())),
-        indicators,
-        raw.get("question_label", "Question"),
-        raw.get("answer_label", ""),
-        raw.get("evidence_label", ""),
-    )
-
-
-def form_files(directory: str | Path | None = None) -> list[Path]:
-    directory = Path(directory) if directory else forms_dir()
-    return sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("_"))
+    return checked(Path(path))[0]
 
 
 def load_forms(directory: str | Path | None = None) -> dict[str, FormDefinition]:
-    """Every definition in the folder, by id. Raises on the first folder with problems."""
+    """Every definition in the folder (default: shipped and team folders), by id.
+    A team tool may not reuse a shipped tool's id."""
     forms: dict[str, FormDefinition] = {}
     for path in form_files(directory):
         form = load_form(path)
+        if form.id in forms:
+            raise DefinitionError([Issue(IssueCode.id_clash, str(path), location="1",
+                                         value=form.id, expected=forms[form.id].path)])
         forms[form.id] = form
     return forms
 
 
+def all_forms() -> dict[str, FormDefinition]:
+    """Every current definition (shipped and team), loaded once per process and folder."""
+    return _cached_forms(tuple(str(d) for d in form_dirs()))
+
+
 def shipped_forms() -> dict[str, FormDefinition]:
-    """Every definition in templates/forms, loaded once per process."""
-    return _cached_forms(str(forms_dir()))
-
-
-def get_form(form_id: str, directory: str | Path | None = None) -> FormDefinition:
-    forms = _cached_forms(str(directory or forms_dir()))
-    if form_id not in forms:
-        known = ", ".join(sorted(forms))
-        raise DefinitionError(f"Unknown form '{form_id}'. Known forms: {known}.")
-    return forms[form_id]
+    return all_forms()
 
 
 @cache
-def _cached_forms(directory: str) -> dict[str, FormDefinition]:
-    return load_forms(directory)
+def _cached_forms(folders: tuple[str, ...]) -> dict[str, FormDefinition]:
+    forms: dict[str, FormDefinition] = {}
+    for folder in folders:
+        for form_id, form in load_forms(folder).items():
+            if form_id in forms:
+                raise DefinitionError([Issue(IssueCode.id_clash, form.path, location="1",
+                                             value=form_id, expected=forms[form_id].path)])
+            forms[form_id] = form
+    return forms
+
+
+def get_form(form_id: str, version: int | None = None,
+             directory: str | Path | None = None) -> FormDefinition:
+    """The current definition of a form (it must be `version`, if given)."""
+    forms = load_forms(directory) if directory else all_forms()
+    if form_id not in forms:
+        known = ", ".join(sorted(forms))
+        raise DefinitionError(f"Unknown form '{form_id}'. Known forms: {known}.")
+    form = forms[form_id]
+    if version is not None and version != form.version:
+        raise DefinitionError(f"Form '{form_id}' is version {form.version} here, not "
+                              f"{version}. Read it with the database that generated it.")
+    return form

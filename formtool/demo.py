@@ -23,7 +23,6 @@ from formtool.generate import GeneratedForm, generate
 from formtool.imports import import_paths
 from formtool.mail import build_messages, record_sent, write_eml
 from formtool.moderation import moderate, moderation_sample
-from formtool.packs.figures import GRADES
 from formtool.packs.file import file_pack, month_audits
 from formtool.packs.pmu import pmu_pack
 from formtool.programme import run_allocation
@@ -322,8 +321,10 @@ def run_demo(out_dir: Path, seed: int = 2026, today: dt.date | None = None,
     outcomes = import_paths(engine, [returns_dir], today)
     report["imported"] = {s: sum(o.status == s for o in outcomes)
                           for s in ("imported", "updated", "unchanged", "rejected")}
+    report["in_progress"] = [o.audit_id for o in outcomes if any(
+        i.code.label == "draft-return" for i in o.issues) and o.status != "rejected"]
     report["rejected"] = [o.as_dict() for o in outcomes if o.status == "rejected"]
-    report["status"] = status(engine, today=today)
+    report["status"] = status(engine, today=today).as_dict()
     report["moderated"] = _moderate_sample(engine, month, rng)
     file_dir, pmu_dir = out_dir / "packs" / "file", out_dir / "packs" / "pmu"
     report["file_pack"] = [str(p) for p in file_pack(
@@ -338,16 +339,15 @@ def _moderate_sample(engine, month: str, rng: random.Random) -> list[dict]:
     """A head of service moderates the 10% sample: agrees mostly, re-grades one."""
     results = []
     for i, row in enumerate(moderation_sample(engine, month, 0.10, seed=1)):
-        if not row["auditor_grade"]:
-            continue
-        grade = row["auditor_grade"] if i else rng.choice(GRADES[1:4])
-        results.append(
-            moderate(
-                engine,
-                row["audit_id"],
-                grade,
-                "Head of Service (synthetic)",
-                "monthly moderation sample",
-            )
-        )
+        scale = get_form(row.audit_id and _form_of(engine, row.audit_id)).grade_scale
+        grade = row.auditor_grade if i or scale is None else rng.choice(scale.choices[1:4])
+        results.append(moderate(engine, row.audit_id, grade, "Head of Service (synthetic)",
+                                "monthly moderation sample").as_dict())
     return results
+
+
+def _form_of(engine, audit_id: str) -> str:
+    from formtool import store
+
+    with engine.connect() as conn:
+        return str(store.audit_row(conn, audit_id).form_id)

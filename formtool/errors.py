@@ -1,138 +1,295 @@
 """Errors are data: an `Issue` says where, what and how to fix; `FormtoolError` stops a command.
 
-Problems found inside an input (a definition, a case list, a returned form) are collected
-as `Issue` objects so a batch can report all of them and go on. Input that cannot be used
-at all raises a `FormtoolError` subclass, which only cli.py turns into a click error.
+Problems found inside an input (a definition, a case list, a returned form) are collected as
+`Issue` objects so a batch can report all of them and go on. Input that cannot be used at all
+raises a `FormtoolError` subclass, which only the command line (or a web view) turns into a
+message. Every message is one line: text from files is shown with control characters escaped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass
 from enum import Enum
+from typing import Any
+
+MAX_SHOWN = 120  # characters of a value quoted in a message
 
 
 class IssueCode(Enum):
-    """Message templates. Each names the place, the problem and the fix."""
+    """Message templates. Each names the place, the problem and the fix.
+
+    Fields: {file}, {field} (a stable key or column), {location} (row or line), {value}
+    (what was found), {expected} (what was wanted), {audit} (the audit id).
+    """
 
     # form definitions (formtool forms check)
-    yaml_syntax = "[{file}:{line}] is not valid YAML: {value}. Fix the indentation or quoting."
-    schema = "[{file}:{line} · {field}] {value}. See templates/forms/README.md for the format."
+    yaml_syntax = "[{file}:{location}] is not valid YAML: {value}. Fix the indentation or quoting."
+    schema = "[{file}:{location} · {field}] {value}. See templates/forms/README.md for the format."
     duplicate_key = (
-        "[{file}:{line} · {field}] key is used twice in this form. Give each answer its own id."
+        "[{file}:{location} · {field}] key is used twice in this form. Give each answer its own "
+        "id."
     )
     unknown_scale = (
-        "[{file}:{line} · {field}] uses scale '{value}', which is not defined. "
-        "Use one of the scales listed by `formtool forms scales` or define it under `scales:`."
+        "[{file}:{location} · {field}] uses scale '{value}', which is not defined. Use one of "
+        "{expected} or define it under `scales:`."
+    )
+    bad_reference = (
+        "[{file}:{location} · {field}] names '{value}', which this form does not have. Use one "
+        "of {expected}."
+    )
+    version_not_bumped = (
+        "[{file}:{location} · version] {value} differs from the version {expected} that already "
+        "generated forms. Raise `version:` so returns of the old forms stay readable."
+    )
+    id_clash = (
+        "[{file}:{location} · id] '{value}' is already a form ({expected}). Give this tool an id "
+        "of its own."
     )
     # case lists (formtool generate)
     missing_column = (
-        "[{file}] the case list lacks column(s) {field}, which form '{value}' needs. "
-        "Add them to the header row (see `formtool forms show {value}`)."
+        "[{file}] the case list lacks column(s) {field}, which form '{value}' needs. Add them to "
+        "the header row (see `formtool forms show {value}`)."
     )
     missing_value = (
         "[{file} · row {location} · {field}] is empty but form '{value}' needs it. Fill it in."
     )
     bad_date = (
-        "[{file} · row {location} · {field}] '{value}' is not a date. Use YYYY-MM-DD or DD/MM/YYYY."
+        "[{file} · row {location} · {field}] '{value}' is not a date. Use YYYY-MM-DD or "
+        "DD/MM/YYYY."
     )
     duplicate_case = (
-        "[{file} · row {location} · {field}] case '{value}' appears twice for the same form "
-        "and month. Remove the duplicate row."
+        "[{file} · row {location} · {field}] case '{value}' appears twice for the same form and "
+        "month. Remove the duplicate row."
+    )
+    bad_email = (
+        "[{file} · row {location} · {field}] '{value}' is not an email address. Fix it so the "
+        "form can be sent."
     )
 
-    # returned forms (formtool import): these reject the file
-    unreadable = "[{file}] {value}"
+    # returned files (formtool import): these reject the file
+    not_found = "[{file}] does not exist. Check the path."
+    not_a_file = (
+        "[{file}] is not a regular file ({value}). Name the saved form itself, or a folder of "
+        "forms."
+    )
+    too_large = (
+        "[{file}] is {value}; a return is at most {expected}. Ask the auditor to remove pasted "
+        "images and save it again."
+    )
+    unsupported_type = (
+        "[{file}] is a {value} file; formtool reads .docx and .xlsx forms and the .eml/.msg "
+        "emails that carry them. Ask for the form as .docx or .xlsx."
+    )
+    not_a_zip = (
+        "[{file}] is not a {expected} file (not a zip: truncated, damaged or renamed). Ask the "
+        "auditor to send the file again."
+    )
+    damaged = (
+        "[{file}] is damaged ({value}). Ask the auditor to save the form again and resend it."
+    )
+    encrypted = (
+        "[{file}] is password-protected or an old binary Office file. Ask the auditor to remove "
+        "the password (File > Info) and save it as {expected}."
+    )
+    macros = (
+        "[{file}] contains macros ({value}). Ask the auditor to save it as a plain {expected} "
+        "(no macros) and send it again."
+    )
+    zip_bomb = (
+        "[{file}] expands to far more data than a form holds ({value}); it was not opened."
+    )
+    entities = (
+        "[{file} · {field}] declares a DTD or XML entities, which Office never writes; it was "
+        "not read. Ask for the form again."
+    )
+    bad_xml = (
+        "[{file} · {field}] is not well-formed XML ({value}). Ask the auditor to save the form "
+        "again and resend it."
+    )
+    no_document = (
+        "[{file}] has no {expected} inside. Is it a form saved by Word, Excel, LibreOffice or "
+        "Google Docs?"
+    )
+    too_much_text = (
+        "[{file}] holds more text than a form can ({value}; at most {expected}). Ask the auditor "
+        "to shorten it."
+    )
+    field_too_long = (
+        "[{file} · {field}] holds {value}; an answer may hold at most {expected}. Ask the "
+        "auditor to shorten it."
+    )
+    no_identity = (
+        "[{file}] carries no formtool audit identity (no properties and no 'Audit ID:' line). "
+        "Was it made by `formtool generate`?"
+    )
+    unknown_form = (
+        "[{file}] is form '{value}', which this formtool does not know. Add its definition to "
+        "the forms folder (FORMTOOL_FORMS) or check templates/forms."
+    )
+    unknown_version = (
+        "[{file}] is form '{value}' version {expected}, which was never generated from this "
+        "database. Import it into the database that generated it (--db)."
+    )
+    bad_message = (
+        "[{file}] cannot be read as an email ({value}). Save the email again from the mail "
+        "program (Outlook: drag it to a folder) and import that."
+    )
+    no_attachment = (
+        "[{file}] has no .docx or .xlsx attachment, so there is no return in it. Ask the auditor "
+        "to reply with the completed form attached."
+    )
+    state_changed = "[{file}] audit {audit} {value}. Import the file again."
+    read_failed = (
+        "[{file}] could not be read ({value}). This is a bug in formtool: report it with the "
+        "file if you can; the rest of the batch went on."
+    )
     not_in_database = (
-        "[{file}] audit {value} is not in the database. Import into the database the form was "
+        "[{file}] audit {audit} is not in the database. Import into the database the form was "
         "generated with (--db), or generate it first."
     )
     wrong_form = (
-        "[{file}] is form '{value}' but audit {field} was generated as form '{fix}'. "
-        "Send the auditor the right form."
+        "[{file}] is form '{value}' but audit {audit} was generated as form '{expected}'. Send "
+        "the auditor the right form."
     )
     facts_altered = (
-        "[{file} · {field}] pre-filled fact was changed from '{fix}' to '{value}'. Pre-filled "
-        "facts cannot be edited; ask the auditor to use the form as sent."
+        "[{file} · {field}] pre-filled fact was changed from '{expected}' to '{value}'. "
+        "Pre-filled facts cannot be edited; ask the auditor to use the form as sent."
     )
     checksum_mismatch = (
-        "[{file}] the form's checksum {value} does not match audit {field} ({fix}): it was made "
-        "for another version of this audit. Send the auditor the current form."
+        "[{file}] the form's checksum {value} does not match audit {audit} ({expected}): it was "
+        "made for another version of this audit. Send the auditor the current form."
     )
-    bad_choice = "[{file} · {field}] expects one of {fix}, got '{value}'. Pick from the list."
+    bad_choice = "[{file} · {field}] expects one of {expected}, got '{value}'. Pick from the list."
     bad_answer_date = "[{file} · {field}] '{value}' is not a date. Use DD/MM/YYYY."
     missing_answer = (
         "[{file} · {field}] is empty but the return is marked Final. Answer it, or set the "
         "status to Draft."
     )
-    # returned forms: warnings, the file is still accepted
+    # returned files: warnings, the file is still accepted (or, for not-a-form, skipped)
+    not_a_form = (
+        "[{file}] is not a form ({value}); skipped. Only .docx and .xlsx attachments are "
+        "returns."
+    )
     draft_return = (
-        "[{file} · completion.status] the return is not marked Final, so empty answers were "
-        "not checked. Set the status to Final when the audit is complete."
+        "[{file} · {field}] the return is not marked Final: it is kept as work in progress, "
+        "not complete and not graded. Set the status to Final when the audit is complete."
+    )
+    older_return = (
+        "[{file}] was saved {value}, before the current return (saved {expected}); it is kept "
+        "as history and the current return stays. Import a newer copy if this one is right."
+    )
+    evidence_changed = (
+        "[{file} · {field}] the evidence differs from what the worker and supervisor listed. "
+        "Check that the auditor meant to change it."
     )
     incomplete_action = (
-        "[{file} · {field}] action row has no {value}. Every action needs an action, a "
-        "responsible person and a date."
+        "[{file} · {field}] action row has no {value}. Every action needs {expected}."
     )
     past_action_date = "[{file} · {field}] action date {value} has already passed. Check the date."
-    grade_inconsistent = "[{file} · {field}] graded '{value}' but {fix}. Check the grade."
-    met_inconsistent = "[{file} · {field}] marked '{value}' but {fix}. Check the judgement."
+    grade_inconsistent = "[{file} · {field}] graded '{value}' but {expected}. Check the grade."
+    met_inconsistent = "[{file} · {field}] marked '{value}' but {expected}. Check the judgement."
+    unprintable = (
+        "[{file} · {field}] has characters no available font can print ({value}); they show as "
+        "boxes in the PDF. Install a font that covers them (e.g. fonts-noto-cjk)."
+    )
+
+    @property
+    def label(self) -> str:
+        """The code as people see it: `bad-choice`."""
+        return self.name.replace("_", "-")
 
     @property
     def is_warning(self) -> bool:
         return self in WARNINGS
 
-    def format(self, **fields: object) -> str:
-        return self.value.format(**{k: ("" if v is None else v) for k, v in fields.items()})
+    @classmethod
+    def from_label(cls, label: str) -> IssueCode:
+        return cls[label.replace("-", "_")]
 
 
 WARNINGS = frozenset(
     {
+        IssueCode.not_a_form,
         IssueCode.draft_return,
+        IssueCode.older_return,
+        IssueCode.evidence_changed,
         IssueCode.incomplete_action,
         IssueCode.past_action_date,
         IssueCode.grade_inconsistent,
         IssueCode.met_inconsistent,
+        IssueCode.unprintable,
     }
 )
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: object, limit: int | None = None) -> str:
+    """Text as it may be shown on one line of a terminal or page: control characters
+    (and bidirectional overrides) escaped, so a file name cannot forge lines or colours."""
+    shown = _CONTROL.sub(lambda m: _ESCAPES.get(m[0], f"\\x{ord(m[0]):02x}"
+                                                if ord(m[0]) < 0x100 else
+                                                f"\\u{ord(m[0]):04x}"), str(text))
+    if limit and len(shown) > limit:
+        shown = shown[: limit - 1] + "…"
+    return shown
 
 
 @dataclass(frozen=True)
 class Issue:
-    """One problem in one place of one input file."""
+    """One problem in one place of one input file. Each field means one thing."""
 
     code: IssueCode
     file: str
     field: str = ""
     location: str = ""
     value: str = ""
-    fix: str = ""
+    expected: str = ""
+    audit_id: str = ""
 
     @property
     def message(self) -> str:
-        return self.code.format(
-            file=self.file,
-            field=self.field,
-            location=self.location,
-            line=self.location,
-            value=self.value,
-            fix=self.fix,
+        return self.code.value.format(
+            file=printable(self.file),
+            field=printable(self.field),
+            location=printable(self.location),
+            value=printable(self.value, MAX_SHOWN),
+            expected=printable(self.expected, MAX_SHOWN),
+            audit=printable(self.audit_id),
         )
-
-    def as_tuple(self) -> tuple[str, str]:
-        return (self.field, self.code.name.replace("_", "-"))
 
     @property
     def is_warning(self) -> bool:
         return self.code.is_warning
 
+    def as_tuple(self) -> tuple[str, str]:
+        return (self.field, self.code.label)
+
+    def as_data(self) -> dict[str, str]:
+        """What is stored with a return: everything but the file (the return knows it)."""
+        data = asdict(self)
+        data.pop("file")
+        data["code"] = self.code.label
+        return {k: v for k, v in data.items() if v}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any], file: str) -> Issue:
+        fields = {k: str(v) for k, v in data.items()
+                  if k in ("field", "location", "value", "expected", "audit_id")}
+        return cls(IssueCode.from_label(data["code"]), file, **fields)
+
     def as_dict(self) -> dict[str, str]:
         return {
-            "code": self.code.name.replace("_", "-"),
+            "code": self.code.label,
             "severity": "warning" if self.is_warning else "error",
             "file": self.file,
             "field": self.field,
             "location": self.location,
             "value": self.value,
+            "expected": self.expected,
+            "audit_id": self.audit_id,
             "message": self.message,
         }
 
@@ -141,19 +298,31 @@ class FormtoolError(Exception):
     """Input formtool cannot use at all. The message is one line: file, field, problem, fix."""
 
 
-class DefinitionError(FormtoolError):
+class IssuesError(FormtoolError):
+    """Input with problems listed as issues (one line each)."""
+
+    def __init__(self, issues: list[Issue] | str):
+        self.issues = [] if isinstance(issues, str) else list(issues)
+        text = issues if isinstance(issues, str) else "\n".join(i.message for i in issues)
+        super().__init__(text)
+
+
+class DefinitionError(IssuesError):
     """A form definition is missing or does not validate."""
 
-    def __init__(self, issues: list[Issue] | str):
-        self.issues = [] if isinstance(issues, str) else list(issues)
-        text = issues if isinstance(issues, str) else "\n".join(i.message for i in issues)
-        super().__init__(text)
 
-
-class CaseListError(FormtoolError):
+class CaseListError(IssuesError):
     """A case list (CSV/XLSX) cannot be used to generate forms."""
 
-    def __init__(self, issues: list[Issue] | str):
-        self.issues = [] if isinstance(issues, str) else list(issues)
-        text = issues if isinstance(issues, str) else "\n".join(i.message for i in issues)
-        super().__init__(text)
+
+class Rejected(FormtoolError):
+    """A returned file cannot be read as a form: one issue says why and what to do."""
+
+    def __init__(self, code: IssueCode, value: object = "", expected: object = "",
+                 field: str = "") -> None:
+        self.code, self.value, self.expected, self.field = code, str(value), str(expected), field
+        super().__init__(code.label)
+
+    def issue(self, file: str, audit_id: str = "") -> Issue:
+        return Issue(self.code, file, self.field, value=self.value, expected=self.expected,
+                     audit_id=audit_id)

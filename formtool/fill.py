@@ -13,14 +13,15 @@ from collections.abc import Mapping
 
 from lxml import etree
 
-from formtool.generate.docx import W_NS
 from formtool.generate.package import write_zip
 from formtool.identity import bookmark_name, defined_name
+from formtool.namespaces import W15, XML_SPACE, W
 from formtool.scales import parse_date
 
-W = f"{{{W_NS}}}"
-W15 = "{http://schemas.microsoft.com/office/word/2012/wordml}"
 DOCUMENT = "word/document.xml"
+CORE = "docProps/core.xml"
+DCTERMS = "http://purl.org/dc/terms/"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
 
 
 def _rewrite(data: bytes, name: str, change) -> bytes:
@@ -55,7 +56,20 @@ def _set_control(sdt: etree._Element, value: str) -> None:
             etree.SubElement(run, W + "br")
         text = etree.SubElement(run, W + "t")
         text.text = line
-        text.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
+        text.set(XML_SPACE, "preserve")
+
+
+def stamp_saved(data: bytes, when: dt.datetime) -> bytes:
+    """Stamp the time a file was last saved (`dcterms:modified`), as Word and Excel do."""
+
+    def change(root: etree._Element) -> None:
+        found = root.find(f"{{{DCTERMS}}}modified")
+        if found is None:
+            found = etree.SubElement(root, f"{{{DCTERMS}}}modified")
+            found.set(f"{{{XSI}}}type", "dcterms:W3CDTF")
+        found.text = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    return _rewrite(data, CORE, change)
 
 
 def fill_docx(data: bytes, answers: Mapping[str, str]) -> bytes:

@@ -1,15 +1,17 @@
-"""Batch import of returned forms: read -> validate -> store, one transaction per file.
+"""Batch import of returned forms: read -> validate -> store, one transaction per return.
 
-A bad file is rejected with its reasons and the batch goes on; a rejected file changes
-nothing in the database. The identical file again is a no-op ("unchanged"); a changed return
-of the same audit supersedes the previous one, which stays as history.
+A bad file is rejected with one reason and the batch goes on; a rejected file changes nothing
+in the database. Emails (.eml, .msg) are opened and each attached form imported as a return
+of its own, with the sender and sent date kept. Files are opened safely: regular files only,
+never more than the size limit read, whatever the path points to.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
+import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,221 +19,222 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from formtool import store
-from formtool.errors import Issue, IssueCode
-from formtool.read import READABLE, read_bytes
-from formtool.read.ooxml import UnreadableFile
-from formtool.read.validate import AuditReturn, ReadResult, check_return
-from formtool.scales import parse_date
+from formtool.errors import Issue, IssueCode, Rejected, printable
+from formtool.read import READABLE, FormResolver, RawReturn, installed_form, read_bytes
+from formtool.read.limits import MAX_FILE_BYTES
+from formtool.read.validate import ReadResult, check_return
 
-MAX_FILE_BYTES = 25 * 1024 * 1024  # email attachment limits are lower than this
-RETURNED_FROM = (*store.OUTSTANDING_STATES, "returned")  # states a new return moves on
-ACTION_COLUMNS = {  # form column id -> actions table column
-    "recommendation": "recommendation",
-    "action": "action",
-    "responsible_role": "responsible_role",
-    "responsible_person": "responsible_person",
-    "by_whom": "responsible_person",
-    "date_required": "due_date",
-    "by_when": "due_date",
-    "manager_sign_off": "sign_off",
-    "sign_off_date": "sign_off_date",
-    "manager_comments": "comments",
-    "identified_by": "comments",
-}
+MESSAGES = (".eml", ".msg")
+MACRO_ENABLED = (".docm", ".xlsm", ".dotm", ".xltm")
+#: Documents an auditor might send instead of the form: reported, not silently skipped.
+OTHER_DOCUMENTS = (".doc", ".xls", ".pdf", ".odt", ".ods", ".rtf", ".xps", ".pages")
+STATUSES = ("imported", "updated", "history", "unchanged", "skipped", "rejected")
 
 
 @dataclass
 class ImportOutcome:
-    file: str
-    status: str  # imported / updated / unchanged / rejected
+    file: str  # as shown: the path, or "message.msg › attachment.docx"
+    status: str  # one of STATUSES
     audit_id: str = ""
     issues: list[Issue] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
-        return {
-            "file": self.file,
-            "audit_id": self.audit_id,
-            "status": self.status,
-            "issues": [i.as_dict() for i in self.issues],
-        }
+    def as_dict(self) -> dict[str, object]:
+        return {"file": self.file, "audit_id": self.audit_id, "status": self.status,
+                "issues": [i.as_dict() for i in self.issues]}
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Where a return came from: its file, and the email that carried it (if any)."""
+
+    sender: str = ""
+    sent_at: dt.datetime | None = None
+    message_name: str = ""
 
 
 def discover(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named, and every .docx/.xlsx under folders named (Office lock files skipped)."""
+    """Paths named, and every form, email or other document under folders named (Office lock
+    files skipped; links to folders are not followed, so a loop cannot trap the search)."""
+    wanted = (*READABLE, *MESSAGES, *MACRO_ENABLED, *OTHER_DOCUMENTS)
     found: list[Path] = []
     for path in map(Path, paths):
-        if path.is_dir():
-            found += sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in (*READABLE, ".docm", ".xlsm")
-                and not p.name.startswith("~$")
-            )
-        else:
+        if not path.is_dir():
             found.append(path)
+            continue
+        for root, folders, files in os.walk(path):
+            folders.sort()
+            found += [Path(root, f) for f in sorted(files)
+                      if Path(f).suffix.lower() in wanted and not f.startswith("~$")]
     return list(dict.fromkeys(found))
 
 
-def _reject(file: str, reason: str, audit_id: str = "") -> ImportOutcome:
-    return ImportOutcome(
-        file, "rejected", audit_id, [Issue(IssueCode.unreadable, file, value=reason)]
-    )
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
+                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
-def import_file(engine: sa.Engine, path: Path, today: dt.date | None = None) -> ImportOutcome:
-    name = str(path)
+def read_file(path: Path) -> bytes:
+    """A file's bytes, refusing anything but a regular file within the size limit.
+
+    Opened non-blocking and checked on the open descriptor, so a named pipe cannot block
+    and a link to /dev/zero cannot be read until memory runs out.
+    """
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return _reject(
-                name,
-                f"is {size // 1_000_000} MB; a form is well under 1 MB. "
-                "Ask the auditor to remove pasted images and save again.",
-            )
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise Rejected(IssueCode.not_found) from None
+    except IsADirectoryError:
+        raise Rejected(IssueCode.not_a_file, "a folder") from None
     except OSError as exc:
-        return _reject(name, f"cannot be read ({exc.strerror}). Check the path.")
+        raise Rejected(IssueCode.not_a_file, exc.strerror or "cannot be opened") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise Rejected(IssueCode.not_a_file, _kind(info.st_mode))
+        if info.st_size > MAX_FILE_BYTES:
+            raise Rejected(IssueCode.too_large, _megabytes(info.st_size),
+                           _megabytes(MAX_FILE_BYTES))
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:  # it grew while we read it
+        raise Rejected(IssueCode.too_large, f"over {_megabytes(MAX_FILE_BYTES)}",
+                       _megabytes(MAX_FILE_BYTES))
+    return data
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_048_576:.1f} MB"
+
+
+def _rejected(name: str, issue: Issue, audit_id: str = "") -> ImportOutcome:
+    return ImportOutcome(name, "rejected", audit_id, [issue])
+
+
+def import_return(engine: sa.Engine, name: str, data: bytes, envelope: Envelope = Envelope(),
+                  today: dt.date | None = None, resolve: FormResolver = installed_form,
+                  user: str = "") -> ImportOutcome:
+    """Import one returned form (its bytes); the outcome says what happened and why."""
+    try:
+        return _import_return(engine, name, data, envelope, today, resolve, user)
+    except Rejected as exc:
+        return _rejected(name, exc.issue(name))
+    except sa.exc.SQLAlchemyError:
+        raise  # the database, not the file: the command stops with a one-line error
+    except Exception as exc:  # a reader bug must not stop the batch; its own code says so
+        return _rejected(name, Issue(IssueCode.read_failed, name,
+                                     value=f"{type(exc).__name__}: {exc}"))
+
+
+def _import_return(engine: sa.Engine, name: str, data: bytes, envelope: Envelope,
+                   today: dt.date | None, resolve: FormResolver, user: str) -> ImportOutcome:
     content_hash = hashlib.sha256(data).hexdigest()
     with engine.connect() as conn:
-        seen = conn.execute(
-            sa.select(store.returns.c.audit_id).where(store.returns.c.content_hash == content_hash)
-        ).first()
+        seen = store.known_content(conn, content_hash)
     if seen:
-        return ImportOutcome(name, "unchanged", seen.audit_id)
-    try:
-        raw = read_bytes(data, path.suffix)
-    except UnreadableFile as exc:
-        return _reject(name, str(exc))
+        return ImportOutcome(name, "unchanged", seen)
+    raw = read_bytes(data, Path(name).suffix, resolve)
     audit_id = raw.identity.audit_id
     with engine.connect() as conn:
-        audit = conn.execute(
-            sa.select(store.audits).where(store.audits.c.audit_id == audit_id)
-        ).first()
-    if audit is None:
-        return ImportOutcome(
-            name, "rejected", audit_id, [Issue(IssueCode.not_in_database, name, value=audit_id)]
-        )
-    if (audit.form_id, audit.form_version) != (raw.form.id, raw.identity.form_version):
-        return ImportOutcome(
-            name,
-            "rejected",
-            audit_id,
-            [
-                Issue(
-                    IssueCode.wrong_form,
-                    name,
-                    audit_id,
-                    value=f"{raw.form.id} v{raw.identity.form_version}",
-                    fix=f"{audit.form_id} v{audit.form_version}",
-                )
-            ],
-        )
-    result = check_return(raw, name, store.audit_facts(audit), today)
+        audit = store.audit_row(conn, audit_id)
+        if audit is None:
+            return _rejected(name, Issue(IssueCode.not_in_database, name, audit_id=audit_id))
+        if (audit.form_id, audit.form_version) != (raw.form.id, raw.identity.form_version):
+            return _rejected(name, Issue(IssueCode.wrong_form, name,
+                                         value=f"{raw.form.id} v{raw.identity.form_version}",
+                                         expected=f"{audit.form_id} v{audit.form_version}",
+                                         audit_id=audit_id), audit_id)
+        stage = store.return_stage(conn, audit_id, raw.form.two_stage)
+        prepared = _prepared_answers(conn, audit_id) if raw.form.two_stage else None
+    result = check_return(raw, name, store.audit_facts(audit), today, stage, prepared)
     if not result.accepted:
         return ImportOutcome(name, "rejected", audit_id, result.issues)
-    status = _store(engine, result, name, data, content_hash)
-    return ImportOutcome(name, status, audit_id, result.issues)
+    return _store(engine, name, data, content_hash, raw, result, envelope, stage, user)
 
 
-def _store(engine: sa.Engine, result: ReadResult, name: str, data: bytes, content_hash: str) -> str:
+def _prepared_answers(conn: sa.Connection, audit_id: str) -> dict[str, tuple[str, str]] | None:
+    from formtool.store.queries import prepared_return
+
+    found = prepared_return(conn, audit_id)
+    return store.return_answers(conn, found.id) if found is not None else None
+
+
+def _store(engine: sa.Engine, name: str, data: bytes, content_hash: str, raw: RawReturn,
+           result: ReadResult, envelope: Envelope, stage: str, user: str) -> ImportOutcome:
     record = result.record
-    assert record is not None
-    warnings = json.dumps([i.message for i in result.issues])
-    with store.transaction(engine) as conn:
-        r = store.returns.c
-        if conn.execute(sa.select(r.id).where(r.content_hash == content_hash)).first():
-            return "unchanged"  # another import stored it while we were reading
-        current = conn.execute(
-            sa.select(r.id).where((r.audit_id == record.audit_id) & r.is_current)
-        ).first()
-        if current:
-            conn.execute(store.returns.update().where(r.id == current.id).values(is_current=False))
-        return_id = conn.execute(
-            store.returns.insert().values(
-                audit_id=record.audit_id,
-                file_name=Path(name).name,
-                content_hash=content_hash,
-                content=data,
-                imported_at=store.now(),
-                supersedes=current.id if current else None,
-                is_current=True,
-                method=record.method,
-                final=record.final,
-                warnings=warnings,
-            )
-        ).inserted_primary_key[0]
-        _store_answers(conn, return_id, record)
-        _store_grade(conn, return_id, record)
-        status = "updated" if current else "imported"
-        conn.execute(
-            store.audits.update()
-            .where(
-                (store.audits.c.audit_id == record.audit_id)
-                & store.audits.c.state.in_(RETURNED_FROM)
-            )
-            .values(state="returned", updated_at=store.now())
-        )
-        store.record_event(
-            conn,
-            record.audit_id,
-            "returned" if not current else "updated",
-            f"{Path(name).name} ({'final' if record.final else 'draft'})",
-        )
-    return status
+    assert record is not None  # accepted
+    audit_id = record.audit_id
+    row = store.ReturnRecord(
+        audit_id, record.method, record.final, record.answers,
+        [a.as_store_row() for a in record.actions], record.grade, record.moderated_grade,
+        [i.as_data() for i in result.issues])
+    envelope_file = store.ReturnFile(name, data, content_hash, raw.saved_at, envelope.sender,
+                                     envelope.sent_at, envelope.message_name)
+    try:
+        stored = _retrying(lambda: store.store_return(engine, row, envelope_file, stage,
+                                                      raw.form.two_stage, user))
+    except store.StateError as exc:
+        return _rejected(name, Issue(IssueCode.state_changed, name, value=str(exc),
+                                     audit_id=audit_id), audit_id)
+    issues = list(result.issues)
+    if stored.status == "history" and stored.previous_date is not None:
+        issues.append(Issue(IssueCode.older_return, name,
+                            value=f"{envelope_file.order_date:%d/%m/%Y %H:%M}",
+                            expected=f"{stored.previous_date:%d/%m/%Y %H:%M}",
+                            audit_id=audit_id))
+    return ImportOutcome(name, stored.status, audit_id, issues)
 
 
-def _date(text: str) -> dt.date | None:
-    return parse_date(text) if text else None
+def _retrying(work: Callable[[], store.Stored]) -> store.Stored:
+    """Run a store step again once if the database refused it for a concurrent writer
+    (a deadlock or a duplicate another process stored first): the retry sees their commit."""
+    try:
+        return work()
+    except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
+        if isinstance(exc, sa.exc.OperationalError) and "deadlock" not in str(exc).lower():
+            raise
+        return work()
 
 
-def _store_answers(conn: sa.Connection, return_id: int, record: AuditReturn) -> None:
-    rows = [
-        {"return_id": return_id, "key": k, "value": v, "comment": c}
-        for k, (v, c) in record.answers.items()
-    ]
-    if rows:
-        conn.execute(store.answers.insert(), rows)
-    actions = []
-    for row in record.actions:
-        values = {"return_id": return_id, "table_key": row.table_key, "row": row.row}
-        for column, value in row.values.items():
-            target = ACTION_COLUMNS.get(column, "comments")
-            values[target] = _date(value) if target.endswith("date") else value
-        actions.append(values)
-    if actions:
-        conn.execute(
-            store.actions.insert(),
-            [
-                {
-                    "recommendation": "",
-                    "action": "",
-                    "responsible_role": "",
-                    "responsible_person": "",
-                    "due_date": None,
-                    "sign_off": "",
-                    "sign_off_date": None,
-                    "comments": "",
-                }
-                | a
-                for a in actions
-            ],
-        )
+def _message_returns(engine: sa.Engine, path: Path, data: bytes, today: dt.date | None,
+                     resolve: FormResolver, user: str) -> list[ImportOutcome]:
+    from formtool.read.message import read_message
+
+    name = str(path)
+    message = read_message(data, path.suffix)
+    envelope = Envelope(message.sender, message.sent_at, path.name)
+    outcomes = []
+    for attachment in message.attachments:
+        shown = f"{name} › {attachment.name or 'unnamed attachment'}"
+        if Path(attachment.name).suffix.lower() not in READABLE:
+            outcomes.append(ImportOutcome(shown, "skipped", issues=[Issue(
+                IssueCode.not_a_form, shown, value=Path(attachment.name).suffix or "no type")]))
+            continue
+        outcomes.append(import_return(engine, shown, attachment.data, envelope, today,
+                                      resolve, user))
+    if not any(o.status != "skipped" for o in outcomes):
+        outcomes.append(_rejected(name, Issue(IssueCode.no_attachment, name)))
+    return outcomes
 
 
-def _store_grade(conn: sa.Connection, return_id: int, record: AuditReturn) -> None:
-    g = store.grades
-    values = {"auditor_grade": record.grade, "return_id": return_id}
-    if record.moderated_grade:
-        values |= {
-            "moderated_grade": record.moderated_grade,
-            "moderated_by": "return form",
-            "moderated_at": store.now(),
-        }
-    if conn.execute(sa.select(g.c.audit_id).where(g.c.audit_id == record.audit_id)).first():
-        conn.execute(g.update().where(g.c.audit_id == record.audit_id).values(**values))
-    else:
-        conn.execute(g.insert().values(audit_id=record.audit_id, **values))
+def import_file(engine: sa.Engine, path: Path, today: dt.date | None = None,
+                resolve: FormResolver = installed_form, user: str = "") -> list[ImportOutcome]:
+    """Import one file: a form, or an email with forms attached (one outcome per form)."""
+    name = str(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in MACRO_ENABLED:
+            raise Rejected(IssueCode.macros, f"a {suffix} file", f".{suffix[1:-1]}x")
+        if suffix not in (*READABLE, *MESSAGES):
+            raise Rejected(IssueCode.unsupported_type, suffix or "extensionless")
+        data = read_file(path)
+        if suffix in MESSAGES:
+            return _message_returns(engine, path, data, today, resolve, user)
+    except Rejected as exc:
+        return [_rejected(name, exc.issue(name))]
+    return [import_return(engine, name, data, Envelope(), today, resolve, user)]
 
 
 def import_paths(
@@ -239,21 +242,29 @@ def import_paths(
     paths: Iterable[str | Path],
     today: dt.date | None = None,
     progress: Callable[[list[Path]], Iterator[Path]] | None = None,
+    resolve: FormResolver | None = None,
+    user: str = "",
 ) -> list[ImportOutcome]:
-    """Import every file; each outcome says imported / updated / unchanged / rejected."""
+    """Import every file (folders searched); one outcome per return, in file order.
+    Returns are read with the definition version that made them (`catalog.resolver`)."""
+    from formtool.catalog import resolver
+
+    resolve = resolve or resolver(engine)
     files = discover(paths)
-    outcomes = []
+    outcomes: list[ImportOutcome] = []
     for path in (progress or iter)(files):
-        if not path.exists():
-            outcomes.append(_reject(str(path), "does not exist. Check the path."))
-        elif path.suffix.lower() in (".docm", ".xlsm"):
-            outcomes.append(
-                _reject(
-                    str(path),
-                    "is macro-enabled. Save it as a plain "
-                    f"{path.suffix[:-1]}x (no macros) and send it again.",
-                )
-            )
-        else:
-            outcomes.append(import_file(engine, path, today))
+        outcomes += import_file(engine, path, today, resolve, user)
     return outcomes
+
+
+def shown_name(outcome: ImportOutcome) -> str:
+    """The outcome's file name (the message carries its folder) for a terminal or page,
+    control characters escaped: `reply.msg › CSC-A1-202611.docx` for an attachment."""
+    return printable(Path(outcome.file).name)
+
+
+def counts(outcomes: Iterable[ImportOutcome]) -> dict[str, int]:
+    tally = dict.fromkeys(STATUSES, 0)
+    for outcome in outcomes:
+        tally[outcome.status] += 1
+    return tally

@@ -17,7 +17,7 @@ import re
 import smtplib
 import ssl
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from formtool import store
 from formtool.errors import FormtoolError
+from formtool.store import queries
 
 PASSWORD_ENV = "FORMTOOL_SMTP_PASSWORD"
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -74,16 +75,12 @@ def find_forms(forms_dir: Path) -> dict[str, list[Path]]:
     return found
 
 
-def _audits(engine: sa.Engine, month: str | None, states: tuple[str, ...],
+def _audits(engine: sa.Engine, month: str | None, states: Iterable[store.AuditState],
             overdue_on: dt.date | None = None) -> list:
-    a = store.audits.c
-    query = sa.select(store.audits).where(a.state.in_(states))
-    if month:
-        query = query.where(a.month == month)
-    if overdue_on:
-        query = query.where(a.due_date < overdue_on)
     with engine.connect() as conn:
-        return conn.execute(query.order_by(a.auditor, a.audit_id)).all()
+        rows = queries.audit_rows(conn, [month] if month else None,
+                                  [s.value for s in states], overdue_on)
+    return sorted(rows, key=lambda r: (r.auditor, r.audit_id))
 
 
 def _body(name: str, audits: list, chase: bool, today: dt.date) -> str:
@@ -112,7 +109,7 @@ def build_messages(engine: sa.Engine, sender: str, forms_dir: Path, month: str |
     """One message per auditor: allocated audits (send) or overdue ones (chase)."""
     today = today or dt.date.today()
     sender = check_address(sender, "the sender (--from)")
-    states = store.OUTSTANDING_STATES if chase else ("allocated",)
+    states = store.OUTSTANDING if chase else (store.AuditState.allocated,)
     audits = _audits(engine, month, states, overdue_on=today if chase else None)
     files = find_forms(forms_dir) if not chase else {}
     by_auditor: dict[tuple[str, str], list] = defaultdict(list)
@@ -180,14 +177,17 @@ def send_smtp(messages: list[Outgoing], server: str, starttls: bool, user: str |
                         "failure are recorded; run the command again for the rest.") from None
 
 
-def record_sent(engine: sa.Engine, messages: list[Outgoing], chase: bool) -> None:
-    a = store.audits.c
+def record_sent(engine: sa.Engine, messages: list[Outgoing], chase: bool,
+                user: str = "") -> None:
+    """Mark sent audits `sent` (chases are events only); an audit that moved on meanwhile
+    keeps its state and the sending is still recorded."""
+    allocated, sent = store.AuditState.allocated, store.AuditState.sent
     with store.transaction(engine) as conn:
         for outgoing in messages:
             for audit_id in outgoing.audit_ids:
-                if not chase:
-                    conn.execute(store.audits.update().where(
-                        (a.audit_id == audit_id) & (a.state == "allocated"))
-                        .values(state="sent", updated_at=store.now()))
-                store.record_event(conn, audit_id, "chased" if chase else "sent",
-                                   f"to {outgoing.address}")
+                detail = f"to {outgoing.address}"
+                if not chase and store.audit_state(conn, audit_id) is allocated:
+                    store.move_state(conn, audit_id, [allocated], sent, "sent", detail, user)
+                else:
+                    store.record_event(conn, audit_id, "chased" if chase else "sent", detail,
+                                       user)

@@ -1,76 +1,80 @@
 """Moderation: a head of service's grade overrides the auditor's (seed 004), and a seeded
-10% sample of completed audits is picked each month for moderation (seed 001)."""
+sample of the month's complete, graded audits is picked for moderation (seed 001: 10%)."""
 
 from __future__ import annotations
 
 import math
 import random
+from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
 
 from formtool import store
+from formtool.definitions import get_form
 from formtool.errors import FormtoolError
-from formtool.packs.figures import GRADES
+from formtool.store import queries
 
-MODERATABLE = ("returned", "checked", "moderated", "actions signed off", "closed")
+S = store.AuditState
+#: A moderated grade moves these audits to `moderated`; later states keep their state.
+MODERATES = (S.returned, S.checked, S.moderated)
+REGRADES = (S.actions_signed_off, S.closed)
 
 
 class ModerationError(FormtoolError):
     """A moderation that cannot be recorded: unknown audit, no return, grade not on list."""
 
 
-def moderate(engine: sa.Engine, audit_id: str, grade: str, by: str, comment: str = "") -> dict:
-    """Record a moderated grade, which then counts instead of the auditor's."""
-    chosen = next((g for g in GRADES if g.lower() == grade.strip().lower()), None)
+@dataclass(frozen=True)
+class Moderation:
+    audit_id: str
+    auditor_grade: str
+    moderated_grade: str
+    moderated_by: str
+    changed: bool
+    state: str
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _grade_choice(conn: sa.Connection, audit_id: str, grade: str) -> str:
+    audit = store.audit_row(conn, audit_id)
+    if audit is None:
+        raise ModerationError(f"Audit {audit_id} is not in the database. Check the id "
+                              "(`formtool status` lists the month's audits).")
+    form = get_form(audit.form_id, audit.form_version) if audit else None
+    item = form.item(form.judgements.moderated_grade or form.judgements.grade) if form else None
+    if item is None or item.scale is None:
+        raise ModerationError(f"Audit {audit_id} is a {form.name if form else 'form'} audit, "
+                              "which has no grade to moderate.")
+    chosen = item.scale.parse(grade)
     if chosen is None:
-        raise ModerationError(
-            f"Grade '{grade}' is not on the scale. Use one of: " + "; ".join(GRADES) + "."
-        )
+        raise ModerationError(f"Grade '{grade}' is not on the scale. Use one of: "
+                              + "; ".join(item.scale.choices) + ".")
+    return chosen
+
+
+def moderate(engine: sa.Engine, audit_id: str, grade: str, by: str, comment: str = "",
+             user: str = "") -> Moderation:
+    """Record a moderated grade, which then counts instead of the auditor's."""
     if not by.strip():
         raise ModerationError("Say who moderated (--by NAME).")
-    a, g = store.audits.c, store.grades.c
+    detail = f"{{grade}} by {by.strip()}" + (f": {comment.strip()}" if comment.strip() else "")
     with store.transaction(engine) as conn:
-        audit = conn.execute(sa.select(a.state).where(a.audit_id == audit_id)).first()
-        if audit is None:
-            raise ModerationError(f"Audit {audit_id} is not in the database.")
-        if audit.state not in MODERATABLE:
-            raise ModerationError(
-                f"Audit {audit_id} is '{audit.state}': import the completed "
-                "return before moderating it."
-            )
-        values = {
-            "moderated_grade": chosen,
-            "moderated_by": by.strip(),
-            "moderated_at": store.now(),
-        }
-        if conn.execute(sa.select(g.audit_id).where(g.audit_id == audit_id)).first():
-            before = (
-                conn.execute(sa.select(g.auditor_grade).where(g.audit_id == audit_id)).scalar()
-                or ""
-            )
-            conn.execute(store.grades.update().where(g.audit_id == audit_id).values(**values))
+        chosen = _grade_choice(conn, audit_id, grade)
+        state = store.audit_state(conn, audit_id, for_update=True)
+        if state in MODERATES:
+            store.move_state(conn, audit_id, [state], S.moderated, "moderated",
+                             detail.format(grade=chosen), user)
+            state = S.moderated
+        elif state in REGRADES:
+            store.record_event(conn, audit_id, "moderated", detail.format(grade=chosen), user)
         else:
-            before = ""
-            conn.execute(store.grades.insert().values(audit_id=audit_id, **values))
-        if audit.state in ("returned", "checked"):
-            conn.execute(
-                store.audits.update()
-                .where(a.audit_id == audit_id)
-                .values(state="moderated", updated_at=store.now())
-            )
-        store.record_event(
-            conn,
-            audit_id,
-            "moderated",
-            f"{chosen} by {by.strip()}" + (f": {comment}" if comment else ""),
-        )
-    return {
-        "audit_id": audit_id,
-        "auditor_grade": before,
-        "moderated_grade": chosen,
-        "moderated_by": by.strip(),
-        "changed": bool(before) and before != chosen,
-    }
+            raise ModerationError(f"Audit {audit_id} is '{state}': only a complete (Final) "
+                                  "return can be moderated. Import it first.")
+        before = store.record_moderation(conn, audit_id, chosen, by.strip())
+    return Moderation(audit_id, before, chosen, by.strip(), bool(before) and before != chosen,
+                      state.value)
 
 
 def parse_rate(text: str) -> float:
@@ -83,33 +87,38 @@ def parse_rate(text: str) -> float:
     return value
 
 
-def moderation_sample(
-    engine: sa.Engine, month: str, rate: float = 0.10, seed: int = 0, record: bool = True
-) -> list[dict]:
-    """A reproducible random sample (at least one) of the month's returned, unmoderated audits."""
-    a, g = store.audits.c, store.grades.c
+@dataclass(frozen=True)
+class SampledAudit:
+    audit_id: str
+    case_number: str
+    team: str
+    auditor: str
+    auditor_grade: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def moderation_pool(engine: sa.Engine, month: str) -> list[SampledAudit]:
+    """The month's complete, graded audits not yet moderated (drafts never count)."""
     with engine.connect() as conn:
-        pool = conn.execute(
-            sa.select(a.audit_id, a.case_number, a.team, a.auditor, g.auditor_grade)
-            .outerjoin(store.grades, g.audit_id == a.audit_id)
-            .where(
-                (a.month == month)
-                & a.state.in_(("returned", "checked"))
-                & sa.or_(g.moderated_grade.is_(None), g.moderated_grade == "")
-            )
-            .order_by(a.audit_id)
-        ).all()
+        rows = queries.audit_rows(conn, months=[month], states=[S.returned, S.checked])
+    return [SampledAudit(r.audit_id, r.case_number, r.team, r.auditor, r.auditor_grade)
+            for r in rows if r.auditor_grade and not r.moderated_grade]
+
+
+def moderation_sample(engine: sa.Engine, month: str, rate: float = 0.10, seed: int = 0,
+                      record: bool = True, user: str = "") -> list[SampledAudit]:
+    """A reproducible random sample (at least one) of the month's moderation pool."""
+    pool = moderation_pool(engine, month)
     if not pool:
         return []
     size = max(1, math.ceil(rate * len(pool)))
-    picked = sorted(random.Random(f"{month}:{seed}").sample(pool, size), key=lambda r: r.audit_id)
+    picked = sorted(random.Random(f"{month}:{seed}").sample(pool, size),
+                    key=lambda r: r.audit_id)
     if record:
         with store.transaction(engine) as conn:
             for row in picked:
-                store.record_event(
-                    conn,
-                    row.audit_id,
-                    "selected for moderation",
-                    f"{month} sample, rate {rate:.0%}, seed {seed}",
-                )
-    return [dict(row._mapping) for row in picked]
+                store.record_event(conn, row.audit_id, "selected for moderation",
+                                   f"{month} sample, rate {rate:.0%}, seed {seed}", user)
+    return picked

@@ -1,21 +1,27 @@
 """The monthly audit programme: sample the cases and share them fairly among auditors.
 
-Rules (seed 001, Appendices A and D): a control sample of 40 children across children in
-need, child protection and looked after, with at least one child placed for adoption; six
-foster carers; two to three prospective adopters. Never a case audited in the last 12 months;
-never an auditor from the case's own team; at most 10 audits per auditor per (financial)
-year; at most 20% of auditors on break in a month; work spread evenly. Seeded: the same
-inputs and seed give the same allocation.
+Rules (seed 001, Appendices A and D): the sample the plan asks for (by default a control
+sample of 40 children with at least one placed for adoption, six foster carers, three
+prospective adopters); never a case audited within 12 months; never an auditor from the case's
+own team; at most 10 audits per auditor per financial year; at most 20% of auditors on break
+in a month; each case to the least-loaded eligible auditor. Seeded: the same inputs and seed
+give the same allocation.
+
+A month is allocated once, under a lock and in one transaction with the history it reads, so
+two allocations at once can neither break the yearly cap nor take a case twice. Running it
+again for the month refuses unless asked to `replace` (the audits not yet sent) or `add`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import random
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +29,20 @@ import sqlalchemy as sa
 import yaml
 
 from formtool import store
-from formtool.cases import normalise_column, read_rows, write_case_list
+from formtool.cases import cases_from_rows, normalise_column, read_rows, write_case_list
+from formtool.catalog import record_snapshots
 from formtool.deadlines import add_months, inadequate_follow_up, last_calendar_day
-from formtool.definitions import shipped_forms
+from formtool.definitions import all_forms
 from formtool.errors import FormtoolError
 from formtool.scales import parse_date
+from formtool.store import queries
 
 MAX_PER_YEAR = 10
 MAX_BREAK_SHARE = 0.20
 POPULATION_COLUMNS = ("case_number", "category", "team")
 AUDITOR_COLUMNS = ("name", "email", "team")
-DEFAULT_PLAN: dict[str, Any] = {"samples": [
-    {"name": "Control sample", "form": "csc", "categories": ["cin", "cp", "lac"], "size": 40,
-     "at_least": {"placed_for_adoption": 1}},
-    {"name": "Foster carers", "form": "foster_carer", "categories": ["foster_carer"], "size": 6},
-    {"name": "Prospective adopters", "form": "prospective_adopter",
-     "categories": ["prospective_adopter"], "size": 3},
-]}
+MODES = ("first", "replace", "add")
+REAUDIT = "Re-audit (inadequate)"
 
 
 class AllocationError(FormtoolError):
@@ -63,6 +66,17 @@ class Auditor:
     breaks: frozenset[str]
     done_this_year: int = 0
     assigned: int = 0
+    format: str = "docx"  # the form format they prefer: docx (Word) or xlsx (Excel)
+
+
+@dataclass(frozen=True)
+class History:
+    """What the database says before allocating: cases audited within 12 months either side
+    of the month, audits per auditor this financial year, and inadequate cases due a re-audit."""
+
+    recent: frozenset[str] = frozenset()
+    done: dict[str, int] = field(default_factory=dict)
+    reaudits: tuple[tuple[dict[str, str], str, dt.date], ...] = ()
 
 
 @dataclass
@@ -72,9 +86,19 @@ class Allocation:
     rows: list[dict[str, str]]
     unallocated: list[str]
     on_break: list[str]
+    warnings: list[str] = field(default_factory=list)
+    mode: str = "first"
+    replaced: int = 0
 
-    def by_auditor(self) -> Counter:
+    def by_auditor(self) -> Counter[str]:
         return Counter(r["auditor"] for r in self.rows)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"month": self.month, "due": self.due.isoformat(), "mode": self.mode,
+                "allocated": len(self.rows), "replaced": self.replaced,
+                "by_auditor": dict(sorted(self.by_auditor().items())),
+                "on_break": self.on_break, "unallocated": self.unallocated,
+                "warnings": self.warnings}
 
 
 def _category(text: str) -> str:
@@ -121,34 +145,43 @@ def load_population(path: Path) -> list[dict[str, str]]:
 def load_auditors(path: Path) -> list[Auditor]:
     auditors = []
     for row in _table(path, AUDITOR_COLUMNS, "auditors"):
+        where = f"[{path} · row {row['_row']}"
         if not re.fullmatch(r"[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+", row["email"]):
-            raise AllocationError(f"[{path} · row {row['_row']} · email] '{row['email']}' is "
-                                  "not an email address.")
+            raise AllocationError(f"{where} · email] '{row['email']}' is not an email "
+                                  "address.")
         breaks = frozenset(m for m in re.split(r"[;,\s]+", row.get("break_months", "")) if m)
         bad = [m for m in breaks if not re.fullmatch(r"\d{4}-\d{2}", m)]
         if bad:
-            raise AllocationError(f"[{path} · row {row['_row']} · break_months] '{bad[0]}' is "
-                                  "not YYYY-MM. List break months like 2026-08;2026-12.")
+            raise AllocationError(f"{where} · break_months] '{bad[0]}' is not YYYY-MM. List "
+                                  "break months like 2026-08;2026-12.")
         try:
             done = int(row.get("audits_this_year") or 0)
         except ValueError:
-            raise AllocationError(f"[{path} · row {row['_row']} · audits_this_year] "
-                                  f"'{row['audits_this_year']}' is not a whole number.") from None
-        auditors.append(Auditor(row["name"], row["email"], row["team"], breaks, done))
+            raise AllocationError(f"{where} · audits_this_year] '{row['audits_this_year']}' is "
+                                  "not a whole number.") from None
+        fmt = (row.get("format") or "docx").strip().lower().lstrip(".")
+        fmt = {"word": "docx", "excel": "xlsx"}.get(fmt, fmt)
+        if fmt not in ("docx", "xlsx"):
+            raise AllocationError(f"{where} · format] '{row['format']}' is not a form format. "
+                                  "Use Word (docx) or Excel (xlsx).")
+        auditors.append(Auditor(row["name"], row["email"], row["team"], breaks, done,
+                                format=fmt))
     return auditors
 
 
+def default_plan_path() -> Path:
+    return Path(str(resources.files("formtool.templates") / "plans" / "default.yaml"))
+
+
 def load_plan(path: Path | None) -> list[Sample]:
-    if path is None:
-        data = DEFAULT_PLAN
-    else:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise AllocationError(f"[{path}] cannot be read as a plan: {exc}") from None
-    forms = shipped_forms()
+    where_file = path or default_plan_path()
+    try:
+        data = yaml.safe_load(where_file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise AllocationError(f"[{where_file}] cannot be read as a plan: {exc}") from None
+    forms = all_forms()
     samples = []
-    for i, raw in enumerate(data.get("samples") or [], start=1):
+    for i, raw in enumerate(data.get("samples") or [] if isinstance(data, dict) else [], 1):
         where = f"[{path or 'default plan'} · samples {i}]"
         if not isinstance(raw, dict) or raw.get("form") not in forms:
             raise AllocationError(f"{where} needs 'form:' naming a form ({', '.join(forms)}).")
@@ -160,33 +193,53 @@ def load_plan(path: Path | None) -> list[Sample]:
                               tuple(_category(c) for c in raw["categories"]), raw["size"],
                               dict(raw.get("at_least") or {})))
     if not samples:
-        raise AllocationError(f"[{path}] the plan has no samples.")
+        raise AllocationError(f"[{where_file}] the plan has no samples.")
     return samples
 
 
-def _financial_year(month: str) -> tuple[str, str]:
+def financial_year(month: str) -> tuple[str, str]:
+    """The first and last month of the financial year (April-March) holding `month`."""
     year, mon = int(month[:4]), int(month[5:])
     start = year if mon >= 4 else year - 1
     return f"{start}-04", f"{start + 1}-03"
 
 
-def _history(engine: sa.Engine, month: str) -> tuple[set[str], Counter]:
-    """Cases audited in the 12 months before `month` (or in it), and audits per auditor
-    this financial year, from the database."""
-    a = store.audits.c
-    first = dt.date.fromisoformat(month + "-01")
-    since = f"{add_months(first, -12):%Y-%m}"
-    year_from, year_to = _financial_year(month)
-    with engine.connect() as conn:
-        recent = set(conn.execute(sa.select(a.case_number).where(
-            (a.month >= since) & (a.month <= month))).scalars())
-        counts = Counter(dict(conn.execute(
-            sa.select(a.auditor, sa.func.count()).where(
-                (a.month >= year_from) & (a.month <= year_to)).group_by(a.auditor)).all()))
-    return recent, counts
+def _month_shift(month: str, months: int) -> str:
+    return f"{add_months(dt.date.fromisoformat(month + '-01'), months):%Y-%m}"
 
 
-def _eligible(row: dict[str, str], month: str, recent: set[str]) -> bool:
+def read_history(conn: sa.Connection, month: str,
+                 population: list[dict[str, str]]) -> History:
+    """The history an allocation for `month` must respect, read in its transaction."""
+    year_from, year_to = financial_year(month)
+    recent, done = store.allocation_history(conn, _month_shift(month, -12),
+                                            _month_shift(month, 12), year_from, year_to)
+    return History(frozenset(recent), dict(done), tuple(_reaudits(conn, population, month)))
+
+
+def _reaudits(conn: sa.Connection, population: list[dict[str, str]], month: str
+              ) -> list[tuple[dict[str, str], str, dt.date]]:
+    """Cases graded with a follow-up grade (e.g. inadequate; moderated grade first) in an
+    earlier month and not audited since: seed 001 Appendix A para 25 wants a re-audit within
+    two months. They are exempt from the 12-month rule. (case, form, review-by date)."""
+    forms = all_forms()
+    later = Counter((r.case_number, r.month) for r in queries.case_months(conn))
+    by_case = {row["case_number"]: row for row in population}
+    due = []
+    for row in queries.graded_before(conn, month):
+        form = forms.get(row.form_id)
+        scale = form.grade_scale if form else None
+        if scale is None or row.grade not in scale.follow_up:
+            continue
+        if any(c == row.case_number and m > row.month for c, m in later):
+            continue  # already re-audited (or audited again) since
+        case = by_case.get(row.case_number) or (json.loads(row.facts) | {"team": row.team})
+        follow_up = inadequate_follow_up(row.imported_at.date())
+        due.append((case, row.form_id, follow_up["review meeting by"]))
+    return sorted(due, key=lambda d: d[0]["case_number"])
+
+
+def _eligible(row: dict[str, str], month: str, recent: frozenset[str]) -> bool:
     if row["case_number"] in recent:
         return False
     last = parse_date(row.get("last_audited", "")) if row.get("last_audited") else None
@@ -197,9 +250,26 @@ def _flag(row: dict[str, str], name: str) -> bool:
     return row.get(name, "").strip().lower() in ("yes", "y", "true", "1")
 
 
-def _draw(sample: Sample, pool: list[dict], rng: random.Random, notes: list[str]) -> list[dict]:
+def _shortfall(sample: Sample, pool: list[dict[str, str]], population: list[dict[str, str]],
+               taken: set[str]) -> str:
+    """Why a sample got fewer cases than it wanted, in the population's own terms."""
+    everyone = [r for r in population if r["category"] in sample.categories]
+    categories = ", ".join(sample.categories)
+    if not everyone:
+        return (f"{sample.name}: {sample.size} wanted, but the population has no cases in "
+                f"category {categories}.")
+    in_other_samples = sum(r["case_number"] in taken for r in everyone)
+    recent = len(everyone) - len(pool) - in_other_samples
+    reasons = [f"{recent} audited within the last 12 months" if recent else "",
+               f"{in_other_samples} already in another sample" if in_other_samples else ""]
+    return (f"{sample.name}: {sample.size} wanted, only {len(pool)} of {len(everyone)} cases in "
+            f"{categories} eligible (" + "; ".join(r for r in reasons if r) + ").")
+
+
+def _draw(sample: Sample, pool: list[dict[str, str]], rng: random.Random,
+          notes: list[str]) -> list[dict[str, str]]:
     """Required cases first, then the rest stratified by category in proportion."""
-    chosen: list[dict] = []
+    chosen: list[dict[str, str]] = []
     for flag, count in sample.at_least.items():
         flagged = [r for r in pool if _flag(r, flag)]
         if len(flagged) < count:
@@ -217,25 +287,56 @@ def _draw(sample: Sample, pool: list[dict], rng: random.Random, notes: list[str]
             counts[c] += 1
     for category, members in strata.items():
         chosen += rng.sample(members, min(counts[category], len(members)))
-    if len(pool) < sample.size:
-        notes.append(f"{sample.name}: {sample.size} wanted, only {len(pool)} eligible "
-                     "(not audited in the last 12 months).")
     return chosen
 
 
-def _assign(case: dict, auditors: list[Auditor], rng: random.Random) -> Auditor | None:
+def _assign(case: dict[str, str], auditors: list[Auditor], rng: random.Random
+            ) -> Auditor | None:
     """The least-loaded auditor outside the case's team with room this year."""
     fits = [a for a in auditors if a.team != case["team"]
             and a.done_this_year + a.assigned < MAX_PER_YEAR]
     if not fits:
         return None
     least = min((a.assigned, a.done_this_year + a.assigned) for a in fits)
-    best = [a for a in fits if (a.assigned, a.done_this_year + a.assigned) == least]
-    return rng.choice(best)
+    return rng.choice([a for a in fits if (a.assigned, a.done_this_year + a.assigned) == least])
 
 
-def allocate(engine: sa.Engine, population: list[dict[str, str]], auditors: list[Auditor],
-             samples: list[Sample], month: str, seed: int = 0) -> Allocation:
+def _no_auditor(case: dict[str, str], auditors: list[Auditor], on_break: list[Auditor]) -> str:
+    others = [a for a in auditors if a.team != case["team"]]
+    resting = [a for a in on_break if a.team != case["team"]]
+    if not others and not resting:
+        why = f"every auditor is in {case['team']} (auditors never audit their own team)"
+    elif not others:
+        why = f"every auditor outside {case['team']} is on break this month"
+    else:
+        why = (f"all {len(others)} auditors outside {case['team']} have their "
+               f"{MAX_PER_YEAR} audits this year")
+    return f"{case['case_number']} ({case['team']}): not allocated, {why}."
+
+
+def _load_warnings(month: str, auditors: list[Auditor]) -> list[str]:
+    """Auditors given more this month than their fair share of what is left of the year."""
+    months_left = len([m for m in _fy_months(month) if m >= month])
+    warnings = []
+    for a in auditors:
+        left = MAX_PER_YEAR - a.done_this_year
+        fair = math.ceil(left / months_left) if left > 0 else 0
+        if a.assigned > max(fair, 1):
+            warnings.append(f"{a.name} gets {a.assigned} audits in {month}, more than a fair "
+                            f"share of the {left} left this year over {months_left} month(s) "
+                            f"({fair} a month).")
+    return warnings
+
+
+def _fy_months(month: str) -> list[str]:
+    start = financial_year(month)[0]
+    return [_month_shift(start, i) for i in range(12)]
+
+
+def allocate(population: list[dict[str, str]], auditors: list[Auditor],
+             samples: list[Sample], month: str, seed: int = 0,
+             history: History = History()) -> Allocation:
+    """Draw the month's sample and share it out (pure: the history is given)."""
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         raise AllocationError(f"--month '{month}' is not YYYY-MM.")
     on_break = [a for a in auditors if month in a.breaks]
@@ -244,72 +345,45 @@ def allocate(engine: sa.Engine, population: list[dict[str, str]], auditors: list
             f"{len(on_break)} of {len(auditors)} auditors ({len(on_break) / len(auditors):.0%}) "
             f"are on break in {month}; at most 20% may be (seed 001, Appendix A para 3). "
             "Move some breaks to another month.")
-    recent, counts = _history(engine, month)
     working = [a for a in auditors if month not in a.breaks]
     for auditor in working:
-        auditor.done_this_year += counts.get(auditor.name, 0)
+        auditor.done_this_year += history.done.get(auditor.name, 0)
     rng = random.Random(f"{seed}:{month}")
     due = last_calendar_day(int(month[:4]), int(month[5:]))
     rows: list[dict[str, str]] = []
     notes: list[str] = []
     taken: set[str] = set()
 
-    def place(case: dict[str, str], form: str, audit_type: str, extra: dict) -> None:
+    def place(case: dict[str, str], form: str, audit_type: str, extra: dict[str, str]) -> None:
         taken.add(case["case_number"])
         auditor = _assign(case, working, rng)
         if auditor is None:
-            notes.append(f"{case['case_number']} ({case['team']}): no auditor outside "
-                         f"{case['team']} has room (10 a year) or is off break.")
+            notes.append(_no_auditor(case, working, on_break))
             return
         auditor.assigned += 1
         rows.append({k: v for k, v in case.items() if not k.startswith("_")} | {
             "form": form, "audit_type": audit_type, "auditor": auditor.name,
-            "auditor_email": auditor.email, "due_date": due.isoformat()} | extra)
+            "auditor_email": auditor.email, "auditor_format": auditor.format,
+            "due_date": due.isoformat()} | extra)
 
-    for case, form, review_by in reaudits_due(engine, population, month):
+    for case, form, review_by in history.reaudits:
         place(case, form, REAUDIT, {"review_by": review_by.isoformat()})
-    eligible = [r for r in population if _eligible(r, month, recent)]
+    eligible = [r for r in population if _eligible(r, month, history.recent)]
     for sample in samples:
         pool = [r for r in eligible if r["category"] in sample.categories
                 and r["case_number"] not in taken]
+        if len(pool) < sample.size:
+            notes.append(_shortfall(sample, pool, population, taken))
         for case in sorted(_draw(sample, pool, rng, notes), key=lambda r: r["case_number"]):
             place(case, sample.form, sample.name, {})
-    return Allocation(month, due, rows, notes, [a.name for a in on_break])
-
-
-REAUDIT = "Re-audit (inadequate)"
-
-
-def reaudits_due(engine: sa.Engine, population: list[dict[str, str]], month: str
-                 ) -> list[tuple[dict[str, str], str, dt.date]]:
-    """Cases graded inadequate (moderated grade first) in an earlier month and not audited
-    since: seed 001 Appendix A para 25 wants a re-audit within two months. They are exempt
-    from the 12-month rule. Returns (case, form, review-by date)."""
-    a, g, r = store.audits.c, store.grades.c, store.returns.c
-    grade = sa.func.coalesce(sa.func.nullif(g.moderated_grade, ""), g.auditor_grade)
-    with engine.connect() as conn:
-        graded = conn.execute(
-            sa.select(a.case_number, a.form_id, a.month, a.team, a.facts, r.imported_at)
-            .join(store.grades, g.audit_id == a.audit_id)
-            .join(store.returns, (r.audit_id == a.audit_id) & r.is_current)
-            .where((grade == "Inadequate") & (a.month < month))).all()
-        later = {(row.case_number, row.month) for row in conn.execute(
-            sa.select(a.case_number, a.month))}
-    by_case = {row["case_number"]: row for row in population}
-    due = []
-    for row in graded:
-        if any(c == row.case_number and m > row.month for c, m in later):
-            continue  # already re-audited (or audited again) since
-        case = by_case.get(row.case_number) or (json.loads(row.facts) | {"team": row.team})
-        follow_up = inadequate_follow_up(row.imported_at.date())
-        due.append((case, row.form_id, follow_up["review meeting by"]))
-    return sorted(due, key=lambda d: d[0]["case_number"])
+    return Allocation(month, due, rows, notes, [a.name for a in on_break],
+                      _load_warnings(month, working))
 
 
 def _check_columns(path: Path, population: list[dict[str, str]], samples: list[Sample]) -> None:
     """The population must carry every column the sampled forms print as required."""
     have = set(population[0]) | {"auditor", "due_date", "audit_type", "form"}
-    forms = shipped_forms()
+    forms = all_forms()
     for sample in samples:
         missing = [c for c in forms[sample.form].required_columns if c not in have]
         if missing:
@@ -317,12 +391,24 @@ def _check_columns(path: Path, population: list[dict[str, str]], samples: list[S
                                   f"'{sample.form}' prints (sample '{sample.name}'). Add them.")
 
 
-def run_allocation(engine: sa.Engine, population_path: Path, auditors_path: Path, month: str,
-                   plan_path: Path | None, seed: int, out: Path) -> Allocation:
-    """Allocate, write the allocation as a case list, and record the audits as allocated."""
-    from formtool.cases import load_cases
-    from formtool.generate import record_audits
+def _records(rows: list[dict[str, str]]) -> list[store.AuditRecord]:
+    from formtool.generate import audit_record
 
+    forms = all_forms()
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    table = [[row.get(c, "") for c in columns] for row in rows]
+    return [audit_record(case)
+            for form_id in dict.fromkeys(r["form"] for r in rows)
+            for case in cases_from_rows("allocation", columns, table, forms[form_id])]
+
+
+def run_allocation(engine: sa.Engine, population_path: Path, auditors_path: Path, month: str,
+                   plan_path: Path | None, seed: int, out: Path, mode: str = "first",
+                   user: str = "") -> Allocation:
+    """Allocate the month (under the allocation lock, with the history in the same
+    transaction), record the audits, then write the allocation as a case list."""
+    if mode not in MODES:
+        raise AllocationError(f"Unknown allocation mode '{mode}'. Use one of {MODES}.")
     population = load_population(population_path)
     if not population:
         raise AllocationError(f"[{population_path}] has no cases.")
@@ -331,13 +417,28 @@ def run_allocation(engine: sa.Engine, population_path: Path, auditors_path: Path
         raise AllocationError(f"[{auditors_path}] lists no auditors.")
     samples = load_plan(plan_path)
     _check_columns(population_path, population, samples)
-    allocation = allocate(engine, population, auditors, samples, month, seed)
-    if not allocation.rows:
-        raise AllocationError(f"Nothing could be allocated for {month}: "
-                              + " ".join(allocation.unallocated or ["no eligible cases."]))
+    with store.transaction(engine) as conn:
+        store.lock(conn, "formtool allocation")
+        _refuse_repeat(conn, month, mode)
+        replaced = store.drop_unstarted(conn, month) if mode == "replace" else 0
+        allocation = allocate(population, auditors, samples, month, seed,
+                              read_history(conn, month, population))
+        if not allocation.rows:
+            raise AllocationError(f"Nothing could be allocated for {month}: "
+                                  + " ".join(allocation.unallocated or ["no eligible cases."]))
+        allocation.mode, allocation.replaced = mode, replaced
+        forms = all_forms()
+        record_snapshots(conn, [forms[r["form"]] for r in allocation.rows])
+        store.record_allocation(conn, month, mode, seed, _records(allocation.rows), replaced,
+                                user)
     write_case_list(out, allocation.rows)
-    forms = shipped_forms()
-    cases = [c for form_id in dict.fromkeys(r["form"] for r in allocation.rows)
-             for c in load_cases(out, forms[form_id])]
-    record_audits(engine, cases)
     return allocation
+
+
+def _refuse_repeat(conn: sa.Connection, month: str, mode: str) -> None:
+    earlier = store.month_allocations(conn, month)
+    if earlier and mode == "first":
+        count = sum(e.audits for e in earlier)
+        raise AllocationError(
+            f"{month} is already allocated ({count} audit(s), {earlier[-1].created_at:%d/%m/%Y}"
+            "). Use --replace to draw again the audits not yet sent, or --add to allocate more.")

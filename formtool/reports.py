@@ -1,4 +1,9 @@
-"""What the database says: audit status by state, auditor and team; and flat exports."""
+"""What the database says: the month's status (by state, team and auditor, and which audits
+are outstanding or overdue), and exports of answers and actions for analysts.
+
+`status` is the one source of the month's figures: `formtool status`, its `--json` and the
+web dashboard all print what it returns.
+"""
 
 from __future__ import annotations
 
@@ -6,98 +11,151 @@ import csv
 import datetime as dt
 import io
 import json
-from collections import Counter, defaultdict
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from formtool import store
+from formtool.catalog import form_for
+from formtool.definitions import FormDefinition
 from formtool.errors import FormtoolError
+from formtool.store import queries
 
-OUTSTANDING = store.OUTSTANDING_STATES
-EXPORT_COLUMNS = (
-    "audit_id",
-    "form_id",
-    "form_version",
-    "case_number",
-    "team",
-    "auditor",
-    "month",
-    "due_date",
-    "state",
-    "file_name",
-    "imported_at",
-    "final",
-    "key",
-    "value",
-    "comment",
-)
+S = store.AuditState
+DONE = store.COMPLETED | {S.filed_unaudited}
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+TALLIES = ("audits", "returned", "outstanding", "overdue")
 
 
-def status(
-    engine: sa.Engine, month: str | None = None, today: dt.date | None = None
-) -> dict[str, Any]:
-    """Audits by state; returned / outstanding / overdue per auditor and per team."""
-    today = today or dt.date.today()
-    a = store.audits.c
-    query = sa.select(a.audit_id, a.auditor, a.team, a.state, a.due_date, a.month)
-    if month:
-        query = query.where(a.month == month)
-    with engine.connect() as conn:
-        rows = conn.execute(query.order_by(a.audit_id)).all()
-    by_state = Counter(r.state for r in rows)
-    groups: dict[str, dict[str, dict[str, Any]]] = {"auditors": {}, "teams": {}}
-    overdue_ids = []
+@dataclass(frozen=True)
+class Outstanding:
+    audit_id: str
+    case_number: str
+    form_id: str
+    auditor: str
+    team: str
+    state: str
+    due: dt.date
+    days_overdue: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"due": self.due.isoformat()}
+
+
+@dataclass
+class StatusReport:
+    month: str  # YYYY-MM or "all"
+    today: dt.date
+    audits: int
+    by_state: dict[str, int]
+    teams: dict[str, dict[str, int]]
+    auditors: dict[str, dict[str, int]]
+    outstanding: list[Outstanding] = field(default_factory=list)
+
+    @property
+    def overdue(self) -> list[Outstanding]:
+        return [o for o in self.outstanding if o.days_overdue > 0]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"month": self.month, "today": self.today.isoformat(), "audits": self.audits,
+                "by_state": self.by_state, "teams": self.teams, "auditors": self.auditors,
+                "outstanding": [o.as_dict() for o in self.outstanding],
+                "overdue": [o.audit_id for o in self.overdue]}
+
+
+def _tally(rows: list[Any], key: str, today: dt.date) -> dict[str, dict[str, int]]:
+    groups: dict[str, Counter[str]] = {}
     for row in rows:
-        overdue = row.state in OUTSTANDING and row.due_date < today
-        if overdue:
-            overdue_ids.append(row.audit_id)
-        for group, name in (("auditors", row.auditor), ("teams", row.team)):
-            tally = groups[group].setdefault(name, defaultdict(int))
-            tally["audits"] += 1
-            tally["outstanding" if row.state in OUTSTANDING else "returned"] += 1
-            tally["overdue"] += overdue
-    return {
-        "month": month or "all",
-        "today": today.isoformat(),
-        "audits": len(rows),
-        "by_state": {s: by_state.get(s, 0) for s in store.STATES if by_state.get(s)},
-        "auditors": {k: dict(v) for k, v in sorted(groups["auditors"].items())},
-        "teams": {k: dict(v) for k, v in sorted(groups["teams"].items())},
-        "overdue": overdue_ids,
-    }
+        tally = groups.setdefault(getattr(row, key), Counter())
+        state = S(row.state)
+        tally["audits"] += 1
+        tally["returned"] += state in DONE
+        tally["outstanding"] += state in store.OUTSTANDING
+        tally["overdue"] += state in store.OUTSTANDING and row.due_date < today
+    return {name: {t: tally[t] for t in TALLIES} for name, tally in sorted(groups.items())}
 
 
-def export_rows(engine: sa.Engine) -> list[dict[str, Any]]:
-    """Every answer of every current return, one row each, with its audit's metadata."""
-    a, r, ans = store.audits.c, store.returns.c, store.answers.c
-    query = (
-        sa.select(
-            a.audit_id,
-            a.form_id,
-            a.form_version,
-            a.case_number,
-            a.team,
-            a.auditor,
-            a.month,
-            a.due_date,
-            a.state,
-            r.file_name,
-            r.imported_at,
-            r.final,
-            ans.key,
-            ans.value,
-            ans.comment,
-        )
-        .join(store.returns, r.audit_id == a.audit_id)
-        .join(store.answers, ans.return_id == r.id)
-        .where(r.is_current)
-        .order_by(a.audit_id, ans.id)
-    )
+def status(engine: sa.Engine, month: str | None = None,
+           today: dt.date | None = None) -> StatusReport:
+    """Audits by state; returned / outstanding / overdue per team and auditor; the list of
+    outstanding audits, most overdue first."""
+    today = today or dt.date.today()
     with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
+        rows = queries.audit_rows(conn, [month] if month else None)
+    by_state = Counter(row.state for row in rows)
+    outstanding = sorted(
+        (Outstanding(r.audit_id, r.case_number, r.form_id, r.auditor, r.team, r.state,
+                     r.due_date, max(0, (today - r.due_date).days))
+         for r in rows if S(r.state) in store.OUTSTANDING),
+        key=lambda o: (-o.days_overdue, o.due, o.audit_id))
+    return StatusReport(month or "all", today, len(rows),
+                        {s.value: by_state[s.value] for s in S if by_state.get(s.value)},
+                        _tally(rows, "team", today), _tally(rows, "auditor", today),
+                        outstanding)
+
+
+# --- export --------------------------------------------------------------------------------
+
+AUDIT_COLUMNS = ("audit_id", "form_id", "form_version", "case_number", "team", "auditor",
+                 "month", "due_date", "state", "file_name", "imported_at", "final")
+ANSWER_COLUMNS = (*AUDIT_COLUMNS, "section", "key", "question", "value", "comment")
+ACTION_COLUMNS = ("audit_id", "form_id", "case_number", "team", "table", "row", "action",
+                  "recommendation", "responsible_role", "responsible_person", "due_date",
+                  "sign_off", "sign_off_date", "comments")
+TABLES = ("answers", "actions")
+
+
+@dataclass
+class Export:
+    """Every current return's answers (with question text) and action rows."""
+
+    answers: list[dict[str, Any]]
+    actions: list[dict[str, Any]]
+
+
+def _labels(form: FormDefinition | None) -> dict[str, tuple[str, str]]:
+    """key -> (section title, question text) for a form's answers and tables."""
+    if form is None:
+        return {}
+    found: dict[str, tuple[str, str]] = {}
+    for section, item in form.items():
+        found[item.key] = (section.title, item.label)
+        if item.comment:
+            found[item.comment_key] = (section.title, item.comment_label or
+                                       f"{item.label} (comment)")
+    return found
+
+
+def export_data(engine: sa.Engine) -> Export:
+    with engine.connect() as conn:
+        answer_rows = queries.export_answer_rows(conn)
+        audits = {r.audit_id: r for r in queries.audit_rows(conn)}
+        actions = queries.actions_by_return(
+            conn, {r.return_id for r in audits.values() if r.return_id})
+    labels: dict[tuple[str, int], dict[str, tuple[str, str]]] = {}
+    answers = []
+    for row in answer_rows:
+        key = (row.form_id, row.form_version)
+        if key not in labels:
+            labels[key] = _labels(form_for(engine, *key))
+        section, question = labels[key].get(row.key, ("", ""))
+        answers.append({c: getattr(row, c) for c in AUDIT_COLUMNS}
+                       | {"section": section, "key": row.key, "question": question,
+                          "value": row.value, "comment": row.comment})
+    action_rows = []
+    for row in actions:
+        audit = audits[row.audit_id]
+        section = labels.get((audit.form_id, audit.form_version), {}).get(
+            row.table_key, ("", ""))[0]
+        action_rows.append({
+            "audit_id": row.audit_id, "form_id": audit.form_id,
+            "case_number": audit.case_number, "team": audit.team,
+            "table": section or row.table_key, "row": row.row,
+            **{c: getattr(row, c) for c in ACTION_COLUMNS[6:]}})
+    return Export(answers, action_rows)
 
 
 def _text(value: Any) -> str:
@@ -111,51 +169,85 @@ def _csv_safe(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def write_export(rows: list[dict[str, Any]], fmt: str, out: Path | None) -> bytes:
-    """The rows as CSV, XLSX or JSON bytes (also written to `out` if given)."""
+def _json_value(value: Any) -> Any:
+    return value if isinstance(value, bool | int) or value is None else _text(value)
+
+
+def _nested(data: Export) -> list[dict[str, Any]]:
+    """One object per audit: its details, answers by key and action rows."""
+    audits: dict[str, dict[str, Any]] = {}
+    for row in data.answers:
+        audit = audits.setdefault(row["audit_id"], {
+            **{c: _json_value(row[c]) for c in AUDIT_COLUMNS}, "answers": [], "actions": []})
+        audit["answers"].append({k: row[k] for k in ("section", "key", "question", "value",
+                                                     "comment")})
+    for row in data.actions:
+        if row["audit_id"] in audits:
+            audits[row["audit_id"]]["actions"].append(
+                {k: _json_value(v) for k, v in row.items()
+                 if k not in ("audit_id", "form_id", "case_number", "team")})
+    return list(audits.values())
+
+
+def write_export(data: Export, fmt: str, out: Path | None, table: str = "answers") -> bytes:
+    """The export as CSV (one table), XLSX (both tables) or JSON (nested per audit)."""
     if fmt == "json":
-        data = json.dumps(
-            [
-                {k: _text(v) if not isinstance(v, bool | int) else v for k, v in row.items()}
-                for row in rows
-            ],
-            indent=2,
-            ensure_ascii=False,
-        ).encode("utf-8")
+        payload = json.dumps(_nested(data), indent=2, ensure_ascii=False).encode("utf-8")
     elif fmt == "csv":
+        if table not in TABLES:
+            raise FormtoolError(f"Unknown table '{table}'. Use answers or actions.")
+        columns = ANSWER_COLUMNS if table == "answers" else ACTION_COLUMNS
+        rows = data.answers if table == "answers" else data.actions
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(EXPORT_COLUMNS)
-        writer.writerows([_csv_safe(_text(row[c])) for c in EXPORT_COLUMNS] for row in rows)
-        data = buffer.getvalue().encode("utf-8-sig")  # BOM: Excel then reads UTF-8 correctly
+        writer.writerow(columns)
+        writer.writerows([_csv_safe(_text(row[c])) for c in columns] for row in rows)
+        payload = buffer.getvalue().encode("utf-8-sig")  # BOM: Excel then reads UTF-8 right
     elif fmt == "xlsx":
-        data = _xlsx(rows)
+        payload = _xlsx(data)
     else:
         raise FormtoolError(f"Unknown export format '{fmt}'. Use csv, xlsx or json.")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(data)
-    return data
+        out.write_bytes(payload)
+    return payload
 
 
-def _xlsx(rows: list[dict[str, Any]]) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
+WIDTHS = {"audit_id": 24, "form_id": 18, "case_number": 14, "team": 24, "auditor": 24,
+          "section": 30, "question": 60, "value": 22, "comment": 60, "action": 50,
+          "recommendation": 40, "table": 30, "comments": 40, "file_name": 30}
 
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("Answers")
-    sheet.append(list(EXPORT_COLUMNS))
-    for row in rows:
-        cells = []
-        for column in EXPORT_COLUMNS:
-            value = row[column]
-            cell = WriteOnlyCell(
-                sheet, value=value if isinstance(value, dt.date | int) else _text(value)
-            )
-            if isinstance(cell.value, str):
-                cell.data_type = "s"  # auditors' text is never a formula
-            cells.append(cell)
-        sheet.append(cells)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+
+def _xlsx(data: Export) -> bytes:
+    import xlsxwriter
+
+    out = io.BytesIO()
+    book = xlsxwriter.Workbook(out, {"in_memory": True, "strings_to_formulas": False,
+                                     "strings_to_urls": False, "strings_to_numbers": False})
+    head = book.add_format({"bold": True, "bg_color": "#DCE3F0", "border": 1,
+                            "text_wrap": True, "valign": "top"})
+    date = book.add_format({"num_format": "dd/mm/yyyy", "valign": "top"})
+    wrap = book.add_format({"text_wrap": True, "valign": "top"})
+    for name, columns, rows in (("Answers", ANSWER_COLUMNS, data.answers),
+                                ("Actions", ACTION_COLUMNS, data.actions)):
+        sheet = book.add_worksheet(name)
+        for c, column in enumerate(columns):
+            sheet.write_string(0, c, column, head)
+            sheet.set_column(c, c, WIDTHS.get(column, 12), wrap)
+        for r, row in enumerate(rows, start=1):
+            for c, column in enumerate(columns):
+                value = row[column]
+                if isinstance(value, dt.datetime | dt.date):
+                    value = value if isinstance(value, dt.datetime) else \
+                        dt.datetime.combine(value, dt.time())
+                    sheet.write_datetime(r, c, value, date)
+                elif isinstance(value, bool):
+                    sheet.write_boolean(r, c, value)
+                elif isinstance(value, int):
+                    sheet.write_number(r, c, value)
+                elif value not in (None, ""):
+                    sheet.write_string(r, c, str(value))  # text stays text, never a formula
+        sheet.freeze_panes(1, 0)
+        sheet.autofilter(0, 0, max(1, len(rows)), len(columns) - 1)
+    book.close()
+    return out.getvalue()

@@ -1,22 +1,37 @@
-"""Answer scales and field kinds: one table from a kind of answer to its Word control,
-its Excel validation and its parser, so generate/ and read/ never disagree."""
+"""Answer scales and field kinds: one table from a kind of answer to its Word control, its
+Excel validation and its parser, so generate/, read/ and the filler never disagree.
+
+What the answers of a scale mean (which are favourable, which grades are good, which call
+for a re-audit, which order grades rank in) is data from the definitions, held here.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+
+FAVOURABLE, PARTIAL, UNFAVOURABLE = "favourable", "partial", "unfavourable"
+OUTCOMES = (FAVOURABLE, PARTIAL, UNFAVOURABLE)
 
 
 @dataclass(frozen=True)
 class Scale:
-    """A named list of allowed answers, e.g. Yes/No/Partially/N/A."""
+    """A named list of allowed answers, e.g. Yes/No/Partially/N/A, and what they mean."""
 
     id: str
     label: str
     choices: tuple[str, ...]
     descriptors: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    favourable: tuple[str, ...] = ()
+    partial: tuple[str, ...] = ()
+    unfavourable: tuple[str, ...] = ()
+    ranked: bool = False  # choices are listed best first (grades: moderation moves up/down)
+    bands: tuple[tuple[str, str], ...] = ()  # outcome -> label, e.g. favourable: Good or better
+    follow_up: tuple[str, ...] = ()  # answers that call for a review and a re-audit
 
     def parse(self, text: str) -> str | None:
         """The canonical choice for what someone typed, or None if it is not on the list.
@@ -29,6 +44,20 @@ class Scale:
             if _fold(choice) == wanted:
                 return choice
         return None
+
+    def outcome(self, choice: str) -> str | None:
+        """favourable / partial / unfavourable, or None (N/A, unanswered, neutral)."""
+        for outcome in OUTCOMES:
+            if choice in getattr(self, outcome):
+                return outcome
+        return None
+
+    def band_label(self, outcome: str) -> str:
+        return dict(self.bands).get(outcome, outcome.capitalize())
+
+    def rank(self, choice: str) -> int | None:
+        """0 for the best choice of a ranked scale; None if unranked or not a choice."""
+        return self.choices.index(choice) if self.ranked and choice in self.choices else None
 
     def excel_list(self) -> str:
         """The formula1 of an Excel list validation (quoted, comma-separated)."""
@@ -43,19 +72,20 @@ def _fold(text: str) -> str:
 class FieldKind(Enum):
     """What an answerable field holds, and so which control it gets."""
 
-    choice = "choice"  # Word dropdown list / Excel list validation
-    text = "text"  # Word multi-line plain-text control / unlocked wrapped cell
-    date = "date"  # Word date picker / Excel date validation
+    choice = "choice"
+    text = "text"
+    date = "date"
 
 
 DATE_DISPLAY = "dd/MM/yyyy"  # Word's date picker format (UK councils)
 EXCEL_DATE_FORMAT = "dd/mm/yyyy"
+EXCEL_MAX_SERIAL = 2_958_465  # 31/12/9999, the last date Excel has
 _DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d/%m/%y", "%d-%m-%Y", "%d.%m.%Y", "%d %B %Y", "%d %b %Y")
 
 
 def parse_date(text: str) -> dt.date | None:
     """A date typed or picked in Word, Excel or LibreOffice; None if it is not one."""
-    text = text.strip()
+    text = text.strip()[:40]
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}T.*", text):  # Word stores picked dates as ISO datetimes
         text = text[:10]
     for fmt in _DATE_FORMATS:
@@ -66,5 +96,54 @@ def parse_date(text: str) -> dt.date | None:
     return None
 
 
+def excel_serial_date(serial: float, date1904: bool = False) -> dt.date | None:
+    """The date an Excel serial number stands for; None outside Excel's calendar
+    (negative, NaN, infinite, or after 31/12/9999): a number pasted into a date cell."""
+    if not math.isfinite(serial) or not 1 <= serial <= EXCEL_MAX_SERIAL:
+        return None
+    epoch = dt.date(1904, 1, 1) if date1904 else dt.date(1899, 12, 30)
+    try:
+        return epoch + dt.timedelta(days=int(serial))
+    except OverflowError:
+        return None
+
+
 def format_date(value: dt.date) -> str:
     return value.strftime("%d/%m/%Y")
+
+
+def _parse_choice(scale: Scale | None, raw: str) -> str | None:
+    return scale.parse(raw) if scale is not None else None
+
+
+def _parse_date(_scale: Scale | None, raw: str) -> str | None:
+    parsed = parse_date(raw)
+    return parsed.isoformat() if parsed else None
+
+
+def _parse_text(_scale: Scale | None, raw: str) -> str | None:
+    return raw
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """How one kind of field is offered in Word and Excel, and read back."""
+
+    word_control: str  # the w:sdtPr element: dropDownList, date, or "" (rich text)
+    placeholder: str  # what an empty Word control shows
+    excel_validation: str | None  # list / date / None
+    excel_format: str | None  # number format of the answer cell
+    parse: Callable[[Scale | None, str], str | None]  # canonical value, None if invalid
+    lines: int  # how many lines its answer cell starts with in Excel
+
+
+KINDS: dict[FieldKind, KindSpec] = {
+    FieldKind.choice: KindSpec("dropDownList", "Choose", "list", None, _parse_choice, 1),
+    FieldKind.date: KindSpec("date", "Date", "date", EXCEL_DATE_FORMAT, _parse_date, 1),
+    FieldKind.text: KindSpec("", "Type here", None, None, _parse_text, 3),
+}
+
+#: Placeholders of forms generated before formtool 0.2, still out with auditors.
+LEGACY_PLACEHOLDERS = frozenset(
+    {"Choose an item.", "Click or tap here to enter text.", "Click or tap to enter a date."}
+)

@@ -1,42 +1,98 @@
-"""The QA officer's check of a return (seed 001, Appendix A para 20): accept it, or send it
-back to the auditor for amendment within 3 working days."""
+"""The QA team's steps after a return comes in (seed 001, Appendix A): check it (accept, or
+send it back for amendment within 3 working days), confirm the actions are signed off, close.
+
+Each step is one state change through `store.move_state`, so two people acting on one audit
+at once cannot both succeed: the second gets a one-line refusal.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
 
 from formtool import store
 from formtool.deadlines import amendment_due
+from formtool.definitions import get_form
 from formtool.errors import FormtoolError
+from formtool.scales import format_date
 
-CHECKABLE = ("returned",)
+S = store.AuditState
 
 
 class WorkflowError(FormtoolError):
-    """The audit is not in a state this step applies to."""
+    """A step that cannot be taken: the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    audit_id: str
+    state: str
+    previous_state: str
+    amend_by: str | None = None  # ISO date, for an amendment request
+
+    def as_dict(self) -> dict[str, str | None]:
+        return asdict(self)
 
 
 def check_return(engine: sa.Engine, audit_id: str, amend_reason: str | None = None,
-                 today: dt.date | None = None) -> dict:
-    """Accept a returned audit (state `checked`) or request an amendment."""
+                 today: dt.date | None = None, user: str = "") -> StepResult:
+    """Accept a complete return (state `checked`) or request an amendment."""
+    if amend_reason is not None and not amend_reason.strip():
+        raise WorkflowError('Say what needs amending (--amend "reason").')
     today = today or dt.date.today()
-    a = store.audits.c
     with store.transaction(engine) as conn:
-        state = conn.execute(sa.select(a.state).where(a.audit_id == audit_id)).scalar()
-        if state is None:
-            raise WorkflowError(f"Audit {audit_id} is not in the database.")
-        if state not in CHECKABLE:
-            raise WorkflowError(f"Audit {audit_id} is '{state}'; only a returned audit can be "
-                                "checked. Import the return first.")
-        if amend_reason is not None and not amend_reason.strip():
-            raise WorkflowError("Say what needs amending (--amend \"reason\").")
-        new_state = "checked" if amend_reason is None else "amendment requested"
-        conn.execute(store.audits.update().where(a.audit_id == audit_id)
-                     .values(state=new_state, updated_at=store.now()))
-        due = amendment_due(today) if amend_reason is not None else None
-        detail = (f"amend by {due:%d/%m/%Y}: {amend_reason.strip()}" if due else "accepted")
-        store.record_event(conn, audit_id, new_state, detail)
-    return {"audit_id": audit_id, "state": new_state,
-            "amend_by": due.isoformat() if due else None}
+        if amend_reason is None:
+            before = store.move_state(
+                conn, audit_id, [S.returned], S.checked, "checked", "accepted", user,
+                why="only a complete (Final) return can be accepted; import it first")
+            return StepResult(audit_id, S.checked.value, before.value)
+        due = amendment_due(today)
+        before = store.move_state(
+            conn, audit_id, [S.returned], S.amendment_requested, "amendment requested",
+            f"amend by {format_date(due)}: {amend_reason.strip()}", user,
+            why="only a returned audit can be sent back for amendment")
+    return StepResult(audit_id, S.amendment_requested.value, before.value, due.isoformat())
+
+
+def open_actions(conn: sa.Connection, audit_id: str) -> list[str]:
+    """Action rows of the current return that need a manager's sign-off and lack one."""
+    audit = store.audit_row(conn, audit_id)
+    current = store.current_return(conn, audit_id) if audit is not None else None
+    if current is None:
+        return []
+    form = get_form(audit.form_id, audit.form_version)
+    signed_tables = {t.key for t in form.tables()
+                     if {"sign_off", "sign_off_date"} & {c.role for c in t.columns}}
+    return [f"{row.table_key}.{row.row}" for row in store.return_actions(conn, current.id)
+            if row.table_key in signed_tables and not (row.sign_off or row.sign_off_date)]
+
+
+def sign_off_actions(engine: sa.Engine, audit_id: str, user: str = "") -> StepResult:
+    """Record that the audit's actions are signed off (every row the form asks a manager to
+    sign off carries a sign-off in the current return)."""
+    with store.transaction(engine) as conn:
+        missing = open_actions(conn, audit_id)
+        if missing:
+            raise WorkflowError(
+                f"Audit {audit_id} has {len(missing)} action(s) without a manager's sign-off "
+                f"({', '.join(missing[:5])}). Import the return with the sign-offs filled in.")
+        before = store.move_state(conn, audit_id, [S.checked, S.moderated],
+                                  S.actions_signed_off, "actions signed off", "", user,
+                                  why="accept (check) or moderate it first")
+    return StepResult(audit_id, S.actions_signed_off.value, before.value)
+
+
+def close_audit(engine: sa.Engine, audit_id: str, user: str = "") -> StepResult:
+    """Close an audit whose actions are signed off (or that has none open)."""
+    with store.transaction(engine) as conn:
+        state = store.audit_state(conn, audit_id)
+        if state in (S.checked, S.moderated) and open_actions(conn, audit_id):
+            raise WorkflowError(f"Audit {audit_id} still has actions without a sign-off. "
+                                "Sign them off (`formtool signoff`) before closing it.")
+        before = store.move_state(conn, audit_id, [S.checked, S.moderated,
+                                                   S.actions_signed_off],
+                                  S.closed, "closed", "", user,
+                                  why="only a checked, moderated or signed-off audit can close")
+    return StepResult(audit_id, S.closed.value, before.value)

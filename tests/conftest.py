@@ -1,4 +1,11 @@
-"""Shared test helpers: LibreOffice conversion, synthetic cases and answers."""
+"""Shared test helpers: both database backends, LibreOffice conversion, synthetic cases and
+answers.
+
+Store tests take the `db_url` fixture and run twice: on an SQLite file and on a fresh database
+of a real PostgreSQL server. The server is $FORMTOOL_TEST_PG (a URL, as .ci/run sets), else a
+throwaway cluster started here when PostgreSQL's initdb is installed; in CI a missing server
+is a failure, elsewhere the PostgreSQL runs are skipped with the reason.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,21 @@ import os
 import random
 import shutil
 import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from formtool.cases import Case, load_cases, write_case_list
 from formtool.definitions import FormDefinition, get_form, load_forms
 from formtool.demo import synthetic_case
 from formtool.scales import FieldKind
+
+settings.register_profile("formtool", derandomize=True, database=None, deadline=None)
+settings.load_profile("formtool")  # property tests draw the same examples on every run
 
 FORM_IDS = sorted(load_forms())
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
@@ -81,6 +95,102 @@ def answers_for(form: FormDefinition, seed: int = 1) -> dict[str, str]:
 
 def date_keys(form: FormDefinition) -> frozenset[str]:
     return frozenset(f.key for f in form.fields() if f.kind is FieldKind.date)
+
+
+def _pg_binaries() -> Path | None:
+    found = shutil.which("initdb") or shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    return versions[-1] if versions else None
+
+
+def _start_cluster(root: Path) -> str:
+    """initdb + pg_ctl start on a unix socket in `root`; as the postgres user when root
+    (initdb refuses root). Returns a server URL."""
+    binaries = _pg_binaries()
+    if binaries is None:
+        raise RuntimeError("PostgreSQL is not installed (no initdb)")
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(root, "postgres")
+    data = root / "data"
+    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True,  # noqa: E731
+                                      timeout=120, cwd=root)
+    run(str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+    run(str(binaries / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "start",
+        "-o", f"-k {root} -c listen_addresses='' -c max_connections=200 -c fsync=off")
+    return f"postgresql+psycopg://postgres@/postgres?host={root}"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server URL for the session (see the module docstring)."""
+    url = os.environ.get("FORMTOOL_TEST_PG")
+    if url:
+        yield url
+        return
+    root = Path(tempfile.mkdtemp(prefix="formtool-pg-"))
+    try:
+        url = _start_cluster(root)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        if os.environ.get("CI"):
+            pytest.fail(f"no PostgreSQL server for the store tests: {exc}")
+        pytest.skip(f"no PostgreSQL server (set FORMTOOL_TEST_PG or install postgresql): {exc}")
+    try:
+        yield url
+    finally:
+        binaries = _pg_binaries()
+        as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(root / "data"), "-m",
+                        "immediate", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def fresh_pg_database(server: str) -> str:
+    """A new, empty database on the server; its URL."""
+    import sqlalchemy as sa
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    url = sa.make_url(server).set(database=name)
+    return url.render_as_string(hide_password=False)
+
+
+def drop_pg_database(server: str, url: str) -> None:
+    import sqlalchemy as sa
+
+    from formtool import store
+
+    store.engine_for(url).dispose()  # close this process's pooled connections first
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{sa.make_url(url).database}" '
+                             "WITH (FORCE)")
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> Iterator[str]:
+    """An empty database: an SQLite file, then a fresh PostgreSQL database (dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    server = request.getfixturevalue("pg_server")
+    url = fresh_pg_database(server)
+    yield url
+    drop_pg_database(server, url)
+
+
+@pytest.fixture
+def engine(db_url):
+    from formtool import store
+
+    return store.open_store(db_url)
 
 
 @pytest.fixture(autouse=True)

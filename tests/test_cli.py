@@ -239,7 +239,7 @@ def test_import_status_export_cycle(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["file", "audit", "id", "status", "issues"]
     assert lines[1].split()[:4] == ["CSC-P1-202611.docx", "CSC-P1-202611", "imported", "1"]
-    assert lines[-1] == "1 imported, 0 updated, 0 unchanged, 1 rejected of 2 file(s)."
+    assert lines[-1] == "1 imported, 0 updated, 0 unchanged, 1 rejected of 2 return(s)."
     assert any(
         line.strip().startswith("ERROR") and "junk.docx] is not a .docx file" in line
         for line in lines
@@ -249,19 +249,28 @@ def test_import_status_export_cycle(tmp_path):
     assert json.loads(again.output)[0]["status"] == "unchanged"
 
     report = json.loads(run("status", "--db", db, "--json").output)
-    assert report["by_state"] == {"allocated": 1, "returned": 1}
+    assert report["by_state"] == {"allocated": 1, "in progress": 1}  # a draft came back
+    assert [o["audit_id"] for o in report["outstanding"]] == ["CSC-P1-202611", "CSC-P2-202611"]
     assert "Auditor B1" in run("status", "--db", db, "--month", "2026-11").output
 
     out = tmp_path / "answers.xlsx"
     assert run("export", "--db", db, "--format", "xlsx", "--out", str(out)).exit_code == 0
-    sheet = openpyxl.load_workbook(out)["Answers"]
-    evidence = next(c for row in sheet.iter_rows() for c in row if c.value == "Yes").row
-    comment = sheet.cell(evidence, 15)
+    book = openpyxl.load_workbook(out)
+    sheet = book["Answers"]
+    header = [c.value for c in sheet[1]]
+    assert header[-5:] == ["section", "key", "question", "value", "comment"]
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref
+    row = next(r for r in sheet.iter_rows(min_row=2) if r[header.index("value")].value == "Yes")
+    assert row[header.index("question")].value.startswith("Is there a record that the child")
+    comment = row[header.index("comment")]
     assert comment.value == '=HYPERLINK("x")' and comment.data_type == "s"
+    assert book.sheetnames == ["Answers", "Actions"]
     csv_text = run("export", "--db", db).output
     assert "'=HYPERLINK" in csv_text  # CSV cells that look like formulas are neutralised
-    rows = json.loads(run("export", "--db", db, "--format", "json").output)
-    assert len(rows) == len([i for _, i in get_form("csc").items() if i.kind != "table"])
+    [audit] = json.loads(run("export", "--db", db, "--format", "json").output)
+    assert audit["audit_id"] == "CSC-P1-202611" and audit["actions"] == []
+    assert len(audit["answers"]) == len([i for _, i in get_form("csc").items()
+                                         if i.kind != "table"])
     assert run("export", "--db", db, "--format", "xlsx").exit_code == 2
 
 

@@ -15,6 +15,7 @@ from formtool.definitions import get_form
 from formtool.generate import MANIFEST_COLUMNS, generate, render, write_forms
 from formtool.identity import PROPERTY_NAMES, defined_name, parse_visible
 from formtool.read.docx import element_text, open_docx, tagged_text
+from formtool.read.limits import TextBudget
 from formtool.scales import FieldKind
 
 from conftest import make_cases, write_cases
@@ -26,7 +27,7 @@ def docx_text(data: bytes) -> str:
     """All text, content controls included; python-docx must open the file too."""
     document = docx.Document(io.BytesIO(data))
     assert document.tables
-    return element_text(open_docx(data)[1])
+    return element_text(open_docx(data)[1], 10_000_000)
 
 
 def test_docx_has_every_question_and_a_control_per_field(form, tmp_path):
@@ -55,7 +56,8 @@ def test_docx_has_every_question_and_a_control_per_field(form, tmp_path):
     for header in form.header:  # pre-filled facts are locked
         lock = controls[header.key].find(f"{W}sdtPr/{W}lock")
         assert lock is not None and lock.get(f"{W}val") == "sdtContentLocked"
-    assert tagged_text(body)["header.case_number"] == case.case_number
+    assert tagged_text(body, {"header.case_number"}, TextBudget())["header.case_number"] == \
+        case.case_number
 
 
 def test_xlsx_validations_protection_names_and_print_setup(form, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import zipfile
 
 import pytest
@@ -14,7 +15,7 @@ from formtool.definitions import get_form
 from formtool.fill import fill_docx, fill_xlsx
 from formtool.generate import write_forms
 from formtool.imports import import_paths
-from formtool.reports import export_rows, status
+from formtool.reports import export_data, status
 
 from conftest import answers_for, date_keys, make_cases
 
@@ -22,9 +23,8 @@ TODAY = dt.date(2026, 11, 22)
 
 
 @pytest.fixture
-def setup(tmp_path):
+def setup(tmp_path, engine):
     """A database with three CSC audits and one early help audit, forms generated."""
-    engine = store.open_store(f"sqlite:///{tmp_path / 't.db'}")
     csc, eh = get_form("csc"), get_form("early_help")
     csc_cases = make_cases(tmp_path, csc, 3)
     eh_cases = make_cases(tmp_path, eh, 1)
@@ -101,7 +101,7 @@ def test_import_unchanged_and_superseding_keeps_history(setup):
     assert [(r.is_current, r.supersedes) for r in rows] == [(False, None), (True, rows[0].id)]
     assert rows[0].content == first.read_bytes()  # original bytes kept for tracing
     assert grade == "Requires Improvement" and state == "returned"
-    current = {r["key"]: r["value"] for r in export_rows(engine)}
+    current = {r["key"]: r["value"] for r in export_data(engine).answers}
     assert current["kss1.seen_alone"] == "No"
     assert current["kss1.met"] == "Met"
 
@@ -167,7 +167,9 @@ def test_draft_return_skips_required_check_with_a_warning(setup):
     answers = {"kss1.seen_alone": "Yes", "completion.status": "Draft"}
     [outcome] = import_paths(engine, [returned(setup, name, answers)], TODAY)
     assert outcome.status == "imported"
-    assert issue_tuples(outcome) == [("", "draft-return")]
+    assert issue_tuples(outcome) == [("completion.status", "draft-return")]
+    report = status(engine, "2026-11", today=TODAY)
+    assert report.by_state == {"allocated": 3, "in progress": 1}  # a draft is not complete
 
 
 def test_consistency_warnings(setup):
@@ -184,16 +186,22 @@ def test_consistency_warnings(setup):
     }
     [outcome] = import_paths(engine, [returned(setup, name, answers)], TODAY)
     assert outcome.status == "imported"  # warnings do not reject
+    # "No" to "evidence of drift and delay?" is favourable; the CSE and learning-points
+    # questions are neutral, so KSS 8 (one of each) and KSS 10 (neutral only) do not warn.
     assert issue_tuples(outcome) == [
         ("next_steps.actions.1", "incomplete-action"),
         ("next_steps.actions.2", "past-action-date"),
         ("overall.grade", "grade-inconsistent"),
-        *[(f"kss{n}.met", "met-inconsistent") for n in range(1, 11)],
+        *[(f"kss{n}.met", "met-inconsistent") for n in (1, 2, 3, 4, 5, 6, 7, 9)],
     ]
-    assert "graded 'Outstanding' but 33 of 33 answers are No" in outcome.issues[2].message
+    assert outcome.issues[2].message.endswith(
+        "overall.grade] graded 'Outstanding' but 30 of 31 scored answers are unfavourable. "
+        "Check the grade.")
     with engine.connect() as conn:
-        warnings = conn.execute(sa.select(store.returns.c.warnings)).scalar()
-    assert "grade" in warnings
+        warnings = json.loads(conn.execute(sa.select(store.returns.c.warnings)).scalar())
+    assert warnings[2] == {"code": "grade-inconsistent", "field": "overall.grade",
+                           "value": "Outstanding",
+                           "expected": "30 of 31 scored answers are unfavourable"}
 
 
 def test_altered_facts_another_type_and_another_audit_are_rejected(setup):
@@ -251,7 +259,7 @@ def _replace_in_zip(data: bytes, member: str, old: str, new: str) -> bytes:
 
 
 def test_unknown_audit_is_rejected(setup, tmp_path):
-    _engine, _root, forms = setup
+    _, _root, forms = setup
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     path = returned(setup, name, good_answers("csc"))
     other = store.open_store(f"sqlite:///{tmp_path / 'other.db'}")
@@ -265,33 +273,69 @@ def test_status_counts_returned_outstanding_overdue(setup):
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     import_paths(engine, [returned(setup, name, good_answers("csc"))], TODAY)
     report = status(engine, "2026-11", today=dt.date(2026, 12, 3))
-    assert report["audits"] == 4
-    assert report["by_state"] == {"allocated": 3, "returned": 1}
-    assert len(report["overdue"]) == 3
+    assert report.audits == 4
+    assert report.by_state == {"allocated": 3, "returned": 1}
+    assert [(o.state, o.days_overdue) for o in report.overdue] == [("allocated", 3)] * 3
     totals = {
-        k: sum(t.get(k, 0) for t in report["teams"].values())
+        k: sum(t.get(k, 0) for t in report.teams.values())
         for k in ("audits", "returned", "outstanding", "overdue")
     }
     assert totals == {"audits": 4, "returned": 1, "outstanding": 3, "overdue": 3}
-    assert status(engine, "2026-10", today=TODAY)["audits"] == 0
+    assert status(engine, "2026-10", today=TODAY).audits == 0
 
 
 def test_check_accepts_or_returns_for_amendment_and_reimport_moves_on(setup):
-    from formtool.workflow import WorkflowError, check_return
+    from formtool.store import StateError
+    from formtool.workflow import check_return
 
     engine, _root, forms = setup
     names = sorted(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     first, second = (forms[n].case.audit_id for n in names[:2])
-    with pytest.raises(WorkflowError, match="only a returned audit can be checked"):
+    with pytest.raises(StateError, match=f"^Audit {first} is 'allocated'; only a complete "
+                                         r"\(Final\) return can be accepted; import it first"):
         check_return(engine, first)
     for name in names[:2]:
         import_paths(engine, [returned(setup, name, good_answers("csc"))], TODAY)
-    assert check_return(engine, first)["state"] == "checked"
+    assert check_return(engine, first).state == "checked"
     result = check_return(engine, second, "KSS 5 evidence missing", today=dt.date(2026, 12, 23))
-    assert result == {"audit_id": second, "state": "amendment requested",
-                      "amend_by": "2026-12-30"}  # 3 working days over Christmas
+    assert result.as_dict() == {"audit_id": second, "state": "amendment requested",
+                                "previous_state": "returned",
+                                "amend_by": "2026-12-30"}  # 3 working days over Christmas
     amended = returned(setup, names[1], good_answers("csc") | {"kss5.met": "Partially met"},
                        as_name="amended.docx")
     assert import_paths(engine, [amended], TODAY)[0].status == "updated"
     report = status(engine)
-    assert report["by_state"] == {"allocated": 2, "returned": 1, "checked": 1}
+    assert report.by_state == {"allocated": 2, "returned": 1, "checked": 1}
+
+
+def test_a_draft_cannot_be_accepted_and_signoff_and_close_follow_the_sign_offs(setup):
+    from formtool.store import StateError
+    from formtool.workflow import WorkflowError, check_return, close_audit, sign_off_actions
+
+    engine, _root, forms = setup
+    name = sorted(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))[0]
+    audit_id = forms[name].case.audit_id
+    import_paths(engine, [returned(setup, name, {"completion.status": "Draft"},
+                                   as_name="draft.docx")], TODAY)
+    with pytest.raises(StateError, match="is 'in progress'; only a complete"):
+        check_return(engine, audit_id)
+    unsigned = good_answers("csc") | {"oversight.actions.1.manager_sign_off": ""}
+    for key in list(unsigned):
+        if key.endswith("sign_off_date") and key.startswith("oversight.actions.1."):
+            unsigned[key] = ""
+    import_paths(engine, [returned(setup, name, unsigned)], TODAY)
+    check_return(engine, audit_id)
+    with pytest.raises(WorkflowError, match=f"^Audit {audit_id} has 1 action\\(s\\) without a "
+                                            r"manager's sign-off \(oversight.actions.1\)"):
+        sign_off_actions(engine, audit_id)
+    with pytest.raises(WorkflowError, match="still has actions without a sign-off"):
+        close_audit(engine, audit_id)
+    signed = returned(setup, name, good_answers("csc"), as_name="signed.docx")
+    assert import_paths(engine, [signed], TODAY)[0].status == "updated"
+    assert sign_off_actions(engine, audit_id).state == "actions signed off"
+    assert close_audit(engine, audit_id).previous_state == "actions signed off"
+    with engine.connect() as conn:
+        events = conn.execute(sa.select(store.events.c.event).where(
+            store.events.c.audit_id == audit_id).order_by(store.events.c.id)).scalars().all()
+    assert events == ["allocated", "returned", "updated", "checked", "updated",
+                      "actions signed off", "closed"]

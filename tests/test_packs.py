@@ -204,7 +204,7 @@ def test_text_that_looks_like_a_formula_stays_text_in_every_workbook(tmp_path):
     from formtool.generate import write_forms
     from formtool.imports import import_paths
     from formtool.packs.pmu import pmu_pack
-    from formtool.reports import export_rows, write_export
+    from formtool.reports import export_data, write_export
 
     from conftest import make_cases
 
@@ -212,7 +212,10 @@ def test_text_that_looks_like_a_formula_stays_text_in_every_workbook(tmp_path):
     form = get_form("csc")
     [made] = write_forms(form, make_cases(tmp_path, form, 1), tmp_path / "forms", ("docx",),
                          engine=engine)
-    answers = {"kss1.seen_alone": "Yes", "kss1.seen_alone.evidence": FORMULAS[0],
+    from conftest import answers_for
+
+    answers = answers_for(form) | {"completion.status": "Final", "kss1.seen_alone": "Yes",
+               "kss1.seen_alone.evidence": FORMULAS[0],
                "next_steps.actions.1.action": FORMULAS[1],
                "next_steps.actions.1.responsible_role": FORMULAS[2],
                "next_steps.actions.1.responsible_person": FORMULAS[3],
@@ -222,7 +225,7 @@ def test_text_that_looks_like_a_formula_stays_text_in_every_workbook(tmp_path):
     assert import_paths(engine, [path], TODAY)[0].status == "imported"
     books = [pmu_pack(engine, tmp_path / "pmu", month="2026-11", include_names=True,
                       as_of=AS_OF)[2],
-             io.BytesIO(write_export(export_rows(engine), "xlsx", None))]
+             io.BytesIO(write_export(export_data(engine), "xlsx", None))]
     for book in books:
         workbook = openpyxl.load_workbook(book)
         cells = [c for s in workbook for row in s.iter_rows() for c in row
@@ -245,20 +248,21 @@ def test_moderation_overrides_and_sample_is_reproducible(tmp_path):
     assert first != moderation_sample(engine, "2026-11", 0.5, seed=10, record=False)
     pool = len(moderation_sample(engine, "2026-11", 1.0, record=False))
     assert len(first) == -(-pool // 2)  # ceil(50%)
-    target = next(r for r in first if r["auditor_grade"])
-    result = moderate(engine, target["audit_id"], "inadequate", "HoS (synthetic)")
-    assert result["moderated_grade"] == "Inadequate"
+    target = next(r for r in first if r.auditor_grade).audit_id
+    result = moderate(engine, target, "inadequate", "HoS (synthetic)")
+    assert result.moderated_grade == "Inadequate"
     from formtool.packs.figures import load_figures
 
     figures = load_figures(engine, period_for(month="2026-11"), AS_OF)
-    audit = next(a for a in figures.audits if a.audit_id == target["audit_id"])
+    audit = next(a for a in figures.audits if a.audit_id == target)
     assert audit.grade == "Inadequate" and audit.state == "moderated"
-    assert any(i["audit_id"] == target["audit_id"] for i in figures.inadequate)
-    row = next(i for i in figures.inadequate if i["audit_id"] == target["audit_id"])
+    assert any(i["audit_id"] == target for i in figures.inadequate)
+    row = next(i for i in figures.inadequate if i["audit_id"] == target)
     assert row["review_by"] == row["graded_on"] + dt.timedelta(weeks=4)
     with pytest.raises(ModerationError, match="not on the scale"):
-        moderate(engine, target["audit_id"], "Excellent", "x")
-    with pytest.raises(ModerationError, match="import the completed return"):
+        moderate(engine, target, "Excellent", "x")
+    with pytest.raises(ModerationError, match=r"only a complete \(Final\) return can be "
+                                              r"moderated\. Import it first"):
         unreturned = next(a.audit_id for a in figures.audits if a.state in ("allocated", "sent"))
         moderate(engine, unreturned, "Good", "x")
     assert parse_rate("10%") == 0.1 and parse_rate("0.25") == 0.25

@@ -1,83 +1,110 @@
-"""The store: migrations build exactly the declared schema; URLs resolve as documented."""
+"""The store on SQLite and PostgreSQL: migrations build the declared schema under a lock, the
+database holds the invariants, errors are one line with the password masked."""
 
 from __future__ import annotations
 
+import datetime as dt
+import subprocess
+import sys
+
+import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from click.testing import CliRunner
 
 from formtool import store
+from formtool.cli import cli
+
+S = store.AuditState
+HEAD = "0004"
 
 
-def test_migrations_match_the_declared_tables(tmp_path):
-    engine = store.open_store(f"sqlite:///{tmp_path / 'm.db'}")
+def audit_values(audit_id: str = "A", state: str = "allocated") -> dict[str, object]:
+    return dict(audit_id=audit_id, form_id="csc", form_version=1, case_number="1",
+                auditor="x", month="2026-11", due_date=dt.date(2026, 11, 30), checksum="c",
+                facts="{}", created_at=store.now(), updated_at=store.now(), state=state)
+
+
+def return_values(audit_id: str, content_hash: str, current: bool) -> dict[str, object]:
+    return dict(audit_id=audit_id, file_name="r.docx", content_hash=content_hash,
+                content=b"", imported_at=store.now(), is_current=current, method="bookmarks",
+                final=True)
+
+
+def test_migrations_build_exactly_the_declared_tables(engine):
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), store.metadata)
         version = conn.execute(sa.text("select version_num from alembic_version")).scalar()
     assert diff == []
-    assert version == "0002"
+    assert version == HEAD
 
 
-def test_reopening_is_idempotent_and_keeps_data(tmp_path):
-    url = f"sqlite:///{tmp_path / 'm.db'}"
-    engine = store.open_store(url)
+def test_reopening_is_idempotent_and_keeps_data(db_url):
+    engine = store.open_store(db_url)
     with store.transaction(engine) as conn:
-        conn.execute(
-            store.audits.insert().values(
-                audit_id="A",
-                form_id="csc",
-                form_version=1,
-                case_number="1",
-                auditor="x",
-                month="2026-11",
-                due_date=sa.func.date("2026-11-30"),
-                checksum="c",
-                facts="{}",
-                created_at=store.now(),
-                updated_at=store.now(),
-            )
-        )
-    store.engine_for.cache_clear()
-    again = store.open_store(url)
+        conn.execute(store.audits.insert().values(**audit_values()))
+    store.engine_for(db_url).dispose()
+    again = store.open_store(db_url)
     with again.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(store.audits)).scalar() == 1
 
 
-def test_database_url_resolution(monkeypatch):
+def test_the_database_allows_one_current_return_per_audit(engine):
+    with store.transaction(engine) as conn:
+        conn.execute(store.audits.insert().values(**audit_values()))
+        conn.execute(store.returns.insert().values(**return_values("A", "h1", True)))
+        conn.execute(store.returns.insert().values(**return_values("A", "h2", False)))
+    with pytest.raises(sa.exc.IntegrityError), store.transaction(engine) as conn:
+        conn.execute(store.returns.insert().values(**return_values("A", "h3", True)))
+    with pytest.raises(sa.exc.IntegrityError), store.transaction(engine) as conn:
+        conn.execute(store.returns.insert().values(**return_values("A", "h1", False)))
+
+
+def test_state_changes_follow_the_state_machine(engine):
+    with store.transaction(engine) as conn:
+        conn.execute(store.audits.insert().values(**audit_values()))
+        assert store.move_state(conn, "A", [S.allocated], S.sent, "sent") is S.allocated
+    with pytest.raises(store.StateError, match=r"^Audit A is 'sent'; it cannot move to "
+                                               r"'closed' from there\.$"), \
+            store.transaction(engine) as conn:
+        store.move_state(conn, "A", [S.sent], S.closed, "closed")
+    with pytest.raises(store.StateError, match="Audit B is not in the database"), \
+            store.transaction(engine) as conn:
+        store.move_state(conn, "B", [S.allocated], S.sent, "sent")
+    with engine.connect() as conn:
+        events = conn.execute(sa.select(store.events.c.event)).scalars().all()
+    assert events == ["sent"]  # the refused moves recorded nothing
+    assert all(S.closed not in allowed for state, allowed in store.TRANSITIONS.items()
+               if state in (S.allocated, S.sent))
+    reachable = {t for targets in store.TRANSITIONS.values() for t in targets}
+    assert set(S) - reachable == {S.allocated}  # every other state is entered by something
+
+
+def test_url_forms_and_masking(monkeypatch):
     monkeypatch.delenv("FORMTOOL_DB", raising=False)
     assert store.database_url() == "sqlite:///formtool.db"
     assert store.database_url("team.db") == "sqlite:///team.db"
-    monkeypatch.setenv("FORMTOOL_DB", "postgresql+psycopg://qa@db/formtool")
-    assert store.database_url() == "postgresql+psycopg://qa@db/formtool"
-    assert store.database_url("sqlite:///x.db") == "sqlite:///x.db"
+    assert store.database_url("postgres://qa@db/formtool") == "postgresql+psycopg://qa@db/formtool"
+    monkeypatch.setenv("FORMTOOL_DB", "postgresql://qa:s3cr%40t@db:5432/formtool")
+    url = store.database_url()
+    assert url == "postgresql+psycopg://qa:s3cr%40t@db:5432/formtool"
+    assert store.masked(url) == "postgresql+psycopg://qa:***@db:5432/formtool"
 
 
-def test_upgrade_from_0001_keeps_audits(tmp_path):
-    from alembic import command
-    from alembic.config import Config
-
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = store.engine_for(url)
-    config = Config()
-    config.set_main_option("script_location", store.migrations_dir())
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
-        connection.execute(sa.text(
-            "insert into audits (audit_id, form_id, form_version, case_number, auditor, month,"
-            " due_date, checksum, facts, created_at, updated_at) values ('A', 'csc', 1, '1',"
-            " 'x', '2026-11', '2026-11-30', 'c', '{}', '2026-11-01', '2026-11-01')"))
-    upgraded = store.open_store(url)
-    with upgraded.connect() as conn:
-        row = conn.execute(sa.select(store.audits.c.audit_id, store.audits.c.auditor_email)).one()
-    assert tuple(row) == ("A", "")
+def test_unreachable_server_is_one_line_with_the_password_masked():
+    result = CliRunner().invoke(cli, ["status", "--db",
+                                      "postgresql://qa:s3cret@127.0.0.1:9/formtool"])
+    assert result.exit_code == 2
+    assert "s3cret" not in result.output
+    assert result.output.startswith("Error: Cannot open the database "
+                                    "postgresql+psycopg://qa:***@127.0.0.1:9/formtool: ")
+    assert result.output.count("\n") == 1
 
 
 def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
-    from click.testing import CliRunner
-
-    from formtool.cli import cli
-
     junk = tmp_path / "junk.db"
     junk.write_text("not a database")
     result = CliRunner().invoke(cli, ["status", "--db", str(junk)])
@@ -85,3 +112,66 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
     assert result.output == (f"Error: Cannot open the database sqlite:///{junk}: file is not a "
                              "database. Check --db or FORMTOOL_DB.\n")
     assert junk.read_text() == "not a database"  # nothing overwritten
+
+
+def test_a_database_newer_than_the_code_is_refused_in_one_line(db_url):
+    engine = store.open_store(db_url)
+    with store.transaction(engine) as conn:
+        conn.execute(sa.text("update alembic_version set version_num = '0099'"))
+    result = CliRunner().invoke(cli, ["status", "--db", db_url])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"Error: The database {store.masked(db_url)} was made by a newer formtool (schema 0099; "
+        f"this formtool knows up to {HEAD}). Upgrade formtool before using this database.\n")
+
+
+def _make_0001_database(url: str) -> None:
+    """A database at revision 0001 holding one audit, two returns both marked current (the
+    damage concurrent imports did before 0003)."""
+    config = Config()
+    config.set_main_option("script_location", store.migrations_dir())
+    engine = store.engine_for(url)
+    with store.transaction(engine) as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(sa.text(
+            "insert into audits (audit_id, form_id, form_version, case_number, auditor, month,"
+            " due_date, checksum, facts, created_at, updated_at) values ('A', 'csc', 1, '1',"
+            " 'x', '2026-11', '2026-11-30', 'c', '{}', '2026-11-01', '2026-11-01')"))
+        for content_hash in ("h1", "h2"):
+            conn.execute(sa.text(
+                "insert into returns (audit_id, file_name, content_hash, content, imported_at,"
+                " is_current, method, final) values ('A', 'r.docx', :h, :c, '2026-11-02',"
+                " true, 'bookmarks', true)"), {"h": content_hash, "c": b""})
+    engine.dispose()
+
+
+def _open_at_once(url: str, processes: int) -> list[subprocess.CompletedProcess[str]]:
+    command_line = [sys.executable, "-m", "formtool", "status", "--db", url, "--json"]
+    procs = [subprocess.Popen(command_line, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(processes)]
+    return [subprocess.CompletedProcess(p.args, p.wait(timeout=120), p.stdout.read(),
+                                        p.stderr.read()) for p in procs]
+
+
+def test_four_processes_open_an_empty_database_at_once(db_url):
+    results = _open_at_once(db_url, 4)
+    assert [r.returncode for r in results] == [0] * 4, [r.stderr for r in results]
+    with store.engine_for(db_url).connect() as conn:
+        assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == HEAD
+
+
+def test_an_old_database_upgrades_under_four_openers_and_heals(db_url):
+    _make_0001_database(db_url)
+    results = _open_at_once(db_url, 4)
+    assert [r.returncode for r in results] == [0] * 4, [r.stderr for r in results]
+    engine = store.open_store(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(store.returns.c.content_hash, store.returns.c.is_current,
+                                      store.returns.c.saved_at)
+                            .order_by(store.returns.c.id)).all()
+        audit = conn.execute(sa.select(store.audits.c.audit_id,
+                                       store.audits.c.auditor_email)).one()
+    assert [(r.content_hash, r.is_current) for r in rows] == [("h1", False), ("h2", True)]
+    assert all(r.saved_at is not None for r in rows)
+    assert tuple(audit) == ("A", "")

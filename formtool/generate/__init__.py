@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import shutil
 import tempfile
@@ -113,32 +112,26 @@ def generate(
     return produced
 
 
-def record_audits(engine: sa.Engine, cases: list[Case]) -> int:
-    """Add the cases to the database as allocated audits; returns how many were new."""
-    new = 0
+def audit_record(case: Case) -> store.AuditRecord:
+    """The case as the store records an allocated audit."""
+    due = parse_date(case.facts["due_date"])
+    assert due is not None  # load_cases checked it
+    return store.AuditRecord(
+        case.audit_id, case.form_id, case.form_version, case.case_number,
+        case.facts.get("auditor", ""), case.auditor_email, case.facts.get("team", ""),
+        case.facts.get("worker", ""), case.facts.get("manager", ""), due, case.checksum,
+        case.facts)
+
+
+def record_audits(engine: sa.Engine, form: FormDefinition, cases: list[Case],
+                  user: str = "") -> int:
+    """Add the cases to the database as allocated audits, with the definition that made
+    their forms; returns how many were new."""
+    from formtool.catalog import record_snapshots
+
     with store.transaction(engine) as conn:
-        for case in cases:
-            due = parse_date(case.facts["due_date"])
-            assert due is not None  # load_cases checked it
-            new += store.upsert_audit(
-                conn,
-                {
-                    "audit_id": case.audit_id,
-                    "form_id": case.form_id,
-                    "form_version": case.form_version,
-                    "case_number": case.case_number,
-                    "auditor": case.facts.get("auditor", ""),
-                    "auditor_email": case.auditor_email,
-                    "team": case.facts.get("team", ""),
-                    "worker": case.facts.get("worker", ""),
-                    "manager": case.facts.get("manager", ""),
-                    "month": f"{due:%Y-%m}",
-                    "due_date": due,
-                    "checksum": case.checksum,
-                    "facts": json.dumps(case.facts, ensure_ascii=False),
-                },
-            )
-    return new
+        record_snapshots(conn, [form])
+        return store.upsert_audits(conn, map(audit_record, cases), user=user)
 
 
 def write_forms(
@@ -159,7 +152,7 @@ def write_forms(
                 path.write_bytes(render(form, case, fmt))
                 produced.append(GeneratedForm(case, fmt, out_dir / path.name))
         if engine is not None:
-            record_audits(engine, cases)
+            record_audits(engine, form, cases)
         for item in produced:
             os.replace(staging / item.path.name, item.path)
         _append_manifest(out_dir, produced)

@@ -241,7 +241,9 @@ def _core(form: FormDefinition) -> str:
     return (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         '<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/'
-        'metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        'metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+        'xmlns:dcterms="http://purl.org/dc/terms/" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
         f"<dc:title>{xml_text(form.title)} {slot('audit_id')}</dc:title>"
         f"<dc:subject>{xml_text(form.id)} v{form.version}</dc:subject>"
         "<dc:creator>formtool</dc:creator></cp:coreProperties>"

@@ -21,6 +21,7 @@ from formtool.deadlines import inadequate_follow_up
 from formtool.definitions import shipped_forms
 from formtool.packs.file import PackError
 from formtool.scales import FieldKind
+from formtool.store import queries
 
 GRADES = (
     "Outstanding",
@@ -30,7 +31,7 @@ GRADES = (
     "Inadequate",
 )
 MET = ("Met", "Partially met", "Not met")
-OUTSTANDING_STATES = store.OUTSTANDING_STATES
+OUTSTANDING_STATES = {s.value for s in store.OUTSTANDING}
 MONTH_NAMES = calendar.month_abbr
 
 
@@ -153,47 +154,13 @@ class PmuFigures:
 
 
 def _load_audits(conn: sa.Connection, months: tuple[str, ...]) -> list[AuditFacts]:
-    a, g, r = store.audits.c, store.grades.c, store.returns.c
-    query = (
-        sa.select(
-            a.audit_id,
-            a.form_id,
-            a.case_number,
-            a.team,
-            a.auditor,
-            a.month,
-            a.due_date,
-            a.state,
-            a.facts,
-            g.auditor_grade,
-            g.moderated_grade,
-            g.moderated_by,
-            r.imported_at,
-            r.id.label("return_id"),
-        )
-        .outerjoin(store.grades, g.audit_id == a.audit_id)
-        .outerjoin(store.returns, (r.audit_id == a.audit_id) & r.is_current)
-        .where(a.month.in_(months))
-        .order_by(a.audit_id)
-    )
     return [
         AuditFacts(
-            row.audit_id,
-            row.form_id,
-            row.case_number,
-            row.team,
-            row.auditor,
-            row.month,
-            row.due_date,
-            row.state,
-            json.loads(row.facts),
-            row.auditor_grade or "",
-            row.moderated_grade or "",
-            row.moderated_by or "",
-            row.imported_at.date() if row.imported_at else None,
-            row.return_id,
-        )
-        for row in conn.execute(query)
+            row.audit_id, row.form_id, row.case_number, row.team, row.auditor, row.month,
+            row.due_date, row.state, json.loads(row.facts), row.auditor_grade or "",
+            row.moderated_grade or "", row.moderated_by or "",
+            row.imported_at.date() if row.imported_at else None, row.return_id)
+        for row in queries.audit_rows(conn, months)
     ]
 
 
@@ -208,7 +175,9 @@ def load_figures(
                 f"No audits in {period.label} ({period.span}): nothing to report. "
                 "Check the period, or generate and import audits first."
             )
-        answers, actions = _load_answers(conn, period.months)
+        ids = [a.return_id for a in audits if a.return_id]
+        answers = queries.answers_by_return(conn, ids)
+        actions = [dict(row._mapping) for row in queries.actions_by_return(conn, ids)]
         figures = PmuFigures(period, as_of, audits, answers, actions)
         _compute(figures)
         history = [period]
@@ -216,30 +185,6 @@ def load_figures(
             history.insert(0, history[0].previous())
         figures.trend = [_trend_point(p, _load_audits(conn, p.months)) for p in history]
     return figures
-
-
-def _load_answers(conn: sa.Connection, months: tuple[str, ...]):
-    a, r, ans, act = store.audits.c, store.returns.c, store.answers.c, store.actions.c
-    current = (
-        sa.select(r.id)
-        .join(store.audits, a.audit_id == r.audit_id)
-        .where(a.month.in_(months) & r.is_current)
-    )
-    answers: dict[int, dict[str, tuple[str, str]]] = defaultdict(dict)
-    for row in conn.execute(
-        sa.select(ans.return_id, ans.key, ans.value, ans.comment).where(ans.return_id.in_(current))
-    ):
-        answers[row.return_id][row.key] = (row.value, row.comment)
-    actions = [
-        dict(row._mapping) | {"audit_id": row.audit_id}
-        for row in conn.execute(
-            sa.select(store.actions, r.audit_id)
-            .join(store.returns, r.id == act.return_id)
-            .where(act.return_id.in_(current))
-            .order_by(r.audit_id, act.id)
-        )
-    ]
-    return dict(answers), actions
 
 
 def _compute(f: PmuFigures) -> None:

@@ -17,6 +17,7 @@ from formtool.definitions import get_form
 from formtool.errors import FormtoolError
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf
 from formtool.scales import format_date
+from formtool.store import queries
 
 
 @dataclass(frozen=True)
@@ -53,44 +54,25 @@ class PackError(FormtoolError):
     """A pack cannot be made (unknown audit, nothing returned, empty period)."""
 
 
-def _current_return(conn: sa.Connection, audit_id: str):
-    r = store.returns.c
-    return conn.execute(
-        sa.select(store.returns).where((r.audit_id == audit_id) & r.is_current)
-    ).first()
-
-
 def audit_view(engine: sa.Engine, audit_id: str) -> AuditView:
     """Everything the file pack shows for one audit, from the database."""
     with engine.connect() as conn:
-        audit = conn.execute(
-            sa.select(store.audits).where(store.audits.c.audit_id == audit_id)
-        ).first()
+        audit = store.audit_row(conn, audit_id)
         if audit is None:
             raise PackError(
                 f"Audit {audit_id} is not in the database. Check the id "
-                "(`formtool status --json` lists them)."
+                "(`formtool status` lists the month's audits)."
             )
-        ret = _current_return(conn, audit_id)
+        ret = store.current_return(conn, audit_id)
         if ret is None:
             raise PackError(
                 f"Audit {audit_id} has no imported return yet, so there is "
                 "nothing to put on file. Import the completed form first."
             )
-        answers = {
-            a.key: (a.value, a.comment)
-            for a in conn.execute(
-                sa.select(store.answers).where(store.answers.c.return_id == ret.id)
-            )
-        }
-        actions = conn.execute(
-            sa.select(store.actions)
-            .where(store.actions.c.return_id == ret.id)
-            .order_by(store.actions.c.id)
-        ).all()
-        grade = conn.execute(
-            sa.select(store.grades).where(store.grades.c.audit_id == audit_id)
-        ).first()
+        answers = store.return_answers(conn, ret.id)
+        actions = store.return_actions(conn, ret.id)
+        [row] = queries.audit_rows(conn, audit_ids=[audit_id])
+        grade = row if row.moderated_by else None
     form = get_form(audit.form_id)
     facts = json.loads(audit.facts)
     view = AuditView(
@@ -218,16 +200,8 @@ def render_pdf(view: AuditView) -> bytes:
 
 def month_audits(engine: sa.Engine, month: str) -> list[str]:
     """Audits of the month that have a current return, in id order."""
-    a, r = store.audits.c, store.returns.c
     with engine.connect() as conn:
-        return list(
-            conn.execute(
-                sa.select(a.audit_id)
-                .join(store.returns, r.audit_id == a.audit_id)
-                .where((a.month == month) & r.is_current)
-                .order_by(a.audit_id)
-            ).scalars()
-        )
+        return [r.audit_id for r in queries.audit_rows(conn, [month]) if r.return_id]
 
 
 def file_pack(

@@ -1,18 +1,27 @@
-"""Returned forms in: identify the audit and read every answer by its stable key."""
+"""Returned forms in: identify the audit and read every answer by its stable key.
+
+`read_bytes` raises `Rejected` (one issue code, one reason) for anything that cannot be read
+as a form; what it returns has not been validated yet (see read/validate.py).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from formtool.definitions import FormDefinition, get_form
-from formtool.errors import DefinitionError
+from formtool.definitions import Field, FormDefinition, get_form
+from formtool.errors import DefinitionError, IssueCode, Rejected
 from formtool.identity import Identity
 from formtool.read import docx as docx_reader
 from formtool.read import xlsx as xlsx_reader
-from formtool.read.ooxml import UnreadableFile
+from formtool.read.ooxml import saved_at
+from formtool.scales import KINDS, LEGACY_PLACEHOLDERS, FieldKind
 
 READABLE = (".docx", ".xlsx")
+#: Finds the definition a return names: (form id, version) -> form, or Rejected.
+FormResolver = Callable[[str, int], FormDefinition]
 
 
 @dataclass(frozen=True)
@@ -23,40 +32,64 @@ class RawReturn:
     form: FormDefinition
     values: dict[str, str] = field(default_factory=dict)
     method: str = ""  # how the answers were found: bookmarks, tags, table layout, names
+    saved_at: dt.datetime | None = None  # core properties dcterms:modified, UTC
 
 
-def read_bytes(data: bytes, suffix: str) -> RawReturn:
-    """Read one returned form. Raises UnreadableFile with the reason if it cannot be read."""
+def installed_form(form_id: str, version: int) -> FormDefinition:
+    """The definition from the forms folders (the default resolver, without a database)."""
+    try:
+        return get_form(form_id, version)
+    except DefinitionError:
+        raise Rejected(IssueCode.unknown_form, form_id) from None
+
+
+def _saved(text: str) -> dt.datetime | None:
+    """dcterms:modified as naive UTC; None when absent, unreadable or in the future."""
+    try:
+        stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
+    if stamp.year < 2001 or stamp > dt.datetime.now(dt.UTC).replace(tzinfo=None) \
+            + dt.timedelta(days=1):
+        return None  # formtool's own unsaved forms carry 2000-01-01; clocks can be wrong
+    return stamp.replace(microsecond=0)
+
+
+def _clean(form: FormDefinition, values: dict[str, str]) -> dict[str, str]:
+    """Empty controls still show their placeholder text: read those as empty."""
+    def placeholder(key: str) -> set[str]:
+        found: Field | None = form.field_or_none(key)
+        kind = found.kind if found is not None else FieldKind.text
+        return {KINDS[kind].placeholder, *(found.placeholders() if found else ())}
+
+    return {k: "" if v in LEGACY_PLACEHOLDERS or v in placeholder(k) else v
+            for k, v in values.items()}
+
+
+def read_bytes(data: bytes, suffix: str, resolve: FormResolver = installed_form) -> RawReturn:
+    """Read one returned form. Raises Rejected with the reason if it cannot be read."""
     suffix = suffix.lower()
     if suffix == ".docx":
         package, body = docx_reader.open_docx(data)
         identity = docx_reader.docx_identity(package, body)
     elif suffix == ".xlsx":
-        package, workbook = xlsx_reader.open_xlsx(data)
-        identity = xlsx_reader.xlsx_identity(package, workbook)
+        book = xlsx_reader.open_xlsx(data)
+        package = book.package
+        identity = xlsx_reader.xlsx_identity(book)
     else:
-        raise UnreadableFile(
-            f"is a {suffix or 'extensionless'} file; formtool reads .docx and .xlsx returns."
-        )
+        raise Rejected(IssueCode.unsupported_type, suffix or "extensionless")
     if identity is None:
-        raise UnreadableFile(
-            "carries no formtool audit identity (no properties and no "
-            "'Audit ID:' line). Was it made by `formtool generate`?"
-        )
-    try:
-        form = get_form(identity.form_id)
-    except DefinitionError:
-        raise UnreadableFile(
-            f"is form '{identity.form_id}', which this formtool does not "
-            "know. Check templates/forms."
-        ) from None
+        raise Rejected(IssueCode.no_identity)
+    form = resolve(identity.form_id, identity.form_version)
     if suffix == ".docx":
         values, method = docx_reader.read_values(body, form)
     else:
-        values, method = xlsx_reader.read_values(workbook, form)
-    return RawReturn(identity, form, values, method)
+        values, method = xlsx_reader.read_values(book, form)
+    return RawReturn(identity, form, _clean(form, values), method, _saved(saved_at(package)))
 
 
-def read_path(path: str | Path) -> RawReturn:
+def read_path(path: str | Path, resolve: FormResolver = installed_form) -> RawReturn:
     path = Path(path)
-    return read_bytes(path.read_bytes(), path.suffix)
+    return read_bytes(path.read_bytes(), path.suffix, resolve)

@@ -5,30 +5,30 @@ Three ways to find an answer, tried in order for each key:
 2. the content control's `w:tag` (kept by Word; LibreOffice 7.4 drops it);
 3. the cell at the key's position in the form's table layout (for files whose controls and
    bookmarks were stripped, e.g. by Google Docs, leaving the answers as plain cell text).
+
+Text is gathered only for the form's own keys and within the caps of `read.limits`, so a
+hostile file (thousands of unclosed bookmarks, deep nesting) cannot multiply memory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 
 from lxml import etree
 
-from formtool.definitions import FormDefinition
-from formtool.generate.docx import PLACEHOLDERS, W_NS
+from formtool.definitions import FormDefinition, Item
+from formtool.errors import IssueCode, Rejected
 from formtool.identity import Identity, bookmark_name, from_properties, parse_visible
 from formtool.layout import layout
-from formtool.read.ooxml import Package, UnreadableFile, custom_properties
+from formtool.namespaces import W
+from formtool.read.limits import MAX_ROWS, TextBudget
+from formtool.read.ooxml import Package, custom_properties
 
-W = f"{{{W_NS}}}"
 DOCUMENT = "word/document.xml"
-
-
-def _clean(text: str) -> str:
-    text = text.strip()
-    return "" if text in PLACEHOLDERS else text
-
-
 _TEXT_TAGS = (W + "p", W + "t", W + "br", W + "cr", W + "tab")
+_MARK_TAGS = (W + "bookmarkStart", W + "bookmarkEnd", *_TEXT_TAGS)
+IDENTITY_SCAN = 200_000  # characters of visible text searched for the identity line
 
 
 def _piece(el: etree._Element) -> str:
@@ -41,64 +41,58 @@ def _piece(el: etree._Element) -> str:
     return "\n" if tag in (W + "br", W + "cr", W + "p") else ""
 
 
-def element_text(element: etree._Element) -> str:
-    """An element's text: runs, breaks and tabs, a newline between paragraphs.
-
-    Walks only the tags that carry text (lxml filters them in C); a paragraph contributes
-    its newline where the next one starts, which is the same text as at its end.
-    """
-    parts = []
+def element_text(element: etree._Element, limit: int) -> str:
+    """An element's text (runs, breaks, tabs, a newline between paragraphs), at most
+    `limit` + 1 characters: the caller sees that it was cut."""
+    parts: list[str] = []
+    size = 0
     for el in element.iter(*_TEXT_TAGS):
-        parts.append(_piece(el))
-    return "".join(parts).strip()
+        piece = _piece(el)
+        parts.append(piece)
+        size += len(piece)
+        if size > limit:
+            break
+    return "".join(parts).strip()[: limit + 1]
 
 
-_MARK_TAGS = (
-    W + "bookmarkStart",
-    W + "bookmarkEnd",
-    W + "p",
-    W + "t",
-    W + "br",
-    W + "cr",
-    W + "tab",
-)
+def bookmarked_text(body: etree._Element, wanted: dict[str, str], budget: TextBudget
+                    ) -> dict[str, str]:
+    """Key -> the text between the start and end of the bookmark named for it.
 
-
-def bookmarked_text(body: etree._Element) -> dict[str, str]:
-    """Bookmark name -> the text between its start and end, in document order.
-
-    Walks only the elements that matter (lxml filters by tag in C), and marks a paragraph
-    break when a new paragraph starts inside an open bookmark.
+    Only the form's own bookmarks are followed, each at most once at a time, so the work per
+    piece of text is bounded by the number of keys and the text by the budget.
     """
-    open_marks: dict[str, list[str]] = {}
-    found: dict[str, list[str]] = {}
+    names: dict[str, str] = {}  # open bookmark id -> key
     for el in body.iter(*_MARK_TAGS):
         tag = el.tag
         if tag == W + "bookmarkStart":
-            buffer: list[str] = []
-            open_marks[el.get(W + "id", "")] = buffer
-            found.setdefault(el.get(W + "name", ""), buffer)
+            key = wanted.get(el.get(W + "name", ""))
+            if key is not None and not budget.seen(key):
+                names[el.get(W + "id", "")] = key
+                budget.start(key)
         elif tag == W + "bookmarkEnd":
-            open_marks.pop(el.get(W + "id", ""), None)
-        elif open_marks:
+            names.pop(el.get(W + "id", ""), None)
+        elif names:
             piece = _piece(el)
             if piece:
-                for buffer in open_marks.values():
-                    buffer.append(piece)
-    return {name: "".join(parts).strip() for name, parts in found.items()}
+                for key in set(names.values()):
+                    budget.add(key, piece)
+    return budget.texts()
 
 
-def tagged_text(body: etree._Element) -> dict[str, str]:
+def tagged_text(body: etree._Element, keys: set[str], budget: TextBudget) -> dict[str, str]:
     found = {}
     for sdt in body.iter(W + "sdt"):
         tag = sdt.find(f"{W}sdtPr/{W}tag")
+        key = tag.get(W + "val", "") if tag is not None else ""
         content = sdt.find(W + "sdtContent")
-        if tag is not None and content is not None:
-            found[tag.get(W + "val", "")] = element_text(content)
+        if key in keys and key not in found and content is not None:
+            found[key] = budget.take(key, element_text(content, budget.field_limit))
     return found
 
 
-def positional_text(body: etree._Element, form: FormDefinition) -> dict[str, str]:
+def positional_text(body: etree._Element, form: FormDefinition, budget: TextBudget
+                    ) -> dict[str, str]:
     """Answers read from the table cells where the layout put them."""
     tables = body.findall(W + "tbl")
     found = {}
@@ -107,33 +101,42 @@ def positional_text(body: etree._Element, form: FormDefinition) -> dict[str, str
             cell = tables[t].findall(W + "tr")[r].findall(W + "tc")[c]
         except IndexError:
             continue
-        found[key] = element_text(cell)
+        found[key] = budget.take(key, element_text(cell, budget.field_limit))
     return found
+
+
+def visible_text(parts: Iterable[etree._Element]) -> Iterable[str]:
+    """Paragraph texts of the parts, up to IDENTITY_SCAN characters in all."""
+    left = IDENTITY_SCAN
+    for part in parts:
+        for paragraph in part.iter(W + "p"):
+            text = element_text(paragraph, 2000)
+            left -= len(text)
+            if left < 0:
+                return
+            yield text
 
 
 def docx_identity(package: Package, body: etree._Element) -> Identity | None:
     found = from_properties(custom_properties(package))
     if found is not None:
         return found
-    texts = [element_text(body)]
-    for name in sorted(package.names):
-        if name.startswith(("word/footer", "word/header")):
-            part = package.xml(name)
-            if part is not None:
-                texts.append(element_text(part))
-    return parse_visible("\n".join(texts))
+    parts = [body]
+    for name in package.related(DOCUMENT, "footer") + package.related(DOCUMENT, "header"):
+        part = package.xml(name)
+        if part is not None:
+            parts.append(part)
+    return next(filter(None, map(parse_visible, visible_text(parts))), None)
 
 
 def open_docx(data: bytes) -> tuple[Package, etree._Element]:
     package = Package(data, "docx")
     root = package.xml(DOCUMENT)
     if root is None:
-        raise UnreadableFile(
-            "has no Word document inside. Is it a .docx saved by Word, LibreOffice or Google Docs?"
-        )
+        raise Rejected(IssueCode.no_document, expected="Word document")
     body = root.find(W + "body")
     if body is None:
-        raise UnreadableFile("has an empty Word document. Ask for the file again.")
+        raise Rejected(IssueCode.no_document, expected="Word document body")
     return package, body
 
 
@@ -149,27 +152,28 @@ def read_values(body: etree._Element, form: FormDefinition) -> tuple[dict[str, s
     with Word's repeating-section button come back as rows 6, 7, ...
     """
     keys = list(layout(form).positions)
-    by_mark = bookmarked_text(body)
-    marked = {k: by_mark[name] for name, k in _bookmark_keys(form).items() if name in by_mark}
+    budget = TextBudget()
+    marked = bookmarked_text(body, _bookmark_keys(form), budget)
     if len(marked) == len(keys):
-        values, method = {k: _clean(v) for k, v in marked.items()}, "bookmarks"
+        values, method = marked, "bookmarks"
     else:
-        tagged = tagged_text(body)
-        positional = positional_text(body, form) if len(marked) + len(tagged) < len(keys) \
-            else {}
+        missing = set(keys) - set(marked)
+        tagged = tagged_text(body, missing, budget)
+        missing -= set(tagged)
+        positional = positional_text(body, form, budget) if missing else {}
         values = {}
         for key in keys:
             for source in (marked, tagged, positional):
                 if key in source:
-                    values[key] = _clean(source[key])
+                    values[key] = source[key]
                     break
         method = "bookmarks" if marked else "tags" if tagged else "table layout"
-    values.update(action_rows(body, form))
+    values.update(action_rows(body, form, budget))
     return values, method
 
 
 def _table_of(marks: dict[str, etree._Element], tables: list[etree._Element],
-              form: FormDefinition, item) -> etree._Element | None:
+              form: FormDefinition, item: Item) -> etree._Element | None:
     """The Word table holding an action table: found by its first bookmark, else by order."""
     mark = marks.get(bookmark_name(item.cell_key(1, item.columns[0])))
     if mark is not None:
@@ -178,20 +182,25 @@ def _table_of(marks: dict[str, etree._Element], tables: list[etree._Element],
     return tables[index] if index < len(tables) else None
 
 
-def action_rows(body: etree._Element, form: FormDefinition) -> dict[str, str]:
+def action_rows(body: etree._Element, form: FormDefinition, budget: TextBudget
+                ) -> dict[str, str]:
     """Every row of every action table by position, including rows the auditor added."""
     found: dict[str, str] = {}
-    marks = {m.get(W + "name", ""): m for m in body.iter(W + "bookmarkStart")}
+    wanted = set(_bookmark_keys(form))
+    marks = {m.get(W + "name", ""): m for m in body.iter(W + "bookmarkStart")
+             if m.get(W + "name", "") in wanted}
     tables = body.findall(W + "tbl")
-    for _, item in form.items():
-        if item.kind != "table":
-            continue
+    for item in form.tables():
         table = _table_of(marks, tables, form, item)
         if table is None:
             continue
         rows = list(table.iter(W + "tr"))[1:]  # row 0 is the column headings
+        if len(rows) > MAX_ROWS:
+            raise Rejected(IssueCode.field_too_long, f"{len(rows)} rows", f"{MAX_ROWS} rows",
+                           field=item.key)
         for number, row in enumerate(rows, start=1):
             cells = row.findall(W + "tc")
             for column, cell in zip(item.columns, cells, strict=False):
-                found[item.cell_key(number, column)] = _clean(element_text(cell))
+                key = item.cell_key(number, column)
+                found[key] = budget.take(key, element_text(cell, budget.field_limit))
     return found

@@ -2,7 +2,12 @@
 unaltered facts; then consistency warnings a QA officer would raise by eye.
 
 Produces a `ReadResult(record, issues)`. Issues are collected, never raised; any issue that
-is not a warning means the return is rejected and nothing is stored.
+is not a warning means the return is rejected and nothing is stored. What counts as final,
+as the grade, or as a favourable answer comes from the definition, never from key names.
+
+Two-stage tools (seed 000): a `prepared` return is checked only on the fields of the worker
+and supervisor (role `preparer`); the judged return on the auditor's, and a change to the
+prepared evidence is flagged.
 """
 
 from __future__ import annotations
@@ -16,23 +21,27 @@ from formtool.cases import facts_checksum
 from formtool.definitions import Field, FormDefinition, Item
 from formtool.errors import Issue, IssueCode
 from formtool.read import RawReturn
-from formtool.scales import FieldKind, format_date, parse_date
+from formtool.scales import KINDS, FieldKind, format_date, parse_date
 
-GOOD_GRADES = ("Outstanding", "Good")
-ACTION_NEEDS = (
-    ("action", "an action"),
-    ("responsible_person", "responsible person"),
-    ("by_whom", "responsible person"),
-    ("date_required", "date"),
-    ("by_when", "date"),
-)
+PREPARED, AUDIT = "prepared", "audit"
+#: Roles every action row needs, and how a message names them.
+ACTION_NEEDS = (("action", "an action"), ("responsible_person", "a responsible person"),
+                ("due_date", "a date"))
 
 
 @dataclass(frozen=True)
 class ActionRow:
     table_key: str
     row: int
-    values: dict[str, str]  # column id -> value (dates ISO)
+    values: dict[str, str]  # column role -> value (dates ISO); several columns may share one
+
+    def as_store_row(self) -> dict[str, object]:
+        """The row as the actions table holds it: dates as dates."""
+        row: dict[str, object] = {"table_key": self.table_key, "row": self.row}
+        for role, value in self.values.items():
+            row[role] = (parse_date(value) if value else None) if role.endswith("date") \
+                else value
+        return row
 
 
 @dataclass(frozen=True)
@@ -46,16 +55,10 @@ class AuditReturn:
     method: str
     final: bool
     facts: dict[str, str]
-    answers: dict[str, tuple[str, str]]  # key -> (value, comment/evidence)
+    answers: dict[str, tuple[str, str]]  # key -> (value, evidence)
     actions: tuple[ActionRow, ...] = ()
-
-    @property
-    def grade(self) -> str:
-        return self.answers.get("overall.grade", ("", ""))[0]
-
-    @property
-    def moderated_grade(self) -> str:
-        return self.answers.get("moderation.grade", ("", ""))[0]
+    grade: str = ""
+    moderated_grade: str = ""
 
 
 @dataclass
@@ -71,61 +74,59 @@ class ReadResult:
 def _normalise(f: Field, raw: str, file: str, issues: list[Issue]) -> str:
     if not raw:
         return ""
+    value = KINDS[f.kind].parse(f.scale, raw)
+    if value is not None:
+        return value
     if f.kind is FieldKind.choice and f.scale is not None:
-        choice = f.scale.parse(raw)
-        if choice is None:
-            issues.append(
-                Issue(IssueCode.bad_choice, file, f.key, value=raw, fix="/".join(f.scale.choices))
-            )
-            return raw
-        return choice
-    if f.kind is FieldKind.date:
-        parsed = parse_date(raw)
-        if parsed is None:
-            issues.append(Issue(IssueCode.bad_answer_date, file, f.key, value=raw))
-            return raw
-        return parsed.isoformat()
+        issues.append(Issue(IssueCode.bad_choice, file, f.key, value=raw,
+                            expected="/".join(f.scale.choices)))
+    else:
+        issues.append(Issue(IssueCode.bad_answer_date, file, f.key, value=raw))
     return raw
 
 
-def check_return(
-    raw: RawReturn,
-    file: str,
-    expected_facts: Mapping[str, str] | None = None,
-    today: dt.date | None = None,
-) -> ReadResult:
-    """Validate one read return. `expected_facts` are the facts stored when it was generated."""
+def _in_stage(role: str, stage: str) -> bool:
+    """Whether a field with this role is filled (and checked) at this stage."""
+    return not role or role == ("preparer" if stage == PREPARED else "auditor") \
+        or (stage == AUDIT and role == "preparer")
+
+
+def check_return(raw: RawReturn, file: str, expected_facts: Mapping[str, str] | None = None,
+                 today: dt.date | None = None, stage: str = AUDIT,
+                 prepared: Mapping[str, tuple[str, str]] | None = None) -> ReadResult:
+    """Validate one read return. `expected_facts` are the facts stored when it was
+    generated; `prepared` the stored answers of the prepared stage (two-stage tools)."""
     form, identity = raw.form, raw.identity
     issues: list[Issue] = _fact_issues(raw, file, expected_facts)
-    fields = form.fields() + _added_row_fields(form, raw.values)
+    fields = [f for f in form.fields() + _added_row_fields(form, raw.values)
+              if _in_stage(f.role, stage)]
     values = {f.key: _normalise(f, raw.values.get(f.key, ""), file, issues) for f in fields}
-    final = values.get("completion.status") == "Final"
+    judgements = form.judgements
+    final = not judgements.status or values.get(judgements.status) == judgements.final
     answers: dict[str, tuple[str, str]] = {}
     actions: list[ActionRow] = []
     for _, item in form.items():
         if item.kind == "table":
-            actions += _action_rows(item, values)
+            actions += _action_rows(item, values) if _in_stage(item.role, stage) else []
             continue
-        comment = values.get(item.evidence_key, "") if item.evidence else ""
-        answers[item.key] = (values[item.key], comment)
+        if item.key not in values:
+            continue  # the other stage's field
+        answers[item.key] = (values[item.key], values.get(item.evidence_key, ""))
+        if item.comment:
+            answers[item.comment_key] = (values.get(item.comment_key, ""), "")
         if final and item.required and not values[item.key]:
             issues.append(Issue(IssueCode.missing_answer, file, item.key))
     if not final:
-        issues.append(Issue(IssueCode.draft_return, file))
+        issues.append(Issue(IssueCode.draft_return, file, judgements.status))
     issues += _action_issues(actions, file, today or dt.date.today())
     issues += _consistency_issues(form, answers, file)
+    if stage == AUDIT and prepared is not None:
+        issues += _evidence_changes(form, values, prepared, file)
     facts = {h.column: raw.values.get(h.key, "") for h in form.header}
     record = AuditReturn(
-        identity.audit_id,
-        form.id,
-        form.version,
-        identity.checksum,
-        raw.method,
-        final,
-        facts,
-        answers,
-        tuple(actions),
-    )
+        identity.audit_id, form.id, form.version, identity.checksum, raw.method, final, facts,
+        answers, tuple(actions), answers.get(judgements.grade, ("", ""))[0],
+        answers.get(judgements.moderated_grade, ("", ""))[0])
     return ReadResult(record, issues)
 
 
@@ -133,47 +134,43 @@ def _fact_issues(raw: RawReturn, file: str, expected: Mapping[str, str] | None) 
     form, identity = raw.form, raw.identity
     read = {h.column: raw.values.get(h.key, "") for h in form.header}
     if expected is not None:
-        changed = [
-            Issue(
-                IssueCode.facts_altered, file, f"header.{c}", value=read[c], fix=expected.get(c, "")
-            )
-            for c in read
-            if read[c] != expected.get(c, "")
-        ]
+        changed = [Issue(IssueCode.facts_altered, file, f"header.{c}", value=read[c],
+                         expected=expected.get(c, ""))
+                   for c in read if read[c] != expected.get(c, "")]
         if changed:
             return changed
     if facts_checksum(identity.audit_id, form.id, form.version, read) != identity.checksum:
-        return [
-            Issue(
-                IssueCode.checksum_mismatch,
-                file,
-                identity.audit_id,
-                value=identity.checksum,
-                fix="facts differ",
-            )
-        ]
+        return [Issue(IssueCode.checksum_mismatch, file, value=identity.checksum,
+                      expected="facts differ", audit_id=identity.audit_id)]
     return []
+
+
+def _row_number(item: Item, key: str) -> int | None:
+    rest = key[len(item.key) + 1:] if key.startswith(item.key + ".") else ""
+    number = rest.split(".", 1)[0]
+    return int(number) if number.isdigit() else None
 
 
 def _row_count(item: Item, values: Mapping[str, str]) -> int:
     """The form's rows, or more if the auditor added rows to the table."""
-    prefix = item.key + "."
-    numbers = [int(k[len(prefix):].split(".", 1)[0]) for k in values
-               if k.startswith(prefix) and k[len(prefix):].split(".", 1)[0].isdigit()]
+    numbers = [n for n in (_row_number(item, k) for k in values) if n is not None]
     return max([item.rows, *numbers])
 
 
 def _added_row_fields(form: FormDefinition, raw: Mapping[str, str]) -> list[Field]:
     """Fields for action rows beyond the form's own, so they are checked like the rest."""
-    return [Field(item.cell_key(r, c), c.label, c.kind)
-            for _, item in form.items() if item.kind == "table"
+    return [Field(item.cell_key(r, c), c.label, c.kind, role=item.role)
+            for item in form.tables()
             for r in range(item.rows + 1, _row_count(item, raw) + 1) for c in item.columns]
 
 
 def _action_rows(item: Item, values: Mapping[str, str]) -> list[ActionRow]:
     rows = []
     for r in range(1, _row_count(item, values) + 1):
-        row = {c.id: values.get(item.cell_key(r, c), "") for c in item.columns}
+        row: dict[str, str] = {}
+        for c in item.columns:
+            value = values.get(item.cell_key(r, c), "")
+            row[c.role] = "\n".join(p for p in (row.get(c.role, ""), value) if p)
         if any(row.values()):
             rows.append(ActionRow(item.key, r, row))
     return rows
@@ -181,89 +178,68 @@ def _action_rows(item: Item, values: Mapping[str, str]) -> list[ActionRow]:
 
 def _action_issues(rows: list[ActionRow], file: str, today: dt.date) -> list[Issue]:
     issues = []
+    needs = ", ".join(label for _, label in ACTION_NEEDS)
     for row in rows:
         where = f"{row.table_key}.{row.row}"
-        missing = [
-            label
-            for column, label in ACTION_NEEDS
-            if column in row.values and not row.values[column]
-        ]
+        missing = [label for role, label in ACTION_NEEDS
+                   if role in row.values and not row.values[role]]
         if missing:
-            issues.append(
-                Issue(
-                    IssueCode.incomplete_action,
-                    file,
-                    where,
-                    value=" or ".join(dict.fromkeys(missing)),
-                )
-            )
-        due = row.values.get("date_required") or row.values.get("by_when") or ""
-        signed = row.values.get("sign_off_date") or row.values.get("manager_sign_off")
-        parsed = parse_date(due) if due else None
-        if parsed and parsed < today and not signed:
-            issues.append(
-                Issue(IssueCode.past_action_date, file, where, value=format_date(parsed))
-            )
+            issues.append(Issue(IssueCode.incomplete_action, file, where,
+                                value=" or ".join(missing), expected=needs))
+        due = parse_date(row.values.get("due_date", "")) if row.values.get("due_date") else None
+        signed = row.values.get("sign_off_date") or row.values.get("sign_off")
+        if due and due < today and not signed:
+            issues.append(Issue(IssueCode.past_action_date, file, where, value=format_date(due)))
     return issues
 
 
-def _tally(answers: Mapping[str, tuple[str, str]], keys: list[str]) -> Counter:
-    return Counter(
-        answers[k][0] for k in keys if answers.get(k, ("", ""))[0] in ("Yes", "No", "Partially")
-    )
+def _tally(items: list[Item], answers: Mapping[str, tuple[str, str]]) -> Counter[str]:
+    """How many answers count favourable, partial and unfavourable."""
+    return Counter(filter(None, (i.outcome(answers.get(i.key, ("", ""))[0]) for i in items)))
 
 
-def _consistency_issues(
-    form: FormDefinition, answers: Mapping[str, tuple[str, str]], file: str
-) -> list[Issue]:
+def _inconsistent(judged: str, outcome: str | None, tally: Counter[str]) -> str:
+    """Why a judgement contradicts its answers ("" if it does not)."""
+    scored = sum(tally.values())
+    if not scored:
+        return ""
+    if outcome == "favourable" and tally["unfavourable"] * 2 > scored:
+        return f"{tally['unfavourable']} of {scored} scored answers are unfavourable"
+    if outcome == "unfavourable" and tally["favourable"] * 5 >= scored * 4:
+        return f"{tally['favourable']} of {scored} scored answers are favourable"
+    return ""
+
+
+def _consistency_issues(form: FormDefinition, answers: Mapping[str, tuple[str, str]],
+                        file: str) -> list[Issue]:
     issues = []
-    everything = _tally(answers, [q.key for q in form.questions()])
-    answered = sum(everything.values())
-    grade = answers.get("overall.grade", ("", ""))[0]
-    if answered and grade in GOOD_GRADES and everything["No"] * 2 > answered:
-        issues.append(
-            Issue(
-                IssueCode.grade_inconsistent,
-                file,
-                "overall.grade",
-                value=grade,
-                fix=f"{everything['No']} of {answered} answers are No",
-            )
-        )
-    if answered and grade == "Inadequate" and everything["Yes"] * 5 >= answered * 4:
-        issues.append(
-            Issue(
-                IssueCode.grade_inconsistent,
-                file,
-                "overall.grade",
-                value=grade,
-                fix=f"{everything['Yes']} of {answered} answers are Yes",
-            )
-        )
-    for section in form.sections:
-        met_key = f"{section.id}.met"
-        if met_key not in answers:
+    grade_item = form.item(form.judgements.grade)
+    grade = answers.get(form.judgements.grade, ("", ""))[0]
+    if grade_item is not None and grade:
+        why = _inconsistent(grade, grade_item.outcome(grade), _tally(form.questions(), answers))
+        if why:
+            issues.append(Issue(IssueCode.grade_inconsistent, file, grade_item.key,
+                                value=grade, expected=why))
+    for section in form.domains():
+        item = form.item(section.judgement_key)
+        judged = answers.get(section.judgement_key, ("", ""))[0]
+        if item is None or not judged:
             continue
-        tally = _tally(answers, [q.key for q in section.questions])
-        total, met = sum(tally.values()), answers[met_key][0]
-        if total and met == "Met" and tally["No"] * 2 > total:
-            issues.append(
-                Issue(
-                    IssueCode.met_inconsistent,
-                    file,
-                    met_key,
-                    value=met,
-                    fix=f"{tally['No']} of {total} answers are No",
-                )
-            )
-        if total and met == "Not met" and tally["Yes"] == total:
-            issues.append(
-                Issue(
-                    IssueCode.met_inconsistent,
-                    file,
-                    met_key,
-                    value=met,
-                    fix=f"all {total} answers are Yes",
-                )
-            )
+        why = _inconsistent(judged, item.outcome(judged), _tally(list(section.questions),
+                                                                 answers))
+        if why:
+            issues.append(Issue(IssueCode.met_inconsistent, file, item.key, value=judged,
+                                expected=why))
+    return issues
+
+
+def _evidence_changes(form: FormDefinition, values: Mapping[str, str],
+                      prepared: Mapping[str, tuple[str, str]], file: str) -> list[Issue]:
+    """Preparer fields the auditor changed (the evidence column of seed 000)."""
+    issues = []
+    for item in form.questions():
+        if item.evidence and item.evidence_role == "preparer":
+            before = prepared.get(item.key, ("", ""))[1]
+            if values.get(item.evidence_key, "").strip() != before.strip():
+                issues.append(Issue(IssueCode.evidence_changed, file, item.evidence_key))
     return issues

@@ -1,0 +1,188 @@
+"""Writing audits: records from a case list or an allocation, state changes, events.
+
+Every change of an audit's state goes through `move_state`, which checks the move against
+the state machine in schema.py and makes it conditional on the state the caller saw, so two
+people acting on one audit at once cannot both succeed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from formtool.errors import FormtoolError
+from formtool.store.engine import now
+from formtool.store.schema import TRANSITIONS, AuditState, allocations, audits, events, grades
+
+
+class StateError(FormtoolError):
+    """An audit is not in a state the step applies to (or it changed under the caller)."""
+
+
+def record_event(conn: sa.Connection, audit_id: str, name: str, detail: str = "",
+                 user: str = "") -> None:
+    conn.execute(events.insert().values(audit_id=audit_id, at=now(), event=name, detail=detail,
+                                        user_name=user))
+
+
+def audit_state(conn: sa.Connection, audit_id: str, for_update: bool = False) -> AuditState:
+    """The audit's state; with for_update, the audit row stays locked until commit
+    (PostgreSQL), so changes to one audit queue instead of interleaving."""
+    query = sa.select(audits.c.state).where(audits.c.audit_id == audit_id)
+    if for_update:
+        query = query.with_for_update()
+    state = conn.execute(query).scalar()
+    if state is None:
+        raise StateError(f"Audit {audit_id} is not in the database. Check the id "
+                         "(`formtool status` lists the month's audits).")
+    return AuditState(state)
+
+
+def move_state(conn: sa.Connection, audit_id: str, allowed_from: Iterable[AuditState],
+               to: AuditState, event: str, detail: str = "", user: str = "",
+               why: str = "") -> AuditState:
+    """Move an audit to `to` if it is in one of `allowed_from`; returns the state it left.
+
+    The update is conditional on the state, so if another process moved the audit first this
+    one fails with a one-line StateError instead of overwriting the other's decision.
+    """
+    allowed = {s for s in allowed_from if to in TRANSITIONS[s]}
+    current = audit_state(conn, audit_id)
+    if current not in allowed:
+        raise StateError(f"Audit {audit_id} is '{current}'; "
+                         + (why or f"it cannot move to '{to}' from there") + ".")
+    done = conn.execute(
+        audits.update()
+        .where((audits.c.audit_id == audit_id) & (audits.c.state == current.value))
+        .values(state=to.value, updated_at=now())
+    ).rowcount
+    if done != 1:  # another transaction moved it after we read the state
+        latest = audit_state(conn, audit_id)
+        raise StateError(f"Audit {audit_id} changed to '{latest}' while this command ran; "
+                         "nothing was recorded. Check it and run the command again if needed.")
+    record_event(conn, audit_id, event, detail, user)
+    return current
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """An audit as generate/allocate record it (state `allocated`)."""
+
+    audit_id: str
+    form_id: str
+    form_version: int
+    case_number: str
+    auditor: str
+    auditor_email: str
+    team: str
+    worker: str
+    manager: str
+    due_date: dt.date
+    checksum: str
+    facts: Mapping[str, str]
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "audit_id": self.audit_id, "form_id": self.form_id,
+            "form_version": self.form_version, "case_number": self.case_number,
+            "auditor": self.auditor, "auditor_email": self.auditor_email, "team": self.team,
+            "worker": self.worker, "manager": self.manager, "month": f"{self.due_date:%Y-%m}",
+            "due_date": self.due_date, "checksum": self.checksum,
+            "facts": json.dumps(dict(self.facts), ensure_ascii=False),
+        }
+
+
+def upsert_audits(conn: sa.Connection, records: Iterable[AuditRecord],
+                  allocation_id: int | None = None, user: str = "") -> int:
+    """Insert new audits as allocated, or refresh the facts of ones not yet returned.
+    Returns how many were new."""
+    new = 0
+    for record in records:
+        values = record.values()
+        existing = conn.execute(
+            sa.select(audits.c.checksum, audits.c.state)
+            .where(audits.c.audit_id == record.audit_id).with_for_update()
+        ).first()
+        stamp = now()
+        if existing is None:
+            conn.execute(audits.insert().values(**values, state=AuditState.allocated.value,
+                                                allocation_id=allocation_id, created_at=stamp,
+                                                updated_at=stamp))
+            record_event(conn, record.audit_id, "allocated", user=user)
+            new += 1
+        elif existing.checksum != record.checksum:
+            conn.execute(audits.update().where(audits.c.audit_id == record.audit_id)
+                         .values(**values, updated_at=stamp))
+            record_event(conn, record.audit_id, "regenerated", "pre-filled facts changed",
+                         user)
+    return new
+
+
+def audit_row(conn: sa.Connection, audit_id: str) -> Any:
+    return conn.execute(sa.select(audits).where(audits.c.audit_id == audit_id)).first()
+
+
+def audit_facts(row: Any) -> dict[str, str]:
+    return json.loads(row.facts)
+
+
+# --- allocation batches ----------------------------------------------------------------
+
+
+def month_allocations(conn: sa.Connection, month: str) -> list[Any]:
+    return conn.execute(sa.select(allocations).where(allocations.c.month == month)
+                        .order_by(allocations.c.id)).all()
+
+
+def drop_unstarted(conn: sa.Connection, month: str) -> int:
+    """Delete the month's allocated audits that nothing has happened to yet (for
+    `allocate --replace`); audits already sent or returned stay. Returns how many went."""
+    a = audits.c
+    batch = sa.select(allocations.c.id).where(allocations.c.month == month)
+    ids = list(conn.execute(sa.select(a.audit_id).where(
+        a.allocation_id.in_(batch) & (a.state == AuditState.allocated.value))).scalars())
+    if ids:
+        conn.execute(events.delete().where(events.c.audit_id.in_(ids)))
+        conn.execute(grades.delete().where(grades.c.audit_id.in_(ids)))
+        conn.execute(audits.delete().where(a.audit_id.in_(ids)))
+    return len(ids)
+
+
+def record_allocation(conn: sa.Connection, month: str, mode: str, seed: int,
+                      records: list[AuditRecord], replaced: int, user: str = "") -> int:
+    allocation_id = conn.execute(allocations.insert().values(
+        month=month, mode=mode, seed=seed, audits=len(records), replaced=replaced,
+        created_at=now())).inserted_primary_key[0]
+    upsert_audits(conn, records, allocation_id, user)
+    return int(allocation_id)
+
+
+def allocation_history(conn: sa.Connection, since: str, until: str, year_from: str,
+                       year_to: str) -> tuple[set[str], Counter[str]]:
+    """Cases with an audit in months since..until, and audits per auditor in the
+    financial year year_from..year_to."""
+    a = audits.c
+    recent = set(conn.execute(sa.select(a.case_number).where(
+        (a.month >= since) & (a.month <= until))).scalars())
+    counts: Counter[str] = Counter(dict(conn.execute(
+        sa.select(a.auditor, sa.func.count()).where(
+            (a.month >= year_from) & (a.month <= year_to)).group_by(a.auditor)).all()))
+    return recent, counts
+
+
+def record_moderation(conn: sa.Connection, audit_id: str, grade: str, by: str) -> str:
+    """Store a moderated grade; returns the auditor's grade it sits beside ("" if none)."""
+    g = grades.c
+    values = {"moderated_grade": grade, "moderated_by": by, "moderated_at": now()}
+    before = conn.execute(sa.select(g.auditor_grade).where(g.audit_id == audit_id)).first()
+    if before is None:
+        conn.execute(grades.insert().values(audit_id=audit_id, **values))
+        return ""
+    conn.execute(grades.update().where(g.audit_id == audit_id).values(**values))
+    return str(before.auditor_grade or "")

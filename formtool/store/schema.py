@@ -1,0 +1,187 @@
+"""The audit database's tables, and the audit state machine every state change goes through.
+
+The invariants a shared team store needs are declared here so the database enforces them, not
+the code's luck: one current return per audit (a partial unique index), one return per audit
+and content, one grade row per audit.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import sqlalchemy as sa
+
+
+class AuditState(StrEnum):
+    """Where an audit is in the monthly cycle. Values are what the database stores."""
+
+    allocated = "allocated"
+    sent = "sent"
+    in_progress = "in progress"  # a Draft return came back: not complete, not graded
+    prepared = "prepared"  # two-stage tools: worker and supervisor listed the evidence
+    awaiting_audit = "awaiting audit"  # two-stage: a prepared file picked for the auditor
+    filed_unaudited = "filed unaudited"  # two-stage: prepared, not picked; on file as it is
+    returned = "returned"
+    amendment_requested = "amendment requested"
+    checked = "checked"
+    moderated = "moderated"
+    actions_signed_off = "actions signed off"
+    closed = "closed"
+
+
+S = AuditState
+#: Every allowed move: from-state -> the states it may move to. Nothing else is possible.
+TRANSITIONS: dict[AuditState, frozenset[AuditState]] = {
+    S.allocated: frozenset({S.sent, S.in_progress, S.prepared, S.returned}),
+    S.sent: frozenset({S.in_progress, S.prepared, S.returned}),
+    S.in_progress: frozenset({S.in_progress, S.prepared, S.returned}),
+    S.prepared: frozenset({S.prepared, S.awaiting_audit, S.filed_unaudited}),
+    S.awaiting_audit: frozenset({S.in_progress, S.returned}),
+    S.amendment_requested: frozenset({S.in_progress, S.returned}),
+    S.returned: frozenset({S.in_progress, S.returned, S.checked, S.amendment_requested,
+                           S.moderated}),
+    S.checked: frozenset({S.moderated, S.actions_signed_off, S.closed}),
+    S.moderated: frozenset({S.moderated, S.actions_signed_off, S.closed}),
+    S.actions_signed_off: frozenset({S.closed}),
+    S.filed_unaudited: frozenset(),
+    S.closed: frozenset(),
+}
+#: The auditor (or preparer) still owes a return: counted as outstanding, overdue after the
+#: due date, and chased.
+OUTSTANDING = frozenset({S.allocated, S.sent, S.in_progress, S.amendment_requested,
+                         S.awaiting_audit})
+#: A complete return is in: counted as completed (and graded, once it has a grade).
+COMPLETED = frozenset({S.returned, S.checked, S.moderated, S.actions_signed_off, S.closed})
+
+metadata = sa.MetaData()
+
+audits = sa.Table(
+    "audits",
+    metadata,
+    sa.Column("audit_id", sa.String(80), primary_key=True),
+    sa.Column("form_id", sa.String(60), nullable=False),
+    sa.Column("form_version", sa.Integer, nullable=False),
+    sa.Column("case_number", sa.String(80), nullable=False, index=True),
+    sa.Column("auditor", sa.String(200), nullable=False, index=True),
+    sa.Column("auditor_email", sa.String(320), nullable=False, server_default=""),
+    sa.Column("team", sa.String(200), nullable=False, server_default=""),
+    sa.Column("worker", sa.String(200), nullable=False, server_default=""),
+    sa.Column("manager", sa.String(200), nullable=False, server_default=""),
+    sa.Column("month", sa.String(7), nullable=False, index=True),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("state", sa.String(30), nullable=False, server_default="allocated"),
+    sa.Column("checksum", sa.String(32), nullable=False),
+    sa.Column("facts", sa.Text, nullable=False),  # JSON: header column -> value
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("allocation_id", sa.Integer, sa.ForeignKey("allocations.id"), nullable=True,
+              index=True),
+)
+
+allocations = sa.Table(
+    "allocations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("month", sa.String(7), nullable=False, index=True),
+    sa.Column("mode", sa.String(10), nullable=False),  # first / add / replace
+    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("audits", sa.Integer, nullable=False),
+    sa.Column("replaced", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+returns = sa.Table(
+    "returns",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "audit_id", sa.String(80), sa.ForeignKey("audits.audit_id"), nullable=False, index=True
+    ),
+    sa.Column("file_name", sa.String(500), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),  # the original bytes, for tracing
+    sa.Column("imported_at", sa.DateTime, nullable=False),
+    sa.Column("supersedes", sa.Integer, sa.ForeignKey("returns.id"), nullable=True),
+    sa.Column("is_current", sa.Boolean, nullable=False),
+    sa.Column("method", sa.String(30), nullable=False),
+    sa.Column("final", sa.Boolean, nullable=False),
+    sa.Column("warnings", sa.Text, nullable=False, server_default="[]"),  # JSON issue data
+    # When the file says it was saved (else the email's sent date, else the import time):
+    # returns are ordered by it, so an older return arriving late never becomes current.
+    sa.Column("saved_at", sa.DateTime, nullable=True),
+    sa.Column("sender", sa.String(400), nullable=False, server_default=""),
+    sa.Column("sent_at", sa.DateTime, nullable=True),
+    sa.Column("message_name", sa.String(500), nullable=False, server_default=""),
+    sa.Column("stage", sa.String(12), nullable=False, server_default="audit"),
+    sa.UniqueConstraint("audit_id", "content_hash", name="uq_returns_audit_content"),
+    sa.Index(
+        "uq_returns_one_current",
+        "audit_id",
+        unique=True,
+        sqlite_where=sa.text("is_current"),
+        postgresql_where=sa.text("is_current"),
+    ),
+)
+
+answers = sa.Table(
+    "answers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("return_id", sa.Integer, sa.ForeignKey("returns.id"), nullable=False, index=True),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("value", sa.Text, nullable=False, server_default=""),
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),  # a question's evidence
+    sa.UniqueConstraint("return_id", "key", name="uq_answers_return_key"),
+)
+
+actions = sa.Table(
+    "actions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("return_id", sa.Integer, sa.ForeignKey("returns.id"), nullable=False, index=True),
+    sa.Column("table_key", sa.String(200), nullable=False),  # e.g. next_steps.actions
+    sa.Column("row", sa.Integer, nullable=False),
+    sa.Column("recommendation", sa.Text, nullable=False, server_default=""),
+    sa.Column("action", sa.Text, nullable=False, server_default=""),
+    sa.Column("responsible_role", sa.String(200), nullable=False, server_default=""),
+    sa.Column("responsible_person", sa.String(200), nullable=False, server_default=""),
+    sa.Column("due_date", sa.Date, nullable=True),
+    sa.Column("sign_off", sa.String(200), nullable=False, server_default=""),
+    sa.Column("sign_off_date", sa.Date, nullable=True),
+    sa.Column("comments", sa.Text, nullable=False, server_default=""),
+)
+
+grades = sa.Table(
+    "grades",
+    metadata,
+    sa.Column("audit_id", sa.String(80), sa.ForeignKey("audits.audit_id"), primary_key=True),
+    sa.Column("auditor_grade", sa.String(80), nullable=False, server_default=""),
+    sa.Column("moderated_grade", sa.String(80), nullable=False, server_default=""),
+    sa.Column("moderated_by", sa.String(200), nullable=False, server_default=""),
+    sa.Column("moderated_at", sa.DateTime, nullable=True),
+    sa.Column("return_id", sa.Integer, sa.ForeignKey("returns.id"), nullable=True),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "audit_id", sa.String(80), sa.ForeignKey("audits.audit_id"), nullable=False, index=True
+    ),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("event", sa.String(40), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("user_name", sa.String(200), nullable=False, server_default=""),
+)
+
+form_versions = sa.Table(
+    "form_versions",
+    metadata,
+    # Every definition version that generated forms, as it was: old returns stay readable.
+    sa.Column("form_id", sa.String(60), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("definition", sa.Text, nullable=False),  # resolved definition, canonical JSON
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
