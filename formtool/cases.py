@@ -35,6 +35,8 @@ class Case:
     facts: dict[str, str]  # header column -> display text, in the form's header order
     row: int = 0
     auditor_email: str = ""  # from an `auditor_email` column, for `formtool send`
+    preparer_email: str = ""  # two-stage tools: who prepares the file (`preparer_email`)
+    form_format: str = "docx"  # the auditor's preferred format (`auditor_format`)
 
     @property
     def checksum(self) -> str:
@@ -67,6 +69,15 @@ def write_case_list(path: Path, rows: list[dict[str, str]]) -> None:
 
 def normalise_column(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+
+
+def column_keys(header: list[str], form: FormDefinition) -> list[str]:
+    """The case-list column each heading means: a key ("case_number", matched loosely) or a
+    label the form prints ("Social Worker Name" -> worker). A key beats a label."""
+    labels = {normalise_column(h.label): h.column for h in form.header}
+    keys = [normalise_column(c) for c in header]
+    return [k if k in {h.column for h in form.header} or k not in labels or labels[k] in keys
+            else labels[k] for k in keys]
 
 
 def audit_id_for(form: FormDefinition, case_number: str, due: dt.date) -> str:
@@ -153,7 +164,7 @@ def load_cases(path: str | Path, form: FormDefinition) -> list[Case]:
 def cases_from_rows(name: str, header: list[str], rows: list[list[str]],
                     form: FormDefinition) -> list[Case]:
     """The cases of a table already in memory (`name` is what messages call it)."""
-    columns = [normalise_column(c) for c in header]
+    columns = column_keys(header, form)
     missing = [
         c for c in dict.fromkeys((*CORE_COLUMNS, *form.required_columns)) if c not in columns
     ]
@@ -169,6 +180,12 @@ def cases_from_rows(name: str, header: list[str], rows: list[list[str]],
     if not cases:
         raise CaseListError(f"[{name}] has no rows for form '{form.id}' in its form column.")
     return cases
+
+
+def _format(text: str) -> str:
+    """docx (Word, the default) or xlsx (Excel), however the list spells it."""
+    folded = text.strip().lower().lstrip(".")
+    return "xlsx" if folded in ("xlsx", "excel", "xls") else "docx"
 
 
 def forms_in(path: str | Path) -> list[str]:
@@ -196,10 +213,11 @@ def _build_cases(
         row_issues: list[Issue] = []
         facts: dict[str, str] = {}
         for field in form.header:
-            value = record.get(field.column, "")
-            if not value and field.column in required:
+            value = " ".join(record.get(c, "") for c in field.columns if record.get(c, ""))
+            if not value and (field.required or field.column in required):
                 row_issues.append(
-                    Issue(IssueCode.missing_value, name, field.column, str(number), form.id)
+                    Issue(IssueCode.missing_value, name, " + ".join(field.columns), str(number),
+                          form.id)
                 )
             elif value and field.column in date_columns:
                 parsed = parse_date(value)
@@ -234,5 +252,6 @@ def _build_cases(
             continue
         seen.add(audit_id)
         cases.append(Case(audit_id, form.id, form.version, facts, number,
-                          record.get("auditor_email", "")))
+                          record.get("auditor_email", ""), record.get("preparer_email", ""),
+                          _format(record.get("auditor_format", ""))))
     return cases, issues

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,6 @@ from typing import Any
 import click
 
 from formtool import __version__
-from formtool.definitions import check_form, form_files, get_form, load_forms
 from formtool.errors import FormtoolError, printable
 
 DEFAULT_OUT = Path("outputs")
@@ -115,6 +115,13 @@ def _engine(db_url: str | None):
     return open_store(db_url)
 
 
+def _settings(db_url: str | None):
+    from formtool.settings import load_settings
+    from formtool.store import database_url
+
+    return load_settings(database_url(db_url))
+
+
 def _user() -> str:
     """Who is acting, as recorded with every event: the operating-system login."""
     try:
@@ -138,12 +145,21 @@ def _progress(label: str):
 
 @click.group(cls=FormtoolGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="formtool")
-def cli() -> None:
+@click.option("--forms-dir", type=click.Path(path_type=Path, file_okay=False),
+              envvar="FORMTOOL_FORMS", help="The QA team's own audit tools (YAML), beside the "
+              "shipped ones [env FORMTOOL_FORMS].")
+def cli(forms_dir: Path | None) -> None:
     """Case-file audit tools for children's services QA teams.
 
-    Forms are defined as data (templates/forms/*.yaml); formtool generates fillable,
-    pre-filled Word and Excel audit tools from a case list.
+    Audit tools are defined as data (YAML); formtool generates fillable, pre-filled Word and
+    Excel forms, reads the returns (and the emails carrying them) into a database, and makes
+    the packs for the child's file and for the Performance Management Unit.
     """
+    if forms_dir is not None:
+        if not forms_dir.is_dir():
+            raise InputError(f"[{forms_dir}] is not a folder. Point --forms-dir (or "
+                             "FORMTOOL_FORMS) at the folder holding your team's YAML tools.")
+        os.environ["FORMTOOL_FORMS"] = str(forms_dir)
 
 
 # --- forms ---------------------------------------------------------------------------
@@ -157,84 +173,69 @@ def forms() -> None:
 @forms.command("list")
 @json_option
 def forms_list(as_json: bool) -> None:
-    """Every audit tool formtool ships: id, version, title, number of questions."""
-    rows = [
-        {
-            "id": f.id,
-            "version": f.version,
-            "title": f.title,
-            "subject": f.subject,
-            "questions": len(f.questions()),
-            "fields": len(f.fields()),
-        }
-        for f in load_forms().values()
-    ]
+    """Every audit tool: the shipped ones and the team's own (--forms-dir)."""
+    from formtool.definitions import all_forms, forms_dir
+
+    shipped = str(forms_dir())
+    rows = [{"id": f.id, "version": f.version, "title": f.title, "subject": f.subject,
+             "questions": len(f.questions()), "fields": len(f.fields()),
+             "source": "shipped" if f.path.startswith(shipped) else "team", "path": f.path}
+            for f in all_forms().values()]
     if as_json:
         _echo_json(rows)
         return
-    click.echo(f"{'id':<20} {'ver':>3}  {'questions':>9}  title")
+    click.echo(f"{'id':<22} {'ver':>3}  {'questions':>9}  {'source':<8} title")
     for r in rows:
-        click.echo(f"{r['id']:<20} {r['version']:>3}  {r['questions']:>9}  {r['title']}")
+        click.echo(f"{r['id']:<22} {r['version']:>3}  {r['questions']:>9}  {r['source']:<8} "
+                   f"{r['title']}")
 
 
 @forms.command("show")
 @click.argument("form_id")
 @json_option
 def forms_show(form_id: str, as_json: bool) -> None:
-    """The header columns, sections and stable answer keys of one audit tool."""
-    try:
-        form = get_form(form_id)
-    except FormtoolError as exc:
-        raise click.ClickException(str(exc)) from None
+    """A tool's case-list columns (key and printed label), sections and every question with
+    its stable answer key."""
+    from formtool.definitions import describe_form
+
+    described = describe_form(form_id)
     if as_json:
-        _echo_json(
-            {
-                "id": form.id,
-                "version": form.version,
-                "title": form.title,
-                "subject": form.subject,
-                "source": form.source,
-                "header": [
-                    {
-                        "column": h.column,
-                        "label": h.label,
-                        "required": h.required,
-                        "type": h.kind.value,
-                    }
-                    for h in form.header
-                ],
-                "fields": [
-                    {
-                        "key": f.key,
-                        "label": f.label,
-                        "kind": f.kind.value,
-                        "choices": list(f.scale.choices) if f.scale else None,
-                        "required": f.required,
-                    }
-                    for f in form.fields()
-                ],
-            }
-        )
+        _echo_json(described)
         return
-    click.echo(f"{form.title}  ({form.id} v{form.version}, subject: {form.subject})")
-    click.echo(f"Source: {form.source}\n")
-    click.echo("Case list columns (* = required):")
-    for h in form.header:
-        click.echo(f"  {h.column + ('*' if h.required else ''):<20} {h.label}")
-    for section in form.sections:
-        click.echo(f"\n{section.title}")
-        for item in section.items:
-            scale = f" [{item.scale.label}]" if item.scale else f" [{item.kind}]"
-            click.echo(f"  {item.key:<45}{scale} {item.label[:70]}")
+    click.echo(f"{described['title']}  ({described['id']} v{described['version']}, subject: "
+               f"{described['subject']})")
+    click.echo(f"Source: {described['source']}\n")
+    click.echo("Case-list columns (either the key or the label works as a heading):")
+    click.echo(f"  {'key':<22} {'required':<9} label")
+    for h in described["header"]:
+        click.echo(f"  {h['column']:<22} {'yes' if h['required'] else '':<9} {h['label']}"
+                   + (f"   [added by formtool: {h['addition']}]" if h["addition"] else ""))
+    for section in described["sections"]:
+        click.echo(f"\n{section['title']}")
+        for item in section["items"]:
+            kind = item["scale"] or item["kind"]
+            click.echo(f"  {item['key']}  [{kind}]")
+            for line in textwrap.wrap(item["label"], 92):
+                click.echo(f"      {line}")
 
 
 @forms.command("check")
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--db", "db_url", default=None,
+              help="Also refuse a definition that changed since it generated forms in this "
+              "database without a new version.")
 @json_option
-def forms_check(files: tuple[Path, ...], as_json: bool) -> None:
-    """Check definition files (default: every shipped form). Exit 1 if any has a problem."""
+def forms_check(files: tuple[Path, ...], db_url: str | None, as_json: bool) -> None:
+    """Check definition files (default: every shipped and team tool): every problem with
+    file, line and key. Exit 1 if any has a problem."""
+    from formtool.definitions import check_form, form_files, load_form
+
     paths = list(files) or form_files()
     issues = [i for p in paths for i in check_form(p)]
+    if db_url is not None and not issues:
+        from formtool.catalog import version_issues
+
+        issues = version_issues(_engine(db_url), [load_form(p) for p in paths])
     if as_json:
         _echo_json({"checked": [str(p) for p in paths], "issues": [i.as_dict() for i in issues]})
     else:
@@ -397,29 +398,21 @@ def _mail_options(func: Callable) -> Callable:
 
 def _mail(chase: bool, month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json,
           forms_dir: Path | None = None) -> None:
-    from formtool.mail import build_messages, record_sent, send_smtp, write_eml
+    from formtool.mail import deliver
 
-    engine = _engine(db_url)
-    messages = build_messages(engine, sender, forms_dir or DEFAULT_OUT / "forms", month,
-                              chase=chase)
-    written: list[Path] = []
-    if not dry_run:
-        if smtp:
-            send_smtp(messages, smtp, starttls, user,
-                      on_sent=lambda o: record_sent(engine, [o], chase))
-        else:
-            written = write_eml(messages, out_dir, "chase" if chase else "audits")
-            record_sent(engine, messages, chase)
-    rows = [{"auditor": m.auditor, "to": m.address, "audits": list(m.audit_ids),
-             "attachments": len(list(m.message.iter_attachments()))} for m in messages]
+    result = deliver(_engine(db_url), sender, forms_dir or DEFAULT_OUT / "forms", month,
+                     out_dir, chase, smtp, starttls, user, dry_run,
+                     settings=_settings(db_url), user=_user())
     if as_json:
-        _echo_json({"messages": rows, "eml": [str(p) for p in written], "dry_run": dry_run})
+        _echo_json(result.as_dict())
         return
     verb = "would go" if dry_run else ("sent via " + smtp if smtp else "written")
-    for row in rows:
-        click.echo(f"  {row['to']:<40} {len(row['audits']):>3} audit(s), "
-                   f"{row['attachments']} attachment(s)")
-    click.echo(f"{len(rows)} message(s) {verb}" + (f" to {out_dir}" if written else "") + ".")
+    for m in result.messages:
+        click.echo(f"  {m.address:<40} {len(m.audit_ids):>3} audit(s), "
+                   f"{len(m.attachments)} attachment(s)"
+                   + (" [to prepare]" if m.stage == "prepare" else ""))
+    click.echo(f"{len(result.messages)} message(s) {verb}"
+               + (f" to {out_dir}" if result.written else "") + ".")
 
 
 @cli.command()

@@ -33,8 +33,10 @@ ITEM_KINDS = ("question", "choice", "text", "date", "table")
 #: What an action-table column holds, so the store and the packs need no column names.
 ACTION_ROLES = ("recommendation", "action", "responsible_role", "responsible_person",
                 "due_date", "sign_off", "sign_off_date", "comments")
+MIN_ACTION_ROWS = 10  # every action table offers at least this many rows (Word adds more)
 ROLES = ("preparer", "auditor")  # who fills a field in a two-stage tool
-ROW_CELLS = ("stage", "question", "answer", "evidence")  # cells of a question row
+ROW_CELLS = ("stage", "question", "answer", "evidence")  # cells of a question row; "stage"
+# shows the section's title, merged down its rows (seed 000's first column)
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,6 @@ class Item:
     comment: bool = False  # a comment box for the judge under the answer (seed 000)
     favourable: str | None = None  # overrides the scale's: a choice, or "" for neutral
     finding: tuple[str, str] = ("", "")  # phrases for the favourable / unfavourable answer
-    stage: str = ""  # starts a group in the stage column (seed 000)
     addition: str = ""  # why formtool added it to the paper tool ("" = on the paper tool)
     evidence_label: str = ""
     comment_label: str = ""
@@ -97,10 +98,14 @@ class Item:
     def cell_key(self, row: int, column: Column) -> str:
         return f"{self.key}.{row}.{column.id}"
 
+    def cell_field(self, row: int, column: Column) -> Field:
+        """One cell of an action table (rows past `rows` are ones an auditor added)."""
+        return Field(self.cell_key(row, column), column.label, column.kind, role=self.role)
+
     def fields(self) -> list[Field]:
         if self.kind == "table":
-            return [Field(self.cell_key(r, c), c.label, c.kind, role=self.role)
-                    for r in range(1, self.rows + 1) for c in self.columns]
+            return [self.cell_field(r, c) for r in range(1, self.rows + 1)
+                    for c in self.columns]
         if self.kind in ("question", "choice"):
             out = [Field(self.key, self.label, FieldKind.choice, self.scale, self.required,
                          self.role)]
@@ -158,6 +163,7 @@ class Section:
     judgement: str = ""  # id of the item that judges this section as a domain
     short_title: str = ""  # for charts and narrow tables, e.g. "KSS 1"
     addition: str = ""
+    joins_previous: bool = False  # printed in the previous section's table (no heading)
 
     @property
     def questions(self) -> tuple[Item, ...]:
@@ -174,13 +180,20 @@ class Section:
 
 @dataclass(frozen=True)
 class HeaderField:
-    """A pre-filled fact, taken from the case list column of the same name."""
+    """A pre-filled fact, taken from the case list column of the same name (or, with
+    `sources`, from several columns joined by a space: "Name of user")."""
 
     column: str
     label: str
     required: bool = False
     kind: FieldKind = FieldKind.text
     addition: str = ""
+    sources: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The case-list columns this fact is made of."""
+        return self.sources or (self.column,)
 
     @property
     def key(self) -> str:
@@ -200,6 +213,16 @@ class Judgements:
 
 
 @dataclass(frozen=True)
+class GuidanceBlock:
+    """Guidance for auditors printed before the sections (e.g. seed 003's "Good practice in
+    auditing")."""
+
+    title: str
+    lines: tuple[str, ...]
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class FormDefinition:
     id: str
     version: int
@@ -210,6 +233,7 @@ class FormDefinition:
     sections: tuple[Section, ...]
     judgements: Judgements = Judgements()
     short_name: str = ""  # how reports name the tool, e.g. "CSC"
+    guidance: tuple[GuidanceBlock, ...] = ()
     path: str = field(default="", compare=False)
     snapshot: str = field(default="", compare=False, repr=False)  # resolved data as JSON
 
@@ -270,12 +294,12 @@ class FormDefinition:
             if table.key == table_key and row.isdigit():
                 column = next((c for c in table.columns if c.id == rest), None)
                 if column is not None:
-                    return Field(key, column.label, column.kind, role=table.role)
+                    return table.cell_field(int(row), column)
         return None
 
     @property
     def required_columns(self) -> list[str]:
-        return [h.column for h in self.header if h.required]
+        return [c for h in self.header if h.required for c in h.columns]
 
     def additions(self) -> list[tuple[str, str]]:
         """(what, why) for everything formtool added to the paper tool."""
@@ -323,12 +347,12 @@ def _item(raw: dict[str, Any], section: dict[str, Any], scales: dict[str, Scale]
         guidance=tuple(raw.get("guidance", ())),
         columns=tuple(Column(c["id"], c["label"], FieldKind(c["type"]),
                              c.get("role", "comments")) for c in raw.get("columns", ())),
-        rows=raw.get("rows", 10 if kind == "table" else 0),
-        role=role, evidence_role=raw.get("evidence_role", role),
+        rows=max(raw.get("rows", MIN_ACTION_ROWS), MIN_ACTION_ROWS) if kind == "table" else 0,
+        role=role, evidence_role=raw.get("evidence_role", section.get("evidence_role", role)),
         comment=raw.get("comment", False),
         favourable="" if favourable == "none" else favourable,
         finding=(finding.get("favourable", ""), finding.get("unfavourable", "")),
-        stage=raw.get("stage", ""), addition=raw.get("addition", ""),
+        addition=raw.get("addition", ""),
         evidence_label=raw.get("evidence_label", ""),
         comment_label=raw.get("comment_label", ""), hint=raw.get("hint", ""),
     )
@@ -344,20 +368,23 @@ def _section(raw: dict[str, Any], scales: dict[str, Scale]) -> Section:
         tuple(raw.get("guidance", ())), indicators, raw.get("question_label", "Question"),
         raw.get("answer_label", ""), raw.get("evidence_label", ""), raw.get("stage_label", ""),
         tuple(raw.get("cells", ("question", "answer", "evidence"))), raw.get("judgement", ""),
-        raw.get("short_title", ""), raw.get("addition", ""))
+        raw.get("short_title", ""), raw.get("addition", ""), raw.get("joins_previous", False))
 
 
 def build(data: dict[str, Any], path: str = "") -> FormDefinition:
     """A definition from resolved data (scales and column sets already inlined)."""
     scales = {sid: _scale(sid, s) for sid, s in data.get("scales", {}).items()}
     header = tuple(HeaderField(h["column"], h["label"], h.get("required", False),
-                               FieldKind(h.get("type", "text")), h.get("addition", ""))
+                               FieldKind(h.get("type", "text")), h.get("addition", ""),
+                               tuple(h.get("from", ())))
                    for h in data["header"])
     judgements = Judgements(**data.get("judgements", {}))
     return FormDefinition(
         data["id"], data["version"], data["title"], data["subject"], data["source"], header,
         tuple(_section(s, scales) for s in data["sections"]), judgements,
-        data.get("short_name", ""), path,
+        data.get("short_name", ""),
+        tuple(GuidanceBlock(g["title"], tuple(g["lines"]), g.get("source", ""))
+              for g in data.get("guidance", ())), path,
         json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
 
 
@@ -455,3 +482,24 @@ def get_form(form_id: str, version: int | None = None,
         raise DefinitionError(f"Form '{form_id}' is version {form.version} here, not "
                               f"{version}. Read it with the database that generated it.")
     return form
+
+
+def describe_form(form_id: str) -> dict[str, Any]:
+    """A form as `formtool forms show --json` and the web workspace present it."""
+    form = get_form(form_id)
+    return {
+        "id": form.id, "version": form.version, "title": form.title, "subject": form.subject,
+        "source": form.source, "two_stage": form.two_stage,
+        "header": [{"column": h.column, "label": h.label, "required": h.required,
+                    "type": h.kind.value, "from": list(h.sources), "addition": h.addition}
+                   for h in form.header],
+        "sections": [{"id": s.id, "title": s.title, "addition": s.addition,
+                      "items": [{"key": i.key, "kind": i.kind, "label": i.label,
+                                 "scale": i.scale.label if i.scale else "",
+                                 "role": i.role, "addition": i.addition}
+                                for i in s.items]} for s in form.sections],
+        "fields": [{"key": f.key, "label": f.label, "kind": f.kind.value,
+                    "choices": list(f.scale.choices) if f.scale else None,
+                    "required": f.required, "role": f.role} for f in form.fields()],
+        "additions": [{"what": w, "why": y} for w, y in form.additions()],
+    }

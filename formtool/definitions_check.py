@@ -201,8 +201,12 @@ class _Checker:
                 self.choice_item(key, item, section, at)
             if kind == "table":
                 self.table(key, item, at)
-            if item.get("stage") and "stage" not in cells:
-                self.add(IssueCode.schema, key, at, "'stage:' needs 'stage' in the section's "
+        if section.get("joins_previous"):
+            previous = self.data["sections"][s_index - 1] if s_index else None
+            if previous is None or previous.get("cells") != section.get("cells"):
+                self.add(IssueCode.schema, section["id"], ("sections", s_index,
+                                                           "joins_previous"),
+                         "a section can only join the previous one when both have the same "
                          "cells")
         judgement = section.get("judgement")
         if judgement and judgement not in ids:

@@ -29,7 +29,7 @@ from formtool.programme import run_allocation
 from formtool.read import read_path
 from formtool.reports import status
 from formtool.scales import FieldKind, format_date
-from formtool.store import open_store
+from formtool.store import masked, open_store
 
 GIVEN = (
     "Alex",
@@ -311,7 +311,7 @@ def run_demo(out_dir: Path, seed: int = 2026, today: dt.date | None = None,
     returns_dir.mkdir(parents=True)
     returned = _returns(produced, rng, today, returns_dir)
     report: dict[str, Any] = {
-        "out": str(out_dir), "db": db_url, "inputs": str(inputs),
+        "out": str(out_dir), "db": masked(db_url), "inputs": str(inputs),
         "allocation": str(out_dir / "allocation.csv"), "allocated": len(allocation.rows),
         "unallocated": allocation.unallocated, "on_break": allocation.on_break,
         "forms_dir": str(out_dir / "forms"), "files": len(produced),

@@ -170,8 +170,8 @@ def _store(engine: sa.Engine, name: str, data: bytes, content_hash: str, raw: Ra
         audit_id, record.method, record.final, record.answers,
         [a.as_store_row() for a in record.actions], record.grade, record.moderated_grade,
         [i.as_data() for i in result.issues])
-    envelope_file = store.ReturnFile(name, data, content_hash, raw.saved_at, envelope.sender,
-                                     envelope.sent_at, envelope.message_name)
+    envelope_file = store.ReturnFile(Path(name).name, data, content_hash, raw.saved_at,
+                                     envelope.sender, envelope.sent_at, envelope.message_name)
     try:
         stored = _retrying(lambda: store.store_return(engine, row, envelope_file, stage,
                                                       raw.form.two_stage, user))

@@ -3,6 +3,11 @@
 A form is laid out once as a list of blocks (headings, guidance, tables of cells) on an
 8-column grid. generate/ renders the blocks; read/ uses the same table positions to find
 answers when a return has lost its content controls and bookmarks (e.g. via Google Docs).
+
+A section's question rows follow its `cells` (seed 000's checklist: stage | criteria |
+evidence | judgement); the stage cell shows the section's title merged down its rows, and a
+section that `joins_previous` continues the previous section's table. Every row fills the
+grid: an answer without an evidence box takes the evidence's width, so no cell is dead.
 """
 
 from __future__ import annotations
@@ -13,20 +18,24 @@ from functools import cache
 from formtool.definitions import Field, FormDefinition, Item, Section
 
 GRID = 8  # columns in the Excel sheet; Word tables use the same proportions
-
-QUESTION_SPANS = (3, 1, 4)  # question | answer | evidence
 FACT_SPANS = (2, 2, 2, 2)  # label | value | label | value
 SCALE_SPANS = (2, 6)  # grade | descriptor
+WIDE_TABLE = 6  # action tables with this many columns print on a landscape page (Word)
 
 
 @dataclass(frozen=True)
 class Cell:
-    kind: str  # "label", "heading" (column header), "answer", "fact", "blank"
+    kind: str  # "label", "heading" (column header), "answer", "fact", "stage"
     text: str = ""
     span: int = 1
-    field: Field | None = None
+    fields: tuple[Field, ...] = ()  # answer cells: the answer, and the judge's comment if any
     guidance: tuple[str, ...] = ()
     fact: str = ""  # header column, for kind == "fact"
+    down: int = 1  # stage cells: rows merged downwards; 0 continues the cell above
+
+    @property
+    def field(self) -> Field | None:
+        return self.fields[0] if self.fields else None
 
 
 @dataclass(frozen=True)
@@ -43,22 +52,35 @@ class Block:
     rows: tuple[Row, ...] = ()
     name: str = ""  # tables: what the table holds, e.g. "kss1", "next_steps.actions"
     repeating: bool = False  # action tables: auditors may add rows (Word repeating section)
+    wide: bool = False  # many columns: printed on a landscape page in Word
 
 
 @dataclass(frozen=True)
 class Layout:
     blocks: tuple[Block, ...]
-    positions: dict[str, tuple[int, int, int]] = field(default_factory=dict)
-    """key -> (table index, row index, cell index) among the table blocks."""
+    positions: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    """key -> (table index, row index, cell index, field index within the cell)."""
 
     @property
     def tables(self) -> list[Block]:
         return [b for b in self.blocks if b.kind == "table"]
 
 
-def _spans_for(count: int) -> tuple[int, ...]:
+def spans_for(count: int) -> tuple[int, ...]:
     base, extra = divmod(GRID, count)
     return tuple(base + (1 if i < extra else 0) for i in range(count))
+
+
+def cell_spans(cells: tuple[str, ...]) -> dict[str, int]:
+    """How many grid columns each cell of a question row takes."""
+    spans = {"stage": 1 if "stage" in cells else 0, "question": 3}
+    left = GRID - spans["stage"] - spans["question"]
+    if "evidence" in cells:
+        spans["answer"] = 2 if "stage" in cells else 1
+        spans["evidence"] = left - spans["answer"]
+    else:
+        spans["answer"] = left
+    return spans
 
 
 def _header_rows(form: FormDefinition) -> list[Row]:
@@ -66,101 +88,113 @@ def _header_rows(form: FormDefinition) -> list[Row]:
     facts = list(form.header)
     for i in range(0, len(facts), 2):
         cells: list[Cell] = []
-        for fact in facts[i : i + 2]:
+        pair = facts[i : i + 2]
+        for fact in pair:
+            span = FACT_SPANS[1] if len(pair) == 2 else GRID - FACT_SPANS[0]
             cells.append(Cell("label", fact.label, FACT_SPANS[0]))
-            cells.append(Cell("fact", span=FACT_SPANS[1], fact=fact.column))
-        if len(cells) == 2:
-            cells.append(Cell("blank", span=GRID - sum(c.span for c in cells)))
+            cells.append(Cell("fact", span=span, fact=fact.column))
         rows.append(Row(tuple(cells)))
     return rows
 
 
-def _item_row(section: Section, item: Item) -> Row:
-    label = f"{item.number}. {item.label}" if item.number else item.label
-    if item.kind == "question":
-        fields = item.fields()
-        evidence = (
-            Cell("answer", span=QUESTION_SPANS[2], field=fields[1])
-            if item.evidence
-            else Cell("blank", span=QUESTION_SPANS[2])
-        )
-        return Row(
-            (
-                Cell("label", label, QUESTION_SPANS[0], guidance=item.guidance),
-                Cell("answer", span=QUESTION_SPANS[1], field=fields[0]),
-                evidence,
-            )
-        )
-    field_ = item.fields()[0]
-    if item.kind == "text":
-        return Row(
-            (
-                Cell("label", label, QUESTION_SPANS[0], guidance=item.guidance),
-                Cell("answer", span=GRID - QUESTION_SPANS[0], field=field_),
-            )
-        )
-    return Row(
-        (
-            Cell("label", label, QUESTION_SPANS[0], guidance=item.guidance),
-            Cell("answer", span=QUESTION_SPANS[1], field=field_),
-            Cell("blank", span=QUESTION_SPANS[2]),
-        )
-    )
+def _label(item: Item) -> str:
+    return f"{item.number}. {item.label}" if item.number else item.label
 
 
-def _section_blocks(section: Section) -> list[Block]:
-    blocks = [Block("heading", section.title)]
-    if section.guidance:
-        blocks.append(Block("guidance", lines=section.guidance))
-    for indicators in section.indicators:
-        blocks.append(Block("subheading", indicators.title))
-        blocks.append(Block("guidance", lines=indicators.good))
-        if indicators.outstanding:
-            blocks.append(Block("subheading", "Moving to outstanding"))
-            blocks.append(Block("guidance", lines=indicators.outstanding))
-    pending: list[Row] = []
+def _question_row(section: Section, item: Item, stage: Cell | None) -> Row:
+    spans = cell_spans(section.cells)
+    fields = item.fields()
+    answer = tuple(f for f in fields if f.key != item.evidence_key)
+    cells = []
+    for name in section.cells:
+        if name == "stage" and stage is not None:
+            cells.append(stage)
+        elif name == "question":
+            cells.append(Cell("label", _label(item), spans["question"], guidance=item.guidance))
+        elif name == "answer":
+            width = spans["answer"] + (0 if item.evidence else spans.get("evidence", 0))
+            cells.append(Cell("answer", span=width, fields=answer))
+        elif name == "evidence" and item.evidence:
+            evidence = next(f for f in fields if f.key == item.evidence_key)
+            cells.append(Cell("answer", span=spans["evidence"], fields=(evidence,)))
+    return Row(tuple(cells))
 
-    def flush() -> None:
+
+def _item_row(section: Section, item: Item, stage: Cell | None) -> Row:
+    """A choice, text or date item: its label, and the answer across the rest of the row."""
+    spans = cell_spans(section.cells)
+    lead = [stage] if stage is not None else []
+    used = sum(c.span for c in lead) + spans["question"]
+    return Row((*lead, Cell("label", _label(item), spans["question"], guidance=item.guidance),
+                Cell("answer", span=GRID - used, fields=tuple(item.fields()))))
+
+
+def _stage_cells(section: Section, count: int) -> list[Cell | None]:
+    if "stage" not in section.cells or not count:
+        return [None] * count
+    span = cell_spans(section.cells)["stage"]
+    return [Cell("stage", section.title, span, down=count),
+            *[Cell("stage", span=span, down=0)] * (count - 1)]
+
+
+def _column_heads(section: Section) -> Row:
+    spans = cell_spans(section.cells)
+    labels = {"stage": section.stage_label, "question": section.question_label,
+              "answer": section.answer_label, "evidence": section.evidence_label}
+    return Row(tuple(Cell("heading", labels[c], spans[c]) for c in section.cells), True)
+
+
+def _action_table(item: Item) -> list[Block]:
+    spans = spans_for(len(item.columns))
+    head = Row(tuple(Cell("heading", c.label, s) for c, s in zip(item.columns, spans,
+                                                                 strict=True)), True)
+    body = [
+        Row(tuple(Cell("answer", span=s, fields=(item.cell_field(r, c),))
+                  for c, s in zip(item.columns, spans, strict=True)))
+        for r in range(1, item.rows + 1)
+    ]
+    return [Block("subheading", item.label),
+            Block("table", rows=(head, *body), name=item.key, repeating=True,
+                  wide=len(item.columns) >= WIDE_TABLE)]
+
+
+def _section_blocks(section: Section, blocks: list[Block]) -> None:
+    joined = section.joins_previous and blocks and blocks[-1].kind == "table"
+    if not joined:
+        blocks.append(Block("heading", section.title))
+        if section.guidance:
+            blocks.append(Block("guidance", lines=section.guidance))
+        for indicators in section.indicators:
+            blocks.append(Block("subheading", indicators.title))
+            blocks.append(Block("guidance", lines=indicators.good))
+            if indicators.outstanding:
+                blocks.append(Block("subheading", indicators.outstanding_title))
+                blocks.append(Block("guidance", lines=indicators.outstanding))
+    pending: list[Item] = []
+
+    def flush(join: bool) -> None:
         if not pending:
             return
-        head = []
-        if section.questions:
-            head = [
-                Row(
-                    (
-                        Cell("heading", section.question_label, QUESTION_SPANS[0]),
-                        Cell("heading", section.answer_label, QUESTION_SPANS[1]),
-                        Cell("heading", section.evidence_label, QUESTION_SPANS[2]),
-                    ),
-                    True,
-                )
-            ]
-        blocks.append(Block("table", rows=tuple(head + pending), name=section.id))
+        stages = _stage_cells(section, len(pending))
+        rows = [(_question_row if i.kind == "question" else _item_row)(section, i, s)
+                for i, s in zip(pending, stages, strict=True)]
+        if join:
+            last = blocks.pop()
+            blocks.append(Block("table", rows=(*last.rows, *rows), name=last.name))
+        else:
+            head = [_column_heads(section)] if section.questions else []
+            blocks.append(Block("table", rows=(*head, *rows), name=section.id))
         pending.clear()
 
+    first = True
     for item in section.items:
         if item.kind != "table":
-            pending.append(_item_row(section, item))
+            pending.append(item)
             continue
-        flush()
-        spans = _spans_for(len(item.columns))
-        head = Row(
-            tuple(Cell("heading", c.label, s) for c, s in zip(item.columns, spans, strict=True)),
-            True,
-        )
-        body = [
-            Row(
-                tuple(
-                    Cell("answer", span=s, field=Field(item.cell_key(r, c), c.label, c.kind))
-                    for c, s in zip(item.columns, spans, strict=True)
-                )
-            )
-            for r in range(1, item.rows + 1)
-        ]
-        blocks.append(Block("subheading", item.label))
-        blocks.append(Block("table", rows=(head, *body), name=item.key, repeating=True))
-    flush()
-    return blocks
+        flush(joined and first)
+        first = False
+        blocks.extend(_action_table(item))
+    flush(bool(joined) and first)
 
 
 @cache
@@ -173,38 +207,28 @@ def layout(form: FormDefinition) -> Layout:
     grades = next((i.scale for _, i in form.items() if i.scale and i.scale.descriptors), None)
     if grades:
         blocks.append(Block("subheading", "Grading of audits: judgements and what they mean"))
-        rows = [
-            Row(
-                (
-                    Cell("heading", "Judgement", SCALE_SPANS[0]),
-                    Cell("heading", "Outcomes for children", SCALE_SPANS[1]),
-                ),
-                True,
-            )
-        ]
-        rows += [
-            Row(
-                (
-                    Cell("label", c, SCALE_SPANS[0]),
-                    Cell("label", grades.descriptors.get(c, ""), SCALE_SPANS[1]),
-                )
-            )
-            for c in grades.choices
-        ]
+        rows = [Row((Cell("heading", "Judgement", SCALE_SPANS[0]),
+                     Cell("heading", "Outcomes for children", SCALE_SPANS[1])), True)]
+        rows += [Row((Cell("label", c, SCALE_SPANS[0]),
+                      Cell("label", grades.descriptors.get(c, ""), SCALE_SPANS[1])))
+                 for c in grades.choices]
         blocks.append(Block("table", rows=tuple(rows), name="grades"))
+    for guidance in form.guidance:
+        blocks.append(Block("subheading", guidance.title))
+        blocks.append(Block("guidance", lines=guidance.lines))
     for section in form.sections:
-        blocks.extend(_section_blocks(section))
+        _section_blocks(section, blocks)
     return Layout(tuple(blocks), _positions(blocks))
 
 
-def _positions(blocks: list[Block]) -> dict[str, tuple[int, int, int]]:
-    positions: dict[str, tuple[int, int, int]] = {}
+def _positions(blocks: list[Block]) -> dict[str, tuple[int, int, int, int]]:
+    positions: dict[str, tuple[int, int, int, int]] = {}
     tables = [b for b in blocks if b.kind == "table"]
     for t, table in enumerate(tables):
         for r, row in enumerate(table.rows):
             for c, cell in enumerate(row.cells):
-                if cell.field is not None:
-                    positions[cell.field.key] = (t, r, c)
-                elif cell.kind == "fact":
-                    positions[f"header.{cell.fact}"] = (t, r, c)
+                for i, found in enumerate(cell.fields):
+                    positions[found.key] = (t, r, c, i)
+                if cell.kind == "fact":
+                    positions[f"header.{cell.fact}"] = (t, r, c, 0)
     return positions

@@ -1,10 +1,14 @@
-"""Email to auditors: their pre-filled forms with the due date, as .eml drafts or over SMTP.
+"""Email to auditors: their pre-filled forms, as .eml drafts or over SMTP.
 
-Messages are built with the standard library's `email` package under the strict SMTP
-policy, which refuses line breaks in headers, so a name or address from a spreadsheet can
-never inject headers. Addresses are checked before anything is written or sent. The SMTP
-password is read from an environment variable, never from an option (it would end up in
-shell history and process lists).
+One attachment per audit, in the format the auditor prefers (Word unless the auditors file
+says Excel), with the tool's title, the due date, and how to fill and return it in the body
+and the protective marking in the subject. Two-stage tools go first to the worker who
+prepares the file, then (once picked for audit) to the auditor with the prepared file.
+
+Every address is checked before anything is written or sent, and all the problems are listed
+at once. Messages are built under the strict SMTP policy, which refuses line breaks in
+headers, so a name from a spreadsheet can never inject headers. The SMTP password is read
+from an environment variable, never from an option (it would end up in shell history).
 """
 
 from __future__ import annotations
@@ -18,20 +22,29 @@ import smtplib
 import ssl
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
 from formtool import store
-from formtool.errors import FormtoolError
+from formtool.definitions import FormDefinition, all_forms
+from formtool.errors import FormtoolError, printable
+from formtool.scales import format_date
+from formtool.settings import DEFAULT, Settings
 from formtool.store import queries
 
 PASSWORD_ENV = "FORMTOOL_SMTP_PASSWORD"
+#: Strict about line breaks in headers; headers folded only past RFC 5322's hard limit, so a
+#: subject never begins with the space a fold after "Subject:" leaves.
+POLICY = SMTP.clone(max_line_length=998)
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+S = store.AuditState
+FORMAT_NAMES = {"docx": "Word", "xlsx": "Excel"}
 
 
 class MailError(FormtoolError):
@@ -44,18 +57,30 @@ class Outgoing:
     address: str
     message: EmailMessage
     audit_ids: tuple[str, ...]
+    stage: str = "audit"  # "prepare" for the first stage of a two-stage tool
+
+    @property
+    def attachments(self) -> list[str]:
+        return [str(a.get_filename()) for a in self.message.iter_attachments()]
 
 
-def check_address(address: str, who: str) -> str:
-    address = address.strip()
-    if not _ADDRESS.fullmatch(address):
-        raise MailError(f"Auditor '{_printable(who)}' has no usable email address "
-                        f"('{_printable(address)}'). Fix auditor_email in the case list.")
-    return address
+@dataclass
+class MailResult:
+    messages: list[Outgoing]
+    written: list[Path] = field(default_factory=list)
+    sent_via: str = ""  # the SMTP server, when sent
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"messages": [{"auditor": m.auditor, "to": m.address, "stage": m.stage,
+                              "audits": list(m.audit_ids), "attachments": m.attachments}
+                             for m in self.messages],
+                "eml": [str(p) for p in self.written], "sent_via": self.sent_via,
+                "dry_run": self.dry_run}
 
 
-def _printable(text: str) -> str:
-    return re.sub(r"[\x00-\x1f\x7f]", "?", text)
+def valid_address(address: str) -> bool:
+    return bool(_ADDRESS.fullmatch(address.strip()))
 
 
 def _display_name(name: str) -> str:
@@ -63,83 +88,162 @@ def _display_name(name: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", name).strip()
 
 
-def find_forms(forms_dir: Path) -> dict[str, list[Path]]:
-    """Audit id -> generated files, from every manifest.csv under the forms folder."""
-    found: dict[str, list[Path]] = defaultdict(list)
+def find_forms(forms_dir: Path) -> dict[str, dict[str, Path]]:
+    """Audit id -> format -> generated file, from every manifest.csv under the folder."""
+    found: dict[str, dict[str, Path]] = defaultdict(dict)
     for manifest in sorted(forms_dir.rglob("manifest.csv")):
         with manifest.open(newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
                 path = manifest.parent / row["file"]
                 if path.is_file():
-                    found[row["audit_id"]].append(path)
+                    found[row["audit_id"]][row["format"]] = path
     return found
 
 
-def _audits(engine: sa.Engine, month: str | None, states: Iterable[store.AuditState],
-            overdue_on: dt.date | None = None) -> list:
+@dataclass(frozen=True)
+class _Letter:
+    """One audit to mention and attach: what, to whom, which file (name, bytes)."""
+
+    audit: Any
+    form: FormDefinition
+    stage: str
+    name: str
+    address: str
+    file: tuple[str, bytes] | None
+
+
+def _letters(engine: sa.Engine, month: str | None, forms_dir: Path, chase: bool,
+             today: dt.date) -> tuple[list[_Letter], list[str]]:
+    """What to send, and every problem that stops it (all of them, at once)."""
+    forms = all_forms()
+    states = store.OUTSTANDING if chase else {S.allocated, S.awaiting_audit}
     with engine.connect() as conn:
-        rows = queries.audit_rows(conn, [month] if month else None,
-                                  [s.value for s in states], overdue_on)
-    return sorted(rows, key=lambda r: (r.auditor, r.audit_id))
+        audits = queries.audit_rows(conn, [month] if month else None,
+                                    [s.value for s in states], today if chase else None)
+        prepared = {a.audit_id: queries.prepared_return(conn, a.audit_id) for a in audits
+                    if a.state == S.awaiting_audit.value}
+    files = find_forms(forms_dir) if not chase else {}
+    letters, problems = [], []
+    for audit in audits:
+        form = forms.get(audit.form_id)
+        preparing = form is not None and form.two_stage and audit.state == S.allocated.value
+        name, address = (audit.worker, audit.preparer_email) if preparing else (
+            audit.auditor, audit.auditor_email)
+        who = "preparer_email" if preparing else "auditor_email"
+        if not valid_address(address):
+            problems.append(f"{audit.audit_id}: {printable(name) or 'no name'} has no usable "
+                            f"email address ('{printable(address)}'); fix {who} in the case "
+                            "list and generate again")
+        file = None
+        if not chase:
+            file = _attachment(audit, files.get(audit.audit_id, {}), prepared.get(
+                audit.audit_id))
+            if file is None:
+                problems.append(f"{audit.audit_id}: no generated form under {forms_dir}; run "
+                                "`formtool generate` first or pass --forms DIR")
+        if form is not None:
+            letters.append(_Letter(audit, form, "prepare" if preparing else "audit", name,
+                                   address.strip(), file))
+    return letters, problems
 
 
-def _body(name: str, audits: list, chase: bool, today: dt.date) -> str:
-    due = min(a.due_date for a in audits)
+def _attachment(audit: Any, generated: dict[str, Path], prepared: Any
+                ) -> tuple[str, bytes] | None:
+    """The file to attach: the prepared return (stage two), else the generated form in the
+    auditor's format (the other format if only that was generated)."""
+    if prepared is not None:
+        return prepared.file_name.split(" › ")[-1], prepared.content
+    path = generated.get(audit.form_format) or next(iter(generated.values()), None)
+    return (path.name, path.read_bytes()) if path is not None else None
+
+
+def _instructions(form_format: str) -> list[str]:
+    if form_format == "xlsx":
+        return ["How to complete it: open the attached Excel file; fill the white cells (the "
+                "grey ones hold the questions and are protected) and pick answers from each "
+                "cell's list. Set the status to Final when the audit is complete."]
+    return ["How to complete it: open the attached Word file; click each grey prompt (Choose, "
+            "Evidence, Type here, Date) and type or pick your answer. Use the + button under "
+            "an action table to add rows. Set the status to Final when the audit is complete."]
+
+
+def _body(name: str, letters: list[_Letter], chase: bool, today: dt.date,
+          settings: Settings) -> str:
+    due = min(letter.audit.due_date for letter in letters)
     lines = [f"Dear {name},", ""]
+    stage = letters[0].stage
     if chase:
-        lines += [f"The case file audit(s) below were due on {due:%d/%m/%Y} and have not been "
-                  f"returned as of {today:%d/%m/%Y}. Please complete and return them "
+        lines += [f"The case file audit(s) below were due on {format_date(due)} and have not "
+                  f"been returned as of {format_date(today)}. Please complete and return them "
                   "within 3 working days, or tell the QA team today if you need an exemption "
                   "(only the Assistant Director can agree one).", ""]
+    elif stage == "prepare":
+        lines += [f"Please prepare the file(s) below for quality practice audit by "
+                  f"{format_date(due)}: with your supervisor, list in the evidence column "
+                  "what is on file, when and where for each standard. The service manager or "
+                  "auditor then judges whether each standard is met.", ""]
     else:
-        lines += [f"Please complete the case file audit(s) below by {due:%d/%m/%Y} (the last "
-                  "day of the month). The forms are attached, pre-filled. Audit with the "
-                  "allocated worker where you can, and raise any immediate safeguarding "
-                  "concern with the team manager at once, not at the end of the audit.", ""]
-    for audit in audits:
-        lines.append(f"  - {audit.audit_id}: case {audit.case_number}, {audit.form_id}, "
-                     f"due {audit.due_date:%d/%m/%Y}")
-    lines += ["", "Return the completed forms by replying to this email. Please do not change "
-              "the pre-filled details; the form checks them.", "", "QA team"]
+        lines += [f"Please complete the case file audit(s) below by {format_date(due)}. The "
+                  "forms are attached, pre-filled. Audit with the allocated worker where you "
+                  "can, and raise any immediate safeguarding concern with the team manager at "
+                  "once, not at the end of the audit.", ""]
+    for letter in letters:
+        audit = letter.audit
+        lines.append(f"  - {letter.form.title}: case {audit.case_number}, audit "
+                     f"{audit.audit_id}, due {format_date(audit.due_date)}"
+                     + (f" ({letter.file[0]})" if letter.file else ""))
+    if not chase:
+        lines += ["", *_instructions(letters[0].audit.form_format),
+                  "How to return it: save it (keep the name and the .docx or .xlsx format) and "
+                  "reply to this email with the completed form attached. Please do not change "
+                  "the pre-filled details; the form checks them."]
+    lines += ["", f"This email and its attachments are {settings.marking}.", "",
+              f"QA team, {settings.print_lines()['council']}"]
     return "\n".join(lines)
 
 
 def build_messages(engine: sa.Engine, sender: str, forms_dir: Path, month: str | None,
-                   chase: bool = False, today: dt.date | None = None) -> list[Outgoing]:
-    """One message per auditor: allocated audits (send) or overdue ones (chase)."""
+                   chase: bool = False, today: dt.date | None = None,
+                   settings: Settings = DEFAULT) -> list[Outgoing]:
+    """One message per person: audits to send (or, chasing, overdue ones). Raises MailError
+    listing every address or file problem before any message is made."""
     today = today or dt.date.today()
-    sender = check_address(sender, "the sender (--from)")
-    states = store.OUTSTANDING if chase else (store.AuditState.allocated,)
-    audits = _audits(engine, month, states, overdue_on=today if chase else None)
-    files = find_forms(forms_dir) if not chase else {}
-    by_auditor: dict[tuple[str, str], list] = defaultdict(list)
-    for audit in audits:
-        by_auditor[(audit.auditor, audit.auditor_email)].append(audit)
-    messages = []
-    for (name, address), mine in by_auditor.items():
-        address = check_address(address, name)
-        missing = [a.audit_id for a in mine if not chase and not files.get(a.audit_id)]
-        if missing:
-            raise MailError(f"No generated form found for {', '.join(missing)} under "
-                            f"{forms_dir}. Run `formtool generate` first or pass --forms DIR.")
-        message = EmailMessage(policy=SMTP)
-        message["From"] = Address(addr_spec=sender)
-        message["To"] = Address(_display_name(name), addr_spec=address)
-        month_name = f"{mine[0].due_date:%B %Y}"
-        message["Subject"] = (f"OVERDUE: {len(mine)} case file audit(s) for {month_name}"
-                              if chase else
-                              f"Case file audits for {month_name}: {len(mine)} due "
-                              f"{min(a.due_date for a in mine):%d/%m/%Y}")
-        message["X-Unsent"] = "1"  # Outlook opens a saved .eml as a draft to send
-        message.set_content(_body(_display_name(name), mine, chase, today))
-        for audit in mine:
-            for path in files.get(audit.audit_id, []):
-                kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-                main, sub = kind.split("/", 1)
-                message.add_attachment(path.read_bytes(), maintype=main, subtype=sub,
-                                       filename=path.name)
-        messages.append(Outgoing(name, address, message, tuple(a.audit_id for a in mine)))
-    return messages
+    if not valid_address(sender):
+        raise MailError(f"The sender address (--from) '{printable(sender)}' is not an email "
+                        "address.")
+    letters, problems = _letters(engine, month, forms_dir, chase, today)
+    if problems:
+        raise MailError(f"Nothing was sent: {len(problems)} problem(s). "
+                        + "; ".join(problems) + ".")
+    grouped: dict[tuple[str, str, str], list[_Letter]] = defaultdict(list)
+    for letter in letters:
+        grouped[(letter.name, letter.address, letter.stage)].append(letter)
+    return [_message(sender, name, address, mine, chase, today, settings)
+            for (name, address, _), mine in grouped.items()]
+
+
+def _message(sender: str, name: str, address: str, letters: list[_Letter], chase: bool,
+             today: dt.date, settings: Settings) -> Outgoing:
+    message = EmailMessage(policy=POLICY)
+    message["From"] = Address(addr_spec=sender.strip())
+    message["To"] = Address(_display_name(name), addr_spec=address)
+    month_name = f"{letters[0].audit.due_date:%B %Y}"
+    due = format_date(min(letter.audit.due_date for letter in letters))
+    what = {"prepare": "quality practice file(s) to prepare",
+            "audit": "case file audit(s)"}[letters[0].stage]
+    subject = (f"OVERDUE: {len(letters)} case file audit(s) for {month_name}" if chase
+               else f"{len(letters)} {what} for {month_name}, due {due}")
+    message["Subject"] = f"[{settings.marking}] {subject}"
+    message["X-Unsent"] = "1"  # Outlook opens a saved .eml as a draft to send
+    message.set_content(_body(_display_name(name), letters, chase, today, settings))
+    for letter in letters:
+        if letter.file is not None:
+            file_name, data = letter.file
+            kind = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
+            main, sub = kind.split("/", 1)
+            message.add_attachment(data, maintype=main, subtype=sub, filename=file_name)
+    return Outgoing(name, address, message, tuple(x.audit.audit_id for x in letters),
+                    letters[0].stage)
 
 
 def write_eml(messages: list[Outgoing], out_dir: Path, prefix: str) -> list[Path]:
@@ -147,7 +251,7 @@ def write_eml(messages: list[Outgoing], out_dir: Path, prefix: str) -> list[Path
     written = []
     for outgoing in messages:
         safe = re.sub(r"[^A-Za-z0-9]+", "-", outgoing.auditor).strip("-") or "auditor"
-        path = out_dir / f"{prefix}-{safe}.eml"
+        path = out_dir / f"{prefix}-{outgoing.stage}-{safe}.eml"
         path.write_bytes(outgoing.message.as_bytes())
         written.append(path)
     return written
@@ -177,17 +281,39 @@ def send_smtp(messages: list[Outgoing], server: str, starttls: bool, user: str |
                         "failure are recorded; run the command again for the rest.") from None
 
 
-def record_sent(engine: sa.Engine, messages: list[Outgoing], chase: bool,
+def record_sent(engine: sa.Engine, messages: Iterable[Outgoing], chase: bool,
                 user: str = "") -> None:
-    """Mark sent audits `sent` (chases are events only); an audit that moved on meanwhile
-    keeps its state and the sending is still recorded."""
-    allocated, sent = store.AuditState.allocated, store.AuditState.sent
+    """Mark sent audits `sent` (chases, and a prepared file sent on to its auditor, are
+    events only); an audit that moved on meanwhile keeps its state."""
     with store.transaction(engine) as conn:
         for outgoing in messages:
             for audit_id in outgoing.audit_ids:
                 detail = f"to {outgoing.address}"
-                if not chase and store.audit_state(conn, audit_id) is allocated:
-                    store.move_state(conn, audit_id, [allocated], sent, "sent", detail, user)
+                event = "chased" if chase else ("sent to preparer" if outgoing.stage ==
+                                                "prepare" else "sent")
+                if not chase and store.audit_state(conn, audit_id) is S.allocated:
+                    store.move_state(conn, audit_id, [S.allocated], S.sent, event, detail,
+                                     user)
                 else:
-                    store.record_event(conn, audit_id, "chased" if chase else "sent", detail,
-                                       user)
+                    store.record_event(conn, audit_id, event, detail, user)
+
+
+def deliver(engine: sa.Engine, sender: str, forms_dir: Path, month: str | None,
+            out_dir: Path, chase: bool = False, smtp: str | None = None,
+            starttls: bool = False, smtp_user: str | None = None, dry_run: bool = False,
+            today: dt.date | None = None, settings: Settings = DEFAULT,
+            user: str = "") -> MailResult:
+    """`formtool send` / `chase`: build every message (all checks first), then write .eml
+    drafts or send over SMTP, recording each message as it goes."""
+    messages = build_messages(engine, sender, forms_dir, month, chase, today, settings)
+    result = MailResult(messages, dry_run=dry_run)
+    if dry_run or not messages:
+        return result
+    if smtp:
+        send_smtp(messages, smtp, starttls, smtp_user,
+                  on_sent=lambda o: record_sent(engine, [o], chase, user))
+        result.sent_via = smtp
+    else:
+        result.written = write_eml(messages, out_dir, "chase" if chase else "audits")
+        record_sent(engine, messages, chase, user)
+    return result

@@ -96,3 +96,47 @@ def close_audit(engine: sa.Engine, audit_id: str, user: str = "") -> StepResult:
                                   S.closed, "closed", "", user,
                                   why="only a checked, moderated or signed-off audit can close")
     return StepResult(audit_id, S.closed.value, before.value)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The month's prepared files: those picked for the auditor, and those filed as they are."""
+
+    month: str
+    selected: tuple[str, ...]
+    filed: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"month": self.month, "selected": list(self.selected), "filed": list(self.filed)}
+
+
+def select_prepared(engine: sa.Engine, month: str, per_team: int = 1, seed: int = 0,
+                    user: str = "") -> Selection:
+    """Seed 000, paras 10.2 and 12.1: from the files prepared for audit in the month, pick at
+    least `per_team` per team (seeded) for the service manager or competent person to audit;
+    the others are filed as prepared and not audited (and, like audited files, are not
+    selected again for 12 months: they stay in the audit history)."""
+    import random
+
+    from formtool.store import queries
+
+    if per_team < 1:
+        raise WorkflowError("--per-team must be at least 1 (seed 000: at least one file per "
+                            "team is audited).")
+    with engine.connect() as conn:
+        rows = queries.audit_rows(conn, [month], [S.prepared.value])
+    teams: dict[str, list[str]] = {}
+    for row in rows:
+        teams.setdefault(row.team, []).append(row.audit_id)
+    rng = random.Random(f"{month}:{seed}:select")
+    selected = {a for team in sorted(teams)
+                for a in rng.sample(sorted(teams[team]), min(per_team, len(teams[team])))}
+    with store.transaction(engine) as conn:
+        for audit_id in sorted(selected):
+            store.move_state(conn, audit_id, [S.prepared], S.awaiting_audit,
+                             "selected for audit", f"{month}, seed {seed}", user)
+        for audit_id in sorted(set(a for ids in teams.values() for a in ids) - selected):
+            store.move_state(conn, audit_id, [S.prepared], S.filed_unaudited,
+                             "filed unaudited", "prepared for audit, not selected", user)
+    filed = tuple(sorted(set(a for ids in teams.values() for a in ids) - selected))
+    return Selection(month, tuple(sorted(selected)), filed)

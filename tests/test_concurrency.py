@@ -103,7 +103,7 @@ def test_an_older_return_arriving_late_is_history_with_both_dates(db_url, tmp_pa
     with engine.connect() as conn:
         rows = conn.execute(sa.select(store.returns.c.file_name, store.returns.c.is_current)
                             .order_by(store.returns.c.id)).all()
-    assert [tuple(r) for r in rows] == [(str(v2), True), (str(v1), False)]
+    assert [tuple(r) for r in rows] == [(v2.name, True), (v1.name, False)]
 
 
 def _population(size: int) -> list[dict[str, str]]:

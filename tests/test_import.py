@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -131,7 +132,7 @@ def test_values_actions_and_grades_are_stored_canonically(setup):
         dt.date(2026, 12, 15),
     )
     assert first.responsible_person == answers["next_steps.actions.1.responsible_person"]
-    assert len(actions) == 5 + 5 + 3  # every filled row of the three action tables
+    assert len(actions) == 10 + 10 + 10  # every filled row of the three action tables
     assert (grade.auditor_grade, grade.moderated_grade) == ("Good", "Good")
 
 
@@ -339,3 +340,88 @@ def test_a_draft_cannot_be_accepted_and_signoff_and_close_follow_the_sign_offs(s
             store.events.c.audit_id == audit_id).order_by(store.events.c.id)).scalars().all()
     assert events == ["allocated", "returned", "updated", "checked", "updated",
                       "actions signed off", "closed"]
+
+
+# --- returns straight from emails ----------------------------------------------------------
+
+OUTLOOK = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "outlook-msg"
+
+
+def _stored(engine) -> list[tuple[str, str, str, object, object]]:
+    r = store.returns.c
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(
+            sa.select(r.audit_id, r.file_name, r.sender, r.sent_at, r.message_name)
+            .order_by(r.id))]
+
+
+def test_an_eml_reply_imports_each_attached_form_with_sender_and_date(setup):
+    from email.message import EmailMessage
+
+    engine, root, forms = setup
+    docx_name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
+    xlsx_name = next(n for n in sorted(forms) if n.startswith("CSC") and n.endswith(".xlsx")
+                     and forms[n].case.audit_id != forms[docx_name].case.audit_id)
+    message = EmailMessage()
+    message["From"] = '"Auditor A1 (synthetic)" <auditor.a1@example.invalid>'
+    message["Date"] = "Mon, 23 Nov 2026 09:15:00 +0000"
+    message["Subject"] = "RE: Case file audits for November 2026"
+    message.set_content("Completed audits attached.")
+    for name in (docx_name, xlsx_name):
+        message.add_attachment(returned(setup, name, good_answers("csc")).read_bytes(),
+                               maintype="application", subtype="octet-stream", filename=name)
+    message.add_attachment(b"\x89PNG\r\n", maintype="image", subtype="png",
+                           filename="signature.png")
+    eml = root / "inbox" / "reply.eml"
+    eml.parent.mkdir()
+    eml.write_bytes(message.as_bytes())
+    outcomes = import_paths(engine, [root / "inbox"], TODAY)
+    assert [(Path(o.file).name, o.status) for o in outcomes] == [
+        (f"reply.eml › {docx_name}", "imported"), (f"reply.eml › {xlsx_name}", "imported"),
+        ("reply.eml › signature.png", "skipped")]
+    assert [i.code.label for i in outcomes[2].issues] == ["not-a-form"]
+    sent = dt.datetime(2026, 11, 23, 9, 15)
+    assert _stored(engine) == [
+        (forms[docx_name].case.audit_id, f"reply.eml › {docx_name}",
+         "Auditor A1 (synthetic) <auditor.a1@example.invalid>", sent, "reply.eml"),
+        (forms[xlsx_name].case.audit_id, f"reply.eml › {xlsx_name}",
+         "Auditor A1 (synthetic) <auditor.a1@example.invalid>", sent, "reply.eml")]
+    again = import_paths(engine, [eml], TODAY)
+    assert [o.status for o in again] == ["unchanged", "unchanged", "skipped"]
+
+
+def test_an_outlook_msg_carrying_a_return_imports_it(setup):
+    from msgfile import Attached, Msg, msg_bytes
+
+    engine, root, forms = setup
+    name = next(n for n in forms if n.startswith("EH"))
+    data = returned(setup, name, good_answers("early_help")).read_bytes()
+    msg = root / "reply.msg"
+    msg.write_bytes(msg_bytes(Msg(
+        subject="RE: audits", sender_name="Auditor B2 (synthetic)",
+        sender_address="auditor.b2@example.invalid", sent_at=dt.datetime(2026, 11, 24, 16, 5),
+        attachments=(Attached(name, data),))))
+    [outcome] = import_paths(engine, [msg], TODAY)
+    assert (Path(outcome.file).name, outcome.status) == (f"reply.msg › {name}", "imported")
+    [(audit_id, _, sender, sent_at, message_name)] = _stored(engine)
+    assert (audit_id, sender, sent_at, message_name) == (
+        forms[name].case.audit_id, "Auditor B2 (synthetic) <auditor.b2@example.invalid>",
+        dt.datetime(2026, 11, 24, 16, 5), "reply.msg")
+    truncated = root / "cut.msg"
+    truncated.write_bytes(msg.read_bytes()[:3000])
+    [cut] = import_paths(engine, [truncated], TODAY)
+    assert (cut.status, [i.code.label for i in cut.issues]) == ("rejected", ["bad-message"])
+    assert "\n" not in cut.issues[0].message
+
+
+@pytest.mark.skipif(not OUTLOOK.is_dir(), reason="shared/fixtures/outlook-msg not beside the repo")
+def test_real_outlook_files_are_read_and_each_gets_its_code(engine):
+    outcomes = import_paths(engine, [OUTLOOK / "unicode.msg", OUTLOOK / "strangeDate.msg"],
+                            TODAY)
+    assert [(Path(o.file).name, o.status, [i.code.label for i in o.issues]) for o in outcomes] == [
+        ("unicode.msg › import OleFileIO.tif", "skipped", ["not-a-form"]),
+        ("unicode.msg › raised value error.tif", "skipped", ["not-a-form"]),
+        ("unicode.msg", "rejected", ["no-attachment"]),
+        ("strangeDate.msg", "rejected", ["no-attachment"]),
+    ]
+    assert all("\n" not in i.message for o in outcomes for i in o.issues)

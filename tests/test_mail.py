@@ -29,7 +29,8 @@ def world(tmp_path):
     form = get_form("csc")
     cases = make_cases(tmp_path, form, 3)
     cases = [c.__class__(c.audit_id, c.form_id, c.form_version, c.facts, c.row,
-                         f"auditor{i}@example.invalid") for i, c in enumerate(cases)]
+                         f"auditor{i}@example.invalid", form_format="xlsx" if i == 1 else "docx")
+             for i, c in enumerate(cases)]
     made = write_forms(form, cases, tmp_path / "forms", ("docx", "xlsx"), engine=engine)
     return tmp_path, db, engine, made
 
@@ -53,14 +54,22 @@ def test_send_writes_eml_drafts_with_the_forms_attached(world):
     report = json.loads(result.output)
     assert len(report["eml"]) == 3
     files = {m.path.name: m.path.read_bytes() for m in made}
+    attached = []
     for path in map(type(root), report["eml"]):
         message = parse(path)
         assert message["From"] == "qa@example.invalid" and message["X-Unsent"] == "1"
-        assert message["Subject"].startswith("Case file audits for November 2026: 1 due ")
-        attachments = {a.get_filename(): a.get_content() for a in message.iter_attachments()}
-        assert len(attachments) == 2
-        assert all(files[name] == data for name, data in attachments.items())  # byte-identical
-        assert "due 30/11/2026" in message.get_body(("plain",)).get_content()
+        assert message["Subject"] == ("[OFFICIAL-SENSITIVE] 1 case file audit(s) for November "
+                                      "2026, due 30/11/2026")
+        [(name, data)] = [(a.get_filename(), a.get_content()) for a in
+                          message.iter_attachments()]  # one form per audit
+        assert files[name] == data  # byte-identical
+        attached.append(name)
+        body = message.get_body(("plain",)).get_content()
+        assert f"Case File Audit Tool: case {name.split('-')[1]}" in body  # the title, not "csc"
+        assert "due 30/11/2026" in body and "How to return it: save it" in body
+        assert "This email and its attachments are OFFICIAL-SENSITIVE." in body
+    ids = sorted(m.case.audit_id for m in made[::2])
+    assert sorted(attached) == [f"{ids[0]}.docx", f"{ids[1]}.xlsx", f"{ids[2]}.docx"]
     with engine.connect() as conn:
         states = conn.execute(sa.select(store.audits.c.state)).scalars().all()
     assert states == ["sent"] * 3
@@ -129,8 +138,26 @@ def test_header_injection_is_impossible(world):
             auditor_email="x@example.invalid\r\nBcc: victim@example.invalid"))
     with pytest.raises(MailError, match="has no usable email address"):
         build_messages(engine, "qa@example.invalid", root / "forms", None)
-    with pytest.raises(MailError, match="the sender"):
+    with pytest.raises(MailError, match=r"The sender address \(--from\)"):
         build_messages(engine, "qa@example.invalid\nBcc: v@x.invalid", root / "forms", None)
+
+
+def test_every_address_problem_is_listed_before_anything_is_sent(world):
+    root, db, engine, made = world
+    a = store.audits.c
+    with store.transaction(engine) as conn:
+        for item, address in ((made[0], ""), (made[2], "not an address")):
+            conn.execute(store.audits.update().where(a.audit_id == item.case.audit_id)
+                         .values(auditor_email=address))
+    result = CliRunner().invoke(cli, ["send", "--db", db, "--forms", str(root / "forms"),
+                                      "--out", str(root / "mail")])
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: Nothing was sent: 2 problem(s). ")
+    assert result.output.count("has no usable email address") == 2
+    assert result.output.count("\n") == 1
+    assert not (root / "mail").exists()
+    with engine.connect() as conn:
+        assert set(conn.execute(sa.select(a.state)).scalars()) == {"allocated"}
 
 
 def test_chase_overdue_only_and_dry_run_changes_nothing(world):
@@ -143,7 +170,8 @@ def test_chase_overdue_only_and_dry_run_changes_nothing(world):
     messages = build_messages(engine, "qa@example.invalid", root / "forms", None, chase=True,
                               today=dt.date(2026, 12, 3))
     assert len(messages) == 3
-    assert all(m.message["Subject"].startswith("OVERDUE: 1 case file audit(s)") for m in messages)
+    assert all(m.message["Subject"].startswith("[OFFICIAL-SENSITIVE] OVERDUE: 1 case file "
+                                               "audit(s)") for m in messages)
     assert "were due on 30/11/2026 and have not been returned" in messages[0].message.get_body(
         ("plain",)).get_content()
     assert build_messages(engine, "qa@example.invalid", root / "forms", None, chase=True,
@@ -154,4 +182,5 @@ def test_missing_forms_are_a_clear_error(world, tmp_path):
     _root, db, _engine, _made = world
     result = CliRunner().invoke(cli, ["send", "--db", db, "--forms", str(tmp_path / "none")])
     assert result.exit_code == 2
-    assert "No generated form found for" in result.output
+    assert result.output.startswith("Error: Nothing was sent: 3 problem(s). ")
+    assert "no generated form under" in result.output

@@ -25,6 +25,7 @@ from formtool.generate.docx import compile_docx, docx_values
 from formtool.generate.xlsx import compile_xlsx, xlsx_values
 from formtool.identity import Identity
 from formtool.scales import parse_date
+from formtool.settings import DEFAULT, Settings
 
 FORMATS = ("docx", "xlsx")
 MANIFEST = "manifest.csv"
@@ -70,14 +71,16 @@ def identity_of(case: Case) -> Identity:
     return Identity(case.audit_id, case.form_id, case.form_version, case.checksum)
 
 
-def render(form: FormDefinition, case: Case, fmt: str) -> bytes:
+def render(form: FormDefinition, case: Case, fmt: str, settings: Settings = DEFAULT
+           ) -> bytes:
     """One case's filled-in form as file bytes."""
     identity = identity_of(case)
     fields = {**identity.__dict__, "visible": identity.visible()}
+    lines = settings.print_lines()
     if fmt == "docx":
-        return compile_docx(form).fill(docx_values(case.facts, fields))
+        return compile_docx(form).fill(docx_values(case.facts, fields, lines))
     if fmt == "xlsx":
-        return compile_xlsx(form).fill(xlsx_values(case.facts, fields))
+        return compile_xlsx(form).fill(xlsx_values(form, case.facts, fields, lines))
     raise FormtoolError(f"Unknown format '{fmt}'. Use docx, xlsx or both.")
 
 
@@ -96,6 +99,7 @@ def generate(
     fmt: str = "docx",
     progress: Callable[[Iterable[Case]], Iterable[Case]] | None = None,
     engine: sa.Engine | None = None,
+    settings: Settings = DEFAULT,
 ) -> list[GeneratedForm]:
     """Generate forms for every case in the list; write them and manifest.csv to out_dir,
     and record each audit (state `allocated`) in the database if one is given.
@@ -108,7 +112,8 @@ def generate(
     batches = [(get_form(f), load_cases(cases_path, get_form(f))) for f in form_ids]
     produced = []
     for form, cases in batches:  # every batch checked above, before anything is written
-        produced += write_forms(form, cases, Path(out_dir), formats, progress, engine)
+        produced += write_forms(form, cases, Path(out_dir), formats, progress, engine,
+                                settings)
     return produced
 
 
@@ -120,7 +125,7 @@ def audit_record(case: Case) -> store.AuditRecord:
         case.audit_id, case.form_id, case.form_version, case.case_number,
         case.facts.get("auditor", ""), case.auditor_email, case.facts.get("team", ""),
         case.facts.get("worker", ""), case.facts.get("manager", ""), due, case.checksum,
-        case.facts)
+        case.facts, case.preparer_email, case.form_format)
 
 
 def record_audits(engine: sa.Engine, form: FormDefinition, cases: list[Case],
@@ -141,6 +146,7 @@ def write_forms(
     formats: tuple[str, ...],
     progress: Callable[[Iterable[Case]], Iterable[Case]] | None = None,
     engine: sa.Engine | None = None,
+    settings: Settings = DEFAULT,
 ) -> list[GeneratedForm]:
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".formtool-", dir=out_dir))
@@ -149,7 +155,7 @@ def write_forms(
         for case in (progress or iter)(cases):
             for fmt in formats:
                 path = staging / f"{case.audit_id}.{fmt}"
-                path.write_bytes(render(form, case, fmt))
+                path.write_bytes(render(form, case, fmt, settings))
                 produced.append(GeneratedForm(case, fmt, out_dir / path.name))
         if engine is not None:
             record_audits(engine, form, cases)

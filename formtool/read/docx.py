@@ -93,16 +93,30 @@ def tagged_text(body: etree._Element, keys: set[str], budget: TextBudget) -> dic
 
 def positional_text(body: etree._Element, form: FormDefinition, budget: TextBudget
                     ) -> dict[str, str]:
-    """Answers read from the table cells where the layout put them."""
+    """Answers read from the table cells where the layout put them. A cell holding a
+    judgement and its comment gives its first paragraph to the one, the rest to the other."""
     tables = body.findall(W + "tbl")
+    shared = _shared_cells(form)
     found = {}
-    for key, (t, r, c) in layout(form).positions.items():
+    for key, (t, r, c, i) in layout(form).positions.items():
         try:
-            cell = tables[t].findall(W + "tr")[r].findall(W + "tc")[c]
+            cell = tables[t].findall(f"{W}tr")[r].findall(W + "tc")[c]
         except IndexError:
             continue
-        found[key] = budget.take(key, element_text(cell, budget.field_limit))
+        if (t, r, c) in shared:
+            paragraphs = [element_text(p, budget.field_limit) for p in cell.findall(W + "p")]
+            text = paragraphs[0] if i == 0 and paragraphs else "\n".join(paragraphs[1:])
+        else:
+            text = element_text(cell, budget.field_limit)
+        found[key] = budget.take(key, text[: budget.field_limit + 1])
     return found
+
+
+@cache
+def _shared_cells(form: FormDefinition) -> frozenset[tuple[int, int, int]]:
+    """Cells that hold more than one field."""
+    places = [p[:3] for p in layout(form).positions.values()]
+    return frozenset(p for p in places if places.count(p) > 1)
 
 
 def visible_text(parts: Iterable[etree._Element]) -> Iterable[str]:

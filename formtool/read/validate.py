@@ -159,7 +159,7 @@ def _row_count(item: Item, values: Mapping[str, str]) -> int:
 
 def _added_row_fields(form: FormDefinition, raw: Mapping[str, str]) -> list[Field]:
     """Fields for action rows beyond the form's own, so they are checked like the rest."""
-    return [Field(item.cell_key(r, c), c.label, c.kind, role=item.role)
+    return [item.cell_field(r, c)
             for item in form.tables()
             for r in range(item.rows + 1, _row_count(item, raw) + 1) for c in item.columns]
 

@@ -86,6 +86,8 @@ class AuditRecord:
     due_date: dt.date
     checksum: str
     facts: Mapping[str, str]
+    preparer_email: str = ""
+    form_format: str = "docx"
 
     def values(self) -> dict[str, Any]:
         return {
@@ -95,6 +97,7 @@ class AuditRecord:
             "worker": self.worker, "manager": self.manager, "month": f"{self.due_date:%Y-%m}",
             "due_date": self.due_date, "checksum": self.checksum,
             "facts": json.dumps(dict(self.facts), ensure_ascii=False),
+            "preparer_email": self.preparer_email, "form_format": self.form_format,
         }
 
 

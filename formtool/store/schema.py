@@ -76,6 +76,8 @@ audits = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("allocation_id", sa.Integer, sa.ForeignKey("allocations.id"), nullable=True,
               index=True),
+    sa.Column("preparer_email", sa.String(320), nullable=False, server_default=""),
+    sa.Column("form_format", sa.String(8), nullable=False, server_default="docx"),
 )
 
 allocations = sa.Table(

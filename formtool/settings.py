@@ -1,0 +1,86 @@
+"""The council's settings: its name and protective marking (printed on every form and pack)
+and the smallest base findings may be drawn from.
+
+Read from `formtool.toml` beside the SQLite database, or the file named by FORMTOOL_CONFIG;
+without either, the defaults apply (no council name, OFFICIAL-SENSITIVE, a base of 5):
+
+    council = "Example Council"
+    marking = "OFFICIAL-SENSITIVE"
+    min_base = 5
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from formtool.errors import FormtoolError
+
+CONFIG_ENV = "FORMTOOL_CONFIG"
+FILE_NAME = "formtool.toml"
+MARKINGS = ("OFFICIAL", "OFFICIAL-SENSITIVE", "SECRET", "TOP SECRET")
+
+
+class SettingsError(FormtoolError):
+    """The settings file cannot be used; the message names the file and the setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    council: str = ""
+    marking: str = "OFFICIAL-SENSITIVE"
+    min_base: int = 5  # audits of one tool needed before its findings are reported
+
+    def print_lines(self) -> dict[str, str]:
+        """What forms and packs print in their headers and footers."""
+        return {"council": self.council or "Children's Services",
+                "marking": self.marking}
+
+
+DEFAULT = Settings()
+
+
+def settings_path(db_url: str | None = None) -> Path | None:
+    """FORMTOOL_CONFIG, else formtool.toml beside an SQLite database (or in the current
+    folder for any other database), if that file exists."""
+    named = os.environ.get(CONFIG_ENV, "").strip()
+    if named:
+        return Path(named)
+    folder = Path.cwd()
+    if db_url and db_url.startswith("sqlite:///") and db_url != "sqlite:///:memory:":
+        folder = Path(db_url.removeprefix("sqlite:///")).parent
+    candidate = folder / FILE_NAME
+    return candidate if candidate.is_file() else None
+
+
+def load_settings(db_url: str | None = None) -> Settings:
+    path = settings_path(db_url)
+    if path is None:
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"[{path}] does not exist. Check FORMTOOL_CONFIG.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"[{path}] is not valid TOML ({exc}). Write it as "
+                            'council = "Example Council".') from None
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SettingsError(f"[{path} · {unknown[0]}] is not a setting. Use "
+                            f"{', '.join(sorted(known))}.")
+    return _checked(path, Settings(**data))
+
+
+def _checked(path: Path, settings: Settings) -> Settings:
+    if not isinstance(settings.council, str) or not isinstance(settings.marking, str):
+        raise SettingsError(f"[{path}] council and marking are text: put them in quotes.")
+    if settings.marking.upper() not in MARKINGS:
+        raise SettingsError(f"[{path} · marking] '{settings.marking}' is not a Government "
+                            f"Security Classification. Use one of {', '.join(MARKINGS)}.")
+    if not isinstance(settings.min_base, int) or settings.min_base < 1:
+        raise SettingsError(f"[{path} · min_base] must be a whole number of audits, 1 or "
+                            "more.")
+    return Settings(settings.council.strip(), settings.marking.upper(), settings.min_base)
