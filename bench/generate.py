@@ -21,10 +21,10 @@ from pathlib import Path
 
 from formtool.cases import Case, facts_checksum
 from formtool.definitions import get_form
-from formtool.demo import synthetic_case
 from formtool.generate import render
 from formtool.generate.docx import compile_docx
 from formtool.generate.package import write_zip
+from formtool.synthetic import synthetic_case
 
 
 def make_cases(count: int) -> list[Case]:

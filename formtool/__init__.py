@@ -1,13 +1,40 @@
 """formtool: case-file audit tools for children's services quality assurance.
 
 Forms as data -> fillable pre-filled Word/Excel forms -> returns read back -> packs.
+
+The public API is imported on first use (PEP 562), so `formtool --help` does not pay for
+SQLAlchemy, openpyxl or reportlab.
 """
 
-from formtool.cases import Case, load_cases
-from formtool.definitions import FormDefinition, check_form, get_form, load_form, load_forms
-from formtool.errors import FormtoolError, Issue, IssueCode
-from formtool.generate import generate, render
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "Case": "formtool.cases",
+    "load_cases": "formtool.cases",
+    "FormDefinition": "formtool.definitions",
+    "check_form": "formtool.definitions",
+    "get_form": "formtool.definitions",
+    "load_form": "formtool.definitions",
+    "load_forms": "formtool.definitions",
+    "FormtoolError": "formtool.errors",
+    "Issue": "formtool.errors",
+    "IssueCode": "formtool.errors",
+    "generate": "formtool.generate",
+    "render": "formtool.generate",
+    "import_paths": "formtool.imports",
+    "open_store": "formtool.store",
+    "status": "formtool.reports",
+    "run_allocation": "formtool.programme",
+    "moderate": "formtool.moderation",
+    "pmu_pack": "formtool.packs.pmu",
+    "file_pack": "formtool.packs.file",
+    "load_settings": "formtool.settings",
+}
 __all__ = [
     "Case",
     "FormDefinition",
@@ -15,11 +42,39 @@ __all__ = [
     "Issue",
     "IssueCode",
     "check_form",
+    "file_pack",
     "generate",
     "get_form",
+    "import_paths",
     "load_cases",
     "load_form",
     "load_forms",
+    "load_settings",
+    "moderate",
+    "open_store",
+    "pmu_pack",
     "render",
+    "run_allocation",
+    "status",
 ]
-__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'formtool' has no attribute {name!r}")
+
+
+if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
+    from formtool.cases import Case, load_cases
+    from formtool.definitions import FormDefinition, check_form, get_form, load_form, load_forms
+    from formtool.errors import FormtoolError, Issue, IssueCode
+    from formtool.generate import generate, render
+    from formtool.imports import import_paths
+    from formtool.moderation import moderate
+    from formtool.packs.file import file_pack
+    from formtool.packs.pmu import pmu_pack
+    from formtool.programme import run_allocation
+    from formtool.reports import status
+    from formtool.settings import load_settings
+    from formtool.store import open_store

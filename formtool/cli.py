@@ -134,8 +134,12 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _progress(label: str):
-    def wrap(items):
+def _progress(label: str, quiet: bool = False) -> Callable[[Any], Any] | None:
+    """A progress bar for a batch, on a terminal only: nothing extra when piped or --json."""
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def wrap(items: Any) -> Any:
         items = list(items)
         with click.progressbar(items, label=label, file=sys.stderr) as bar:
             yield from bar
@@ -300,8 +304,9 @@ def generate(
         cases_path,
         out_dir,
         fmt,
-        progress=None if as_json else _progress("Generating forms"),
+        progress=_progress("Generating forms", as_json),
         engine=_engine(db_url),
+        settings=_settings(db_url),
     )
     rows = [p.manifest_row(out_dir) for p in produced]
     if as_json:
@@ -358,7 +363,7 @@ def allocate(population_path: Path, auditors_path: Path, month: str, plan_path: 
 
 @cli.command("calendar")
 @click.option("--year", required=True, type=click.IntRange(1950, 2100),
-              help="Calendar year, e.g. 2026.")
+              help="A calendar year (January-December), e.g. 2026.")
 @json_option
 def calendar_(year: int, as_json: bool) -> None:
     """The year's audit timetable in working days (England and Wales bank holidays)."""
@@ -378,8 +383,8 @@ def calendar_(year: int, as_json: bool) -> None:
             click.echo(f"  bank holiday: {holiday}")
 
 
-def _mail_options(func: Callable) -> Callable:
-    for option in reversed([
+def _mail_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         click.option("--month", type=MONTH, help="Only audits due in this month."),
         click.option("--out", "out_dir", type=click.Path(path_type=Path),
                      default=DEFAULT_OUT / "mail", show_default=True,
@@ -391,7 +396,8 @@ def _mail_options(func: Callable) -> Callable:
         click.option("--user", help="SMTP user; password from $FORMTOOL_SMTP_PASSWORD."),
         click.option("--dry-run", is_flag=True, help="Say what would be sent; change nothing."),
         db_option, json_option,
-    ]):
+    ]
+    for option in reversed(options):
         func = option(func)
     return func
 
@@ -448,7 +454,7 @@ def import_(paths: tuple[Path, ...], db_url: str | None, as_json: bool) -> None:
     from formtool.imports import import_paths
 
     outcomes = import_paths(
-        _engine(db_url), paths, progress=None if as_json else _progress("Importing returns"),
+        _engine(db_url), paths, progress=_progress("Importing returns", as_json),
         user=_user(),
     )
     if as_json:
@@ -593,27 +599,17 @@ def pack() -> None:
 
 @pack.command("file")
 @click.argument("audit_ids", nargs=-1)
-@click.option("--month", type=MONTH, help="Every returned audit due in this month.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["docx", "pdf", "both"]), default="both", show_default=True
-)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_OUT / "packs" / "file",
-    show_default=True,
-)
+@click.option("--month", type=MONTH, help="Every complete audit due in this month.")
+@click.option("--format", "fmt", type=click.Choice(["docx", "pdf", "both"]), default="both",
+              show_default=True)
+@click.option("--include-drafts", is_flag=True,
+              help="Also file draft returns (marked DRAFT on every page).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+              default=DEFAULT_OUT / "packs" / "file", show_default=True)
 @db_option
 @json_option
-def pack_file(
-    audit_ids: tuple[str, ...],
-    month: str | None,
-    fmt: str,
-    out_dir: Path,
-    db_url: str | None,
-    as_json: bool,
-) -> None:
+def pack_file(audit_ids: tuple[str, ...], month: str | None, fmt: str, include_drafts: bool,
+              out_dir: Path, db_url: str | None, as_json: bool) -> None:
     """One document per completed audit, ready for the child's record. With --month, also
     one bundled PDF with a bookmark per case."""
     from formtool.packs.file import file_pack, month_audits
@@ -621,14 +617,21 @@ def pack_file(
     if bool(audit_ids) == bool(month):
         raise click.UsageError("Give audit ids or --month YYYY-MM (not both).")
     engine = _engine(db_url)
-    ids = list(audit_ids) or month_audits(engine, month)
+    ids = list(audit_ids) or month_audits(engine, month or "", include_drafts)
     if not ids:
-        raise InputError(f"No returned audits due in {month}. Import the returns first.")
+        raise InputError(f"No complete audits due in {month}. Import the returns first (drafts "
+                         "are filed only with --include-drafts).")
     formats = ("docx", "pdf") if fmt == "both" else (fmt,)
-    written = file_pack(
-        engine, ids, out_dir, formats, bundle_name=f"file-pack-{month}.pdf" if month else None
-    )
-    _report_files(written, as_json)
+    result = file_pack(engine, ids, out_dir, formats,
+                       bundle_name=f"file-pack-{month}.pdf" if month else None,
+                       include_drafts=include_drafts, settings=_settings(db_url),
+                       progress=_progress("Writing file packs", as_json))
+    if as_json:
+        _echo_json(result.as_dict())
+        return
+    for warning in result.warnings:
+        click.echo(f"warning {warning.message}", err=True)
+    _report_files(result.files, False)
 
 
 def _report_files(written: list[Path], as_json: bool) -> None:
@@ -641,37 +644,25 @@ def _report_files(written: list[Path], as_json: bool) -> None:
 
 
 @pack.command("pmu")
-@click.option("--month", type=MONTH)
-@click.option("--quarter", metavar="YYYY-Qn", help="Financial quarter: Q1 = April-June.")
-@click.option("--year", metavar="YYYY", help="Financial year starting April YYYY.")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_OUT / "packs" / "pmu",
-    show_default=True,
-)
-@click.option(
-    "--include-names",
-    is_flag=True,
-    help="Add child names, DOBs and free-text evidence (off by default).",
-)
+@click.option("--month", type=MONTH, help="A calendar month, YYYY-MM.")
+@click.option("--quarter", metavar="YYYY-Qn",
+              help="A financial quarter: Q1 = April-June of YYYY, Q4 = January-March of YYYY+1.")
+@click.option("--year", metavar="YYYY",
+              help="A financial year: April YYYY to March YYYY+1 (not a calendar year).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+              default=DEFAULT_OUT / "packs" / "pmu", show_default=True)
+@click.option("--include-names", is_flag=True,
+              help="Add child names, DOBs and free-text evidence (off by default).")
 @db_option
 @json_option
-def pack_pmu(
-    month: str | None,
-    quarter: str | None,
-    year: str | None,
-    out_dir: Path,
-    include_names: bool,
-    db_url: str | None,
-    as_json: bool,
-) -> None:
-    """Report (.docx, .pdf) with charts and workbook (.xlsx) with native charts for a
-    month, quarter or year. Case numbers only unless --include-names."""
+def pack_pmu(month: str | None, quarter: str | None, year: str | None, out_dir: Path,
+             include_names: bool, db_url: str | None, as_json: bool) -> None:
+    """Report (.docx, .pdf) with charts and workbook (.xlsx) with native charts for a month,
+    financial quarter or financial year. Case numbers only unless --include-names."""
     from formtool.packs.pmu import pmu_pack
 
-    written = pmu_pack(_engine(db_url), out_dir, month, quarter, year, include_names)
+    written = pmu_pack(_engine(db_url), out_dir, month, quarter, year, include_names,
+                       settings=_settings(db_url))
     _report_files(written, as_json)
 
 
@@ -720,6 +711,74 @@ def moderation_sample(month: str, rate: str, seed: int, db_url: str | None, as_j
     click.echo(f"{len(picked)} audit(s) selected for moderation.")
 
 
+# --- web workspace ---------------------------------------------------------------------
+
+
+@cli.group()
+def users() -> None:
+    """Accounts for the web workspace (formtool serve)."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["officer", "moderator", "viewer"]), required=True,
+              help="officer: runs the cycle; moderator: also moderates; viewer: anonymised "
+              "figures only.")
+@click.password_option("--password", prompt="Password", confirmation_prompt=True,
+                       help="Asked twice when not given (prefer being asked).")
+@db_option
+def users_add(name: str, role: str, password: str, db_url: str | None) -> None:
+    """Add a web workspace account (the password is stored only as an argon2 hash)."""
+    from formtool.users import add_user
+
+    account = add_user(_engine(db_url), name, role, password)
+    click.echo(f"User {account.name} added as {account.role}.")
+
+
+@users.command("list")
+@db_option
+@json_option
+def users_list(db_url: str | None, as_json: bool) -> None:
+    """Every web workspace account and its role."""
+    from formtool.users import list_users
+
+    accounts = list_users(_engine(db_url))
+    if as_json:
+        _echo_json([a.as_dict() for a in accounts])
+        return
+    for account in accounts:
+        click.echo(f"{account.name:<30} {account.role}")
+    click.echo(f"{len(accounts)} user(s).")
+
+
+@users.command("remove")
+@click.argument("name")
+@db_option
+def users_remove(name: str, db_url: str | None) -> None:
+    """Remove a web workspace account."""
+    from formtool.users import remove_user
+
+    remove_user(_engine(db_url), name)
+    click.echo(f"User {name} removed.")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but this computer (127.0.0.1) needs at "
+              "least one user (formtool users add).")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--https", "behind_https", is_flag=True,
+              help="Served through an HTTPS reverse proxy: session cookies are Secure.")
+@db_option
+def serve(host: str, port: int, behind_https: bool, db_url: str | None) -> None:
+    """The web workspace: the monthly cycle in a browser, on the same database."""
+    from formtool.web import serve as run
+
+    engine = _engine(db_url)
+    run(engine, host, port, behind_https, _settings(db_url),
+        on_ready=lambda url: click.echo(f"formtool web workspace on {url} (Ctrl+C to stop)"))
+
+
 # --- demo ----------------------------------------------------------------------------
 
 
@@ -742,46 +801,17 @@ def moderation_sample(month: str, rate: str, seed: int, db_url: str | None, as_j
 @json_option
 def demo(out_dir: Path, seed: int, db_url: str | None, as_json: bool) -> None:
     """Run formtool end to end on synthetic data and say where everything went."""
-    from formtool.demo import run_demo
+    from formtool.demo import Step, run_demo
 
-    report = run_demo(out_dir, seed=seed, db_url=db_url)
+    def show(step: Step) -> None:
+        click.echo(f"{step.number:>2}. {step.title}")
+        for line in step.lines:
+            click.echo(f"      {line}")
+
+    report = run_demo(out_dir, seed=seed, db_url=db_url, on_step=None if as_json else show,
+                      settings=_settings(db_url))
     if as_json:
-        _echo_json(report)
-        return
-    click.echo(f"1. Synthetic population, auditors and plan: {report['inputs']}")
-    click.echo(f"2. Allocated {report['allocated']} audit(s): {report['allocation']}")
-    for form_id, count in report["forms"].items():
-        click.echo(f"     {form_id:<20} {count:>3}")
-    if report["on_break"]:
-        click.echo(f"     on break this month: {', '.join(report['on_break'])}")
-    for note in report["unallocated"]:
-        click.echo(f"     not allocated: {note}")
-    click.echo(f"3. Pre-filled forms ({report['files']} .docx/.xlsx + manifest.csv): "
-               f"{report['forms_dir']}")
-    click.echo(f"4. Emails to auditors ({report['emails']} .eml drafts): {report['mail_dir']}")
-    click.echo(f"5. Completed returns:      {report['returns_dir']}")
-    for note in report["broken"]:
-        click.echo(f"     deliberately broken: {note}")
-    counts = report["imported"]
-    click.echo(
-        f"6. Imported into {report['db']}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
-    )
-    for rejected in report["rejected"]:
-        click.echo(f"     rejected: {rejected['issues'][0]['message']}")
-    click.echo(
-        "7. Status: " + ", ".join(f"{n} {s}" for s, n in report["status"]["by_state"].items())
-    )
-    click.echo(f"8. Moderated (10% sample): {len(report['moderated'])} audit(s)")
-    for result in report["moderated"]:
-        click.echo(
-            f"     {result['audit_id']}: {result['auditor_grade']} -> {result['moderated_grade']}"
-        )
-    click.echo(f"9. File packs (one .docx/.pdf per audit): {report['file_pack_dir']}")
-    for path in report["file_pack"]:
-        click.echo(f"     bundle: {path}")
-    click.echo("10. PMU pack:")
-    for path in report["pmu_pack"]:
-        click.echo(f"     {path}")
+        _echo_json(report.as_dict())
 
 
 def main() -> None:

@@ -50,6 +50,12 @@ def nearest_working_day(day: dt.date) -> dt.date:
     raise AssertionError("no working day within ten days")  # pragma: no cover
 
 
+def on_or_before(day: dt.date) -> dt.date:
+    """The day itself if it is a working day, else the working day before: a deadline
+    "by the 5th" that falls on a weekend or bank holiday is met the working day before."""
+    return day if is_working_day(day) else add_working_days(day, -1)
+
+
 def first_working_day(year: int, month: int) -> dt.date:
     day = dt.date(year, month, 1)
     return day if is_working_day(day) else add_working_days(day, 1)
@@ -79,9 +85,9 @@ def month_timetable(year: int, month: int) -> dict[str, dt.date]:
         "audits due": due,
         "management oversight by": add_working_days(due, 10),
         "moderation and overview report by": nearest_working_day(dt.date(ny, nm, 14)),
-        "quality practice list to service manager": dt.date(ny, nm, 5),
-        "quality practice tools to PMU": dt.date(ny, nm, 20),
-        "PMU collates quality practice results": dt.date(ay, am, 1),
+        "quality practice list to service manager": on_or_before(dt.date(ny, nm, 5)),
+        "quality practice tools to PMU": on_or_before(dt.date(ny, nm, 20)),
+        "PMU collates quality practice results": on_or_before(dt.date(ay, am, 1)),
     }
 
 

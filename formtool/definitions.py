@@ -341,7 +341,7 @@ def _item(raw: dict[str, Any], section: dict[str, Any], scales: dict[str, Scale]
     return Item(
         kind=kind, id=raw[kind], key=f"{section['id']}.{raw[kind]}", label=raw["label"],
         number=str(raw.get("number", "")),
-        scale=scales[scale_id] if kind in ("question", "choice") else None,
+        scale=scales[scale_id] if kind in ("question", "choice") and scale_id else None,
         evidence=raw.get("evidence", kind == "question"),
         required=raw.get("required", kind in ("question", "choice")),
         guidance=tuple(raw.get("guidance", ())),
@@ -419,14 +419,62 @@ def form_files(directory: str | Path | None = None) -> list[Path]:
 
 
 def load_form(path: str | Path) -> FormDefinition:
-    """Load and check one definition; raise DefinitionError listing every problem."""
+    """Load and check one definition; raise DefinitionError listing every problem.
+
+    A definition that checked clean is kept, resolved, in the user's cache, keyed by a hash
+    of its file, the shared scales beside it and the schema: checking is then skipped until
+    one of them changes (formtool forms list starts in well under 0.2 s).
+    """
+    path = Path(path)
+    key = _cache_key(path)
+    cached = _cached(key)
+    if cached is not None:
+        return build(cached, str(path))
     from formtool.definitions_check import checked
 
-    path = Path(path)
     issues, resolved = checked(path)
     if issues:
         raise DefinitionError(issues)
+    _remember(key, resolved)
     return build(resolved, str(path))
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "formtool" / "definitions"
+
+
+def _cache_key(path: Path) -> str:
+    from formtool import __version__
+
+    digest = hashlib.sha256(__version__.encode())
+    for part in (path, path.parent / COMMON_FILE, forms_dir() / COMMON_FILE,
+                 Path(str(resources.files("formtool") / "form_schema.json"))):
+        try:
+            digest.update(part.read_bytes())
+        except OSError:
+            digest.update(b"-")
+    return digest.hexdigest()
+
+
+def _cached(key: str) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads((_cache_dir() / f"{key}.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+def _remember(key: str, resolved: dict[str, Any]) -> None:
+    """Best effort: a read-only home just means checking every time."""
+    try:
+        folder = _cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{key}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(resolved, ensure_ascii=False), encoding="utf-8")
+        temporary.replace(folder / f"{key}.json")
+    except OSError:
+        pass
 
 
 def check_form(path: str | Path) -> list[Issue]:

@@ -1,7 +1,8 @@
 """`formtool demo`: the whole cycle on synthetic data, with nothing to set up.
 
-All names are obviously made up (family names like "Example" and "Sample", staff named
-after their role) so no demo output can be mistaken for a real child's record.
+Each step calls the same library function as its command (allocate, generate, send, import,
+select, moderation-sample, pack) and is reported as it happens. All data is made up (see
+synthetic.py).
 """
 
 from __future__ import annotations
@@ -10,344 +11,285 @@ import datetime as dt
 import random
 import shutil
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from formtool.cases import Case, write_case_list
+from formtool.cases import write_case_list
 from formtool.deadlines import last_calendar_day
-from formtool.definitions import FormDefinition, get_form
-from formtool.fill import fill_docx, fill_xlsx, strip_controls
-from formtool.generate import GeneratedForm, generate
-from formtool.imports import import_paths
-from formtool.mail import build_messages, record_sent, write_eml
-from formtool.moderation import moderate, moderation_sample
-from formtool.packs.file import file_pack, month_audits
-from formtool.packs.pmu import pmu_pack
-from formtool.programme import run_allocation
-from formtool.read import read_path
-from formtool.reports import status
-from formtool.scales import FieldKind, format_date
+from formtool.definitions import get_form
+from formtool.settings import DEFAULT, Settings
 from formtool.store import masked, open_store
 
-GIVEN = (
-    "Alex",
-    "Sam",
-    "Jordan",
-    "Casey",
-    "Riley",
-    "Morgan",
-    "Jamie",
-    "Robin",
-    "Charlie",
-    "Frankie",
-    "Billie",
-    "Drew",
-    "Kit",
-    "Rowan",
-    "Sky",
-)
-FAMILY = (
-    "Example",
-    "Sample",
-    "Specimen",
-    "Testcase",
-    "Placeholder",
-    "Fictional",
-    "Madeup",
-    "Dummy",
-    "Mockton",
-    "Notreal",
-)
-TEAMS = (
-    "Team North (synthetic)",
-    "Team South (synthetic)",
-    "Team East (synthetic)",
-    "Team West (synthetic)",
-)
-ETHNICITY = ("White British", "Mixed", "Asian British", "Black British", "Not recorded")
-GENDER = ("Female", "Male", "Not recorded")
-AUDIT_TYPES = ("Random sample", "Manager's choice", "Thematic", "Re-audit")
-def _staff(role: str, team: int, n: int) -> str:
-    return f"{role} {chr(65 + team)}{n} (synthetic)"
+#: Population categories -> how many synthetic cases the demo's population holds.
+POPULATION = {"cin": 60, "cp": 40, "lac": 40, "early_help": 40, "foster_carer": 14,
+              "prospective_adopter": 5, "supported_lodgings": 6}
+SENDER = "qa-team@example.invalid"
 
 
-def synthetic_facts(prefix: str, index: int, due: dt.date, rng: random.Random
-                    ) -> dict[str, str]:
-    """Every column any form can print, made up; staff and auditor are never in one team."""
-    team = rng.randrange(len(TEAMS))
-    auditor_team = (team + 1 + rng.randrange(len(TEAMS) - 1)) % len(TEAMS)
-    given, family = rng.choice(GIVEN), rng.choice(FAMILY)
-    born = due - dt.timedelta(days=rng.randrange(365, 17 * 365))
-    return {
-        "case_number": f"SYN{prefix}{index:04d}", "family_name": family, "given_names": given,
-        "dob": born.isoformat(), "gender": rng.choice(GENDER),
-        "ethnicity": rng.choice(ETHNICITY), "primary_language": "English",
-        "worker": _staff("Worker", team, rng.randrange(1, 4)),
-        "manager": _staff("Manager", team, 1), "team": TEAMS[team],
-        "auditor": _staff("Auditor", auditor_team, rng.randrange(1, 3)),
-        "audit_type": rng.choice(AUDIT_TYPES), "due_date": due.isoformat(),
-        "carer_names": f"{given} and Partner {family}",
-        "approval_date": (due - dt.timedelta(days=rng.randrange(200, 3000))).isoformat(),
-        "approval_levels": rng.choice(("Short term, 0-18, 2 children",
-                                       "Long term, 5-18, 1 child")),
-        "children_placed": f"Child {rng.randrange(10, 99)} (synthetic)",
-        "provider_names": f"{given} {family}",
-        "approval_terms": rng.choice(("Staying Put", "Supported Lodgings")),
-        "lcs_number": f"LCS{rng.randrange(10000, 99999)}", "religion": "Not recorded",
-        "practising": "No", "languages": "English", "disabilities": "None recorded",
-        "sexuality": "Not recorded", "client_group": "Children and families",
-    }
+@dataclass
+class Step:
+    number: int
+    title: str
+    lines: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.number, "title": self.title, "lines": self.lines}
 
 
-def synthetic_case(form: FormDefinition, index: int, due: dt.date, rng: random.Random
-                   ) -> dict[str, str]:
-    """One made-up case row with every column the form's header shows."""
-    values = synthetic_facts(form.id[:2].upper(), index, due, rng)
-    return {h.column: values.get(h.column, "") for h in form.header} | {
-        c: values[c] for c in ("case_number", "auditor", "due_date")}
+@dataclass
+class DemoReport:
+    out: str
+    db: str
+    steps: list[Step] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"out": self.out, "db": self.db, "steps": [s.as_dict() for s in self.steps],
+                **self.figures}
 
 
-POPULATION = {  # category -> how many synthetic cases the demo's population holds
-    "cin": 60, "cp": 40, "lac": 40, "early_help": 40, "foster_carer": 14,
-    "prospective_adopter": 5, "supported_lodgings": 6}
-DEMO_PLAN = {"samples": [
-    {"name": "Control sample", "form": "csc", "categories": ["cin", "cp", "lac"], "size": 20,
-     "at_least": {"placed_for_adoption": 1}},
-    {"name": "Early help", "form": "early_help", "categories": ["early_help"], "size": 6},
-    {"name": "Foster carers", "form": "foster_carer", "categories": ["foster_carer"], "size": 6},
-    {"name": "Prospective adopters", "form": "prospective_adopter",
-     "categories": ["prospective_adopter"], "size": 3},
-    {"name": "Supported lodgings", "form": "supported_lodgings",
-     "categories": ["supported_lodgings"], "size": 2},
-    {"name": "Quality practice checklist", "form": "quality_practice",
-     "categories": ["cin", "cp", "lac"], "size": 4},
-]}
+class _Run:
+    """One demo run: where things go, the random source, and the step reporter."""
+
+    def __init__(self, out_dir: Path, seed: int, today: dt.date, db_url: str,
+                 on_step: Callable[[Step], None] | None, settings: Settings) -> None:
+        self.out, self.rng, self.today = out_dir, random.Random(seed), today
+        self.settings = settings
+        self.due = last_calendar_day(today.year, today.month)
+        self.month = f"{self.due:%Y-%m}"
+        self.engine = open_store(db_url)
+        self.report = DemoReport(str(out_dir), masked(db_url))
+        self.on_step = on_step
+
+    def step(self, title: str, *lines: str) -> None:
+        step = Step(len(self.report.steps) + 1, title, list(lines))
+        self.report.steps.append(step)
+        if self.on_step is not None:
+            self.on_step(step)
 
 
-def synthetic_population(due: dt.date, rng: random.Random) -> list[dict[str, str]]:
-    rows = []
-    for category, count in POPULATION.items():
-        for i in range(1, count + 1):
-            facts = synthetic_facts(category[:2].upper(), i, due, rng)
-            audited = due - dt.timedelta(days=rng.randrange(30, 900))
-            rows.append({k: v for k, v in facts.items()
-                         if k not in ("auditor", "due_date", "audit_type")} | {
-                "category": category.replace("_", " "),
-                "placed_for_adoption": "Yes" if category == "lac" and i <= 3 else "No",
-                "last_audited": audited.isoformat() if rng.random() < 0.3 else ""})
-    return rows
+def _fresh(out_dir: Path, db_url: str | None) -> str:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for folder in ("inputs", "forms", "returns", "mail", "packs"):
+        shutil.rmtree(out_dir / folder, ignore_errors=True)
+    if db_url is not None:
+        return db_url
+    for stale in out_dir.glob("formtool.db*"):
+        stale.unlink()  # the demo starts from an empty database each time
+    return f"sqlite:///{out_dir / 'formtool.db'}"
 
 
-def synthetic_auditors(month: str) -> list[dict[str, str]]:
-    """Four per team; two of sixteen (12.5%) on break this month."""
-    rows = []
-    for team in range(len(TEAMS)):
-        for n in range(1, 5):
-            name = _staff("Auditor", team, n)
-            rows.append({"name": name, "email": f"auditor.{chr(97 + team)}{n}@example.invalid",
-                         "team": TEAMS[team],
-                         "break_months": month if (team, n) in ((0, 4), (2, 4)) else ""})
-    return rows
+def run_demo(out_dir: Path, seed: int = 2026, today: dt.date | None = None,
+             db_url: str | None = None, on_step: Callable[[Step], None] | None = None,
+             settings: Settings = DEFAULT) -> DemoReport:
+    """Population -> allocation -> forms -> emails -> returns (a few broken, two by email) ->
+    import -> the checklist's second stage -> moderation -> packs. Returns what happened."""
+    run = _Run(out_dir, seed, today or dt.date.today(), _fresh(out_dir, db_url), on_step,
+               settings)
+    allocation = _allocate(run)
+    produced = _generate(run, allocation)
+    _send(run)
+    _returns(run, produced)
+    _second_stage(run)
+    _moderate(run)
+    _packs(run)
+    run.step("Browse it in the web workspace",
+             f"formtool serve --db {run.report.db if db_url else out_dir / 'formtool.db'}")
+    return run.report
 
 
-EVIDENCE = {
-    "Yes": (
-        "Seen alone at school on {d}; views recorded in the visit note.",
-        "Recorded in the assessment dated {d}, with the family's views.",
-        "Clear evidence in case notes and supervision record of {d}.",
-    ),
-    "Partially": (
-        "Some evidence (visit {d}) but the record does not show the analysis.",
-        "Partly recorded; the plan of {d} does not reflect it.",
-    ),
-    "No": (
-        "No record found since {d}. Discussed with the worker; action set below.",
-        "Not evidenced in the file; raised with the team manager on {d}.",
-    ),
-    "N/A": ("Not applicable to this case.",),
-}
-QUALITY = {  # case quality -> weights for Yes / Partially / No / N/A, and the likely grade
-    "strong": ((70, 20, 3, 7), "Good"),
-    "mixed": ((40, 35, 18, 7), "Requires Improvement with elements of good practice"),
-    "weak": ((15, 30, 48, 7), "Inadequate"),
-}
+def _allocate(run: _Run) -> Any:
+    from formtool.programme import run_allocation
+    from formtool.synthetic import synthetic_auditors, synthetic_population
+
+    inputs = run.out / "inputs"
+    write_case_list(inputs / "population.csv",
+                    synthetic_population(run.due, run.rng, POPULATION))
+    write_case_list(inputs / "auditors.csv", synthetic_auditors(run.month))
+    plan = inputs / "plan.yaml"
+    shutil.copy(Path(str(resources.files("formtool.templates") / "plans" / "demo.yaml")), plan)
+    run.step("Synthetic population, auditors and plan", str(inputs))
+    allocation = run_allocation(run.engine, inputs / "population.csv", inputs / "auditors.csv",
+                                run.month, plan, 2026, run.out / "allocation.csv")
+    forms = Counter(r["form"] for r in allocation.rows)
+    run.step(f"Allocated {len(allocation.rows)} audits for {run.month}, due "
+             f"{allocation.due:%d/%m/%Y}", str(run.out / "allocation.csv"),
+             *(f"{get_form(f).name}: {n}" for f, n in forms.items()),
+             *(f"not allocated: {note}" for note in allocation.unallocated))
+    run.report.figures["allocated"] = len(allocation.rows)
+    run.report.figures["forms"] = dict(forms)
+    return allocation
 
 
-def synthetic_answers(
-    form: FormDefinition, case: Case, rng: random.Random, today: dt.date
-) -> dict[str, str]:
-    """Plausible completed-audit answers: consistent grades, SMART actions, Final status."""
-    quality = rng.choices(list(QUALITY), weights=(45, 40, 15))[0]
-    weights, grade = QUALITY[quality]
-    seen = format_date(today - dt.timedelta(days=rng.randrange(5, 60)))
-    answers: dict[str, str] = {}
-    for section, item in form.items():
-        if item.kind == "question":
-            choices = item.scale.choices
-            pick = rng.choices(("Yes", "Partially", "No", "N/A"), weights)[0]
-            value = pick if pick in choices else choices[0]
-            answers[item.key] = value
-            if item.evidence:
-                answers[item.evidence_key] = rng.choice(EVIDENCE[value]).format(d=seen)
-        elif item.kind == "table" and section.id in ("next_steps", "improvement_plan"):
-            for row in range(1, rng.randrange(2, 4)):
-                due = format_date(today + dt.timedelta(days=rng.randrange(14, 60)))
-                cells = {
-                    "recommendation": "Strengthen the child's voice in the plan",
-                    "action": "Update the plan with the child's views and review at "
-                    "the next core group",
-                    "responsible_role": "Social worker",
-                    "identified_by": "Auditor",
-                    "responsible_person": case.facts.get("worker", "Worker"),
-                    "by_whom": case.facts.get("worker", "Worker"),
-                    "date_required": due,
-                    "by_when": due,
-                }
-                for column in item.columns:
-                    if column.id in cells:
-                        answers[item.cell_key(row, column)] = cells[column.id]
-    for section in form.sections:
-        for item in section.items:
-            if item.kind == "choice" and item.id == "met":
-                tally = [answers.get(q.key) for q in section.questions]
-                no_share = tally.count("No") / max(1, len(tally))
-                answers[item.key] = (
-                    "Met" if no_share < 0.2 else "Partially met" if no_share < 0.5 else "Not met"
-                )
-            elif (
-                item.kind == "choice"
-                and item.id in ("grade", "judgement")
-                and section.id != "moderation"
-            ):
-                answers[item.key] = grade
-            elif item.kind == "text" and section.id in (
-                "conclusion",
-                "overall",
-                "assessment",
-                "family_finding",
-                "placement",
-            ):
-                answers[item.key] = (
-                    f"{quality.title()} practice overall: the file shows "
-                    f"{'consistent' if quality == 'strong' else 'uneven'} "
-                    "recording of the child's lived experience."
-                )
-    answers.update(
-        {
-            "completion.status": "Final",
-            "completion.completed_by": case.facts.get("auditor", ""),
-            "completion.completed_on": format_date(today),
-        }
-    )
-    return {k: v for k, v in answers.items() if k in {f.key for f in form.fields()}}
+def _generate(run: _Run, allocation: Any) -> list[Any]:
+    from formtool.generate import generate
+
+    produced = generate(None, run.out / "allocation.csv", run.out / "forms", "both",
+                        engine=run.engine, settings=run.settings)
+    run.step(f"Pre-filled forms: {len(produced)} .docx/.xlsx and a manifest",
+             str(run.out / "forms"))
+    run.report.figures["files"] = len(produced)
+    return produced
 
 
-def _returns(produced: list[GeneratedForm], rng: random.Random, today: dt.date,
-             returns_dir: Path) -> list[Path]:
-    """Each auditor returns one of the two formats, filled in."""
+def _send(run: _Run) -> None:
+    from formtool.mail import deliver
+
+    result = deliver(run.engine, SENDER, run.out / "forms", run.month, run.out / "mail",
+                     today=run.today, settings=run.settings)
+    preparing = sum(m.stage == "prepare" for m in result.messages)
+    run.report.figures["emails"] = len(result.written)  # the second stage adds more below
+    run.step(f"Emails: {len(result.messages)} drafts, one form per audit in each auditor's "
+             f"format ({preparing} to workers preparing checklists)", str(run.out / "mail"))
+
+
+def _returns(run: _Run, produced: list[Any]) -> None:
+    from formtool.imports import counts, import_paths
+
+    folder = run.out / "returns"
+    folder.mkdir(parents=True)
+    written = _fill_returns(run, produced, folder)
+    broken = _break_some(written)
+    emailed = _email_two(written, folder)
+    run.step("Completed returns", str(folder), *(f"deliberately broken: {b}" for b in broken),
+             f"arrived by email: {emailed}")
+    outcomes = import_paths(run.engine, [folder], run.today)
+    tally = counts(outcomes)
+    run.step("Imported: " + ", ".join(f"{n} {s}" for s, n in tally.items() if n),
+             *(f"rejected: {o.issues[0].message}" for o in outcomes if o.status == "rejected"))
+    run.report.figures["imported"] = tally
+
+
+def _fill_returns(run: _Run, produced: list[Any], folder: Path) -> list[Path]:
+    """Each auditor returns the format they were sent, filled in (the worker, for a
+    checklist's first stage)."""
+    from formtool.fill import fill_return
+    from formtool.synthetic import synthetic_answers
+
     written = []
     for item in produced:
-        if item.format != ("docx" if int(item.case.case_number[-1]) % 2 else "xlsx"):
+        if item.format != item.case.form_format:
             continue
         form = get_form(item.case.form_id)
-        dates = frozenset(f.key for f in form.fields() if f.kind is FieldKind.date)
-        answers = synthetic_answers(form, item.case, rng, today)
-        data = item.path.read_bytes()
-        filled = (fill_docx(data, answers) if item.format == "docx"
-                  else fill_xlsx(data, answers, dates))
-        path = returns_dir / item.path.name
-        path.write_bytes(filled)
+        roles = ("", "preparer") if form.two_stage else ("", "preparer", "auditor")
+        answers = synthetic_answers(form, item.case, run.rng, run.today, roles)
+        path = folder / item.path.name
+        path.write_bytes(fill_return(item.path.read_bytes(), item.format, form, answers))
         written.append(path)
     return written
 
 
 def _break_some(returns: list[Path]) -> list[str]:
     """Spoil three returns the ways real ones go wrong, so the demo shows rejections."""
-    notes = []
+    from formtool.fill import fill_docx, fill_xlsx, strip_controls
+    from formtool.read import read_path
+
     docx = next(p for p in returns if p.suffix == ".docx")
     question = read_path(docx).form.questions()[0].key
     docx.write_bytes(strip_controls(fill_docx(docx.read_bytes(), {question: "Maybe"})))
-    notes.append(f"{docx.name}: controls stripped (as by Google Docs), 'Maybe' typed")
     xlsx = next(p for p in returns if p.suffix == ".xlsx")
     xlsx.write_bytes(fill_xlsx(xlsx.read_bytes(), {"header.case_number": "EDITED-1"}))
-    notes.append(f"{xlsx.name}: a pre-filled fact edited")
     truncated = returns[-1]
     truncated.write_bytes(truncated.read_bytes()[:2000])
-    notes.append(f"{truncated.name}: truncated in transit")
-    return notes
+    return [f"{docx.name}: controls stripped (as by Google Docs), 'Maybe' typed",
+            f"{xlsx.name}: a pre-filled fact edited", f"{truncated.name}: truncated in transit"]
 
 
-def run_demo(out_dir: Path, seed: int = 2026, today: dt.date | None = None,
-             db_url: str | None = None) -> dict[str, Any]:
-    """Population -> allocation -> forms -> emails -> filled returns (a few broken) ->
-    import -> moderation -> packs, all synthetic. Returns where everything went."""
-    rng = random.Random(seed)
-    today = today or dt.date.today()
-    due = last_calendar_day(today.year, today.month)
-    month = f"{due:%Y-%m}"
-    if db_url is None:
-        for stale in out_dir.glob("formtool.db*"):
-            stale.unlink()  # the demo starts from an empty database each time
-        db_url = f"sqlite:///{out_dir / 'formtool.db'}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    engine = open_store(db_url)
-    for folder in ("forms", "returns", "mail", "packs"):
-        shutil.rmtree(out_dir / folder, ignore_errors=True)
-    inputs = out_dir / "inputs"
-    write_case_list(inputs / "population.csv", synthetic_population(due, rng))
-    write_case_list(inputs / "auditors.csv", synthetic_auditors(month))
-    (inputs / "plan.yaml").write_text(yaml.safe_dump(DEMO_PLAN, sort_keys=False))
-    allocation = run_allocation(engine, inputs / "population.csv", inputs / "auditors.csv",
-                                month, inputs / "plan.yaml", seed, out_dir / "allocation.csv")
-    produced = generate(None, out_dir / "allocation.csv", out_dir / "forms", "both",
-                        engine=engine)
-    messages = build_messages(engine, "qa-team@example.invalid", out_dir / "forms", month,
-                              today=today)
-    emails = write_eml(messages, out_dir / "mail", "audits")
-    record_sent(engine, messages, chase=False)
-    returns_dir = out_dir / "returns"
-    returns_dir.mkdir(parents=True)
-    returned = _returns(produced, rng, today, returns_dir)
-    report: dict[str, Any] = {
-        "out": str(out_dir), "db": masked(db_url), "inputs": str(inputs),
-        "allocation": str(out_dir / "allocation.csv"), "allocated": len(allocation.rows),
-        "unallocated": allocation.unallocated, "on_break": allocation.on_break,
-        "forms_dir": str(out_dir / "forms"), "files": len(produced),
-        "forms": dict(Counter(r["form"] for r in allocation.rows)),
-        "mail_dir": str(out_dir / "mail"), "emails": len(emails),
-        "returns_dir": str(returns_dir), "broken": _break_some(returned)}
-    outcomes = import_paths(engine, [returns_dir], today)
-    report["imported"] = {s: sum(o.status == s for o in outcomes)
-                          for s in ("imported", "updated", "unchanged", "rejected")}
-    report["in_progress"] = [o.audit_id for o in outcomes if any(
-        i.code.label == "draft-return" for i in o.issues) and o.status != "rejected"]
-    report["rejected"] = [o.as_dict() for o in outcomes if o.status == "rejected"]
-    report["status"] = status(engine, today=today).as_dict()
-    report["moderated"] = _moderate_sample(engine, month, rng)
-    file_dir, pmu_dir = out_dir / "packs" / "file", out_dir / "packs" / "pmu"
-    report["file_pack"] = [str(p) for p in file_pack(
-        engine, month_audits(engine, month), file_dir, ("docx", "pdf"),
-        bundle_name=f"file-pack-{month}.pdf") if p.name.startswith("file-pack")]
-    report["file_pack_dir"] = str(file_dir)
-    report["pmu_pack"] = [str(p) for p in pmu_pack(engine, pmu_dir, month=month, as_of=today)]
-    return report
+def _email_two(returns: list[Path], folder: Path) -> str:
+    """Two good returns arrive attached to one email reply, saved as .eml."""
+    pair = [p for p in returns[1:-1] if p.suffix == ".docx"][1:3]
+    message = EmailMessage()
+    message["From"] = '"Auditor B1 (synthetic)" <auditor.b1@example.invalid>'
+    message["Date"] = "Mon, 23 Nov 2026 09:15:00 +0000"
+    message["Subject"] = "RE: case file audits"
+    message.set_content("Completed audits attached.")
+    for path in pair:
+        message.add_attachment(path.read_bytes(), maintype="application",
+                               subtype="octet-stream", filename=path.name)
+        path.unlink()
+    (folder / "reply.eml").write_bytes(message.as_bytes())
+    return f"reply.eml carrying {', '.join(p.name for p in pair)}"
 
 
-def _moderate_sample(engine, month: str, rng: random.Random) -> list[dict]:
+def _second_stage(run: _Run) -> None:
+    """Seed 000: pick prepared files per team, send them on, the auditor judges them."""
+    from formtool.cases import Case
+    from formtool.fill import fill_return
+    from formtool.imports import import_paths
+    from formtool.mail import deliver
+    from formtool.store import queries
+    from formtool.synthetic import synthetic_answers
+    from formtool.workflow import select_prepared
+
+    selection = select_prepared(run.engine, run.month, seed=1)
+    if not selection.selected and not selection.filed:
+        return
+    sent_on = deliver(run.engine, SENDER, run.out / "forms", run.month, run.out / "mail",
+                      today=run.today, settings=run.settings)
+    run.report.figures["emails"] = run.report.figures.get("emails", 0) + len(sent_on.written)
+    folder = run.out / "returns" / "judged"
+    folder.mkdir()
+    with run.engine.connect() as conn:
+        for audit_id in selection.selected:
+            prepared = queries.prepared_return(conn, audit_id)
+            audit = queries.audit_rows(conn, audit_ids=[audit_id])[0]
+            form = get_form(audit.form_id, audit.form_version)
+            case = Case(audit_id, form.id, form.version, {"auditor": audit.auditor})
+            answers = synthetic_answers(form, case, run.rng, run.today, ("auditor",))
+            suffix = prepared.file_name.rsplit(".", 1)[-1]
+            (folder / prepared.file_name.split(" › ")[-1]).write_bytes(
+                fill_return(prepared.content, suffix, form, answers))
+    outcomes = import_paths(run.engine, [folder], run.today)
+    run.step(f"Quality practice: {len(selection.selected)} prepared file(s) picked for audit "
+             f"and sent on, {len(selection.filed)} filed as prepared, not audited",
+             f"judged returns imported: {sum(o.status != 'rejected' for o in outcomes)}")
+
+
+def _moderate(run: _Run) -> None:
     """A head of service moderates the 10% sample: agrees mostly, re-grades one."""
-    results = []
-    for i, row in enumerate(moderation_sample(engine, month, 0.10, seed=1)):
-        scale = get_form(row.audit_id and _form_of(engine, row.audit_id)).grade_scale
-        grade = row.auditor_grade if i or scale is None else rng.choice(scale.choices[1:4])
-        results.append(moderate(engine, row.audit_id, grade, "Head of Service (synthetic)",
-                                "monthly moderation sample").as_dict())
-    return results
+    from formtool.moderation import moderate, moderation_pool, moderation_sample
+    from formtool.reports import status
+
+    report = status(run.engine, run.month, run.today)
+    run.step("Status: " + ", ".join(f"{n} {s}" for s, n in report.by_state.items()))
+    pool = len(moderation_pool(run.engine, run.month))
+    picked = moderation_sample(run.engine, run.month, 0.10, seed=1)
+    lines = []
+    for i, row in enumerate(picked):
+        scale = get_form(_form_of(run, row.audit_id)).grade_scale
+        grade = row.auditor_grade if i or scale is None else run.rng.choice(scale.choices[1:4])
+        result = moderate(run.engine, row.audit_id, grade, "Head of Service (synthetic)",
+                          "monthly moderation sample")
+        lines.append(f"{row.audit_id}: {result.auditor_grade} -> {result.moderated_grade}")
+    rate = f"{len(picked) / pool:.0%}" if pool else "-"
+    run.step(f"Moderated {len(picked)} of {pool} graded audits ({rate} achieved; the "
+             "framework asks for 10%)", *lines)
+    run.report.figures["moderated"] = len(picked)
 
 
-def _form_of(engine, audit_id: str) -> str:
+def _form_of(run: _Run, audit_id: str) -> str:
     from formtool import store
 
-    with engine.connect() as conn:
+    with run.engine.connect() as conn:
         return str(store.audit_row(conn, audit_id).form_id)
+
+
+def _packs(run: _Run) -> None:
+    from formtool.packs.file import file_pack, month_audits
+    from formtool.packs.pmu import pmu_pack
+
+    file_dir, pmu_dir = run.out / "packs" / "file", run.out / "packs" / "pmu"
+    filed = file_pack(run.engine, month_audits(run.engine, run.month), file_dir,
+                      ("docx", "pdf"), bundle_name=f"file-pack-{run.month}.pdf",
+                      settings=run.settings)
+    run.step(f"File packs: {len(filed.files) - 1} documents for the children's records",
+             f"bundle: {file_dir / f'file-pack-{run.month}.pdf'}")
+    run.report.figures["file_pack"] = [str(p) for p in filed.files]
+    written = pmu_pack(run.engine, pmu_dir, month=run.month, as_of=run.today,
+                       settings=run.settings)
+    run.step("PMU pack", *map(str, written))
+    run.report.figures["pmu_pack"] = [str(p) for p in written]

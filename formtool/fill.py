@@ -13,10 +13,11 @@ from collections.abc import Mapping
 
 from lxml import etree
 
+from formtool.definitions import FormDefinition
 from formtool.generate.package import write_zip
 from formtool.identity import bookmark_name, defined_name
 from formtool.namespaces import W15, XML_SPACE, W
-from formtool.scales import parse_date
+from formtool.scales import FieldKind, parse_date
 
 DOCUMENT = "word/document.xml"
 CORE = "docProps/core.xml"
@@ -155,3 +156,12 @@ def fill_xlsx(
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
+
+
+def fill_return(data: bytes, fmt: str, form: FormDefinition, answers: Mapping[str, str]
+                ) -> bytes:
+    """Fill a generated (or already part-filled) form in its own format."""
+    if fmt == "docx":
+        return fill_docx(data, answers)
+    dates = frozenset(f.key for f in form.fields() if f.kind is FieldKind.date)
+    return fill_xlsx(data, answers, dates)

@@ -159,7 +159,7 @@ def _action_table(item: Item) -> list[Block]:
 
 
 def _section_blocks(section: Section, blocks: list[Block]) -> None:
-    joined = section.joins_previous and blocks and blocks[-1].kind == "table"
+    joined = bool(section.joins_previous and blocks and blocks[-1].kind == "table")
     if not joined:
         blocks.append(Block("heading", section.title))
         if section.guidance:

@@ -252,6 +252,10 @@ def write_eml(messages: list[Outgoing], out_dir: Path, prefix: str) -> list[Path
     for outgoing in messages:
         safe = re.sub(r"[^A-Za-z0-9]+", "-", outgoing.auditor).strip("-") or "auditor"
         path = out_dir / f"{prefix}-{outgoing.stage}-{safe}.eml"
+        number = 1
+        while path.exists():  # an earlier draft for the same person is never overwritten
+            number += 1
+            path = out_dir / f"{prefix}-{outgoing.stage}-{safe}-{number}.eml"
         path.write_bytes(outgoing.message.as_bytes())
         written.append(path)
     return written

@@ -189,7 +189,7 @@ def load_plan(path: Path | None) -> list[Sample]:
             raise AllocationError(f"{where} needs 'size:' as a whole number of audits.")
         if not raw.get("categories"):
             raise AllocationError(f"{where} needs 'categories:' (population categories).")
-        samples.append(Sample(raw.get("name", raw["form"]), raw["form"],
+        samples.append(Sample(str(raw.get("name", raw["form"])), raw["form"],
                               tuple(_category(c) for c in raw["categories"]), raw["size"],
                               dict(raw.get("at_least") or {})))
     if not samples:

@@ -251,3 +251,94 @@ def _xlsx(data: Export) -> bytes:
         sheet.autofilter(0, 0, max(1, len(rows)), len(columns) - 1)
     book.close()
     return out.getvalue()
+
+
+# --- one audit ---------------------------------------------------------------------------
+
+
+@dataclass
+class AuditDetail:
+    """Everything about one audit, as the web workspace's audit page shows it."""
+
+    audit: dict[str, Any]  # id, form, version, case, auditor, team, month, due, state, grades
+    facts: list[tuple[str, str]]  # (printed label, value)
+    sections: list[dict[str, Any]]  # title, rows of (question, answer, evidence/comment)
+    actions: list[dict[str, Any]]
+    warnings: list[dict[str, str]]  # issue data with message
+    returns: list[dict[str, Any]]  # every return, newest first (no bytes)
+    events: list[dict[str, Any]]
+    next_steps: list[str]  # what can be done now: accept, amend, moderate, signoff, close
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _steps(state: str, graded: bool) -> list[str]:
+    """The QA steps open to an audit in this state (the state machine decides)."""
+    state_ = S(state)
+    allowed = store.TRANSITIONS[state_]
+    steps = []
+    if S.checked in allowed:
+        steps += ["accept", "amend"]
+    if graded and (S.moderated in allowed or state_ in (S.actions_signed_off, S.closed)):
+        steps.append("moderate")
+    if S.actions_signed_off in allowed:
+        steps.append("signoff")
+    if S.closed in allowed and state_ is not S.returned:
+        steps.append("close")
+    return steps
+
+
+def audit_detail(engine: sa.Engine, audit_id: str) -> AuditDetail:
+    from formtool.errors import Issue
+
+    with engine.connect() as conn:
+        rows = queries.audit_rows(conn, audit_ids=[audit_id])
+        if not rows:
+            raise store.StateError(f"Audit {audit_id} is not in the database. Check the id "
+                                   "(`formtool status` lists the month's audits).")
+        row = rows[0]
+        answers = store.return_answers(conn, row.return_id) if row.return_id else {}
+        actions = store.return_actions(conn, row.return_id) if row.return_id else []
+        history = queries.return_history(conn, audit_id)
+        events = queries.audit_events(conn, audit_id)
+    form = form_for(engine, row.form_id, row.form_version)
+    facts_raw = store.audit_facts(row)
+    facts = [(h.label, facts_raw.get(h.column, "")) for h in form.header] if form else \
+        sorted(facts_raw.items())
+    sections = []
+    for section in form.sections if form else ():
+        shown = [(i.label, answers.get(i.key, ("", ""))[0],
+                  "\n".join(p for p in (answers.get(i.key, ("", ""))[1],
+                                        answers.get(i.comment_key, ("", ""))[0]) if p))
+                 for i in section.items if i.kind != "table"]
+        if any(a or e for _, a, e in shown):
+            sections.append({"title": section.title, "rows": shown})
+    file = row.file_name or ""
+    warnings = [Issue.from_data(w, file).as_dict() if w.get("code") else w
+                for w in store.stored_warnings(row.warnings)] if row.return_id else []
+    audit = {k: _text(getattr(row, k)) for k in (
+        "audit_id", "form_id", "form_version", "case_number", "auditor", "team", "month",
+        "due_date", "state", "auditor_grade", "moderated_grade", "moderated_by")}
+    audit["title"] = form.title if form else row.form_id
+    return AuditDetail(
+        audit, facts, sections,
+        [{c: _text(getattr(a, c)) for c in ("table_key", "row", "action", "recommendation",
+                                           "responsible_person", "due_date", "sign_off",
+                                           "sign_off_date")} for a in actions],
+        warnings,
+        [{"id": r.id, "file_name": r.file_name, "saved_at": _text(r.saved_at),
+          "imported_at": _text(r.imported_at), "current": r.is_current, "final": r.final,
+          "stage": r.stage, "sender": r.sender} for r in history],
+        [{"at": _text(e.at), "event": e.event, "detail": e.detail, "user": e.user_name}
+         for e in events],
+        _steps(row.state, bool(row.auditor_grade or row.moderated_grade)))
+
+
+def return_file(engine: sa.Engine, return_id: int) -> tuple[str, bytes]:
+    """A stored return's original file: its name (as returned) and bytes."""
+    with engine.connect() as conn:
+        found = queries.return_content(conn, return_id)
+    if found is None:
+        raise FormtoolError(f"Return {return_id} is not in the database.")
+    return found.file_name.split(" › ")[-1], bytes(found.content)

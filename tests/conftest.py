@@ -24,8 +24,8 @@ from hypothesis import settings
 
 from formtool.cases import Case, load_cases, write_case_list
 from formtool.definitions import FormDefinition, get_form, load_forms
-from formtool.demo import synthetic_case
 from formtool.scales import FieldKind
+from formtool.synthetic import synthetic_case
 
 settings.register_profile("formtool", derandomize=True, database=None, deadline=None)
 settings.load_profile("formtool")  # property tests draw the same examples on every run

@@ -203,6 +203,9 @@ def test_demo_makes_every_form_type(tmp_path):
         "supported_lodgings"}
     docx_files = list((tmp_path / "demo" / "forms").rglob("*.docx"))
     assert len(docx_files) == report["allocated"] == report["files"] / 2
+    assert [s["step"] for s in report["steps"]] == list(range(1, len(report["steps"]) + 1))
+    database = tmp_path / "demo" / "formtool.db"
+    assert report["steps"][-1]["lines"] == [f"formtool serve --db {database}"]
     assert report["emails"] == len(list((tmp_path / "demo" / "mail").glob("*.eml"))) > 0
     assert report["imported"]["rejected"] == 3
     assert all(Path(p).is_file() for p in report["pmu_pack"] + report["file_pack"])
@@ -290,3 +293,19 @@ def test_bad_month_year_and_unwritable_paths(tmp_path):
     assert result.exit_code == 2
     assert result.output == (f"Error: [{blocked}] File exists. Check the path and that you may "
                              "read and write there.\n")
+
+
+def test_status_piped_to_head_is_quiet(tmp_path):
+    import subprocess
+    import sys
+
+    db = str(tmp_path / "pipe.db")
+    cases = write_cases(tmp_path / "cases.csv", [
+        {**GOOD_ROW, "case_number": f"P{i}"} for i in range(60)])
+    assert run("generate", "--form", "csc", "--cases", str(cases), "--out",
+               str(tmp_path / "forms"), "--db", db).exit_code == 0
+    shell = subprocess.run(
+        f"{sys.executable} -m formtool status --db {db} | head -n 3", shell=True,
+        capture_output=True, text=True, timeout=60)
+    assert len(shell.stdout.splitlines()) == 3
+    assert shell.stderr == ""  # no "Broken pipe" error, no traceback

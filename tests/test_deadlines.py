@@ -56,6 +56,12 @@ def test_month_timetable():
     assert first_working_day(2027, 1) == D(2027, 1, 4)
     assert december["quality practice tools to PMU"] == D(2027, 1, 20)
     assert december["PMU collates quality practice results"] == D(2027, 2, 1)
+    november = month_timetable(2026, 11)  # the 5th of December 2026 is a Saturday
+    assert november["quality practice list to service manager"] == D(2026, 12, 4)
+    august = month_timetable(2026, 8)  # the 20th of September 2026 is a Sunday
+    assert august["quality practice tools to PMU"] == D(2026, 9, 18)
+    assert month_timetable(2026, 10)["PMU collates quality practice results"] == D(2026, 12, 1)
+    assert month_timetable(2026, 11)["PMU collates quality practice results"] == D(2026, 12, 31)
 
 
 def test_inadequate_follow_up():

@@ -271,3 +271,36 @@ def test_inadequate_cases_are_reaudited_once_within_two_months(tmp_path, engine)
 
 def by_team(people: list[Auditor]) -> dict[str, str]:
     return {a.name: a.team for a in people}
+
+
+def test_shortfalls_and_unplaced_cases_say_their_real_cause():
+    from formtool.programme import Sample
+
+    cases = [{"case_number": f"P{i}", "category": "cin", "team": "T0", "last_audited": ""}
+             for i in range(6)]
+    cases[0]["last_audited"] = "2026-06-01"
+    people = [Auditor("A (synthetic)", "a@example.invalid", "T1", frozenset())]
+    samples = [Sample("Foster carers", "foster_carer", ("foster_carer",), 6),
+               Sample("Control", "csc", ("cin",), 10)]
+    result = allocate(cases, people, samples, MONTH)
+    assert result.unallocated == [
+        "Foster carers: 6 wanted, but the population has no cases in category foster_carer.",
+        "Control: 10 wanted, only 5 of 6 cases in cin eligible (1 audited within the last 12 "
+        "months)."]
+    mine = [Auditor("B (synthetic)", "b@example.invalid", "T0", frozenset())]  # same team
+    blocked = allocate(cases[1:3], mine, [Sample("Control", "csc", ("cin",), 2)], MONTH)
+    assert blocked.unallocated == [
+        "P1 (T0): not allocated, every auditor is in T0 (auditors never audit their own team).",
+        "P2 (T0): not allocated, every auditor is in T0 (auditors never audit their own team)."]
+
+
+def test_an_auditors_month_beyond_their_fair_share_is_warned():
+    from formtool.programme import Sample
+
+    cases = [{"case_number": f"P{i}", "category": "cin", "team": "T0", "last_audited": ""}
+             for i in range(8)]
+    people = [Auditor("A (synthetic)", "a@example.invalid", "T1", frozenset(), 0)]
+    result = allocate(cases, people, [Sample("Control", "csc", ("cin",), 8)], MONTH)
+    assert result.warnings == [
+        "A (synthetic) gets 8 audits in 2026-11, more than a fair share of the 10 left this "
+        "year over 5 month(s) (2 a month)."]

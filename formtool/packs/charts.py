@@ -1,90 +1,249 @@
-"""Charts for the Word/PDF report, drawn with matplotlib (no screen needed) as PNG bytes."""
+"""Charts for the Word/PDF report, drawn with matplotlib (no screen needed) as PNG bytes.
+
+Each chart takes plain data (labels and numbers), so the figures module decides what is
+counted and this one only how it looks. Colours are the Okabe-Ito colour-blind-safe palette,
+ordered best to worst for ordered scales; bars carry hatching and lines carry markers and dash
+patterns as well, so a chart printed in black and white still reads. Counts have whole-number
+axes. The same data gives the same PNG bytes (no version or time stamp).
+
+`*_figure` builds the matplotlib Figure (tests inspect its axes); `*_chart` returns the PNG.
+"""
 
 from __future__ import annotations
 
 import io
+import math
+import textwrap
+from collections.abc import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: CI and servers have no display
-import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from formtool.packs.figures import GRADES, MET, PmuFigures
+ORDERED = ("#0072B2", "#56B4E9", "#F0E442", "#E69F00", "#D55E00")  # best → worst
+EXTRA = ("#009E73", "#CC79A7", "#999999", "#000000")
+HATCHES = ("", "///", "...", "xxx", "\\\\\\", "+++", "---", "ooo")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+DASHES: tuple[str | tuple[int, tuple[int, ...]], ...] = (
+    "-",
+    "--",
+    ":",
+    "-.",
+    (0, (5, 1, 1, 1, 1, 1)),
+    (0, (1, 3)),
+    (0, (8, 2)),
+    (0, (3, 1, 1, 1)),
+)
+EDGE, GRID, INK = "#333333", "#D9D9D9", "#1A1A1A"
+LINES = ("#0072B2", "#E69F00", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#000000")
+WIDTH, DPI = 7.0, 150  # inches (the text width of an A4 page with 16 mm margins), dots
 
-GRADE_COLOURS = ("#1a7f37", "#57ab5a", "#d4a72c", "#e36209", "#cf222e")
-MET_COLOURS = ("#1a7f37", "#d4a72c", "#cf222e")
-SHORT = {
-    "Requires Improvement with elements of good practice": "RI with elements\nof good practice",
-    "Requires Improvement": "Requires\nImprovement",
-}
+
+def palette(n: int) -> list[str]:
+    """n colour-blind-safe colours; up to five spread across best → worst."""
+    if n <= 1:
+        return list(ORDERED[:1])
+    if n <= len(ORDERED):
+        return [ORDERED[round(i * (len(ORDERED) - 1) / (n - 1))] for i in range(n)]
+    colours = ORDERED + EXTRA
+    return [colours[i % len(colours)] for i in range(n)]
 
 
-def _png(fig) -> bytes:
+def wrap(label: str, width: int = 18) -> str:
+    return "\n".join(textwrap.wrap(label, width)) or label
+
+
+def png(fig: Figure) -> bytes:
     out = io.BytesIO()
     fig.savefig(
-        out, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None}
+        out, format="png", dpi=DPI, facecolor="white", metadata={"Software": None}
     )  # no version stamp: stable bytes
-    plt.close(fig)
     return out.getvalue()
 
 
-def grade_distribution(f: PmuFigures) -> bytes:
-    fig, ax = plt.subplots(figsize=(7, 3))
-    counts = [f.grades.get(g, 0) for g in GRADES]
-    ax.bar([SHORT.get(g, g) for g in GRADES], counts, color=GRADE_COLOURS)
-    ax.set_ylabel("Audits")
-    ax.set_title(f"Grades, all teams ({sum(counts)} graded audits)")
-    ax.tick_params(axis="x", labelsize=8)
-    for i, n in enumerate(counts):
-        ax.annotate(str(n), (i, n), ha="center", va="bottom", fontsize=8)
-    return _png(fig)
+def _axes(height: float, title: str) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=(WIDTH, height), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_title(title, loc="left", fontsize=10, fontweight="bold", color=INK)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(labelsize=8, colors=INK)
+    ax.set_axisbelow(True)
+    return fig, ax
 
 
-def grades_by_team(f: PmuFigures) -> bytes:
-    teams = sorted(f.grades_by_team)
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * max(1, len(teams))))
-    left = [0] * len(teams)
-    for grade, colour in zip(GRADES, GRADE_COLOURS, strict=True):
-        values = [f.grades_by_team[t].get(grade, 0) for t in teams]
-        ax.barh(teams, values, left=left, color=colour, label=SHORT.get(grade, grade))
-        left = [a + b for a, b in zip(left, values, strict=True)]
-    ax.set_xlabel("Audits")
-    ax.set_title("Grades by team")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside, not over, bars
-    ax.tick_params(axis="y", labelsize=8)
-    return _png(fig)
+def _legend(fig: Figure) -> None:
+    """Beside the plot, never over the bars or lines."""
+    fig.legend(
+        loc="outside right upper", fontsize=7.5, frameon=False, handlelength=2.6, handleheight=1.4
+    )
 
 
-def kss_met(f: PmuFigures) -> bytes:
-    domains = list(f.kss)
-    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.35 * max(1, len(domains))))
-    labels = [d.upper().replace("KSS", "KSS ") for d in domains]
-    left = [0.0] * len(domains)
-    for judgement, colour in zip(MET, MET_COLOURS, strict=True):
-        shares = [
-            100 * f.kss[d].get(judgement, 0) / max(1, sum(f.kss[d].values())) for d in domains
+# --- grades: one bar per category -----------------------------------------------------------
+
+
+def grade_figure(categories: list[str], counts: list[int], title: str) -> Figure:
+    fig, ax = _axes(3.0, title)
+    bars = ax.bar(
+        range(len(categories)),
+        counts,
+        color=palette(len(categories)),
+        edgecolor=EDGE,
+        linewidth=0.6,
+        width=0.65,
+    )
+    ax.bar_label(bars, padding=2, fontsize=8, color=INK)
+    ax.set_xticks(range(len(categories)), [wrap(c, 16) for c in categories])
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(0, max([1, *counts]) * 1.18)
+    ax.set_ylabel("Audits", fontsize=8)
+    ax.grid(axis="y", color=GRID, linewidth=0.6)
+    return fig
+
+
+def grade_chart(categories: list[str], counts: list[int], title: str) -> bytes:
+    """Bars, one per category (e.g. grades best → worst), with their counts."""
+    return png(grade_figure(categories, counts, title))
+
+
+# --- stacked bars: one per group ------------------------------------------------------------
+
+
+def _shares(
+    groups: Sequence[str], categories: Sequence[str], counts: dict[str, list[int]], percent: bool
+) -> dict[str, list[float]]:
+    values = {c: [float(v) for v in counts.get(c, [0] * len(groups))] for c in categories}
+    if not percent:
+        return values
+    totals = [sum(values[c][g] for c in categories) for g in range(len(groups))]
+    return {
+        c: [100 * v / t if t else 0.0 for v, t in zip(values[c], totals, strict=True)]
+        for c in categories
+    }
+
+
+def stacked_figure(
+    groups: list[str],
+    categories: list[str],
+    counts: dict[str, list[int]],
+    title: str,
+    percent: bool = False,
+) -> Figure:
+    labels = [wrap(g, 38) for g in groups]
+    lines = sum(label.count("\n") + 1 for label in labels)
+    fig, ax = _axes(1.0 + 0.3 * max(1, lines) + 0.1 * len(groups), title)
+    values = _shares(groups, categories, counts, percent)
+    left = [0.0] * len(groups)
+    widest = max([sum(values[c][g] for c in categories) for g in range(len(groups))] + [1.0])
+    for k, (category, colour) in enumerate(zip(categories, palette(len(categories)), strict=True)):
+        row = values[category]
+        bars = ax.barh(
+            range(len(groups)),
+            row,
+            left=left,
+            color=colour,
+            edgecolor=EDGE,
+            linewidth=0.5,
+            hatch=HATCHES[k % len(HATCHES)],
+            label=wrap(category, 22),
+            height=0.62,
+        )
+        shown = [
+            (f"{v:.0f}%" if percent else f"{v:.0f}") if v >= 0.07 * widest else "" for v in row
         ]
-        ax.barh(labels, shares, left=left, color=colour, label=judgement)
-        left = [a + b for a, b in zip(left, shares, strict=True)]
-    ax.set_xlim(0, 100)
-    ax.invert_yaxis()
-    ax.set_xlabel("% of audits")
-    ax.set_title("Knowledge and Skills Statements: met / partially met / not met")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside, not over, bars
-    return _png(fig)
+        ax.bar_label(
+            bars,
+            shown,
+            label_type="center",
+            fontsize=7,
+            color=INK,
+            bbox={
+                "boxstyle": "round,pad=0.15",
+                "facecolor": "white",
+                "alpha": 0.85,
+                "linewidth": 0,
+            },
+        )
+        left = [a + b for a, b in zip(left, row, strict=True)]
+    for g in (g for g, total in enumerate(left) if not total):
+        ax.text(0.01 * widest, g, "none recorded", va="center", fontsize=7, color="#666666")
+    ax.set_yticks(range(len(groups)), labels)
+    ax.invert_yaxis()  # the first group on top
+    ax.grid(axis="x", color=GRID, linewidth=0.6)
+    if percent:
+        ax.set_xlim(0, 100)
+        ax.xaxis.set_major_formatter(PercentFormatter(decimals=0))
+        ax.set_xlabel("Share of audits", fontsize=8)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0, widest * 1.02)
+        ax.set_xlabel("Audits", fontsize=8)
+    _legend(fig)
+    return fig
 
 
-def trend(f: PmuFigures) -> bytes:
-    fig, ax = plt.subplots(figsize=(7, 2.8))
-    labels = [p["period"] for p in f.trend]
-    for key, label, colour in (
-        ("good_or_better", "Good or better", GRADE_COLOURS[1]),
-        ("requires_improvement", "Requires improvement", GRADE_COLOURS[3]),
-        ("inadequate", "Inadequate", GRADE_COLOURS[4]),
-    ):
-        ax.plot(labels, [p[key] for p in f.trend], marker="o", color=colour, label=label)
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("% of graded audits")
-    ax.set_title("Trend against previous periods")
-    ax.legend(fontsize=7)
-    return _png(fig)
+def stacked_by_group(
+    groups: list[str],
+    categories: list[str],
+    counts: dict[str, list[int]],
+    title: str,
+    percent: bool = False,
+) -> bytes:
+    """Horizontal stacked bars, one per group (team or domain), categories in their order;
+    counts[category][i] belongs to groups[i]. With `percent`, each bar is shares of 100%."""
+    return png(stacked_figure(groups, categories, counts, title, percent))
+
+
+# --- trend: one line per series -------------------------------------------------------------
+
+
+def trend_figure(
+    periods: list[str], series: dict[str, list[float | None]], title: str, ylabel: str
+) -> Figure:
+    fig, ax = _axes(3.0, title)
+    empty = [all(values[i] is None for values in series.values()) for i in range(len(periods))]
+    for i in (i for i, e in enumerate(empty) if e):
+        ax.axvspan(i - 0.4, i + 0.4, color="#EFEFEF", linewidth=0)  # a period with no audits
+    spread = 0.05 * (len(series) - 1)
+    for k, (name, values) in enumerate(series.items()):
+        nudge = k * 0.05 - spread / 2  # equal lines side by side, not on top of each other
+        ax.plot(
+            [i + nudge for i in range(len(periods))],
+            [math.nan if v is None else v for v in values],  # NaN: a gap, not a zero
+            color=LINES[k % len(LINES)],
+            marker=MARKERS[k % len(MARKERS)],
+            linestyle=DASHES[k % len(DASHES)],
+            linewidth=1.6,
+            markersize=5,
+            markeredgecolor=EDGE,
+            markeredgewidth=0.5,
+            label=wrap(name, 22),
+            clip_on=False,
+        )
+    ax.set_xticks(
+        range(len(periods)),
+        [
+            f"{wrap(p, 12)}\n(no audits)" if e else wrap(p, 12)
+            for p, e in zip(periods, empty, strict=True)
+        ],
+    )
+    ax.set_xlim(-0.6, max(0, len(periods) - 1) + 0.6)
+    if "%" in ylabel:
+        ax.set_ylim(0, 100)
+        ax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+    else:
+        ax.set_ylim(bottom=0)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.grid(axis="y", color=GRID, linewidth=0.6)
+    _legend(fig)
+    return fig
+
+
+def trend_chart(
+    periods: list[str], series: dict[str, list[float | None]], title: str, ylabel: str
+) -> bytes:
+    """A line per series across periods; None is a period with no audits: a gap, labelled."""
+    return png(trend_figure(periods, series, title, ylabel))

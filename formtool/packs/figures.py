@@ -2,7 +2,11 @@
 
 Periods follow the council's financial year (as the seed schedules do): Q1 is April-June,
 and year 2026 means April 2026 to March 2027. Every figure in the Word report, the PDF and
-the Excel workbook comes from `PmuFigures`, so they cannot disagree.
+the workbook comes from `PmuFigures`, so they cannot disagree, and from one selection: an
+audit is *complete* when a Final return is in and accepted into the cycle (returned, checked,
+moderated, signed off, closed); drafts and returns sent back for amendment are not complete
+and not graded. What counts as good, which domains are judged, which answers are favourable
+and which grades need a follow-up all come from the definitions.
 """
 
 from __future__ import annotations
@@ -17,22 +21,21 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from formtool import store
+from formtool.catalog import form_for
 from formtool.deadlines import inadequate_follow_up
-from formtool.definitions import shipped_forms
-from formtool.packs.file import PackError
-from formtool.scales import FieldKind
+from formtool.definitions import FormDefinition, Item
+from formtool.errors import FormtoolError
+from formtool.scales import FAVOURABLE, OUTCOMES, PARTIAL, UNFAVOURABLE, Scale
 from formtool.store import queries
 
-GRADES = (
-    "Outstanding",
-    "Good",
-    "Requires Improvement with elements of good practice",
-    "Requires Improvement",
-    "Inadequate",
-)
-MET = ("Met", "Partially met", "Not met")
-OUTSTANDING_STATES = {s.value for s in store.OUTSTANDING}
 MONTH_NAMES = calendar.month_abbr
+S = store.AuditState
+COMPLETE = {s.value for s in store.COMPLETED}
+OUTSTANDING = {s.value for s in store.OUTSTANDING}
+
+
+class PackError(FormtoolError):
+    """A pack cannot be made (unknown audit, nothing returned, empty period)."""
 
 
 @dataclass(frozen=True)
@@ -44,12 +47,8 @@ class Period:
     @property
     def span(self) -> str:
         first, last = self.months[0], self.months[-1]
-        return (
-            f"{MONTH_NAMES[int(first[5:])]} {first[:4]}"
-            if first == last
-            else f"{MONTH_NAMES[int(first[5:])]} {first[:4]} - "
-            f"{MONTH_NAMES[int(last[5:])]} {last[:4]}"
-        )
+        start = f"{MONTH_NAMES[int(first[5:])]} {first[:4]}"
+        return start if first == last else f"{start} - {MONTH_NAMES[int(last[5:])]} {last[:4]}"
 
     def previous(self) -> Period:
         first = dt.date.fromisoformat(self.months[0] + "-01")
@@ -57,9 +56,8 @@ class Period:
             return period_for(month=f"{(first - dt.timedelta(days=1)):%Y-%m}")
         if self.kind == "quarter":
             year, quarter = int(self.label[:4]), int(self.label[-1])
-            return period_for(
-                quarter=f"{year - 1}-Q4" if quarter == 1 else f"{year}-Q{quarter - 1}"
-            )
+            return period_for(quarter=f"{year - 1}-Q4" if quarter == 1
+                              else f"{year}-Q{quarter - 1}")
         return period_for(year=str(int(self.label[:4]) - 1))
 
 
@@ -74,10 +72,10 @@ def _months(start: dt.date, count: int) -> tuple[str, ...]:
     return tuple(out)
 
 
-def period_for(
-    month: str | None = None, quarter: str | None = None, year: str | None = None
-) -> Period:
-    """The reporting period for --month YYYY-MM, --quarter YYYY-Qn or --year YYYY."""
+def period_for(month: str | None = None, quarter: str | None = None,
+               year: str | None = None) -> Period:
+    """The reporting period for --month YYYY-MM, --quarter YYYY-Qn or --year YYYY (financial:
+    Q1 = April-June; year 2026 = April 2026 - March 2027)."""
     if sum(x is not None for x in (month, quarter, year)) != 1:
         raise PackError("Give exactly one of --month YYYY-MM, --quarter YYYY-Qn, --year YYYY.")
     if month is not None:
@@ -93,16 +91,15 @@ def period_for(
         return Period("quarter", f"{start_year}-Q{q}", _months(start, 3))
     if not re.fullmatch(r"\d{4}", year or ""):
         raise PackError(f"--year '{year}' is not YYYY (e.g. 2026 for April 2026 - March 2027).")
-    start_year = int(year)
-    return Period(
-        "year", f"{start_year}-{(start_year + 1) % 100:02d}", _months(dt.date(start_year, 4, 1), 12)
-    )
+    start_year = int(year or 0)
+    return Period("year", f"{start_year}-{(start_year + 1) % 100:02d}",
+                  _months(dt.date(start_year, 4, 1), 12))
 
 
 @dataclass
 class AuditFacts:
     audit_id: str
-    form_id: str
+    form: FormDefinition
     case_number: str
     team: str
     auditor: str
@@ -117,13 +114,82 @@ class AuditFacts:
     return_id: int | None = None
 
     @property
-    def completed(self) -> bool:
-        return self.state not in OUTSTANDING_STATES
+    def form_id(self) -> str:
+        return self.form.id
+
+    @property
+    def complete(self) -> bool:
+        """A Final return is in, and not sent back: it counts as completed."""
+        return self.state in COMPLETE
+
+    @property
+    def outstanding(self) -> bool:
+        return self.state in OUTSTANDING
 
     @property
     def grade(self) -> str:
-        """The grade that counts: the moderated one where there is one."""
-        return self.moderated_grade or self.auditor_grade
+        """The grade that counts: the moderated one where there is one; none unless complete."""
+        return (self.moderated_grade or self.auditor_grade) if self.complete else ""
+
+    @property
+    def scale(self) -> Scale | None:
+        return self.form.grade_scale
+
+
+@dataclass(frozen=True)
+class Finding:
+    """How one question was answered across one tool's complete audits."""
+
+    form: str
+    item: Item
+    counts: dict[str, int]  # favourable / partial / unfavourable
+    base: int  # audits that answered it (N/A and neutral answers excluded)
+
+    def share(self, outcome: str) -> float:
+        return self.counts.get(outcome, 0) / self.base if self.base else 0.0
+
+    def sentence(self, outcome: str) -> str:
+        """ "In 7 of 20 CSC audits there was no record that the child was seen alone." """
+        count = self.counts.get(outcome, 0)
+        phrase = self.item.finding[0 if outcome == FAVOURABLE else 1]
+        if phrase:
+            return f"In {count} of {self.base} {self.form} audits {phrase}."
+        answer = _answer_for(self.item, outcome)
+        return (f"In {count} of {self.base} {self.form} audits the answer to "
+                f"\u201c{self.item.label}\u201d was {answer}.")
+
+
+def _answer_for(item: Item, outcome: str) -> str:
+    scale = item.scale
+    if scale is None:
+        return outcome
+    if item.favourable:
+        if outcome == FAVOURABLE:
+            return item.favourable
+        return " or ".join(c for c in (*scale.favourable, *scale.unfavourable)
+                           if c != item.favourable) or outcome
+    return " or ".join(getattr(scale, outcome)) or outcome
+
+
+@dataclass
+class ToolFindings:
+    form: FormDefinition
+    audits: int  # complete audits of this tool in the period
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.form.name
+
+    def strongest(self, count: int = 3) -> list[Finding]:
+        ranked = [f for f in self.findings if f.counts.get(FAVOURABLE)]
+        return sorted(ranked, key=lambda f: (-f.share(FAVOURABLE), -f.base,
+                                             f.item.key))[:count]
+
+    def weakest(self, count: int = 3) -> list[Finding]:
+        ranked = [f for f in self.findings if f.counts.get(UNFAVOURABLE)]
+        return sorted(ranked, key=lambda f: (-f.share(UNFAVOURABLE), -f.base,
+                                             f.item.key))[:count]
 
 
 @dataclass
@@ -132,210 +198,194 @@ class PmuFigures:
     as_of: dt.date
     audits: list[AuditFacts]
     answers: dict[int, dict[str, tuple[str, str]]]  # return id -> key -> (value, comment)
-    actions: list[dict]
+    actions: list[dict[str, object]]
+    min_base: int = 5
     by_team: dict[str, dict[str, int]] = field(default_factory=dict)
-    grades: Counter = field(default_factory=Counter)
-    grades_by_team: dict[str, Counter] = field(default_factory=dict)
-    kss: dict[str, Counter] = field(default_factory=dict)  # section id -> Met/... counts
-    kss_titles: dict[str, str] = field(default_factory=dict)
-    prevalence: list[dict] = field(default_factory=list)
+    grades: dict[str, Counter[str]] = field(default_factory=dict)  # scale id -> grade counts
+    grades_by_tool: dict[str, Counter[str]] = field(default_factory=dict)
+    grades_by_team: dict[str, Counter[str]] = field(default_factory=dict)
+    scales: dict[str, Scale] = field(default_factory=dict)
+    domains: dict[str, list[tuple[str, Counter[str], tuple[str, ...]]]] = field(
+        default_factory=dict)  # tool -> (domain label, judgement counts, choices)
+    findings: list[ToolFindings] = field(default_factory=list)
     moderation: dict[str, int] = field(default_factory=dict)
     action_totals: dict[str, int] = field(default_factory=dict)
-    inadequate: list[dict] = field(default_factory=list)
-    trend: list[dict] = field(default_factory=list)
+    follow_up: list[dict[str, object]] = field(default_factory=list)
+    trend: list[dict[str, object]] = field(default_factory=list)
 
     @property
     def completed(self) -> list[AuditFacts]:
-        return [a for a in self.audits if a.completed]
+        return [a for a in self.audits if a.complete]
+
+    @property
+    def graded(self) -> list[AuditFacts]:
+        return [a for a in self.completed if a.grade]
 
     @property
     def overdue(self) -> list[AuditFacts]:
-        return [a for a in self.audits if not a.completed and a.due_date < self.as_of]
+        return [a for a in self.audits if a.outstanding and a.due_date < self.as_of]
+
+    @property
+    def in_progress(self) -> list[AuditFacts]:
+        return [a for a in self.audits if a.state in (S.in_progress.value,
+                                                      S.amendment_requested.value)]
+
+    @property
+    def main_scale(self) -> Scale | None:
+        """The grade scale most audits use (the Hull tools share one)."""
+        if not self.grades:
+            return None
+        sid = max(self.grades, key=lambda s: (sum(self.grades[s].values()), s))
+        return self.scales[sid]
 
 
-def _load_audits(conn: sa.Connection, months: tuple[str, ...]) -> list[AuditFacts]:
-    return [
-        AuditFacts(
-            row.audit_id, row.form_id, row.case_number, row.team, row.auditor, row.month,
+def _load_audits(engine: sa.Engine, conn: sa.Connection, months: tuple[str, ...]
+                 ) -> list[AuditFacts]:
+    found = []
+    for row in queries.audit_rows(conn, months):
+        form = form_for(engine, row.form_id, row.form_version)
+        if form is None:
+            continue  # a tool no longer defined and never snapshotted: nothing to say
+        found.append(AuditFacts(
+            row.audit_id, form, row.case_number, row.team, row.auditor, row.month,
             row.due_date, row.state, json.loads(row.facts), row.auditor_grade or "",
             row.moderated_grade or "", row.moderated_by or "",
-            row.imported_at.date() if row.imported_at else None, row.return_id)
-        for row in queries.audit_rows(conn, months)
-    ]
+            row.imported_at.date() if row.imported_at else None, row.return_id))
+    return found
 
 
-def load_figures(
-    engine: sa.Engine, period: Period, as_of: dt.date | None = None, trend_periods: int = 4
-) -> PmuFigures:
+def load_figures(engine: sa.Engine, period: Period, as_of: dt.date | None = None,
+                 trend_periods: int = 4, min_base: int = 5) -> PmuFigures:
     as_of = as_of or dt.date.today()
     with engine.connect() as conn:
-        audits = _load_audits(conn, period.months)
+        audits = _load_audits(engine, conn, period.months)
         if not audits:
-            raise PackError(
-                f"No audits in {period.label} ({period.span}): nothing to report. "
-                "Check the period, or generate and import audits first."
-            )
-        ids = [a.return_id for a in audits if a.return_id]
+            raise PackError(f"No audits in {period.label} ({period.span}): nothing to report. "
+                            "Check the period, or generate and import audits first.")
+        ids = [a.return_id for a in audits if a.complete and a.return_id]
         answers = queries.answers_by_return(conn, ids)
         actions = [dict(row._mapping) for row in queries.actions_by_return(conn, ids)]
-        figures = PmuFigures(period, as_of, audits, answers, actions)
+        figures = PmuFigures(period, as_of, audits, answers, actions, min_base)
         _compute(figures)
         history = [period]
         for _ in range(trend_periods - 1):
             history.insert(0, history[0].previous())
-        figures.trend = [_trend_point(p, _load_audits(conn, p.months)) for p in history]
+        figures.trend = [_trend_point(p, _load_audits(engine, conn, p.months),
+                                      figures.main_scale) for p in history]
     return figures
 
 
 def _compute(f: PmuFigures) -> None:
-    forms = shipped_forms()
     teams: dict[str, dict[str, int]] = defaultdict(
-        lambda: dict.fromkeys(("allocated", "completed", "outstanding", "overdue"), 0)
-    )
+        lambda: dict.fromkeys(("allocated", "completed", "outstanding", "overdue"), 0))
     for audit in f.audits:
         team = teams[audit.team]
         team["allocated"] += 1
-        team["completed" if audit.completed else "outstanding"] += 1
-        team["overdue"] += not audit.completed and audit.due_date < f.as_of
-        if audit.completed and audit.grade:
-            f.grades[audit.grade] += 1
-            f.grades_by_team.setdefault(audit.team, Counter())[audit.grade] += 1
+        team["completed"] += audit.complete
+        team["outstanding"] += audit.outstanding
+        team["overdue"] += audit.outstanding and audit.due_date < f.as_of
     f.by_team = dict(sorted(teams.items()))
-    _kss_and_prevalence(f, forms)
+    for audit in f.graded:
+        scale = audit.scale
+        assert scale is not None  # graded audits have a grade scale
+        f.scales[scale.id] = scale
+        f.grades.setdefault(scale.id, Counter())[audit.grade] += 1
+        f.grades_by_tool.setdefault(audit.form.name, Counter())[audit.grade] += 1
+        f.grades_by_team.setdefault(audit.team, Counter())[audit.grade] += 1
+    _domains_and_findings(f)
     _moderation(f)
     _actions(f)
-    _inadequate(f)
+    _follow_up(f)
 
 
-def _kss_and_prevalence(f: PmuFigures, forms) -> None:
-    tallies: dict[tuple[str, str], Counter] = defaultdict(Counter)
+def _domains_and_findings(f: PmuFigures) -> None:
+    by_form: dict[str, list[AuditFacts]] = defaultdict(list)
     for audit in f.completed:
-        for key, (value, _) in f.answers.get(audit.return_id, {}).items():
-            if value:
-                tallies[(audit.form_id, key)][value] += 1
-    for form_id, form in forms.items():
-        for section in form.sections:
-            if re.fullmatch(r"kss\d+", section.id):
-                count = tallies.get((form_id, f"{section.id}.met"), Counter())
-                f.kss.setdefault(section.id, Counter()).update(count)
-                f.kss_titles.setdefault(section.id, section.title)
-            for question in section.questions:
-                tally = tallies.get((form_id, question.key))
-                answered = sum(v for k, v in (tally or {}).items() if k != "N/A")
-                if tally and answered:
-                    f.prevalence.append(
-                        {
-                            "form_id": form_id,
-                            "form": form.title,
-                            "key": question.key,
-                            "question": question.label,
-                            "yes": tally.get("Yes", 0),
-                            "no": tally.get("No", 0),
-                            "partially": tally.get("Partially", 0),
-                            "answered": answered,
-                        }
-                    )
-    f.kss = {k: f.kss[k] for k in sorted(f.kss, key=lambda s: int(s[3:])) if f.kss[k]}
+        by_form[audit.form.id].append(audit)
+    for audits in sorted(by_form.values(), key=lambda a: a[0].form.name):
+        form = audits[0].form
+        answers = [f.answers.get(a.return_id or -1, {}) for a in audits]
+        domains = []
+        for section in form.domains():
+            item = form.item(section.judgement_key)
+            counts = Counter(v for a in answers if (v := a.get(section.judgement_key,
+                                                                ("", ""))[0]))
+            if item is not None and item.scale is not None and counts:
+                domains.append((section.label, counts, item.scale.choices))
+        if domains:
+            f.domains[form.name] = domains
+        tool = ToolFindings(form, len(audits))
+        if len(audits) >= f.min_base:
+            tool.findings = [finding for q in form.questions()
+                             if (finding := _finding(form, q, answers)) is not None]
+        f.findings.append(tool)
+
+
+def _finding(form: FormDefinition, item: Item, answers: list[dict[str, tuple[str, str]]]
+             ) -> Finding | None:
+    outcomes = Counter(o for a in answers if (o := item.outcome(a.get(item.key, ("", ""))[0])))
+    base = sum(outcomes.values())
+    return Finding(form.name, item, {o: outcomes[o] for o in OUTCOMES}, base) if base else None
 
 
 def _moderation(f: PmuFigures) -> None:
-    rank = {g: i for i, g in enumerate(GRADES)}
-    moderated = [a for a in f.audits if a.moderated_grade and a.auditor_grade]
-    up = sum(
-        rank[a.moderated_grade] < rank[a.auditor_grade]
-        for a in moderated
-        if a.moderated_grade in rank and a.auditor_grade in rank
-    )
-    down = sum(
-        rank[a.moderated_grade] > rank[a.auditor_grade]
-        for a in moderated
-        if a.moderated_grade in rank and a.auditor_grade in rank
-    )
-    f.moderation = {
-        "moderated": len(moderated),
-        "completed": len(f.completed),
-        "agreed": sum(a.moderated_grade == a.auditor_grade for a in moderated),
-        "up": up,
-        "down": down,
-    }
+    moderated = [a for a in f.graded if a.moderated_grade and a.auditor_grade]
+    up = down = 0
+    for audit in moderated:
+        scale = audit.scale
+        before = scale.rank(audit.auditor_grade) if scale else None
+        after = scale.rank(audit.moderated_grade) if scale else None
+        if before is not None and after is not None:
+            up += after < before
+            down += after > before
+    f.moderation = {"moderated": len(moderated), "graded": len(f.graded),
+                    "agreed": sum(a.moderated_grade == a.auditor_grade for a in moderated),
+                    "up": up, "down": down}
 
 
-def action_done(action: dict) -> bool:
+def action_done(action: dict[str, object]) -> bool:
     return bool(action.get("sign_off") or action.get("sign_off_date"))
+
+
+def _before(day: object, as_of: dt.date) -> bool:
+    return isinstance(day, dt.date) and day < as_of
 
 
 def _actions(f: PmuFigures) -> None:
     done = sum(action_done(a) for a in f.actions)
-    overdue = sum(
-        1 for a in f.actions if not action_done(a) and a["due_date"] and a["due_date"] < f.as_of
-    )
-    f.action_totals = {
-        "raised": len(f.actions),
-        "completed": done,
-        "open": len(f.actions) - done,
-        "overdue": overdue,
-    }
+    overdue = sum(1 for a in f.actions if not action_done(a) and _before(a["due_date"], f.as_of))
+    f.action_totals = {"raised": len(f.actions), "completed": done,
+                       "open": len(f.actions) - done, "overdue": overdue}
 
 
-def _inadequate(f: PmuFigures) -> None:
-    """Seed 001 Appendix A para 25: re-audit within two months, review meeting at 4 weeks."""
-    for audit in f.audits:
-        if audit.grade == "Inadequate":
+def _follow_up(f: PmuFigures) -> None:
+    """Seed 001 Appendix A para 25: grades that call for a review at 4 weeks and a re-audit
+    within two months (the scale's `follow_up` answers, e.g. Inadequate)."""
+    for audit in f.graded:
+        if audit.scale is not None and audit.grade in audit.scale.follow_up:
             graded = audit.returned_on or f.as_of
             follow_up = inadequate_follow_up(graded)
-            f.inadequate.append(
-                {
-                    "audit_id": audit.audit_id,
-                    "case_number": audit.case_number,
-                    "team": audit.team,
-                    "graded_on": graded,
-                    "review_by": follow_up["review meeting by"],
-                    "reaudit_by": follow_up["re-audit by"],
-                }
-            )
+            f.follow_up.append({
+                "audit_id": audit.audit_id, "case_number": audit.case_number,
+                "team": audit.team, "tool": audit.form.name, "grade": audit.grade,
+                "graded_on": graded, "review_by": follow_up["review meeting by"],
+                "reaudit_by": follow_up["re-audit by"]})
 
 
-def _trend_point(period: Period, audits: list[AuditFacts]) -> dict:
-    graded = [a.grade for a in audits if a.completed and a.grade]
-    n = len(graded)
-
-    def share(names) -> float:
-        return round(100 * sum(g in names for g in graded) / n, 1) if n else 0.0
-
-    return {
-        "period": period.label,
-        "audits": len(audits),
-        "graded": n,
-        "good_or_better": share(GRADES[:2]),
-        "requires_improvement": share(GRADES[2:4]),
-        "inadequate": share(GRADES[4:]),
-    }
+def _trend_point(period: Period, audits: list[AuditFacts], scale: Scale | None
+                 ) -> dict[str, object]:
+    """Shares of the main scale's bands among graded audits; None when nothing was graded
+    (a gap in the chart, never 0%)."""
+    graded = [a.grade for a in audits if a.grade and a.scale is not None
+              and scale is not None and a.scale.id == scale.id]
+    point: dict[str, object] = {"period": period.label, "audits": len(audits),
+                                "graded": len(graded)}
+    for outcome in OUTCOMES:
+        members = getattr(scale, outcome) if scale else ()
+        point[outcome] = (round(100 * sum(g in members for g in graded) / len(graded), 1)
+                          if graded else None)
+    return point
 
 
-def prevalence_sentences(f: PmuFigures, count: int = 3) -> tuple[list[str], list[str]]:
-    """ "In 7 of 20 cases audited ..." for the strongest and weakest questions."""
-    ranked = sorted(
-        f.prevalence, key=lambda p: (p["yes"] / p["answered"], p["answered"]), reverse=True
-    )
-
-    def sentence(p: dict, value: str) -> str:
-        n = p["yes"] if value == "Yes" else p["no"]
-        return (
-            f"In {n} of {p['answered']} {p['form']} audits the answer was {value} to: "
-            f"\u201c{p['question']}\u201d"
-        )
-
-    strongest = [sentence(p, "Yes") for p in ranked[:count]]
-    weakest = [
-        sentence(p, "No")
-        for p in sorted(
-            f.prevalence, key=lambda p: (p["no"] / p["answered"], p["answered"]), reverse=True
-        )[:count]
-        if p["no"]
-    ]
-    return strongest, weakest
-
-
-def choice_keys(form_id: str) -> list[str]:
-    form = shipped_forms()[form_id]
-    return [fl.key for fl in form.fields() if fl.kind is FieldKind.choice]
+__all__ = ["FAVOURABLE", "PARTIAL", "UNFAVOURABLE", "AuditFacts", "Finding", "PackError",
+           "Period", "PmuFigures", "ToolFindings", "action_done", "load_figures", "period_for"]

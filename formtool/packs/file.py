@@ -1,110 +1,50 @@
-"""The pack for the child's file: one document per audit (Word and PDF) laying out the
-completed audit as the seed tool does, plus who completed it, the form version and the
-source file's hash so the record can be traced to the return it came from."""
+"""The pack for the child's file: one document per audit (Word and PDF), ready to place on the
+record. Page one summarises it (case facts, overall and moderated grade, actions with owners
+and dates); then every section as the tool asks it, long comments in the wide column; one
+moderation block; and where the record came from (file, hash, form version).
+
+A draft (a return not marked Final) is filed only when asked, and then says DRAFT on every
+page. Characters no font can print are reported as warnings naming the field.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
 from formtool import store
-from formtool.definitions import get_form
-from formtool.errors import FormtoolError
-from formtool.packs.render import Document, Part, Table, to_docx, to_pdf
+from formtool.catalog import form_for
+from formtool.definitions import FormDefinition, Item, Section
+from formtool.errors import Issue, IssueCode
+from formtool.packs.figures import PackError
+from formtool.packs.render import Document, Part, Table, to_docx, to_pdf, unprintable
 from formtool.scales import format_date
+from formtool.settings import DEFAULT, Settings
 from formtool.store import queries
 
-
-@dataclass(frozen=True)
-class Row:
-    label: str
-    answer: str = ""
-    comment: str = ""
-
-
-@dataclass(frozen=True)
-class Block:
-    title: str
-    kind: str  # "questions" (label/answer/evidence), "fields" (label/value), "table"
-    rows: tuple[Row, ...] = ()
-    headings: tuple[str, ...] = ()
-    cells: tuple[tuple[str, ...], ...] = ()  # for kind == "table"
+S = store.AuditState
+DRAFT_STATES = (S.in_progress.value, S.amendment_requested.value)
 
 
 @dataclass
 class AuditView:
     audit_id: str
-    title: str
+    case_number: str
+    form: FormDefinition
     facts: list[tuple[str, str]]
-    blocks: list[Block] = field(default_factory=list)
-    trace: list[tuple[str, str]] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
+    draft: bool = False
+    warnings: list[Issue] = field(default_factory=list)
 
     @property
     def case_label(self) -> str:
-        case = dict(self.facts).get("Case Number", "")
-        return f"{self.audit_id} ({case})" if case else self.audit_id
-
-
-class PackError(FormtoolError):
-    """A pack cannot be made (unknown audit, nothing returned, empty period)."""
-
-
-def audit_view(engine: sa.Engine, audit_id: str) -> AuditView:
-    """Everything the file pack shows for one audit, from the database."""
-    with engine.connect() as conn:
-        audit = store.audit_row(conn, audit_id)
-        if audit is None:
-            raise PackError(
-                f"Audit {audit_id} is not in the database. Check the id "
-                "(`formtool status` lists the month's audits)."
-            )
-        ret = store.current_return(conn, audit_id)
-        if ret is None:
-            raise PackError(
-                f"Audit {audit_id} has no imported return yet, so there is "
-                "nothing to put on file. Import the completed form first."
-            )
-        answers = store.return_answers(conn, ret.id)
-        actions = store.return_actions(conn, ret.id)
-        [row] = queries.audit_rows(conn, audit_ids=[audit_id])
-        grade = row if row.moderated_by else None
-    form = get_form(audit.form_id)
-    facts = json.loads(audit.facts)
-    view = AuditView(
-        audit_id, form.title, [(h.label, facts.get(h.column, "")) for h in form.header]
-    )
-    for section in form.sections:
-        view.blocks += _section_blocks(section, answers, actions)
-    if grade is not None and grade.moderated_by and grade.moderated_by != "return form":
-        view.blocks.append(
-            Block(
-                "Moderation recorded in formtool",
-                "fields",
-                (
-                    Row("Grading after moderation", grade.moderated_grade),
-                    Row("Moderated by", grade.moderated_by),
-                    Row(
-                        "Moderated on",
-                        grade.moderated_at.strftime("%d/%m/%Y %H:%M") if grade.moderated_at else "",
-                    ),
-                ),
-            )
-        )
-    view.trace = [
-        ("Completed by", answers.get("completion.completed_by", ("", ""))[0]),
-        ("Date completed", _display(answers.get("completion.completed_on", ("", ""))[0])),
-        ("Status", answers.get("completion.status", ("", ""))[0] or "Draft"),
-        ("Form", f"{form.id} version {audit.form_version}"),
-        ("Source file", ret.file_name),
-        ("Imported", ret.imported_at.strftime("%d/%m/%Y %H:%M")),
-        ("SHA-256 of source file", ret.content_hash),
-    ]
-    return view
+        return f"{self.audit_id} ({self.case_number})" if self.case_number else self.audit_id
 
 
 def _display(value: str) -> str:
@@ -114,114 +54,206 @@ def _display(value: str) -> str:
         return value
 
 
-def _section_blocks(section, answers, actions) -> list[Block]:
-    if section.id == "completion":
-        return []  # shown in the trace block at the end
-    blocks = []
-    rows = []
+@dataclass(frozen=True)
+class _Source:
+    """What the database holds for one audit."""
+
+    audit: Any
+    row: Any
+    ret: Any
+    answers: dict[str, tuple[str, str]]
+    actions: list[Any]
+
+
+def _load(engine: sa.Engine, audit_id: str) -> _Source:
+    with engine.connect() as conn:
+        audit = store.audit_row(conn, audit_id)
+        if audit is None:
+            raise PackError(f"Audit {audit_id} is not in the database. Check the id (`formtool "
+                            "status` lists the month's audits).")
+        ret = store.current_return(conn, audit_id)
+        if ret is None:
+            raise PackError(f"Audit {audit_id} has no imported return yet, so there is nothing "
+                            "to put on file. Import the completed form first.")
+        [row] = queries.audit_rows(conn, audit_ids=[audit_id])
+        return _Source(audit, row, ret, store.return_answers(conn, ret.id),
+                       list(store.return_actions(conn, ret.id)))
+
+
+def audit_view(engine: sa.Engine, audit_id: str, include_drafts: bool = False) -> AuditView:
+    """Everything the file pack shows for one audit, from the database."""
+    src = _load(engine, audit_id)
+    audit = src.audit
+    draft = audit.state in DRAFT_STATES or not src.ret.final
+    if draft and not include_drafts:
+        raise PackError(f"Audit {audit_id} is a draft ({audit.state}): it is not complete. "
+                        "File it only if you must, with --include-drafts (it will say DRAFT "
+                        "on every page).")
+    form = form_for(engine, audit.form_id, audit.form_version)
+    if form is None:
+        raise PackError(f"Audit {audit_id} was made with form {audit.form_id} "
+                        f"v{audit.form_version}, which this database does not hold.")
+    facts_raw = store.audit_facts(audit)
+    facts = [(h.label, facts_raw.get(h.column, "")) for h in form.header]
+    view = AuditView(audit_id, audit.case_number, form, facts, draft=draft)
+    view.parts.append(_summary(view, src))
+    for section in form.sections:
+        view.parts += _section_parts(form, section, src)
+    view.parts.append(_record(view, src))
+    view.warnings = _unprintable(view, src)
+    return view
+
+
+def _grade_lines(form: FormDefinition, src: _Source) -> list[tuple[str, str]]:
+    row = src.row
+    lines = []
+    if form.judgements.grade:
+        grade_item = form.item(form.judgements.grade)
+        lines.append((grade_item.label if grade_item else "Overall grade",
+                      row.auditor_grade or "not graded"))
+    if row.moderated_grade:
+        who = row.moderated_by if row.moderated_by != "return form" else "on the form"
+        when = f", {row.moderated_at:%d/%m/%Y}" if row.moderated_at else ""
+        lines.append(("Grading after moderation", f"{row.moderated_grade} "
+                      f"(moderated by {who}{when})"))
+    return lines
+
+
+def _summary(view: AuditView, src: _Source) -> Part:
+    actions = [(_what(a), _who(a), format_date(a.due_date) if a.due_date else "",
+                "signed off" if (a.sign_off or a.sign_off_date) else "open")
+               for a in src.actions]
+    tables = [Table(("Detail", "Value"), tuple(view.facts + _grade_lines(view.form, src)),
+                    (0.35, 0.65))]
+    if actions:
+        tables.append(Table(("Action", "Responsible", "Due", "Status"), tuple(actions),
+                            (0.5, 0.26, 0.12, 0.12)))
+    return Part("Summary", paragraphs=[
+        f"{view.form.title} (audit {view.audit_id}). "
+        + (f"{len(actions)} action(s) agreed." if actions else "No actions were recorded.")],
+        tables=tables)
+
+
+def _what(action: Any) -> str:
+    return " — ".join(p for p in (action.recommendation, action.action) if p)
+
+
+def _who(action: Any) -> str:
+    return " / ".join(p for p in (action.responsible_role, action.responsible_person) if p)
+
+
+def _section_parts(form: FormDefinition, section: Section, src: _Source) -> list[Part]:
+    if section.addition and section.id == form.judgements.status.split(".")[0]:
+        return []  # the completion block is shown in the record at the end
+    judged: list[tuple[str, str, str]] = []
+    written: list[tuple[str, str]] = []
+    parts: list[Part] = []
     for item in section.items:
         if item.kind == "table":
-            mine = [a for a in actions if a.table_key == item.key]
-            if mine:
-                blocks.append(
-                    Block(
-                        f"{section.title}: {item.label}",
-                        "table",
-                        headings=("Action", "Responsible", "Due", "Sign-off"),
-                        cells=tuple(_action_cells(a) for a in mine),
-                    )
-                )
-            continue
-        value, comment = answers.get(item.key, ("", ""))
-        label = f"{item.number}. {item.label}" if item.number else item.label
-        rows.append(Row(label, _display(value), comment))
-    if rows:
-        kind = "questions" if section.questions else "fields"
-        blocks.insert(0, Block(section.title, kind, tuple(rows)))
-    return blocks
-
-
-def _action_cells(action) -> tuple[str, ...]:
-    what = " — ".join(p for p in (action.recommendation, action.action) if p)
-    who = " / ".join(p for p in (action.responsible_role, action.responsible_person) if p)
-    due = format_date(action.due_date) if action.due_date else ""
-    signed = " ".join(
-        p
-        for p in (
-            action.sign_off,
-            format_date(action.sign_off_date) if action.sign_off_date else "",
-        )
-        if p
-    )
-    return (what, who, due, signed)
-
-
-# --- rendering --------------------------------------------------------------------------
-
-
-def as_document(view: AuditView) -> Document:
-    parts = [Part(tables=[Table(("Detail", "Value"), tuple(view.facts), (0.35, 0.65))])]
-    for block in view.blocks:
-        if block.kind == "questions":
-            table = Table(
-                ("Question", "Answer", "Evidence / comment"),
-                tuple((r.label, r.answer, r.comment) for r in block.rows),
-                (0.42, 0.14, 0.44),
-            )
-        elif block.kind == "fields":
-            table = Table(
-                ("Item", "Answer"), tuple((r.label, r.answer) for r in block.rows), (0.4, 0.6)
-            )
+            parts += _action_part(section, item, src)
+        elif item.kind in ("question", "choice"):
+            value, evidence = src.answers.get(item.key, ("", ""))
+            if item.key == form.judgements.moderated_grade and src.row.moderated_grade:
+                value = src.row.moderated_grade  # the grade that counts
+            comment = src.answers.get(item.comment_key, ("", ""))[0] if item.comment else ""
+            judged.append((_label(item), value, "\n".join(p for p in (evidence, comment) if p)))
         else:
-            table = Table(block.headings, block.cells, (0.45, 0.25, 0.12, 0.18))
-        parts.append(Part(block.title, tables=[table]))
-    parts.append(
-        Part(
-            "Record of this audit",
-            tables=[Table(("Detail", "Value"), tuple(view.trace), (0.3, 0.7))],
-        )
-    )
-    footer = f"Audit {view.audit_id} · {view.trace[3][1]} · file hash {view.trace[-1][1][:16]}"
+            written.append((_label(item), _display(src.answers.get(item.key, ("", ""))[0])))
+    tables = []
+    if judged:
+        tables.append(Table(("Question", "Answer", "Evidence and comments"), tuple(judged),
+                            (0.40, 0.14, 0.46)))
+    if written:
+        tables.append(Table(("Item", "Response"), tuple(written), (0.30, 0.70)))
+    return ([Part(section.title, tables=tables)] if tables else []) + parts
+
+
+def _label(item: Item) -> str:
+    return f"{item.number}. {item.label}" if item.number else item.label
+
+
+def _action_part(section: Section, item: Item, src: _Source) -> list[Part]:
+    mine = [a for a in src.actions if a.table_key == item.key]
+    if not mine:
+        return []
+    rows = tuple((_what(a), _who(a), format_date(a.due_date) if a.due_date else "",
+                  " ".join(p for p in (a.sign_off, format_date(a.sign_off_date)
+                                       if a.sign_off_date else "") if p))
+                 for a in mine)
+    return [Part(f"{section.title}: {item.label}", tables=[Table(
+        ("Action", "Responsible", "Due", "Signed off"), rows, (0.46, 0.24, 0.12, 0.18))])]
+
+
+def _record(view: AuditView, src: _Source) -> Part:
+    j = view.form.judgements
+    ret = src.ret
+    value = lambda key: _display(src.answers.get(key, ("", ""))[0]) if key else ""  # noqa: E731
+    rows = [("Completed by", value(j.completed_by)), ("Date completed", value(j.completed_on)),
+            ("Status", value(j.status) or "Draft"),
+            ("Audit tool", f"{view.form.title}, version {view.form.version}"),
+            ("Returned as", ret.file_name),
+            ("Imported", f"{ret.imported_at:%d/%m/%Y %H:%M}"),
+            ("Fingerprint of the returned file (SHA-256)", ret.content_hash)]
+    if ret.sender:
+        rows.insert(4, ("Sent by", ret.sender))
+    return Part("Record of this audit", tables=[Table(("Detail", "Value"), tuple(rows),
+                                                      (0.3, 0.7))])
+
+
+def _unprintable(view: AuditView, src: _Source) -> list[Issue]:
+    texts = [(f"header.{h.column}", v) for h, (_, v) in zip(view.form.header, view.facts,
+                                                             strict=True)]
+    texts += [(k, f"{v} {c}") for k, (v, c) in src.answers.items()]
+    return [Issue(IssueCode.unprintable, view.audit_id, key, value=missing)
+            for key, text in texts if (missing := unprintable(text))]
+
+
+def as_document(view: AuditView, settings: Settings = DEFAULT) -> Document:
     return Document(
-        view.title, f"Completed audit {view.audit_id} — for the case record", parts, footer
-    )
-
-
-def render_docx(view: AuditView) -> bytes:
-    return to_docx(as_document(view))
-
-
-def render_pdf(view: AuditView) -> bytes:
-    return to_pdf(as_document(view))
+        view.form.title, f"Completed audit {view.audit_id} for the case record", view.parts,
+        f"Audit {view.audit_id} · {view.form.title}, version {view.form.version}",
+        settings.council, settings.marking, view.draft)
 
 
 # --- the command -----------------------------------------------------------------------
 
 
-def month_audits(engine: sa.Engine, month: str) -> list[str]:
-    """Audits of the month that have a current return, in id order."""
+def month_audits(engine: sa.Engine, month: str, include_drafts: bool = False) -> list[str]:
+    """The month's audits with a return on file: complete ones (and drafts, if asked)."""
+    wanted = {s.value for s in store.COMPLETED} | (set(DRAFT_STATES) if include_drafts
+                                                    else set())
     with engine.connect() as conn:
-        return [r.audit_id for r in queries.audit_rows(conn, [month]) if r.return_id]
+        return [r.audit_id for r in queries.audit_rows(conn, [month])
+                if r.return_id and r.state in wanted]
 
 
-def file_pack(
-    engine: sa.Engine,
-    audit_ids: list[str],
-    out_dir: Path,
-    formats: tuple[str, ...],
-    bundle_name: str | None = None,
-) -> list[Path]:
+@dataclass
+class FilePack:
+    files: list[Path]
+    warnings: list[Issue]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"files": [str(p) for p in self.files],
+                "warnings": [w.as_dict() for w in self.warnings]}
+
+
+def file_pack(engine: sa.Engine, audit_ids: list[str], out_dir: Path,
+              formats: tuple[str, ...], bundle_name: str | None = None,
+              include_drafts: bool = False, settings: Settings = DEFAULT,
+              progress: Callable[[list[AuditView]], Iterable[AuditView]] | None = None
+              ) -> FilePack:
     """Write each audit's file pack; with bundle_name, also one PDF with a bookmark each."""
-    views = [audit_view(engine, a) for a in audit_ids]  # all checked before anything is written
+    views = [audit_view(engine, a, include_drafts) for a in audit_ids]  # all checked first
     out_dir.mkdir(parents=True, exist_ok=True)
     written, pdfs = [], []
-    for view in views:
+    for view in (progress or iter)(views):
+        document = as_document(view, settings)
         if "docx" in formats:
             path = out_dir / f"{view.audit_id}-file.docx"
-            path.write_bytes(render_docx(view))
+            path.write_bytes(to_docx(document))
             written.append(path)
         if "pdf" in formats or bundle_name:
-            pdf = render_pdf(view)
+            pdf = to_pdf(document)
             pdfs.append((view, pdf))
             if "pdf" in formats:
                 path = out_dir / f"{view.audit_id}-file.pdf"
@@ -231,7 +263,7 @@ def file_pack(
         path = out_dir / bundle_name
         path.write_bytes(bundle(pdfs))
         written.append(path)
-    return written
+    return FilePack(written, [w for v in views for w in v.warnings])
 
 
 def bundle(pdfs: list[tuple[AuditView, bytes]]) -> bytes:

@@ -5,6 +5,7 @@
 - audits.py   audit records, state changes, events, allocation batches
 - returns.py  storing returned forms (serialised per audit, ordered by saved date)
 - forms.py    definition snapshots (every form version that generated forms)
+- users.py    web workspace accounts and the server's secret
 - queries.py  the read side for status, export, mail, moderation, allocation and packs
 """
 
@@ -66,6 +67,16 @@ from formtool.store.schema import (
     grades,
     metadata,
     returns,
+    secrets,
+    users,
+)
+from formtool.store.users import (
+    add_user,
+    all_users,
+    remove_user,
+    server_secret,
+    set_password_hash,
+    user,
 )
 
 __all__ = [
@@ -84,6 +95,8 @@ __all__ = [
     "StoreError",
     "Stored",
     "actions",
+    "add_user",
+    "all_users",
     "allocation_history",
     "allocations",
     "answers",
@@ -111,15 +124,21 @@ __all__ = [
     "record_allocation",
     "record_event",
     "record_moderation",
+    "remove_user",
     "return_actions",
     "return_answers",
     "return_stage",
     "returns",
     "save_snapshot",
+    "secrets",
+    "server_secret",
+    "set_password_hash",
     "snapshot",
     "snapshots",
     "store_return",
     "stored_warnings",
     "transaction",
     "upsert_audits",
+    "user",
+    "users",
 ]

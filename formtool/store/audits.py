@@ -127,6 +127,13 @@ def upsert_audits(conn: sa.Connection, records: Iterable[AuditRecord],
     return new
 
 
+def new_id(result: sa.CursorResult[Any]) -> int:
+    """The primary key an INSERT made."""
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
 def audit_row(conn: sa.Connection, audit_id: str) -> Any:
     return conn.execute(sa.select(audits).where(audits.c.audit_id == audit_id)).first()
 
@@ -139,8 +146,8 @@ def audit_facts(row: Any) -> dict[str, str]:
 
 
 def month_allocations(conn: sa.Connection, month: str) -> list[Any]:
-    return conn.execute(sa.select(allocations).where(allocations.c.month == month)
-                        .order_by(allocations.c.id)).all()
+    return list(conn.execute(sa.select(allocations).where(allocations.c.month == month)
+                        .order_by(allocations.c.id)).all())
 
 
 def drop_unstarted(conn: sa.Connection, month: str) -> int:
@@ -159,9 +166,9 @@ def drop_unstarted(conn: sa.Connection, month: str) -> int:
 
 def record_allocation(conn: sa.Connection, month: str, mode: str, seed: int,
                       records: list[AuditRecord], replaced: int, user: str = "") -> int:
-    allocation_id = conn.execute(allocations.insert().values(
+    allocation_id = new_id(conn.execute(allocations.insert().values(
         month=month, mode=mode, seed=seed, audits=len(records), replaced=replaced,
-        created_at=now())).inserted_primary_key[0]
+        created_at=now())))
     upsert_audits(conn, records, allocation_id, user)
     return int(allocation_id)
 

@@ -32,5 +32,5 @@ def snapshot(conn: sa.Connection, form_id: str, version: int) -> Any:
 
 
 def snapshots(conn: sa.Connection) -> list[Any]:
-    return conn.execute(sa.select(_v.form_id, _v.version, _v.digest, _v.created_at)
-                        .order_by(_v.form_id, _v.version)).all()
+    return list(conn.execute(sa.select(_v.form_id, _v.version, _v.digest, _v.created_at)
+                        .order_by(_v.form_id, _v.version)).all())

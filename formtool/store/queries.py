@@ -38,7 +38,7 @@ def audit_rows(conn: sa.Connection, months: Collection[str] | None = None,
         query = query.where(_a.due_date < overdue_on)
     if audit_ids is not None:
         query = query.where(_a.audit_id.in_(list(audit_ids)))
-    return conn.execute(query.order_by(_a.audit_id)).all()
+    return list(conn.execute(query.order_by(_a.audit_id)).all())
 
 
 def answers_by_return(conn: sa.Connection, return_ids: Iterable[int]
@@ -74,8 +74,8 @@ def _chunks(ids: list[int], size: int = 5000) -> Iterable[list[int]]:
 def return_history(conn: sa.Connection, audit_id: str) -> list[Any]:
     """Every return of an audit, newest first (without the file bytes)."""
     columns = [c for c in returns.c if c.name != "content"]
-    return conn.execute(sa.select(*columns).where(_r.audit_id == audit_id)
-                        .order_by(_r.saved_at.desc(), _r.id.desc())).all()
+    return list(conn.execute(sa.select(*columns).where(_r.audit_id == audit_id)
+                             .order_by(_r.saved_at.desc(), _r.id.desc())).all())
 
 
 def return_content(conn: sa.Connection, return_id: int) -> Any:
@@ -92,32 +92,32 @@ def prepared_return(conn: sa.Connection, audit_id: str) -> Any:
 
 
 def audit_events(conn: sa.Connection, audit_id: str) -> list[Any]:
-    return conn.execute(sa.select(events).where(events.c.audit_id == audit_id)
-                        .order_by(events.c.id)).all()
+    return list(conn.execute(sa.select(events).where(events.c.audit_id == audit_id)
+                             .order_by(events.c.id)).all())
 
 
 def graded_before(conn: sa.Connection, month: str) -> list[Any]:
     """Audits of earlier months with a grade and a current return, for re-audit planning."""
     grade = sa.func.coalesce(sa.func.nullif(_g.moderated_grade, ""), _g.auditor_grade)
-    return conn.execute(
+    return list(conn.execute(
         sa.select(_a.audit_id, _a.case_number, _a.form_id, _a.form_version, _a.month, _a.team,
                   _a.facts, _a.state, grade.label("grade"), _r.imported_at)
         .join(grades, _g.audit_id == _a.audit_id)
         .join(returns, (_r.audit_id == _a.audit_id) & _r.is_current)
-        .where((_a.month < month) & (grade != ""))).all()
+        .where((_a.month < month) & (grade != ""))).all())
 
 
 def case_months(conn: sa.Connection) -> list[Any]:
-    return conn.execute(sa.select(_a.case_number, _a.month)).all()
+    return list(conn.execute(sa.select(_a.case_number, _a.month)).all())
 
 
 def export_answer_rows(conn: sa.Connection) -> list[Any]:
     """Every answer of every current return, with its audit's details."""
-    return conn.execute(
+    return list(conn.execute(
         sa.select(_a.audit_id, _a.form_id, _a.form_version, _a.case_number, _a.team,
                   _a.auditor, _a.month, _a.due_date, _a.state, _r.file_name, _r.imported_at,
                   _r.final, answers.c.key, answers.c.value, answers.c.comment)
         .join(returns, _r.audit_id == _a.audit_id)
         .join(answers, answers.c.return_id == _r.id)
         .where(_r.is_current)
-        .order_by(_a.audit_id, answers.c.id)).all()
+        .order_by(_a.audit_id, answers.c.id)).all())

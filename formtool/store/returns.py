@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from formtool.store.audits import StateError, audit_state, move_state, record_event
+from formtool.store.audits import StateError, audit_state, move_state, new_id, record_event
 from formtool.store.engine import now, transaction
 from formtool.store.schema import TRANSITIONS, AuditState, actions, answers, grades, returns
 
@@ -132,13 +132,13 @@ def store_return(engine: sa.Engine, record: ReturnRecord, file: ReturnFile, stag
 
 def _insert_return(conn: sa.Connection, record: ReturnRecord, file: ReturnFile, stage: str,
                    order: dt.datetime, current: bool, supersedes: int | None) -> int:
-    return_id = int(conn.execute(returns.insert().values(
+    return_id = new_id(conn.execute(returns.insert().values(
         audit_id=record.audit_id, file_name=file.name[:500], content_hash=file.content_hash,
         content=file.content, imported_at=now(), supersedes=supersedes, is_current=current,
         method=record.method, final=record.final, warnings=json.dumps(list(record.warnings)),
         saved_at=order, sender=file.sender[:400], sent_at=file.sent_at,
         message_name=file.message_name[:500], stage=stage,
-    )).inserted_primary_key[0])
+    )))
     rows = [{"return_id": return_id, "key": k, "value": v, "comment": c}
             for k, (v, c) in record.answers.items()]
     if rows:
@@ -175,8 +175,8 @@ def return_answers(conn: sa.Connection, return_id: int) -> dict[str, tuple[str, 
 
 
 def return_actions(conn: sa.Connection, return_id: int) -> list[Any]:
-    return conn.execute(sa.select(actions).where(actions.c.return_id == return_id)
-                        .order_by(actions.c.id)).all()
+    return list(conn.execute(sa.select(actions).where(actions.c.return_id == return_id)
+                        .order_by(actions.c.id)).all())
 
 
 def stored_warnings(text: str) -> list[dict[str, str]]:

@@ -187,3 +187,19 @@ form_versions = sa.Table(
     sa.Column("definition", sa.Text, nullable=False),  # resolved definition, canonical JSON
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("role", sa.String(20), nullable=False),  # officer / moderator / viewer
+    sa.Column("password_hash", sa.String(200), nullable=False),  # argon2id
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+secrets = sa.Table(
+    "secrets",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),  # e.g. the web session signing key
+    sa.Column("value", sa.String(200), nullable=False),
+)

@@ -1,0 +1,338 @@
+"""The document renderers: every name prints, long content flows, every page is numbered and
+marked, the same input gives the same PDF, and the charts read in black and white."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pypdfium2
+import pytest
+from docx import Document as WordDocument
+from pypdf import PdfReader
+
+from formtool.packs import charts, fonts
+from formtool.packs.render import (
+    TEXT_W,
+    Document,
+    Part,
+    Table,
+    column_fractions,
+    to_docx,
+    to_pdf,
+    unprintable,
+)
+
+from conftest import convert
+
+OUT = Path(__file__).resolve().parents[1] / "outputs" / "test-render"
+NAMES = (
+    "Żółć Ślęzak",
+    "Nguyễn Thị Minh Khai",
+    "Αλέξανδρος Παπαδόπουλος",
+    "Ірина Шевченко",
+    "فاطمة الزهراء",
+)
+LONG = " ".join(f"word{i}" for i in range(3000))
+LINES = "\n".join(f"line {i}" for i in range(200))
+DOMAINS = (
+    "KSS 1: The role of child and family social workers",
+    "KSS 2: Child development",
+    "KSS 3: Adult mental ill health, substance misuse, domestic violence, physical ill "
+    "health and disability",
+)
+
+
+def document(draft: bool = False, parts: list[Part] | None = None) -> Document:
+    return Document(
+        "Case File Audit Tool",
+        "Completed audit CSC-A1-202611 for the case record",
+        parts
+        if parts is not None
+        else [
+            Part(
+                "Summary",
+                paragraphs=[f"The child, {NAMES[4]}, was seen alone by {NAMES[1]}."],
+                tables=[
+                    Table(("Detail", "Value"), tuple((f"Name {i}", n) for i, n in enumerate(NAMES)))
+                ],
+            ),
+            Part(
+                "Domains",
+                tables=[
+                    Table(
+                        ("Domain", "Met", "Partially met", "Not met"),
+                        tuple((d, "3", "1", "0") for d in DOMAINS),
+                        numeric=(1, 2, 3),
+                    )
+                ],
+            ),
+            Part(
+                "Section 1",
+                bullets=["Strength: the plan is clear."],
+                tables=[
+                    Table(
+                        ("Question", "Answer", "Evidence and comments"),
+                        (
+                            ("1. Is the child's voice evident?", "Yes", LONG),
+                            ("2. Contacts", "No", LINES),
+                        ),
+                        (0.4, 0.14, 0.46),
+                    )
+                ],
+            ),
+        ],
+        "Audit CSC-A1-202611 · Case File Audit Tool, version 1",
+        "Royal Borough of Example",
+        draft=draft,
+    )
+
+
+@pytest.fixture(scope="module")
+def pdf() -> bytes:
+    return to_pdf(document())
+
+
+@pytest.fixture(scope="module")
+def draft_pdf() -> bytes:
+    return to_pdf(document(draft=True))
+
+
+def pages_text(data: bytes) -> list[str]:
+    return [page.extract_text() for page in PdfReader(io.BytesIO(data)).pages]
+
+
+def fonts_of(data: bytes) -> list[Any]:
+    found = []
+    for page in PdfReader(io.BytesIO(data)).pages:
+        resources: Any = page["/Resources"]
+        for ref in resources["/Font"].values():
+            font = ref.get_object()
+            found += [font, *(d.get_object() for d in font.get("/DescendantFonts", []))]
+    return found
+
+
+# --- every name prints ----------------------------------------------------------------------
+
+
+def test_names_in_every_script_extract_as_written(pdf):
+    text = "\n".join(pages_text(pdf))
+    for name in NAMES:
+        assert name in text
+    assert f"was seen alone by {NAMES[1]}." in text  # in running text too
+
+
+def test_every_font_in_the_pdf_is_embedded(pdf):
+    assert_embedded(pdf)
+
+
+def assert_embedded(data: bytes) -> None:
+    found = fonts_of(data)
+    assert found
+    for font in found:
+        if font.get("/Subtype") == "/Type0":
+            continue  # its descendant font carries the descriptor
+        descriptor: Any = font["/FontDescriptor"].get_object()
+        assert {"/FontFile", "/FontFile2", "/FontFile3"} & set(descriptor), font["/BaseFont"]
+
+
+def test_arabic_is_joined_and_right_to_left():
+    # فاطمة: fa initial, alef final, tah initial, meem medial, teh marbuta final; drawn
+    # left to right, so the last letter comes first.
+    assert fonts.markup("فاطمة") == "\ufe94\ufee4\ufec3\ufe8e\ufed3"
+    assert fonts.markup("سلام") == "\ufee1\ufefc\u2060\ufeb3"  # lam-alef ligature
+    assert fonts.markup("a فاطمة الزهراء b").startswith("a \ufe80")  # one span, words swapped
+    vowelled = "مُحَمَّد"  # vowel marks are drawn on their letters and extract in order
+    assert vowelled in pages_text(to_pdf(document(parts=[Part(paragraphs=[vowelled])])))[0]
+
+
+def test_long_right_to_left_text_wraps_line_by_line():
+    words = " ".join(["فاطمة", "الزهراء", "مُحَمَّد", "عبد", "الله", "سلام", "שלום"] * 12)
+    table = Table(("Name", "Comment"), (("x", words),), (0.7, 0.3))
+    data = to_pdf(document(parts=[Part(paragraphs=[words], tables=[table])]))
+    text = re.sub(r"\s+", " ", pages_text(data)[0])
+    assert text.count(words) == 2  # each line reads right to left, the lines top to bottom
+
+
+def test_unprintable_reports_only_what_no_font_draws():
+    assert unprintable("Żółć") == ""
+    assert unprintable(" ".join(NAMES)) == ""
+    assert unprintable("Ann\U000f0001 \U0010fffd\U000f0001") == "\U000f0001\U0010fffd"
+    text = "\n".join(pages_text(to_pdf(document(parts=[Part(paragraphs=["Ann\U000f0001"])]))))
+    assert f"Ann{fonts.MARKER}" in text  # a visible marker, not an empty box
+    if not unprintable("\U0001f600"):  # beyond U+FFFF: reportlab's ToUnicode entry is mended
+        assert (
+            "\U0001f600" in pages_text(to_pdf(document(parts=[Part(paragraphs=["\U0001f600"])])))[0]
+        )
+
+
+def test_cjk_names_use_the_system_fallback_font():
+    if fonts.fallback() is None:
+        pytest.skip("no CJK font on this system (fonts-droid-fallback or fonts-wqy-zenhei)")
+    data = to_pdf(document(parts=[Part(paragraphs=["王小明 and 李華"])]))
+    assert "王小明 and 李華" in pages_text(data)[0]
+    assert unprintable("王小明") == ""
+    names = {str(f["/BaseFont"]).split("+")[-1] for f in fonts_of(data)}
+    assert any(not n.startswith("DejaVu") for n in names), names  # the fallback, embedded
+    assert_embedded(data)
+
+
+# --- long content flows ---------------------------------------------------------------------
+
+
+def test_long_cells_flow_across_pages(pdf):
+    text = pages_text(pdf)
+    assert len(text) >= 4
+    assert "word2999" in "".join(text) and "line 199" in "".join(text)
+    assert all("Evidence and comments" in t for t in text[2:])  # header row repeated
+
+
+def test_long_cells_flow_in_word():
+    data = to_docx(document())
+    word = WordDocument(io.BytesIO(data))
+    cells = [c.text for t in word.tables for row in t.rows for c in row.cells]
+    assert LONG in cells and LINES in cells
+    xml = zipfile.ZipFile(io.BytesIO(data)).read("word/document.xml").decode()
+    long_rows = [r for r in re.findall(r"<w:tr[ >].*?</w:tr>", xml, re.S) if "word2999" in r]
+    assert long_rows and "cantSplit" not in long_rows[0]
+
+
+def test_columns_sized_to_content():
+    domains = Table(
+        ("Domain", "Met", "Partially met", "Not met"),
+        tuple((d, "3", "1", "0") for d in DOMAINS),
+        numeric=(1, 2, 3),
+    )
+    widths = column_fractions(domains)
+    assert widths[0] > 0.5 and all(w < 0.15 for w in widths[1:])
+    longest = max(len(d) for d in DOMAINS)
+    assert longest / (widths[0] * TEXT_W / 4.6) <= 2  # ~4.6 pt a character: two lines at most
+    assert column_fractions(Table(("A", "B"), (), (3, 1))) == (0.75, 0.25)
+
+
+def test_headings_stay_with_what_follows():
+    for filler in range(37, 44):  # the heading falls at the foot of page 1, then page 2
+        parts = [
+            Part(paragraphs=[f"Filler {i}" for i in range(filler)]),
+            Part("Kept heading", tables=[Table(("Question", "Answer"), (("First row", "Yes"),))]),
+        ]
+        pages = pages_text(to_pdf(document(parts=parts)))
+        [page] = [t for t in pages if "Kept heading" in t]
+        assert "First row" in page, filler
+
+
+# --- every page numbered and marked ---------------------------------------------------------
+
+
+def test_every_pdf_page_is_numbered_and_marked(pdf):
+    text = pages_text(pdf)
+    for number, page in enumerate(text, start=1):
+        assert f"Page {number} of {len(text)}" in page
+        assert page.count("OFFICIAL-SENSITIVE") == 2  # top and bottom
+        assert "Royal Borough of Example" in page
+        assert "DRAFT" not in page
+
+
+def test_a_draft_says_draft_on_every_page(draft_pdf):
+    text = pages_text(draft_pdf)
+    assert all(page.count("DRAFT") >= 2 for page in text)  # watermark and header
+    word = zipfile.ZipFile(io.BytesIO(to_docx(document(draft=True, parts=[]))))
+    header = "".join(word.read(n).decode() for n in word.namelist() if "header" in n)
+    assert "DRAFT" in header and 'w:color w:val="C00000"' in header
+
+
+def test_word_has_header_rows_page_fields_and_marking():
+    archive = zipfile.ZipFile(io.BytesIO(to_docx(document())))
+    xml = {n: archive.read(n).decode() for n in archive.namelist() if n.endswith(".xml")}
+    assert xml["word/document.xml"].count("<w:tblHeader/>") == 3  # one per table
+    footer = "".join(v for n, v in xml.items() if "footer" in n)
+    assert " PAGE " in footer and " NUMPAGES " in footer
+    header = "".join(v for n, v in xml.items() if "header" in n)
+    assert "OFFICIAL-SENSITIVE" in header and "Royal Borough of Example" in header
+    assert 'w:cs="Arial"' in xml["word/styles.xml"]
+    assert 'w:eastAsia="Microsoft YaHei"' in xml["word/styles.xml"]
+
+
+def test_same_document_same_pdf_bytes(pdf):
+    assert to_pdf(document()) == pdf
+
+
+# --- what a reader sees ---------------------------------------------------------------------
+
+
+def ink(path: Path) -> float:
+    page = pypdfium2.PdfDocument(path)[0]
+    image = page.render(scale=1.5).to_pil()
+    image.save(path.with_suffix(".png"))
+    pixels = np.asarray(image.convert("L"), dtype=float) / 255
+    return float((pixels < 0.5).mean())
+
+
+def test_first_page_is_a_finished_page(pdf, draft_pdf):
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "file-pack.pdf").write_bytes(pdf)
+    (OUT / "draft.pdf").write_bytes(draft_pdf)
+    assert ink(OUT / "file-pack.pdf") > 0.01
+    assert ink(OUT / "draft.pdf") > 0.01
+
+
+@pytest.mark.libreoffice
+def test_word_file_converts_in_libreoffice(tmp_path):
+    OUT.mkdir(parents=True, exist_ok=True)
+    source = tmp_path / "file-pack.docx"
+    chart = charts.grade_chart(["Good", "Requires improvement", "Inadequate"], [4, 2, 1], "Grades")
+    parts = [*document().parts[:2], Part("Grades", images=[chart], page_break_before=True)]
+    source.write_bytes(to_docx(document(draft=True, parts=parts)))
+    [converted] = convert([source], "pdf", tmp_path / "lo")
+    (OUT / "file-pack-libreoffice.pdf").write_bytes(converted.read_bytes())
+    text = pages_text(converted.read_bytes())
+    assert f"Page 1 of {len(text)}" in text[0] and "DRAFT" in text[-1]
+    assert all(name in "".join(text) for name in NAMES[:4]) and len(text) == 2
+    assert ink(OUT / "file-pack-libreoffice.pdf") > 0.01
+
+
+# --- charts ---------------------------------------------------------------------------------
+
+
+def test_trend_draws_a_gap_for_a_period_without_audits():
+    periods = ["2026-Q1", "2026-Q2", "2026-Q3"]
+    gap = charts.trend_chart(periods, {"Good": [40.0, None, 60.0]}, "Trend", "% of audits")
+    zero = charts.trend_chart(periods, {"Good": [40.0, 0.0, 60.0]}, "Trend", "% of audits")
+    assert gap.startswith(b"\x89PNG") and gap != zero
+    ax = charts.trend_figure(
+        periods, {"Good": [40.0, None, 60.0], "RI": [40.0, None, 60.0]}, "Trend", "% of audits"
+    ).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()][1] == "2026-Q2\n(no audits)"
+    assert ax.get_ylim() == (0, 100)
+    first, second = ax.get_lines()
+    assert first.get_linestyle() != second.get_linestyle()
+    assert first.get_marker() != second.get_marker()
+    # equal series are nudged apart, so neither hides the other
+    assert list(first.get_xdata()) != list(second.get_xdata())  # type: ignore[arg-type]
+
+
+def test_grade_chart_counts_in_whole_numbers():
+    ax = charts.grade_figure(["A", "B", "C", "D"], [0, 1, 2, 3], "Grades").axes[0]
+    ticks = [t for t in ax.get_yticks() if 0 <= t <= ax.get_ylim()[1]]
+    assert ticks == [0, 1, 2, 3]
+    assert charts.grade_chart(["A"], [1], "x") == charts.grade_chart(["A"], [1], "x")
+
+
+def test_stacked_bars_keep_the_legend_beside_them():
+    fig = charts.stacked_figure(
+        list(DOMAINS),
+        ["Met", "Partially met", "Not met"],
+        {"Met": [3, 1, 0], "Partially met": [1, 1, 0], "Not met": [0, 2, 0]},
+        "Domains",
+        percent=True,
+    )
+    fig.draw_without_rendering()  # lays the figure out
+    ax, legend = fig.axes[0], fig.legends[0]
+    assert legend.get_window_extent().x0 >= ax.get_window_extent().x1
+    assert ax.get_xlim() == (0, 100)
+    hatches = {bar.get_hatch() for bar in ax.patches}
+    assert len(hatches) == 3  # readable in black and white
