@@ -509,6 +509,29 @@ def check(audit_id: str, accept: bool, reason: str | None, db_url: str | None,
         click.echo(f"{audit_id}: checked.")
 
 
+@cli.command("select")
+@click.option("--month", required=True, type=MONTH)
+@click.option("--per-team", default=1, show_default=True, type=click.IntRange(1, 100),
+              help="Prepared files to pick for audit in each team.")
+@click.option("--seed", default=0, show_default=True, help="Same seed, same picks.")
+@db_option
+@json_option
+def select(month: str, per_team: int, seed: int, db_url: str | None, as_json: bool) -> None:
+    """Two-stage tools (seed 000): pick prepared files for the service manager to audit
+    (at least one per team); the rest are filed as prepared, not audited. Then `formtool
+    send` sends the picked ones on to their auditors."""
+    from formtool.workflow import select_prepared
+
+    result = select_prepared(_engine(db_url), month, per_team, seed, _user())
+    if as_json:
+        _echo_json(result.as_dict())
+        return
+    for audit_id in result.selected:
+        click.echo(f"  picked for audit: {audit_id}")
+    click.echo(f"{len(result.selected)} prepared file(s) picked for audit, "
+               f"{len(result.filed)} filed as prepared, not audited.")
+
+
 @cli.command("signoff")
 @click.argument("audit_id")
 @db_option

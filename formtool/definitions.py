@@ -237,6 +237,11 @@ class FormDefinition:
     path: str = field(default="", compare=False)
     snapshot: str = field(default="", compare=False, repr=False)  # resolved data as JSON
 
+    def __hash__(self) -> int:
+        """By identity and content (the snapshot string caches its own hash): the default
+        would hash the whole tree of sections and items on every cached lookup."""
+        return hash((self.id, self.version, self.snapshot))
+
     def items(self) -> Iterator[tuple[Section, Item]]:
         for section in self.sections:
             for item in section.items:
@@ -275,7 +280,7 @@ class FormDefinition:
     @property
     def digest(self) -> str:
         """A hash of the resolved definition: equal digests, same form."""
-        return hashlib.sha256(self.snapshot.encode("utf-8")).hexdigest()
+        return _digest(self.snapshot)
 
     def field(self, key: str) -> Field:
         found = self.field_or_none(key)
@@ -310,6 +315,11 @@ class FormDefinition:
             found += [(f"{section.id}: {i.label}", i.addition) for i in section.items
                       if i.addition]
         return found
+
+
+@cache
+def _digest(snapshot: str) -> str:
+    return hashlib.sha256(snapshot.encode("utf-8")).hexdigest()
 
 
 @cache
@@ -396,6 +406,7 @@ def from_snapshot(snapshot: str) -> FormDefinition:
 # --- the forms folders ---------------------------------------------------------------------
 
 
+@cache
 def forms_dir() -> Path:
     """The shipped templates/forms folder (installed as formtool.templates)."""
     return Path(str(resources.files("formtool.templates") / "forms"))

@@ -40,17 +40,21 @@ def _rewrite(data: bytes, name: str, change) -> bytes:
 
 def _set_control(sdt: etree._Element, value: str) -> None:
     props = sdt.find(W + "sdtPr")
-    placeholder = props.find(W + "showingPlcHdr")
+    placeholder = props.find(W + "showingPlcHdr") if props is not None else None
     if placeholder is not None:
         props.remove(placeholder)
-    date = props.find(W + "date")
+    date = props.find(W + "date") if props is not None else None
     if date is not None and value:
         parsed = parse_date(value)
         if parsed is not None:
             date.set(W + "fullDate", f"{parsed.isoformat()}T00:00:00Z")
     content = sdt.find(W + "sdtContent")
+    marks = [c for c in content if c.tag in (W + "bookmarkStart", W + "bookmarkEnd")]
     for child in list(content):
         content.remove(child)
+    starts = [m for m in marks if m.tag == W + "bookmarkStart"]  # LibreOffice moves them in
+    for mark in starts:
+        content.append(mark)
     run = etree.SubElement(content, W + "r")
     for i, line in enumerate(value.split("\n")):
         if i:
@@ -58,6 +62,21 @@ def _set_control(sdt: etree._Element, value: str) -> None:
         text = etree.SubElement(run, W + "t")
         text.text = line
         text.set(XML_SPACE, "preserve")
+    for mark in marks:
+        if mark.tag == W + "bookmarkEnd":
+            content.append(mark)
+
+
+def _control_of(mark: etree._Element) -> etree._Element | None:
+    """The content control a key's bookmark wraps: next to it as formtool writes it, or
+    around it as LibreOffice saves it."""
+    following = mark.getnext()
+    if following is not None and following.tag == W + "sdt":
+        return following
+    parent = mark.getparent()
+    if parent is not None and parent.tag == W + "sdtContent":
+        return parent.getparent()
+    return None
 
 
 def stamp_saved(data: bytes, when: dt.datetime) -> bytes:
@@ -82,9 +101,9 @@ def fill_docx(data: bytes, answers: Mapping[str, str]) -> bytes:
             value = wanted.get(mark.get(W + "name", ""))
             if value is None:
                 continue
-            sdt = mark.getnext()
-            if sdt is None or sdt.tag != W + "sdt":
-                raise KeyError(f"no content control after bookmark {mark.get(W + 'name')}")
+            sdt = _control_of(mark)
+            if sdt is None:
+                raise KeyError(f"no content control at bookmark {mark.get(W + 'name')}")
             _set_control(sdt, value)
 
     return _rewrite(data, DOCUMENT, change)

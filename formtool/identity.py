@@ -23,7 +23,7 @@ PROPERTY_NAMES = {
 _VISIBLE = "Audit ID: {audit_id} · Form: {form_id} v{form_version} · Checksum: {checksum}"
 _VISIBLE_RE = re.compile(
     r"Audit ID:\s*(?P<audit_id>[A-Za-z0-9-]+)\s*·\s*Form:\s*(?P<form_id>[a-z0-9_]+)\s*"
-    r"v(?P<form_version>\d+)\s*·\s*Checksum:\s*(?P<checksum>[0-9a-f]+)"
+    r"v(?P<form_version>[0-9]{1,6})\s*·\s*Checksum:\s*(?P<checksum>[0-9a-f]+)"
 )
 
 
@@ -47,10 +47,10 @@ def from_properties(props: dict[str, str]) -> Identity | None:
     names = PROPERTY_NAMES
     if not (props.get(names["audit_id"]) and props.get(names["form_id"])):
         return None
-    try:
-        version = int(props.get(names["form_version"], ""))
-    except ValueError:
+    version_text = props.get(names["form_version"], "")
+    if not re.fullmatch(r"[0-9]{1,6}", version_text):  # ASCII digits, a sane size: a version
         return None
+    version = int(version_text)
     return Identity(
         props[names["audit_id"]], props[names["form_id"]], version, props.get(names["checksum"], "")
     )

@@ -141,6 +141,9 @@ def _column_heads(section: Section) -> Row:
     spans = cell_spans(section.cells)
     labels = {"stage": section.stage_label, "question": section.question_label,
               "answer": section.answer_label, "evidence": section.evidence_label}
+    if not section.questions:  # labelled items only: each label beside its answer
+        return Row((Cell("heading", section.question_label, spans["question"]),
+                    Cell("heading", section.answer_label, GRID - spans["question"])), True)
     return Row(tuple(Cell("heading", labels[c], spans[c]) for c in section.cells), True)
 
 
@@ -161,7 +164,8 @@ def _action_table(item: Item) -> list[Block]:
 def _section_blocks(section: Section, blocks: list[Block]) -> None:
     joined = bool(section.joins_previous and blocks and blocks[-1].kind == "table")
     if not joined:
-        blocks.append(Block("heading", section.title))
+        if "stage" not in section.cells:  # a stage column shows the title beside its rows
+            blocks.append(Block("heading", section.title))
         if section.guidance:
             blocks.append(Block("guidance", lines=section.guidance))
         for indicators in section.indicators:
@@ -182,7 +186,8 @@ def _section_blocks(section: Section, blocks: list[Block]) -> None:
             last = blocks.pop()
             blocks.append(Block("table", rows=(*last.rows, *rows), name=last.name))
         else:
-            head = [_column_heads(section)] if section.questions else []
+            head = [_column_heads(section)] if section.questions or section.answer_label \
+                else []
             blocks.append(Block("table", rows=(*head, *rows), name=section.id))
         pending.clear()
 

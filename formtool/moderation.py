@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 import sqlalchemy as sa
 
 from formtool import store
-from formtool.definitions import get_form
+from formtool.catalog import form_for
 from formtool.errors import FormtoolError
 from formtool.store import queries
 
@@ -37,20 +37,27 @@ class Moderation:
         return asdict(self)
 
 
-def _grade_choice(conn: sa.Connection, audit_id: str, grade: str) -> str:
+def grade_choices(engine: sa.Engine, form_id: str, version: int) -> tuple[str, ...]:
+    """The grades a moderator may give an audit of this form version: the scale of its
+    moderated grade (or, without one, of its grade); empty if the tool has no grade."""
+    form = form_for(engine, form_id, version)
+    item = form.item(form.judgements.moderated_grade or form.judgements.grade) if form else None
+    return tuple(item.scale.choices) if item is not None and item.scale is not None else ()
+
+
+def _grade_choice(engine: sa.Engine, conn: sa.Connection, audit_id: str, grade: str) -> str:
     audit = store.audit_row(conn, audit_id)
     if audit is None:
         raise ModerationError(f"Audit {audit_id} is not in the database. Check the id "
                               "(`formtool status` lists the month's audits).")
-    form = get_form(audit.form_id, audit.form_version) if audit else None
-    item = form.item(form.judgements.moderated_grade or form.judgements.grade) if form else None
-    if item is None or item.scale is None:
-        raise ModerationError(f"Audit {audit_id} is a {form.name if form else 'form'} audit, "
-                              "which has no grade to moderate.")
-    chosen = item.scale.parse(grade)
+    choices = grade_choices(engine, audit.form_id, audit.form_version)
+    if not choices:
+        raise ModerationError(f"Audit {audit_id} is a {audit.form_id} audit, which has no "
+                              "grade to moderate.")
+    chosen = next((c for c in choices if c.lower() == grade.strip().lower()), None)
     if chosen is None:
         raise ModerationError(f"Grade '{grade}' is not on the scale. Use one of: "
-                              + "; ".join(item.scale.choices) + ".")
+                              + "; ".join(choices) + ".")
     return chosen
 
 
@@ -61,7 +68,7 @@ def moderate(engine: sa.Engine, audit_id: str, grade: str, by: str, comment: str
         raise ModerationError("Say who moderated (--by NAME).")
     detail = f"{{grade}} by {by.strip()}" + (f": {comment.strip()}" if comment.strip() else "")
     with store.transaction(engine) as conn:
-        chosen = _grade_choice(conn, audit_id, grade)
+        chosen = _grade_choice(engine, conn, audit_id, grade)
         state = store.audit_state(conn, audit_id, for_update=True)
         if state in MODERATES:
             store.move_state(conn, audit_id, [state], S.moderated, "moderated",

@@ -441,4 +441,4 @@ def _refuse_repeat(conn: sa.Connection, month: str, mode: str) -> None:
         count = sum(e.audits for e in earlier)
         raise AllocationError(
             f"{month} is already allocated ({count} audit(s), {earlier[-1].created_at:%d/%m/%Y}"
-            "). Use --replace to draw again the audits not yet sent, or --add to allocate more.")
+            "). Replace the audits not yet sent (allocate --replace) or add more (--add).")

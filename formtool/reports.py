@@ -78,6 +78,12 @@ def _tally(rows: list[Any], key: str, today: dt.date) -> dict[str, dict[str, int
     return {name: {t: tally[t] for t in TALLIES} for name, tally in sorted(groups.items())}
 
 
+def audit_list(engine: sa.Engine, month: str, state: str | None = None) -> list[Any]:
+    """The month's audits (in one state, if given), in audit id order."""
+    with engine.connect() as conn:
+        return queries.audit_rows(conn, [month], [state] if state else None)
+
+
 def status(engine: sa.Engine, month: str | None = None,
            today: dt.date | None = None) -> StatusReport:
     """Audits by state; returned / outstanding / overdue per team and auditor; the list of

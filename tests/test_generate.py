@@ -107,7 +107,7 @@ def test_identity_is_embedded_three_ways(fmt, tmp_path):
     assert (identity.audit_id, identity.form_id, identity.form_version, identity.checksum) == (
         case.audit_id,
         "csc",
-        1,
+        form.version,
         case.checksum,
     )
 
@@ -159,3 +159,17 @@ def test_generate_writes_forms_and_manifest(tmp_path):
     # a second run for one more case keeps the earlier rows
     generate("early_help", cases_csv, tmp_path / "out", "docx")
     assert len((tmp_path / "out/manifest.csv").read_text().splitlines()) == 7
+
+
+def test_regenerate_rebuilds_the_same_bytes_from_the_store(tmp_path):
+    from formtool import store
+    from formtool.generate import regenerate
+
+    engine = store.open_store(f"sqlite:///{tmp_path / 'g.db'}")
+    form = get_form("csc")
+    made = write_forms(form, make_cases(tmp_path, form, 3), tmp_path / "first",
+                       ("docx", "xlsx"), engine=engine)
+    again = regenerate(engine, "2026-11", tmp_path / "again", ("docx", "xlsx"))
+    assert sorted(p.path.name for p in again) == sorted(p.path.name for p in made)
+    assert all((tmp_path / "again" / p.path.name).read_bytes() == p.path.read_bytes()
+               for p in made)

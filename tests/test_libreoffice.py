@@ -132,16 +132,17 @@ def test_libreoffice_saved_returns_import_exactly(workdir, variant, tmp_path):
 
     root, made = workdir
     engine = store.open_store(f"sqlite:///{tmp_path / 'lo.db'}")
-    for m in made.values():
-        record_audits(engine, get_form(m["case"].form_id), [m["case"]])
+    single = [f for f in FORM_IDS if not get_form(f).two_stage]  # two-stage: see below
+    for form_id in single:
+        record_audits(engine, get_form(form_id), [made[form_id]["case"]])
     files = [
         root / "saved" / (f"{f}-stripped.docx" if variant == "stripped.docx" else f"{f}.{variant}")
-        for f in FORM_IDS
+        for f in single
     ]
     outcomes = import_paths(engine, files)
-    assert [o.status for o in outcomes] == ["imported"] * len(FORM_IDS)
+    assert [o.status for o in outcomes] == ["imported"] * len(single)
     with engine.connect() as conn:
-        for form_id in FORM_IDS:
+        for form_id in single:
             audit_id = made[form_id]["case"].audit_id
             stored = {
                 r.key: (r.value, r.comment)
@@ -199,3 +200,65 @@ def test_rows_added_in_word_survive_libreoffice_and_import(tmp_path):
                                                  for n in range(1, printed + 3)]
     assert rows[-1].responsible_person == f"Person {printed + 2}"
     assert str(rows[-1].due_date) == "2027-01-31"
+
+
+@pytest.mark.parametrize("fmt", ["docx", "xlsx"])
+def test_two_stage_checklist_round_trip_through_libreoffice(tmp_path, fmt):
+    """Seed 000 through LibreOffice: the worker and supervisor list the evidence, the file is
+    picked for audit, the service manager judges it; each stage saved by LibreOffice."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from formtool import store
+    from formtool.fill import fill_return
+    from formtool.generate import record_audits
+    from formtool.imports import import_paths
+    from formtool.store import queries
+    from formtool.workflow import select_prepared
+
+    form = get_form("quality_practice")
+    assert form.two_stage
+    case = make_cases(tmp_path, form, 1)[0]
+    engine = store.open_store(f"sqlite:///{tmp_path / 'qp.db'}")
+    record_audits(engine, form, [case])
+    everything = answers_for(form)
+    roles = {f.key: f.role for f in form.fields()}
+    preparer = {k: v for k, v in everything.items() if roles[k] in ("", "preparer")}
+    preparer[form.judgements.status] = "Final"
+    source = tmp_path / "stage1" / f"{case.audit_id}.{fmt}"
+    source.parent.mkdir()
+    source.write_bytes(fill_return(render(form, case, fmt), fmt, form, preparer))
+    [saved] = convert([source], fmt, tmp_path / "saved1")
+    [first] = import_paths(engine, [saved], dt.date(2026, 11, 22))
+    assert first.status == "imported", first.issues
+    with engine.connect() as conn:
+        assert store.audit_state(conn, case.audit_id) is store.AuditState.prepared
+        prepared = queries.prepared_return(conn, case.audit_id)
+        stored = store.return_answers(conn, prepared.id)
+    evidence = [q for q in form.questions() if q.evidence and q.evidence_role == "preparer"]
+    assert all(stored[q.key][1] == everything[q.evidence_key] for q in evidence)
+    assert all(not stored[q.key][0] for q in evidence)  # judgements wait for the auditor
+    assert select_prepared(engine, case.due_month if hasattr(case, "due_month") else
+                           "2026-11").selected == (case.audit_id,)
+    auditor = {k: v for k, v in everything.items() if roles[k] == "auditor"}
+    auditor[evidence[0].evidence_key] = "Changed by the auditor"
+    judged = tmp_path / "stage2" / f"{case.audit_id}.{fmt}"
+    judged.parent.mkdir()
+    judged.write_bytes(fill_return(prepared.content, fmt, form, auditor))
+    [saved2] = convert([judged], fmt, tmp_path / "saved2")
+    [second] = import_paths(engine, [saved2], dt.date(2026, 11, 22))
+    assert second.status == "updated", second.issues
+    assert [(i.field, i.code.label) for i in second.issues if i.is_warning] == [
+        (evidence[0].evidence_key, "evidence-changed")]
+    with engine.connect() as conn:
+        assert store.audit_state(conn, case.audit_id) is store.AuditState.returned
+        current = store.current_return(conn, case.audit_id)
+        final = store.return_answers(conn, current.id)
+        stages = conn.execute(sa.select(store.returns.c.stage).order_by(store.returns.c.id)
+                              ).scalars().all()
+    assert stages == ["prepared", "audit"]
+    for q in form.questions():
+        assert final[q.key][0] == everything[q.key]
+        if q.comment:
+            assert final[q.comment_key][0] == everything[q.comment_key]

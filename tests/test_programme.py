@@ -230,8 +230,8 @@ def test_plan_errors_and_cli(tmp_path):
                                 "--month", MONTH, "--out", str(tmp_path / "b.csv"), "--db", db])
     assert again.exit_code == 2
     assert again.output.startswith("Error: 2026-11 is already allocated (")
-    assert again.output.rstrip().endswith("Use --replace to draw again the audits not yet "
-                                          "sent, or --add to allocate more.")
+    assert again.output.rstrip().endswith("Replace the audits not yet sent (allocate "
+                                          "--replace) or add more (--add).")
     bad = runner.invoke(cli, ["allocate", "--population", str(pop), "--auditors",
                               str(tmp_path / "missing.csv"), "--month", MONTH, "--db", db])
     assert bad.exit_code == 2

@@ -100,6 +100,7 @@ def generate(
     progress: Callable[[Iterable[Case]], Iterable[Case]] | None = None,
     engine: sa.Engine | None = None,
     settings: Settings = DEFAULT,
+    user: str = "",
 ) -> list[GeneratedForm]:
     """Generate forms for every case in the list; write them and manifest.csv to out_dir,
     and record each audit (state `allocated`) in the database if one is given.
@@ -113,7 +114,7 @@ def generate(
     produced = []
     for form, cases in batches:  # every batch checked above, before anything is written
         produced += write_forms(form, cases, Path(out_dir), formats, progress, engine,
-                                settings)
+                                settings, user)
     return produced
 
 
@@ -147,6 +148,7 @@ def write_forms(
     progress: Callable[[Iterable[Case]], Iterable[Case]] | None = None,
     engine: sa.Engine | None = None,
     settings: Settings = DEFAULT,
+    user: str = "",
 ) -> list[GeneratedForm]:
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".formtool-", dir=out_dir))
@@ -158,12 +160,32 @@ def write_forms(
                 path.write_bytes(render(form, case, fmt, settings))
                 produced.append(GeneratedForm(case, fmt, out_dir / path.name))
         if engine is not None:
-            record_audits(engine, form, cases)
+            record_audits(engine, form, cases, user)
         for item in produced:
             os.replace(staging / item.path.name, item.path)
         _append_manifest(out_dir, produced)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return produced
+
+
+def regenerate(engine: sa.Engine, month: str, out_dir: Path, formats: tuple[str, ...],
+               settings: Settings = DEFAULT) -> list[GeneratedForm]:
+    """The month's forms again, from the facts and definition versions in the store: the
+    same bytes `generate` made (generation is deterministic), wherever they went since."""
+    from formtool.catalog import form_for
+    from formtool.store import queries
+
+    with engine.connect() as conn:
+        rows = queries.audit_rows(conn, [month])
+    produced: list[GeneratedForm] = []
+    for row in rows:
+        form = form_for(engine, row.form_id, row.form_version)
+        if form is None:
+            continue  # a definition this database never kept: nothing to rebuild from
+        case = Case(row.audit_id, form.id, form.version, store.audit_facts(row), 0,
+                    row.auditor_email, row.preparer_email, row.form_format)
+        produced += write_forms(form, [case], out_dir, formats, settings=settings)
     return produced
 
 

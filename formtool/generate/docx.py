@@ -112,8 +112,9 @@ def _answer(field: Field, ids: _Counter, style: str) -> str:
 def _cell_body(cell: Cell, ids: _Counter, small: bool) -> str:
     if cell.kind == "heading":
         return _text_para(cell.text, "SmallHeading" if small else "TableHeading", ids)
-    if cell.kind == "stage":
-        return _text_para(cell.text, "Stage", ids) if cell.down else _para("")
+    if cell.kind == "stage":  # let "Screening/Referral" break after its slash
+        return _text_para(cell.text.replace("/", "/\u200b"), "Stage", ids) if cell.down \
+            else _para("")
     if cell.kind == "label":
         return _text_para(cell.text, "CellLabel", ids) + "".join(
             _text_para(line, "CellGuidance", ids) for line in cell.guidance)
@@ -140,7 +141,9 @@ def _cell(cell: Cell, width: int, ids: _Counter, small: bool) -> str:
 
 
 def _row(row: Row, grid: list[int], ids: _Counter, small: bool) -> str:
-    trpr = "<w:trPr><w:cantSplit/>" + ("<w:tblHeader/>" if row.header else "") + "</w:trPr>"
+    # a row with guidance paragraphs may be long: let it break across pages, not leave a gap
+    split = "" if any(c.guidance for c in row.cells) else "<w:cantSplit/>"
+    trpr = f"<w:trPr>{split}" + ("<w:tblHeader/>" if row.header else "") + "</w:trPr>"
     cells, column = [], 0
     for cell in row.cells:
         cells.append(_cell(cell, sum(grid[column:column + cell.span]), ids, small))
@@ -168,6 +171,10 @@ def _grid(block: Block) -> list[int]:
     """Column widths: the 8-column grid, or for a wide action table widths weighted to each
     column's heading and kind, so it fits a portrait page without breaking words."""
     if not block.wide:
+        if any(c.kind == "stage" for r in block.rows for c in r.cells):
+            # the stage column (one grid column) takes width from the evidence and judgement
+            # columns (empty when printed), so "Implementation" fits unbroken
+            return [COL * 3 // 2, *[COL] * 3, *[COL * 7 // 8] * (GRID - 4)]
         return [COL] * GRID
     first = next(r for r in block.rows if not r.header)
     heads = next(r for r in block.rows if r.header)

@@ -47,10 +47,10 @@ def _saved(text: str) -> dt.datetime | None:
     """dcterms:modified as naive UTC; None when absent, unreadable or in the future."""
     try:
         stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if stamp.tzinfo is not None:  # 9999-12-31T23:00-05:00 has no UTC date: not a date
+            stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         return None
-    if stamp.tzinfo is not None:
-        stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
     if stamp.year < 2001 or stamp > dt.datetime.now(dt.UTC).replace(tzinfo=None) \
             + dt.timedelta(days=1):
         return None  # formtool's own unsaved forms carry 2000-01-01; clocks can be wrong

@@ -142,7 +142,7 @@ class _Count:
 def _attachment(name: str, data: bytes) -> Attachment:
     if len(data) > MAX_ATTACHMENT_BYTES:
         raise _bad(f"an attachment is larger than {MAX_ATTACHMENT_BYTES // 1_048_576} MB")
-    return Attachment(name, data)
+    return Attachment(_one_line(name, 255), data)  # a name is shown and stored: one clean line
 
 
 # ---- .eml ---------------------------------------------------------------------------------

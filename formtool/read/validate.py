@@ -109,12 +109,12 @@ def check_return(raw: RawReturn, file: str, expected_facts: Mapping[str, str] | 
         if item.kind == "table":
             actions += _action_rows(item, values) if _in_stage(item.role, stage) else []
             continue
-        if item.key not in values:
-            continue  # the other stage's field
-        answers[item.key] = (values[item.key], values.get(item.evidence_key, ""))
-        if item.comment:
-            answers[item.comment_key] = (values.get(item.comment_key, ""), "")
-        if final and item.required and not values[item.key]:
+        if item.key not in values and item.evidence_key not in values:
+            continue  # wholly the other stage's
+        answers[item.key] = (values.get(item.key, ""), values.get(item.evidence_key, ""))
+        if item.comment and item.comment_key in values:
+            answers[item.comment_key] = (values[item.comment_key], "")
+        if final and item.required and item.key in values and not values[item.key]:
             issues.append(Issue(IssueCode.missing_answer, file, item.key))
     if not final:
         issues.append(Issue(IssueCode.draft_return, file, judgements.status))

@@ -133,11 +133,11 @@ def store_return(engine: sa.Engine, record: ReturnRecord, file: ReturnFile, stag
 def _insert_return(conn: sa.Connection, record: ReturnRecord, file: ReturnFile, stage: str,
                    order: dt.datetime, current: bool, supersedes: int | None) -> int:
     return_id = new_id(conn.execute(returns.insert().values(
-        audit_id=record.audit_id, file_name=file.name[:500], content_hash=file.content_hash,
+        audit_id=record.audit_id, file_name=_text(file.name, 500), content_hash=file.content_hash,
         content=file.content, imported_at=now(), supersedes=supersedes, is_current=current,
         method=record.method, final=record.final, warnings=json.dumps(list(record.warnings)),
-        saved_at=order, sender=file.sender[:400], sent_at=file.sent_at,
-        message_name=file.message_name[:500], stage=stage,
+        saved_at=order, sender=_text(file.sender, 400), sent_at=file.sent_at,
+        message_name=_text(file.message_name, 500), stage=stage,
     )))
     rows = [{"return_id": return_id, "key": k, "value": v, "comment": c}
             for k, (v, c) in record.answers.items()]
@@ -148,6 +148,11 @@ def _insert_return(conn: sa.Connection, record: ReturnRecord, file: ReturnFile, 
         conn.execute(actions.insert(),
                      [blank | dict(a) | {"return_id": return_id} for a in record.actions])
     return return_id
+
+
+def _text(value: str, limit: int) -> str:
+    """Text a database column can hold: PostgreSQL refuses NUL characters in text."""
+    return value.replace("\x00", "")[:limit]
 
 
 def _store_grade(conn: sa.Connection, record: ReturnRecord, return_id: int) -> None:

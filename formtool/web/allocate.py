@@ -1,0 +1,233 @@
+"""Allocate a month in the web workspace: upload the population, auditors and plan, preview
+the allocation (computed as `formtool allocate` would, recorded nowhere), confirm to record it
+and generate the forms (`formtool generate`), then download them or send them (`formtool
+send`). The uploads and forms stay in the server's private folder, removed when it stops."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+
+from formtool.errors import FormtoolError
+from formtool.users import Account
+from formtool.web import queries
+from formtool.web.pages import Draft, Workspace, call, download, flash, redirect, render, ws_of
+from formtool.web.security import safe_file_name
+
+DRAFT_HOURS = 2  # an allocation preview's uploaded files are kept this long
+
+
+def _expire_drafts(ws: Workspace) -> None:
+    for token, draft in list(ws.drafts.items()):
+        if time.monotonic() - draft.created > DRAFT_HOURS * 3600:
+            shutil.rmtree(draft.folder, ignore_errors=True)
+            del ws.drafts[token]
+
+
+async def allocate_page(request: Request, who: Account) -> Response:
+    month = queries.month_or_default(request.query_params.get("month"))
+    done = ws_of(request).allocated.get(month)
+    return render(
+        request, who, "allocate.html", month=month, done=done, mail=ws_of(request).mail, q=queries
+    )
+
+
+def _as_uploaded(draft: Draft, exc: FormtoolError) -> FormtoolError:
+    """The error naming each file as uploaded, not where the server keeps it."""
+    message = str(exc)
+    for path in draft.files.values():
+        message = message.replace(str(path), path.name)
+    return FormtoolError(message)
+
+
+def _preview(ws: Workspace, draft: Draft) -> dict[str, Any]:
+    """The allocation the uploaded files would give, computed as `run_allocation` does but
+    recorded nowhere; and any earlier allocation of the month."""
+    from formtool import store
+    from formtool.programme import (
+        MAX_BREAK_SHARE,
+        MAX_PER_YEAR,
+        allocate,
+        load_auditors,
+        load_plan,
+        load_population,
+        read_history,
+    )
+
+    population = load_population(draft.files["population"])
+    auditors = load_auditors(draft.files["auditors"])
+    samples = load_plan(draft.files.get("plan"))
+    with ws.engine.connect() as conn:
+        history = read_history(conn, draft.month, population)
+        earlier = store.month_allocations(conn, draft.month)
+    allocation = allocate(population, auditors, samples, draft.month, draft.seed, history)
+    return {
+        "allocation": allocation,
+        "earlier": earlier,
+        "samples": samples,
+        "population": len(population),
+        "auditors": len(auditors),
+        "max_per_year": MAX_PER_YEAR,
+        "max_break": MAX_BREAK_SHARE,
+    }
+
+
+async def allocate_preview(request: Request, who: Account, form: FormData) -> Response:
+    import secrets
+
+    ws = ws_of(request)
+    _expire_drafts(ws)
+    month, seed = str(form.get("month", "")), str(form.get("seed", "0")).strip() or "0"
+    if not queries.MONTH.fullmatch(month) or not seed.isdigit():
+        raise FormtoolError("Give the month as YYYY-MM and the seed as a whole number.")
+    folder = Path(tempfile.mkdtemp(prefix="draft-", dir=ws.folder("drafts")))
+    files: dict[str, Path] = {}
+    for key in ("population", "auditors", "plan"):
+        upload = form.get(key)
+        if isinstance(upload, UploadFile) and upload.filename:
+            (folder / key).mkdir()
+            files[key] = folder / key / safe_file_name(upload.filename, set())
+            files[key].write_bytes(await upload.read())
+    if "population" not in files or "auditors" not in files:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise FormtoolError(
+            "Choose both the population file and the auditors file (.csv or .xlsx)."
+        )
+    token = secrets.token_urlsafe(16)
+    draft = Draft(folder, month, int(seed), who.name, files)
+    try:
+        preview = await call(_preview, ws, draft)
+    except FormtoolError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise _as_uploaded(draft, exc) from None
+    ws.drafts[token] = draft
+    return render(
+        request, who, "allocate_preview.html", draft=draft, token=token, q=queries, **preview
+    )
+
+
+def _confirm(ws: Workspace, draft: Draft, mode: str, user: str) -> dict[str, Any]:
+    """Record the allocation (`formtool allocate`) and generate its forms (`formtool
+    generate`), as the demo does; the forms stay in the server's private folder."""
+    from formtool.generate import generate
+    from formtool.programme import run_allocation
+
+    batch = Path(tempfile.mkdtemp(prefix="batch-", dir=ws.folder("allocations", draft.month)))
+    out = batch / "allocation.csv"
+    allocation = run_allocation(
+        ws.engine,
+        draft.files["population"],
+        draft.files["auditors"],
+        draft.month,
+        draft.files.get("plan"),
+        draft.seed,
+        out,
+        mode,
+        user,
+    )
+    produced = generate(None, out, batch / "forms", "both", engine=ws.engine, settings=ws.settings)
+    return {
+        "allocation": allocation,
+        "batch": batch,
+        "forms": len(produced),
+        "at": dt.datetime.now(),
+        "by": user,
+        "mail": None,
+    }
+
+
+async def allocate_confirm(request: Request, who: Account, form: FormData) -> Response:
+    ws = ws_of(request)
+    draft = ws.drafts.get(str(form.get("token", "")))
+    if draft is None or draft.user != who.name:
+        raise FormtoolError(
+            "This preview has expired (previews are kept for "
+            f"{DRAFT_HOURS} hours). Upload the files again."
+        )
+    mode = str(form.get("mode", "first"))
+    try:
+        done = await call(_confirm, ws, draft, mode, f"web:{who.name}")
+    except FormtoolError as exc:
+        raise _as_uploaded(draft, exc) from None
+    ws.drafts.pop(str(form.get("token", "")), None)
+    shutil.rmtree(draft.folder, ignore_errors=True)
+    ws.allocated[draft.month] = done
+    allocation = done["allocation"]
+    flash(
+        request,
+        f"{len(allocation.rows)} audit(s) allocated for {draft.month}, due "
+        f"{queries.day(allocation.due)}; {done['forms']} form(s) generated.",
+    )
+    return redirect(f"/allocate?month={draft.month}")
+
+
+def _month_forms(ws: Workspace, month: str) -> Path:
+    """The month's forms, rebuilt from the store (`formtool.generate.regenerate`), so they
+    outlive the server process that allocated them."""
+    from formtool.generate import regenerate
+
+    folder = Path(tempfile.mkdtemp(prefix="forms-", dir=ws.folder("forms", month)))
+    if not regenerate(ws.engine, month, folder, ("docx", "xlsx"), ws.settings):
+        raise FormtoolError(f"No audits are recorded for {month}. Allocate the month first.")
+    return folder
+
+
+def _month_folder(request: Request) -> tuple[str, Path]:
+    month = request.path_params["month"]
+    if not queries.MONTH.fullmatch(month):
+        raise FormtoolError(f"'{month}' is not a month; use YYYY-MM.")
+    return month, _month_forms(ws_of(request), month)
+
+
+async def allocate_forms(request: Request, who: Account) -> Response:
+    """The month's forms (every audit recorded for it), with their manifest."""
+    month, folder = await call(_month_folder, request)
+    data = await call(queries.zip_folder, folder, ("*.docx", "*.xlsx", "manifest.csv"))
+    shutil.rmtree(folder, ignore_errors=True)
+    return download(data, f"forms-{month}.zip")
+
+
+async def allocate_send(request: Request, who: Account, form: FormData) -> Response:
+    from formtool.mail import deliver
+
+    ws = ws_of(request)
+    month, folder = await call(_month_folder, request)
+    smtp = ws.mail.smtp if form.get("how") == "smtp" and ws.mail.smtp else None
+    mail_dir = ws.folder("mail", month)
+    result = await call(
+        deliver,
+        ws.engine,
+        str(form.get("sender") or ws.mail.sender),
+        folder,
+        month,
+        mail_dir,
+        smtp=smtp,
+        starttls=ws.mail.starttls,
+        smtp_user=ws.mail.user or None,
+        settings=ws.settings,
+        user=f"web:{who.name}",
+    )
+    if month in ws.allocated:
+        ws.allocated[month]["mail"] = result
+    verb = f"sent via {smtp}" if smtp else "ready to download as .eml drafts"
+    flash(request, f"{len(result.messages)} message(s) {verb}; their audits are marked sent.")
+    return redirect(f"/allocate?month={month}")
+
+
+async def allocate_mail(request: Request, who: Account) -> Response:
+    month = request.path_params["month"]
+    folder = ws_of(request).work_dir / "mail" / month
+    if not queries.MONTH.fullmatch(month) or not folder.is_dir():
+        raise FormtoolError(
+            f"No email drafts were written for {month} since this server "
+            "started. Use Send on the Allocate page first."
+        )
+    return download(await call(queries.zip_folder, folder, ("*.eml",)), f"emails-{month}.zip")

@@ -1,0 +1,159 @@
+"""What every page of the web workspace shares: the workspace (store, settings, private
+folder), rendering a template with the signed-in user, one-line problems, flash messages and
+downloads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+import sqlalchemy as sa
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from formtool.errors import printable
+from formtool.settings import Settings
+from formtool.users import Account
+from formtool.web import queries
+from formtool.web.security import Limits, SignInGuard, csrf_token, may
+
+MIME = {
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".pdf": "application/pdf",
+    ".zip": "application/zip",
+    ".eml": "message/rfc822",
+    ".msg": "application/vnd.ms-outlook",
+}
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    """Where `Send` goes: SMTP when a server is set (FORMTOOL_SMTP=HOST:PORT), else .eml
+    drafts to download."""
+
+    sender: str = "qa-team@example.invalid"
+    smtp: str = ""
+    starttls: bool = False
+    user: str = ""
+
+
+@dataclass
+class Draft:
+    """An allocation previewed and not yet confirmed: its uploaded files and choices."""
+
+    folder: Path
+    month: str
+    seed: int
+    user: str
+    files: dict[str, Path]
+    created: float = field(default_factory=time.monotonic)
+
+
+REPORT_SECONDS = 60  # a report page's figures are reused this long (see views._report)
+
+
+@dataclass
+class Report:
+    """A period's PMU figures and report as last computed, with its charts as data: URLs."""
+
+    figures: Any
+    document: Any
+    images: list[list[str]]  # per part of the document
+    key: str  # digest of what the figures were drawn from (queries.figures_key)
+    as_of: dt.date
+    made: float = field(default_factory=time.monotonic)
+    made_at: dt.datetime = field(default_factory=dt.datetime.now)
+
+    def fresh(self, today: dt.date) -> bool:
+        return self.as_of == today and time.monotonic() - self.made < REPORT_SECONDS
+
+
+@dataclass
+class Workspace:
+    """What every view shares: the store, the settings and the server's private folder."""
+
+    engine: sa.Engine
+    settings: Settings
+    behind_https: bool
+    guard: SignInGuard
+    limits: Limits
+    mail: MailConfig
+    work_dir: Path
+    env: jinja2.Environment
+    drafts: dict[str, Draft] = field(default_factory=dict)
+    allocated: dict[str, dict[str, Any]] = field(default_factory=dict)  # month -> last result
+    reports: OrderedDict[str, Report] = field(default_factory=OrderedDict)  # by period
+
+    def folder(self, *parts: str) -> Path:
+        path = self.work_dir.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+
+def ws_of(request: Request) -> Workspace:
+    workspace: Workspace = request.app.state.ws
+    return workspace
+
+
+async def call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a (blocking) library function in a worker thread."""
+    return await run_in_threadpool(func, *args, **kwargs)
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+def render(
+    request: Request, who: Account | None, template: str, status: int = 200, **context: Any
+) -> HTMLResponse:
+    ws = ws_of(request)
+    session = request.session
+    html = ws.env.get_template(template).render(
+        who=who,
+        csrf=csrf_token(session),
+        flash=session.pop("flash", None),
+        settings=ws.settings,
+        path=request.url.path,
+        may=lambda c: bool(who and may(who.role, c)),
+        **context,
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+def problem(
+    request: Request, who: Account | None, status: int, title: str, message: str, back: str = "/"
+) -> HTMLResponse:
+    return render(request, who, "problem.html", status, title=title, message=message, back=back)
+
+
+def flash(request: Request, text: str, kind: str = "ok") -> None:
+    request.session["flash"] = {"kind": kind, "text": printable(text, 600)}
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def download(data: bytes, name: str) -> Response:
+    safe = queries.download_name(name)
+    return Response(
+        data,
+        media_type=MIME.get(Path(safe).suffix.lower(), "application/octet-stream"),
+        headers={
+            "content-disposition": f'attachment; filename="{safe}"; '
+            f"filename*=UTF-8''{quote(printable(name))}"
+        },
+    )
+
+
+def audit_url(audit_id: str) -> str:
+    return "/audits/" + quote(audit_id, safe="")

@@ -1,0 +1,162 @@
+"""Presentation helpers for the web workspace: months to show, names to print, images and
+zips to send. No business rule lives here: every figure comes from the library."""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import re
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from formtool.errors import Issue, printable
+
+MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+QUARTER = re.compile(r"\d{4}-Q[1-4]")
+YEAR = re.compile(r"\d{4}")
+
+
+def this_month(today: dt.date | None = None) -> str:
+    return f"{today or dt.date.today():%Y-%m}"
+
+
+def month_or_default(text: str | None) -> str:
+    return text if text and MONTH.fullmatch(text) else this_month()
+
+
+def month_name(month: str) -> str:
+    return f"{calendar.month_name[int(month[5:])]} {month[:4]}"
+
+
+def shift_month(month: str, by: int) -> str:
+    index = int(month[:4]) * 12 + int(month[5:]) - 1 + by
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def day(value: dt.date | str | None) -> str:
+    """A date as people in English councils write it: Mon 30/11/2026."""
+    if not value:
+        return ""
+    if isinstance(value, str):
+        try:
+            parsed = (
+                dt.date.fromisoformat(value)
+                if len(value) == 10
+                else dt.datetime.fromisoformat(value)
+            )
+        except ValueError:
+            return value
+        return day(parsed)
+    if isinstance(value, dt.datetime):
+        return f"{value:%d/%m/%Y %H:%M}"
+    return f"{value:%a %d/%m/%Y}"
+
+
+def shown_issue(issue: Issue | dict[str, str], name: str) -> dict[str, str]:
+    """An issue for the page, its message naming the file as uploaded (not the private
+    folder it was read from)."""
+    if isinstance(issue, Issue):
+        issue = dataclasses.replace(issue, file=name).as_dict()
+    return issue | {"severity": issue.get("severity", "warning")}
+
+
+def sentence(text: str) -> str:
+    """First letter capital, the rest as written (acronyms such as PMU stay)."""
+    return text[:1].upper() + text[1:]
+
+
+def tool_names() -> dict[str, str]:
+    """Form id -> the tool's short name, for tables (CSC, Early Help ...)."""
+    from formtool.definitions import all_forms
+
+    return {form_id: form.name for form_id, form in all_forms().items()}
+
+
+def data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def zip_folder(folder: Path, patterns: Iterable[str]) -> bytes:
+    """The files under `folder` matching the patterns, zipped flat (names are unique)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for pattern in patterns:
+            for path in sorted(folder.rglob(pattern)):
+                if path.is_file() and not path.name.startswith("."):
+                    archive.write(path, path.name)
+    return out.getvalue()
+
+
+def download_name(name: str) -> str:
+    """A file name safe in a Content-Disposition header (ASCII, no quotes)."""
+    ascii_name = printable(name).encode("ascii", "replace").decode("ascii")
+    return re.sub(r"[^A-Za-z0-9._ ()-]+", "_", ascii_name).strip() or "download"
+
+
+def figures_key(figures: Any, settings: Any) -> str:
+    """A digest of what a PMU report is drawn from, to reuse its rendered charts while the
+    data is unchanged: every audit's state, grades and current return (returns never change
+    once stored; a new one has a new id), the trend, the period and the settings."""
+    digest = hashlib.sha256()
+    digest.update(
+        repr((figures.period, figures.as_of, figures.min_base, settings, figures.trend)).encode()
+    )
+    for a in figures.audits:
+        digest.update(
+            repr(
+                (
+                    a.audit_id,
+                    a.form.id,
+                    a.form.version,
+                    a.case_number,
+                    a.team,
+                    a.auditor,
+                    a.state,
+                    a.due_date,
+                    a.auditor_grade,
+                    a.moderated_grade,
+                    a.return_id,
+                )
+            ).encode()
+        )
+    return digest.hexdigest()
+
+
+def list_row(row: Any) -> dict[str, Any]:
+    """An audit for a list, from a store row or a `status` Outstanding entry."""
+    return {
+        "audit_id": row.audit_id,
+        "case_number": row.case_number,
+        "form_id": row.form_id,
+        "team": row.team,
+        "auditor": row.auditor,
+        "state": row.state,
+        "due": getattr(row, "due", None) or getattr(row, "due_date", None),
+        "days_overdue": getattr(row, "days_overdue", 0),
+        "grade": getattr(row, "moderated_grade", "") or getattr(row, "auditor_grade", "") or "",
+    }
+
+
+def financial_quarter(month: str) -> str:
+    """The financial quarter holding a month: Q1 = April-June (as `formtool pack pmu`)."""
+    year, mon = int(month[:4]), int(month[5:])
+    return f"{year if mon >= 4 else year - 1}-Q{(mon - 4) % 12 // 3 + 1}"
+
+
+def period_shortcuts(today: dt.date | None = None) -> list[tuple[str, str]]:
+    month = this_month(today)
+    quarter = financial_quarter(month)
+    last_quarter = financial_quarter(shift_month(month, -3))
+    return [
+        ("This month", month),
+        ("Last month", shift_month(month, -1)),
+        ("This quarter", quarter),
+        ("Last quarter", last_quarter),
+        ("This financial year", quarter[:4]),
+    ]

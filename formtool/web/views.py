@@ -1,0 +1,426 @@
+"""The web workspace's pages: each calls one library function (the same as its CLI command)
+and renders what it returns. Sign-in, roles, CSRF and upload limits are checked before a view
+runs (app.py); a FormtoolError raised here becomes the page's one-line message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from formtool import reports
+from formtool.errors import FormtoolError, printable
+from formtool.moderation import grade_choices
+from formtool.settings import Settings
+from formtool.users import Account
+from formtool.web import queries
+from formtool.web.pages import (
+    Report,
+    Workspace,
+    audit_url,
+    call,
+    download,
+    flash,
+    redirect,
+    render,
+    ws_of,
+)
+from formtool.web.security import safe_file_name
+
+# --- month dashboard and lists -------------------------------------------------------------
+
+
+async def dashboard(request: Request, who: Account) -> Response:
+    from formtool.deadlines import month_timetable
+    from formtool.reports import status
+
+    month = queries.month_or_default(request.query_params.get("month"))
+    report = await call(status, ws_of(request).engine, month)
+    totals = {
+        t: sum(v[t] for v in report.teams.values())
+        for t in ("audits", "returned", "outstanding", "overdue")
+    }
+    dates = month_timetable(int(month[:4]), int(month[5:]))
+    return render(
+        request,
+        who,
+        "dashboard.html",
+        month=month,
+        report=report,
+        totals=totals,
+        dates=dates,
+        q=queries,
+    )
+
+
+async def status_json(request: Request, who: Account) -> Response:
+    from formtool.reports import status
+
+    month = request.query_params.get("month")
+    report = await call(
+        status, ws_of(request).engine, queries.month_or_default(month) if month != "all" else None
+    )
+    return JSONResponse(report.as_dict())
+
+
+async def audit_list(request: Request, who: Account) -> Response:
+    from formtool.reports import DONE, status
+
+    params = request.query_params
+    month = queries.month_or_default(params.get("month"))
+    state, team, auditor = params.get("state"), params.get("team"), params.get("auditor")
+    tally = params.get("tally", "audits")
+    engine = ws_of(request).engine
+    if tally in ("outstanding", "overdue"):
+        report = await call(status, engine, month)
+        rows: list[Any] = report.overdue if tally == "overdue" else report.outstanding
+    else:
+        rows = await call(reports.audit_list, engine, month, state)
+        if tally == "returned":
+            rows = [r for r in rows if r.state in {s.value for s in DONE}]
+    rows = [
+        queries.list_row(r)
+        for r in rows
+        if (team is None or r.team == team) and (auditor is None or r.auditor == auditor)
+    ]
+    what = " · ".join(x for x in (state, team, auditor) if x) or "all audits"
+    return render(
+        request, who, "audits.html", month=month, rows=rows, tally=tally, what=what, q=queries
+    )
+
+
+# --- one audit -----------------------------------------------------------------------------
+
+
+async def audit_page(request: Request, who: Account) -> Response:
+    from formtool.reports import audit_detail
+
+    ws = ws_of(request)
+    detail = await call(audit_detail, ws.engine, request.path_params["audit_id"])
+    a = detail.audit
+    grades = await call(grade_choices, ws.engine, a["form_id"], int(a["form_version"]))
+    return render(
+        request,
+        who,
+        "audit.html",
+        d=detail,
+        a=a,
+        grades=grades,
+        q=queries,
+        url=audit_url(a["audit_id"]),
+    )
+
+
+async def audit_check(request: Request, who: Account, form: FormData) -> Response:
+    from formtool.workflow import check_return
+
+    audit_id = request.path_params["audit_id"]
+    amend = form.get("decision") == "amend"
+    reason = str(form.get("reason", "")) if amend else None
+    engine = ws_of(request).engine
+    result = await call(check_return, engine, audit_id, reason, user=f"web:{who.name}")
+    flash(
+        request,
+        f"{audit_id}: returned for amendment, due back by {queries.day(result.amend_by)}."
+        if result.amend_by
+        else f"{audit_id}: accepted.",
+    )
+    return redirect(audit_url(audit_id))
+
+
+async def audit_step(request: Request, who: Account, form: FormData) -> Response:
+    from formtool.workflow import close_audit, sign_off_actions
+
+    audit_id, step = request.path_params["audit_id"], request.path_params["step"]
+    run = {"signoff": sign_off_actions, "close": close_audit}.get(step)
+    if run is None:
+        raise HTTPException(404)
+    await call(run, ws_of(request).engine, audit_id, user=f"web:{who.name}")
+    flash(request, f"{audit_id}: {'actions signed off' if step == 'signoff' else 'closed'}.")
+    return redirect(audit_url(audit_id))
+
+
+async def audit_moderate(request: Request, who: Account, form: FormData) -> Response:
+    from formtool.moderation import moderate
+
+    audit_id = request.path_params["audit_id"]
+    result = await call(
+        moderate,
+        ws_of(request).engine,
+        audit_id,
+        str(form.get("grade", "")),
+        who.name,
+        str(form.get("comment", "")),
+        user=f"web:{who.name}",
+    )
+    change = (
+        f"changed from {result.auditor_grade}"
+        if result.changed
+        else "agrees with the auditor"
+        if result.auditor_grade
+        else "recorded"
+    )
+    flash(request, f"{audit_id}: moderated grade {result.moderated_grade} ({change}).")
+    return redirect(audit_url(audit_id))
+
+
+def _file_pack(engine: sa.Engine, audit_id: str, fmt: str, settings: Settings) -> bytes:
+    from formtool.packs.file import file_pack
+
+    with tempfile.TemporaryDirectory(prefix="formtool-pack-") as folder:
+        made = file_pack(engine, [audit_id], Path(folder), (fmt,), settings=settings)
+        return made.files[0].read_bytes()
+
+
+async def audit_pack(request: Request, who: Account) -> Response:
+    audit_id, fmt = request.path_params["audit_id"], request.path_params["fmt"]
+    if fmt not in ("pdf", "docx"):
+        raise HTTPException(404)
+    ws = ws_of(request)
+    return download(
+        await call(_file_pack, ws.engine, audit_id, fmt, ws.settings), f"{audit_id}-file.{fmt}"
+    )
+
+
+async def return_download(request: Request, who: Account) -> Response:
+    from formtool.reports import return_file
+
+    name, data = await call(return_file, ws_of(request).engine, request.path_params["return_id"])
+    return download(data, name)
+
+
+# --- returns -------------------------------------------------------------------------------
+
+
+async def returns_page(request: Request, who: Account) -> Response:
+    return render(
+        request, who, "returns.html", outcomes=None, limits=ws_of(request).limits, q=queries
+    )
+
+
+def _import_uploads(
+    ws: Workspace, uploads: list[UploadFile], user: str
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Save the uploads under safe names in a private folder and import them exactly as
+    `formtool import` would: the outcome of each for the page, and the tally."""
+    from formtool.imports import counts, import_paths, shown_name
+
+    folder = Path(tempfile.mkdtemp(prefix="upload-", dir=ws.folder("uploads")))
+    try:
+        taken: set[str] = set()
+        paths = []
+        for upload in uploads:
+            path = folder / safe_file_name(upload.filename or "upload", taken)
+            with path.open("wb") as out:
+                shutil.copyfileobj(upload.file, out)
+            paths.append(path)
+        outcomes = import_paths(ws.engine, paths, user=user)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    rows = [
+        {
+            "file": shown_name(o),
+            "status": o.status,
+            "audit_id": o.audit_id,
+            "issues": [queries.shown_issue(i, shown_name(o)) for i in o.issues],
+        }
+        for o in outcomes
+    ]
+    return rows, counts(outcomes)
+
+
+async def returns_upload(request: Request, who: Account, form: FormData) -> Response:
+    uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
+    ws = ws_of(request)
+    if not uploads:
+        flash(
+            request,
+            "Choose one or more returned forms (.docx, .xlsx) or emails (.eml, .msg) first.",
+            "error",
+        )
+        return redirect("/returns")
+    outcomes, tally = await call(_import_uploads, ws, uploads, f"web:{who.name}")
+    return render(
+        request, who, "returns.html", outcomes=outcomes, tally=tally, limits=ws.limits, q=queries
+    )
+
+
+# --- moderation ----------------------------------------------------------------------------
+
+
+def _moderation(ws: Workspace, month: str, rate: float, seed: int) -> dict[str, Any]:
+    from formtool.moderation import moderation_pool, moderation_sample
+    from formtool.packs.figures import period_for
+
+    figures = _report(ws, period_for(month=month)).figures
+    return {
+        "sample": moderation_sample(ws.engine, month, rate, seed, record=False),
+        "pool": len(moderation_pool(ws.engine, month)),
+        "moderated": [a for a in figures.audits if a.moderated_grade],
+        "summary": figures.moderation,
+    }
+
+
+async def moderation_page(request: Request, who: Account) -> Response:
+    from formtool.moderation import parse_rate
+
+    params = request.query_params
+    month = queries.month_or_default(params.get("month"))
+    rate_text, seed = params.get("rate", "10%"), params.get("seed", "0")
+    seed = seed if seed.isdigit() else "0"
+    data = await call(_moderation, ws_of(request), month, parse_rate(rate_text), int(seed))
+    return render(
+        request, who, "moderation.html", month=month, rate=rate_text, seed=seed, q=queries, **data
+    )
+
+
+async def moderation_record(request: Request, who: Account, form: FormData) -> Response:
+    from formtool.moderation import moderation_sample, parse_rate
+
+    month = str(form.get("month", ""))
+    seed = str(form.get("seed", "0"))
+    if not queries.MONTH.fullmatch(month) or not seed.isdigit():
+        raise FormtoolError("Give the month as YYYY-MM and the seed as a whole number.")
+    rate = str(form.get("rate", "10%"))
+    picked = await call(
+        moderation_sample,
+        ws_of(request).engine,
+        month,
+        parse_rate(rate),
+        int(seed),
+        record=True,
+        user=f"web:{who.name}",
+    )
+    flash(request, f"{len(picked)} audit(s) recorded as selected for moderation in {month}.")
+    return redirect(f"/moderation?month={month}&rate={quote(rate)}&seed={seed}")
+
+
+# --- reports -------------------------------------------------------------------------------
+
+
+def _period(request: Request) -> Any:
+    from formtool.packs.figures import period_for
+
+    text = (request.query_params.get("period") or queries.this_month()).strip().upper()
+    if queries.MONTH.fullmatch(text):
+        return period_for(month=text)
+    if queries.QUARTER.fullmatch(text):
+        return period_for(quarter=text)
+    if queries.YEAR.fullmatch(text):
+        return period_for(year=text)
+    raise FormtoolError(
+        f"'{printable(text, 40)}' is not a period. Use a month (2026-11), a "
+        "financial quarter (2026-Q3) or a financial year (2026)."
+    )
+
+
+def _report(ws: Workspace, period: Any, fresh: bool = False) -> Report:
+    """The period's PMU figures and report (`formtool pack pmu`'s content). Kept for a minute
+    (and until anything is changed through the workspace) because the figures take a while on
+    a large store; the charts are drawn again only when the figures changed."""
+    from formtool.packs.figures import load_figures
+    from formtool.packs.pmu import report
+
+    today = dt.date.today()
+    found = ws.reports.get(period.label)
+    if found is not None and not fresh and found.fresh(today):
+        return found
+    figures = load_figures(ws.engine, period, today, min_base=ws.settings.min_base)
+    key = queries.figures_key(figures, ws.settings)
+    if found is not None and found.key == key:
+        document, images = found.document, found.images
+    else:
+        document = report(figures, ws.settings)
+        images = [[queries.data_url(png) for png in part.images] for part in document.parts]
+    made = Report(figures, document, images, key, today)
+    ws.reports[period.label] = made
+    while len(ws.reports) > 8:
+        ws.reports.popitem(last=False)
+    return made
+
+
+async def reports_page(request: Request, who: Account) -> Response:
+    period = _period(request)
+    made = await call(_report, ws_of(request), period, request.query_params.get("fresh") == "1")
+    return render(
+        request,
+        who,
+        "reports.html",
+        period=period,
+        figures=made.figures,
+        doc=made.document,
+        images=made.images,
+        made_at=made.made_at,
+        q=queries,
+        shortcuts=queries.period_shortcuts(),
+    )
+
+
+async def report_download(request: Request, who: Account) -> Response:
+    from formtool.packs.render import to_docx, to_pdf
+    from formtool.packs.workbook import workbook
+
+    ws = ws_of(request)
+    kind = request.path_params["kind"]
+    period = _period(request)
+    made = await call(_report, ws, period, True)  # a pack to keep: from the data as it is now
+    figures, document = made.figures, made.document
+    names = who.sees_names and request.query_params.get("names") == "1"
+    make = {
+        "docx": lambda: to_docx(document),
+        "pdf": lambda: to_pdf(document),
+        "xlsx": lambda: workbook(figures, ws.settings, names),
+    }.get(kind)
+    if make is None:
+        raise HTTPException(404)
+    return download(await call(make), f"pmu-{figures.period.label}.{kind}")
+
+
+# --- forms ---------------------------------------------------------------------------------
+
+
+def _forms() -> dict[str, Any]:
+    """`formtool forms list` and `formtool forms check`, together."""
+    from formtool.definitions import all_forms, check_form, form_files, forms_dir
+
+    shipped = str(forms_dir())
+    rows = [
+        {
+            "id": f.id,
+            "version": f.version,
+            "title": f.title,
+            "subject": f.subject,
+            "questions": len(f.questions()),
+            "fields": len(f.fields()),
+            "source": "shipped" if f.path.startswith(shipped) else "team",
+        }
+        for f in all_forms().values()
+    ]
+    paths = form_files()
+    return {
+        "rows": rows,
+        "checked": [p.name for p in paths],
+        "issues": [i.as_dict() for p in paths for i in check_form(p)],
+    }
+
+
+async def forms_page(request: Request, who: Account) -> Response:
+    return render(request, who, "forms.html", **await call(_forms))
+
+
+async def form_page(request: Request, who: Account) -> Response:
+    from formtool.definitions import all_forms, describe_form
+
+    form_id = request.path_params["form_id"]
+    if form_id not in await call(all_forms):
+        raise HTTPException(404)
+    return render(request, who, "form.html", f=await call(describe_form, form_id))
