@@ -4,7 +4,13 @@ Prints ms per form, all measured in this run on the same files:
   .docx  formtool read (identity + every answer), formtool import (read + validate + store),
          python-docx merely opening the file, raw unzip + lxml parse of document.xml (floor);
   .xlsx  formtool read and import, openpyxl load, python-calamine reading every cell.
-Targets: .docx read within 3x of the floor, and at least 5x faster than python-docx opening.
+Then a hostile batch of 100 files (damaged and hostile zips, OLE/password files, XXE and
+entity bombs, hidden macros, bad XML, amplification files, out-of-range dates, 1 GB zip bombs)
+next to a clean batch of 100 returns, each imported by a fresh process under a 2 GB address
+space limit: seconds of the import, peak RSS, and the hostile files counted by issue code.
+Every hostile file must be rejected with its own code, or the script exits 1.
+Targets: .docx read within 3x of the floor, and at least 5x faster than python-docx opening;
+the hostile batch within 2x the clean batch's time and under 300 MB.
 
     python bench/import.py [--forms 500]
 """
@@ -13,10 +19,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
+import json
 import random
+import re
+import shutil
+import struct
+import subprocess
+import sys
 import tempfile
 import time
 import zipfile
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from lxml import etree
@@ -24,14 +39,18 @@ from lxml import etree
 from formtool import store
 from formtool.cases import Case
 from formtool.definitions import get_form
-from formtool.demo import synthetic_answers, synthetic_case
 from formtool.fill import fill_docx, fill_xlsx
 from formtool.generate import record_audits, render
+from formtool.identity import bookmark_name, defined_name
 from formtool.imports import import_paths
 from formtool.read import read_bytes
 from formtool.scales import FieldKind
+from formtool.synthetic import synthetic_answers, synthetic_case
 
 TODAY = dt.date(2026, 11, 22)
+BATCH = 100  # files in the hostile batch and in the clean batch it is compared with
+DOC = "word/document.xml"
+OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted (password) OOXML, old .doc/.xls
 
 
 def make_returns(folder: Path, count: int, fmt: str) -> tuple[list[Path], list[Case]]:
@@ -43,7 +62,10 @@ def make_returns(folder: Path, count: int, fmt: str) -> tuple[list[Path], list[C
     for i in range(count):
         row = synthetic_case(form, i, dt.date(2026, 11, 30), rng)
         case = Case(
-            f"CSC-B{fmt}{i:05d}-202611", "csc", 1, {h.column: row[h.column] for h in form.header}
+            f"CSC-B{fmt}{i:05d}-202611",
+            "csc",
+            form.version,
+            {h.column: row[h.column] for h in form.header},
         )
         answers = synthetic_answers(form, case, rng, TODAY)
         blank = render(form, case, fmt)
@@ -70,9 +92,252 @@ def floor_docx(path: Path) -> None:
         etree.fromstring(archive.read("word/document.xml"))
 
 
+# --- hostile batch: every way a returned file can be broken or built to attack ----------------
+
+W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+XXE = b"""<?xml version="1.0"?>
+<!DOCTYPE w:document [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">
+<w:body><w:p><w:r><w:t>&xxe;</w:t></w:r></w:p></w:body></w:document>"""
+LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">
+<w:body><w:p><w:r><w:t>&lol3;</w:t></w:r></w:p></w:body></w:document>"""
+SERIALS = ("2958466", "nan", "inf", "-1e300", "1e309", "-5")  # outside Excel's dates
+BOMBS = 3  # copies of the 1 GB zip bomb (slow to build: built once, copied)
+MEASURE = """
+import datetime, json, re, resource, sys, time
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # a regression cannot take the box
+from formtool.imports import import_paths
+from formtool.store import open_store
+
+def peak_mb():
+    # Linux keeps ru_maxrss across exec, so a child started by a big parent reports the
+    # parent's size: read this program's own high-water mark (VmHWM) where there is one.
+    try:
+        with open("/proc/self/status") as status:
+            return int(re.search(r"VmHWM:\\s+(\\d+) kB", status.read())[1]) / 1024
+    except (OSError, TypeError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+engine = open_store(sys.argv[1])
+ready_mb = peak_mb()
+start = time.perf_counter()
+outcomes = import_paths(engine, [sys.argv[2]], datetime.date(2026, 11, 22))
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "ready_mb": ready_mb, "peak_mb": peak_mb(),
+                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "outcomes": [[o.file, o.status, [i.code.label for i in o.issues
+                                                   if not i.is_warning]] for o in outcomes]}))
+"""
+
+
+def member(data: bytes, name: str) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return archive.read(name)
+
+
+def with_member(data: bytes, name: str, content: bytes | None) -> bytes:
+    """The package with one member replaced, added, or (content None) left out."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for info in src.infolist():
+            if info.filename != name:
+                dst.writestr(info.filename, src.read(info))
+        if content is not None:
+            dst.writestr(name, content)
+    return out.getvalue()
+
+
+def corrupt_deflate(data: bytes) -> bytes:
+    """Scramble the middle of document.xml's compressed bytes (CRC and sizes intact)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        info = archive.getinfo("word/document.xml")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    damaged = bytearray(data)
+    for i in range(start + info.compress_size // 2, start + info.compress_size // 2 + 64):
+        damaged[i] ^= 0x5A
+    return bytes(damaged)
+
+
+def future_zip_version(data: bytes) -> bytes:
+    """Every central-directory entry says it needs zip version 9.9 to extract."""
+    damaged = bytearray(data)
+    for match in re.finditer(rb"PK\x01\x02", data):
+        struct.pack_into("<H", damaged, match.start() + 6, 99)
+    return bytes(damaged)
+
+
+def wrong_directory_offset(data: bytes) -> bytes:
+    damaged = bytearray(data)
+    struct.pack_into("<I", damaged, data.rfind(b"PK\x05\x06") + 16, len(data) + 5000)
+    return bytes(damaged)
+
+
+def hidden_macros(data: bytes, by: str) -> bytes:
+    """A VBA project under an innocent name, declared by content type or by relationship."""
+    data = with_member(data, "word/media/notes.dat", b"\xd0\xcf\x11\xe0" + b"\0" * 512)
+    if by == "content type":
+        types = member(data, "[Content_Types].xml").replace(
+            b"</Types>",
+            b'<Override PartName="/word/media/notes.dat" '
+            b'ContentType="application/vnd.ms-office.vbaProject"/></Types>',
+        )
+        return with_member(data, "[Content_Types].xml", types)
+    rels = member(data, "word/_rels/document.xml.rels").replace(
+        b"</Relationships>",
+        b'<Relationship Id="rIdV" Type="http://schemas.microsoft.com/office/2006/'
+        b'relationships/vbaProject" Target="media/notes.dat"/></Relationships>',
+    )
+    return with_member(data, "word/_rels/document.xml.rels", rels)
+
+
+def shared_string_bomb(xlsx: bytes, keep_identity: bool) -> bytes:
+    """Every cell of the sheet points at one 1 MB shared string."""
+    strings = (
+        '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="1" '
+        f'uniqueCount="1"><si><t>{"A" * 1_000_000}</t></si></sst>'
+    ).encode()
+    sheet = member(xlsx, "xl/worksheets/sheet1.xml").decode()
+    sheet = re.sub(
+        r'<c r="([A-Z]+\d+)"([^>]*?)(/>|>.*?</c>)',
+        lambda m: f'<c r="{m[1]}" t="s"><v>0</v></c>',
+        sheet,
+        flags=re.S,
+    )
+    data = with_member(xlsx, "xl/worksheets/sheet1.xml", sheet.encode())
+    data = with_member(data, "xl/sharedStrings.xml", strings)
+    return data if keep_identity else with_member(data, "docProps/custom.xml", b"<Properties/>")
+
+
+def bookmark_bomb(docx: bytes) -> bytes:
+    """5,000 unclosed bookmarks named after the form's keys, then 400 KB of text."""
+    names = [bookmark_name(f.key) for f in get_form("csc").fields()]
+    marks = "".join(
+        f'<w:bookmarkStart w:id="{i}" w:name="{names[i % len(names)]}"/>' for i in range(5000)
+    )
+    text = "".join(f"<w:r><w:t>{'word ' * 16}</w:t></w:r>" for _ in range(5000))
+    document = f'<w:document xmlns:w="{W}"><w:body>{marks}<w:p>{text}</w:p></w:body></w:document>'
+    return with_member(docx, "word/document.xml", document.encode())
+
+
+def bad_date(xlsx: bytes, serial: str) -> bytes:
+    """A number outside Excel's date range typed into the completion date cell."""
+    book = member(xlsx, "xl/workbook.xml").decode()
+    name = defined_name("completion.completed_on")
+    found = re.search(rf'<definedName name="{name}">[^<]*\$([A-Z]+)\$(\d+)<', book)
+    assert found, "no defined name for the completion date"
+    sheet = member(xlsx, "xl/worksheets/sheet1.xml").decode()
+    sheet, hits = re.subn(
+        rf'(<c r="{found[1]}{found[2]}"[^>]*>)<v>[^<]*</v>', rf"\g<1><v>{serial}</v>", sheet
+    )
+    assert hits == 1, "the completion date cell holds no number"
+    return with_member(xlsx, "xl/worksheets/sheet1.xml", sheet.encode())
+
+
+def zip_bomb(path: Path) -> None:
+    """A real 1 GB member (zeros), about 1 MB on disk."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        with archive.open("word/document.xml", "w", force_zip64=True) as part:
+            chunk = b"\0" * (1 << 20)
+            for _ in range(1024):
+                part.write(chunk)
+
+
+def utf16_xxe() -> bytes:
+    return XXE.decode().replace('version="1.0"', 'version="1.0" encoding="UTF-16"').encode("utf-16")
+
+
+#: kind -> (the code it must be rejected with, suffix, builder from a .docx return, an .xlsx
+#: return and the copy's number among the files of its kind)
+HOSTILE: dict[str, tuple[str, str, Callable[[bytes, bytes, int], bytes]]] = {
+    "corrupted deflate": ("damaged", ".docx", lambda d, x, i: corrupt_deflate(d)),
+    "zip version 9.9": ("damaged", ".docx", lambda d, x, i: future_zip_version(d)),
+    "wrong directory offset": ("damaged", ".docx", lambda d, x, i: wrong_directory_offset(d)),
+    "not a zip": ("not-a-zip", ".docx", lambda d, x, i: b"Dear QA team, please find..."),
+    "truncated": ("not-a-zip", ".docx", lambda d, x, i: d[: len(d) // 2]),
+    "password / OLE": ("encrypted", ".docx", lambda d, x, i: OLE + b"\0" * 4096),
+    "XXE": ("entities", ".docx", lambda d, x, i: with_member(d, DOC, XXE)),
+    "XXE in UTF-16": (
+        "entities",
+        ".docx",
+        lambda d, x, i: with_member(d, DOC, utf16_xxe()),
+    ),
+    "billion laughs": ("entities", ".docx", lambda d, x, i: with_member(d, DOC, LAUGHS)),
+    "macros by content type": ("macros", ".docx", lambda d, x, i: hidden_macros(d, "content type")),
+    "macros by relationship": ("macros", ".docx", lambda d, x, i: hidden_macros(d, "relationship")),
+    "bad XML": ("bad-xml", ".docx", lambda d, x, i: with_member(d, DOC, b"<w:document>\n<w:b>")),
+    "no document part": ("no-document", ".docx", lambda d, x, i: with_member(d, DOC, None)),
+    "1 MB shared string everywhere": (
+        "field-too-long",
+        ".xlsx",
+        lambda d, x, i: shared_string_bomb(x, keep_identity=True),
+    ),
+    "same, identity removed": (
+        "no-identity",
+        ".xlsx",
+        lambda d, x, i: shared_string_bomb(x, keep_identity=False),
+    ),
+    "unclosed bookmarks + big text": ("too-much-text", ".docx", lambda d, x, i: bookmark_bomb(d)),
+    "number out of date range": (
+        "bad-answer-date",
+        ".xlsx",
+        lambda d, x, i: bad_date(x, SERIALS[i % len(SERIALS)]),
+    ),
+}
+
+
+def hostile_batch(folder: Path, docx: list[Path], xlsx: list[Path]) -> dict[str, tuple[str, str]]:
+    """BATCH files: BOMBS zip bombs, then the other kinds in turn, each built from a different
+    real return. File name -> (kind, the code it must be rejected with)."""
+    folder.mkdir()
+    expected = {}
+    zip_bomb(folder.parent / "bomb.docx")
+    for n in range(BOMBS):
+        shutil.copyfile(folder.parent / "bomb.docx", folder / f"zip-bomb-{n}.docx")
+        expected[f"zip-bomb-{n}.docx"] = ("zip bomb (1 GB member)", "zip-bomb")
+    kinds = list(HOSTILE)
+    for n in range(BATCH - BOMBS):
+        kind = kinds[n % len(kinds)]
+        code, suffix, build = HOSTILE[kind]
+        data = build(
+            docx[n % len(docx)].read_bytes(), xlsx[n % len(xlsx)].read_bytes(), n // len(kinds)
+        )
+        name = f"{n:03d}-{re.sub(r'[^a-z0-9]+', '-', kind.lower())}{suffix}"
+        (folder / name).write_bytes(data)
+        expected[name] = (kind, code)
+    return expected
+
+
+def measure_batch(url: str, cases: list[Case], folder: Path) -> dict:
+    """Import a folder in a fresh process, on a fresh database with the audits recorded:
+    seconds of import_paths, peak RSS (MB) of the process, and every outcome."""
+    engine = store.open_store(url)
+    record_audits(engine, get_form("csc"), cases)
+    engine.dispose()
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, url, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if done.returncode != 0:
+        sys.exit(f"importing {folder.name} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--forms", type=int, default=500)
+    parser.add_argument("--forms", type=int, default=500, help=f"at least {BATCH}")
     args = parser.parse_args()
     import docx
     import openpyxl
@@ -81,9 +346,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         engine = store.open_store(f"sqlite:///{folder / 'bench.db'}")
-        docx_paths, docx_cases = make_returns(folder, args.forms, "docx")
+        docx_paths, docx_cases = make_returns(folder, max(args.forms, BATCH), "docx")
         xlsx_paths, xlsx_cases = make_returns(folder, 20, "xlsx")
-        record_audits(engine, docx_cases + xlsx_cases)
+        record_audits(engine, get_form("csc"), docx_cases + xlsx_cases)
         print(f"Importing {len(docx_paths)} filled CSC returns (.docx), same machine, same run:")
         read_ms = per_form(
             "formtool read (identity + all answers)",
@@ -107,11 +372,70 @@ def main() -> None:
             lambda p: CalamineWorkbook.from_path(str(p)).get_sheet_by_index(0).to_python(),
             xlsx_paths,
         )
+
+        (folder / "clean").mkdir()
+        for path in docx_paths[:BATCH]:
+            shutil.copyfile(path, folder / "clean" / path.name)
+        expected = hostile_batch(folder / "hostile", docx_paths, xlsx_paths)
+        all_cases = docx_cases + xlsx_cases
+        clean = measure_batch(f"sqlite:///{folder / 'clean.db'}", all_cases, folder / "clean")
+        hostile = measure_batch(f"sqlite:///{folder / 'hostile.db'}", all_cases, folder / "hostile")
+
+    print(
+        f"\nA hostile batch ({BATCH} files of {len(HOSTILE) + 1} kinds, {BOMBS} of them 1 GB zip "
+        f"bombs) and {BATCH} clean returns (.docx),\neach imported by a fresh process under "
+        "RLIMIT_AS 2 GB: seconds of import_paths, peak RSS (VmHWM; peak before the first file):"
+    )
+    for label, batch in (("clean batch", clean), ("hostile batch", hostile)):
+        tally = Counter(status for _, status, _ in batch["outcomes"])
+        shown = ", ".join(f"{n} {s}" for s, n in sorted(tally.items()))
+        print(
+            f"  {label:<14} {shown:<14} {batch['seconds']:7.2f} s   peak "
+            f"{batch['peak_mb']:4.0f} MB ({batch['ready_mb']:.0f} MB)"
+        )
+    print(
+        f"  (ru_maxrss of the same processes: {clean['maxrss_mb']:.0f} and "
+        f"{hostile['maxrss_mb']:.0f} MB, inherited across exec from this bench's process)"
+    )
+    failures = [
+        f"clean: {name} {status} {codes}"
+        for name, status, codes in clean["outcomes"]
+        if status != "imported"
+    ]
+    codes: Counter[str] = Counter()
+    for name, status, errors in hostile["outcomes"]:
+        kind, code = expected.pop(Path(name).name)
+        codes.update(errors[:1])
+        if status != "rejected" or code not in errors:
+            failures.append(
+                f"hostile: {Path(name).name} ({kind}) {status} {errors}, expected rejected {code}"
+            )
+    failures += [f"hostile: {name} ({kind}) has no outcome" for name, (kind, _) in expected.items()]
+    print(
+        "  hostile files rejected, by issue code: "
+        + ", ".join(f"{code} {n}" for code, n in sorted(codes.items()))
+    )
+
+    ratio = hostile["seconds"] / clean["seconds"]
     print("\nRatios (target in brackets):")
-    print(f"  .docx read / floor                 {read_ms / floor_ms:8.2f}x  [<= 3x]")
-    print(f"  python-docx open / formtool read   {open_ms / read_ms:8.2f}x  [>= 5x]")
-    print(f"  .docx import / floor               {import_ms / floor_ms:8.2f}x  [reported]")
-    print(f"  .xlsx read / calamine              {xread_ms / calamine_ms:8.2f}x  [reported]")
+    for label, value, target, met in (
+        (".docx read / floor", read_ms / floor_ms, "<= 3x", read_ms / floor_ms <= 3),
+        ("python-docx open / formtool read", open_ms / read_ms, ">= 5x", open_ms / read_ms >= 5),
+        (".docx import / floor", import_ms / floor_ms, "reported", None),
+        (".xlsx read / calamine", xread_ms / calamine_ms, "reported", None),
+        ("hostile batch / clean batch time", ratio, "<= 2x", ratio <= 2),
+    ):
+        print(f"  {label:<34} {value:8.2f}x  [{target}]{'' if met is None else ' ' + verdict(met)}")
+    for name, batch, limit in (("hostile", hostile, 300), ("clean", clean, None)):
+        peak = batch["peak_mb"]
+        print(
+            f"  {name + ' batch peak memory':<34} {peak:6.0f} MB  "
+            + (f"[< {limit} MB] {verdict(peak < limit)}" if limit else "[reported]")
+        )
+    print(f"  every hostile file rejected with its code          {verdict(not failures)}")
+    if failures:
+        print("\n".join(["", *failures]))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import sqlalchemy as sa
 
 from formtool import store
 from formtool.definitions import get_form
-from formtool.packs.figures import GRADES
 
 MONTHS = ("2026-10", "2026-11", "2026-12")
 TEAMS = [f"Team {c} (synthetic)" for c in "ABCDEFGH"]
@@ -31,47 +30,105 @@ TEAMS = [f"Team {c} (synthetic)" for c in "ABCDEFGH"]
 
 def seed(engine: sa.Engine, count: int) -> None:
     form = get_form("csc")
+    grade_scale = form.grade_scale
+    assert grade_scale is not None
+    grades_allowed = grade_scale.choices
     rng = random.Random(1)
     questions = [q.key for q in form.questions()]
     mets = [f"{s.id}.met" for s in form.sections if s.id.startswith("kss")]
     stamp = dt.datetime(2026, 12, 1, 9, 0)
-    audits, returns, answers, grades, actions = [], [], [], [], []
+    audits: list[dict[str, object]] = []
+    returns: list[dict[str, object]] = []
+    answers: list[dict[str, object]] = []
+    grades: list[dict[str, object]] = []
+    actions: list[dict[str, object]] = []
     for i in range(count):
         audit_id, month = f"CSC-B{i:06d}-{i % 3}", MONTHS[i % 3]
         due = dt.date(int(month[:4]), int(month[5:]), 28)
-        audits.append({"audit_id": audit_id, "form_id": "csc", "form_version": 1,
-                       "case_number": f"B{i:06d}", "auditor": f"Auditor {i % 40}",
-                       "team": TEAMS[i % 8], "worker": "", "manager": "", "month": month,
-                       "due_date": due, "state": "returned" if i % 10 else "allocated",
-                       "checksum": "x", "facts": json.dumps({"case_number": f"B{i:06d}"}),
-                       "created_at": stamp, "updated_at": stamp})
+        audits.append(
+            {
+                "audit_id": audit_id,
+                "form_id": "csc",
+                "form_version": 1,
+                "case_number": f"B{i:06d}",
+                "auditor": f"Auditor {i % 40}",
+                "team": TEAMS[i % 8],
+                "worker": "",
+                "manager": "",
+                "month": month,
+                "due_date": due,
+                "state": "returned" if i % 10 else "allocated",
+                "checksum": "x",
+                "facts": json.dumps({"case_number": f"B{i:06d}"}),
+                "created_at": stamp,
+                "updated_at": stamp,
+            }
+        )
         if i % 10 == 0:
             continue
         rid = len(returns) + 1
-        returns.append({"id": rid, "audit_id": audit_id, "file_name": f"{audit_id}.docx",
-                        "content_hash": f"{i:064d}", "content": b"", "imported_at": stamp,
-                        "is_current": True, "method": "bookmarks", "final": True})
+        returns.append(
+            {
+                "id": rid,
+                "audit_id": audit_id,
+                "file_name": f"{audit_id}.docx",
+                "content_hash": f"{i:064d}",
+                "content": b"",
+                "imported_at": stamp,
+                "is_current": True,
+                "method": "bookmarks",
+                "final": True,
+            }
+        )
         for key in questions:
-            answers.append({"return_id": rid, "key": key, "comment": "Evidence text.",
-                            "value": rng.choice(("Yes", "Yes", "Partially", "No", "N/A"))})
+            answers.append(
+                {
+                    "return_id": rid,
+                    "key": key,
+                    "comment": "Evidence text.",
+                    "value": rng.choice(("Yes", "Yes", "Partially", "No", "N/A")),
+                }
+            )
         for key in mets:
-            answers.append({"return_id": rid, "key": key, "comment": "",
-                            "value": rng.choice(("Met", "Partially met", "Not met"))})
-        grade = rng.choice(GRADES)
-        answers.append({"return_id": rid, "key": "overall.grade", "value": grade,
-                        "comment": ""})
-        grades.append({"audit_id": audit_id, "auditor_grade": grade, "return_id": rid,
-                       "moderated_grade": rng.choice(GRADES) if i % 10 == 1 else ""})
+            answers.append(
+                {
+                    "return_id": rid,
+                    "key": key,
+                    "comment": "",
+                    "value": rng.choice(("Met", "Partially met", "Not met")),
+                }
+            )
+        grade = rng.choice(grades_allowed)
+        answers.append({"return_id": rid, "key": "overall.grade", "value": grade, "comment": ""})
+        grades.append(
+            {
+                "audit_id": audit_id,
+                "auditor_grade": grade,
+                "return_id": rid,
+                "moderated_grade": rng.choice(grades_allowed) if i % 10 == 1 else "",
+            }
+        )
         for row in (1, 2):
-            actions.append({"return_id": rid, "table_key": "next_steps.actions", "row": row,
-                            "action": "Update the plan", "responsible_person": "Worker",
-                            "due_date": due + dt.timedelta(days=30)})
+            actions.append(
+                {
+                    "return_id": rid,
+                    "table_key": "next_steps.actions",
+                    "row": row,
+                    "action": "Update the plan",
+                    "responsible_person": "Worker",
+                    "due_date": due + dt.timedelta(days=30),
+                }
+            )
     with store.transaction(engine) as conn:
-        for table, rows in ((store.audits, audits), (store.returns, returns),
-                            (store.answers, answers), (store.grades, grades),
-                            (store.actions, actions)):
+        for table, rows in (
+            (store.audits, audits),
+            (store.returns, returns),
+            (store.answers, answers),
+            (store.grades, grades),
+            (store.actions, actions),
+        ):
             for start in range(0, len(rows), 20_000):
-                conn.execute(table.insert(), rows[start:start + 20_000])
+                conn.execute(table.insert(), rows[start : start + 20_000])
 
 
 PACK = """
@@ -95,8 +152,12 @@ def measure(count: int) -> tuple[float, float]:
         engine = store.open_store(url)
         seed(engine, count)
         engine.dispose()
-        result = subprocess.run([sys.executable, "-c", PACK, url, str(Path(tmp) / "out")],
-                                check=True, capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-c", PACK, url, str(Path(tmp) / "out")],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     report = json.loads(result.stdout)
     return report["seconds"], report["peak_mb"]
 
@@ -108,8 +169,10 @@ def main() -> None:
     print("PMU quarter pack (report .docx + .pdf, workbook .xlsx), same machine, same run:")
     for count, limit_s in ((100, 2.0), (args.audits, 10.0)):
         seconds, peak = measure(count)
-        print(f"  {count:>6} audits: {seconds:6.2f} s  [< {limit_s:.0f} s]   "
-              f"peak {peak:7.1f} MB  [< 500 MB]")
+        print(
+            f"  {count:>6} audits: {seconds:6.2f} s  [< {limit_s:.0f} s]   "
+            f"peak {peak:7.1f} MB  [< 500 MB]"
+        )
 
 
 if __name__ == "__main__":

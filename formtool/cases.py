@@ -76,8 +76,12 @@ def column_keys(header: list[str], form: FormDefinition) -> list[str]:
     label the form prints ("Social Worker Name" -> worker). A key beats a label."""
     labels = {normalise_column(h.label): h.column for h in form.header}
     keys = [normalise_column(c) for c in header]
-    return [k if k in {h.column for h in form.header} or k not in labels or labels[k] in keys
-            else labels[k] for k in keys]
+    return [
+        k
+        if k in {h.column for h in form.header} or k not in labels or labels[k] in keys
+        else labels[k]
+        for k in keys
+    ]
 
 
 def audit_id_for(form: FormDefinition, case_number: str, due: dt.date) -> str:
@@ -161,8 +165,9 @@ def load_cases(path: str | Path, form: FormDefinition) -> list[Case]:
     return cases_from_rows(str(path), header, rows, form)
 
 
-def cases_from_rows(name: str, header: list[str], rows: list[list[str]],
-                    form: FormDefinition) -> list[Case]:
+def cases_from_rows(
+    name: str, header: list[str], rows: list[list[str]], form: FormDefinition
+) -> list[Case]:
     """The cases of a table already in memory (`name` is what messages call it)."""
     columns = column_keys(header, form)
     missing = [
@@ -216,8 +221,13 @@ def _build_cases(
             value = " ".join(record.get(c, "") for c in field.columns if record.get(c, ""))
             if not value and (field.required or field.column in required):
                 row_issues.append(
-                    Issue(IssueCode.missing_value, name, " + ".join(field.columns), str(number),
-                          form.id)
+                    Issue(
+                        IssueCode.missing_value,
+                        name,
+                        " + ".join(field.columns),
+                        str(number),
+                        form.id,
+                    )
                 )
             elif value and field.column in date_columns:
                 parsed = parse_date(value)
@@ -251,7 +261,16 @@ def _build_cases(
             )
             continue
         seen.add(audit_id)
-        cases.append(Case(audit_id, form.id, form.version, facts, number,
-                          record.get("auditor_email", ""), record.get("preparer_email", ""),
-                          _format(record.get("auditor_format", ""))))
+        cases.append(
+            Case(
+                audit_id,
+                form.id,
+                form.version,
+                facts,
+                number,
+                record.get("auditor_email", ""),
+                record.get("preparer_email", ""),
+                _format(record.get("auditor_format", "")),
+            )
+        )
     return cases, issues

@@ -61,13 +61,17 @@ def record_snapshots(conn: sa.Connection, forms: Iterable[FormDefinition]) -> No
 
 
 def _not_bumped(form: FormDefinition) -> Issue:
-    return Issue(IssueCode.version_not_bumped, form.path, location="1",
-                 value=f"this definition of '{form.id}'", expected=str(form.version))
+    return Issue(
+        IssueCode.version_not_bumped,
+        form.path,
+        location="1",
+        value=f"this definition of '{form.id}'",
+        expected=str(form.version),
+    )
 
 
 def version_issues(engine: sa.Engine, forms: Iterable[FormDefinition]) -> list[Issue]:
     """`forms check` against a database: definitions changed without a new version."""
     with engine.connect() as conn:
         stored = {(s.form_id, s.version): s.digest for s in store.snapshots(conn)}
-    return [_not_bumped(f) for f in forms
-            if stored.get((f.id, f.version), f.digest) != f.digest]
+    return [_not_bumped(f) for f in forms if stored.get((f.id, f.version), f.digest) != f.digest]

@@ -51,8 +51,10 @@ class FormtoolGroup(click.Group):
             _quiet_broken_pipe()
         except OSError as exc:
             where = exc.filename or "a file"
-            raise InputError(f"[{printable(where)}] {exc.strerror or exc}. Check the path and "
-                             "that you may read and write there.") from None
+            raise InputError(
+                f"[{printable(where)}] {exc.strerror or exc}. Check the path and "
+                "that you may read and write there."
+            ) from None
         except Exception as exc:
             if type(exc).__module__.startswith("sqlalchemy"):
                 from formtool.store import describe
@@ -60,10 +62,12 @@ class FormtoolGroup(click.Group):
                 raise InputError(describe(exc, _OPENED.get("url", "the database"))) from None
             if os.environ.get("FORMTOOL_DEBUG"):
                 raise
-            raise InternalError(f"formtool stopped on an unexpected problem "
-                                f"({type(exc).__name__}: {printable(exc, 200)}). This is a bug: "
-                                "please report it with the command you ran (set "
-                                "FORMTOOL_DEBUG=1 for the details).") from None
+            raise InternalError(
+                f"formtool stopped on an unexpected problem "
+                f"({type(exc).__name__}: {printable(exc, 200)}). This is a bug: "
+                "please report it with the command you ran (set "
+                "FORMTOOL_DEBUG=1 for the details)."
+            ) from None
 
 
 def _quiet_broken_pipe() -> None:
@@ -149,9 +153,12 @@ def _progress(label: str, quiet: bool = False) -> Callable[[Any], Any] | None:
 
 @click.group(cls=FormtoolGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="formtool")
-@click.option("--forms-dir", type=click.Path(path_type=Path, file_okay=False),
-              envvar="FORMTOOL_FORMS", help="The QA team's own audit tools (YAML), beside the "
-              "shipped ones [env FORMTOOL_FORMS].")
+@click.option(
+    "--forms-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="FORMTOOL_FORMS",
+    help="The QA team's own audit tools (YAML), beside the shipped ones [env FORMTOOL_FORMS].",
+)
 def cli(forms_dir: Path | None) -> None:
     """Case-file audit tools for children's services QA teams.
 
@@ -161,8 +168,10 @@ def cli(forms_dir: Path | None) -> None:
     """
     if forms_dir is not None:
         if not forms_dir.is_dir():
-            raise InputError(f"[{forms_dir}] is not a folder. Point --forms-dir (or "
-                             "FORMTOOL_FORMS) at the folder holding your team's YAML tools.")
+            raise InputError(
+                f"[{forms_dir}] is not a folder. Point --forms-dir (or "
+                "FORMTOOL_FORMS) at the folder holding your team's YAML tools."
+            )
         os.environ["FORMTOOL_FORMS"] = str(forms_dir)
 
 
@@ -181,17 +190,27 @@ def forms_list(as_json: bool) -> None:
     from formtool.definitions import all_forms, forms_dir
 
     shipped = str(forms_dir())
-    rows = [{"id": f.id, "version": f.version, "title": f.title, "subject": f.subject,
-             "questions": len(f.questions()), "fields": len(f.fields()),
-             "source": "shipped" if f.path.startswith(shipped) else "team", "path": f.path}
-            for f in all_forms().values()]
+    rows = [
+        {
+            "id": f.id,
+            "version": f.version,
+            "title": f.title,
+            "subject": f.subject,
+            "questions": len(f.questions()),
+            "fields": len(f.fields()),
+            "source": "shipped" if f.path.startswith(shipped) else "team",
+            "path": f.path,
+        }
+        for f in all_forms().values()
+    ]
     if as_json:
         _echo_json(rows)
         return
     click.echo(f"{'id':<22} {'ver':>3}  {'questions':>9}  {'source':<8} title")
     for r in rows:
-        click.echo(f"{r['id']:<22} {r['version']:>3}  {r['questions']:>9}  {r['source']:<8} "
-                   f"{r['title']}")
+        click.echo(
+            f"{r['id']:<22} {r['version']:>3}  {r['questions']:>9}  {r['source']:<8} {r['title']}"
+        )
 
 
 @forms.command("show")
@@ -206,14 +225,18 @@ def forms_show(form_id: str, as_json: bool) -> None:
     if as_json:
         _echo_json(described)
         return
-    click.echo(f"{described['title']}  ({described['id']} v{described['version']}, subject: "
-               f"{described['subject']})")
+    click.echo(
+        f"{described['title']}  ({described['id']} v{described['version']}, subject: "
+        f"{described['subject']})"
+    )
     click.echo(f"Source: {described['source']}\n")
     click.echo("Case-list columns (either the key or the label works as a heading):")
     click.echo(f"  {'key':<22} {'required':<9} label")
     for h in described["header"]:
-        click.echo(f"  {h['column']:<22} {'yes' if h['required'] else '':<9} {h['label']}"
-                   + (f"   [added by formtool: {h['addition']}]" if h["addition"] else ""))
+        click.echo(
+            f"  {h['column']:<22} {'yes' if h['required'] else '':<9} {h['label']}"
+            + (f"   [added by formtool: {h['addition']}]" if h["addition"] else "")
+        )
     for section in described["sections"]:
         click.echo(f"\n{section['title']}")
         for item in section["items"]:
@@ -225,9 +248,13 @@ def forms_show(form_id: str, as_json: bool) -> None:
 
 @forms.command("check")
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--db", "db_url", default=None,
-              help="Also refuse a definition that changed since it generated forms in this "
-              "database without a new version.")
+@click.option(
+    "--db",
+    "db_url",
+    default=None,
+    help="Also refuse a definition that changed since it generated forms in this "
+    "database without a new version.",
+)
 @json_option
 def forms_check(files: tuple[Path, ...], db_url: str | None, as_json: bool) -> None:
     """Check definition files (default: every shipped and team tool): every problem with
@@ -319,38 +346,80 @@ def generate(
 
 
 @cli.command()
-@click.option("--population", "population_path", required=True,
-              type=click.Path(path_type=Path), help="All cases that may be sampled (.csv/.xlsx).")
-@click.option("--auditors", "auditors_path", required=True, type=click.Path(path_type=Path),
-              help="Auditors: name, email, team[, break_months, audits_this_year].")
+@click.option(
+    "--population",
+    "population_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="All cases that may be sampled (.csv/.xlsx).",
+)
+@click.option(
+    "--auditors",
+    "auditors_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Auditors: name, email, team[, break_months, audits_this_year].",
+)
 @click.option("--month", required=True, type=MONTH)
-@click.option("--plan", "plan_path", type=click.Path(path_type=Path),
-              help="What to sample (YAML); default: seed 001's control sample.")
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(path_type=Path),
+    help="What to sample (YAML); default: seed 001's control sample.",
+)
 @click.option("--seed", default=0, show_default=True, help="Same seed, same allocation.")
-@click.option("--out", "out", type=click.Path(path_type=Path),
-              default=DEFAULT_OUT / "allocation.csv", show_default=True)
-@click.option("--replace", "mode", flag_value="replace",
-              help="Draw again the month's audits not yet sent (sent ones stay).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT / "allocation.csv",
+    show_default=True,
+)
+@click.option(
+    "--replace",
+    "mode",
+    flag_value="replace",
+    help="Draw again the month's audits not yet sent (sent ones stay).",
+)
 @click.option("--add", "mode", flag_value="add", help="Allocate more audits for the month.")
 @db_option
 @json_option
-def allocate(population_path: Path, auditors_path: Path, month: str, plan_path: Path | None,
-             seed: int, out: Path, mode: str | None, db_url: str | None,
-             as_json: bool) -> None:
+def allocate(
+    population_path: Path,
+    auditors_path: Path,
+    month: str,
+    plan_path: Path | None,
+    seed: int,
+    out: Path,
+    mode: str | None,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
     """Sample the month's cases and share them among auditors. Writes a case list for
     `formtool generate` and records the audits as allocated. A month is allocated once:
     again only with --replace or --add."""
     from formtool.programme import run_allocation
 
-    allocation = run_allocation(_engine(db_url), population_path, auditors_path, month,
-                                plan_path, seed, out, mode or "first", _user())
+    allocation = run_allocation(
+        _engine(db_url),
+        population_path,
+        auditors_path,
+        month,
+        plan_path,
+        seed,
+        out,
+        mode or "first",
+        _user(),
+    )
     if as_json:
         _echo_json(allocation.as_dict() | {"out": str(out)})
         return
     if allocation.replaced:
         click.echo(f"{allocation.replaced} audit(s) not yet sent were drawn again.")
-    click.echo(f"{len(allocation.rows)} audit(s) allocated for {month}, due "
-               f"{allocation.due:%d/%m/%Y}: {out}")
+    click.echo(
+        f"{len(allocation.rows)} audit(s) allocated for {month}, due "
+        f"{allocation.due:%d/%m/%Y}: {out}"
+    )
     for name, count in sorted(allocation.by_auditor().items()):
         click.echo(f"  {name:<36} {count:>3}")
     if allocation.on_break:
@@ -362,8 +431,12 @@ def allocate(population_path: Path, auditors_path: Path, month: str, plan_path: 
 
 
 @cli.command("calendar")
-@click.option("--year", required=True, type=click.IntRange(1950, 2100),
-              help="A calendar year (January-December), e.g. 2026.")
+@click.option(
+    "--year",
+    required=True,
+    type=click.IntRange(1950, 2100),
+    help="A calendar year (January-December), e.g. 2026.",
+)
 @json_option
 def calendar_(year: int, as_json: bool) -> None:
     """The year's audit timetable in working days (England and Wales bank holidays)."""
@@ -386,51 +459,92 @@ def calendar_(year: int, as_json: bool) -> None:
 def _mail_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         click.option("--month", type=MONTH, help="Only audits due in this month."),
-        click.option("--out", "out_dir", type=click.Path(path_type=Path),
-                     default=DEFAULT_OUT / "mail", show_default=True,
-                     help="Folder for .eml files (open in Outlook as drafts)."),
+        click.option(
+            "--out",
+            "out_dir",
+            type=click.Path(path_type=Path),
+            default=DEFAULT_OUT / "mail",
+            show_default=True,
+            help="Folder for .eml files (open in Outlook as drafts).",
+        ),
         click.option("--smtp", "smtp", metavar="HOST:PORT", help="Send over SMTP instead."),
-        click.option("--from", "sender", default="qa-team@example.invalid", show_default=True,
-                     help="Sender address."),
+        click.option(
+            "--from",
+            "sender",
+            default="qa-team@example.invalid",
+            show_default=True,
+            help="Sender address.",
+        ),
         click.option("--starttls", is_flag=True, help="Upgrade the SMTP connection to TLS."),
         click.option("--user", help="SMTP user; password from $FORMTOOL_SMTP_PASSWORD."),
         click.option("--dry-run", is_flag=True, help="Say what would be sent; change nothing."),
-        db_option, json_option,
+        db_option,
+        json_option,
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _mail(chase: bool, month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json,
-          forms_dir: Path | None = None) -> None:
+def _mail(
+    chase: bool,
+    month,
+    out_dir,
+    smtp,
+    sender,
+    starttls,
+    user,
+    dry_run,
+    db_url,
+    as_json,
+    forms_dir: Path | None = None,
+) -> None:
     from formtool.mail import deliver
 
-    result = deliver(_engine(db_url), sender, forms_dir or DEFAULT_OUT / "forms", month,
-                     out_dir, chase, smtp, starttls, user, dry_run,
-                     settings=_settings(db_url), user=_user())
+    result = deliver(
+        _engine(db_url),
+        sender,
+        forms_dir or DEFAULT_OUT / "forms",
+        month,
+        out_dir,
+        chase,
+        smtp,
+        starttls,
+        user,
+        dry_run,
+        settings=_settings(db_url),
+        user=_user(),
+    )
     if as_json:
         _echo_json(result.as_dict())
         return
     verb = "would go" if dry_run else ("sent via " + smtp if smtp else "written")
     for m in result.messages:
-        click.echo(f"  {m.address:<40} {len(m.audit_ids):>3} audit(s), "
-                   f"{len(m.attachments)} attachment(s)"
-                   + (" [to prepare]" if m.stage == "prepare" else ""))
-    click.echo(f"{len(result.messages)} message(s) {verb}"
-               + (f" to {out_dir}" if result.written else "") + ".")
+        click.echo(
+            f"  {m.address:<40} {len(m.audit_ids):>3} audit(s), "
+            f"{len(m.attachments)} attachment(s)"
+            + (" [to prepare]" if m.stage == "prepare" else "")
+        )
+    click.echo(
+        f"{len(result.messages)} message(s) {verb}"
+        + (f" to {out_dir}" if result.written else "")
+        + "."
+    )
 
 
 @cli.command()
 @_mail_options
-@click.option("--forms", "forms_dir", type=click.Path(path_type=Path),
-              default=DEFAULT_OUT / "forms", show_default=True,
-              help="Where `formtool generate` wrote the forms (searched for manifest.csv).")
-def send(month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json,
-         forms_dir) -> None:
+@click.option(
+    "--forms",
+    "forms_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT / "forms",
+    show_default=True,
+    help="Where `formtool generate` wrote the forms (searched for manifest.csv).",
+)
+def send(month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json, forms_dir) -> None:
     """Email each auditor their allocated, pre-filled forms; marks the audits as sent."""
-    _mail(False, month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json,
-          forms_dir)
+    _mail(False, month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json, forms_dir)
 
 
 @cli.command()
@@ -454,7 +568,9 @@ def import_(paths: tuple[Path, ...], db_url: str | None, as_json: bool) -> None:
     from formtool.imports import import_paths
 
     outcomes = import_paths(
-        _engine(db_url), paths, progress=_progress("Importing returns", as_json),
+        _engine(db_url),
+        paths,
+        progress=_progress("Importing returns", as_json),
         user=_user(),
     )
     if as_json:
@@ -474,26 +590,43 @@ def _print_outcomes(outcomes) -> None:
     for name, o in zip(names, outcomes, strict=True):
         errors = sum(not i.is_warning for i in o.issues)
         warnings = len(o.issues) - errors
-        summary = ", ".join(p for p in (f"{errors} error(s)" if errors else "",
-                                        f"{warnings} warning(s)" if warnings else "") if p)
-        shown = name if len(name) <= width else "…" + name[-(width - 1):]
+        summary = ", ".join(
+            p
+            for p in (
+                f"{errors} error(s)" if errors else "",
+                f"{warnings} warning(s)" if warnings else "",
+            )
+            if p
+        )
+        shown = name if len(name) <= width else "…" + name[-(width - 1) :]
         click.echo(f"{shown:<{width}}  {o.audit_id or '-':<28} {o.status:<10} {summary or '-'}")
         for issue in o.issues:
             click.echo(f"    {'warning' if issue.is_warning else 'ERROR  '} {issue.message}")
     tally = counts(outcomes)
-    click.echo(", ".join(f"{n} {s}" for s, n in tally.items() if n or s in (
-        "imported", "updated", "unchanged", "rejected")) + f" of {len(outcomes)} return(s).")
+    click.echo(
+        ", ".join(
+            f"{n} {s}"
+            for s, n in tally.items()
+            if n or s in ("imported", "updated", "unchanged", "rejected")
+        )
+        + f" of {len(outcomes)} return(s)."
+    )
 
 
 @cli.command("check")
 @click.argument("audit_id")
 @click.option("--accept", is_flag=True, help="The return is complete and correct.")
-@click.option("--amend", "reason", metavar="REASON",
-              help="Send it back for amendment (due in 3 working days).")
+@click.option(
+    "--amend",
+    "reason",
+    metavar="REASON",
+    help="Send it back for amendment (due in 3 working days).",
+)
 @db_option
 @json_option
-def check(audit_id: str, accept: bool, reason: str | None, db_url: str | None,
-          as_json: bool) -> None:
+def check(
+    audit_id: str, accept: bool, reason: str | None, db_url: str | None, as_json: bool
+) -> None:
     """Check a returned audit: --accept it, or --amend "what to fix"."""
     from formtool.workflow import check_return
 
@@ -511,8 +644,13 @@ def check(audit_id: str, accept: bool, reason: str | None, db_url: str | None,
 
 @cli.command("select")
 @click.option("--month", required=True, type=MONTH)
-@click.option("--per-team", default=1, show_default=True, type=click.IntRange(1, 100),
-              help="Prepared files to pick for audit in each team.")
+@click.option(
+    "--per-team",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Prepared files to pick for audit in each team.",
+)
 @click.option("--seed", default=0, show_default=True, help="Same seed, same picks.")
 @db_option
 @json_option
@@ -528,8 +666,10 @@ def select(month: str, per_team: int, seed: int, db_url: str | None, as_json: bo
         return
     for audit_id in result.selected:
         click.echo(f"  picked for audit: {audit_id}")
-    click.echo(f"{len(result.selected)} prepared file(s) picked for audit, "
-               f"{len(result.filed)} filed as prepared, not audited.")
+    click.echo(
+        f"{len(result.selected)} prepared file(s) picked for audit, "
+        f"{len(result.filed)} filed as prepared, not audited."
+    )
 
 
 @cli.command("signoff")
@@ -542,8 +682,7 @@ def signoff(audit_id: str, db_url: str | None, as_json: bool) -> None:
     from formtool.workflow import sign_off_actions
 
     result = sign_off_actions(_engine(db_url), audit_id, user=_user())
-    _echo_json(result.as_dict()) if as_json else click.echo(
-        f"{audit_id}: actions signed off.")
+    _echo_json(result.as_dict()) if as_json else click.echo(f"{audit_id}: actions signed off.")
 
 
 @cli.command("close")
@@ -575,27 +714,47 @@ def status(month: str | None, db_url: str | None, as_json: bool) -> None:
     for state, count in report.by_state.items():
         click.echo(f"  {state:<22} {count:>4}")
     for title, groups in (("Team", report.teams), ("Auditor", report.auditors)):
-        click.echo(f"\n{title:<36} {'audits':>6} {'returned':>9} {'outstanding':>12} "
-                   f"{'overdue':>8}")
+        click.echo(
+            f"\n{title:<36} {'audits':>6} {'returned':>9} {'outstanding':>12} {'overdue':>8}"
+        )
         for name, t in groups.items():
-            click.echo(f"{printable(name)[:36]:<36} {t['audits']:>6} {t['returned']:>9} "
-                       f"{t['outstanding']:>12} {t['overdue']:>8}")
+            click.echo(
+                f"{printable(name)[:36]:<36} {t['audits']:>6} {t['returned']:>9} "
+                f"{t['outstanding']:>12} {t['overdue']:>8}"
+            )
     if report.outstanding:
         click.echo(f"\nOutstanding ({len(report.outstanding)}, {len(report.overdue)} overdue)")
         click.echo(f"{'audit id':<26} {'case':<14} {'auditor':<30} {'due':<10} days overdue")
         for o in report.outstanding:
-            click.echo(f"{o.audit_id:<26} {printable(o.case_number)[:14]:<14} "
-                       f"{printable(o.auditor)[:30]:<30} {o.due:%d/%m/%Y} "
-                       f"{o.days_overdue or '-':>4}")
+            click.echo(
+                f"{o.audit_id:<26} {printable(o.case_number)[:14]:<14} "
+                f"{printable(o.auditor)[:30]:<30} {o.due:%d/%m/%Y} "
+                f"{o.days_overdue or '-':>4}"
+            )
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), default="csv",
-              show_default=True, help="csv: one table; xlsx: both tables; json: per audit.")
-@click.option("--table", type=click.Choice(["answers", "actions"]), default="answers",
-              show_default=True, help="Which table a CSV export holds.")
-@click.option("--out", "out", type=click.Path(path_type=Path),
-              help="File to write (default: print CSV/JSON to the terminal).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "xlsx", "json"]),
+    default="csv",
+    show_default=True,
+    help="csv: one table; xlsx: both tables; json: per audit.",
+)
+@click.option(
+    "--table",
+    type=click.Choice(["answers", "actions"]),
+    default="answers",
+    show_default=True,
+    help="Which table a CSV export holds.",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    help="File to write (default: print CSV/JSON to the terminal).",
+)
 @db_option
 def export(fmt: str, table: str, out: Path | None, db_url: str | None) -> None:
     """Every current return's answers (with the question text) and action rows."""
@@ -608,8 +767,11 @@ def export(fmt: str, table: str, out: Path | None, db_url: str | None) -> None:
     if out is None:
         click.echo(payload.decode("utf-8-sig"), nl=False)
     else:
-        click.echo(f"{len(data.answers)} answer row(s) and {len(data.actions)} action row(s) "
-                   f"written to {out}", err=True)
+        click.echo(
+            f"{len(data.answers)} answer row(s) and {len(data.actions)} action row(s) "
+            f"written to {out}",
+            err=True,
+        )
 
 
 # --- packs and moderation ------------------------------------------------------------
@@ -623,16 +785,30 @@ def pack() -> None:
 @pack.command("file")
 @click.argument("audit_ids", nargs=-1)
 @click.option("--month", type=MONTH, help="Every complete audit due in this month.")
-@click.option("--format", "fmt", type=click.Choice(["docx", "pdf", "both"]), default="both",
-              show_default=True)
-@click.option("--include-drafts", is_flag=True,
-              help="Also file draft returns (marked DRAFT on every page).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path),
-              default=DEFAULT_OUT / "packs" / "file", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["docx", "pdf", "both"]), default="both", show_default=True
+)
+@click.option(
+    "--include-drafts", is_flag=True, help="Also file draft returns (marked DRAFT on every page)."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT / "packs" / "file",
+    show_default=True,
+)
 @db_option
 @json_option
-def pack_file(audit_ids: tuple[str, ...], month: str | None, fmt: str, include_drafts: bool,
-              out_dir: Path, db_url: str | None, as_json: bool) -> None:
+def pack_file(
+    audit_ids: tuple[str, ...],
+    month: str | None,
+    fmt: str,
+    include_drafts: bool,
+    out_dir: Path,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
     """One document per completed audit, ready for the child's record. With --month, also
     one bundled PDF with a bookmark per case."""
     from formtool.packs.file import file_pack, month_audits
@@ -642,13 +818,21 @@ def pack_file(audit_ids: tuple[str, ...], month: str | None, fmt: str, include_d
     engine = _engine(db_url)
     ids = list(audit_ids) or month_audits(engine, month or "", include_drafts)
     if not ids:
-        raise InputError(f"No complete audits due in {month}. Import the returns first (drafts "
-                         "are filed only with --include-drafts).")
+        raise InputError(
+            f"No complete audits due in {month}. Import the returns first (drafts "
+            "are filed only with --include-drafts)."
+        )
     formats = ("docx", "pdf") if fmt == "both" else (fmt,)
-    result = file_pack(engine, ids, out_dir, formats,
-                       bundle_name=f"file-pack-{month}.pdf" if month else None,
-                       include_drafts=include_drafts, settings=_settings(db_url),
-                       progress=_progress("Writing file packs", as_json))
+    result = file_pack(
+        engine,
+        ids,
+        out_dir,
+        formats,
+        bundle_name=f"file-pack-{month}.pdf" if month else None,
+        include_drafts=include_drafts,
+        settings=_settings(db_url),
+        progress=_progress("Writing file packs", as_json),
+    )
     if as_json:
         _echo_json(result.as_dict())
         return
@@ -668,24 +852,46 @@ def _report_files(written: list[Path], as_json: bool) -> None:
 
 @pack.command("pmu")
 @click.option("--month", type=MONTH, help="A calendar month, YYYY-MM.")
-@click.option("--quarter", metavar="YYYY-Qn",
-              help="A financial quarter: Q1 = April-June of YYYY, Q4 = January-March of YYYY+1.")
-@click.option("--year", metavar="YYYY",
-              help="A financial year: April YYYY to March YYYY+1 (not a calendar year).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path),
-              default=DEFAULT_OUT / "packs" / "pmu", show_default=True)
-@click.option("--include-names", is_flag=True,
-              help="Add child names, DOBs and free-text evidence (off by default).")
+@click.option(
+    "--quarter",
+    metavar="YYYY-Qn",
+    help="A financial quarter: Q1 = April-June of YYYY, Q4 = January-March of YYYY+1.",
+)
+@click.option(
+    "--year",
+    metavar="YYYY",
+    help="A financial year: April YYYY to March YYYY+1 (not a calendar year).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT / "packs" / "pmu",
+    show_default=True,
+)
+@click.option(
+    "--include-names",
+    is_flag=True,
+    help="Add child names, DOBs and free-text evidence (off by default).",
+)
 @db_option
 @json_option
-def pack_pmu(month: str | None, quarter: str | None, year: str | None, out_dir: Path,
-             include_names: bool, db_url: str | None, as_json: bool) -> None:
+def pack_pmu(
+    month: str | None,
+    quarter: str | None,
+    year: str | None,
+    out_dir: Path,
+    include_names: bool,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
     """Report (.docx, .pdf) with charts and workbook (.xlsx) with native charts for a month,
     financial quarter or financial year. Case numbers only unless --include-names."""
     from formtool.packs.pmu import pmu_pack
 
-    written = pmu_pack(_engine(db_url), out_dir, month, quarter, year, include_names,
-                       settings=_settings(db_url))
+    written = pmu_pack(
+        _engine(db_url), out_dir, month, quarter, year, include_names, settings=_settings(db_url)
+    )
     _report_files(written, as_json)
 
 
@@ -706,8 +912,13 @@ def moderate(
     if as_json:
         _echo_json(result.as_dict())
         return
-    change = (f"changed from {result.auditor_grade}" if result.changed
-              else "agrees with the auditor" if result.auditor_grade else "recorded")
+    change = (
+        f"changed from {result.auditor_grade}"
+        if result.changed
+        else "agrees with the auditor"
+        if result.auditor_grade
+        else "recorded"
+    )
     click.echo(f"{audit_id}: moderated grade {result.moderated_grade} ({change}).")
 
 
@@ -744,11 +955,18 @@ def users() -> None:
 
 @users.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["officer", "moderator", "viewer"]), required=True,
-              help="officer: runs the cycle; moderator: also moderates; viewer: anonymised "
-              "figures only.")
-@click.password_option("--password", prompt="Password", confirmation_prompt=True,
-                       help="Asked twice when not given (prefer being asked).")
+@click.option(
+    "--role",
+    type=click.Choice(["officer", "moderator", "viewer"]),
+    required=True,
+    help="officer: runs the cycle; moderator: also moderates; viewer: anonymised figures only.",
+)
+@click.password_option(
+    "--password",
+    prompt="Password",
+    confirmation_prompt=True,
+    help="Asked twice when not given (prefer being asked).",
+)
 @db_option
 def users_add(name: str, role: str, password: str, db_url: str | None) -> None:
     """Add a web workspace account (the password is stored only as an argon2 hash)."""
@@ -786,20 +1004,34 @@ def users_remove(name: str, db_url: str | None) -> None:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Anything but this computer (127.0.0.1) needs at "
-              "least one user (formtool users add).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but this computer (127.0.0.1) needs at "
+    "least one user (formtool users add).",
+)
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--https", "behind_https", is_flag=True,
-              help="Served through an HTTPS reverse proxy: session cookies are Secure.")
+@click.option(
+    "--https",
+    "behind_https",
+    is_flag=True,
+    help="Served through an HTTPS reverse proxy: session cookies are Secure.",
+)
 @db_option
 def serve(host: str, port: int, behind_https: bool, db_url: str | None) -> None:
     """The web workspace: the monthly cycle in a browser, on the same database."""
     from formtool.web import serve as run
 
     engine = _engine(db_url)
-    run(engine, host, port, behind_https, _settings(db_url),
-        on_ready=lambda url: click.echo(f"formtool web workspace on {url} (Ctrl+C to stop)"))
+    run(
+        engine,
+        host,
+        port,
+        behind_https,
+        _settings(db_url),
+        on_ready=lambda url: click.echo(f"formtool web workspace on {url} (Ctrl+C to stop)"),
+    )
 
 
 # --- demo ----------------------------------------------------------------------------
@@ -827,12 +1059,15 @@ def demo(out_dir: Path, seed: int, db_url: str | None, as_json: bool) -> None:
     from formtool.demo import Step, run_demo
 
     def show(step: Step) -> None:
-        click.echo(f"{step.number:>2}. {step.title}")
-        for line in step.lines:
-            click.echo(f"      {line}")
+        click.echo(step.text())
 
-    report = run_demo(out_dir, seed=seed, db_url=db_url, on_step=None if as_json else show,
-                      settings=_settings(db_url))
+    report = run_demo(
+        out_dir,
+        seed=seed,
+        db_url=db_url,
+        on_step=None if as_json else show,
+        settings=_settings(db_url),
+    )
     if as_json:
         _echo_json(report.as_dict())
 

@@ -96,14 +96,23 @@ def amendment_due(returned_for_amendment: dt.date) -> dt.date:
 
 
 def inadequate_follow_up(graded: dt.date) -> dict[str, dt.date]:
-    return {"review meeting by": graded + dt.timedelta(weeks=4),
-            "re-audit by": add_months(graded, 2)}
+    return {
+        "review meeting by": graded + dt.timedelta(weeks=4),
+        "re-audit by": add_months(graded, 2),
+    }
 
 
 def year_timetable(year: int) -> list[dict]:
     """The timetable for every month of a calendar year, with its bank holidays."""
-    return [{"month": f"{year}-{m:02d}",
-             **{k: v.isoformat() for k, v in month_timetable(year, m).items()},
-             "bank holidays": [f"{d.isoformat()} {n}" for d, n in sorted(
-                 _bank_holidays(year).items()) if d.month == m]}
-            for m in range(1, 13)]
+    return [
+        {
+            "month": f"{year}-{m:02d}",
+            **{k: v.isoformat() for k, v in month_timetable(year, m).items()},
+            "bank holidays": [
+                f"{d.isoformat()} {n}"
+                for d, n in sorted(_bank_holidays(year).items())
+                if d.month == m
+            ],
+        }
+        for m in range(1, 13)
+    ]

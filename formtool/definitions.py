@@ -31,8 +31,16 @@ COMMON_FILE = "_common.yaml"
 FORMS_ENV = "FORMTOOL_FORMS"
 ITEM_KINDS = ("question", "choice", "text", "date", "table")
 #: What an action-table column holds, so the store and the packs need no column names.
-ACTION_ROLES = ("recommendation", "action", "responsible_role", "responsible_person",
-                "due_date", "sign_off", "sign_off_date", "comments")
+ACTION_ROLES = (
+    "recommendation",
+    "action",
+    "responsible_role",
+    "responsible_person",
+    "due_date",
+    "sign_off",
+    "sign_off_date",
+    "comments",
+)
 MIN_ACTION_ROWS = 10  # every action table offers at least this many rows (Word adds more)
 ROLES = ("preparer", "auditor")  # who fills a field in a two-stage tool
 ROW_CELLS = ("stage", "question", "answer", "evidence")  # cells of a question row; "stage"
@@ -104,21 +112,43 @@ class Item:
 
     def fields(self) -> list[Field]:
         if self.kind == "table":
-            return [self.cell_field(r, c) for r in range(1, self.rows + 1)
-                    for c in self.columns]
+            return [self.cell_field(r, c) for r in range(1, self.rows + 1) for c in self.columns]
         if self.kind in ("question", "choice"):
-            out = [Field(self.key, self.label, FieldKind.choice, self.scale, self.required,
-                         self.role)]
+            out = [
+                Field(self.key, self.label, FieldKind.choice, self.scale, self.required, self.role)
+            ]
             if self.evidence:
-                out.append(Field(self.evidence_key, self.evidence_label or f"{self.label} "
-                                 "(evidence)", FieldKind.text, role=self.evidence_role,
-                                 hint="Evidence"))
+                out.append(
+                    Field(
+                        self.evidence_key,
+                        self.evidence_label or f"{self.label} (evidence)",
+                        FieldKind.text,
+                        role=self.evidence_role,
+                        hint="Evidence",
+                    )
+                )
             if self.comment:
-                out.append(Field(self.comment_key, self.comment_label or f"{self.label} "
-                                 "(comment)", FieldKind.text, role=self.role, hint="Comment"))
+                out.append(
+                    Field(
+                        self.comment_key,
+                        self.comment_label or f"{self.label} (comment)",
+                        FieldKind.text,
+                        role=self.role,
+                        hint="Comment",
+                    )
+                )
             return out
-        return [Field(self.key, self.label, FieldKind(self.kind), None, self.required,
-                      self.role, self.hint)]
+        return [
+            Field(
+                self.key,
+                self.label,
+                FieldKind(self.kind),
+                None,
+                self.required,
+                self.role,
+                self.hint,
+            )
+        ]
 
     def outcome(self, value: str) -> str | None:
         """favourable / partial / unfavourable for this question's answer, or None.
@@ -312,8 +342,7 @@ class FormDefinition:
         for section in self.sections:
             if section.addition:
                 found.append((f"section: {section.title}", section.addition))
-            found += [(f"{section.id}: {i.label}", i.addition) for i in section.items
-                      if i.addition]
+            found += [(f"{section.id}: {i.label}", i.addition) for i in section.items if i.addition]
         return found
 
 
@@ -336,10 +365,18 @@ def _item_index(form: FormDefinition) -> dict[str, Item]:
 
 
 def _scale(sid: str, raw: dict[str, Any]) -> Scale:
-    return Scale(sid, raw["label"], tuple(raw["choices"]), dict(raw.get("descriptors", {})),
-                 tuple(raw.get("favourable", ())), tuple(raw.get("partial", ())),
-                 tuple(raw.get("unfavourable", ())), bool(raw.get("ranked", False)),
-                 tuple(raw.get("bands", {}).items()), tuple(raw.get("follow_up", ())))
+    return Scale(
+        sid,
+        raw["label"],
+        tuple(raw["choices"]),
+        dict(raw.get("descriptors", {})),
+        tuple(raw.get("favourable", ())),
+        tuple(raw.get("partial", ())),
+        tuple(raw.get("unfavourable", ())),
+        bool(raw.get("ranked", False)),
+        tuple(raw.get("bands", {}).items()),
+        tuple(raw.get("follow_up", ())),
+    )
 
 
 def _item(raw: dict[str, Any], section: dict[str, Any], scales: dict[str, Scale]) -> Item:
@@ -349,53 +386,92 @@ def _item(raw: dict[str, Any], section: dict[str, Any], scales: dict[str, Scale]
     favourable = raw.get("favourable")
     finding = raw.get("finding", {})
     return Item(
-        kind=kind, id=raw[kind], key=f"{section['id']}.{raw[kind]}", label=raw["label"],
+        kind=kind,
+        id=raw[kind],
+        key=f"{section['id']}.{raw[kind]}",
+        label=raw["label"],
         number=str(raw.get("number", "")),
         scale=scales[scale_id] if kind in ("question", "choice") and scale_id else None,
         evidence=raw.get("evidence", kind == "question"),
         required=raw.get("required", kind in ("question", "choice")),
         guidance=tuple(raw.get("guidance", ())),
-        columns=tuple(Column(c["id"], c["label"], FieldKind(c["type"]),
-                             c.get("role", "comments")) for c in raw.get("columns", ())),
+        columns=tuple(
+            Column(c["id"], c["label"], FieldKind(c["type"]), c.get("role", "comments"))
+            for c in raw.get("columns", ())
+        ),
         rows=max(raw.get("rows", MIN_ACTION_ROWS), MIN_ACTION_ROWS) if kind == "table" else 0,
-        role=role, evidence_role=raw.get("evidence_role", section.get("evidence_role", role)),
+        role=role,
+        evidence_role=raw.get("evidence_role", section.get("evidence_role", role)),
         comment=raw.get("comment", False),
         favourable="" if favourable == "none" else favourable,
         finding=(finding.get("favourable", ""), finding.get("unfavourable", "")),
         addition=raw.get("addition", ""),
         evidence_label=raw.get("evidence_label", ""),
-        comment_label=raw.get("comment_label", ""), hint=raw.get("hint", ""),
+        comment_label=raw.get("comment_label", ""),
+        hint=raw.get("hint", ""),
     )
 
 
 def _section(raw: dict[str, Any], scales: dict[str, Scale]) -> Section:
     indicators = tuple(
-        Indicators(i["title"], tuple(i["good"]), tuple(i.get("outstanding", ())),
-                   i.get("outstanding_title", "Moving towards outstanding"))
-        for i in raw.get("good_looks_like", ()))
+        Indicators(
+            i["title"],
+            tuple(i["good"]),
+            tuple(i.get("outstanding", ())),
+            i.get("outstanding_title", "Moving towards outstanding"),
+        )
+        for i in raw.get("good_looks_like", ())
+    )
     return Section(
-        raw["id"], raw["title"], tuple(_item(i, raw, scales) for i in raw["items"]),
-        tuple(raw.get("guidance", ())), indicators, raw.get("question_label", "Question"),
-        raw.get("answer_label", ""), raw.get("evidence_label", ""), raw.get("stage_label", ""),
-        tuple(raw.get("cells", ("question", "answer", "evidence"))), raw.get("judgement", ""),
-        raw.get("short_title", ""), raw.get("addition", ""), raw.get("joins_previous", False))
+        raw["id"],
+        raw["title"],
+        tuple(_item(i, raw, scales) for i in raw["items"]),
+        tuple(raw.get("guidance", ())),
+        indicators,
+        raw.get("question_label", "Question"),
+        raw.get("answer_label", ""),
+        raw.get("evidence_label", ""),
+        raw.get("stage_label", ""),
+        tuple(raw.get("cells", ("question", "answer", "evidence"))),
+        raw.get("judgement", ""),
+        raw.get("short_title", ""),
+        raw.get("addition", ""),
+        raw.get("joins_previous", False),
+    )
 
 
 def build(data: dict[str, Any], path: str = "") -> FormDefinition:
     """A definition from resolved data (scales and column sets already inlined)."""
     scales = {sid: _scale(sid, s) for sid, s in data.get("scales", {}).items()}
-    header = tuple(HeaderField(h["column"], h["label"], h.get("required", False),
-                               FieldKind(h.get("type", "text")), h.get("addition", ""),
-                               tuple(h.get("from", ())))
-                   for h in data["header"])
+    header = tuple(
+        HeaderField(
+            h["column"],
+            h["label"],
+            h.get("required", False),
+            FieldKind(h.get("type", "text")),
+            h.get("addition", ""),
+            tuple(h.get("from", ())),
+        )
+        for h in data["header"]
+    )
     judgements = Judgements(**data.get("judgements", {}))
     return FormDefinition(
-        data["id"], data["version"], data["title"], data["subject"], data["source"], header,
-        tuple(_section(s, scales) for s in data["sections"]), judgements,
+        data["id"],
+        data["version"],
+        data["title"],
+        data["subject"],
+        data["source"],
+        header,
+        tuple(_section(s, scales) for s in data["sections"]),
+        judgements,
         data.get("short_name", ""),
-        tuple(GuidanceBlock(g["title"], tuple(g["lines"]), g.get("source", ""))
-              for g in data.get("guidance", ())), path,
-        json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
+        tuple(
+            GuidanceBlock(g["title"], tuple(g["lines"]), g.get("source", ""))
+            for g in data.get("guidance", ())
+        ),
+        path,
+        json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")),
+    )
 
 
 def from_snapshot(snapshot: str) -> FormDefinition:
@@ -425,8 +501,9 @@ def form_dirs() -> list[Path]:
 
 def form_files(directory: str | Path | None = None) -> list[Path]:
     folders = [Path(directory)] if directory else form_dirs()
-    return [p for folder in folders for p in sorted(folder.glob("*.yaml"))
-            if not p.name.startswith("_")]
+    return [
+        p for folder in folders for p in sorted(folder.glob("*.yaml")) if not p.name.startswith("_")
+    ]
 
 
 def load_form(path: str | Path) -> FormDefinition:
@@ -459,8 +536,12 @@ def _cache_key(path: Path) -> str:
     from formtool import __version__
 
     digest = hashlib.sha256(__version__.encode())
-    for part in (path, path.parent / COMMON_FILE, forms_dir() / COMMON_FILE,
-                 Path(str(resources.files("formtool") / "form_schema.json"))):
+    for part in (
+        path,
+        path.parent / COMMON_FILE,
+        forms_dir() / COMMON_FILE,
+        Path(str(resources.files("formtool") / "form_schema.json")),
+    ):
         try:
             digest.update(part.read_bytes())
         except OSError:
@@ -502,8 +583,17 @@ def load_forms(directory: str | Path | None = None) -> dict[str, FormDefinition]
     for path in form_files(directory):
         form = load_form(path)
         if form.id in forms:
-            raise DefinitionError([Issue(IssueCode.id_clash, str(path), location="1",
-                                         value=form.id, expected=forms[form.id].path)])
+            raise DefinitionError(
+                [
+                    Issue(
+                        IssueCode.id_clash,
+                        str(path),
+                        location="1",
+                        value=form.id,
+                        expected=forms[form.id].path,
+                    )
+                ]
+            )
         forms[form.id] = form
     return forms
 
@@ -523,14 +613,24 @@ def _cached_forms(folders: tuple[str, ...]) -> dict[str, FormDefinition]:
     for folder in folders:
         for form_id, form in load_forms(folder).items():
             if form_id in forms:
-                raise DefinitionError([Issue(IssueCode.id_clash, form.path, location="1",
-                                             value=form_id, expected=forms[form_id].path)])
+                raise DefinitionError(
+                    [
+                        Issue(
+                            IssueCode.id_clash,
+                            form.path,
+                            location="1",
+                            value=form_id,
+                            expected=forms[form_id].path,
+                        )
+                    ]
+                )
             forms[form_id] = form
     return forms
 
 
-def get_form(form_id: str, version: int | None = None,
-             directory: str | Path | None = None) -> FormDefinition:
+def get_form(
+    form_id: str, version: int | None = None, directory: str | Path | None = None
+) -> FormDefinition:
     """The current definition of a form (it must be `version`, if given)."""
     forms = load_forms(directory) if directory else all_forms()
     if form_id not in forms:
@@ -538,8 +638,10 @@ def get_form(form_id: str, version: int | None = None,
         raise DefinitionError(f"Unknown form '{form_id}'. Known forms: {known}.")
     form = forms[form_id]
     if version is not None and version != form.version:
-        raise DefinitionError(f"Form '{form_id}' is version {form.version} here, not "
-                              f"{version}. Read it with the database that generated it.")
+        raise DefinitionError(
+            f"Form '{form_id}' is version {form.version} here, not "
+            f"{version}. Read it with the database that generated it."
+        )
     return form
 
 
@@ -547,18 +649,52 @@ def describe_form(form_id: str) -> dict[str, Any]:
     """A form as `formtool forms show --json` and the web workspace present it."""
     form = get_form(form_id)
     return {
-        "id": form.id, "version": form.version, "title": form.title, "subject": form.subject,
-        "source": form.source, "two_stage": form.two_stage,
-        "header": [{"column": h.column, "label": h.label, "required": h.required,
-                    "type": h.kind.value, "from": list(h.sources), "addition": h.addition}
-                   for h in form.header],
-        "sections": [{"id": s.id, "title": s.title, "addition": s.addition,
-                      "items": [{"key": i.key, "kind": i.kind, "label": i.label,
-                                 "scale": i.scale.label if i.scale else "",
-                                 "role": i.role, "addition": i.addition}
-                                for i in s.items]} for s in form.sections],
-        "fields": [{"key": f.key, "label": f.label, "kind": f.kind.value,
-                    "choices": list(f.scale.choices) if f.scale else None,
-                    "required": f.required, "role": f.role} for f in form.fields()],
+        "id": form.id,
+        "version": form.version,
+        "title": form.title,
+        "subject": form.subject,
+        "source": form.source,
+        "two_stage": form.two_stage,
+        "header": [
+            {
+                "column": h.column,
+                "label": h.label,
+                "required": h.required,
+                "type": h.kind.value,
+                "from": list(h.sources),
+                "addition": h.addition,
+            }
+            for h in form.header
+        ],
+        "sections": [
+            {
+                "id": s.id,
+                "title": s.title,
+                "addition": s.addition,
+                "items": [
+                    {
+                        "key": i.key,
+                        "kind": i.kind,
+                        "label": i.label,
+                        "scale": i.scale.label if i.scale else "",
+                        "role": i.role,
+                        "addition": i.addition,
+                    }
+                    for i in s.items
+                ],
+            }
+            for s in form.sections
+        ],
+        "fields": [
+            {
+                "key": f.key,
+                "label": f.label,
+                "kind": f.kind.value,
+                "choices": list(f.scale.choices) if f.scale else None,
+                "required": f.required,
+                "role": f.role,
+            }
+            for f in form.fields()
+        ],
         "additions": [{"what": w, "why": y} for w, y in form.additions()],
     }

@@ -110,18 +110,32 @@ def checked(path: Path) -> tuple[list[Issue], dict[str, Any]]:
         return [Issue(IssueCode.yaml_syntax, name, "", line, str(exc.problem))], {}
     validator = jsonschema.Draft202012Validator(_schema())
     issues = [
-        Issue(IssueCode.schema, name, _key_at(data, tuple(e.absolute_path)),
-              _line(lines, tuple(e.absolute_path)), _schema_message(e))
+        Issue(
+            IssueCode.schema,
+            name,
+            _key_at(data, tuple(e.absolute_path)),
+            _line(lines, tuple(e.absolute_path)),
+            _schema_message(e),
+        )
         for e in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
     ]
     if issues:
         return issues, {}
     scales, column_sets, clashes = commons(path.parent)
-    issues = [Issue(IssueCode.schema, name, "", "1", f"_common.yaml redefines the shipped "
-                    f"{clash}; give it a name of its own") for clash in clashes]
+    issues = [
+        Issue(
+            IssueCode.schema,
+            name,
+            "",
+            "1",
+            f"_common.yaml redefines the shipped {clash}; give it a name of its own",
+        )
+        for clash in clashes
+    ]
     resolved = _resolve(data, scales, column_sets)
-    issues += _Checker(resolved, lines, name, {**scales, **data.get("scales", {})},
-                       column_sets, data).issues()
+    issues += _Checker(
+        resolved, lines, name, {**scales, **data.get("scales", {})}, column_sets, data
+    ).issues()
     return issues, resolved if not issues else {}
 
 
@@ -133,8 +147,9 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     return error.message
 
 
-def _resolve(data: dict[str, Any], scales: dict[str, Any], column_sets: dict[str, Any]
-             ) -> dict[str, Any]:
+def _resolve(
+    data: dict[str, Any], scales: dict[str, Any], column_sets: dict[str, Any]
+) -> dict[str, Any]:
     """The definition with the scales it uses and its column sets copied in."""
     every = {**scales, **data.get("scales", {})}
     used: dict[str, Any] = {}
@@ -156,16 +171,24 @@ def _resolve(data: dict[str, Any], scales: dict[str, Any], column_sets: dict[str
 class _Checker:
     """The rules a schema cannot express, each problem with its line and key."""
 
-    def __init__(self, resolved: dict[str, Any], lines: Lines, name: str,
-                 scales: dict[str, Any], column_sets: dict[str, Any], raw: dict[str, Any]):
+    def __init__(
+        self,
+        resolved: dict[str, Any],
+        lines: Lines,
+        name: str,
+        scales: dict[str, Any],
+        column_sets: dict[str, Any],
+        raw: dict[str, Any],
+    ):
         self.data, self.lines, self.name = resolved, lines, name
         self.scales, self.column_sets, self.raw = scales, column_sets, raw
         self.found: list[Issue] = []
         self.keys: set[str] = set()
         self.choices: dict[str, list[str]] = {}  # choice item key -> its scale's choices
 
-    def add(self, code: IssueCode, key: str, at: tuple[Any, ...], value: str = "",
-            expected: str = "") -> None:
+    def add(
+        self, code: IssueCode, key: str, at: tuple[Any, ...], value: str = "", expected: str = ""
+    ) -> None:
         self.found.append(Issue(code, self.name, key, _line(self.lines, at), value, expected))
 
     def claim(self, key: str, at: tuple[Any, ...]) -> None:
@@ -184,8 +207,12 @@ class _Checker:
     def section(self, s_index: int, section: dict[str, Any]) -> None:
         cells = section.get("cells", ["question", "answer", "evidence"])
         if "question" not in cells or "answer" not in cells:
-            self.add(IssueCode.schema, section["id"], ("sections", s_index, "cells"),
-                     "cells need at least 'question' and 'answer'")
+            self.add(
+                IssueCode.schema,
+                section["id"],
+                ("sections", s_index, "cells"),
+                "cells need at least 'question' and 'answer'",
+            )
         ids = []
         for i_index, item in enumerate(section["items"]):
             at = ("sections", s_index, "items", i_index)
@@ -204,34 +231,47 @@ class _Checker:
         if section.get("joins_previous"):
             previous = self.data["sections"][s_index - 1] if s_index else None
             if previous is None or previous.get("cells") != section.get("cells"):
-                self.add(IssueCode.schema, section["id"], ("sections", s_index,
-                                                           "joins_previous"),
-                         "a section can only join the previous one when both have the same "
-                         "cells")
+                self.add(
+                    IssueCode.schema,
+                    section["id"],
+                    ("sections", s_index, "joins_previous"),
+                    "a section can only join the previous one when both have the same cells",
+                )
         judgement = section.get("judgement")
         if judgement and judgement not in ids:
-            self.add(IssueCode.bad_reference, section["id"],
-                     ("sections", s_index, "judgement"), judgement, ", ".join(ids))
+            self.add(
+                IssueCode.bad_reference,
+                section["id"],
+                ("sections", s_index, "judgement"),
+                judgement,
+                ", ".join(ids),
+            )
 
-    def choice_item(self, key: str, item: dict[str, Any], section: dict[str, Any],
-                    at: tuple[Any, ...]) -> None:
+    def choice_item(
+        self, key: str, item: dict[str, Any], section: dict[str, Any], at: tuple[Any, ...]
+    ) -> None:
         scale = item.get("scale", section.get("scale"))
         if scale not in self.scales:
-            self.add(IssueCode.unknown_scale, key, at, str(scale),
-                     ", ".join(sorted(self.scales)))
+            self.add(IssueCode.unknown_scale, key, at, str(scale), ", ".join(sorted(self.scales)))
             return
         choices = list(self.scales[scale]["choices"])
         self.choices[key] = choices
         favourable = item.get("favourable")
         if favourable not in (None, "none") and favourable not in choices:
-            self.add(IssueCode.bad_reference, key, (*at, "favourable"), str(favourable),
-                     ", ".join([*choices, "none"]))
+            self.add(
+                IssueCode.bad_reference,
+                key,
+                (*at, "favourable"),
+                str(favourable),
+                ", ".join([*choices, "none"]),
+            )
 
     def table(self, key: str, item: dict[str, Any], at: tuple[Any, ...]) -> None:
         columns = self.raw_item(at).get("columns")
         if isinstance(columns, str) and columns not in self.column_sets:
-            self.add(IssueCode.schema, key, at, f"column set '{columns}' is not defined in "
-                     "_common.yaml")
+            self.add(
+                IssueCode.schema, key, at, f"column set '{columns}' is not defined in _common.yaml"
+            )
         elif columns is None:
             self.add(IssueCode.schema, key, at, "a table needs 'columns:'")
 
@@ -245,14 +285,29 @@ class _Checker:
         for name in ("grade", "moderated_grade", "status"):
             key = judgements.get(name)
             if key and key not in self.choices:
-                self.add(IssueCode.bad_reference, f"judgements.{name}",
-                         ("judgements", name), key, "a choice or question key of this form")
+                self.add(
+                    IssueCode.bad_reference,
+                    f"judgements.{name}",
+                    ("judgements", name),
+                    key,
+                    "a choice or question key of this form",
+                )
         for name in ("completed_by", "completed_on"):
             key = judgements.get(name)
             if key and key not in self.keys:
-                self.add(IssueCode.bad_reference, f"judgements.{name}", ("judgements", name),
-                         key, "a key of this form")
+                self.add(
+                    IssueCode.bad_reference,
+                    f"judgements.{name}",
+                    ("judgements", name),
+                    key,
+                    "a key of this form",
+                )
         final, status = judgements.get("final"), judgements.get("status")
         if status in self.choices and final not in self.choices[status]:
-            self.add(IssueCode.bad_reference, "judgements.final", ("judgements", "final"),
-                     str(final), ", ".join(self.choices[status]))
+            self.add(
+                IssueCode.bad_reference,
+                "judgements.final",
+                ("judgements", "final"),
+                str(final),
+                ", ".join(self.choices[status]),
+            )

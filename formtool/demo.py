@@ -25,8 +25,15 @@ from formtool.settings import DEFAULT, Settings
 from formtool.store import masked, open_store
 
 #: Population categories -> how many synthetic cases the demo's population holds.
-POPULATION = {"cin": 60, "cp": 40, "lac": 40, "early_help": 40, "foster_carer": 14,
-              "prospective_adopter": 5, "supported_lodgings": 6}
+POPULATION = {
+    "cin": 60,
+    "cp": 40,
+    "lac": 40,
+    "early_help": 40,
+    "foster_carer": 14,
+    "prospective_adopter": 5,
+    "supported_lodgings": 6,
+}
 SENDER = "qa-team@example.invalid"
 
 
@@ -39,6 +46,12 @@ class Step:
     def as_dict(self) -> dict[str, Any]:
         return {"step": self.number, "title": self.title, "lines": self.lines}
 
+    def text(self) -> str:
+        """The step as `formtool demo` prints it."""
+        return "\n".join(
+            [f"{self.number:>2}. {self.title}", *(f"      {line}" for line in self.lines)]
+        )
+
 
 @dataclass
 class DemoReport:
@@ -48,15 +61,26 @@ class DemoReport:
     figures: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"out": self.out, "db": self.db, "steps": [s.as_dict() for s in self.steps],
-                **self.figures}
+        return {
+            "out": self.out,
+            "db": self.db,
+            "steps": [s.as_dict() for s in self.steps],
+            **self.figures,
+        }
 
 
 class _Run:
     """One demo run: where things go, the random source, and the step reporter."""
 
-    def __init__(self, out_dir: Path, seed: int, today: dt.date, db_url: str,
-                 on_step: Callable[[Step], None] | None, settings: Settings) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        seed: int,
+        today: dt.date,
+        db_url: str,
+        on_step: Callable[[Step], None] | None,
+        settings: Settings,
+    ) -> None:
         self.out, self.rng, self.today = out_dir, random.Random(seed), today
         self.settings = settings
         self.due = last_calendar_day(today.year, today.month)
@@ -83,13 +107,17 @@ def _fresh(out_dir: Path, db_url: str | None) -> str:
     return f"sqlite:///{out_dir / 'formtool.db'}"
 
 
-def run_demo(out_dir: Path, seed: int = 2026, today: dt.date | None = None,
-             db_url: str | None = None, on_step: Callable[[Step], None] | None = None,
-             settings: Settings = DEFAULT) -> DemoReport:
+def run_demo(
+    out_dir: Path,
+    seed: int = 2026,
+    today: dt.date | None = None,
+    db_url: str | None = None,
+    on_step: Callable[[Step], None] | None = None,
+    settings: Settings = DEFAULT,
+) -> DemoReport:
     """Population -> allocation -> forms -> emails -> returns (a few broken, two by email) ->
     import -> the checklist's second stage -> moderation -> packs. Returns what happened."""
-    run = _Run(out_dir, seed, today or dt.date.today(), _fresh(out_dir, db_url), on_step,
-               settings)
+    run = _Run(out_dir, seed, today or dt.date.today(), _fresh(out_dir, db_url), on_step, settings)
     allocation = _allocate(run)
     produced = _generate(run, allocation)
     _send(run)
@@ -97,8 +125,10 @@ def run_demo(out_dir: Path, seed: int = 2026, today: dt.date | None = None,
     _second_stage(run)
     _moderate(run)
     _packs(run)
-    run.step("Browse it in the web workspace",
-             f"formtool serve --db {run.report.db if db_url else out_dir / 'formtool.db'}")
+    run.step(
+        "Browse it in the web workspace",
+        f"formtool serve --db {run.report.db if db_url else out_dir / 'formtool.db'}",
+    )
     return run.report
 
 
@@ -107,19 +137,27 @@ def _allocate(run: _Run) -> Any:
     from formtool.synthetic import synthetic_auditors, synthetic_population
 
     inputs = run.out / "inputs"
-    write_case_list(inputs / "population.csv",
-                    synthetic_population(run.due, run.rng, POPULATION))
+    write_case_list(inputs / "population.csv", synthetic_population(run.due, run.rng, POPULATION))
     write_case_list(inputs / "auditors.csv", synthetic_auditors(run.month))
     plan = inputs / "plan.yaml"
     shutil.copy(Path(str(resources.files("formtool.templates") / "plans" / "demo.yaml")), plan)
     run.step("Synthetic population, auditors and plan", str(inputs))
-    allocation = run_allocation(run.engine, inputs / "population.csv", inputs / "auditors.csv",
-                                run.month, plan, 2026, run.out / "allocation.csv")
+    allocation = run_allocation(
+        run.engine,
+        inputs / "population.csv",
+        inputs / "auditors.csv",
+        run.month,
+        plan,
+        2026,
+        run.out / "allocation.csv",
+    )
     forms = Counter(r["form"] for r in allocation.rows)
-    run.step(f"Allocated {len(allocation.rows)} audits for {run.month}, due "
-             f"{allocation.due:%d/%m/%Y}", str(run.out / "allocation.csv"),
-             *(f"{get_form(f).name}: {n}" for f, n in forms.items()),
-             *(f"not allocated: {note}" for note in allocation.unallocated))
+    run.step(
+        f"Allocated {len(allocation.rows)} audits for {run.month}, due {allocation.due:%d/%m/%Y}",
+        str(run.out / "allocation.csv"),
+        *(f"{get_form(f).name}: {n}" for f, n in forms.items()),
+        *(f"not allocated: {note}" for note in allocation.unallocated),
+    )
     run.report.figures["allocated"] = len(allocation.rows)
     run.report.figures["forms"] = dict(forms)
     return allocation
@@ -128,10 +166,17 @@ def _allocate(run: _Run) -> Any:
 def _generate(run: _Run, allocation: Any) -> list[Any]:
     from formtool.generate import generate
 
-    produced = generate(None, run.out / "allocation.csv", run.out / "forms", "both",
-                        engine=run.engine, settings=run.settings)
-    run.step(f"Pre-filled forms: {len(produced)} .docx/.xlsx and a manifest",
-             str(run.out / "forms"))
+    produced = generate(
+        None,
+        run.out / "allocation.csv",
+        run.out / "forms",
+        "both",
+        engine=run.engine,
+        settings=run.settings,
+    )
+    run.step(
+        f"Pre-filled forms: {len(produced)} .docx/.xlsx and a manifest", str(run.out / "forms")
+    )
     run.report.figures["files"] = len(produced)
     return produced
 
@@ -139,12 +184,22 @@ def _generate(run: _Run, allocation: Any) -> list[Any]:
 def _send(run: _Run) -> None:
     from formtool.mail import deliver
 
-    result = deliver(run.engine, SENDER, run.out / "forms", run.month, run.out / "mail",
-                     today=run.today, settings=run.settings)
+    result = deliver(
+        run.engine,
+        SENDER,
+        run.out / "forms",
+        run.month,
+        run.out / "mail",
+        today=run.today,
+        settings=run.settings,
+    )
     preparing = sum(m.stage == "prepare" for m in result.messages)
     run.report.figures["emails"] = len(result.written)  # the second stage adds more below
-    run.step(f"Emails: {len(result.messages)} drafts, one form per audit in each auditor's "
-             f"format ({preparing} to workers preparing checklists)", str(run.out / "mail"))
+    run.step(
+        f"Emails: {len(result.messages)} drafts, one form per audit in each auditor's "
+        f"format ({preparing} to workers preparing checklists)",
+        str(run.out / "mail"),
+    )
 
 
 def _returns(run: _Run, produced: list[Any]) -> None:
@@ -155,12 +210,18 @@ def _returns(run: _Run, produced: list[Any]) -> None:
     written = _fill_returns(run, produced, folder)
     broken = _break_some(written)
     emailed = _email_two(written, folder)
-    run.step("Completed returns", str(folder), *(f"deliberately broken: {b}" for b in broken),
-             f"arrived by email: {emailed}")
+    run.step(
+        "Completed returns",
+        str(folder),
+        *(f"deliberately broken: {b}" for b in broken),
+        f"arrived by email: {emailed}",
+    )
     outcomes = import_paths(run.engine, [folder], run.today)
     tally = counts(outcomes)
-    run.step("Imported: " + ", ".join(f"{n} {s}" for s, n in tally.items() if n),
-             *(f"rejected: {o.issues[0].message}" for o in outcomes if o.status == "rejected"))
+    run.step(
+        "Imported: " + ", ".join(f"{n} {s}" for s, n in tally.items() if n),
+        *(f"rejected: {o.issues[0].message}" for o in outcomes if o.status == "rejected"),
+    )
     run.report.figures["imported"] = tally
 
 
@@ -195,8 +256,11 @@ def _break_some(returns: list[Path]) -> list[str]:
     xlsx.write_bytes(fill_xlsx(xlsx.read_bytes(), {"header.case_number": "EDITED-1"}))
     truncated = returns[-1]
     truncated.write_bytes(truncated.read_bytes()[:2000])
-    return [f"{docx.name}: controls stripped (as by Google Docs), 'Maybe' typed",
-            f"{xlsx.name}: a pre-filled fact edited", f"{truncated.name}: truncated in transit"]
+    return [
+        f"{docx.name}: controls stripped (as by Google Docs), 'Maybe' typed",
+        f"{xlsx.name}: a pre-filled fact edited",
+        f"{truncated.name}: truncated in transit",
+    ]
 
 
 def _email_two(returns: list[Path], folder: Path) -> str:
@@ -208,8 +272,9 @@ def _email_two(returns: list[Path], folder: Path) -> str:
     message["Subject"] = "RE: case file audits"
     message.set_content("Completed audits attached.")
     for path in pair:
-        message.add_attachment(path.read_bytes(), maintype="application",
-                               subtype="octet-stream", filename=path.name)
+        message.add_attachment(
+            path.read_bytes(), maintype="application", subtype="octet-stream", filename=path.name
+        )
         path.unlink()
     (folder / "reply.eml").write_bytes(message.as_bytes())
     return f"reply.eml carrying {', '.join(p.name for p in pair)}"
@@ -228,8 +293,15 @@ def _second_stage(run: _Run) -> None:
     selection = select_prepared(run.engine, run.month, seed=1)
     if not selection.selected and not selection.filed:
         return
-    sent_on = deliver(run.engine, SENDER, run.out / "forms", run.month, run.out / "mail",
-                      today=run.today, settings=run.settings)
+    sent_on = deliver(
+        run.engine,
+        SENDER,
+        run.out / "forms",
+        run.month,
+        run.out / "mail",
+        today=run.today,
+        settings=run.settings,
+    )
     run.report.figures["emails"] = run.report.figures.get("emails", 0) + len(sent_on.written)
     folder = run.out / "returns" / "judged"
     folder.mkdir()
@@ -242,11 +314,14 @@ def _second_stage(run: _Run) -> None:
             answers = synthetic_answers(form, case, run.rng, run.today, ("auditor",))
             suffix = prepared.file_name.rsplit(".", 1)[-1]
             (folder / prepared.file_name.split(" › ")[-1]).write_bytes(
-                fill_return(prepared.content, suffix, form, answers))
+                fill_return(prepared.content, suffix, form, answers)
+            )
     outcomes = import_paths(run.engine, [folder], run.today)
-    run.step(f"Quality practice: {len(selection.selected)} prepared file(s) picked for audit "
-             f"and sent on, {len(selection.filed)} filed as prepared, not audited",
-             f"judged returns imported: {sum(o.status != 'rejected' for o in outcomes)}")
+    run.step(
+        f"Quality practice: {len(selection.selected)} prepared file(s) picked for audit "
+        f"and sent on, {len(selection.filed)} filed as prepared, not audited",
+        f"judged returns imported: {sum(o.status != 'rejected' for o in outcomes)}",
+    )
 
 
 def _moderate(run: _Run) -> None:
@@ -262,12 +337,20 @@ def _moderate(run: _Run) -> None:
     for i, row in enumerate(picked):
         scale = get_form(_form_of(run, row.audit_id)).grade_scale
         grade = row.auditor_grade if i or scale is None else run.rng.choice(scale.choices[1:4])
-        result = moderate(run.engine, row.audit_id, grade, "Head of Service (synthetic)",
-                          "monthly moderation sample")
+        result = moderate(
+            run.engine,
+            row.audit_id,
+            grade,
+            "Head of Service (synthetic)",
+            "monthly moderation sample",
+        )
         lines.append(f"{row.audit_id}: {result.auditor_grade} -> {result.moderated_grade}")
     rate = f"{len(picked) / pool:.0%}" if pool else "-"
-    run.step(f"Moderated {len(picked)} of {pool} graded audits ({rate} achieved; the "
-             "framework asks for 10%)", *lines)
+    run.step(
+        f"Moderated {len(picked)} of {pool} graded audits ({rate} achieved; the "
+        "framework asks for 10%)",
+        *lines,
+    )
     run.report.figures["moderated"] = len(picked)
 
 
@@ -283,13 +366,19 @@ def _packs(run: _Run) -> None:
     from formtool.packs.pmu import pmu_pack
 
     file_dir, pmu_dir = run.out / "packs" / "file", run.out / "packs" / "pmu"
-    filed = file_pack(run.engine, month_audits(run.engine, run.month), file_dir,
-                      ("docx", "pdf"), bundle_name=f"file-pack-{run.month}.pdf",
-                      settings=run.settings)
-    run.step(f"File packs: {len(filed.files) - 1} documents for the children's records",
-             f"bundle: {file_dir / f'file-pack-{run.month}.pdf'}")
+    filed = file_pack(
+        run.engine,
+        month_audits(run.engine, run.month),
+        file_dir,
+        ("docx", "pdf"),
+        bundle_name=f"file-pack-{run.month}.pdf",
+        settings=run.settings,
+    )
+    run.step(
+        f"File packs: {len(filed.files) - 1} documents for the children's records",
+        f"bundle: {file_dir / f'file-pack-{run.month}.pdf'}",
+    )
     run.report.figures["file_pack"] = [str(p) for p in filed.files]
-    written = pmu_pack(run.engine, pmu_dir, month=run.month, as_of=run.today,
-                       settings=run.settings)
+    written = pmu_pack(run.engine, pmu_dir, month=run.month, as_of=run.today, settings=run.settings)
     run.step("PMU pack", *map(str, written))
     run.report.figures["pmu_pack"] = [str(p) for p in written]

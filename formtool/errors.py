@@ -27,8 +27,7 @@ class IssueCode(Enum):
     yaml_syntax = "[{file}:{location}] is not valid YAML: {value}. Fix the indentation or quoting."
     schema = "[{file}:{location} · {field}] {value}. See templates/forms/README.md for the format."
     duplicate_key = (
-        "[{file}:{location} · {field}] key is used twice in this form. Give each answer its own "
-        "id."
+        "[{file}:{location} · {field}] key is used twice in this form. Give each answer its own id."
     )
     unknown_scale = (
         "[{file}:{location} · {field}] uses scale '{value}', which is not defined. Use one of "
@@ -55,8 +54,7 @@ class IssueCode(Enum):
         "[{file} · row {location} · {field}] is empty but form '{value}' needs it. Fill it in."
     )
     bad_date = (
-        "[{file} · row {location} · {field}] '{value}' is not a date. Use YYYY-MM-DD or "
-        "DD/MM/YYYY."
+        "[{file} · row {location} · {field}] '{value}' is not a date. Use YYYY-MM-DD or DD/MM/YYYY."
     )
     duplicate_case = (
         "[{file} · row {location} · {field}] case '{value}' appears twice for the same form and "
@@ -78,16 +76,14 @@ class IssueCode(Enum):
         "images and save it again."
     )
     unsupported_type = (
-        "[{file}] is a {value} file; formtool reads .docx and .xlsx forms and the .eml/.msg "
+        "[{file}] is not a form ({value}); formtool reads .docx and .xlsx forms and the .eml/.msg "
         "emails that carry them. Ask for the form as .docx or .xlsx."
     )
     not_a_zip = (
         "[{file}] is not a {expected} file (not a zip: truncated, damaged or renamed). Ask the "
         "auditor to send the file again."
     )
-    damaged = (
-        "[{file}] is damaged ({value}). Ask the auditor to save the form again and resend it."
-    )
+    damaged = "[{file}] is damaged ({value}). Ask the auditor to save the form again and resend it."
     encrypted = (
         "[{file}] is password-protected or an old binary Office file. Ask the auditor to remove "
         "the password (File > Info) and save it as {expected}."
@@ -96,9 +92,7 @@ class IssueCode(Enum):
         "[{file}] contains macros ({value}). Ask the auditor to save it as a plain {expected} "
         "(no macros) and send it again."
     )
-    zip_bomb = (
-        "[{file}] expands to far more data than a form holds ({value}); it was not opened."
-    )
+    zip_bomb = "[{file}] expands to far more data than a form holds ({value}); it was not opened."
     entities = (
         "[{file} · {field}] declares a DTD or XML entities, which Office never writes; it was "
         "not read. Ask for the form again."
@@ -168,8 +162,7 @@ class IssueCode(Enum):
     )
     # returned files: warnings, the file is still accepted (or, for not-a-form, skipped)
     not_a_form = (
-        "[{file}] is not a form ({value}); skipped. Only .docx and .xlsx attachments are "
-        "returns."
+        "[{file}] is not a form ({value}); skipped. Only .docx and .xlsx attachments are returns."
     )
     draft_return = (
         "[{file} · {field}] the return is not marked Final: it is kept as work in progress, "
@@ -229,9 +222,12 @@ _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 def printable(text: object, limit: int | None = None) -> str:
     """Text as it may be shown on one line of a terminal or page: control characters
     (and bidirectional overrides) escaped, so a file name cannot forge lines or colours."""
-    shown = _CONTROL.sub(lambda m: _ESCAPES.get(m[0], f"\\x{ord(m[0]):02x}"
-                                                if ord(m[0]) < 0x100 else
-                                                f"\\u{ord(m[0]):04x}"), str(text))
+    shown = _CONTROL.sub(
+        lambda m: _ESCAPES.get(
+            m[0], f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}"
+        ),
+        str(text),
+    )
     if limit and len(shown) > limit:
         shown = shown[: limit - 1] + "…"
     return shown
@@ -276,8 +272,11 @@ class Issue:
 
     @classmethod
     def from_data(cls, data: dict[str, Any], file: str) -> Issue:
-        fields = {k: str(v) for k, v in data.items()
-                  if k in ("field", "location", "value", "expected", "audit_id")}
+        fields = {
+            k: str(v)
+            for k, v in data.items()
+            if k in ("field", "location", "value", "expected", "audit_id")
+        }
         return cls(IssueCode.from_label(data["code"]), file, **fields)
 
     def as_dict(self) -> dict[str, str]:
@@ -318,11 +317,13 @@ class CaseListError(IssuesError):
 class Rejected(FormtoolError):
     """A returned file cannot be read as a form: one issue says why and what to do."""
 
-    def __init__(self, code: IssueCode, value: object = "", expected: object = "",
-                 field: str = "") -> None:
+    def __init__(
+        self, code: IssueCode, value: object = "", expected: object = "", field: str = ""
+    ) -> None:
         self.code, self.value, self.expected, self.field = code, str(value), str(expected), field
         super().__init__(code.label)
 
     def issue(self, file: str, audit_id: str = "") -> Issue:
-        return Issue(self.code, file, self.field, value=self.value, expected=self.expected,
-                     audit_id=audit_id)
+        return Issue(
+            self.code, file, self.field, value=self.value, expected=self.expected, audit_id=audit_id
+        )

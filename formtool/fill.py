@@ -120,8 +120,12 @@ def add_action_row(data: bytes, table_key: str, values: Mapping[str, str]) -> by
         for sdt in root.iter(W + "sdt"):
             props = sdt.find(W + "sdtPr")
             tag = props.find(W + "tag") if props is not None else None
-            if props is None or props.find(section_tag) is None or tag is None \
-                    or tag.get(W + "val") != table_key:
+            if (
+                props is None
+                or props.find(section_tag) is None
+                or tag is None
+                or tag.get(W + "val") != table_key
+            ):
                 continue
             items = sdt.find(W + "sdtContent")
             row = copy.deepcopy(items[-1])
@@ -177,8 +181,7 @@ def fill_xlsx(
     return buffer.getvalue()
 
 
-def fill_return(data: bytes, fmt: str, form: FormDefinition, answers: Mapping[str, str]
-                ) -> bytes:
+def fill_return(data: bytes, fmt: str, form: FormDefinition, answers: Mapping[str, str]) -> bytes:
     """Fill a generated (or already part-filled) form in its own format."""
     if fmt == "docx":
         return fill_docx(data, answers)

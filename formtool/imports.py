@@ -39,8 +39,12 @@ class ImportOutcome:
     issues: list[Issue] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        return {"file": self.file, "audit_id": self.audit_id, "status": self.status,
-                "issues": [i.as_dict() for i in self.issues]}
+        return {
+            "file": self.file,
+            "audit_id": self.audit_id,
+            "status": self.status,
+            "issues": [i.as_dict() for i in self.issues],
+        }
 
 
 @dataclass(frozen=True)
@@ -63,15 +67,22 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
             continue
         for root, folders, files in os.walk(path):
             folders.sort()
-            found += [Path(root, f) for f in sorted(files)
-                      if Path(f).suffix.lower() in wanted and not f.startswith("~$")]
+            found += [
+                Path(root, f)
+                for f in sorted(files)
+                if Path(f).suffix.lower() in wanted and not f.startswith("~$")
+            ]
     return list(dict.fromkeys(found))
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
-                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
-                       (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -96,12 +107,14 @@ def read_file(path: Path) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise Rejected(IssueCode.not_a_file, _kind(info.st_mode))
         if info.st_size > MAX_FILE_BYTES:
-            raise Rejected(IssueCode.too_large, _megabytes(info.st_size),
-                           _megabytes(MAX_FILE_BYTES))
+            raise Rejected(
+                IssueCode.too_large, _megabytes(info.st_size), _megabytes(MAX_FILE_BYTES)
+            )
         data = handle.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:  # it grew while we read it
-        raise Rejected(IssueCode.too_large, f"over {_megabytes(MAX_FILE_BYTES)}",
-                       _megabytes(MAX_FILE_BYTES))
+        raise Rejected(
+            IssueCode.too_large, f"over {_megabytes(MAX_FILE_BYTES)}", _megabytes(MAX_FILE_BYTES)
+        )
     return data
 
 
@@ -113,9 +126,15 @@ def _rejected(name: str, issue: Issue, audit_id: str = "") -> ImportOutcome:
     return ImportOutcome(name, "rejected", audit_id, [issue])
 
 
-def import_return(engine: sa.Engine, name: str, data: bytes, envelope: Envelope = Envelope(),
-                  today: dt.date | None = None, resolve: FormResolver = installed_form,
-                  user: str = "") -> ImportOutcome:
+def import_return(
+    engine: sa.Engine,
+    name: str,
+    data: bytes,
+    envelope: Envelope = Envelope(),
+    today: dt.date | None = None,
+    resolve: FormResolver = installed_form,
+    user: str = "",
+) -> ImportOutcome:
     """Import one returned form (its bytes); the outcome says what happened and why."""
     try:
         return _import_return(engine, name, data, envelope, today, resolve, user)
@@ -124,12 +143,20 @@ def import_return(engine: sa.Engine, name: str, data: bytes, envelope: Envelope 
     except sa.exc.SQLAlchemyError:
         raise  # the database, not the file: the command stops with a one-line error
     except Exception as exc:  # a reader bug must not stop the batch; its own code says so
-        return _rejected(name, Issue(IssueCode.read_failed, name,
-                                     value=f"{type(exc).__name__}: {exc}"))
+        return _rejected(
+            name, Issue(IssueCode.read_failed, name, value=f"{type(exc).__name__}: {exc}")
+        )
 
 
-def _import_return(engine: sa.Engine, name: str, data: bytes, envelope: Envelope,
-                   today: dt.date | None, resolve: FormResolver, user: str) -> ImportOutcome:
+def _import_return(
+    engine: sa.Engine,
+    name: str,
+    data: bytes,
+    envelope: Envelope,
+    today: dt.date | None,
+    resolve: FormResolver,
+    user: str,
+) -> ImportOutcome:
     content_hash = hashlib.sha256(data).hexdigest()
     with engine.connect() as conn:
         seen = store.known_content(conn, content_hash)
@@ -142,10 +169,17 @@ def _import_return(engine: sa.Engine, name: str, data: bytes, envelope: Envelope
         if audit is None:
             return _rejected(name, Issue(IssueCode.not_in_database, name, audit_id=audit_id))
         if (audit.form_id, audit.form_version) != (raw.form.id, raw.identity.form_version):
-            return _rejected(name, Issue(IssueCode.wrong_form, name,
-                                         value=f"{raw.form.id} v{raw.identity.form_version}",
-                                         expected=f"{audit.form_id} v{audit.form_version}",
-                                         audit_id=audit_id), audit_id)
+            return _rejected(
+                name,
+                Issue(
+                    IssueCode.wrong_form,
+                    name,
+                    value=f"{raw.form.id} v{raw.identity.form_version}",
+                    expected=f"{audit.form_id} v{audit.form_version}",
+                    audit_id=audit_id,
+                ),
+                audit_id,
+            )
         stage = store.return_stage(conn, audit_id, raw.form.two_stage)
         prepared = _prepared_answers(conn, audit_id) if raw.form.two_stage else None
     result = check_return(raw, name, store.audit_facts(audit), today, stage, prepared)
@@ -161,29 +195,58 @@ def _prepared_answers(conn: sa.Connection, audit_id: str) -> dict[str, tuple[str
     return store.return_answers(conn, found.id) if found is not None else None
 
 
-def _store(engine: sa.Engine, name: str, data: bytes, content_hash: str, raw: RawReturn,
-           result: ReadResult, envelope: Envelope, stage: str, user: str) -> ImportOutcome:
+def _store(
+    engine: sa.Engine,
+    name: str,
+    data: bytes,
+    content_hash: str,
+    raw: RawReturn,
+    result: ReadResult,
+    envelope: Envelope,
+    stage: str,
+    user: str,
+) -> ImportOutcome:
     record = result.record
     assert record is not None  # accepted
     audit_id = record.audit_id
     row = store.ReturnRecord(
-        audit_id, record.method, record.final, record.answers,
-        [a.as_store_row() for a in record.actions], record.grade, record.moderated_grade,
-        [i.as_data() for i in result.issues])
-    envelope_file = store.ReturnFile(Path(name).name, data, content_hash, raw.saved_at,
-                                     envelope.sender, envelope.sent_at, envelope.message_name)
+        audit_id,
+        record.method,
+        record.final,
+        record.answers,
+        [a.as_store_row() for a in record.actions],
+        record.grade,
+        record.moderated_grade,
+        [i.as_data() for i in result.issues],
+    )
+    envelope_file = store.ReturnFile(
+        Path(name).name,
+        data,
+        content_hash,
+        raw.saved_at,
+        envelope.sender,
+        envelope.sent_at,
+        envelope.message_name,
+    )
     try:
-        stored = _retrying(lambda: store.store_return(engine, row, envelope_file, stage,
-                                                      raw.form.two_stage, user))
+        stored = _retrying(
+            lambda: store.store_return(engine, row, envelope_file, stage, raw.form.two_stage, user)
+        )
     except store.StateError as exc:
-        return _rejected(name, Issue(IssueCode.state_changed, name, value=str(exc),
-                                     audit_id=audit_id), audit_id)
+        return _rejected(
+            name, Issue(IssueCode.state_changed, name, value=str(exc), audit_id=audit_id), audit_id
+        )
     issues = list(result.issues)
     if stored.status == "history" and stored.previous_date is not None:
-        issues.append(Issue(IssueCode.older_return, name,
-                            value=f"{envelope_file.order_date:%d/%m/%Y %H:%M}",
-                            expected=f"{stored.previous_date:%d/%m/%Y %H:%M}",
-                            audit_id=audit_id))
+        issues.append(
+            Issue(
+                IssueCode.older_return,
+                name,
+                value=f"{envelope_file.order_date:%d/%m/%Y %H:%M}",
+                expected=f"{stored.previous_date:%d/%m/%Y %H:%M}",
+                audit_id=audit_id,
+            )
+        )
     return ImportOutcome(name, stored.status, audit_id, issues)
 
 
@@ -198,8 +261,14 @@ def _retrying(work: Callable[[], store.Stored]) -> store.Stored:
         return work()
 
 
-def _message_returns(engine: sa.Engine, path: Path, data: bytes, today: dt.date | None,
-                     resolve: FormResolver, user: str) -> list[ImportOutcome]:
+def _message_returns(
+    engine: sa.Engine,
+    path: Path,
+    data: bytes,
+    today: dt.date | None,
+    resolve: FormResolver,
+    user: str,
+) -> list[ImportOutcome]:
     from formtool.read.message import read_message
 
     name = str(path)
@@ -209,18 +278,35 @@ def _message_returns(engine: sa.Engine, path: Path, data: bytes, today: dt.date 
     for attachment in message.attachments:
         shown = f"{name} › {attachment.name or 'unnamed attachment'}"
         if Path(attachment.name).suffix.lower() not in READABLE:
-            outcomes.append(ImportOutcome(shown, "skipped", issues=[Issue(
-                IssueCode.not_a_form, shown, value=Path(attachment.name).suffix or "no type")]))
+            outcomes.append(
+                ImportOutcome(
+                    shown,
+                    "skipped",
+                    issues=[
+                        Issue(
+                            IssueCode.not_a_form,
+                            shown,
+                            value=Path(attachment.name).suffix or "no type",
+                        )
+                    ],
+                )
+            )
             continue
-        outcomes.append(import_return(engine, shown, attachment.data, envelope, today,
-                                      resolve, user))
+        outcomes.append(
+            import_return(engine, shown, attachment.data, envelope, today, resolve, user)
+        )
     if not any(o.status != "skipped" for o in outcomes):
         outcomes.append(_rejected(name, Issue(IssueCode.no_attachment, name)))
     return outcomes
 
 
-def import_file(engine: sa.Engine, path: Path, today: dt.date | None = None,
-                resolve: FormResolver = installed_form, user: str = "") -> list[ImportOutcome]:
+def import_file(
+    engine: sa.Engine,
+    path: Path,
+    today: dt.date | None = None,
+    resolve: FormResolver = installed_form,
+    user: str = "",
+) -> list[ImportOutcome]:
     """Import one file: a form, or an email with forms attached (one outcome per form)."""
     name = str(path)
     suffix = path.suffix.lower()
@@ -228,7 +314,9 @@ def import_file(engine: sa.Engine, path: Path, today: dt.date | None = None,
         if suffix in MACRO_ENABLED:
             raise Rejected(IssueCode.macros, f"a {suffix} file", f".{suffix[1:-1]}x")
         if suffix not in (*READABLE, *MESSAGES):
-            raise Rejected(IssueCode.unsupported_type, suffix or "extensionless")
+            raise Rejected(
+                IssueCode.unsupported_type, f"a {suffix} file" if suffix else "no file extension"
+            )
         data = read_file(path)
         if suffix in MESSAGES:
             return _message_returns(engine, path, data, today, resolve, user)

@@ -125,40 +125,68 @@ def _item_row(section: Section, item: Item, stage: Cell | None) -> Row:
     spans = cell_spans(section.cells)
     lead = [stage] if stage is not None else []
     used = sum(c.span for c in lead) + spans["question"]
-    return Row((*lead, Cell("label", _label(item), spans["question"], guidance=item.guidance),
-                Cell("answer", span=GRID - used, fields=tuple(item.fields()))))
+    return Row(
+        (
+            *lead,
+            Cell("label", _label(item), spans["question"], guidance=item.guidance),
+            Cell("answer", span=GRID - used, fields=tuple(item.fields())),
+        )
+    )
 
 
 def _stage_cells(section: Section, count: int) -> list[Cell | None]:
     if "stage" not in section.cells or not count:
         return [None] * count
     span = cell_spans(section.cells)["stage"]
-    return [Cell("stage", section.title, span, down=count),
-            *[Cell("stage", span=span, down=0)] * (count - 1)]
+    return [
+        Cell("stage", section.title, span, down=count),
+        *[Cell("stage", span=span, down=0)] * (count - 1),
+    ]
 
 
 def _column_heads(section: Section) -> Row:
     spans = cell_spans(section.cells)
-    labels = {"stage": section.stage_label, "question": section.question_label,
-              "answer": section.answer_label, "evidence": section.evidence_label}
+    labels = {
+        "stage": section.stage_label,
+        "question": section.question_label,
+        "answer": section.answer_label,
+        "evidence": section.evidence_label,
+    }
     if not section.questions:  # labelled items only: each label beside its answer
-        return Row((Cell("heading", section.question_label, spans["question"]),
-                    Cell("heading", section.answer_label, GRID - spans["question"])), True)
+        return Row(
+            (
+                Cell("heading", section.question_label, spans["question"]),
+                Cell("heading", section.answer_label, GRID - spans["question"]),
+            ),
+            True,
+        )
     return Row(tuple(Cell("heading", labels[c], spans[c]) for c in section.cells), True)
 
 
 def _action_table(item: Item) -> list[Block]:
     spans = spans_for(len(item.columns))
-    head = Row(tuple(Cell("heading", c.label, s) for c, s in zip(item.columns, spans,
-                                                                 strict=True)), True)
+    head = Row(
+        tuple(Cell("heading", c.label, s) for c, s in zip(item.columns, spans, strict=True)), True
+    )
     body = [
-        Row(tuple(Cell("answer", span=s, fields=(item.cell_field(r, c),))
-                  for c, s in zip(item.columns, spans, strict=True)))
+        Row(
+            tuple(
+                Cell("answer", span=s, fields=(item.cell_field(r, c),))
+                for c, s in zip(item.columns, spans, strict=True)
+            )
+        )
         for r in range(1, item.rows + 1)
     ]
-    return [Block("subheading", item.label),
-            Block("table", rows=(head, *body), name=item.key, repeating=True,
-                  wide=len(item.columns) >= WIDE_TABLE)]
+    return [
+        Block("subheading", item.label),
+        Block(
+            "table",
+            rows=(head, *body),
+            name=item.key,
+            repeating=True,
+            wide=len(item.columns) >= WIDE_TABLE,
+        ),
+    ]
 
 
 def _section_blocks(section: Section, blocks: list[Block]) -> None:
@@ -180,14 +208,15 @@ def _section_blocks(section: Section, blocks: list[Block]) -> None:
         if not pending:
             return
         stages = _stage_cells(section, len(pending))
-        rows = [(_question_row if i.kind == "question" else _item_row)(section, i, s)
-                for i, s in zip(pending, stages, strict=True)]
+        rows = [
+            (_question_row if i.kind == "question" else _item_row)(section, i, s)
+            for i, s in zip(pending, stages, strict=True)
+        ]
         if join:
             last = blocks.pop()
             blocks.append(Block("table", rows=(*last.rows, *rows), name=last.name))
         else:
-            head = [_column_heads(section)] if section.questions or section.answer_label \
-                else []
+            head = [_column_heads(section)] if section.questions or section.answer_label else []
             blocks.append(Block("table", rows=(*head, *rows), name=section.id))
         pending.clear()
 
@@ -212,11 +241,24 @@ def layout(form: FormDefinition) -> Layout:
     grades = next((i.scale for _, i in form.items() if i.scale and i.scale.descriptors), None)
     if grades:
         blocks.append(Block("subheading", "Grading of audits: judgements and what they mean"))
-        rows = [Row((Cell("heading", "Judgement", SCALE_SPANS[0]),
-                     Cell("heading", "Outcomes for children", SCALE_SPANS[1])), True)]
-        rows += [Row((Cell("label", c, SCALE_SPANS[0]),
-                      Cell("label", grades.descriptors.get(c, ""), SCALE_SPANS[1])))
-                 for c in grades.choices]
+        rows = [
+            Row(
+                (
+                    Cell("heading", "Judgement", SCALE_SPANS[0]),
+                    Cell("heading", "Outcomes for children", SCALE_SPANS[1]),
+                ),
+                True,
+            )
+        ]
+        rows += [
+            Row(
+                (
+                    Cell("label", c, SCALE_SPANS[0]),
+                    Cell("label", grades.descriptors.get(c, ""), SCALE_SPANS[1]),
+                )
+            )
+            for c in grades.choices
+        ]
         blocks.append(Block("table", rows=tuple(rows), name="grades"))
     for guidance in form.guidance:
         blocks.append(Block("subheading", guidance.title))

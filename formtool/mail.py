@@ -72,11 +72,21 @@ class MailResult:
     dry_run: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"messages": [{"auditor": m.auditor, "to": m.address, "stage": m.stage,
-                              "audits": list(m.audit_ids), "attachments": m.attachments}
-                             for m in self.messages],
-                "eml": [str(p) for p in self.written], "sent_via": self.sent_via,
-                "dry_run": self.dry_run}
+        return {
+            "messages": [
+                {
+                    "auditor": m.auditor,
+                    "to": m.address,
+                    "stage": m.stage,
+                    "audits": list(m.audit_ids),
+                    "attachments": m.attachments,
+                }
+                for m in self.messages
+            ],
+            "eml": [str(p) for p in self.written],
+            "sent_via": self.sent_via,
+            "dry_run": self.dry_run,
+        }
 
 
 def valid_address(address: str) -> bool:
@@ -112,43 +122,56 @@ class _Letter:
     file: tuple[str, bytes] | None
 
 
-def _letters(engine: sa.Engine, month: str | None, forms_dir: Path, chase: bool,
-             today: dt.date) -> tuple[list[_Letter], list[str]]:
+def _letters(
+    engine: sa.Engine, month: str | None, forms_dir: Path, chase: bool, today: dt.date
+) -> tuple[list[_Letter], list[str]]:
     """What to send, and every problem that stops it (all of them, at once)."""
     forms = all_forms()
     states = store.OUTSTANDING if chase else {S.allocated, S.awaiting_audit}
     with engine.connect() as conn:
-        audits = queries.audit_rows(conn, [month] if month else None,
-                                    [s.value for s in states], today if chase else None)
-        prepared = {a.audit_id: queries.prepared_return(conn, a.audit_id) for a in audits
-                    if a.state == S.awaiting_audit.value}
+        audits = queries.audit_rows(
+            conn, [month] if month else None, [s.value for s in states], today if chase else None
+        )
+        prepared = {
+            a.audit_id: queries.prepared_return(conn, a.audit_id)
+            for a in audits
+            if a.state == S.awaiting_audit.value
+        }
     files = find_forms(forms_dir) if not chase else {}
     letters, problems = [], []
     for audit in audits:
         form = forms.get(audit.form_id)
         preparing = form is not None and form.two_stage and audit.state == S.allocated.value
-        name, address = (audit.worker, audit.preparer_email) if preparing else (
-            audit.auditor, audit.auditor_email)
+        name, address = (
+            (audit.worker, audit.preparer_email)
+            if preparing
+            else (audit.auditor, audit.auditor_email)
+        )
         who = "preparer_email" if preparing else "auditor_email"
         if not valid_address(address):
-            problems.append(f"{audit.audit_id}: {printable(name) or 'no name'} has no usable "
-                            f"email address ('{printable(address)}'); fix {who} in the case "
-                            "list and generate again")
+            problems.append(
+                f"{audit.audit_id}: {printable(name) or 'no name'} has no usable "
+                f"email address ('{printable(address)}'); fix {who} in the case "
+                "list and generate again"
+            )
         file = None
         if not chase:
-            file = _attachment(audit, files.get(audit.audit_id, {}), prepared.get(
-                audit.audit_id))
+            file = _attachment(audit, files.get(audit.audit_id, {}), prepared.get(audit.audit_id))
             if file is None:
-                problems.append(f"{audit.audit_id}: no generated form under {forms_dir}; run "
-                                "`formtool generate` first or pass --forms DIR")
+                problems.append(
+                    f"{audit.audit_id}: no generated form under {forms_dir}; run "
+                    "`formtool generate` first or pass --forms DIR"
+                )
         if form is not None:
-            letters.append(_Letter(audit, form, "prepare" if preparing else "audit", name,
-                                   address.strip(), file))
+            letters.append(
+                _Letter(
+                    audit, form, "prepare" if preparing else "audit", name, address.strip(), file
+                )
+            )
     return letters, problems
 
 
-def _attachment(audit: Any, generated: dict[str, Path], prepared: Any
-                ) -> tuple[str, bytes] | None:
+def _attachment(audit: Any, generated: dict[str, Path], prepared: Any) -> tuple[str, bytes] | None:
     """The file to attach: the prepared return (stage two), else the generated form in the
     auditor's format (the other format if only that was generated)."""
     if prepared is not None:
@@ -159,80 +182,124 @@ def _attachment(audit: Any, generated: dict[str, Path], prepared: Any
 
 def _instructions(form_format: str) -> list[str]:
     if form_format == "xlsx":
-        return ["How to complete it: open the attached Excel file; fill the white cells (the "
-                "grey ones hold the questions and are protected) and pick answers from each "
-                "cell's list. Set the status to Final when the audit is complete."]
-    return ["How to complete it: open the attached Word file; click each grey prompt (Choose, "
-            "Evidence, Type here, Date) and type or pick your answer. Use the + button under "
-            "an action table to add rows. Set the status to Final when the audit is complete."]
+        return [
+            "How to complete it: open the attached Excel file; fill the white cells (the "
+            "grey ones hold the questions and are protected) and pick answers from each "
+            "cell's list. Set the status to Final when the audit is complete."
+        ]
+    return [
+        "How to complete it: open the attached Word file; click each grey prompt (Choose, "
+        "Evidence, Type here, Date) and type or pick your answer. Use the + button under "
+        "an action table to add rows. Set the status to Final when the audit is complete."
+    ]
 
 
-def _body(name: str, letters: list[_Letter], chase: bool, today: dt.date,
-          settings: Settings) -> str:
+def _body(
+    name: str, letters: list[_Letter], chase: bool, today: dt.date, settings: Settings
+) -> str:
     due = min(letter.audit.due_date for letter in letters)
     lines = [f"Dear {name},", ""]
     stage = letters[0].stage
     if chase:
-        lines += [f"The case file audit(s) below were due on {format_date(due)} and have not "
-                  f"been returned as of {format_date(today)}. Please complete and return them "
-                  "within 3 working days, or tell the QA team today if you need an exemption "
-                  "(only the Assistant Director can agree one).", ""]
+        lines += [
+            f"The case file audit(s) below were due on {format_date(due)} and have not "
+            f"been returned as of {format_date(today)}. Please complete and return them "
+            "within 3 working days, or tell the QA team today if you need an exemption "
+            "(only the Assistant Director can agree one).",
+            "",
+        ]
     elif stage == "prepare":
-        lines += [f"Please prepare the file(s) below for quality practice audit by "
-                  f"{format_date(due)}: with your supervisor, list in the evidence column "
-                  "what is on file, when and where for each standard. The service manager or "
-                  "auditor then judges whether each standard is met.", ""]
+        lines += [
+            f"Please prepare the file(s) below for quality practice audit by "
+            f"{format_date(due)}: with your supervisor, list in the evidence column "
+            "what is on file, when and where for each standard. The service manager or "
+            "auditor then judges whether each standard is met.",
+            "",
+        ]
     else:
-        lines += [f"Please complete the case file audit(s) below by {format_date(due)}. The "
-                  "forms are attached, pre-filled. Audit with the allocated worker where you "
-                  "can, and raise any immediate safeguarding concern with the team manager at "
-                  "once, not at the end of the audit.", ""]
+        lines += [
+            f"Please complete the case file audit(s) below by {format_date(due)}. The "
+            "forms are attached, pre-filled. Audit with the allocated worker where you "
+            "can, and raise any immediate safeguarding concern with the team manager at "
+            "once, not at the end of the audit.",
+            "",
+        ]
     for letter in letters:
         audit = letter.audit
-        lines.append(f"  - {letter.form.title}: case {audit.case_number}, audit "
-                     f"{audit.audit_id}, due {format_date(audit.due_date)}"
-                     + (f" ({letter.file[0]})" if letter.file else ""))
+        lines.append(
+            f"  - {letter.form.title}: case {audit.case_number}, audit "
+            f"{audit.audit_id}, due {format_date(audit.due_date)}"
+            + (f" ({letter.file[0]})" if letter.file else "")
+        )
     if not chase:
-        lines += ["", *_instructions(letters[0].audit.form_format),
-                  "How to return it: save it (keep the name and the .docx or .xlsx format) and "
-                  "reply to this email with the completed form attached. Please do not change "
-                  "the pre-filled details; the form checks them."]
-    lines += ["", f"This email and its attachments are {settings.marking}.", "",
-              f"QA team, {settings.print_lines()['council']}"]
+        lines += [
+            "",
+            *_instructions(letters[0].audit.form_format),
+            "How to return it: save it (keep the name and the .docx or .xlsx format) and "
+            "reply to this email with the completed form attached. Please do not change "
+            "the pre-filled details; the form checks them.",
+        ]
+    lines += [
+        "",
+        f"This email and its attachments are {settings.marking}.",
+        "",
+        f"QA team, {settings.print_lines()['council']}",
+    ]
     return "\n".join(lines)
 
 
-def build_messages(engine: sa.Engine, sender: str, forms_dir: Path, month: str | None,
-                   chase: bool = False, today: dt.date | None = None,
-                   settings: Settings = DEFAULT) -> list[Outgoing]:
+def build_messages(
+    engine: sa.Engine,
+    sender: str,
+    forms_dir: Path,
+    month: str | None,
+    chase: bool = False,
+    today: dt.date | None = None,
+    settings: Settings = DEFAULT,
+) -> list[Outgoing]:
     """One message per person: audits to send (or, chasing, overdue ones). Raises MailError
     listing every address or file problem before any message is made."""
     today = today or dt.date.today()
     if not valid_address(sender):
-        raise MailError(f"The sender address (--from) '{printable(sender)}' is not an email "
-                        "address.")
+        raise MailError(
+            f"The sender address (--from) '{printable(sender)}' is not an email address."
+        )
     letters, problems = _letters(engine, month, forms_dir, chase, today)
     if problems:
-        raise MailError(f"Nothing was sent: {len(problems)} problem(s). "
-                        + "; ".join(problems) + ".")
+        raise MailError(
+            f"Nothing was sent: {len(problems)} problem(s). " + "; ".join(problems) + "."
+        )
     grouped: dict[tuple[str, str, str], list[_Letter]] = defaultdict(list)
     for letter in letters:
         grouped[(letter.name, letter.address, letter.stage)].append(letter)
-    return [_message(sender, name, address, mine, chase, today, settings)
-            for (name, address, _), mine in grouped.items()]
+    return [
+        _message(sender, name, address, mine, chase, today, settings)
+        for (name, address, _), mine in grouped.items()
+    ]
 
 
-def _message(sender: str, name: str, address: str, letters: list[_Letter], chase: bool,
-             today: dt.date, settings: Settings) -> Outgoing:
+def _message(
+    sender: str,
+    name: str,
+    address: str,
+    letters: list[_Letter],
+    chase: bool,
+    today: dt.date,
+    settings: Settings,
+) -> Outgoing:
     message = EmailMessage(policy=POLICY)
     message["From"] = Address(addr_spec=sender.strip())
     message["To"] = Address(_display_name(name), addr_spec=address)
     month_name = f"{letters[0].audit.due_date:%B %Y}"
     due = format_date(min(letter.audit.due_date for letter in letters))
-    what = {"prepare": "quality practice file(s) to prepare",
-            "audit": "case file audit(s)"}[letters[0].stage]
-    subject = (f"OVERDUE: {len(letters)} case file audit(s) for {month_name}" if chase
-               else f"{len(letters)} {what} for {month_name}, due {due}")
+    what = {"prepare": "quality practice file(s) to prepare", "audit": "case file audit(s)"}[
+        letters[0].stage
+    ]
+    subject = (
+        f"OVERDUE: {len(letters)} case file audit(s) for {month_name}"
+        if chase
+        else f"{len(letters)} {what} for {month_name}, due {due}"
+    )
     message["Subject"] = f"[{settings.marking}] {subject}"
     message["X-Unsent"] = "1"  # Outlook opens a saved .eml as a draft to send
     message.set_content(_body(_display_name(name), letters, chase, today, settings))
@@ -242,8 +309,9 @@ def _message(sender: str, name: str, address: str, letters: list[_Letter], chase
             kind = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
             main, sub = kind.split("/", 1)
             message.add_attachment(data, maintype=main, subtype=sub, filename=file_name)
-    return Outgoing(name, address, message, tuple(x.audit.audit_id for x in letters),
-                    letters[0].stage)
+    return Outgoing(
+        name, address, message, tuple(x.audit.audit_id for x in letters), letters[0].stage
+    )
 
 
 def write_eml(messages: list[Outgoing], out_dir: Path, prefix: str) -> list[Path]:
@@ -261,16 +329,23 @@ def write_eml(messages: list[Outgoing], out_dir: Path, prefix: str) -> list[Path
     return written
 
 
-def send_smtp(messages: list[Outgoing], server: str, starttls: bool, user: str | None,
-              on_sent: Callable[[Outgoing], None]) -> None:
+def send_smtp(
+    messages: list[Outgoing],
+    server: str,
+    starttls: bool,
+    user: str | None,
+    on_sent: Callable[[Outgoing], None],
+) -> None:
     """Send each message; `on_sent` records it at once, so a failure part-way loses nothing."""
     host, _, port = server.rpartition(":")
     if not host or not port.isdigit():
         raise MailError(f"--smtp '{server}' is not HOST:PORT (e.g. smtp.council.gov.uk:587).")
     password = os.environ.get(PASSWORD_ENV)
     if user and not password:
-        raise MailError(f"--user given but {PASSWORD_ENV} is not set. Export the password "
-                        "in that variable (never on the command line).")
+        raise MailError(
+            f"--user given but {PASSWORD_ENV} is not set. Export the password "
+            "in that variable (never on the command line)."
+        )
     try:
         with smtplib.SMTP(host, int(port), timeout=30) as smtp:
             if starttls:
@@ -281,32 +356,47 @@ def send_smtp(messages: list[Outgoing], server: str, starttls: bool, user: str |
                 smtp.send_message(outgoing.message)
                 on_sent(outgoing)
     except (OSError, smtplib.SMTPException) as exc:
-        raise MailError(f"Sending through {server} failed: {exc}. Messages sent before the "
-                        "failure are recorded; run the command again for the rest.") from None
+        raise MailError(
+            f"Sending through {server} failed: {exc}. Messages sent before the "
+            "failure are recorded; run the command again for the rest."
+        ) from None
 
 
-def record_sent(engine: sa.Engine, messages: Iterable[Outgoing], chase: bool,
-                user: str = "") -> None:
+def record_sent(
+    engine: sa.Engine, messages: Iterable[Outgoing], chase: bool, user: str = ""
+) -> None:
     """Mark sent audits `sent` (chases, and a prepared file sent on to its auditor, are
     events only); an audit that moved on meanwhile keeps its state."""
     with store.transaction(engine) as conn:
         for outgoing in messages:
             for audit_id in outgoing.audit_ids:
                 detail = f"to {outgoing.address}"
-                event = "chased" if chase else ("sent to preparer" if outgoing.stage ==
-                                                "prepare" else "sent")
+                event = (
+                    "chased"
+                    if chase
+                    else ("sent to preparer" if outgoing.stage == "prepare" else "sent")
+                )
                 if not chase and store.audit_state(conn, audit_id) is S.allocated:
-                    store.move_state(conn, audit_id, [S.allocated], S.sent, event, detail,
-                                     user)
+                    store.move_state(conn, audit_id, [S.allocated], S.sent, event, detail, user)
                 else:
                     store.record_event(conn, audit_id, event, detail, user)
 
 
-def deliver(engine: sa.Engine, sender: str, forms_dir: Path, month: str | None,
-            out_dir: Path, chase: bool = False, smtp: str | None = None,
-            starttls: bool = False, smtp_user: str | None = None, dry_run: bool = False,
-            today: dt.date | None = None, settings: Settings = DEFAULT,
-            user: str = "") -> MailResult:
+def deliver(
+    engine: sa.Engine,
+    sender: str,
+    forms_dir: Path,
+    month: str | None,
+    out_dir: Path,
+    chase: bool = False,
+    smtp: str | None = None,
+    starttls: bool = False,
+    smtp_user: str | None = None,
+    dry_run: bool = False,
+    today: dt.date | None = None,
+    settings: Settings = DEFAULT,
+    user: str = "",
+) -> MailResult:
     """`formtool send` / `chase`: build every message (all checks first), then write .eml
     drafts or send over SMTP, recording each message as it goes."""
     messages = build_messages(engine, sender, forms_dir, month, chase, today, settings)
@@ -314,8 +404,13 @@ def deliver(engine: sa.Engine, sender: str, forms_dir: Path, month: str | None,
     if dry_run or not messages:
         return result
     if smtp:
-        send_smtp(messages, smtp, starttls, smtp_user,
-                  on_sent=lambda o: record_sent(engine, [o], chase, user))
+        send_smtp(
+            messages,
+            smtp,
+            starttls,
+            smtp_user,
+            on_sent=lambda o: record_sent(engine, [o], chase, user),
+        )
         result.sent_via = smtp
     else:
         result.written = write_eml(messages, out_dir, "chase" if chase else "audits")

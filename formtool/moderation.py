@@ -48,21 +48,26 @@ def grade_choices(engine: sa.Engine, form_id: str, version: int) -> tuple[str, .
 def _grade_choice(engine: sa.Engine, conn: sa.Connection, audit_id: str, grade: str) -> str:
     audit = store.audit_row(conn, audit_id)
     if audit is None:
-        raise ModerationError(f"Audit {audit_id} is not in the database. Check the id "
-                              "(`formtool status` lists the month's audits).")
+        raise ModerationError(
+            f"Audit {audit_id} is not in the database. Check the id "
+            "(`formtool status` lists the month's audits)."
+        )
     choices = grade_choices(engine, audit.form_id, audit.form_version)
     if not choices:
-        raise ModerationError(f"Audit {audit_id} is a {audit.form_id} audit, which has no "
-                              "grade to moderate.")
+        raise ModerationError(
+            f"Audit {audit_id} is a {audit.form_id} audit, which has no grade to moderate."
+        )
     chosen = next((c for c in choices if c.lower() == grade.strip().lower()), None)
     if chosen is None:
-        raise ModerationError(f"Grade '{grade}' is not on the scale. Use one of: "
-                              + "; ".join(choices) + ".")
+        raise ModerationError(
+            f"Grade '{grade}' is not on the scale. Use one of: " + "; ".join(choices) + "."
+        )
     return chosen
 
 
-def moderate(engine: sa.Engine, audit_id: str, grade: str, by: str, comment: str = "",
-             user: str = "") -> Moderation:
+def moderate(
+    engine: sa.Engine, audit_id: str, grade: str, by: str, comment: str = "", user: str = ""
+) -> Moderation:
     """Record a moderated grade, which then counts instead of the auditor's."""
     if not by.strip():
         raise ModerationError("Say who moderated (--by NAME).")
@@ -71,17 +76,21 @@ def moderate(engine: sa.Engine, audit_id: str, grade: str, by: str, comment: str
         chosen = _grade_choice(engine, conn, audit_id, grade)
         state = store.audit_state(conn, audit_id, for_update=True)
         if state in MODERATES:
-            store.move_state(conn, audit_id, [state], S.moderated, "moderated",
-                             detail.format(grade=chosen), user)
+            store.move_state(
+                conn, audit_id, [state], S.moderated, "moderated", detail.format(grade=chosen), user
+            )
             state = S.moderated
         elif state in REGRADES:
             store.record_event(conn, audit_id, "moderated", detail.format(grade=chosen), user)
         else:
-            raise ModerationError(f"Audit {audit_id} is '{state}': only a complete (Final) "
-                                  "return can be moderated. Import it first.")
+            raise ModerationError(
+                f"Audit {audit_id} is '{state}': only a complete (Final) "
+                "return can be moderated. Import it first."
+            )
         before = store.record_moderation(conn, audit_id, chosen, by.strip())
-    return Moderation(audit_id, before, chosen, by.strip(), bool(before) and before != chosen,
-                      state.value)
+    return Moderation(
+        audit_id, before, chosen, by.strip(), bool(before) and before != chosen, state.value
+    )
 
 
 def parse_rate(text: str) -> float:
@@ -110,22 +119,35 @@ def moderation_pool(engine: sa.Engine, month: str) -> list[SampledAudit]:
     """The month's complete, graded audits not yet moderated (drafts never count)."""
     with engine.connect() as conn:
         rows = queries.audit_rows(conn, months=[month], states=[S.returned, S.checked])
-    return [SampledAudit(r.audit_id, r.case_number, r.team, r.auditor, r.auditor_grade)
-            for r in rows if r.auditor_grade and not r.moderated_grade]
+    return [
+        SampledAudit(r.audit_id, r.case_number, r.team, r.auditor, r.auditor_grade)
+        for r in rows
+        if r.auditor_grade and not r.moderated_grade
+    ]
 
 
-def moderation_sample(engine: sa.Engine, month: str, rate: float = 0.10, seed: int = 0,
-                      record: bool = True, user: str = "") -> list[SampledAudit]:
+def moderation_sample(
+    engine: sa.Engine,
+    month: str,
+    rate: float = 0.10,
+    seed: int = 0,
+    record: bool = True,
+    user: str = "",
+) -> list[SampledAudit]:
     """A reproducible random sample (at least one) of the month's moderation pool."""
     pool = moderation_pool(engine, month)
     if not pool:
         return []
     size = max(1, math.ceil(rate * len(pool)))
-    picked = sorted(random.Random(f"{month}:{seed}").sample(pool, size),
-                    key=lambda r: r.audit_id)
+    picked = sorted(random.Random(f"{month}:{seed}").sample(pool, size), key=lambda r: r.audit_id)
     if record:
         with store.transaction(engine) as conn:
             for row in picked:
-                store.record_event(conn, row.audit_id, "selected for moderation",
-                                   f"{month} sample, rate {rate:.0%}, seed {seed}", user)
+                store.record_event(
+                    conn,
+                    row.audit_id,
+                    "selected for moderation",
+                    f"{month} sample, rate {rate:.0%}, seed {seed}",
+                    user,
+                )
     return picked

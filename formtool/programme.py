@@ -94,11 +94,17 @@ class Allocation:
         return Counter(r["auditor"] for r in self.rows)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"month": self.month, "due": self.due.isoformat(), "mode": self.mode,
-                "allocated": len(self.rows), "replaced": self.replaced,
-                "by_auditor": dict(sorted(self.by_auditor().items())),
-                "on_break": self.on_break, "unallocated": self.unallocated,
-                "warnings": self.warnings}
+        return {
+            "month": self.month,
+            "due": self.due.isoformat(),
+            "mode": self.mode,
+            "allocated": len(self.rows),
+            "replaced": self.replaced,
+            "by_auditor": dict(sorted(self.by_auditor().items())),
+            "on_break": self.on_break,
+            "unallocated": self.unallocated,
+            "warnings": self.warnings,
+        }
 
 
 def _category(text: str) -> str:
@@ -113,15 +119,19 @@ def _table(path: Path, required: tuple[str, ...], what: str) -> list[dict[str, s
     columns = [normalise_column(c) for c in header]
     missing = [c for c in required if c not in columns]
     if missing:
-        raise AllocationError(f"[{path}] the {what} file lacks column(s) {', '.join(missing)}. "
-                              "Add them to the header row.")
+        raise AllocationError(
+            f"[{path}] the {what} file lacks column(s) {', '.join(missing)}. "
+            "Add them to the header row."
+        )
     records = []
     for number, raw in enumerate(rows, start=2):
         record = {c: (raw[i].strip() if i < len(raw) else "") for i, c in enumerate(columns)}
         for column in required:
             if not record[column]:
-                raise AllocationError(f"[{path} · row {number} · {column}] is empty. Every "
-                                      f"{what} row needs {', '.join(required)}.")
+                raise AllocationError(
+                    f"[{path} · row {number} · {column}] is empty. Every "
+                    f"{what} row needs {', '.join(required)}."
+                )
         record["_row"] = str(number)
         records.append(record)
     return records
@@ -132,13 +142,17 @@ def load_population(path: Path) -> list[dict[str, str]]:
     seen: set[str] = set()
     for row in rows:
         if row["case_number"] in seen:
-            raise AllocationError(f"[{path} · row {row['_row']} · case_number] case "
-                                  f"'{row['case_number']}' appears twice. Remove the duplicate.")
+            raise AllocationError(
+                f"[{path} · row {row['_row']} · case_number] case "
+                f"'{row['case_number']}' appears twice. Remove the duplicate."
+            )
         seen.add(row["case_number"])
         row["category"] = _category(row["category"])
         if row.get("last_audited") and parse_date(row["last_audited"]) is None:
-            raise AllocationError(f"[{path} · row {row['_row']} · last_audited] "
-                                  f"'{row['last_audited']}' is not a date. Use YYYY-MM-DD.")
+            raise AllocationError(
+                f"[{path} · row {row['_row']} · last_audited] "
+                f"'{row['last_audited']}' is not a date. Use YYYY-MM-DD."
+            )
     return rows
 
 
@@ -147,25 +161,28 @@ def load_auditors(path: Path) -> list[Auditor]:
     for row in _table(path, AUDITOR_COLUMNS, "auditors"):
         where = f"[{path} · row {row['_row']}"
         if not re.fullmatch(r"[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+", row["email"]):
-            raise AllocationError(f"{where} · email] '{row['email']}' is not an email "
-                                  "address.")
+            raise AllocationError(f"{where} · email] '{row['email']}' is not an email address.")
         breaks = frozenset(m for m in re.split(r"[;,\s]+", row.get("break_months", "")) if m)
         bad = [m for m in breaks if not re.fullmatch(r"\d{4}-\d{2}", m)]
         if bad:
-            raise AllocationError(f"{where} · break_months] '{bad[0]}' is not YYYY-MM. List "
-                                  "break months like 2026-08;2026-12.")
+            raise AllocationError(
+                f"{where} · break_months] '{bad[0]}' is not YYYY-MM. List "
+                "break months like 2026-08;2026-12."
+            )
         try:
             done = int(row.get("audits_this_year") or 0)
         except ValueError:
-            raise AllocationError(f"{where} · audits_this_year] '{row['audits_this_year']}' is "
-                                  "not a whole number.") from None
+            raise AllocationError(
+                f"{where} · audits_this_year] '{row['audits_this_year']}' is not a whole number."
+            ) from None
         fmt = (row.get("format") or "docx").strip().lower().lstrip(".")
         fmt = {"word": "docx", "excel": "xlsx"}.get(fmt, fmt)
         if fmt not in ("docx", "xlsx"):
-            raise AllocationError(f"{where} · format] '{row['format']}' is not a form format. "
-                                  "Use Word (docx) or Excel (xlsx).")
-        auditors.append(Auditor(row["name"], row["email"], row["team"], breaks, done,
-                                format=fmt))
+            raise AllocationError(
+                f"{where} · format] '{row['format']}' is not a form format. "
+                "Use Word (docx) or Excel (xlsx)."
+            )
+        auditors.append(Auditor(row["name"], row["email"], row["team"], breaks, done, format=fmt))
     return auditors
 
 
@@ -189,9 +206,15 @@ def load_plan(path: Path | None) -> list[Sample]:
             raise AllocationError(f"{where} needs 'size:' as a whole number of audits.")
         if not raw.get("categories"):
             raise AllocationError(f"{where} needs 'categories:' (population categories).")
-        samples.append(Sample(str(raw.get("name", raw["form"])), raw["form"],
-                              tuple(_category(c) for c in raw["categories"]), raw["size"],
-                              dict(raw.get("at_least") or {})))
+        samples.append(
+            Sample(
+                str(raw.get("name", raw["form"])),
+                raw["form"],
+                tuple(_category(c) for c in raw["categories"]),
+                raw["size"],
+                dict(raw.get("at_least") or {}),
+            )
+        )
     if not samples:
         raise AllocationError(f"[{where_file}] the plan has no samples.")
     return samples
@@ -208,17 +231,18 @@ def _month_shift(month: str, months: int) -> str:
     return f"{add_months(dt.date.fromisoformat(month + '-01'), months):%Y-%m}"
 
 
-def read_history(conn: sa.Connection, month: str,
-                 population: list[dict[str, str]]) -> History:
+def read_history(conn: sa.Connection, month: str, population: list[dict[str, str]]) -> History:
     """The history an allocation for `month` must respect, read in its transaction."""
     year_from, year_to = financial_year(month)
-    recent, done = store.allocation_history(conn, _month_shift(month, -12),
-                                            _month_shift(month, 12), year_from, year_to)
+    recent, done = store.allocation_history(
+        conn, _month_shift(month, -12), _month_shift(month, 12), year_from, year_to
+    )
     return History(frozenset(recent), dict(done), tuple(_reaudits(conn, population, month)))
 
 
-def _reaudits(conn: sa.Connection, population: list[dict[str, str]], month: str
-              ) -> list[tuple[dict[str, str], str, dt.date]]:
+def _reaudits(
+    conn: sa.Connection, population: list[dict[str, str]], month: str
+) -> list[tuple[dict[str, str], str, dt.date]]:
     """Cases graded with a follow-up grade (e.g. inadequate; moderated grade first) in an
     earlier month and not audited since: seed 001 Appendix A para 25 wants a re-audit within
     two months. They are exempt from the 12-month rule. (case, form, review-by date)."""
@@ -250,31 +274,41 @@ def _flag(row: dict[str, str], name: str) -> bool:
     return row.get(name, "").strip().lower() in ("yes", "y", "true", "1")
 
 
-def _shortfall(sample: Sample, pool: list[dict[str, str]], population: list[dict[str, str]],
-               taken: set[str]) -> str:
+def _shortfall(
+    sample: Sample, pool: list[dict[str, str]], population: list[dict[str, str]], taken: set[str]
+) -> str:
     """Why a sample got fewer cases than it wanted, in the population's own terms."""
     everyone = [r for r in population if r["category"] in sample.categories]
     categories = ", ".join(sample.categories)
     if not everyone:
-        return (f"{sample.name}: {sample.size} wanted, but the population has no cases in "
-                f"category {categories}.")
+        return (
+            f"{sample.name}: {sample.size} wanted, but the population has no cases in "
+            f"category {categories}."
+        )
     in_other_samples = sum(r["case_number"] in taken for r in everyone)
     recent = len(everyone) - len(pool) - in_other_samples
-    reasons = [f"{recent} audited within the last 12 months" if recent else "",
-               f"{in_other_samples} already in another sample" if in_other_samples else ""]
-    return (f"{sample.name}: {sample.size} wanted, only {len(pool)} of {len(everyone)} cases in "
-            f"{categories} eligible (" + "; ".join(r for r in reasons if r) + ").")
+    reasons = [
+        f"{recent} audited within the last 12 months" if recent else "",
+        f"{in_other_samples} already in another sample" if in_other_samples else "",
+    ]
+    return (
+        f"{sample.name}: {sample.size} wanted, only {len(pool)} of {len(everyone)} cases in "
+        f"{categories} eligible (" + "; ".join(r for r in reasons if r) + ")."
+    )
 
 
-def _draw(sample: Sample, pool: list[dict[str, str]], rng: random.Random,
-          notes: list[str]) -> list[dict[str, str]]:
+def _draw(
+    sample: Sample, pool: list[dict[str, str]], rng: random.Random, notes: list[str]
+) -> list[dict[str, str]]:
     """Required cases first, then the rest stratified by category in proportion."""
     chosen: list[dict[str, str]] = []
     for flag, count in sample.at_least.items():
         flagged = [r for r in pool if _flag(r, flag)]
         if len(flagged) < count:
-            notes.append(f"{sample.name}: wanted at least {count} case(s) with {flag}, "
-                         f"only {len(flagged)} eligible.")
+            notes.append(
+                f"{sample.name}: wanted at least {count} case(s) with {flag}, "
+                f"only {len(flagged)} eligible."
+            )
         chosen += rng.sample(flagged, min(count, len(flagged)))
     rest = [r for r in pool if r not in chosen]
     wanted = min(sample.size, len(pool)) - len(chosen)
@@ -290,11 +324,13 @@ def _draw(sample: Sample, pool: list[dict[str, str]], rng: random.Random,
     return chosen
 
 
-def _assign(case: dict[str, str], auditors: list[Auditor], rng: random.Random
-            ) -> Auditor | None:
+def _assign(case: dict[str, str], auditors: list[Auditor], rng: random.Random) -> Auditor | None:
     """The least-loaded auditor outside the case's team with room this year."""
-    fits = [a for a in auditors if a.team != case["team"]
-            and a.done_this_year + a.assigned < MAX_PER_YEAR]
+    fits = [
+        a
+        for a in auditors
+        if a.team != case["team"] and a.done_this_year + a.assigned < MAX_PER_YEAR
+    ]
     if not fits:
         return None
     least = min((a.assigned, a.done_this_year + a.assigned) for a in fits)
@@ -309,8 +345,10 @@ def _no_auditor(case: dict[str, str], auditors: list[Auditor], on_break: list[Au
     elif not others:
         why = f"every auditor outside {case['team']} is on break this month"
     else:
-        why = (f"all {len(others)} auditors outside {case['team']} have their "
-               f"{MAX_PER_YEAR} audits this year")
+        why = (
+            f"all {len(others)} auditors outside {case['team']} have their "
+            f"{MAX_PER_YEAR} audits this year"
+        )
     return f"{case['case_number']} ({case['team']}): not allocated, {why}."
 
 
@@ -322,9 +360,11 @@ def _load_warnings(month: str, auditors: list[Auditor]) -> list[str]:
         left = MAX_PER_YEAR - a.done_this_year
         fair = math.ceil(left / months_left) if left > 0 else 0
         if a.assigned > max(fair, 1):
-            warnings.append(f"{a.name} gets {a.assigned} audits in {month}, more than a fair "
-                            f"share of the {left} left this year over {months_left} month(s) "
-                            f"({fair} a month).")
+            warnings.append(
+                f"{a.name} gets {a.assigned} audits in {month}, more than a fair "
+                f"share of the {left} left this year over {months_left} month(s) "
+                f"({fair} a month)."
+            )
     return warnings
 
 
@@ -333,9 +373,14 @@ def _fy_months(month: str) -> list[str]:
     return [_month_shift(start, i) for i in range(12)]
 
 
-def allocate(population: list[dict[str, str]], auditors: list[Auditor],
-             samples: list[Sample], month: str, seed: int = 0,
-             history: History = History()) -> Allocation:
+def allocate(
+    population: list[dict[str, str]],
+    auditors: list[Auditor],
+    samples: list[Sample],
+    month: str,
+    seed: int = 0,
+    history: History = History(),
+) -> Allocation:
     """Draw the month's sample and share it out (pure: the history is given)."""
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         raise AllocationError(f"--month '{month}' is not YYYY-MM.")
@@ -344,7 +389,8 @@ def allocate(population: list[dict[str, str]], auditors: list[Auditor],
         raise AllocationError(
             f"{len(on_break)} of {len(auditors)} auditors ({len(on_break) / len(auditors):.0%}) "
             f"are on break in {month}; at most 20% may be (seed 001, Appendix A para 3). "
-            "Move some breaks to another month.")
+            "Move some breaks to another month."
+        )
     working = [a for a in auditors if month not in a.breaks]
     for auditor in working:
         auditor.done_this_year += history.done.get(auditor.name, 0)
@@ -361,23 +407,35 @@ def allocate(population: list[dict[str, str]], auditors: list[Auditor],
             notes.append(_no_auditor(case, working, on_break))
             return
         auditor.assigned += 1
-        rows.append({k: v for k, v in case.items() if not k.startswith("_")} | {
-            "form": form, "audit_type": audit_type, "auditor": auditor.name,
-            "auditor_email": auditor.email, "auditor_format": auditor.format,
-            "due_date": due.isoformat()} | extra)
+        rows.append(
+            {k: v for k, v in case.items() if not k.startswith("_")}
+            | {
+                "form": form,
+                "audit_type": audit_type,
+                "auditor": auditor.name,
+                "auditor_email": auditor.email,
+                "auditor_format": auditor.format,
+                "due_date": due.isoformat(),
+            }
+            | extra
+        )
 
     for case, form, review_by in history.reaudits:
         place(case, form, REAUDIT, {"review_by": review_by.isoformat()})
     eligible = [r for r in population if _eligible(r, month, history.recent)]
     for sample in samples:
-        pool = [r for r in eligible if r["category"] in sample.categories
-                and r["case_number"] not in taken]
+        pool = [
+            r
+            for r in eligible
+            if r["category"] in sample.categories and r["case_number"] not in taken
+        ]
         if len(pool) < sample.size:
             notes.append(_shortfall(sample, pool, population, taken))
         for case in sorted(_draw(sample, pool, rng, notes), key=lambda r: r["case_number"]):
             place(case, sample.form, sample.name, {})
-    return Allocation(month, due, rows, notes, [a.name for a in on_break],
-                      _load_warnings(month, working))
+    return Allocation(
+        month, due, rows, notes, [a.name for a in on_break], _load_warnings(month, working)
+    )
 
 
 def _check_columns(path: Path, population: list[dict[str, str]], samples: list[Sample]) -> None:
@@ -387,8 +445,10 @@ def _check_columns(path: Path, population: list[dict[str, str]], samples: list[S
     for sample in samples:
         missing = [c for c in forms[sample.form].required_columns if c not in have]
         if missing:
-            raise AllocationError(f"[{path}] lacks column(s) {', '.join(missing)}, which form "
-                                  f"'{sample.form}' prints (sample '{sample.name}'). Add them.")
+            raise AllocationError(
+                f"[{path}] lacks column(s) {', '.join(missing)}, which form "
+                f"'{sample.form}' prints (sample '{sample.name}'). Add them."
+            )
 
 
 def _records(rows: list[dict[str, str]]) -> list[store.AuditRecord]:
@@ -397,14 +457,24 @@ def _records(rows: list[dict[str, str]]) -> list[store.AuditRecord]:
     forms = all_forms()
     columns = list(dict.fromkeys(k for row in rows for k in row))
     table = [[row.get(c, "") for c in columns] for row in rows]
-    return [audit_record(case)
-            for form_id in dict.fromkeys(r["form"] for r in rows)
-            for case in cases_from_rows("allocation", columns, table, forms[form_id])]
+    return [
+        audit_record(case)
+        for form_id in dict.fromkeys(r["form"] for r in rows)
+        for case in cases_from_rows("allocation", columns, table, forms[form_id])
+    ]
 
 
-def run_allocation(engine: sa.Engine, population_path: Path, auditors_path: Path, month: str,
-                   plan_path: Path | None, seed: int, out: Path, mode: str = "first",
-                   user: str = "") -> Allocation:
+def run_allocation(
+    engine: sa.Engine,
+    population_path: Path,
+    auditors_path: Path,
+    month: str,
+    plan_path: Path | None,
+    seed: int,
+    out: Path,
+    mode: str = "first",
+    user: str = "",
+) -> Allocation:
     """Allocate the month (under the allocation lock, with the history in the same
     transaction), record the audits, then write the allocation as a case list."""
     if mode not in MODES:
@@ -421,16 +491,18 @@ def run_allocation(engine: sa.Engine, population_path: Path, auditors_path: Path
         store.lock(conn, "formtool allocation")
         _refuse_repeat(conn, month, mode)
         replaced = store.drop_unstarted(conn, month) if mode == "replace" else 0
-        allocation = allocate(population, auditors, samples, month, seed,
-                              read_history(conn, month, population))
+        allocation = allocate(
+            population, auditors, samples, month, seed, read_history(conn, month, population)
+        )
         if not allocation.rows:
-            raise AllocationError(f"Nothing could be allocated for {month}: "
-                                  + " ".join(allocation.unallocated or ["no eligible cases."]))
+            raise AllocationError(
+                f"Nothing could be allocated for {month}: "
+                + " ".join(allocation.unallocated or ["no eligible cases."])
+            )
         allocation.mode, allocation.replaced = mode, replaced
         forms = all_forms()
         record_snapshots(conn, [forms[r["form"]] for r in allocation.rows])
-        store.record_allocation(conn, month, mode, seed, _records(allocation.rows), replaced,
-                                user)
+        store.record_allocation(conn, month, mode, seed, _records(allocation.rows), replaced, user)
     write_case_list(out, allocation.rows)
     return allocation
 
@@ -441,4 +513,5 @@ def _refuse_repeat(conn: sa.Connection, month: str, mode: str) -> None:
         count = sum(e.audits for e in earlier)
         raise AllocationError(
             f"{month} is already allocated ({count} audit(s), {earlier[-1].created_at:%d/%m/%Y}"
-            "). Replace the audits not yet sent (allocate --replace) or add more (--add).")
+            "). Replace the audits not yet sent (allocate --replace) or add more (--add)."
+        )

@@ -60,10 +60,16 @@ class StatusReport:
         return [o for o in self.outstanding if o.days_overdue > 0]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"month": self.month, "today": self.today.isoformat(), "audits": self.audits,
-                "by_state": self.by_state, "teams": self.teams, "auditors": self.auditors,
-                "outstanding": [o.as_dict() for o in self.outstanding],
-                "overdue": [o.audit_id for o in self.overdue]}
+        return {
+            "month": self.month,
+            "today": self.today.isoformat(),
+            "audits": self.audits,
+            "by_state": self.by_state,
+            "teams": self.teams,
+            "auditors": self.auditors,
+            "outstanding": [o.as_dict() for o in self.outstanding],
+            "overdue": [o.audit_id for o in self.overdue],
+        }
 
 
 def _tally(rows: list[Any], key: str, today: dt.date) -> dict[str, dict[str, int]]:
@@ -84,8 +90,9 @@ def audit_list(engine: sa.Engine, month: str, state: str | None = None) -> list[
         return queries.audit_rows(conn, [month], [state] if state else None)
 
 
-def status(engine: sa.Engine, month: str | None = None,
-           today: dt.date | None = None) -> StatusReport:
+def status(
+    engine: sa.Engine, month: str | None = None, today: dt.date | None = None
+) -> StatusReport:
     """Audits by state; returned / outstanding / overdue per team and auditor; the list of
     outstanding audits, most overdue first."""
     today = today or dt.date.today()
@@ -93,24 +100,66 @@ def status(engine: sa.Engine, month: str | None = None,
         rows = queries.audit_rows(conn, [month] if month else None)
     by_state = Counter(row.state for row in rows)
     outstanding = sorted(
-        (Outstanding(r.audit_id, r.case_number, r.form_id, r.auditor, r.team, r.state,
-                     r.due_date, max(0, (today - r.due_date).days))
-         for r in rows if S(r.state) in store.OUTSTANDING),
-        key=lambda o: (-o.days_overdue, o.due, o.audit_id))
-    return StatusReport(month or "all", today, len(rows),
-                        {s.value: by_state[s.value] for s in S if by_state.get(s.value)},
-                        _tally(rows, "team", today), _tally(rows, "auditor", today),
-                        outstanding)
+        (
+            Outstanding(
+                r.audit_id,
+                r.case_number,
+                r.form_id,
+                r.auditor,
+                r.team,
+                r.state,
+                r.due_date,
+                max(0, (today - r.due_date).days),
+            )
+            for r in rows
+            if S(r.state) in store.OUTSTANDING
+        ),
+        key=lambda o: (-o.days_overdue, o.due, o.audit_id),
+    )
+    return StatusReport(
+        month or "all",
+        today,
+        len(rows),
+        {s.value: by_state[s.value] for s in S if by_state.get(s.value)},
+        _tally(rows, "team", today),
+        _tally(rows, "auditor", today),
+        outstanding,
+    )
 
 
 # --- export --------------------------------------------------------------------------------
 
-AUDIT_COLUMNS = ("audit_id", "form_id", "form_version", "case_number", "team", "auditor",
-                 "month", "due_date", "state", "file_name", "imported_at", "final")
+AUDIT_COLUMNS = (
+    "audit_id",
+    "form_id",
+    "form_version",
+    "case_number",
+    "team",
+    "auditor",
+    "month",
+    "due_date",
+    "state",
+    "file_name",
+    "imported_at",
+    "final",
+)
 ANSWER_COLUMNS = (*AUDIT_COLUMNS, "section", "key", "question", "value", "comment")
-ACTION_COLUMNS = ("audit_id", "form_id", "case_number", "team", "table", "row", "action",
-                  "recommendation", "responsible_role", "responsible_person", "due_date",
-                  "sign_off", "sign_off_date", "comments")
+ACTION_COLUMNS = (
+    "audit_id",
+    "form_id",
+    "case_number",
+    "team",
+    "table",
+    "row",
+    "action",
+    "recommendation",
+    "responsible_role",
+    "responsible_person",
+    "due_date",
+    "sign_off",
+    "sign_off_date",
+    "comments",
+)
 TABLES = ("answers", "actions")
 
 
@@ -130,8 +179,10 @@ def _labels(form: FormDefinition | None) -> dict[str, tuple[str, str]]:
     for section, item in form.items():
         found[item.key] = (section.title, item.label)
         if item.comment:
-            found[item.comment_key] = (section.title, item.comment_label or
-                                       f"{item.label} (comment)")
+            found[item.comment_key] = (
+                section.title,
+                item.comment_label or f"{item.label} (comment)",
+            )
     return found
 
 
@@ -140,7 +191,8 @@ def export_data(engine: sa.Engine) -> Export:
         answer_rows = queries.export_answer_rows(conn)
         audits = {r.audit_id: r for r in queries.audit_rows(conn)}
         actions = queries.actions_by_return(
-            conn, {r.return_id for r in audits.values() if r.return_id})
+            conn, {r.return_id for r in audits.values() if r.return_id}
+        )
     labels: dict[tuple[str, int], dict[str, tuple[str, str]]] = {}
     answers = []
     for row in answer_rows:
@@ -148,19 +200,33 @@ def export_data(engine: sa.Engine) -> Export:
         if key not in labels:
             labels[key] = _labels(form_for(engine, *key))
         section, question = labels[key].get(row.key, ("", ""))
-        answers.append({c: getattr(row, c) for c in AUDIT_COLUMNS}
-                       | {"section": section, "key": row.key, "question": question,
-                          "value": row.value, "comment": row.comment})
+        answers.append(
+            {c: getattr(row, c) for c in AUDIT_COLUMNS}
+            | {
+                "section": section,
+                "key": row.key,
+                "question": question,
+                "value": row.value,
+                "comment": row.comment,
+            }
+        )
     action_rows = []
     for row in actions:
         audit = audits[row.audit_id]
-        section = labels.get((audit.form_id, audit.form_version), {}).get(
-            row.table_key, ("", ""))[0]
-        action_rows.append({
-            "audit_id": row.audit_id, "form_id": audit.form_id,
-            "case_number": audit.case_number, "team": audit.team,
-            "table": section or row.table_key, "row": row.row,
-            **{c: getattr(row, c) for c in ACTION_COLUMNS[6:]}})
+        section = labels.get((audit.form_id, audit.form_version), {}).get(row.table_key, ("", ""))[
+            0
+        ]
+        action_rows.append(
+            {
+                "audit_id": row.audit_id,
+                "form_id": audit.form_id,
+                "case_number": audit.case_number,
+                "team": audit.team,
+                "table": section or row.table_key,
+                "row": row.row,
+                **{c: getattr(row, c) for c in ACTION_COLUMNS[6:]},
+            }
+        )
     return Export(answers, action_rows)
 
 
@@ -183,15 +249,22 @@ def _nested(data: Export) -> list[dict[str, Any]]:
     """One object per audit: its details, answers by key and action rows."""
     audits: dict[str, dict[str, Any]] = {}
     for row in data.answers:
-        audit = audits.setdefault(row["audit_id"], {
-            **{c: _json_value(row[c]) for c in AUDIT_COLUMNS}, "answers": [], "actions": []})
-        audit["answers"].append({k: row[k] for k in ("section", "key", "question", "value",
-                                                     "comment")})
+        audit = audits.setdefault(
+            row["audit_id"],
+            {**{c: _json_value(row[c]) for c in AUDIT_COLUMNS}, "answers": [], "actions": []},
+        )
+        audit["answers"].append(
+            {k: row[k] for k in ("section", "key", "question", "value", "comment")}
+        )
     for row in data.actions:
         if row["audit_id"] in audits:
             audits[row["audit_id"]]["actions"].append(
-                {k: _json_value(v) for k, v in row.items()
-                 if k not in ("audit_id", "form_id", "case_number", "team")})
+                {
+                    k: _json_value(v)
+                    for k, v in row.items()
+                    if k not in ("audit_id", "form_id", "case_number", "team")
+                }
+            )
     return list(audits.values())
 
 
@@ -219,23 +292,46 @@ def write_export(data: Export, fmt: str, out: Path | None, table: str = "answers
     return payload
 
 
-WIDTHS = {"audit_id": 24, "form_id": 18, "case_number": 14, "team": 24, "auditor": 24,
-          "section": 30, "question": 60, "value": 22, "comment": 60, "action": 50,
-          "recommendation": 40, "table": 30, "comments": 40, "file_name": 30}
+WIDTHS = {
+    "audit_id": 24,
+    "form_id": 18,
+    "case_number": 14,
+    "team": 24,
+    "auditor": 24,
+    "section": 30,
+    "question": 60,
+    "value": 22,
+    "comment": 60,
+    "action": 50,
+    "recommendation": 40,
+    "table": 30,
+    "comments": 40,
+    "file_name": 30,
+}
 
 
 def _xlsx(data: Export) -> bytes:
     import xlsxwriter
 
     out = io.BytesIO()
-    book = xlsxwriter.Workbook(out, {"in_memory": True, "strings_to_formulas": False,
-                                     "strings_to_urls": False, "strings_to_numbers": False})
-    head = book.add_format({"bold": True, "bg_color": "#DCE3F0", "border": 1,
-                            "text_wrap": True, "valign": "top"})
+    book = xlsxwriter.Workbook(
+        out,
+        {
+            "in_memory": True,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "strings_to_numbers": False,
+        },
+    )
+    head = book.add_format(
+        {"bold": True, "bg_color": "#DCE3F0", "border": 1, "text_wrap": True, "valign": "top"}
+    )
     date = book.add_format({"num_format": "dd/mm/yyyy", "valign": "top"})
     wrap = book.add_format({"text_wrap": True, "valign": "top"})
-    for name, columns, rows in (("Answers", ANSWER_COLUMNS, data.answers),
-                                ("Actions", ACTION_COLUMNS, data.actions)):
+    for name, columns, rows in (
+        ("Answers", ANSWER_COLUMNS, data.answers),
+        ("Actions", ACTION_COLUMNS, data.actions),
+    ):
         sheet = book.add_worksheet(name)
         for c, column in enumerate(columns):
             sheet.write_string(0, c, column, head)
@@ -244,8 +340,11 @@ def _xlsx(data: Export) -> bytes:
             for c, column in enumerate(columns):
                 value = row[column]
                 if isinstance(value, dt.datetime | dt.date):
-                    value = value if isinstance(value, dt.datetime) else \
-                        dt.datetime.combine(value, dt.time())
+                    value = (
+                        value
+                        if isinstance(value, dt.datetime)
+                        else dt.datetime.combine(value, dt.time())
+                    )
                     sheet.write_datetime(r, c, value, date)
                 elif isinstance(value, bool):
                     sheet.write_boolean(r, c, value)
@@ -301,8 +400,10 @@ def audit_detail(engine: sa.Engine, audit_id: str) -> AuditDetail:
     with engine.connect() as conn:
         rows = queries.audit_rows(conn, audit_ids=[audit_id])
         if not rows:
-            raise store.StateError(f"Audit {audit_id} is not in the database. Check the id "
-                                   "(`formtool status` lists the month's audits).")
+            raise store.StateError(
+                f"Audit {audit_id} is not in the database. Check the id "
+                "(`formtool status` lists the month's audits)."
+            )
         row = rows[0]
         answers = store.return_answers(conn, row.return_id) if row.return_id else {}
         actions = store.return_actions(conn, row.return_id) if row.return_id else []
@@ -310,35 +411,98 @@ def audit_detail(engine: sa.Engine, audit_id: str) -> AuditDetail:
         events = queries.audit_events(conn, audit_id)
     form = form_for(engine, row.form_id, row.form_version)
     facts_raw = store.audit_facts(row)
-    facts = [(h.label, facts_raw.get(h.column, "")) for h in form.header] if form else \
-        sorted(facts_raw.items())
+    facts = (
+        [(h.label, facts_raw.get(h.column, "")) for h in form.header]
+        if form
+        else sorted(facts_raw.items())
+    )
     sections = []
     for section in form.sections if form else ():
-        shown = [(i.label, answers.get(i.key, ("", ""))[0],
-                  "\n".join(p for p in (answers.get(i.key, ("", ""))[1],
-                                        answers.get(i.comment_key, ("", ""))[0]) if p))
-                 for i in section.items if i.kind != "table"]
+        shown = [
+            (
+                i.label,
+                answers.get(i.key, ("", ""))[0],
+                "\n".join(
+                    p
+                    for p in (
+                        answers.get(i.key, ("", ""))[1],
+                        answers.get(i.comment_key, ("", ""))[0],
+                    )
+                    if p
+                ),
+            )
+            for i in section.items
+            if i.kind != "table"
+        ]
         if any(a or e for _, a, e in shown):
             sections.append({"title": section.title, "rows": shown})
     file = row.file_name or ""
-    warnings = [Issue.from_data(w, file).as_dict() if w.get("code") else w
-                for w in store.stored_warnings(row.warnings)] if row.return_id else []
-    audit = {k: _text(getattr(row, k)) for k in (
-        "audit_id", "form_id", "form_version", "case_number", "auditor", "team", "month",
-        "due_date", "state", "auditor_grade", "moderated_grade", "moderated_by")}
+    warnings = (
+        [
+            Issue.from_data(w, file).as_dict() if w.get("code") else w
+            for w in store.stored_warnings(row.warnings)
+        ]
+        if row.return_id
+        else []
+    )
+    audit = {
+        k: _text(getattr(row, k))
+        for k in (
+            "audit_id",
+            "form_id",
+            "form_version",
+            "case_number",
+            "auditor",
+            "team",
+            "month",
+            "due_date",
+            "state",
+            "auditor_grade",
+            "moderated_grade",
+            "moderated_by",
+        )
+    }
     audit["title"] = form.title if form else row.form_id
     return AuditDetail(
-        audit, facts, sections,
-        [{c: _text(getattr(a, c)) for c in ("table_key", "row", "action", "recommendation",
-                                           "responsible_person", "due_date", "sign_off",
-                                           "sign_off_date")} for a in actions],
+        audit,
+        facts,
+        sections,
+        [
+            {
+                c: _text(getattr(a, c))
+                for c in (
+                    "table_key",
+                    "row",
+                    "action",
+                    "recommendation",
+                    "responsible_person",
+                    "due_date",
+                    "sign_off",
+                    "sign_off_date",
+                )
+            }
+            for a in actions
+        ],
         warnings,
-        [{"id": r.id, "file_name": r.file_name, "saved_at": _text(r.saved_at),
-          "imported_at": _text(r.imported_at), "current": r.is_current, "final": r.final,
-          "stage": r.stage, "sender": r.sender} for r in history],
-        [{"at": _text(e.at), "event": e.event, "detail": e.detail, "user": e.user_name}
-         for e in events],
-        _steps(row.state, bool(row.auditor_grade or row.moderated_grade)))
+        [
+            {
+                "id": r.id,
+                "file_name": r.file_name,
+                "saved_at": _text(r.saved_at),
+                "imported_at": _text(r.imported_at),
+                "current": r.is_current,
+                "final": r.final,
+                "stage": r.stage,
+                "sender": r.sender,
+            }
+            for r in history
+        ],
+        [
+            {"at": _text(e.at), "event": e.event, "detail": e.detail, "user": e.user_name}
+            for e in events
+        ],
+        _steps(row.state, bool(row.auditor_grade or row.moderated_grade)),
+    )
 
 
 def return_file(engine: sa.Engine, return_id: int) -> tuple[str, bytes]:

@@ -35,8 +35,7 @@ class Settings:
 
     def print_lines(self) -> dict[str, str]:
         """What forms and packs print in their headers and footers."""
-        return {"council": self.council or "Children's Services",
-                "marking": self.marking}
+        return {"council": self.council or "Children's Services", "marking": self.marking}
 
 
 DEFAULT = Settings()
@@ -64,13 +63,15 @@ def load_settings(db_url: str | None = None) -> Settings:
     except FileNotFoundError:
         raise SettingsError(f"[{path}] does not exist. Check FORMTOOL_CONFIG.") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"[{path}] is not valid TOML ({exc}). Write it as "
-                            'council = "Example Council".') from None
+        raise SettingsError(
+            f'[{path}] is not valid TOML ({exc}). Write it as council = "Example Council".'
+        ) from None
     known = {f.name for f in fields(Settings)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise SettingsError(f"[{path} · {unknown[0]}] is not a setting. Use "
-                            f"{', '.join(sorted(known))}.")
+        raise SettingsError(
+            f"[{path} · {unknown[0]}] is not a setting. Use {', '.join(sorted(known))}."
+        )
     return _checked(path, Settings(**data))
 
 
@@ -78,9 +79,10 @@ def _checked(path: Path, settings: Settings) -> Settings:
     if not isinstance(settings.council, str) or not isinstance(settings.marking, str):
         raise SettingsError(f"[{path}] council and marking are text: put them in quotes.")
     if settings.marking.upper() not in MARKINGS:
-        raise SettingsError(f"[{path} · marking] '{settings.marking}' is not a Government "
-                            f"Security Classification. Use one of {', '.join(MARKINGS)}.")
+        raise SettingsError(
+            f"[{path} · marking] '{settings.marking}' is not a Government "
+            f"Security Classification. Use one of {', '.join(MARKINGS)}."
+        )
     if not isinstance(settings.min_base, int) or settings.min_base < 1:
-        raise SettingsError(f"[{path} · min_base] must be a whole number of audits, 1 or "
-                            "more.")
+        raise SettingsError(f"[{path} · min_base] must be a whole number of audits, 1 or more.")
     return Settings(settings.council.strip(), settings.marking.upper(), settings.min_base)

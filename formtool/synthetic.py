@@ -17,25 +17,60 @@ from formtool.cases import Case
 from formtool.definitions import FormDefinition, Item, all_forms
 from formtool.scales import FAVOURABLE, PARTIAL, UNFAVOURABLE, FieldKind, Scale, format_date
 
-GIVEN = ("Alex", "Sam", "Jordan", "Casey", "Riley", "Morgan", "Jamie", "Robin", "Charlie",
-         "Frankie", "Billie", "Drew", "Kit", "Rowan", "Sky")
-FAMILY = ("Example", "Sample", "Specimen", "Testcase", "Placeholder", "Fictional", "Madeup",
-          "Dummy", "Mockton", "Notreal")
-TEAMS = ("Team North (synthetic)", "Team South (synthetic)", "Team East (synthetic)",
-         "Team West (synthetic)")
+GIVEN = (
+    "Alex",
+    "Sam",
+    "Jordan",
+    "Casey",
+    "Riley",
+    "Morgan",
+    "Jamie",
+    "Robin",
+    "Charlie",
+    "Frankie",
+    "Billie",
+    "Drew",
+    "Kit",
+    "Rowan",
+    "Sky",
+)
+FAMILY = (
+    "Example",
+    "Sample",
+    "Specimen",
+    "Testcase",
+    "Placeholder",
+    "Fictional",
+    "Madeup",
+    "Dummy",
+    "Mockton",
+    "Notreal",
+)
+TEAMS = (
+    "Team North (synthetic)",
+    "Team South (synthetic)",
+    "Team East (synthetic)",
+    "Team West (synthetic)",
+)
 ETHNICITY = ("White British", "Mixed", "Asian British", "Black British", "Not recorded")
 GENDER = ("Female", "Male", "Not recorded")
 AUDIT_TYPES = ("Random sample", "Manager's choice", "Thematic", "Re-audit")
 #: case quality -> weights of favourable / partial / unfavourable / not applicable answers
 QUALITY = {"strong": (70, 20, 3, 7), "mixed": (40, 35, 18, 7), "weak": (15, 30, 48, 7)}
 EVIDENCE = {
-    FAVOURABLE: ("Seen alone at school on {d}; views recorded in the visit note.",
-                 "Recorded in the assessment dated {d}, with the family's views.",
-                 "Clear evidence in case notes and supervision record of {d}."),
-    PARTIAL: ("Some evidence (visit {d}) but the record does not show the analysis.",
-              "Partly recorded; the plan of {d} does not reflect it."),
-    UNFAVOURABLE: ("No record found since {d}. Discussed with the worker; action set below.",
-                   "Not evidenced in the file; raised with the team manager on {d}."),
+    FAVOURABLE: (
+        "Seen alone at school on {d}; views recorded in the visit note.",
+        "Recorded in the assessment dated {d}, with the family's views.",
+        "Clear evidence in case notes and supervision record of {d}.",
+    ),
+    PARTIAL: (
+        "Some evidence (visit {d}) but the record does not show the analysis.",
+        "Partly recorded; the plan of {d} does not reflect it.",
+    ),
+    UNFAVOURABLE: (
+        "No record found since {d}. Discussed with the worker; action set below.",
+        "Not evidenced in the file; raised with the team manager on {d}.",
+    ),
     None: ("Not applicable to this case.",),
 }
 
@@ -44,39 +79,48 @@ def staff(role: str, team: int, n: int) -> str:
     return f"{role} {chr(65 + team)}{n} (synthetic)"
 
 
-def synthetic_facts(prefix: str, index: int, due: dt.date, rng: random.Random
-                    ) -> dict[str, str]:
+def synthetic_facts(prefix: str, index: int, due: dt.date, rng: random.Random) -> dict[str, str]:
     """Every column any form prints, made up; staff and auditor are never in one team."""
     team = rng.randrange(len(TEAMS))
     auditor_team = (team + 1 + rng.randrange(len(TEAMS) - 1)) % len(TEAMS)
     given, family = rng.choice(GIVEN), rng.choice(FAMILY)
     born = due - dt.timedelta(days=rng.randrange(365, 17 * 365))
     facts = {
-        "case_number": f"SYN{prefix}{index:04d}", "family_name": family, "given_names": given,
-        "dob": born.isoformat(), "gender": rng.choice(GENDER),
-        "ethnicity": rng.choice(ETHNICITY), "primary_language": "English",
+        "case_number": f"SYN{prefix}{index:04d}",
+        "family_name": family,
+        "given_names": given,
+        "dob": born.isoformat(),
+        "gender": rng.choice(GENDER),
+        "ethnicity": rng.choice(ETHNICITY),
+        "primary_language": "English",
         "worker": staff("Worker", team, rng.randrange(1, 4)),
-        "manager": staff("Manager", team, 1), "team": TEAMS[team],
+        "manager": staff("Manager", team, 1),
+        "team": TEAMS[team],
         "auditor": staff("Auditor", auditor_team, rng.randrange(1, 3)),
-        "audit_type": rng.choice(AUDIT_TYPES), "due_date": due.isoformat(),
+        "audit_type": rng.choice(AUDIT_TYPES),
+        "due_date": due.isoformat(),
         "preparer_email": f"worker.{chr(97 + team)}{index % 3 + 1}@example.invalid",
     }
     for form in all_forms().values():  # whatever else a tool prints: a made-up value
         for h in form.header:
             if h.column not in facts and not h.sources:
-                facts[h.column] = (f"{due - dt.timedelta(days=rng.randrange(200, 3000)):%Y-%m-%d}"
-                                   if h.kind is FieldKind.date else f"{h.label} {index} "
-                                   "(synthetic)")
+                facts[h.column] = (
+                    f"{due - dt.timedelta(days=rng.randrange(200, 3000)):%Y-%m-%d}"
+                    if h.kind is FieldKind.date
+                    else f"{h.label} {index} (synthetic)"
+                )
     return facts
 
 
-def synthetic_case(form: FormDefinition, index: int, due: dt.date, rng: random.Random
-                   ) -> dict[str, str]:
+def synthetic_case(
+    form: FormDefinition, index: int, due: dt.date, rng: random.Random
+) -> dict[str, str]:
     """One made-up case-list row with every column the form's header shows."""
     values = synthetic_facts(form.id[:2].upper(), index, due, rng)
     columns = {c for h in form.header for c in h.columns}
     return {c: values.get(c, "") for c in sorted(columns)} | {
-        c: values[c] for c in ("case_number", "auditor", "due_date")}
+        c: values[c] for c in ("case_number", "auditor", "due_date")
+    }
 
 
 def synthetic_auditors(month: str) -> list[dict[str, str]]:
@@ -84,26 +128,35 @@ def synthetic_auditors(month: str) -> list[dict[str, str]]:
     rows = []
     for team in range(len(TEAMS)):
         for n in range(1, 5):
-            rows.append({"name": staff("Auditor", team, n),
-                         "email": f"auditor.{chr(97 + team)}{n}@example.invalid",
-                         "team": TEAMS[team], "format": "Excel" if n == 2 else "Word",
-                         "break_months": month if (team, n) in ((0, 4), (2, 4)) else ""})
+            rows.append(
+                {
+                    "name": staff("Auditor", team, n),
+                    "email": f"auditor.{chr(97 + team)}{n}@example.invalid",
+                    "team": TEAMS[team],
+                    "format": "Excel" if n == 2 else "Word",
+                    "break_months": month if (team, n) in ((0, 4), (2, 4)) else "",
+                }
+            )
     return rows
 
 
-def synthetic_population(due: dt.date, rng: random.Random,
-                         counts: dict[str, int]) -> list[dict[str, str]]:
+def synthetic_population(
+    due: dt.date, rng: random.Random, counts: dict[str, int]
+) -> list[dict[str, str]]:
     """`counts[category]` made-up cases per population category."""
     rows = []
     for category, count in counts.items():
         for i in range(1, count + 1):
             facts = synthetic_facts(category[:2].upper(), i, due, rng)
             audited = due - dt.timedelta(days=rng.randrange(30, 900))
-            rows.append({k: v for k, v in facts.items()
-                         if k not in ("auditor", "due_date", "audit_type")} | {
-                "category": category.replace("_", " "),
-                "placed_for_adoption": "Yes" if category == "lac" and i <= 3 else "No",
-                "last_audited": audited.isoformat() if rng.random() < 0.3 else ""})
+            rows.append(
+                {k: v for k, v in facts.items() if k not in ("auditor", "due_date", "audit_type")}
+                | {
+                    "category": category.replace("_", " "),
+                    "placed_for_adoption": "Yes" if category == "lac" and i <= 3 else "No",
+                    "last_audited": audited.isoformat() if rng.random() < 0.3 else "",
+                }
+            )
     return rows
 
 
@@ -123,8 +176,13 @@ def _band(scale: Scale, share: float) -> str:
     return choices[0] if better else choices[-1]
 
 
-def synthetic_answers(form: FormDefinition, case: Case, rng: random.Random, today: dt.date,
-                      roles: Iterable[str] = ("", "preparer", "auditor")) -> dict[str, str]:
+def synthetic_answers(
+    form: FormDefinition,
+    case: Case,
+    rng: random.Random,
+    today: dt.date,
+    roles: Iterable[str] = ("", "preparer", "auditor"),
+) -> dict[str, str]:
     """Plausible completed answers for the fields of the given roles: consistent judgements
     and grades, SMART actions, the status Final."""
     roles = set(roles)
@@ -154,26 +212,40 @@ def synthetic_answers(form: FormDefinition, case: Case, rng: random.Random, toda
         answers[grade.key] = _band(grade.scale, share)
     j = form.judgements
     for _, item in form.items():  # any other choice: one that fits how the case went
-        if item.kind == "choice" and item.role in roles and item.scale is not None \
-                and item.key not in answers and item.key not in (j.moderated_grade, j.status):
-            answers[item.key] = _band(item.scale, share) if item.scale.favourable \
-                else item.scale.choices[0]
-    answers |= {k: v for k, v in ((j.status, j.final), (j.completed_by,
-                                                         case.facts.get("auditor", "")),
-                                  (j.completed_on, format_date(today))) if k}
+        if (
+            item.kind == "choice"
+            and item.role in roles
+            and item.scale is not None
+            and item.key not in answers
+            and item.key not in (j.moderated_grade, j.status)
+        ):
+            answers[item.key] = (
+                _band(item.scale, share) if item.scale.favourable else item.scale.choices[0]
+            )
+    answers |= {
+        k: v
+        for k, v in (
+            (j.status, j.final),
+            (j.completed_by, case.facts.get("auditor", "")),
+            (j.completed_on, format_date(today)),
+        )
+        if k
+    }
     keys = {f.key for f in form.fields()}
     return {k: v for k, v in answers.items() if k in keys}
 
 
-def _judge(form: FormDefinition, answers: dict[str, str], roles: set[str],
-           rng: random.Random) -> None:
+def _judge(
+    form: FormDefinition, answers: dict[str, str], roles: set[str], rng: random.Random
+) -> None:
     """Each judged domain from its own answers."""
     for section in form.domains():
         item = form.item(section.judgement_key)
         if item is None or item.scale is None or item.role not in roles:
             continue
-        scored = [o for q in section.questions
-                  if (o := q.outcome(answers.get(q.key, ""))) is not None]
+        scored = [
+            o for q in section.questions if (o := q.outcome(answers.get(q.key, ""))) is not None
+        ]
         share = scored.count(FAVOURABLE) / len(scored) if scored else 1.0
         answers[item.key] = _band(item.scale, share)
 

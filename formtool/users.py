@@ -54,8 +54,9 @@ def add_user(engine: sa.Engine, name: str, role: str, password: str) -> Account:
         raise UserError(f"The password must have at least {MIN_PASSWORD} characters.")
     with store.transaction(engine) as conn:
         if not store.add_user(conn, name, role, _hasher().hash(password)):
-            raise UserError(f"There is already a user called '{name}'. Remove it first or "
-                            "choose another name.")
+            raise UserError(
+                f"There is already a user called '{name}'. Remove it first or choose another name."
+            )
     return Account(name, role)
 
 
@@ -91,5 +92,7 @@ def authenticate(engine: sa.Engine, name: str, password: str) -> Account | None:
     return Account(found.name, found.role)
 
 
-_DUMMY_HASH = ("$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$"
-               "0kS7pXdaNrH1JBkCqjG6OKm0QxFjF1BN3X8D4bYd1fQ")
+_DUMMY_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$"
+    "0kS7pXdaNrH1JBkCqjG6OKm0QxFjF1BN3X8D4bYd1fQ"
+)

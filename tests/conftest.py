@@ -85,6 +85,7 @@ def answers_for(form: FormDefinition, seed: int = 1) -> dict[str, str]:
     answers = {}
     for field in form.fields():
         if field.kind is FieldKind.choice:
+            assert field.scale is not None  # a choice field always has one
             answers[field.key] = rng.choice(field.scale.choices)
         elif field.kind is FieldKind.date:
             answers[field.key] = f"{rng.randrange(1, 28):02d}/12/2026"
@@ -115,11 +116,22 @@ def _start_cluster(root: Path) -> str:
     if as_user:
         shutil.chown(root, "postgres")
     data = root / "data"
-    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True,  # noqa: E731
-                                      timeout=120, cwd=root)
+
+    def run(*cmd: str) -> None:
+        subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120, cwd=root)
+
     run(str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
-    run(str(binaries / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "start",
-        "-o", f"-k {root} -c listen_addresses='' -c max_connections=200 -c fsync=off")
+    run(
+        str(binaries / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(root / "log"),
+        "-w",
+        "start",
+        "-o",
+        f"-k {root} -c listen_addresses='' -c max_connections=200 -c fsync=off",
+    )
     return f"postgresql+psycopg://postgres@/postgres?host={root}"
 
 
@@ -142,9 +154,21 @@ def pg_server() -> Iterator[str]:
         yield url
     finally:
         binaries = _pg_binaries()
+        assert binaries is not None  # the cluster started with them
         as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(root / "data"), "-m",
-                        "immediate", "stop"], capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                *as_user,
+                str(binaries / "pg_ctl"),
+                "-D",
+                str(root / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -169,8 +193,7 @@ def drop_pg_database(server: str, url: str) -> None:
     store.engine_for(url).dispose()  # close this process's pooled connections first
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{sa.make_url(url).database}" '
-                             "WITH (FORCE)")
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{sa.make_url(url).database}" WITH (FORCE)')
     admin.dispose()
 
 

@@ -50,16 +50,19 @@ def test_forms_list_and_json():
     assert result.exit_code == 0
     assert re.search(r"^csc +2 +33  shipped  Case File Audit Tool$", result.output, re.M)
     rows = json.loads(run("forms", "list", "--json").output)
-    assert {r["id"]: (r["questions"], r["source"]) for r in rows if r["id"] in (
-        "csc", "early_help")} == {"csc": (33, "shipped"), "early_help": (31, "shipped")}
+    assert {
+        r["id"]: (r["questions"], r["source"]) for r in rows if r["id"] in ("csc", "early_help")
+    } == {"csc": (33, "shipped"), "early_help": (31, "shipped")}
     assert len(rows) == 6
 
 
 def test_forms_show_lists_columns_and_keys():
     result = run("forms", "show", "csc")
     assert re.search(r"^  worker +yes +Social Worker Name$", result.output, re.M)
-    assert "  kss1.seen_alone  [Yes/No/Partially/N/A]\n      Is there a record that the child" \
-        in result.output  # whole questions, not cut at 70 characters
+    assert (
+        "  kss1.seen_alone  [Yes/No/Partially/N/A]\n      Is there a record that the child"
+        in result.output
+    )  # whole questions, not cut at 70 characters
     data = json.loads(run("forms", "show", "csc", "--json").output)
     assert data["fields"][0] == {
         "key": "kss1.seen_alone",
@@ -152,9 +155,7 @@ def test_unknown_form_and_missing_file(tmp_path):
     assert result.output.startswith("Error: Unknown form 'nope'. Known forms: csc, early_help")
     result = run("generate", "--form", "csc", "--cases", str(tmp_path / "x.csv"))
     assert result.exit_code == 2
-    assert (
-        result.output == f"Error: [{tmp_path / 'x.csv'}] file not found. Check the path.\n"
-    )
+    assert result.output == f"Error: [{tmp_path / 'x.csv'}] file not found. Check the path.\n"
 
 
 def test_generate_from_xlsx_case_list_with_loose_headers(tmp_path):
@@ -199,8 +200,13 @@ def test_demo_makes_every_form_type(tmp_path):
     assert result.exit_code == 0
     report = json.loads(result.stdout)
     assert set(report["forms"]) == {
-        "csc", "early_help", "foster_carer", "prospective_adopter", "quality_practice",
-        "supported_lodgings"}
+        "csc",
+        "early_help",
+        "foster_carer",
+        "prospective_adopter",
+        "quality_practice",
+        "supported_lodgings",
+    }
     docx_files = list((tmp_path / "demo" / "forms").rglob("*.docx"))
     assert len(docx_files) == report["allocated"] == report["files"] / 2
     assert [s["step"] for s in report["steps"]] == list(range(1, len(report["steps"]) + 1))
@@ -271,8 +277,9 @@ def test_import_status_export_cycle(tmp_path):
     assert "'=HYPERLINK" in csv_text  # CSV cells that look like formulas are neutralised
     [audit] = json.loads(run("export", "--db", db, "--format", "json").output)
     assert audit["audit_id"] == "CSC-P1-202611" and audit["actions"] == []
-    assert len(audit["answers"]) == len([i for _, i in get_form("csc").items()
-                                         if i.kind != "table"])
+    assert len(audit["answers"]) == len(
+        [i for _, i in get_form("csc").items() if i.kind != "table"]
+    )
     assert run("export", "--db", db, "--format", "xlsx").exit_code == 2
 
 
@@ -291,8 +298,9 @@ def test_bad_month_year_and_unwritable_paths(tmp_path):
     blocked.write_text("not a folder")
     result = run("export", "--out", str(blocked / "x.csv"))
     assert result.exit_code == 2
-    assert result.output == (f"Error: [{blocked}] File exists. Check the path and that you may "
-                             "read and write there.\n")
+    assert result.output == (
+        f"Error: [{blocked}] File exists. Check the path and that you may read and write there.\n"
+    )
 
 
 def test_status_piped_to_head_is_quiet(tmp_path):
@@ -300,12 +308,29 @@ def test_status_piped_to_head_is_quiet(tmp_path):
     import sys
 
     db = str(tmp_path / "pipe.db")
-    cases = write_cases(tmp_path / "cases.csv", [
-        {**GOOD_ROW, "case_number": f"P{i}"} for i in range(60)])
-    assert run("generate", "--form", "csc", "--cases", str(cases), "--out",
-               str(tmp_path / "forms"), "--db", db).exit_code == 0
+    cases = write_cases(
+        tmp_path / "cases.csv", [{**GOOD_ROW, "case_number": f"P{i}"} for i in range(60)]
+    )
+    assert (
+        run(
+            "generate",
+            "--form",
+            "csc",
+            "--cases",
+            str(cases),
+            "--out",
+            str(tmp_path / "forms"),
+            "--db",
+            db,
+        ).exit_code
+        == 0
+    )
     shell = subprocess.run(
-        f"{sys.executable} -m formtool status --db {db} | head -n 3", shell=True,
-        capture_output=True, text=True, timeout=60)
+        f"{sys.executable} -m formtool status --db {db} | head -n 3",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert len(shell.stdout.splitlines()) == 3
     assert shell.stderr == ""  # no "Broken pipe" error, no traceback

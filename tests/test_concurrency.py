@@ -27,8 +27,10 @@ EARLY, LATE = dt.datetime(2026, 11, 10, 9), dt.datetime(2026, 11, 20, 15)
 
 def run_all(commands: list[list[str]]) -> list[subprocess.CompletedProcess[str]]:
     """Start every command at once; wait for all."""
-    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for c in commands]
+    procs = [
+        subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for c in commands
+    ]
     done = []
     for proc in procs:
         out, err = proc.communicate(timeout=600)
@@ -39,17 +41,27 @@ def run_all(commands: list[list[str]]) -> list[subprocess.CompletedProcess[str]]
 def two_versions(tmp_path: Path, engine: sa.Engine, count: int) -> tuple[list[Path], dict]:
     """`count` CSC audits, each returned twice: v1 saved early, v2 saved late."""
     form = get_form("csc")
-    made = write_forms(form, make_cases(tmp_path, form, count), tmp_path / "forms", ("docx",),
-                       engine=engine)
+    made = write_forms(
+        form, make_cases(tmp_path, form, count), tmp_path / "forms", ("docx",), engine=engine
+    )
     files, newer = [], {}
     for item in made:
         data = item.path.read_bytes()
         for version, saved in (("v1", EARLY), ("v2", LATE)):
             path = tmp_path / "returns" / f"{version}-{item.path.name}"
             path.parent.mkdir(exist_ok=True)
-            path.write_bytes(stamp_saved(fill_docx(data, {
-                "kss1.seen_alone": "Yes" if version == "v2" else "No",
-                "kss1.seen_alone.evidence": f"{version} {item.case.audit_id}"}), saved))
+            path.write_bytes(
+                stamp_saved(
+                    fill_docx(
+                        data,
+                        {
+                            "kss1.seen_alone": "Yes" if version == "v2" else "No",
+                            "kss1.seen_alone.evidence": f"{version} {item.case.audit_id}",
+                        },
+                    ),
+                    saved,
+                )
+            )
             files.append(path)
         newer[item.case.audit_id] = f"v2 {item.case.audit_id}"
     return files, newer
@@ -65,8 +77,9 @@ def test_eight_importers_on_overlapping_sets_store_everything_once(db_url, tmp_p
         batches.append(batch)
     missing = set(files) - {f for b in batches for f in b}
     batches[0] += sorted(missing)
-    results = run_all([[*FORMTOOL, "import", *map(str, b), "--db", db_url, "--json"]
-                       for b in batches])
+    results = run_all(
+        [[*FORMTOOL, "import", *map(str, b), "--db", db_url, "--json"] for b in batches]
+    )
     assert [r.returncode for r in results] == [0] * 8, [r.stderr[-500:] for r in results]
     assert not any("Traceback" in r.stderr for r in results)
     outcomes = [o for r in results for o in json.loads(r.stdout)]
@@ -74,13 +87,16 @@ def test_eight_importers_on_overlapping_sets_store_everything_once(db_url, tmp_p
     assert sorted(first_time.values()) == [1] * len(files)  # each file stored exactly once
     assert {o["status"] for o in outcomes} <= {"imported", "updated", "history", "unchanged"}
     with engine.connect() as conn:
-        returns = conn.execute(sa.select(store.returns.c.audit_id, store.returns.c.is_current,
-                                         store.returns.c.saved_at)).all()
+        returns = conn.execute(
+            sa.select(
+                store.returns.c.audit_id, store.returns.c.is_current, store.returns.c.saved_at
+            )
+        ).all()
         current = conn.execute(
             sa.select(store.answers.c.comment, store.returns.c.audit_id)
             .join(store.returns, store.returns.c.id == store.answers.c.return_id)
-            .where(store.returns.c.is_current
-                   & (store.answers.c.key == "kss1.seen_alone"))).all()
+            .where(store.returns.c.is_current & (store.answers.c.key == "kss1.seen_alone"))
+        ).all()
         grades = conn.execute(sa.select(sa.func.count()).select_from(store.grades)).scalar()
     assert len(returns) == 100
     assert Counter(r.audit_id for r in returns if r.is_current) == Counter(list(newer))
@@ -99,38 +115,83 @@ def test_an_older_return_arriving_late_is_history_with_both_dates(db_url, tmp_pa
     assert [i.message for i in late.issues if i.code.label == "older-return"] == [
         f"[{v1}] was saved 10/11/2026 09:00, before the current return (saved 20/11/2026 "
         "15:00); it is kept as history and the current return stays. Import a newer copy if "
-        "this one is right."]
+        "this one is right."
+    ]
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(store.returns.c.file_name, store.returns.c.is_current)
-                            .order_by(store.returns.c.id)).all()
+        rows = conn.execute(
+            sa.select(store.returns.c.file_name, store.returns.c.is_current).order_by(
+                store.returns.c.id
+            )
+        ).all()
     assert [tuple(r) for r in rows] == [(v2.name, True), (v1.name, False)]
 
 
 def _population(size: int) -> list[dict[str, str]]:
-    return [{"case_number": f"P{i:03d}", "category": ("cin", "cp", "lac")[i % 3],
-             "team": f"T{i % 3}", "family_name": "Example", "given_names": "Sam",
-             "worker": "Worker (synthetic)", "manager": "Manager (synthetic)",
-             "placed_for_adoption": "Yes" if i == 2 else "No"} for i in range(size)]
+    return [
+        {
+            "case_number": f"P{i:03d}",
+            "category": ("cin", "cp", "lac")[i % 3],
+            "team": f"T{i % 3}",
+            "family_name": "Example",
+            "given_names": "Sam",
+            "worker": "Worker (synthetic)",
+            "manager": "Manager (synthetic)",
+            "placed_for_adoption": "Yes" if i == 2 else "No",
+        }
+        for i in range(size)
+    ]
 
 
 def test_two_allocations_at_once_keep_the_cap_and_never_take_a_case_twice(db_url, tmp_path):
     store.open_store(db_url)
     population = write_cases(tmp_path / "pop.csv", _population(150))
-    auditors = write_cases(tmp_path / "aud.csv", [
-        {"name": f"A{t}{n} (synthetic)", "email": f"a{t}{n}@example.invalid", "team": f"T{t}",
-         "audits_this_year": "6"} for t in range(3) for n in range(3)])
+    auditors = write_cases(
+        tmp_path / "aud.csv",
+        [
+            {
+                "name": f"A{t}{n} (synthetic)",
+                "email": f"a{t}{n}@example.invalid",
+                "team": f"T{t}",
+                "audits_this_year": "6",
+            }
+            for t in range(3)
+            for n in range(3)
+        ],
+    )
     plan = tmp_path / "plan.yaml"
-    plan.write_text("samples:\n  - {name: Control, form: csc, categories: [cin, cp, lac], "
-                    "size: 30}\n")
-    results = run_all([[*FORMTOOL, "allocate", "--population", str(population), "--auditors",
-                        str(auditors), "--month", month, "--plan", str(plan), "--seed", "3",
-                        "--out", str(tmp_path / f"{month}.csv"), "--db", db_url, "--json"]
-                       for month in ("2026-11", "2026-12")])
+    plan.write_text(
+        "samples:\n  - {name: Control, form: csc, categories: [cin, cp, lac], size: 30}\n"
+    )
+    results = run_all(
+        [
+            [
+                *FORMTOOL,
+                "allocate",
+                "--population",
+                str(population),
+                "--auditors",
+                str(auditors),
+                "--month",
+                month,
+                "--plan",
+                str(plan),
+                "--seed",
+                "3",
+                "--out",
+                str(tmp_path / f"{month}.csv"),
+                "--db",
+                db_url,
+                "--json",
+            ]
+            for month in ("2026-11", "2026-12")
+        ]
+    )
     assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
     engine = store.open_store(db_url)
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(store.audits.c.case_number, store.audits.c.auditor,
-                                      store.audits.c.month)).all()
+        rows = conn.execute(
+            sa.select(store.audits.c.case_number, store.audits.c.auditor, store.audits.c.month)
+        ).all()
     assert len({r.case_number for r in rows}) == len(rows)  # no case in both months
     year = financial_year("2026-11")
     per_auditor = Counter(r.auditor for r in rows if year[0] <= r.month <= year[1])
@@ -144,14 +205,36 @@ def test_two_allocations_at_once_keep_the_cap_and_never_take_a_case_twice(db_url
 def test_the_same_month_twice_at_once_allocates_once(db_url, tmp_path):
     store.open_store(db_url)
     population = write_cases(tmp_path / "pop.csv", _population(90))
-    auditors = write_cases(tmp_path / "aud.csv", [
-        {"name": f"A{t} (synthetic)", "email": f"a{t}@example.invalid", "team": f"T{t}"}
-        for t in range(3)])
+    auditors = write_cases(
+        tmp_path / "aud.csv",
+        [
+            {"name": f"A{t} (synthetic)", "email": f"a{t}@example.invalid", "team": f"T{t}"}
+            for t in range(3)
+        ],
+    )
     plan = tmp_path / "plan.yaml"
     plan.write_text("samples:\n  - {name: Control, form: csc, categories: [cin], size: 6}\n")
-    results = run_all([[*FORMTOOL, "allocate", "--population", str(population), "--auditors",
-                        str(auditors), "--month", "2026-11", "--plan", str(plan), "--out",
-                        str(tmp_path / f"{n}.csv"), "--db", db_url] for n in range(2)])
+    results = run_all(
+        [
+            [
+                *FORMTOOL,
+                "allocate",
+                "--population",
+                str(population),
+                "--auditors",
+                str(auditors),
+                "--month",
+                "2026-11",
+                "--plan",
+                str(plan),
+                "--out",
+                str(tmp_path / f"{n}.csv"),
+                "--db",
+                db_url,
+            ]
+            for n in range(2)
+        ]
+    )
     assert sorted(r.returncode for r in results) == [0, 2]
     [refused] = [r for r in results if r.returncode == 2]
     assert refused.stderr.startswith("Error: 2026-11 is already allocated (6 audit(s), ")
@@ -163,17 +246,21 @@ def test_the_same_month_twice_at_once_allocates_once(db_url, tmp_path):
 def test_accept_and_amend_at_once_exactly_one_wins(db_url, tmp_path):
     engine = store.open_store(db_url)
     form = get_form("csc")
-    made = write_forms(form, make_cases(tmp_path, form, 6), tmp_path / "forms", ("docx",),
-                       engine=engine)
+    made = write_forms(
+        form, make_cases(tmp_path, form, 6), tmp_path / "forms", ("docx",), engine=engine
+    )
     ids = [m.case.audit_id for m in made]
     with store.transaction(engine) as conn:
         for audit_id in ids:
-            store.move_state(conn, audit_id, [store.AuditState.allocated],
-                             store.AuditState.returned, "returned")
+            store.move_state(
+                conn, audit_id, [store.AuditState.allocated], store.AuditState.returned, "returned"
+            )
     commands = []
     for audit_id in ids:
-        commands += [[*FORMTOOL, "check", audit_id, "--accept", "--db", db_url],
-                     [*FORMTOOL, "check", audit_id, "--amend", "Add the dates", "--db", db_url]]
+        commands += [
+            [*FORMTOOL, "check", audit_id, "--accept", "--db", db_url],
+            [*FORMTOOL, "check", audit_id, "--amend", "Add the dates", "--db", db_url],
+        ]
     results = run_all(commands)
     for audit_id, pair in zip(ids, zip(results[::2], results[1::2], strict=True), strict=True):
         assert sorted(r.returncode for r in pair) == [0, 2], [r.stderr for r in pair]
@@ -181,9 +268,13 @@ def test_accept_and_amend_at_once_exactly_one_wins(db_url, tmp_path):
         assert loser.stderr.startswith(f"Error: Audit {audit_id} is '")
         assert loser.stderr.count("\n") == 1 and "Traceback" not in loser.stderr
     with engine.connect() as conn:
-        decisions = Counter(conn.execute(
-            sa.select(store.events.c.audit_id).where(store.events.c.event.in_(
-                ["checked", "amendment requested"]))).scalars())
+        decisions = Counter(
+            conn.execute(
+                sa.select(store.events.c.audit_id).where(
+                    store.events.c.event.in_(["checked", "amendment requested"])
+                )
+            ).scalars()
+        )
         states = set(conn.execute(sa.select(store.audits.c.state)).scalars())
     assert decisions == Counter(dict.fromkeys(ids, 1))
     assert states <= {"checked", "amendment requested"}

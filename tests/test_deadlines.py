@@ -66,7 +66,9 @@ def test_month_timetable():
 
 def test_inadequate_follow_up():
     assert inadequate_follow_up(D(2026, 12, 31)) == {
-        "review meeting by": D(2027, 1, 28), "re-audit by": D(2027, 2, 28)}
+        "review meeting by": D(2027, 1, 28),
+        "re-audit by": D(2027, 2, 28),
+    }
 
 
 def test_calendar_command():
@@ -74,7 +76,10 @@ def test_calendar_command():
     assert result.exit_code == 0
     months = json.loads(result.output)
     assert len(months) == 12
-    assert months[11]["bank holidays"] == ["2026-12-25 Christmas Day", "2026-12-26 Boxing Day",
-                                           "2026-12-28 Boxing Day (observed)"]
+    assert months[11]["bank holidays"] == [
+        "2026-12-25 Christmas Day",
+        "2026-12-26 Boxing Day",
+        "2026-12-28 Boxing Day (observed)",
+    ]
     text = CliRunner().invoke(cli, ["calendar", "--year", "2026"]).output
     assert "  audits due                                 Thu 31/12/2026" in text

@@ -63,7 +63,8 @@ def test_minimal_form_loads_with_stable_keys(tmp_path):
         "kss1.seen_alone.evidence",
         "kss1.met",
     ]
-    assert form.field("kss1.met").scale.choices == ("Met", "Partially met", "Not met")
+    met = form.field("kss1.met").scale
+    assert met is not None and met.choices == ("Met", "Partially met", "Not met")
     assert form.required_columns == ["case_number"]
 
 

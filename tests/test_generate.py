@@ -38,12 +38,16 @@ def test_docx_has_every_question_and_a_control_per_field(form, tmp_path):
     assert missing == []
     _, body = open_docx(data)
     W15 = "{http://schemas.microsoft.com/office/word/2012/wordml}"
-    sections = [s for s in body.iter(f"{W}sdt") if s.find(f"{W}sdtPr/{W15}repeatingSection")
-                is not None]
+    sections = [
+        s for s in body.iter(f"{W}sdt") if s.find(f"{W}sdtPr/{W15}repeatingSection") is not None
+    ]
     tables = [i for _, i in form.items() if i.kind == "table"]
     assert len(sections) == len(tables)  # every action table lets auditors add rows
-    controls = {sdt.find(f"{W}sdtPr/{W}tag").get(f"{W}val"): sdt for sdt in body.iter(f"{W}sdt")
-                if sdt.find(f"{W}sdtPr/{W}tag") is not None and sdt not in sections}
+    controls = {
+        sdt.find(f"{W}sdtPr/{W}tag").get(f"{W}val"): sdt
+        for sdt in body.iter(f"{W}sdt")
+        if sdt.find(f"{W}sdtPr/{W}tag") is not None and sdt not in sections
+    }
     assert set(controls) == {f.key for f in form.fields()} | {h.key for h in form.header}
     for field in form.fields():
         props = controls[field.key].find(f"{W}sdtPr")
@@ -56,8 +60,10 @@ def test_docx_has_every_question_and_a_control_per_field(form, tmp_path):
     for header in form.header:  # pre-filled facts are locked
         lock = controls[header.key].find(f"{W}sdtPr/{W}lock")
         assert lock is not None and lock.get(f"{W}val") == "sdtContentLocked"
-    assert tagged_text(body, {"header.case_number"}, TextBudget())["header.case_number"] == \
-        case.case_number
+    assert (
+        tagged_text(body, {"header.case_number"}, TextBudget())["header.case_number"]
+        == case.case_number
+    )
 
 
 def test_xlsx_validations_protection_names_and_print_setup(form, tmp_path):
@@ -104,6 +110,7 @@ def test_identity_is_embedded_three_ways(fmt, tmp_path):
         assert f'name="{name}"' in custom
         assert str(getattr(case, key if key != "form_version" else "form_version")) in custom
     identity = parse_visible(everything)
+    assert identity is not None
     assert (identity.audit_id, identity.form_id, identity.form_version, identity.checksum) == (
         case.audit_id,
         "csc",
@@ -167,9 +174,9 @@ def test_regenerate_rebuilds_the_same_bytes_from_the_store(tmp_path):
 
     engine = store.open_store(f"sqlite:///{tmp_path / 'g.db'}")
     form = get_form("csc")
-    made = write_forms(form, make_cases(tmp_path, form, 3), tmp_path / "first",
-                       ("docx", "xlsx"), engine=engine)
+    made = write_forms(
+        form, make_cases(tmp_path, form, 3), tmp_path / "first", ("docx", "xlsx"), engine=engine
+    )
     again = regenerate(engine, "2026-11", tmp_path / "again", ("docx", "xlsx"))
     assert sorted(p.path.name for p in again) == sorted(p.path.name for p in made)
-    assert all((tmp_path / "again" / p.path.name).read_bytes() == p.path.read_bytes()
-               for p in made)
+    assert all((tmp_path / "again" / p.path.name).read_bytes() == p.path.read_bytes() for p in made)

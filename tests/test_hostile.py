@@ -44,8 +44,10 @@ LAUGHS = b"""<?xml version="1.0"?>
 
 def with_member(data: bytes, name: str, content: bytes) -> bytes:
     out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w",
-                                                                   zipfile.ZIP_DEFLATED) as dst:
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
         for info in src.infolist():
             dst.writestr(info.filename, content if info.filename == name else src.read(info))
         if name not in src.namelist():
@@ -100,21 +102,26 @@ def hidden_macros(data: bytes, by: str) -> bytes:
     data = with_member(data, "word/media/notes.dat", b"\xd0\xcf\x11\xe0" + b"\0" * 512)
     if by == "content type":
         types = member(data, "[Content_Types].xml").replace(
-            b"</Types>", b'<Override PartName="/word/media/notes.dat" ContentType='
-                         b'"application/vnd.ms-office.vbaProject"/></Types>')
+            b"</Types>",
+            b'<Override PartName="/word/media/notes.dat" ContentType='
+            b'"application/vnd.ms-office.vbaProject"/></Types>',
+        )
         return with_member(data, "[Content_Types].xml", types)
     rels = member(data, "word/_rels/document.xml.rels").replace(
-        b"</Relationships>", b'<Relationship Id="rIdV" Type="http://schemas.microsoft.com/'
-                             b'office/2006/relationships/vbaProject" Target="media/notes.dat"/>'
-                             b"</Relationships>")
+        b"</Relationships>",
+        b'<Relationship Id="rIdV" Type="http://schemas.microsoft.com/'
+        b'office/2006/relationships/vbaProject" Target="media/notes.dat"/>'
+        b"</Relationships>",
+    )
     return with_member(data, "word/_rels/document.xml.rels", rels)
 
 
 @pytest.fixture
 def forms(tmp_path, engine):
     form = get_form("csc")
-    made = write_forms(form, make_cases(tmp_path, form, 3), tmp_path / "forms",
-                       ("docx", "xlsx"), engine=engine)
+    made = write_forms(
+        form, make_cases(tmp_path, form, 3), tmp_path / "forms", ("docx", "xlsx"), engine=engine
+    )
     docx = [m for m in made if m.format == "docx"]
     xlsx = [m for m in made if m.format == "xlsx"]
     return engine, form, docx, xlsx
@@ -122,9 +129,10 @@ def forms(tmp_path, engine):
 
 def counts(engine) -> dict[str, int]:
     with engine.connect() as conn:
-        return {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()
-                for t in (store.returns, store.answers, store.actions, store.grades,
-                          store.events)}
+        return {
+            t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()
+            for t in (store.returns, store.answers, store.actions, store.grades, store.events)
+        }
 
 
 def run_batch(engine, folder: Path, bad: dict[str, bytes], good: bytes) -> dict:
@@ -162,10 +170,13 @@ def test_damaged_and_hostile_zips_each_get_their_code(forms, tmp_path):
         "password.docx": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 4096,
         "xxe.docx": with_member(good, "word/document.xml", XXE),
         "laughs.docx": with_member(good, "word/document.xml", LAUGHS),
-        "utf16.docx": with_member(good, "word/document.xml",
-                                  XXE.decode().replace('version="1.0"',
-                                                       'version="1.0" encoding="UTF-16"')
-                                  .encode("utf-16")),
+        "utf16.docx": with_member(
+            good,
+            "word/document.xml",
+            XXE.decode()
+            .replace('version="1.0"', 'version="1.0" encoding="UTF-16"')
+            .encode("utf-16"),
+        ),
         "macros-by-type.docx": hidden_macros(good, "content type"),
         "macros-by-rel.docx": hidden_macros(good, "relationship"),
         "vba-named.docx": with_member(good, "word/vbaProject.bin", b"\0" * 64),
@@ -194,7 +205,10 @@ def test_damaged_and_hostile_zips_each_get_their_code(forms, tmp_path):
         "macros.docm": ("macros", "(a .docm file). Ask the auditor to save it as a plain .docx"),
         "bad-xml.docx": ("bad-xml", "word/document.xml] is not well-formed XML ("),
         "no-document.docx": ("no-document", "has no Word document inside"),
-        "report.pdf": ("unsupported-type", "is a .pdf file; formtool reads .docx and .xlsx"),
+        "report.pdf": (
+            "unsupported-type",
+            "is not a form (a .pdf file); formtool reads .docx and .xlsx",
+        ),
         "bomb.docx": ("zip-bomb", "expands to far more data than a form holds"),
     }
     assert set(outcomes) == set(expected)
@@ -214,19 +228,27 @@ def _without(data: bytes, name: str) -> bytes:
 @pytest.mark.parametrize("serial", ["2958466", "nan", "inf", "-1e300", "1e309", "-5"])
 def test_numbers_in_date_cells_are_bad_dates_not_crashes(forms, tmp_path, serial):
     engine, form, docx, xlsx = forms
-    filled = fill_xlsx(xlsx[0].path.read_bytes(), {"completion.completed_on": "01/12/2026"},
-                       date_keys(form))
+    filled = fill_xlsx(
+        xlsx[0].path.read_bytes(), {"completion.completed_on": "01/12/2026"}, date_keys(form)
+    )
     sheet = member(filled, "xl/worksheets/sheet1.xml").decode()
     ref = _cell_of(filled, "completion.completed_on")
     sheet, found = re.subn(rf'(<c r="{ref}"[^>]*>)<v>[^<]*</v>', rf"\g<1><v>{serial}</v>", sheet)
     assert found == 1
     bad = {"pasted.xlsx": with_member(filled, "xl/worksheets/sheet1.xml", sheet.encode())}
-    outcomes = run_batch(engine, tmp_path / "in", bad,
-                         fill_docx(docx[0].path.read_bytes(), {"kss1.seen_alone": "Yes"}))
+    outcomes = run_batch(
+        engine,
+        tmp_path / "in",
+        bad,
+        fill_docx(docx[0].path.read_bytes(), {"kss1.seen_alone": "Yes"}),
+    )
     assert outcomes["pasted.xlsx"].status == "rejected"
     [issue] = [i for i in outcomes["pasted.xlsx"].issues if not i.is_warning]
-    assert (issue.code.label, issue.field, issue.value) == ("bad-answer-date",
-                                                            "completion.completed_on", serial)
+    assert (issue.code.label, issue.field, issue.value) == (
+        "bad-answer-date",
+        "completion.completed_on",
+        serial,
+    )
 
 
 def _cell_of(data: bytes, key: str) -> str:
@@ -246,8 +268,9 @@ def test_non_regular_files_are_refused_without_reading(forms, tmp_path):
     link.symlink_to("/dev/zero")
     good = folder / "good.docx"
     good.write_bytes(fill_docx(docx[0].path.read_bytes(), {"kss1.seen_alone": "Yes"}))
-    outcomes = import_paths(engine, [fifo, Path("/dev/zero"), link, good, folder / "gone.docx"],
-                            TODAY)
+    outcomes = import_paths(
+        engine, [fifo, Path("/dev/zero"), link, good, folder / "gone.docx"], TODAY
+    )
     assert [(o.status, [i.code.label for i in o.issues]) for o in outcomes] == [
         ("rejected", ["not-a-file"]),
         ("rejected", ["unsupported-type"]),  # /dev/zero itself has no form suffix
@@ -257,9 +280,15 @@ def test_non_regular_files_are_refused_without_reading(forms, tmp_path):
     ]
     assert outcomes[0].issues[0].message == (
         f"[{fifo}] is not a regular file (a named pipe). Name the saved form itself, or a "
-        "folder of forms.")
-    assert outcomes[2].issues[0].message.endswith("is not a regular file (a device). Name the "
-                                                  "saved form itself, or a folder of forms.")
+        "folder of forms."
+    )
+    assert (
+        outcomes[2]
+        .issues[0]
+        .message.endswith(
+            "is not a regular file (a device). Name the saved form itself, or a folder of forms."
+        )
+    )
 
 
 def test_names_and_errors_cannot_forge_lines_or_colours(forms, tmp_path):
@@ -268,8 +297,9 @@ def test_names_and_errors_cannot_forge_lines_or_colours(forms, tmp_path):
     folder.mkdir()
     (folder / "evil\nok  CSC-1  imported.docx").write_bytes(b"not a zip")
     (folder / "\x1b[32mgreen.docx").write_bytes(b"not a zip")
-    (folder / "mismatch.docx").write_bytes(with_member(
-        docx[0].path.read_bytes(), "word/document.xml", b"<a>\n<b>\n</a>\n"))
+    (folder / "mismatch.docx").write_bytes(
+        with_member(docx[0].path.read_bytes(), "word/document.xml", b"<a>\n<b>\n</a>\n")
+    )
     result = CliRunner().invoke(cli, ["import", str(folder), "--db", _url(engine)])
     assert result.exit_code == 1
     assert "\x1b" not in result.output
@@ -279,8 +309,7 @@ def test_names_and_errors_cannot_forge_lines_or_colours(forms, tmp_path):
     assert not any(line.startswith("ok  CSC-1") for line in lines)
     messages = [line for line in lines if line.startswith("    ERROR")]
     assert len(messages) == 3
-    assert any("mismatch.docx · word/document.xml] is not well-formed XML (" in m
-               for m in messages)
+    assert any("mismatch.docx · word/document.xml] is not well-formed XML (" in m for m in messages)
 
 
 def _url(engine) -> str:
@@ -295,14 +324,18 @@ MEASURE = textwrap.dedent("""
     from formtool.store import open_store
     from formtool.imports import import_paths
     outcomes = import_paths(open_store(sys.argv[1]), [sys.argv[2]])
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a big
+    # pytest process would report the parent's size.
+    status = open("/proc/self/status").read()
+    print(int(status.split("VmHWM:")[1].split()[0]) // 1024)
     print(outcomes[0].status, outcomes[0].issues[0].code.label if outcomes[0].issues else "")
 """)
 
 
 def peak_mb(db: str, path: Path) -> tuple[int, str]:
-    done = subprocess.run([sys.executable, "-c", MEASURE, db, str(path)], capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, db, str(path)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     peak, outcome = done.stdout.splitlines()[-2:]
     return int(peak), outcome
@@ -311,11 +344,17 @@ def peak_mb(db: str, path: Path) -> tuple[int, str]:
 def shared_string_bomb(xlsx: bytes, keep_identity: bool) -> bytes:
     """Every answer cell points at one 1 MB shared string."""
     huge = "A" * 1_000_000
-    strings = (f'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-               f'count="1" uniqueCount="1"><si><t>{huge}</t></si></sst>').encode()
+    strings = (
+        f'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+        f'count="1" uniqueCount="1"><si><t>{huge}</t></si></sst>'
+    ).encode()
     sheet = member(xlsx, "xl/worksheets/sheet1.xml").decode()
-    sheet = re.sub(r'<c r="([A-Z]+\d+)"([^>]*?)(/>|>.*?</c>)',
-                   lambda m: f'<c r="{m[1]}" t="s"><v>0</v></c>', sheet, flags=re.S)
+    sheet = re.sub(
+        r'<c r="([A-Z]+\d+)"([^>]*?)(/>|>.*?</c>)',
+        lambda m: f'<c r="{m[1]}" t="s"><v>0</v></c>',
+        sheet,
+        flags=re.S,
+    )
     data = with_member(xlsx, "xl/worksheets/sheet1.xml", sheet.encode())
     data = with_member(data, "xl/sharedStrings.xml", strings)
     if not keep_identity:
@@ -326,11 +365,13 @@ def shared_string_bomb(xlsx: bytes, keep_identity: bool) -> bytes:
 def bookmark_bomb(docx: bytes, form) -> bytes:
     """Thousands of unclosed bookmarks (named after real keys) before 400 KB of text."""
     names = [bookmark_name(f.key) for f in form.fields()]
-    marks = "".join(f'<w:bookmarkStart w:id="{i}" w:name="{names[i % len(names)]}"/>'
-                    for i in range(5000))
+    marks = "".join(
+        f'<w:bookmarkStart w:id="{i}" w:name="{names[i % len(names)]}"/>' for i in range(5000)
+    )
     text = "".join(f"<w:r><w:t>{'word ' * 16}</w:t></w:r>" for _ in range(5000))
-    document = (f'<w:document xmlns:w="{W}"><w:body>{marks}<w:p>{text}</w:p>'
-                "</w:body></w:document>").encode()
+    document = (
+        f'<w:document xmlns:w="{W}"><w:body>{marks}<w:p>{text}</w:p></w:body></w:document>'
+    ).encode()
     return with_member(docx, "word/document.xml", document)
 
 
@@ -347,9 +388,14 @@ def test_amplification_files_stay_under_300_mb(forms, tmp_path, kind):
     assert len(data) < 2_000_000  # a small file...
     peak, outcome = peak_mb(_url(engine), path)
     assert peak < 300, f"{kind}: {peak} MB"  # ...that cannot multiply memory
-    assert outcome == {"xlsx-strings-no-identity": "rejected no-identity",
-                       "xlsx-strings": "rejected field-too-long",
-                       "docx-bookmarks": "rejected too-much-text"}[kind]
+    assert (
+        outcome
+        == {
+            "xlsx-strings-no-identity": "rejected no-identity",
+            "xlsx-strings": "rejected field-too-long",
+            "docx-bookmarks": "rejected too-much-text",
+        }[kind]
+    )
 
 
 def test_json_output_of_a_rejection_carries_the_code_and_fields(forms, tmp_path):
@@ -361,5 +407,9 @@ def test_json_output_of_a_rejection_carries_the_code_and_fields(forms, tmp_path)
     [outcome] = json.loads(result.stdout)
     [issue] = outcome["issues"]
     assert {k: issue[k] for k in ("code", "severity", "field", "value", "expected")} == {
-        "code": "not-a-zip", "severity": "error", "field": "", "value": "",
-        "expected": ".docx"}
+        "code": "not-a-zip",
+        "severity": "error",
+        "field": "",
+        "value": "",
+        "expected": ".docx",
+    }

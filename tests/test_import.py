@@ -197,12 +197,16 @@ def test_consistency_warnings(setup):
     ]
     assert outcome.issues[2].message.endswith(
         "overall.grade] graded 'Outstanding' but 30 of 31 scored answers are unfavourable. "
-        "Check the grade.")
+        "Check the grade."
+    )
     with engine.connect() as conn:
         warnings = json.loads(conn.execute(sa.select(store.returns.c.warnings)).scalar())
-    assert warnings[2] == {"code": "grade-inconsistent", "field": "overall.grade",
-                           "value": "Outstanding",
-                           "expected": "30 of 31 scored answers are unfavourable"}
+    assert warnings[2] == {
+        "code": "grade-inconsistent",
+        "field": "overall.grade",
+        "value": "Outstanding",
+        "expected": "30 of 31 scored answers are unfavourable",
+    }
 
 
 def test_altered_facts_another_type_and_another_audit_are_rejected(setup):
@@ -292,18 +296,25 @@ def test_check_accepts_or_returns_for_amendment_and_reimport_moves_on(setup):
     engine, _root, forms = setup
     names = sorted(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     first, second = (forms[n].case.audit_id for n in names[:2])
-    with pytest.raises(StateError, match=f"^Audit {first} is 'allocated'; only a complete "
-                                         r"\(Final\) return can be accepted; import it first"):
+    with pytest.raises(
+        StateError,
+        match=f"^Audit {first} is 'allocated'; only a complete "
+        r"\(Final\) return can be accepted; import it first",
+    ):
         check_return(engine, first)
     for name in names[:2]:
         import_paths(engine, [returned(setup, name, good_answers("csc"))], TODAY)
     assert check_return(engine, first).state == "checked"
     result = check_return(engine, second, "KSS 5 evidence missing", today=dt.date(2026, 12, 23))
-    assert result.as_dict() == {"audit_id": second, "state": "amendment requested",
-                                "previous_state": "returned",
-                                "amend_by": "2026-12-30"}  # 3 working days over Christmas
-    amended = returned(setup, names[1], good_answers("csc") | {"kss5.met": "Partially met"},
-                       as_name="amended.docx")
+    assert result.as_dict() == {
+        "audit_id": second,
+        "state": "amendment requested",
+        "previous_state": "returned",
+        "amend_by": "2026-12-30",
+    }  # 3 working days over Christmas
+    amended = returned(
+        setup, names[1], good_answers("csc") | {"kss5.met": "Partially met"}, as_name="amended.docx"
+    )
     assert import_paths(engine, [amended], TODAY)[0].status == "updated"
     report = status(engine)
     assert report.by_state == {"allocated": 2, "returned": 1, "checked": 1}
@@ -316,8 +327,9 @@ def test_a_draft_cannot_be_accepted_and_signoff_and_close_follow_the_sign_offs(s
     engine, _root, forms = setup
     name = sorted(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))[0]
     audit_id = forms[name].case.audit_id
-    import_paths(engine, [returned(setup, name, {"completion.status": "Draft"},
-                                   as_name="draft.docx")], TODAY)
+    import_paths(
+        engine, [returned(setup, name, {"completion.status": "Draft"}, as_name="draft.docx")], TODAY
+    )
     with pytest.raises(StateError, match="is 'in progress'; only a complete"):
         check_return(engine, audit_id)
     unsigned = good_answers("csc") | {"oversight.actions.1.manager_sign_off": ""}
@@ -326,8 +338,11 @@ def test_a_draft_cannot_be_accepted_and_signoff_and_close_follow_the_sign_offs(s
             unsigned[key] = ""
     import_paths(engine, [returned(setup, name, unsigned)], TODAY)
     check_return(engine, audit_id)
-    with pytest.raises(WorkflowError, match=f"^Audit {audit_id} has 1 action\\(s\\) without a "
-                                            r"manager's sign-off \(oversight.actions.1\)"):
+    with pytest.raises(
+        WorkflowError,
+        match=f"^Audit {audit_id} has 1 action\\(s\\) without a "
+        r"manager's sign-off \(oversight.actions.1\)",
+    ):
         sign_off_actions(engine, audit_id)
     with pytest.raises(WorkflowError, match="still has actions without a sign-off"):
         close_audit(engine, audit_id)
@@ -336,10 +351,24 @@ def test_a_draft_cannot_be_accepted_and_signoff_and_close_follow_the_sign_offs(s
     assert sign_off_actions(engine, audit_id).state == "actions signed off"
     assert close_audit(engine, audit_id).previous_state == "actions signed off"
     with engine.connect() as conn:
-        events = conn.execute(sa.select(store.events.c.event).where(
-            store.events.c.audit_id == audit_id).order_by(store.events.c.id)).scalars().all()
-    assert events == ["allocated", "returned", "updated", "checked", "updated",
-                      "actions signed off", "closed"]
+        events = (
+            conn.execute(
+                sa.select(store.events.c.event)
+                .where(store.events.c.audit_id == audit_id)
+                .order_by(store.events.c.id)
+            )
+            .scalars()
+            .all()
+        )
+    assert events == [
+        "allocated",
+        "returned",
+        "updated",
+        "checked",
+        "updated",
+        "actions signed off",
+        "closed",
+    ]
 
 
 # --- returns straight from emails ----------------------------------------------------------
@@ -350,9 +379,14 @@ OUTLOOK = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "outlook
 def _stored(engine) -> list[tuple[str, str, str, object, object]]:
     r = store.returns.c
     with engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(
-            sa.select(r.audit_id, r.file_name, r.sender, r.sent_at, r.message_name)
-            .order_by(r.id))]
+        return [
+            tuple(row)
+            for row in conn.execute(
+                sa.select(r.audit_id, r.file_name, r.sender, r.sent_at, r.message_name).order_by(
+                    r.id
+                )
+            )
+        ]
 
 
 def test_an_eml_reply_imports_each_attached_form_with_sender_and_date(setup):
@@ -360,32 +394,55 @@ def test_an_eml_reply_imports_each_attached_form_with_sender_and_date(setup):
 
     engine, root, forms = setup
     docx_name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
-    xlsx_name = next(n for n in sorted(forms) if n.startswith("CSC") and n.endswith(".xlsx")
-                     and forms[n].case.audit_id != forms[docx_name].case.audit_id)
+    xlsx_name = next(
+        n
+        for n in sorted(forms)
+        if n.startswith("CSC")
+        and n.endswith(".xlsx")
+        and forms[n].case.audit_id != forms[docx_name].case.audit_id
+    )
     message = EmailMessage()
     message["From"] = '"Auditor A1 (synthetic)" <auditor.a1@example.invalid>'
     message["Date"] = "Mon, 23 Nov 2026 09:15:00 +0000"
     message["Subject"] = "RE: Case file audits for November 2026"
     message.set_content("Completed audits attached.")
     for name in (docx_name, xlsx_name):
-        message.add_attachment(returned(setup, name, good_answers("csc")).read_bytes(),
-                               maintype="application", subtype="octet-stream", filename=name)
-    message.add_attachment(b"\x89PNG\r\n", maintype="image", subtype="png",
-                           filename="signature.png")
+        message.add_attachment(
+            returned(setup, name, good_answers("csc")).read_bytes(),
+            maintype="application",
+            subtype="octet-stream",
+            filename=name,
+        )
+    message.add_attachment(
+        b"\x89PNG\r\n", maintype="image", subtype="png", filename="signature.png"
+    )
     eml = root / "inbox" / "reply.eml"
     eml.parent.mkdir()
     eml.write_bytes(message.as_bytes())
     outcomes = import_paths(engine, [root / "inbox"], TODAY)
     assert [(Path(o.file).name, o.status) for o in outcomes] == [
-        (f"reply.eml › {docx_name}", "imported"), (f"reply.eml › {xlsx_name}", "imported"),
-        ("reply.eml › signature.png", "skipped")]
+        (f"reply.eml › {docx_name}", "imported"),
+        (f"reply.eml › {xlsx_name}", "imported"),
+        ("reply.eml › signature.png", "skipped"),
+    ]
     assert [i.code.label for i in outcomes[2].issues] == ["not-a-form"]
     sent = dt.datetime(2026, 11, 23, 9, 15)
     assert _stored(engine) == [
-        (forms[docx_name].case.audit_id, f"reply.eml › {docx_name}",
-         "Auditor A1 (synthetic) <auditor.a1@example.invalid>", sent, "reply.eml"),
-        (forms[xlsx_name].case.audit_id, f"reply.eml › {xlsx_name}",
-         "Auditor A1 (synthetic) <auditor.a1@example.invalid>", sent, "reply.eml")]
+        (
+            forms[docx_name].case.audit_id,
+            f"reply.eml › {docx_name}",
+            "Auditor A1 (synthetic) <auditor.a1@example.invalid>",
+            sent,
+            "reply.eml",
+        ),
+        (
+            forms[xlsx_name].case.audit_id,
+            f"reply.eml › {xlsx_name}",
+            "Auditor A1 (synthetic) <auditor.a1@example.invalid>",
+            sent,
+            "reply.eml",
+        ),
+    ]
     again = import_paths(engine, [eml], TODAY)
     assert [o.status for o in again] == ["unchanged", "unchanged", "skipped"]
 
@@ -397,16 +454,26 @@ def test_an_outlook_msg_carrying_a_return_imports_it(setup):
     name = next(n for n in forms if n.startswith("EH"))
     data = returned(setup, name, good_answers("early_help")).read_bytes()
     msg = root / "reply.msg"
-    msg.write_bytes(msg_bytes(Msg(
-        subject="RE: audits", sender_name="Auditor B2 (synthetic)",
-        sender_address="auditor.b2@example.invalid", sent_at=dt.datetime(2026, 11, 24, 16, 5),
-        attachments=(Attached(name, data),))))
+    msg.write_bytes(
+        msg_bytes(
+            Msg(
+                subject="RE: audits",
+                sender_name="Auditor B2 (synthetic)",
+                sender_address="auditor.b2@example.invalid",
+                sent_at=dt.datetime(2026, 11, 24, 16, 5),
+                attachments=(Attached(name, data),),
+            )
+        )
+    )
     [outcome] = import_paths(engine, [msg], TODAY)
     assert (Path(outcome.file).name, outcome.status) == (f"reply.msg › {name}", "imported")
     [(audit_id, _, sender, sent_at, message_name)] = _stored(engine)
     assert (audit_id, sender, sent_at, message_name) == (
-        forms[name].case.audit_id, "Auditor B2 (synthetic) <auditor.b2@example.invalid>",
-        dt.datetime(2026, 11, 24, 16, 5), "reply.msg")
+        forms[name].case.audit_id,
+        "Auditor B2 (synthetic) <auditor.b2@example.invalid>",
+        dt.datetime(2026, 11, 24, 16, 5),
+        "reply.msg",
+    )
     truncated = root / "cut.msg"
     truncated.write_bytes(msg.read_bytes()[:3000])
     [cut] = import_paths(engine, [truncated], TODAY)
@@ -416,8 +483,7 @@ def test_an_outlook_msg_carrying_a_return_imports_it(setup):
 
 @pytest.mark.skipif(not OUTLOOK.is_dir(), reason="shared/fixtures/outlook-msg not beside the repo")
 def test_real_outlook_files_are_read_and_each_gets_its_code(engine):
-    outcomes = import_paths(engine, [OUTLOOK / "unicode.msg", OUTLOOK / "strangeDate.msg"],
-                            TODAY)
+    outcomes = import_paths(engine, [OUTLOOK / "unicode.msg", OUTLOOK / "strangeDate.msg"], TODAY)
     assert [(Path(o.file).name, o.status, [i.code.label for i in o.issues]) for o in outcomes] == [
         ("unicode.msg › import OleFileIO.tif", "skipped", ["not-a-form"]),
         ("unicode.msg › raised value error.tif", "skipped", ["not-a-form"]),

@@ -4,6 +4,8 @@ fact and the identity read back."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pypdf import PdfReader
 
@@ -22,7 +24,10 @@ def workdir(tmp_path_factory):
     """Blank, filled and flattened forms for every type, converted by LibreOffice in bulk."""
     root = tmp_path_factory.mktemp("lo")
     made: dict[str, dict] = {}
-    blank_docx, blank_xlsx, filled_docx, filled_xlsx = [], [], [], []
+    blank_docx: list[Path] = []
+    blank_xlsx: list[Path] = []
+    filled_docx: list[Path] = []
+    filled_xlsx: list[Path] = []
     for form_id in FORM_IDS:
         form = get_form(form_id)
         case = make_cases(root, form, 1)[0]
@@ -178,9 +183,15 @@ def test_rows_added_in_word_survive_libreoffice_and_import(tmp_path):
     answers = {f"next_steps.actions.{r}.action": f"Action {r}" for r in range(1, printed + 1)}
     data = fill_docx(render(form, case, "docx"), answers)
     for r in (printed + 1, printed + 2):
-        data = add_action_row(data, "next_steps.actions", {
-            "action": f"Action {r}", "responsible_person": f"Person {r}",
-            "date_required": "31/01/2027"})
+        data = add_action_row(
+            data,
+            "next_steps.actions",
+            {
+                "action": f"Action {r}",
+                "responsible_person": f"Person {r}",
+                "date_required": "31/01/2027",
+            },
+        )
     source = tmp_path / "added.docx"
     source.write_bytes(data)
     [saved] = convert([source], "docx", tmp_path / "saved")
@@ -189,15 +200,17 @@ def test_rows_added_in_word_survive_libreoffice_and_import(tmp_path):
     for path in (source, saved):
         values = read_path(path).values
         assert [values[f"next_steps.actions.{r}.action"] for r in range(1, printed + 3)] == [
-            f"Action {r}" for r in range(1, printed + 3)]
+            f"Action {r}" for r in range(1, printed + 3)
+        ]
     [outcome] = import_paths(engine, [saved])
     assert outcome.status == "imported", outcome.issues
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(store.actions).where(
-            store.actions.c.table_key == "next_steps.actions").order_by(store.actions.c.row)
+        rows = conn.execute(
+            sa.select(store.actions)
+            .where(store.actions.c.table_key == "next_steps.actions")
+            .order_by(store.actions.c.row)
         ).all()
-    assert [(r.row, r.action) for r in rows] == [(n, f"Action {n}")
-                                                 for n in range(1, printed + 3)]
+    assert [(r.row, r.action) for r in rows] == [(n, f"Action {n}") for n in range(1, printed + 3)]
     assert rows[-1].responsible_person == f"Person {printed + 2}"
     assert str(rows[-1].due_date) == "2027-01-31"
 
@@ -239,8 +252,9 @@ def test_two_stage_checklist_round_trip_through_libreoffice(tmp_path, fmt):
     evidence = [q for q in form.questions() if q.evidence and q.evidence_role == "preparer"]
     assert all(stored[q.key][1] == everything[q.evidence_key] for q in evidence)
     assert all(not stored[q.key][0] for q in evidence)  # judgements wait for the auditor
-    assert select_prepared(engine, case.due_month if hasattr(case, "due_month") else
-                           "2026-11").selected == (case.audit_id,)
+    assert select_prepared(
+        engine, case.due_month if hasattr(case, "due_month") else "2026-11"
+    ).selected == (case.audit_id,)
     auditor = {k: v for k, v in everything.items() if roles[k] == "auditor"}
     auditor[evidence[0].evidence_key] = "Changed by the auditor"
     judged = tmp_path / "stage2" / f"{case.audit_id}.{fmt}"
@@ -250,13 +264,17 @@ def test_two_stage_checklist_round_trip_through_libreoffice(tmp_path, fmt):
     [second] = import_paths(engine, [saved2], dt.date(2026, 11, 22))
     assert second.status == "updated", second.issues
     assert [(i.field, i.code.label) for i in second.issues if i.is_warning] == [
-        (evidence[0].evidence_key, "evidence-changed")]
+        (evidence[0].evidence_key, "evidence-changed")
+    ]
     with engine.connect() as conn:
         assert store.audit_state(conn, case.audit_id) is store.AuditState.returned
         current = store.current_return(conn, case.audit_id)
         final = store.return_answers(conn, current.id)
-        stages = conn.execute(sa.select(store.returns.c.stage).order_by(store.returns.c.id)
-                              ).scalars().all()
+        stages = (
+            conn.execute(sa.select(store.returns.c.stage).order_by(store.returns.c.id))
+            .scalars()
+            .all()
+        )
     assert stages == ["prepared", "audit"]
     for q in form.questions():
         assert final[q.key][0] == everything[q.key]

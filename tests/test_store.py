@@ -23,15 +23,33 @@ HEAD = "0006"
 
 
 def audit_values(audit_id: str = "A", state: str = "allocated") -> dict[str, object]:
-    return dict(audit_id=audit_id, form_id="csc", form_version=1, case_number="1",
-                auditor="x", month="2026-11", due_date=dt.date(2026, 11, 30), checksum="c",
-                facts="{}", created_at=store.now(), updated_at=store.now(), state=state)
+    return dict(
+        audit_id=audit_id,
+        form_id="csc",
+        form_version=1,
+        case_number="1",
+        auditor="x",
+        month="2026-11",
+        due_date=dt.date(2026, 11, 30),
+        checksum="c",
+        facts="{}",
+        created_at=store.now(),
+        updated_at=store.now(),
+        state=state,
+    )
 
 
 def return_values(audit_id: str, content_hash: str, current: bool) -> dict[str, object]:
-    return dict(audit_id=audit_id, file_name="r.docx", content_hash=content_hash,
-                content=b"", imported_at=store.now(), is_current=current, method="bookmarks",
-                final=True)
+    return dict(
+        audit_id=audit_id,
+        file_name="r.docx",
+        content_hash=content_hash,
+        content=b"",
+        imported_at=store.now(),
+        is_current=current,
+        method="bookmarks",
+        final=True,
+    )
 
 
 def test_migrations_build_exactly_the_declared_tables(engine):
@@ -40,6 +58,15 @@ def test_migrations_build_exactly_the_declared_tables(engine):
         version = conn.execute(sa.text("select version_num from alembic_version")).scalar()
     assert diff == []
     assert version == HEAD
+
+
+def test_the_head_constant_is_the_newest_migration():
+    # open_store trusts store.engine.HEAD to skip alembic on an up-to-date database
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", store.engine.migrations_dir())
+    assert ScriptDirectory.from_config(config).get_current_head() == store.engine.HEAD == HEAD
 
 
 def test_reopening_is_idempotent_and_keeps_data(db_url):
@@ -67,18 +94,28 @@ def test_state_changes_follow_the_state_machine(engine):
     with store.transaction(engine) as conn:
         conn.execute(store.audits.insert().values(**audit_values()))
         assert store.move_state(conn, "A", [S.allocated], S.sent, "sent") is S.allocated
-    with pytest.raises(store.StateError, match=r"^Audit A is 'sent'; it cannot move to "
-                                               r"'closed' from there\.$"), \
-            store.transaction(engine) as conn:
+    with (
+        pytest.raises(
+            store.StateError,
+            match=r"^Audit A is 'sent'; it cannot move to "
+            r"'closed' from there\.$",
+        ),
+        store.transaction(engine) as conn,
+    ):
         store.move_state(conn, "A", [S.sent], S.closed, "closed")
-    with pytest.raises(store.StateError, match="Audit B is not in the database"), \
-            store.transaction(engine) as conn:
+    with (
+        pytest.raises(store.StateError, match="Audit B is not in the database"),
+        store.transaction(engine) as conn,
+    ):
         store.move_state(conn, "B", [S.allocated], S.sent, "sent")
     with engine.connect() as conn:
         events = conn.execute(sa.select(store.events.c.event)).scalars().all()
     assert events == ["sent"]  # the refused moves recorded nothing
-    assert all(S.closed not in allowed for state, allowed in store.TRANSITIONS.items()
-               if state in (S.allocated, S.sent))
+    assert all(
+        S.closed not in allowed
+        for state, allowed in store.TRANSITIONS.items()
+        if state in (S.allocated, S.sent)
+    )
     reachable = {t for targets in store.TRANSITIONS.values() for t in targets}
     assert set(S) - reachable == {S.allocated}  # every other state is entered by something
 
@@ -95,12 +132,14 @@ def test_url_forms_and_masking(monkeypatch):
 
 
 def test_unreachable_server_is_one_line_with_the_password_masked():
-    result = CliRunner().invoke(cli, ["status", "--db",
-                                      "postgresql://qa:s3cret@127.0.0.1:9/formtool"])
+    result = CliRunner().invoke(
+        cli, ["status", "--db", "postgresql://qa:s3cret@127.0.0.1:9/formtool"]
+    )
     assert result.exit_code == 2
     assert "s3cret" not in result.output
-    assert result.output.startswith("Error: Cannot open the database "
-                                    "postgresql+psycopg://qa:***@127.0.0.1:9/formtool: ")
+    assert result.output.startswith(
+        "Error: Cannot open the database postgresql+psycopg://qa:***@127.0.0.1:9/formtool: "
+    )
     assert result.output.count("\n") == 1
 
 
@@ -109,8 +148,10 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
     junk.write_text("not a database")
     result = CliRunner().invoke(cli, ["status", "--db", str(junk)])
     assert result.exit_code == 2
-    assert result.output == (f"Error: Cannot open the database sqlite:///{junk}: file is not a "
-                             "database. Check --db or FORMTOOL_DB.\n")
+    assert result.output == (
+        f"Error: Cannot open the database sqlite:///{junk}: file is not a "
+        "database. Check --db or FORMTOOL_DB.\n"
+    )
     assert junk.read_text() == "not a database"  # nothing overwritten
 
 
@@ -122,7 +163,8 @@ def test_a_database_newer_than_the_code_is_refused_in_one_line(db_url):
     assert result.exit_code == 2
     assert result.output == (
         f"Error: The database {store.masked(db_url)} was made by a newer formtool (schema 0099; "
-        f"this formtool knows up to {HEAD}). Upgrade formtool before using this database.\n")
+        f"this formtool knows up to {HEAD}). Upgrade formtool before using this database.\n"
+    )
 
 
 def _make_0001_database(url: str) -> None:
@@ -134,24 +176,36 @@ def _make_0001_database(url: str) -> None:
     with store.transaction(engine) as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0001")
-        conn.execute(sa.text(
-            "insert into audits (audit_id, form_id, form_version, case_number, auditor, month,"
-            " due_date, checksum, facts, created_at, updated_at) values ('A', 'csc', 1, '1',"
-            " 'x', '2026-11', '2026-11-30', 'c', '{}', '2026-11-01', '2026-11-01')"))
+        conn.execute(
+            sa.text(
+                "insert into audits (audit_id, form_id, form_version, case_number, auditor, month,"
+                " due_date, checksum, facts, created_at, updated_at) values ('A', 'csc', 1, '1',"
+                " 'x', '2026-11', '2026-11-30', 'c', '{}', '2026-11-01', '2026-11-01')"
+            )
+        )
         for content_hash in ("h1", "h2"):
-            conn.execute(sa.text(
-                "insert into returns (audit_id, file_name, content_hash, content, imported_at,"
-                " is_current, method, final) values ('A', 'r.docx', :h, :c, '2026-11-02',"
-                " true, 'bookmarks', true)"), {"h": content_hash, "c": b""})
+            conn.execute(
+                sa.text(
+                    "insert into returns (audit_id, file_name, content_hash, content, imported_at,"
+                    " is_current, method, final) values ('A', 'r.docx', :h, :c, '2026-11-02',"
+                    " true, 'bookmarks', true)"
+                ),
+                {"h": content_hash, "c": b""},
+            )
     engine.dispose()
 
 
 def _open_at_once(url: str, processes: int) -> list[subprocess.CompletedProcess[str]]:
     command_line = [sys.executable, "-m", "formtool", "status", "--db", url, "--json"]
-    procs = [subprocess.Popen(command_line, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(processes)]
-    return [subprocess.CompletedProcess(p.args, p.wait(timeout=120), p.stdout.read(),
-                                        p.stderr.read()) for p in procs]
+    procs = [
+        subprocess.Popen(command_line, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    return [
+        subprocess.CompletedProcess(p.args, p.returncode, out, err)
+        for p, (out, err) in zip(procs, outputs, strict=True)
+    ]
 
 
 def test_four_processes_open_an_empty_database_at_once(db_url):
@@ -167,11 +221,12 @@ def test_an_old_database_upgrades_under_four_openers_and_heals(db_url):
     assert [r.returncode for r in results] == [0] * 4, [r.stderr for r in results]
     engine = store.open_store(db_url)
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(store.returns.c.content_hash, store.returns.c.is_current,
-                                      store.returns.c.saved_at)
-                            .order_by(store.returns.c.id)).all()
-        audit = conn.execute(sa.select(store.audits.c.audit_id,
-                                       store.audits.c.auditor_email)).one()
+        rows = conn.execute(
+            sa.select(
+                store.returns.c.content_hash, store.returns.c.is_current, store.returns.c.saved_at
+            ).order_by(store.returns.c.id)
+        ).all()
+        audit = conn.execute(sa.select(store.audits.c.audit_id, store.audits.c.auditor_email)).one()
     assert [(r.content_hash, r.is_current) for r in rows] == [("h1", False), ("h2", True)]
     assert all(r.saved_at is not None for r in rows)
     assert tuple(audit) == ("A", "")

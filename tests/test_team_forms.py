@@ -101,8 +101,9 @@ def run(*args: str):
 
 
 def test_the_tool_id_appears_nowhere_in_formtools_code():
-    found = subprocess.run(["grep", "-rIil", TOOL, str(ROOT / "formtool")],
-                           capture_output=True, text=True)
+    found = subprocess.run(
+        ["grep", "-rIil", TOOL, str(ROOT / "formtool")], capture_output=True, text=True
+    )
     assert found.stdout == ""
 
 
@@ -111,20 +112,46 @@ def test_a_yaml_only_tool_runs_the_whole_cycle(team, tmp_path):
     assert run("forms", "check").output.endswith("7 file(s) checked, 0 problem(s).\n")
     listed = json.loads(run("forms", "list", "--json").output)
     assert {r["id"]: r["source"] for r in listed}[TOOL] == "team"
-    rows = [{"Supervision record": f"SUP-{i}", "Supervisee": f"Worker {i} (synthetic)",
-             "Team": f"Team {'AB'[i % 2]} (synthetic)", "Auditor": "Auditor C1 (synthetic)",
-             "Due": "2026-11-30", "auditor_email": "c1@example.invalid"} for i in range(6)]
+    rows = [
+        {
+            "Supervision record": f"SUP-{i}",
+            "Supervisee": f"Worker {i} (synthetic)",
+            "Team": f"Team {'AB'[i % 2]} (synthetic)",
+            "Auditor": "Auditor C1 (synthetic)",
+            "Due": "2026-11-30",
+            "auditor_email": "c1@example.invalid",
+        }
+        for i in range(6)
+    ]
     cases = write_cases(tmp_path / "cases.csv", rows)
-    made = run("generate", "--form", TOOL, "--cases", str(cases), "--format", "both",
-               "--out", str(tmp_path / "forms"), "--db", db, "--json")
+    made = run(
+        "generate",
+        "--form",
+        TOOL,
+        "--cases",
+        str(cases),
+        "--format",
+        "both",
+        "--out",
+        str(tmp_path / "forms"),
+        "--db",
+        db,
+        "--json",
+    )
     assert made.exit_code == 0, made.output
     forms = json.loads(made.output)["forms"]
-    answers = {i: {"practice.regular": "Yes", "practice.recorded": "Yes" if i % 3 else "No",
-                   "practice.cancelled": "No" if i % 2 else "Yes",
-                   "practice.rating": ("Good", "Adequate", "Poor")[i % 3],
-                   "overall.judgement": ("Good", "Adequate", "Poor")[i % 3],
-                   "overall.rationale": f"Reason {i}", "completion.status": "Final"}
-               for i in range(6)}
+    answers = {
+        i: {
+            "practice.regular": "Yes",
+            "practice.recorded": "Yes" if i % 3 else "No",
+            "practice.cancelled": "No" if i % 2 else "Yes",
+            "practice.rating": ("Good", "Adequate", "Poor")[i % 3],
+            "overall.judgement": ("Good", "Adequate", "Poor")[i % 3],
+            "overall.rationale": f"Reason {i}",
+            "completion.status": "Final",
+        }
+        for i in range(6)
+    }
     returns = tmp_path / "returns"
     returns.mkdir()
     for row in forms:
@@ -138,22 +165,24 @@ def test_a_yaml_only_tool_runs_the_whole_cycle(team, tmp_path):
     assert imported.exit_code == 0, imported.output
     assert [o["status"] for o in json.loads(imported.output)] == ["imported"] * 6
     first = sorted(r["audit_id"] for r in forms)[0]
-    moderated = run("moderate", first, "--grade", "adequate", "--by", "HoS (synthetic)", "--db",
-                    db, "--json")
+    moderated = run(
+        "moderate", first, "--grade", "adequate", "--by", "HoS (synthetic)", "--db", db, "--json"
+    )
     assert json.loads(moderated.output)["moderated_grade"] == "Adequate"
     bad = run("moderate", first, "--grade", "Outstanding", "--by", "x", "--db", db)
     assert bad.exit_code == 2 and "Use one of: Good; Adequate; Poor." in bad.output
 
     from formtool.packs.figures import load_figures, period_for
 
-    figures = load_figures(store.open_store(db), period_for(month="2026-11"),
-                           dt.date(2026, 12, 3))
+    figures = load_figures(store.open_store(db), period_for(month="2026-11"), dt.date(2026, 12, 3))
     assert [(a.case_number, a.grade) for a in figures.graded] == [
-        ("SUP-0", "Adequate"), *[(f"SUP-{i}", ("Good", "Adequate", "Poor")[i % 3])
-                                 for i in range(1, 6)]]
+        ("SUP-0", "Adequate"),
+        *[(f"SUP-{i}", ("Good", "Adequate", "Poor")[i % 3]) for i in range(1, 6)],
+    ]
     assert figures.grades == {"three_point": {"Adequate": 3, "Poor": 2, "Good": 1}}
     assert [(label, dict(c)) for label, c, _ in figures.domains["Supervision"]] == [
-        ("Practice", {"Good": 2, "Adequate": 2, "Poor": 2})]
+        ("Practice", {"Good": 2, "Adequate": 2, "Poor": 2})
+    ]
     [tool] = figures.findings
     assert tool.audits == 6
     weakest = [f.sentence("unfavourable") for f in tool.weakest()]
@@ -167,8 +196,9 @@ def test_a_yaml_only_tool_runs_the_whole_cycle(team, tmp_path):
     assert filed.exit_code == 0, filed.output
     from pypdf import PdfReader
 
-    text = "".join(p.extract_text() for p in PdfReader(tmp_path / "file" /
-                                                       f"{first}-file.pdf").pages)
+    text = "".join(
+        p.extract_text() for p in PdfReader(tmp_path / "file" / f"{first}-file.pdf").pages
+    )
     assert "Supervision Audit" in text and "Adequate" in text
 
 
@@ -187,10 +217,28 @@ def republish(folder: Path, text: str) -> None:
 
 def test_republishing_keeps_outstanding_returns_readable(team, tmp_path):
     db = f"sqlite:///{tmp_path / 'v.db'}"
-    rows = [{"case_number": f"V-{i}", "worker": "W (synthetic)", "team": "T (synthetic)",
-             "auditor": "A (synthetic)", "due_date": "2026-11-30"} for i in range(2)]
-    made = run("generate", "--form", TOOL, "--cases", str(write_cases(tmp_path / "c.csv", rows)),
-               "--out", str(tmp_path / "forms"), "--db", db, "--json")
+    rows = [
+        {
+            "case_number": f"V-{i}",
+            "worker": "W (synthetic)",
+            "team": "T (synthetic)",
+            "auditor": "A (synthetic)",
+            "due_date": "2026-11-30",
+        }
+        for i in range(2)
+    ]
+    made = run(
+        "generate",
+        "--form",
+        TOOL,
+        "--cases",
+        str(write_cases(tmp_path / "c.csv", rows)),
+        "--out",
+        str(tmp_path / "forms"),
+        "--db",
+        db,
+        "--json",
+    )
     assert made.exit_code == 0, made.output
     files = [tmp_path / "forms" / r["file"] for r in json.loads(made.output)["forms"]]
     returns = [tmp_path / f"r{i}.docx" for i in range(2)]
@@ -201,10 +249,20 @@ def test_republishing_keeps_outstanding_returns_readable(team, tmp_path):
     republish(team, edited)
     check = run("forms", "check", "--db", db)
     assert check.exit_code == 1
-    assert "differs from the version 1 that already generated forms. Raise `version:`" in \
-        check.output
-    again = run("generate", "--form", TOOL, "--cases", str(tmp_path / "c.csv"), "--out",
-                str(tmp_path / "forms2"), "--db", db)
+    assert (
+        "differs from the version 1 that already generated forms. Raise `version:`" in check.output
+    )
+    again = run(
+        "generate",
+        "--form",
+        TOOL,
+        "--cases",
+        str(tmp_path / "c.csv"),
+        "--out",
+        str(tmp_path / "forms2"),
+        "--db",
+        db,
+    )
     assert again.exit_code == 2 and "Raise `version:`" in again.output
     # republished properly as version 2 while the version 1 forms are still out
     republish(team, edited.replace("version: 1", "version: 2"))
@@ -222,10 +280,12 @@ def test_republishing_keeps_outstanding_returns_readable(team, tmp_path):
 def test_team_common_may_add_but_not_redefine_scales(team):
     shutil.copy(definitions.forms_dir() / "_common.yaml", team / "_common.yaml")
     text = (team / "_common.yaml").read_text(encoding="utf-8")
-    (team / "_common.yaml").write_text(text.replace('choices: ["Yes", "No"]\n',
-                                                    'choices: ["Y", "N"]\n', 1)
-                                       + textwrap.dedent("""
-                                       """), encoding="utf-8")
+    (team / "_common.yaml").write_text(
+        text.replace('choices: ["Yes", "No"]\n', 'choices: ["Y", "N"]\n', 1)
+        + textwrap.dedent("""
+                                       """),
+        encoding="utf-8",
+    )
     result = run("forms", "check", str(team / f"{TOOL}.yaml"))
     assert result.exit_code == 1
     assert "_common.yaml redefines the shipped scale 'yes_no'" in result.output

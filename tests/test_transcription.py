@@ -11,6 +11,7 @@ compared, after `normalise` (case, punctuation, whitespace and the seed's OCR sl
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -351,7 +352,8 @@ def test_header_is_the_printed_header(form_id):
     facts = [label for label in printed if label not in ANSWERED_IN_FORM]
     assert [h.label for h in form.header if not h.addition] == facts
     for label, key in ANSWERED_IN_FORM.items():
-        assert form.item(key) is not None and form.item(key).label == label
+        item = form.item(key)
+        assert item is not None and item.label == label
 
 
 @pytest.mark.parametrize("form_id", sorted(ADDITIONS))
@@ -447,10 +449,10 @@ def test_every_question_and_guidance_line_is_in_the_seed(form_id):
 # --- seed 003: "what does good look like" and good practice in auditing ------------------
 
 
-def hillingdon() -> dict[str, dict[str, object]]:
+def hillingdon() -> dict[str, dict[str, Any]]:
     """Seed 003's indicator blocks by topic: title, good, outstanding_title, outstanding."""
-    blocks: dict[str, dict[str, object]] = {}
-    current: dict[str, object] = {}
+    blocks: dict[str, dict[str, Any]] = {}
+    current: dict[str, Any] = {}
     target = "good"
     for line in seed_text("003").splitlines():
         title = re.match(r"^([A-Z][a-z ]+): [Ww]hat does good look like\?$", line)
@@ -519,6 +521,7 @@ def test_good_practice_in_auditing_is_printed(form_id):
 def test_grade_descriptors_come_from_the_seed():
     form = get_form("csc")
     grade = form.field("overall.grade").scale
+    assert grade is not None
     appendix_a = normalise(seed_text("001"))
     for choice in grade.choices:
         assert opening(grade.descriptors[choice], 12) in appendix_a, choice

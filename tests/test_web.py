@@ -91,10 +91,14 @@ def app(engine):
     return create_app(engine, Settings(council="Example Council"))
 
 
-def token(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, "no CSRF field on the page"
+def hidden_value(page: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]+)"', page)
+    assert found, f"no {name} field on the page"
     return found[1]
+
+
+def token(page: str) -> str:
+    return hidden_value(page, "csrf")
 
 
 def client_for(app, name: str | None = None) -> TestClient:
@@ -239,7 +243,7 @@ def test_sign_in_slows_down_after_failures(engine):
 def test_throttle_locks_out_after_ten_failures():
     now = [0.0]
     throttle = Throttle(clock=lambda: now[0])
-    waits = []
+    waits: list[float] = []
     for _ in range(10):
         now[0] += waits[-1] if waits else 0
         throttle.failed("vic")
@@ -367,7 +371,7 @@ def test_upload_batch_with_hostile_files(engine, app, kit):
     assert "<img src=x" not in response.text
     assert "%22&gt;&lt;img src=x onerror=alert(1)&gt;.docx" in response.text
     assert "[truncated.docx] is not a .docx file (not a zip" in rows[4][3]
-    assert "[notes.txt] is a .txt file" in rows[5][3]
+    assert "[notes.txt] is not a form (a .txt file)" in rows[5][3]
     assert "/tmp" not in response.text, re.findall(r".{80}/tmp.{80}", response.text)
     assert "/upload-" not in response.text
     assert f'href="/audits/{kit.cases[0].audit_id}"' in response.text
@@ -525,7 +529,7 @@ def test_allocate_preview_then_confirm(engine, app, tmp_path):
         data={
             "csrf": token(page.text),
             "mode": "first",
-            "token": re.search(r'name="token" value="([^"]+)"', page.text)[1],
+            "token": hidden_value(page.text, "token"),
         },
     )
     assert confirm.status_code == 303

@@ -71,8 +71,7 @@ def identity_of(case: Case) -> Identity:
     return Identity(case.audit_id, case.form_id, case.form_version, case.checksum)
 
 
-def render(form: FormDefinition, case: Case, fmt: str, settings: Settings = DEFAULT
-           ) -> bytes:
+def render(form: FormDefinition, case: Case, fmt: str, settings: Settings = DEFAULT) -> bytes:
     """One case's filled-in form as file bytes."""
     identity = identity_of(case)
     fields = {**identity.__dict__, "visible": identity.visible()}
@@ -113,8 +112,9 @@ def generate(
     batches = [(get_form(f), load_cases(cases_path, get_form(f))) for f in form_ids]
     produced = []
     for form, cases in batches:  # every batch checked above, before anything is written
-        produced += write_forms(form, cases, Path(out_dir), formats, progress, engine,
-                                settings, user)
+        produced += write_forms(
+            form, cases, Path(out_dir), formats, progress, engine, settings, user
+        )
     return produced
 
 
@@ -123,14 +123,26 @@ def audit_record(case: Case) -> store.AuditRecord:
     due = parse_date(case.facts["due_date"])
     assert due is not None  # load_cases checked it
     return store.AuditRecord(
-        case.audit_id, case.form_id, case.form_version, case.case_number,
-        case.facts.get("auditor", ""), case.auditor_email, case.facts.get("team", ""),
-        case.facts.get("worker", ""), case.facts.get("manager", ""), due, case.checksum,
-        case.facts, case.preparer_email, case.form_format)
+        case.audit_id,
+        case.form_id,
+        case.form_version,
+        case.case_number,
+        case.facts.get("auditor", ""),
+        case.auditor_email,
+        case.facts.get("team", ""),
+        case.facts.get("worker", ""),
+        case.facts.get("manager", ""),
+        due,
+        case.checksum,
+        case.facts,
+        case.preparer_email,
+        case.form_format,
+    )
 
 
-def record_audits(engine: sa.Engine, form: FormDefinition, cases: list[Case],
-                  user: str = "") -> int:
+def record_audits(
+    engine: sa.Engine, form: FormDefinition, cases: list[Case], user: str = ""
+) -> int:
     """Add the cases to the database as allocated audits, with the definition that made
     their forms; returns how many were new."""
     from formtool.catalog import record_snapshots
@@ -169,8 +181,13 @@ def write_forms(
     return produced
 
 
-def regenerate(engine: sa.Engine, month: str, out_dir: Path, formats: tuple[str, ...],
-               settings: Settings = DEFAULT) -> list[GeneratedForm]:
+def regenerate(
+    engine: sa.Engine,
+    month: str,
+    out_dir: Path,
+    formats: tuple[str, ...],
+    settings: Settings = DEFAULT,
+) -> list[GeneratedForm]:
     """The month's forms again, from the facts and definition versions in the store: the
     same bytes `generate` made (generation is deterministic), wherever they went since."""
     from formtool.catalog import form_for
@@ -183,8 +200,16 @@ def regenerate(engine: sa.Engine, month: str, out_dir: Path, formats: tuple[str,
         form = form_for(engine, row.form_id, row.form_version)
         if form is None:
             continue  # a definition this database never kept: nothing to rebuild from
-        case = Case(row.audit_id, form.id, form.version, store.audit_facts(row), 0,
-                    row.auditor_email, row.preparer_email, row.form_format)
+        case = Case(
+            row.audit_id,
+            form.id,
+            form.version,
+            store.audit_facts(row),
+            0,
+            row.auditor_email,
+            row.preparer_email,
+            row.form_format,
+        )
         produced += write_forms(form, [case], out_dir, formats, settings=settings)
     return produced
 

@@ -51,16 +51,22 @@ def _run(text: str, props: str = "") -> str:
 def _locked(content: str, ids: _Counter) -> str:
     """Printed text inside a hidden, content-locked control: Word will not let it be edited
     by accident; LibreOffice ignores the lock and keeps the text."""
-    return (f'<w:sdt><w:sdtPr><w:id w:val="{ids.next()}"/><w:lock w:val="sdtContentLocked"/>'
-            f'<w15:appearance w15:val="hidden"/></w:sdtPr><w:sdtContent>{content}'
-            "</w:sdtContent></w:sdt>")
+    return (
+        f'<w:sdt><w:sdtPr><w:id w:val="{ids.next()}"/><w:lock w:val="sdtContentLocked"/>'
+        f'<w15:appearance w15:val="hidden"/></w:sdtPr><w:sdtContent>{content}'
+        "</w:sdtContent></w:sdt>"
+    )
 
 
 def _para(content: str, style: str = "", keep_next: bool = False) -> str:
     ppr = ""
     if style or keep_next:
-        ppr = ("<w:pPr>" + (f'<w:pStyle w:val="{style}"/>' if style else "")
-               + ("<w:keepNext/>" if keep_next else "") + "</w:pPr>")
+        ppr = (
+            "<w:pPr>"
+            + (f'<w:pStyle w:val="{style}"/>' if style else "")
+            + ("<w:keepNext/>" if keep_next else "")
+            + "</w:pPr>"
+        )
     return f"<w:p>{ppr}{content}</w:p>"
 
 
@@ -73,13 +79,17 @@ def _control_type(field: Field) -> str:
     control = KINDS[field.kind].word_control
     if field.kind is FieldKind.choice:
         assert field.scale is not None
-        items = "".join(f"<w:listItem w:displayText={_attr(c)} w:value={_attr(c)}/>"
-                        for c in field.scale.choices)
+        items = "".join(
+            f"<w:listItem w:displayText={_attr(c)} w:value={_attr(c)}/>"
+            for c in field.scale.choices
+        )
         return f"<w:{control}>{items}</w:{control}>"
     if field.kind is FieldKind.date:
-        return (f'<w:{control}><w:dateFormat w:val="{DATE_DISPLAY}"/><w:lid w:val="en-GB"/>'
-                '<w:storeMappedDataAs w:val="dateTime"/><w:calendar w:val="gregorian"/>'
-                f"</w:{control}>")
+        return (
+            f'<w:{control}><w:dateFormat w:val="{DATE_DISPLAY}"/><w:lid w:val="en-GB"/>'
+            '<w:storeMappedDataAs w:val="dateTime"/><w:calendar w:val="gregorian"/>'
+            f"</w:{control}>"
+        )
     return ""  # rich text: LibreOffice 7.4 loses line breaks in plain-text (w:text) controls
 
 
@@ -88,43 +98,59 @@ def placeholder(field: Field) -> str:
     return field.hint or KINDS[field.kind].placeholder
 
 
-def _control(key: str, alias: str, type_xml: str, content: str, ids: _Counter,
-             locked: bool = False, showing_placeholder: bool = False) -> str:
+def _control(
+    key: str,
+    alias: str,
+    type_xml: str,
+    content: str,
+    ids: _Counter,
+    locked: bool = False,
+    showing_placeholder: bool = False,
+) -> str:
     """An inline content control wrapped in a bookmark named after its key."""
     n = ids.next()
     lock = '<w:lock w:val="sdtContentLocked"/>' if locked else ""
     plc = "<w:showingPlcHdr/>" if showing_placeholder else ""
     alias = alias if len(alias) <= 60 else alias[:57] + "..."
-    sdt = (f"<w:sdt><w:sdtPr><w:alias w:val={_attr(alias)}/><w:tag w:val={_attr(key)}/>"
-           f'<w:id w:val="{n}"/>{lock}{plc}{type_xml}</w:sdtPr>'
-           f"<w:sdtContent>{content}</w:sdtContent></w:sdt>")
-    return (f'<w:bookmarkStart w:id="{n}" w:name="{bookmark_name(key)}"/>{sdt}'
-            f'<w:bookmarkEnd w:id="{n}"/>')
+    sdt = (
+        f"<w:sdt><w:sdtPr><w:alias w:val={_attr(alias)}/><w:tag w:val={_attr(key)}/>"
+        f'<w:id w:val="{n}"/>{lock}{plc}{type_xml}</w:sdtPr>'
+        f"<w:sdtContent>{content}</w:sdtContent></w:sdt>"
+    )
+    return (
+        f'<w:bookmarkStart w:id="{n}" w:name="{bookmark_name(key)}"/>{sdt}'
+        f'<w:bookmarkEnd w:id="{n}"/>'
+    )
 
 
 def _answer(field: Field, ids: _Counter, style: str) -> str:
-    run = (f'<w:r><w:rPr><w:rStyle w:val="PlaceholderText"/></w:rPr>'
-           f"<w:t>{xml_text(placeholder(field))}</w:t></w:r>")
-    return _para(_control(field.key, field.label, _control_type(field), run, ids,
-                          showing_placeholder=True), style)
+    run = (
+        f'<w:r><w:rPr><w:rStyle w:val="PlaceholderText"/></w:rPr>'
+        f"<w:t>{xml_text(placeholder(field))}</w:t></w:r>"
+    )
+    return _para(
+        _control(field.key, field.label, _control_type(field), run, ids, showing_placeholder=True),
+        style,
+    )
 
 
 def _cell_body(cell: Cell, ids: _Counter, small: bool) -> str:
     if cell.kind == "heading":
         return _text_para(cell.text, "SmallHeading" if small else "TableHeading", ids)
     if cell.kind == "stage":  # let "Screening/Referral" break after its slash
-        return _text_para(cell.text.replace("/", "/\u200b"), "Stage", ids) if cell.down \
-            else _para("")
+        return (
+            _text_para(cell.text.replace("/", "/\u200b"), "Stage", ids) if cell.down else _para("")
+        )
     if cell.kind == "label":
         return _text_para(cell.text, "CellLabel", ids) + "".join(
-            _text_para(line, "CellGuidance", ids) for line in cell.guidance)
+            _text_para(line, "CellGuidance", ids) for line in cell.guidance
+        )
     if cell.kind == "fact":
         key = f"header.{cell.fact}"
         run = f'<w:r><w:t xml:space="preserve">{slot("fact_" + cell.fact)}</w:t></w:r>'
         return _para(_control(key, key, "<w:text/>", run, ids, locked=True), "Answer")
     if cell.fields:
-        return "".join(_answer(f, ids, "SmallAnswer" if small else "Answer")
-                       for f in cell.fields)
+        return "".join(_answer(f, ids, "SmallAnswer" if small else "Answer") for f in cell.fields)
     return _para("")
 
 
@@ -146,7 +172,7 @@ def _row(row: Row, grid: list[int], ids: _Counter, small: bool) -> str:
     trpr = f"<w:trPr>{split}" + ("<w:tblHeader/>" if row.header else "") + "</w:trPr>"
     cells, column = [], 0
     for cell in row.cells:
-        cells.append(_cell(cell, sum(grid[column:column + cell.span]), ids, small))
+        cells.append(_cell(cell, sum(grid[column : column + cell.span]), ids, small))
         column += cell.span
     return "<w:tr>" + trpr + "".join(cells) + "</w:tr>"
 
@@ -161,10 +187,14 @@ def _rows(block: Block, grid: list[int], ids: _Counter) -> str:
     items = "".join(
         f'<w:sdt><w:sdtPr><w:id w:val="{ids.next()}"/><w15:repeatingSectionItem/></w:sdtPr>'
         f"<w:sdtContent>{_row(r, grid, ids, small)}</w:sdtContent></w:sdt>"
-        for r in block.rows if not r.header)
-    return (f'{head}<w:sdt><w:sdtPr><w:alias w:val="Add or remove action rows"/>'
-            f'<w:tag w:val="{block.name}"/><w:id w:val="{ids.next()}"/>'
-            f"<w15:repeatingSection/></w:sdtPr><w:sdtContent>{items}</w:sdtContent></w:sdt>")
+        for r in block.rows
+        if not r.header
+    )
+    return (
+        f'{head}<w:sdt><w:sdtPr><w:alias w:val="Add or remove action rows"/>'
+        f'<w:tag w:val="{block.name}"/><w:id w:val="{ids.next()}"/>'
+        f"<w15:repeatingSection/></w:sdtPr><w:sdtContent>{items}</w:sdtContent></w:sdt>"
+    )
 
 
 def _grid(block: Block) -> list[int]:
@@ -196,12 +226,16 @@ def _grid(block: Block) -> list[int]:
 def _table(block: Block, ids: _Counter) -> str:
     grid = _grid(block)
     columns = "".join(f'<w:gridCol w:w="{w}"/>' for w in grid)
-    return ('<w:tbl><w:tblPr><w:tblStyle w:val="FormTable"/>'
-            f'<w:tblW w:w="{sum(grid)}" w:type="dxa"/><w:tblLayout w:type="fixed"/>'
-            '<w:tblLook w:val="04A0" w:firstRow="1" w:lastRow="0" w:firstColumn="1" '
-            'w:lastColumn="0" w:noHBand="0" w:noVBand="1"/></w:tblPr>'
-            f"<w:tblGrid>{columns}</w:tblGrid>" + _rows(block, grid, ids) + "</w:tbl>"
-            + _para("", "Spacer"))
+    return (
+        '<w:tbl><w:tblPr><w:tblStyle w:val="FormTable"/>'
+        f'<w:tblW w:w="{sum(grid)}" w:type="dxa"/><w:tblLayout w:type="fixed"/>'
+        '<w:tblLook w:val="04A0" w:firstRow="1" w:lastRow="0" w:firstColumn="1" '
+        'w:lastColumn="0" w:noHBand="0" w:noVBand="1"/></w:tblPr>'
+        f"<w:tblGrid>{columns}</w:tblGrid>"
+        + _rows(block, grid, ids)
+        + "</w:tbl>"
+        + _para("", "Spacer")
+    )
 
 
 def _block(block: Block, ids: _Counter) -> str:
@@ -214,63 +248,83 @@ def _block(block: Block, ids: _Counter) -> str:
     if block.kind == "subheading":
         return _text_para(block.text, "Heading2", ids, keep_next=True)
     if block.kind == "guidance":
-        return "".join(_text_para("•\t" + line, "Guidance", ids, keep_next=True)
-                       for line in block.lines)
+        return "".join(
+            _text_para("•\t" + line, "Guidance", ids, keep_next=True) for line in block.lines
+        )
     return _table(block, ids)
 
 
 def _document(form: FormDefinition) -> str:
     ids = _Counter()
     body = "".join(_block(b, ids) for b in layout(form).blocks)
-    sect = ('<w:sectPr><w:headerReference w:type="default" r:id="rIdHeader"/>'
-            '<w:footerReference w:type="default" r:id="rIdFooter"/>'
-            '<w:pgSz w:w="11906" w:h="16838"/>'
-            '<w:pgMar w:top="1134" w:right="1134" w:bottom="1134" w:left="1134" '
-            'w:header="567" w:footer="567" w:gutter="0"/></w:sectPr>')
-    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-            f'<w:document xmlns:w="{W_NS}" xmlns:r="{R_NS}" xmlns:w15="{W15_NS}" '
-            f'xmlns:mc="{MC_NS}" mc:Ignorable="w15"><w:body>{body}{sect}</w:body>'
-            "</w:document>")
+    sect = (
+        '<w:sectPr><w:headerReference w:type="default" r:id="rIdHeader"/>'
+        '<w:footerReference w:type="default" r:id="rIdFooter"/>'
+        '<w:pgSz w:w="11906" w:h="16838"/>'
+        '<w:pgMar w:top="1134" w:right="1134" w:bottom="1134" w:left="1134" '
+        'w:header="567" w:footer="567" w:gutter="0"/></w:sectPr>'
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        f'<w:document xmlns:w="{W_NS}" xmlns:r="{R_NS}" xmlns:w15="{W15_NS}" '
+        f'xmlns:mc="{MC_NS}" mc:Ignorable="w15"><w:body>{body}{sect}</w:body>'
+        "</w:document>"
+    )
 
 
 def _header_footer(tag: str, content: str) -> str:
-    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-            f'<w:{tag} xmlns:w="{W_NS}" xmlns:r="{R_NS}">{content}</w:{tag}>')
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        f'<w:{tag} xmlns:w="{W_NS}" xmlns:r="{R_NS}">{content}</w:{tag}>'
+    )
 
 
 def _header(form: FormDefinition) -> str:
-    return _header_footer("hdr", _para(_run(slot("marking")), "Marking")
-                          + _para(_run(f"{slot('council')} · {form.title}"), "Header"))
+    return _header_footer(
+        "hdr",
+        _para(_run(slot("marking")), "Marking")
+        + _para(_run(f"{slot('council')} · {form.title}"), "Header"),
+    )
 
 
 def _footer() -> str:
-    page = ('<w:fldSimple w:instr=" PAGE "><w:r><w:t>1</w:t></w:r></w:fldSimple>'
-            '<w:r><w:t xml:space="preserve"> of </w:t></w:r>'
-            '<w:fldSimple w:instr=" NUMPAGES "><w:r><w:t>1</w:t></w:r></w:fldSimple>')
-    return _header_footer("ftr", _para(_run(slot("identity") + " · Page ") + page, "Footer")
-                          + _para(_run(slot("marking")), "Marking"))
+    page = (
+        '<w:fldSimple w:instr=" PAGE "><w:r><w:t>1</w:t></w:r></w:fldSimple>'
+        '<w:r><w:t xml:space="preserve"> of </w:t></w:r>'
+        '<w:fldSimple w:instr=" NUMPAGES "><w:r><w:t>1</w:t></w:r></w:fldSimple>'
+    )
+    return _header_footer(
+        "ftr",
+        _para(_run(slot("identity") + " · Page ") + page, "Footer")
+        + _para(_run(slot("marking")), "Marking"),
+    )
 
 
 def _custom_properties() -> str:
     props = "".join(
         f'<property fmtid="{{D5CDD505-2E9C-101B-9397-08002B2CF9AE}}" pid="{pid}" '
         f'name="{name}"><vt:lpwstr>{slot("prop_" + key)}</vt:lpwstr></property>'
-        for pid, (key, name) in enumerate(PROPERTY_NAMES.items(), start=2))
-    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-            '<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/'
-            'custom-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/'
-            f'2006/docPropsVTypes">{props}</Properties>')
+        for pid, (key, name) in enumerate(PROPERTY_NAMES.items(), start=2)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/'
+        'custom-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/'
+        f'2006/docPropsVTypes">{props}</Properties>'
+    )
 
 
 def _core(form: FormDefinition) -> str:
-    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-            '<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/'
-            'metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/" '
-            'xmlns:dcterms="http://purl.org/dc/terms/" '
-            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
-            f"<dc:title>{xml_text(form.title)} {slot('audit_id')}</dc:title>"
-            f"<dc:subject>{xml_text(form.id)} v{form.version}</dc:subject>"
-            "<dc:creator>formtool</dc:creator></cp:coreProperties>")
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/'
+        'metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+        'xmlns:dcterms="http://purl.org/dc/terms/" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+        f"<dc:title>{xml_text(form.title)} {slot('audit_id')}</dc:title>"
+        f"<dc:subject>{xml_text(form.id)} v{form.version}</dc:subject>"
+        "<dc:creator>formtool</dc:creator></cp:coreProperties>"
+    )
 
 
 @cache
@@ -294,11 +348,14 @@ def compile_docx(form: FormDefinition) -> CompiledPackage:
     return CompiledPackage(tuple(parts))
 
 
-def docx_values(facts: Mapping[str, str], identity: Mapping[str, str],
-                print_lines: Mapping[str, str]) -> dict[str, str]:
+def docx_values(
+    facts: Mapping[str, str], identity: Mapping[str, str], print_lines: Mapping[str, str]
+) -> dict[str, str]:
     """Slot values for one case, escaped for WordprocessingML text."""
-    values = {"fact_" + k: xml_text(v).replace("\n", '</w:t><w:br/><w:t xml:space="preserve">')
-              for k, v in facts.items()}
+    values = {
+        "fact_" + k: xml_text(v).replace("\n", '</w:t><w:br/><w:t xml:space="preserve">')
+        for k, v in facts.items()
+    }
     values.update({"prop_" + k: xml_text(str(v)) for k, v in identity.items()})
     values["audit_id"] = xml_text(str(identity["audit_id"]))
     values["identity"] = xml_text(identity["visible"])

@@ -130,12 +130,24 @@ STYLES = _XML + (
         '<w:i/><w:color w:val="595959"/><w:sz w:val="16"/>',
     )
     + _style("paragraph", "Answer", "Answer", _TIGHT, '<w:color w:val="000000"/>')
-    + _style("paragraph", "SmallHeading", "Small table heading", _TIGHT,
-             '<w:b/><w:color w:val="FFFFFF"/><w:sz w:val="15"/>')
+    + _style(
+        "paragraph",
+        "SmallHeading",
+        "Small table heading",
+        _TIGHT,
+        '<w:b/><w:color w:val="FFFFFF"/><w:sz w:val="15"/>',
+    )
     + _style("paragraph", "SmallAnswer", "Small answer", _TIGHT, '<w:sz w:val="16"/>')
-    + _style("paragraph", "Stage", "Stage", _TIGHT, '<w:b/><w:color w:val="1F3864"/><w:sz w:val="17"/>')
-    + _style("paragraph", "Marking", "Protective marking", '<w:jc w:val="center"/>',
-             '<w:b/><w:color w:val="C00000"/><w:sz w:val="16"/>')
+    + _style(
+        "paragraph", "Stage", "Stage", _TIGHT, '<w:b/><w:color w:val="1F3864"/><w:sz w:val="17"/>'
+    )
+    + _style(
+        "paragraph",
+        "Marking",
+        "Protective marking",
+        '<w:jc w:val="center"/>',
+        '<w:b/><w:color w:val="C00000"/><w:sz w:val="16"/>',
+    )
     + _style("paragraph", "Spacer", "Spacer", '<w:spacing w:after="0"/>', '<w:sz w:val="8"/>')
     + _style("paragraph", "Header", "header", "", '<w:color w:val="595959"/><w:sz w:val="16"/>')
     + _style("paragraph", "Footer", "footer", "", '<w:color w:val="595959"/><w:sz w:val="15"/>')

@@ -90,8 +90,9 @@ class _SheetWriter:
         cell = self.sheet.cell(self.row, 1, text)
         cell.font = font
         cell.alignment = _WRAP
-        self.sheet.merge_cells(start_row=self.row, start_column=1, end_row=self.row,
-                               end_column=GRID)
+        self.sheet.merge_cells(
+            start_row=self.row, start_column=1, end_row=self.row, end_column=GRID
+        )
         self._advance(height or _height(lines_needed(text, GRID)))
 
     def table(self, block: Block) -> None:
@@ -134,8 +135,9 @@ class _SheetWriter:
         split = any(len(c.fields) > 1 for c in row.cells)
         column = 1
         for cell in row.cells:
-            down = stage_rows if cell.kind == "stage" else (
-                2 if split and len(cell.fields) < 2 else 1)
+            down = (
+                stage_rows if cell.kind == "stage" else (2 if split and len(cell.fields) < 2 else 1)
+            )
             self._cell(cell, column, down)
             column += cell.span
         if header:
@@ -174,11 +176,16 @@ class _SheetWriter:
     def _merge(self, column: int, span: int, down: int, row: int | None = None) -> None:
         row = row or self.row
         if span > 1 or down > 1:
-            self.sheet.merge_cells(start_row=row, start_column=column,
-                                   end_row=row + down - 1, end_column=column + span - 1)
+            self.sheet.merge_cells(
+                start_row=row,
+                start_column=column,
+                end_row=row + down - 1,
+                end_column=column + span - 1,
+            )
 
-    def _paint(self, column: int, span: int, down: int, fill: PatternFill,
-               row: int | None = None) -> None:
+    def _paint(
+        self, column: int, span: int, down: int, fill: PatternFill, row: int | None = None
+    ) -> None:
         row = row or self.row
         for r in range(row, row + down):  # borders and fill on every merged cell
             for c in range(column, column + span):
@@ -194,16 +201,34 @@ class _SheetWriter:
             target.number_format = spec.excel_format
         if spec.excel_validation == "list" and field.scale is not None:
             scale = field.scale
-            self._validation(scale.id, lambda: DataValidation(
-                type="list", formula1=scale.excel_list(), allow_blank=True,
-                showErrorMessage=True, errorTitle="Not on the list",
-                error=f"Pick one of: {' / '.join(scale.choices)}.", showInputMessage=True,
-                promptTitle=scale.label[:32], prompt="Pick from the list.")).add(target)
+            self._validation(
+                scale.id,
+                lambda: DataValidation(
+                    type="list",
+                    formula1=scale.excel_list(),
+                    allow_blank=True,
+                    showErrorMessage=True,
+                    errorTitle="Not on the list",
+                    error=f"Pick one of: {' / '.join(scale.choices)}.",
+                    showInputMessage=True,
+                    promptTitle=scale.label[:32],
+                    prompt="Pick from the list.",
+                ),
+            ).add(target)
         elif spec.excel_validation == "date":
-            self._validation("date", lambda: DataValidation(
-                type="date", operator="between", formula1="DATE(1990,1,1)",
-                formula2="DATE(2100,12,31)", allow_blank=True, showErrorMessage=True,
-                errorTitle="Not a date", error="Enter a date as DD/MM/YYYY.")).add(target)
+            self._validation(
+                "date",
+                lambda: DataValidation(
+                    type="date",
+                    operator="between",
+                    formula1="DATE(1990,1,1)",
+                    formula2="DATE(2100,12,31)",
+                    allow_blank=True,
+                    showErrorMessage=True,
+                    errorTitle="Not a date",
+                    error="Enter a date as DD/MM/YYYY.",
+                ),
+            ).add(target)
 
     def _validation(self, key: str, make: Callable[[], DataValidation]) -> DataValidation:
         if key not in self.validations:
@@ -296,8 +321,9 @@ def compile_xlsx(form: FormDefinition) -> CompiledPackage:
             if name == "docProps/core.xml":
                 data = _pin_times(data.decode("utf-8")).encode("utf-8")
             if name.startswith("xl/worksheets/"):
-                data = _SENTINEL.sub(lambda m: f'ht="{slot(f"height_{m[1]}")}"',
-                                     data.decode("utf-8")).encode("utf-8")
+                data = _SENTINEL.sub(
+                    lambda m: f'ht="{slot(f"height_{m[1]}")}"', data.decode("utf-8")
+                ).encode("utf-8")
             if b"{{ft:" in data:
                 parts.append(CompiledPart.of(name, data.decode("utf-8")))
             else:
@@ -311,12 +337,15 @@ def _header_layout(form: FormDefinition) -> tuple[tuple[int, tuple[Cell, ...]], 
 
 
 def _pin_times(core: str) -> str:
-    return re.sub(r"(<dcterms:(?:created|modified)[^>]*>)[^<]*", r"\g<1>2000-01-01T00:00:00Z",
-                  core)
+    return re.sub(r"(<dcterms:(?:created|modified)[^>]*>)[^<]*", r"\g<1>2000-01-01T00:00:00Z", core)
 
 
-def xlsx_values(form: FormDefinition, facts: Mapping[str, str], identity: Mapping[str, str],
-                print_lines: Mapping[str, str]) -> dict[str, str]:
+def xlsx_values(
+    form: FormDefinition,
+    facts: Mapping[str, str],
+    identity: Mapping[str, str],
+    print_lines: Mapping[str, str],
+) -> dict[str, str]:
     """Slot values for one case, escaped for SpreadsheetML text; header rows as tall as the
     names this case puts in them."""
     values = {"fact_" + k: xml_text(v) for k, v in facts.items()}
@@ -324,7 +353,9 @@ def xlsx_values(form: FormDefinition, facts: Mapping[str, str], identity: Mappin
     values["identity"] = xml_text(identity["visible"])  # has no "&", so no footer codes
     values.update({k: xml_text(v.replace("&", "&&")) for k, v in print_lines.items()})
     for number, (_, cells) in enumerate(_header_layout(form), start=1):
-        lines = max(lines_needed(facts.get(c.fact, "") if c.kind == "fact" else c.text,
-                                 c.span) for c in cells)
+        lines = max(
+            lines_needed(facts.get(c.fact, "") if c.kind == "fact" else c.text, c.span)
+            for c in cells
+        )
         values[f"height_{int(HEADER_HEIGHT_BASE) + number}"] = f"{_height(lines):g}"
     return values

@@ -56,8 +56,9 @@ class Period:
             return period_for(month=f"{(first - dt.timedelta(days=1)):%Y-%m}")
         if self.kind == "quarter":
             year, quarter = int(self.label[:4]), int(self.label[-1])
-            return period_for(quarter=f"{year - 1}-Q4" if quarter == 1
-                              else f"{year}-Q{quarter - 1}")
+            return period_for(
+                quarter=f"{year - 1}-Q4" if quarter == 1 else f"{year}-Q{quarter - 1}"
+            )
         return period_for(year=str(int(self.label[:4]) - 1))
 
 
@@ -72,8 +73,9 @@ def _months(start: dt.date, count: int) -> tuple[str, ...]:
     return tuple(out)
 
 
-def period_for(month: str | None = None, quarter: str | None = None,
-               year: str | None = None) -> Period:
+def period_for(
+    month: str | None = None, quarter: str | None = None, year: str | None = None
+) -> Period:
     """The reporting period for --month YYYY-MM, --quarter YYYY-Qn or --year YYYY (financial:
     Q1 = April-June; year 2026 = April 2026 - March 2027)."""
     if sum(x is not None for x in (month, quarter, year)) != 1:
@@ -92,8 +94,9 @@ def period_for(month: str | None = None, quarter: str | None = None,
     if not re.fullmatch(r"\d{4}", year or ""):
         raise PackError(f"--year '{year}' is not YYYY (e.g. 2026 for April 2026 - March 2027).")
     start_year = int(year or 0)
-    return Period("year", f"{start_year}-{(start_year + 1) % 100:02d}",
-                  _months(dt.date(start_year, 4, 1), 12))
+    return Period(
+        "year", f"{start_year}-{(start_year + 1) % 100:02d}", _months(dt.date(start_year, 4, 1), 12)
+    )
 
 
 @dataclass
@@ -155,8 +158,10 @@ class Finding:
         if phrase:
             return f"In {count} of {self.base} {self.form} audits {phrase}."
         answer = _answer_for(self.item, outcome)
-        return (f"In {count} of {self.base} {self.form} audits the answer to "
-                f"\u201c{self.item.label}\u201d was {answer}.")
+        return (
+            f"In {count} of {self.base} {self.form} audits the answer to "
+            f"\u201c{self.item.label}\u201d was {answer}."
+        )
 
 
 def _answer_for(item: Item, outcome: str) -> str:
@@ -166,8 +171,10 @@ def _answer_for(item: Item, outcome: str) -> str:
     if item.favourable:
         if outcome == FAVOURABLE:
             return item.favourable
-        return " or ".join(c for c in (*scale.favourable, *scale.unfavourable)
-                           if c != item.favourable) or outcome
+        return (
+            " or ".join(c for c in (*scale.favourable, *scale.unfavourable) if c != item.favourable)
+            or outcome
+        )
     return " or ".join(getattr(scale, outcome)) or outcome
 
 
@@ -183,13 +190,11 @@ class ToolFindings:
 
     def strongest(self, count: int = 3) -> list[Finding]:
         ranked = [f for f in self.findings if f.counts.get(FAVOURABLE)]
-        return sorted(ranked, key=lambda f: (-f.share(FAVOURABLE), -f.base,
-                                             f.item.key))[:count]
+        return sorted(ranked, key=lambda f: (-f.share(FAVOURABLE), -f.base, f.item.key))[:count]
 
     def weakest(self, count: int = 3) -> list[Finding]:
         ranked = [f for f in self.findings if f.counts.get(UNFAVOURABLE)]
-        return sorted(ranked, key=lambda f: (-f.share(UNFAVOURABLE), -f.base,
-                                             f.item.key))[:count]
+        return sorted(ranked, key=lambda f: (-f.share(UNFAVOURABLE), -f.base, f.item.key))[:count]
 
 
 @dataclass
@@ -206,7 +211,8 @@ class PmuFigures:
     grades_by_team: dict[str, Counter[str]] = field(default_factory=dict)
     scales: dict[str, Scale] = field(default_factory=dict)
     domains: dict[str, list[tuple[str, Counter[str], tuple[str, ...]]]] = field(
-        default_factory=dict)  # tool -> (domain label, judgement counts, choices)
+        default_factory=dict
+    )  # tool -> (domain label, judgement counts, choices)
     findings: list[ToolFindings] = field(default_factory=list)
     moderation: dict[str, int] = field(default_factory=dict)
     action_totals: dict[str, int] = field(default_factory=dict)
@@ -227,8 +233,9 @@ class PmuFigures:
 
     @property
     def in_progress(self) -> list[AuditFacts]:
-        return [a for a in self.audits if a.state in (S.in_progress.value,
-                                                      S.amendment_requested.value)]
+        return [
+            a for a in self.audits if a.state in (S.in_progress.value, S.amendment_requested.value)
+        ]
 
     @property
     def main_scale(self) -> Scale | None:
@@ -239,29 +246,50 @@ class PmuFigures:
         return self.scales[sid]
 
 
-def _load_audits(engine: sa.Engine, conn: sa.Connection, months: tuple[str, ...]
-                 ) -> list[AuditFacts]:
+def _load_audits(
+    engine: sa.Engine, conn: sa.Connection, months: tuple[str, ...]
+) -> list[AuditFacts]:
     found = []
     for row in queries.audit_rows(conn, months):
         form = form_for(engine, row.form_id, row.form_version)
         if form is None:
             continue  # a tool no longer defined and never snapshotted: nothing to say
-        found.append(AuditFacts(
-            row.audit_id, form, row.case_number, row.team, row.auditor, row.month,
-            row.due_date, row.state, json.loads(row.facts), row.auditor_grade or "",
-            row.moderated_grade or "", row.moderated_by or "",
-            row.imported_at.date() if row.imported_at else None, row.return_id))
+        found.append(
+            AuditFacts(
+                row.audit_id,
+                form,
+                row.case_number,
+                row.team,
+                row.auditor,
+                row.month,
+                row.due_date,
+                row.state,
+                json.loads(row.facts),
+                row.auditor_grade or "",
+                row.moderated_grade or "",
+                row.moderated_by or "",
+                row.imported_at.date() if row.imported_at else None,
+                row.return_id,
+            )
+        )
     return found
 
 
-def load_figures(engine: sa.Engine, period: Period, as_of: dt.date | None = None,
-                 trend_periods: int = 4, min_base: int = 5) -> PmuFigures:
+def load_figures(
+    engine: sa.Engine,
+    period: Period,
+    as_of: dt.date | None = None,
+    trend_periods: int = 4,
+    min_base: int = 5,
+) -> PmuFigures:
     as_of = as_of or dt.date.today()
     with engine.connect() as conn:
         audits = _load_audits(engine, conn, period.months)
         if not audits:
-            raise PackError(f"No audits in {period.label} ({period.span}): nothing to report. "
-                            "Check the period, or generate and import audits first.")
+            raise PackError(
+                f"No audits in {period.label} ({period.span}): nothing to report. "
+                "Check the period, or generate and import audits first."
+            )
         ids = [a.return_id for a in audits if a.complete and a.return_id]
         answers = queries.answers_by_return(conn, ids)
         actions = [dict(row._mapping) for row in queries.actions_by_return(conn, ids)]
@@ -270,14 +298,17 @@ def load_figures(engine: sa.Engine, period: Period, as_of: dt.date | None = None
         history = [period]
         for _ in range(trend_periods - 1):
             history.insert(0, history[0].previous())
-        figures.trend = [_trend_point(p, _load_audits(engine, conn, p.months),
-                                      figures.main_scale) for p in history]
+        figures.trend = [
+            _trend_point(p, _load_audits(engine, conn, p.months), figures.main_scale)
+            for p in history
+        ]
     return figures
 
 
 def _compute(f: PmuFigures) -> None:
     teams: dict[str, dict[str, int]] = defaultdict(
-        lambda: dict.fromkeys(("allocated", "completed", "outstanding", "overdue"), 0))
+        lambda: dict.fromkeys(("allocated", "completed", "outstanding", "overdue"), 0)
+    )
     for audit in f.audits:
         team = teams[audit.team]
         team["allocated"] += 1
@@ -308,21 +339,24 @@ def _domains_and_findings(f: PmuFigures) -> None:
         domains = []
         for section in form.domains():
             item = form.item(section.judgement_key)
-            counts = Counter(v for a in answers if (v := a.get(section.judgement_key,
-                                                                ("", ""))[0]))
+            counts = Counter(v for a in answers if (v := a.get(section.judgement_key, ("", ""))[0]))
             if item is not None and item.scale is not None and counts:
                 domains.append((section.label, counts, item.scale.choices))
         if domains:
             f.domains[form.name] = domains
         tool = ToolFindings(form, len(audits))
         if len(audits) >= f.min_base:
-            tool.findings = [finding for q in form.questions()
-                             if (finding := _finding(form, q, answers)) is not None]
+            tool.findings = [
+                finding
+                for q in form.questions()
+                if (finding := _finding(form, q, answers)) is not None
+            ]
         f.findings.append(tool)
 
 
-def _finding(form: FormDefinition, item: Item, answers: list[dict[str, tuple[str, str]]]
-             ) -> Finding | None:
+def _finding(
+    form: FormDefinition, item: Item, answers: list[dict[str, tuple[str, str]]]
+) -> Finding | None:
     outcomes = Counter(o for a in answers if (o := item.outcome(a.get(item.key, ("", ""))[0])))
     base = sum(outcomes.values())
     return Finding(form.name, item, {o: outcomes[o] for o in OUTCOMES}, base) if base else None
@@ -338,9 +372,13 @@ def _moderation(f: PmuFigures) -> None:
         if before is not None and after is not None:
             up += after < before
             down += after > before
-    f.moderation = {"moderated": len(moderated), "graded": len(f.graded),
-                    "agreed": sum(a.moderated_grade == a.auditor_grade for a in moderated),
-                    "up": up, "down": down}
+    f.moderation = {
+        "moderated": len(moderated),
+        "graded": len(f.graded),
+        "agreed": sum(a.moderated_grade == a.auditor_grade for a in moderated),
+        "up": up,
+        "down": down,
+    }
 
 
 def action_done(action: dict[str, object]) -> bool:
@@ -354,8 +392,12 @@ def _before(day: object, as_of: dt.date) -> bool:
 def _actions(f: PmuFigures) -> None:
     done = sum(action_done(a) for a in f.actions)
     overdue = sum(1 for a in f.actions if not action_done(a) and _before(a["due_date"], f.as_of))
-    f.action_totals = {"raised": len(f.actions), "completed": done,
-                       "open": len(f.actions) - done, "overdue": overdue}
+    f.action_totals = {
+        "raised": len(f.actions),
+        "completed": done,
+        "open": len(f.actions) - done,
+        "overdue": overdue,
+    }
 
 
 def _follow_up(f: PmuFigures) -> None:
@@ -365,27 +407,54 @@ def _follow_up(f: PmuFigures) -> None:
         if audit.scale is not None and audit.grade in audit.scale.follow_up:
             graded = audit.returned_on or f.as_of
             follow_up = inadequate_follow_up(graded)
-            f.follow_up.append({
-                "audit_id": audit.audit_id, "case_number": audit.case_number,
-                "team": audit.team, "tool": audit.form.name, "grade": audit.grade,
-                "graded_on": graded, "review_by": follow_up["review meeting by"],
-                "reaudit_by": follow_up["re-audit by"]})
+            f.follow_up.append(
+                {
+                    "audit_id": audit.audit_id,
+                    "case_number": audit.case_number,
+                    "team": audit.team,
+                    "tool": audit.form.name,
+                    "grade": audit.grade,
+                    "graded_on": graded,
+                    "review_by": follow_up["review meeting by"],
+                    "reaudit_by": follow_up["re-audit by"],
+                }
+            )
 
 
-def _trend_point(period: Period, audits: list[AuditFacts], scale: Scale | None
-                 ) -> dict[str, object]:
+def _trend_point(
+    period: Period, audits: list[AuditFacts], scale: Scale | None
+) -> dict[str, object]:
     """Shares of the main scale's bands among graded audits; None when nothing was graded
     (a gap in the chart, never 0%)."""
-    graded = [a.grade for a in audits if a.grade and a.scale is not None
-              and scale is not None and a.scale.id == scale.id]
-    point: dict[str, object] = {"period": period.label, "audits": len(audits),
-                                "graded": len(graded)}
+    graded = [
+        a.grade
+        for a in audits
+        if a.grade and a.scale is not None and scale is not None and a.scale.id == scale.id
+    ]
+    point: dict[str, object] = {
+        "period": period.label,
+        "audits": len(audits),
+        "graded": len(graded),
+    }
     for outcome in OUTCOMES:
         members = getattr(scale, outcome) if scale else ()
-        point[outcome] = (round(100 * sum(g in members for g in graded) / len(graded), 1)
-                          if graded else None)
+        point[outcome] = (
+            round(100 * sum(g in members for g in graded) / len(graded), 1) if graded else None
+        )
     return point
 
 
-__all__ = ["FAVOURABLE", "PARTIAL", "UNFAVOURABLE", "AuditFacts", "Finding", "PackError",
-           "Period", "PmuFigures", "ToolFindings", "action_done", "load_figures", "period_for"]
+__all__ = [
+    "FAVOURABLE",
+    "PARTIAL",
+    "UNFAVOURABLE",
+    "AuditFacts",
+    "Finding",
+    "PackError",
+    "Period",
+    "PmuFigures",
+    "ToolFindings",
+    "action_done",
+    "load_figures",
+    "period_for",
+]

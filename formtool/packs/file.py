@@ -69,15 +69,24 @@ def _load(engine: sa.Engine, audit_id: str) -> _Source:
     with engine.connect() as conn:
         audit = store.audit_row(conn, audit_id)
         if audit is None:
-            raise PackError(f"Audit {audit_id} is not in the database. Check the id (`formtool "
-                            "status` lists the month's audits).")
+            raise PackError(
+                f"Audit {audit_id} is not in the database. Check the id (`formtool "
+                "status` lists the month's audits)."
+            )
         ret = store.current_return(conn, audit_id)
         if ret is None:
-            raise PackError(f"Audit {audit_id} has no imported return yet, so there is nothing "
-                            "to put on file. Import the completed form first.")
+            raise PackError(
+                f"Audit {audit_id} has no imported return yet, so there is nothing "
+                "to put on file. Import the completed form first."
+            )
         [row] = queries.audit_rows(conn, audit_ids=[audit_id])
-        return _Source(audit, row, ret, store.return_answers(conn, ret.id),
-                       list(store.return_actions(conn, ret.id)))
+        return _Source(
+            audit,
+            row,
+            ret,
+            store.return_answers(conn, ret.id),
+            list(store.return_actions(conn, ret.id)),
+        )
 
 
 def audit_view(engine: sa.Engine, audit_id: str, include_drafts: bool = False) -> AuditView:
@@ -86,13 +95,17 @@ def audit_view(engine: sa.Engine, audit_id: str, include_drafts: bool = False) -
     audit = src.audit
     draft = audit.state in DRAFT_STATES or not src.ret.final
     if draft and not include_drafts:
-        raise PackError(f"Audit {audit_id} is a draft ({audit.state}): it is not complete. "
-                        "File it only if you must, with --include-drafts (it will say DRAFT "
-                        "on every page).")
+        raise PackError(
+            f"Audit {audit_id} is a draft ({audit.state}): it is not complete. "
+            "File it only if you must, with --include-drafts (it will say DRAFT "
+            "on every page)."
+        )
     form = form_for(engine, audit.form_id, audit.form_version)
     if form is None:
-        raise PackError(f"Audit {audit_id} was made with form {audit.form_id} "
-                        f"v{audit.form_version}, which this database does not hold.")
+        raise PackError(
+            f"Audit {audit_id} was made with form {audit.form_id} "
+            f"v{audit.form_version}, which this database does not hold."
+        )
     facts_raw = store.audit_facts(audit)
     facts = [(h.label, facts_raw.get(h.column, "")) for h in form.header]
     view = AuditView(audit_id, audit.case_number, form, facts, draft=draft)
@@ -109,29 +122,45 @@ def _grade_lines(form: FormDefinition, src: _Source) -> list[tuple[str, str]]:
     lines = []
     if form.judgements.grade:
         grade_item = form.item(form.judgements.grade)
-        lines.append((grade_item.label if grade_item else "Overall grade",
-                      row.auditor_grade or "not graded"))
+        lines.append(
+            (grade_item.label if grade_item else "Overall grade", row.auditor_grade or "not graded")
+        )
     if row.moderated_grade:
         who = row.moderated_by if row.moderated_by != "return form" else "on the form"
         when = f", {row.moderated_at:%d/%m/%Y}" if row.moderated_at else ""
-        lines.append(("Grading after moderation", f"{row.moderated_grade} "
-                      f"(moderated by {who}{when})"))
+        lines.append(
+            ("Grading after moderation", f"{row.moderated_grade} (moderated by {who}{when})")
+        )
     return lines
 
 
 def _summary(view: AuditView, src: _Source) -> Part:
-    actions = [(_what(a), _who(a), format_date(a.due_date) if a.due_date else "",
-                "signed off" if (a.sign_off or a.sign_off_date) else "open")
-               for a in src.actions]
-    tables = [Table(("Detail", "Value"), tuple(view.facts + _grade_lines(view.form, src)),
-                    (0.35, 0.65))]
+    actions = [
+        (
+            _what(a),
+            _who(a),
+            format_date(a.due_date) if a.due_date else "",
+            "signed off" if (a.sign_off or a.sign_off_date) else "open",
+        )
+        for a in src.actions
+    ]
+    tables = [
+        Table(("Detail", "Value"), tuple(view.facts + _grade_lines(view.form, src)), (0.35, 0.65))
+    ]
     if actions:
-        tables.append(Table(("Action", "Responsible", "Due", "Status"), tuple(actions),
-                            (0.5, 0.26, 0.12, 0.12)))
-    return Part("Summary", paragraphs=[
-        f"{view.form.title} (audit {view.audit_id}). "
-        + (f"{len(actions)} action(s) agreed." if actions else "No actions were recorded.")],
-        tables=tables)
+        tables.append(
+            Table(
+                ("Action", "Responsible", "Due", "Status"), tuple(actions), (0.5, 0.26, 0.12, 0.12)
+            )
+        )
+    return Part(
+        "Summary",
+        paragraphs=[
+            f"{view.form.title} (audit {view.audit_id}). "
+            + (f"{len(actions)} action(s) agreed." if actions else "No actions were recorded.")
+        ],
+        tables=tables,
+    )
 
 
 def _what(action: Any) -> str:
@@ -161,8 +190,11 @@ def _section_parts(form: FormDefinition, section: Section, src: _Source) -> list
             written.append((_label(item), _display(src.answers.get(item.key, ("", ""))[0])))
     tables = []
     if judged:
-        tables.append(Table(("Question", "Answer", "Evidence and comments"), tuple(judged),
-                            (0.40, 0.14, 0.46)))
+        tables.append(
+            Table(
+                ("Question", "Answer", "Evidence and comments"), tuple(judged), (0.40, 0.14, 0.46)
+            )
+        )
     if written:
         tables.append(Table(("Item", "Response"), tuple(written), (0.30, 0.70)))
     return ([Part(section.title, tables=tables)] if tables else []) + parts
@@ -176,43 +208,73 @@ def _action_part(section: Section, item: Item, src: _Source) -> list[Part]:
     mine = [a for a in src.actions if a.table_key == item.key]
     if not mine:
         return []
-    rows = tuple((_what(a), _who(a), format_date(a.due_date) if a.due_date else "",
-                  " ".join(p for p in (a.sign_off, format_date(a.sign_off_date)
-                                       if a.sign_off_date else "") if p))
-                 for a in mine)
-    return [Part(f"{section.title}: {item.label}", tables=[Table(
-        ("Action", "Responsible", "Due", "Signed off"), rows, (0.46, 0.24, 0.12, 0.18))])]
+    rows = tuple(
+        (
+            _what(a),
+            _who(a),
+            format_date(a.due_date) if a.due_date else "",
+            " ".join(
+                p
+                for p in (a.sign_off, format_date(a.sign_off_date) if a.sign_off_date else "")
+                if p
+            ),
+        )
+        for a in mine
+    )
+    return [
+        Part(
+            f"{section.title}: {item.label}",
+            tables=[
+                Table(
+                    ("Action", "Responsible", "Due", "Signed off"), rows, (0.46, 0.24, 0.12, 0.18)
+                )
+            ],
+        )
+    ]
 
 
 def _record(view: AuditView, src: _Source) -> Part:
     j = view.form.judgements
     ret = src.ret
     value = lambda key: _display(src.answers.get(key, ("", ""))[0]) if key else ""  # noqa: E731
-    rows = [("Completed by", value(j.completed_by)), ("Date completed", value(j.completed_on)),
-            ("Status", value(j.status) or "Draft"),
-            ("Audit tool", f"{view.form.title}, version {view.form.version}"),
-            ("Returned as", ret.file_name),
-            ("Imported", f"{ret.imported_at:%d/%m/%Y %H:%M}"),
-            ("Fingerprint of the returned file (SHA-256)", ret.content_hash)]
+    rows = [
+        ("Completed by", value(j.completed_by)),
+        ("Date completed", value(j.completed_on)),
+        ("Status", value(j.status) or "Draft"),
+        ("Audit tool", f"{view.form.title}, version {view.form.version}"),
+        ("Returned as", ret.file_name),
+        ("Imported", f"{ret.imported_at:%d/%m/%Y %H:%M}"),
+        ("Fingerprint of the returned file (SHA-256)", ret.content_hash),
+    ]
     if ret.sender:
         rows.insert(4, ("Sent by", ret.sender))
-    return Part("Record of this audit", tables=[Table(("Detail", "Value"), tuple(rows),
-                                                      (0.3, 0.7))])
+    return Part(
+        "Record of this audit", tables=[Table(("Detail", "Value"), tuple(rows), (0.3, 0.7))]
+    )
 
 
 def _unprintable(view: AuditView, src: _Source) -> list[Issue]:
-    texts = [(f"header.{h.column}", v) for h, (_, v) in zip(view.form.header, view.facts,
-                                                             strict=True)]
+    texts = [
+        (f"header.{h.column}", v) for h, (_, v) in zip(view.form.header, view.facts, strict=True)
+    ]
     texts += [(k, f"{v} {c}") for k, (v, c) in src.answers.items()]
-    return [Issue(IssueCode.unprintable, view.audit_id, key, value=missing)
-            for key, text in texts if (missing := unprintable(text))]
+    return [
+        Issue(IssueCode.unprintable, view.audit_id, key, value=missing)
+        for key, text in texts
+        if (missing := unprintable(text))
+    ]
 
 
 def as_document(view: AuditView, settings: Settings = DEFAULT) -> Document:
     return Document(
-        view.form.title, f"Completed audit {view.audit_id} for the case record", view.parts,
+        view.form.title,
+        f"Completed audit {view.audit_id} for the case record",
+        view.parts,
         f"Audit {view.audit_id} · {view.form.title}, version {view.form.version}",
-        settings.council, settings.marking, view.draft)
+        settings.council,
+        settings.marking,
+        view.draft,
+    )
 
 
 # --- the command -----------------------------------------------------------------------
@@ -220,11 +282,13 @@ def as_document(view: AuditView, settings: Settings = DEFAULT) -> Document:
 
 def month_audits(engine: sa.Engine, month: str, include_drafts: bool = False) -> list[str]:
     """The month's audits with a return on file: complete ones (and drafts, if asked)."""
-    wanted = {s.value for s in store.COMPLETED} | (set(DRAFT_STATES) if include_drafts
-                                                    else set())
+    wanted = {s.value for s in store.COMPLETED} | (set(DRAFT_STATES) if include_drafts else set())
     with engine.connect() as conn:
-        return [r.audit_id for r in queries.audit_rows(conn, [month])
-                if r.return_id and r.state in wanted]
+        return [
+            r.audit_id
+            for r in queries.audit_rows(conn, [month])
+            if r.return_id and r.state in wanted
+        ]
 
 
 @dataclass
@@ -233,15 +297,22 @@ class FilePack:
     warnings: list[Issue]
 
     def as_dict(self) -> dict[str, object]:
-        return {"files": [str(p) for p in self.files],
-                "warnings": [w.as_dict() for w in self.warnings]}
+        return {
+            "files": [str(p) for p in self.files],
+            "warnings": [w.as_dict() for w in self.warnings],
+        }
 
 
-def file_pack(engine: sa.Engine, audit_ids: list[str], out_dir: Path,
-              formats: tuple[str, ...], bundle_name: str | None = None,
-              include_drafts: bool = False, settings: Settings = DEFAULT,
-              progress: Callable[[list[AuditView]], Iterable[AuditView]] | None = None
-              ) -> FilePack:
+def file_pack(
+    engine: sa.Engine,
+    audit_ids: list[str],
+    out_dir: Path,
+    formats: tuple[str, ...],
+    bundle_name: str | None = None,
+    include_drafts: bool = False,
+    settings: Settings = DEFAULT,
+    progress: Callable[[list[AuditView]], Iterable[AuditView]] | None = None,
+) -> FilePack:
     """Write each audit's file pack; with bundle_name, also one PDF with a bookmark each."""
     views = [audit_view(engine, a, include_drafts) for a in audit_ids]  # all checked first
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -35,32 +35,48 @@ def pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.0f}%" if whole else "-"
 
 
-def _date(day: dt.date | None) -> str:
-    return f"{day:%d/%m/%Y}" if day else ""
+def _date(day: object) -> str:
+    return f"{day:%d/%m/%Y}" if isinstance(day, dt.date) else ""
 
 
 def _summary(f: PmuFigures) -> Part:
     allocated, completed = len(f.audits), len(f.completed)
-    lines = [f"{allocated} audits were allocated for {f.period.label} ({f.period.span}); "
-             f"{completed} were completed ({pct(completed, allocated)}), "
-             f"{len(f.in_progress)} are in progress or back with the auditor for amendment, and "
-             f"{len(f.overdue)} are overdue as of {_date(f.as_of)}."]
+    lines = [
+        f"{allocated} audits were allocated for {f.period.label} ({f.period.span}); "
+        f"{completed} were completed ({pct(completed, allocated)}), "
+        f"{len(f.in_progress)} are in progress or back with the auditor for amendment, and "
+        f"{len(f.overdue)} are overdue as of {_date(f.as_of)}."
+    ]
     scale = f.main_scale
     if scale is not None:
         counts = f.grades[scale.id]
         total = sum(counts.values())
         good = sum(counts[g] for g in scale.favourable)
         flagged = sum(counts[g] for g in scale.follow_up)
-        lines.append(f"Of {total} graded audits, {good} ({pct(good, total)}) were "
-                     f"{scale.band_label(FAVOURABLE).lower()} and {flagged} "
-                     f"{' or '.join(scale.follow_up).lower() or 'needed a follow-up'} "
-                     "(moderated grades used where moderated). Drafts and returns sent back "
-                     "for amendment are not counted.")
-    return Part("Summary", paragraphs=lines, tables=[Table(
-        ("Team", "Allocated", "Completed", "Outstanding", "Overdue"),
-        tuple((team, *(str(v[k]) for k in ("allocated", "completed", "outstanding",
-                                           "overdue"))) for team, v in f.by_team.items()),
-        numeric=(1, 2, 3, 4))])
+        lines.append(
+            f"Of {total} graded audits, {good} ({pct(good, total)}) were "
+            f"{scale.band_label(FAVOURABLE).lower()} and {flagged} "
+            f"{' or '.join(scale.follow_up).lower() or 'needed a follow-up'} "
+            "(moderated grades used where moderated). Drafts and returns sent back "
+            "for amendment are not counted."
+        )
+    return Part(
+        "Summary",
+        paragraphs=lines,
+        tables=[
+            Table(
+                ("Team", "Allocated", "Completed", "Outstanding", "Overdue"),
+                tuple(
+                    (
+                        team,
+                        *(str(v[k]) for k in ("allocated", "completed", "outstanding", "overdue")),
+                    )
+                    for team, v in f.by_team.items()
+                ),
+                numeric=(1, 2, 3, 4),
+            )
+        ],
+    )
 
 
 def _grades(f: PmuFigures) -> list[Part]:
@@ -70,20 +86,48 @@ def _grades(f: PmuFigures) -> list[Part]:
         total = sum(counts.values())
         title = "Grades" if len(f.grades) == 1 else f"Grades ({scale.label})"
         tools = sorted(t for t, c in f.grades_by_tool.items() if set(c) <= set(scale.choices))
-        by_tool = Table(("Tool", *scale.choices, "Graded"), tuple(
-            (t, *(str(f.grades_by_tool[t].get(g, 0)) for g in scale.choices),
-             str(sum(f.grades_by_tool[t].values()))) for t in tools),
-            numeric=tuple(range(1, len(scale.choices) + 2)))
+        by_tool = Table(
+            ("Tool", *scale.choices, "Graded"),
+            tuple(
+                (
+                    t,
+                    *(str(f.grades_by_tool[t].get(g, 0)) for g in scale.choices),
+                    str(sum(f.grades_by_tool[t].values())),
+                )
+                for t in tools
+            ),
+            numeric=tuple(range(1, len(scale.choices) + 2)),
+        )
         teams = sorted(f.grades_by_team)
-        parts.append(Part(title, images=[
-            charts.grade_chart(list(scale.choices), [counts.get(g, 0) for g in scale.choices],
-                               f"Grades, all tools ({total} graded audits)"),
-            charts.stacked_by_group(teams, list(scale.choices), {
-                g: [f.grades_by_team[t].get(g, 0) for t in teams] for g in scale.choices},
-                "Grades by team")],
-            tables=[Table(("Grade", "Audits", "Share"), tuple(
-                (g, str(counts.get(g, 0)), pct(counts.get(g, 0), total))
-                for g in scale.choices), numeric=(1, 2)), by_tool]))
+        parts.append(
+            Part(
+                title,
+                images=[
+                    charts.grade_chart(
+                        list(scale.choices),
+                        [counts.get(g, 0) for g in scale.choices],
+                        f"Grades, all tools ({total} graded audits)",
+                    ),
+                    charts.stacked_by_group(
+                        teams,
+                        list(scale.choices),
+                        {g: [f.grades_by_team[t].get(g, 0) for t in teams] for g in scale.choices},
+                        "Grades by team",
+                    ),
+                ],
+                tables=[
+                    Table(
+                        ("Grade", "Audits", "Share"),
+                        tuple(
+                            (g, str(counts.get(g, 0)), pct(counts.get(g, 0), total))
+                            for g in scale.choices
+                        ),
+                        numeric=(1, 2),
+                    ),
+                    by_tool,
+                ],
+            )
+        )
     return parts
 
 
@@ -91,42 +135,70 @@ def _domains(f: PmuFigures) -> list[Part]:
     parts = []
     for tool, domains in f.domains.items():
         choices = domains[0][2]
-        parts.append(Part(f"{tool}: domains judged", images=[charts.stacked_by_group(
-            [d[0] for d in domains], list(choices),
-            {c: [d[1].get(c, 0) for d in domains] for c in choices},
-            f"{tool}: {' / '.join(choices).lower()}", percent=True)],
-            tables=[Table(("Domain", *choices, "Judged"), tuple(
-                (label, *(str(c.get(x, 0)) for x in choices), str(sum(c.values())))
-                for label, c, _ in domains), numeric=tuple(range(1, len(choices) + 2)))]))
+        parts.append(
+            Part(
+                f"{tool}: domains judged",
+                images=[
+                    charts.stacked_by_group(
+                        [d[0] for d in domains],
+                        list(choices),
+                        {c: [d[1].get(c, 0) for d in domains] for c in choices},
+                        f"{tool}: {' / '.join(choices).lower()}",
+                        percent=True,
+                    )
+                ],
+                tables=[
+                    Table(
+                        ("Domain", *choices, "Judged"),
+                        tuple(
+                            (label, *(str(c.get(x, 0)) for x in choices), str(sum(c.values())))
+                            for label, c, _ in domains
+                        ),
+                        numeric=tuple(range(1, len(choices) + 2)),
+                    )
+                ],
+            )
+        )
     return parts
 
 
 def _findings(tool: ToolFindings, base: int) -> list[str]:
     if tool.audits < base:
-        return [f"Too few {tool.name} audits were completed ({tool.audits}; at least {base} "
-                "are needed) to report findings."]
+        return [
+            f"Too few {tool.name} audits were completed ({tool.audits}; at least {base} "
+            "are needed) to report findings."
+        ]
     strong = [f.sentence(FAVOURABLE) for f in tool.strongest()]
     weak = [f.sentence("unfavourable") for f in tool.weakest()]
     return ([f"Strengths ({tool.name}, {tool.audits} audits):", *strong] if strong else []) + (
-        [f"Areas for development ({tool.name}):", *weak] if weak else [])
+        [f"Areas for development ({tool.name}):", *weak] if weak else []
+    )
 
 
 def _prevalence(f: PmuFigures) -> Part:
     bullets = [line for tool in f.findings for line in _findings(tool, f.min_base)]
-    return Part("What the audits found", paragraphs=[
-        "Findings are per tool, from complete audits only, and respect each question's "
-        "favourable answer; N/A and neutral questions are left out of the counts."],
-        bullets=bullets or ["No complete audits in this period."])
+    return Part(
+        "What the audits found",
+        paragraphs=[
+            "Findings are per tool, from complete audits only, and respect each question's "
+            "favourable answer; N/A and neutral questions are left out of the counts."
+        ],
+        bullets=bullets or ["No complete audits in this period."],
+    )
 
 
 def _moderation_part(f: PmuFigures) -> Part:
     m = f.moderation
-    return Part("Moderation", paragraphs=[
-        f"{m['moderated']} of {m['graded']} graded audits were moderated "
-        f"({pct(m['moderated'], m['graded'])} achieved; the framework asks for "
-        f"{MODERATION_TARGET}). Moderators agreed with the auditor's grade in {m['agreed']} "
-        f"({pct(m['agreed'], m['moderated'])}); {m['up']} grade(s) moved up and {m['down']} "
-        "down."])
+    return Part(
+        "Moderation",
+        paragraphs=[
+            f"{m['moderated']} of {m['graded']} graded audits were moderated "
+            f"({pct(m['moderated'], m['graded'])} achieved; the framework asks for "
+            f"{MODERATION_TARGET}). Moderators agreed with the auditor's grade in {m['agreed']} "
+            f"({pct(m['agreed'], m['moderated'])}); {m['up']} grade(s) moved up and {m['down']} "
+            "down."
+        ],
+    )
 
 
 def _follow_up(f: PmuFigures) -> Part:
@@ -136,62 +208,127 @@ def _follow_up(f: PmuFigures) -> Part:
     if not f.follow_up:
         note = f"No complete audit was graded {names.lower()}."
     elif len(f.follow_up) > REPORT_ROWS:
-        note = (f"{len(f.follow_up)} audits were graded {names.lower()}; the {REPORT_ROWS} with "
-                "the earliest re-audit dates are listed, all of them on the workbook's "
-                "Re-audits sheet.")
+        note = (
+            f"{len(f.follow_up)} audits were graded {names.lower()}; the {REPORT_ROWS} with "
+            "the earliest re-audit dates are listed, all of them on the workbook's "
+            "Re-audits sheet."
+        )
     else:
         note = f"{len(f.follow_up)} audit(s) were graded {names.lower()}."
-    rows = tuple((str(i["case_number"]), str(i["tool"]), str(i["team"]),
-                  _date(i["graded_on"]), _date(i["review_by"]),  # type: ignore[arg-type]
-                  _date(i["reaudit_by"])) for i in shown)  # type: ignore[arg-type]
-    return Part(f"Graded {names}: review at four weeks, re-audit within two months",
-                paragraphs=[note], tables=[Table(
-                    ("Case number", "Tool", "Team", "Graded", "Review by", "Re-audit by"),
-                    rows)] if rows else [])
+    rows = tuple(
+        (
+            str(i["case_number"]),
+            str(i["tool"]),
+            str(i["team"]),
+            _date(i["graded_on"]),
+            _date(i["review_by"]),
+            _date(i["reaudit_by"]),
+        )
+        for i in shown
+    )
+    return Part(
+        f"Graded {names}: review at four weeks, re-audit within two months",
+        paragraphs=[note],
+        tables=[Table(("Case number", "Tool", "Team", "Graded", "Review by", "Re-audit by"), rows)]
+        if rows
+        else [],
+    )
+
+
+def _share(value: object) -> float | None:
+    """A trend point's percentage; None for a period without audits (a gap, not 0%)."""
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _trend(f: PmuFigures) -> Part:
     scale = f.main_scale
     labels = [scale.band_label(o) if scale else o for o in OUTCOMES]
-    series = {label: [p[o] for p in f.trend] for label, o in zip(labels, OUTCOMES, strict=True)}
+    series = {
+        label: [_share(p[o]) for p in f.trend] for label, o in zip(labels, OUTCOMES, strict=True)
+    }
 
     def shown(value: object) -> str:
         return "no audits" if value is None else f"{value}%"
 
-    return Part("Trend", images=[charts.trend_chart(
-        [str(p["period"]) for p in f.trend], series,  # type: ignore[arg-type]
-        "Trend against previous periods", "% of graded audits")], tables=[Table(
-            ("Period", "Audits", "Graded", *labels), tuple(
-                (str(p["period"]), str(p["audits"]), str(p["graded"]),
-                 *(shown(p[o]) for o in OUTCOMES)) for p in f.trend),
-            numeric=tuple(range(1, 3 + len(labels))))])
+    return Part(
+        "Trend",
+        images=[
+            charts.trend_chart(
+                [str(p["period"]) for p in f.trend],
+                series,
+                "Trend against previous periods",
+                "% of graded audits",
+            )
+        ],
+        tables=[
+            Table(
+                ("Period", "Audits", "Graded", *labels),
+                tuple(
+                    (
+                        str(p["period"]),
+                        str(p["audits"]),
+                        str(p["graded"]),
+                        *(shown(p[o]) for o in OUTCOMES),
+                    )
+                    for p in f.trend
+                ),
+                numeric=tuple(range(1, 3 + len(labels))),
+            )
+        ],
+    )
 
 
 def report(f: PmuFigures, settings: Settings = DEFAULT) -> Document:
     """The report's content, shared by the Word and PDF renderings."""
     t = f.action_totals
-    actions = Part("Actions", paragraphs=[
-        f"{t['raised']} actions were raised in complete audits; {t['completed']} are signed "
-        f"off, {t['open']} open and {t['overdue']} overdue."])
-    parts = [_summary(f), *_grades(f), *_domains(f), _prevalence(f), _moderation_part(f),
-             actions, _follow_up(f), _trend(f)]
+    actions = Part(
+        "Actions",
+        paragraphs=[
+            f"{t['raised']} actions were raised in complete audits; {t['completed']} are signed "
+            f"off, {t['open']} open and {t['overdue']} overdue."
+        ],
+    )
+    parts = [
+        _summary(f),
+        *_grades(f),
+        *_domains(f),
+        _prevalence(f),
+        _moderation_part(f),
+        actions,
+        _follow_up(f),
+        _trend(f),
+    ]
     return Document(
         f"Case file audit report: {f.period.label}",
-        f"{f.period.span} · Performance Management Unit · as of {_date(f.as_of)}", parts,
-        f"PMU pack {f.period.label} · case numbers only, no names", settings.council,
-        settings.marking)
+        f"{f.period.span} · Performance Management Unit · as of {_date(f.as_of)}",
+        parts,
+        f"PMU pack {f.period.label} · case numbers only, no names",
+        settings.council,
+        settings.marking,
+    )
 
 
-def pmu_pack(engine: sa.Engine, out_dir: Path, month: str | None = None,
-             quarter: str | None = None, year: str | None = None, include_names: bool = False,
-             as_of: dt.date | None = None, settings: Settings = DEFAULT) -> list[Path]:
+def pmu_pack(
+    engine: sa.Engine,
+    out_dir: Path,
+    month: str | None = None,
+    quarter: str | None = None,
+    year: str | None = None,
+    include_names: bool = False,
+    as_of: dt.date | None = None,
+    settings: Settings = DEFAULT,
+) -> list[Path]:
     """Write the PMU report (.docx and .pdf) and workbook (.xlsx) for one period."""
-    figures = load_figures(engine, period_for(month, quarter, year), as_of,
-                           min_base=settings.min_base)
+    figures = load_figures(
+        engine, period_for(month, quarter, year), as_of, min_base=settings.min_base
+    )
     document = report(figures, settings)
     stem = f"pmu-{figures.period.label}"
-    files = {f"{stem}.docx": to_docx(document), f"{stem}.pdf": to_pdf(document),
-             f"{stem}.xlsx": workbook(figures, settings, include_names)}
+    files = {
+        f"{stem}.docx": to_docx(document),
+        f"{stem}.pdf": to_pdf(document),
+        f"{stem}.xlsx": workbook(figures, settings, include_names),
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, data in files.items():

@@ -32,14 +32,27 @@ class _Book:
         import xlsxwriter
 
         self.out = io.BytesIO()
-        self.book = xlsxwriter.Workbook(self.out, {
-            "in_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
-            "strings_to_numbers": False})
+        self.book = xlsxwriter.Workbook(
+            self.out,
+            {
+                "in_memory": True,
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+                "strings_to_numbers": False,
+            },
+        )
         self.settings = settings
         self.widths: dict[tuple[str, int], float] = {}  # the widest text each column holds
         self.fmt = {
-            "head": self.book.add_format({"bold": True, "bg_color": "#DCE3F0", "border": 1,
-                                          "text_wrap": True, "valign": "top"}),
+            "head": self.book.add_format(
+                {
+                    "bold": True,
+                    "bg_color": "#DCE3F0",
+                    "border": 1,
+                    "text_wrap": True,
+                    "valign": "top",
+                }
+            ),
             "date": self.book.add_format({"num_format": "dd/mm/yyyy", "valign": "top"}),
             "text": self.book.add_format({"text_wrap": True, "valign": "top"}),
             "title": self.book.add_format({"bold": True, "font_size": 14}),
@@ -52,12 +65,19 @@ class _Book:
         sheet.fit_to_pages(1, 0)  # one page wide, as many tall as needed
         marking = self.settings.marking.replace("&", "&&")
         council = self.settings.print_lines()["council"].replace("&", "&&")
-        sheet.set_header(f"&L{council}&C&\"Arial,Bold\"{marking}&R{name}")
+        sheet.set_header(f'&L{council}&C&"Arial,Bold"{marking}&R{name}')
         sheet.set_footer(f"&L{self.settings.marking}&RPage &P of &N")
         return sheet
 
-    def table(self, sheet: Any, headings: Sequence[str], rows: Rows, start: int = 0,
-              wide: dict[int, int] | None = None, filter_: bool = True) -> int:
+    def table(
+        self,
+        sheet: Any,
+        headings: Sequence[str],
+        rows: Rows,
+        start: int = 0,
+        wide: dict[int, int] | None = None,
+        filter_: bool = True,
+    ) -> int:
         """Headings and rows from row `start`; columns sized to their text; text as text,
         dates as dates. Returns the next free row."""
         for c, heading in enumerate(headings):
@@ -67,8 +87,10 @@ class _Book:
                 self._cell(sheet, r, c, value)
         for c, heading in enumerate(headings):
             longest = max([len(heading), *(len(_shown(row[c])) for row in rows if c < len(row))])
-            width = max(self.widths.get((sheet.name, c), 0),
-                        min((wide or {}).get(c, 60), max(9, longest + 2)))
+            width = max(
+                self.widths.get((sheet.name, c), 0),
+                min((wide or {}).get(c, 60), max(9, longest + 2)),
+            )
             self.widths[(sheet.name, c)] = width  # tables sharing a column keep the widest
             sheet.set_column(c, c, width, self.fmt["text"])
         if filter_ and start == 0:
@@ -102,8 +124,13 @@ class _Charts:
     def __init__(self, book: _Book, sheet: Any) -> None:
         self.book, self.sheet, self.row = book, sheet, 3
 
-    def add(self, kind: dict[str, str], title: str, series: list[dict[str, Any]],
-            options: dict[str, Any] | None = None) -> None:
+    def add(
+        self,
+        kind: dict[str, str],
+        title: str,
+        series: list[dict[str, Any]],
+        options: dict[str, Any] | None = None,
+    ) -> None:
         chart = self.book.book.add_chart(kind)
         for item in series:
             chart.add_series(item)
@@ -117,36 +144,69 @@ class _Charts:
 
 def _summary(book: _Book, f: PmuFigures) -> None:
     sheet = book.sheet("Summary")
-    sheet.write_string(0, 0, f"Case file audits {f.period.label} ({f.period.span})",
-                       book.fmt["title"])
+    sheet.write_string(
+        0, 0, f"Case file audits {f.period.label} ({f.period.span})", book.fmt["title"]
+    )
     sheet.write_string(1, 0, f"As of {f.as_of:%d/%m/%Y}. Case numbers only; no names.")
     charts = _Charts(book, sheet)
-    row = book.table(sheet, ("Team", "Allocated", "Completed", "Outstanding", "Overdue"),
-                     [(t, v["allocated"], v["completed"], v["outstanding"], v["overdue"])
-                      for t, v in f.by_team.items()], 3, filter_=False)
+    row = book.table(
+        sheet,
+        ("Team", "Allocated", "Completed", "Outstanding", "Overdue"),
+        [
+            (t, v["allocated"], v["completed"], v["outstanding"], v["overdue"])
+            for t, v in f.by_team.items()
+        ],
+        3,
+        filter_=False,
+    )
     for sid, counts in f.grades.items():
         scale = f.scales[sid]
         start = row
-        row = book.table(sheet, ("Grade", "Audits"),
-                         [(g, counts.get(g, 0)) for g in scale.choices], start, filter_=False)
-        charts.add({"type": "column"}, f"Grades ({scale.label})", [{
-            "name": "Audits", "categories": ["Summary", start + 1, 0, start + len(scale.choices),
-                                             0],
-            "values": ["Summary", start + 1, 1, start + len(scale.choices), 1],
-            "data_labels": {"value": True}, "points": [{"fill": {"color": c}} for c in COLOURS]}],
-            {"set_legend": {"none": True}})
+        row = book.table(
+            sheet,
+            ("Grade", "Audits"),
+            [(g, counts.get(g, 0)) for g in scale.choices],
+            start,
+            filter_=False,
+        )
+        charts.add(
+            {"type": "column"},
+            f"Grades ({scale.label})",
+            [
+                {
+                    "name": "Audits",
+                    "categories": ["Summary", start + 1, 0, start + len(scale.choices), 0],
+                    "values": ["Summary", start + 1, 1, start + len(scale.choices), 1],
+                    "data_labels": {"value": True},
+                    "points": [{"fill": {"color": c}} for c in COLOURS],
+                }
+            ],
+            {"set_legend": {"none": True}},
+        )
     for tool, domains in f.domains.items():
         choices = domains[0][2]
         start = row
-        row = book.table(sheet, (f"{tool}: domain", *choices),
-                         [(label, *(c.get(x, 0) for x in choices)) for label, c, _ in domains],
-                         start, filter_=False)
-        charts.add({"type": "bar", "subtype": "percent_stacked"}, f"{tool}: domains", [{
-            "name": ["Summary", start, i], "categories": ["Summary", start + 1, 0,
-                                                          start + len(domains), 0],
-            "values": ["Summary", start + 1, i, start + len(domains), i],
-            "fill": {"color": COLOURS[(0, 2, 4)[i - 1] if i <= 3 else 5]}}
-            for i in range(1, len(choices) + 1)], {"set_y_axis": {"reverse": True}})
+        row = book.table(
+            sheet,
+            (f"{tool}: domain", *choices),
+            [(label, *(c.get(x, 0) for x in choices)) for label, c, _ in domains],
+            start,
+            filter_=False,
+        )
+        charts.add(
+            {"type": "bar", "subtype": "percent_stacked"},
+            f"{tool}: domains",
+            [
+                {
+                    "name": ["Summary", start, i],
+                    "categories": ["Summary", start + 1, 0, start + len(domains), 0],
+                    "values": ["Summary", start + 1, i, start + len(domains), i],
+                    "fill": {"color": COLOURS[(0, 2, 4)[i - 1] if i <= 3 else 5]},
+                }
+                for i in range(1, len(choices) + 1)
+            ],
+            {"set_y_axis": {"reverse": True}},
+        )
     _trend(book, sheet, charts, f, row)
 
 
@@ -154,30 +214,80 @@ def _trend(book: _Book, sheet: Any, charts: _Charts, f: PmuFigures, row: int) ->
     scale = f.main_scale
     labels = [scale.band_label(o) if scale else o for o in OUTCOMES]
     start = row
-    book.table(sheet, ("Period", "Audits", *(f"{label} %" for label in labels)),
-               [(p["period"], p["audits"], *(p[o] for o in OUTCOMES)) for p in f.trend],
-               start, filter_=False)
-    charts.add({"type": "line"}, "Trend (blank: no audits)", [{
-        "name": ["Summary", start, 2 + i], "categories": ["Summary", start + 1, 0,
-                                                          start + len(f.trend), 0],
-        "values": ["Summary", start + 1, 2 + i, start + len(f.trend), 2 + i],
-        "marker": {"type": ("circle", "square", "triangle")[i], "size": 7},
-        "line": {"dash_type": ("solid", "dash", "round_dot")[i]}}
-        for i in range(len(OUTCOMES))],
-        {"show_blanks_as": "gap", "set_y_axis": {"min": 0, "max": 100}})
+    book.table(
+        sheet,
+        ("Period", "Audits", *(f"{label} %" for label in labels)),
+        [(p["period"], p["audits"], *(p[o] for o in OUTCOMES)) for p in f.trend],
+        start,
+        filter_=False,
+    )
+    charts.add(
+        {"type": "line"},
+        "Trend (blank: no audits)",
+        [
+            {
+                "name": ["Summary", start, 2 + i],
+                "categories": ["Summary", start + 1, 0, start + len(f.trend), 0],
+                "values": ["Summary", start + 1, 2 + i, start + len(f.trend), 2 + i],
+                "marker": {"type": ("circle", "square", "triangle")[i], "size": 7},
+                "line": {"dash_type": ("solid", "dash", "round_dot")[i]},
+            }
+            for i in range(len(OUTCOMES))
+        ],
+        {"show_blanks_as": "gap", "set_y_axis": {"min": 0, "max": 100}},
+    )
 
 
 def _audits(book: _Book, f: PmuFigures, include_names: bool) -> None:
     names = ("Family name", "Given names", "DOB", "Worker") if include_names else ()
-    rows = [(a.audit_id, a.form.name, a.case_number, a.team, a.auditor, a.month, a.due_date,
-             a.state, "Yes" if a.complete else "No", a.auditor_grade, a.moderated_grade,
-             a.grade, a.returned_on,
-             *((a.facts.get("family_name", ""), a.facts.get("given_names", ""),
-                a.facts.get("dob", ""), a.facts.get("worker", "")) if include_names else ()))
-            for a in f.audits]
-    book.table(book.sheet("Audits"), ("Audit ID", "Tool", "Case number", "Team", "Auditor",
-                                      "Month", "Due", "State", "Complete", "Auditor grade",
-                                      "Moderated grade", "Grade", "Returned on", *names), rows)
+    rows = [
+        (
+            a.audit_id,
+            a.form.name,
+            a.case_number,
+            a.team,
+            a.auditor,
+            a.month,
+            a.due_date,
+            a.state,
+            "Yes" if a.complete else "No",
+            a.auditor_grade,
+            a.moderated_grade,
+            a.grade,
+            a.returned_on,
+            *(
+                (
+                    a.facts.get("family_name", ""),
+                    a.facts.get("given_names", ""),
+                    a.facts.get("dob", ""),
+                    a.facts.get("worker", ""),
+                )
+                if include_names
+                else ()
+            ),
+        )
+        for a in f.audits
+    ]
+    book.table(
+        book.sheet("Audits"),
+        (
+            "Audit ID",
+            "Tool",
+            "Case number",
+            "Team",
+            "Auditor",
+            "Month",
+            "Due",
+            "State",
+            "Complete",
+            "Auditor grade",
+            "Moderated grade",
+            "Grade",
+            "Returned on",
+            *names,
+        ),
+        rows,
+    )
 
 
 def _answers(book: _Book, f: PmuFigures, include_names: bool) -> None:
@@ -190,13 +300,37 @@ def _answers(book: _Book, f: PmuFigures, include_names: bool) -> None:
                 continue
             value, evidence = answers.get(item.key, ("", ""))
             outcome = item.outcome(value) or ""
-            rows.append((audit.audit_id, audit.form.name, audit.case_number, audit.team,
-                         section.label, item.label, item.key, value, outcome,
-                         *((evidence,) if include_names else ())))
-    book.table(book.sheet("Answers"), ("Audit ID", "Tool", "Case number", "Team", "Section",
-                                       "Question", "Key", "Answer", "Counts as",
-                                       *(("Evidence",) if include_names else ())),
-               rows, wide={5: 70, 9: 70})
+            rows.append(
+                (
+                    audit.audit_id,
+                    audit.form.name,
+                    audit.case_number,
+                    audit.team,
+                    section.label,
+                    item.label,
+                    item.key,
+                    value,
+                    outcome,
+                    *((evidence,) if include_names else ()),
+                )
+            )
+    book.table(
+        book.sheet("Answers"),
+        (
+            "Audit ID",
+            "Tool",
+            "Case number",
+            "Team",
+            "Section",
+            "Question",
+            "Key",
+            "Answer",
+            "Counts as",
+            *(("Evidence",) if include_names else ()),
+        ),
+        rows,
+        wide={5: 70, 9: 70},
+    )
 
 
 def _actions(book: _Book, f: PmuFigures) -> None:
@@ -205,40 +339,121 @@ def _actions(book: _Book, f: PmuFigures) -> None:
         for section, item in audit.form.items():
             if item.kind == "table":
                 sections[(audit.audit_id, item.key)] = f"{section.title}: {item.label}"
-    rows = [(a["audit_id"], sections.get((str(a["audit_id"]), str(a["table_key"])),
-                                         a["table_key"]),
-             a["action"] or a["recommendation"], a["responsible_role"], a["responsible_person"],
-             a["due_date"], "Signed off" if action_done(a) else "Open",
-             "Yes" if not action_done(a) and _before(a["due_date"], f.as_of) else "No",
-             a["sign_off_date"]) for a in f.actions]
-    book.table(book.sheet("Action tracker"), (
-        "Audit ID", "Section", "Action", "Responsible role", "Responsible person", "Due",
-        "Status", "Overdue", "Signed off on"), rows, wide={1: 40, 2: 60})
+    rows = [
+        (
+            a["audit_id"],
+            sections.get((str(a["audit_id"]), str(a["table_key"])), a["table_key"]),
+            a["action"] or a["recommendation"],
+            a["responsible_role"],
+            a["responsible_person"],
+            a["due_date"],
+            "Signed off" if action_done(a) else "Open",
+            "Yes" if not action_done(a) and _before(a["due_date"], f.as_of) else "No",
+            a["sign_off_date"],
+        )
+        for a in f.actions
+    ]
+    book.table(
+        book.sheet("Action tracker"),
+        (
+            "Audit ID",
+            "Section",
+            "Action",
+            "Responsible role",
+            "Responsible person",
+            "Due",
+            "Status",
+            "Overdue",
+            "Signed off on",
+        ),
+        rows,
+        wide={1: 40, 2: 60},
+    )
 
 
 def _logs(book: _Book, f: PmuFigures) -> None:
-    book.table(book.sheet("Moderation log"), (
-        "Audit ID", "Tool", "Case number", "Team", "Auditor grade", "Moderated grade",
-        "Moderated by", "Outcome"), [
-        (a.audit_id, a.form.name, a.case_number, a.team, a.auditor_grade, a.moderated_grade,
-         a.moderated_by, "Agreed" if a.moderated_grade == a.auditor_grade else "Changed")
-        for a in f.graded if a.moderated_grade])
-    book.table(book.sheet("Non-completion"), (
-        "Audit ID", "Tool", "Case number", "Team", "Auditor", "Due", "State", "Days overdue"), [
-        (a.audit_id, a.form.name, a.case_number, a.team, a.auditor, a.due_date, a.state,
-         max(0, (f.as_of - a.due_date).days)) for a in f.audits if not a.complete])
-    book.table(book.sheet("Re-audits"), (
-        "Audit ID", "Case number", "Tool", "Team", "Grade", "Graded", "Review by (4 weeks)",
-        "Re-audit by (2 months)"), [
-        (i["audit_id"], i["case_number"], i["tool"], i["team"], i["grade"], i["graded_on"],
-         i["review_by"], i["reaudit_by"])
-        for i in sorted(f.follow_up, key=lambda i: str(i["reaudit_by"]))])
+    book.table(
+        book.sheet("Moderation log"),
+        (
+            "Audit ID",
+            "Tool",
+            "Case number",
+            "Team",
+            "Auditor grade",
+            "Moderated grade",
+            "Moderated by",
+            "Outcome",
+        ),
+        [
+            (
+                a.audit_id,
+                a.form.name,
+                a.case_number,
+                a.team,
+                a.auditor_grade,
+                a.moderated_grade,
+                a.moderated_by,
+                "Agreed" if a.moderated_grade == a.auditor_grade else "Changed",
+            )
+            for a in f.graded
+            if a.moderated_grade
+        ],
+    )
+    book.table(
+        book.sheet("Non-completion"),
+        ("Audit ID", "Tool", "Case number", "Team", "Auditor", "Due", "State", "Days overdue"),
+        [
+            (
+                a.audit_id,
+                a.form.name,
+                a.case_number,
+                a.team,
+                a.auditor,
+                a.due_date,
+                a.state,
+                max(0, (f.as_of - a.due_date).days),
+            )
+            for a in f.audits
+            if not a.complete
+        ],
+    )
+    book.table(
+        book.sheet("Re-audits"),
+        (
+            "Audit ID",
+            "Case number",
+            "Tool",
+            "Team",
+            "Grade",
+            "Graded",
+            "Review by (4 weeks)",
+            "Re-audit by (2 months)",
+        ),
+        [
+            (
+                i["audit_id"],
+                i["case_number"],
+                i["tool"],
+                i["team"],
+                i["grade"],
+                i["graded_on"],
+                i["review_by"],
+                i["reaudit_by"],
+            )
+            for i in sorted(f.follow_up, key=lambda i: str(i["reaudit_by"]))
+        ],
+    )
 
 
 def workbook(f: PmuFigures, settings: Settings = DEFAULT, include_names: bool = False) -> bytes:
     book = _Book(settings)
-    book.book.set_properties({"title": f"Case file audits {f.period.label}",
-                              "author": "formtool", "created": dt.datetime(2000, 1, 1)})
+    book.book.set_properties(
+        {
+            "title": f"Case file audits {f.period.label}",
+            "author": "formtool",
+            "created": dt.datetime(2000, 1, 1),
+        }
+    )
     _summary(book, f)
     _audits(book, f, include_names)
     _answers(book, f, include_names)

@@ -51,21 +51,24 @@ def _saved(text: str) -> dt.datetime | None:
             stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
     except (ValueError, OverflowError):
         return None
-    if stamp.year < 2001 or stamp > dt.datetime.now(dt.UTC).replace(tzinfo=None) \
-            + dt.timedelta(days=1):
+    if stamp.year < 2001 or stamp > dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(
+        days=1
+    ):
         return None  # formtool's own unsaved forms carry 2000-01-01; clocks can be wrong
     return stamp.replace(microsecond=0)
 
 
 def _clean(form: FormDefinition, values: dict[str, str]) -> dict[str, str]:
     """Empty controls still show their placeholder text: read those as empty."""
+
     def placeholder(key: str) -> set[str]:
         found: Field | None = form.field_or_none(key)
         kind = found.kind if found is not None else FieldKind.text
         return {KINDS[kind].placeholder, *(found.placeholders() if found else ())}
 
-    return {k: "" if v in LEGACY_PLACEHOLDERS or v in placeholder(k) else v
-            for k, v in values.items()}
+    return {
+        k: "" if v in LEGACY_PLACEHOLDERS or v in placeholder(k) else v for k, v in values.items()
+    }
 
 
 def read_bytes(data: bytes, suffix: str, resolve: FormResolver = installed_form) -> RawReturn:
@@ -79,7 +82,9 @@ def read_bytes(data: bytes, suffix: str, resolve: FormResolver = installed_form)
         package = book.package
         identity = xlsx_reader.xlsx_identity(book)
     else:
-        raise Rejected(IssueCode.unsupported_type, suffix or "extensionless")
+        raise Rejected(
+            IssueCode.unsupported_type, f"a {suffix} file" if suffix else "no file extension"
+        )
     if identity is None:
         raise Rejected(IssueCode.no_identity)
     form = resolve(identity.form_id, identity.form_version)

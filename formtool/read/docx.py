@@ -55,8 +55,9 @@ def element_text(element: etree._Element, limit: int) -> str:
     return "".join(parts).strip()[: limit + 1]
 
 
-def bookmarked_text(body: etree._Element, wanted: dict[str, str], budget: TextBudget
-                    ) -> dict[str, str]:
+def bookmarked_text(
+    body: etree._Element, wanted: dict[str, str], budget: TextBudget
+) -> dict[str, str]:
     """Key -> the text between the start and end of the bookmark named for it.
 
     Only the form's own bookmarks are followed, each at most once at a time, so the work per
@@ -91,8 +92,9 @@ def tagged_text(body: etree._Element, keys: set[str], budget: TextBudget) -> dic
     return found
 
 
-def positional_text(body: etree._Element, form: FormDefinition, budget: TextBudget
-                    ) -> dict[str, str]:
+def positional_text(
+    body: etree._Element, form: FormDefinition, budget: TextBudget
+) -> dict[str, str]:
     """Answers read from the table cells where the layout put them. A cell holding a
     judgement and its comment gives its first paragraph to the one, the rest to the other."""
     tables = body.findall(W + "tbl")
@@ -186,8 +188,9 @@ def read_values(body: etree._Element, form: FormDefinition) -> tuple[dict[str, s
     return values, method
 
 
-def _table_of(marks: dict[str, etree._Element], tables: list[etree._Element],
-              form: FormDefinition, item: Item) -> etree._Element | None:
+def _table_of(
+    marks: dict[str, etree._Element], tables: list[etree._Element], form: FormDefinition, item: Item
+) -> etree._Element | None:
     """The Word table holding an action table: found by its first bookmark, else by order."""
     mark = marks.get(bookmark_name(item.cell_key(1, item.columns[0])))
     if mark is not None:
@@ -196,13 +199,15 @@ def _table_of(marks: dict[str, etree._Element], tables: list[etree._Element],
     return tables[index] if index < len(tables) else None
 
 
-def action_rows(body: etree._Element, form: FormDefinition, budget: TextBudget
-                ) -> dict[str, str]:
+def action_rows(body: etree._Element, form: FormDefinition, budget: TextBudget) -> dict[str, str]:
     """Every row of every action table by position, including rows the auditor added."""
     found: dict[str, str] = {}
     wanted = set(_bookmark_keys(form))
-    marks = {m.get(W + "name", ""): m for m in body.iter(W + "bookmarkStart")
-             if m.get(W + "name", "") in wanted}
+    marks = {
+        m.get(W + "name", ""): m
+        for m in body.iter(W + "bookmarkStart")
+        if m.get(W + "name", "") in wanted
+    }
     tables = body.findall(W + "tbl")
     for item in form.tables():
         table = _table_of(marks, tables, form, item)
@@ -210,8 +215,9 @@ def action_rows(body: etree._Element, form: FormDefinition, budget: TextBudget
             continue
         rows = list(table.iter(W + "tr"))[1:]  # row 0 is the column headings
         if len(rows) > MAX_ROWS:
-            raise Rejected(IssueCode.field_too_long, f"{len(rows)} rows", f"{MAX_ROWS} rows",
-                           field=item.key)
+            raise Rejected(
+                IssueCode.field_too_long, f"{len(rows)} rows", f"{MAX_ROWS} rows", field=item.key
+            )
         for number, row in enumerate(rows, start=1):
             cells = row.findall(W + "tc")
             for column, cell in zip(item.columns, cells, strict=False):

@@ -48,19 +48,28 @@ class TextBudget:
         """Account for a whole text read at once (already cut to field_limit + 1)."""
         self._count(len(text))
         if len(text) > MAX_FIELD_CHARS:
-            raise Rejected(IssueCode.field_too_long, f"over {_chars(MAX_FIELD_CHARS)}",
-                           _chars(MAX_FIELD_CHARS), field=key)
+            raise Rejected(
+                IssueCode.field_too_long,
+                f"over {_chars(MAX_FIELD_CHARS)}",
+                _chars(MAX_FIELD_CHARS),
+                field=key,
+            )
         return text
 
     def _count(self, size: int) -> None:
         self._total += size
         if self._total > MAX_TEXT_CHARS:
-            raise Rejected(IssueCode.too_much_text, f"over {_chars(MAX_TEXT_CHARS)}",
-                           _chars(MAX_TEXT_CHARS))
+            raise Rejected(
+                IssueCode.too_much_text, f"over {_chars(MAX_TEXT_CHARS)}", _chars(MAX_TEXT_CHARS)
+            )
 
     def texts(self) -> dict[str, str]:
         for key, size in self._sizes.items():
             if size > MAX_FIELD_CHARS:
-                raise Rejected(IssueCode.field_too_long, f"over {_chars(MAX_FIELD_CHARS)}",
-                               _chars(MAX_FIELD_CHARS), field=key)
+                raise Rejected(
+                    IssueCode.field_too_long,
+                    f"over {_chars(MAX_FIELD_CHARS)}",
+                    _chars(MAX_FIELD_CHARS),
+                    field=key,
+                )
         return {key: "".join(self._parts.get(key, ())).strip() for key in self._sizes}

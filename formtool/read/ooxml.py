@@ -30,16 +30,35 @@ CORE_NS = "http://purl.org/dc/terms/"
 CT_NS = "{http://schemas.openxmlformats.org/package/2006/content-types}"
 PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 MACRO_CONTENT = ("vbaproject", "macroenabled", "vbadata", "ms-office.activex")
-MACRO_RELATIONSHIPS = ("/vbaproject", "/vbaprojectsignature", "/wordvbadata",
-                       "/keymapcustomizations")
+MACRO_RELATIONSHIPS = (
+    "/vbaproject",
+    "/vbaprojectsignature",
+    "/wordvbadata",
+    "/keymapcustomizations",
+)
 
 #: Everything a damaged or hostile archive raises while being opened or inflated.
-ZIP_FAILURES = (zipfile.BadZipFile, zlib.error, NotImplementedError, ValueError, OSError,
-                EOFError, RuntimeError, struct.error, KeyError, IndexError, OverflowError,
-                UnicodeDecodeError)
+ZIP_FAILURES = (
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+    ValueError,
+    OSError,
+    EOFError,
+    RuntimeError,
+    struct.error,
+    KeyError,
+    IndexError,
+    OverflowError,
+    UnicodeDecodeError,
+)
 
 _PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True,
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    huge_tree=False,
+    remove_comments=True,
     remove_pis=True,
 )
 
@@ -61,7 +80,7 @@ def _directory_entries(data: bytes) -> int | None:
     locator = data.rfind(b"PK\x06\x07", max(0, end - 20), end)
     if entries == 0xFFFF and locator >= 0 and locator + 20 <= len(data):
         offset = struct.unpack_from("<Q", data, locator + 8)[0]
-        if offset + 40 <= len(data) and data[offset:offset + 4] == b"PK\x06\x06":
+        if offset + 40 <= len(data) and data[offset : offset + 4] == b"PK\x06\x06":
             return int(struct.unpack_from("<Q", data, offset + 32)[0])
     return int(entries)
 
@@ -105,15 +124,15 @@ class Package:
             for entry in types.iter(CT_NS + "Default", CT_NS + "Override"):
                 content = entry.get("ContentType", "").lower()
                 if any(m in content for m in MACRO_CONTENT):
-                    raise Rejected(IssueCode.macros, f"content type {content}",
-                                   f".{self.kind}")
+                    raise Rejected(IssueCode.macros, f"content type {content}", f".{self.kind}")
         for name in sorted(n for n in self.names if n.endswith(".rels")):
             rels = self.xml(name)
             for rel in rels.iter(PKG_REL + "Relationship") if rels is not None else ():
                 kind = rel.get("Type", "").lower()
                 if kind.endswith(MACRO_RELATIONSHIPS):
-                    raise Rejected(IssueCode.macros, f"relationship {kind.rsplit('/', 1)[-1]}",
-                                   f".{self.kind}")
+                    raise Rejected(
+                        IssueCode.macros, f"relationship {kind.rsplit('/', 1)[-1]}", f".{self.kind}"
+                    )
 
     def read(self, name: str) -> bytes | None:
         """A member's bytes (None if absent), never more than MAX_PART_BYTES."""
@@ -157,8 +176,11 @@ class Package:
         for rel in rels.iter(PKG_REL + "Relationship") if rels is not None else ():
             if rel.get("Type", "").endswith("/" + kind) and rel.get("TargetMode") != "External":
                 target = rel.get("Target", "")
-                found.append(target.lstrip("/") if target.startswith("/")
-                             else posixpath.normpath(posixpath.join(folder, target)))
+                found.append(
+                    target.lstrip("/")
+                    if target.startswith("/")
+                    else posixpath.normpath(posixpath.join(folder, target))
+                )
         return found
 
 

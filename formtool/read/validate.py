@@ -25,8 +25,11 @@ from formtool.scales import KINDS, FieldKind, format_date, parse_date
 
 PREPARED, AUDIT = "prepared", "audit"
 #: Roles every action row needs, and how a message names them.
-ACTION_NEEDS = (("action", "an action"), ("responsible_person", "a responsible person"),
-                ("due_date", "a date"))
+ACTION_NEEDS = (
+    ("action", "an action"),
+    ("responsible_person", "a responsible person"),
+    ("due_date", "a date"),
+)
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,7 @@ class ActionRow:
         """The row as the actions table holds it: dates as dates."""
         row: dict[str, object] = {"table_key": self.table_key, "row": self.row}
         for role, value in self.values.items():
-            row[role] = (parse_date(value) if value else None) if role.endswith("date") \
-                else value
+            row[role] = (parse_date(value) if value else None) if role.endswith("date") else value
         return row
 
 
@@ -78,8 +80,9 @@ def _normalise(f: Field, raw: str, file: str, issues: list[Issue]) -> str:
     if value is not None:
         return value
     if f.kind is FieldKind.choice and f.scale is not None:
-        issues.append(Issue(IssueCode.bad_choice, file, f.key, value=raw,
-                            expected="/".join(f.scale.choices)))
+        issues.append(
+            Issue(IssueCode.bad_choice, file, f.key, value=raw, expected="/".join(f.scale.choices))
+        )
     else:
         issues.append(Issue(IssueCode.bad_answer_date, file, f.key, value=raw))
     return raw
@@ -87,19 +90,28 @@ def _normalise(f: Field, raw: str, file: str, issues: list[Issue]) -> str:
 
 def _in_stage(role: str, stage: str) -> bool:
     """Whether a field with this role is filled (and checked) at this stage."""
-    return not role or role == ("preparer" if stage == PREPARED else "auditor") \
+    return (
+        not role
+        or role == ("preparer" if stage == PREPARED else "auditor")
         or (stage == AUDIT and role == "preparer")
+    )
 
 
-def check_return(raw: RawReturn, file: str, expected_facts: Mapping[str, str] | None = None,
-                 today: dt.date | None = None, stage: str = AUDIT,
-                 prepared: Mapping[str, tuple[str, str]] | None = None) -> ReadResult:
+def check_return(
+    raw: RawReturn,
+    file: str,
+    expected_facts: Mapping[str, str] | None = None,
+    today: dt.date | None = None,
+    stage: str = AUDIT,
+    prepared: Mapping[str, tuple[str, str]] | None = None,
+) -> ReadResult:
     """Validate one read return. `expected_facts` are the facts stored when it was
     generated; `prepared` the stored answers of the prepared stage (two-stage tools)."""
     form, identity = raw.form, raw.identity
     issues: list[Issue] = _fact_issues(raw, file, expected_facts)
-    fields = [f for f in form.fields() + _added_row_fields(form, raw.values)
-              if _in_stage(f.role, stage)]
+    fields = [
+        f for f in form.fields() + _added_row_fields(form, raw.values) if _in_stage(f.role, stage)
+    ]
     values = {f.key: _normalise(f, raw.values.get(f.key, ""), file, issues) for f in fields}
     judgements = form.judgements
     final = not judgements.status or values.get(judgements.status) == judgements.final
@@ -124,9 +136,18 @@ def check_return(raw: RawReturn, file: str, expected_facts: Mapping[str, str] | 
         issues += _evidence_changes(form, values, prepared, file)
     facts = {h.column: raw.values.get(h.key, "") for h in form.header}
     record = AuditReturn(
-        identity.audit_id, form.id, form.version, identity.checksum, raw.method, final, facts,
-        answers, tuple(actions), answers.get(judgements.grade, ("", ""))[0],
-        answers.get(judgements.moderated_grade, ("", ""))[0])
+        identity.audit_id,
+        form.id,
+        form.version,
+        identity.checksum,
+        raw.method,
+        final,
+        facts,
+        answers,
+        tuple(actions),
+        answers.get(judgements.grade, ("", ""))[0],
+        answers.get(judgements.moderated_grade, ("", ""))[0],
+    )
     return ReadResult(record, issues)
 
 
@@ -134,19 +155,34 @@ def _fact_issues(raw: RawReturn, file: str, expected: Mapping[str, str] | None) 
     form, identity = raw.form, raw.identity
     read = {h.column: raw.values.get(h.key, "") for h in form.header}
     if expected is not None:
-        changed = [Issue(IssueCode.facts_altered, file, f"header.{c}", value=read[c],
-                         expected=expected.get(c, ""))
-                   for c in read if read[c] != expected.get(c, "")]
+        changed = [
+            Issue(
+                IssueCode.facts_altered,
+                file,
+                f"header.{c}",
+                value=read[c],
+                expected=expected.get(c, ""),
+            )
+            for c in read
+            if read[c] != expected.get(c, "")
+        ]
         if changed:
             return changed
     if facts_checksum(identity.audit_id, form.id, form.version, read) != identity.checksum:
-        return [Issue(IssueCode.checksum_mismatch, file, value=identity.checksum,
-                      expected="facts differ", audit_id=identity.audit_id)]
+        return [
+            Issue(
+                IssueCode.checksum_mismatch,
+                file,
+                value=identity.checksum,
+                expected="facts differ",
+                audit_id=identity.audit_id,
+            )
+        ]
     return []
 
 
 def _row_number(item: Item, key: str) -> int | None:
-    rest = key[len(item.key) + 1:] if key.startswith(item.key + ".") else ""
+    rest = key[len(item.key) + 1 :] if key.startswith(item.key + ".") else ""
     number = rest.split(".", 1)[0]
     return int(number) if number.isdigit() else None
 
@@ -159,9 +195,12 @@ def _row_count(item: Item, values: Mapping[str, str]) -> int:
 
 def _added_row_fields(form: FormDefinition, raw: Mapping[str, str]) -> list[Field]:
     """Fields for action rows beyond the form's own, so they are checked like the rest."""
-    return [item.cell_field(r, c)
-            for item in form.tables()
-            for r in range(item.rows + 1, _row_count(item, raw) + 1) for c in item.columns]
+    return [
+        item.cell_field(r, c)
+        for item in form.tables()
+        for r in range(item.rows + 1, _row_count(item, raw) + 1)
+        for c in item.columns
+    ]
 
 
 def _action_rows(item: Item, values: Mapping[str, str]) -> list[ActionRow]:
@@ -181,11 +220,19 @@ def _action_issues(rows: list[ActionRow], file: str, today: dt.date) -> list[Iss
     needs = ", ".join(label for _, label in ACTION_NEEDS)
     for row in rows:
         where = f"{row.table_key}.{row.row}"
-        missing = [label for role, label in ACTION_NEEDS
-                   if role in row.values and not row.values[role]]
+        missing = [
+            label for role, label in ACTION_NEEDS if role in row.values and not row.values[role]
+        ]
         if missing:
-            issues.append(Issue(IssueCode.incomplete_action, file, where,
-                                value=" or ".join(missing), expected=needs))
+            issues.append(
+                Issue(
+                    IssueCode.incomplete_action,
+                    file,
+                    where,
+                    value=" or ".join(missing),
+                    expected=needs,
+                )
+            )
         due = parse_date(row.values.get("due_date", "")) if row.values.get("due_date") else None
         signed = row.values.get("sign_off_date") or row.values.get("sign_off")
         if due and due < today and not signed:
@@ -210,31 +257,37 @@ def _inconsistent(judged: str, outcome: str | None, tally: Counter[str]) -> str:
     return ""
 
 
-def _consistency_issues(form: FormDefinition, answers: Mapping[str, tuple[str, str]],
-                        file: str) -> list[Issue]:
+def _consistency_issues(
+    form: FormDefinition, answers: Mapping[str, tuple[str, str]], file: str
+) -> list[Issue]:
     issues = []
     grade_item = form.item(form.judgements.grade)
     grade = answers.get(form.judgements.grade, ("", ""))[0]
     if grade_item is not None and grade:
         why = _inconsistent(grade, grade_item.outcome(grade), _tally(form.questions(), answers))
         if why:
-            issues.append(Issue(IssueCode.grade_inconsistent, file, grade_item.key,
-                                value=grade, expected=why))
+            issues.append(
+                Issue(IssueCode.grade_inconsistent, file, grade_item.key, value=grade, expected=why)
+            )
     for section in form.domains():
         item = form.item(section.judgement_key)
         judged = answers.get(section.judgement_key, ("", ""))[0]
         if item is None or not judged:
             continue
-        why = _inconsistent(judged, item.outcome(judged), _tally(list(section.questions),
-                                                                 answers))
+        why = _inconsistent(judged, item.outcome(judged), _tally(list(section.questions), answers))
         if why:
-            issues.append(Issue(IssueCode.met_inconsistent, file, item.key, value=judged,
-                                expected=why))
+            issues.append(
+                Issue(IssueCode.met_inconsistent, file, item.key, value=judged, expected=why)
+            )
     return issues
 
 
-def _evidence_changes(form: FormDefinition, values: Mapping[str, str],
-                      prepared: Mapping[str, tuple[str, str]], file: str) -> list[Issue]:
+def _evidence_changes(
+    form: FormDefinition,
+    values: Mapping[str, str],
+    prepared: Mapping[str, tuple[str, str]],
+    file: str,
+) -> list[Issue]:
     """Preparer fields the auditor changed (the evidence column of seed 000)."""
     issues = []
     for item in form.questions():

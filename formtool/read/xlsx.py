@@ -51,9 +51,15 @@ def _iter(package: Package, part: str, tag: str) -> Iterator[etree._Element]:
         return
     checked = False
     try:
-        for _, element in etree.iterparse(io.BytesIO(data), events=("end",), tag=tag,
-                                          resolve_entities=False, no_network=True,
-                                          load_dtd=False, huge_tree=False):
+        for _, element in etree.iterparse(
+            io.BytesIO(data),
+            events=("end",),
+            tag=tag,
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=False,
+        ):
             if not checked:  # the DOCTYPE, if any, came before the first element
                 info = element.getroottree().docinfo
                 if info.doctype or info.internalDTD is not None:
@@ -85,8 +91,11 @@ def open_xlsx(data: bytes) -> Workbook:
     sheets = {}
     for sheet in book.iter(S + "sheet"):
         target = targets.get(sheet.get(REL + "id"), "")
-        sheets[sheet.get("name", "")] = (target.lstrip("/") if target.startswith("/")
-                                         else posixpath.normpath(posixpath.join("xl", target)))
+        sheets[sheet.get("name", "")] = (
+            target.lstrip("/")
+            if target.startswith("/")
+            else posixpath.normpath(posixpath.join("xl", target))
+        )
     names = {}
     for name in book.iter(S + "definedName"):
         match = _REF.match((name.text or "").strip())
@@ -126,8 +135,11 @@ def _shared(book: Workbook, indexes: set[int], budget: TextBudget) -> dict[int, 
     last = max(indexes)
     for number, si in enumerate(_iter(book.package, SHARED, S + "si")):
         if number in indexes:
-            texts = (t.text or "" for t in si.iter(S + "t")
-                     if t.getparent() is not None and t.getparent().tag != S + "rPh")
+            texts = (
+                t.text or ""
+                for t in si.iter(S + "t")
+                if t.getparent() is not None and t.getparent().tag != S + "rPh"
+            )
             found[number] = "".join(texts)[: budget.field_limit + 1]
         if number >= last:
             break
@@ -139,8 +151,9 @@ def _text(kind: str, raw: str, shared: dict[int, str], is_date: bool, date1904: 
         try:
             return shared[int(raw)].strip()
         except (ValueError, KeyError):
-            raise Rejected(IssueCode.damaged, "a cell points past the shared-string table"
-                           ) from None
+            raise Rejected(
+                IssueCode.damaged, "a cell points past the shared-string table"
+            ) from None
     if kind == "b":
         return "TRUE" if raw == "1" else "FALSE"
     if kind == "n" and raw:
@@ -166,8 +179,9 @@ def xlsx_identity(book: Workbook) -> Identity | None:
             return identity
     for part in book.sheets.values():
         for inline in _iter(book.package, part, S + "is"):
-            identity = parse_visible("".join(t.text or "" for t in inline.iter(S + "t"))
-                                     [:IDENTITY_CELL])
+            identity = parse_visible(
+                "".join(t.text or "" for t in inline.iter(S + "t"))[:IDENTITY_CELL]
+            )
             if identity is not None:
                 return identity
     return None

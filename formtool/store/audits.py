@@ -25,10 +25,14 @@ class StateError(FormtoolError):
     """An audit is not in a state the step applies to (or it changed under the caller)."""
 
 
-def record_event(conn: sa.Connection, audit_id: str, name: str, detail: str = "",
-                 user: str = "") -> None:
-    conn.execute(events.insert().values(audit_id=audit_id, at=now(), event=name, detail=detail,
-                                        user_name=user))
+def record_event(
+    conn: sa.Connection, audit_id: str, name: str, detail: str = "", user: str = ""
+) -> None:
+    conn.execute(
+        events.insert().values(
+            audit_id=audit_id, at=now(), event=name, detail=detail, user_name=user
+        )
+    )
 
 
 def audit_state(conn: sa.Connection, audit_id: str, for_update: bool = False) -> AuditState:
@@ -39,14 +43,23 @@ def audit_state(conn: sa.Connection, audit_id: str, for_update: bool = False) ->
         query = query.with_for_update()
     state = conn.execute(query).scalar()
     if state is None:
-        raise StateError(f"Audit {audit_id} is not in the database. Check the id "
-                         "(`formtool status` lists the month's audits).")
+        raise StateError(
+            f"Audit {audit_id} is not in the database. Check the id "
+            "(`formtool status` lists the month's audits)."
+        )
     return AuditState(state)
 
 
-def move_state(conn: sa.Connection, audit_id: str, allowed_from: Iterable[AuditState],
-               to: AuditState, event: str, detail: str = "", user: str = "",
-               why: str = "") -> AuditState:
+def move_state(
+    conn: sa.Connection,
+    audit_id: str,
+    allowed_from: Iterable[AuditState],
+    to: AuditState,
+    event: str,
+    detail: str = "",
+    user: str = "",
+    why: str = "",
+) -> AuditState:
     """Move an audit to `to` if it is in one of `allowed_from`; returns the state it left.
 
     The update is conditional on the state, so if another process moved the audit first this
@@ -55,8 +68,11 @@ def move_state(conn: sa.Connection, audit_id: str, allowed_from: Iterable[AuditS
     allowed = {s for s in allowed_from if to in TRANSITIONS[s]}
     current = audit_state(conn, audit_id)
     if current not in allowed:
-        raise StateError(f"Audit {audit_id} is '{current}'; "
-                         + (why or f"it cannot move to '{to}' from there") + ".")
+        raise StateError(
+            f"Audit {audit_id} is '{current}'; "
+            + (why or f"it cannot move to '{to}' from there")
+            + "."
+        )
     done = conn.execute(
         audits.update()
         .where((audits.c.audit_id == audit_id) & (audits.c.state == current.value))
@@ -64,8 +80,10 @@ def move_state(conn: sa.Connection, audit_id: str, allowed_from: Iterable[AuditS
     ).rowcount
     if done != 1:  # another transaction moved it after we read the state
         latest = audit_state(conn, audit_id)
-        raise StateError(f"Audit {audit_id} changed to '{latest}' while this command ran; "
-                         "nothing was recorded. Check it and run the command again if needed.")
+        raise StateError(
+            f"Audit {audit_id} changed to '{latest}' while this command ran; "
+            "nothing was recorded. Check it and run the command again if needed."
+        )
     record_event(conn, audit_id, event, detail, user)
     return current
 
@@ -91,18 +109,30 @@ class AuditRecord:
 
     def values(self) -> dict[str, Any]:
         return {
-            "audit_id": self.audit_id, "form_id": self.form_id,
-            "form_version": self.form_version, "case_number": self.case_number,
-            "auditor": self.auditor, "auditor_email": self.auditor_email, "team": self.team,
-            "worker": self.worker, "manager": self.manager, "month": f"{self.due_date:%Y-%m}",
-            "due_date": self.due_date, "checksum": self.checksum,
+            "audit_id": self.audit_id,
+            "form_id": self.form_id,
+            "form_version": self.form_version,
+            "case_number": self.case_number,
+            "auditor": self.auditor,
+            "auditor_email": self.auditor_email,
+            "team": self.team,
+            "worker": self.worker,
+            "manager": self.manager,
+            "month": f"{self.due_date:%Y-%m}",
+            "due_date": self.due_date,
+            "checksum": self.checksum,
             "facts": json.dumps(dict(self.facts), ensure_ascii=False),
-            "preparer_email": self.preparer_email, "form_format": self.form_format,
+            "preparer_email": self.preparer_email,
+            "form_format": self.form_format,
         }
 
 
-def upsert_audits(conn: sa.Connection, records: Iterable[AuditRecord],
-                  allocation_id: int | None = None, user: str = "") -> int:
+def upsert_audits(
+    conn: sa.Connection,
+    records: Iterable[AuditRecord],
+    allocation_id: int | None = None,
+    user: str = "",
+) -> int:
     """Insert new audits as allocated, or refresh the facts of ones not yet returned.
     Returns how many were new."""
     new = 0
@@ -110,20 +140,29 @@ def upsert_audits(conn: sa.Connection, records: Iterable[AuditRecord],
         values = record.values()
         existing = conn.execute(
             sa.select(audits.c.checksum, audits.c.state)
-            .where(audits.c.audit_id == record.audit_id).with_for_update()
+            .where(audits.c.audit_id == record.audit_id)
+            .with_for_update()
         ).first()
         stamp = now()
         if existing is None:
-            conn.execute(audits.insert().values(**values, state=AuditState.allocated.value,
-                                                allocation_id=allocation_id, created_at=stamp,
-                                                updated_at=stamp))
+            conn.execute(
+                audits.insert().values(
+                    **values,
+                    state=AuditState.allocated.value,
+                    allocation_id=allocation_id,
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+            )
             record_event(conn, record.audit_id, "allocated", user=user)
             new += 1
         elif existing.checksum != record.checksum:
-            conn.execute(audits.update().where(audits.c.audit_id == record.audit_id)
-                         .values(**values, updated_at=stamp))
-            record_event(conn, record.audit_id, "regenerated", "pre-filled facts changed",
-                         user)
+            conn.execute(
+                audits.update()
+                .where(audits.c.audit_id == record.audit_id)
+                .values(**values, updated_at=stamp)
+            )
+            record_event(conn, record.audit_id, "regenerated", "pre-filled facts changed", user)
     return new
 
 
@@ -146,8 +185,11 @@ def audit_facts(row: Any) -> dict[str, str]:
 
 
 def month_allocations(conn: sa.Connection, month: str) -> list[Any]:
-    return list(conn.execute(sa.select(allocations).where(allocations.c.month == month)
-                        .order_by(allocations.c.id)).all())
+    return list(
+        conn.execute(
+            sa.select(allocations).where(allocations.c.month == month).order_by(allocations.c.id)
+        ).all()
+    )
 
 
 def drop_unstarted(conn: sa.Connection, month: str) -> int:
@@ -155,8 +197,13 @@ def drop_unstarted(conn: sa.Connection, month: str) -> int:
     `allocate --replace`); audits already sent or returned stay. Returns how many went."""
     a = audits.c
     batch = sa.select(allocations.c.id).where(allocations.c.month == month)
-    ids = list(conn.execute(sa.select(a.audit_id).where(
-        a.allocation_id.in_(batch) & (a.state == AuditState.allocated.value))).scalars())
+    ids = list(
+        conn.execute(
+            sa.select(a.audit_id).where(
+                a.allocation_id.in_(batch) & (a.state == AuditState.allocated.value)
+            )
+        ).scalars()
+    )
     if ids:
         conn.execute(events.delete().where(events.c.audit_id.in_(ids)))
         conn.execute(grades.delete().where(grades.c.audit_id.in_(ids)))
@@ -164,25 +211,51 @@ def drop_unstarted(conn: sa.Connection, month: str) -> int:
     return len(ids)
 
 
-def record_allocation(conn: sa.Connection, month: str, mode: str, seed: int,
-                      records: list[AuditRecord], replaced: int, user: str = "") -> int:
-    allocation_id = new_id(conn.execute(allocations.insert().values(
-        month=month, mode=mode, seed=seed, audits=len(records), replaced=replaced,
-        created_at=now())))
+def record_allocation(
+    conn: sa.Connection,
+    month: str,
+    mode: str,
+    seed: int,
+    records: list[AuditRecord],
+    replaced: int,
+    user: str = "",
+) -> int:
+    allocation_id = new_id(
+        conn.execute(
+            allocations.insert().values(
+                month=month,
+                mode=mode,
+                seed=seed,
+                audits=len(records),
+                replaced=replaced,
+                created_at=now(),
+            )
+        )
+    )
     upsert_audits(conn, records, allocation_id, user)
     return int(allocation_id)
 
 
-def allocation_history(conn: sa.Connection, since: str, until: str, year_from: str,
-                       year_to: str) -> tuple[set[str], Counter[str]]:
+def allocation_history(
+    conn: sa.Connection, since: str, until: str, year_from: str, year_to: str
+) -> tuple[set[str], Counter[str]]:
     """Cases with an audit in months since..until, and audits per auditor in the
     financial year year_from..year_to."""
     a = audits.c
-    recent = set(conn.execute(sa.select(a.case_number).where(
-        (a.month >= since) & (a.month <= until))).scalars())
-    counts: Counter[str] = Counter(dict(conn.execute(
-        sa.select(a.auditor, sa.func.count()).where(
-            (a.month >= year_from) & (a.month <= year_to)).group_by(a.auditor)).all()))
+    recent = set(
+        conn.execute(
+            sa.select(a.case_number).where((a.month >= since) & (a.month <= until))
+        ).scalars()
+    )
+    counts: Counter[str] = Counter(
+        dict(
+            conn.execute(
+                sa.select(a.auditor, sa.func.count())
+                .where((a.month >= year_from) & (a.month <= year_to))
+                .group_by(a.auditor)
+            ).all()
+        )
+    )
     return recent, counts
 
 

@@ -18,15 +18,33 @@ from formtool.store.schema import actions, answers, audits, events, grades, retu
 _a, _g, _r = audits.c, grades.c, returns.c
 
 
-def audit_rows(conn: sa.Connection, months: Collection[str] | None = None,
-               states: Collection[str] | None = None, overdue_on: dt.date | None = None,
-               audit_ids: Collection[str] | None = None) -> list[Any]:
+def audit_rows(
+    conn: sa.Connection,
+    months: Collection[str] | None = None,
+    states: Collection[str] | None = None,
+    overdue_on: dt.date | None = None,
+    audit_ids: Collection[str] | None = None,
+) -> list[Any]:
     """Audits with their grades and current return (id, file, dates), in audit id order."""
     query = (
-        sa.select(audits, _g.auditor_grade, _g.moderated_grade, _g.moderated_by,
-                  _g.moderated_at, _r.id.label("return_id"), _r.file_name,
-                  _r.imported_at, _r.saved_at, _r.final, _r.stage, _r.content_hash,
-                  _r.warnings, _r.method, _r.sender, _r.sent_at)
+        sa.select(
+            audits,
+            _g.auditor_grade,
+            _g.moderated_grade,
+            _g.moderated_by,
+            _g.moderated_at,
+            _r.id.label("return_id"),
+            _r.file_name,
+            _r.imported_at,
+            _r.saved_at,
+            _r.final,
+            _r.stage,
+            _r.content_hash,
+            _r.warnings,
+            _r.method,
+            _r.sender,
+            _r.sent_at,
+        )
         .outerjoin(grades, _g.audit_id == _a.audit_id)
         .outerjoin(returns, (_r.audit_id == _a.audit_id) & _r.is_current)
     )
@@ -41,16 +59,18 @@ def audit_rows(conn: sa.Connection, months: Collection[str] | None = None,
     return list(conn.execute(query.order_by(_a.audit_id)).all())
 
 
-def answers_by_return(conn: sa.Connection, return_ids: Iterable[int]
-                      ) -> dict[int, dict[str, tuple[str, str]]]:
+def answers_by_return(
+    conn: sa.Connection, return_ids: Iterable[int]
+) -> dict[int, dict[str, tuple[str, str]]]:
     """Return id -> key -> (value, comment), for many returns in one query."""
     ids = [i for i in return_ids if i is not None]
     found: dict[int, dict[str, tuple[str, str]]] = defaultdict(dict)
     for chunk in _chunks(ids):
-        for row in conn.execute(sa.select(answers.c.return_id, answers.c.key, answers.c.value,
-                                          answers.c.comment)
-                                .where(answers.c.return_id.in_(chunk))
-                                .order_by(answers.c.id)):
+        for row in conn.execute(
+            sa.select(answers.c.return_id, answers.c.key, answers.c.value, answers.c.comment)
+            .where(answers.c.return_id.in_(chunk))
+            .order_by(answers.c.id)
+        ):
             found[row.return_id][row.key] = (row.value, row.comment)
     return dict(found)
 
@@ -60,51 +80,77 @@ def actions_by_return(conn: sa.Connection, return_ids: Iterable[int]) -> list[An
     ids = [i for i in return_ids if i is not None]
     rows: list[Any] = []
     for chunk in _chunks(ids):
-        rows += conn.execute(sa.select(actions, _r.audit_id)
-                             .join(returns, _r.id == actions.c.return_id)
-                             .where(actions.c.return_id.in_(chunk))).all()
+        rows += conn.execute(
+            sa.select(actions, _r.audit_id)
+            .join(returns, _r.id == actions.c.return_id)
+            .where(actions.c.return_id.in_(chunk))
+        ).all()
     return sorted(rows, key=lambda row: (row.audit_id, row.id))
 
 
 def _chunks(ids: list[int], size: int = 5000) -> Iterable[list[int]]:
     for start in range(0, len(ids), size):
-        yield ids[start:start + size]
+        yield ids[start : start + size]
 
 
 def return_history(conn: sa.Connection, audit_id: str) -> list[Any]:
     """Every return of an audit, newest first (without the file bytes)."""
     columns = [c for c in returns.c if c.name != "content"]
-    return list(conn.execute(sa.select(*columns).where(_r.audit_id == audit_id)
-                             .order_by(_r.saved_at.desc(), _r.id.desc())).all())
+    return list(
+        conn.execute(
+            sa.select(*columns)
+            .where(_r.audit_id == audit_id)
+            .order_by(_r.saved_at.desc(), _r.id.desc())
+        ).all()
+    )
 
 
 def return_content(conn: sa.Connection, return_id: int) -> Any:
     """A stored return's original file: name and bytes."""
-    return conn.execute(sa.select(_r.audit_id, _r.file_name, _r.content, _r.stage)
-                        .where(_r.id == return_id)).first()
+    return conn.execute(
+        sa.select(_r.audit_id, _r.file_name, _r.content, _r.stage).where(_r.id == return_id)
+    ).first()
 
 
 def prepared_return(conn: sa.Connection, audit_id: str) -> Any:
     """The newest prepared-stage return of a two-stage audit."""
-    return conn.execute(sa.select(returns).where((_r.audit_id == audit_id)
-                                                 & (_r.stage == "prepared"))
-                        .order_by(_r.saved_at.desc(), _r.id.desc())).first()
+    return conn.execute(
+        sa.select(returns)
+        .where((_r.audit_id == audit_id) & (_r.stage == "prepared"))
+        .order_by(_r.saved_at.desc(), _r.id.desc())
+    ).first()
 
 
 def audit_events(conn: sa.Connection, audit_id: str) -> list[Any]:
-    return list(conn.execute(sa.select(events).where(events.c.audit_id == audit_id)
-                             .order_by(events.c.id)).all())
+    return list(
+        conn.execute(
+            sa.select(events).where(events.c.audit_id == audit_id).order_by(events.c.id)
+        ).all()
+    )
 
 
 def graded_before(conn: sa.Connection, month: str) -> list[Any]:
     """Audits of earlier months with a grade and a current return, for re-audit planning."""
     grade = sa.func.coalesce(sa.func.nullif(_g.moderated_grade, ""), _g.auditor_grade)
-    return list(conn.execute(
-        sa.select(_a.audit_id, _a.case_number, _a.form_id, _a.form_version, _a.month, _a.team,
-                  _a.facts, _a.state, grade.label("grade"), _r.imported_at)
-        .join(grades, _g.audit_id == _a.audit_id)
-        .join(returns, (_r.audit_id == _a.audit_id) & _r.is_current)
-        .where((_a.month < month) & (grade != ""))).all())
+    return list(
+        conn.execute(
+            sa.select(
+                _a.audit_id,
+                _a.case_number,
+                _a.form_id,
+                _a.form_version,
+                _a.month,
+                _a.team,
+                _a.facts,
+                _a.state,
+                grade.label("grade"),
+                _r.imported_at,
+            )
+            .join(grades, _g.audit_id == _a.audit_id)
+            .join(returns, (_r.audit_id == _a.audit_id) & _r.is_current)
+            .where((_a.month < month) & (grade != ""))
+        ).all()
+    )
 
 
 def case_months(conn: sa.Connection) -> list[Any]:
@@ -113,11 +159,28 @@ def case_months(conn: sa.Connection) -> list[Any]:
 
 def export_answer_rows(conn: sa.Connection) -> list[Any]:
     """Every answer of every current return, with its audit's details."""
-    return list(conn.execute(
-        sa.select(_a.audit_id, _a.form_id, _a.form_version, _a.case_number, _a.team,
-                  _a.auditor, _a.month, _a.due_date, _a.state, _r.file_name, _r.imported_at,
-                  _r.final, answers.c.key, answers.c.value, answers.c.comment)
-        .join(returns, _r.audit_id == _a.audit_id)
-        .join(answers, answers.c.return_id == _r.id)
-        .where(_r.is_current)
-        .order_by(_a.audit_id, answers.c.id)).all())
+    return list(
+        conn.execute(
+            sa.select(
+                _a.audit_id,
+                _a.form_id,
+                _a.form_version,
+                _a.case_number,
+                _a.team,
+                _a.auditor,
+                _a.month,
+                _a.due_date,
+                _a.state,
+                _r.file_name,
+                _r.imported_at,
+                _r.final,
+                answers.c.key,
+                answers.c.value,
+                answers.c.comment,
+            )
+            .join(returns, _r.audit_id == _a.audit_id)
+            .join(answers, answers.c.return_id == _r.id)
+            .where(_r.is_current)
+            .order_by(_a.audit_id, answers.c.id)
+        ).all()
+    )

@@ -21,8 +21,16 @@ from formtool.store.engine import now, transaction
 from formtool.store.schema import TRANSITIONS, AuditState, actions, answers, grades, returns
 
 PREPARED, AUDIT = "prepared", "audit"  # the two stages of a two-stage tool's return
-ACTION_COLUMNS = ("recommendation", "action", "responsible_role", "responsible_person",
-                  "due_date", "sign_off", "sign_off_date", "comments")
+ACTION_COLUMNS = (
+    "recommendation",
+    "action",
+    "responsible_role",
+    "responsible_person",
+    "due_date",
+    "sign_off",
+    "sign_off_date",
+    "comments",
+)
 
 
 @dataclass(frozen=True)
@@ -74,16 +82,20 @@ def return_stage(conn: sa.Connection, audit_id: str, two_stage: bool) -> str:
     if state in (AuditState.allocated, AuditState.sent, AuditState.prepared):
         return PREPARED
     if state is AuditState.in_progress:
-        prepared = conn.execute(sa.select(returns.c.id).where(
-            (returns.c.audit_id == audit_id) & (returns.c.stage == PREPARED))).first()
+        prepared = conn.execute(
+            sa.select(returns.c.id).where(
+                (returns.c.audit_id == audit_id) & (returns.c.stage == PREPARED)
+            )
+        ).first()
         return AUDIT if prepared else PREPARED
     return AUDIT
 
 
 def known_content(conn: sa.Connection, content_hash: str) -> str | None:
     """The audit id of a stored return with exactly these bytes, if any."""
-    return conn.execute(sa.select(returns.c.audit_id)
-                        .where(returns.c.content_hash == content_hash)).scalar()
+    return conn.execute(
+        sa.select(returns.c.audit_id).where(returns.c.content_hash == content_hash)
+    ).scalar()
 
 
 def _next_state(stage: str, final: bool) -> AuditState:
@@ -92,31 +104,49 @@ def _next_state(stage: str, final: bool) -> AuditState:
     return AuditState.prepared if stage == PREPARED else AuditState.returned
 
 
-def store_return(engine: sa.Engine, record: ReturnRecord, file: ReturnFile, stage: str,
-                 two_stage: bool = False, user: str = "") -> Stored:
+def store_return(
+    engine: sa.Engine,
+    record: ReturnRecord,
+    file: ReturnFile,
+    stage: str,
+    two_stage: bool = False,
+    user: str = "",
+) -> Stored:
     """Store one validated return (see the module docstring for the rules)."""
     r = returns.c
     with transaction(engine) as conn:
         state = audit_state(conn, record.audit_id, for_update=True)
-        if conn.execute(sa.select(r.id).where((r.audit_id == record.audit_id)
-                                              & (r.content_hash == file.content_hash))).first():
+        if conn.execute(
+            sa.select(r.id).where(
+                (r.audit_id == record.audit_id) & (r.content_hash == file.content_hash)
+            )
+        ).first():
             return Stored("unchanged", state=state)
         if return_stage(conn, record.audit_id, two_stage) != stage:
-            raise StateError(f"Audit {record.audit_id} moved on while this file was read; "
-                             "import it again.")
-        current = conn.execute(sa.select(r.id, r.saved_at, r.imported_at)
-                               .where((r.audit_id == record.audit_id) & r.is_current)).first()
+            raise StateError(
+                f"Audit {record.audit_id} moved on while this file was read; import it again."
+            )
+        current = conn.execute(
+            sa.select(r.id, r.saved_at, r.imported_at).where(
+                (r.audit_id == record.audit_id) & r.is_current
+            )
+        ).first()
         order = file.order_date
         current_date = (current.saved_at or current.imported_at) if current else None
         newer = current_date is None or order >= current_date
         if newer and current is not None:
             conn.execute(returns.update().where(r.id == current.id).values(is_current=False))
-        return_id = _insert_return(conn, record, file, stage, order, newer,
-                                   current.id if newer and current else None)
+        return_id = _insert_return(
+            conn, record, file, stage, order, newer, current.id if newer and current else None
+        )
         if not newer:
-            record_event(conn, record.audit_id, "kept as history",
-                         f"{file.name} saved {order:%d/%m/%Y %H:%M}, before the current return",
-                         user)
+            record_event(
+                conn,
+                record.audit_id,
+                "kept as history",
+                f"{file.name} saved {order:%d/%m/%Y %H:%M}, before the current return",
+                user,
+            )
             return Stored("history", return_id, state, current_date)
         _store_grade(conn, record, return_id)
         target = _next_state(stage, record.final)
@@ -130,23 +160,47 @@ def store_return(engine: sa.Engine, record: ReturnRecord, file: ReturnFile, stag
         return Stored("updated" if current else "imported", return_id, state)
 
 
-def _insert_return(conn: sa.Connection, record: ReturnRecord, file: ReturnFile, stage: str,
-                   order: dt.datetime, current: bool, supersedes: int | None) -> int:
-    return_id = new_id(conn.execute(returns.insert().values(
-        audit_id=record.audit_id, file_name=_text(file.name, 500), content_hash=file.content_hash,
-        content=file.content, imported_at=now(), supersedes=supersedes, is_current=current,
-        method=record.method, final=record.final, warnings=json.dumps(list(record.warnings)),
-        saved_at=order, sender=_text(file.sender, 400), sent_at=file.sent_at,
-        message_name=_text(file.message_name, 500), stage=stage,
-    )))
-    rows = [{"return_id": return_id, "key": k, "value": v, "comment": c}
-            for k, (v, c) in record.answers.items()]
+def _insert_return(
+    conn: sa.Connection,
+    record: ReturnRecord,
+    file: ReturnFile,
+    stage: str,
+    order: dt.datetime,
+    current: bool,
+    supersedes: int | None,
+) -> int:
+    return_id = new_id(
+        conn.execute(
+            returns.insert().values(
+                audit_id=record.audit_id,
+                file_name=_text(file.name, 500),
+                content_hash=file.content_hash,
+                content=file.content,
+                imported_at=now(),
+                supersedes=supersedes,
+                is_current=current,
+                method=record.method,
+                final=record.final,
+                warnings=json.dumps(list(record.warnings)),
+                saved_at=order,
+                sender=_text(file.sender, 400),
+                sent_at=file.sent_at,
+                message_name=_text(file.message_name, 500),
+                stage=stage,
+            )
+        )
+    )
+    rows = [
+        {"return_id": return_id, "key": k, "value": v, "comment": c}
+        for k, (v, c) in record.answers.items()
+    ]
     if rows:
         conn.execute(answers.insert(), rows)
     if record.actions:
         blank = dict.fromkeys(ACTION_COLUMNS, "") | {"due_date": None, "sign_off_date": None}
-        conn.execute(actions.insert(),
-                     [blank | dict(a) | {"return_id": return_id} for a in record.actions])
+        conn.execute(
+            actions.insert(), [blank | dict(a) | {"return_id": return_id} for a in record.actions]
+        )
     return return_id
 
 
@@ -159,8 +213,11 @@ def _store_grade(conn: sa.Connection, record: ReturnRecord, return_id: int) -> N
     g = grades.c
     values: dict[str, Any] = {"auditor_grade": record.grade, "return_id": return_id}
     if record.moderated_grade:
-        values |= {"moderated_grade": record.moderated_grade, "moderated_by": "return form",
-                   "moderated_at": now()}
+        values |= {
+            "moderated_grade": record.moderated_grade,
+            "moderated_by": "return form",
+            "moderated_at": now(),
+        }
     if conn.execute(sa.select(g.audit_id).where(g.audit_id == record.audit_id)).first():
         conn.execute(grades.update().where(g.audit_id == record.audit_id).values(**values))
     else:
@@ -169,22 +226,30 @@ def _store_grade(conn: sa.Connection, record: ReturnRecord, return_id: int) -> N
 
 def current_return(conn: sa.Connection, audit_id: str) -> Any:
     r = returns.c
-    return conn.execute(sa.select(returns).where((r.audit_id == audit_id) & r.is_current)
-                        ).first()
+    return conn.execute(sa.select(returns).where((r.audit_id == audit_id) & r.is_current)).first()
 
 
 def return_answers(conn: sa.Connection, return_id: int) -> dict[str, tuple[str, str]]:
     a = answers.c
-    return {row.key: (row.value, row.comment) for row in conn.execute(
-        sa.select(a.key, a.value, a.comment).where(a.return_id == return_id).order_by(a.id))}
+    return {
+        row.key: (row.value, row.comment)
+        for row in conn.execute(
+            sa.select(a.key, a.value, a.comment).where(a.return_id == return_id).order_by(a.id)
+        )
+    }
 
 
 def return_actions(conn: sa.Connection, return_id: int) -> list[Any]:
-    return list(conn.execute(sa.select(actions).where(actions.c.return_id == return_id)
-                        .order_by(actions.c.id)).all())
+    return list(
+        conn.execute(
+            sa.select(actions).where(actions.c.return_id == return_id).order_by(actions.c.id)
+        ).all()
+    )
 
 
 def stored_warnings(text: str) -> list[dict[str, str]]:
     """Warnings as stored: issue data; old databases stored rendered messages."""
-    return [w if isinstance(w, dict) else {"code": "", "message": str(w)}
-            for w in json.loads(text or "[]")]
+    return [
+        w if isinstance(w, dict) else {"code": "", "message": str(w)}
+        for w in json.loads(text or "[]")
+    ]

@@ -38,8 +38,9 @@ TRANSITIONS: dict[AuditState, frozenset[AuditState]] = {
     S.prepared: frozenset({S.prepared, S.awaiting_audit, S.filed_unaudited}),
     S.awaiting_audit: frozenset({S.in_progress, S.returned}),
     S.amendment_requested: frozenset({S.in_progress, S.returned}),
-    S.returned: frozenset({S.in_progress, S.returned, S.checked, S.amendment_requested,
-                           S.moderated}),
+    S.returned: frozenset(
+        {S.in_progress, S.returned, S.checked, S.amendment_requested, S.moderated}
+    ),
     S.checked: frozenset({S.moderated, S.actions_signed_off, S.closed}),
     S.moderated: frozenset({S.moderated, S.actions_signed_off, S.closed}),
     S.actions_signed_off: frozenset({S.closed}),
@@ -48,8 +49,9 @@ TRANSITIONS: dict[AuditState, frozenset[AuditState]] = {
 }
 #: The auditor (or preparer) still owes a return: counted as outstanding, overdue after the
 #: due date, and chased.
-OUTSTANDING = frozenset({S.allocated, S.sent, S.in_progress, S.amendment_requested,
-                         S.awaiting_audit})
+OUTSTANDING = frozenset(
+    {S.allocated, S.sent, S.in_progress, S.amendment_requested, S.awaiting_audit}
+)
 #: A complete return is in: counted as completed (and graded, once it has a grade).
 COMPLETED = frozenset({S.returned, S.checked, S.moderated, S.actions_signed_off, S.closed})
 
@@ -74,8 +76,9 @@ audits = sa.Table(
     sa.Column("facts", sa.Text, nullable=False),  # JSON: header column -> value
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
-    sa.Column("allocation_id", sa.Integer, sa.ForeignKey("allocations.id"), nullable=True,
-              index=True),
+    sa.Column(
+        "allocation_id", sa.Integer, sa.ForeignKey("allocations.id"), nullable=True, index=True
+    ),
     sa.Column("preparer_email", sa.String(320), nullable=False, server_default=""),
     sa.Column("form_format", sa.String(8), nullable=False, server_default="docx"),
 )

@@ -18,8 +18,9 @@ def add_user(conn: sa.Connection, name: str, role: str, password_hash: str) -> b
     """Add an account; False if the name is taken."""
     if conn.execute(sa.select(_u.name).where(_u.name == name)).first():
         return False
-    conn.execute(users.insert().values(name=name, role=role, password_hash=password_hash,
-                                       created_at=now()))
+    conn.execute(
+        users.insert().values(name=name, role=role, password_hash=password_hash, created_at=now())
+    )
     return True
 
 

@@ -16,8 +16,9 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("audits") as batch:
-        batch.add_column(sa.Column("auditor_email", sa.String(320), nullable=False,
-                                   server_default=""))
+        batch.add_column(
+            sa.Column("auditor_email", sa.String(320), nullable=False, server_default="")
+        )
 
 
 def downgrade() -> None:

@@ -33,28 +33,31 @@ def upgrade() -> None:
     with op.batch_alter_table("audits") as batch:
         batch.add_column(sa.Column("allocation_id", sa.Integer, nullable=True))
         batch.create_index("ix_audits_allocation_id", ["allocation_id"])
-        batch.create_foreign_key("fk_audits_allocation", "allocations", ["allocation_id"],
-                                 ["id"])
+        batch.create_foreign_key("fk_audits_allocation", "allocations", ["allocation_id"], ["id"])
     with op.batch_alter_table("returns") as batch:
         batch.add_column(sa.Column("saved_at", sa.DateTime, nullable=True))
-        batch.add_column(sa.Column("sender", sa.String(400), nullable=False,
-                                   server_default=""))
+        batch.add_column(sa.Column("sender", sa.String(400), nullable=False, server_default=""))
         batch.add_column(sa.Column("sent_at", sa.DateTime, nullable=True))
-        batch.add_column(sa.Column("message_name", sa.String(500), nullable=False,
-                                   server_default=""))
-        batch.add_column(sa.Column("stage", sa.String(12), nullable=False,
-                                   server_default="audit"))
+        batch.add_column(
+            sa.Column("message_name", sa.String(500), nullable=False, server_default="")
+        )
+        batch.add_column(sa.Column("stage", sa.String(12), nullable=False, server_default="audit"))
     with op.batch_alter_table("events") as batch:
-        batch.add_column(sa.Column("user_name", sa.String(200), nullable=False,
-                                   server_default=""))
+        batch.add_column(sa.Column("user_name", sa.String(200), nullable=False, server_default=""))
     op.execute("UPDATE returns SET saved_at = imported_at")
     op.execute(
         "UPDATE returns SET is_current = false WHERE is_current AND id < "
         "(SELECT max(r2.id) FROM returns r2 WHERE r2.audit_id = returns.audit_id "
         "AND r2.is_current)"
     )
-    op.create_index("uq_returns_one_current", "returns", ["audit_id"], unique=True,
-                    sqlite_where=sa.text("is_current"), postgresql_where=sa.text("is_current"))
+    op.create_index(
+        "uq_returns_one_current",
+        "returns",
+        ["audit_id"],
+        unique=True,
+        sqlite_where=sa.text("is_current"),
+        postgresql_where=sa.text("is_current"),
+    )
 
 
 def downgrade() -> None:

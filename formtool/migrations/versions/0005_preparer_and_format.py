@@ -17,10 +17,12 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("audits") as batch:
-        batch.add_column(sa.Column("preparer_email", sa.String(320), nullable=False,
-                                   server_default=""))
-        batch.add_column(sa.Column("form_format", sa.String(8), nullable=False,
-                                   server_default="docx"))
+        batch.add_column(
+            sa.Column("preparer_email", sa.String(320), nullable=False, server_default="")
+        )
+        batch.add_column(
+            sa.Column("form_format", sa.String(8), nullable=False, server_default="docx")
+        )
 
 
 def downgrade() -> None:
