@@ -187,22 +187,9 @@ def forms() -> None:
 @json_option
 def forms_list(as_json: bool) -> None:
     """Every audit tool: the shipped ones and the team's own (--forms-dir)."""
-    from formtool.definitions import all_forms, forms_dir
+    from formtool.definitions import list_forms
 
-    shipped = str(forms_dir())
-    rows = [
-        {
-            "id": f.id,
-            "version": f.version,
-            "title": f.title,
-            "subject": f.subject,
-            "questions": len(f.questions()),
-            "fields": len(f.fields()),
-            "source": "shipped" if f.path.startswith(shipped) else "team",
-            "path": f.path,
-        }
-        for f in all_forms().values()
-    ]
+    rows = list_forms()
     if as_json:
         _echo_json(rows)
         return

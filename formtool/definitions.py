@@ -645,6 +645,25 @@ def get_form(
     return form
 
 
+def list_forms() -> list[dict[str, Any]]:
+    """Every audit tool, shipped and the team's, as `formtool forms list` and the web
+    workspace present them."""
+    shipped = str(forms_dir())
+    return [
+        {
+            "id": f.id,
+            "version": f.version,
+            "title": f.title,
+            "subject": f.subject,
+            "questions": len(f.questions()),
+            "fields": len(f.fields()),
+            "source": "shipped" if f.path.startswith(shipped) else "team",
+            "path": f.path,
+        }
+        for f in all_forms().values()
+    ]
+
+
 def describe_form(form_id: str) -> dict[str, Any]:
     """A form as `formtool forms show --json` and the web workspace present it."""
     form = get_form(form_id)

@@ -181,10 +181,11 @@ def _generate(run: _Run, allocation: Any) -> list[Any]:
     return produced
 
 
-def _send(run: _Run) -> None:
+def _deliver(run: _Run) -> Any:
+    """`formtool send` for the month's forms not yet sent, as .eml drafts."""
     from formtool.mail import deliver
 
-    result = deliver(
+    return deliver(
         run.engine,
         SENDER,
         run.out / "forms",
@@ -193,6 +194,10 @@ def _send(run: _Run) -> None:
         today=run.today,
         settings=run.settings,
     )
+
+
+def _send(run: _Run) -> None:
+    result = _deliver(run)
     preparing = sum(m.stage == "prepare" for m in result.messages)
     run.report.figures["emails"] = len(result.written)  # the second stage adds more below
     run.step(
@@ -285,7 +290,6 @@ def _second_stage(run: _Run) -> None:
     from formtool.cases import Case
     from formtool.fill import fill_return
     from formtool.imports import import_paths
-    from formtool.mail import deliver
     from formtool.store import queries
     from formtool.synthetic import synthetic_answers
     from formtool.workflow import select_prepared
@@ -293,15 +297,7 @@ def _second_stage(run: _Run) -> None:
     selection = select_prepared(run.engine, run.month, seed=1)
     if not selection.selected and not selection.filed:
         return
-    sent_on = deliver(
-        run.engine,
-        SENDER,
-        run.out / "forms",
-        run.month,
-        run.out / "mail",
-        today=run.today,
-        settings=run.settings,
-    )
+    sent_on = _deliver(run)
     run.report.figures["emails"] = run.report.figures.get("emails", 0) + len(sent_on.written)
     folder = run.out / "returns" / "judged"
     folder.mkdir()

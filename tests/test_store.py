@@ -52,6 +52,13 @@ def return_values(audit_id: str, content_hash: str, current: bool) -> dict[str, 
     )
 
 
+def test_action_rows_hold_every_column_role_a_definition_can_name():
+    from formtool.definitions import ACTION_ROLES
+    from formtool.store.returns import ACTION_COLUMNS
+
+    assert ACTION_COLUMNS == ACTION_ROLES
+
+
 def test_migrations_build_exactly_the_declared_tables(engine):
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), store.metadata)

@@ -21,16 +21,8 @@ from formtool.store.engine import now, transaction
 from formtool.store.schema import TRANSITIONS, AuditState, actions, answers, grades, returns
 
 PREPARED, AUDIT = "prepared", "audit"  # the two stages of a two-stage tool's return
-ACTION_COLUMNS = (
-    "recommendation",
-    "action",
-    "responsible_role",
-    "responsible_person",
-    "due_date",
-    "sign_off",
-    "sign_off_date",
-    "comments",
-)
+# What an action row holds: the actions table's columns after id, return_id, table_key, row.
+ACTION_COLUMNS = tuple(c.name for c in actions.columns)[4:]
 
 
 @dataclass(frozen=True)

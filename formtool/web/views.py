@@ -390,24 +390,11 @@ async def report_download(request: Request, who: Account) -> Response:
 
 def _forms() -> dict[str, Any]:
     """`formtool forms list` and `formtool forms check`, together."""
-    from formtool.definitions import all_forms, check_form, form_files, forms_dir
+    from formtool.definitions import check_form, form_files, list_forms
 
-    shipped = str(forms_dir())
-    rows = [
-        {
-            "id": f.id,
-            "version": f.version,
-            "title": f.title,
-            "subject": f.subject,
-            "questions": len(f.questions()),
-            "fields": len(f.fields()),
-            "source": "shipped" if f.path.startswith(shipped) else "team",
-        }
-        for f in all_forms().values()
-    ]
     paths = form_files()
     return {
-        "rows": rows,
+        "rows": list_forms(),
         "checked": [p.name for p in paths],
         "issues": [i.as_dict() for p in paths for i in check_form(p)],
     }
