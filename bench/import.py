@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import json
 import random
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -41,16 +39,34 @@ from formtool.cases import Case
 from formtool.definitions import get_form
 from formtool.fill import fill_docx, fill_xlsx
 from formtool.generate import record_audits, render
-from formtool.identity import bookmark_name, defined_name
+from formtool.identity import defined_name
 from formtool.imports import import_paths
 from formtool.read import read_bytes
 from formtool.scales import FieldKind
 from formtool.synthetic import synthetic_answers, synthetic_case
 
+# The hostile-file makers the tests use (tests/hostile_files.py), so the batch benchmarked is
+# the batch tested.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from hostile_files import (
+    LAUGHS,
+    OLE,
+    XXE,
+    bookmark_bomb,
+    corrupt_deflate,
+    future_zip_version,
+    hidden_macros,
+    member,
+    shared_string_bomb,
+    utf16_xxe,
+    with_member,
+    wrong_directory_offset,
+    zip_bomb,
+)
+
 TODAY = dt.date(2026, 11, 22)
 BATCH = 100  # files in the hostile batch and in the clean batch it is compared with
 DOC = "word/document.xml"
-OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted (password) OOXML, old .doc/.xls
 
 
 def make_returns(folder: Path, count: int, fmt: str) -> tuple[list[Path], list[Case]]:
@@ -94,16 +110,6 @@ def floor_docx(path: Path) -> None:
 
 # --- hostile batch: every way a returned file can be broken or built to attack ----------------
 
-W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
-XXE = b"""<?xml version="1.0"?>
-<!DOCTYPE w:document [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
-<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">
-<w:body><w:p><w:r><w:t>&xxe;</w:t></w:r></w:p></w:body></w:document>"""
-LAUGHS = b"""<?xml version="1.0"?>
-<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
-<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
-<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">
-<w:body><w:p><w:r><w:t>&lol3;</w:t></w:r></w:p></w:body></w:document>"""
 SERIALS = ("2958466", "nan", "inf", "-1e300", "1e309", "-5")  # outside Excel's dates
 BOMBS = 3  # copies of the 1 GB zip bomb (slow to build: built once, copied)
 MEASURE = """
@@ -133,98 +139,6 @@ print(json.dumps({"seconds": seconds, "ready_mb": ready_mb, "peak_mb": peak_mb()
 """
 
 
-def member(data: bytes, name: str) -> bytes:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return archive.read(name)
-
-
-def with_member(data: bytes, name: str, content: bytes | None) -> bytes:
-    """The package with one member replaced, added, or (content None) left out."""
-    out = io.BytesIO()
-    with (
-        zipfile.ZipFile(io.BytesIO(data)) as src,
-        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
-    ):
-        for info in src.infolist():
-            if info.filename != name:
-                dst.writestr(info.filename, src.read(info))
-        if content is not None:
-            dst.writestr(name, content)
-    return out.getvalue()
-
-
-def corrupt_deflate(data: bytes) -> bytes:
-    """Scramble the middle of document.xml's compressed bytes (CRC and sizes intact)."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        info = archive.getinfo("word/document.xml")
-    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
-    damaged = bytearray(data)
-    for i in range(start + info.compress_size // 2, start + info.compress_size // 2 + 64):
-        damaged[i] ^= 0x5A
-    return bytes(damaged)
-
-
-def future_zip_version(data: bytes) -> bytes:
-    """Every central-directory entry says it needs zip version 9.9 to extract."""
-    damaged = bytearray(data)
-    for match in re.finditer(rb"PK\x01\x02", data):
-        struct.pack_into("<H", damaged, match.start() + 6, 99)
-    return bytes(damaged)
-
-
-def wrong_directory_offset(data: bytes) -> bytes:
-    damaged = bytearray(data)
-    struct.pack_into("<I", damaged, data.rfind(b"PK\x05\x06") + 16, len(data) + 5000)
-    return bytes(damaged)
-
-
-def hidden_macros(data: bytes, by: str) -> bytes:
-    """A VBA project under an innocent name, declared by content type or by relationship."""
-    data = with_member(data, "word/media/notes.dat", b"\xd0\xcf\x11\xe0" + b"\0" * 512)
-    if by == "content type":
-        types = member(data, "[Content_Types].xml").replace(
-            b"</Types>",
-            b'<Override PartName="/word/media/notes.dat" '
-            b'ContentType="application/vnd.ms-office.vbaProject"/></Types>',
-        )
-        return with_member(data, "[Content_Types].xml", types)
-    rels = member(data, "word/_rels/document.xml.rels").replace(
-        b"</Relationships>",
-        b'<Relationship Id="rIdV" Type="http://schemas.microsoft.com/office/2006/'
-        b'relationships/vbaProject" Target="media/notes.dat"/></Relationships>',
-    )
-    return with_member(data, "word/_rels/document.xml.rels", rels)
-
-
-def shared_string_bomb(xlsx: bytes, keep_identity: bool) -> bytes:
-    """Every cell of the sheet points at one 1 MB shared string."""
-    strings = (
-        '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="1" '
-        f'uniqueCount="1"><si><t>{"A" * 1_000_000}</t></si></sst>'
-    ).encode()
-    sheet = member(xlsx, "xl/worksheets/sheet1.xml").decode()
-    sheet = re.sub(
-        r'<c r="([A-Z]+\d+)"([^>]*?)(/>|>.*?</c>)',
-        lambda m: f'<c r="{m[1]}" t="s"><v>0</v></c>',
-        sheet,
-        flags=re.S,
-    )
-    data = with_member(xlsx, "xl/worksheets/sheet1.xml", sheet.encode())
-    data = with_member(data, "xl/sharedStrings.xml", strings)
-    return data if keep_identity else with_member(data, "docProps/custom.xml", b"<Properties/>")
-
-
-def bookmark_bomb(docx: bytes) -> bytes:
-    """5,000 unclosed bookmarks named after the form's keys, then 400 KB of text."""
-    names = [bookmark_name(f.key) for f in get_form("csc").fields()]
-    marks = "".join(
-        f'<w:bookmarkStart w:id="{i}" w:name="{names[i % len(names)]}"/>' for i in range(5000)
-    )
-    text = "".join(f"<w:r><w:t>{'word ' * 16}</w:t></w:r>" for _ in range(5000))
-    document = f'<w:document xmlns:w="{W}"><w:body>{marks}<w:p>{text}</w:p></w:body></w:document>'
-    return with_member(docx, "word/document.xml", document.encode())
-
-
 def bad_date(xlsx: bytes, serial: str) -> bytes:
     """A number outside Excel's date range typed into the completion date cell."""
     book = member(xlsx, "xl/workbook.xml").decode()
@@ -237,20 +151,6 @@ def bad_date(xlsx: bytes, serial: str) -> bytes:
     )
     assert hits == 1, "the completion date cell holds no number"
     return with_member(xlsx, "xl/worksheets/sheet1.xml", sheet.encode())
-
-
-def zip_bomb(path: Path) -> None:
-    """A real 1 GB member (zeros), about 1 MB on disk."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        archive.writestr("[Content_Types].xml", "<Types/>")
-        with archive.open("word/document.xml", "w", force_zip64=True) as part:
-            chunk = b"\0" * (1 << 20)
-            for _ in range(1024):
-                part.write(chunk)
-
-
-def utf16_xxe() -> bytes:
-    return XXE.decode().replace('version="1.0"', 'version="1.0" encoding="UTF-16"').encode("utf-16")
 
 
 #: kind -> (the code it must be rejected with, suffix, builder from a .docx return, an .xlsx
@@ -283,7 +183,11 @@ HOSTILE: dict[str, tuple[str, str, Callable[[bytes, bytes, int], bytes]]] = {
         ".xlsx",
         lambda d, x, i: shared_string_bomb(x, keep_identity=False),
     ),
-    "unclosed bookmarks + big text": ("too-much-text", ".docx", lambda d, x, i: bookmark_bomb(d)),
+    "unclosed bookmarks + big text": (
+        "too-much-text",
+        ".docx",
+        lambda d, x, i: bookmark_bomb(d, get_form("csc")),
+    ),
     "number out of date range": (
         "bad-answer-date",
         ".xlsx",

@@ -4,116 +4,44 @@ untouched, and memory bounded by construction."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import os
 import re
-import struct
 import subprocess
 import sys
 import textwrap
-import zipfile
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from hostile_files import (
+    LAUGHS,
+    OLE,
+    XXE,
+    bookmark_bomb,
+    corrupt_deflate,
+    future_zip_version,
+    hidden_macros,
+    member,
+    shared_string_bomb,
+    utf16_xxe,
+    with_member,
+    wrong_directory_offset,
+    zip_bomb,
+)
 
 from formtool import store
 from formtool.cli import cli
 from formtool.definitions import get_form
 from formtool.fill import fill_docx, fill_xlsx
 from formtool.generate import write_forms
-from formtool.identity import bookmark_name, defined_name
+from formtool.identity import defined_name
 from formtool.imports import import_paths
 
 from conftest import date_keys, make_cases
 
 TODAY = dt.date(2026, 11, 22)
-W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
-XXE = b"""<?xml version="1.0"?>
-<!DOCTYPE w:document [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
-<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">
-<w:body><w:p><w:r><w:t>&xxe;</w:t></w:r></w:p></w:body></w:document>"""
-LAUGHS = b"""<?xml version="1.0"?>
-<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
-<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
-<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">
-<w:body><w:p><w:r><w:t>&lol3;</w:t></w:r></w:p></w:body></w:document>"""
-
-
-def with_member(data: bytes, name: str, content: bytes) -> bytes:
-    out = io.BytesIO()
-    with (
-        zipfile.ZipFile(io.BytesIO(data)) as src,
-        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
-    ):
-        for info in src.infolist():
-            dst.writestr(info.filename, content if info.filename == name else src.read(info))
-        if name not in src.namelist():
-            dst.writestr(name, content)
-    return out.getvalue()
-
-
-def member(data: bytes, name: str) -> bytes:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return archive.read(name)
-
-
-def zip_bomb(path: Path) -> None:
-    """A real 1 GB member (zeros), about 1 MB on disk."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        archive.writestr("[Content_Types].xml", "<Types/>")
-        with archive.open("word/document.xml", "w", force_zip64=True) as part:
-            chunk = b"\0" * (1 << 20)
-            for _ in range(1024):
-                part.write(chunk)
-
-
-def corrupt_deflate(data: bytes) -> bytes:
-    """Scramble the middle of document.xml's compressed bytes (CRC and lengths intact)."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        info = archive.getinfo("word/document.xml")
-    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
-    middle = start + info.compress_size // 2
-    damaged = bytearray(data)
-    for i in range(middle, middle + 64):
-        damaged[i] ^= 0x5A
-    return bytes(damaged)
-
-
-def future_zip_version(data: bytes) -> bytes:
-    """Every central directory entry claims it needs zip version 9.9 to extract."""
-    damaged = bytearray(data)
-    for match in re.finditer(rb"PK\x01\x02", data):
-        struct.pack_into("<H", damaged, match.start() + 6, 99)
-    return bytes(damaged)
-
-
-def wrong_directory_offset(data: bytes) -> bytes:
-    damaged = bytearray(data)
-    end = data.rfind(b"PK\x05\x06")
-    struct.pack_into("<I", damaged, end + 16, len(data) + 5000)
-    return bytes(damaged)
-
-
-def hidden_macros(data: bytes, by: str) -> bytes:
-    """A VBA project under an innocent name, declared by content type or relationship."""
-    data = with_member(data, "word/media/notes.dat", b"\xd0\xcf\x11\xe0" + b"\0" * 512)
-    if by == "content type":
-        types = member(data, "[Content_Types].xml").replace(
-            b"</Types>",
-            b'<Override PartName="/word/media/notes.dat" ContentType='
-            b'"application/vnd.ms-office.vbaProject"/></Types>',
-        )
-        return with_member(data, "[Content_Types].xml", types)
-    rels = member(data, "word/_rels/document.xml.rels").replace(
-        b"</Relationships>",
-        b'<Relationship Id="rIdV" Type="http://schemas.microsoft.com/'
-        b'office/2006/relationships/vbaProject" Target="media/notes.dat"/>'
-        b"</Relationships>",
-    )
-    return with_member(data, "word/_rels/document.xml.rels", rels)
 
 
 @pytest.fixture
@@ -167,22 +95,16 @@ def test_damaged_and_hostile_zips_each_get_their_code(forms, tmp_path):
         "offset.docx": wrong_directory_offset(good),
         "not-a-zip.docx": b"Dear QA team, please find attached...",
         "truncated.docx": good[: len(good) // 2],
-        "password.docx": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 4096,
+        "password.docx": OLE + b"\0" * 4096,
         "xxe.docx": with_member(good, "word/document.xml", XXE),
         "laughs.docx": with_member(good, "word/document.xml", LAUGHS),
-        "utf16.docx": with_member(
-            good,
-            "word/document.xml",
-            XXE.decode()
-            .replace('version="1.0"', 'version="1.0" encoding="UTF-16"')
-            .encode("utf-16"),
-        ),
+        "utf16.docx": with_member(good, "word/document.xml", utf16_xxe()),
         "macros-by-type.docx": hidden_macros(good, "content type"),
         "macros-by-rel.docx": hidden_macros(good, "relationship"),
         "vba-named.docx": with_member(good, "word/vbaProject.bin", b"\0" * 64),
         "macros.docm": good,
         "bad-xml.docx": with_member(good, "word/document.xml", b"<w:document>\n<w:body>"),
-        "no-document.docx": _without(good, "word/document.xml"),
+        "no-document.docx": with_member(good, "word/document.xml", None),
         "report.pdf": b"%PDF-1.7 not a form",
     }
     (tmp_path / "in").mkdir()
@@ -214,15 +136,6 @@ def test_damaged_and_hostile_zips_each_get_their_code(forms, tmp_path):
     assert set(outcomes) == set(expected)
     for name, (code, text) in expected.items():
         assert_rejected(outcomes[name], code, text, folder)
-
-
-def _without(data: bytes, name: str) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
-        for info in src.infolist():
-            if info.filename != name:
-                dst.writestr(info, src.read(info))
-    return out.getvalue()
 
 
 @pytest.mark.parametrize("serial", ["2958466", "nan", "inf", "-1e300", "1e309", "-5"])
@@ -339,40 +252,6 @@ def peak_mb(db: str, path: Path) -> tuple[int, str]:
     assert done.returncode == 0, done.stderr[-2000:]
     peak, outcome = done.stdout.splitlines()[-2:]
     return int(peak), outcome
-
-
-def shared_string_bomb(xlsx: bytes, keep_identity: bool) -> bytes:
-    """Every answer cell points at one 1 MB shared string."""
-    huge = "A" * 1_000_000
-    strings = (
-        f'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-        f'count="1" uniqueCount="1"><si><t>{huge}</t></si></sst>'
-    ).encode()
-    sheet = member(xlsx, "xl/worksheets/sheet1.xml").decode()
-    sheet = re.sub(
-        r'<c r="([A-Z]+\d+)"([^>]*?)(/>|>.*?</c>)',
-        lambda m: f'<c r="{m[1]}" t="s"><v>0</v></c>',
-        sheet,
-        flags=re.S,
-    )
-    data = with_member(xlsx, "xl/worksheets/sheet1.xml", sheet.encode())
-    data = with_member(data, "xl/sharedStrings.xml", strings)
-    if not keep_identity:
-        data = with_member(data, "docProps/custom.xml", b"<Properties/>")
-    return data
-
-
-def bookmark_bomb(docx: bytes, form) -> bytes:
-    """Thousands of unclosed bookmarks (named after real keys) before 400 KB of text."""
-    names = [bookmark_name(f.key) for f in form.fields()]
-    marks = "".join(
-        f'<w:bookmarkStart w:id="{i}" w:name="{names[i % len(names)]}"/>' for i in range(5000)
-    )
-    text = "".join(f"<w:r><w:t>{'word ' * 16}</w:t></w:r>" for _ in range(5000))
-    document = (
-        f'<w:document xmlns:w="{W}"><w:body>{marks}<w:p>{text}</w:p></w:body></w:document>'
-    ).encode()
-    return with_member(docx, "word/document.xml", document)
 
 
 @pytest.mark.parametrize("kind", ["xlsx-strings-no-identity", "xlsx-strings", "docx-bookmarks"])
