@@ -899,14 +899,7 @@ def moderate(
     if as_json:
         _echo_json(result.as_dict())
         return
-    change = (
-        f"changed from {result.auditor_grade}"
-        if result.changed
-        else "agrees with the auditor"
-        if result.auditor_grade
-        else "recorded"
-    )
-    click.echo(f"{audit_id}: moderated grade {result.moderated_grade} ({change}).")
+    click.echo(result.summary())
 
 
 @cli.command("moderation-sample")

@@ -36,6 +36,17 @@ class Moderation:
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def summary(self) -> str:
+        """One line for the person who moderated, on the command line or the web page."""
+        change = (
+            f"changed from {self.auditor_grade}"
+            if self.changed
+            else "agrees with the auditor"
+            if self.auditor_grade
+            else "recorded"
+        )
+        return f"{self.audit_id}: moderated grade {self.moderated_grade} ({change})."
+
 
 def grade_choices(engine: sa.Engine, form_id: str, version: int) -> tuple[str, ...]:
     """The grades a moderator may give an audit of this form version: the scale of its

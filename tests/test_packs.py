@@ -570,3 +570,20 @@ def test_moderation_overrides_and_sample_is_reproducible(demo):
     assert parse_rate("10%") == 0.1 and parse_rate("0.25") == 0.25
     with pytest.raises(ModerationError):
         parse_rate("150%")
+
+
+@pytest.mark.parametrize(
+    ("auditor_grade", "moderated_grade", "changed", "said"),
+    [
+        ("Good", "Inadequate", True, "(changed from Good)"),
+        ("Good", "Good", False, "(agrees with the auditor)"),
+        ("", "Good", False, "(recorded)"),
+    ],
+)
+def test_a_moderation_says_whether_it_changed_the_grade(
+    auditor_grade, moderated_grade, changed, said
+):
+    from formtool.moderation import Moderation
+
+    result = Moderation("CSC-1", auditor_grade, moderated_grade, "HoS", changed, "moderated")
+    assert result.summary() == f"CSC-1: moderated grade {moderated_grade} {said}."

@@ -162,14 +162,7 @@ async def audit_moderate(request: Request, who: Account, form: FormData) -> Resp
         str(form.get("comment", "")),
         user=f"web:{who.name}",
     )
-    change = (
-        f"changed from {result.auditor_grade}"
-        if result.changed
-        else "agrees with the auditor"
-        if result.auditor_grade
-        else "recorded"
-    )
-    flash(request, f"{audit_id}: moderated grade {result.moderated_grade} ({change}).")
+    flash(request, result.summary())
     return redirect(audit_url(audit_id))
 
 
