@@ -40,7 +40,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from formtool import store
+from formtool import clock, store
 from formtool.cases import Case, load_cases, write_case_list
 from formtool.definitions import FormDefinition, get_form
 from formtool.fill import fill_docx, stamp_saved
@@ -84,7 +84,7 @@ def make_returns(folder: Path, count: int) -> Returns:
     """`count` audits and a distinct filled, Final, saved return for each."""
     form = get_form("csc")
     rng = random.Random(4)
-    today = dt.date.today()
+    today = clock.today()
     rows = [synthetic_case(form, i, today + dt.timedelta(days=7), rng) for i in range(count)]
     write_case_list(folder / "cases.csv", rows)
     cases = load_cases(folder / "cases.csv", form)

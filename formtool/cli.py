@@ -7,7 +7,6 @@ import datetime as dt
 import getpass
 import json
 import os
-import re
 import sys
 import textwrap
 from collections.abc import Callable
@@ -28,7 +27,9 @@ class Month(click.ParamType):
     name = "YYYY-MM"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, str) and re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+        from formtool.clock import is_month
+
+        if isinstance(value, str) and is_month(value):
             return value
         self.fail(f"'{value}' is not a month; use YYYY-MM, e.g. 2026-11.", param, ctx)
 
@@ -159,7 +160,13 @@ def _progress(label: str, quiet: bool = False) -> Callable[[Any], Any] | None:
     envvar="FORMTOOL_FORMS",
     help="The QA team's own audit tools (YAML), beside the shipped ones [env FORMTOOL_FORMS].",
 )
-def cli(forms_dir: Path | None) -> None:
+@click.option(
+    "--today",
+    metavar="YYYY-MM-DD",
+    help="Act as if today were this date: which month it is, what is due and overdue "
+    "[env FORMTOOL_TODAY; default: today in England].",
+)
+def cli(forms_dir: Path | None, today: str | None) -> None:
     """Case-file audit tools for children's services QA teams.
 
     Audit tools are defined as data (YAML); formtool generates fillable, pre-filled Word and
@@ -173,6 +180,12 @@ def cli(forms_dir: Path | None) -> None:
                 "FORMTOOL_FORMS) at the folder holding your team's YAML tools."
             )
         os.environ["FORMTOOL_FORMS"] = str(forms_dir)
+    from formtool import clock
+
+    if today is not None:
+        clock.set_today(clock.parse_day(today, "--today"))
+    else:
+        clock.fixed_today()  # a bad FORMTOOL_TODAY is a one-line error before any work
 
 
 # --- forms ---------------------------------------------------------------------------
@@ -1001,8 +1014,18 @@ def users_remove(name: str, db_url: str | None) -> None:
 @db_option
 def serve(host: str, port: int, behind_https: bool, db_url: str | None) -> None:
     """The web workspace: the monthly cycle in a browser, on the same database."""
+    from formtool.clock import fixed_today
     from formtool.web import serve as run
 
+    fixed = fixed_today()
+    if fixed is not None:  # said first and loudly: every due date and overdue count follows it
+        click.secho(
+            f"WARNING: today is fixed to {fixed:%d/%m/%Y} (--today or FORMTOOL_TODAY): months, "
+            "due dates and overdue counts follow that date, not the calendar.",
+            err=True,
+            fg="yellow",
+            bold=True,
+        )
     engine = _engine(db_url)
     run(
         engine,

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from formtool import clock
 from formtool.cases import write_case_list
 from formtool.deadlines import last_calendar_day
 from formtool.definitions import get_form
@@ -117,7 +118,7 @@ def run_demo(
 ) -> DemoReport:
     """Population -> allocation -> forms -> emails -> returns (a few broken, two by email) ->
     import -> the checklist's second stage -> moderation -> packs. Returns what happened."""
-    run = _Run(out_dir, seed, today or dt.date.today(), _fresh(out_dir, db_url), on_step, settings)
+    run = _Run(out_dir, seed, today or clock.today(), _fresh(out_dir, db_url), on_step, settings)
     allocation = _allocate(run)
     produced = _generate(run, allocation)
     _send(run)

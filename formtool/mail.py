@@ -31,7 +31,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from formtool import store
+from formtool import clock, store
 from formtool.definitions import FormDefinition, all_forms
 from formtool.errors import FormtoolError, printable
 from formtool.scales import format_date
@@ -259,7 +259,7 @@ def build_messages(
 ) -> list[Outgoing]:
     """One message per person: audits to send (or, chasing, overdue ones). Raises MailError
     listing every address or file problem before any message is made."""
-    today = today or dt.date.today()
+    today = today or clock.today()
     if not valid_address(sender):
         raise MailError(
             f"The sender address (--from) '{printable(sender)}' is not an email address."

@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from formtool import store
+from formtool import clock, store
 from formtool.catalog import form_for
 from formtool.definitions import FormDefinition
 from formtool.errors import FormtoolError
@@ -95,7 +95,7 @@ def status(
 ) -> StatusReport:
     """Audits by state; returned / outstanding / overdue per team and auditor; the list of
     outstanding audits, most overdue first."""
-    today = today or dt.date.today()
+    today = today or clock.today()
     with engine.connect() as conn:
         rows = queries.audit_rows(conn, [month] if month else None)
     by_state = Counter(row.state for row in rows)
@@ -507,8 +507,10 @@ def audit_detail(engine: sa.Engine, audit_id: str) -> AuditDetail:
 
 def return_file(engine: sa.Engine, return_id: int) -> tuple[str, bytes]:
     """A stored return's original file: its name (as returned) and bytes."""
-    with engine.connect() as conn:
-        found = queries.return_content(conn, return_id)
+    found = None
+    if 0 < return_id < 2**31:  # ids are 32-bit: a longer number is simply not there
+        with engine.connect() as conn:
+            found = queries.return_content(conn, return_id)
     if found is None:
         raise FormtoolError(f"Return {return_id} is not in the database.")
     return found.file_name.split(" › ")[-1], bytes(found.content)

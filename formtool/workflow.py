@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
 
-from formtool import store
+from formtool import clock, store
 from formtool.deadlines import amendment_due
 from formtool.definitions import get_form
 from formtool.errors import FormtoolError
@@ -46,7 +46,7 @@ def check_return(
     """Accept a complete return (state `checked`) or request an amendment."""
     if amend_reason is not None and not amend_reason.strip():
         raise WorkflowError('Say what needs amending (--amend "reason").')
-    today = today or dt.date.today()
+    today = today or clock.today()
     with store.transaction(engine) as conn:
         if amend_reason is None:
             before = store.move_state(

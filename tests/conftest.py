@@ -30,6 +30,39 @@ from formtool.synthetic import synthetic_case
 settings.register_profile("formtool", derandomize=True, database=None, deadline=None)
 settings.load_profile("formtool")  # property tests draw the same examples on every run
 
+#: Set to a date (YYYY-MM-DD) to run the whole suite with the machine's clock moved there
+#: (time-machine, for this process): code that reads the machine's date instead of
+#: formtool.clock is caught, because the suite must pass on any date.
+MACHINE_DATE_VAR = "FORMTOOL_TEST_MACHINE_DATE"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    moved_to = os.environ.get(MACHINE_DATE_VAR)
+    if moved_to:
+        import time_machine
+
+        traveller = time_machine.travel(
+            dt.datetime.combine(dt.date.fromisoformat(moved_to), dt.time(9, 30)), tick=True
+        )
+        traveller.start()
+        config.add_cleanup(traveller.stop)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    machine = dt.date.today()  # real time: where the machine's clock is for this run
+    return f"machine date: {machine} ({MACHINE_DATE_VAR}={os.environ.get(MACHINE_DATE_VAR, '')})"
+
+
+@pytest.fixture(autouse=True)
+def real_clock() -> Iterator[None]:
+    """Each test starts on the real business date; one that fixes it (--today) is undone."""
+    from formtool import clock
+
+    clock.set_today(None)
+    yield
+    clock.set_today(None)
+
+
 FORM_IDS = sorted(load_forms())
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 DUE = dt.date(2026, 11, 30)

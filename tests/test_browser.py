@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from formtool import clock
 from formtool.cases import Case, write_case_list
 from formtool.definitions import get_form
 from formtool.fill import fill_return
@@ -152,7 +153,7 @@ def returns(forms_zip: bytes, folder: Path) -> list[Path]:
         identity = read_bytes(blank, ".docx").identity
         form = get_form(identity.form_id, identity.form_version)
         case = Case(identity.audit_id, form.id, form.version, {"auditor": "Auditor (synthetic)"})
-        answers = synthetic_answers(form, case, rng, dt.date.today())
+        answers = synthetic_answers(form, case, rng, clock.today())
         path = folder / name
         path.write_bytes(fill_return(blank, "docx", form, answers))
         made.append(path)
@@ -164,7 +165,7 @@ def test_the_monthly_cycle_in_chromium(server, browser, tmp_path):
     import openpyxl
 
     url, _ = server
-    month = f"{dt.date.today():%Y-%m}"
+    month = f"{clock.today():%Y-%m}"
     context = browser.new_context(accept_downloads=True, viewport={"width": 1366, "height": 900})
     page = context.new_page()
     console_errors: list[str] = []

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from starlette.routing import Mount, Route
 
-from formtool import store
+from formtool import clock, store
 from formtool.cases import Case, load_cases, write_case_list
 from formtool.cli import cli
 from formtool.definitions import get_form
@@ -63,7 +63,7 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
     returns = []
     for case in cases:
         blank = render(form, case, "docx")
-        answers = synthetic_answers(form, case, rng, dt.date.today())
+        answers = synthetic_answers(form, case, rng, clock.today())
         returns.append((f"{case.audit_id}.docx", fill_return(blank, "docx", form, answers)))
     return Kit(cases, returns)
 
@@ -600,3 +600,43 @@ def test_only_loopback_is_served_without_accounts():
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
+
+
+# --- any date, empty periods and impossible input --------------------------------------------
+
+
+def test_empty_periods_are_pages_not_errors(engine, app, kit):
+    record(engine, kit)  # audits in 2026-11; the pages below look at a month with none
+    officer, viewer = client_for(app, "olive"), client_for(app, "vic")
+    with clock.frozen(dt.date(2031, 1, 15)):
+        for path in ("/", "/reports", "/moderation", "/reports?period=2030-Q4"):
+            response = officer.get(path)
+            assert response.status_code == 200, path
+            assert "No audits in" in response.text, path
+            assert '<a href="/allocate' in response.text, path
+        assert 'value="2031-01"' in officer.get("/reports").text  # the period picker
+        shown = viewer.get("/reports")
+        assert shown.status_code == 200 and "No audits in 2031-01 (Jan 2031)" in shown.text
+        assert "/allocate" not in shown.text
+    assert "No audits in" not in officer.get(f"/reports?period={MONTH}").text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/returns/99999999999999999999/file",
+        "/?month=9999-12",
+        "/?month=0000-01",
+        "/?month=2026-13",
+        "/audits?month=10000-01",
+        "/reports?period=0000-Q1",
+        "/reports?period=9999",
+        "/reports?period=9999-Q4",
+        "/moderation?seed=" + "9" * 5000,
+        "/allocate?month=0000-01",
+    ],
+)
+def test_impossible_input_is_a_page_not_a_crash(app, path):
+    response = client_for(app, "olive").get(path)
+    assert response.status_code in (400, 404), response.text
+    assert "Something went wrong" not in response.text

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from formtool import store
+from formtool import clock, store
 from formtool.catalog import form_for
 from formtool.deadlines import inadequate_follow_up
 from formtool.definitions import FormDefinition, Item
-from formtool.errors import FormtoolError
+from formtool.errors import FormtoolError, printable
 from formtool.scales import FAVOURABLE, OUTCOMES, PARTIAL, UNFAVOURABLE, Scale
 from formtool.store import queries
 
@@ -36,6 +36,17 @@ OUTSTANDING = {s.value for s in store.OUTSTANDING}
 
 class PackError(FormtoolError):
     """A pack cannot be made (unknown audit, nothing returned, empty period)."""
+
+
+class NoAuditsError(PackError):
+    """The period has no audits at all: nothing to report (an empty state on the web)."""
+
+    def __init__(self, period: Period) -> None:
+        super().__init__(
+            f"No audits in {period.label} ({period.span}): nothing to report. "
+            "Check the period, or generate and import audits first."
+        )
+        self.period = period
 
 
 @dataclass(frozen=True)
@@ -81,18 +92,23 @@ def period_for(
     if sum(x is not None for x in (month, quarter, year)) != 1:
         raise PackError("Give exactly one of --month YYYY-MM, --quarter YYYY-Qn, --year YYYY.")
     if month is not None:
-        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-            raise PackError(f"--month '{month}' is not YYYY-MM (e.g. 2026-11).")
+        if not clock.is_month(month):
+            raise PackError(f"--month '{printable(month, 40)}' is not YYYY-MM (e.g. 2026-11).")
         return Period("month", month, (month,))
     if quarter is not None:
         match = re.fullmatch(r"(\d{4})-Q([1-4])", quarter.upper())
-        if not match:
-            raise PackError(f"--quarter '{quarter}' is not YYYY-Qn (e.g. 2026-Q3; Q1 = Apr-Jun).")
+        if not match or not clock.is_year(int(match[1])):
+            raise PackError(
+                f"--quarter '{printable(quarter, 40)}' is not YYYY-Qn (e.g. 2026-Q3; Q1 = Apr-Jun)."
+            )
         start_year, q = int(match[1]), int(match[2])
         start = dt.date(start_year + (q == 4), (3 * q + 1) if q < 4 else 1, 1)
         return Period("quarter", f"{start_year}-Q{q}", _months(start, 3))
-    if not re.fullmatch(r"\d{4}", year or ""):
-        raise PackError(f"--year '{year}' is not YYYY (e.g. 2026 for April 2026 - March 2027).")
+    if not re.fullmatch(r"\d{4}", year or "") or not clock.is_year(int(year or 0)):
+        raise PackError(
+            f"--year '{printable(year or '', 40)}' is not YYYY (e.g. 2026 for April 2026 - "
+            "March 2027)."
+        )
     start_year = int(year or 0)
     return Period(
         "year", f"{start_year}-{(start_year + 1) % 100:02d}", _months(dt.date(start_year, 4, 1), 12)
@@ -282,14 +298,11 @@ def load_figures(
     trend_periods: int = 4,
     min_base: int = 5,
 ) -> PmuFigures:
-    as_of = as_of or dt.date.today()
+    as_of = as_of or clock.today()
     with engine.connect() as conn:
         audits = _load_audits(engine, conn, period.months)
         if not audits:
-            raise PackError(
-                f"No audits in {period.label} ({period.span}): nothing to report. "
-                "Check the period, or generate and import audits first."
-            )
+            raise NoAuditsError(period)
         ids = [a.return_id for a in audits if a.complete and a.return_id]
         answers = queries.answers_by_return(conn, ids)
         actions = [dict(row._mapping) for row in queries.actions_by_return(conn, ids)]

@@ -51,9 +51,8 @@ def _saved(text: str) -> dt.datetime | None:
             stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
     except (ValueError, OverflowError):
         return None
-    if stamp.year < 2001 or stamp > dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(
-        days=1
-    ):
+    latest = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1)  # real time
+    if stamp.year < 2001 or stamp > latest:
         return None  # formtool's own unsaved forms carry 2000-01-01; clocks can be wrong
     return stamp.replace(microsecond=0)
 

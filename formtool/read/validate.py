@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from formtool import clock
 from formtool.cases import facts_checksum
 from formtool.definitions import Field, FormDefinition, Item
 from formtool.errors import Issue, IssueCode
@@ -130,7 +131,7 @@ def check_return(
             issues.append(Issue(IssueCode.missing_answer, file, item.key))
     if not final:
         issues.append(Issue(IssueCode.draft_return, file, judgements.status))
-    issues += _action_issues(actions, file, today or dt.date.today())
+    issues += _action_issues(actions, file, today or clock.today())
     issues += _consistency_issues(form, answers, file)
     if stage == AUDIT and prepared is not None:
         issues += _evidence_changes(form, values, prepared, file)

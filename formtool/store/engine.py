@@ -53,7 +53,7 @@ def masked(url: str | sa.URL) -> str:
 
 def now() -> dt.datetime:
     """The time stored in the database: UTC, naive, whole seconds."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)  # real time
 
 
 def _one_line(text: object) -> str:

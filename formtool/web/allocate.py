@@ -16,6 +16,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from formtool import clock
 from formtool.errors import FormtoolError
 from formtool.users import Account
 from formtool.web import queries
@@ -86,7 +87,7 @@ async def allocate_preview(request: Request, who: Account, form: FormData) -> Re
     ws = ws_of(request)
     _expire_drafts(ws)
     month, seed = str(form.get("month", "")), str(form.get("seed", "0")).strip() or "0"
-    if not queries.MONTH.fullmatch(month) or not seed.isdigit():
+    if not clock.is_month(month) or not seed.isdigit():
         raise FormtoolError("Give the month as YYYY-MM and the seed as a whole number.")
     folder = Path(tempfile.mkdtemp(prefix="draft-", dir=ws.folder("drafts")))
     files: dict[str, Path] = {}
@@ -138,7 +139,7 @@ def _confirm(ws: Workspace, draft: Draft, mode: str, user: str) -> dict[str, Any
         "allocation": allocation,
         "batch": batch,
         "forms": len(produced),
-        "at": dt.datetime.now(),
+        "at": dt.datetime.now(),  # real time
         "by": user,
         "mail": None,
     }
@@ -182,7 +183,7 @@ def _month_forms(ws: Workspace, month: str) -> Path:
 
 def _month_folder(request: Request) -> tuple[str, Path]:
     month = request.path_params["month"]
-    if not queries.MONTH.fullmatch(month):
+    if not clock.is_month(month):
         raise FormtoolError(f"'{month}' is not a month; use YYYY-MM.")
     return month, _month_forms(ws_of(request), month)
 
@@ -225,7 +226,7 @@ async def allocate_send(request: Request, who: Account, form: FormData) -> Respo
 async def allocate_mail(request: Request, who: Account) -> Response:
     month = request.path_params["month"]
     folder = ws_of(request).work_dir / "mail" / month
-    if not queries.MONTH.fullmatch(month) or not folder.is_dir():
+    if not clock.is_month(month) or not folder.is_dir():
         raise FormtoolError(
             f"No email drafts were written for {month} since this server "
             "started. Use Send on the Allocate page first."

@@ -76,7 +76,7 @@ async def current_account(request: Request) -> Account | None:
     name, since = request.session.get("user"), request.session.get("since", 0)
     if not isinstance(name, str) or not isinstance(since, int | float):
         return None
-    if time.time() - since > SESSION_HOURS * 3600:
+    if time.time() - since > SESSION_HOURS * 3600:  # real time
         request.session.clear()
         return None
     accounts = {a.name: a for a in await call(list_users, ws_of(request).engine)}
@@ -251,7 +251,7 @@ async def login(request: Request) -> Response:
         )
     ws.guard.succeeded(name)
     request.session.clear()  # a fresh session (and CSRF token) for the signed-in user
-    request.session.update(user=account.name, since=int(time.time()))
+    request.session.update(user=account.name, since=int(time.time()))  # real time
     return redirect(target)
 
 

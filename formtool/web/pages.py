@@ -71,7 +71,7 @@ class Report:
     key: str  # digest of what the figures were drawn from (queries.figures_key)
     as_of: dt.date
     made: float = field(default_factory=time.monotonic)
-    made_at: dt.datetime = field(default_factory=dt.datetime.now)
+    made_at: dt.datetime = field(default_factory=dt.datetime.now)  # real time
 
     def fresh(self, today: dt.date) -> bool:
         return self.as_of == today and time.monotonic() - self.made < REPORT_SECONDS

@@ -15,19 +15,39 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from formtool.errors import Issue, printable
+from formtool import clock
+from formtool.errors import FormtoolError, Issue, printable
 
-MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 QUARTER = re.compile(r"\d{4}-Q[1-4]")
 YEAR = re.compile(r"\d{4}")
+MONTH_LIKE = re.compile(r"\d{4}-\d\d")
 
 
 def this_month(today: dt.date | None = None) -> str:
-    return f"{today or dt.date.today():%Y-%m}"
+    return f"{today or clock.today():%Y-%m}"
 
 
 def month_or_default(text: str | None) -> str:
-    return text if text and MONTH.fullmatch(text) else this_month()
+    """The month asked for (YYYY-MM), or this month when none was; a month that cannot be
+    (2026-13, 9999-12) is a one-line error, not a silent jump to another month."""
+    if not text:
+        return this_month()
+    if not clock.is_month(text):
+        raise FormtoolError(
+            f"'{printable(text, 40)}' is not a month formtool can show. Use YYYY-MM between "
+            f"{clock.FIRST_YEAR} and {clock.LAST_YEAR}, e.g. {this_month()}."
+        )
+    return text
+
+
+def seed_or_zero(text: str | None) -> int:
+    """A sampling seed from a page: a whole number of up to 9 digits (0 when absent)."""
+    text = (text or "0").strip()
+    if not (text.isdigit() and len(text) <= 9):
+        raise FormtoolError(
+            f"The seed '{printable(text, 20)}' is not a whole number of up to 9 digits."
+        )
+    return int(text)
 
 
 def month_name(month: str) -> str:

@@ -4,7 +4,6 @@ runs (app.py); a FormtoolError raised here becomes the page's one-line message."
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from formtool import reports
+from formtool import clock, reports
 from formtool.errors import FormtoolError, printable
 from formtool.moderation import grade_choices
 from formtool.settings import Settings
@@ -252,9 +251,12 @@ async def returns_upload(request: Request, who: Account, form: FormData) -> Resp
 
 def _moderation(ws: Workspace, month: str, rate: float, seed: int) -> dict[str, Any]:
     from formtool.moderation import moderation_pool, moderation_sample
-    from formtool.packs.figures import period_for
+    from formtool.packs.figures import NoAuditsError, period_for
 
-    figures = _report(ws, period_for(month=month)).figures
+    try:
+        figures = _report(ws, period_for(month=month)).figures
+    except NoAuditsError:  # an empty month is an empty page, not an error
+        return {"sample": [], "pool": 0, "moderated": [], "summary": None}
     return {
         "sample": moderation_sample(ws.engine, month, rate, seed, record=False),
         "pool": len(moderation_pool(ws.engine, month)),
@@ -268,9 +270,8 @@ async def moderation_page(request: Request, who: Account) -> Response:
 
     params = request.query_params
     month = queries.month_or_default(params.get("month"))
-    rate_text, seed = params.get("rate", "10%"), params.get("seed", "0")
-    seed = seed if seed.isdigit() else "0"
-    data = await call(_moderation, ws_of(request), month, parse_rate(rate_text), int(seed))
+    rate_text, seed = params.get("rate", "10%"), queries.seed_or_zero(params.get("seed"))
+    data = await call(_moderation, ws_of(request), month, parse_rate(rate_text), seed)
     return render(
         request, who, "moderation.html", month=month, rate=rate_text, seed=seed, q=queries, **data
     )
@@ -279,17 +280,15 @@ async def moderation_page(request: Request, who: Account) -> Response:
 async def moderation_record(request: Request, who: Account, form: FormData) -> Response:
     from formtool.moderation import moderation_sample, parse_rate
 
-    month = str(form.get("month", ""))
-    seed = str(form.get("seed", "0"))
-    if not queries.MONTH.fullmatch(month) or not seed.isdigit():
-        raise FormtoolError("Give the month as YYYY-MM and the seed as a whole number.")
+    month = queries.month_or_default(str(form.get("month", "")) or "-")
+    seed = queries.seed_or_zero(str(form.get("seed", "0")))
     rate = str(form.get("rate", "10%"))
     picked = await call(
         moderation_sample,
         ws_of(request).engine,
         month,
         parse_rate(rate),
-        int(seed),
+        seed,
         record=True,
         user=f"web:{who.name}",
     )
@@ -304,7 +303,7 @@ def _period(request: Request) -> Any:
     from formtool.packs.figures import period_for
 
     text = (request.query_params.get("period") or queries.this_month()).strip().upper()
-    if queries.MONTH.fullmatch(text):
+    if queries.MONTH_LIKE.fullmatch(text):
         return period_for(month=text)
     if queries.QUARTER.fullmatch(text):
         return period_for(quarter=text)
@@ -323,7 +322,7 @@ def _report(ws: Workspace, period: Any, fresh: bool = False) -> Report:
     from formtool.packs.figures import load_figures
     from formtool.packs.pmu import report
 
-    today = dt.date.today()
+    today = clock.today()
     found = ws.reports.get(period.label)
     if found is not None and not fresh and found.fresh(today):
         return found
@@ -342,8 +341,20 @@ def _report(ws: Workspace, period: Any, fresh: bool = False) -> Report:
 
 
 async def reports_page(request: Request, who: Account) -> Response:
+    from formtool.packs.figures import NoAuditsError
+
     period = _period(request)
-    made = await call(_report, ws_of(request), period, request.query_params.get("fresh") == "1")
+    try:
+        made = await call(_report, ws_of(request), period, request.query_params.get("fresh") == "1")
+    except NoAuditsError:  # an empty period is an empty page: pick another, or allocate
+        return render(
+            request,
+            who,
+            "reports_empty.html",
+            period=period,
+            q=queries,
+            shortcuts=queries.period_shortcuts(),
+        )
     return render(
         request,
         who,
