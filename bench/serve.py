@@ -46,7 +46,7 @@ MONTHS = [f"{2026 + (m > 12)}-{(m - 1) % 12 + 1:02d}" for m in range(4, 16)]  # 
 MONTH = "2026-11"  # the month the pages are timed on
 TODAY = dt.date(2026, 11, 23)
 TARGET_MS, TARGET_RATIO = 200.0, 1.5
-PASSWORD = "benchmark password"
+PASSWORD = "timed pages on a large store"
 TEMPLATES = 20
 
 
@@ -240,7 +240,7 @@ def main() -> None:
     process = None
     try:
         engine = store.open_store(db)
-        add_user(engine, "bench", "moderator", PASSWORD)
+        add_user(engine, "bench", ["moderator", "admin"], PASSWORD)
         returned = build(engine, args.audits)
         process, url = start_server(db, folder)
         with warnings.catch_warnings():

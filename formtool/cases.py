@@ -17,12 +17,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from formtool.definitions import FormDefinition
-from formtool.errors import CaseListError, Issue, IssueCode
+from formtool.definitions import FormDefinition, all_forms
+from formtool.errors import CaseListError, Issue, IssueCode, printable
+from formtool.identifiers import AUDIT_ID_MAX, audit_id_problem, safe_file_stem
 from formtool.scales import FieldKind, format_date, parse_date
 
 #: Columns every case list needs, whatever the form.
 CORE_COLUMNS = ("case_number", "auditor", "due_date")
+_LINE_BREAK = re.compile(r"\r\n?")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,13 @@ def write_case_list(path: Path, rows: list[dict[str, str]]) -> None:
         writer.writerows(rows)
 
 
+def cell_text(value: str) -> str:
+    """A case-list cell as a generated form gives it back untouched, so the form passes its
+    own import check: line breaks as \\n (Word and Excel return \\n whatever the list had),
+    characters XML cannot hold dropped, the ends trimmed."""
+    return _NOT_XML.sub("", _LINE_BREAK.sub("\n", value)).strip()
+
+
 def normalise_column(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
 
@@ -88,11 +98,13 @@ def audit_id_for(form: FormDefinition, case_number: str, due: dt.date) -> str:
     """A readable, stable audit id: FORM-CASE-YYYYMM (one audit per case, form and month).
 
     FORM is the form id's initials when it has several words (early_help -> EH).
+    The case number becomes a safe part of a file name (`12/345` -> `12-345`), short enough
+    for the id to stay within AUDIT_ID_MAX characters.
     """
-    safe_case = re.sub(r"[^A-Za-z0-9]+", "-", case_number).strip("-").upper()
     words = form.id.split("_")
-    code = "".join(w[0] for w in words) if len(words) > 1 else form.id
-    return f"{code.upper()}-{safe_case}-{due:%Y%m}"
+    code = ("".join(w[0] for w in words) if len(words) > 1 else form.id).upper()
+    room = AUDIT_ID_MAX - len(code) - len("--YYYYMM")
+    return f"{code}-{safe_file_stem(case_number, room, part=True).upper()}-{due:%Y%m}"
 
 
 def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -117,14 +129,26 @@ def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
         ) from None
     if "\x00" in text:
         raise CaseListError(not_csv)
+    rows = _csv_rows(name, text)
+    if not rows:
+        raise CaseListError(f"[{name}] the case list is empty. Export it again with a header row.")
+    return rows[0], rows[1:]
+
+
+def _csv_rows(name: str, text: str) -> list[list[str]]:
+    """The non-blank rows; line breaks inside quoted cells are kept (CR, LF or CRLF)."""
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    rows = [r for r in csv.reader(io.StringIO(text), dialect) if any(c.strip() for c in r)]
-    if not rows:
-        raise CaseListError(f"[{name}] the case list is empty. Export it again with a header row.")
-    return rows[0], rows[1:]
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    try:
+        return [r for r in reader if any(c.strip() for c in r)]
+    except csv.Error as exc:
+        raise CaseListError(
+            f"[{name}] cannot be read as CSV (line {reader.line_num}: {printable(exc)}). "
+            "Save the case list again as 'CSV UTF-8' or .xlsx."
+        ) from None
 
 
 def _xlsx_rows(name: str, data: bytes) -> tuple[list[str], list[list[str]]]:
@@ -200,7 +224,17 @@ def forms_in(path: str | Path) -> list[str]:
     if "form" not in columns:
         raise CaseListError(f"[{path}] has no form column. Name the form with --form.")
     index = columns.index("form")
-    return list(dict.fromkeys(r[index].strip() for r in rows if len(r) > index and r[index]))
+    known = all_forms()
+    named: dict[str, None] = {}
+    for number, raw in enumerate(rows, start=2):
+        form_id = cell_text(raw[index]) if index < len(raw) else ""
+        if form_id and form_id not in known:
+            raise CaseListError(
+                f"[{path} · row {number} · form] '{printable(form_id, 120)}' is not a form "
+                f"here. Use one of {', '.join(sorted(known))}."
+            )
+        named.setdefault(form_id)
+    return [f for f in named if f]
 
 
 def _build_cases(
@@ -208,48 +242,17 @@ def _build_cases(
 ) -> tuple[list[Case], list[Issue]]:
     cases: list[Case] = []
     issues: list[Issue] = []
-    seen: set[str] = set()
-    date_columns = {h.column for h in form.header if h.kind is FieldKind.date}
-    required = set(CORE_COLUMNS) | set(form.required_columns)
+    seen: set[str] = set()  # folded: CSC-P1 and csc-p1 would be one file on Windows or macOS
     for number, raw in enumerate(rows, start=2):  # row 1 is the header
-        record = {c: (raw[i].strip() if i < len(raw) else "") for i, c in enumerate(columns)}
+        record = {c: (cell_text(raw[i]) if i < len(raw) else "") for i, c in enumerate(columns)}
         if record.get("form", form.id) != form.id:
             continue  # an allocation lists several forms; this row is for another one
-        row_issues: list[Issue] = []
-        facts: dict[str, str] = {}
-        for field in form.header:
-            value = " ".join(record.get(c, "") for c in field.columns if record.get(c, ""))
-            if not value and (field.required or field.column in required):
-                row_issues.append(
-                    Issue(
-                        IssueCode.missing_value,
-                        name,
-                        " + ".join(field.columns),
-                        str(number),
-                        form.id,
-                    )
-                )
-            elif value and field.column in date_columns:
-                parsed = parse_date(value)
-                if parsed is None:
-                    row_issues.append(
-                        Issue(IssueCode.bad_date, name, field.column, str(number), value)
-                    )
-                else:
-                    value = format_date(parsed)
-            facts[field.column] = value
-        for column in CORE_COLUMNS:  # core columns count even if a form does not print them
-            if column not in facts and not record.get(column):
-                row_issues.append(
-                    Issue(IssueCode.missing_value, name, column, str(number), form.id)
-                )
-        if row_issues:
-            issues.extend(row_issues)
+        facts, row_issues = _facts(name, form, record, number)
+        audit_id, id_issues = _audit_id(name, form, record, number, not row_issues)
+        if row_issues or id_issues:
+            issues += row_issues + id_issues
             continue
-        due = parse_date(record["due_date"])
-        assert due is not None  # checked above
-        audit_id = record.get("audit_id") or audit_id_for(form, record["case_number"], due)
-        if audit_id in seen:
+        if audit_id.casefold() in seen:
             issues.append(
                 Issue(
                     IssueCode.duplicate_case,
@@ -260,17 +263,73 @@ def _build_cases(
                 )
             )
             continue
-        seen.add(audit_id)
-        cases.append(
-            Case(
-                audit_id,
-                form.id,
-                form.version,
-                facts,
-                number,
-                record.get("auditor_email", ""),
-                record.get("preparer_email", ""),
-                _format(record.get("auditor_format", "")),
-            )
-        )
+        seen.add(audit_id.casefold())
+        cases.append(_case(audit_id, form, facts, number, record))
     return cases, issues
+
+
+def _facts(
+    name: str, form: FormDefinition, record: dict[str, str], number: int
+) -> tuple[dict[str, str], list[Issue]]:
+    """The row's facts in the form's header order (dates in the form's format), and every
+    missing or unreadable value."""
+    issues: list[Issue] = []
+    facts: dict[str, str] = {}
+    date_columns = {h.column for h in form.header if h.kind is FieldKind.date}
+    required = set(CORE_COLUMNS) | set(form.required_columns)
+    for field in form.header:
+        value = " ".join(record.get(c, "") for c in field.columns if record.get(c, ""))
+        if not value and (field.required or field.column in required):
+            where = " + ".join(field.columns)
+            issues.append(Issue(IssueCode.missing_value, name, where, str(number), form.id))
+        elif value and field.column in date_columns:
+            parsed = parse_date(value)
+            if parsed is None:
+                issues.append(Issue(IssueCode.bad_date, name, field.column, str(number), value))
+            else:
+                value = format_date(parsed)
+        facts[field.column] = value
+    for column in CORE_COLUMNS:  # core columns count even if a form does not print them
+        if column not in facts and not record.get(column):
+            issues.append(Issue(IssueCode.missing_value, name, column, str(number), form.id))
+    return facts, issues
+
+
+def _audit_id(
+    name: str, form: FormDefinition, record: dict[str, str], number: int, usable: bool
+) -> tuple[str, list[Issue]]:
+    """The row's audit id: its `audit_id` cell, checked, else one made from the case number
+    and due date (when the row is otherwise `usable`). Ids name files, so they are checked
+    here, before anything is written."""
+    if "audit_id" in record:
+        audit_id = record["audit_id"]
+    elif not usable:
+        return "", []  # the row's problems are reported already
+    else:
+        due = parse_date(record["due_date"])
+        if due is None:
+            return "", [
+                Issue(IssueCode.bad_date, name, "due_date", str(number), record["due_date"])
+            ]
+        audit_id = audit_id_for(form, record["case_number"], due)
+    problem = audit_id_problem(audit_id)
+    if not problem:
+        return audit_id, []
+    return audit_id, [
+        Issue(IssueCode.bad_audit_id, name, "audit_id", str(number), audit_id, problem)
+    ]
+
+
+def _case(
+    audit_id: str, form: FormDefinition, facts: dict[str, str], number: int, record: dict[str, str]
+) -> Case:
+    return Case(
+        audit_id,
+        form.id,
+        form.version,
+        facts,
+        number,
+        record.get("auditor_email", ""),
+        record.get("preparer_email", ""),
+        _format(record.get("auditor_format", "")),
+    )

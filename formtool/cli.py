@@ -475,7 +475,12 @@ def _mail_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Sender address.",
         ),
-        click.option("--starttls", is_flag=True, help="Upgrade the SMTP connection to TLS."),
+        click.option(
+            "--starttls",
+            is_flag=True,
+            help="Refuse to send unless the connection is encrypted (STARTTLS is used "
+            "whenever the server offers it; --user always requires it).",
+        ),
         click.option("--user", help="SMTP user; password from $FORMTOOL_SMTP_PASSWORD."),
         click.option("--dry-run", is_flag=True, help="Say what would be sent; change nothing."),
         db_option,
@@ -515,6 +520,8 @@ def _mail(
         settings=_settings(db_url),
         user=_user(),
     )
+    if result.notice:  # mail went out unencrypted: said on every send, JSON or not
+        click.echo(result.notice, err=True)
     if as_json:
         _echo_json(result.as_dict())
         return
@@ -762,8 +769,10 @@ def export(fmt: str, table: str, out: Path | None, db_url: str | None) -> None:
 
     if out is None and fmt == "xlsx":
         raise click.UsageError("--format xlsx needs --out FILE.xlsx")
-    data = export_data(_engine(db_url))
+    engine = _engine(db_url)
+    data = export_data(engine)
     payload = write_export(data, fmt, out, table)
+    _record_cli(engine, "exported answers and actions", f"{fmt} to {out or 'standard output'}")
     if out is None:
         click.echo(payload.decode("utf-8-sig"), nl=False)
     else:
@@ -833,6 +842,8 @@ def pack_file(
         settings=_settings(db_url),
         progress=_progress("Writing file packs", as_json),
     )
+    for audit_id in ids:
+        _record_cli(engine, "made a file pack", f"to {out_dir}", audit_id)
     if as_json:
         _echo_json(result.as_dict())
         return
@@ -889,9 +900,13 @@ def pack_pmu(
     financial quarter or financial year. Case numbers only unless --include-names."""
     from formtool.packs.pmu import pmu_pack
 
+    engine = _engine(db_url)
     written = pmu_pack(
-        _engine(db_url), out_dir, month, quarter, year, include_names, settings=_settings(db_url)
+        engine, out_dir, month, quarter, year, include_names, settings=_settings(db_url)
     )
+    period = month or quarter or year or ""
+    names = "with names" if include_names else "case numbers, no names"
+    _record_cli(engine, "made a PMU pack", f"{period}, {names}, to {out_dir}")
     _report_files(written, as_json)
 
 
@@ -946,54 +961,239 @@ def users() -> None:
     """Accounts for the web workspace (formtool serve)."""
 
 
+def _roles_help() -> str:
+    from formtool.users import ROLES
+
+    return "; ".join(f"{r.name}: {r.description}" for r in ROLES.values())
+
+
+def _new_password(name: str, from_stdin: bool) -> str:
+    """A new password, never from the command line (it would show in `ps`): asked twice with
+    the input hidden, or one line from standard input for scripts (--password-stdin)."""
+    from formtool.users import password_problem
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt(
+            f"New password for {name}", hide_input=True, confirmation_prompt=True
+        )
+    problem = password_problem(name.strip(), password)
+    if problem:
+        raise InputError(problem)
+    return password
+
+
+def _password_stdin(func: Callable) -> Callable:
+    return click.option(
+        "--password-stdin",
+        "from_stdin",
+        is_flag=True,
+        help="Read the password from the first line of standard input (for scripts) instead "
+        "of asking for it twice.",
+    )(func)
+
+
+def _role_option(func: Callable) -> Callable:
+    from formtool.users import ROLES
+
+    return click.option(
+        "--role",
+        "roles",
+        type=click.Choice(list(ROLES)),
+        multiple=True,
+        required=True,
+        help=f"Repeat for several. {_roles_help()}.",
+    )(func)
+
+
 @users.command("add")
 @click.argument("name")
+@_role_option
+@_password_stdin
 @click.option(
-    "--role",
-    type=click.Choice(["officer", "moderator", "viewer"]),
-    required=True,
-    help="officer: runs the cycle; moderator: also moderates; viewer: anonymised figures only.",
-)
-@click.password_option(
-    "--password",
-    prompt="Password",
-    confirmation_prompt=True,
-    help="Asked twice when not given (prefer being asked).",
+    "--must-change",
+    is_flag=True,
+    help="The user must choose a new password at first sign-in (you set it for them).",
 )
 @db_option
-def users_add(name: str, role: str, password: str, db_url: str | None) -> None:
-    """Add a web workspace account (the password is stored only as an argon2 hash)."""
+def users_add(
+    name: str, roles: tuple[str, ...], from_stdin: bool, must_change: bool, db_url: str | None
+) -> None:
+    """Add a web workspace account (the password is asked for and stored only as an argon2
+    hash). A deactivated account of the same name becomes active again, as the same person."""
     from formtool.users import add_user
 
-    account = add_user(_engine(db_url), name, role, password)
+    engine = _engine(db_url)
+    account = add_user(engine, name, roles, _new_password(name, from_stdin), must_change)
+    _record_cli(engine, "account added", f"{account.name} as {account.role}")
     click.echo(f"User {account.name} added as {account.role}.")
 
 
+@users.command("password")
+@click.argument("name")
+@_password_stdin
+@click.option("--must-change", is_flag=True, help="The user must choose a new one at next sign-in.")
+@db_option
+def users_password(name: str, from_stdin: bool, must_change: bool, db_url: str | None) -> None:
+    """Set a new password for NAME; every session of NAME ends."""
+    from formtool.users import set_password
+
+    engine = _engine(db_url)
+    set_password(engine, name, _new_password(name, from_stdin), must_change)
+    _record_cli(engine, "account password", f"{name}'s password reset; sessions ended")
+    click.echo(f"Password of {name} changed; their sessions have ended.")
+
+
+@users.command("role")
+@click.argument("name")
+@_role_option
+@db_option
+def users_role(name: str, roles: tuple[str, ...], db_url: str | None) -> None:
+    """Give NAME these roles (instead of the ones it has); every session of NAME ends."""
+    from formtool.users import set_roles
+
+    engine = _engine(db_url)
+    account = set_roles(engine, name, roles)
+    _record_cli(engine, "account roles", f"{account.name} is now {account.role}")
+    click.echo(f"User {account.name} is now {account.role}; their sessions have ended.")
+
+
 @users.command("list")
+@click.option("--all", "include_inactive", is_flag=True, help="Deactivated accounts too.")
 @db_option
 @json_option
-def users_list(db_url: str | None, as_json: bool) -> None:
-    """Every web workspace account and its role."""
+def users_list(include_inactive: bool, db_url: str | None, as_json: bool) -> None:
+    """Every web workspace account and its roles."""
     from formtool.users import list_users
 
-    accounts = list_users(_engine(db_url))
+    engine = _engine(db_url)
+    accounts = list_users(engine, include_inactive)
     if as_json:
         _echo_json([a.as_dict() for a in accounts])
         return
     for account in accounts:
-        click.echo(f"{account.name:<30} {account.role}")
+        state = "" if account.active else "  (deactivated)"
+        state += "  (must change password)" if account.must_change_password else ""
+        click.echo(f"{account.name:<30} {account.role}{state}")
     click.echo(f"{len(accounts)} user(s).")
+    _no_admin_note(engine)
 
 
 @users.command("remove")
 @click.argument("name")
 @db_option
 def users_remove(name: str, db_url: str | None) -> None:
-    """Remove a web workspace account."""
+    """Deactivate a web workspace account and end its sessions (accounts are never deleted, so
+    the history keeps naming the same person)."""
     from formtool.users import remove_user
 
-    remove_user(_engine(db_url), name)
-    click.echo(f"User {name} removed.")
+    engine = _engine(db_url)
+    remove_user(engine, name)
+    _record_cli(engine, "account deactivate", name)
+    click.echo(f"User {name} deactivated; their sessions have ended.")
+
+
+@users.command("sessions")
+@db_option
+@json_option
+def users_sessions(db_url: str | None, as_json: bool) -> None:
+    """Everyone signed in to the web workspace now."""
+    from formtool.users import SessionRules, list_sessions
+
+    settings = _settings(db_url)
+    rules = SessionRules(
+        dt.timedelta(minutes=settings.session_idle_minutes),
+        dt.timedelta(hours=settings.session_hours),
+    )
+    found = list_sessions(_engine(db_url), rules)
+    if as_json:
+        _echo_json([s.as_dict() for s in found])
+        return
+    for s in found:
+        click.echo(
+            f"{s.user:<24} signed in {s.created:%d/%m/%Y %H:%M} UTC, last seen "
+            f"{s.last_seen:%H:%M}, from {s.address}"
+        )
+    click.echo(f"{len(found)} session(s).")
+
+
+@users.command("sign-out")
+@click.argument("name", required=False)
+@click.option("--all", "everybody", is_flag=True, help="End every session of every user.")
+@db_option
+def users_sign_out(name: str | None, everybody: bool, db_url: str | None) -> None:
+    """End the web sessions of NAME (or of everybody with --all)."""
+    from formtool.users import sign_out
+
+    if bool(name) == everybody:
+        raise click.UsageError("Give a user NAME or --all (not both).")
+    engine = _engine(db_url)
+    ended = sign_out(engine, None if everybody else name)
+    _record_cli(engine, "sessions ended", f"{ended} of {name or 'everybody'}")
+    click.echo(f"{ended} session(s) ended.")
+
+
+def _no_admin_note(engine: Any) -> None:
+    from formtool.users import has_admin, list_users
+
+    if list_users(engine) and not has_admin(engine):
+        click.echo(
+            "No admin account yet: make one with `formtool users add NAME --role admin` "
+            "(or give a user the role with `formtool users role NAME --role officer --role "
+            "admin`) to manage accounts and read the access log in the browser.",
+            err=True,
+        )
+
+
+def _record_cli(engine: Any, action: str, detail: str = "", audit_id: str | None = None) -> None:
+    """An entry in the access log for the operating-system user running this command."""
+    from formtool.access_log import record_access
+
+    record_access(engine, _user(), action, audit_id, "command line", detail)
+
+
+@cli.command("access-log")
+@click.option("--user", "user_name", help="Only this user (web or command-line login name).")
+@click.option("--audit", "audit_id", help="Only this audit.")
+@click.option("--since", metavar="YYYY-MM-DD", help="Only entries from this day on (UTC).")
+@click.option(
+    "--purge",
+    is_flag=True,
+    help="Remove entries older than the retention period (access_log_days in formtool.toml; "
+    "730 days by default) and record that. formtool serve does this when it starts.",
+)
+@db_option
+@json_option
+def access_log(
+    user_name: str | None,
+    audit_id: str | None,
+    since: str | None,
+    purge: bool,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
+    """Who signed in, and who saw or downloaded which personal data, when and from where."""
+    from formtool.access_log import access_entries
+    from formtool.access_log import purge as purge_log
+    from formtool.clock import parse_day
+
+    engine = _engine(db_url)
+    if purge:
+        removed = purge_log(engine, _settings(db_url).access_log_days, _user())
+        click.echo(f"{removed} access log entr{'y' if removed == 1 else 'ies'} removed.")
+        return
+    day = parse_day(since, "--since") if since else None
+    found = access_entries(engine, user_name, audit_id, day)
+    if as_json:
+        _echo_json([e.as_dict() for e in found])
+        return
+    for e in found:
+        click.echo(
+            f"{e.at:%Y-%m-%d %H:%M:%S}  {printable(e.user, 30):<24} {printable(e.address, 20):<16} "
+            f"{e.action:<28} {e.audit_id or '-':<24} {printable(e.detail, 120)}"
+        )
+    click.echo(f"{len(found)} entr{'y' if len(found) == 1 else 'ies'}.")
 
 
 @cli.command()
@@ -1011,8 +1211,14 @@ def users_remove(name: str, db_url: str | None) -> None:
     is_flag=True,
     help="Served through an HTTPS reverse proxy: session cookies are Secure.",
 )
+@click.option(
+    "--proxy",
+    metavar="ADDR",
+    help="The IP address of the reverse proxy in front: only its X-Forwarded-For, -Proto and "
+    "-Host headers are believed (from anyone else they are ignored).",
+)
 @db_option
-def serve(host: str, port: int, behind_https: bool, db_url: str | None) -> None:
+def serve(host: str, port: int, behind_https: bool, proxy: str | None, db_url: str | None) -> None:
     """The web workspace: the monthly cycle in a browser, on the same database."""
     from formtool.clock import fixed_today
     from formtool.web import serve as run
@@ -1027,6 +1233,7 @@ def serve(host: str, port: int, behind_https: bool, db_url: str | None) -> None:
             bold=True,
         )
     engine = _engine(db_url)
+    _no_admin_note(engine)
     run(
         engine,
         host,
@@ -1034,6 +1241,7 @@ def serve(host: str, port: int, behind_https: bool, db_url: str | None) -> None:
         behind_https,
         _settings(db_url),
         on_ready=lambda url: click.echo(f"formtool web workspace on {url} (Ctrl+C to stop)"),
+        proxy=proxy,
     )
 
 

@@ -64,6 +64,7 @@ class IssueCode(Enum):
         "[{file} · row {location} · {field}] '{value}' is not an email address. Fix it so the "
         "form can be sent."
     )
+    bad_audit_id = "[{file} · row {location} · {field}] '{value}' is not an audit id: {expected}."
 
     # returned files (formtool import): these reject the file
     not_found = "[{file}] does not exist. Check the path."

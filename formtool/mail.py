@@ -34,11 +34,14 @@ import sqlalchemy as sa
 from formtool import clock, store
 from formtool.definitions import FormDefinition, all_forms
 from formtool.errors import FormtoolError, printable
+from formtool.identifiers import audit_file_name, audit_id_problem, safe_file_stem
 from formtool.scales import format_date
 from formtool.settings import DEFAULT, Settings
 from formtool.store import queries
 
 PASSWORD_ENV = "FORMTOOL_SMTP_PASSWORD"
+IMPLICIT_TLS_PORTS = frozenset({465})  # SMTPS: TLS from the first byte, no STARTTLS
+SMTP_TIMEOUT = 30  # seconds
 #: Strict about line breaks in headers; headers folded only past RFC 5322's hard limit, so a
 #: subject never begins with the space a fold after "Subject:" leaves.
 POLICY = SMTP.clone(max_line_length=998)
@@ -70,6 +73,7 @@ class MailResult:
     written: list[Path] = field(default_factory=list)
     sent_via: str = ""  # the SMTP server, when sent
     dry_run: bool = False
+    notice: str = ""  # one line when mail went out unencrypted
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +90,7 @@ class MailResult:
             "eml": [str(p) for p in self.written],
             "sent_via": self.sent_via,
             "dry_run": self.dry_run,
+            "notice": self.notice,
         }
 
 
@@ -99,14 +104,18 @@ def _display_name(name: str) -> str:
 
 
 def find_forms(forms_dir: Path) -> dict[str, dict[str, Path]]:
-    """Audit id -> format -> generated file, from every manifest.csv under the folder."""
+    """Audit id -> format -> generated file, from every manifest.csv under the folder. A row
+    is only believed for the file `formtool generate` would have named: the manifest is data,
+    never a path to follow (a changed one cannot attach some other file)."""
     found: dict[str, dict[str, Path]] = defaultdict(dict)
     for manifest in sorted(forms_dir.rglob("manifest.csv")):
         with manifest.open(newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
-                path = manifest.parent / row["file"]
-                if path.is_file():
-                    found[row["audit_id"]][row["format"]] = path
+                audit_id, fmt = row.get("audit_id") or "", row.get("format") or ""
+                if fmt in FORMAT_NAMES and not audit_id_problem(audit_id):
+                    path = manifest.parent / audit_file_name(audit_id, f".{fmt}")
+                    if row.get("file") == path.name and path.is_file():
+                        found[audit_id][fmt] = path
     return found
 
 
@@ -318,7 +327,7 @@ def write_eml(messages: list[Outgoing], out_dir: Path, prefix: str) -> list[Path
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for outgoing in messages:
-        safe = re.sub(r"[^A-Za-z0-9]+", "-", outgoing.auditor).strip("-") or "auditor"
+        safe = safe_file_stem(outgoing.auditor, fallback="auditor", part=True)
         path = out_dir / f"{prefix}-{outgoing.stage}-{safe}.eml"
         number = 1
         while path.exists():  # an earlier draft for the same person is never overwritten
@@ -335,31 +344,83 @@ def send_smtp(
     starttls: bool,
     user: str | None,
     on_sent: Callable[[Outgoing], None],
-) -> None:
-    """Send each message; `on_sent` records it at once, so a failure part-way loses nothing."""
-    host, _, port = server.rpartition(":")
-    if not host or not port.isdigit():
-        raise MailError(f"--smtp '{server}' is not HOST:PORT (e.g. smtp.council.gov.uk:587).")
+    ssl_context: ssl.SSLContext | None = None,
+) -> str:
+    """Send each message; `on_sent` records it at once, so a failure part-way loses nothing.
+
+    The connection is encrypted whenever it can be: implicit TLS on port 465, else STARTTLS
+    when the server offers it. A user name and password (or `starttls`) require that, and
+    nothing is sent without it; otherwise the messages go out in clear and the notice this
+    returns says so ('' when encrypted). `ssl_context` is for tests trusting their own server.
+    """
+    host, port = _host_port(server)
     password = os.environ.get(PASSWORD_ENV)
     if user and not password:
         raise MailError(
             f"--user given but {PASSWORD_ENV} is not set. Export the password "
             "in that variable (never on the command line)."
         )
+    context = ssl_context or ssl.create_default_context()
     try:
-        with smtplib.SMTP(host, int(port), timeout=30) as smtp:
-            if starttls:
-                smtp.starttls(context=ssl.create_default_context())
+        with _connect(host, port, context) as smtp:
+            notice = _encrypt(smtp, server, port, context, starttls, bool(user))
             if user:
                 smtp.login(user, password or "")
             for outgoing in messages:
                 smtp.send_message(outgoing.message)
                 on_sent(outgoing)
     except (OSError, smtplib.SMTPException) as exc:
+        reason = printable(str(exc).rstrip("."), 200)
         raise MailError(
-            f"Sending through {server} failed: {exc}. Messages sent before the "
+            f"Sending through {printable(server)} failed: {reason}. Messages sent before the "
             "failure are recorded; run the command again for the rest."
         ) from None
+    return notice
+
+
+def _host_port(server: str) -> tuple[str, int]:
+    host, _, port = server.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise MailError(
+            f"--smtp '{printable(server)}' is not HOST:PORT (e.g. smtp.council.gov.uk:587)."
+        )
+    return host, int(port)
+
+
+def _connect(host: str, port: int, context: ssl.SSLContext) -> smtplib.SMTP:
+    if port in IMPLICIT_TLS_PORTS:
+        return smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT, context=context)
+    return smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT)
+
+
+def _encrypt(
+    smtp: smtplib.SMTP,
+    server: str,
+    port: int,
+    context: ssl.SSLContext,
+    required: bool,
+    login: bool,
+) -> str:
+    """Encrypt the connection if it is not yet (STARTTLS); '' once encrypted, else the
+    one-line notice that the mail goes out in clear, or MailError if that is not allowed."""
+    if port in IMPLICIT_TLS_PORTS:
+        return ""
+    smtp.ehlo_or_helo_if_needed()
+    if smtp.has_extn("starttls"):
+        smtp.starttls(context=context)
+        smtp.ehlo()
+        return ""
+    if login or required:
+        why = (
+            "a user name and password are never sent unencrypted"
+            if login
+            else "STARTTLS was asked for"
+        )
+        raise MailError(
+            f"Mail to {printable(server)} was not sent: the server does not offer STARTTLS "
+            f"and {why}. Use the server's implicit TLS port (465) or one that offers STARTTLS."
+        )
+    return f"Mail to {printable(server)} went out unencrypted: the server does not offer STARTTLS."
 
 
 def record_sent(
@@ -396,20 +457,23 @@ def deliver(
     today: dt.date | None = None,
     settings: Settings = DEFAULT,
     user: str = "",
+    ssl_context: ssl.SSLContext | None = None,
 ) -> MailResult:
     """`formtool send` / `chase`: build every message (all checks first), then write .eml
-    drafts or send over SMTP, recording each message as it goes."""
+    drafts or send over SMTP (encrypted whenever the server allows; see `send_smtp`),
+    recording each message as it goes."""
     messages = build_messages(engine, sender, forms_dir, month, chase, today, settings)
     result = MailResult(messages, dry_run=dry_run)
     if dry_run or not messages:
         return result
     if smtp:
-        send_smtp(
+        result.notice = send_smtp(
             messages,
             smtp,
             starttls,
             smtp_user,
             on_sent=lambda o: record_sent(engine, [o], chase, user),
+            ssl_context=ssl_context,
         )
         result.sent_via = smtp
     else:

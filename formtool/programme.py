@@ -29,11 +29,18 @@ import sqlalchemy as sa
 import yaml
 
 from formtool import store
-from formtool.cases import cases_from_rows, normalise_column, read_rows, write_case_list
+from formtool.cases import (
+    audit_id_for,
+    cases_from_rows,
+    normalise_column,
+    read_rows,
+    write_case_list,
+)
 from formtool.catalog import record_snapshots
 from formtool.deadlines import add_months, inadequate_follow_up, last_calendar_day
 from formtool.definitions import all_forms
-from formtool.errors import FormtoolError
+from formtool.errors import FormtoolError, Issue, IssueCode
+from formtool.identifiers import audit_id_problem
 from formtool.scales import parse_date
 from formtool.store import queries
 
@@ -148,12 +155,22 @@ def load_population(path: Path) -> list[dict[str, str]]:
             )
         seen.add(row["case_number"])
         row["category"] = _category(row["category"])
+        _check_audit_id(path, row)
         if row.get("last_audited") and parse_date(row["last_audited"]) is None:
             raise AllocationError(
                 f"[{path} · row {row['_row']} · last_audited] "
                 f"'{row['last_audited']}' is not a date. Use YYYY-MM-DD."
             )
     return rows
+
+
+def _check_audit_id(path: Path, row: dict[str, str]) -> None:
+    """A population may name each case's audit id; it names files, so it is checked first."""
+    problem = audit_id_problem(row["audit_id"]) if "audit_id" in row else ""
+    if problem:
+        code, where = IssueCode.bad_audit_id, row["_row"]
+        issue = Issue(code, str(path), "audit_id", where, row["audit_id"], expected=problem)
+        raise AllocationError(issue.message)
 
 
 def load_auditors(path: Path) -> list[Auditor]:
@@ -257,10 +274,23 @@ def _reaudits(
             continue
         if any(c == row.case_number and m > row.month for c, m in later):
             continue  # already re-audited (or audited again) since
-        case = by_case.get(row.case_number) or (json.loads(row.facts) | {"team": row.team})
+        case = by_case.get(row.case_number) or _stored_case(row, population, month)
         follow_up = inadequate_follow_up(row.imported_at.date())
         due.append((case, row.form_id, follow_up["review meeting by"]))
     return sorted(due, key=lambda d: d[0]["case_number"])
+
+
+def _stored_case(row: Any, population: list[dict[str, str]], month: str) -> dict[str, str]:
+    """A case due a re-audit that the population no longer lists, as a population row: its
+    stored facts, no category (the population would have said it), and an audit id of its
+    own when the population names ids (the earlier audit keeps its id)."""
+    case: dict[str, str] = {"category": ""} | json.loads(row.facts) | {"team": row.team}
+    case.pop("audit_id", None)
+    if any("audit_id" in p for p in population):
+        form = all_forms()[row.form_id]
+        due = last_calendar_day(int(month[:4]), int(month[5:]))
+        case["audit_id"] = audit_id_for(form, row.case_number, due)
+    return case
 
 
 def _eligible(row: dict[str, str], month: str, recent: frozenset[str]) -> bool:

@@ -7,13 +7,16 @@ without either, the defaults apply (no council name, OFFICIAL-SENSITIVE, a base 
     council = "Example Council"
     marking = "OFFICIAL-SENSITIVE"
     min_base = 5
+    session_idle_minutes = 30    # the web workspace signs out after this long unused
+    session_hours = 8            # and after this long in any case
+    access_log_days = 730        # access log entries kept this long, then purged
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from formtool.errors import FormtoolError
@@ -32,6 +35,9 @@ class Settings:
     council: str = ""
     marking: str = "OFFICIAL-SENSITIVE"
     min_base: int = 5  # audits of one tool needed before its findings are reported
+    session_idle_minutes: int = 30
+    session_hours: int = 8
+    access_log_days: int = 730
 
     def print_lines(self) -> dict[str, str]:
         """What forms and packs print in their headers and footers."""
@@ -85,4 +91,15 @@ def _checked(path: Path, settings: Settings) -> Settings:
         )
     if not isinstance(settings.min_base, int) or settings.min_base < 1:
         raise SettingsError(f"[{path} · min_base] must be a whole number of audits, 1 or more.")
-    return Settings(settings.council.strip(), settings.marking.upper(), settings.min_base)
+    for name, unit in _DURATIONS.items():
+        value = getattr(settings, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise SettingsError(f"[{path} · {name}] must be a whole number of {unit}, 1 or more.")
+    return replace(settings, council=settings.council.strip(), marking=settings.marking.upper())
+
+
+_DURATIONS = {
+    "session_idle_minutes": "minutes",
+    "session_hours": "hours",
+    "access_log_days": "days",
+}

@@ -1,27 +1,177 @@
-"""Accounts for the web workspace: a name, a role and an argon2id password hash.
+"""Accounts for the web workspace: names, roles, passwords (argon2id hashes only), server-side
+sessions and the sign-in throttle.
 
-Roles: `officer` (runs the cycle: allocate, import, check, packs), `moderator` (also records
-moderated grades), `viewer` (sees anonymised figures only). Passwords are asked for, never
-taken as options, and only their hashes are stored.
+- Roles (`ROLES`, the one table of them) grant capabilities: `viewer` sees anonymised figures;
+  `officer` also case files and the monthly cycle; `moderator` also moderation; `admin` manages
+  accounts and reads the access log, and sees no child's data unless also given a case role.
+  An account may hold several roles (`officer,admin`). At least one active admin always exists
+  once there is one.
+- Passwords: at least 12 characters, not containing the user name, not one of the 30,000 most
+  common; never taken on the command line. A password shorter than the policy (an account from
+  an older release) or set by an admin must be changed at the next sign-in.
+- Hashing is bounded: at most `HASH_SLOTS` argon2 computations run at once (each takes 64 MiB),
+  the rest wait up to `HASH_WAIT` seconds and are then told to try again.
+- Sessions live in the database: the browser's cookie holds a random id, the table only its
+  SHA-256. Sign-out, a password reset, a role change and deactivation end them; they also end
+  after an idle period and an absolute lifetime (settings).
+- Accounts are deactivated, never deleted: history keeps meaning the same person.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import gzip
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from typing import Any
 
 import sqlalchemy as sa
 
 from formtool import store
-from formtool.errors import FormtoolError
+from formtool.errors import FormtoolError, printable
 
-ROLES = ("officer", "moderator", "viewer")
-MIN_PASSWORD = 10
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    capabilities: frozenset[str]
+    description: str
+
+
+#: Every role, what it may do, and how it is described (CLI help, admin page).
+ROLES: dict[str, Role] = {
+    r.name: r
+    for r in (
+        Role("viewer", frozenset({"figures"}), "anonymised figures only"),
+        Role(
+            "officer",
+            frozenset({"figures", "cases", "cycle"}),
+            "runs the audit cycle: allocate, send, import, check, packs",
+        ),
+        Role(
+            "moderator",
+            frozenset({"figures", "cases", "cycle", "moderate"}),
+            "an officer who also records moderated grades",
+        ),
+        Role(
+            "admin",
+            frozenset({"figures", "accounts", "access_log"}),
+            "manages accounts and reads the access log; no case files unless also given a "
+            "case role",
+        ),
+    )
+}
+CAPABILITY_NAMES = {
+    "figures": "see the figures",
+    "cases": "see case files",
+    "cycle": "run the audit cycle",
+    "moderate": "moderate audits",
+    "accounts": "manage accounts",
+    "access_log": "read the access log",
+}
+MIN_PASSWORD = 12
+HASH_SLOTS = 2  # argon2 checks at once: 2 x 64 MiB, whatever the number of sign-ins
+HASH_WAIT = 5.0  # seconds a sign-in waits for a slot before being told to try again
+TOUCH_SECONDS = 60  # a session's last-seen time is written at most this often
 
 
 class UserError(FormtoolError):
-    """An account cannot be added, removed or used; the message says why."""
+    """An account cannot be added, changed or used; the message says why."""
+
+
+class HashingBusy(UserError):
+    """Too many sign-ins at once: the caller should try again in a few seconds."""
+
+
+# --- roles ---------------------------------------------------------------------------------
+
+
+def parse_roles(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Roles from 'officer,admin' or a list of names: known, unique, in ROLES order."""
+    names = text.split(",") if isinstance(text, str) else list(text)
+    wanted = {n.strip().lower() for n in names if n.strip()}
+    unknown = sorted(wanted - set(ROLES))
+    if unknown or not wanted:
+        raise UserError(
+            f"Role '{printable(unknown[0] if unknown else '', 40)}' is not one of "
+            f"{', '.join(ROLES)}."
+        )
+    return tuple(r for r in ROLES if r in wanted)
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    roles: tuple[str, ...]
+    must_change_password: bool = False
+    active: bool = True
+
+    @property
+    def role(self) -> str:
+        return ",".join(self.roles)
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset().union(*(ROLES[r].capabilities for r in self.roles if r in ROLES))
+
+    def may(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    @property
+    def sees_names(self) -> bool:
+        """Children's names and case-level data are for the case roles only."""
+        return self.may("cases")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "roles": list(self.roles),
+            "must_change_password": self.must_change_password,
+            "active": self.active,
+        }
+
+
+def _account(row: Any) -> Account:
+    return _account_of(row.name, row.role, row.must_change_password, row.active)
+
+
+def _account_of(name: str, role: str, must_change: bool, active: bool = True) -> Account:
+    roles = tuple(r for r in str(role).split(",") if r in ROLES)
+    return Account(name, roles, bool(must_change), bool(active))
+
+
+# --- passwords -----------------------------------------------------------------------------
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    data = (resources.files("formtool") / "common_passwords.txt.gz").read_bytes()
+    lines = gzip.decompress(data).decode("utf-8").splitlines()
+    return frozenset(line.casefold() for line in lines if line and not line.startswith("#"))
+
+
+def password_problem(name: str, password: str) -> str | None:
+    """Why a new password is refused, in one line; None when it is acceptable."""
+    if len(password) < MIN_PASSWORD:
+        return f"The password must have at least {MIN_PASSWORD} characters."
+    if name and name.casefold() in password.casefold():
+        return "The password must not contain the user name."
+    if password.casefold() in common_passwords():
+        return "That password is one of the most common ones people use; choose another."
+    return None
+
+
+def check_password(name: str, password: str) -> None:
+    problem = password_problem(name, password)
+    if problem:
+        raise UserError(problem)
 
 
 def _hasher() -> Any:
@@ -30,69 +180,373 @@ def _hasher() -> Any:
     return PasswordHasher()  # argon2id with the library's current recommended parameters
 
 
-@dataclass(frozen=True)
-class Account:
-    name: str
-    role: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"name": self.name, "role": self.role}
-
-    @property
-    def sees_names(self) -> bool:
-        """Children's names are for officers and moderators only."""
-        return self.role in ("officer", "moderator")
+_slots = threading.BoundedSemaphore(HASH_SLOTS)
 
 
-def add_user(engine: sa.Engine, name: str, role: str, password: str) -> Account:
-    name = name.strip()
-    if not name or len(name) > 80 or any(c.isspace() for c in name):
-        raise UserError("A user name is one word of up to 80 characters (e.g. j.smith).")
-    if role not in ROLES:
-        raise UserError(f"Role '{role}' is not one of {', '.join(ROLES)}.")
-    if len(password) < MIN_PASSWORD:
-        raise UserError(f"The password must have at least {MIN_PASSWORD} characters.")
-    with store.transaction(engine) as conn:
-        if not store.add_user(conn, name, role, _hasher().hash(password)):
-            raise UserError(
-                f"There is already a user called '{name}'. Remove it first or choose another name."
-            )
-    return Account(name, role)
+def set_hash_slots(count: int) -> None:
+    """How many argon2 computations may run at once in this process."""
+    global _slots
+    _slots = threading.BoundedSemaphore(count)
 
 
-def remove_user(engine: sa.Engine, name: str) -> None:
-    with store.transaction(engine) as conn:
-        if not store.remove_user(conn, name):
-            raise UserError(f"There is no user called '{name}' (`formtool users list`).")
+@contextlib.contextmanager
+def _hash_slot() -> Iterator[None]:
+    slots = _slots
+    if not slots.acquire(timeout=HASH_WAIT):
+        raise HashingBusy(
+            "Too many people are signing in at once. Wait a few seconds and try again."
+        )
+    try:
+        yield
+    finally:
+        slots.release()
 
 
-def list_users(engine: sa.Engine) -> list[Account]:
-    with engine.connect() as conn:
-        return [Account(u.name, u.role) for u in store.all_users(conn)]
+def _hash(password: str) -> str:
+    with _hash_slot():
+        return str(_hasher().hash(password))
 
 
-def authenticate(engine: sa.Engine, name: str, password: str) -> Account | None:
-    """The account, if the password is right (rehashing it if the parameters moved on)."""
+def _verify(password_hash: str, password: str) -> bool:
     from argon2.exceptions import InvalidHashError, VerificationError
 
-    with engine.connect() as conn:
-        found = store.user(conn, name.strip())
-    hasher = _hasher()
-    if found is None:  # spend the same time as a real check: names cannot be probed by timing
-        with contextlib.suppress(VerificationError, InvalidHashError):
-            hasher.verify(_DUMMY_HASH, password)
-        return None
-    try:
-        hasher.verify(found.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return None
-    if hasher.check_needs_rehash(found.password_hash):
-        with store.transaction(engine) as conn:
-            store.set_password_hash(conn, found.name, hasher.hash(password))
-    return Account(found.name, found.role)
+    with _hash_slot():
+        try:
+            return bool(_hasher().verify(password_hash, password))
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 _DUMMY_HASH = (
     "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$"
     "0kS7pXdaNrH1JBkCqjG6OKm0QxFjF1BN3X8D4bYd1fQ"
 )
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 80 or any(c.isspace() or c == "," for c in name):
+        raise UserError("A user name is one word of up to 80 characters (e.g. j.smith).")
+    return name
+
+
+def _active_admins(conn: sa.Connection) -> list[str]:
+    return [u.name for u in store.all_users(conn) if "admin" in str(u.role).split(",")]
+
+
+def add_user(
+    engine: sa.Engine,
+    name: str,
+    role: str | tuple[str, ...] | list[str],
+    password: str,
+    must_change: bool = False,
+) -> Account:
+    """Add an account (or make a deactivated one of that name active again, as the same
+    person). `must_change`: the password was set by someone else (an admin)."""
+    name, roles = _check_name(name), parse_roles(role)
+    check_password(name, password)
+    password_hash = _hash(password)
+    with store.transaction(engine) as conn:
+        store.lock_accounts(conn)
+        role_text = ",".join(roles)
+        added = store.add_user(conn, name, role_text, password_hash, must_change)
+        if not added and not store.reactivate_user(
+            conn, name, role_text, password_hash, must_change
+        ):
+            raise UserError(
+                f"There is already a user called '{name}'. Choose another name, or change "
+                "its role or password instead."
+            )
+    return Account(name, roles, must_change)
+
+
+def _require_user(conn: sa.Connection, name: str) -> Any:
+    found = store.user(conn, name.strip())
+    if found is None or not found.active:
+        raise UserError(
+            f"There is no active user called '{printable(name, 80)}' (`formtool users list`)."
+        )
+    return found
+
+
+def _keep_an_admin(conn: sa.Connection, name: str, roles_after: tuple[str, ...]) -> None:
+    admins = _active_admins(conn)
+    if admins == [name] and "admin" not in roles_after:
+        raise UserError(
+            f"'{name}' is the only admin. Make another user an admin first "
+            "(`formtool users add NAME --role admin`), so somebody can still manage accounts."
+        )
+
+
+def remove_user(engine: sa.Engine, name: str) -> None:
+    """Deactivate an account and end its sessions (never deleted: history keeps it)."""
+    with store.transaction(engine) as conn:
+        store.lock_accounts(conn)
+        found = _require_user(conn, name)
+        _keep_an_admin(conn, found.name, ())
+        store.deactivate_user(conn, found.name)
+
+
+def set_roles(engine: sa.Engine, name: str, role: str | tuple[str, ...] | list[str]) -> Account:
+    """Change an account's roles; its sessions end (it signs in again with the new rights)."""
+    roles = parse_roles(role)
+    with store.transaction(engine) as conn:
+        store.lock_accounts(conn)
+        found = _require_user(conn, name)
+        _keep_an_admin(conn, found.name, roles)
+        store.set_role(conn, found.name, ",".join(roles))
+        store.end_user_sessions(conn, found.name)
+        return _account(store.user(conn, found.name))
+
+
+def set_password(
+    engine: sa.Engine,
+    name: str,
+    password: str,
+    must_change: bool = False,
+    keep_session: str | None = None,
+) -> None:
+    """A new password for `name`; every session of that user ends (but `keep_session`, the
+    raw id of the session making the change, when a user changes their own)."""
+    check_password(name.strip(), password)
+    password_hash = _hash(password)
+    with store.transaction(engine) as conn:
+        found = _require_user(conn, name)
+        store.set_password_hash(conn, found.name, password_hash, must_change)
+        store.end_user_sessions(conn, found.name, _id_hash(keep_session) if keep_session else None)
+
+
+def change_own_password(
+    engine: sa.Engine, name: str, current: str, new: str, session_id: str
+) -> None:
+    """A signed-in user's own change: the current password is required; their other sessions
+    end, this one stays."""
+    if authenticate(engine, name, current) is None:
+        raise UserError("The current password is not right. Nothing was changed.")
+    if current == new:
+        raise UserError("The new password must differ from the current one.")
+    set_password(engine, name, new, must_change=False, keep_session=session_id)
+
+
+def list_users(engine: sa.Engine, include_inactive: bool = False) -> list[Account]:
+    with engine.connect() as conn:
+        return [_account(u) for u in store.all_users(conn, include_inactive)]
+
+
+def has_admin(engine: sa.Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(_active_admins(conn))
+
+
+def authenticate(engine: sa.Engine, name: str, password: str) -> Account | None:
+    """The active account, if the password is right (rehashing it if the parameters moved
+    on). An account whose password is shorter than the policy must change it now."""
+    with engine.connect() as conn:
+        found = store.user(conn, name.strip())
+    if found is None or not found.active:  # the same work as a real check: names cannot be
+        _verify(_DUMMY_HASH, password)  # probed by timing
+        return None
+    if not _verify(found.password_hash, password):
+        return None
+    if _hasher().check_needs_rehash(found.password_hash):
+        new_hash = _hash(password)
+        with store.transaction(engine) as conn:
+            store.rehash_password(conn, found.name, found.password_hash, new_hash)
+    account = _account(found)
+    if len(password) < MIN_PASSWORD and not account.must_change_password:
+        with store.transaction(engine) as conn:
+            store.set_password_hash(conn, found.name, found.password_hash, must_change=True)
+        account = Account(account.name, account.roles, True)
+    return account
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+def _id_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def _at(clock: Callable[[], float]) -> dt.datetime:
+    return dt.datetime.fromtimestamp(int(clock()), dt.UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class SessionRules:
+    idle: dt.timedelta = dt.timedelta(minutes=30)
+    lifetime: dt.timedelta = dt.timedelta(hours=8)
+    clock: Callable[[], float] = time.time  # real time, not the business date
+
+
+def start_session(
+    engine: sa.Engine, name: str, address: str, rules: SessionRules = SessionRules()
+) -> str:
+    """A new session for `name`: its random id, for the cookie (stored only hashed)."""
+    session_id = secrets.token_urlsafe(32)
+    with store.transaction(engine) as conn:
+        store.add_session(conn, _id_hash(session_id), name, address, _at(rules.clock))
+    return session_id
+
+
+def session_account(
+    engine: sa.Engine, session_id: str, rules: SessionRules = SessionRules()
+) -> Account | None:
+    """The account signed in by this session id, or None (unknown, ended, idle too long, too
+    old, or the account was deactivated). Last-seen is written at most once a minute."""
+    if not session_id or len(session_id) > 100:
+        return None
+    id_hash, at = _id_hash(session_id), _at(rules.clock)
+    with engine.connect() as conn:
+        found = store.session(conn, id_hash)
+    if found is None:
+        return None
+    if (
+        not found.active
+        or at - found.last_seen_at > rules.idle
+        or at - found.created_at > rules.lifetime
+    ):
+        end_session(engine, session_id)
+        return None
+    if (at - found.last_seen_at).total_seconds() >= TOUCH_SECONDS:
+        with store.transaction(engine) as conn:
+            store.touch_session(conn, id_hash, at)
+    return _account_of(found.user_name, found.role, found.must_change_password)
+
+
+def end_session(engine: sa.Engine, session_id: str) -> None:
+    with store.transaction(engine) as conn:
+        store.end_session(conn, _id_hash(session_id))
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    user: str
+    created: dt.datetime
+    last_seen: dt.datetime
+    address: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "user": self.user,
+            "created": self.created.isoformat(),
+            "last_seen": self.last_seen.isoformat(),
+            "address": self.address,
+        }
+
+
+def list_sessions(engine: sa.Engine, rules: SessionRules = SessionRules()) -> list[SessionInfo]:
+    """The sessions still valid (expired ones are removed first)."""
+    at = _at(rules.clock)
+    with store.transaction(engine) as conn:
+        store.end_stale_sessions(conn, at - rules.idle, at - rules.lifetime)
+        rows = store.all_sessions(conn)
+    return [SessionInfo(r.user_name, r.created_at, r.last_seen_at, r.address) for r in rows]
+
+
+def sign_out(engine: sa.Engine, name: str | None) -> int:
+    """End the sessions of `name`, or of everybody (None): how many ended."""
+    with store.transaction(engine) as conn:
+        if name is None:
+            return store.end_all_sessions(conn)
+        found = store.user(conn, name.strip())
+        if found is None:
+            raise UserError(
+                f"There is no user called '{printable(name, 80)}' (`formtool users list`)."
+            )
+        return store.end_user_sessions(conn, found.name)
+
+
+# --- sign-in throttle ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """After `free` failures each retry waits twice as long as the last (1 s, 2 s, 4 s ... up
+    to `cap`); after `lock_after` failures the key waits `lockout`. Failures are forgotten
+    `lockout` seconds after the last one."""
+
+    free: int
+    cap: float = 60.0
+    lock_after: int = 10
+    lockout: float = 900.0
+
+    def delay(self, failures: int) -> float:
+        if failures >= self.lock_after:
+            return self.lockout
+        return 0.0 if failures < self.free else min(self.cap, 2.0 ** (failures - self.free))
+
+
+ACCOUNT_AT_ADDRESS = Rule(free=3, lock_after=10)  # one account from one address
+ADDRESS = Rule(free=10, lock_after=50)  # an office behind one address has many people
+NAME_SOFT_AFTER = 10  # failures for a name from anywhere before each sign-in is slowed
+NAME_SOFT_DELAY = 2.0  # seconds: slows an attacker, never locks the real user out
+
+
+@dataclass(frozen=True)
+class Admission:
+    wait: float  # seconds before this name and address may try (0: now)
+    slow: float  # seconds to hold this attempt back (the soft delay per account)
+
+
+class SignInThrottle:
+    """Sign-in failures counted in the database (several server processes agree), per
+    address and per account+address, with a soft delay per account across addresses. Each
+    attempt is counted as a failure before its password is checked and forgiven if right,
+    in one locked transaction: however many arrive at once, only the allowed number are
+    checked."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        clock: Callable[[], float] = time.time,  # real time: seconds since the epoch
+    ) -> None:
+        self.engine, self.clock = engine, clock
+
+    @staticmethod
+    def _keys(name: str, address: str) -> tuple[str, str, str]:
+        who = name.strip().casefold()[:80]
+        return f"addr:{address}", f"acct:{who}|{address}", f"name:{who}"
+
+    def admit(self, name: str, address: str) -> Admission:
+        addr, acct, who = self._keys(name, address)
+        now = self.clock()
+        with store.transaction(self.engine) as conn:
+            store.lock(conn, "formtool sign-in")
+            rows = store.throttle_rows(conn, [addr, acct, who])
+            wait = max(
+                self._wait(rows.get(addr), ADDRESS, now),
+                self._wait(rows.get(acct), ACCOUNT_AT_ADDRESS, now),
+            )
+            if wait > 0:
+                return Admission(wait, 0.0)
+            forget = now - ADDRESS.lockout
+            for key in (addr, acct, who):
+                store.count_failure(conn, key, now, forget)
+            if int(now) % 100 == 0:
+                store.forget_old_failures(conn, forget)
+            named = rows.get(who)
+            recent = named is not None and now - named[1] < ADDRESS.lockout
+            soft = recent and named is not None and named[0] >= NAME_SOFT_AFTER
+            return Admission(0.0, NAME_SOFT_DELAY if soft else 0.0)
+
+    @staticmethod
+    def _wait(found: tuple[int, float] | None, rule: Rule, now: float) -> float:
+        if found is None:
+            return 0.0
+        failures, last = found
+        elapsed = now - last
+        if elapsed >= rule.lockout:
+            return 0.0
+        return max(0.0, rule.delay(failures) - elapsed)
+
+    def succeeded(self, name: str, address: str) -> None:
+        """The password was right: forget this account's failures (the address's stay, less
+        the one counted for this attempt)."""
+        addr, acct, who = self._keys(name, address)
+        with store.transaction(self.engine) as conn:
+            store.lock(conn, "formtool sign-in")
+            store.forget_failures(conn, [acct, who])
+            store.forgive_failure(conn, addr)

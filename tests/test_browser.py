@@ -78,19 +78,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     engine = open_store(db)
     add_user(engine, "olive", "officer", PASSWORD)
     add_user(engine, "mo", "moderator", PASSWORD)
+    add_user(engine, "pat", "viewer", PASSWORD)
     process = subprocess.Popen(
         [sys.executable, "-m", "formtool", "serve", "--db", db, "--port", str(_free_port())],
         cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("FORMTOOL_")},
+        env={k: v for k, v in os.environ.items() if not k.startswith("FORMTOOL_")}
+        | {"FORMTOOL_TODAY": clock.today().isoformat()},  # the server's today is the test's
     )
     try:
         assert process.stdout is not None
-        line = process.stdout.readline()
-        assert " on http://" in line, line + process.stdout.read()
-        yield line.split(" on ", 1)[1].split()[0], folder
+        said = [process.stdout.readline() for _ in range(3)]  # today, admins, then the URL
+        assert "WARNING: today is fixed to" in said[0], said
+        assert "No admin account yet" in said[1], said
+        assert " on http://" in said[2], "".join(said) + process.stdout.read()
+        yield said[2].split(" on ", 1)[1].split()[0], folder
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -115,12 +119,37 @@ def nav(page, name: str) -> None:
     page.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()
 
 
-def sign_in(page, url: str, name: str) -> None:
+def sign_in(page, url: str, name: str, password: str = PASSWORD) -> None:
     page.goto(f"{url}/")
     page.get_by_label("User name").fill(name)
-    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{url}/")
+
+
+def test_changing_a_password_ends_the_other_session(server, browser) -> None:
+    url, _ = server
+    here, elsewhere = browser.new_context(), browser.new_context()
+    try:
+        mine, other = here.new_page(), elsewhere.new_page()
+        sign_in(mine, url, "pat")
+        sign_in(other, url, "pat")
+        mine.get_by_role("link", name="pat").click()
+        mine.get_by_label("Current password").fill(PASSWORD)
+        mine.get_by_label("New password", exact=True).fill("a brand new passphrase")
+        mine.get_by_label("New password again").fill("a brand new passphrase")
+        shot(mine, "account-password")
+        mine.get_by_role("button", name="Change password").click()
+        mine.wait_for_url(f"{url}/")
+        assert "Your password is changed" in mine.content()
+        other.goto(f"{url}/reports")
+        assert other.url.startswith(f"{url}/login")  # the old session ended
+        mine.goto(f"{url}/reports")
+        assert mine.url == f"{url}/reports"  # this one goes on
+        sign_in(other, url, "pat", "a brand new passphrase")
+    finally:
+        here.close()
+        elsewhere.close()
 
 
 def inputs(folder: Path, month: str) -> dict[str, Path]:

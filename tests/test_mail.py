@@ -3,12 +3,18 @@ injection, and the audits' state and history updated."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import socket
+import ssl
+import subprocess
+from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +24,7 @@ from formtool import store
 from formtool.cli import cli
 from formtool.definitions import get_form
 from formtool.generate import write_forms
-from formtool.mail import MailError, build_messages
+from formtool.mail import MailError, build_messages, deliver
 
 from conftest import make_cases
 
@@ -113,53 +119,131 @@ def test_send_writes_eml_drafts_with_the_forms_attached(world):
     assert again.output.strip() == "0 message(s) written."
 
 
-def test_send_over_smtp_to_a_local_server(world, monkeypatch):
-    from aiosmtpd.controller import Controller
+# --- SMTP: a real server on 127.0.0.1, in clear, with STARTTLS or with implicit TLS ----------
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (cert, key), made by openssl."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+def trusting(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    """A client context that trusts the test server's certificate (and nothing else)."""
+    return ssl.create_default_context(cafile=str(certificate[0]))
+
+
+class Collect:
+    """Keeps every message delivered, and whether its connection was encrypted."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Any] = []
+        self.encrypted: list[bool] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.envelopes.append(envelope)
+        self.encrypted.append(server.transport.get_extra_info("ssl_object") is not None)
+        return "250 OK"
+
+
+def check_login(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
     from aiosmtpd.smtp import AuthResult
 
-    class Collect:
-        def __init__(self):
-            self.envelopes = []
+    return AuthResult(success=auth_data.login == b"qa" and auth_data.password == b"s3cret")
 
-        async def handle_DATA(self, server, session, envelope):
-            self.envelopes.append(envelope)
-            return "250 OK"
 
-    def check(server, session, envelope, mechanism, auth_data):
-        ok = auth_data.login == b"qa" and auth_data.password == b"s3cret"
-        return AuthResult(success=ok)
+@contextlib.contextmanager
+def smtp_server(
+    tls: str = "none", certificate: tuple[Path, Path] | None = None
+) -> Iterator[tuple[Collect, int]]:
+    """An SMTP server on a free loopback port that accepts the login qa/s3cret: `tls` is
+    "none" (no STARTTLS offered), "starttls" (offered) or "implicit" (TLS from the start)."""
+    from aiosmtpd.controller import Controller
 
-    root, db, engine, made = world
-    handler = Collect()
-    with socket.socket() as probe:  # a free port on the loopback interface
+    context = None
+    if certificate is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*map(str, certificate))
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    handler = Collect()
     controller = Controller(
-        handler, hostname="127.0.0.1", port=port, authenticator=check, auth_require_tls=False
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=check_login,
+        auth_require_tls=False,
+        tls_context=context if tls == "starttls" else None,
+        ssl_context=context if tls == "implicit" else None,
     )
     controller.start()
     try:
-        args = [
-            "send",
-            "--db",
-            db,
-            "--forms",
-            str(root / "forms"),
-            "--smtp",
-            f"127.0.0.1:{port}",
-            "--from",
-            "qa@example.invalid",
-            "--user",
-            "qa",
-        ]
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+def send_args(root: Path, db: str, port: int, *extra: str) -> list[str]:
+    return [
+        "send",
+        "--db",
+        db,
+        "--forms",
+        str(root / "forms"),
+        "--smtp",
+        f"127.0.0.1:{port}",
+        "--from",
+        "qa@example.invalid",
+        *extra,
+    ]
+
+
+def states(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(store.audits.c.state)).scalars())
+
+
+def test_send_over_smtp_with_starttls_and_a_login(world, monkeypatch, certificate):
+    root, db, engine, made = world
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))  # what production trusts, here
+    with smtp_server("starttls", certificate) as (handler, port):
+        args = send_args(root, db, port, "--user", "qa")
         monkeypatch.delenv("FORMTOOL_SMTP_PASSWORD", raising=False)
         refused = CliRunner().invoke(cli, args)
         assert refused.exit_code == 2 and "FORMTOOL_SMTP_PASSWORD is not set" in refused.output
         monkeypatch.setenv("FORMTOOL_SMTP_PASSWORD", "s3cret")
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, result.output
-    finally:
-        controller.stop()
+    assert "unencrypted" not in result.output
+    assert handler.encrypted == [True, True, True]
     assert sorted(e.rcpt_tos[0] for e in handler.envelopes) == [
         f"auditor{i}@example.invalid" for i in range(3)
     ]
@@ -168,6 +252,113 @@ def test_send_over_smtp_to_a_local_server(world, monkeypatch):
         message = BytesParser(policy=policy.default).parsebytes(envelope.content)
         assert all(files[a.get_filename()] == a.get_content() for a in message.iter_attachments())
     assert len(events(engine, "sent")) == 3
+
+
+@pytest.mark.parametrize("flag", ["--user", "--starttls"])
+def test_a_login_or_starttls_is_never_sent_in_clear(world, monkeypatch, flag):
+    root, db, engine, _made = world
+    monkeypatch.setenv("FORMTOOL_SMTP_PASSWORD", "s3cret")
+    with smtp_server("none") as (handler, port):
+        extra = ("--user", "qa") if flag == "--user" else ("--starttls",)
+        result = CliRunner().invoke(cli, send_args(root, db, port, *extra))
+    why = {
+        "--user": "a user name and password are never sent unencrypted",
+        "--starttls": "STARTTLS was asked for",
+    }[flag]
+    assert result.exit_code == 2
+    assert result.output == (
+        f"Error: Mail to 127.0.0.1:{port} was not sent: the server does not offer STARTTLS "
+        f"and {why}. Use the server's implicit TLS port (465) or one that offers STARTTLS.\n"
+    )
+    assert handler.envelopes == [] and states(engine) == {"allocated"}
+
+
+def test_starttls_is_used_whenever_the_server_offers_it(world, certificate):
+    root, _db, engine, _made = world
+    with smtp_server("starttls", certificate) as (handler, port):
+        result = deliver(
+            engine,
+            "qa@example.invalid",
+            root / "forms",
+            None,
+            root / "mail",
+            smtp=f"127.0.0.1:{port}",
+            ssl_context=trusting(certificate),
+        )
+    assert handler.encrypted == [True, True, True]
+    assert result.notice == "" and result.as_dict()["notice"] == ""
+    assert states(engine) == {"sent"}
+
+
+def test_unencrypted_mail_is_said_on_every_send(world):
+    root, db, engine, _made = world
+    with smtp_server("none") as (handler, port):
+        sent = CliRunner().invoke(cli, send_args(root, db, port))
+        chased = CliRunner().invoke(
+            cli,
+            [
+                "--today",
+                "2026-12-03",
+                "chase",
+                "--db",
+                db,
+                "--smtp",
+                f"127.0.0.1:{port}",
+                "--from",
+                "qa@example.invalid",
+                "--json",
+            ],
+        )
+    notice = f"Mail to 127.0.0.1:{port} went out unencrypted: the server does not offer STARTTLS."
+    assert sent.exit_code == 0, sent.output
+    assert sent.stderr == notice + "\n"
+    assert sent.stdout.endswith(f"3 message(s) sent via 127.0.0.1:{port}.\n")
+    assert chased.exit_code == 0, chased.output
+    assert chased.stderr == notice + "\n" and json.loads(chased.stdout)["notice"] == notice
+    assert handler.encrypted == [False] * 6
+    assert states(engine) == {"sent"} and len(events(engine, "chased")) == 3
+
+
+def test_port_465_is_implicit_tls(world, monkeypatch, certificate):
+    from formtool import mail
+
+    root, _db, engine, _made = world
+    monkeypatch.setenv("FORMTOOL_SMTP_PASSWORD", "s3cret")
+    with smtp_server("implicit", certificate) as (handler, port):
+        monkeypatch.setattr(mail, "IMPLICIT_TLS_PORTS", frozenset({port}))  # 465 needs root
+        result = deliver(
+            engine,
+            "qa@example.invalid",
+            root / "forms",
+            None,
+            root / "mail",
+            smtp=f"127.0.0.1:{port}",
+            smtp_user="qa",
+            ssl_context=trusting(certificate),
+        )
+    assert handler.encrypted == [True, True, True] and result.notice == ""
+    assert states(engine) == {"sent"}
+
+
+def test_a_certificate_that_is_not_trusted_stops_the_send(world, certificate):
+    root, _db, engine, _made = world
+    with (
+        smtp_server("starttls", certificate) as (handler, port),
+        pytest.raises(MailError) as raised,
+    ):
+        deliver(
+            engine,
+            "qa@example.invalid",
+            root / "forms",
+            None,
+            root / "mail",
+            smtp=f"127.0.0.1:{port}",
+            ssl_context=ssl.create_default_context(),  # not told to trust the test server
+        )
+    message = str(raised.value)
+    assert message.startswith(f"Sending through 127.0.0.1:{port} failed: [SSL: CERTIFICATE_")
+    assert "\n" not in message
+    assert handler.envelopes == [] and states(engine) == {"allocated"}
 
 
 def test_header_injection_is_impossible(world):

@@ -23,6 +23,7 @@ from formtool.definitions import FormDefinition, get_form
 from formtool.errors import FormtoolError
 from formtool.generate.docx import compile_docx, docx_values
 from formtool.generate.xlsx import compile_xlsx, xlsx_values
+from formtool.identifiers import audit_file_name
 from formtool.identity import Identity
 from formtool.scales import parse_date
 from formtool.settings import DEFAULT, Settings
@@ -162,13 +163,14 @@ def write_forms(
     settings: Settings = DEFAULT,
     user: str = "",
 ) -> list[GeneratedForm]:
+    names = {c.audit_id: [audit_file_name(c.audit_id, f".{f}") for f in formats] for c in cases}
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".formtool-", dir=out_dir))
     try:
         produced = []
         for case in (progress or iter)(cases):
-            for fmt in formats:
-                path = staging / f"{case.audit_id}.{fmt}"
+            for fmt, name in zip(formats, names[case.audit_id], strict=True):
+                path = staging / name
                 path.write_bytes(render(form, case, fmt, settings))
                 produced.append(GeneratedForm(case, fmt, out_dir / path.name))
         if engine is not None:
@@ -195,6 +197,8 @@ def regenerate(
 
     with engine.connect() as conn:
         rows = queries.audit_rows(conn, [month])
+    for row in rows:  # an id recorded before ids were checked names no file, not even the first
+        audit_file_name(row.audit_id, "")
     produced: list[GeneratedForm] = []
     for row in rows:
         form = form_for(engine, row.form_id, row.form_version)

@@ -22,6 +22,7 @@ from formtool import store
 from formtool.catalog import form_for
 from formtool.definitions import FormDefinition, Item, Section
 from formtool.errors import Issue, IssueCode
+from formtool.identifiers import audit_file_name
 from formtool.packs.figures import PackError
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf, unprintable
 from formtool.scales import format_date
@@ -320,14 +321,14 @@ def file_pack(
     for view in (progress or iter)(views):
         document = as_document(view, settings)
         if "docx" in formats:
-            path = out_dir / f"{view.audit_id}-file.docx"
+            path = out_dir / audit_file_name(view.audit_id, "-file.docx")
             path.write_bytes(to_docx(document))
             written.append(path)
         if "pdf" in formats or bundle_name:
             pdf = to_pdf(document)
             pdfs.append((view, pdf))
             if "pdf" in formats:
-                path = out_dir / f"{view.audit_id}-file.pdf"
+                path = out_dir / audit_file_name(view.audit_id, "-file.pdf")
                 path.write_bytes(pdf)
                 written.append(path)
     if bundle_name and pdfs:

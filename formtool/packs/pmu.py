@@ -2,9 +2,11 @@
 with native charts, for a month, quarter or financial year.
 
 No child names, dates of birth or free text unless `include_names` is set; the workbook
-identifies cases by case number only. Every text cell is written as text, so an auditor's
-comment that starts with "=" can never run as a formula. Council name and protective marking
-head every page and sheet.
+identifies cases by case number only. With `aggregate_only` (the web workspace's viewers) the
+report and workbook carry figures alone: every list of audits, cases or actions is left out,
+not blanked, and one line says the case-level detail is in the officers' pack. Every text
+cell is written as text, so an auditor's comment that starts with "=" can never run as a
+formula. Council name and protective marking head every page and sheet.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from formtool.settings import DEFAULT, Settings
 
 REPORT_ROWS = 25  # longer lists belong in the workbook, not a report for senior managers
 MODERATION_TARGET = "10%"  # seed 001, Appendix A: moderation of 10% of audits
+OFFICERS_PACK = (
+    "Figures only: case numbers, re-audit dates and the action tracker are in the officers' pack."
+)
 
 
 def pct(part: int, whole: int) -> str:
@@ -39,7 +44,7 @@ def _date(day: object) -> str:
     return f"{day:%d/%m/%Y}" if isinstance(day, dt.date) else ""
 
 
-def _summary(f: PmuFigures) -> Part:
+def _summary(f: PmuFigures, aggregate_only: bool) -> Part:
     allocated, completed = len(f.audits), len(f.completed)
     lines = [
         f"{allocated} audits were allocated for {f.period.label} ({f.period.span}); "
@@ -60,6 +65,8 @@ def _summary(f: PmuFigures) -> Part:
             "(moderated grades used where moderated). Drafts and returns sent back "
             "for amendment are not counted."
         )
+    if aggregate_only:
+        lines.append(OFFICERS_PACK)
     return Part(
         "Summary",
         paragraphs=lines,
@@ -201,13 +208,14 @@ def _moderation_part(f: PmuFigures) -> Part:
     )
 
 
-def _follow_up(f: PmuFigures) -> Part:
+def _follow_up(f: PmuFigures, aggregate_only: bool) -> Part:
     scale = f.main_scale
     names = " or ".join(scale.follow_up) if scale else "a follow-up grade"
-    shown = sorted(f.follow_up, key=lambda i: str(i["reaudit_by"]))[:REPORT_ROWS]
+    # aggregate: the count alone, as the list names cases
+    shown = [] if aggregate_only else sorted(f.follow_up, key=lambda i: str(i["reaudit_by"]))
     if not f.follow_up:
         note = f"No complete audit was graded {names.lower()}."
-    elif len(f.follow_up) > REPORT_ROWS:
+    elif len(f.follow_up) > REPORT_ROWS and not aggregate_only:
         note = (
             f"{len(f.follow_up)} audits were graded {names.lower()}; the {REPORT_ROWS} with "
             "the earliest re-audit dates are listed, all of them on the workbook's "
@@ -224,7 +232,7 @@ def _follow_up(f: PmuFigures) -> Part:
             _date(i["review_by"]),
             _date(i["reaudit_by"]),
         )
-        for i in shown
+        for i in shown[:REPORT_ROWS]
     )
     return Part(
         f"Graded {names}: review at four weeks, re-audit within two months",
@@ -278,8 +286,9 @@ def _trend(f: PmuFigures) -> Part:
     )
 
 
-def report(f: PmuFigures, settings: Settings = DEFAULT) -> Document:
-    """The report's content, shared by the Word and PDF renderings."""
+def report(f: PmuFigures, settings: Settings = DEFAULT, aggregate_only: bool = False) -> Document:
+    """The report's content, shared by the Word and PDF renderings. `aggregate_only`: figures
+    without a case number (for the web workspace's viewers)."""
     t = f.action_totals
     actions = Part(
         "Actions",
@@ -288,21 +297,24 @@ def report(f: PmuFigures, settings: Settings = DEFAULT) -> Document:
             f"off, {t['open']} open and {t['overdue']} overdue."
         ],
     )
+    scope = (
+        "figures only, no case-level detail" if aggregate_only else "case numbers only, no names"
+    )
     parts = [
-        _summary(f),
+        _summary(f, aggregate_only),
         *_grades(f),
         *_domains(f),
         _prevalence(f),
         _moderation_part(f),
         actions,
-        _follow_up(f),
+        _follow_up(f, aggregate_only),
         _trend(f),
     ]
     return Document(
         f"Case file audit report: {f.period.label}",
         f"{f.period.span} · Performance Management Unit · as of {_date(f.as_of)}",
         parts,
-        f"PMU pack {f.period.label} · case numbers only, no names",
+        f"PMU pack {f.period.label} · {scope}",
         settings.council,
         settings.marking,
     )

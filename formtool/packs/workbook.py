@@ -1,5 +1,7 @@
 """The PMU workbook (XlsxWriter): Summary with native charts, Audits, Answers (long form: one
-row per audit and question), Action tracker, Moderation log, Non-completion, Re-audits.
+row per audit and question), Action tracker, Moderation log, Non-completion, Re-audits. The
+aggregate workbook (for the web workspace's viewers) is the Summary alone: every other sheet
+lists audits.
 
 Charts are anchored below one another from computed sizes, so none covers another; columns
 are as wide as their text; every sheet prints landscape, one page wide, with its header row
@@ -148,12 +150,17 @@ class _Charts:
         self.row += math.ceil(CHART_H / ROW_PX) + 1
 
 
-def _summary(book: _Book, f: PmuFigures) -> None:
+def _summary(book: _Book, f: PmuFigures, aggregate_only: bool) -> None:
     sheet = book.sheet("Summary")
     sheet.write_string(
         0, 0, f"Case file audits {f.period.label} ({f.period.span})", book.fmt["title"]
     )
-    sheet.write_string(1, 0, f"As of {f.as_of:%d/%m/%Y}. Case numbers only; no names.")
+    scope = (
+        "Figures only; case-level detail is in the officers' pack."
+        if aggregate_only
+        else "Case numbers only; no names."
+    )
+    sheet.write_string(1, 0, f"As of {f.as_of:%d/%m/%Y}. {scope}")
     charts = _Charts(book, sheet)
     row = book.table(
         sheet,
@@ -451,7 +458,13 @@ def _logs(book: _Book, f: PmuFigures) -> None:
     )
 
 
-def workbook(f: PmuFigures, settings: Settings = DEFAULT, include_names: bool = False) -> bytes:
+def workbook(
+    f: PmuFigures,
+    settings: Settings = DEFAULT,
+    include_names: bool = False,
+    aggregate_only: bool = False,
+) -> bytes:
+    """The workbook; `aggregate_only` (which overrides `include_names`): the Summary alone."""
     book = _Book(settings)
     book.book.set_properties(
         {
@@ -460,7 +473,9 @@ def workbook(f: PmuFigures, settings: Settings = DEFAULT, include_names: bool = 
             "created": dt.datetime(2000, 1, 1),
         }
     )
-    _summary(book, f)
+    _summary(book, f, aggregate_only)
+    if aggregate_only:
+        return book.close()
     _audits(book, f, include_names)
     _answers(book, f, include_names)
     _actions(book, f)

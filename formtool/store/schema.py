@@ -195,9 +195,53 @@ users = sa.Table(
     "users",
     metadata,
     sa.Column("name", sa.String(80), primary_key=True),
-    sa.Column("role", sa.String(20), nullable=False),  # officer / moderator / viewer
+    sa.Column("role", sa.String(60), nullable=False),  # roles, comma-separated: officer,admin
     sa.Column("password_hash", sa.String(200), nullable=False),  # argon2id
     sa.Column("created_at", sa.DateTime, nullable=False),
+    # Accounts are deactivated, never deleted: history keeps meaning the same person.
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("must_change_password", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("password_set_at", sa.DateTime, nullable=True),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    # Only the SHA-256 of the cookie's random id: a copy of the database signs nobody in.
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("user_name", sa.String(80), sa.ForeignKey("users.name"), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("last_seen_at", sa.DateTime, nullable=False),
+    sa.Column("address", sa.String(64), nullable=False, server_default=""),
+    sa.Index("ix_sessions_user_name", "user_name"),
+)
+
+sign_in_throttle = sa.Table(
+    "sign_in_throttle",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),  # addr:..., acct:...|addr, name:...
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_at", sa.Float, nullable=False),  # seconds since the epoch
+)
+
+access_log = sa.Table(
+    "access_log",
+    metadata,
+    # Append-only: database triggers refuse UPDATE, and DELETE outside the retention purge.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("user_name", sa.String(200), nullable=False),  # web:NAME or cli:LOGIN
+    sa.Column("address", sa.String(64), nullable=False, server_default=""),
+    sa.Column("action", sa.String(60), nullable=False),
+    sa.Column("audit_id", sa.String(80), nullable=True),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_access_log_at", "at"),
+    sa.Index("ix_access_log_user_name", "user_name"),
+    sa.Index("ix_access_log_audit_id", "audit_id"),
+)
+
+access_log_purging = sa.Table(
+    "access_log_purging", metadata, sa.Column("id", sa.Integer, primary_key=True)
 )
 
 secrets = sa.Table(

@@ -4,15 +4,21 @@ the same library functions as the command line.
 Secure by default, because it holds children's personal data:
 
 - it listens on 127.0.0.1 unless told otherwise, and refuses any other address until at least
-  one account exists (`formtool users add NAME --role officer`);
+  one account exists (`formtool users add NAME --role officer --role admin`);
 - with no account at all, every page shows how to create the first one and nothing else;
-- accounts have roles (viewer, officer, moderator), checked on every route; passwords are
-  argon2 hashes; failed sign-ins slow down, then lock out, per name and per client address;
-- session cookies are signed with a secret kept in the database, HttpOnly, SameSite=Lax and
-  Secure behind HTTPS; every form carries a CSRF token; uploads are limited per file, per
-  request and in number while they stream; everything is escaped; a strict
-  Content-Security-Policy allows no inline script; pages are never cached;
-- every action is recorded in the audit's events with `web:<user name>`;
+- accounts have roles (viewer, officer, moderator, admin: formtool.users.ROLES), checked on
+  every route; passwords follow a policy and are argon2 hashes, computed a few at a time;
+  failed sign-ins slow down per address and per account+address, counted in the database;
+- sessions are server-side: the cookie holds a random id (HttpOnly, SameSite=Lax, Secure behind
+  HTTPS), the database its SHA-256; sign-out, password and role changes end them, and so do
+  the idle and absolute lifetimes; every form carries a CSRF token bound to the session;
+- uploads are limited per file, per request and in number while they stream, and a request
+  body must arrive in time; everything is escaped; a strict Content-Security-Policy allows no
+  inline script; pages are never cached;
+- every action is recorded in the audit's events with `web:<user name>`, and every sign-in and
+  view or download of personal data in the access log; the server's own log names no child,
+  case or file;
+- X-Forwarded-* headers count only from the proxy named by `serve --proxy`;
 - everything it serves ships in the package: no CDN, no internet needed.
 """
 
@@ -27,7 +33,7 @@ from typing import Any
 
 from formtool.web.app import MailConfig, create_app
 
-__all__ = ["MailConfig", "create_app", "is_loopback", "mail_config", "serve"]
+__all__ = ["MailConfig", "allowed_hosts", "create_app", "is_loopback", "mail_config", "serve"]
 
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
@@ -54,6 +60,34 @@ def mail_config() -> MailConfig:
     )
 
 
+def _purge_access_log(engine: Any, keep_days: int) -> None:
+    """The access log's retention, applied at start-up; a database role that may not delete
+    from it (see README) leaves it to `formtool access-log --purge` run by the owner."""
+    import sqlalchemy as sa
+
+    from formtool.access_log import purge
+
+    try:
+        purge(engine, keep_days, "formtool serve")
+    except sa.exc.DBAPIError:
+        logging.getLogger("formtool.web").warning(
+            "The access log was not purged: this database role may not remove entries. Run "
+            "`formtool access-log --purge` as the database owner (e.g. daily from cron)."
+        )
+
+
+def _check_proxy(proxy: str) -> None:
+    from formtool.errors import FormtoolError
+
+    try:
+        ipaddress.ip_address(proxy.strip("[]"))
+    except ValueError:
+        raise FormtoolError(
+            f"--proxy '{proxy}' is not an IP address. Give the address the reverse proxy "
+            "connects from, e.g. --proxy 127.0.0.1."
+        ) from None
+
+
 def _listen(host: str, port: int) -> socket.socket:
     from formtool.errors import FormtoolError
 
@@ -72,6 +106,18 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def allowed_hosts(host: str) -> list[str] | None:
+    """The Host headers a server bound to `host` answers: on this computer, its loopback names
+    and the address itself (127.0.0.2 too); elsewhere any (a proxy or DNS name decides)."""
+    if not is_loopback(host):
+        return None
+    bare = host.strip("[]")
+    names = [*LOOPBACK_NAMES, bare]
+    if ":" in bare:
+        names.append(f"[{bare}]")
+    return list(dict.fromkeys(names))
+
+
 def serve(
     engine: Any,
     host: str,
@@ -79,20 +125,25 @@ def serve(
     behind_https: bool,
     settings: Any,
     on_ready: Callable[[str], None],
+    proxy: str | None = None,
 ) -> None:
-    """Run the workspace under uvicorn until interrupted; `on_ready(url)` once listening."""
+    """Run the workspace under uvicorn until interrupted; `on_ready(url)` once listening.
+    `proxy`: the address of the reverse proxy whose X-Forwarded-* headers are believed."""
     import uvicorn
 
     from formtool.errors import FormtoolError
     from formtool.users import list_users
 
     loopback = is_loopback(host)
+    if proxy is not None:
+        _check_proxy(proxy)
     if not loopback and not list_users(engine):
         raise FormtoolError(
             f"Serving on {host} lets other computers reach this data, so it "
             "needs an account first: run `formtool users add NAME --role "
             "officer`, then serve again."
         )
+    _purge_access_log(engine, settings.access_log_days)
     if not loopback and not behind_https:
         logging.getLogger("formtool.web").warning(
             "Serving on %s over plain HTTP: passwords and case data cross the network "
@@ -104,7 +155,8 @@ def serve(
         settings,
         behind_https,
         mail=mail_config(),
-        allowed_hosts=LOOPBACK_NAMES if loopback else None,
+        allowed_hosts=allowed_hosts(host),
+        trusted_proxy=proxy,
     )
     sock = _listen(host, port)
     shown_host = f"[{host.strip('[]')}]" if ":" in host else host
@@ -121,7 +173,7 @@ def serve(
         log_level="warning",
         access_log=False,
         server_header=False,
-        proxy_headers=True,
+        proxy_headers=False,  # only the named proxy's headers count (create_app)
         limit_concurrency=200,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=10,

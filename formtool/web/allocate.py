@@ -176,8 +176,12 @@ def _month_forms(ws: Workspace, month: str) -> Path:
     from formtool.generate import regenerate
 
     folder = Path(tempfile.mkdtemp(prefix="forms-", dir=ws.folder("forms", month)))
-    if not regenerate(ws.engine, month, folder, ("docx", "xlsx"), ws.settings):
-        raise FormtoolError(f"No audits are recorded for {month}. Allocate the month first.")
+    try:
+        if not regenerate(ws.engine, month, folder, ("docx", "xlsx"), ws.settings):
+            raise FormtoolError(f"No audits are recorded for {month}. Allocate the month first.")
+    except FormtoolError:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return folder
 
 
@@ -219,7 +223,11 @@ async def allocate_send(request: Request, who: Account, form: FormData) -> Respo
     if month in ws.allocated:
         ws.allocated[month]["mail"] = result
     verb = f"sent via {smtp}" if smtp else "ready to download as .eml drafts"
-    flash(request, f"{len(result.messages)} message(s) {verb}; their audits are marked sent.")
+    flash(
+        request,
+        f"{len(result.messages)} message(s) {verb}; their audits are marked sent."
+        + (f" {result.notice}" if result.notice else ""),
+    )
     return redirect(f"/allocate?month={month}")
 
 

@@ -11,6 +11,8 @@ the page's one-line message, as the CLI prints it.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
 import shutil
 import tempfile
@@ -34,10 +36,22 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from formtool.access_log import record_access
 from formtool.errors import FormtoolError, printable
 from formtool.settings import Settings
-from formtool.users import Account, authenticate, list_users
-from formtool.web import allocate, queries, views
+from formtool.users import (
+    CAPABILITY_NAMES,
+    Account,
+    HashingBusy,
+    SessionRules,
+    SignInThrottle,
+    authenticate,
+    end_session,
+    list_users,
+    session_account,
+    start_session,
+)
+from formtool.web import accounts, allocate, queries, views
 from formtool.web.pages import (
     MailConfig,
     Workspace,
@@ -50,14 +64,12 @@ from formtool.web.pages import (
     ws_of,
 )
 from formtool.web.security import (
-    CAPABILITY_NAMES,
-    SESSION_HOURS,
+    SESSION_COOKIE,
     Limits,
+    RequestGuard,
     SecurityHeaders,
-    SignInGuard,
     UploadRefused,
     csrf_ok,
-    may,
     read_upload,
     same_origin,
 )
@@ -69,18 +81,23 @@ Action = Callable[[Request, Account, FormData], Awaitable[Response]]
 
 # --- sign-in and the route wrappers --------------------------------------------------------
 
+#: Pages an account that must change its password may still reach.
+PASSWORD_PAGES = ("/account/password", "/logout")
+
 
 async def current_account(request: Request) -> Account | None:
-    """The signed-in account, checked against the store on every request (a removed user is
-    signed out at once, a changed role applies at once)."""
-    name, since = request.session.get("user"), request.session.get("since", 0)
-    if not isinstance(name, str) or not isinstance(since, int | float):
-        return None
-    if time.time() - since > SESSION_HOURS * 3600:  # real time
-        request.session.clear()
-        return None
-    accounts = {a.name: a for a in await call(list_users, ws_of(request).engine)}
-    return accounts.get(name)
+    """The account of the server-side session named by the cookie, checked against the store
+    on every request: sign-out, a password reset, a role change or deactivation end it at
+    once, and so do the idle and absolute lifetimes. Looked up once per request."""
+    if hasattr(request.state, "who"):
+        found: Account | None = request.state.who
+        return found
+    ws = ws_of(request)
+    session_id = request.cookies.get(SESSION_COOKIE, "")
+    who = await call(session_account, ws.engine, session_id, ws.sessions) if session_id else None
+    request.state.who = who
+    request.state.session_id = session_id if who else None
+    return who
 
 
 def _refused(request: Request, who: Account, capability: str) -> HTMLResponse:
@@ -94,6 +111,12 @@ def _refused(request: Request, who: Account, capability: str) -> HTMLResponse:
     )
 
 
+def _route_name(request: Request) -> str:
+    """The route's pattern, for the server log: the path itself may carry an audit id."""
+    route = request.scope.get("route")
+    return getattr(route, "path", "a page")
+
+
 async def _guarded(
     request: Request, who: Account, run: Callable[[], Awaitable[Response]], back: str
 ) -> Response:
@@ -104,7 +127,7 @@ async def _guarded(
     except HTTPException:
         raise
     except Exception:
-        log.exception("unexpected error on %s", request.url.path)
+        log.exception("unexpected error on %s", _route_name(request))
         return problem(
             request,
             who,
@@ -116,17 +139,46 @@ async def _guarded(
         )
 
 
-def _page(path: str, view: View, can: str) -> Route:
-    """A GET route: signed in, with the capability, or sent to the sign-in page."""
+def _must_change(request: Request, who: Account) -> Response | None:
+    if who.must_change_password and request.url.path not in PASSWORD_PAGES:
+        return redirect("/account/password")
+    return None
+
+
+async def _log_access(request: Request, who: Account, what: str) -> None:
+    ws = ws_of(request)
+    params = request.path_params
+    detail = ", ".join(f"{k} {v}" for k, v in params.items() if k != "audit_id")
+    query = str(request.url.query)
+    await call(
+        record_access,
+        ws.engine,
+        f"web:{who.name}",
+        what,
+        params.get("audit_id"),
+        _client(request),
+        "; ".join(x for x in (detail, query[:200]) if x),
+    )
+
+
+def _page(path: str, view: View, can: str, logs: str | None = None) -> Route:
+    """A GET route: signed in, with the capability, or sent to the sign-in page. `logs`:
+    the page shows personal data, and each successful view is recorded in the access log."""
 
     async def endpoint(request: Request) -> Response:
         who = await current_account(request)
         if who is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return redirect(f"/login?next={quote(target)}")
-        if not may(who.role, can):
+        if not who.may(can):
             return _refused(request, who, can)
-        return await _guarded(request, who, lambda: view(request, who), "/")
+        changing = _must_change(request, who)
+        if changing is not None:
+            return changing
+        response = await _guarded(request, who, lambda: view(request, who), "/")
+        if logs and response.status_code == 200:
+            await _log_access(request, who, logs)
+        return response
 
     return Route(path, endpoint, methods=["GET"])
 
@@ -146,11 +198,11 @@ def _action(path: str, view: Action, can: str, upload: bool = False) -> Route:
                 "Your session has ended. Sign in again and repeat what you did.",
                 "/login",
             )
-        if not may(who.role, can):
+        if not who.may(can):
             return _refused(request, who, can)
-        if not same_origin(request):
-            return _csrf_refused(request, who)
         ws = ws_of(request)
+        if not same_origin(request, ws.trusted_proxy is not None):
+            return _csrf_refused(request, who)
         try:
             multipart = request.headers.get("content-type", "").startswith("multipart/")
             form = await (
@@ -163,8 +215,11 @@ def _action(path: str, view: Action, can: str, upload: bool = False) -> Route:
         except UploadRefused as exc:
             return problem(request, who, 413, "Upload refused", exc.message, request.url.path)
         try:
-            if not csrf_ok(request.session, form.get("csrf")):
+            if not csrf_ok(request, form.get("csrf")):
                 return _csrf_refused(request, who)
+            changing = _must_change(request, who)
+            if changing is not None:
+                return changing
             response = await _guarded(
                 request, who, lambda: view(request, who, form), request.url.path
             )
@@ -189,6 +244,8 @@ def _csrf_refused(request: Request, who: Account | None) -> HTMLResponse:
 
 
 def _client(request: Request) -> str:
+    """The client's address: the connection's peer, or what a named proxy says it is
+    (`serve --proxy`; X-Forwarded-For from anyone else is ignored)."""
     return request.client.host if request.client else "unknown"
 
 
@@ -213,52 +270,83 @@ async def login_page(request: Request) -> Response:
     )
 
 
+def _login_refused(
+    request: Request, status: int, name: str, target: str, error: str, wait: float = 0
+) -> Response:
+    response = render(
+        request, None, "login.html", status, has_users=True, next=target, name=name, error=error
+    )
+    if wait > 0:
+        response.headers["retry-after"] = str(int(wait + 0.999))
+    return response
+
+
 async def login(request: Request) -> Response:
     ws = ws_of(request)
     form = await request.form(max_files=0, max_fields=5, max_part_size=4096)
-    name, password = str(form.get("name", "")), str(form.get("password", ""))
+    name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
     target = _next(str(form.get("next", "")))
-    if not same_origin(request) or not csrf_ok(request.session, form.get("csrf")):
+    if not same_origin(request, ws.trusted_proxy is not None) or not csrf_ok(
+        request, form.get("csrf")
+    ):
         return _csrf_refused(request, None)
-    wait = ws.guard.wait(name, _client(request))
-    if wait > 0:
-        seconds = int(wait + 0.999)
-        response = render(
+    if not name or not password:
+        return _login_refused(request, 400, name, target, "Give your user name and password.")
+    address = _client(request)
+    admission = await call(ws.throttle.admit, name, address)
+    if admission.wait > 0:
+        seconds = int(admission.wait + 0.999)
+        await call(record_access, ws.engine, f"web:{name[:80]}", "sign-in throttled", None, address)
+        return _login_refused(
             request,
-            None,
-            "login.html",
             429,
-            has_users=True,
-            next=target,
-            name=name,
-            error=f"Too many failed sign-ins for this name or from "
-            f"this computer. Wait {seconds} second(s) and try again.",
+            name,
+            target,
+            f"Too many failed sign-ins for this name or from this computer. Wait {seconds} "
+            "second(s) and try again.",
+            admission.wait,
         )
-        response.headers["retry-after"] = str(seconds)
-        return response
-    account = await call(authenticate, ws.engine, name, password) if name and password else None
+    if admission.slow > 0:  # many failures for this name from elsewhere: slow, never lock
+        await call(record_access, ws.engine, f"web:{name[:80]}", "sign-in slowed", None, address)
+        await asyncio.sleep(admission.slow)
+    try:
+        account = await call(authenticate, ws.engine, name, password)
+    except HashingBusy as exc:
+        return _login_refused(request, 429, name, target, str(exc), 5)
     if account is None:
-        ws.guard.failed(name, _client(request))
-        return render(
+        await call(record_access, ws.engine, f"web:{name[:80]}", "sign-in failed", None, address)
+        return _login_refused(
             request,
-            None,
-            "login.html",
             401,
-            has_users=True,
-            next=target,
-            name=name,
-            error="That name and password do not match an account. Check them and try again.",
+            name,
+            target,
+            "That name and password do not match an account. Check them and try again.",
         )
-    ws.guard.succeeded(name)
-    request.session.clear()  # a fresh session (and CSRF token) for the signed-in user
-    request.session.update(user=account.name, since=int(time.time()))  # real time
-    return redirect(target)
+    await call(ws.throttle.succeeded, name, address)
+    session_id = await call(start_session, ws.engine, account.name, address, ws.sessions)
+    await call(record_access, ws.engine, f"web:{account.name}", "signed in", None, address)
+    request.session.clear()  # the anonymous cookie keeps nothing from before signing in
+    response = redirect("/account/password" if account.must_change_password else target)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        max_age=int(ws.sessions.lifetime.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=ws.behind_https,
+    )
+    return response
 
 
 async def logout(request: Request, who: Account, form: FormData) -> Response:
-    request.session.clear()
+    ws = ws_of(request)
+    await call(end_session, ws.engine, request.state.session_id)
+    await call(record_access, ws.engine, f"web:{who.name}", "signed out", None, _client(request))
+    request.state.session_id = None
     flash(request, "You are signed out.")
-    return redirect("/login")
+    response = redirect("/login")
+    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="lax", secure=ws.behind_https)
+    return response
 
 
 # --- the application -----------------------------------------------------------------------
@@ -269,27 +357,57 @@ def routes() -> list[BaseRoute]:
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         _action("/logout", logout, "figures"),
+        _page("/account/password", accounts.password_page, "figures"),
+        _action("/account/password", accounts.password_change, "figures"),
+        _page("/admin/users", accounts.users_page, "accounts"),
+        _action("/admin/users", accounts.user_add, "accounts"),
+        _action("/admin/users/{name}/{change}", accounts.user_change, "accounts"),
+        _page("/admin/sessions", accounts.sessions_page, "accounts"),
+        _action("/admin/sessions", accounts.sessions_end, "accounts"),
+        _page("/admin/access-log", accounts.access_log_page, "access_log"),
         _page("/", views.dashboard, "figures"),
-        _page("/status.json", views.status_json, "cases"),
-        _page("/audits", views.audit_list, "cases"),
-        _page("/audits/{audit_id:path}/pack.{fmt}", views.audit_pack, "cases"),
-        _page("/audits/{audit_id:path}", views.audit_page, "cases"),
+        _page("/status.json", views.status_json, "cases", logs="viewed the status list"),
+        _page("/audits", views.audit_list, "cases", logs="viewed the audit list"),
+        _page(
+            "/audits/{audit_id:path}/pack.{fmt}",
+            views.audit_pack,
+            "cases",
+            logs="downloaded a file pack",
+        ),
+        _page("/audits/{audit_id:path}", views.audit_page, "cases", logs="viewed an audit"),
         _action("/audits/{audit_id:path}/check", views.audit_check, "cycle"),
         _action("/audits/{audit_id:path}/moderate", views.audit_moderate, "moderate"),
         _action("/audits/{audit_id:path}/step/{step}", views.audit_step, "cycle"),
-        _page("/returns/{return_id:int}/file", views.return_download, "cases"),
+        _page(
+            "/returns/{return_id:int}/file",
+            views.return_download,
+            "cases",
+            logs="downloaded a return file",
+        ),
         _page("/returns", views.returns_page, "cycle"),
         _action("/returns", views.returns_upload, "cycle", upload=True),
         _page("/allocate", allocate.allocate_page, "cycle"),
         _action("/allocate", allocate.allocate_preview, "cycle", upload=True),
         _action("/allocate/confirm", allocate.allocate_confirm, "cycle"),
-        _page("/allocate/{month}/forms.zip", allocate.allocate_forms, "cycle"),
+        _page(
+            "/allocate/{month}/forms.zip",
+            allocate.allocate_forms,
+            "cycle",
+            logs="downloaded the month's forms",
+        ),
         _action("/allocate/{month}/send", allocate.allocate_send, "cycle"),
-        _page("/allocate/{month}/emails.zip", allocate.allocate_mail, "cycle"),
-        _page("/moderation", views.moderation_page, "cases"),
+        _page(
+            "/allocate/{month}/emails.zip",
+            allocate.allocate_mail,
+            "cycle",
+            logs="downloaded the month's email drafts",
+        ),
+        _page("/moderation", views.moderation_page, "cases", logs="viewed the moderation list"),
         _action("/moderation", views.moderation_record, "moderate"),
         _page("/reports", views.reports_page, "figures"),
-        _page("/reports/pmu.{kind}", views.report_download, "figures"),
+        _page(
+            "/reports/pmu.{kind}", views.report_download, "figures", logs="downloaded a PMU pack"
+        ),
         _page("/forms", views.forms_page, "figures"),
         _page("/forms/{form_id}", views.form_page, "figures"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
@@ -339,23 +457,34 @@ def create_app(
     allowed_hosts: list[str] | None = None,
     work_dir: Path | None = None,
     clock: Callable[[], float] | None = None,
+    trusted_proxy: str | None = None,
+    body_seconds: float = 120.0,
 ) -> Starlette:
     """The web workspace on this store. `allowed_hosts` limits the Host header (serve sets it
-    to the loopback names when bound to 127.0.0.1); `clock` is for tests of the sign-in
-    throttle."""
+    to the names of the address it is bound to on this computer); `clock` (seconds since the
+    epoch) is for tests of sessions and the sign-in throttle; `trusted_proxy` is the one
+    address whose X-Forwarded-For/-Proto/-Host are believed (`serve --proxy`); a request body
+    must arrive within `body_seconds`."""
     from formtool.store import server_secret
 
     private = work_dir or Path(tempfile.mkdtemp(prefix="formtool-web-"))
     private.mkdir(parents=True, exist_ok=True, mode=0o700)
+    real_time = clock or time.time  # real time: sessions and the throttle
     ws = Workspace(
         engine,
         settings,
         behind_https,
-        SignInGuard(clock) if clock else SignInGuard(),
+        SignInThrottle(engine, real_time),
         limits or Limits(),
         mail or MailConfig(),
         private,
         environment(),
+        sessions=SessionRules(
+            dt.timedelta(minutes=settings.session_idle_minutes),
+            dt.timedelta(hours=settings.session_hours),
+            real_time,
+        ),
+        trusted_proxy=trusted_proxy,
     )
 
     @asynccontextmanager
@@ -364,15 +493,22 @@ def create_app(
         if work_dir is None:  # the uploads and generated forms hold personal data
             shutil.rmtree(private, ignore_errors=True)
 
-    middleware = [Middleware(SecurityHeaders, behind_https=behind_https)]
+    middleware = [
+        Middleware(SecurityHeaders, behind_https=behind_https),
+        Middleware(RequestGuard, body_seconds=body_seconds),
+    ]
+    if trusted_proxy:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        middleware.insert(0, Middleware(ProxyHeadersMiddleware, trusted_hosts=[trusted_proxy]))
     if allowed_hosts:
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
     middleware.append(
         Middleware(
-            SessionMiddleware,
+            SessionMiddleware,  # anonymous only: the sign-in page's CSRF token and flashes
             secret_key=server_secret(engine),
             session_cookie="formtool_session",
-            max_age=SESSION_HOURS * 3600,
+            max_age=None,
             same_site="lax",
             https_only=behind_https,
         )

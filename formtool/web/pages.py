@@ -21,9 +21,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from formtool.errors import printable
 from formtool.settings import Settings
-from formtool.users import Account
+from formtool.users import Account, SessionRules, SignInThrottle
 from formtool.web import queries
-from formtool.web.security import Limits, SignInGuard, csrf_token, may
+from formtool.web.security import Limits, csrf_token
 
 MIME = {
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
@@ -84,11 +84,13 @@ class Workspace:
     engine: sa.Engine
     settings: Settings
     behind_https: bool
-    guard: SignInGuard
+    throttle: SignInThrottle
     limits: Limits
     mail: MailConfig
     work_dir: Path
     env: jinja2.Environment
+    sessions: SessionRules = field(default_factory=SessionRules)
+    trusted_proxy: str | None = None  # the one address whose X-Forwarded-* headers count
     drafts: dict[str, Draft] = field(default_factory=dict)
     allocated: dict[str, dict[str, Any]] = field(default_factory=dict)  # month -> last result
     reports: OrderedDict[str, Report] = field(default_factory=OrderedDict)  # by period
@@ -116,14 +118,13 @@ def render(
     request: Request, who: Account | None, template: str, status: int = 200, **context: Any
 ) -> HTMLResponse:
     ws = ws_of(request)
-    session = request.session
     html = ws.env.get_template(template).render(
         who=who,
-        csrf=csrf_token(session),
-        flash=session.pop("flash", None),
+        csrf=csrf_token(request),
+        flash=request.session.pop("flash", None),
         settings=ws.settings,
         path=request.url.path,
-        may=lambda c: bool(who and may(who.role, c)),
+        may=lambda c: bool(who and who.may(c)),
         **context,
     )
     return HTMLResponse(html, status_code=status)

@@ -1,10 +1,10 @@
 """What keeps the web workspace safe, in one place.
 
-- Roles -> what each may do (`CAN`), checked by the route wrappers in app.py on every request.
-- Sign-in throttling: failure counters per name and per client address, an increasing wait
-  and a lockout, in memory (`Throttle`).
-- CSRF: one random token per session, in a hidden field of every form, compared in constant
-  time on every POST; a POST whose Origin names another site is refused before its body is read.
+- Roles and what each may do live in formtool.users (`ROLES`); the route wrappers in app.py
+  check them on every request. Sessions and the sign-in throttle are there too, in the store.
+- CSRF: one token per session (derived from the server-side session's id once signed in), in a
+  hidden field of every form, compared in constant time on every POST; a POST whose Origin
+  names another site is refused before its body is read.
 - Upload limits: per file, per request and a file count, enforced while the body streams
   (`read_upload`), so an oversized upload is refused before anything is stored.
 - Response headers: a strict Content-Security-Policy (no inline script), no framing, no
@@ -13,13 +13,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
 import time
 import unicodedata
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 
@@ -30,38 +32,26 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from formtool.read.limits import MAX_FILE_BYTES
 
-#: What each role may do. viewer: anonymised figures; officer: also case pages and the monthly
-#: cycle (allocate, send, import, check, sign off, close, file packs); moderator: also
-#: moderation (seed 004: a head of service's moderated grade overrides the auditor's).
-CAN: dict[str, frozenset[str]] = {
-    "viewer": frozenset({"figures"}),
-    "officer": frozenset({"figures", "cases", "cycle"}),
-    "moderator": frozenset({"figures", "cases", "cycle", "moderate"}),
-}
-CAPABILITY_NAMES = {
-    "figures": "see the figures",
-    "cases": "see case files",
-    "cycle": "run the audit cycle",
-    "moderate": "moderate audits",
-}
+log = logging.getLogger("formtool.web")
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
 )
-SESSION_HOURS = 8  # a working day; signed in again after it
 CSRF_FIELD = "csrf"
-
-
-def may(role: str, capability: str) -> bool:
-    return capability in CAN.get(role, frozenset())
+SESSION_COOKIE = "formtool_sid"  # the random id of a server-side session (formtool.users)
 
 
 # --- CSRF ---------------------------------------------------------------------------------
 
 
-def csrf_token(session: dict[str, object]) -> str:
-    """The session's CSRF token, made on first use."""
+def csrf_token(request: Request) -> str:
+    """The CSRF token for this browser: bound to the server-side session when signed in (a
+    new session, a new token), else a random one kept in the signed anonymous cookie."""
+    session_id = getattr(request.state, "session_id", None)
+    if session_id:
+        return hashlib.sha256(f"csrf:{session_id}".encode()).hexdigest()
+    session = request.session
     token = session.get(CSRF_FIELD)
     if not isinstance(token, str) or len(token) < 32:
         token = secrets.token_urlsafe(32)
@@ -69,8 +59,13 @@ def csrf_token(session: dict[str, object]) -> str:
     return token
 
 
-def csrf_ok(session: dict[str, object], sent: object) -> bool:
-    token = session.get(CSRF_FIELD)
+def csrf_ok(request: Request, sent: object) -> bool:
+    session_id = getattr(request.state, "session_id", None)
+    token = (
+        hashlib.sha256(f"csrf:{session_id}".encode()).hexdigest()
+        if session_id
+        else request.session.get(CSRF_FIELD)
+    )
     return (
         isinstance(token, str)
         and isinstance(sent, str)
@@ -79,97 +74,20 @@ def csrf_ok(session: dict[str, object], sent: object) -> bool:
     )
 
 
-def same_origin(request: Request) -> bool:
+def same_origin(request: Request, trust_forwarded_host: bool = False) -> bool:
     """False when the browser says the request comes from another site: Sec-Fetch-Site, or an
     Origin naming another host. ("Origin: null", which browsers send under Referrer-Policy
-    no-referrer, proves nothing either way: the CSRF token decides.)"""
+    no-referrer, proves nothing either way: the CSRF token decides.) X-Forwarded-Host counts
+    only behind a named proxy (`serve --proxy`)."""
     fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         return True
-    hosts = {request.headers.get(h, "").lower() for h in ("host", "x-forwarded-host")}
+    names = ("host", "x-forwarded-host") if trust_forwarded_host else ("host",)
+    hosts = {request.headers.get(h, "").lower() for h in names}
     return re.sub(r"^[a-z][a-z0-9+.-]*://", "", origin.lower()) in hosts - {""}
-
-
-# --- sign-in throttling --------------------------------------------------------------------
-
-
-@dataclass
-class _Failures:
-    count: int
-    last: float
-
-
-class Throttle:
-    """Failed sign-ins per key (a name, a client address): after `free` failures each retry
-    waits twice as long as the last (1 s, 2 s, 4 s ... up to `cap`); after `lock_after`
-    failures the key is locked out for `lockout` seconds. Forgotten `lockout` seconds after the
-    last failure; never more than `max_keys` remembered (the oldest go first)."""
-
-    def __init__(
-        self,
-        free: int = 3,
-        cap: float = 60.0,
-        lock_after: int = 10,
-        lockout: float = 900.0,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 10_000,
-    ) -> None:
-        self.free, self.cap, self.lock_after, self.lockout = free, cap, lock_after, lockout
-        self.clock, self.max_keys = clock, max_keys
-        self._seen: dict[str, _Failures] = {}
-
-    def _delay(self, count: int) -> float:
-        if count >= self.lock_after:
-            return self.lockout
-        return 0.0 if count < self.free else min(self.cap, 2.0 ** (count - self.free))
-
-    def wait(self, key: str) -> float:
-        """Seconds before `key` may try again (0: now)."""
-        found = self._seen.get(key)
-        if found is None:
-            return 0.0
-        elapsed = self.clock() - found.last
-        if elapsed >= self.lockout:
-            del self._seen[key]
-            return 0.0
-        return max(0.0, self._delay(found.count) - elapsed)
-
-    def failed(self, key: str) -> None:
-        found = self._seen.pop(key, None)  # re-inserted last: the dict stays oldest-first
-        self._seen[key] = _Failures((found.count if found else 0) + 1, self.clock())
-        while len(self._seen) > self.max_keys:
-            del self._seen[next(iter(self._seen))]
-
-    def succeeded(self, key: str) -> None:
-        self._seen.pop(key, None)
-
-
-class SignInGuard:
-    """The two throttles a sign-in passes: one per name, a looser one per client address (an
-    office behind one address has many people)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.names = Throttle(free=3, lock_after=10, clock=clock)
-        self.addresses = Throttle(free=10, lock_after=50, clock=clock)
-
-    @staticmethod
-    def _keys(name: str, address: str) -> tuple[str, str]:
-        return name.strip().casefold()[:80], address
-
-    def wait(self, name: str, address: str) -> float:
-        who, where = self._keys(name, address)
-        return max(self.names.wait(who), self.addresses.wait(where))
-
-    def failed(self, name: str, address: str) -> None:
-        who, where = self._keys(name, address)
-        self.names.failed(who)
-        self.addresses.failed(where)
-
-    def succeeded(self, name: str) -> None:
-        self.names.succeeded(self._keys(name, "")[0])
 
 
 # --- uploads -------------------------------------------------------------------------------
@@ -340,3 +258,72 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+# --- slow and broken requests -------------------------------------------------------------
+
+
+class BodyTimeout(Exception):
+    """A request body did not arrive within the time allowed."""
+
+
+class RequestGuard:
+    """Cuts off a request whose body takes longer than `body_seconds` to arrive (408: a client
+    trickling bytes would otherwise hold a worker forever), and turns a client that goes away
+    mid-request into one INFO line in the log instead of an error with a traceback. Neither
+    line names the page: paths carry audit ids, and the server log holds no personal data."""
+
+    def __init__(self, app: ASGIApp, body_seconds: float = 120.0) -> None:
+        self.app, self.body_seconds = app, body_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        import anyio
+        from starlette.requests import ClientDisconnect
+
+        deadline = anyio.current_time() + self.body_seconds
+        body_done = False
+        started = False
+
+        async def timed_receive() -> Message:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout from None
+            body_done = message["type"] != "http.request" or not message.get("more_body")
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, tracked_send)
+        except ClientDisconnect:
+            log.info("%s request ended early: the client disconnected", scope.get("method"))
+        except BodyTimeout:
+            log.info(
+                "%s request cut off: its body took over %.0f s to arrive",
+                scope.get("method"),
+                self.body_seconds,
+            )
+            if not started:
+                await _plain(send, 408, "The request took too long to arrive. Try again.")
+
+
+async def _plain(send: Send, status: int, text: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": text.encode()})

@@ -315,15 +315,24 @@ def _period(request: Request) -> Any:
     )
 
 
-def _report(ws: Workspace, period: Any, fresh: bool = False) -> Report:
+def _figures_only(who: Account) -> bool:
+    """Reports without a case number for whoever may not see case files (viewers)."""
+    return not who.may("cases")
+
+
+def _report(
+    ws: Workspace, period: Any, fresh: bool = False, aggregate_only: bool = False
+) -> Report:
     """The period's PMU figures and report (`formtool pack pmu`'s content). Kept for a minute
     (and until anything is changed through the workspace) because the figures take a while on
-    a large store; the charts are drawn again only when the figures changed."""
+    a large store; the charts are drawn again only when the figures changed. Cached per
+    period and audience, so an officer's pack never reaches a viewer."""
     from formtool.packs.figures import load_figures
     from formtool.packs.pmu import report
 
     today = clock.today()
-    found = ws.reports.get(period.label)
+    cached = f"{period.label} {'figures' if aggregate_only else 'cases'}"
+    found = ws.reports.get(cached)
     if found is not None and not fresh and found.fresh(today):
         return found
     figures = load_figures(ws.engine, period, today, min_base=ws.settings.min_base)
@@ -331,10 +340,10 @@ def _report(ws: Workspace, period: Any, fresh: bool = False) -> Report:
     if found is not None and found.key == key:
         document, images = found.document, found.images
     else:
-        document = report(figures, ws.settings)
+        document = report(figures, ws.settings, aggregate_only)
         images = [[queries.data_url(png) for png in part.images] for part in document.parts]
     made = Report(figures, document, images, key, today)
-    ws.reports[period.label] = made
+    ws.reports[cached] = made
     while len(ws.reports) > 8:
         ws.reports.popitem(last=False)
     return made
@@ -344,8 +353,9 @@ async def reports_page(request: Request, who: Account) -> Response:
     from formtool.packs.figures import NoAuditsError
 
     period = _period(request)
+    fresh = request.query_params.get("fresh") == "1"
     try:
-        made = await call(_report, ws_of(request), period, request.query_params.get("fresh") == "1")
+        made = await call(_report, ws_of(request), period, fresh, _figures_only(who))
     except NoAuditsError:  # an empty period is an empty page: pick another, or allocate
         return render(
             request,
@@ -360,7 +370,6 @@ async def reports_page(request: Request, who: Account) -> Response:
         who,
         "reports.html",
         period=period,
-        figures=made.figures,
         doc=made.document,
         images=made.images,
         made_at=made.made_at,
@@ -376,13 +385,15 @@ async def report_download(request: Request, who: Account) -> Response:
     ws = ws_of(request)
     kind = request.path_params["kind"]
     period = _period(request)
-    made = await call(_report, ws, period, True)  # a pack to keep: from the data as it is now
+    aggregate = _figures_only(who)
+    # a pack to keep: from the data as it is now
+    made = await call(_report, ws, period, True, aggregate)
     figures, document = made.figures, made.document
     names = who.sees_names and request.query_params.get("names") == "1"
     make = {
         "docx": lambda: to_docx(document),
         "pdf": lambda: to_pdf(document),
-        "xlsx": lambda: workbook(figures, ws.settings, names),
+        "xlsx": lambda: workbook(figures, ws.settings, names, aggregate),
     }.get(kind)
     if make is None:
         raise HTTPException(404)

@@ -1,0 +1,177 @@
+"""Accounts in the web workspace: a user changes their own password; an admin adds accounts,
+changes roles, resets passwords, deactivates accounts, ends sessions and reads the access log.
+Each calls the same library function as its `formtool users` / `formtool access-log` command,
+and every change is recorded in the access log with the admin's name."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from formtool.access_log import access_entries, record_access
+from formtool.errors import FormtoolError, printable
+from formtool.users import (
+    MIN_PASSWORD,
+    ROLES,
+    Account,
+    UserError,
+    add_user,
+    change_own_password,
+    list_sessions,
+    list_users,
+    remove_user,
+    set_password,
+    set_roles,
+    sign_out,
+)
+from formtool.web.pages import call, flash, redirect, render, ws_of
+
+SHOWN_ENTRIES = 500  # the access log page shows the newest this many; the CLI shows all
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _record(request: Request, who: Account, action: str, detail: str) -> None:
+    await call(
+        record_access,
+        ws_of(request).engine,
+        f"web:{who.name}",
+        action,
+        None,
+        _client(request),
+        detail,
+    )
+
+
+def _new_password(form: FormData) -> str:
+    new, again = str(form.get("new", "")), str(form.get("again", ""))
+    if new != again:
+        raise UserError("The two new passwords differ. Type the same one twice.")
+    return new
+
+
+# --- one's own password --------------------------------------------------------------------
+
+
+async def password_page(request: Request, who: Account) -> Response:
+    return render(request, who, "account_password.html", min_password=MIN_PASSWORD)
+
+
+async def password_change(request: Request, who: Account, form: FormData) -> Response:
+    new = _new_password(form)
+    await call(
+        change_own_password,
+        ws_of(request).engine,
+        who.name,
+        str(form.get("current", "")),
+        new,
+        request.state.session_id,
+    )
+    await _record(request, who, "changed own password", "other sessions ended")
+    flash(request, "Your password is changed. Your other sessions have been signed out.")
+    return redirect("/")
+
+
+# --- accounts (admin) ----------------------------------------------------------------------
+
+
+async def users_page(request: Request, who: Account) -> Response:
+    ws = ws_of(request)
+    accounts = await call(list_users, ws.engine, True)
+    sessions = await call(list_sessions, ws.engine, ws.sessions)
+    counts = {a.name: sum(s.user == a.name for s in sessions) for a in accounts}
+    return render(
+        request,
+        who,
+        "admin_users.html",
+        accounts=accounts,
+        counts=counts,
+        roles=ROLES,
+        min_password=MIN_PASSWORD,
+    )
+
+
+def _roles(form: FormData) -> list[str]:
+    return [str(r) for r in form.getlist("roles")]
+
+
+async def user_add(request: Request, who: Account, form: FormData) -> Response:
+    name = str(form.get("name", "")).strip()
+    account = await call(
+        add_user, ws_of(request).engine, name, _roles(form), _new_password(form), True
+    )
+    await _record(request, who, "account added", f"{account.name} as {account.role}")
+    flash(
+        request,
+        f"{account.name} added as {account.role}. Give them the password in person or by "
+        "phone; they choose their own at first sign-in.",
+    )
+    return redirect("/admin/users")
+
+
+async def user_change(request: Request, who: Account, form: FormData) -> Response:
+    ws = ws_of(request)
+    name, change = request.path_params["name"], request.path_params["change"]
+    if change == "roles":
+        account = await call(set_roles, ws.engine, name, _roles(form))
+        done = f"{account.name} is now {account.role}; their sessions ended"
+    elif change == "password":
+        await call(set_password, ws.engine, name, _new_password(form), True)
+        done = f"{name}'s password reset (to be changed at next sign-in); their sessions ended"
+    elif change == "deactivate":
+        if name == who.name:
+            raise FormtoolError("You cannot deactivate your own account here.")
+        await call(remove_user, ws.engine, name)
+        done = f"{name} deactivated; their sessions ended"
+    else:
+        raise HTTPException(404)
+    await _record(request, who, f"account {change}", printable(done, 200))
+    flash(request, done + ".")
+    return redirect("/admin/users")
+
+
+async def sessions_page(request: Request, who: Account) -> Response:
+    ws = ws_of(request)
+    return render(
+        request,
+        who,
+        "admin_sessions.html",
+        sessions=await call(list_sessions, ws.engine, ws.sessions),
+    )
+
+
+async def sessions_end(request: Request, who: Account, form: FormData) -> Response:
+    name = str(form.get("name", "")).strip() or None
+    ended = await call(sign_out, ws_of(request).engine, name)
+    await _record(request, who, "sessions ended", f"{ended} of {name or 'everybody'}")
+    flash(request, f"{ended} session(s) ended.")
+    return redirect("/login" if name in (None, who.name) else "/admin/sessions")
+
+
+async def access_log_page(request: Request, who: Account) -> Response:
+    params = request.query_params
+    user, audit = params.get("user") or None, params.get("audit") or None
+    since_text = params.get("since") or ""
+    try:
+        since = dt.date.fromisoformat(since_text) if since_text else None
+    except ValueError:
+        raise FormtoolError(
+            f"'{printable(since_text, 20)}' is not a date; use YYYY-MM-DD."
+        ) from None
+    entries = await call(access_entries, ws_of(request).engine, user, audit, since, SHOWN_ENTRIES)
+    return render(
+        request,
+        who,
+        "access_log.html",
+        entries=list(reversed(entries)),
+        user=user or "",
+        audit=audit or "",
+        since=since_text,
+        shown=SHOWN_ENTRIES,
+    )
