@@ -1022,9 +1022,10 @@ def users_add(
 ) -> None:
     """Add a web workspace account (the password is asked for and stored only as an argon2
     hash). A deactivated account of the same name becomes active again, as the same person."""
-    from formtool.users import add_user
+    from formtool.users import add_user, check_new_name
 
     engine = _engine(db_url)
+    check_new_name(engine, name)  # before the password is asked for, not after
     account = add_user(engine, name, roles, _new_password(name, from_stdin), must_change)
     _record_cli(engine, "account added", f"{account.name} as {account.role}")
     click.echo(f"User {account.name} added as {account.role}.")
@@ -1037,9 +1038,10 @@ def users_add(
 @db_option
 def users_password(name: str, from_stdin: bool, must_change: bool, db_url: str | None) -> None:
     """Set a new password for NAME; every session of NAME ends."""
-    from formtool.users import set_password
+    from formtool.users import active_account, set_password
 
     engine = _engine(db_url)
+    active_account(engine, name)  # before the password is asked for, not after
     set_password(engine, name, _new_password(name, from_stdin), must_change)
     _record_cli(engine, "account password", f"{name}'s password reset; sessions ended")
     click.echo(f"Password of {name} changed; their sessions have ended.")

@@ -505,12 +505,21 @@ def audit_detail(engine: sa.Engine, audit_id: str) -> AuditDetail:
     )
 
 
-def return_file(engine: sa.Engine, return_id: int) -> tuple[str, bytes]:
-    """A stored return's original file: its name (as returned) and bytes."""
+@dataclass(frozen=True)
+class ReturnFileData:
+    """A stored return's original file: its audit, its name (as returned) and its bytes."""
+
+    audit_id: str
+    name: str
+    data: bytes
+
+
+def return_file(engine: sa.Engine, return_id: int) -> ReturnFileData:
+    """A stored return's original file: its audit, name (as returned) and bytes."""
     found = None
     if 0 < return_id < 2**31:  # ids are 32-bit: a longer number is simply not there
         with engine.connect() as conn:
             found = queries.return_content(conn, return_id)
     if found is None:
         raise FormtoolError(f"Return {return_id} is not in the database.")
-    return found.file_name.split(" › ")[-1], bytes(found.content)
+    return ReturnFileData(found.audit_id, found.file_name.split(" › ")[-1], bytes(found.content))

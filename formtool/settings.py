@@ -91,15 +91,18 @@ def _checked(path: Path, settings: Settings) -> Settings:
         )
     if not isinstance(settings.min_base, int) or settings.min_base < 1:
         raise SettingsError(f"[{path} · min_base] must be a whole number of audits, 1 or more.")
-    for name, unit in _DURATIONS.items():
+    for name, (unit, most) in _DURATIONS.items():
         value = getattr(settings, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise SettingsError(f"[{path} · {name}] must be a whole number of {unit}, 1 or more.")
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+            raise SettingsError(
+                f"[{path} · {name}] must be a whole number of {unit}, from 1 to {most}."
+            )
     return replace(settings, council=settings.council.strip(), marking=settings.marking.upper())
 
 
+#: The durations a council sets, with the longest that makes sense for each.
 _DURATIONS = {
-    "session_idle_minutes": "minutes",
-    "session_hours": "hours",
-    "access_log_days": "days",
+    "session_idle_minutes": ("minutes", 24 * 60),
+    "session_hours": ("hours", 7 * 24),
+    "access_log_days": ("days", 100 * 366),
 }

@@ -23,6 +23,7 @@ import contextlib
 import datetime as dt
 import gzip
 import hashlib
+import re
 import secrets
 import threading
 import time
@@ -86,6 +87,10 @@ class UserError(FormtoolError):
     """An account cannot be added, changed or used; the message says why."""
 
 
+class WrongPassword(UserError):
+    """A signed-in user's current password was not right (counted like a failed sign-in)."""
+
+
 class HashingBusy(UserError):
     """Too many sign-ins at once: the caller should try again in a few seconds."""
 
@@ -97,12 +102,11 @@ def parse_roles(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """Roles from 'officer,admin' or a list of names: known, unique, in ROLES order."""
     names = text.split(",") if isinstance(text, str) else list(text)
     wanted = {n.strip().lower() for n in names if n.strip()}
+    if not wanted:
+        raise UserError(f"Choose at least one role ({', '.join(ROLES)}).")
     unknown = sorted(wanted - set(ROLES))
-    if unknown or not wanted:
-        raise UserError(
-            f"Role '{printable(unknown[0] if unknown else '', 40)}' is not one of "
-            f"{', '.join(ROLES)}."
-        )
+    if unknown:
+        raise UserError(f"Role '{printable(unknown[0], 40)}' is not one of {', '.join(ROLES)}.")
     return tuple(r for r in ROLES if r in wanted)
 
 
@@ -185,7 +189,8 @@ _slots = threading.BoundedSemaphore(HASH_SLOTS)
 
 def set_hash_slots(count: int) -> None:
     """How many argon2 computations may run at once in this process."""
-    global _slots
+    global _slots, HASH_SLOTS
+    HASH_SLOTS = count
     _slots = threading.BoundedSemaphore(count)
 
 
@@ -217,20 +222,47 @@ def _verify(password_hash: str, password: str) -> bool:
             return False
 
 
-_DUMMY_HASH = (
-    "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$"
-    "0kS7pXdaNrH1JBkCqjG6OKm0QxFjF1BN3X8D4bYd1fQ"
-)
+@cache
+def _dummy_hash() -> str:
+    """A hash made with the current parameters, checked for unknown names so that they cost
+    what a real account's check costs (names cannot be probed by timing)."""
+    return _hash("not anybody's password")
 
 
 # --- accounts ------------------------------------------------------------------------------
 
 
-def _check_name(name: str) -> str:
+_NAME = re.compile(r"[A-Za-z0-9._@-]{2,80}")
+
+
+def check_new_name(engine: sa.Engine, name: str) -> str:
+    """A name a new account may take: 2-80 letters, digits and . _ @ - (it appears in URLs,
+    logs and terminals), not an active account's, whatever the capitals."""
     name = name.strip()
-    if not name or len(name) > 80 or any(c.isspace() or c == "," for c in name):
-        raise UserError("A user name is one word of up to 80 characters (e.g. j.smith).")
+    if not _NAME.fullmatch(name):
+        raise UserError(
+            f"'{printable(name, 80)}' cannot be a user name: use 2 to 80 letters, digits, "
+            "dots, hyphens, underscores or @ (e.g. j.smith)."
+        )
+    with engine.connect() as conn:
+        taken = [u.name for u in store.all_users(conn) if u.name.casefold() == name.casefold()]
+    if taken:
+        raise UserError(
+            f"There is already a user called '{taken[0]}'. Choose another name, or change "
+            "its role or password instead."
+        )
     return name
+
+
+def active_account(engine: sa.Engine, name: str) -> Account:
+    """The active account called `name`, or UserError saying there is none."""
+    with engine.connect() as conn:
+        return _account(_require_user(conn, name))
+
+
+def account_exists(engine: sa.Engine, name: str) -> bool:
+    with engine.connect() as conn:
+        return store.user(conn, name.strip()) is not None
 
 
 def _active_admins(conn: sa.Connection) -> list[str]:
@@ -246,7 +278,7 @@ def add_user(
 ) -> Account:
     """Add an account (or make a deactivated one of that name active again, as the same
     person). `must_change`: the password was set by someone else (an admin)."""
-    name, roles = _check_name(name), parse_roles(role)
+    name, roles = check_new_name(engine, name), parse_roles(role)
     check_password(name, password)
     password_hash = _hash(password)
     with store.transaction(engine) as conn:
@@ -302,33 +334,25 @@ def set_roles(engine: sa.Engine, name: str, role: str | tuple[str, ...] | list[s
         return _account(store.user(conn, found.name))
 
 
-def set_password(
-    engine: sa.Engine,
-    name: str,
-    password: str,
-    must_change: bool = False,
-    keep_session: str | None = None,
-) -> None:
-    """A new password for `name`; every session of that user ends (but `keep_session`, the
-    raw id of the session making the change, when a user changes their own)."""
+def set_password(engine: sa.Engine, name: str, password: str, must_change: bool = False) -> None:
+    """A new password for `name`; every session of that user ends."""
     check_password(name.strip(), password)
     password_hash = _hash(password)
     with store.transaction(engine) as conn:
         found = _require_user(conn, name)
         store.set_password_hash(conn, found.name, password_hash, must_change)
-        store.end_user_sessions(conn, found.name, _id_hash(keep_session) if keep_session else None)
+        store.end_user_sessions(conn, found.name)
 
 
-def change_own_password(
-    engine: sa.Engine, name: str, current: str, new: str, session_id: str
-) -> None:
-    """A signed-in user's own change: the current password is required; their other sessions
-    end, this one stays."""
+def change_own_password(engine: sa.Engine, name: str, current: str, new: str) -> None:
+    """A signed-in user's own change: the current password is required; every session of the
+    user ends, the one making the change too (the caller starts a fresh one), so a cookie
+    copied before the change is worth nothing after it."""
     if authenticate(engine, name, current) is None:
-        raise UserError("The current password is not right. Nothing was changed.")
+        raise WrongPassword("The current password is not right. Nothing was changed.")
     if current == new:
         raise UserError("The new password must differ from the current one.")
-    set_password(engine, name, new, must_change=False, keep_session=session_id)
+    set_password(engine, name, new, must_change=False)
 
 
 def list_users(engine: sa.Engine, include_inactive: bool = False) -> list[Account]:
@@ -347,7 +371,7 @@ def authenticate(engine: sa.Engine, name: str, password: str) -> Account | None:
     with engine.connect() as conn:
         found = store.user(conn, name.strip())
     if found is None or not found.active:  # the same work as a real check: names cannot be
-        _verify(_DUMMY_HASH, password)  # probed by timing
+        _verify(_dummy_hash(), password)  # probed by timing
         return None
     if not _verify(found.password_hash, password):
         return None
@@ -512,9 +536,9 @@ class SignInThrottle:
 
     def admit(self, name: str, address: str) -> Admission:
         addr, acct, who = self._keys(name, address)
-        now = self.clock()
         with store.transaction(self.engine) as conn:
             store.lock(conn, "formtool sign-in")
+            now = self.clock()  # read under the lock: no attempt is stored later than this
             rows = store.throttle_rows(conn, [addr, acct, who])
             wait = max(
                 self._wait(rows.get(addr), ADDRESS, now),
@@ -537,10 +561,17 @@ class SignInThrottle:
         if found is None:
             return 0.0
         failures, last = found
-        elapsed = now - last
+        elapsed = max(0.0, now - last)
         if elapsed >= rule.lockout:
             return 0.0
         return max(0.0, rule.delay(failures) - elapsed)
+
+    def forgive(self, name: str, address: str) -> None:
+        """The attempt was never checked (the server was busy): it counts for nothing."""
+        with store.transaction(self.engine) as conn:
+            store.lock(conn, "formtool sign-in")
+            for key in self._keys(name, address):
+                store.forgive_failure(conn, key)
 
     def succeeded(self, name: str, address: str) -> None:
         """The password was right: forget this account's failures (the address's stay, less

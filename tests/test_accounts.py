@@ -178,21 +178,36 @@ def test_idle_timeout_and_absolute_lifetime(app, now):
     assert not signed_in(client)  # past 8 hours: out, however busy
 
 
-def test_browser_password_change_ends_other_sessions_only(engine, app):
+def test_a_password_change_ends_every_earlier_session(engine, app):
     here, elsewhere = sign_in(app, "olive"), sign_in(app, "olive")
+    copied = here.cookies.get("formtool_sid")
     page = "/account/password"
-    refused = post(
-        here, page, {"current": "wrong!", "new": NEW_PASSWORD, "again": NEW_PASSWORD}, page
-    )
-    assert refused.status_code == 400 and "current password is not right" in refused.text
     common = post(
         here, page, {"current": PASSWORD, "new": "password1234", "again": "password1234"}, page
     )
     assert common.status_code == 400 and "most common" in common.text
     done = post(here, page, {"current": PASSWORD, "new": NEW_PASSWORD, "again": NEW_PASSWORD}, page)
     assert done.status_code == 303
-    assert signed_in(here) and not signed_in(elsewhere)
+    assert signed_in(here) and not signed_in(elsewhere)  # this browser has a fresh session
+    assert here.cookies.get("formtool_sid") != copied
+    thief = TestClient(app, follow_redirects=False)
+    thief.cookies.set("formtool_sid", copied)  # a cookie copied before the change
+    assert not signed_in(thief)
     sign_in(app, "olive", NEW_PASSWORD)
+
+
+def test_the_current_password_is_guessed_no_faster_than_a_sign_in(engine, app, hasher):
+    client = sign_in(app, "olive")
+    page = "/account/password"
+    wrong = {"current": "not my password", "new": NEW_PASSWORD, "again": NEW_PASSWORD}
+    before = hasher.checks
+    answers = [post(client, page, wrong, page) for _ in range(5)]
+    assert [a.status_code for a in answers] == [400] * 5
+    assert all("current password is not right" in a.text for a in answers[:3])
+    assert all("Too many wrong passwords" in a.text for a in answers[3:])
+    assert hasher.checks - before == 3
+    refused = [e.action for e in access_entries(engine) if e.action == "password change refused"]
+    assert len(refused) == 3
 
 
 # --- passwords and accounts ----------------------------------------------------------------
@@ -330,10 +345,33 @@ async def _sign_in_all(app, attempts: list[tuple[str, str]], client_host: str = 
         return await asyncio.gather(*(attempt(n, p) for n, p in attempts))
 
 
+def test_an_office_signs_in_at_once(engine):
+    names = [f"worker{i}" for i in range(8)]
+    for name in names:
+        add_user(engine, name, "officer", PASSWORD)
+    app = create_app(engine, Settings())  # the real clock
+    statuses = asyncio.run(_sign_in_all(app, [(n, PASSWORD) for n in names]))
+    assert statuses == [303] * 8  # nobody is made to wait for the others' success
+
+
 def test_throttle_holds_under_concurrency(app, hasher):
     statuses = asyncio.run(_sign_in_all(app, [("olive", "wrong password!")] * 40))
     assert hasher.checks == 3  # the allowed number, however many arrive at once
     assert sorted(statuses) == [401] * 3 + [429] * 37
+
+
+def test_a_busy_refusal_costs_the_user_nothing(engine, app, hasher, monkeypatch):
+    hasher.pause = 0.3
+    monkeypatch.setattr(users, "HASH_WAIT", 0.05)
+    statuses = asyncio.run(_sign_in_all(app, [("olive", "wrong password!")] * 3))
+    assert sorted(statuses) == [401, 401, 429] and hasher.checks == 2  # two slots, one busy
+    hasher.pause = 0.0
+    # the busy attempt was never checked, so it is not counted: a third failure is allowed
+    # at once (counted, it would be the fourth and wait a second)
+    assert asyncio.run(_sign_in_all(app, [("olive", "wrong password!")])) == [401]
+    actions = [e.action for e in access_entries(engine)]
+    assert actions.count("sign-in refused: server busy") == 1
+    assert actions.count("sign-in failed") == 3
 
 
 def test_hashing_runs_a_few_at_a_time(app, hasher, monkeypatch):
@@ -407,14 +445,23 @@ def test_sign_ins_and_personal_data_views_are_logged(engine, app, db_url, tmp_pa
     assert officer.get(f"/audits/{case.audit_id}").status_code == 200
     assert officer.get("/audits").status_code == 200
     post(officer, "/logout")
+    typo = TestClient(app, follow_redirects=False)
+    typo.post(  # a password typed into the name box is not kept in the log
+        "/login",
+        data={"name": "hunter2-secret", "password": "x", "csrf": token(typo.get("/login").text)},
+    )
     actions = [(e.user, e.action, e.audit_id) for e in access_entries(engine)]
     assert actions == [
         ("web:olive", "sign-in failed", None),
         ("web:olive", "signed in", None),
         ("web:olive", "viewed an audit", case.audit_id),
         ("web:olive", "viewed the audit list", None),
+        ("web:olive", "viewed the dashboard", None),  # where the sign-out button was
         ("web:olive", "signed out", None),
+        ("web:(unknown name)", "sign-in failed", None),
     ]
+    assert signed_in(sign_in(app, "ada"))  # an admin's dashboard holds no case: not logged
+    assert [e.action for e in access_entries(engine)][-1] == "signed in"
     runner = CliRunner()
     shown = runner.invoke(cli, ["access-log", "--audit", case.audit_id, "--json", "--db", db_url])
     assert [e["action"] for e in json.loads(shown.output)] == ["viewed an audit"]

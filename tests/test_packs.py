@@ -587,3 +587,24 @@ def test_a_moderation_says_whether_it_changed_the_grade(
 
     result = Moderation("CSC-1", auditor_grade, moderated_grade, "HoS", changed, "moderated")
     assert result.summary() == f"CSC-1: moderated grade {moderated_grade} {said}."
+
+
+def test_packs_made_from_the_command_line_are_in_the_access_log(demo, tmp_path):
+    from click.testing import CliRunner
+
+    from formtool.access_log import access_entries
+    from formtool.cli import cli
+
+    out, _, engine, _ = demo
+    db = f"sqlite:///{out / 'formtool.db'}"
+    audit_id = next(r.audit_id for r in records(engine) if r.state in COMPLETE)
+    runner = CliRunner()
+    for args in (
+        ["pack", "file", audit_id, "--format", "pdf", "--out", str(tmp_path)],
+        ["pack", "pmu", "--month", "2026-11", "--out", str(tmp_path)],
+    ):
+        result = runner.invoke(cli, [*args, "--db", db])
+        assert result.exit_code == 0, result.output
+    logged = [(e.action, e.audit_id) for e in access_entries(engine) if e.user.startswith("cli")]
+    assert ("made a file pack", audit_id) in logged
+    assert ("made a PMU pack", None) in logged

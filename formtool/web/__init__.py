@@ -60,22 +60,6 @@ def mail_config() -> MailConfig:
     )
 
 
-def _purge_access_log(engine: Any, keep_days: int) -> None:
-    """The access log's retention, applied at start-up; a database role that may not delete
-    from it (see README) leaves it to `formtool access-log --purge` run by the owner."""
-    import sqlalchemy as sa
-
-    from formtool.access_log import purge
-
-    try:
-        purge(engine, keep_days, "formtool serve")
-    except sa.exc.DBAPIError:
-        logging.getLogger("formtool.web").warning(
-            "The access log was not purged: this database role may not remove entries. Run "
-            "`formtool access-log --purge` as the database owner (e.g. daily from cron)."
-        )
-
-
 def _check_proxy(proxy: str) -> None:
     from formtool.errors import FormtoolError
 
@@ -143,7 +127,6 @@ def serve(
             "needs an account first: run `formtool users add NAME --role "
             "officer`, then serve again."
         )
-    _purge_access_log(engine, settings.access_log_days)
     if not loopback and not behind_https:
         logging.getLogger("formtool.web").warning(
             "Serving on %s over plain HTTP: passwords and case data cross the network "
@@ -157,6 +140,7 @@ def serve(
         mail=mail_config(),
         allowed_hosts=allowed_hosts(host),
         trusted_proxy=proxy,
+        purge_daily=True,
     )
     sock = _listen(host, port)
     shown_host = f"[{host.strip('[]')}]" if ":" in host else host

@@ -19,6 +19,7 @@ from formtool.users import (
     ROLES,
     Account,
     UserError,
+    WrongPassword,
     add_user,
     change_own_password,
     list_sessions,
@@ -27,8 +28,17 @@ from formtool.users import (
     set_password,
     set_roles,
     sign_out,
+    start_session,
 )
-from formtool.web.pages import call, flash, redirect, render, ws_of
+from formtool.web.pages import (
+    call,
+    call_hashing,
+    flash,
+    redirect,
+    render,
+    set_session_cookie,
+    ws_of,
+)
 
 SHOWN_ENTRIES = 500  # the access log page shows the newest this many; the CLI shows all
 
@@ -64,18 +74,32 @@ async def password_page(request: Request, who: Account) -> Response:
 
 
 async def password_change(request: Request, who: Account, form: FormData) -> Response:
-    new = _new_password(form)
-    await call(
-        change_own_password,
-        ws_of(request).engine,
-        who.name,
-        str(form.get("current", "")),
-        new,
-        request.state.session_id,
-    )
-    await _record(request, who, "changed own password", "other sessions ended")
+    """The current password is checked like a sign-in (throttled, hashed a few at a time,
+    logged when wrong); on success every session of the user ends and this browser gets a
+    fresh one, so a cookie copied before the change is worth nothing after it."""
+    ws = ws_of(request)
+    new, address = _new_password(form), _client(request)
+    admission = await call(ws.throttle.admit, who.name, address)
+    if admission.wait > 0:
+        raise UserError(
+            f"Too many wrong passwords. Wait {int(admission.wait + 0.999)} second(s) and try again."
+        )
+    current = str(form.get("current", ""))
+    try:
+        await call_hashing(ws, change_own_password, ws.engine, who.name, current, new)
+    except WrongPassword:
+        await _record(request, who, "password change refused", "the current password was wrong")
+        raise
+    except UserError:
+        await call(ws.throttle.forgive, who.name, address)
+        raise
+    await call(ws.throttle.succeeded, who.name, address)
+    session_id = await call(start_session, ws.engine, who.name, address, ws.sessions)
+    await _record(request, who, "changed own password", "every earlier session ended")
     flash(request, "Your password is changed. Your other sessions have been signed out.")
-    return redirect("/")
+    response = redirect("/")
+    set_session_cookie(response, ws, session_id)
+    return response
 
 
 # --- accounts (admin) ----------------------------------------------------------------------
@@ -103,8 +127,9 @@ def _roles(form: FormData) -> list[str]:
 
 async def user_add(request: Request, who: Account, form: FormData) -> Response:
     name = str(form.get("name", "")).strip()
-    account = await call(
-        add_user, ws_of(request).engine, name, _roles(form), _new_password(form), True
+    ws = ws_of(request)
+    account = await call_hashing(
+        ws, add_user, ws.engine, name, _roles(form), _new_password(form), True
     )
     await _record(request, who, "account added", f"{account.name} as {account.role}")
     flash(
@@ -122,7 +147,7 @@ async def user_change(request: Request, who: Account, form: FormData) -> Respons
         account = await call(set_roles, ws.engine, name, _roles(form))
         done = f"{account.name} is now {account.role}; their sessions ended"
     elif change == "password":
-        await call(set_password, ws.engine, name, _new_password(form), True)
+        await call_hashing(ws, set_password, ws.engine, name, _new_password(form), True)
         done = f"{name}'s password reset (to be changed at next sign-in); their sessions ended"
     elif change == "deactivate":
         if name == who.name:

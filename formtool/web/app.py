@@ -36,7 +36,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from formtool.access_log import record_access
+from formtool.access_log import purge, record_access
 from formtool.errors import FormtoolError, printable
 from formtool.settings import Settings
 from formtool.users import (
@@ -45,6 +45,7 @@ from formtool.users import (
     HashingBusy,
     SessionRules,
     SignInThrottle,
+    account_exists,
     authenticate,
     end_session,
     list_users,
@@ -57,10 +58,12 @@ from formtool.web.pages import (
     Workspace,
     audit_url,
     call,
+    call_hashing,
     flash,
     problem,
     redirect,
     render,
+    set_session_cookie,
     ws_of,
 )
 from formtool.web.security import (
@@ -146,24 +149,29 @@ def _must_change(request: Request, who: Account) -> Response | None:
 
 
 async def _log_access(request: Request, who: Account, what: str) -> None:
+    """A view or download in the access log. A view may name the audit it showed
+    (`request.state.audit_id`) and say more (`request.state.access_detail`)."""
     ws = ws_of(request)
     params = request.path_params
     detail = ", ".join(f"{k} {v}" for k, v in params.items() if k != "audit_id")
-    query = str(request.url.query)
+    parts = (getattr(request.state, "access_detail", ""), detail, str(request.url.query)[:200])
     await call(
         record_access,
         ws.engine,
         f"web:{who.name}",
         what,
-        params.get("audit_id"),
+        getattr(request.state, "audit_id", None) or params.get("audit_id"),
         _client(request),
-        "; ".join(x for x in (detail, query[:200]) if x),
+        "; ".join(x for x in parts if x),
     )
 
 
-def _page(path: str, view: View, can: str, logs: str | None = None) -> Route:
+def _page(
+    path: str, view: View, can: str, logs: str | None = None, cases_only_log: bool = False
+) -> Route:
     """A GET route: signed in, with the capability, or sent to the sign-in page. `logs`:
-    the page shows personal data, and each successful view is recorded in the access log."""
+    the page shows personal data, and each successful view is recorded in the access log
+    (with `cases_only_log`, only for the roles that see case-level data on it)."""
 
     async def endpoint(request: Request) -> Response:
         who = await current_account(request)
@@ -176,7 +184,8 @@ def _page(path: str, view: View, can: str, logs: str | None = None) -> Route:
         if changing is not None:
             return changing
         response = await _guarded(request, who, lambda: view(request, who), "/")
-        if logs and response.status_code == 200:
+        personal = who.sees_names or not cases_only_log
+        if logs and personal and response.status_code == 200:
             await _log_access(request, who, logs)
         return response
 
@@ -296,7 +305,7 @@ async def login(request: Request) -> Response:
     admission = await call(ws.throttle.admit, name, address)
     if admission.wait > 0:
         seconds = int(admission.wait + 0.999)
-        await call(record_access, ws.engine, f"web:{name[:80]}", "sign-in throttled", None, address)
+        await _log_sign_in(request, name, "sign-in throttled")
         return _login_refused(
             request,
             429,
@@ -307,14 +316,16 @@ async def login(request: Request) -> Response:
             admission.wait,
         )
     if admission.slow > 0:  # many failures for this name from elsewhere: slow, never lock
-        await call(record_access, ws.engine, f"web:{name[:80]}", "sign-in slowed", None, address)
+        await _log_sign_in(request, name, "sign-in slowed")
         await asyncio.sleep(admission.slow)
     try:
-        account = await call(authenticate, ws.engine, name, password)
-    except HashingBusy as exc:
+        account = await call_hashing(ws, authenticate, ws.engine, name, password)
+    except HashingBusy as exc:  # never checked: it counts for nothing
+        await call(ws.throttle.forgive, name, address)
+        await _log_sign_in(request, name, "sign-in refused: server busy")
         return _login_refused(request, 429, name, target, str(exc), 5)
     if account is None:
-        await call(record_access, ws.engine, f"web:{name[:80]}", "sign-in failed", None, address)
+        await _log_sign_in(request, name, "sign-in failed")
         return _login_refused(
             request,
             401,
@@ -327,15 +338,17 @@ async def login(request: Request) -> Response:
     await call(record_access, ws.engine, f"web:{account.name}", "signed in", None, address)
     request.session.clear()  # the anonymous cookie keeps nothing from before signing in
     response = redirect("/account/password" if account.must_change_password else target)
-    response.set_cookie(
-        SESSION_COOKIE,
-        session_id,
-        max_age=int(ws.sessions.lifetime.total_seconds()),
-        httponly=True,
-        samesite="lax",
-        secure=ws.behind_https,
-    )
+    set_session_cookie(response, ws, session_id)
     return response
+
+
+async def _log_sign_in(request: Request, name: str, what: str) -> None:
+    """A sign-in event in the access log, under the account's name; a name that is no
+    account's is not kept (people type their password into the name box)."""
+    ws = ws_of(request)
+    known = await call(account_exists, ws.engine, name)
+    who = f"web:{name}" if known else "web:(unknown name)"
+    await call(record_access, ws.engine, who, what, None, _client(request))
 
 
 async def logout(request: Request, who: Account, form: FormData) -> Response:
@@ -365,7 +378,7 @@ def routes() -> list[BaseRoute]:
         _page("/admin/sessions", accounts.sessions_page, "accounts"),
         _action("/admin/sessions", accounts.sessions_end, "accounts"),
         _page("/admin/access-log", accounts.access_log_page, "access_log"),
-        _page("/", views.dashboard, "figures"),
+        _page("/", views.dashboard, "figures", logs="viewed the dashboard", cases_only_log=True),
         _page("/status.json", views.status_json, "cases", logs="viewed the status list"),
         _page("/audits", views.audit_list, "cases", logs="viewed the audit list"),
         _page(
@@ -404,7 +417,9 @@ def routes() -> list[BaseRoute]:
         ),
         _page("/moderation", views.moderation_page, "cases", logs="viewed the moderation list"),
         _action("/moderation", views.moderation_record, "moderate"),
-        _page("/reports", views.reports_page, "figures"),
+        _page(
+            "/reports", views.reports_page, "figures", logs="viewed a report", cases_only_log=True
+        ),
         _page(
             "/reports/pmu.{kind}", views.report_download, "figures", logs="downloaded a PMU pack"
         ),
@@ -428,6 +443,25 @@ async def _not_found(request: Request, exc: Exception) -> Response:
         if status == 404
         else str(getattr(exc, "detail", "The request could not be handled.")),
     )
+
+
+PURGE_SECONDS = 24 * 3600
+
+
+async def _purge_daily(ws: Workspace) -> None:
+    """The access log's retention, applied now and every day while the server runs. A
+    database role that may not remove entries (see README) leaves it to `formtool access-log
+    --purge` run by the owner, and says so once."""
+    while True:
+        try:
+            await call(purge, ws.engine, ws.settings.access_log_days, "formtool serve")
+        except sa.exc.DBAPIError:
+            log.warning(
+                "The access log was not purged: this database role may not remove entries. "
+                "Run `formtool access-log --purge` as the database owner (e.g. daily from cron)."
+            )
+            return
+        await asyncio.sleep(PURGE_SECONDS)
 
 
 def environment() -> jinja2.Environment:
@@ -459,12 +493,14 @@ def create_app(
     clock: Callable[[], float] | None = None,
     trusted_proxy: str | None = None,
     body_seconds: float = 120.0,
+    purge_daily: bool = False,
 ) -> Starlette:
     """The web workspace on this store. `allowed_hosts` limits the Host header (serve sets it
     to the names of the address it is bound to on this computer); `clock` (seconds since the
     epoch) is for tests of sessions and the sign-in throttle; `trusted_proxy` is the one
     address whose X-Forwarded-For/-Proto/-Host are believed (`serve --proxy`); a request body
-    must arrive within `body_seconds`."""
+    must arrive within `body_seconds`; `purge_daily` applies the access log's retention when
+    the server starts and every day after (serve)."""
     from formtool.store import server_secret
 
     private = work_dir or Path(tempfile.mkdtemp(prefix="formtool-web-"))
@@ -489,7 +525,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        purging = asyncio.create_task(_purge_daily(ws)) if purge_daily else None
         yield
+        if purging is not None:
+            purging.cancel()
         if work_dir is None:  # the uploads and generated forms hold personal data
             shutil.rmtree(private, ignore_errors=True)
 

@@ -4,6 +4,7 @@ downloads."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections import OrderedDict
@@ -19,11 +20,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from formtool import users
 from formtool.errors import printable
 from formtool.settings import Settings
 from formtool.users import Account, SessionRules, SignInThrottle
 from formtool.web import queries
-from formtool.web.security import Limits, csrf_token
+from formtool.web.security import SESSION_COOKIE, Limits, csrf_token
 
 MIME = {
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
@@ -91,6 +93,7 @@ class Workspace:
     env: jinja2.Environment
     sessions: SessionRules = field(default_factory=SessionRules)
     trusted_proxy: str | None = None  # the one address whose X-Forwarded-* headers count
+    hashing: int = 0  # password hashes being computed now (see call_hashing)
     drafts: dict[str, Draft] = field(default_factory=dict)
     allocated: dict[str, dict[str, Any]] = field(default_factory=dict)  # month -> last result
     reports: OrderedDict[str, Report] = field(default_factory=OrderedDict)  # by period
@@ -109,6 +112,24 @@ def ws_of(request: Request) -> Workspace:
 async def call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run a (blocking) library function in a worker thread."""
     return await run_in_threadpool(func, *args, **kwargs)
+
+
+async def call_hashing(ws: Workspace, func: Callable[..., Any], *args: Any) -> Any:
+    """Run a library call that computes password hashes once one of the few hashing slots is
+    free. The wait happens here, on the event loop, not in a worker thread: however many
+    sign-ins arrive, pages keep their threads. HashingBusy after users.HASH_WAIT seconds."""
+    deadline = time.monotonic() + users.HASH_WAIT
+    while ws.hashing >= users.HASH_SLOTS:
+        if time.monotonic() >= deadline:
+            raise users.HashingBusy(
+                "Too many people are signing in at once. Wait a few seconds and try again."
+            )
+        await asyncio.sleep(0.02)
+    ws.hashing += 1
+    try:
+        return await call(func, *args)
+    finally:
+        ws.hashing -= 1
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -153,6 +174,19 @@ def download(data: bytes, name: str) -> Response:
             "content-disposition": f'attachment; filename="{safe}"; '
             f"filename*=UTF-8''{quote(printable(name))}"
         },
+    )
+
+
+def set_session_cookie(response: Response, ws: Workspace, session_id: str) -> None:
+    """The cookie naming a server-side session: HttpOnly, SameSite=Lax, Secure behind HTTPS,
+    for the session's absolute lifetime at most."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        max_age=int(ws.sessions.lifetime.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=ws.behind_https,
     )
 
 

@@ -186,8 +186,9 @@ async def audit_pack(request: Request, who: Account) -> Response:
 async def return_download(request: Request, who: Account) -> Response:
     from formtool.reports import return_file
 
-    name, data = await call(return_file, ws_of(request).engine, request.path_params["return_id"])
-    return download(data, name)
+    found = await call(return_file, ws_of(request).engine, request.path_params["return_id"])
+    request.state.audit_id = found.audit_id  # for the access log
+    return download(found.data, found.name)
 
 
 # --- returns -------------------------------------------------------------------------------
@@ -390,6 +391,9 @@ async def report_download(request: Request, who: Account) -> Response:
     made = await call(_report, ws, period, True, aggregate)
     figures, document = made.figures, made.document
     names = who.sees_names and request.query_params.get("names") == "1"
+    request.state.access_detail = (  # for the access log: which pack left the building
+        "figures only" if aggregate else "with names" if names else "with case numbers"
+    )
     make = {
         "docx": lambda: to_docx(document),
         "pdf": lambda: to_pdf(document),
