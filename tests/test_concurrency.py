@@ -265,7 +265,10 @@ def test_accept_and_amend_at_once_exactly_one_wins(db_url, tmp_path):
     for audit_id, pair in zip(ids, zip(results[::2], results[1::2], strict=True), strict=True):
         assert sorted(r.returncode for r in pair) == [0, 2], [r.stderr for r in pair]
         [loser] = [r for r in pair if r.returncode == 2]
-        assert loser.stderr.startswith(f"Error: Audit {audit_id} is '")
+        # it lost before reading the state ("is 'checked'") or after ("changed to ..."):
+        # both are the one-line refusal of move_state's conditional update
+        lost = (f"Error: Audit {audit_id} is '", f"Error: Audit {audit_id} changed to '")
+        assert loser.stderr.startswith(lost), loser.stderr
         assert loser.stderr.count("\n") == 1 and "Traceback" not in loser.stderr
     with engine.connect() as conn:
         decisions = Counter(
