@@ -1103,12 +1103,7 @@ def users_sessions(db_url: str | None, as_json: bool) -> None:
     """Everyone signed in to the web workspace now."""
     from formtool.users import SessionRules, list_sessions
 
-    settings = _settings(db_url)
-    rules = SessionRules(
-        dt.timedelta(minutes=settings.session_idle_minutes),
-        dt.timedelta(hours=settings.session_hours),
-    )
-    found = list_sessions(_engine(db_url), rules)
+    found = list_sessions(_engine(db_url), SessionRules.of(_settings(db_url)))
     if as_json:
         _echo_json([s.as_dict() for s in found])
         return

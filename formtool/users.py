@@ -404,6 +404,19 @@ class SessionRules:
     lifetime: dt.timedelta = dt.timedelta(hours=8)
     clock: Callable[[], float] = time.time  # real time, not the business date
 
+    @classmethod
+    def of(
+        cls,
+        settings: Any,
+        clock: Callable[[], float] = time.time,  # real time: seconds since the epoch
+    ) -> SessionRules:
+        """The council's session lifetimes (formtool.toml)."""
+        return cls(
+            dt.timedelta(minutes=settings.session_idle_minutes),
+            dt.timedelta(hours=settings.session_hours),
+            clock,
+        )
+
 
 def start_session(
     engine: sa.Engine, name: str, address: str, rules: SessionRules = SessionRules()

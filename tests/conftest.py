@@ -101,6 +101,52 @@ def convert(files: list[Path], target: str, out_dir: Path) -> list[Path]:
     return [out_dir / f"{f.stem}.{extension}" for f in files]
 
 
+#: One complete case-list row for the CSC tool, for tests that vary one column of it.
+CASE_ROW = {
+    "case_number": "P1",
+    "family_name": "Example",
+    "given_names": "Alex",
+    "worker": "Worker A1",
+    "manager": "Manager A1",
+    "team": "Team A",
+    "auditor": "Auditor B1",
+    "due_date": "2026-11-30",
+}
+
+
+def record_grade(engine, case_number: str, auditor: str, moderated: str = "") -> None:
+    """A current final return with these grades for the case's audit, as an import would
+    record it (imported 20/10/2026), without a file to read."""
+    import sqlalchemy as sa
+
+    from formtool import store
+
+    a = store.audits.c
+    with store.transaction(engine) as conn:
+        audit_id = conn.execute(sa.select(a.audit_id).where(a.case_number == case_number)).scalar()
+        inserted = conn.execute(
+            store.returns.insert().values(
+                audit_id=audit_id,
+                file_name="r.docx",
+                content_hash="h" * 64,
+                content=b"",
+                imported_at=dt.datetime(2026, 10, 20, 9),
+                is_current=True,
+                method="bookmarks",
+                final=True,
+            )
+        ).inserted_primary_key
+        assert inserted is not None
+        conn.execute(
+            store.grades.insert().values(
+                audit_id=audit_id,
+                auditor_grade=auditor,
+                moderated_grade=moderated,
+                return_id=inserted[0],
+            )
+        )
+
+
 def write_cases(path: Path, rows: list[dict[str, str]]) -> Path:
     write_case_list(path, rows)
     return path

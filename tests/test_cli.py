@@ -13,18 +13,7 @@ from click.testing import CliRunner
 from formtool.cli import cli
 from formtool.definitions import forms_dir
 
-from conftest import write_cases
-
-GOOD_ROW = {
-    "case_number": "P1",
-    "family_name": "Example",
-    "given_names": "Alex",
-    "worker": "Worker A1",
-    "manager": "Manager A1",
-    "team": "Team A",
-    "auditor": "Auditor B1",
-    "due_date": "2026-11-30",
-}
+from conftest import CASE_ROW, write_cases
 
 
 def run(*args: str):
@@ -130,10 +119,10 @@ def test_bad_case_lists_exit_2_with_one_line_and_write_nothing(tmp_path, content
 
 def test_bad_rows_are_all_reported_and_nothing_is_written(tmp_path):
     rows = [
-        GOOD_ROW,
-        {**GOOD_ROW, "case_number": "P2", "due_date": "31/02/2026"},
-        {**GOOD_ROW, "case_number": "P3", "worker": ""},
-        GOOD_ROW,
+        CASE_ROW,
+        {**CASE_ROW, "case_number": "P2", "due_date": "31/02/2026"},
+        {**CASE_ROW, "case_number": "P3", "worker": ""},
+        CASE_ROW,
     ]
     cases = write_cases(tmp_path / "cases.csv", rows)
     out = tmp_path / "out"
@@ -224,7 +213,7 @@ def test_import_status_export_cycle(tmp_path):
     from formtool.fill import fill_docx
 
     db = str(tmp_path / "cli.db")
-    cases = write_cases(tmp_path / "cases.csv", [GOOD_ROW, {**GOOD_ROW, "case_number": "P2"}])
+    cases = write_cases(tmp_path / "cases.csv", [CASE_ROW, {**CASE_ROW, "case_number": "P2"}])
     forms_dir_ = tmp_path / "forms"
     assert (
         run(
@@ -309,7 +298,7 @@ def test_status_piped_to_head_is_quiet(tmp_path):
 
     db = str(tmp_path / "pipe.db")
     cases = write_cases(
-        tmp_path / "cases.csv", [{**GOOD_ROW, "case_number": f"P{i}"} for i in range(60)]
+        tmp_path / "cases.csv", [{**CASE_ROW, "case_number": f"P{i}"} for i in range(60)]
     )
     assert (
         run(

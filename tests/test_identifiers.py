@@ -27,18 +27,8 @@ from formtool.identifiers import (
 )
 from formtool.mail import find_forms
 
-from conftest import make_cases, write_cases
+from conftest import CASE_ROW, make_cases, write_cases
 
-ROW = {
-    "case_number": "P1",
-    "family_name": "Example",
-    "given_names": "Alex",
-    "worker": "Worker A1",
-    "manager": "Manager A1",
-    "team": "Team A",
-    "auditor": "Auditor B1",
-    "due_date": "2026-11-30",
-}
 LETTERS = "use letters, digits and hyphens only (e.g. CSC-SYN0001-202611)"
 
 
@@ -86,8 +76,8 @@ def test_a_bad_audit_id_is_one_line_and_nothing_is_written_or_recorded(
 ):
     before = files_under(tmp_path.parent)
     rows = [
-        {"audit_id": "CSC-P1-202611", **ROW},
-        {**ROW, "audit_id": audit_id, "case_number": "P2"},
+        {"audit_id": "CSC-P1-202611", **CASE_ROW},
+        {**CASE_ROW, "audit_id": audit_id, "case_number": "P2"},
     ]
     result, cases, out, db = generate(tmp_path, rows)
     assert result.exit_code == 2
@@ -101,7 +91,10 @@ def test_a_bad_audit_id_is_one_line_and_nothing_is_written_or_recorded(
 
 
 def test_good_audit_ids_are_used_as_given(tmp_path):
-    rows = [{**ROW, "audit_id": "CSC-P1-202611"}, {**ROW, "audit_id": "x-2", "case_number": "P2"}]
+    rows = [
+        {**CASE_ROW, "audit_id": "CSC-P1-202611"},
+        {**CASE_ROW, "audit_id": "x-2", "case_number": "P2"},
+    ]
     result, _cases, out, db = generate(tmp_path, rows)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
@@ -115,7 +108,10 @@ def test_good_audit_ids_are_used_as_given(tmp_path):
 
 
 def test_ids_differing_only_in_case_are_one_file_on_windows_so_a_duplicate(tmp_path):
-    rows = [{**ROW, "audit_id": "csc-p1"}, {**ROW, "audit_id": "CSC-P1", "case_number": "P2"}]
+    rows = [
+        {**CASE_ROW, "audit_id": "csc-p1"},
+        {**CASE_ROW, "audit_id": "CSC-P1", "case_number": "P2"},
+    ]
     result, cases, _out, _db = generate(tmp_path, rows)
     assert result.exit_code == 2
     assert result.output.startswith(f"Error: [{cases} · row 3 · case_number] case 'P2' appears")
@@ -124,7 +120,7 @@ def test_ids_differing_only_in_case_are_one_file_on_windows_so_a_duplicate(tmp_p
 def test_case_numbers_become_sane_file_names(tmp_path):
     long_a, long_b = "Z" * 150 + "/A", "Z" * 150 + "/B"
     numbers = ["12/345", "../../etc/passwd", "CON", "É12 (old)", "///", long_a, long_b]
-    rows = [{**ROW, "case_number": n} for n in numbers]
+    rows = [{**CASE_ROW, "case_number": n} for n in numbers]
     result, _cases, out, db = generate(tmp_path, rows)
     assert result.exit_code == 0, result.output
     with (out / "manifest.csv").open(newline="", encoding="utf-8") as handle:
@@ -202,7 +198,7 @@ def test_a_manifest_is_data_never_a_path_to_follow(tmp_path):
 
 
 def test_an_unknown_form_in_a_form_column_names_its_row(tmp_path):
-    rows = [{**ROW, "form": "csc"}, {**ROW, "case_number": "P2", "form": "../csc\nx"}]
+    rows = [{**CASE_ROW, "form": "csc"}, {**CASE_ROW, "case_number": "P2", "form": "../csc\nx"}]
     cases = write_cases(tmp_path / "cases.csv", rows)
     result = CliRunner().invoke(
         cli,
@@ -240,7 +236,7 @@ def test_a_csv_that_cannot_be_parsed_is_one_line(tmp_path):
 
 def test_old_mac_line_endings_are_rows(tmp_path):
     cases = tmp_path / "cases.csv"  # CR only, as classic Mac OS wrote
-    cases.write_bytes((",".join(ROW) + "\r" + ",".join(ROW.values()) + "\r").encode())
+    cases.write_bytes((",".join(CASE_ROW) + "\r" + ",".join(CASE_ROW.values()) + "\r").encode())
     out = tmp_path / "o"
     args = ["generate", "--form", "csc", "--cases", str(cases), "--out", str(out)]
     result = CliRunner().invoke(cli, [*args, "--db", str(tmp_path / "d.db")])

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from formtool import store
 from formtool.programme import (
     MAX_PER_YEAR,
     AllocationError,
@@ -23,7 +22,7 @@ from formtool.programme import (
     run_allocation,
 )
 
-from conftest import write_cases
+from conftest import record_grade, write_cases
 
 MONTH = "2026-11"
 CHILD = ("cin", "cp", "lac")
@@ -360,8 +359,6 @@ def test_plan_errors_and_cli(tmp_path):
 
 
 def test_inadequate_cases_are_reaudited_once_within_two_months(tmp_path, engine):
-    import sqlalchemy as sa
-
     from formtool.programme import REAUDIT
 
     cases = population(random.Random(6), 3, 200)
@@ -372,34 +369,7 @@ def test_inadequate_cases_are_reaudited_once_within_two_months(tmp_path, engine)
     )
     october = run_allocation(engine, pop_csv, aud_csv, "2026-10", None, 1, tmp_path / "o.csv")
     target = october.rows[0]
-    with store.transaction(engine) as conn:
-        audit_id = conn.execute(
-            sa.select(store.audits.c.audit_id).where(
-                store.audits.c.case_number == target["case_number"]
-            )
-        ).scalar()
-        inserted = conn.execute(
-            store.returns.insert().values(
-                audit_id=audit_id,
-                file_name="r.docx",
-                content_hash="h" * 64,
-                content=b"",
-                imported_at=dt.datetime(2026, 10, 20, 9),
-                is_current=True,
-                method="bookmarks",
-                final=True,
-            )
-        ).inserted_primary_key
-        assert inserted is not None
-        return_id = inserted[0]
-        conn.execute(
-            store.grades.insert().values(
-                audit_id=audit_id,
-                auditor_grade="Good",
-                moderated_grade="Inadequate",
-                return_id=return_id,
-            )
-        )
+    record_grade(engine, target["case_number"], "Good", moderated="Inadequate")
     november = run_allocation(engine, pop_csv, aud_csv, "2026-11", None, 1, tmp_path / "n.csv")
     reaudits = [r for r in november.rows if r["audit_type"] == REAUDIT]
     assert [(r["case_number"], r["form"], r["review_by"]) for r in reaudits] == [

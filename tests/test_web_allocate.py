@@ -27,7 +27,7 @@ from formtool.users import add_user
 from formtool.web import create_app
 from formtool.web.pages import MailConfig
 
-from conftest import make_cases
+from conftest import make_cases, record_grade
 
 MONTH = "2026-11"
 PLAN = "samples:\n  - {name: Control sample, form: csc, categories: [cin, cp], size: 3}\n"
@@ -70,34 +70,6 @@ def inputs(tmp_path: Path, prefix: str, seed: int) -> tuple[Path, Path, Path]:
     return population, auditors, plan
 
 
-def grade_inadequate(engine: sa.Engine, case_number: str) -> None:
-    """A final return graded Inadequate for the case's audit, as an import would record."""
-    a = store.audits.c
-    with store.transaction(engine) as conn:
-        audit_id = conn.execute(sa.select(a.audit_id).where(a.case_number == case_number)).scalar()
-        inserted = conn.execute(
-            store.returns.insert().values(
-                audit_id=audit_id,
-                file_name="r.docx",
-                content_hash="h" * 64,
-                content=b"",
-                imported_at=dt.datetime(2026, 10, 20, 9),
-                is_current=True,
-                method="bookmarks",
-                final=True,
-            )
-        ).inserted_primary_key
-        assert inserted is not None
-        conn.execute(
-            store.grades.insert().values(
-                audit_id=audit_id,
-                auditor_grade="Inadequate",
-                moderated_grade="",
-                return_id=inserted[0],
-            )
-        )
-
-
 def preview(client, files: tuple[Path, Path, Path]):
     upload = [
         (k, (p.name, p.read_bytes()))
@@ -112,7 +84,7 @@ def test_a_reaudit_of_a_case_the_new_population_lacks_previews_and_confirms(engi
         engine, population, auditors, "2026-10", plan, 1, tmp_path / "october.csv"
     )
     target = october.rows[0]["case_number"]
-    grade_inadequate(engine, target)
+    record_grade(engine, target, "Inadequate")
     client = client_for(app_for(engine, tmp_path / "work"), "olive")
     page = preview(client, inputs(tmp_path, "NEW", 9))
     assert page.status_code == 200, page.text
@@ -134,7 +106,7 @@ def test_a_population_naming_audit_ids_gives_a_reaudit_it_lacks_an_id_of_its_own
     population, auditors, plan = inputs(tmp_path, "OLD", 3)
     october = run_allocation(engine, population, auditors, "2026-10", plan, 1, tmp_path / "o.csv")
     target = october.rows[0]["case_number"]
-    grade_inadequate(engine, target)
+    record_grade(engine, target, "Inadequate")
     named, _, _ = inputs(tmp_path, "NEW", 9)
     with named.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))

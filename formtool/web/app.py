@@ -12,7 +12,6 @@ the page's one-line message, as the CLI prints it.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import shutil
 import tempfile
@@ -515,11 +514,7 @@ def create_app(
         mail or MailConfig(),
         private,
         environment(),
-        sessions=SessionRules(
-            dt.timedelta(minutes=settings.session_idle_minutes),
-            dt.timedelta(hours=settings.session_hours),
-            real_time,
-        ),
+        sessions=SessionRules.of(settings, real_time),
         trusted_proxy=trusted_proxy,
     )
 
