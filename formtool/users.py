@@ -562,11 +562,8 @@ class SignInThrottle:
             forget = now - ADDRESS.lockout
             for key in (addr, acct, who):
                 store.count_failure(conn, key, now, forget)
-            if int(now) % 100 == 0:
-                store.forget_old_failures(conn, forget)
-            named = rows.get(who)
-            recent = named is not None and now - named[1] < ADDRESS.lockout
-            soft = recent and named is not None and named[0] >= NAME_SOFT_AFTER
+            failures, last = rows.get(who, (0, 0.0))
+            soft = failures >= NAME_SOFT_AFTER and last > forget
             return Admission(0.0, NAME_SOFT_DELAY if soft else 0.0)
 
     @staticmethod
@@ -578,6 +575,12 @@ class SignInThrottle:
         if elapsed >= rule.lockout:
             return 0.0
         return max(0.0, rule.delay(failures) - elapsed)
+
+    def forget_old(self) -> None:
+        """Remove counts too old to matter (a count restarts after `lockout` anyway; this only
+        keeps the table small after an attack from many addresses)."""
+        with store.transaction(self.engine) as conn:
+            store.forget_old_failures(conn, self.clock() - ADDRESS.lockout)
 
     def forgive(self, name: str, address: str) -> None:
         """The attempt was never checked (the server was busy): it counts for nothing."""

@@ -276,6 +276,21 @@ def test_admin_manages_accounts_but_sees_no_case(engine, app):
     assert "deactivated" in admin.get("/admin/users").text
     alone = post(admin, "/admin/users/ada/roles", {"roles": ["officer"]}, "/admin/users")
     assert alone.status_code == 400 and "only admin" in alone.text
+    changes = [
+        (e.user, e.action, e.audit_id, e.detail)
+        for e in access_entries(engine)
+        if e.action.startswith("account")
+    ]
+    assert changes == [
+        ("web:ada", "account roles", None, "olive is now moderator; their sessions ended"),
+        (
+            "web:ada",
+            "account password",
+            None,
+            "olive's password reset (to be changed at next sign-in); their sessions ended",
+        ),
+        ("web:ada", "account deactivate", None, "olive deactivated; their sessions ended"),
+    ]
     with pytest.raises(UserError, match="only admin"):
         remove_user(engine, "ada")
 

@@ -211,6 +211,20 @@ def smtp_server(
         controller.stop()
 
 
+def deliver_to(world, port: int, **options: Any) -> Any:
+    """`deliver` of the world's forms, from qa@example.invalid, through the server on `port`."""
+    root, _db, engine, _made = world
+    return deliver(
+        engine,
+        "qa@example.invalid",
+        root / "forms",
+        None,
+        root / "mail",
+        smtp=f"127.0.0.1:{port}",
+        **options,
+    )
+
+
 def send_args(root: Path, db: str, port: int, *extra: str) -> list[str]:
     return [
         "send",
@@ -274,17 +288,9 @@ def test_a_login_or_starttls_is_never_sent_in_clear(world, monkeypatch, flag):
 
 
 def test_starttls_is_used_whenever_the_server_offers_it(world, certificate):
-    root, _db, engine, _made = world
+    _root, _db, engine, _made = world
     with smtp_server("starttls", certificate) as (handler, port):
-        result = deliver(
-            engine,
-            "qa@example.invalid",
-            root / "forms",
-            None,
-            root / "mail",
-            smtp=f"127.0.0.1:{port}",
-            ssl_context=trusting(certificate),
-        )
+        result = deliver_to(world, port, ssl_context=trusting(certificate))
     assert handler.encrypted == [True, True, True]
     assert result.notice == "" and result.as_dict()["notice"] == ""
     assert states(engine) == {"sent"}
@@ -322,39 +328,23 @@ def test_unencrypted_mail_is_said_on_every_send(world):
 def test_port_465_is_implicit_tls(world, monkeypatch, certificate):
     from formtool import mail
 
-    root, _db, engine, _made = world
+    _root, _db, engine, _made = world
     monkeypatch.setenv("FORMTOOL_SMTP_PASSWORD", "s3cret")
     with smtp_server("implicit", certificate) as (handler, port):
         monkeypatch.setattr(mail, "IMPLICIT_TLS_PORTS", frozenset({port}))  # 465 needs root
-        result = deliver(
-            engine,
-            "qa@example.invalid",
-            root / "forms",
-            None,
-            root / "mail",
-            smtp=f"127.0.0.1:{port}",
-            smtp_user="qa",
-            ssl_context=trusting(certificate),
-        )
+        result = deliver_to(world, port, smtp_user="qa", ssl_context=trusting(certificate))
     assert handler.encrypted == [True, True, True] and result.notice == ""
     assert states(engine) == {"sent"}
 
 
 def test_a_certificate_that_is_not_trusted_stops_the_send(world, certificate):
-    root, _db, engine, _made = world
+    _root, _db, engine, _made = world
     with (
         smtp_server("starttls", certificate) as (handler, port),
         pytest.raises(MailError) as raised,
     ):
-        deliver(
-            engine,
-            "qa@example.invalid",
-            root / "forms",
-            None,
-            root / "mail",
-            smtp=f"127.0.0.1:{port}",
-            ssl_context=ssl.create_default_context(),  # not told to trust the test server
-        )
+        # not told to trust the test server
+        deliver_to(world, port, ssl_context=ssl.create_default_context())
     message = str(raised.value)
     assert message.startswith(f"Sending through 127.0.0.1:{port} failed: [SSL: CERTIFICATE_")
     assert "\n" not in message

@@ -158,12 +158,9 @@ def end_session(conn: sa.Connection, id_hash: str) -> bool:
     return bool(conn.execute(sessions.delete().where(_s.id_hash == id_hash)).rowcount)
 
 
-def end_user_sessions(conn: sa.Connection, name: str, keep: str | None = None) -> int:
-    """End every session of `name` (but `keep`, the id hash of the one making the change)."""
-    query = sessions.delete().where(_s.user_name == name)
-    if keep is not None:
-        query = query.where(_s.id_hash != keep)
-    return int(conn.execute(query).rowcount)
+def end_user_sessions(conn: sa.Connection, name: str) -> int:
+    """End every session of `name`."""
+    return int(conn.execute(sessions.delete().where(_s.user_name == name)).rowcount)
 
 
 def end_all_sessions(conn: sa.Connection) -> int:

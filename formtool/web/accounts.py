@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from formtool.access_log import access_entries, record_access
+from formtool.access_log import access_entries
 from formtool.errors import FormtoolError, printable
 from formtool.users import (
     MIN_PASSWORD,
@@ -33,7 +33,9 @@ from formtool.users import (
 from formtool.web.pages import (
     call,
     call_hashing,
+    client_address,
     flash,
+    log_access,
     redirect,
     render,
     set_session_cookie,
@@ -41,22 +43,6 @@ from formtool.web.pages import (
 )
 
 SHOWN_ENTRIES = 500  # the access log page shows the newest this many; the CLI shows all
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-async def _record(request: Request, who: Account, action: str, detail: str) -> None:
-    await call(
-        record_access,
-        ws_of(request).engine,
-        f"web:{who.name}",
-        action,
-        None,
-        _client(request),
-        detail,
-    )
 
 
 def _new_password(form: FormData) -> str:
@@ -78,7 +64,7 @@ async def password_change(request: Request, who: Account, form: FormData) -> Res
     logged when wrong); on success every session of the user ends and this browser gets a
     fresh one, so a cookie copied before the change is worth nothing after it."""
     ws = ws_of(request)
-    new, address = _new_password(form), _client(request)
+    new, address = _new_password(form), client_address(request)
     admission = await call(ws.throttle.admit, who.name, address)
     if admission.wait > 0:
         raise UserError(
@@ -88,14 +74,18 @@ async def password_change(request: Request, who: Account, form: FormData) -> Res
     try:
         await call_hashing(ws, change_own_password, ws.engine, who.name, current, new)
     except WrongPassword:
-        await _record(request, who, "password change refused", "the current password was wrong")
+        await log_access(
+            request, who.name, "password change refused", detail="the current password was wrong"
+        )
         raise
     except UserError:
         await call(ws.throttle.forgive, who.name, address)
         raise
     await call(ws.throttle.succeeded, who.name, address)
     session_id = await call(start_session, ws.engine, who.name, address, ws.sessions)
-    await _record(request, who, "changed own password", "every earlier session ended")
+    await log_access(
+        request, who.name, "changed own password", detail="every earlier session ended"
+    )
     flash(request, "Your password is changed. Your other sessions have been signed out.")
     response = redirect("/")
     set_session_cookie(response, ws, session_id)
@@ -131,7 +121,7 @@ async def user_add(request: Request, who: Account, form: FormData) -> Response:
     account = await call_hashing(
         ws, add_user, ws.engine, name, _roles(form), _new_password(form), True
     )
-    await _record(request, who, "account added", f"{account.name} as {account.role}")
+    await log_access(request, who.name, "account added", detail=f"{account.name} as {account.role}")
     flash(
         request,
         f"{account.name} added as {account.role}. Give them the password in person or by "
@@ -156,7 +146,7 @@ async def user_change(request: Request, who: Account, form: FormData) -> Respons
         done = f"{name} deactivated; their sessions ended"
     else:
         raise HTTPException(404)
-    await _record(request, who, f"account {change}", printable(done, 200))
+    await log_access(request, who.name, f"account {change}", detail=printable(done, 200))
     flash(request, done + ".")
     return redirect("/admin/users")
 
@@ -174,7 +164,9 @@ async def sessions_page(request: Request, who: Account) -> Response:
 async def sessions_end(request: Request, who: Account, form: FormData) -> Response:
     name = str(form.get("name", "")).strip() or None
     ended = await call(sign_out, ws_of(request).engine, name)
-    await _record(request, who, "sessions ended", f"{ended} of {name or 'everybody'}")
+    await log_access(
+        request, who.name, "sessions ended", detail=f"{ended} of {name or 'everybody'}"
+    )
     flash(request, f"{ended} session(s) ended.")
     return redirect("/login" if name in (None, who.name) else "/admin/sessions")
 

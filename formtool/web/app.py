@@ -35,7 +35,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from formtool.access_log import purge, record_access
+from formtool.access_log import purge
 from formtool.errors import FormtoolError, printable
 from formtool.settings import Settings
 from formtool.users import (
@@ -58,7 +58,9 @@ from formtool.web.pages import (
     audit_url,
     call,
     call_hashing,
+    client_address,
     flash,
+    log_access,
     problem,
     redirect,
     render,
@@ -147,21 +149,18 @@ def _must_change(request: Request, who: Account) -> Response | None:
     return None
 
 
-async def _log_access(request: Request, who: Account, what: str) -> None:
+async def _log_view(request: Request, who: Account, what: str) -> None:
     """A view or download in the access log. A view may name the audit it showed
     (`request.state.audit_id`) and say more (`request.state.access_detail`)."""
-    ws = ws_of(request)
     params = request.path_params
     detail = ", ".join(f"{k} {v}" for k, v in params.items() if k != "audit_id")
     parts = (getattr(request.state, "access_detail", ""), detail, str(request.url.query)[:200])
-    await call(
-        record_access,
-        ws.engine,
-        f"web:{who.name}",
+    await log_access(
+        request,
+        who.name,
         what,
-        getattr(request.state, "audit_id", None) or params.get("audit_id"),
-        _client(request),
-        "; ".join(x for x in parts if x),
+        audit_id=getattr(request.state, "audit_id", None) or params.get("audit_id"),
+        detail="; ".join(x for x in parts if x),
     )
 
 
@@ -185,7 +184,7 @@ def _page(
         response = await _guarded(request, who, lambda: view(request, who), "/")
         personal = who.sees_names or not cases_only_log
         if logs and personal and response.status_code == 200:
-            await _log_access(request, who, logs)
+            await _log_view(request, who, logs)
         return response
 
     return Route(path, endpoint, methods=["GET"])
@@ -251,12 +250,6 @@ def _csrf_refused(request: Request, who: Account | None) -> HTMLResponse:
     )
 
 
-def _client(request: Request) -> str:
-    """The client's address: the connection's peer, or what a named proxy says it is
-    (`serve --proxy`; X-Forwarded-For from anyone else is ignored)."""
-    return request.client.host if request.client else "unknown"
-
-
 def _next(target: str | None) -> str:
     """Where to go after signing in: a path on this site only."""
     if target and target.startswith("/") and not target.startswith(("//", "/\\")):
@@ -300,7 +293,7 @@ async def login(request: Request) -> Response:
         return _csrf_refused(request, None)
     if not name or not password:
         return _login_refused(request, 400, name, target, "Give your user name and password.")
-    address = _client(request)
+    address = client_address(request)
     admission = await call(ws.throttle.admit, name, address)
     if admission.wait > 0:
         seconds = int(admission.wait + 0.999)
@@ -334,7 +327,7 @@ async def login(request: Request) -> Response:
         )
     await call(ws.throttle.succeeded, name, address)
     session_id = await call(start_session, ws.engine, account.name, address, ws.sessions)
-    await call(record_access, ws.engine, f"web:{account.name}", "signed in", None, address)
+    await log_access(request, account.name, "signed in")
     request.session.clear()  # the anonymous cookie keeps nothing from before signing in
     response = redirect("/account/password" if account.must_change_password else target)
     set_session_cookie(response, ws, session_id)
@@ -344,16 +337,14 @@ async def login(request: Request) -> Response:
 async def _log_sign_in(request: Request, name: str, what: str) -> None:
     """A sign-in event in the access log, under the account's name; a name that is no
     account's is not kept (people type their password into the name box)."""
-    ws = ws_of(request)
-    known = await call(account_exists, ws.engine, name)
-    who = f"web:{name}" if known else "web:(unknown name)"
-    await call(record_access, ws.engine, who, what, None, _client(request))
+    known = await call(account_exists, ws_of(request).engine, name)
+    await log_access(request, name if known else "(unknown name)", what)
 
 
 async def logout(request: Request, who: Account, form: FormData) -> Response:
     ws = ws_of(request)
     await call(end_session, ws.engine, request.state.session_id)
-    await call(record_access, ws.engine, f"web:{who.name}", "signed out", None, _client(request))
+    await log_access(request, who.name, "signed out")
     request.state.session_id = None
     flash(request, "You are signed out.")
     response = redirect("/login")
@@ -448,10 +439,11 @@ PURGE_SECONDS = 24 * 3600
 
 
 async def _purge_daily(ws: Workspace) -> None:
-    """The access log's retention, applied now and every day while the server runs. A
-    database role that may not remove entries (see README) leaves it to `formtool access-log
-    --purge` run by the owner, and says so once."""
+    """The access log's retention, applied now and every day while the server runs (with the
+    sign-in counts too old to matter). A database role that may not remove log entries (see
+    README) leaves that to `formtool access-log --purge` run by the owner, and says so once."""
     while True:
+        await call(ws.throttle.forget_old)
         try:
             await call(purge, ws.engine, ws.settings.access_log_days, "formtool serve")
         except sa.exc.DBAPIError:

@@ -177,6 +177,29 @@ def download(data: bytes, name: str) -> Response:
     )
 
 
+def client_address(request: Request) -> str:
+    """The client's address: the connection's peer, or what a named proxy says it is
+    (`serve --proxy`; X-Forwarded-For from anyone else is ignored)."""
+    return request.client.host if request.client else "unknown"
+
+
+async def log_access(
+    request: Request, user: str, action: str, *, audit_id: str | None = None, detail: str = ""
+) -> None:
+    """An entry in the access log for `user` (an account name) at this client's address."""
+    from formtool.access_log import record_access
+
+    await call(
+        record_access,
+        ws_of(request).engine,
+        f"web:{user}",
+        action,
+        audit_id,
+        client_address(request),
+        detail,
+    )
+
+
 def set_session_cookie(response: Response, ws: Workspace, session_id: str) -> None:
     """The cookie naming a server-side session: HttpOnly, SameSite=Lax, Secure behind HTTPS,
     for the session's absolute lifetime at most."""

@@ -45,27 +45,27 @@ SESSION_COOKIE = "formtool_sid"  # the random id of a server-side session (formt
 # --- CSRF ---------------------------------------------------------------------------------
 
 
-def csrf_token(request: Request) -> str:
-    """The CSRF token for this browser: bound to the server-side session when signed in (a
-    new session, a new token), else a random one kept in the signed anonymous cookie."""
+def _expected_csrf(request: Request) -> object:
+    """The token this browser's forms must carry: derived from the server-side session's id
+    when signed in (a new session, a new token), else whatever the anonymous cookie holds."""
     session_id = getattr(request.state, "session_id", None)
     if session_id:
         return hashlib.sha256(f"csrf:{session_id}".encode()).hexdigest()
-    session = request.session
-    token = session.get(CSRF_FIELD)
+    return request.session.get(CSRF_FIELD)
+
+
+def csrf_token(request: Request) -> str:
+    """The CSRF token for this browser's forms (made and kept in the anonymous cookie on
+    first use, before signing in)."""
+    token = _expected_csrf(request)
     if not isinstance(token, str) or len(token) < 32:
         token = secrets.token_urlsafe(32)
-        session[CSRF_FIELD] = token
+        request.session[CSRF_FIELD] = token
     return token
 
 
 def csrf_ok(request: Request, sent: object) -> bool:
-    session_id = getattr(request.state, "session_id", None)
-    token = (
-        hashlib.sha256(f"csrf:{session_id}".encode()).hexdigest()
-        if session_id
-        else request.session.get(CSRF_FIELD)
-    )
+    token = _expected_csrf(request)
     return (
         isinstance(token, str)
         and isinstance(sent, str)
