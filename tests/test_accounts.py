@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import html
 import json
 import logging
 import threading
@@ -581,3 +582,41 @@ def test_exports_and_packs_from_the_command_line_are_logged(db_url: str, tmp_pat
     (entry,) = access_entries(engine)
     assert entry.user.startswith("cli") and entry.action == "exported answers and actions"
     assert entry.address == "command line"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "session_hours = 999999999999",
+            "session_hours] must be a whole number of hours, from 1 to 168.",
+        ),
+        (
+            "session_idle_minutes = 0",
+            "session_idle_minutes] must be a whole number of minutes, from 1 to 1440.",
+        ),
+        (
+            'access_log_days = "ever"',
+            "access_log_days] must be a whole number of days, from 1 to 36600.",
+        ),
+    ],
+)
+def test_impossible_durations_are_one_line_errors(tmp_path, monkeypatch, line, message) -> None:
+    config = tmp_path / "formtool.toml"
+    config.write_text(line + "\n")
+    monkeypatch.setenv("FORMTOOL_CONFIG", str(config))
+    result = CliRunner().invoke(cli, ["users", "sessions", "--db", str(tmp_path / "t.db")])
+    assert result.exit_code == 2
+    assert result.output == f"Error: [{config} · {message}\n"
+
+
+def test_access_log_dates_are_checked(engine, app, db_url) -> None:
+    bad = CliRunner().invoke(cli, ["access-log", "--since", "last week", "--db", db_url])
+    assert bad.exit_code == 2
+    assert (
+        bad.output
+        == "Error: [--since] 'last week' is not a date; write it as YYYY-MM-DD, e.g. 2026-11-30.\n"
+    )
+    page = sign_in(app, "ada").get("/admin/access-log?since=yesterday")
+    shown = html.unescape(page.text)
+    assert page.status_code == 400 and "[since] 'yesterday' is not a date" in shown

@@ -79,6 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     add_user(engine, "olive", "officer", PASSWORD)
     add_user(engine, "mo", "moderator", PASSWORD)
     add_user(engine, "pat", "viewer", PASSWORD)
+    add_user(engine, "ada", "admin", PASSWORD)
     process = subprocess.Popen(
         [sys.executable, "-m", "formtool", "serve", "--db", db, "--port", str(_free_port())],
         cwd=folder,
@@ -90,11 +91,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     )
     try:
         assert process.stdout is not None
-        said = [process.stdout.readline() for _ in range(3)]  # today, admins, then the URL
+        said = [process.stdout.readline() for _ in range(2)]  # today, then the URL
         assert "WARNING: today is fixed to" in said[0], said
-        assert "No admin account yet" in said[1], said
-        assert " on http://" in said[2], "".join(said) + process.stdout.read()
-        yield said[2].split(" on ", 1)[1].split()[0], folder
+        assert " on http://" in said[1], "".join(said) + process.stdout.read()
+        yield said[1].split(" on ", 1)[1].split()[0], folder
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -125,6 +125,32 @@ def sign_in(page, url: str, name: str, password: str = PASSWORD) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{url}/")
+
+
+def test_an_admin_adds_an_account_and_reads_the_access_log(server, browser) -> None:
+    url, _ = server
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        sign_in(page, url, "ada")
+        nav(page, "Accounts")
+        page.get_by_label("User name").fill("newcomer")
+        page.get_by_label("officer: runs the audit cycle").check()
+        page.get_by_label("Temporary password", exact=True).fill("a temporary passphrase")
+        page.get_by_label("Temporary password again").fill("a temporary passphrase")
+        page.get_by_role("button", name="Add account").click()
+        page.wait_for_url(f"{url}/admin/users")
+        assert "newcomer added as officer" in page.content()
+        rows = page.locator("#accounts tbody tr").all_inner_texts()
+        assert any(r.startswith("newcomer") and "must change password" in r for r in rows)
+        shot(page, "admin-users")
+        nav(page, "Access log")
+        logged = page.locator("#access-log tbody").inner_text()
+        assert "account added" in logged and "signed in" in logged
+        shot(page, "access-log")
+        assert page.goto(f"{url}/audits").status == 403  # an admin sees no case
+    finally:
+        context.close()
 
 
 def test_changing_a_password_ends_the_other_session(server, browser) -> None:

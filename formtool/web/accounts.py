@@ -5,14 +5,13 @@ and every change is recorded in the access log with the admin's name."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from formtool.access_log import access_entries
+from formtool.clock import parse_day
 from formtool.errors import FormtoolError, printable
 from formtool.users import (
     MIN_PASSWORD,
@@ -175,12 +174,7 @@ async def access_log_page(request: Request, who: Account) -> Response:
     params = request.query_params
     user, audit = params.get("user") or None, params.get("audit") or None
     since_text = params.get("since") or ""
-    try:
-        since = dt.date.fromisoformat(since_text) if since_text else None
-    except ValueError:
-        raise FormtoolError(
-            f"'{printable(since_text, 20)}' is not a date; use YYYY-MM-DD."
-        ) from None
+    since = parse_day(since_text, "since") if since_text else None
     entries = await call(access_entries, ws_of(request).engine, user, audit, since, SHOWN_ENTRIES)
     return render(
         request,
