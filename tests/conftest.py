@@ -17,7 +17,9 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -304,3 +306,44 @@ def isolated_database(tmp_path_factory, monkeypatch):
 @pytest.fixture(params=FORM_IDS)
 def form(request) -> FormDefinition:
     return get_form(request.param)
+
+
+#: The demo every test that needs one shares: the README's run (seed 2026, 23 November 2026).
+DEMO_DAY = dt.date(2026, 11, 23)
+DEMO_SEED = 2026
+
+
+@dataclass(frozen=True)
+class Demo:
+    """A finished demo run. `folder` holds outputs/demo; the report's paths are relative to it
+    (as `formtool demo` prints them from the folder it runs in)."""
+
+    folder: Path
+    report: Any
+
+    @property
+    def out(self) -> Path:
+        return self.folder / "outputs" / "demo"
+
+    def copy(self, to: Path) -> Path:
+        """A private copy of outputs/demo for a test that changes it; the copy's folder."""
+        shutil.copytree(self.out, to)
+        return to
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Demo:
+    """`formtool demo` once per test session, exactly as the README runs it (tests that change
+    its database or files take a `Demo.copy`)."""
+    from formtool import clock
+    from formtool.demo import run_demo
+
+    folder = tmp_path_factory.mktemp("demo-session")
+    here = os.getcwd()
+    with clock.frozen(DEMO_DAY):
+        os.chdir(folder)
+        try:
+            report = run_demo(Path("outputs/demo"), seed=DEMO_SEED)
+        finally:
+            os.chdir(here)
+    return Demo(folder, report)
