@@ -13,6 +13,8 @@ Targets: .docx read within 3x of the floor, and at least 5x faster than python-d
 the hostile batch within 2x the clean batch's time and under 300 MB.
 
     python bench/import.py [--forms 500]
+    python bench/import.py --tiny   # the suite's smoke run: 20 .docx and 2 .xlsx returns, and
+        a hostile batch of 20 (each kind once, the zip bomb 3 times); python-calamine optional
 """
 
 from __future__ import annotations
@@ -35,15 +37,15 @@ from pathlib import Path
 from lxml import etree
 
 from formtool import store
-from formtool.cases import Case
 from formtool.definitions import get_form
-from formtool.fill import fill_docx, fill_xlsx
+from formtool.definitions.identity import defined_name
+from formtool.definitions.scales import FieldKind
+from formtool.demo.fill import fill_docx, fill_xlsx
+from formtool.demo.synthetic import synthetic_answers, synthetic_case
 from formtool.generate import record_audits, render
-from formtool.identity import defined_name
-from formtool.imports import import_paths
 from formtool.read import read_bytes
-from formtool.scales import FieldKind
-from formtool.synthetic import synthetic_answers, synthetic_case
+from formtool.read.batch import import_paths
+from formtool.read.cases import Case
 
 # The hostile-file makers the tests use (tests/hostile_files.py), so the batch benchmarked is
 # the batch tested.
@@ -115,7 +117,7 @@ BOMBS = 3  # copies of the 1 GB zip bomb (slow to build: built once, copied)
 MEASURE = """
 import datetime, json, re, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # a regression cannot take the box
-from formtool.imports import import_paths
+from formtool.read.batch import import_paths
 from formtool.store import open_store
 
 def peak_mb():
@@ -127,10 +129,10 @@ def peak_mb():
     except (OSError, TypeError):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-engine = open_store(sys.argv[1])
+db = open_store(sys.argv[1])
 ready_mb = peak_mb()
 start = time.perf_counter()
-outcomes = import_paths(engine, [sys.argv[2]], datetime.date(2026, 11, 22))
+outcomes = import_paths(db, [sys.argv[2]], datetime.date(2026, 11, 22))
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "ready_mb": ready_mb, "peak_mb": peak_mb(),
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -196,8 +198,10 @@ HOSTILE: dict[str, tuple[str, str, Callable[[bytes, bytes, int], bytes]]] = {
 }
 
 
-def hostile_batch(folder: Path, docx: list[Path], xlsx: list[Path]) -> dict[str, tuple[str, str]]:
-    """BATCH files: BOMBS zip bombs, then the other kinds in turn, each built from a different
+def hostile_batch(
+    folder: Path, docx: list[Path], xlsx: list[Path], batch: int = BATCH
+) -> dict[str, tuple[str, str]]:
+    """`batch` files: BOMBS zip bombs, then the other kinds in turn, each built from a different
     real return. File name -> (kind, the code it must be rejected with)."""
     folder.mkdir()
     expected = {}
@@ -206,7 +210,7 @@ def hostile_batch(folder: Path, docx: list[Path], xlsx: list[Path]) -> dict[str,
         shutil.copyfile(folder.parent / "bomb.docx", folder / f"zip-bomb-{n}.docx")
         expected[f"zip-bomb-{n}.docx"] = ("zip bomb (1 GB member)", "zip-bomb")
     kinds = list(HOSTILE)
-    for n in range(BATCH - BOMBS):
+    for n in range(batch - BOMBS):
         kind = kinds[n % len(kinds)]
         code, suffix, build = HOSTILE[kind]
         data = build(
@@ -221,9 +225,9 @@ def hostile_batch(folder: Path, docx: list[Path], xlsx: list[Path]) -> dict[str,
 def measure_batch(url: str, cases: list[Case], folder: Path) -> dict:
     """Import a folder in a fresh process, on a fresh database with the audits recorded:
     seconds of import_paths, peak RSS (MB) of the process, and every outcome."""
-    engine = store.open_store(url)
-    record_audits(engine, get_form("csc"), cases)
-    engine.dispose()
+    db = store.open_store(url)
+    record_audits(db, get_form("csc"), cases)
+    db.engine.dispose()
     done = subprocess.run(
         [sys.executable, "-c", MEASURE, url, str(folder)],
         capture_output=True,
@@ -235,6 +239,18 @@ def measure_batch(url: str, cases: list[Case], folder: Path) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
+def calamine_reader(optional: bool) -> Callable[[Path], object] | None:
+    """Reads every cell with python-calamine; None if it is not installed and `optional` (the
+    smoke run: the test extras do not include it)."""
+    try:
+        from python_calamine import CalamineWorkbook
+    except ImportError:
+        if optional:
+            return None
+        raise
+    return lambda path: CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
+
+
 def verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
@@ -242,17 +258,27 @@ def verdict(met: bool) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--forms", type=int, default=500, help=f"at least {BATCH}")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a smoke run in seconds: 20 .docx and 2 .xlsx returns, a hostile batch of "
+        f"{BOMBS + len(HOSTILE)} (each kind once); without python-calamine its row is skipped",
+    )
     args = parser.parse_args()
+    batch_size, xlsx_count = (BOMBS + len(HOSTILE), 2) if args.tiny else (BATCH, 20)
+    if args.tiny:
+        args.forms = batch_size
     import docx
     import openpyxl
-    from python_calamine import CalamineWorkbook
+
+    calamine = calamine_reader(optional=args.tiny)
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        engine = store.open_store(f"sqlite:///{folder / 'bench.db'}")
-        docx_paths, docx_cases = make_returns(folder, max(args.forms, BATCH), "docx")
-        xlsx_paths, xlsx_cases = make_returns(folder, 20, "xlsx")
-        record_audits(engine, get_form("csc"), docx_cases + xlsx_cases)
+        db = store.open_store(f"sqlite:///{folder / 'bench.db'}")
+        docx_paths, docx_cases = make_returns(folder, max(args.forms, batch_size), "docx")
+        xlsx_paths, xlsx_cases = make_returns(folder, xlsx_count, "xlsx")
+        record_audits(db, get_form("csc"), docx_cases + xlsx_cases)
         print(f"Importing {len(docx_paths)} filled CSC returns (.docx), same machine, same run:")
         read_ms = per_form(
             "formtool read (identity + all answers)",
@@ -260,7 +286,7 @@ def main() -> None:
             docx_paths,
         )
         start = time.perf_counter()
-        outcomes = import_paths(engine, docx_paths, TODAY)
+        outcomes = import_paths(db, docx_paths, TODAY)
         import_ms = (time.perf_counter() - start) * 1000 / len(docx_paths)
         assert all(o.status == "imported" for o in outcomes), outcomes[0]
         print(f"  {'formtool import (read + validate + store)':<44} {import_ms:8.2f} ms/form")
@@ -271,24 +297,23 @@ def main() -> None:
             "formtool read", lambda p: read_bytes(p.read_bytes(), ".xlsx"), xlsx_paths
         )
         per_form("openpyxl load_workbook", lambda p: openpyxl.load_workbook(p), xlsx_paths)
-        calamine_ms = per_form(
-            "python-calamine read all cells",
-            lambda p: CalamineWorkbook.from_path(str(p)).get_sheet_by_index(0).to_python(),
-            xlsx_paths,
+        calamine_ms = (
+            per_form("python-calamine read all cells", calamine, xlsx_paths) if calamine else None
         )
 
         (folder / "clean").mkdir()
-        for path in docx_paths[:BATCH]:
+        for path in docx_paths[:batch_size]:
             shutil.copyfile(path, folder / "clean" / path.name)
-        expected = hostile_batch(folder / "hostile", docx_paths, xlsx_paths)
+        expected = hostile_batch(folder / "hostile", docx_paths, xlsx_paths, batch_size)
         all_cases = docx_cases + xlsx_cases
         clean = measure_batch(f"sqlite:///{folder / 'clean.db'}", all_cases, folder / "clean")
         hostile = measure_batch(f"sqlite:///{folder / 'hostile.db'}", all_cases, folder / "hostile")
 
     print(
-        f"\nA hostile batch ({BATCH} files of {len(HOSTILE) + 1} kinds, {BOMBS} of them 1 GB zip "
-        f"bombs) and {BATCH} clean returns (.docx),\neach imported by a fresh process under "
-        "RLIMIT_AS 2 GB: seconds of import_paths, peak RSS (VmHWM; peak before the first file):"
+        f"\nA hostile batch ({batch_size} files of {len(HOSTILE) + 1} kinds, {BOMBS} of them "
+        f"1 GB zip bombs) and {batch_size} clean returns (.docx),\neach imported by a fresh "
+        "process under RLIMIT_AS 2 GB: seconds of import_paths, peak RSS (VmHWM; peak before "
+        "the first file):"
     )
     for label, batch in (("clean batch", clean), ("hostile batch", hostile)):
         tally = Counter(status for _, status, _ in batch["outcomes"])
@@ -321,14 +346,18 @@ def main() -> None:
     )
 
     ratio = hostile["seconds"] / clean["seconds"]
+    calamine_ratio = xread_ms / calamine_ms if calamine_ms else None
     print("\nRatios (target in brackets):")
     for label, value, target, met in (
         (".docx read / floor", read_ms / floor_ms, "<= 3x", read_ms / floor_ms <= 3),
         ("python-docx open / formtool read", open_ms / read_ms, ">= 5x", open_ms / read_ms >= 5),
         (".docx import / floor", import_ms / floor_ms, "reported", None),
-        (".xlsx read / calamine", xread_ms / calamine_ms, "reported", None),
+        (".xlsx read / calamine", calamine_ratio, "reported", None),
         ("hostile batch / clean batch time", ratio, "<= 2x", ratio <= 2),
     ):
+        if value is None:
+            print(f"  {label:<34} skipped: python-calamine is not installed (.[bench])")
+            continue
         print(f"  {label:<34} {value:8.2f}x  [{target}]{'' if met is None else ' ' + verdict(met)}")
     for name, batch, limit in (("hostile", hostile, 300), ("clean", clean, None)):
         peak = batch["peak_mb"]

@@ -1,7 +1,7 @@
 """Benchmark: the web workspace on a store of 10,000 audits.
 
 Builds the store fast (audits through `generate.record_audits`; returns for two thirds of
-them through `store.store_return` with answers read from twenty real filled forms; a few
+them through `Store.store_return` with answers read from twenty real filled forms; a few
 hundred moderated through `moderation.moderate`), starts the real server (`python -m formtool
 serve`), signs in, and times 50 requests each of the month dashboard, an audit page and the
 reports page by the server's own time (its Server-Timing header): median and 95th percentile.
@@ -10,7 +10,8 @@ Then uploads 40 returns through the Returns page and imports 40 others of the sa
 
 Targets: every page under 200 ms at the 95th percentile; the upload within 1.5x of the CLI.
 
-    python bench/serve.py [--audits 10000] [--requests 50] [--db URL]
+    python bench/serve.py [--audits 10000] [--requests 50] [--uploads 40] [--db URL]
+    python bench/serve.py --tiny   # 60 audits, 3 requests a page, 5 uploads (smoke run)
 """
 
 from __future__ import annotations
@@ -31,23 +32,23 @@ from pathlib import Path
 import httpx
 
 from formtool import store
-from formtool.cases import Case
+from formtool.access.accounts import add_user
 from formtool.definitions import get_form
-from formtool.fill import fill_return
+from formtool.demo.fill import fill_return
+from formtool.demo.synthetic import synthetic_answers, synthetic_case
 from formtool.generate import record_audits, render
-from formtool.imports import import_paths
-from formtool.moderation import moderate
+from formtool.programme.moderation import moderate
 from formtool.read import read_bytes
+from formtool.read.batch import import_paths
+from formtool.read.cases import Case
 from formtool.read.validate import check_return
-from formtool.synthetic import synthetic_answers, synthetic_case
-from formtool.users import add_user
 
 MONTHS = [f"{2026 + (m > 12)}-{(m - 1) % 12 + 1:02d}" for m in range(4, 16)]  # FY 2026-27
 MONTH = "2026-11"  # the month the pages are timed on
 TODAY = dt.date(2026, 11, 23)
 TARGET_MS, TARGET_RATIO = 200.0, 1.5
 PASSWORD = "timed pages on a large store"
-TEMPLATES = 20
+TEMPLATES = 20  # distinct filled forms whose answers the stored returns share
 
 
 def month_end(month: str) -> dt.date:
@@ -66,7 +67,12 @@ def cases(prefix: str, count: int, months: list[str], seed: int) -> list[Case]:
         facts["case_number"] = f"{prefix}{i:05d}"
         audit_id = f"CSC-{prefix}{i:05d}-{month.replace('-', '')}"
         made.append(
-            Case(audit_id, "csc", 1, {h.column: facts.get(h.column, "") for h in form.header})
+            Case(
+                audit_id,
+                "csc",
+                form.version,
+                {h.column: facts.get(h.column, "") for h in form.header},
+            )
         )
     return made
 
@@ -78,16 +84,16 @@ def filled(case: Case, rng: random.Random) -> bytes:
     )
 
 
-def build(engine, count: int) -> list[str]:
+def build(database: store.Store, count: int, templates_count: int = TEMPLATES) -> list[str]:
     """`count` audits over the financial year; returns for two thirds of those due by the
     timed month; every tenth returned one moderated. The returned audit ids."""
     form = get_form("csc")
     started = time.perf_counter()
     everything = cases("B", count, MONTHS, 1)
-    record_audits(engine, form, everything, user="bench")
+    record_audits(database, form, everything, user="bench")
     rng = random.Random(2)
     templates = []
-    for case in cases("T", TEMPLATES, [MONTH], 3):
+    for case in cases("T", templates_count, [MONTH], 3):
         data = filled(case, rng)
         raw = read_bytes(data, ".docx")
         result = check_return(raw, "template.docx", case.facts, TODAY)
@@ -95,7 +101,7 @@ def build(engine, count: int) -> list[str]:
         templates.append((data, result.record))
     returned = [c for i, c in enumerate(everything) if c.facts["due_date"][:7] <= MONTH and i % 3]
     for n, case in enumerate(returned):
-        data, record = templates[n % TEMPLATES]
+        data, record = templates[n % templates_count]
         row = store.ReturnRecord(
             case.audit_id,
             record.method,
@@ -110,12 +116,12 @@ def build(engine, count: int) -> list[str]:
             hashlib.sha256(case.audit_id.encode()).hexdigest(),
             dt.datetime(2026, 11, 20, 9, 0) - dt.timedelta(minutes=n),
         )
-        store.store_return(engine, row, file, store.AUDIT, user="bench")
+        database.store_return(row, file, store.AUDIT, user="bench")
     grades = get_form("csc").grade_scale
     assert grades is not None
     for case in returned[::10]:
         moderate(
-            engine,
+            database,
             case.audit_id,
             rng.choice(grades.choices),
             "Head of Service (bench)",
@@ -178,14 +184,14 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1]
 
 
-def profile_reports(engine) -> None:
+def profile_reports(database: store.Store) -> None:
     """Where an uncached reports page spends its time: the library's two steps."""
     from formtool.packs.figures import load_figures, period_for
     from formtool.packs.pmu import report
 
-    load_figures(engine, period_for(month=MONTH))
+    load_figures(database, period_for(month=MONTH))
     started = time.perf_counter()
-    figures = load_figures(engine, period_for(month=MONTH))
+    figures = load_figures(database, period_for(month=MONTH))
     loaded = time.perf_counter()
     report(figures)
     drawn = time.perf_counter()
@@ -197,13 +203,15 @@ def profile_reports(engine) -> None:
     )
 
 
-def upload_vs_cli(engine, db: str, client: httpx.Client, folder: Path) -> dict[str, float]:
-    """40 returns each through the page, the CLI and the library, for like audits."""
+def upload_vs_cli(
+    database: store.Store, db: str, client: httpx.Client, folder: Path, count: int = 40
+) -> dict[str, float]:
+    """`count` returns each through the page, the CLI and the library, for like audits."""
     rng = random.Random(9)
     batches = {}
     for prefix in ("W", "C", "L"):
-        batch = cases(f"U{prefix}", 40, [MONTH], ord(prefix))
-        record_audits(engine, get_form("csc"), batch, user="bench")
+        batch = cases(f"U{prefix}", count, [MONTH], ord(prefix))
+        record_audits(database, get_form("csc"), batch, user="bench")
         where = folder / f"returns-{prefix}"
         where.mkdir()
         for case in batch:
@@ -214,7 +222,7 @@ def upload_vs_cli(engine, db: str, client: httpx.Client, folder: Path) -> dict[s
     started = time.perf_counter()
     response = client.post("/returns", data={"csrf": csrf}, files=files)
     web = time.perf_counter() - started
-    assert response.text.count('class="row-imported"') == 40, response.text[-3000:]
+    assert response.text.count('class="row-imported"') == count, response.text[-3000:]
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "formtool", "import", str(batches["C"]), "--db", db, "--json"],
@@ -223,9 +231,9 @@ def upload_vs_cli(engine, db: str, client: httpx.Client, folder: Path) -> dict[s
     )
     cli = time.perf_counter() - started
     started = time.perf_counter()
-    outcomes = import_paths(engine, [batches["L"]], user="bench")
+    outcomes = import_paths(database, [batches["L"]], user="bench")
     library = time.perf_counter() - started
-    assert [o.status for o in outcomes] == ["imported"] * 40
+    assert [o.status for o in outcomes] == ["imported"] * count
     return {"web": web, "cli": cli, "library": library}
 
 
@@ -233,15 +241,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--audits", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--uploads", type=int, default=40, help="returns per upload and import")
     parser.add_argument("--db", help="database URL (default: a new SQLite file)")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a smoke run in seconds: 60 audits, 3 requests a page, 5 uploads",
+    )
     args = parser.parse_args()
+    uncached, templates_count = 10, TEMPLATES
+    if args.tiny:
+        args.audits, args.requests, args.uploads = 60, 3, 5
+        uncached, templates_count = 3, 3
     folder = Path(tempfile.mkdtemp(prefix="formtool-bench-serve-"))
     db = args.db or f"sqlite:///{folder / 'bench.db'}"
     process = None
     try:
-        engine = store.open_store(db)
-        add_user(engine, "bench", ["moderator", "admin"], PASSWORD)
-        returned = build(engine, args.audits)
+        database = store.open_store(db)
+        add_user(database, "bench", ["moderator", "admin"], PASSWORD)
+        returned = build(database, args.audits, templates_count)
         process, url = start_server(db, folder)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -261,7 +279,7 @@ def main() -> None:
                 f"{name:<18} {first:>6.0f} ms {statistics.median(times):>6.1f} ms "
                 f"{p95(times):>6.1f} ms  <{TARGET_MS:.0f} ms  {'ok' if ok else 'MISSED'}"
             )
-        first, times = time_page(client, f"/reports?period={MONTH}&fresh=1", 10)
+        first, times = time_page(client, f"/reports?period={MONTH}&fresh=1", uncached)
         print(
             f"{'reports, uncached':<18} {first:>6.0f} ms {statistics.median(times):>6.1f} ms "
             f"{p95(times):>6.1f} ms  <{TARGET_MS:.0f} ms  "
@@ -269,15 +287,15 @@ def main() -> None:
         )
         print(
             f"(server time from Server-Timing, {args.requests} requests each after 2 "
-            "warm-ups, 10 for 'uncached' (?fresh=1: the figures computed again); 'first' is "
-            "the first request)"
+            f"warm-ups, {uncached} for 'uncached' (?fresh=1: the figures computed again); "
+            "'first' is the first request)"
         )
-        profile_reports(engine)
-        upload = upload_vs_cli(engine, db, client, folder)
+        profile_reports(database)
+        upload = upload_vs_cli(database, db, client, folder, args.uploads)
         ratio = upload["web"] / upload["cli"]
         verdicts.append(ratio <= TARGET_RATIO)
         print(
-            f"\n40 returns: web upload {upload['web']:.2f} s, `formtool import` "
+            f"\n{args.uploads} returns: web upload {upload['web']:.2f} s, `formtool import` "
             f"{upload['cli']:.2f} s (import_paths in-process {upload['library']:.2f} s)"
         )
         print(

@@ -9,6 +9,7 @@ server's peak memory (VmHWM) and the officer's page time, against the targets.
 Targets: peak memory under 500 MB; the officer's page within 5 s during the storm.
 
     python bench/signin.py [--attempts 40]
+    python bench/signin.py --tiny   # 4 sign-ins at once (the suite's smoke run)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from formtool import store
-from formtool.users import add_user
+from formtool.access.accounts import add_user
 
 from serve import signed_in, start_server
 
@@ -66,7 +67,10 @@ def storm(url: str, attempts: int) -> dict[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--attempts", type=int, default=40)
+    parser.add_argument("--tiny", action="store_true", help="a smoke run in seconds: --attempts 4")
     args = parser.parse_args()
+    if args.tiny:
+        args.attempts = 4
     with tempfile.TemporaryDirectory(prefix="formtool-bench-signin-") as tmp:
         folder = Path(tmp)
         db = f"sqlite:///{folder / 'formtool.db'}"

@@ -6,6 +6,7 @@ exports on first use; commands import their modules inside the command), and che
 definitions are cached, so a command pays only for what it uses.
 
     python bench/startup.py [--runs N]
+    python bench/startup.py --tiny   # one timed run of each (the suite's smoke run)
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ def timed(command: list[str], runs: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
-    runs = parser.parse_args().runs
+    parser.add_argument(
+        "--tiny", action="store_true", help="a smoke run in seconds: --runs 1 (figures are noise)"
+    )
+    args = parser.parse_args()
+    runs = 1 if args.tiny else args.runs
     results = {name: timed(command, runs) for name, command in COMMANDS.items()}
     floor = statistics.median(results["python -c pass"])
     print(f"{'command':<26} {'median':>8} {'p90':>8} {'vs python':>10}  target")

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.2.0"
 
 _EXPORTS = {
-    "Case": "formtool.cases",
-    "load_cases": "formtool.cases",
+    "Case": "formtool.read.cases",
+    "load_cases": "formtool.read.cases",
     "FormDefinition": "formtool.definitions",
     "check_form": "formtool.definitions",
     "get_form": "formtool.definitions",
@@ -26,11 +26,11 @@ _EXPORTS = {
     "IssueCode": "formtool.errors",
     "generate": "formtool.generate",
     "render": "formtool.generate",
-    "import_paths": "formtool.imports",
+    "import_paths": "formtool.read.batch",
     "open_store": "formtool.store",
-    "status": "formtool.reports",
-    "run_allocation": "formtool.programme",
-    "moderate": "formtool.moderation",
+    "status": "formtool.programme.status",
+    "run_allocation": "formtool.programme.allocation",
+    "moderate": "formtool.programme.moderation",
     "pmu_pack": "formtool.packs.pmu",
     "file_pack": "formtool.packs.file",
     "load_settings": "formtool.settings",
@@ -66,15 +66,15 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
-    from formtool.cases import Case, load_cases
     from formtool.definitions import FormDefinition, check_form, get_form, load_form, load_forms
     from formtool.errors import FormtoolError, Issue, IssueCode
     from formtool.generate import generate, render
-    from formtool.imports import import_paths
-    from formtool.moderation import moderate
     from formtool.packs.file import file_pack
     from formtool.packs.pmu import pmu_pack
-    from formtool.programme import run_allocation
-    from formtool.reports import status
+    from formtool.programme.allocation import run_allocation
+    from formtool.programme.moderation import moderate
+    from formtool.programme.status import status
+    from formtool.read.batch import import_paths
+    from formtool.read.cases import Case, load_cases
     from formtool.settings import load_settings
     from formtool.store import open_store

@@ -11,12 +11,15 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from formtool import __version__
 from formtool.errors import FormtoolError, printable
+
+if TYPE_CHECKING:  # the store is imported when a command opens it (`formtool --help` is fast)
+    from formtool.store import Store
 
 DEFAULT_OUT = Path("outputs")
 
@@ -113,7 +116,7 @@ def db_option(func: Callable) -> Callable:
 _OPENED: dict[str, str] = {}  # the database this command opened, for error messages
 
 
-def _engine(db_url: str | None):
+def _store(db_url: str | None) -> Store:
     from formtool.store import database_url, open_store
 
     _OPENED["url"] = database_url(db_url)
@@ -264,9 +267,7 @@ def forms_check(files: tuple[Path, ...], db_url: str | None, as_json: bool) -> N
     paths = list(files) or form_files()
     issues = [i for p in paths for i in check_form(p)]
     if db_url is not None and not issues:
-        from formtool.catalog import version_issues
-
-        issues = version_issues(_engine(db_url), [load_form(p) for p in paths])
+        issues = _store(db_url).version_issues([load_form(p) for p in paths])
     if as_json:
         _echo_json({"checked": [str(p) for p in paths], "issues": [i.as_dict() for i in issues]})
     else:
@@ -332,7 +333,7 @@ def generate(
         out_dir,
         fmt,
         progress=_progress("Generating forms", as_json),
-        engine=_engine(db_url),
+        db=_store(db_url),
         settings=_settings(db_url),
     )
     rows = [p.manifest_row(out_dir) for p in produced]
@@ -398,10 +399,10 @@ def allocate(
     """Sample the month's cases and share them among auditors. Writes a case list for
     `formtool generate` and records the audits as allocated. A month is allocated once:
     again only with --replace or --add."""
-    from formtool.programme import run_allocation
+    from formtool.programme.allocation import run_allocation
 
     allocation = run_allocation(
-        _engine(db_url),
+        _store(db_url),
         population_path,
         auditors_path,
         month,
@@ -440,7 +441,7 @@ def allocate(
 @json_option
 def calendar_(year: int, as_json: bool) -> None:
     """The year's audit timetable in working days (England and Wales bank holidays)."""
-    from formtool.deadlines import year_timetable
+    from formtool.programme.deadlines import year_timetable
 
     months = year_timetable(year)
     if as_json:
@@ -504,10 +505,10 @@ def _mail(
     as_json,
     forms_dir: Path | None = None,
 ) -> None:
-    from formtool.mail import deliver
+    from formtool.programme.mail import deliver
 
     result = deliver(
-        _engine(db_url),
+        _store(db_url),
         sender,
         forms_dir or DEFAULT_OUT / "forms",
         month,
@@ -572,10 +573,10 @@ def import_(paths: tuple[Path, ...], db_url: str | None, as_json: bool) -> None:
     """Read returned forms into the database: .docx/.xlsx files, emails saved as .eml or
     Outlook .msg (each attached form is a return), or folders of them (searched recursively).
     Exit 0 if every return was accepted, 1 if any was rejected."""
-    from formtool.imports import import_paths
+    from formtool.read.batch import import_paths
 
     outcomes = import_paths(
-        _engine(db_url),
+        _store(db_url),
         paths,
         progress=_progress("Importing returns", as_json),
         user=_user(),
@@ -589,7 +590,7 @@ def import_(paths: tuple[Path, ...], db_url: str | None, as_json: bool) -> None:
 
 
 def _print_outcomes(outcomes) -> None:
-    from formtool.imports import counts, shown_name
+    from formtool.read.batch import counts, shown_name
 
     names = [shown_name(o) for o in outcomes]
     width = min(60, max([len(n) for n in names] + [4]))
@@ -635,11 +636,11 @@ def check(
     audit_id: str, accept: bool, reason: str | None, db_url: str | None, as_json: bool
 ) -> None:
     """Check a returned audit: --accept it, or --amend "what to fix"."""
-    from formtool.workflow import check_return
+    from formtool.programme.workflow import check_return
 
     if accept == (reason is not None):
         raise click.UsageError("Give exactly one of --accept or --amend REASON.")
-    result = check_return(_engine(db_url), audit_id, reason, user=_user())
+    result = check_return(_store(db_url), audit_id, reason, user=_user())
     if as_json:
         _echo_json(result.as_dict())
     elif result.amend_by:
@@ -665,9 +666,9 @@ def select(month: str, per_team: int, seed: int, db_url: str | None, as_json: bo
     """Two-stage tools (seed 000): pick prepared files for the service manager to audit
     (at least one per team); the rest are filed as prepared, not audited. Then `formtool
     send` sends the picked ones on to their auditors."""
-    from formtool.workflow import select_prepared
+    from formtool.programme.workflow import select_prepared
 
-    result = select_prepared(_engine(db_url), month, per_team, seed, _user())
+    result = select_prepared(_store(db_url), month, per_team, seed, _user())
     if as_json:
         _echo_json(result.as_dict())
         return
@@ -686,9 +687,9 @@ def select(month: str, per_team: int, seed: int, db_url: str | None, as_json: bo
 def signoff(audit_id: str, db_url: str | None, as_json: bool) -> None:
     """Record that an audit's actions are signed off by the manager (every action the form
     asks a manager to sign off carries a sign-off in the current return)."""
-    from formtool.workflow import sign_off_actions
+    from formtool.programme.workflow import sign_off_actions
 
-    result = sign_off_actions(_engine(db_url), audit_id, user=_user())
+    result = sign_off_actions(_store(db_url), audit_id, user=_user())
     _echo_json(result.as_dict()) if as_json else click.echo(f"{audit_id}: actions signed off.")
 
 
@@ -698,9 +699,9 @@ def signoff(audit_id: str, db_url: str | None, as_json: bool) -> None:
 @json_option
 def close(audit_id: str, db_url: str | None, as_json: bool) -> None:
     """Close a checked or moderated audit whose actions are signed off."""
-    from formtool.workflow import close_audit
+    from formtool.programme.workflow import close_audit
 
-    result = close_audit(_engine(db_url), audit_id, user=_user())
+    result = close_audit(_store(db_url), audit_id, user=_user())
     _echo_json(result.as_dict()) if as_json else click.echo(f"{audit_id}: closed.")
 
 
@@ -711,9 +712,9 @@ def close(audit_id: str, db_url: str | None, as_json: bool) -> None:
 def status(month: str | None, db_url: str | None, as_json: bool) -> None:
     """Audits by state; returned, outstanding and overdue per team and auditor; and the
     audits still outstanding, most overdue first."""
-    from formtool.reports import status as run
+    from formtool.programme.status import status as run
 
-    report = run(_engine(db_url), month)
+    report = run(_store(db_url), month)
     if as_json:
         _echo_json(report.as_dict())
         return
@@ -765,14 +766,14 @@ def status(month: str | None, db_url: str | None, as_json: bool) -> None:
 @db_option
 def export(fmt: str, table: str, out: Path | None, db_url: str | None) -> None:
     """Every current return's answers (with the question text) and action rows."""
-    from formtool.reports import export_data, write_export
+    from formtool.programme.status import export_data, write_export
 
     if out is None and fmt == "xlsx":
         raise click.UsageError("--format xlsx needs --out FILE.xlsx")
-    engine = _engine(db_url)
-    data = export_data(engine)
+    db = _store(db_url)
+    data = export_data(db)
     payload = write_export(data, fmt, out, table)
-    _record_cli(engine, "exported answers and actions", f"{fmt} to {out or 'standard output'}")
+    _record_cli(db, "exported answers and actions", f"{fmt} to {out or 'standard output'}")
     if out is None:
         click.echo(payload.decode("utf-8-sig"), nl=False)
     else:
@@ -824,8 +825,8 @@ def pack_file(
 
     if bool(audit_ids) == bool(month):
         raise click.UsageError("Give audit ids or --month YYYY-MM (not both).")
-    engine = _engine(db_url)
-    ids = list(audit_ids) or month_audits(engine, month or "", include_drafts)
+    db = _store(db_url)
+    ids = list(audit_ids) or month_audits(db, month or "", include_drafts)
     if not ids:
         raise InputError(
             f"No complete audits due in {month}. Import the returns first (drafts "
@@ -833,7 +834,7 @@ def pack_file(
         )
     formats = ("docx", "pdf") if fmt == "both" else (fmt,)
     result = file_pack(
-        engine,
+        db,
         ids,
         out_dir,
         formats,
@@ -843,7 +844,7 @@ def pack_file(
         progress=_progress("Writing file packs", as_json),
     )
     for audit_id in ids:
-        _record_cli(engine, "made a file pack", f"to {out_dir}", audit_id)
+        _record_cli(db, "made a file pack", f"to {out_dir}", audit_id)
     if as_json:
         _echo_json(result.as_dict())
         return
@@ -900,13 +901,11 @@ def pack_pmu(
     financial quarter or financial year. Case numbers only unless --include-names."""
     from formtool.packs.pmu import pmu_pack
 
-    engine = _engine(db_url)
-    written = pmu_pack(
-        engine, out_dir, month, quarter, year, include_names, settings=_settings(db_url)
-    )
+    db = _store(db_url)
+    written = pmu_pack(db, out_dir, month, quarter, year, include_names, settings=_settings(db_url))
     period = month or quarter or year or ""
     names = "with names" if include_names else "case numbers, no names"
-    _record_cli(engine, "made a PMU pack", f"{period}, {names}, to {out_dir}")
+    _record_cli(db, "made a PMU pack", f"{period}, {names}, to {out_dir}")
     _report_files(written, as_json)
 
 
@@ -921,9 +920,9 @@ def moderate(
     audit_id: str, grade: str, by: str, comment: str, db_url: str | None, as_json: bool
 ) -> None:
     """Record a moderated grade; it counts instead of the auditor's in every report."""
-    from formtool.moderation import moderate as run
+    from formtool.programme.moderation import moderate as run
 
-    result = run(_engine(db_url), audit_id, grade, by, comment, user=_user())
+    result = run(_store(db_url), audit_id, grade, by, comment, user=_user())
     if as_json:
         _echo_json(result.as_dict())
         return
@@ -938,10 +937,10 @@ def moderate(
 @json_option
 def moderation_sample(month: str, rate: str, seed: int, db_url: str | None, as_json: bool) -> None:
     """Pick the month's moderation sample: returned, not yet moderated audits."""
-    from formtool.moderation import moderation_sample as run
-    from formtool.moderation import parse_rate
+    from formtool.programme.moderation import moderation_sample as run
+    from formtool.programme.moderation import parse_rate
 
-    picked = run(_engine(db_url), month, parse_rate(rate), seed, user=_user())
+    picked = run(_store(db_url), month, parse_rate(rate), seed, user=_user())
     if as_json:
         _echo_json([p.as_dict() for p in picked])
         return
@@ -962,7 +961,7 @@ def users() -> None:
 
 
 def _roles_help() -> str:
-    from formtool.users import ROLES
+    from formtool.access.roles import ROLES
 
     return "; ".join(f"{r.name}: {r.description}" for r in ROLES.values())
 
@@ -970,7 +969,7 @@ def _roles_help() -> str:
 def _new_password(name: str, from_stdin: bool) -> str:
     """A new password, never from the command line (it would show in `ps`): asked twice with
     the input hidden, or one line from standard input for scripts (--password-stdin)."""
-    from formtool.users import password_problem
+    from formtool.access.accounts import password_problem
 
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -995,7 +994,7 @@ def _password_stdin(func: Callable) -> Callable:
 
 
 def _role_option(func: Callable) -> Callable:
-    from formtool.users import ROLES
+    from formtool.access.roles import ROLES
 
     return click.option(
         "--role",
@@ -1022,12 +1021,12 @@ def users_add(
 ) -> None:
     """Add a web workspace account (the password is asked for and stored only as an argon2
     hash). A deactivated account of the same name becomes active again, as the same person."""
-    from formtool.users import add_user, check_new_name
+    from formtool.access.accounts import add_user, check_new_name
 
-    engine = _engine(db_url)
-    check_new_name(engine, name)  # before the password is asked for, not after
-    account = add_user(engine, name, roles, _new_password(name, from_stdin), must_change)
-    _record_cli(engine, "account added", f"{account.name} as {account.role}")
+    db = _store(db_url)
+    check_new_name(db, name)  # before the password is asked for, not after
+    account = add_user(db, name, roles, _new_password(name, from_stdin), must_change)
+    _record_cli(db, "account added", f"{account.name} as {account.role}")
     click.echo(f"User {account.name} added as {account.role}.")
 
 
@@ -1038,12 +1037,12 @@ def users_add(
 @db_option
 def users_password(name: str, from_stdin: bool, must_change: bool, db_url: str | None) -> None:
     """Set a new password for NAME; every session of NAME ends."""
-    from formtool.users import active_account, set_password
+    from formtool.access.accounts import active_account, set_password
 
-    engine = _engine(db_url)
-    active_account(engine, name)  # before the password is asked for, not after
-    set_password(engine, name, _new_password(name, from_stdin), must_change)
-    _record_cli(engine, "account password", f"{name}'s password reset; sessions ended")
+    db = _store(db_url)
+    active_account(db, name)  # before the password is asked for, not after
+    set_password(db, name, _new_password(name, from_stdin), must_change)
+    _record_cli(db, "account password", f"{name}'s password reset; sessions ended")
     click.echo(f"Password of {name} changed; their sessions have ended.")
 
 
@@ -1053,11 +1052,11 @@ def users_password(name: str, from_stdin: bool, must_change: bool, db_url: str |
 @db_option
 def users_role(name: str, roles: tuple[str, ...], db_url: str | None) -> None:
     """Give NAME these roles (instead of the ones it has); every session of NAME ends."""
-    from formtool.users import set_roles
+    from formtool.access.accounts import set_roles
 
-    engine = _engine(db_url)
-    account = set_roles(engine, name, roles)
-    _record_cli(engine, "account roles", f"{account.name} is now {account.role}")
+    db = _store(db_url)
+    account = set_roles(db, name, roles)
+    _record_cli(db, "account roles", f"{account.name} is now {account.role}")
     click.echo(f"User {account.name} is now {account.role}; their sessions have ended.")
 
 
@@ -1067,10 +1066,10 @@ def users_role(name: str, roles: tuple[str, ...], db_url: str | None) -> None:
 @json_option
 def users_list(include_inactive: bool, db_url: str | None, as_json: bool) -> None:
     """Every web workspace account and its roles."""
-    from formtool.users import list_users
+    from formtool.access.accounts import list_users
 
-    engine = _engine(db_url)
-    accounts = list_users(engine, include_inactive)
+    db = _store(db_url)
+    accounts = list_users(db, include_inactive)
     if as_json:
         _echo_json([a.as_dict() for a in accounts])
         return
@@ -1079,7 +1078,7 @@ def users_list(include_inactive: bool, db_url: str | None, as_json: bool) -> Non
         state += "  (must change password)" if account.must_change_password else ""
         click.echo(f"{account.name:<30} {account.role}{state}")
     click.echo(f"{len(accounts)} user(s).")
-    _no_admin_note(engine)
+    _no_admin_note(db)
 
 
 @users.command("remove")
@@ -1088,11 +1087,11 @@ def users_list(include_inactive: bool, db_url: str | None, as_json: bool) -> Non
 def users_remove(name: str, db_url: str | None) -> None:
     """Deactivate a web workspace account and end its sessions (accounts are never deleted, so
     the history keeps naming the same person)."""
-    from formtool.users import remove_user
+    from formtool.access.accounts import remove_user
 
-    engine = _engine(db_url)
-    remove_user(engine, name)
-    _record_cli(engine, "account deactivate", name)
+    db = _store(db_url)
+    remove_user(db, name)
+    _record_cli(db, "account deactivate", name)
     click.echo(f"User {name} deactivated; their sessions have ended.")
 
 
@@ -1101,9 +1100,9 @@ def users_remove(name: str, db_url: str | None) -> None:
 @json_option
 def users_sessions(db_url: str | None, as_json: bool) -> None:
     """Everyone signed in to the web workspace now."""
-    from formtool.users import SessionRules, list_sessions
+    from formtool.access.accounts import SessionRules, list_sessions
 
-    found = list_sessions(_engine(db_url), SessionRules.of(_settings(db_url)))
+    found = list_sessions(_store(db_url), SessionRules.of(_settings(db_url)))
     if as_json:
         _echo_json([s.as_dict() for s in found])
         return
@@ -1121,20 +1120,20 @@ def users_sessions(db_url: str | None, as_json: bool) -> None:
 @db_option
 def users_sign_out(name: str | None, everybody: bool, db_url: str | None) -> None:
     """End the web sessions of NAME (or of everybody with --all)."""
-    from formtool.users import sign_out
+    from formtool.access.accounts import sign_out
 
     if bool(name) == everybody:
         raise click.UsageError("Give a user NAME or --all (not both).")
-    engine = _engine(db_url)
-    ended = sign_out(engine, None if everybody else name)
-    _record_cli(engine, "sessions ended", f"{ended} of {name or 'everybody'}")
+    db = _store(db_url)
+    ended = sign_out(db, None if everybody else name)
+    _record_cli(db, "sessions ended", f"{ended} of {name or 'everybody'}")
     click.echo(f"{ended} session(s) ended.")
 
 
-def _no_admin_note(engine: Any) -> None:
-    from formtool.users import has_admin, list_users
+def _no_admin_note(db: Store) -> None:
+    from formtool.access.accounts import has_admin, list_users
 
-    if list_users(engine) and not has_admin(engine):
+    if list_users(db) and not has_admin(db):
         click.echo(
             "No admin account yet: make one with `formtool users add NAME --role admin` "
             "(or give a user the role with `formtool users role NAME --role officer --role "
@@ -1143,11 +1142,11 @@ def _no_admin_note(engine: Any) -> None:
         )
 
 
-def _record_cli(engine: Any, action: str, detail: str = "", audit_id: str | None = None) -> None:
+def _record_cli(db: Store, action: str, detail: str = "", audit_id: str | None = None) -> None:
     """An entry in the access log for the operating-system user running this command."""
-    from formtool.access_log import record_access
+    from formtool.access.log import record_access
 
-    record_access(engine, _user(), action, audit_id, "command line", detail)
+    record_access(db, _user(), action, audit_id, "command line", detail)
 
 
 @cli.command("access-log")
@@ -1171,17 +1170,17 @@ def access_log(
     as_json: bool,
 ) -> None:
     """Who signed in, and who saw or downloaded which personal data, when and from where."""
-    from formtool.access_log import access_entries
-    from formtool.access_log import purge as purge_log
+    from formtool.access.log import access_entries
+    from formtool.access.log import purge as purge_log
     from formtool.clock import parse_day
 
-    engine = _engine(db_url)
+    db = _store(db_url)
     if purge:
-        removed = purge_log(engine, _settings(db_url).access_log_days, _user())
+        removed = purge_log(db, _settings(db_url).access_log_days, _user())
         click.echo(f"{removed} access log entr{'y' if removed == 1 else 'ies'} removed.")
         return
     day = parse_day(since, "--since") if since else None
-    found = access_entries(engine, user_name, audit_id, day)
+    found = access_entries(db, user_name, audit_id, day)
     if as_json:
         _echo_json([e.as_dict() for e in found])
         return
@@ -1229,10 +1228,10 @@ def serve(host: str, port: int, behind_https: bool, proxy: str | None, db_url: s
             fg="yellow",
             bold=True,
         )
-    engine = _engine(db_url)
-    _no_admin_note(engine)
+    db = _store(db_url)
+    _no_admin_note(db)
     run(
-        engine,
+        db,
         host,
         port,
         behind_https,
@@ -1264,7 +1263,7 @@ def serve(host: str, port: int, behind_https: bool, proxy: str | None, db_url: s
 @json_option
 def demo(out_dir: Path, seed: int, db_url: str | None, as_json: bool) -> None:
     """Run formtool end to end on synthetic data and say where everything went."""
-    from formtool.demo import Step, run_demo
+    from formtool.demo.run import Step, run_demo
 
     def show(step: Step) -> None:
         click.echo(step.text())

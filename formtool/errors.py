@@ -328,3 +328,7 @@ class Rejected(FormtoolError):
         return Issue(
             self.code, file, self.field, value=self.value, expected=self.expected, audit_id=audit_id
         )
+
+
+class AccountError(FormtoolError):
+    """An account cannot be added, changed or used: the message says why and what to do."""

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from formtool.cases import Case, load_cases, write_case_list
 from formtool.definitions import FormDefinition, get_form, load_forms
-from formtool.scales import FieldKind
-from formtool.synthetic import synthetic_case
+from formtool.definitions.scales import FieldKind
+from formtool.demo.synthetic import synthetic_case
+from formtool.read.cases import Case, load_cases, write_case_list
 
 settings.register_profile("formtool", derandomize=True, database=None, deadline=None)
 settings.load_profile("formtool")  # property tests draw the same examples on every run
@@ -116,7 +116,7 @@ CASE_ROW = {
 }
 
 
-def record_grade(engine, case_number: str, auditor: str, moderated: str = "") -> None:
+def record_grade(db, case_number: str, auditor: str, moderated: str = "") -> None:
     """A current final return with these grades for the case's audit, as an import would
     record it (imported 20/10/2026), without a file to read."""
     import sqlalchemy as sa
@@ -124,7 +124,7 @@ def record_grade(engine, case_number: str, auditor: str, moderated: str = "") ->
     from formtool import store
 
     a = store.audits.c
-    with store.transaction(engine) as conn:
+    with store.transaction(db.engine) as conn:
         audit_id = conn.execute(sa.select(a.audit_id).where(a.case_number == case_number)).scalar()
         inserted = conn.execute(
             store.returns.insert().values(
@@ -291,7 +291,7 @@ def db_url(request, tmp_path) -> Iterator[str]:
 
 
 @pytest.fixture
-def engine(db_url):
+def db(db_url):
     from formtool import store
 
     return store.open_store(db_url)
@@ -336,7 +336,7 @@ def demo_run(tmp_path_factory) -> Demo:
     """`formtool demo` once per test session, exactly as the README runs it (tests that change
     its database or files take a `Demo.copy`)."""
     from formtool import clock
-    from formtool.demo import run_demo
+    from formtool.demo.run import run_demo
 
     folder = tmp_path_factory.mktemp("demo-session")
     here = os.getcwd()

@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 from formtool.definitions import FormDefinition
-from formtool.identity import bookmark_name
+from formtool.definitions.identity import bookmark_name
 
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted (password) OOXML, old .doc/.xls

@@ -20,13 +20,9 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from click.testing import CliRunner
 
-from formtool import store, users
-from formtool.access_log import access_entries, purge, record_access
-from formtool.cli import cli
-from formtool.definitions import get_form
-from formtool.generate import record_audits
-from formtool.settings import Settings
-from formtool.users import (
+from formtool import store
+from formtool.access import accounts as users
+from formtool.access.accounts import (
     NAME_SOFT_DELAY,
     SignInThrottle,
     UserError,
@@ -36,6 +32,11 @@ from formtool.users import (
     set_password,
     set_roles,
 )
+from formtool.access.log import access_entries, purge, record_access
+from formtool.cli import cli
+from formtool.definitions import get_form
+from formtool.generate import record_audits
+from formtool.settings import Settings
 from formtool.web import allowed_hosts, create_app
 
 from conftest import make_cases
@@ -83,11 +84,11 @@ def hasher(monkeypatch: pytest.MonkeyPatch) -> CountingHasher:
 
 
 @pytest.fixture
-def engine(db_url: str, hasher: CountingHasher):
-    engine = store.open_store(db_url)
-    add_user(engine, "olive", "officer", PASSWORD)
-    add_user(engine, "ada", "admin", PASSWORD)
-    return engine
+def db(db_url: str, hasher: CountingHasher):
+    db = store.open_store(db_url)
+    add_user(db, "olive", "officer", PASSWORD)
+    add_user(db, "ada", "admin", PASSWORD)
+    return db
 
 
 @pytest.fixture
@@ -96,8 +97,8 @@ def now() -> list[float]:
 
 
 @pytest.fixture
-def app(engine, now):
-    return create_app(engine, Settings(), clock=lambda: now[0])
+def app(db, now):
+    return create_app(db, Settings(), clock=lambda: now[0])
 
 
 def token(page: str) -> str:
@@ -126,35 +127,35 @@ def signed_in(client: TestClient) -> bool:
 # --- sessions ------------------------------------------------------------------------------
 
 
-def test_password_reset_role_change_and_removal_end_sessions(engine, app):
+def test_password_reset_role_change_and_removal_end_sessions(db, app):
     first, second = sign_in(app, "olive"), sign_in(app, "olive")
-    set_password(engine, "olive", NEW_PASSWORD)
+    set_password(db, "olive", NEW_PASSWORD)
     assert not signed_in(first) and not signed_in(second)
     client = sign_in(app, "olive", NEW_PASSWORD)
-    set_roles(engine, "olive", ["viewer"])
+    set_roles(db, "olive", ["viewer"])
     assert not signed_in(client)
     client = sign_in(app, "olive", NEW_PASSWORD)
     cookie = client.cookies.get("formtool_sid")
-    remove_user(engine, "olive")
+    remove_user(db, "olive")
     assert not signed_in(client)
-    add_user(engine, "olive", "officer", "yet another long phrase")  # the same person, back
+    add_user(db, "olive", "officer", "yet another long phrase")  # the same person, back
     client.cookies.set("formtool_sid", cookie)
     assert not signed_in(client)
     with pytest.raises(UserError, match="no active user called 'olive2'"):
-        remove_user(engine, "olive2")
+        remove_user(db, "olive2")
 
 
-def test_only_a_hash_of_the_random_id_is_stored_and_no_cookie_can_be_forged(engine, app):
+def test_only_a_hash_of_the_random_id_is_stored_and_no_cookie_can_be_forged(db, app):
     from itsdangerous import TimestampSigner
 
     client = sign_in(app, "olive")
     cookie = client.cookies.get("formtool_sid")
     assert cookie and len(cookie) >= 40
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         stored = [r.id_hash for r in conn.execute(sa.select(store.sessions)).all()]
     assert cookie not in stored and len(stored) == 1 and len(stored[0]) == 64
     # the old design signed {"user": name} with the secret in the database: no longer enough
-    secret = store.server_secret(engine)
+    secret = db.server_secret()
     forged = TimestampSigner(secret).sign(
         __import__("base64").b64encode(json.dumps({"user": "olive", "since": 2e9}).encode())
     )
@@ -179,7 +180,7 @@ def test_idle_timeout_and_absolute_lifetime(app, now):
     assert not signed_in(client)  # past 8 hours: out, however busy
 
 
-def test_a_password_change_ends_every_earlier_session(engine, app):
+def test_a_password_change_ends_every_earlier_session(db, app):
     here, elsewhere = sign_in(app, "olive"), sign_in(app, "olive")
     copied = here.cookies.get("formtool_sid")
     page = "/account/password"
@@ -197,7 +198,7 @@ def test_a_password_change_ends_every_earlier_session(engine, app):
     sign_in(app, "olive", NEW_PASSWORD)
 
 
-def test_the_current_password_is_guessed_no_faster_than_a_sign_in(engine, app, hasher):
+def test_the_current_password_is_guessed_no_faster_than_a_sign_in(db, app, hasher):
     client = sign_in(app, "olive")
     page = "/account/password"
     wrong = {"current": "not my password", "new": NEW_PASSWORD, "again": NEW_PASSWORD}
@@ -207,7 +208,7 @@ def test_the_current_password_is_guessed_no_faster_than_a_sign_in(engine, app, h
     assert all("current password is not right" in a.text for a in answers[:3])
     assert all("Too many wrong passwords" in a.text for a in answers[3:])
     assert hasher.checks - before == 3
-    refused = [e.action for e in access_entries(engine) if e.action == "password change refused"]
+    refused = [e.action for e in access_entries(db) if e.action == "password change refused"]
     assert len(refused) == 3
 
 
@@ -229,8 +230,8 @@ def test_password_policy(name: str, password: str, problem: str | None) -> None:
     assert (found is None) if problem is None else (problem in (found or ""))
 
 
-def test_short_old_password_and_admin_set_password_must_be_changed(engine, app):
-    with store.transaction(engine) as conn:  # an account from before the policy
+def test_short_old_password_and_admin_set_password_must_be_changed(db, app):
+    with store.transaction(db.engine) as conn:  # an account from before the policy
         store.add_user(conn, "vic", "viewer", users._hash("ten chars!"))
     client = TestClient(app, follow_redirects=False)
     page = client.get("/login").text
@@ -259,7 +260,7 @@ def test_short_old_password_and_admin_set_password_must_be_changed(engine, app):
     assert response.headers["location"] == "/account/password"
 
 
-def test_admin_manages_accounts_but_sees_no_case(engine, app):
+def test_admin_manages_accounts_but_sees_no_case(db, app):
     admin = sign_in(app, "ada")
     for path in ("/admin/users", "/admin/sessions", "/admin/access-log", "/", "/reports"):
         assert admin.get(path).status_code == 200, path
@@ -279,7 +280,7 @@ def test_admin_manages_accounts_but_sees_no_case(engine, app):
     assert alone.status_code == 400 and "only admin" in alone.text
     changes = [
         (e.user, e.action, e.audit_id, e.detail)
-        for e in access_entries(engine)
+        for e in access_entries(db)
         if e.action.startswith("account")
     ]
     assert changes == [
@@ -293,7 +294,7 @@ def test_admin_manages_accounts_but_sees_no_case(engine, app):
         ("web:ada", "account deactivate", None, "olive deactivated; their sessions ended"),
     ]
     with pytest.raises(UserError, match="only admin"):
-        remove_user(engine, "ada")
+        remove_user(db, "ada")
 
 
 def test_cli_never_takes_a_password_as_an_option(db_url: str, hasher) -> None:
@@ -332,7 +333,7 @@ def test_cli_never_takes_a_password_as_an_option(db_url: str, hasher) -> None:
     assert ended.exit_code == 0 and "0 session(s) ended." in ended.output
 
 
-def test_cli_lists_and_ends_sessions(engine, app, db_url: str) -> None:
+def test_cli_lists_and_ends_sessions(db, app, db_url: str) -> None:
     sign_in(app, "olive")
     runner = CliRunner()
     shown = json.loads(runner.invoke(cli, ["users", "sessions", "--json", "--db", db_url]).output)
@@ -361,11 +362,11 @@ async def _sign_in_all(app, attempts: list[tuple[str, str]], client_host: str = 
         return await asyncio.gather(*(attempt(n, p) for n, p in attempts))
 
 
-def test_an_office_signs_in_at_once(engine):
+def test_an_office_signs_in_at_once(db):
     names = [f"worker{i}" for i in range(8)]
     for name in names:
-        add_user(engine, name, "officer", PASSWORD)
-    app = create_app(engine, Settings())  # the real clock
+        add_user(db, name, "officer", PASSWORD)
+    app = create_app(db, Settings())  # the real clock
     statuses = asyncio.run(_sign_in_all(app, [(n, PASSWORD) for n in names]))
     assert statuses == [303] * 8  # nobody is made to wait for the others' success
 
@@ -376,7 +377,7 @@ def test_throttle_holds_under_concurrency(app, hasher):
     assert sorted(statuses) == [401] * 3 + [429] * 37
 
 
-def test_a_busy_refusal_costs_the_user_nothing(engine, app, hasher, monkeypatch):
+def test_a_busy_refusal_costs_the_user_nothing(db, app, hasher, monkeypatch):
     hasher.pause = 0.3
     monkeypatch.setattr(users, "HASH_WAIT", 0.05)
     statuses = asyncio.run(_sign_in_all(app, [("olive", "wrong password!")] * 3))
@@ -385,7 +386,7 @@ def test_a_busy_refusal_costs_the_user_nothing(engine, app, hasher, monkeypatch)
     # the busy attempt was never checked, so it is not counted: a third failure is allowed
     # at once (counted, it would be the fourth and wait a second)
     assert asyncio.run(_sign_in_all(app, [("olive", "wrong password!")])) == [401]
-    actions = [e.action for e in access_entries(engine)]
+    actions = [e.action for e in access_entries(db)]
     assert actions.count("sign-in refused: server busy") == 1
     assert actions.count("sign-in failed") == 3
 
@@ -408,8 +409,8 @@ def test_hashing_runs_a_few_at_a_time(app, hasher, monkeypatch):
         users.set_hash_slots(users.HASH_SLOTS)
 
 
-def test_a_stranger_cannot_lock_the_real_user_out(engine, now):
-    throttle = SignInThrottle(engine, lambda: now[0])
+def test_a_stranger_cannot_lock_the_real_user_out(db, now):
+    throttle = SignInThrottle(db, lambda: now[0])
     for i in range(12):  # failures for olive from twelve other addresses
         assert throttle.admit("olive", f"203.0.113.{i}").wait == 0
     real = throttle.admit("olive", "192.0.2.7")
@@ -422,9 +423,9 @@ def test_a_stranger_cannot_lock_the_real_user_out(engine, now):
     assert throttle.admit("mo", "198.51.100.2").wait == 0
 
 
-def test_forwarded_for_counts_only_from_the_named_proxy(engine, now, hasher):
+def test_forwarded_for_counts_only_from_the_named_proxy(db, now, hasher):
     def statuses(proxy: str | None) -> list[int]:
-        app = create_app(engine, Settings(), clock=lambda: now[0], trusted_proxy=proxy)
+        app = create_app(db, Settings(), clock=lambda: now[0], trusted_proxy=proxy)
 
         async def run() -> list[int]:
             transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
@@ -450,10 +451,10 @@ def test_forwarded_for_counts_only_from_the_named_proxy(engine, now, hasher):
 # --- who saw what -------------------------------------------------------------------------
 
 
-def test_sign_ins_and_personal_data_views_are_logged(engine, app, db_url, tmp_path):
+def test_sign_ins_and_personal_data_views_are_logged(db, app, db_url, tmp_path):
     form = get_form("csc")
     case = make_cases(tmp_path, form, count=1)[0]
-    record_audits(engine, form, [case], user="test")
+    record_audits(db, form, [case], user="test")
     bad = TestClient(app, follow_redirects=False)
     page = bad.get("/login").text
     bad.post("/login", data={"name": "olive", "password": "nope nope nope", "csrf": token(page)})
@@ -466,7 +467,7 @@ def test_sign_ins_and_personal_data_views_are_logged(engine, app, db_url, tmp_pa
         "/login",
         data={"name": "hunter2-secret", "password": "x", "csrf": token(typo.get("/login").text)},
     )
-    actions = [(e.user, e.action, e.audit_id) for e in access_entries(engine)]
+    actions = [(e.user, e.action, e.audit_id) for e in access_entries(db)]
     assert actions == [
         ("web:olive", "sign-in failed", None),
         ("web:olive", "signed in", None),
@@ -477,7 +478,7 @@ def test_sign_ins_and_personal_data_views_are_logged(engine, app, db_url, tmp_pa
         ("web:(unknown name)", "sign-in failed", None),
     ]
     assert signed_in(sign_in(app, "ada"))  # an admin's dashboard holds no case: not logged
-    assert [e.action for e in access_entries(engine)][-1] == "signed in"
+    assert [e.action for e in access_entries(db)][-1] == "signed in"
     runner = CliRunner()
     shown = runner.invoke(cli, ["access-log", "--audit", case.audit_id, "--json", "--db", db_url])
     assert [e["action"] for e in json.loads(shown.output)] == ["viewed an audit"]
@@ -486,23 +487,23 @@ def test_sign_ins_and_personal_data_views_are_logged(engine, app, db_url, tmp_pa
     assert "viewed an audit" in log_page and "signed in" not in log_page
 
 
-def test_access_log_is_append_only_but_for_the_purge(engine):
-    record_access(engine, "web:olive", "viewed an audit", "A-1")
-    with engine.connect() as conn:
+def test_access_log_is_append_only_but_for_the_purge(db):
+    record_access(db, "web:olive", "viewed an audit", "A-1")
+    with db.engine.connect() as conn:
         for statement in (
             sa.update(store.access_log).values(user_name="someone else"),
             sa.delete(store.access_log),
         ):
             with pytest.raises(sa.exc.DBAPIError, match="append-only"), conn.begin():
                 conn.execute(statement)
-    with store.transaction(engine) as conn:  # an entry from three years ago
+    with store.transaction(db.engine) as conn:  # an entry from three years ago
         conn.execute(
             store.access_log.insert().values(
                 at=dt.datetime(2020, 1, 1), user_name="web:old", action="viewed an audit"
             )
         )
-    assert purge(engine, 730, "cli:tester") == 1
-    kept = [(e.user, e.action) for e in access_entries(engine)]
+    assert purge(db, 730, "cli:tester") == 1
+    kept = [(e.user, e.action) for e in access_entries(db)]
     assert kept == [("web:olive", "viewed an audit"), ("cli:tester", "access log purged")]
 
 
@@ -544,8 +545,8 @@ def _raw_post(app, receive_messages, delay_between: float) -> list[dict[str, Any
     return sent
 
 
-def test_a_slow_body_is_cut_off(engine, caplog):
-    app = create_app(engine, Settings(), body_seconds=0.5)
+def test_a_slow_body_is_cut_off(db, caplog):
+    app = create_app(db, Settings(), body_seconds=0.5)
     trickle = [{"type": "http.request", "body": b"name=", "more_body": True} for _ in range(20)]
     with caplog.at_level(logging.INFO, logger="formtool.web"):
         sent = _raw_post(app, trickle, 0.1)
@@ -553,8 +554,8 @@ def test_a_slow_body_is_cut_off(engine, caplog):
     assert [r.levelname for r in caplog.records] == ["INFO"]
 
 
-def test_a_client_that_goes_away_is_one_info_line(engine, caplog):
-    app = create_app(engine, Settings())
+def test_a_client_that_goes_away_is_one_info_line(db, caplog):
+    app = create_app(db, Settings())
     gone = [
         {"type": "http.request", "body": b"name=ol", "more_body": True},
         {"type": "http.disconnect"},
@@ -566,8 +567,8 @@ def test_a_client_that_goes_away_is_one_info_line(engine, caplog):
     ]
 
 
-def test_served_on_another_loopback_address(engine):
-    app = create_app(engine, Settings(), allowed_hosts=allowed_hosts("127.0.0.2"))
+def test_served_on_another_loopback_address(db):
+    app = create_app(db, Settings(), allowed_hosts=allowed_hosts("127.0.0.2"))
     client = TestClient(app, base_url="http://127.0.0.2:8765", follow_redirects=False)
     assert client.get("/login").status_code == 200
     other = TestClient(app, base_url="http://evil.example", follow_redirects=False)
@@ -578,8 +579,8 @@ def test_exports_and_packs_from_the_command_line_are_logged(db_url: str, tmp_pat
     runner = CliRunner()
     exported = runner.invoke(cli, ["export", "--format", "csv", "--db", db_url])
     assert exported.exit_code == 0, exported.output
-    engine = store.open_store(db_url)
-    (entry,) = access_entries(engine)
+    db = store.open_store(db_url)
+    (entry,) = access_entries(db)
     assert entry.user.startswith("cli") and entry.action == "exported answers and actions"
     assert entry.address == "command line"
 
@@ -610,7 +611,7 @@ def test_impossible_durations_are_one_line_errors(tmp_path, monkeypatch, line, m
     assert result.output == f"Error: [{config} · {message}\n"
 
 
-def test_access_log_dates_are_checked(engine, app, db_url) -> None:
+def test_access_log_dates_are_checked(db, app, db_url) -> None:
     bad = CliRunner().invoke(cli, ["access-log", "--since", "last week", "--db", db_url])
     assert bad.exit_code == 2
     assert (

@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 
 from formtool import clock
-from formtool.cases import Case, write_case_list
+from formtool.access.accounts import add_user
 from formtool.definitions import get_form
-from formtool.fill import fill_return
+from formtool.demo.fill import fill_return
+from formtool.demo.synthetic import synthetic_answers, synthetic_auditors, synthetic_population
 from formtool.read import read_bytes
+from formtool.read.cases import Case, write_case_list
 from formtool.store import open_store
-from formtool.synthetic import synthetic_answers, synthetic_auditors, synthetic_population
-from formtool.users import add_user
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,15 +73,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     """`formtool serve` on a fresh SQLite database with two accounts; (url, work folder)."""
     _chromium()
     folder = tmp_path_factory.mktemp("browser")
-    db = f"sqlite:///{folder / 'formtool.db'}"
+    db_file = f"sqlite:///{folder / 'formtool.db'}"
     (folder / "formtool.toml").write_text('council = "Example Council"\n', encoding="utf-8")
-    engine = open_store(db)
-    add_user(engine, "olive", "officer", PASSWORD)
-    add_user(engine, "mo", "moderator", PASSWORD)
-    add_user(engine, "pat", "viewer", PASSWORD)
-    add_user(engine, "ada", "admin", PASSWORD)
+    db = open_store(db_file)
+    add_user(db, "olive", "officer", PASSWORD)
+    add_user(db, "mo", "moderator", PASSWORD)
+    add_user(db, "pat", "viewer", PASSWORD)
+    add_user(db, "ada", "admin", PASSWORD)
     process = subprocess.Popen(
-        [sys.executable, "-m", "formtool", "serve", "--db", db, "--port", str(_free_port())],
+        [sys.executable, "-m", "formtool", "serve", "--db", db_file, "--port", str(_free_port())],
         cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from formtool import store
-from formtool.cases import cell_text
 from formtool.cli import cli
-from formtool.imports import import_paths
+from formtool.read.batch import import_paths
+from formtool.read.cases import cell_text
 from formtool.store import queries
 
 HEADER = "case_number,family_name,given_names,worker,manager,team,auditor,due_date"
@@ -47,18 +47,18 @@ def test_an_untouched_form_imports_whatever_line_endings_the_case_list_had(tmp_p
         cases.write_bytes(CSV_BYTES)
     else:
         write_xlsx(cases)
-    db = f"sqlite:///{tmp_path / 'f.db'}"
+    db_file = f"sqlite:///{tmp_path / 'f.db'}"
     out = tmp_path / "out"
     args = ["generate", "--form", "csc", "--cases", str(cases), "--out", str(out)]
-    result = CliRunner().invoke(cli, [*args, "--format", fmt, "--db", db])
+    result = CliRunner().invoke(cli, [*args, "--format", fmt, "--db", db_file])
     assert result.exit_code == 0, result.output
-    engine = store.open_store(db)
-    outcomes = import_paths(engine, sorted(out.glob(f"*.{fmt}")))
+    db = store.open_store(db_file)
+    outcomes = import_paths(db, sorted(out.glob(f"*.{fmt}")))
     assert [(o.status, [i.code.label for i in o.issues]) for o in outcomes] == [
         ("imported", ["draft-return"]),  # untouched: a draft, and nothing else to say
         ("imported", ["draft-return"]),
     ]
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         facts = {r.case_number: store.audit_facts(r) for r in queries.audit_rows(conn)}
     assert facts["P1"]["family_name"] == "Smith\nJones"
     assert facts["P1"]["given_names"] == "Sam\nAlex"

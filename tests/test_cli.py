@@ -210,7 +210,7 @@ def test_import_status_export_cycle(tmp_path):
     import openpyxl
 
     from formtool.definitions import get_form
-    from formtool.fill import fill_docx
+    from formtool.demo.fill import fill_docx
 
     db = str(tmp_path / "cli.db")
     cases = write_cases(tmp_path / "cases.csv", [CASE_ROW, {**CASE_ROW, "case_number": "P2"}])

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 
 from formtool import store
 from formtool.definitions import get_form
-from formtool.fill import fill_docx, stamp_saved
+from formtool.demo.fill import fill_docx, stamp_saved
 from formtool.generate import write_forms
-from formtool.programme import MAX_PER_YEAR, financial_year
+from formtool.programme.allocation import MAX_PER_YEAR, financial_year
 
 from conftest import make_cases, write_cases
 
@@ -38,11 +38,11 @@ def run_all(commands: list[list[str]]) -> list[subprocess.CompletedProcess[str]]
     return done
 
 
-def two_versions(tmp_path: Path, engine: sa.Engine, count: int) -> tuple[list[Path], dict]:
+def two_versions(tmp_path: Path, db: store.Store, count: int) -> tuple[list[Path], dict]:
     """`count` CSC audits, each returned twice: v1 saved early, v2 saved late."""
     form = get_form("csc")
     made = write_forms(
-        form, make_cases(tmp_path, form, count), tmp_path / "forms", ("docx",), engine=engine
+        form, make_cases(tmp_path, form, count), tmp_path / "forms", ("docx",), db=db
     )
     files, newer = [], {}
     for item in made:
@@ -68,8 +68,8 @@ def two_versions(tmp_path: Path, engine: sa.Engine, count: int) -> tuple[list[Pa
 
 
 def test_eight_importers_on_overlapping_sets_store_everything_once(db_url, tmp_path):
-    engine = store.open_store(db_url)
-    files, newer = two_versions(tmp_path, engine, 50)
+    db = store.open_store(db_url)
+    files, newer = two_versions(tmp_path, db, 50)
     rng = random.Random(8)
     batches = []
     for _ in range(8):  # each process gets about half the files, in its own order
@@ -86,7 +86,7 @@ def test_eight_importers_on_overlapping_sets_store_everything_once(db_url, tmp_p
     first_time = Counter(Path(o["file"]).name for o in outcomes if o["status"] != "unchanged")
     assert sorted(first_time.values()) == [1] * len(files)  # each file stored exactly once
     assert {o["status"] for o in outcomes} <= {"imported", "updated", "history", "unchanged"}
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         returns = conn.execute(
             sa.select(
                 store.returns.c.audit_id, store.returns.c.is_current, store.returns.c.saved_at
@@ -105,19 +105,19 @@ def test_eight_importers_on_overlapping_sets_store_everything_once(db_url, tmp_p
 
 
 def test_an_older_return_arriving_late_is_history_with_both_dates(db_url, tmp_path):
-    engine = store.open_store(db_url)
-    [v1, v2], _ = two_versions(tmp_path, engine, 1)
-    from formtool.imports import import_paths
+    db = store.open_store(db_url)
+    [v1, v2], _ = two_versions(tmp_path, db, 1)
+    from formtool.read.batch import import_paths
 
-    assert import_paths(engine, [v2])[0].status == "imported"
-    [late] = import_paths(engine, [v1])
+    assert import_paths(db, [v2])[0].status == "imported"
+    [late] = import_paths(db, [v1])
     assert late.status == "history"
     assert [i.message for i in late.issues if i.code.label == "older-return"] == [
         f"[{v1}] was saved 10/11/2026 09:00, before the current return (saved 20/11/2026 "
         "15:00); it is kept as history and the current return stays. Import a newer copy if "
         "this one is right."
     ]
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         rows = conn.execute(
             sa.select(store.returns.c.file_name, store.returns.c.is_current).order_by(
                 store.returns.c.id
@@ -187,8 +187,8 @@ def test_two_allocations_at_once_keep_the_cap_and_never_take_a_case_twice(db_url
         ]
     )
     assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
-    engine = store.open_store(db_url)
-    with engine.connect() as conn:
+    db = store.open_store(db_url)
+    with db.engine.connect() as conn:
         rows = conn.execute(
             sa.select(store.audits.c.case_number, store.audits.c.auditor, store.audits.c.month)
         ).all()
@@ -244,13 +244,11 @@ def test_the_same_month_twice_at_once_allocates_once(db_url, tmp_path):
 
 
 def test_accept_and_amend_at_once_exactly_one_wins(db_url, tmp_path):
-    engine = store.open_store(db_url)
+    db = store.open_store(db_url)
     form = get_form("csc")
-    made = write_forms(
-        form, make_cases(tmp_path, form, 6), tmp_path / "forms", ("docx",), engine=engine
-    )
+    made = write_forms(form, make_cases(tmp_path, form, 6), tmp_path / "forms", ("docx",), db=db)
     ids = [m.case.audit_id for m in made]
-    with store.transaction(engine) as conn:
+    with store.transaction(db.engine) as conn:
         for audit_id in ids:
             store.move_state(
                 conn, audit_id, [store.AuditState.allocated], store.AuditState.returned, "returned"
@@ -270,7 +268,7 @@ def test_accept_and_amend_at_once_exactly_one_wins(db_url, tmp_path):
         lost = (f"Error: Audit {audit_id} is '", f"Error: Audit {audit_id} changed to '")
         assert loser.stderr.startswith(lost), loser.stderr
         assert loser.stderr.count("\n") == 1 and "Traceback" not in loser.stderr
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         decisions = Counter(
             conn.execute(
                 sa.select(store.events.c.audit_id).where(

@@ -8,7 +8,7 @@ import json
 from click.testing import CliRunner
 
 from formtool.cli import cli
-from formtool.deadlines import (
+from formtool.programme.deadlines import (
     add_working_days,
     amendment_due,
     bank_holiday,

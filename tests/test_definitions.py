@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from formtool.definitions import check_form, forms_dir, load_form, load_forms
+from formtool.definitions.identity import bookmark_name, defined_name
 from formtool.errors import DefinitionError
-from formtool.identity import bookmark_name, defined_name
 
 from conftest import FORM_IDS
 

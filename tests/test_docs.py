@@ -4,6 +4,7 @@ two set-up commands, the second of which CI runs verbatim."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import click
@@ -11,6 +12,8 @@ import pytest
 
 from formtool.cli import cli
 from formtool.errors import IssueCode
+
+from conftest import DEMO_SEED
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -27,10 +30,17 @@ def command_paths(group: click.Group, prefix: str = "formtool") -> list[str]:
     return paths
 
 
-def test_generated_parts_of_the_readme_are_current(monkeypatch):
-    """`cog -r README.md` regenerates the demo transcript and every --help block."""
+def test_generated_parts_of_the_readme_are_current(monkeypatch, demo_run):
+    """`cog -r README.md` regenerates the demo transcript and every --help block. The demo it
+    shows is the session's run (the same seed and day), copied where the README's code looks."""
     from cogapp import Cog
 
+    def prebuilt(out_dir: Path, seed: int, **_: object) -> object:
+        assert (out_dir, seed) == (Path("outputs/demo"), DEMO_SEED)
+        shutil.copytree(demo_run.out, out_dir)
+        return demo_run.report
+
+    monkeypatch.setattr("formtool.demo.run.run_demo", prebuilt)
     monkeypatch.chdir(ROOT)
     status = Cog().main(["cog", "--check", "--check-fail-msg=run: cog -r README.md", "README.md"])
     assert status == 0, "README.md is out of date: run `cog -r README.md`"
@@ -57,7 +67,7 @@ def test_readme_opens_with_the_two_setup_commands():
 
 @pytest.mark.parametrize("path", ["templates/forms/README.md"])
 def test_every_definition_key_is_documented(path):
-    schema = (ROOT / "formtool" / "form_schema.json").read_text()
+    schema = (ROOT / "formtool" / "definitions" / "form_schema.json").read_text()
     import json
 
     keys: set[str] = set()

@@ -39,13 +39,12 @@ import sqlalchemy as sa
 from lxml import etree
 
 from formtool import store
-from formtool.catalog import resolver
 from formtool.definitions import get_form
+from formtool.demo.fill import fill_docx, fill_xlsx, stamp_saved
 from formtool.errors import IssueCode
-from formtool.fill import fill_docx, fill_xlsx, stamp_saved
 from formtool.generate import write_forms
-from formtool.imports import STATUSES, ImportOutcome, import_paths, import_return
 from formtool.read import READABLE, FormResolver, read_bytes
+from formtool.read.batch import STATUSES, ImportOutcome, import_paths, import_return
 from formtool.read.message import read_message
 from formtool.read.validate import check_return
 
@@ -80,7 +79,7 @@ class Base:
 
 @dataclass
 class Corpus:
-    engine: sa.Engine
+    db: store.Store
     resolve: FormResolver
     forms: list[Base]
     emails: list[Base]
@@ -721,16 +720,14 @@ def with_shared_strings(xlsx: bytes) -> bytes:
     return rezip([*entries, ("xl/sharedStrings.xml", etree.tostring(table), zipfile.ZIP_DEFLATED)])
 
 
-def filled_returns(engine: sa.Engine, folder: Path) -> list[Base]:
+def filled_returns(db: store.Store, folder: Path) -> list[Base]:
     """Two csc audits as Word and Excel, one early help audit as Word, all filled in Final
     and saved an hour apart (as Word and Excel stamp them)."""
     bases: list[Base] = []
     for form_id, formats, count in (("csc", ("docx", "xlsx"), 2), ("early_help", ("docx",), 1)):
         form = get_form(form_id)
         answers = {**answers_for(form), "completion.status": "Final"}
-        made = write_forms(
-            form, make_cases(folder, form, count), folder / form_id, formats, engine=engine
-        )
+        made = write_forms(form, make_cases(folder, form, count), folder / form_id, formats, db=db)
         for made_form in made:
             blank = made_form.path.read_bytes()
             data = (
@@ -761,12 +758,12 @@ def emails(forms: list[Base]) -> list[Base]:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
     folder = tmp_path_factory.mktemp("fuzz")
-    engine = store.open_store(f"sqlite:///{folder / 'store.db'}")
-    resolve = resolver(engine)
-    forms = filled_returns(engine, folder)
-    accepted = [import_return(engine, b.name, b.data, today=TODAY, resolve=resolve) for b in forms]
-    yield Corpus(engine, resolve, forms, emails(forms), accepted)
-    engine.dispose()
+    db = store.open_store(f"sqlite:///{folder / 'store.db'}")
+    resolve = db.resolver()
+    forms = filled_returns(db, folder)
+    accepted = [import_return(db, b.name, b.data, today=TODAY, resolve=resolve) for b in forms]
+    yield Corpus(db, resolve, forms, emails(forms), accepted)
+    db.engine.dispose()
 
 
 def mutant(corpus: Corpus, kind: str, index: int) -> Mutant:
@@ -841,7 +838,7 @@ def check_batch(
 ) -> Findings:
     """Run the imports; tally their outcomes, note each failure once, check the database."""
     findings = Findings()
-    before = _stored_rows(corpus.engine)
+    before = _stored_rows(corpus.db)
     by_name = dict(cases)
     seen = set()
     for unit, run in units:
@@ -865,21 +862,21 @@ def check_batch(
     for case in by_name.keys() - seen:
         findings.fail("no outcome for the file", case)
     stored = sum(findings.statuses[s] for s in STORED)
-    if _stored_rows(corpus.engine) != before + stored:
+    if _stored_rows(corpus.db) != before + stored:
         findings.fail("returns rows do not match the stored outcomes", "database")
-    if _audits_with_two_current(corpus.engine):
+    if _audits_with_two_current(corpus.db):
         findings.fail("an audit has more than one current return", "database")
     return findings
 
 
-def _stored_rows(engine: sa.Engine) -> int:
-    with engine.connect() as conn:
+def _stored_rows(db: store.Store) -> int:
+    with db.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(store.returns)).scalar_one())
 
 
-def _audits_with_two_current(engine: sa.Engine) -> list[str]:
+def _audits_with_two_current(db: store.Store) -> list[str]:
     r = store.returns.c
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         return list(
             conn.execute(
                 sa.select(r.audit_id)
@@ -914,9 +911,7 @@ def test_mutated_returns_import_or_reject(corpus: Corpus, kind: str) -> None:
     cases = [(m.name, m.data) for m in mutants]
 
     def importer(name: str, data: bytes) -> Callable[[], list[ImportOutcome]]:
-        return lambda: [
-            import_return(corpus.engine, name, data, today=TODAY, resolve=corpus.resolve)
-        ]
+        return lambda: [import_return(corpus.db, name, data, today=TODAY, resolve=corpus.resolve)]
 
     units = [(name, importer(name, data)) for name, data in cases]
     findings = check_batch(corpus, cases, units, lambda outcome: outcome.file)
@@ -943,7 +938,7 @@ def test_mutated_files_through_import_paths(corpus: Corpus, kind: str, tmp_path:
     def owner(outcome: ImportOutcome) -> str:
         return Path(outcome.file.split(" › ")[0]).name
 
-    units = [("import_paths", lambda: import_paths(corpus.engine, [tmp_path], TODAY))]
+    units = [("import_paths", lambda: import_paths(corpus.db, [tmp_path], TODAY))]
     findings = check_batch(corpus, cases, units, owner)
     print(summary(kind, len(cases), time.process_time() - started, findings))
     assert not findings.failures, findings.report()
@@ -996,13 +991,11 @@ MINIMISED: dict[str, tuple[str, Callable[[bytes], bytes]]] = {
 
 
 @pytest.mark.parametrize("case", list(MINIMISED))
-def test_minimised_failures(engine: sa.Engine, tmp_path: Path, case: str) -> None:
+def test_minimised_failures(db: store.Store, tmp_path: Path, case: str) -> None:
     """Each failure on both databases: the batch goes on, the file gets an outcome with a
     code, and what is stored could be stored on either database."""
     form = get_form("csc")
-    made = write_forms(
-        form, make_cases(tmp_path, form, 2), tmp_path / "forms", ("docx",), engine=engine
-    )
+    made = write_forms(form, make_cases(tmp_path, form, 2), tmp_path / "forms", ("docx",), db=db)
     answers = {**answers_for(form), "completion.status": "Final"}
     bad, good = (fill_docx(m.path.read_bytes(), answers) for m in made)
     name, damage = MINIMISED[case]
@@ -1010,9 +1003,9 @@ def test_minimised_failures(engine: sa.Engine, tmp_path: Path, case: str) -> Non
     folder.mkdir()
     (folder / name).write_bytes(damage(bad))
     (folder / "zz-good.docx").write_bytes(good)
-    outcomes = import_paths(engine, [folder], TODAY)
+    outcomes = import_paths(db, [folder], TODAY)
     assert [o.status for o in outcomes][-1] == "imported"  # the batch went on
     assert [p for o in outcomes for p in outcome_problems(o)] == []
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         names = conn.execute(sa.select(store.returns.c.file_name)).scalars().all()
     assert not [n for n in names if "\x00" in n]

@@ -10,13 +10,13 @@ import docx
 import openpyxl
 import pytest
 
-from formtool.cases import load_cases
 from formtool.definitions import get_form
+from formtool.definitions.identity import PROPERTY_NAMES, defined_name, parse_visible
+from formtool.definitions.scales import FieldKind
 from formtool.generate import MANIFEST_COLUMNS, generate, render, write_forms
-from formtool.identity import PROPERTY_NAMES, defined_name, parse_visible
+from formtool.read.cases import load_cases
 from formtool.read.docx import element_text, open_docx, tagged_text
 from formtool.read.limits import TextBudget
-from formtool.scales import FieldKind
 
 from conftest import make_cases, write_cases
 
@@ -172,11 +172,11 @@ def test_regenerate_rebuilds_the_same_bytes_from_the_store(tmp_path):
     from formtool import store
     from formtool.generate import regenerate
 
-    engine = store.open_store(f"sqlite:///{tmp_path / 'g.db'}")
+    db = store.open_store(f"sqlite:///{tmp_path / 'g.db'}")
     form = get_form("csc")
     made = write_forms(
-        form, make_cases(tmp_path, form, 3), tmp_path / "first", ("docx", "xlsx"), engine=engine
+        form, make_cases(tmp_path, form, 3), tmp_path / "first", ("docx", "xlsx"), db=db
     )
-    again = regenerate(engine, "2026-11", tmp_path / "again", ("docx", "xlsx"))
+    again = regenerate(db, "2026-11", tmp_path / "again", ("docx", "xlsx"))
     assert sorted(p.path.name for p in again) == sorted(p.path.name for p in made)
     assert all((tmp_path / "again" / p.path.name).read_bytes() == p.path.read_bytes() for p in made)

@@ -34,10 +34,10 @@ from hostile_files import (
 from formtool import store
 from formtool.cli import cli
 from formtool.definitions import get_form
-from formtool.fill import fill_docx, fill_xlsx
+from formtool.definitions.identity import defined_name
+from formtool.demo.fill import fill_docx, fill_xlsx
 from formtool.generate import write_forms
-from formtool.identity import defined_name
-from formtool.imports import import_paths
+from formtool.read.batch import import_paths
 
 from conftest import date_keys, make_cases
 
@@ -45,35 +45,35 @@ TODAY = dt.date(2026, 11, 22)
 
 
 @pytest.fixture
-def forms(tmp_path, engine):
+def forms(tmp_path, db):
     form = get_form("csc")
     made = write_forms(
-        form, make_cases(tmp_path, form, 3), tmp_path / "forms", ("docx", "xlsx"), engine=engine
+        form, make_cases(tmp_path, form, 3), tmp_path / "forms", ("docx", "xlsx"), db=db
     )
     docx = [m for m in made if m.format == "docx"]
     xlsx = [m for m in made if m.format == "xlsx"]
-    return engine, form, docx, xlsx
+    return db, form, docx, xlsx
 
 
-def counts(engine) -> dict[str, int]:
-    with engine.connect() as conn:
+def counts(db) -> dict[str, int]:
+    with db.engine.connect() as conn:
         return {
             t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()
             for t in (store.returns, store.answers, store.actions, store.grades, store.events)
         }
 
 
-def run_batch(engine, folder: Path, bad: dict[str, bytes], good: bytes) -> dict:
+def run_batch(db, folder: Path, bad: dict[str, bytes], good: bytes) -> dict:
     """Write the bad files and, after them in name order, one good return; import all."""
     folder.mkdir(exist_ok=True)
     for name, data in bad.items():
         (folder / name).write_bytes(data)
     (folder / "zz-good.docx").write_bytes(good)
-    before = counts(engine)
-    outcomes = {Path(o.file).name: o for o in import_paths(engine, [folder], TODAY)}
+    before = counts(db)
+    outcomes = {Path(o.file).name: o for o in import_paths(db, [folder], TODAY)}
     good_outcome = outcomes.pop("zz-good.docx")
     assert good_outcome.status == "imported", good_outcome.issues
-    after = counts(engine)
+    after = counts(db)
     assert after["returns"] == before["returns"] + 1  # only the good file was stored
     return outcomes
 
@@ -87,7 +87,7 @@ def assert_rejected(outcome, code: str, text: str, folder: Path) -> None:
 
 
 def test_damaged_and_hostile_zips_each_get_their_code(forms, tmp_path):
-    engine, _, docx, _ = forms
+    db, _, docx, _ = forms
     good = docx[0].path.read_bytes()
     bad = {
         "deflate.docx": corrupt_deflate(good),
@@ -109,7 +109,7 @@ def test_damaged_and_hostile_zips_each_get_their_code(forms, tmp_path):
     }
     (tmp_path / "in").mkdir()
     zip_bomb(tmp_path / "in" / "bomb.docx")
-    outcomes = run_batch(engine, tmp_path / "in", bad, fill_docx(good, {"kss1.seen_alone": "Yes"}))
+    outcomes = run_batch(db, tmp_path / "in", bad, fill_docx(good, {"kss1.seen_alone": "Yes"}))
     folder = tmp_path / "in"
     expected = {
         "deflate.docx": ("damaged", "is damaged (word/document.xml: "),
@@ -140,7 +140,7 @@ def test_damaged_and_hostile_zips_each_get_their_code(forms, tmp_path):
 
 @pytest.mark.parametrize("serial", ["2958466", "nan", "inf", "-1e300", "1e309", "-5"])
 def test_numbers_in_date_cells_are_bad_dates_not_crashes(forms, tmp_path, serial):
-    engine, form, docx, xlsx = forms
+    db, form, docx, xlsx = forms
     filled = fill_xlsx(
         xlsx[0].path.read_bytes(), {"completion.completed_on": "01/12/2026"}, date_keys(form)
     )
@@ -150,7 +150,7 @@ def test_numbers_in_date_cells_are_bad_dates_not_crashes(forms, tmp_path, serial
     assert found == 1
     bad = {"pasted.xlsx": with_member(filled, "xl/worksheets/sheet1.xml", sheet.encode())}
     outcomes = run_batch(
-        engine,
+        db,
         tmp_path / "in",
         bad,
         fill_docx(docx[0].path.read_bytes(), {"kss1.seen_alone": "Yes"}),
@@ -172,7 +172,7 @@ def _cell_of(data: bytes, key: str) -> str:
 
 
 def test_non_regular_files_are_refused_without_reading(forms, tmp_path):
-    engine, _, docx, _ = forms
+    db, _, docx, _ = forms
     folder = tmp_path / "named"
     folder.mkdir()
     fifo = folder / "pipe.docx"
@@ -181,9 +181,7 @@ def test_non_regular_files_are_refused_without_reading(forms, tmp_path):
     link.symlink_to("/dev/zero")
     good = folder / "good.docx"
     good.write_bytes(fill_docx(docx[0].path.read_bytes(), {"kss1.seen_alone": "Yes"}))
-    outcomes = import_paths(
-        engine, [fifo, Path("/dev/zero"), link, good, folder / "gone.docx"], TODAY
-    )
+    outcomes = import_paths(db, [fifo, Path("/dev/zero"), link, good, folder / "gone.docx"], TODAY)
     assert [(o.status, [i.code.label for i in o.issues]) for o in outcomes] == [
         ("rejected", ["not-a-file"]),
         ("rejected", ["unsupported-type"]),  # /dev/zero itself has no form suffix
@@ -205,7 +203,7 @@ def test_non_regular_files_are_refused_without_reading(forms, tmp_path):
 
 
 def test_names_and_errors_cannot_forge_lines_or_colours(forms, tmp_path):
-    engine, _, docx, _ = forms
+    db, _, docx, _ = forms
     folder = tmp_path / "forged"
     folder.mkdir()
     (folder / "evil\nok  CSC-1  imported.docx").write_bytes(b"not a zip")
@@ -213,7 +211,7 @@ def test_names_and_errors_cannot_forge_lines_or_colours(forms, tmp_path):
     (folder / "mismatch.docx").write_bytes(
         with_member(docx[0].path.read_bytes(), "word/document.xml", b"<a>\n<b>\n</a>\n")
     )
-    result = CliRunner().invoke(cli, ["import", str(folder), "--db", _url(engine)])
+    result = CliRunner().invoke(cli, ["import", str(folder), "--db", _url(db)])
     assert result.exit_code == 1
     assert "\x1b" not in result.output
     assert "evil\\nok  CSC-1  imported.docx" in result.output
@@ -225,8 +223,8 @@ def test_names_and_errors_cannot_forge_lines_or_colours(forms, tmp_path):
     assert any("mismatch.docx · word/document.xml] is not well-formed XML (" in m for m in messages)
 
 
-def _url(engine) -> str:
-    return engine.url.render_as_string(hide_password=False)
+def _url(db) -> str:
+    return db.engine.url.render_as_string(hide_password=False)
 
 
 # --- memory: bounded by construction ------------------------------------------------------
@@ -235,7 +233,7 @@ MEASURE = textwrap.dedent("""
     import resource, sys
     resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # never take the machine down
     from formtool.store import open_store
-    from formtool.imports import import_paths
+    from formtool.read.batch import import_paths
     outcomes = import_paths(open_store(sys.argv[1]), [sys.argv[2]])
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a big
     # pytest process would report the parent's size.
@@ -245,9 +243,12 @@ MEASURE = textwrap.dedent("""
 """)
 
 
-def peak_mb(db: str, path: Path) -> tuple[int, str]:
+def peak_mb(db_file: str, path: Path) -> tuple[int, str]:
     done = subprocess.run(
-        [sys.executable, "-c", MEASURE, db, str(path)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", MEASURE, db_file, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     peak, outcome = done.stdout.splitlines()[-2:]
@@ -256,7 +257,7 @@ def peak_mb(db: str, path: Path) -> tuple[int, str]:
 
 @pytest.mark.parametrize("kind", ["xlsx-strings-no-identity", "xlsx-strings", "docx-bookmarks"])
 def test_amplification_files_stay_under_300_mb(forms, tmp_path, kind):
-    engine, form, docx, xlsx = forms
+    db, form, docx, xlsx = forms
     if kind.startswith("xlsx"):
         data = shared_string_bomb(xlsx[0].path.read_bytes(), kind == "xlsx-strings")
         path = tmp_path / "bomb.xlsx"
@@ -265,7 +266,7 @@ def test_amplification_files_stay_under_300_mb(forms, tmp_path, kind):
         path = tmp_path / "bomb.docx"
     path.write_bytes(data)
     assert len(data) < 2_000_000  # a small file...
-    peak, outcome = peak_mb(_url(engine), path)
+    peak, outcome = peak_mb(_url(db), path)
     assert peak < 300, f"{kind}: {peak} MB"  # ...that cannot multiply memory
     assert (
         outcome
@@ -278,10 +279,10 @@ def test_amplification_files_stay_under_300_mb(forms, tmp_path, kind):
 
 
 def test_json_output_of_a_rejection_carries_the_code_and_fields(forms, tmp_path):
-    engine = forms[0]
+    db = forms[0]
     bad = tmp_path / "bad.docx"
     bad.write_bytes(b"not a zip")
-    result = CliRunner().invoke(cli, ["import", str(bad), "--db", _url(engine), "--json"])
+    result = CliRunner().invoke(cli, ["import", str(bad), "--db", _url(db), "--json"])
     assert result.exit_code == 1
     [outcome] = json.loads(result.stdout)
     [issue] = outcome["issues"]

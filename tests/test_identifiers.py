@@ -17,15 +17,15 @@ from click.testing import CliRunner, Result
 from formtool import store
 from formtool.cli import cli
 from formtool.definitions import get_form
-from formtool.generate import record_audits, regenerate
-from formtool.identifiers import (
+from formtool.definitions.identifiers import (
     AUDIT_ID_MAX,
     IdentifierError,
     audit_file_name,
     audit_id_problem,
     safe_file_stem,
 )
-from formtool.mail import find_forms
+from formtool.generate import record_audits, regenerate
+from formtool.programme.mail import find_forms
 
 from conftest import CASE_ROW, make_cases, write_cases
 
@@ -46,7 +46,7 @@ def generate(tmp_path: Path, rows: list[dict[str, str]]) -> tuple[Result, Path, 
 
 
 def audit_ids(db: str) -> list[str]:
-    with store.open_store(db).connect() as conn:
+    with store.open_store(db).engine.connect() as conn:
         return list(conn.execute(sa.select(store.audits.c.audit_id)).scalars())
 
 
@@ -159,14 +159,14 @@ def test_safe_file_stem_hash_is_of_the_text():
     assert safe_file_stem("CON", part=True) == "CON"
 
 
-def test_an_id_recorded_before_ids_were_checked_names_no_file(tmp_path, engine):
+def test_an_id_recorded_before_ids_were_checked_names_no_file(tmp_path, db):
     form = get_form("csc")
     good, other = make_cases(tmp_path / "cases", form, 2)
     bad = replace(other, audit_id="../../escaped")
-    record_audits(engine, form, [good, bad])  # as an older formtool did, unchecked
+    record_audits(db, form, [good, bad])  # as an older formtool did, unchecked
     out = tmp_path / "a" / "b" / "forms"
     with pytest.raises(IdentifierError) as raised:
-        regenerate(engine, "2026-11", out, ("docx",))
+        regenerate(db, "2026-11", out, ("docx",))
     assert str(raised.value) == (
         f"'../../escaped' is not an audit id: {LETTERS}. No file was named from it; correct "
         "or remove that audit in the database (`formtool allocate --replace` drops a month's "

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 
 from formtool import store
 from formtool.definitions import get_form
-from formtool.fill import fill_docx, fill_xlsx
+from formtool.demo.fill import fill_docx, fill_xlsx
 from formtool.generate import write_forms
-from formtool.imports import import_paths
-from formtool.reports import export_data, status
+from formtool.programme.status import export_data, status
+from formtool.read.batch import import_paths
 
 from conftest import answers_for, date_keys, make_cases
 
@@ -24,15 +24,15 @@ TODAY = dt.date(2026, 11, 22)
 
 
 @pytest.fixture
-def setup(tmp_path, engine):
+def setup(tmp_path, db):
     """A database with three CSC audits and one early help audit, forms generated."""
     csc, eh = get_form("csc"), get_form("early_help")
     csc_cases = make_cases(tmp_path, csc, 3)
     eh_cases = make_cases(tmp_path, eh, 1)
-    forms = write_forms(csc, csc_cases, tmp_path / "forms", ("docx", "xlsx"), engine=engine)
-    forms += write_forms(eh, eh_cases, tmp_path / "forms", ("docx",), engine=engine)
+    forms = write_forms(csc, csc_cases, tmp_path / "forms", ("docx", "xlsx"), db=db)
+    forms += write_forms(eh, eh_cases, tmp_path / "forms", ("docx",), db=db)
     (tmp_path / "returns").mkdir()
-    return engine, tmp_path, {f.path.name: f for f in forms}
+    return db, tmp_path, {f.path.name: f for f in forms}
 
 
 def good_answers(form_id: str) -> dict[str, str]:
@@ -66,8 +66,8 @@ def returned(setup, name: str, answers: dict[str, str], as_name: str | None = No
     return path
 
 
-def counts(engine) -> dict[str, int]:
-    with engine.connect() as conn:
+def counts(db) -> dict[str, int]:
+    with db.engine.connect() as conn:
         return {
             t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()
             for t in (store.returns, store.answers, store.actions, store.grades)
@@ -75,25 +75,25 @@ def counts(engine) -> dict[str, int]:
 
 
 def test_import_unchanged_and_superseding_keeps_history(setup):
-    engine, _root, forms = setup
+    db, _root, forms = setup
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     answers = good_answers("csc")
     first = returned(setup, name, answers)
-    [outcome] = import_paths(engine, [first], TODAY)
+    [outcome] = import_paths(db, [first], TODAY)
     assert (outcome.status, outcome.audit_id) == ("imported", forms[name].case.audit_id)
     assert [i.code.name for i in outcome.issues] == []
-    assert import_paths(engine, [first], TODAY)[0].status == "unchanged"
-    before = counts(engine)
+    assert import_paths(db, [first], TODAY)[0].status == "unchanged"
+    before = counts(db)
     changed = returned(
         setup,
         name,
         answers | {"kss1.seen_alone": "No", "overall.grade": "Requires Improvement"},
         as_name="v2-" + name,
     )
-    assert import_paths(engine, [changed], TODAY)[0].status == "updated"
-    after = counts(engine)
+    assert import_paths(db, [changed], TODAY)[0].status == "updated"
+    after = counts(db)
     assert after["returns"] == before["returns"] + 1
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         rows = conn.execute(sa.select(store.returns).order_by(store.returns.c.id)).all()
         grade = conn.execute(sa.select(store.grades.c.auditor_grade)).scalar()
         state = conn.execute(
@@ -102,13 +102,13 @@ def test_import_unchanged_and_superseding_keeps_history(setup):
     assert [(r.is_current, r.supersedes) for r in rows] == [(False, None), (True, rows[0].id)]
     assert rows[0].content == first.read_bytes()  # original bytes kept for tracing
     assert grade == "Requires Improvement" and state == "returned"
-    current = {r["key"]: r["value"] for r in export_data(engine).answers}
+    current = {r["key"]: r["value"] for r in export_data(db).answers}
     assert current["kss1.seen_alone"] == "No"
     assert current["kss1.met"] == "Met"
 
 
 def test_values_actions_and_grades_are_stored_canonically(setup):
-    engine, _root, forms = setup
+    db, _root, forms = setup
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".xlsx"))
     answers = good_answers("csc") | {
         "kss2.records_quality": "n/a",
@@ -116,9 +116,9 @@ def test_values_actions_and_grades_are_stored_canonically(setup):
         "next_steps.actions.1.date_required": "2026-12-15",
         "moderation.grade": "Good",
     }
-    [outcome] = import_paths(engine, [returned(setup, name, answers)], TODAY)
+    [outcome] = import_paths(db, [returned(setup, name, answers)], TODAY)
     assert outcome.status == "imported"
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         stored = {r.key: (r.value, r.comment) for r in conn.execute(sa.select(store.answers))}
         actions = conn.execute(sa.select(store.actions).order_by(store.actions.c.id)).all()
         grade = conn.execute(sa.select(store.grades)).one()
@@ -141,15 +141,15 @@ def issue_tuples(outcome) -> list[tuple[str, str]]:
 
 
 def test_invalid_answers_reject_the_file_and_store_nothing(setup):
-    engine, _root, forms = setup
+    db, _root, forms = setup
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     answers = good_answers("csc") | {
         "kss1.seen_alone": "Maybe",
         "kss2.met": "",
         "next_steps.actions.2.date_required": "next week",
     }
-    before = counts(engine)
-    [outcome] = import_paths(engine, [returned(setup, name, answers)], TODAY)
+    before = counts(db)
+    [outcome] = import_paths(db, [returned(setup, name, answers)], TODAY)
     assert outcome.status == "rejected"
     assert issue_tuples(outcome) == [
         ("kss1.seen_alone", "bad-choice"),
@@ -159,22 +159,22 @@ def test_invalid_answers_reject_the_file_and_store_nothing(setup):
     assert outcome.issues[0].message.endswith(
         "kss1.seen_alone] expects one of Yes/No/Partially/N/A, got 'Maybe'. Pick from the list."
     )
-    assert counts(engine) == before
+    assert counts(db) == before
 
 
 def test_draft_return_skips_required_check_with_a_warning(setup):
-    engine, _root, forms = setup
+    db, _root, forms = setup
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     answers = {"kss1.seen_alone": "Yes", "completion.status": "Draft"}
-    [outcome] = import_paths(engine, [returned(setup, name, answers)], TODAY)
+    [outcome] = import_paths(db, [returned(setup, name, answers)], TODAY)
     assert outcome.status == "imported"
     assert issue_tuples(outcome) == [("completion.status", "draft-return")]
-    report = status(engine, "2026-11", today=TODAY)
+    report = status(db, "2026-11", today=TODAY)
     assert report.by_state == {"allocated": 3, "in progress": 1}  # a draft is not complete
 
 
 def test_consistency_warnings(setup):
-    engine, _root, forms = setup
+    db, _root, forms = setup
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     answers = good_answers("csc")
     for q in get_form("csc").questions():
@@ -185,7 +185,7 @@ def test_consistency_warnings(setup):
         "next_steps.actions.1.responsible_person": "",
         "next_steps.actions.2.date_required": "01/10/2026",
     }
-    [outcome] = import_paths(engine, [returned(setup, name, answers)], TODAY)
+    [outcome] = import_paths(db, [returned(setup, name, answers)], TODAY)
     assert outcome.status == "imported"  # warnings do not reject
     # "No" to "evidence of drift and delay?" is favourable; the CSE and learning-points
     # questions are neutral, so KSS 8 (one of each) and KSS 10 (neutral only) do not warn.
@@ -199,7 +199,7 @@ def test_consistency_warnings(setup):
         "overall.grade] graded 'Outstanding' but 30 of 31 scored answers are unfavourable. "
         "Check the grade."
     )
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         warnings = json.loads(conn.execute(sa.select(store.returns.c.warnings)).scalar())
     assert warnings[2] == {
         "code": "grade-inconsistent",
@@ -210,7 +210,7 @@ def test_consistency_warnings(setup):
 
 
 def test_altered_facts_another_type_and_another_audit_are_rejected(setup):
-    engine, root, forms = setup
+    db, root, forms = setup
     csc_docx = sorted(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     answers = good_answers("csc")
     returned(setup, csc_docx[0], answers | {"header.family_name": "Changed"}, as_name="edited.docx")
@@ -239,8 +239,8 @@ def test_altered_facts_another_type_and_another_audit_are_rejected(setup):
     )
     (root / "returns" / "tmp.docx").unlink()
     eh_file.unlink()
-    before = counts(engine)
-    outcomes = {o.file.split("/")[-1]: o for o in import_paths(engine, [root / "returns"], TODAY)}
+    before = counts(db)
+    outcomes = {o.file.split("/")[-1]: o for o in import_paths(db, [root / "returns"], TODAY)}
     assert {k: o.status for k, o in outcomes.items()} == {
         "edited.docx": "rejected",
         "other-type.docx": "rejected",
@@ -249,7 +249,7 @@ def test_altered_facts_another_type_and_another_audit_are_rejected(setup):
     assert issue_tuples(outcomes["edited.docx"]) == [("header.family_name", "facts-altered")]
     assert issue_tuples(outcomes["other-type.docx"])[0][1] == "wrong-form"
     assert ("header.case_number", "facts-altered") in issue_tuples(outcomes["other-audit.docx"])
-    assert counts(engine) == before
+    assert counts(db) == before
 
 
 def _replace_in_zip(data: bytes, member: str, old: str, new: str) -> bytes:
@@ -274,10 +274,10 @@ def test_unknown_audit_is_rejected(setup, tmp_path):
 
 
 def test_status_counts_returned_outstanding_overdue(setup):
-    engine, _root, forms = setup
+    db, _root, forms = setup
     name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
-    import_paths(engine, [returned(setup, name, good_answers("csc"))], TODAY)
-    report = status(engine, "2026-11", today=dt.date(2026, 12, 3))
+    import_paths(db, [returned(setup, name, good_answers("csc"))], TODAY)
+    report = status(db, "2026-11", today=dt.date(2026, 12, 3))
     assert report.audits == 4
     assert report.by_state == {"allocated": 3, "returned": 1}
     assert [(o.state, o.days_overdue) for o in report.overdue] == [("allocated", 3)] * 3
@@ -286,14 +286,14 @@ def test_status_counts_returned_outstanding_overdue(setup):
         for k in ("audits", "returned", "outstanding", "overdue")
     }
     assert totals == {"audits": 4, "returned": 1, "outstanding": 3, "overdue": 3}
-    assert status(engine, "2026-10", today=TODAY).audits == 0
+    assert status(db, "2026-10", today=TODAY).audits == 0
 
 
 def test_check_accepts_or_returns_for_amendment_and_reimport_moves_on(setup):
+    from formtool.programme.workflow import check_return
     from formtool.store import StateError
-    from formtool.workflow import check_return
 
-    engine, _root, forms = setup
+    db, _root, forms = setup
     names = sorted(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     first, second = (forms[n].case.audit_id for n in names[:2])
     with pytest.raises(
@@ -301,11 +301,11 @@ def test_check_accepts_or_returns_for_amendment_and_reimport_moves_on(setup):
         match=f"^Audit {first} is 'allocated'; only a complete "
         r"\(Final\) return can be accepted; import it first",
     ):
-        check_return(engine, first)
+        check_return(db, first)
     for name in names[:2]:
-        import_paths(engine, [returned(setup, name, good_answers("csc"))], TODAY)
-    assert check_return(engine, first).state == "checked"
-    result = check_return(engine, second, "KSS 5 evidence missing", today=dt.date(2026, 12, 23))
+        import_paths(db, [returned(setup, name, good_answers("csc"))], TODAY)
+    assert check_return(db, first).state == "checked"
+    result = check_return(db, second, "KSS 5 evidence missing", today=dt.date(2026, 12, 23))
     assert result.as_dict() == {
         "audit_id": second,
         "state": "amendment requested",
@@ -315,42 +315,47 @@ def test_check_accepts_or_returns_for_amendment_and_reimport_moves_on(setup):
     amended = returned(
         setup, names[1], good_answers("csc") | {"kss5.met": "Partially met"}, as_name="amended.docx"
     )
-    assert import_paths(engine, [amended], TODAY)[0].status == "updated"
-    report = status(engine)
+    assert import_paths(db, [amended], TODAY)[0].status == "updated"
+    report = status(db)
     assert report.by_state == {"allocated": 2, "returned": 1, "checked": 1}
 
 
 def test_a_draft_cannot_be_accepted_and_signoff_and_close_follow_the_sign_offs(setup):
+    from formtool.programme.workflow import (
+        WorkflowError,
+        check_return,
+        close_audit,
+        sign_off_actions,
+    )
     from formtool.store import StateError
-    from formtool.workflow import WorkflowError, check_return, close_audit, sign_off_actions
 
-    engine, _root, forms = setup
+    db, _root, forms = setup
     name = sorted(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))[0]
     audit_id = forms[name].case.audit_id
     import_paths(
-        engine, [returned(setup, name, {"completion.status": "Draft"}, as_name="draft.docx")], TODAY
+        db, [returned(setup, name, {"completion.status": "Draft"}, as_name="draft.docx")], TODAY
     )
     with pytest.raises(StateError, match="is 'in progress'; only a complete"):
-        check_return(engine, audit_id)
+        check_return(db, audit_id)
     unsigned = good_answers("csc") | {"oversight.actions.1.manager_sign_off": ""}
     for key in list(unsigned):
         if key.endswith("sign_off_date") and key.startswith("oversight.actions.1."):
             unsigned[key] = ""
-    import_paths(engine, [returned(setup, name, unsigned)], TODAY)
-    check_return(engine, audit_id)
+    import_paths(db, [returned(setup, name, unsigned)], TODAY)
+    check_return(db, audit_id)
     with pytest.raises(
         WorkflowError,
         match=f"^Audit {audit_id} has 1 action\\(s\\) without a "
         r"manager's sign-off \(oversight.actions.1\)",
     ):
-        sign_off_actions(engine, audit_id)
+        sign_off_actions(db, audit_id)
     with pytest.raises(WorkflowError, match="still has actions without a sign-off"):
-        close_audit(engine, audit_id)
+        close_audit(db, audit_id)
     signed = returned(setup, name, good_answers("csc"), as_name="signed.docx")
-    assert import_paths(engine, [signed], TODAY)[0].status == "updated"
-    assert sign_off_actions(engine, audit_id).state == "actions signed off"
-    assert close_audit(engine, audit_id).previous_state == "actions signed off"
-    with engine.connect() as conn:
+    assert import_paths(db, [signed], TODAY)[0].status == "updated"
+    assert sign_off_actions(db, audit_id).state == "actions signed off"
+    assert close_audit(db, audit_id).previous_state == "actions signed off"
+    with db.engine.connect() as conn:
         events = (
             conn.execute(
                 sa.select(store.events.c.event)
@@ -376,9 +381,9 @@ def test_a_draft_cannot_be_accepted_and_signoff_and_close_follow_the_sign_offs(s
 OUTLOOK = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "outlook-msg"
 
 
-def _stored(engine) -> list[tuple[str, str, str, object, object]]:
+def _stored(db) -> list[tuple[str, str, str, object, object]]:
     r = store.returns.c
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         return [
             tuple(row)
             for row in conn.execute(
@@ -392,7 +397,7 @@ def _stored(engine) -> list[tuple[str, str, str, object, object]]:
 def test_an_eml_reply_imports_each_attached_form_with_sender_and_date(setup):
     from email.message import EmailMessage
 
-    engine, root, forms = setup
+    db, root, forms = setup
     docx_name = next(n for n in forms if n.startswith("CSC") and n.endswith(".docx"))
     xlsx_name = next(
         n
@@ -419,7 +424,7 @@ def test_an_eml_reply_imports_each_attached_form_with_sender_and_date(setup):
     eml = root / "inbox" / "reply.eml"
     eml.parent.mkdir()
     eml.write_bytes(message.as_bytes())
-    outcomes = import_paths(engine, [root / "inbox"], TODAY)
+    outcomes = import_paths(db, [root / "inbox"], TODAY)
     assert [(Path(o.file).name, o.status) for o in outcomes] == [
         (f"reply.eml › {docx_name}", "imported"),
         (f"reply.eml › {xlsx_name}", "imported"),
@@ -427,7 +432,7 @@ def test_an_eml_reply_imports_each_attached_form_with_sender_and_date(setup):
     ]
     assert [i.code.label for i in outcomes[2].issues] == ["not-a-form"]
     sent = dt.datetime(2026, 11, 23, 9, 15)
-    assert _stored(engine) == [
+    assert _stored(db) == [
         (
             forms[docx_name].case.audit_id,
             f"reply.eml › {docx_name}",
@@ -443,14 +448,14 @@ def test_an_eml_reply_imports_each_attached_form_with_sender_and_date(setup):
             "reply.eml",
         ),
     ]
-    again = import_paths(engine, [eml], TODAY)
+    again = import_paths(db, [eml], TODAY)
     assert [o.status for o in again] == ["unchanged", "unchanged", "skipped"]
 
 
 def test_an_outlook_msg_carrying_a_return_imports_it(setup):
     from msgfile import Attached, Msg, msg_bytes
 
-    engine, root, forms = setup
+    db, root, forms = setup
     name = next(n for n in forms if n.startswith("EH"))
     data = returned(setup, name, good_answers("early_help")).read_bytes()
     msg = root / "reply.msg"
@@ -465,9 +470,9 @@ def test_an_outlook_msg_carrying_a_return_imports_it(setup):
             )
         )
     )
-    [outcome] = import_paths(engine, [msg], TODAY)
+    [outcome] = import_paths(db, [msg], TODAY)
     assert (Path(outcome.file).name, outcome.status) == (f"reply.msg › {name}", "imported")
-    [(audit_id, _, sender, sent_at, message_name)] = _stored(engine)
+    [(audit_id, _, sender, sent_at, message_name)] = _stored(db)
     assert (audit_id, sender, sent_at, message_name) == (
         forms[name].case.audit_id,
         "Auditor B2 (synthetic) <auditor.b2@example.invalid>",
@@ -476,14 +481,14 @@ def test_an_outlook_msg_carrying_a_return_imports_it(setup):
     )
     truncated = root / "cut.msg"
     truncated.write_bytes(msg.read_bytes()[:3000])
-    [cut] = import_paths(engine, [truncated], TODAY)
+    [cut] = import_paths(db, [truncated], TODAY)
     assert (cut.status, [i.code.label for i in cut.issues]) == ("rejected", ["bad-message"])
     assert "\n" not in cut.issues[0].message
 
 
 @pytest.mark.skipif(not OUTLOOK.is_dir(), reason="shared/fixtures/outlook-msg not beside the repo")
-def test_real_outlook_files_are_read_and_each_gets_its_code(engine):
-    outcomes = import_paths(engine, [OUTLOOK / "unicode.msg", OUTLOOK / "strangeDate.msg"], TODAY)
+def test_real_outlook_files_are_read_and_each_gets_its_code(db):
+    outcomes = import_paths(db, [OUTLOOK / "unicode.msg", OUTLOOK / "strangeDate.msg"], TODAY)
     assert [(Path(o.file).name, o.status, [i.code.label for i in o.issues]) for o in outcomes] == [
         ("unicode.msg › import OleFileIO.tif", "skipped", ["not-a-form"]),
         ("unicode.msg › raised value error.tif", "skipped", ["not-a-form"]),

@@ -10,7 +10,7 @@ import pytest
 from pypdf import PdfReader
 
 from formtool.definitions import get_form
-from formtool.fill import fill_docx, fill_xlsx, strip_controls
+from formtool.demo.fill import fill_docx, fill_xlsx, strip_controls
 from formtool.generate import render
 from formtool.read import read_path
 
@@ -96,7 +96,7 @@ def test_filled_form_survives_libreoffice_save(workdir, form_id, variant):
 def test_libreoffice_drops_tags_but_keeps_bookmarks(workdir):
     """The premise of the design: if LibreOffice ever keeps w:tag, this will say so."""
     root, _ = workdir
-    from formtool.layout import layout
+    from formtool.definitions.layout import layout
     from formtool.read.docx import open_docx, tagged_text
     from formtool.read.limits import TextBudget
 
@@ -133,20 +133,20 @@ def test_libreoffice_saved_returns_import_exactly(workdir, variant, tmp_path):
 
     from formtool import store
     from formtool.generate import record_audits
-    from formtool.imports import import_paths
+    from formtool.read.batch import import_paths
 
     root, made = workdir
-    engine = store.open_store(f"sqlite:///{tmp_path / 'lo.db'}")
+    db = store.open_store(f"sqlite:///{tmp_path / 'lo.db'}")
     single = [f for f in FORM_IDS if not get_form(f).two_stage]  # two-stage: see below
     for form_id in single:
-        record_audits(engine, get_form(form_id), [made[form_id]["case"]])
+        record_audits(db, get_form(form_id), [made[form_id]["case"]])
     files = [
         root / "saved" / (f"{f}-stripped.docx" if variant == "stripped.docx" else f"{f}.{variant}")
         for f in single
     ]
-    outcomes = import_paths(engine, files)
+    outcomes = import_paths(db, files)
     assert [o.status for o in outcomes] == ["imported"] * len(single)
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         for form_id in single:
             audit_id = made[form_id]["case"].audit_id
             stored = {
@@ -173,9 +173,9 @@ def test_rows_added_in_word_survive_libreoffice_and_import(tmp_path):
     import sqlalchemy as sa
 
     from formtool import store
-    from formtool.fill import add_action_row
+    from formtool.demo.fill import add_action_row
     from formtool.generate import record_audits
-    from formtool.imports import import_paths
+    from formtool.read.batch import import_paths
 
     form = get_form("csc")
     case = make_cases(tmp_path, form, 1)[0]
@@ -195,16 +195,16 @@ def test_rows_added_in_word_survive_libreoffice_and_import(tmp_path):
     source = tmp_path / "added.docx"
     source.write_bytes(data)
     [saved] = convert([source], "docx", tmp_path / "saved")
-    engine = store.open_store(f"sqlite:///{tmp_path / 'rows.db'}")
-    record_audits(engine, form, [case])
+    db = store.open_store(f"sqlite:///{tmp_path / 'rows.db'}")
+    record_audits(db, form, [case])
     for path in (source, saved):
         values = read_path(path).values
         assert [values[f"next_steps.actions.{r}.action"] for r in range(1, printed + 3)] == [
             f"Action {r}" for r in range(1, printed + 3)
         ]
-    [outcome] = import_paths(engine, [saved])
+    [outcome] = import_paths(db, [saved])
     assert outcome.status == "imported", outcome.issues
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         rows = conn.execute(
             sa.select(store.actions)
             .where(store.actions.c.table_key == "next_steps.actions")
@@ -224,17 +224,17 @@ def test_two_stage_checklist_round_trip_through_libreoffice(tmp_path, fmt):
     import sqlalchemy as sa
 
     from formtool import store
-    from formtool.fill import fill_return
+    from formtool.demo.fill import fill_return
     from formtool.generate import record_audits
-    from formtool.imports import import_paths
+    from formtool.programme.workflow import select_prepared
+    from formtool.read.batch import import_paths
     from formtool.store import queries
-    from formtool.workflow import select_prepared
 
     form = get_form("quality_practice")
     assert form.two_stage
     case = make_cases(tmp_path, form, 1)[0]
-    engine = store.open_store(f"sqlite:///{tmp_path / 'qp.db'}")
-    record_audits(engine, form, [case])
+    db = store.open_store(f"sqlite:///{tmp_path / 'qp.db'}")
+    record_audits(db, form, [case])
     everything = answers_for(form)
     roles = {f.key: f.role for f in form.fields()}
     preparer = {k: v for k, v in everything.items() if roles[k] in ("", "preparer")}
@@ -243,9 +243,9 @@ def test_two_stage_checklist_round_trip_through_libreoffice(tmp_path, fmt):
     source.parent.mkdir()
     source.write_bytes(fill_return(render(form, case, fmt), fmt, form, preparer))
     [saved] = convert([source], fmt, tmp_path / "saved1")
-    [first] = import_paths(engine, [saved], dt.date(2026, 11, 22))
+    [first] = import_paths(db, [saved], dt.date(2026, 11, 22))
     assert first.status == "imported", first.issues
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         assert store.audit_state(conn, case.audit_id) is store.AuditState.prepared
         prepared = queries.prepared_return(conn, case.audit_id)
         stored = store.return_answers(conn, prepared.id)
@@ -253,7 +253,7 @@ def test_two_stage_checklist_round_trip_through_libreoffice(tmp_path, fmt):
     assert all(stored[q.key][1] == everything[q.evidence_key] for q in evidence)
     assert all(not stored[q.key][0] for q in evidence)  # judgements wait for the auditor
     assert select_prepared(
-        engine, case.due_month if hasattr(case, "due_month") else "2026-11"
+        db, case.due_month if hasattr(case, "due_month") else "2026-11"
     ).selected == (case.audit_id,)
     auditor = {k: v for k, v in everything.items() if roles[k] == "auditor"}
     auditor[evidence[0].evidence_key] = "Changed by the auditor"
@@ -261,12 +261,12 @@ def test_two_stage_checklist_round_trip_through_libreoffice(tmp_path, fmt):
     judged.parent.mkdir()
     judged.write_bytes(fill_return(prepared.content, fmt, form, auditor))
     [saved2] = convert([judged], fmt, tmp_path / "saved2")
-    [second] = import_paths(engine, [saved2], dt.date(2026, 11, 22))
+    [second] = import_paths(db, [saved2], dt.date(2026, 11, 22))
     assert second.status == "updated", second.issues
     assert [(i.field, i.code.label) for i in second.issues if i.is_warning] == [
         (evidence[0].evidence_key, "evidence-changed")
     ]
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         assert store.audit_state(conn, case.audit_id) is store.AuditState.returned
         current = store.current_return(conn, case.audit_id)
         final = store.return_answers(conn, current.id)

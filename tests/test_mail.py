@@ -24,15 +24,15 @@ from formtool import store
 from formtool.cli import cli
 from formtool.definitions import get_form
 from formtool.generate import write_forms
-from formtool.mail import MailError, build_messages, deliver
+from formtool.programme.mail import MailError, build_messages, deliver
 
 from conftest import make_cases
 
 
 @pytest.fixture
 def world(tmp_path):
-    db = f"sqlite:///{tmp_path / 'm.db'}"
-    engine = store.open_store(db)
+    db_file = f"sqlite:///{tmp_path / 'm.db'}"
+    db = store.open_store(db_file)
     form = get_form("csc")
     cases = make_cases(tmp_path, form, 3)
     cases = [
@@ -47,8 +47,8 @@ def world(tmp_path):
         )
         for i, c in enumerate(cases)
     ]
-    made = write_forms(form, cases, tmp_path / "forms", ("docx", "xlsx"), engine=engine)
-    return tmp_path, db, engine, made
+    made = write_forms(form, cases, tmp_path / "forms", ("docx", "xlsx"), db=db)
+    return tmp_path, db_file, db, made
 
 
 def parse(path):
@@ -61,8 +61,8 @@ def plain_body(message: EmailMessage) -> str:
     return body.get_content()
 
 
-def events(engine, name):
-    with engine.connect() as conn:
+def events(db, name):
+    with db.engine.connect() as conn:
         return (
             conn.execute(sa.select(store.events.c.audit_id).where(store.events.c.event == name))
             .scalars()
@@ -71,13 +71,13 @@ def events(engine, name):
 
 
 def test_send_writes_eml_drafts_with_the_forms_attached(world):
-    root, db, engine, made = world
+    root, db_file, db, made = world
     result = CliRunner().invoke(
         cli,
         [
             "send",
             "--db",
-            db,
+            db_file,
             "--forms",
             str(root / "forms"),
             "--out",
@@ -109,12 +109,12 @@ def test_send_writes_eml_drafts_with_the_forms_attached(world):
         assert "This email and its attachments are OFFICIAL-SENSITIVE." in body
     ids = sorted(m.case.audit_id for m in made[::2])
     assert sorted(attached) == [f"{ids[0]}.docx", f"{ids[1]}.xlsx", f"{ids[2]}.docx"]
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         states = conn.execute(sa.select(store.audits.c.state)).scalars().all()
     assert states == ["sent"] * 3
-    assert sorted(events(engine, "sent")) == sorted(m.case.audit_id for m in made[::2])
+    assert sorted(events(db, "sent")) == sorted(m.case.audit_id for m in made[::2])
     again = CliRunner().invoke(
-        cli, ["send", "--db", db, "--forms", str(root / "forms"), "--out", str(root / "mail2")]
+        cli, ["send", "--db", db_file, "--forms", str(root / "forms"), "--out", str(root / "mail2")]
     )
     assert again.output.strip() == "0 message(s) written."
 
@@ -213,9 +213,9 @@ def smtp_server(
 
 def deliver_to(world, port: int, **options: Any) -> Any:
     """`deliver` of the world's forms, from qa@example.invalid, through the server on `port`."""
-    root, _db, engine, _made = world
+    root, _db, db, _made = world
     return deliver(
-        engine,
+        db,
         "qa@example.invalid",
         root / "forms",
         None,
@@ -225,11 +225,11 @@ def deliver_to(world, port: int, **options: Any) -> Any:
     )
 
 
-def send_args(root: Path, db: str, port: int, *extra: str) -> list[str]:
+def send_args(root: Path, db_file: str, port: int, *extra: str) -> list[str]:
     return [
         "send",
         "--db",
-        db,
+        db_file,
         "--forms",
         str(root / "forms"),
         "--smtp",
@@ -240,16 +240,16 @@ def send_args(root: Path, db: str, port: int, *extra: str) -> list[str]:
     ]
 
 
-def states(engine: sa.Engine) -> set[str]:
-    with engine.connect() as conn:
+def states(db: sa.Engine) -> set[str]:
+    with db.engine.connect() as conn:
         return set(conn.execute(sa.select(store.audits.c.state)).scalars())
 
 
 def test_send_over_smtp_with_starttls_and_a_login(world, monkeypatch, certificate):
-    root, db, engine, made = world
+    root, db_file, db, made = world
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))  # what production trusts, here
     with smtp_server("starttls", certificate) as (handler, port):
-        args = send_args(root, db, port, "--user", "qa")
+        args = send_args(root, db_file, port, "--user", "qa")
         monkeypatch.delenv("FORMTOOL_SMTP_PASSWORD", raising=False)
         refused = CliRunner().invoke(cli, args)
         assert refused.exit_code == 2 and "FORMTOOL_SMTP_PASSWORD is not set" in refused.output
@@ -265,16 +265,16 @@ def test_send_over_smtp_with_starttls_and_a_login(world, monkeypatch, certificat
     for envelope in handler.envelopes:
         message = BytesParser(policy=policy.default).parsebytes(envelope.content)
         assert all(files[a.get_filename()] == a.get_content() for a in message.iter_attachments())
-    assert len(events(engine, "sent")) == 3
+    assert len(events(db, "sent")) == 3
 
 
 @pytest.mark.parametrize("flag", ["--user", "--starttls"])
 def test_a_login_or_starttls_is_never_sent_in_clear(world, monkeypatch, flag):
-    root, db, engine, _made = world
+    root, db_file, db, _made = world
     monkeypatch.setenv("FORMTOOL_SMTP_PASSWORD", "s3cret")
     with smtp_server("none") as (handler, port):
         extra = ("--user", "qa") if flag == "--user" else ("--starttls",)
-        result = CliRunner().invoke(cli, send_args(root, db, port, *extra))
+        result = CliRunner().invoke(cli, send_args(root, db_file, port, *extra))
     why = {
         "--user": "a user name and password are never sent unencrypted",
         "--starttls": "STARTTLS was asked for",
@@ -284,22 +284,22 @@ def test_a_login_or_starttls_is_never_sent_in_clear(world, monkeypatch, flag):
         f"Error: Mail to 127.0.0.1:{port} was not sent: the server does not offer STARTTLS "
         f"and {why}. Use the server's implicit TLS port (465) or one that offers STARTTLS.\n"
     )
-    assert handler.envelopes == [] and states(engine) == {"allocated"}
+    assert handler.envelopes == [] and states(db) == {"allocated"}
 
 
 def test_starttls_is_used_whenever_the_server_offers_it(world, certificate):
-    _root, _db, engine, _made = world
+    _root, _db, db, _made = world
     with smtp_server("starttls", certificate) as (handler, port):
         result = deliver_to(world, port, ssl_context=trusting(certificate))
     assert handler.encrypted == [True, True, True]
     assert result.notice == "" and result.as_dict()["notice"] == ""
-    assert states(engine) == {"sent"}
+    assert states(db) == {"sent"}
 
 
 def test_unencrypted_mail_is_said_on_every_send(world):
-    root, db, engine, _made = world
+    root, db_file, db, _made = world
     with smtp_server("none") as (handler, port):
-        sent = CliRunner().invoke(cli, send_args(root, db, port))
+        sent = CliRunner().invoke(cli, send_args(root, db_file, port))
         chased = CliRunner().invoke(
             cli,
             [
@@ -307,7 +307,7 @@ def test_unencrypted_mail_is_said_on_every_send(world):
                 "2026-12-03",
                 "chase",
                 "--db",
-                db,
+                db_file,
                 "--smtp",
                 f"127.0.0.1:{port}",
                 "--from",
@@ -322,23 +322,23 @@ def test_unencrypted_mail_is_said_on_every_send(world):
     assert chased.exit_code == 0, chased.output
     assert chased.stderr == notice + "\n" and json.loads(chased.stdout)["notice"] == notice
     assert handler.encrypted == [False] * 6
-    assert states(engine) == {"sent"} and len(events(engine, "chased")) == 3
+    assert states(db) == {"sent"} and len(events(db, "chased")) == 3
 
 
 def test_port_465_is_implicit_tls(world, monkeypatch, certificate):
-    from formtool import mail
+    from formtool.programme import mail
 
-    _root, _db, engine, _made = world
+    _root, _db, db, _made = world
     monkeypatch.setenv("FORMTOOL_SMTP_PASSWORD", "s3cret")
     with smtp_server("implicit", certificate) as (handler, port):
         monkeypatch.setattr(mail, "IMPLICIT_TLS_PORTS", frozenset({port}))  # 465 needs root
         result = deliver_to(world, port, smtp_user="qa", ssl_context=trusting(certificate))
     assert handler.encrypted == [True, True, True] and result.notice == ""
-    assert states(engine) == {"sent"}
+    assert states(db) == {"sent"}
 
 
 def test_a_certificate_that_is_not_trusted_stops_the_send(world, certificate):
-    _root, _db, engine, _made = world
+    _root, _db, db, _made = world
     with (
         smtp_server("starttls", certificate) as (handler, port),
         pytest.raises(MailError) as raised,
@@ -348,37 +348,37 @@ def test_a_certificate_that_is_not_trusted_stops_the_send(world, certificate):
     message = str(raised.value)
     assert message.startswith(f"Sending through 127.0.0.1:{port} failed: [SSL: CERTIFICATE_")
     assert "\n" not in message
-    assert handler.envelopes == [] and states(engine) == {"allocated"}
+    assert handler.envelopes == [] and states(db) == {"allocated"}
 
 
 def test_header_injection_is_impossible(world):
-    root, _db, engine, made = world
+    root, _db, db, made = world
     a = store.audits.c
-    with store.transaction(engine) as conn:
+    with store.transaction(db.engine) as conn:
         conn.execute(
             store.audits.update()
             .where(a.audit_id == made[0].case.audit_id)
             .values(auditor="Eve\r\nBcc: victim@example.invalid")
         )
-    messages = build_messages(engine, "qa@example.invalid", root / "forms", None)
+    messages = build_messages(db, "qa@example.invalid", root / "forms", None)
     raw = b"".join(m.message.as_bytes() for m in messages)
     assert b"\nBcc:" not in raw and b"\r\nBcc:" not in raw
-    with store.transaction(engine) as conn:
+    with store.transaction(db.engine) as conn:
         conn.execute(
             store.audits.update()
             .where(a.audit_id == made[2].case.audit_id)
             .values(auditor_email="x@example.invalid\r\nBcc: victim@example.invalid")
         )
     with pytest.raises(MailError, match="has no usable email address"):
-        build_messages(engine, "qa@example.invalid", root / "forms", None)
+        build_messages(db, "qa@example.invalid", root / "forms", None)
     with pytest.raises(MailError, match=r"The sender address \(--from\)"):
-        build_messages(engine, "qa@example.invalid\nBcc: v@x.invalid", root / "forms", None)
+        build_messages(db, "qa@example.invalid\nBcc: v@x.invalid", root / "forms", None)
 
 
 def test_every_address_problem_is_listed_before_anything_is_sent(world):
-    root, db, engine, made = world
+    root, db_file, db, made = world
     a = store.audits.c
-    with store.transaction(engine) as conn:
+    with store.transaction(db.engine) as conn:
         for item, address in ((made[0], ""), (made[2], "not an address")):
             conn.execute(
                 store.audits.update()
@@ -386,27 +386,27 @@ def test_every_address_problem_is_listed_before_anything_is_sent(world):
                 .values(auditor_email=address)
             )
     result = CliRunner().invoke(
-        cli, ["send", "--db", db, "--forms", str(root / "forms"), "--out", str(root / "mail")]
+        cli, ["send", "--db", db_file, "--forms", str(root / "forms"), "--out", str(root / "mail")]
     )
     assert result.exit_code == 2
     assert result.output.startswith("Error: Nothing was sent: 2 problem(s). ")
     assert result.output.count("has no usable email address") == 2
     assert result.output.count("\n") == 1
     assert not (root / "mail").exists()
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         assert set(conn.execute(sa.select(a.state)).scalars()) == {"allocated"}
 
 
 def test_chase_overdue_only_and_dry_run_changes_nothing(world):
-    root, db, engine, _made = world
+    root, db_file, db, _made = world
     late = CliRunner().invoke(
-        cli, ["chase", "--db", db, "--out", str(root / "c"), "--dry-run", "--json"]
+        cli, ["chase", "--db", db_file, "--out", str(root / "c"), "--dry-run", "--json"]
     )
     report = json.loads(late.output)
     assert report["dry_run"] and report["eml"] == []
-    assert not (root / "c").exists() and events(engine, "chased") == []
+    assert not (root / "c").exists() and events(db, "chased") == []
     messages = build_messages(
-        engine, "qa@example.invalid", root / "forms", None, chase=True, today=dt.date(2026, 12, 3)
+        db, "qa@example.invalid", root / "forms", None, chase=True, today=dt.date(2026, 12, 3)
     )
     assert len(messages) == 3
     assert all(
@@ -416,7 +416,7 @@ def test_chase_overdue_only_and_dry_run_changes_nothing(world):
     assert "were due on 30/11/2026 and have not been returned" in plain_body(messages[0].message)
     assert (
         build_messages(
-            engine,
+            db,
             "qa@example.invalid",
             root / "forms",
             None,
@@ -428,8 +428,8 @@ def test_chase_overdue_only_and_dry_run_changes_nothing(world):
 
 
 def test_missing_forms_are_a_clear_error(world, tmp_path):
-    _root, db, _engine, _made = world
-    result = CliRunner().invoke(cli, ["send", "--db", db, "--forms", str(tmp_path / "none")])
+    _root, db_file, _engine, _made = world
+    result = CliRunner().invoke(cli, ["send", "--db", db_file, "--forms", str(tmp_path / "none")])
     assert result.exit_code == 2
     assert result.output.startswith("Error: Nothing was sent: 3 problem(s). ")
     assert "no generated form under" in result.output

@@ -23,15 +23,15 @@ from pypdf.generic import Destination, DictionaryObject
 
 from formtool import store
 from formtool.definitions import get_form
-from formtool.demo import run_demo
-from formtool.fill import fill_docx
+from formtool.demo.fill import fill_docx
+from formtool.demo.run import run_demo
 from formtool.generate import write_forms
-from formtool.imports import import_paths
 from formtool.packs.figures import PackError, load_figures, period_for
 from formtool.packs.file import file_pack
 from formtool.packs.pmu import pmu_pack
+from formtool.programme.workflow import check_return
+from formtool.read.batch import import_paths
 from formtool.settings import Settings
-from formtool.workflow import check_return
 
 from conftest import answers_for, convert, make_cases, write_cases
 
@@ -44,15 +44,15 @@ XDR = "{http://schemas.openxmlformats.org/drawingml/2006/spreadsheetDrawing}"
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     report = run_demo(out, seed=11, today=TODAY)
-    engine = store.open_store(f"sqlite:///{out / 'formtool.db'}")
-    files = {p.suffix: p for p in pmu_pack(engine, out / "pmu2", month="2026-11", as_of=AS_OF)}
-    return out, report, engine, files
+    db = store.open_store(f"sqlite:///{out / 'formtool.db'}")
+    files = {p.suffix: p for p in pmu_pack(db, out / "pmu2", month="2026-11", as_of=AS_OF)}
+    return out, report, db, files
 
 
-def records(engine):
+def records(db):
     """The month's audits with the grade that counts, straight from the tables."""
     a, g = store.audits.c, store.grades.c
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         return conn.execute(
             sa.select(
                 a.audit_id,
@@ -74,8 +74,8 @@ COMPLETE = {"returned", "checked", "moderated", "actions signed off", "closed"}
 
 
 def test_workbook_figures_match_the_records(demo):
-    _, _, engine, files = demo
-    rows = records(engine)
+    _, _, db, files = demo
+    rows = records(db)
     complete = [r for r in rows if r.state in COMPLETE]
     grade_scale = get_form("csc").grade_scale
     assert grade_scale is not None
@@ -157,8 +157,8 @@ def test_answers_sheet_is_long_form_with_one_header_and_a_filter(demo):
 
 
 def test_report_sentences_and_tables_match_the_records(demo):
-    _, _, engine, files = demo
-    rows = records(engine)
+    _, _, db, files = demo
+    rows = records(db)
     complete = [r for r in rows if r.state in COMPLETE]
     overdue = [
         r
@@ -196,13 +196,11 @@ def test_report_sentences_and_tables_match_the_records(demo):
 
 
 @pytest.fixture
-def crafted(tmp_path, engine):
+def crafted(tmp_path, db):
     """Six CSC audits: four Final (one sent back for amendment), one Draft, one outstanding.
     Every Final return answers "No" to "Is there evidence of drift and delay?"."""
     form = get_form("csc")
-    made = write_forms(
-        form, make_cases(tmp_path, form, 6), tmp_path / "forms", ("docx",), engine=engine
-    )
+    made = write_forms(form, make_cases(tmp_path, form, 6), tmp_path / "forms", ("docx",), db=db)
     folder = tmp_path / "returns"
     folder.mkdir()
     for i, item in enumerate(made[:5]):
@@ -214,14 +212,14 @@ def crafted(tmp_path, engine):
             "completion.status": "Draft" if i == 4 else "Final",
         }
         (folder / item.path.name).write_bytes(fill_docx(item.path.read_bytes(), answers))
-    assert {o.status for o in import_paths(engine, [folder], TODAY)} == {"imported"}
-    check_return(engine, made[3].case.audit_id, "KSS 2 evidence missing")
-    return engine, made
+    assert {o.status for o in import_paths(db, [folder], TODAY)} == {"imported"}
+    check_return(db, made[3].case.audit_id, "KSS 2 evidence missing")
+    return db, made
 
 
 def test_figures_count_drafts_and_amendments_out_and_respect_each_question(crafted):
-    engine, made = crafted
-    figures = load_figures(engine, period_for(month="2026-11"), AS_OF, min_base=3)
+    db, made = crafted
+    figures = load_figures(db, period_for(month="2026-11"), AS_OF, min_base=3)
     assert [a.case_number for a in figures.completed] == [m.case.case_number for m in made[:3]]
     assert dict(figures.grades["grade"]) == {"Good": 2, "Inadequate": 1}
     assert [i["case_number"] for i in figures.follow_up] == [made[1].case.case_number]
@@ -233,16 +231,16 @@ def test_figures_count_drafts_and_amendments_out_and_respect_each_question(craft
     seen = next(f for f in csc.findings if f.item.key == "kss1.seen_alone")
     assert (seen.counts["unfavourable"], seen.base) == (2, 3)
     assert seen in csc.weakest(40) and drift in csc.strongest(40)
-    strict = load_figures(engine, period_for(month="2026-11"), AS_OF, min_base=5)
+    strict = load_figures(db, period_for(month="2026-11"), AS_OF, min_base=5)
     assert strict.findings[0].findings == []  # 3 complete audits: below the base
 
 
 def test_periods_without_audits_are_gaps_not_zero(crafted, tmp_path):
-    engine, _ = crafted
-    figures = load_figures(engine, period_for(month="2026-11"), AS_OF)
+    db, _ = crafted
+    figures = load_figures(db, period_for(month="2026-11"), AS_OF)
     assert [p["period"] for p in figures.trend] == ["2026-08", "2026-09", "2026-10", "2026-11"]
     assert [p["favourable"] for p in figures.trend] == [None, None, None, 66.7]
-    files = {p.suffix: p for p in pmu_pack(engine, tmp_path / "p", month="2026-11", as_of=AS_OF)}
+    files = {p.suffix: p for p in pmu_pack(db, tmp_path / "p", month="2026-11", as_of=AS_OF)}
     summary = openpyxl.load_workbook(files[".xlsx"])["Summary"]
     start = next(r for r in range(1, 80) if summary.cell(r, 1).value == "Period")
     assert [summary.cell(r, 3).value for r in range(start + 1, start + 5)] == [
@@ -258,36 +256,36 @@ def test_periods_without_audits_are_gaps_not_zero(crafted, tmp_path):
 
 
 def test_pmu_pack_has_no_names_unless_asked(demo):
-    out, _, engine, files = demo
+    out, _, db, files = demo
     child_names = set()
-    for r in records(engine):
+    for r in records(db):
         facts = json.loads(r.facts)
         if facts.get("family_name"):
             child_names.add(facts["family_name"])
     document_text = "\n".join(p.text for p in docx.Document(str(files[".docx"])).paragraphs)
     book = openpyxl.load_workbook(files[".xlsx"])
     cells = {str(c.value) for s in book for row in s.iter_rows() for c in row if c.value}
-    assert {r.case_number for r in records(engine)} & cells  # case numbers identify them
+    assert {r.case_number for r in records(db)} & cells  # case numbers identify them
     assert not [n for n in child_names if n in document_text or n in cells]
-    named = pmu_pack(engine, out / "named", month="2026-11", include_names=True, as_of=AS_OF)
+    named = pmu_pack(db, out / "named", month="2026-11", include_names=True, as_of=AS_OF)
     audits = openpyxl.load_workbook(named[2])["Audits"]
     assert audits.cell(1, 14).value == "Family name" and audits.cell(2, 14).value
 
 
 def test_file_pack_summary_first_then_the_audit_and_bundle_bookmarks(demo):
-    out, report, engine, _ = demo
+    out, report, db, _ = demo
     bundle = PdfReader(report.figures["file_pack"][-1])
-    complete = sorted(r.audit_id for r in records(engine) if r.state in COMPLETE)
+    complete = sorted(r.audit_id for r in records(db) if r.state in COMPLETE)
     assert [title.split(" ")[0] for title in top_level_bookmarks(bundle)] == complete
     audit_id = next(a for a in complete if a.startswith("CSC"))
-    word, pdf = file_pack(engine, [audit_id], out / "one", ("docx", "pdf")).files
+    word, pdf = file_pack(db, [audit_id], out / "one", ("docx", "pdf")).files
     first_page = PdfReader(pdf).pages[0].extract_text()
     assert "Summary" in first_page and audit_id in first_page
     assert "Overall Grading of the Audit" in first_page
     text = "\n".join(
         c.text for t in docx.Document(str(word)).tables for r in t.rows for c in r.cells
     )
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         answers = conn.execute(
             sa.select(store.answers)
             .join(store.returns)
@@ -305,19 +303,19 @@ def test_file_pack_summary_first_then_the_audit_and_bundle_bookmarks(demo):
 
 
 def test_drafts_are_filed_only_on_request_and_marked(crafted, tmp_path):
-    engine, made = crafted
+    db, made = crafted
     draft = made[4].case.audit_id
     with pytest.raises(PackError, match=f"Audit {draft} is a draft"):
-        file_pack(engine, [draft], tmp_path / "no", ("pdf",))
-    [pdf] = file_pack(engine, [draft], tmp_path / "yes", ("pdf",), include_drafts=True).files
+        file_pack(db, [draft], tmp_path / "no", ("pdf",))
+    [pdf] = file_pack(db, [draft], tmp_path / "yes", ("pdf",), include_drafts=True).files
     assert all("DRAFT" in page.extract_text() for page in PdfReader(pdf).pages)
     with pytest.raises(PackError, match="has no imported return yet"):
-        file_pack(engine, [made[5].case.audit_id], tmp_path / "none", ("pdf",))
+        file_pack(db, [made[5].case.audit_id], tmp_path / "none", ("pdf",))
     assert not (tmp_path / "none").exists()
 
 
 def test_long_comments_flow_across_pages(crafted, tmp_path):
-    engine, made = crafted
+    db, made = crafted
     form = get_form("csc")
     long = (
         " ".join(f"word{i}" for i in range(3000))
@@ -337,14 +335,14 @@ def test_long_comments_flow_across_pages(crafted, tmp_path):
             },
         )
     )
-    assert import_paths(engine, [path], TODAY)[0].status == "updated"
-    _, pdf = file_pack(engine, [made[0].case.audit_id], tmp_path / "p", ("docx", "pdf")).files
+    assert import_paths(db, [path], TODAY)[0].status == "updated"
+    _, pdf = file_pack(db, [made[0].case.audit_id], tmp_path / "p", ("docx", "pdf")).files
     text = "".join(p.extract_text() for p in PdfReader(pdf).pages)
     assert "word2999" in text and "line 199" in text
     assert len(PdfReader(pdf).pages) > 5
 
 
-def test_every_name_prints_and_every_font_is_embedded(tmp_path, engine):
+def test_every_name_prints_and_every_font_is_embedded(tmp_path, db):
     names = {
         "pl": ("Żółć", "Ślęzak Grzegorz"),
         "vi": ("Nguyễn", "Thị Minh Khai"),
@@ -365,10 +363,10 @@ def test_every_name_prints_and_every_font_is_embedded(tmp_path, engine):
                 "due_date": "2026-11-30",
             }
         )
-    from formtool.cases import load_cases
+    from formtool.read.cases import load_cases
 
     cases = load_cases(write_cases(tmp_path / "u.csv", rows), form)
-    made = write_forms(form, cases, tmp_path / "forms", ("docx",), engine=engine)
+    made = write_forms(form, cases, tmp_path / "forms", ("docx",), db=db)
     folder = tmp_path / "r"
     folder.mkdir()
     for item in made:
@@ -378,15 +376,15 @@ def test_every_name_prints_and_every_font_is_embedded(tmp_path, engine):
                 answers_for(form) | {"completion.status": "Final", "moderation.grade": ""},
             )
         )
-    assert {o.status for o in import_paths(engine, [folder], TODAY)} == {"imported"}
-    result = file_pack(engine, [m.case.audit_id for m in made], tmp_path / "f", ("pdf",))
+    assert {o.status for o in import_paths(db, [folder], TODAY)} == {"imported"}
+    result = file_pack(db, [m.case.audit_id for m in made], tmp_path / "f", ("pdf",))
     assert result.warnings == []
     for item, (family, given) in zip(made, names.values(), strict=True):
         reader = PdfReader(tmp_path / "f" / f"{item.case.audit_id}-file.pdf")
         text = reader.pages[0].extract_text()
         assert family in text and given in text, (family, text[:300])
         assert_fonts_embedded(reader)
-    named = pmu_pack(engine, tmp_path / "pmu", month="2026-11", include_names=True, as_of=AS_OF)
+    named = pmu_pack(db, tmp_path / "pmu", month="2026-11", include_names=True, as_of=AS_OF)
     assert_fonts_embedded(PdfReader(named[1]))
 
 
@@ -415,7 +413,7 @@ def assert_fonts_embedded(reader: PdfReader) -> None:
 
 
 def test_council_and_marking_from_the_settings_file(crafted, tmp_path, monkeypatch):
-    engine, made = crafted
+    db, made = crafted
     config = tmp_path / "formtool.toml"
     config.write_text('council = "Example Council (synthetic)"\nmarking = "OFFICIAL"\n')
     monkeypatch.setenv("FORMTOOL_CONFIG", str(config))
@@ -424,7 +422,7 @@ def test_council_and_marking_from_the_settings_file(crafted, tmp_path, monkeypat
     settings = load_settings()
     assert settings == Settings("Example Council (synthetic)", "OFFICIAL", 5)
     [pdf] = file_pack(
-        engine, [made[0].case.audit_id], tmp_path / "s", ("pdf",), settings=settings
+        db, [made[0].case.audit_id], tmp_path / "s", ("pdf",), settings=settings
     ).files
     first = PdfReader(pdf).pages[0].extract_text()
     assert "Example Council (synthetic)" in first and "OFFICIAL" in first
@@ -501,13 +499,11 @@ def test_empty_period_is_refused_without_files(demo, tmp_path):
 FORMULAS = ('=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)")
 
 
-def test_text_that_looks_like_a_formula_stays_text_in_every_workbook(tmp_path, engine):
-    from formtool.reports import export_data, write_export
+def test_text_that_looks_like_a_formula_stays_text_in_every_workbook(tmp_path, db):
+    from formtool.programme.status import export_data, write_export
 
     form = get_form("csc")
-    [made] = write_forms(
-        form, make_cases(tmp_path, form, 1), tmp_path / "forms", ("docx",), engine=engine
-    )
+    [made] = write_forms(form, make_cases(tmp_path, form, 1), tmp_path / "forms", ("docx",), db=db)
     answers = answers_for(form) | {
         "completion.status": "Final",
         "moderation.grade": "",
@@ -520,10 +516,10 @@ def test_text_that_looks_like_a_formula_stays_text_in_every_workbook(tmp_path, e
     }
     path = tmp_path / "r.docx"
     path.write_bytes(fill_docx(made.path.read_bytes(), answers))
-    assert import_paths(engine, [path], TODAY)[0].status == "imported"
+    assert import_paths(db, [path], TODAY)[0].status == "imported"
     books = [
-        pmu_pack(engine, tmp_path / "pmu", month="2026-11", include_names=True, as_of=AS_OF)[2],
-        io.BytesIO(write_export(export_data(engine), "xlsx", None)),
+        pmu_pack(db, tmp_path / "pmu", month="2026-11", include_names=True, as_of=AS_OF)[2],
+        io.BytesIO(write_export(export_data(db), "xlsx", None)),
     ]
     for book in books:
         workbook = openpyxl.load_workbook(book)
@@ -540,18 +536,23 @@ def test_text_that_looks_like_a_formula_stays_text_in_every_workbook(tmp_path, e
 
 
 def test_moderation_overrides_and_sample_is_reproducible(demo):
-    from formtool.moderation import ModerationError, moderate, moderation_sample, parse_rate
+    from formtool.programme.moderation import (
+        ModerationError,
+        moderate,
+        moderation_sample,
+        parse_rate,
+    )
 
     out, _, _, _ = demo
-    engine = store.open_store(f"sqlite:///{out / 'formtool.db'}")
-    first = moderation_sample(engine, "2026-11", 0.5, seed=9, record=False)
-    assert first == moderation_sample(engine, "2026-11", 0.5, seed=9, record=False)
-    assert first != moderation_sample(engine, "2026-11", 0.5, seed=10, record=False)
-    pool = len(moderation_sample(engine, "2026-11", 1.0, record=False))
+    db = store.open_store(f"sqlite:///{out / 'formtool.db'}")
+    first = moderation_sample(db, "2026-11", 0.5, seed=9, record=False)
+    assert first == moderation_sample(db, "2026-11", 0.5, seed=9, record=False)
+    assert first != moderation_sample(db, "2026-11", 0.5, seed=10, record=False)
+    pool = len(moderation_sample(db, "2026-11", 1.0, record=False))
     assert len(first) == -(-pool // 2)  # ceil(50%)
     target = first[0].audit_id
-    assert moderate(engine, target, "inadequate", "HoS (synthetic)").moderated_grade == "Inadequate"
-    figures = load_figures(engine, period_for(month="2026-11"), AS_OF)
+    assert moderate(db, target, "inadequate", "HoS (synthetic)").moderated_grade == "Inadequate"
+    figures = load_figures(db, period_for(month="2026-11"), AS_OF)
     audit = next(a for a in figures.audits if a.audit_id == target)
     assert audit.grade == "Inadequate" and audit.state == "moderated"
     row = next(i for i in figures.follow_up if i["audit_id"] == target)
@@ -559,14 +560,14 @@ def test_moderation_overrides_and_sample_is_reproducible(demo):
     assert isinstance(graded_on, dt.date)
     assert row["review_by"] == graded_on + dt.timedelta(weeks=4)
     with pytest.raises(ModerationError, match="not on the scale"):
-        moderate(engine, target, "Excellent", "x")
+        moderate(db, target, "Excellent", "x")
     unreturned = next(a.audit_id for a in figures.audits if a.state in ("allocated", "sent"))
     with pytest.raises(
         ModerationError,
         match=r"only a complete \(Final\) return can be "
         r"moderated\. Import it first",
     ):
-        moderate(engine, unreturned, "Good", "x")
+        moderate(db, unreturned, "Good", "x")
     assert parse_rate("10%") == 0.1 and parse_rate("0.25") == 0.25
     with pytest.raises(ModerationError):
         parse_rate("150%")
@@ -583,7 +584,7 @@ def test_moderation_overrides_and_sample_is_reproducible(demo):
 def test_a_moderation_says_whether_it_changed_the_grade(
     auditor_grade, moderated_grade, changed, said
 ):
-    from formtool.moderation import Moderation
+    from formtool.programme.moderation import Moderation
 
     result = Moderation("CSC-1", auditor_grade, moderated_grade, "HoS", changed, "moderated")
     assert result.summary() == f"CSC-1: moderated grade {moderated_grade} {said}."
@@ -592,19 +593,19 @@ def test_a_moderation_says_whether_it_changed_the_grade(
 def test_packs_made_from_the_command_line_are_in_the_access_log(demo, tmp_path):
     from click.testing import CliRunner
 
-    from formtool.access_log import access_entries
+    from formtool.access.log import access_entries
     from formtool.cli import cli
 
-    out, _, engine, _ = demo
-    db = f"sqlite:///{out / 'formtool.db'}"
-    audit_id = next(r.audit_id for r in records(engine) if r.state in COMPLETE)
+    out, _, db, _ = demo
+    url = f"sqlite:///{out / 'formtool.db'}"
+    audit_id = next(r.audit_id for r in records(db) if r.state in COMPLETE)
     runner = CliRunner()
     for args in (
         ["pack", "file", audit_id, "--format", "pdf", "--out", str(tmp_path)],
         ["pack", "pmu", "--month", "2026-11", "--out", str(tmp_path)],
     ):
-        result = runner.invoke(cli, [*args, "--db", db])
+        result = runner.invoke(cli, [*args, "--db", url])
         assert result.exit_code == 0, result.output
-    logged = [(e.action, e.audit_id) for e in access_entries(engine) if e.user.startswith("cli")]
+    logged = [(e.action, e.audit_id) for e in access_entries(db) if e.user.startswith("cli")]
     assert ("made a file pack", audit_id) in logged
     assert ("made a PMU pack", None) in logged

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from formtool.programme import (
+from formtool.programme.allocation import (
     MAX_PER_YEAR,
     AllocationError,
     Auditor,
@@ -187,7 +187,7 @@ def test_too_many_breaks_refuses_the_plan():
         allocate(population(random.Random(1), 5, 50), people, load_plan(None), MONTH)
 
 
-def test_cases_audited_in_the_database_are_not_resampled(tmp_path, engine):
+def test_cases_audited_in_the_database_are_not_resampled(tmp_path, db):
     cases = population(random.Random(2), 3, 60)
     people = auditors(random.Random(2), 3, 4, 0)
     for person in people:
@@ -196,8 +196,8 @@ def test_cases_audited_in_the_database_are_not_resampled(tmp_path, engine):
     aud_csv = write_cases(
         tmp_path / "aud.csv", [{"name": a.name, "email": a.email, "team": a.team} for a in people]
     )
-    october = run_allocation(engine, pop_csv, aud_csv, "2026-10", None, 1, tmp_path / "oct.csv")
-    november = run_allocation(engine, pop_csv, aud_csv, "2026-11", None, 1, tmp_path / "nov.csv")
+    october = run_allocation(db, pop_csv, aud_csv, "2026-10", None, 1, tmp_path / "oct.csv")
+    november = run_allocation(db, pop_csv, aud_csv, "2026-11", None, 1, tmp_path / "nov.csv")
     assert not {r["case_number"] for r in october.rows} & {r["case_number"] for r in november.rows}
     per_auditor = Counter(r["auditor"] for r in october.rows + november.rows)
     assert max(per_auditor.values()) <= MAX_PER_YEAR
@@ -358,8 +358,8 @@ def test_plan_errors_and_cli(tmp_path):
     assert bad.output.startswith(f"Error: [{tmp_path / 'missing.csv'}] file not found.")
 
 
-def test_inadequate_cases_are_reaudited_once_within_two_months(tmp_path, engine):
-    from formtool.programme import REAUDIT
+def test_inadequate_cases_are_reaudited_once_within_two_months(tmp_path, db):
+    from formtool.programme.allocation import REAUDIT
 
     cases = population(random.Random(6), 3, 200)
     people = auditors(random.Random(6), 3, 4, 0)
@@ -367,16 +367,16 @@ def test_inadequate_cases_are_reaudited_once_within_two_months(tmp_path, engine)
     aud_csv = write_cases(
         tmp_path / "aud.csv", [{"name": a.name, "email": a.email, "team": a.team} for a in people]
     )
-    october = run_allocation(engine, pop_csv, aud_csv, "2026-10", None, 1, tmp_path / "o.csv")
+    october = run_allocation(db, pop_csv, aud_csv, "2026-10", None, 1, tmp_path / "o.csv")
     target = october.rows[0]
-    record_grade(engine, target["case_number"], "Good", moderated="Inadequate")
-    november = run_allocation(engine, pop_csv, aud_csv, "2026-11", None, 1, tmp_path / "n.csv")
+    record_grade(db, target["case_number"], "Good", moderated="Inadequate")
+    november = run_allocation(db, pop_csv, aud_csv, "2026-11", None, 1, tmp_path / "n.csv")
     reaudits = [r for r in november.rows if r["audit_type"] == REAUDIT]
     assert [(r["case_number"], r["form"], r["review_by"]) for r in reaudits] == [
         (target["case_number"], target["form"], "2026-11-17")
     ]  # 4 weeks after grading
     assert reaudits[0]["auditor"] and by_team(people)[reaudits[0]["auditor"]] != target["team"]
-    december = run_allocation(engine, pop_csv, aud_csv, "2026-12", None, 1, tmp_path / "d.csv")
+    december = run_allocation(db, pop_csv, aud_csv, "2026-12", None, 1, tmp_path / "d.csv")
     assert not [r for r in december.rows if r["audit_type"] == REAUDIT]
 
 
@@ -385,7 +385,7 @@ def by_team(people: list[Auditor]) -> dict[str, str]:
 
 
 def test_shortfalls_and_unplaced_cases_say_their_real_cause():
-    from formtool.programme import Sample
+    from formtool.programme.allocation import Sample
 
     cases = [
         {"case_number": f"P{i}", "category": "cin", "team": "T0", "last_audited": ""}
@@ -412,7 +412,7 @@ def test_shortfalls_and_unplaced_cases_say_their_real_cause():
 
 
 def test_an_auditors_month_beyond_their_fair_share_is_warned():
-    from formtool.programme import Sample
+    from formtool.programme.allocation import Sample
 
     cases = [
         {"case_number": f"P{i}", "category": "cin", "team": "T0", "last_audited": ""}

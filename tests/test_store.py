@@ -59,8 +59,8 @@ def test_action_rows_hold_every_column_role_a_definition_can_name():
     assert ACTION_COLUMNS == ACTION_ROLES
 
 
-def test_migrations_build_exactly_the_declared_tables(engine):
-    with engine.connect() as conn:
+def test_migrations_build_exactly_the_declared_tables(db):
+    with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), store.metadata)
         version = conn.execute(sa.text("select version_num from alembic_version")).scalar()
     assert diff == []
@@ -77,28 +77,28 @@ def test_the_head_constant_is_the_newest_migration():
 
 
 def test_reopening_is_idempotent_and_keeps_data(db_url):
-    engine = store.open_store(db_url)
-    with store.transaction(engine) as conn:
+    db = store.open_store(db_url)
+    with store.transaction(db.engine) as conn:
         conn.execute(store.audits.insert().values(**audit_values()))
     store.engine_for(db_url).dispose()
     again = store.open_store(db_url)
-    with again.connect() as conn:
+    with again.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(store.audits)).scalar() == 1
 
 
-def test_the_database_allows_one_current_return_per_audit(engine):
-    with store.transaction(engine) as conn:
+def test_the_database_allows_one_current_return_per_audit(db):
+    with store.transaction(db.engine) as conn:
         conn.execute(store.audits.insert().values(**audit_values()))
         conn.execute(store.returns.insert().values(**return_values("A", "h1", True)))
         conn.execute(store.returns.insert().values(**return_values("A", "h2", False)))
-    with pytest.raises(sa.exc.IntegrityError), store.transaction(engine) as conn:
+    with pytest.raises(sa.exc.IntegrityError), store.transaction(db.engine) as conn:
         conn.execute(store.returns.insert().values(**return_values("A", "h3", True)))
-    with pytest.raises(sa.exc.IntegrityError), store.transaction(engine) as conn:
+    with pytest.raises(sa.exc.IntegrityError), store.transaction(db.engine) as conn:
         conn.execute(store.returns.insert().values(**return_values("A", "h1", False)))
 
 
-def test_state_changes_follow_the_state_machine(engine):
-    with store.transaction(engine) as conn:
+def test_state_changes_follow_the_state_machine(db):
+    with store.transaction(db.engine) as conn:
         conn.execute(store.audits.insert().values(**audit_values()))
         assert store.move_state(conn, "A", [S.allocated], S.sent, "sent") is S.allocated
     with (
@@ -107,15 +107,15 @@ def test_state_changes_follow_the_state_machine(engine):
             match=r"^Audit A is 'sent'; it cannot move to "
             r"'closed' from there\.$",
         ),
-        store.transaction(engine) as conn,
+        store.transaction(db.engine) as conn,
     ):
         store.move_state(conn, "A", [S.sent], S.closed, "closed")
     with (
         pytest.raises(store.StateError, match="Audit B is not in the database"),
-        store.transaction(engine) as conn,
+        store.transaction(db.engine) as conn,
     ):
         store.move_state(conn, "B", [S.allocated], S.sent, "sent")
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         events = conn.execute(sa.select(store.events.c.event)).scalars().all()
     assert events == ["sent"]  # the refused moves recorded nothing
     assert all(
@@ -163,8 +163,8 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
 
 
 def test_a_database_newer_than_the_code_is_refused_in_one_line(db_url):
-    engine = store.open_store(db_url)
-    with store.transaction(engine) as conn:
+    db = store.open_store(db_url)
+    with store.transaction(db.engine) as conn:
         conn.execute(sa.text("update alembic_version set version_num = '0099'"))
     result = CliRunner().invoke(cli, ["status", "--db", db_url])
     assert result.exit_code == 2
@@ -226,8 +226,8 @@ def test_an_old_database_upgrades_under_four_openers_and_heals(db_url):
     _make_0001_database(db_url)
     results = _open_at_once(db_url, 4)
     assert [r.returncode for r in results] == [0] * 4, [r.stderr for r in results]
-    engine = store.open_store(db_url)
-    with engine.connect() as conn:
+    db = store.open_store(db_url)
+    with db.engine.connect() as conn:
         rows = conn.execute(
             sa.select(
                 store.returns.c.content_hash, store.returns.c.is_current, store.returns.c.saved_at

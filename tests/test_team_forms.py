@@ -14,9 +14,10 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from formtool import definitions, store
+from formtool import store
 from formtool.cli import cli
-from formtool.fill import fill_docx, fill_xlsx
+from formtool.definitions import forms as definitions
+from formtool.demo.fill import fill_docx, fill_xlsx
 
 from conftest import write_cases
 
@@ -269,7 +270,7 @@ def test_republishing_keeps_outstanding_returns_readable(team, tmp_path):
     assert run("forms", "check", "--db", db).exit_code == 0
     imported = run("import", *map(str, returns), "--db", db, "--json")
     assert [o["status"] for o in json.loads(imported.output)] == ["imported", "imported"]
-    with store.open_store(db).connect() as conn:
+    with store.open_store(db).engine.connect() as conn:
         versions = conn.execute(sa.select(store.audits.c.form_version)).scalars().all()
     assert versions == [1, 1]
     export = json.loads(run("export", "--db", db, "--format", "json").output)

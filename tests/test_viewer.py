@@ -21,17 +21,17 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from formtool import clock, store
-from formtool.cases import Case, load_cases, write_case_list
+from formtool.access.accounts import add_user
 from formtool.definitions import FormDefinition, get_form
-from formtool.fill import fill_return
+from formtool.demo.fill import fill_return
+from formtool.demo.synthetic import synthetic_answers, synthetic_case
 from formtool.generate import record_audits, render
 from formtool.packs import charts
 from formtool.packs.figures import load_figures, period_for
 from formtool.packs.pmu import OFFICERS_PACK, report
 from formtool.packs.workbook import workbook
+from formtool.read.cases import Case, load_cases, write_case_list
 from formtool.settings import Settings
-from formtool.synthetic import synthetic_answers, synthetic_case
-from formtool.users import add_user
 from formtool.web import create_app
 
 with warnings.catch_warnings():  # Starlette would rather have httpx2; httpx works
@@ -120,7 +120,7 @@ def quick_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cheap argon2 parameters: these tests are about what pages show, not the hash's cost."""
     from argon2 import PasswordHasher
 
-    from formtool import users
+    from formtool.access import accounts as users
 
     monkeypatch.setattr(users, "_hasher", lambda: PasswordHasher(1, 8192, 1))
 
@@ -148,16 +148,16 @@ def post(client: TestClient, url: str, data: dict[str, str], files: Any = None, 
 
 
 @pytest.fixture
-def engine(db_url: str) -> Any:
-    engine = store.open_store(db_url)
+def db(db_url: str) -> Any:
+    db = store.open_store(db_url)
     for name, role in (("olive", "officer"), ("mo", "moderator"), ("vic", "viewer")):
-        add_user(engine, name, role, PASSWORD)
-    return engine
+        add_user(db, name, role, PASSWORD)
+    return db
 
 
 @pytest.fixture
-def app(engine: Any) -> Any:
-    return create_app(engine, Settings(council="Example Council"))
+def app(db: Any) -> Any:
+    return create_app(db, Settings(council="Example Council"))
 
 
 @pytest.fixture
@@ -166,11 +166,11 @@ def today() -> Iterator[dt.date]:
         yield TODAY
 
 
-def _stock(engine: Any, app: Any, population: Population) -> None:
+def _stock(db: Any, app: Any, population: Population) -> None:
     """Audits recorded, returns imported by an officer, one moderated down to Inadequate (so
     the moderation log and the re-audit list are not empty)."""
     for form_id, found in population.cases.items():
-        record_audits(engine, get_form(form_id), found, user="test")
+        record_audits(db, get_form(form_id), found, user="test")
     files = [("files", (n, io.BytesIO(d))) for n, d in population.returns]
     response = post(client_for(app, "olive"), "/returns", {}, files, page="/returns")
     assert response.text.count(">imported<") == len(population.returns), response.text
@@ -294,8 +294,8 @@ def chart_labels(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 # --- tests ----------------------------------------------------------------------------------
 
 
-def test_viewer_walk_carries_no_case_detail(engine, app, population, today, chart_labels):
-    _stock(engine, app, population)
+def test_viewer_walk_carries_no_case_detail(db, app, population, today, chart_labels):
+    _stock(db, app, population)
     viewer = walk(client_for(app, "vic"))
     assert leaks(viewer, population.secrets) == []
     downloads = [u for u in viewer if "/reports/pmu." in u]
@@ -315,8 +315,8 @@ def test_viewer_walk_carries_no_case_detail(engine, app, population, today, char
     assert all(c.facts["given_names"] in named for c in population.cases["csc"])
 
 
-def test_officer_cached_report_never_reaches_viewer(engine, app, population, today):
-    _stock(engine, app, population)
+def test_officer_cached_report_never_reaches_viewer(db, app, population, today):
+    _stock(db, app, population)
     officer, viewer = client_for(app, "olive"), client_for(app, "vic")
     urls = [f"/reports?period={p}" for p in (MONTH, "2026-Q3", "2026")]
     follow_up = population.cases["csc"][0].case_number  # in the officer's re-audit list
@@ -333,11 +333,11 @@ def test_officer_cached_report_never_reaches_viewer(engine, app, population, tod
     assert follow_up in officer.get(urls[0]).text  # and the officer's pack is still full
 
 
-def test_aggregate_pack_keeps_every_figure(engine, app, population, today):
+def test_aggregate_pack_keeps_every_figure(db, app, population, today):
     import openpyxl
 
-    _stock(engine, app, population)
-    figures = load_figures(engine, period_for(month=MONTH), TODAY)
+    _stock(db, app, population)
+    figures = load_figures(db, period_for(month=MONTH), TODAY)
     full, aggregate = report(figures), report(figures, aggregate_only=True)
     pairs = zip(full.parts, aggregate.parts, strict=True)  # the same parts, in the same order
     changed = [i for i, (a, b) in enumerate(pairs) if a != b]

@@ -18,16 +18,16 @@ from click.testing import CliRunner
 from starlette.routing import Mount, Route
 
 from formtool import clock, store
-from formtool.cases import Case, load_cases, write_case_list
+from formtool.access.accounts import ACCOUNT_AT_ADDRESS, add_user
 from formtool.cli import cli
 from formtool.definitions import get_form
+from formtool.demo.fill import fill_return
+from formtool.demo.synthetic import synthetic_answers, synthetic_auditors, synthetic_case
 from formtool.errors import FormtoolError
-from formtool.fill import fill_return
 from formtool.generate import record_audits, render
-from formtool.reports import audit_detail
+from formtool.programme.status import audit_detail
+from formtool.read.cases import Case, load_cases, write_case_list
 from formtool.settings import Settings
-from formtool.synthetic import synthetic_answers, synthetic_auditors, synthetic_case
-from formtool.users import ACCOUNT_AT_ADDRESS, add_user
 from formtool.web import create_app, serve
 from formtool.web.security import Limits
 
@@ -73,22 +73,22 @@ def quick_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cheap argon2 parameters: these tests are about the web, not the hash's cost."""
     from argon2 import PasswordHasher
 
-    from formtool import users
+    from formtool.access import accounts as users
 
     monkeypatch.setattr(users, "_hasher", lambda: PasswordHasher(1, 8192, 1))
 
 
 @pytest.fixture
-def engine(db_url: str):
-    engine = store.open_store(db_url)
+def db(db_url: str):
+    db = store.open_store(db_url)
     for name, role in (("olive", "officer"), ("mo", "moderator"), ("vic", "viewer")):
-        add_user(engine, name, role, PASSWORD)
-    return engine
+        add_user(db, name, role, PASSWORD)
+    return db
 
 
 @pytest.fixture
-def app(engine):
-    return create_app(engine, Settings(council="Example Council"))
+def app(db):
+    return create_app(db, Settings(council="Example Council"))
 
 
 def hidden_value(page: str, name: str) -> str:
@@ -118,8 +118,8 @@ def post(client: TestClient, url: str, data: dict | None = None, files=None, pag
     return client.post(url, data=fields, files=files)
 
 
-def record(engine, kit: Kit) -> None:
-    record_audits(engine, get_form("csc"), kit.cases, user="test")
+def record(db, kit: Kit) -> None:
+    record_audits(db, get_form("csc"), kit.cases, user="test")
 
 
 def upload(client: TestClient, files: list[tuple[str, bytes]]):
@@ -163,8 +163,8 @@ class Tables(HTMLParser):
 
 
 def test_no_account_shows_nothing_but_how_to_make_one(db_url):
-    engine = store.open_store(db_url)
-    client = client_for(create_app(engine, Settings()))
+    db = store.open_store(db_url)
+    client = client_for(create_app(db, Settings()))
     response = client.get("/")
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
     page = client.get("/login")
@@ -172,7 +172,7 @@ def test_no_account_shows_nothing_but_how_to_make_one(db_url):
     assert "formtool users add YOUR.NAME --role officer" in page.text
     assert 'name="password"' not in page.text
     with pytest.raises(FormtoolError, match="formtool users add NAME --role officer"):
-        serve(engine, "0.0.0.0", 0, False, Settings(), on_ready=print)
+        serve(db, "0.0.0.0", 0, False, Settings(), on_ready=print)
 
 
 def test_sign_in_and_out(app):
@@ -216,9 +216,9 @@ def test_every_page_needs_sign_in(app):
     assert client.get("/static/formtool.css").status_code == 200  # no data in the stylesheet
 
 
-def test_sign_in_slows_down_after_failures(engine):
+def test_sign_in_slows_down_after_failures(db):
     now = [1000.0]
-    app = create_app(engine, Settings(), clock=lambda: now[0])
+    app = create_app(db, Settings(), clock=lambda: now[0])
 
     def attempt(password: str, name: str = "mo"):
         client = client_for(app)
@@ -245,8 +245,8 @@ def test_throttle_waits_double_then_locks_the_account_at_that_address():
 # --- roles, CSRF, headers ------------------------------------------------------------------
 
 
-def test_roles(engine, app, kit):
-    record(engine, kit)
+def test_roles(db, app, kit):
+    record(db, kit)
     audit = _audit_url(kit.cases[1].audit_id)
     viewer, officer, moderator = (client_for(app, n) for n in ("vic", "olive", "mo"))
     for path in ("/", "/reports", "/forms", "/forms/csc"):
@@ -278,8 +278,8 @@ def test_roles(engine, app, kit):
     assert "only a complete (Final) return can be moderated" in response.text
 
 
-def test_csrf_is_checked_on_every_post(engine, app, kit):
-    record(engine, kit)
+def test_csrf_is_checked_on_every_post(db, app, kit):
+    record(db, kit)
     client = client_for(app, "olive")
     audit = _audit_url(kit.cases[0].audit_id)
     good = token(client.get("/").text)
@@ -307,13 +307,13 @@ def test_csrf_is_checked_on_every_post(engine, app, kit):
     login = client_for(app).post("/login", data={"name": "olive", "password": PASSWORD})
     assert login.status_code == 403
     assert client.get("/").status_code == 200  # still signed in: nothing happened
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         assert store.audit_state(conn, kit.cases[0].audit_id) == store.AuditState.allocated
 
 
-def test_security_headers_and_cookie(engine):
+def test_security_headers_and_cookie(db):
     for behind_https in (False, True):
-        client = client_for(create_app(engine, Settings(), behind_https))
+        client = client_for(create_app(db, Settings(), behind_https))
         page = client.get("/login")
         headers = page.headers
         assert headers["content-security-policy"].startswith(
@@ -337,8 +337,8 @@ def test_security_headers_and_cookie(engine):
 # --- returns -------------------------------------------------------------------------------
 
 
-def test_upload_batch_with_hostile_files(engine, app, kit):
-    record(engine, kit)
+def test_upload_batch_with_hostile_files(db, app, kit):
+    record(db, kit)
     client = client_for(app, "olive")
     files = [
         *kit.returns[:3],
@@ -362,36 +362,36 @@ def test_upload_batch_with_hostile_files(engine, app, kit):
     # the child named like a script is shown as text on the audit page
     page = client.get(_audit_url(kit.cases[0].audit_id)).text
     assert SCRIPT not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    detail = audit_detail(engine, kit.cases[3].audit_id)
+    detail = audit_detail(db, kit.cases[3].audit_id)
     assert [e["user"] for e in detail.events if e["event"] != "allocated"] == ["web:olive"]
     assert detail.returns[0]["file_name"] == SENT_AS
     again = upload(client, kit.returns[:1])  # the identical file again changes nothing
     assert Tables(again.text).tables["outcomes"][1][2] == "unchanged"
 
 
-def test_upload_limits(engine, kit):
-    record(engine, kit)
-    app = create_app(engine, Settings(), limits=Limits(request_bytes=3_000_000, files=3))
+def test_upload_limits(db, kit):
+    record(db, kit)
+    app = create_app(db, Settings(), limits=Limits(request_bytes=3_000_000, files=3))
     client = client_for(app, "olive")
     big = upload(client, [kit.returns[0], ("huge.docx", b"x" * (20 * 1024 * 1024 + 1))])
     assert big.status_code == 413
     assert "over 3 MB, the most one upload may be. Nothing was imported" in big.text
-    app = create_app(engine, Settings(), limits=Limits(files=3))
+    app = create_app(db, Settings(), limits=Limits(files=3))
     client = client_for(app, "olive")
     huge = upload(client, [kit.returns[0], ("huge.docx", b"x" * (20 * 1024 * 1024 + 1))])
     assert huge.status_code == 413
     assert "huge.docx is over 20 MB, the most a return may be. Nothing was imported" in huge.text
     many = upload(client, kit.returns[:4])
     assert many.status_code == 413 and "at most 3 files at a time" in many.text
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         assert store.current_return(conn, kit.cases[0].audit_id) is None
 
 
 # --- pages show what the library says ------------------------------------------------------
 
 
-def test_dashboard_figures_equal_status_json(engine, app, kit, db_url):
-    record(engine, kit)
+def test_dashboard_figures_equal_status_json(db, app, kit, db_url):
+    record(db, kit)
     client = client_for(app, "olive")
     upload(client, kit.returns[:3])
     post(client, _audit_url(kit.cases[0].audit_id) + "/check", {"decision": "accept"})
@@ -416,8 +416,8 @@ def test_dashboard_figures_equal_status_json(engine, app, kit, db_url):
     assert len(listed["audit-list"]) - 1 == sum(t["returned"] for t in expected["teams"].values())
 
 
-def test_audit_page_steps(engine, app, kit):
-    record(engine, kit)
+def test_audit_page_steps(db, app, kit):
+    record(db, kit)
     officer, moderator = client_for(app, "olive"), client_for(app, "mo")
     upload(officer, kit.returns[:2])
     first, second = (_audit_url(c.audit_id) for c in kit.cases[:2])
@@ -452,19 +452,19 @@ def test_audit_page_steps(engine, app, kit):
     pdf = officer.get(f"{first}/pack.pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert "attachment" in pdf.headers["content-disposition"]
-    detail = audit_detail(engine, kit.cases[0].audit_id)
+    detail = audit_detail(db, kit.cases[0].audit_id)
     original = officer.get(f"/returns/{detail.returns[0]['id']}/file")
     assert original.content == kit.returns[0][1]
     assert [e["user"] for e in detail.events] == ["test", "web:olive", "web:mo"]
-    assert [e["user"] for e in audit_detail(engine, kit.cases[1].audit_id).events] == [
+    assert [e["user"] for e in audit_detail(db, kit.cases[1].audit_id).events] == [
         "test",
         "web:olive",
         "web:olive",
     ]
 
 
-def test_allocate_preview_then_confirm(engine, app, tmp_path):
-    from formtool.synthetic import synthetic_population
+def test_allocate_preview_then_confirm(db, app, tmp_path):
+    from formtool.demo.synthetic import synthetic_population
 
     population, auditors, plan = (
         tmp_path / n for n in ("population.csv", "auditors.csv", "plan.yaml")
@@ -506,7 +506,7 @@ def test_allocate_preview_then_confirm(engine, app, tmp_path):
     assert page.status_code == 200, page.text
     assert len(Tables(page.text).tables["preview"]) == 5
     assert "never audit their own team" in page.text
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         assert not store.month_allocations(conn, MONTH)  # a preview records nothing
     confirm = client.post(
         "/allocate/confirm",
@@ -536,17 +536,17 @@ def test_allocate_preview_then_confirm(engine, app, tmp_path):
     again = preview()
     assert "is already allocated (4 audit(s)" in again.text
     assert 'value="replace"' in again.text and 'value="add"' in again.text
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         rows = store.queries.audit_rows(conn, [MONTH])
     assert {r.state for r in rows} == {"sent"}
-    events = audit_detail(engine, rows[0].audit_id).events
+    events = audit_detail(db, rows[0].audit_id).events
     assert {e["user"] for e in events} == {"web:olive"}
 
 
-def test_reports_moderation_and_forms(engine, app, kit):
+def test_reports_moderation_and_forms(db, app, kit):
     import openpyxl
 
-    record(engine, kit)
+    record(db, kit)
     officer, viewer = client_for(app, "olive"), client_for(app, "vic")
     upload(officer, kit.returns)
     page = viewer.get(f"/reports?period={MONTH}")
@@ -568,7 +568,7 @@ def test_reports_moderation_and_forms(engine, app, kit):
     recorded = post(moderator, "/moderation", {"month": MONTH, "rate": "40%", "seed": "1"})
     assert recorded.status_code == 303
     assert "2 audit(s) recorded as selected" in moderator.get(recorded.headers["location"]).text
-    events = audit_detail(engine, shown[0][0]).events
+    events = audit_detail(db, shown[0][0]).events
     assert ("selected for moderation", "web:mo") in {(e["event"], e["user"]) for e in events}
     forms = viewer.get("/forms").text
     assert "Definition check" in forms and "Every definition is valid" in forms
@@ -589,8 +589,8 @@ def test_only_loopback_is_served_without_accounts():
 # --- any date, empty periods and impossible input --------------------------------------------
 
 
-def test_empty_periods_are_pages_not_errors(engine, app, kit):
-    record(engine, kit)  # audits in 2026-11; the pages below look at a month with none
+def test_empty_periods_are_pages_not_errors(db, app, kit):
+    record(db, kit)  # audits in 2026-11; the pages below look at a month with none
     officer, viewer = client_for(app, "olive"), client_for(app, "vic")
     with clock.frozen(dt.date(2031, 1, 15)):
         for path in ("/", "/reports", "/moderation", "/reports?period=2030-Q4"):

@@ -17,13 +17,13 @@ from test_mail import smtp_server
 from test_web import PASSWORD, Tables, client_for, hidden_value, post, token
 
 from formtool import store
-from formtool.cases import Case, write_case_list
+from formtool.access.accounts import add_user
 from formtool.definitions import get_form
+from formtool.demo.synthetic import synthetic_auditors, synthetic_population
 from formtool.generate import generate, record_audits
-from formtool.programme import REAUDIT, run_allocation
+from formtool.programme.allocation import REAUDIT, run_allocation
+from formtool.read.cases import Case, write_case_list
 from formtool.settings import Settings
-from formtool.synthetic import synthetic_auditors, synthetic_population
-from formtool.users import add_user
 from formtool.web import create_app
 from formtool.web.pages import MailConfig
 
@@ -38,20 +38,20 @@ def quick_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cheap argon2 parameters: these tests are about allocation, not the hash's cost."""
     from argon2 import PasswordHasher
 
-    from formtool import users
+    from formtool.access import accounts as users
 
     monkeypatch.setattr(users, "_hasher", lambda: PasswordHasher(1, 8192, 1))
 
 
 @pytest.fixture
-def engine(db_url: str) -> sa.Engine:
-    engine = store.open_store(db_url)
-    add_user(engine, "olive", "officer", PASSWORD)
-    return engine
+def db(db_url: str) -> store.Store:
+    db = store.open_store(db_url)
+    add_user(db, "olive", "officer", PASSWORD)
+    return db
 
 
-def app_for(engine: sa.Engine, work: Path, mail: MailConfig | None = None):
-    return create_app(engine, Settings(council="Example Council"), mail=mail, work_dir=work)
+def app_for(db: store.Store, work: Path, mail: MailConfig | None = None):
+    return create_app(db, Settings(council="Example Council"), mail=mail, work_dir=work)
 
 
 def files_under(folder: Path) -> set[Path]:
@@ -78,14 +78,12 @@ def preview(client, files: tuple[Path, Path, Path]):
     return post(client, "/allocate", {"month": MONTH, "seed": "7"}, upload, page="/allocate")
 
 
-def test_a_reaudit_of_a_case_the_new_population_lacks_previews_and_confirms(engine, tmp_path):
+def test_a_reaudit_of_a_case_the_new_population_lacks_previews_and_confirms(db, tmp_path):
     population, auditors, plan = inputs(tmp_path, "OLD", 3)
-    october = run_allocation(
-        engine, population, auditors, "2026-10", plan, 1, tmp_path / "october.csv"
-    )
+    october = run_allocation(db, population, auditors, "2026-10", plan, 1, tmp_path / "october.csv")
     target = october.rows[0]["case_number"]
-    record_grade(engine, target, "Inadequate")
-    client = client_for(app_for(engine, tmp_path / "work"), "olive")
+    record_grade(db, target, "Inadequate")
+    client = client_for(app_for(db, tmp_path / "work"), "olive")
     page = preview(client, inputs(tmp_path, "NEW", 9))
     assert page.status_code == 200, page.text
     [reaudit] = [r for r in Tables(page.text).tables["preview"] if r[0] == target]
@@ -95,37 +93,37 @@ def test_a_reaudit_of_a_case_the_new_population_lacks_previews_and_confirms(engi
         data={"csrf": token(page.text), "mode": "first", "token": hidden_value(page.text, "token")},
     )
     assert confirm.status_code == 303, confirm.text
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         rows = store.queries.audit_rows(conn, [MONTH])
     assert target in {r.case_number for r in rows}
     forms = client.get(f"/allocate/{MONTH}/forms.zip")
     assert forms.status_code == 200
 
 
-def test_a_population_naming_audit_ids_gives_a_reaudit_it_lacks_an_id_of_its_own(engine, tmp_path):
+def test_a_population_naming_audit_ids_gives_a_reaudit_it_lacks_an_id_of_its_own(db, tmp_path):
     population, auditors, plan = inputs(tmp_path, "OLD", 3)
-    october = run_allocation(engine, population, auditors, "2026-10", plan, 1, tmp_path / "o.csv")
+    october = run_allocation(db, population, auditors, "2026-10", plan, 1, tmp_path / "o.csv")
     target = october.rows[0]["case_number"]
-    record_grade(engine, target, "Inadequate")
+    record_grade(db, target, "Inadequate")
     named, _, _ = inputs(tmp_path, "NEW", 9)
     with named.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     write_case_list(named, [r | {"audit_id": f"X-{r['case_number']}"} for r in rows])
     out = tmp_path / "november.csv"
-    run_allocation(engine, named, auditors, MONTH, plan, 1, out)
-    made = generate(None, out, tmp_path / "forms", "docx", engine=engine)
+    run_allocation(db, named, auditors, MONTH, plan, 1, out)
+    made = generate(None, out, tmp_path / "forms", "docx", db=db)
     ids = {m.case.case_number: m.case.audit_id for m in made}
     assert ids[target] == f"CSC-{target}-202611"  # not the October audit's id
     assert all(i == f"X-{c}" for c, i in ids.items() if c != target)
 
 
-def test_an_uploaded_audit_id_is_checked_before_anything_is_written(engine, tmp_path):
+def test_an_uploaded_audit_id_is_checked_before_anything_is_written(db, tmp_path):
     population, auditors, plan = inputs(tmp_path, "P", 3)
     rows = synthetic_population(dt.date(2026, 10, 31), random.Random(3), {"cin": 6, "cp": 4})
     ids = [f"CSC-{r['case_number']}-202611" for r in rows]
     ids[3] = "../../../../escaped"
     write_case_list(population, [r | {"audit_id": i} for r, i in zip(rows, ids, strict=True)])
-    client = client_for(app_for(engine, tmp_path / "work"), "olive")
+    client = client_for(app_for(db, tmp_path / "work"), "olive")
     before = files_under(tmp_path)
     page = preview(client, (population, auditors, plan))
     assert page.status_code == 400
@@ -134,15 +132,15 @@ def test_an_uploaded_audit_id_is_checked_before_anything_is_written(engine, tmp_
         "use letters, digits and hyphens only (e.g. CSC-SYN0001-202611)."
     ) in page.text
     assert {p for p in files_under(tmp_path) - before if "work" not in p.parts} == set()
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(store.audits)).scalar() == 0
 
 
-def test_forms_zip_refuses_an_id_recorded_before_ids_were_checked(engine, tmp_path):
+def test_forms_zip_refuses_an_id_recorded_before_ids_were_checked(db, tmp_path):
     form = get_form("csc")
     good, other = make_cases(tmp_path / "cases", form, 2)
-    record_audits(engine, form, [good, replace(other, audit_id="../../../../../escaped")])
-    client = client_for(app_for(engine, tmp_path / "work"), "olive")
+    record_audits(db, form, [good, replace(other, audit_id="../../../../../escaped")])
+    client = client_for(app_for(db, tmp_path / "work"), "olive")
     response = client.get(f"/allocate/{MONTH}/forms.zip")
     assert response.status_code == 400
     assert "&#39;../../../../../escaped&#39; is not an audit id" in response.text
@@ -150,21 +148,21 @@ def test_forms_zip_refuses_an_id_recorded_before_ids_were_checked(engine, tmp_pa
     assert not list((tmp_path / "work").rglob("*.docx"))  # nor from the good audit
 
 
-def allocated_with_emails(engine: sa.Engine, tmp_path: Path) -> None:
+def allocated_with_emails(db: store.Store, tmp_path: Path) -> None:
     form = get_form("csc")
     cases = [
         Case(c.audit_id, c.form_id, c.form_version, c.facts, c.row, f"a{i}@example.invalid")
         for i, c in enumerate(make_cases(tmp_path, form, 2))
     ]
-    record_audits(engine, form, cases)
+    record_audits(db, form, cases)
 
 
-def test_send_button_never_logs_in_over_an_unencrypted_connection(engine, tmp_path, monkeypatch):
-    allocated_with_emails(engine, tmp_path)
+def test_send_button_never_logs_in_over_an_unencrypted_connection(db, tmp_path, monkeypatch):
+    allocated_with_emails(db, tmp_path)
     monkeypatch.setenv("FORMTOOL_SMTP_PASSWORD", "s3cret")
     with smtp_server("none") as (handler, port):
         mail = MailConfig("qa@example.invalid", f"127.0.0.1:{port}", user="qa")
-        client = client_for(app_for(engine, tmp_path / "work", mail), "olive")
+        client = client_for(app_for(db, tmp_path / "work", mail), "olive")
         sent = post(client, f"/allocate/{MONTH}/send", {"how": "smtp"}, page="/allocate")
     assert sent.status_code == 400
     assert (
@@ -172,15 +170,15 @@ def test_send_button_never_logs_in_over_an_unencrypted_connection(engine, tmp_pa
         "name and password are never sent unencrypted."
     ) in sent.text
     assert handler.envelopes == []
-    with engine.connect() as conn:
+    with db.engine.connect() as conn:
         assert set(conn.execute(sa.select(store.audits.c.state)).scalars()) == {"allocated"}
 
 
-def test_send_button_says_when_mail_went_out_unencrypted(engine, tmp_path):
-    allocated_with_emails(engine, tmp_path)
+def test_send_button_says_when_mail_went_out_unencrypted(db, tmp_path):
+    allocated_with_emails(db, tmp_path)
     with smtp_server("none") as (handler, port):
         mail = MailConfig("qa@example.invalid", f"127.0.0.1:{port}")
-        client = client_for(app_for(engine, tmp_path / "work", mail), "olive")
+        client = client_for(app_for(db, tmp_path / "work", mail), "olive")
         sent = post(client, f"/allocate/{MONTH}/send", {"how": "smtp"}, page="/allocate")
     assert sent.status_code == 303
     page = client.get(sent.headers["location"]).text

@@ -15,18 +15,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from formtool import store
-from formtool.cases import Case, forms_in, load_cases
 from formtool.definitions import FormDefinition, get_form
+from formtool.definitions.identifiers import audit_file_name
+from formtool.definitions.identity import Identity
+from formtool.definitions.scales import parse_date
 from formtool.errors import FormtoolError
 from formtool.generate.docx import compile_docx, docx_values
 from formtool.generate.xlsx import compile_xlsx, xlsx_values
-from formtool.identifiers import audit_file_name
-from formtool.identity import Identity
-from formtool.scales import parse_date
+from formtool.read.cases import Case, forms_in, load_cases
 from formtool.settings import DEFAULT, Settings
+from formtool.store import Store
 
 FORMATS = ("docx", "xlsx")
 MANIFEST = "manifest.csv"
@@ -98,7 +97,7 @@ def generate(
     out_dir: str | Path,
     fmt: str = "docx",
     progress: Callable[[Iterable[Case]], Iterable[Case]] | None = None,
-    engine: sa.Engine | None = None,
+    db: Store | None = None,
     settings: Settings = DEFAULT,
     user: str = "",
 ) -> list[GeneratedForm]:
@@ -113,9 +112,7 @@ def generate(
     batches = [(get_form(f), load_cases(cases_path, get_form(f))) for f in form_ids]
     produced = []
     for form, cases in batches:  # every batch checked above, before anything is written
-        produced += write_forms(
-            form, cases, Path(out_dir), formats, progress, engine, settings, user
-        )
+        produced += write_forms(form, cases, Path(out_dir), formats, progress, db, settings, user)
     return produced
 
 
@@ -141,16 +138,10 @@ def audit_record(case: Case) -> store.AuditRecord:
     )
 
 
-def record_audits(
-    engine: sa.Engine, form: FormDefinition, cases: list[Case], user: str = ""
-) -> int:
+def record_audits(db: Store, form: FormDefinition, cases: list[Case], user: str = "") -> int:
     """Add the cases to the database as allocated audits, with the definition that made
     their forms; returns how many were new."""
-    from formtool.catalog import record_snapshots
-
-    with store.transaction(engine) as conn:
-        record_snapshots(conn, [form])
-        return store.upsert_audits(conn, map(audit_record, cases), user=user)
+    return db.record_audits([form], map(audit_record, cases), user)
 
 
 def write_forms(
@@ -159,7 +150,7 @@ def write_forms(
     out_dir: Path,
     formats: tuple[str, ...],
     progress: Callable[[Iterable[Case]], Iterable[Case]] | None = None,
-    engine: sa.Engine | None = None,
+    db: Store | None = None,
     settings: Settings = DEFAULT,
     user: str = "",
 ) -> list[GeneratedForm]:
@@ -173,8 +164,8 @@ def write_forms(
                 path = staging / name
                 path.write_bytes(render(form, case, fmt, settings))
                 produced.append(GeneratedForm(case, fmt, out_dir / path.name))
-        if engine is not None:
-            record_audits(engine, form, cases, user)
+        if db is not None:
+            record_audits(db, form, cases, user)
         for item in produced:
             os.replace(staging / item.path.name, item.path)
         _append_manifest(out_dir, produced)
@@ -184,7 +175,7 @@ def write_forms(
 
 
 def regenerate(
-    engine: sa.Engine,
+    db: Store,
     month: str,
     out_dir: Path,
     formats: tuple[str, ...],
@@ -192,16 +183,12 @@ def regenerate(
 ) -> list[GeneratedForm]:
     """The month's forms again, from the facts and definition versions in the store: the
     same bytes `generate` made (generation is deterministic), wherever they went since."""
-    from formtool.catalog import form_for
-    from formtool.store import queries
-
-    with engine.connect() as conn:
-        rows = queries.audit_rows(conn, [month])
+    rows = db.audit_rows([month])
     for row in rows:  # an id recorded before ids were checked names no file, not even the first
         audit_file_name(row.audit_id, "")
     produced: list[GeneratedForm] = []
     for row in rows:
-        form = form_for(engine, row.form_id, row.form_version)
+        form = db.form_for(row.form_id, row.form_version)
         if form is None:
             continue  # a definition this database never kept: nothing to rebuild from
         case = Case(

@@ -15,11 +15,11 @@ from functools import cache
 from xml.sax.saxutils import quoteattr
 
 from formtool.definitions import Field, FormDefinition
+from formtool.definitions.identity import PROPERTY_NAMES, bookmark_name
+from formtool.definitions.layout import GRID, Block, Cell, Row, layout
+from formtool.definitions.namespaces import MC_NS, R_NS, W15_NS, W_NS
+from formtool.definitions.scales import DATE_DISPLAY, KINDS, FieldKind
 from formtool.generate.package import CompiledPackage, CompiledPart, slot, xml_text
-from formtool.identity import PROPERTY_NAMES, bookmark_name
-from formtool.layout import GRID, Block, Cell, Row, layout
-from formtool.namespaces import MC_NS, R_NS, W15_NS, W_NS
-from formtool.scales import DATE_DISPLAY, KINDS, FieldKind
 
 TEXT_WIDTH = 9638  # A4 less 2 cm margins, in twentieths of a point
 COL = TEXT_WIDTH // GRID

@@ -28,17 +28,17 @@ from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
 from formtool.definitions import Field, FormDefinition
+from formtool.definitions.identity import PROPERTY_NAMES, defined_name
+from formtool.definitions.layout import GRID, Block, Cell, Row, layout
+from formtool.definitions.scales import KINDS, FieldKind
 from formtool.generate.package import CompiledPackage, CompiledPart, slot, xml_text
-from formtool.identity import PROPERTY_NAMES, defined_name
-from formtool.layout import GRID, Block, Cell, Row, layout
-from formtool.scales import KINDS, FieldKind
 
 SHEET = "Audit"
 COLUMN_WIDTH = 15.5  # characters; 8 columns fit A4 landscape at fit-to-width
 CHARS_PER_COLUMN = 17  # characters of 9-point text a column holds
 LINE_HEIGHT = 12.75  # points per line of 9-10 point text
 PAGE_HEIGHT = 470.0  # points of rows on a landscape A4 page between the margins
-HEADER_HEIGHT_BASE = 900.0  # sentinel row heights, replaced by slots (see compile_xlsx)
+HEADER_HEIGHT_BASE = 900  # sentinel row heights 901, 902, ...: see height_slots
 
 _THIN = Side(style="thin", color="808080")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
@@ -142,7 +142,7 @@ class _SheetWriter:
             column += cell.span
         if header:
             self.header_rows.append((self.row, row.cells))
-            self._advance(HEADER_HEIGHT_BASE + len(self.header_rows), 2 * LINE_HEIGHT)
+            self._advance(sentinel_height(len(self.header_rows)), 2 * LINE_HEIGHT)
         else:
             self._advance(self._row_height(row))
         if split:  # the judge's comment box sits in a second row under the answer
@@ -300,13 +300,44 @@ def _protect_and_print(sheet: Worksheet, form: FormDefinition) -> None:
     sheet.freeze_panes = None
 
 
+# --- header-row heights: sentinel heights in the sheet, slots in the package ---------------
+
+#: A sentinel height as openpyxl writes it in a worksheet part: `<row r="3" ht="901" ...>`.
 _SENTINEL = re.compile(r'ht="(9\d\d)(?:\.0)?"')
+
+
+def sentinel_height(number: int) -> float:
+    """The row height that marks the `number`th header row (from 1) for `height_slots`: 900 +
+    number points, which no real row has (Excel allows at most 409)."""
+    if not 0 < number < 100:
+        raise ValueError(f"header row {number}: sentinel heights run from 901 to 999")
+    return float(HEADER_HEIGHT_BASE + number)
+
+
+def height_slot(number: int) -> str:
+    """The name of the slot that holds the `number`th header row's height."""
+    return f"height_{HEADER_HEIGHT_BASE + number}"
+
+
+def height_slots(sheet_xml: str) -> str:
+    """A worksheet part as openpyxl wrote it, each sentinel row height (`sentinel_height`)
+    turned into the slot `height_slot(number)`, which `xlsx_values` fills per case.
+
+    Why the trick: a form is compiled once, but its header rows are as tall as the names each
+    case puts in them, and openpyxl has no way to write a placeholder into an attribute. So the
+    header rows get heights no real row can have, and the written XML is rewritten here. This
+    relies on openpyxl writing a height of 901.0 as `ht="901"` (or `ht="901.0"`);
+    tests/test_fences.py fails if it stops doing so.
+    """
+    return _SENTINEL.sub(
+        lambda m: f'ht="{slot(height_slot(int(m[1]) - HEADER_HEIGHT_BASE))}"', sheet_xml
+    )
 
 
 @cache
 def compile_xlsx(form: FormDefinition) -> CompiledPackage:
     """The form as an Excel package with slots for the case's facts, identity, council,
-    marking and header-row heights.
+    marking and header-row heights (`height_slots`).
 
     openpyxl stamps the save time into docProps/core.xml; those stamps are pinned here so
     the same inputs give byte-identical files.
@@ -321,9 +352,7 @@ def compile_xlsx(form: FormDefinition) -> CompiledPackage:
             if name == "docProps/core.xml":
                 data = _pin_times(data.decode("utf-8")).encode("utf-8")
             if name.startswith("xl/worksheets/"):
-                data = _SENTINEL.sub(
-                    lambda m: f'ht="{slot(f"height_{m[1]}")}"', data.decode("utf-8")
-                ).encode("utf-8")
+                data = height_slots(data.decode("utf-8")).encode("utf-8")
             if b"{{ft:" in data:
                 parts.append(CompiledPart.of(name, data.decode("utf-8")))
             else:
@@ -357,5 +386,5 @@ def xlsx_values(
             lines_needed(facts.get(c.fact, "") if c.kind == "fact" else c.text, c.span)
             for c in cells
         )
-        values[f"height_{int(HEADER_HEIGHT_BASE) + number}"] = f"{_height(lines):g}"
+        values[height_slot(number)] = f"{_height(lines):g}"
     return values

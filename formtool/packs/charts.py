@@ -16,10 +16,8 @@ import math
 import textwrap
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: CI and servers have no display
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
@@ -64,8 +62,20 @@ def png(fig: Figure) -> bytes:
     return out.getvalue()
 
 
-def _axes(height: float, title: str) -> tuple[Figure, Axes]:
+def headless_figure(height: float) -> Figure:
+    """A Figure the text width wide and `height` inches tall, drawn by Agg, matplotlib's
+    raster renderer, which needs no display (CI and servers have none).
+
+    The canvas is given to each figure rather than set with `matplotlib.use("Agg")`, which
+    would switch the backend of the whole process, for anyone using pyplot alongside formtool.
+    """
     fig = Figure(figsize=(WIDTH, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _axes(height: float, title: str) -> tuple[Figure, Axes]:
+    fig = headless_figure(height)
     ax = fig.add_subplot()
     ax.set_title(title, loc="left", fontsize=10, fontweight="bold", color=INK)
     for side in ("top", "right"):

@@ -18,20 +18,17 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
-
-from formtool import clock, store
-from formtool.catalog import form_for
-from formtool.deadlines import inadequate_follow_up
+from formtool import clock
 from formtool.definitions import FormDefinition, Item
+from formtool.definitions.scales import FAVOURABLE, OUTCOMES, PARTIAL, UNFAVOURABLE, Scale
 from formtool.errors import FormtoolError, printable
-from formtool.scales import FAVOURABLE, OUTCOMES, PARTIAL, UNFAVOURABLE, Scale
-from formtool.store import queries
+from formtool.programme.deadlines import inadequate_follow_up
+from formtool.store import COMPLETED, OUTSTANDING, AuditState, Store
 
 MONTH_NAMES = calendar.month_abbr
-S = store.AuditState
-COMPLETE = {s.value for s in store.COMPLETED}
-OUTSTANDING = {s.value for s in store.OUTSTANDING}
+S = AuditState
+COMPLETE = {s.value for s in COMPLETED}
+OUTSTANDING_STATES = {s.value for s in OUTSTANDING}
 
 
 class PackError(FormtoolError):
@@ -143,7 +140,7 @@ class AuditFacts:
 
     @property
     def outstanding(self) -> bool:
-        return self.state in OUTSTANDING
+        return self.state in OUTSTANDING_STATES
 
     @property
     def grade(self) -> str:
@@ -262,12 +259,10 @@ class PmuFigures:
         return self.scales[sid]
 
 
-def _load_audits(
-    engine: sa.Engine, conn: sa.Connection, months: tuple[str, ...]
-) -> list[AuditFacts]:
+def _load_audits(db: Store, months: tuple[str, ...]) -> list[AuditFacts]:
     found = []
-    for row in queries.audit_rows(conn, months):
-        form = form_for(engine, row.form_id, row.form_version)
+    for row in db.audit_rows(months):
+        form = db.form_for(row.form_id, row.form_version)
         if form is None:
             continue  # a tool no longer defined and never snapshotted: nothing to say
         found.append(
@@ -292,29 +287,27 @@ def _load_audits(
 
 
 def load_figures(
-    engine: sa.Engine,
+    db: Store,
     period: Period,
     as_of: dt.date | None = None,
     trend_periods: int = 4,
     min_base: int = 5,
 ) -> PmuFigures:
     as_of = as_of or clock.today()
-    with engine.connect() as conn:
-        audits = _load_audits(engine, conn, period.months)
-        if not audits:
-            raise NoAuditsError(period)
-        ids = [a.return_id for a in audits if a.complete and a.return_id]
-        answers = queries.answers_by_return(conn, ids)
-        actions = [dict(row._mapping) for row in queries.actions_by_return(conn, ids)]
-        figures = PmuFigures(period, as_of, audits, answers, actions, min_base)
-        _compute(figures)
-        history = [period]
-        for _ in range(trend_periods - 1):
-            history.insert(0, history[0].previous())
-        figures.trend = [
-            _trend_point(p, _load_audits(engine, conn, p.months), figures.main_scale)
-            for p in history
-        ]
+    audits = _load_audits(db, period.months)
+    if not audits:
+        raise NoAuditsError(period)
+    ids = [a.return_id for a in audits if a.complete and a.return_id]
+    answers = db.answers_by_return(ids)
+    actions = db.action_dicts(ids)
+    figures = PmuFigures(period, as_of, audits, answers, actions, min_base)
+    _compute(figures)
+    history = [period]
+    for _ in range(trend_periods - 1):
+        history.insert(0, history[0].previous())
+    figures.trend = [
+        _trend_point(p, _load_audits(db, p.months), figures.main_scale) for p in history
+    ]
     return figures
 
 

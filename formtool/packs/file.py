@@ -16,18 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from formtool import store
-from formtool.catalog import form_for
 from formtool.definitions import FormDefinition, Item, Section
+from formtool.definitions.identifiers import audit_file_name
+from formtool.definitions.scales import format_date
 from formtool.errors import Issue, IssueCode
-from formtool.identifiers import audit_file_name
 from formtool.packs.figures import PackError
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf, unprintable
-from formtool.scales import format_date
 from formtool.settings import DEFAULT, Settings
-from formtool.store import queries
+from formtool.store import AuditRecords, Store
 
 S = store.AuditState
 DRAFT_STATES = (S.in_progress.value, S.amendment_requested.value)
@@ -55,53 +52,35 @@ def _display(value: str) -> str:
         return value
 
 
-@dataclass(frozen=True)
-class _Source:
-    """What the database holds for one audit."""
-
-    audit: Any
-    row: Any
-    ret: Any
-    answers: dict[str, tuple[str, str]]
-    actions: list[Any]
-
-
-def _load(engine: sa.Engine, audit_id: str) -> _Source:
-    with engine.connect() as conn:
-        audit = store.audit_row(conn, audit_id)
-        if audit is None:
-            raise PackError(
-                f"Audit {audit_id} is not in the database. Check the id (`formtool "
-                "status` lists the month's audits)."
-            )
-        ret = store.current_return(conn, audit_id)
-        if ret is None:
-            raise PackError(
-                f"Audit {audit_id} has no imported return yet, so there is nothing "
-                "to put on file. Import the completed form first."
-            )
-        [row] = queries.audit_rows(conn, audit_ids=[audit_id])
-        return _Source(
-            audit,
-            row,
-            ret,
-            store.return_answers(conn, ret.id),
-            list(store.return_actions(conn, ret.id)),
+def _load(db: Store, audit_id: str) -> AuditRecords:
+    """What the database holds for the audit: its row (with the current return's file
+    name, dates and fingerprint), the return's answers and action rows."""
+    found = db.audit_records(audit_id)
+    if found is None:
+        raise PackError(
+            f"Audit {audit_id} is not in the database. Check the id (`formtool "
+            "status` lists the month's audits)."
         )
+    if found.row.return_id is None:
+        raise PackError(
+            f"Audit {audit_id} has no imported return yet, so there is nothing "
+            "to put on file. Import the completed form first."
+        )
+    return found
 
 
-def audit_view(engine: sa.Engine, audit_id: str, include_drafts: bool = False) -> AuditView:
+def audit_view(db: Store, audit_id: str, include_drafts: bool = False) -> AuditView:
     """Everything the file pack shows for one audit, from the database."""
-    src = _load(engine, audit_id)
-    audit = src.audit
-    draft = audit.state in DRAFT_STATES or not src.ret.final
+    src = _load(db, audit_id)
+    audit = src.row
+    draft = audit.state in DRAFT_STATES or not src.row.final
     if draft and not include_drafts:
         raise PackError(
             f"Audit {audit_id} is a draft ({audit.state}): it is not complete. "
             "File it only if you must, with --include-drafts (it will say DRAFT "
             "on every page)."
         )
-    form = form_for(engine, audit.form_id, audit.form_version)
+    form = db.form_for(audit.form_id, audit.form_version)
     if form is None:
         raise PackError(
             f"Audit {audit_id} was made with form {audit.form_id} "
@@ -118,7 +97,7 @@ def audit_view(engine: sa.Engine, audit_id: str, include_drafts: bool = False) -
     return view
 
 
-def _grade_lines(form: FormDefinition, src: _Source) -> list[tuple[str, str]]:
+def _grade_lines(form: FormDefinition, src: AuditRecords) -> list[tuple[str, str]]:
     row = src.row
     lines = []
     if form.judgements.grade:
@@ -135,7 +114,7 @@ def _grade_lines(form: FormDefinition, src: _Source) -> list[tuple[str, str]]:
     return lines
 
 
-def _summary(view: AuditView, src: _Source) -> Part:
+def _summary(view: AuditView, src: AuditRecords) -> Part:
     actions = [
         (
             _what(a),
@@ -172,7 +151,7 @@ def _who(action: Any) -> str:
     return " / ".join(p for p in (action.responsible_role, action.responsible_person) if p)
 
 
-def _section_parts(form: FormDefinition, section: Section, src: _Source) -> list[Part]:
+def _section_parts(form: FormDefinition, section: Section, src: AuditRecords) -> list[Part]:
     if section.addition and section.id == form.judgements.status.split(".")[0]:
         return []  # the completion block is shown in the record at the end
     judged: list[tuple[str, str, str]] = []
@@ -205,7 +184,7 @@ def _label(item: Item) -> str:
     return f"{item.number}. {item.label}" if item.number else item.label
 
 
-def _action_part(section: Section, item: Item, src: _Source) -> list[Part]:
+def _action_part(section: Section, item: Item, src: AuditRecords) -> list[Part]:
     mine = [a for a in src.actions if a.table_key == item.key]
     if not mine:
         return []
@@ -234,9 +213,9 @@ def _action_part(section: Section, item: Item, src: _Source) -> list[Part]:
     ]
 
 
-def _record(view: AuditView, src: _Source) -> Part:
+def _record(view: AuditView, src: AuditRecords) -> Part:
     j = view.form.judgements
-    ret = src.ret
+    ret = src.row
     value = lambda key: _display(src.answers.get(key, ("", ""))[0]) if key else ""  # noqa: E731
     rows = [
         ("Completed by", value(j.completed_by)),
@@ -254,7 +233,7 @@ def _record(view: AuditView, src: _Source) -> Part:
     )
 
 
-def _unprintable(view: AuditView, src: _Source) -> list[Issue]:
+def _unprintable(view: AuditView, src: AuditRecords) -> list[Issue]:
     texts = [
         (f"header.{h.column}", v) for h, (_, v) in zip(view.form.header, view.facts, strict=True)
     ]
@@ -281,15 +260,10 @@ def as_document(view: AuditView, settings: Settings = DEFAULT) -> Document:
 # --- the command -----------------------------------------------------------------------
 
 
-def month_audits(engine: sa.Engine, month: str, include_drafts: bool = False) -> list[str]:
+def month_audits(db: Store, month: str, include_drafts: bool = False) -> list[str]:
     """The month's audits with a return on file: complete ones (and drafts, if asked)."""
     wanted = {s.value for s in store.COMPLETED} | (set(DRAFT_STATES) if include_drafts else set())
-    with engine.connect() as conn:
-        return [
-            r.audit_id
-            for r in queries.audit_rows(conn, [month])
-            if r.return_id and r.state in wanted
-        ]
+    return [r.audit_id for r in db.audit_rows([month]) if r.return_id and r.state in wanted]
 
 
 @dataclass
@@ -305,7 +279,7 @@ class FilePack:
 
 
 def file_pack(
-    engine: sa.Engine,
+    db: Store,
     audit_ids: list[str],
     out_dir: Path,
     formats: tuple[str, ...],
@@ -315,7 +289,7 @@ def file_pack(
     progress: Callable[[list[AuditView]], Iterable[AuditView]] | None = None,
 ) -> FilePack:
     """Write each audit's file pack; with bundle_name, also one PDF with a bookmark each."""
-    views = [audit_view(engine, a, include_drafts) for a in audit_ids]  # all checked first
+    views = [audit_view(db, a, include_drafts) for a in audit_ids]  # all checked first
     out_dir.mkdir(parents=True, exist_ok=True)
     written, pdfs = [], []
     for view in (progress or iter)(views):

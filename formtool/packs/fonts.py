@@ -1,8 +1,9 @@
-"""Fonts for the PDF packs: every name prints, in every script a font on this machine covers.
+"""Fonts for the packs: every name prints, in every script a font on this machine covers.
 
-DejaVu Sans (regular and bold, shipped inside matplotlib) draws Latin, Greek, Cyrillic,
-Vietnamese, Hebrew and Arabic; a system CJK font, when fontconfig or a usual path has one,
-draws what DejaVu lacks. `markup()` turns text into reportlab paragraph markup with one
+DejaVu Sans (regular and bold, shipped inside matplotlib: `dejavu_file`) draws Latin, Greek,
+Cyrillic, Vietnamese, Hebrew and Arabic; a system CJK font, when fontconfig or a usual path has
+one, draws what DejaVu lacks. Word packs name DejaVu Sans too, and carry it cut down to their
+text (`dejavu_subset`). `markup()` turns text into reportlab paragraph markup with one
 `<font>` run per font. A character no font covers is drawn as MARKER (U+FFFD, "�": a diamond
 with a question mark, never an empty box) and `unprintable()` reports it, so callers can warn.
 
@@ -18,7 +19,7 @@ order, gives it back exactly; it may move a space or bracket next to the span).
 from __future__ import annotations
 
 import functools
-import os
+import io
 import re
 import shutil
 import subprocess
@@ -49,21 +50,71 @@ _FORMS = {"<isolated>": "isol", "<final>": "fina", "<initial>": "init", "<medial
 _DIGIT = re.compile(r"[0-9\u0660-\u0669\u06f0-\u06f9]+(?:[.,:/][0-9\u0660-\u0669\u06f0-\u06f9]+)*")
 
 
-def _dejavu(bold: bool) -> str:
+def dejavu_file(bold: bool = False) -> Path:
+    """The DejaVu Sans font file (regular or bold) that the packs embed.
+
+    Why matplotlib's: it ships DejaVu Sans in its data folder, so every install of formtool has
+    the font whatever the system's fonts are. That folder's layout is not matplotlib's public
+    API, so this is the one place that knows it; tests/test_fences.py fails, naming the cause,
+    if a matplotlib release stops shipping the files there.
+    """
     import matplotlib
 
     name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
-    return os.path.join(matplotlib.get_data_path(), "fonts", "ttf", name)
+    path = Path(matplotlib.get_data_path(), "fonts", "ttf", name)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"matplotlib {matplotlib.__version__} does not ship {name} in {path.parent}, "
+            "where formtool takes the fonts its packs embed from."
+        )
+    return path
 
 
 @functools.cache
 def register() -> None:
     """Register DejaVu Sans (and bold) with reportlab as one family; safe to call often."""
-    pdfmetrics.registerFont(LogicalTTFont(REGULAR, _dejavu(False)))
-    pdfmetrics.registerFont(LogicalTTFont(BOLD, _dejavu(True)))
+    pdfmetrics.registerFont(LogicalTTFont(REGULAR, str(dejavu_file(False))))
+    pdfmetrics.registerFont(LogicalTTFont(BOLD, str(dejavu_file(True))))
     for italic in (0, 1):
         addMapping(REGULAR, 0, italic, REGULAR)
         addMapping(REGULAR, 1, italic, BOLD)
+
+
+#: What every cut-down font keeps besides the text it is cut for: printable ASCII and Latin-1,
+#: so a reader can still type ordinary text into a Word pack.
+KEEP = "".join(map(chr, (*range(0x20, 0x7F), *range(0xA0, 0x100))))
+
+
+@functools.cache
+def _dejavu_bytes(bold: bool) -> bytes:
+    return dejavu_file(bold).read_bytes()
+
+
+def dejavu_subset(bold: bool, text: str) -> bytes:
+    """DejaVu Sans (regular or bold) cut down to the glyphs `text` and KEEP draw, with the
+    rules that join Arabic letters, as TrueType bytes to embed in a Word file."""
+    return _cut(bold, "".join(sorted(set(text) - set(KEEP))))
+
+
+@functools.lru_cache(maxsize=32)
+def _cut(bold: bool, extra: str) -> bytes:
+    """The cut for KEEP and `extra` (remembered: most packs need nothing beyond KEEP, or the
+    same few letters)."""
+    from fontTools import subset
+    from fontTools.ttLib import TTFont as FontFile
+
+    options = subset.Options()
+    options.layout_features = ["*"]  # Arabic joining, ligatures, marks
+    options.name_IDs = options.name_languages = ["*"]  # the names Word and LibreOffice match
+    options.notdef_outline = True
+    options.drop_tables += ["FFTM"]  # FontForge's time stamps
+    cutter = subset.Subsetter(options)
+    cutter.populate(text=KEEP + extra)
+    font = FontFile(io.BytesIO(_dejavu_bytes(bold)))
+    cutter.subset(font)
+    out = io.BytesIO()
+    font.save(out)
+    return out.getvalue()
 
 
 def _alone(name: str) -> None:

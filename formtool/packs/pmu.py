@@ -14,8 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import sqlalchemy as sa
-
+from formtool.definitions.scales import OUTCOMES
 from formtool.packs import charts
 from formtool.packs.figures import (
     FAVOURABLE,
@@ -26,8 +25,8 @@ from formtool.packs.figures import (
 )
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf
 from formtool.packs.workbook import workbook
-from formtool.scales import OUTCOMES
 from formtool.settings import DEFAULT, Settings
+from formtool.store import Store
 
 REPORT_ROWS = 25  # longer lists belong in the workbook, not a report for senior managers
 MODERATION_TARGET = "10%"  # seed 001, Appendix A: moderation of 10% of audits
@@ -321,7 +320,7 @@ def report(f: PmuFigures, settings: Settings = DEFAULT, aggregate_only: bool = F
 
 
 def pmu_pack(
-    engine: sa.Engine,
+    db: Store,
     out_dir: Path,
     month: str | None = None,
     quarter: str | None = None,
@@ -331,9 +330,7 @@ def pmu_pack(
     settings: Settings = DEFAULT,
 ) -> list[Path]:
     """Write the PMU report (.docx and .pdf) and workbook (.xlsx) for one period."""
-    figures = load_figures(
-        engine, period_for(month, quarter, year), as_of, min_base=settings.min_base
-    )
+    figures = load_figures(db, period_for(month, quarter, year), as_of, min_base=settings.min_base)
     document = report(figures, settings)
     stem = f"pmu-{figures.period.label}"
     files = {

@@ -4,14 +4,19 @@ Both packs describe their content as `Part`s (a heading, paragraphs, tables, ima
 renderers lay them out the same way: A4 portrait, the council and the protective marking at
 the top and bottom of every page, "Page X of Y", DRAFT on every page of a draft, tables with a
 shaded header row repeated on each page and columns sized to their content, headings kept with
-what follows, and rows that flow across pages however long a comment is. PDFs embed DejaVu Sans
-(see fonts.py), so every name prints; the same input gives the same PDF bytes.
+what follows, and rows that flow across pages however long a comment is. Both carry DejaVu Sans
+(see fonts.py), the PDF whole and the Word file cut down to its text (`embed_fonts`), so every
+name prints in it whatever fonts the reader's machine has; the same input gives the same PDF
+bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
+import uuid
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +27,7 @@ from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Emu, Mm, Pt, RGBColor
+from lxml import etree
 from PIL import Image as PilImage
 from reportlab.lib.enums import TA_CENTER, TA_RIGHT
 from reportlab.lib.styles import ParagraphStyle
@@ -40,6 +46,7 @@ from reportlab.platypus import (
 )
 from reportlab.platypus import Table as PdfTable
 
+from formtool.packs import fonts
 from formtool.packs.fonts import BOLD, REGULAR, markup, measure, register, unprintable
 
 __all__ = ["Document", "Part", "Table", "column_fractions", "to_docx", "to_pdf", "unprintable"]
@@ -314,7 +321,13 @@ def to_pdf(doc: Document) -> bytes:
 
 # --- Word -----------------------------------------------------------------------------------
 
-WORD_FONTS = {"ascii": "Arial", "hAnsi": "Arial", "cs": "Arial", "eastAsia": "Microsoft YaHei"}
+WORD_FONT = "DejaVu Sans"  # the PDF's font, in the file (embed_fonts): all but East Asian text
+WORD_FONTS = {
+    "ascii": WORD_FONT,
+    "hAnsi": WORD_FONT,
+    "cs": WORD_FONT,
+    "eastAsia": "Microsoft YaHei",
+}
 
 
 def _el(tag: str, **attrs: str) -> Any:
@@ -511,6 +524,86 @@ def _word_part(word: Any, part: Part) -> None:
         _word_table(word, table)
 
 
+# --- Word: the fonts travel in the file ------------------------------------------------------
+
+_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_RELS = "http://schemas.openxmlformats.org/package/2006/relationships"
+_TYPES = "http://schemas.openxmlformats.org/package/2006/content-types"
+_OBFUSCATED_FONT = "application/vnd.openxmlformats-officedocument.obfuscatedFont"
+#: The settings the schema puts before embedTrueTypeFonts (Word insists on the order).
+_BEFORE_EMBED = {
+    "writeProtection",
+    "view",
+    "zoom",
+    "removePersonalInformation",
+    "removeDateAndTime",
+    "doNotDisplayPageBoundaries",
+    "displayBackgroundShape",
+    "printPostScriptOverText",
+    "printFractionalCharacterWidth",
+    "printFormsData",
+}
+
+
+def _obfuscated(font: bytes, key: str) -> bytes:
+    """A font as Word files embed it (ECMA-376 part 1, 17.8.1): its first 32 bytes XORed with
+    the bytes of its key (a GUID) in reverse order, twice over."""
+    mask = bytes.fromhex(key.strip("{}").replace("-", ""))[::-1] * 2
+    return bytes(a ^ b for a, b in zip(font[:32], mask, strict=True)) + font[32:]
+
+
+def _xml(element: Any) -> bytes:
+    return etree.tostring(element, xml_declaration=True, encoding="UTF-8", standalone=True)
+
+
+def embed_fonts(docx: bytes) -> bytes:
+    """The Word file with WORD_FONT, regular and bold, embedded in it, cut down to the glyphs
+    its text needs (as Word's "embed only the characters used" does).
+
+    Without them, Word and LibreOffice draw "DejaVu Sans" with whatever font the machine offers
+    in its place: Debian's fonts-urw-base35, for one, offers Nimbus Sans, which lacks ễ and ị.
+    """
+    with zipfile.ZipFile(io.BytesIO(docx)) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    stories = [n for n in parts if re.fullmatch(r"word/(document|header\d*|footer\d*)\.xml", n)]
+    text = "".join(
+        t.text or "" for n in stories for t in etree.fromstring(parts[n]).iter(qn("w:t"))
+    )
+    table = etree.fromstring(parts["word/fontTable.xml"])
+    entry = etree.SubElement(table, qn("w:font"), {qn("w:name"): WORD_FONT})
+    for tag, value in (
+        ("panose1", "020B0603030804020204"),
+        ("family", "swiss"),
+        ("pitch", "variable"),
+    ):
+        etree.SubElement(entry, qn(f"w:{tag}"), {qn("w:val"): value})
+    rels = etree.Element(f"{{{_RELS}}}Relationships", nsmap={None: _RELS})
+    for n, (bold, tag) in enumerate(((False, "embedRegular"), (True, "embedBold")), start=1):
+        font = fonts.dejavu_subset(bold, text)
+        key = f"{{{uuid.UUID(bytes=hashlib.sha256(font).digest()[:16])}}}".upper()
+        parts[f"word/fonts/font{n}.odttf"] = _obfuscated(font, key)
+        embed = {f"{{{_R}}}id": f"rIdFont{n}", qn("w:fontKey"): key, qn("w:subsetted"): "1"}
+        etree.SubElement(entry, qn(f"w:{tag}"), embed)
+        link = {"Id": f"rIdFont{n}", "Type": f"{_R}/font", "Target": f"fonts/font{n}.odttf"}
+        etree.SubElement(rels, f"{{{_RELS}}}Relationship", link)
+    parts["word/fontTable.xml"] = _xml(table)
+    parts["word/_rels/fontTable.xml.rels"] = _xml(rels)
+    types = etree.fromstring(parts["[Content_Types].xml"])
+    odttf = {"Extension": "odttf", "ContentType": _OBFUSCATED_FONT}
+    types.insert(0, etree.Element(f"{{{_TYPES}}}Default", odttf))
+    parts["[Content_Types].xml"] = _xml(types)
+    settings = etree.fromstring(parts["word/settings.xml"])
+    place = sum(1 for child in settings if etree.QName(child).localname in _BEFORE_EMBED)
+    settings.insert(place, etree.Element(qn("w:saveSubsetFonts")))
+    settings.insert(place, etree.Element(qn("w:embedTrueTypeFonts")))
+    parts["word/settings.xml"] = _xml(settings)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
 def to_docx(doc: Document) -> bytes:
     word = WordDocument()
     _word_styles(word)
@@ -527,4 +620,4 @@ def to_docx(doc: Document) -> bytes:
         _word_part(word, part)
     out = io.BytesIO()
     word.save(out)
-    return out.getvalue()
+    return embed_fonts(out.getvalue())

@@ -16,8 +16,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from formtool.definitions.scales import OUTCOMES
 from formtool.packs.figures import PmuFigures, _before, action_done
-from formtool.scales import OUTCOMES
 from formtool.settings import DEFAULT, Settings
 
 ROW_PX = 20  # XlsxWriter's default row height in pixels

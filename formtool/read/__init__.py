@@ -7,21 +7,19 @@ as a form; what it returns has not been validated yet (see read/validate.py).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from formtool.definitions import Field, FormDefinition, get_form
+from formtool.definitions import Field, FormDefinition, FormResolver, get_form
+from formtool.definitions.identity import Identity
+from formtool.definitions.scales import KINDS, LEGACY_PLACEHOLDERS, FieldKind
 from formtool.errors import DefinitionError, IssueCode, Rejected
-from formtool.identity import Identity
 from formtool.read import docx as docx_reader
 from formtool.read import xlsx as xlsx_reader
 from formtool.read.ooxml import saved_at
-from formtool.scales import KINDS, LEGACY_PLACEHOLDERS, FieldKind
 
 READABLE = (".docx", ".xlsx")
 #: Finds the definition a return names: (form id, version) -> form, or Rejected.
-FormResolver = Callable[[str, int], FormDefinition]
 
 
 @dataclass(frozen=True)

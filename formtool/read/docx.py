@@ -18,10 +18,10 @@ from functools import cache
 from lxml import etree
 
 from formtool.definitions import FormDefinition, Item
+from formtool.definitions.identity import Identity, bookmark_name, from_properties, parse_visible
+from formtool.definitions.layout import layout
+from formtool.definitions.namespaces import W
 from formtool.errors import IssueCode, Rejected
-from formtool.identity import Identity, bookmark_name, from_properties, parse_visible
-from formtool.layout import layout
-from formtool.namespaces import W
 from formtool.read.limits import MAX_ROWS, TextBudget
 from formtool.read.ooxml import Package, custom_properties
 

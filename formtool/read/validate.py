@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from formtool import clock
-from formtool.cases import facts_checksum
 from formtool.definitions import Field, FormDefinition, Item
+from formtool.definitions.scales import KINDS, FieldKind, format_date, parse_date
 from formtool.errors import Issue, IssueCode
 from formtool.read import RawReturn
-from formtool.scales import KINDS, FieldKind, format_date, parse_date
+from formtool.read.cases import facts_checksum
 
 PREPARED, AUDIT = "prepared", "audit"
 #: Roles every action row needs, and how a message names them.

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from formtool.definitions import FormDefinition
+from formtool.definitions.identity import Identity, defined_name, from_properties, parse_visible
+from formtool.definitions.layout import layout
+from formtool.definitions.scales import FieldKind, excel_serial_date, format_date
 from formtool.errors import IssueCode, Rejected
-from formtool.identity import Identity, defined_name, from_properties, parse_visible
-from formtool.layout import layout
 from formtool.read.limits import TextBudget
 from formtool.read.ooxml import Package, custom_properties
-from formtool.scales import FieldKind, excel_serial_date, format_date
 
 S = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"

@@ -1,5 +1,8 @@
-"""The audit database. The only package that writes SQL; everything else calls these functions.
+"""The audit database: the only package that imports SQLAlchemy or opens a connection.
 
+Everything above it holds a `Store` (open_store) and calls its methods, each one unit of work.
+
+- facade.py   `Store`: every read and every transaction the rest of formtool needs
 - schema.py   tables and the audit state machine
 - engine.py   URLs, engines, migrations under a lock, one-line database errors
 - audits.py   audit records, state changes, events, allocation batches
@@ -8,6 +11,8 @@
 - users.py    web workspace accounts, sessions, sign-in throttle counters, the server's secret
 - access.py   the append-only access log
 - queries.py  the read side for status, export, mail, moderation, allocation and packs
+- catalog.py  which definition a form was made from: current, or the snapshot kept here
+- migrations/ Alembic revisions
 """
 
 from formtool.store.access import add_entry, entries, purge_access_log
@@ -40,10 +45,19 @@ from formtool.store.engine import (
     open_store,
     transaction,
 )
+from formtool.store.facade import (
+    AllocationReads,
+    AuditRecords,
+    DatabaseError,
+    Move,
+    Planned,
+    Store,
+)
 from formtool.store.forms import save_snapshot, snapshot, snapshots
 from formtool.store.returns import (
     AUDIT,
     PREPARED,
+    OpenActions,
     ReturnFile,
     ReturnRecord,
     Stored,
@@ -76,6 +90,7 @@ from formtool.store.schema import (
     users,
 )
 from formtool.store.users import (
+    AccountError,
     add_session,
     add_user,
     all_sessions,
@@ -109,11 +124,19 @@ __all__ = [
     "OUTSTANDING",
     "PREPARED",
     "TRANSITIONS",
+    "AccountError",
+    "AllocationReads",
     "AuditRecord",
+    "AuditRecords",
     "AuditState",
+    "DatabaseError",
+    "Move",
+    "OpenActions",
+    "Planned",
     "ReturnFile",
     "ReturnRecord",
     "StateError",
+    "Store",
     "StoreError",
     "Stored",
     "access_log",

@@ -17,12 +17,15 @@ from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
 from formtool.errors import FormtoolError
+
+if TYPE_CHECKING:
+    from formtool.store.facade import Store
 
 DEFAULT_URL = "sqlite:///formtool.db"
 ENV_VAR = "FORMTOOL_DB"
@@ -87,9 +90,28 @@ def _sqlite_locking(engine: sa.Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-@cache
 def engine_for(url: str) -> sa.Engine:
-    """One engine per URL per process."""
+    """One engine per database per process. A relative SQLite path is made absolute first:
+    the same text names another file once the process changes folder."""
+    return _engine_for(_absolute_sqlite(url))
+
+
+def _absolute_sqlite(url: str) -> str:
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return url  # _engine_for says what is wrong with it
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    if database.startswith("file:") or Path(database).is_absolute():
+        return url
+    absolute = parsed.set(database=str(Path(database).resolve()))
+    return absolute.render_as_string(hide_password=False)
+
+
+@cache
+def _engine_for(url: str) -> sa.Engine:
     try:
         engine = sa.create_engine(url, pool_pre_ping=True)
     except ImportError:
@@ -111,7 +133,7 @@ def engine_for(url: str) -> sa.Engine:
 
 
 def migrations_dir() -> str:
-    return str(resources.files("formtool") / "migrations")
+    return str(resources.files("formtool.store") / "migrations")
 
 
 def lock(conn: sa.Connection, name: str) -> None:
@@ -190,8 +212,10 @@ def _upgrade(engine: sa.Engine, url: str) -> None:
                 conn.connection.dbapi_connection.execute("PRAGMA foreign_keys = ON")  # type: ignore[union-attr]
 
 
-def open_store(url: str | None = None) -> sa.Engine:
-    """An engine on an up-to-date schema (runs pending migrations under a lock)."""
+def open_store(url: str | None = None) -> Store:
+    """The store on an up-to-date schema (runs pending migrations under a lock)."""
+    from formtool.store.facade import Store
+
     resolved = database_url(url)
     engine = engine_for(resolved)
     try:
@@ -201,7 +225,7 @@ def open_store(url: str | None = None) -> sa.Engine:
             f"Cannot open the database {masked(resolved)}: {_one_line(getattr(exc, 'orig', exc))}."
             " Check --db or FORMTOOL_DB."
         ) from None
-    return engine
+    return Store(engine)
 
 
 @contextmanager

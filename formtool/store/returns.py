@@ -16,7 +16,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from formtool.store.audits import StateError, audit_state, move_state, new_id, record_event
+from formtool.definitions import get_form
+from formtool.errors import FormtoolError
+from formtool.store.audits import (
+    StateError,
+    audit_row,
+    audit_state,
+    move_state,
+    new_id,
+    record_event,
+)
 from formtool.store.engine import now, transaction
 from formtool.store.schema import TRANSITIONS, AuditState, actions, answers, grades, returns
 
@@ -244,4 +253,30 @@ def stored_warnings(text: str) -> list[dict[str, str]]:
     return [
         w if isinstance(w, dict) else {"code": "", "message": str(w)}
         for w in json.loads(text or "[]")
+    ]
+
+
+class OpenActions(FormtoolError):
+    """An audit still has action rows a manager must sign off."""
+
+    def __init__(self, audit_id: str, rows: list[str]) -> None:
+        super().__init__(f"Audit {audit_id} has action(s) without a sign-off: {', '.join(rows)}")
+        self.audit_id, self.rows = audit_id, rows
+
+
+def open_actions(conn: sa.Connection, audit_id: str) -> list[str]:
+    """Action rows of the current return that need a manager's sign-off and lack one (the
+    tables whose columns include a sign-off, in the form version the audit was made from)."""
+    audit = audit_row(conn, audit_id)
+    current = current_return(conn, audit_id) if audit is not None else None
+    if current is None:
+        return []
+    form = get_form(audit.form_id, audit.form_version)
+    signed_tables = {
+        t.key for t in form.tables() if {"sign_off", "sign_off_date"} & {c.role for c in t.columns}
+    }
+    return [
+        f"{row.table_key}.{row.row}"
+        for row in return_actions(conn, current.id)
+        if row.table_key in signed_tables and not (row.sign_off or row.sign_off_date)
     ]

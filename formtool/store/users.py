@@ -1,6 +1,7 @@
 """Web workspace accounts, their server-side sessions, the sign-in throttle's counters and the
 server's persistent secret. Passwords are never stored: only their argon2id hashes
-(formtool.users makes and checks them); sessions only by the SHA-256 of their random id."""
+(formtool.access.accounts makes and checks them); sessions only by the SHA-256 of their
+random id."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from formtool.errors import AccountError, printable
 from formtool.store.engine import lock, now, transaction
 from formtool.store.schema import secrets, sessions, sign_in_throttle, users
 
@@ -18,6 +20,39 @@ _s = sessions.c
 _t = sign_in_throttle.c
 
 # --- accounts ------------------------------------------------------------------------------
+
+
+def require_known(conn: sa.Connection, name: str) -> Any:
+    """The account called `name` (active or not), or AccountError."""
+    found = user(conn, name.strip())
+    if found is None:
+        raise AccountError(
+            f"There is no user called '{printable(name, 80)}' (`formtool users list`)."
+        )
+    return found
+
+
+def require_active(conn: sa.Connection, name: str) -> Any:
+    """The active account called `name`, or AccountError."""
+    found = user(conn, name.strip())
+    if found is None or not found.active:
+        raise AccountError(
+            f"There is no active user called '{printable(name, 80)}' (`formtool users list`)."
+        )
+    return found
+
+
+def active_admins(conn: sa.Connection) -> list[str]:
+    return [u.name for u in all_users(conn) if "admin" in str(u.role).split(",")]
+
+
+def keep_an_admin(conn: sa.Connection, name: str, roles_after: tuple[str, ...]) -> None:
+    """Refuse a change that would leave no active admin (nobody could manage accounts)."""
+    if active_admins(conn) == [name] and "admin" not in roles_after:
+        raise AccountError(
+            f"'{name}' is the only admin. Make another user an admin first "
+            "(`formtool users add NAME --role admin`), so somebody can still manage accounts."
+        )
 
 
 def add_user(

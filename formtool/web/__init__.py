@@ -6,7 +6,8 @@ Secure by default, because it holds children's personal data:
 - it listens on 127.0.0.1 unless told otherwise, and refuses any other address until at least
   one account exists (`formtool users add NAME --role officer --role admin`);
 - with no account at all, every page shows how to create the first one and nothing else;
-- accounts have roles (viewer, officer, moderator, admin: formtool.users.ROLES), checked on
+- accounts have roles (viewer, officer, moderator, admin: formtool.access.accounts.ROLES),
+  checked on
   every route; passwords follow a policy and are argon2 hashes, computed a few at a time;
   failed sign-ins slow down per address and per account+address, counted in the database;
 - sessions are server-side: the cookie holds a random id (HttpOnly, SameSite=Lax, Secure behind
@@ -103,7 +104,7 @@ def allowed_hosts(host: str) -> list[str] | None:
 
 
 def serve(
-    engine: Any,
+    db: Any,
     host: str,
     port: int,
     behind_https: bool,
@@ -115,13 +116,13 @@ def serve(
     `proxy`: the address of the reverse proxy whose X-Forwarded-* headers are believed."""
     import uvicorn
 
+    from formtool.access.accounts import list_users
     from formtool.errors import FormtoolError
-    from formtool.users import list_users
 
     loopback = is_loopback(host)
     if proxy is not None:
         _check_proxy(proxy)
-    if not loopback and not list_users(engine):
+    if not loopback and not list_users(db):
         raise FormtoolError(
             f"Serving on {host} lets other computers reach this data, so it "
             "needs an account first: run `formtool users add NAME --role "
@@ -134,7 +135,7 @@ def serve(
             host,
         )
     app = create_app(
-        engine,
+        db,
         settings,
         behind_https,
         mail=mail_config(),

@@ -10,13 +10,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from formtool.access_log import access_entries
-from formtool.clock import parse_day
-from formtool.errors import FormtoolError, printable
-from formtool.users import (
+from formtool.access.accounts import (
     MIN_PASSWORD,
-    ROLES,
-    Account,
     UserError,
     WrongPassword,
     add_user,
@@ -29,6 +24,10 @@ from formtool.users import (
     sign_out,
     start_session,
 )
+from formtool.access.log import access_entries
+from formtool.access.roles import ROLES, Account
+from formtool.clock import parse_day
+from formtool.errors import FormtoolError, printable
 from formtool.web.pages import (
     call,
     call_hashing,
@@ -71,7 +70,7 @@ async def password_change(request: Request, who: Account, form: FormData) -> Res
         )
     current = str(form.get("current", ""))
     try:
-        await call_hashing(ws, change_own_password, ws.engine, who.name, current, new)
+        await call_hashing(ws, change_own_password, ws.db, who.name, current, new)
     except WrongPassword:
         await log_access(
             request, who.name, "password change refused", detail="the current password was wrong"
@@ -81,7 +80,7 @@ async def password_change(request: Request, who: Account, form: FormData) -> Res
         await call(ws.throttle.forgive, who.name, address)
         raise
     await call(ws.throttle.succeeded, who.name, address)
-    session_id = await call(start_session, ws.engine, who.name, address, ws.sessions)
+    session_id = await call(start_session, ws.db, who.name, address, ws.sessions)
     await log_access(
         request, who.name, "changed own password", detail="every earlier session ended"
     )
@@ -96,8 +95,8 @@ async def password_change(request: Request, who: Account, form: FormData) -> Res
 
 async def users_page(request: Request, who: Account) -> Response:
     ws = ws_of(request)
-    accounts = await call(list_users, ws.engine, True)
-    sessions = await call(list_sessions, ws.engine, ws.sessions)
+    accounts = await call(list_users, ws.db, True)
+    sessions = await call(list_sessions, ws.db, ws.sessions)
     counts = {a.name: sum(s.user == a.name for s in sessions) for a in accounts}
     return render(
         request,
@@ -117,9 +116,7 @@ def _roles(form: FormData) -> list[str]:
 async def user_add(request: Request, who: Account, form: FormData) -> Response:
     name = str(form.get("name", "")).strip()
     ws = ws_of(request)
-    account = await call_hashing(
-        ws, add_user, ws.engine, name, _roles(form), _new_password(form), True
-    )
+    account = await call_hashing(ws, add_user, ws.db, name, _roles(form), _new_password(form), True)
     await log_access(request, who.name, "account added", detail=f"{account.name} as {account.role}")
     flash(
         request,
@@ -133,15 +130,15 @@ async def user_change(request: Request, who: Account, form: FormData) -> Respons
     ws = ws_of(request)
     name, change = request.path_params["name"], request.path_params["change"]
     if change == "roles":
-        account = await call(set_roles, ws.engine, name, _roles(form))
+        account = await call(set_roles, ws.db, name, _roles(form))
         done = f"{account.name} is now {account.role}; their sessions ended"
     elif change == "password":
-        await call_hashing(ws, set_password, ws.engine, name, _new_password(form), True)
+        await call_hashing(ws, set_password, ws.db, name, _new_password(form), True)
         done = f"{name}'s password reset (to be changed at next sign-in); their sessions ended"
     elif change == "deactivate":
         if name == who.name:
             raise FormtoolError("You cannot deactivate your own account here.")
-        await call(remove_user, ws.engine, name)
+        await call(remove_user, ws.db, name)
         done = f"{name} deactivated; their sessions ended"
     else:
         raise HTTPException(404)
@@ -156,13 +153,13 @@ async def sessions_page(request: Request, who: Account) -> Response:
         request,
         who,
         "admin_sessions.html",
-        sessions=await call(list_sessions, ws.engine, ws.sessions),
+        sessions=await call(list_sessions, ws.db, ws.sessions),
     )
 
 
 async def sessions_end(request: Request, who: Account, form: FormData) -> Response:
     name = str(form.get("name", "")).strip() or None
-    ended = await call(sign_out, ws_of(request).engine, name)
+    ended = await call(sign_out, ws_of(request).db, name)
     await log_access(
         request, who.name, "sessions ended", detail=f"{ended} of {name or 'everybody'}"
     )
@@ -175,7 +172,7 @@ async def access_log_page(request: Request, who: Account) -> Response:
     user, audit = params.get("user") or None, params.get("audit") or None
     since_text = params.get("since") or ""
     since = parse_day(since_text, "since") if since_text else None
-    entries = await call(access_entries, ws_of(request).engine, user, audit, since, SHOWN_ENTRIES)
+    entries = await call(access_entries, ws_of(request).db, user, audit, since, SHOWN_ENTRIES)
     return render(
         request,
         who,

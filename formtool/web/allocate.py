@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from formtool import clock
+from formtool.access.roles import Account
 from formtool.errors import FormtoolError
-from formtool.users import Account
 from formtool.web import queries
 from formtool.web.pages import Draft, Workspace, call, download, flash, redirect, render, ws_of
 from formtool.web.security import safe_file_name
@@ -52,8 +52,7 @@ def _as_uploaded(draft: Draft, exc: FormtoolError) -> FormtoolError:
 def _preview(ws: Workspace, draft: Draft) -> dict[str, Any]:
     """The allocation the uploaded files would give, computed as `run_allocation` does but
     recorded nowhere; and any earlier allocation of the month."""
-    from formtool import store
-    from formtool.programme import (
+    from formtool.programme.allocation import (
         MAX_BREAK_SHARE,
         MAX_PER_YEAR,
         allocate,
@@ -66,9 +65,12 @@ def _preview(ws: Workspace, draft: Draft) -> dict[str, Any]:
     population = load_population(draft.files["population"])
     auditors = load_auditors(draft.files["auditors"])
     samples = load_plan(draft.files.get("plan"))
-    with ws.engine.connect() as conn:
-        history = read_history(conn, draft.month, population)
-        earlier = store.month_allocations(conn, draft.month)
+    history, earlier = ws.db.preview_allocation(
+        lambda reads: (
+            read_history(reads, draft.month, population),
+            reads.month_allocations(draft.month),
+        )
+    )
     allocation = allocate(population, auditors, samples, draft.month, draft.seed, history)
     return {
         "allocation": allocation,
@@ -119,12 +121,12 @@ def _confirm(ws: Workspace, draft: Draft, mode: str, user: str) -> dict[str, Any
     """Record the allocation (`formtool allocate`) and generate its forms (`formtool
     generate`), as the demo does; the forms stay in the server's private folder."""
     from formtool.generate import generate
-    from formtool.programme import run_allocation
+    from formtool.programme.allocation import run_allocation
 
     batch = Path(tempfile.mkdtemp(prefix="batch-", dir=ws.folder("allocations", draft.month)))
     out = batch / "allocation.csv"
     allocation = run_allocation(
-        ws.engine,
+        ws.db,
         draft.files["population"],
         draft.files["auditors"],
         draft.month,
@@ -134,7 +136,7 @@ def _confirm(ws: Workspace, draft: Draft, mode: str, user: str) -> dict[str, Any
         mode,
         user,
     )
-    produced = generate(None, out, batch / "forms", "both", engine=ws.engine, settings=ws.settings)
+    produced = generate(None, out, batch / "forms", "both", db=ws.db, settings=ws.settings)
     return {
         "allocation": allocation,
         "batch": batch,
@@ -177,7 +179,7 @@ def _month_forms(ws: Workspace, month: str) -> Path:
 
     folder = Path(tempfile.mkdtemp(prefix="forms-", dir=ws.folder("forms", month)))
     try:
-        if not regenerate(ws.engine, month, folder, ("docx", "xlsx"), ws.settings):
+        if not regenerate(ws.db, month, folder, ("docx", "xlsx"), ws.settings):
             raise FormtoolError(f"No audits are recorded for {month}. Allocate the month first.")
     except FormtoolError:
         shutil.rmtree(folder, ignore_errors=True)
@@ -201,7 +203,7 @@ async def allocate_forms(request: Request, who: Account) -> Response:
 
 
 async def allocate_send(request: Request, who: Account, form: FormData) -> Response:
-    from formtool.mail import deliver
+    from formtool.programme.mail import deliver
 
     ws = ws_of(request)
     month, folder = await call(_month_folder, request)
@@ -209,7 +211,7 @@ async def allocate_send(request: Request, who: Account, form: FormData) -> Respo
     mail_dir = ws.folder("mail", month)
     result = await call(
         deliver,
-        ws.engine,
+        ws.db,
         str(form.get("sender") or ws.mail.sender),
         folder,
         month,

@@ -23,7 +23,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import jinja2
-import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -35,12 +34,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from formtool.access_log import purge
-from formtool.errors import FormtoolError, printable
-from formtool.settings import Settings
-from formtool.users import (
-    CAPABILITY_NAMES,
-    Account,
+from formtool.access.accounts import (
     HashingBusy,
     SessionRules,
     SignInThrottle,
@@ -51,6 +45,11 @@ from formtool.users import (
     session_account,
     start_session,
 )
+from formtool.access.log import purge
+from formtool.access.roles import CAPABILITY_NAMES, Account
+from formtool.errors import FormtoolError, printable
+from formtool.settings import Settings
+from formtool.store import DatabaseError, Store
 from formtool.web import accounts, allocate, queries, views
 from formtool.web.pages import (
     MailConfig,
@@ -98,7 +97,7 @@ async def current_account(request: Request) -> Account | None:
         return found
     ws = ws_of(request)
     session_id = request.cookies.get(SESSION_COOKIE, "")
-    who = await call(session_account, ws.engine, session_id, ws.sessions) if session_id else None
+    who = await call(session_account, ws.db, session_id, ws.sessions) if session_id else None
     request.state.who = who
     request.state.session_id = session_id if who else None
     return who
@@ -260,7 +259,7 @@ def _next(target: str | None) -> str:
 async def login_page(request: Request) -> Response:
     if await current_account(request) is not None:
         return redirect(_next(request.query_params.get("next")))
-    has_users = bool(await call(list_users, ws_of(request).engine))
+    has_users = bool(await call(list_users, ws_of(request).db))
     return render(
         request,
         None,
@@ -311,7 +310,7 @@ async def login(request: Request) -> Response:
         await _log_sign_in(request, name, "sign-in slowed")
         await asyncio.sleep(admission.slow)
     try:
-        account = await call_hashing(ws, authenticate, ws.engine, name, password)
+        account = await call_hashing(ws, authenticate, ws.db, name, password)
     except HashingBusy as exc:  # never checked: it counts for nothing
         await call(ws.throttle.forgive, name, address)
         await _log_sign_in(request, name, "sign-in refused: server busy")
@@ -326,7 +325,7 @@ async def login(request: Request) -> Response:
             "That name and password do not match an account. Check them and try again.",
         )
     await call(ws.throttle.succeeded, name, address)
-    session_id = await call(start_session, ws.engine, account.name, address, ws.sessions)
+    session_id = await call(start_session, ws.db, account.name, address, ws.sessions)
     await log_access(request, account.name, "signed in")
     request.session.clear()  # the anonymous cookie keeps nothing from before signing in
     response = redirect("/account/password" if account.must_change_password else target)
@@ -337,13 +336,13 @@ async def login(request: Request) -> Response:
 async def _log_sign_in(request: Request, name: str, what: str) -> None:
     """A sign-in event in the access log, under the account's name; a name that is no
     account's is not kept (people type their password into the name box)."""
-    known = await call(account_exists, ws_of(request).engine, name)
+    known = await call(account_exists, ws_of(request).db, name)
     await log_access(request, name if known else "(unknown name)", what)
 
 
 async def logout(request: Request, who: Account, form: FormData) -> Response:
     ws = ws_of(request)
-    await call(end_session, ws.engine, request.state.session_id)
+    await call(end_session, ws.db, request.state.session_id)
     await log_access(request, who.name, "signed out")
     request.state.session_id = None
     flash(request, "You are signed out.")
@@ -445,8 +444,8 @@ async def _purge_daily(ws: Workspace) -> None:
     while True:
         await call(ws.throttle.forget_old)
         try:
-            await call(purge, ws.engine, ws.settings.access_log_days, "formtool serve")
-        except sa.exc.DBAPIError:
+            await call(purge, ws.db, ws.settings.access_log_days, "formtool serve")
+        except DatabaseError:
             log.warning(
                 "The access log was not purged: this database role may not remove entries. "
                 "Run `formtool access-log --purge` as the database owner (e.g. daily from cron)."
@@ -473,7 +472,7 @@ def environment() -> jinja2.Environment:
 
 
 def create_app(
-    engine: sa.Engine,
+    db: Store,
     settings: Settings,
     behind_https: bool = False,
     *,
@@ -492,16 +491,15 @@ def create_app(
     address whose X-Forwarded-For/-Proto/-Host are believed (`serve --proxy`); a request body
     must arrive within `body_seconds`; `purge_daily` applies the access log's retention when
     the server starts and every day after (serve)."""
-    from formtool.store import server_secret
 
     private = work_dir or Path(tempfile.mkdtemp(prefix="formtool-web-"))
     private.mkdir(parents=True, exist_ok=True, mode=0o700)
     real_time = clock or time.time  # real time: sessions and the throttle
     ws = Workspace(
-        engine,
+        db,
         settings,
         behind_https,
-        SignInThrottle(engine, real_time),
+        SignInThrottle(db, real_time),
         limits or Limits(),
         mail or MailConfig(),
         private,
@@ -532,7 +530,7 @@ def create_app(
     middleware.append(
         Middleware(
             SessionMiddleware,  # anonymous only: the sign-in page's CSRF token and flashes
-            secret_key=server_secret(engine),
+            secret_key=db.server_secret(),
             session_cookie="formtool_session",
             max_age=None,
             same_site="lax",

@@ -15,15 +15,16 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
-import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from formtool import users
+from formtool.access import accounts as users
+from formtool.access.accounts import SessionRules, SignInThrottle
+from formtool.access.roles import Account
 from formtool.errors import printable
 from formtool.settings import Settings
-from formtool.users import Account, SessionRules, SignInThrottle
+from formtool.store import Store
 from formtool.web import queries
 from formtool.web.security import SESSION_COOKIE, Limits, csrf_token
 
@@ -83,7 +84,7 @@ class Report:
 class Workspace:
     """What every view shares: the store, the settings and the server's private folder."""
 
-    engine: sa.Engine
+    db: Store
     settings: Settings
     behind_https: bool
     throttle: SignInThrottle
@@ -187,11 +188,11 @@ async def log_access(
     request: Request, user: str, action: str, *, audit_id: str | None = None, detail: str = ""
 ) -> None:
     """An entry in the access log for `user` (an account name) at this client's address."""
-    from formtool.access_log import record_access
+    from formtool.access.log import record_access
 
     await call(
         record_access,
-        ws_of(request).engine,
+        ws_of(request).db,
         f"web:{user}",
         action,
         audit_id,

@@ -1,7 +1,7 @@
 """What keeps the web workspace safe, in one place.
 
-- Roles and what each may do live in formtool.users (`ROLES`); the route wrappers in app.py
-  check them on every request. Sessions and the sign-in throttle are there too, in the store.
+- Roles and what each may do live in formtool.access.accounts (`ROLES`); the route wrappers in
+  app.py check them on every request. Sessions and the sign-in throttle are there too, in the store.
 - CSRF: one token per session (derived from the server-side session's id once signed in), in a
   hidden field of every form, compared in constant time on every POST; a POST whose Origin
   names another site is refused before its body is read.
@@ -25,7 +25,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 
-from starlette.datastructures import FormData, Headers
+from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,7 +39,7 @@ CSP = (
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
 )
 CSRF_FIELD = "csrf"
-SESSION_COOKIE = "formtool_sid"  # the random id of a server-side session (formtool.users)
+SESSION_COOKIE = "formtool_sid"  # the random id of a server-side session (formtool.access.accounts)
 
 
 # --- CSRF ---------------------------------------------------------------------------------
@@ -131,8 +131,18 @@ class _LimitedParser(MultiPartParser):
         super().on_part_begin()
         self._file_size = 0
 
+    def current_upload(self) -> UploadFile | None:
+        """The file whose bytes `on_part_data` is being given, or None inside a plain field.
+
+        Starlette has no public way to say which part is streaming, so this reads its private
+        `MultiPartParser._current_part` (made in `on_part_begin`, its `file` set once the part's
+        headers are read). pyproject bounds starlette to versions tested with it, and
+        tests/test_fences.py fails if a new one no longer keeps the part there.
+        """
+        return self._current_part.file
+
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        upload = self._current_part.file
+        upload = self.current_upload()
         if upload is not None:
             self._file_size += end - start
             if self._file_size > self.limits.file_bytes:

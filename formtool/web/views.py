@@ -10,17 +10,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import sqlalchemy as sa
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from formtool import clock, reports
+from formtool import clock
+from formtool.access.roles import Account
 from formtool.errors import FormtoolError, printable
-from formtool.moderation import grade_choices
+from formtool.programme import status as reports
+from formtool.programme.moderation import grade_choices
 from formtool.settings import Settings
-from formtool.users import Account
+from formtool.store import Store
 from formtool.web import queries
 from formtool.web.pages import (
     Report,
@@ -39,11 +40,11 @@ from formtool.web.security import safe_file_name
 
 
 async def dashboard(request: Request, who: Account) -> Response:
-    from formtool.deadlines import month_timetable
-    from formtool.reports import status
+    from formtool.programme.deadlines import month_timetable
+    from formtool.programme.status import status
 
     month = queries.month_or_default(request.query_params.get("month"))
-    report = await call(status, ws_of(request).engine, month)
+    report = await call(status, ws_of(request).db, month)
     totals = {
         t: sum(v[t] for v in report.teams.values())
         for t in ("audits", "returned", "outstanding", "overdue")
@@ -62,28 +63,28 @@ async def dashboard(request: Request, who: Account) -> Response:
 
 
 async def status_json(request: Request, who: Account) -> Response:
-    from formtool.reports import status
+    from formtool.programme.status import status
 
     month = request.query_params.get("month")
     report = await call(
-        status, ws_of(request).engine, queries.month_or_default(month) if month != "all" else None
+        status, ws_of(request).db, queries.month_or_default(month) if month != "all" else None
     )
     return JSONResponse(report.as_dict())
 
 
 async def audit_list(request: Request, who: Account) -> Response:
-    from formtool.reports import DONE, status
+    from formtool.programme.status import DONE, status
 
     params = request.query_params
     month = queries.month_or_default(params.get("month"))
     state, team, auditor = params.get("state"), params.get("team"), params.get("auditor")
     tally = params.get("tally", "audits")
-    engine = ws_of(request).engine
+    db = ws_of(request).db
     if tally in ("outstanding", "overdue"):
-        report = await call(status, engine, month)
+        report = await call(status, db, month)
         rows: list[Any] = report.overdue if tally == "overdue" else report.outstanding
     else:
-        rows = await call(reports.audit_list, engine, month, state)
+        rows = await call(reports.audit_list, db, month, state)
         if tally == "returned":
             rows = [r for r in rows if r.state in {s.value for s in DONE}]
     rows = [
@@ -101,12 +102,12 @@ async def audit_list(request: Request, who: Account) -> Response:
 
 
 async def audit_page(request: Request, who: Account) -> Response:
-    from formtool.reports import audit_detail
+    from formtool.programme.status import audit_detail
 
     ws = ws_of(request)
-    detail = await call(audit_detail, ws.engine, request.path_params["audit_id"])
+    detail = await call(audit_detail, ws.db, request.path_params["audit_id"])
     a = detail.audit
-    grades = await call(grade_choices, ws.engine, a["form_id"], int(a["form_version"]))
+    grades = await call(grade_choices, ws.db, a["form_id"], int(a["form_version"]))
     return render(
         request,
         who,
@@ -120,13 +121,13 @@ async def audit_page(request: Request, who: Account) -> Response:
 
 
 async def audit_check(request: Request, who: Account, form: FormData) -> Response:
-    from formtool.workflow import check_return
+    from formtool.programme.workflow import check_return
 
     audit_id = request.path_params["audit_id"]
     amend = form.get("decision") == "amend"
     reason = str(form.get("reason", "")) if amend else None
-    engine = ws_of(request).engine
-    result = await call(check_return, engine, audit_id, reason, user=f"web:{who.name}")
+    db = ws_of(request).db
+    result = await call(check_return, db, audit_id, reason, user=f"web:{who.name}")
     flash(
         request,
         f"{audit_id}: returned for amendment, due back by {queries.day(result.amend_by)}."
@@ -137,24 +138,24 @@ async def audit_check(request: Request, who: Account, form: FormData) -> Respons
 
 
 async def audit_step(request: Request, who: Account, form: FormData) -> Response:
-    from formtool.workflow import close_audit, sign_off_actions
+    from formtool.programme.workflow import close_audit, sign_off_actions
 
     audit_id, step = request.path_params["audit_id"], request.path_params["step"]
     run = {"signoff": sign_off_actions, "close": close_audit}.get(step)
     if run is None:
         raise HTTPException(404)
-    await call(run, ws_of(request).engine, audit_id, user=f"web:{who.name}")
+    await call(run, ws_of(request).db, audit_id, user=f"web:{who.name}")
     flash(request, f"{audit_id}: {'actions signed off' if step == 'signoff' else 'closed'}.")
     return redirect(audit_url(audit_id))
 
 
 async def audit_moderate(request: Request, who: Account, form: FormData) -> Response:
-    from formtool.moderation import moderate
+    from formtool.programme.moderation import moderate
 
     audit_id = request.path_params["audit_id"]
     result = await call(
         moderate,
-        ws_of(request).engine,
+        ws_of(request).db,
         audit_id,
         str(form.get("grade", "")),
         who.name,
@@ -165,11 +166,11 @@ async def audit_moderate(request: Request, who: Account, form: FormData) -> Resp
     return redirect(audit_url(audit_id))
 
 
-def _file_pack(engine: sa.Engine, audit_id: str, fmt: str, settings: Settings) -> bytes:
+def _file_pack(db: Store, audit_id: str, fmt: str, settings: Settings) -> bytes:
     from formtool.packs.file import file_pack
 
     with tempfile.TemporaryDirectory(prefix="formtool-pack-") as folder:
-        made = file_pack(engine, [audit_id], Path(folder), (fmt,), settings=settings)
+        made = file_pack(db, [audit_id], Path(folder), (fmt,), settings=settings)
         return made.files[0].read_bytes()
 
 
@@ -179,14 +180,14 @@ async def audit_pack(request: Request, who: Account) -> Response:
         raise HTTPException(404)
     ws = ws_of(request)
     return download(
-        await call(_file_pack, ws.engine, audit_id, fmt, ws.settings), f"{audit_id}-file.{fmt}"
+        await call(_file_pack, ws.db, audit_id, fmt, ws.settings), f"{audit_id}-file.{fmt}"
     )
 
 
 async def return_download(request: Request, who: Account) -> Response:
-    from formtool.reports import return_file
+    from formtool.programme.status import return_file
 
-    found = await call(return_file, ws_of(request).engine, request.path_params["return_id"])
+    found = await call(return_file, ws_of(request).db, request.path_params["return_id"])
     request.state.audit_id = found.audit_id  # for the access log
     return download(found.data, found.name)
 
@@ -205,7 +206,7 @@ def _import_uploads(
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Save the uploads under safe names in a private folder and import them exactly as
     `formtool import` would: the outcome of each for the page, and the tally."""
-    from formtool.imports import counts, import_paths, shown_name
+    from formtool.read.batch import counts, import_paths, shown_name
 
     folder = Path(tempfile.mkdtemp(prefix="upload-", dir=ws.folder("uploads")))
     try:
@@ -216,7 +217,7 @@ def _import_uploads(
             with path.open("wb") as out:
                 shutil.copyfileobj(upload.file, out)
             paths.append(path)
-        outcomes = import_paths(ws.engine, paths, user=user)
+        outcomes = import_paths(ws.db, paths, user=user)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     rows = [
@@ -251,23 +252,23 @@ async def returns_upload(request: Request, who: Account, form: FormData) -> Resp
 
 
 def _moderation(ws: Workspace, month: str, rate: float, seed: int) -> dict[str, Any]:
-    from formtool.moderation import moderation_pool, moderation_sample
     from formtool.packs.figures import NoAuditsError, period_for
+    from formtool.programme.moderation import moderation_pool, moderation_sample
 
     try:
         figures = _report(ws, period_for(month=month)).figures
     except NoAuditsError:  # an empty month is an empty page, not an error
         return {"sample": [], "pool": 0, "moderated": [], "summary": None}
     return {
-        "sample": moderation_sample(ws.engine, month, rate, seed, record=False),
-        "pool": len(moderation_pool(ws.engine, month)),
+        "sample": moderation_sample(ws.db, month, rate, seed, record=False),
+        "pool": len(moderation_pool(ws.db, month)),
         "moderated": [a for a in figures.audits if a.moderated_grade],
         "summary": figures.moderation,
     }
 
 
 async def moderation_page(request: Request, who: Account) -> Response:
-    from formtool.moderation import parse_rate
+    from formtool.programme.moderation import parse_rate
 
     params = request.query_params
     month = queries.month_or_default(params.get("month"))
@@ -279,14 +280,14 @@ async def moderation_page(request: Request, who: Account) -> Response:
 
 
 async def moderation_record(request: Request, who: Account, form: FormData) -> Response:
-    from formtool.moderation import moderation_sample, parse_rate
+    from formtool.programme.moderation import moderation_sample, parse_rate
 
     month = queries.month_or_default(str(form.get("month", "")) or "-")
     seed = queries.seed_or_zero(str(form.get("seed", "0")))
     rate = str(form.get("rate", "10%"))
     picked = await call(
         moderation_sample,
-        ws_of(request).engine,
+        ws_of(request).db,
         month,
         parse_rate(rate),
         seed,
@@ -336,7 +337,7 @@ def _report(
     found = ws.reports.get(cached)
     if found is not None and not fresh and found.fresh(today):
         return found
-    figures = load_figures(ws.engine, period, today, min_base=ws.settings.min_base)
+    figures = load_figures(ws.db, period, today, min_base=ws.settings.min_base)
     key = queries.figures_key(figures, ws.settings)
     if found is not None and found.key == key:
         document, images = found.document, found.images

@@ -16,13 +16,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from formtool import store
 from formtool.errors import Issue, IssueCode, Rejected, printable
 from formtool.read import READABLE, FormResolver, RawReturn, installed_form, read_bytes
 from formtool.read.limits import MAX_FILE_BYTES
 from formtool.read.validate import ReadResult, check_return
+from formtool.store import DatabaseError, Store
 
 MESSAGES = (".eml", ".msg")
 MACRO_ENABLED = (".docm", ".xlsm", ".dotm", ".xltm")
@@ -127,7 +126,7 @@ def _rejected(name: str, issue: Issue, audit_id: str = "") -> ImportOutcome:
 
 
 def import_return(
-    engine: sa.Engine,
+    db: Store,
     name: str,
     data: bytes,
     envelope: Envelope = Envelope(),
@@ -137,10 +136,10 @@ def import_return(
 ) -> ImportOutcome:
     """Import one returned form (its bytes); the outcome says what happened and why."""
     try:
-        return _import_return(engine, name, data, envelope, today, resolve, user)
+        return _import_return(db, name, data, envelope, today, resolve, user)
     except Rejected as exc:
         return _rejected(name, exc.issue(name))
-    except sa.exc.SQLAlchemyError:
+    except DatabaseError:
         raise  # the database, not the file: the command stops with a one-line error
     except Exception as exc:  # a reader bug must not stop the batch; its own code says so
         return _rejected(
@@ -149,7 +148,7 @@ def import_return(
 
 
 def _import_return(
-    engine: sa.Engine,
+    db: Store,
     name: str,
     data: bytes,
     envelope: Envelope,
@@ -158,45 +157,34 @@ def _import_return(
     user: str,
 ) -> ImportOutcome:
     content_hash = hashlib.sha256(data).hexdigest()
-    with engine.connect() as conn:
-        seen = store.known_content(conn, content_hash)
+    seen = db.known_content(content_hash)
     if seen:
         return ImportOutcome(name, "unchanged", seen)
     raw = read_bytes(data, Path(name).suffix, resolve)
     audit_id = raw.identity.audit_id
-    with engine.connect() as conn:
-        audit = store.audit_row(conn, audit_id)
-        if audit is None:
-            return _rejected(name, Issue(IssueCode.not_in_database, name, audit_id=audit_id))
-        if (audit.form_id, audit.form_version) != (raw.form.id, raw.identity.form_version):
-            return _rejected(
+    audit, stage, prepared = db.return_context(audit_id, raw.form.two_stage)
+    if audit is None:
+        return _rejected(name, Issue(IssueCode.not_in_database, name, audit_id=audit_id))
+    if (audit.form_id, audit.form_version) != (raw.form.id, raw.identity.form_version):
+        return _rejected(
+            name,
+            Issue(
+                IssueCode.wrong_form,
                 name,
-                Issue(
-                    IssueCode.wrong_form,
-                    name,
-                    value=f"{raw.form.id} v{raw.identity.form_version}",
-                    expected=f"{audit.form_id} v{audit.form_version}",
-                    audit_id=audit_id,
-                ),
-                audit_id,
-            )
-        stage = store.return_stage(conn, audit_id, raw.form.two_stage)
-        prepared = _prepared_answers(conn, audit_id) if raw.form.two_stage else None
+                value=f"{raw.form.id} v{raw.identity.form_version}",
+                expected=f"{audit.form_id} v{audit.form_version}",
+                audit_id=audit_id,
+            ),
+            audit_id,
+        )
     result = check_return(raw, name, store.audit_facts(audit), today, stage, prepared)
     if not result.accepted:
         return ImportOutcome(name, "rejected", audit_id, result.issues)
-    return _store(engine, name, data, content_hash, raw, result, envelope, stage, user)
-
-
-def _prepared_answers(conn: sa.Connection, audit_id: str) -> dict[str, tuple[str, str]] | None:
-    from formtool.store.queries import prepared_return
-
-    found = prepared_return(conn, audit_id)
-    return store.return_answers(conn, found.id) if found is not None else None
+    return _store(db, name, data, content_hash, raw, result, envelope, stage, user)
 
 
 def _store(
-    engine: sa.Engine,
+    db: Store,
     name: str,
     data: bytes,
     content_hash: str,
@@ -229,9 +217,7 @@ def _store(
         envelope.message_name,
     )
     try:
-        stored = _retrying(
-            lambda: store.store_return(engine, row, envelope_file, stage, raw.form.two_stage, user)
-        )
+        stored = db.store_return(row, envelope_file, stage, raw.form.two_stage, user)
     except store.StateError as exc:
         return _rejected(
             name, Issue(IssueCode.state_changed, name, value=str(exc), audit_id=audit_id), audit_id
@@ -250,19 +236,8 @@ def _store(
     return ImportOutcome(name, stored.status, audit_id, issues)
 
 
-def _retrying(work: Callable[[], store.Stored]) -> store.Stored:
-    """Run a store step again once if the database refused it for a concurrent writer
-    (a deadlock or a duplicate another process stored first): the retry sees their commit."""
-    try:
-        return work()
-    except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
-        if isinstance(exc, sa.exc.OperationalError) and "deadlock" not in str(exc).lower():
-            raise
-        return work()
-
-
 def _message_returns(
-    engine: sa.Engine,
+    db: Store,
     path: Path,
     data: bytes,
     today: dt.date | None,
@@ -292,16 +267,14 @@ def _message_returns(
                 )
             )
             continue
-        outcomes.append(
-            import_return(engine, shown, attachment.data, envelope, today, resolve, user)
-        )
+        outcomes.append(import_return(db, shown, attachment.data, envelope, today, resolve, user))
     if not any(o.status != "skipped" for o in outcomes):
         outcomes.append(_rejected(name, Issue(IssueCode.no_attachment, name)))
     return outcomes
 
 
 def import_file(
-    engine: sa.Engine,
+    db: Store,
     path: Path,
     today: dt.date | None = None,
     resolve: FormResolver = installed_form,
@@ -319,14 +292,14 @@ def import_file(
             )
         data = read_file(path)
         if suffix in MESSAGES:
-            return _message_returns(engine, path, data, today, resolve, user)
+            return _message_returns(db, path, data, today, resolve, user)
     except Rejected as exc:
         return [_rejected(name, exc.issue(name))]
-    return [import_return(engine, name, data, Envelope(), today, resolve, user)]
+    return [import_return(db, name, data, Envelope(), today, resolve, user)]
 
 
 def import_paths(
-    engine: sa.Engine,
+    db: Store,
     paths: Iterable[str | Path],
     today: dt.date | None = None,
     progress: Callable[[list[Path]], Iterator[Path]] | None = None,
@@ -335,13 +308,11 @@ def import_paths(
 ) -> list[ImportOutcome]:
     """Import every file (folders searched); one outcome per return, in file order.
     Returns are read with the definition version that made them (`catalog.resolver`)."""
-    from formtool.catalog import resolver
-
-    resolve = resolve or resolver(engine)
+    resolve = resolve or db.resolver()
     files = discover(paths)
     outcomes: list[ImportOutcome] = []
     for path in (progress or iter)(files):
-        outcomes += import_file(engine, path, today, resolve, user)
+        outcomes += import_file(db, path, today, resolve, user)
     return outcomes
 
 

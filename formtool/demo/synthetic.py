@@ -13,9 +13,16 @@ import datetime as dt
 import random
 from collections.abc import Iterable
 
-from formtool.cases import Case
 from formtool.definitions import FormDefinition, Item, all_forms
-from formtool.scales import FAVOURABLE, PARTIAL, UNFAVOURABLE, FieldKind, Scale, format_date
+from formtool.definitions.scales import (
+    FAVOURABLE,
+    PARTIAL,
+    UNFAVOURABLE,
+    FieldKind,
+    Scale,
+    format_date,
+)
+from formtool.read.cases import Case
 
 GIVEN = (
     "Alex",

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from lxml import etree
 
 from formtool.definitions import FormDefinition
+from formtool.definitions.identity import bookmark_name, defined_name
+from formtool.definitions.namespaces import W15, XML_SPACE, W
+from formtool.definitions.scales import FieldKind, parse_date
 from formtool.generate.package import write_zip
-from formtool.identity import bookmark_name, defined_name
-from formtool.namespaces import W15, XML_SPACE, W
-from formtool.scales import FieldKind, parse_date
 
 DOCUMENT = "word/document.xml"
 CORE = "docProps/core.xml"

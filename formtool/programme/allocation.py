@@ -25,24 +25,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 import yaml
 
 from formtool import store
-from formtool.cases import (
+from formtool.definitions import all_forms
+from formtool.definitions.identifiers import audit_id_problem
+from formtool.definitions.scales import parse_date
+from formtool.errors import FormtoolError, Issue, IssueCode
+from formtool.programme.deadlines import add_months, inadequate_follow_up, last_calendar_day
+from formtool.read.cases import (
     audit_id_for,
     cases_from_rows,
     normalise_column,
     read_rows,
     write_case_list,
 )
-from formtool.catalog import record_snapshots
-from formtool.deadlines import add_months, inadequate_follow_up, last_calendar_day
-from formtool.definitions import all_forms
-from formtool.errors import FormtoolError, Issue, IssueCode
-from formtool.identifiers import audit_id_problem
-from formtool.scales import parse_date
-from formtool.store import queries
+from formtool.store import AllocationReads, Planned, Store
 
 MAX_PER_YEAR = 10
 MAX_BREAK_SHARE = 0.20
@@ -248,26 +246,26 @@ def _month_shift(month: str, months: int) -> str:
     return f"{add_months(dt.date.fromisoformat(month + '-01'), months):%Y-%m}"
 
 
-def read_history(conn: sa.Connection, month: str, population: list[dict[str, str]]) -> History:
+def read_history(reads: AllocationReads, month: str, population: list[dict[str, str]]) -> History:
     """The history an allocation for `month` must respect, read in its transaction."""
     year_from, year_to = financial_year(month)
-    recent, done = store.allocation_history(
-        conn, _month_shift(month, -12), _month_shift(month, 12), year_from, year_to
+    recent, done = reads.allocation_history(
+        _month_shift(month, -12), _month_shift(month, 12), year_from, year_to
     )
-    return History(frozenset(recent), dict(done), tuple(_reaudits(conn, population, month)))
+    return History(frozenset(recent), dict(done), tuple(_reaudits(reads, population, month)))
 
 
 def _reaudits(
-    conn: sa.Connection, population: list[dict[str, str]], month: str
+    reads: AllocationReads, population: list[dict[str, str]], month: str
 ) -> list[tuple[dict[str, str], str, dt.date]]:
     """Cases graded with a follow-up grade (e.g. inadequate; moderated grade first) in an
     earlier month and not audited since: seed 001 Appendix A para 25 wants a re-audit within
     two months. They are exempt from the 12-month rule. (case, form, review-by date)."""
     forms = all_forms()
-    later = Counter((r.case_number, r.month) for r in queries.case_months(conn))
+    later = Counter((r.case_number, r.month) for r in reads.case_months())
     by_case = {row["case_number"]: row for row in population}
     due = []
-    for row in queries.graded_before(conn, month):
+    for row in reads.graded_before(month):
         form = forms.get(row.form_id)
         scale = form.grade_scale if form else None
         if scale is None or row.grade not in scale.follow_up:
@@ -495,7 +493,7 @@ def _records(rows: list[dict[str, str]]) -> list[store.AuditRecord]:
 
 
 def run_allocation(
-    engine: sa.Engine,
+    db: Store,
     population_path: Path,
     auditors_path: Path,
     month: str,
@@ -517,12 +515,14 @@ def run_allocation(
         raise AllocationError(f"[{auditors_path}] lists no auditors.")
     samples = load_plan(plan_path)
     _check_columns(population_path, population, samples)
-    with store.transaction(engine) as conn:
-        store.lock(conn, "formtool allocation")
-        _refuse_repeat(conn, month, mode)
-        replaced = store.drop_unstarted(conn, month) if mode == "replace" else 0
+    forms = all_forms()
+    made: list[Allocation] = []
+
+    def plan(reads: AllocationReads) -> Planned:
+        _refuse_repeat(reads.month_allocations(month), month, mode)
+        replaced = reads.drop_unstarted(month) if mode == "replace" else 0
         allocation = allocate(
-            population, auditors, samples, month, seed, read_history(conn, month, population)
+            population, auditors, samples, month, seed, read_history(reads, month, population)
         )
         if not allocation.rows:
             raise AllocationError(
@@ -530,15 +530,16 @@ def run_allocation(
                 + " ".join(allocation.unallocated or ["no eligible cases."])
             )
         allocation.mode, allocation.replaced = mode, replaced
-        forms = all_forms()
-        record_snapshots(conn, [forms[r["form"]] for r in allocation.rows])
-        store.record_allocation(conn, month, mode, seed, _records(allocation.rows), replaced, user)
+        made.append(allocation)
+        return Planned(_records(allocation.rows), [forms[r["form"]] for r in allocation.rows])
+
+    db.allocate(month, mode, seed, plan, user)
+    allocation = made[-1]  # plan ran, or allocate raised
     write_case_list(out, allocation.rows)
     return allocation
 
 
-def _refuse_repeat(conn: sa.Connection, month: str, mode: str) -> None:
-    earlier = store.month_allocations(conn, month)
+def _refuse_repeat(earlier: list[Any], month: str, mode: str) -> None:
     if earlier and mode == "first":
         count = sum(e.audits for e in earlier)
         raise AllocationError(

@@ -16,13 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from formtool import clock, store
-from formtool.catalog import form_for
 from formtool.definitions import FormDefinition
 from formtool.errors import FormtoolError
-from formtool.store import queries
+from formtool.store import StateError, Store
 
 S = store.AuditState
 DONE = store.COMPLETED | {S.filed_unaudited}
@@ -84,20 +81,16 @@ def _tally(rows: list[Any], key: str, today: dt.date) -> dict[str, dict[str, int
     return {name: {t: tally[t] for t in TALLIES} for name, tally in sorted(groups.items())}
 
 
-def audit_list(engine: sa.Engine, month: str, state: str | None = None) -> list[Any]:
+def audit_list(db: Store, month: str, state: str | None = None) -> list[Any]:
     """The month's audits (in one state, if given), in audit id order."""
-    with engine.connect() as conn:
-        return queries.audit_rows(conn, [month], [state] if state else None)
+    return db.audit_rows([month], [state] if state else None)
 
 
-def status(
-    engine: sa.Engine, month: str | None = None, today: dt.date | None = None
-) -> StatusReport:
+def status(db: Store, month: str | None = None, today: dt.date | None = None) -> StatusReport:
     """Audits by state; returned / outstanding / overdue per team and auditor; the list of
     outstanding audits, most overdue first."""
     today = today or clock.today()
-    with engine.connect() as conn:
-        rows = queries.audit_rows(conn, [month] if month else None)
+    rows = db.audit_rows([month] if month else None)
     by_state = Counter(row.state for row in rows)
     outstanding = sorted(
         (
@@ -186,19 +179,15 @@ def _labels(form: FormDefinition | None) -> dict[str, tuple[str, str]]:
     return found
 
 
-def export_data(engine: sa.Engine) -> Export:
-    with engine.connect() as conn:
-        answer_rows = queries.export_answer_rows(conn)
-        audits = {r.audit_id: r for r in queries.audit_rows(conn)}
-        actions = queries.actions_by_return(
-            conn, {r.return_id for r in audits.values() if r.return_id}
-        )
+def export_data(db: Store) -> Export:
+    answer_rows, audit_list, actions = db.export_rows()
+    audits = {r.audit_id: r for r in audit_list}
     labels: dict[tuple[str, int], dict[str, tuple[str, str]]] = {}
     answers = []
     for row in answer_rows:
         key = (row.form_id, row.form_version)
         if key not in labels:
-            labels[key] = _labels(form_for(engine, *key))
+            labels[key] = _labels(db.form_for(*key))
         section, question = labels[key].get(row.key, ("", ""))
         answers.append(
             {c: getattr(row, c) for c in AUDIT_COLUMNS}
@@ -394,22 +383,18 @@ def _steps(state: str, graded: bool) -> list[str]:
     return steps
 
 
-def audit_detail(engine: sa.Engine, audit_id: str) -> AuditDetail:
+def audit_detail(db: Store, audit_id: str) -> AuditDetail:
     from formtool.errors import Issue
 
-    with engine.connect() as conn:
-        rows = queries.audit_rows(conn, audit_ids=[audit_id])
-        if not rows:
-            raise store.StateError(
-                f"Audit {audit_id} is not in the database. Check the id "
-                "(`formtool status` lists the month's audits)."
-            )
-        row = rows[0]
-        answers = store.return_answers(conn, row.return_id) if row.return_id else {}
-        actions = store.return_actions(conn, row.return_id) if row.return_id else []
-        history = queries.return_history(conn, audit_id)
-        events = queries.audit_events(conn, audit_id)
-    form = form_for(engine, row.form_id, row.form_version)
+    found = db.audit_records(audit_id)
+    if found is None:
+        raise StateError(
+            f"Audit {audit_id} is not in the database. Check the id "
+            "(`formtool status` lists the month's audits)."
+        )
+    row, answers, actions = found.row, found.answers, found.actions
+    history, events = found.history, found.events
+    form = db.form_for(row.form_id, row.form_version)
     facts_raw = store.audit_facts(row)
     facts = (
         [(h.label, facts_raw.get(h.column, "")) for h in form.header]
@@ -514,12 +499,11 @@ class ReturnFileData:
     data: bytes
 
 
-def return_file(engine: sa.Engine, return_id: int) -> ReturnFileData:
+def return_file(db: Store, return_id: int) -> ReturnFileData:
     """A stored return's original file: its audit, name (as returned) and bytes."""
     found = None
     if 0 < return_id < 2**31:  # ids are 32-bit: a longer number is simply not there
-        with engine.connect() as conn:
-            found = queries.return_content(conn, return_id)
+        found = db.return_content(return_id)
     if found is None:
         raise FormtoolError(f"Return {return_id} is not in the database.")
     return ReturnFileData(found.audit_id, found.file_name.split(" › ")[-1], bytes(found.content))

@@ -13,9 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
-from formtool import store
+from formtool.store import Store
 
 
 @dataclass(frozen=True)
@@ -39,19 +37,18 @@ class AccessEntry:
 
 
 def record_access(
-    engine: sa.Engine,
+    db: Store,
     user: str,
     action: str,
     audit_id: str | None = None,
     address: str = "",
     detail: str = "",
 ) -> None:
-    with store.transaction(engine) as conn:
-        store.add_entry(conn, user, action, audit_id, address, detail)
+    db.log_access(user, action, audit_id, address, detail)
 
 
 def access_entries(
-    engine: sa.Engine,
+    db: Store,
     user: str | None = None,
     audit_id: str | None = None,
     since: dt.date | None = None,
@@ -59,13 +56,10 @@ def access_entries(
 ) -> list[AccessEntry]:
     """Entries oldest first (the newest `limit`, when given)."""
     start = dt.datetime.combine(since, dt.time()) if since else None
-    with engine.connect() as conn:
-        rows = store.entries(conn, user, audit_id, start, limit)
+    rows = db.access_entries(user, audit_id, start, limit)
     return [AccessEntry(r.at, r.user_name, r.address, r.action, r.audit_id, r.detail) for r in rows]
 
 
-def purge(engine: sa.Engine, keep_days: int, user: str) -> int:
+def purge(db: Store, keep_days: int, user: str) -> int:
     """Remove entries older than `keep_days` (the only delete path; it logs itself)."""
-    before = store.now() - dt.timedelta(days=keep_days)
-    with store.transaction(engine) as conn:
-        return store.purge_access_log(conn, before, user)
+    return db.purge_access_log(keep_days, user)

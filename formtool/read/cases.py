@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from formtool.definitions import FormDefinition, all_forms
+from formtool.definitions.identifiers import AUDIT_ID_MAX, audit_id_problem, safe_file_stem
+from formtool.definitions.scales import FieldKind, format_date, parse_date
 from formtool.errors import CaseListError, Issue, IssueCode, printable
-from formtool.identifiers import AUDIT_ID_MAX, audit_id_problem, safe_file_stem
-from formtool.scales import FieldKind, format_date, parse_date
 
 #: Columns every case list needs, whatever the form.
 CORE_COLUMNS = ("case_number", "auditor", "due_date")

@@ -24,7 +24,9 @@ Lines = dict[tuple[Any, ...], int]
 
 @cache
 def _schema() -> dict[str, Any]:
-    return json.loads((resources.files("formtool") / "form_schema.json").read_text("utf-8"))
+    return json.loads(
+        (resources.files("formtool.definitions") / "form_schema.json").read_text("utf-8")
+    )
 
 
 def _compose(path: Path) -> tuple[Any, Lines]:

@@ -1,11 +1,8 @@
 """Accounts for the web workspace: names, roles, passwords (argon2id hashes only), server-side
 sessions and the sign-in throttle.
 
-- Roles (`ROLES`, the one table of them) grant capabilities: `viewer` sees anonymised figures;
-  `officer` also case files and the monthly cycle; `moderator` also moderation; `admin` manages
-  accounts and reads the access log, and sees no child's data unless also given a case role.
-  An account may hold several roles (`officer,admin`). At least one active admin always exists
-  once there is one.
+- Roles and what they may do are in roles.py. At least one active admin always exists once
+  there is one.
 - Passwords: at least 12 characters, not containing the user name, not one of the 30,000 most
   common; never taken on the command line. A password shorter than the policy (an account from
   an older release) or set by an admin must be changed at the next sign-in.
@@ -33,58 +30,18 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import sqlalchemy as sa
+from formtool.access.roles import Account, account_of, parse_roles
+from formtool.errors import AccountError, printable
+from formtool.store import Store
 
-from formtool import store
-from formtool.errors import FormtoolError, printable
-
-
-@dataclass(frozen=True)
-class Role:
-    name: str
-    capabilities: frozenset[str]
-    description: str
-
-
-#: Every role, what it may do, and how it is described (CLI help, admin page).
-ROLES: dict[str, Role] = {
-    r.name: r
-    for r in (
-        Role("viewer", frozenset({"figures"}), "anonymised figures only"),
-        Role(
-            "officer",
-            frozenset({"figures", "cases", "cycle"}),
-            "runs the audit cycle: allocate, send, import, check, packs",
-        ),
-        Role(
-            "moderator",
-            frozenset({"figures", "cases", "cycle", "moderate"}),
-            "an officer who also records moderated grades",
-        ),
-        Role(
-            "admin",
-            frozenset({"figures", "accounts", "access_log"}),
-            "manages accounts and reads the access log; no case files unless also given a "
-            "case role",
-        ),
-    )
-}
-CAPABILITY_NAMES = {
-    "figures": "see the figures",
-    "cases": "see case files",
-    "cycle": "run the audit cycle",
-    "moderate": "moderate audits",
-    "accounts": "manage accounts",
-    "access_log": "read the access log",
-}
 MIN_PASSWORD = 12
 HASH_SLOTS = 2  # argon2 checks at once: 2 x 64 MiB, whatever the number of sign-ins
 HASH_WAIT = 5.0  # seconds a sign-in waits for a slot before being told to try again
 TOUCH_SECONDS = 60  # a session's last-seen time is written at most this often
 
 
-class UserError(FormtoolError):
-    """An account cannot be added, changed or used; the message says why."""
+#: An account cannot be added, changed or used; the message says why (the store raises it too).
+UserError = AccountError
 
 
 class WrongPassword(UserError):
@@ -95,60 +52,8 @@ class HashingBusy(UserError):
     """Too many sign-ins at once: the caller should try again in a few seconds."""
 
 
-# --- roles ---------------------------------------------------------------------------------
-
-
-def parse_roles(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """Roles from 'officer,admin' or a list of names: known, unique, in ROLES order."""
-    names = text.split(",") if isinstance(text, str) else list(text)
-    wanted = {n.strip().lower() for n in names if n.strip()}
-    if not wanted:
-        raise UserError(f"Choose at least one role ({', '.join(ROLES)}).")
-    unknown = sorted(wanted - set(ROLES))
-    if unknown:
-        raise UserError(f"Role '{printable(unknown[0], 40)}' is not one of {', '.join(ROLES)}.")
-    return tuple(r for r in ROLES if r in wanted)
-
-
-@dataclass(frozen=True)
-class Account:
-    name: str
-    roles: tuple[str, ...]
-    must_change_password: bool = False
-    active: bool = True
-
-    @property
-    def role(self) -> str:
-        return ",".join(self.roles)
-
-    @property
-    def capabilities(self) -> frozenset[str]:
-        return frozenset().union(*(ROLES[r].capabilities for r in self.roles if r in ROLES))
-
-    def may(self, capability: str) -> bool:
-        return capability in self.capabilities
-
-    @property
-    def sees_names(self) -> bool:
-        """Children's names and case-level data are for the case roles only."""
-        return self.may("cases")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "roles": list(self.roles),
-            "must_change_password": self.must_change_password,
-            "active": self.active,
-        }
-
-
 def _account(row: Any) -> Account:
-    return _account_of(row.name, row.role, row.must_change_password, row.active)
-
-
-def _account_of(name: str, role: str, must_change: bool, active: bool = True) -> Account:
-    roles = tuple(r for r in str(role).split(",") if r in ROLES)
-    return Account(name, roles, bool(must_change), bool(active))
+    return account_of(row.name, row.role, row.must_change_password, row.active)
 
 
 # --- passwords -----------------------------------------------------------------------------
@@ -156,7 +61,7 @@ def _account_of(name: str, role: str, must_change: bool, active: bool = True) ->
 
 @cache
 def common_passwords() -> frozenset[str]:
-    data = (resources.files("formtool") / "common_passwords.txt.gz").read_bytes()
+    data = (resources.files("formtool.access") / "common_passwords.txt.gz").read_bytes()
     lines = gzip.decompress(data).decode("utf-8").splitlines()
     return frozenset(line.casefold() for line in lines if line and not line.startswith("#"))
 
@@ -235,7 +140,7 @@ def _dummy_hash() -> str:
 _NAME = re.compile(r"[A-Za-z0-9._@-]{2,80}")
 
 
-def check_new_name(engine: sa.Engine, name: str) -> str:
+def check_new_name(db: Store, name: str) -> str:
     """A name a new account may take: 2-80 letters, digits and . _ @ - (it appears in URLs,
     logs and terminals), not an active account's, whatever the capitals."""
     name = name.strip()
@@ -244,8 +149,7 @@ def check_new_name(engine: sa.Engine, name: str) -> str:
             f"'{printable(name, 80)}' cannot be a user name: use 2 to 80 letters, digits, "
             "dots, hyphens, underscores or @ (e.g. j.smith)."
         )
-    with engine.connect() as conn:
-        taken = [u.name for u in store.all_users(conn) if u.name.casefold() == name.casefold()]
+    taken = [u.name for u in db.users() if u.name.casefold() == name.casefold()]
     if taken:
         raise UserError(
             f"There is already a user called '{taken[0]}'. Choose another name, or change "
@@ -254,23 +158,22 @@ def check_new_name(engine: sa.Engine, name: str) -> str:
     return name
 
 
-def active_account(engine: sa.Engine, name: str) -> Account:
+def active_account(db: Store, name: str) -> Account:
     """The active account called `name`, or UserError saying there is none."""
-    with engine.connect() as conn:
-        return _account(_require_user(conn, name))
+    found = db.user(name.strip())
+    if found is None or not found.active:
+        raise UserError(
+            f"There is no active user called '{printable(name, 80)}' (`formtool users list`)."
+        )
+    return _account(found)
 
 
-def account_exists(engine: sa.Engine, name: str) -> bool:
-    with engine.connect() as conn:
-        return store.user(conn, name.strip()) is not None
-
-
-def _active_admins(conn: sa.Connection) -> list[str]:
-    return [u.name for u in store.all_users(conn) if "admin" in str(u.role).split(",")]
+def account_exists(db: Store, name: str) -> bool:
+    return db.user(name.strip()) is not None
 
 
 def add_user(
-    engine: sa.Engine,
+    db: Store,
     name: str,
     role: str | tuple[str, ...] | list[str],
     password: str,
@@ -278,111 +181,65 @@ def add_user(
 ) -> Account:
     """Add an account (or make a deactivated one of that name active again, as the same
     person). `must_change`: the password was set by someone else (an admin)."""
-    name, roles = check_new_name(engine, name), parse_roles(role)
+    name, roles = check_new_name(db, name), parse_roles(role)
     check_password(name, password)
-    password_hash = _hash(password)
-    with store.transaction(engine) as conn:
-        store.lock_accounts(conn)
-        role_text = ",".join(roles)
-        added = store.add_user(conn, name, role_text, password_hash, must_change)
-        if not added and not store.reactivate_user(
-            conn, name, role_text, password_hash, must_change
-        ):
-            raise UserError(
-                f"There is already a user called '{name}'. Choose another name, or change "
-                "its role or password instead."
-            )
+    if not db.add_user(name, ",".join(roles), _hash(password), must_change):
+        raise UserError(
+            f"There is already a user called '{name}'. Choose another name, or change "
+            "its role or password instead."
+        )
     return Account(name, roles, must_change)
 
 
-def _require_user(conn: sa.Connection, name: str) -> Any:
-    found = store.user(conn, name.strip())
-    if found is None or not found.active:
-        raise UserError(
-            f"There is no active user called '{printable(name, 80)}' (`formtool users list`)."
-        )
-    return found
-
-
-def _keep_an_admin(conn: sa.Connection, name: str, roles_after: tuple[str, ...]) -> None:
-    admins = _active_admins(conn)
-    if admins == [name] and "admin" not in roles_after:
-        raise UserError(
-            f"'{name}' is the only admin. Make another user an admin first "
-            "(`formtool users add NAME --role admin`), so somebody can still manage accounts."
-        )
-
-
-def remove_user(engine: sa.Engine, name: str) -> None:
+def remove_user(db: Store, name: str) -> None:
     """Deactivate an account and end its sessions (never deleted: history keeps it)."""
-    with store.transaction(engine) as conn:
-        store.lock_accounts(conn)
-        found = _require_user(conn, name)
-        _keep_an_admin(conn, found.name, ())
-        store.deactivate_user(conn, found.name)
+    db.deactivate_user(name)
 
 
-def set_roles(engine: sa.Engine, name: str, role: str | tuple[str, ...] | list[str]) -> Account:
+def set_roles(db: Store, name: str, role: str | tuple[str, ...] | list[str]) -> Account:
     """Change an account's roles; its sessions end (it signs in again with the new rights)."""
-    roles = parse_roles(role)
-    with store.transaction(engine) as conn:
-        store.lock_accounts(conn)
-        found = _require_user(conn, name)
-        _keep_an_admin(conn, found.name, roles)
-        store.set_role(conn, found.name, ",".join(roles))
-        store.end_user_sessions(conn, found.name)
-        return _account(store.user(conn, found.name))
+    return _account(db.set_roles(name, parse_roles(role)))
 
 
-def set_password(engine: sa.Engine, name: str, password: str, must_change: bool = False) -> None:
+def set_password(db: Store, name: str, password: str, must_change: bool = False) -> None:
     """A new password for `name`; every session of that user ends."""
     check_password(name.strip(), password)
-    password_hash = _hash(password)
-    with store.transaction(engine) as conn:
-        found = _require_user(conn, name)
-        store.set_password_hash(conn, found.name, password_hash, must_change)
-        store.end_user_sessions(conn, found.name)
+    db.set_password(name, _hash(password), must_change)
 
 
-def change_own_password(engine: sa.Engine, name: str, current: str, new: str) -> None:
+def change_own_password(db: Store, name: str, current: str, new: str) -> None:
     """A signed-in user's own change: the current password is required; every session of the
     user ends, the one making the change too (the caller starts a fresh one), so a cookie
     copied before the change is worth nothing after it."""
-    if authenticate(engine, name, current) is None:
+    if authenticate(db, name, current) is None:
         raise WrongPassword("The current password is not right. Nothing was changed.")
     if current == new:
         raise UserError("The new password must differ from the current one.")
-    set_password(engine, name, new, must_change=False)
+    set_password(db, name, new, must_change=False)
 
 
-def list_users(engine: sa.Engine, include_inactive: bool = False) -> list[Account]:
-    with engine.connect() as conn:
-        return [_account(u) for u in store.all_users(conn, include_inactive)]
+def list_users(db: Store, include_inactive: bool = False) -> list[Account]:
+    return [_account(u) for u in db.users(include_inactive)]
 
 
-def has_admin(engine: sa.Engine) -> bool:
-    with engine.connect() as conn:
-        return bool(_active_admins(conn))
+def has_admin(db: Store) -> bool:
+    return bool(db.active_admins())
 
 
-def authenticate(engine: sa.Engine, name: str, password: str) -> Account | None:
+def authenticate(db: Store, name: str, password: str) -> Account | None:
     """The active account, if the password is right (rehashing it if the parameters moved
     on). An account whose password is shorter than the policy must change it now."""
-    with engine.connect() as conn:
-        found = store.user(conn, name.strip())
+    found = db.user(name.strip())
     if found is None or not found.active:  # the same work as a real check: names cannot be
         _verify(_dummy_hash(), password)  # probed by timing
         return None
     if not _verify(found.password_hash, password):
         return None
     if _hasher().check_needs_rehash(found.password_hash):
-        new_hash = _hash(password)
-        with store.transaction(engine) as conn:
-            store.rehash_password(conn, found.name, found.password_hash, new_hash)
+        db.rehash_password(found.name, found.password_hash, _hash(password))
     account = _account(found)
     if len(password) < MIN_PASSWORD and not account.must_change_password:
-        with store.transaction(engine) as conn:
-            store.set_password_hash(conn, found.name, found.password_hash, must_change=True)
+        db.require_password_change(found.name, found.password_hash)
         account = Account(account.name, account.roles, True)
     return account
 
@@ -418,26 +275,22 @@ class SessionRules:
         )
 
 
-def start_session(
-    engine: sa.Engine, name: str, address: str, rules: SessionRules = SessionRules()
-) -> str:
+def start_session(db: Store, name: str, address: str, rules: SessionRules = SessionRules()) -> str:
     """A new session for `name`: its random id, for the cookie (stored only hashed)."""
     session_id = secrets.token_urlsafe(32)
-    with store.transaction(engine) as conn:
-        store.add_session(conn, _id_hash(session_id), name, address, _at(rules.clock))
+    db.add_session(_id_hash(session_id), name, address, _at(rules.clock))
     return session_id
 
 
 def session_account(
-    engine: sa.Engine, session_id: str, rules: SessionRules = SessionRules()
+    db: Store, session_id: str, rules: SessionRules = SessionRules()
 ) -> Account | None:
     """The account signed in by this session id, or None (unknown, ended, idle too long, too
     old, or the account was deactivated). Last-seen is written at most once a minute."""
     if not session_id or len(session_id) > 100:
         return None
     id_hash, at = _id_hash(session_id), _at(rules.clock)
-    with engine.connect() as conn:
-        found = store.session(conn, id_hash)
+    found = db.session(id_hash)
     if found is None:
         return None
     if (
@@ -445,17 +298,15 @@ def session_account(
         or at - found.last_seen_at > rules.idle
         or at - found.created_at > rules.lifetime
     ):
-        end_session(engine, session_id)
+        end_session(db, session_id)
         return None
     if (at - found.last_seen_at).total_seconds() >= TOUCH_SECONDS:
-        with store.transaction(engine) as conn:
-            store.touch_session(conn, id_hash, at)
-    return _account_of(found.user_name, found.role, found.must_change_password)
+        db.touch_session(id_hash, at)
+    return account_of(found.user_name, found.role, found.must_change_password)
 
 
-def end_session(engine: sa.Engine, session_id: str) -> None:
-    with store.transaction(engine) as conn:
-        store.end_session(conn, _id_hash(session_id))
+def end_session(db: Store, session_id: str) -> None:
+    db.end_session(_id_hash(session_id))
 
 
 @dataclass(frozen=True)
@@ -474,26 +325,16 @@ class SessionInfo:
         }
 
 
-def list_sessions(engine: sa.Engine, rules: SessionRules = SessionRules()) -> list[SessionInfo]:
+def list_sessions(db: Store, rules: SessionRules = SessionRules()) -> list[SessionInfo]:
     """The sessions still valid (expired ones are removed first)."""
     at = _at(rules.clock)
-    with store.transaction(engine) as conn:
-        store.end_stale_sessions(conn, at - rules.idle, at - rules.lifetime)
-        rows = store.all_sessions(conn)
+    rows = db.live_sessions(at - rules.idle, at - rules.lifetime)
     return [SessionInfo(r.user_name, r.created_at, r.last_seen_at, r.address) for r in rows]
 
 
-def sign_out(engine: sa.Engine, name: str | None) -> int:
+def sign_out(db: Store, name: str | None) -> int:
     """End the sessions of `name`, or of everybody (None): how many ended."""
-    with store.transaction(engine) as conn:
-        if name is None:
-            return store.end_all_sessions(conn)
-        found = store.user(conn, name.strip())
-        if found is None:
-            raise UserError(
-                f"There is no user called '{printable(name, 80)}' (`formtool users list`)."
-            )
-        return store.end_user_sessions(conn, found.name)
+    return db.sign_out(name)
 
 
 # --- sign-in throttle ----------------------------------------------------------------------
@@ -537,10 +378,10 @@ class SignInThrottle:
 
     def __init__(
         self,
-        engine: sa.Engine,
+        db: Store,
         clock: Callable[[], float] = time.time,  # real time: seconds since the epoch
     ) -> None:
-        self.engine, self.clock = engine, clock
+        self.db, self.clock = db, clock
 
     @staticmethod
     def _keys(name: str, address: str) -> tuple[str, str, str]:
@@ -549,22 +390,22 @@ class SignInThrottle:
 
     def admit(self, name: str, address: str) -> Admission:
         addr, acct, who = self._keys(name, address)
-        with store.transaction(self.engine) as conn:
-            store.lock(conn, "formtool sign-in")
-            now = self.clock()  # read under the lock: no attempt is stored later than this
-            rows = store.throttle_rows(conn, [addr, acct, who])
+
+        def decide(
+            rows: dict[str, tuple[int, float]], now: float
+        ) -> tuple[Admission, list[str], float]:
             wait = max(
                 self._wait(rows.get(addr), ADDRESS, now),
                 self._wait(rows.get(acct), ACCOUNT_AT_ADDRESS, now),
             )
             if wait > 0:
-                return Admission(wait, 0.0)
+                return Admission(wait, 0.0), [], 0.0
             forget = now - ADDRESS.lockout
-            for key in (addr, acct, who):
-                store.count_failure(conn, key, now, forget)
             failures, last = rows.get(who, (0, 0.0))
             soft = failures >= NAME_SOFT_AFTER and last > forget
-            return Admission(0.0, NAME_SOFT_DELAY if soft else 0.0)
+            return Admission(0.0, NAME_SOFT_DELAY if soft else 0.0), [addr, acct, who], forget
+
+        return self.db.throttle([addr, acct, who], self.clock, decide)
 
     @staticmethod
     def _wait(found: tuple[int, float] | None, rule: Rule, now: float) -> float:
@@ -579,21 +420,14 @@ class SignInThrottle:
     def forget_old(self) -> None:
         """Remove counts too old to matter (a count restarts after `lockout` anyway; this only
         keeps the table small after an attack from many addresses)."""
-        with store.transaction(self.engine) as conn:
-            store.forget_old_failures(conn, self.clock() - ADDRESS.lockout)
+        self.db.forget_old_failures(self.clock() - ADDRESS.lockout)
 
     def forgive(self, name: str, address: str) -> None:
         """The attempt was never checked (the server was busy): it counts for nothing."""
-        with store.transaction(self.engine) as conn:
-            store.lock(conn, "formtool sign-in")
-            for key in self._keys(name, address):
-                store.forgive_failure(conn, key)
+        self.db.forgive([], self._keys(name, address))
 
     def succeeded(self, name: str, address: str) -> None:
         """The password was right: forget this account's failures (the address's stay, less
         the one counted for this attempt)."""
         addr, acct, who = self._keys(name, address)
-        with store.transaction(self.engine) as conn:
-            store.lock(conn, "formtool sign-in")
-            store.forget_failures(conn, [acct, who])
-            store.forgive_failure(conn, addr)
+        self.db.forgive([acct, who], [addr])

@@ -17,15 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from formtool.definitions.scales import FieldKind, Scale
 from formtool.errors import DefinitionError, Issue, IssueCode
-from formtool.scales import FieldKind, Scale
 
 COMMON_FILE = "_common.yaml"
 FORMS_ENV = "FORMTOOL_FORMS"
@@ -346,6 +346,10 @@ class FormDefinition:
         return found
 
 
+#: Finds the definition a return names (form id, version): current, or a stored snapshot.
+FormResolver = Callable[[str, int], FormDefinition]
+
+
 @cache
 def _digest(snapshot: str) -> str:
     return hashlib.sha256(snapshot.encode("utf-8")).hexdigest()
@@ -518,7 +522,7 @@ def load_form(path: str | Path) -> FormDefinition:
     cached = _cached(key)
     if cached is not None:
         return build(cached, str(path))
-    from formtool.definitions_check import checked
+    from formtool.definitions.check import checked
 
     issues, resolved = checked(path)
     if issues:
@@ -540,7 +544,7 @@ def _cache_key(path: Path) -> str:
         path,
         path.parent / COMMON_FILE,
         forms_dir() / COMMON_FILE,
-        Path(str(resources.files("formtool") / "form_schema.json")),
+        Path(str(resources.files("formtool.definitions") / "form_schema.json")),
     ):
         try:
             digest.update(part.read_bytes())
@@ -571,7 +575,7 @@ def _remember(key: str, resolved: dict[str, Any]) -> None:
 
 def check_form(path: str | Path) -> list[Issue]:
     """Every problem in one definition file, each with file, line and key."""
-    from formtool.definitions_check import checked
+    from formtool.definitions.check import checked
 
     return checked(Path(path))[0]
 

@@ -7,14 +7,10 @@ import math
 import random
 from dataclasses import asdict, dataclass
 
-import sqlalchemy as sa
-
-from formtool import store
-from formtool.catalog import form_for
 from formtool.errors import FormtoolError
-from formtool.store import queries
+from formtool.store import AuditState, Store
 
-S = store.AuditState
+S = AuditState
 #: A moderated grade moves these audits to `moderated`; later states keep their state.
 MODERATES = (S.returned, S.checked, S.moderated)
 REGRADES = (S.actions_signed_off, S.closed)
@@ -48,22 +44,22 @@ class Moderation:
         return f"{self.audit_id}: moderated grade {self.moderated_grade} ({change})."
 
 
-def grade_choices(engine: sa.Engine, form_id: str, version: int) -> tuple[str, ...]:
+def grade_choices(db: Store, form_id: str, version: int) -> tuple[str, ...]:
     """The grades a moderator may give an audit of this form version: the scale of its
     moderated grade (or, without one, of its grade); empty if the tool has no grade."""
-    form = form_for(engine, form_id, version)
+    form = db.form_for(form_id, version)
     item = form.item(form.judgements.moderated_grade or form.judgements.grade) if form else None
     return tuple(item.scale.choices) if item is not None and item.scale is not None else ()
 
 
-def _grade_choice(engine: sa.Engine, conn: sa.Connection, audit_id: str, grade: str) -> str:
-    audit = store.audit_row(conn, audit_id)
+def _grade_choice(db: Store, audit_id: str, grade: str) -> str:
+    audit = db.audit_row(audit_id)
     if audit is None:
         raise ModerationError(
             f"Audit {audit_id} is not in the database. Check the id "
             "(`formtool status` lists the month's audits)."
         )
-    choices = grade_choices(engine, audit.form_id, audit.form_version)
+    choices = grade_choices(db, audit.form_id, audit.form_version)
     if not choices:
         raise ModerationError(
             f"Audit {audit_id} is a {audit.form_id} audit, which has no grade to moderate."
@@ -77,28 +73,19 @@ def _grade_choice(engine: sa.Engine, conn: sa.Connection, audit_id: str, grade: 
 
 
 def moderate(
-    engine: sa.Engine, audit_id: str, grade: str, by: str, comment: str = "", user: str = ""
+    db: Store, audit_id: str, grade: str, by: str, comment: str = "", user: str = ""
 ) -> Moderation:
     """Record a moderated grade, which then counts instead of the auditor's."""
     if not by.strip():
         raise ModerationError("Say who moderated (--by NAME).")
-    detail = f"{{grade}} by {by.strip()}" + (f": {comment.strip()}" if comment.strip() else "")
-    with store.transaction(engine) as conn:
-        chosen = _grade_choice(engine, conn, audit_id, grade)
-        state = store.audit_state(conn, audit_id, for_update=True)
-        if state in MODERATES:
-            store.move_state(
-                conn, audit_id, [state], S.moderated, "moderated", detail.format(grade=chosen), user
-            )
-            state = S.moderated
-        elif state in REGRADES:
-            store.record_event(conn, audit_id, "moderated", detail.format(grade=chosen), user)
-        else:
-            raise ModerationError(
-                f"Audit {audit_id} is '{state}': only a complete (Final) "
-                "return can be moderated. Import it first."
-            )
-        before = store.record_moderation(conn, audit_id, chosen, by.strip())
+    chosen = _grade_choice(db, audit_id, grade)  # an audit's form never changes
+    detail = f"{chosen} by {by.strip()}" + (f": {comment.strip()}" if comment.strip() else "")
+    state, before = db.moderate(audit_id, chosen, by.strip(), detail, user, MODERATES, REGRADES)
+    if before is None:
+        raise ModerationError(
+            f"Audit {audit_id} is '{state}': only a complete (Final) "
+            "return can be moderated. Import it first."
+        )
     return Moderation(
         audit_id, before, chosen, by.strip(), bool(before) and before != chosen, state.value
     )
@@ -126,10 +113,9 @@ class SampledAudit:
         return asdict(self)
 
 
-def moderation_pool(engine: sa.Engine, month: str) -> list[SampledAudit]:
+def moderation_pool(db: Store, month: str) -> list[SampledAudit]:
     """The month's complete, graded audits not yet moderated (drafts never count)."""
-    with engine.connect() as conn:
-        rows = queries.audit_rows(conn, months=[month], states=[S.returned, S.checked])
+    rows = db.audit_rows(months=[month], states=[S.returned, S.checked])
     return [
         SampledAudit(r.audit_id, r.case_number, r.team, r.auditor, r.auditor_grade)
         for r in rows
@@ -138,7 +124,7 @@ def moderation_pool(engine: sa.Engine, month: str) -> list[SampledAudit]:
 
 
 def moderation_sample(
-    engine: sa.Engine,
+    db: Store,
     month: str,
     rate: float = 0.10,
     seed: int = 0,
@@ -146,19 +132,12 @@ def moderation_sample(
     user: str = "",
 ) -> list[SampledAudit]:
     """A reproducible random sample (at least one) of the month's moderation pool."""
-    pool = moderation_pool(engine, month)
+    pool = moderation_pool(db, month)
     if not pool:
         return []
     size = max(1, math.ceil(rate * len(pool)))
     picked = sorted(random.Random(f"{month}:{seed}").sample(pool, size), key=lambda r: r.audit_id)
     if record:
-        with store.transaction(engine) as conn:
-            for row in picked:
-                store.record_event(
-                    conn,
-                    row.audit_id,
-                    "selected for moderation",
-                    f"{month} sample, rate {rate:.0%}, seed {seed}",
-                    user,
-                )
+        detail = f"{month} sample, rate {rate:.0%}, seed {seed}"
+        db.record_events([(r.audit_id, "selected for moderation", detail) for r in picked], user)
     return picked

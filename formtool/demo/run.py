@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from formtool import clock
-from formtool.cases import write_case_list
-from formtool.deadlines import last_calendar_day
 from formtool.definitions import get_form
+from formtool.programme.deadlines import last_calendar_day
+from formtool.read.cases import write_case_list
 from formtool.settings import DEFAULT, Settings
 from formtool.store import masked, open_store
 
@@ -86,7 +86,7 @@ class _Run:
         self.settings = settings
         self.due = last_calendar_day(today.year, today.month)
         self.month = f"{self.due:%Y-%m}"
-        self.engine = open_store(db_url)
+        self.db = open_store(db_url)
         self.report = DemoReport(str(out_dir), masked(db_url))
         self.on_step = on_step
 
@@ -134,8 +134,8 @@ def run_demo(
 
 
 def _allocate(run: _Run) -> Any:
-    from formtool.programme import run_allocation
-    from formtool.synthetic import synthetic_auditors, synthetic_population
+    from formtool.demo.synthetic import synthetic_auditors, synthetic_population
+    from formtool.programme.allocation import run_allocation
 
     inputs = run.out / "inputs"
     write_case_list(inputs / "population.csv", synthetic_population(run.due, run.rng, POPULATION))
@@ -144,7 +144,7 @@ def _allocate(run: _Run) -> Any:
     shutil.copy(Path(str(resources.files("formtool.templates") / "plans" / "demo.yaml")), plan)
     run.step("Synthetic population, auditors and plan", str(inputs))
     allocation = run_allocation(
-        run.engine,
+        run.db,
         inputs / "population.csv",
         inputs / "auditors.csv",
         run.month,
@@ -172,7 +172,7 @@ def _generate(run: _Run, allocation: Any) -> list[Any]:
         run.out / "allocation.csv",
         run.out / "forms",
         "both",
-        engine=run.engine,
+        db=run.db,
         settings=run.settings,
     )
     run.step(
@@ -184,10 +184,10 @@ def _generate(run: _Run, allocation: Any) -> list[Any]:
 
 def _deliver(run: _Run) -> Any:
     """`formtool send` for the month's forms not yet sent, as .eml drafts."""
-    from formtool.mail import deliver
+    from formtool.programme.mail import deliver
 
     return deliver(
-        run.engine,
+        run.db,
         SENDER,
         run.out / "forms",
         run.month,
@@ -209,7 +209,7 @@ def _send(run: _Run) -> None:
 
 
 def _returns(run: _Run, produced: list[Any]) -> None:
-    from formtool.imports import counts, import_paths
+    from formtool.read.batch import counts, import_paths
 
     folder = run.out / "returns"
     folder.mkdir(parents=True)
@@ -222,7 +222,7 @@ def _returns(run: _Run, produced: list[Any]) -> None:
         *(f"deliberately broken: {b}" for b in broken),
         f"arrived by email: {emailed}",
     )
-    outcomes = import_paths(run.engine, [folder], run.today)
+    outcomes = import_paths(run.db, [folder], run.today)
     tally = counts(outcomes)
     run.step(
         "Imported: " + ", ".join(f"{n} {s}" for s, n in tally.items() if n),
@@ -234,8 +234,8 @@ def _returns(run: _Run, produced: list[Any]) -> None:
 def _fill_returns(run: _Run, produced: list[Any], folder: Path) -> list[Path]:
     """Each auditor returns the format they were sent, filled in (the worker, for a
     checklist's first stage)."""
-    from formtool.fill import fill_return
-    from formtool.synthetic import synthetic_answers
+    from formtool.demo.fill import fill_return
+    from formtool.demo.synthetic import synthetic_answers
 
     written = []
     for item in produced:
@@ -252,7 +252,7 @@ def _fill_returns(run: _Run, produced: list[Any], folder: Path) -> list[Path]:
 
 def _break_some(returns: list[Path]) -> list[str]:
     """Spoil three returns the ways real ones go wrong, so the demo shows rejections."""
-    from formtool.fill import fill_docx, fill_xlsx, strip_controls
+    from formtool.demo.fill import fill_docx, fill_xlsx, strip_controls
     from formtool.read import read_path
 
     docx = next(p for p in returns if p.suffix == ".docx")
@@ -288,32 +288,30 @@ def _email_two(returns: list[Path], folder: Path) -> str:
 
 def _second_stage(run: _Run) -> None:
     """Seed 000: pick prepared files per team, send them on, the auditor judges them."""
-    from formtool.cases import Case
-    from formtool.fill import fill_return
-    from formtool.imports import import_paths
-    from formtool.store import queries
-    from formtool.synthetic import synthetic_answers
-    from formtool.workflow import select_prepared
+    from formtool.demo.fill import fill_return
+    from formtool.demo.synthetic import synthetic_answers
+    from formtool.programme.workflow import select_prepared
+    from formtool.read.batch import import_paths
+    from formtool.read.cases import Case
 
-    selection = select_prepared(run.engine, run.month, seed=1)
+    selection = select_prepared(run.db, run.month, seed=1)
     if not selection.selected and not selection.filed:
         return
     sent_on = _deliver(run)
     run.report.figures["emails"] = run.report.figures.get("emails", 0) + len(sent_on.written)
     folder = run.out / "returns" / "judged"
     folder.mkdir()
-    with run.engine.connect() as conn:
-        for audit_id in selection.selected:
-            prepared = queries.prepared_return(conn, audit_id)
-            audit = queries.audit_rows(conn, audit_ids=[audit_id])[0]
-            form = get_form(audit.form_id, audit.form_version)
-            case = Case(audit_id, form.id, form.version, {"auditor": audit.auditor})
-            answers = synthetic_answers(form, case, run.rng, run.today, ("auditor",))
-            suffix = prepared.file_name.rsplit(".", 1)[-1]
-            (folder / prepared.file_name.split(" › ")[-1]).write_bytes(
-                fill_return(prepared.content, suffix, form, answers)
-            )
-    outcomes = import_paths(run.engine, [folder], run.today)
+    for audit_id in selection.selected:
+        prepared = run.db.prepared_return(audit_id)
+        audit = run.db.audit_row(audit_id)
+        form = get_form(audit.form_id, audit.form_version)
+        case = Case(audit_id, form.id, form.version, {"auditor": audit.auditor})
+        answers = synthetic_answers(form, case, run.rng, run.today, ("auditor",))
+        suffix = prepared.file_name.rsplit(".", 1)[-1]
+        (folder / prepared.file_name.split(" › ")[-1]).write_bytes(
+            fill_return(prepared.content, suffix, form, answers)
+        )
+    outcomes = import_paths(run.db, [folder], run.today)
     run.step(
         f"Quality practice: {len(selection.selected)} prepared file(s) picked for audit "
         f"and sent on, {len(selection.filed)} filed as prepared, not audited",
@@ -323,19 +321,19 @@ def _second_stage(run: _Run) -> None:
 
 def _moderate(run: _Run) -> None:
     """A head of service moderates the 10% sample: agrees mostly, re-grades one."""
-    from formtool.moderation import moderate, moderation_pool, moderation_sample
-    from formtool.reports import status
+    from formtool.programme.moderation import moderate, moderation_pool, moderation_sample
+    from formtool.programme.status import status
 
-    report = status(run.engine, run.month, run.today)
+    report = status(run.db, run.month, run.today)
     run.step("Status: " + ", ".join(f"{n} {s}" for s, n in report.by_state.items()))
-    pool = len(moderation_pool(run.engine, run.month))
-    picked = moderation_sample(run.engine, run.month, 0.10, seed=1)
+    pool = len(moderation_pool(run.db, run.month))
+    picked = moderation_sample(run.db, run.month, 0.10, seed=1)
     lines = []
     for i, row in enumerate(picked):
         scale = get_form(_form_of(run, row.audit_id)).grade_scale
         grade = row.auditor_grade if i or scale is None else run.rng.choice(scale.choices[1:4])
         result = moderate(
-            run.engine,
+            run.db,
             row.audit_id,
             grade,
             "Head of Service (synthetic)",
@@ -352,10 +350,7 @@ def _moderate(run: _Run) -> None:
 
 
 def _form_of(run: _Run, audit_id: str) -> str:
-    from formtool import store
-
-    with run.engine.connect() as conn:
-        return str(store.audit_row(conn, audit_id).form_id)
+    return str(run.db.audit_row(audit_id).form_id)
 
 
 def _packs(run: _Run) -> None:
@@ -364,8 +359,8 @@ def _packs(run: _Run) -> None:
 
     file_dir, pmu_dir = run.out / "packs" / "file", run.out / "packs" / "pmu"
     filed = file_pack(
-        run.engine,
-        month_audits(run.engine, run.month),
+        run.db,
+        month_audits(run.db, run.month),
         file_dir,
         ("docx", "pdf"),
         bundle_name=f"file-pack-{run.month}.pdf",
@@ -376,6 +371,6 @@ def _packs(run: _Run) -> None:
         f"bundle: {file_dir / f'file-pack-{run.month}.pdf'}",
     )
     run.report.figures["file_pack"] = [str(p) for p in filed.files]
-    written = pmu_pack(run.engine, pmu_dir, month=run.month, as_of=run.today, settings=run.settings)
+    written = pmu_pack(run.db, pmu_dir, month=run.month, as_of=run.today, settings=run.settings)
     run.step("PMU pack", *map(str, written))
     run.report.figures["pmu_pack"] = [str(p) for p in written]

@@ -13,10 +13,9 @@ from functools import cache
 
 import sqlalchemy as sa
 
-from formtool import store
-from formtool.definitions import FormDefinition, all_forms, from_snapshot
+from formtool.definitions import FormDefinition, FormResolver, all_forms, from_snapshot
 from formtool.errors import DefinitionError, Issue, IssueCode, Rejected
-from formtool.read import FormResolver
+from formtool.store.forms import save_snapshot, snapshot, snapshots
 
 
 @cache
@@ -30,7 +29,7 @@ def form_for(engine: sa.Engine, form_id: str, version: int) -> FormDefinition | 
     if current is not None and current.version == version:
         return current
     with engine.connect() as conn:
-        found = store.snapshot(conn, form_id, version)
+        found = snapshot(conn, form_id, version)
     return _from_snapshot(found.definition) if found is not None else None
 
 
@@ -53,7 +52,7 @@ def record_snapshots(conn: sa.Connection, forms: Iterable[FormDefinition]) -> No
     version was not raised (its old forms would no longer read)."""
     issues = []
     for form in {f.id: f for f in forms}.values():
-        stored = store.save_snapshot(conn, form.id, form.version, form.digest, form.snapshot)
+        stored = save_snapshot(conn, form.id, form.version, form.digest, form.snapshot)
         if stored is not None:
             issues.append(_not_bumped(form))
     if issues:
@@ -73,5 +72,5 @@ def _not_bumped(form: FormDefinition) -> Issue:
 def version_issues(engine: sa.Engine, forms: Iterable[FormDefinition]) -> list[Issue]:
     """`forms check` against a database: definitions changed without a new version."""
     with engine.connect() as conn:
-        stored = {(s.form_id, s.version): s.digest for s in store.snapshots(conn)}
+        stored = {(s.form_id, s.version): s.digest for s in snapshots(conn)}
     return [_not_bumped(f) for f in forms if stored.get((f.id, f.version), f.digest) != f.digest]

@@ -29,15 +29,13 @@ from email.policy import SMTP
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
-from formtool import clock, store
+from formtool import clock
 from formtool.definitions import FormDefinition, all_forms
+from formtool.definitions.identifiers import audit_file_name, audit_id_problem, safe_file_stem
+from formtool.definitions.scales import format_date
 from formtool.errors import FormtoolError, printable
-from formtool.identifiers import audit_file_name, audit_id_problem, safe_file_stem
-from formtool.scales import format_date
 from formtool.settings import DEFAULT, Settings
-from formtool.store import queries
+from formtool.store import OUTSTANDING, AuditState, Store
 
 PASSWORD_ENV = "FORMTOOL_SMTP_PASSWORD"
 IMPLICIT_TLS_PORTS = frozenset({465})  # SMTPS: TLS from the first byte, no STARTTLS
@@ -46,7 +44,7 @@ SMTP_TIMEOUT = 30  # seconds
 #: subject never begins with the space a fold after "Subject:" leaves.
 POLICY = SMTP.clone(max_line_length=998)
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-S = store.AuditState
+S = AuditState
 FORMAT_NAMES = {"docx": "Word", "xlsx": "Excel"}
 
 
@@ -132,20 +130,15 @@ class _Letter:
 
 
 def _letters(
-    engine: sa.Engine, month: str | None, forms_dir: Path, chase: bool, today: dt.date
+    db: Store, month: str | None, forms_dir: Path, chase: bool, today: dt.date
 ) -> tuple[list[_Letter], list[str]]:
     """What to send, and every problem that stops it (all of them, at once)."""
     forms = all_forms()
-    states = store.OUTSTANDING if chase else {S.allocated, S.awaiting_audit}
-    with engine.connect() as conn:
-        audits = queries.audit_rows(
-            conn, [month] if month else None, [s.value for s in states], today if chase else None
-        )
-        prepared = {
-            a.audit_id: queries.prepared_return(conn, a.audit_id)
-            for a in audits
-            if a.state == S.awaiting_audit.value
-        }
+    states = OUTSTANDING if chase else {S.allocated, S.awaiting_audit}
+    audits = db.audit_rows(
+        [month] if month else None, [s.value for s in states], today if chase else None
+    )
+    prepared = db.prepared_returns(a.audit_id for a in audits if a.state == S.awaiting_audit.value)
     files = find_forms(forms_dir) if not chase else {}
     letters, problems = [], []
     for audit in audits:
@@ -258,7 +251,7 @@ def _body(
 
 
 def build_messages(
-    engine: sa.Engine,
+    db: Store,
     sender: str,
     forms_dir: Path,
     month: str | None,
@@ -273,7 +266,7 @@ def build_messages(
         raise MailError(
             f"The sender address (--from) '{printable(sender)}' is not an email address."
         )
-    letters, problems = _letters(engine, month, forms_dir, chase, today)
+    letters, problems = _letters(db, month, forms_dir, chase, today)
     if problems:
         raise MailError(
             f"Nothing was sent: {len(problems)} problem(s). " + "; ".join(problems) + "."
@@ -423,28 +416,23 @@ def _encrypt(
     return f"Mail to {printable(server)} went out unencrypted: the server does not offer STARTTLS."
 
 
-def record_sent(
-    engine: sa.Engine, messages: Iterable[Outgoing], chase: bool, user: str = ""
-) -> None:
+def record_sent(db: Store, messages: Iterable[Outgoing], chase: bool, user: str = "") -> None:
     """Mark sent audits `sent` (chases, and a prepared file sent on to its auditor, are
     events only); an audit that moved on meanwhile keeps its state."""
-    with store.transaction(engine) as conn:
-        for outgoing in messages:
-            for audit_id in outgoing.audit_ids:
-                detail = f"to {outgoing.address}"
-                event = (
-                    "chased"
-                    if chase
-                    else ("sent to preparer" if outgoing.stage == "prepare" else "sent")
-                )
-                if not chase and store.audit_state(conn, audit_id) is S.allocated:
-                    store.move_state(conn, audit_id, [S.allocated], S.sent, event, detail, user)
-                else:
-                    store.record_event(conn, audit_id, event, detail, user)
+    sent = [
+        (
+            audit_id,
+            "chased" if chase else ("sent to preparer" if o.stage == "prepare" else "sent"),
+            f"to {o.address}",
+        )
+        for o in messages
+        for audit_id in o.audit_ids
+    ]
+    db.record_sent(sent, move_allocated=not chase, user=user)
 
 
 def deliver(
-    engine: sa.Engine,
+    db: Store,
     sender: str,
     forms_dir: Path,
     month: str | None,
@@ -462,7 +450,7 @@ def deliver(
     """`formtool send` / `chase`: build every message (all checks first), then write .eml
     drafts or send over SMTP (encrypted whenever the server allows; see `send_smtp`),
     recording each message as it goes."""
-    messages = build_messages(engine, sender, forms_dir, month, chase, today, settings)
+    messages = build_messages(db, sender, forms_dir, month, chase, today, settings)
     result = MailResult(messages, dry_run=dry_run)
     if dry_run or not messages:
         return result
@@ -472,11 +460,11 @@ def deliver(
             smtp,
             starttls,
             smtp_user,
-            on_sent=lambda o: record_sent(engine, [o], chase, user),
+            on_sent=lambda o: record_sent(db, [o], chase, user),
             ssl_context=ssl_context,
         )
         result.sent_via = smtp
     else:
         result.written = write_eml(messages, out_dir, "chase" if chase else "audits")
-        record_sent(engine, messages, chase, user)
+        record_sent(db, messages, chase, user)
     return result

@@ -1,0 +1,8 @@
+"""The monthly programme around the forms: who audits which case and by when, and what happens
+to an audit after it is sent.
+
+Owns sampling and allocation (allocation.py), the programme's dates (deadlines.py), sending
+and chasing by email (mail.py), checking, sign-off, closing and the checklist's second stage
+(workflow.py), moderation (moderation.py) and the month's status (status.py). It works
+through the store; the forms it sends come from generate/ and the returns from read/.
+"""

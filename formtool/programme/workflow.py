@@ -1,0 +1,171 @@
+"""The QA team's steps after a return comes in (seed 001, Appendix A): check it (accept, or
+send it back for amendment within 3 working days), confirm the actions are signed off, close.
+
+Each step is one state change through `store.move_state`, so two people acting on one audit
+at once cannot both succeed: the second gets a one-line refusal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+
+from formtool import clock
+from formtool.definitions.scales import format_date
+from formtool.errors import FormtoolError
+from formtool.programme.deadlines import amendment_due
+from formtool.store import AuditState, Move, OpenActions, Store
+
+S = AuditState
+
+
+class WorkflowError(FormtoolError):
+    """A step that cannot be taken: the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    audit_id: str
+    state: str
+    previous_state: str
+    amend_by: str | None = None  # ISO date, for an amendment request
+
+    def as_dict(self) -> dict[str, str | None]:
+        return asdict(self)
+
+
+def check_return(
+    db: Store,
+    audit_id: str,
+    amend_reason: str | None = None,
+    today: dt.date | None = None,
+    user: str = "",
+) -> StepResult:
+    """Accept a complete return (state `checked`) or request an amendment."""
+    if amend_reason is not None and not amend_reason.strip():
+        raise WorkflowError('Say what needs amending (--amend "reason").')
+    today = today or clock.today()
+    if amend_reason is None:
+        accept = Move(
+            audit_id,
+            (S.returned,),
+            S.checked,
+            "checked",
+            "accepted",
+            why="only a complete (Final) return can be accepted; import it first",
+        )
+        return StepResult(audit_id, S.checked.value, db.move(accept, user).value)
+    due = amendment_due(today)
+    amend = Move(
+        audit_id,
+        (S.returned,),
+        S.amendment_requested,
+        "amendment requested",
+        f"amend by {format_date(due)}: {amend_reason.strip()}",
+        why="only a returned audit can be sent back for amendment",
+    )
+    before = db.move(amend, user)
+    return StepResult(audit_id, S.amendment_requested.value, before.value, due.isoformat())
+
+
+def sign_off_actions(db: Store, audit_id: str, user: str = "") -> StepResult:
+    """Record that the audit's actions are signed off (every row the form asks a manager to
+    sign off carries a sign-off in the current return)."""
+    move = Move(
+        audit_id,
+        (S.checked, S.moderated),
+        S.actions_signed_off,
+        "actions signed off",
+        why="accept (check) or moderate it first",
+    )
+    try:
+        before = db.sign_off(move, user)
+    except OpenActions as exc:
+        raise WorkflowError(
+            f"Audit {audit_id} has {len(exc.rows)} action(s) without a manager's sign-off "
+            f"({', '.join(exc.rows[:5])}). Import the return with the sign-offs filled in."
+        ) from None
+    return StepResult(audit_id, S.actions_signed_off.value, before.value)
+
+
+def close_audit(db: Store, audit_id: str, user: str = "") -> StepResult:
+    """Close an audit whose actions are signed off (or that has none open)."""
+    move = Move(
+        audit_id,
+        (S.checked, S.moderated, S.actions_signed_off),
+        S.closed,
+        "closed",
+        why="only a checked, moderated or signed-off audit can close",
+    )
+    try:
+        before = db.sign_off(move, user, only_if_open_in=(S.checked, S.moderated))
+    except OpenActions:
+        raise WorkflowError(
+            f"Audit {audit_id} still has actions without a sign-off. "
+            "Sign them off (`formtool signoff`) before closing it."
+        ) from None
+    return StepResult(audit_id, S.closed.value, before.value)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The month's prepared files: those picked for the auditor, and those filed as they are."""
+
+    month: str
+    selected: tuple[str, ...]
+    filed: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"month": self.month, "selected": list(self.selected), "filed": list(self.filed)}
+
+
+def select_prepared(
+    db: Store, month: str, per_team: int = 1, seed: int = 0, user: str = ""
+) -> Selection:
+    """Seed 000, paras 10.2 and 12.1: from the files prepared for audit in the month, pick at
+    least `per_team` per team (seeded) for the service manager or competent person to audit;
+    the others are filed as prepared and not audited (and, like audited files, are not
+    selected again for 12 months: they stay in the audit history)."""
+    import random
+
+    if per_team < 1:
+        raise WorkflowError(
+            "--per-team must be at least 1 (seed 000: at least one file per team is audited)."
+        )
+    rows = db.audit_rows([month], [S.prepared.value])
+    teams: dict[str, list[str]] = {}
+    for row in rows:
+        teams.setdefault(row.team, []).append(row.audit_id)
+    rng = random.Random(f"{month}:{seed}:select")
+    selected = {
+        a
+        for team in sorted(teams)
+        for a in rng.sample(sorted(teams[team]), min(per_team, len(teams[team])))
+    }
+    filed = tuple(sorted(set(a for ids in teams.values() for a in ids) - selected))
+    db.move_all(
+        [
+            *(
+                Move(
+                    a,
+                    (S.prepared,),
+                    S.awaiting_audit,
+                    "selected for audit",
+                    f"{month}, seed {seed}",
+                )
+                for a in sorted(selected)
+            ),
+            *(
+                Move(
+                    a,
+                    (S.prepared,),
+                    S.filed_unaudited,
+                    "filed unaudited",
+                    "prepared for audit, not selected",
+                )
+                for a in filed
+            ),
+        ],
+        user,
+    )
+    return Selection(month, tuple(sorted(selected)), filed)

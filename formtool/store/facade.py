@@ -1,0 +1,507 @@
+"""`Store`: the audit database as one object, the only way the rest of formtool reaches it.
+
+Every public method is one unit of work: it opens its own connection (reads) or transaction
+(writes), so where a transaction starts and ends is decided here and nowhere else. Reads return
+rows (attribute access, no SQLAlchemy types needed by the caller) or plain values. Where a step
+must decide something in the middle of a transaction (an allocation reads the history under
+its lock), the caller passes the decision in as a function and the store runs it inside.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from formtool.definitions import FormDefinition, FormResolver
+from formtool.errors import Issue
+from formtool.store import access, audits, catalog, queries, returns, users
+from formtool.store.engine import lock, masked, now, transaction
+from formtool.store.schema import AuditState
+
+T = TypeVar("T")
+
+#: The database refused or failed (not the input): commands stop with a one-line error.
+DatabaseError = sa.exc.SQLAlchemyError
+
+
+@dataclass(frozen=True)
+class Move:
+    """One audit's state change, as `move_state` makes it (see store/audits.py)."""
+
+    audit_id: str
+    allowed_from: tuple[AuditState, ...]
+    to: AuditState
+    event: str
+    detail: str = ""
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class AuditRecords:
+    """What the database holds for one audit: its row with grades and current return (as
+    `audit_rows` gives it), the current return's answers and action rows, every return it had
+    and its events."""
+
+    row: Any
+    answers: dict[str, tuple[str, str]]
+    actions: list[Any]
+    history: list[Any]
+    events: list[Any]
+
+
+class AllocationReads:
+    """What an allocation reads (and may clear) inside its own locked transaction."""
+
+    def __init__(self, conn: sa.Connection, may_write: bool) -> None:
+        self._conn, self._may_write = conn, may_write
+        self.replaced = 0
+
+    def month_allocations(self, month: str) -> list[Any]:
+        return audits.month_allocations(self._conn, month)
+
+    def allocation_history(
+        self, since: str, until: str, year_from: str, year_to: str
+    ) -> tuple[set[str], Any]:
+        return audits.allocation_history(self._conn, since, until, year_from, year_to)
+
+    def case_months(self) -> list[Any]:
+        return queries.case_months(self._conn)
+
+    def graded_before(self, month: str) -> list[Any]:
+        return queries.graded_before(self._conn, month)
+
+    def drop_unstarted(self, month: str) -> int:
+        """`allocate --replace`: remove the month's audits nothing has happened to yet."""
+        if not self._may_write:
+            raise RuntimeError("a preview reads the history; it never changes it")
+        self.replaced = audits.drop_unstarted(self._conn, month)
+        return self.replaced
+
+
+@dataclass(frozen=True)
+class Planned:
+    """An allocation's outcome for the store: the audits and the definitions that make them."""
+
+    records: list[audits.AuditRecord]
+    forms: list[FormDefinition]
+
+
+class Store:
+    """The audit database (SQLite or PostgreSQL), opened by `open_store`."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine  # for store/ itself, migrations and tests
+
+    def __repr__(self) -> str:
+        return f"Store({self.url})"
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password masked, for messages."""
+        return masked(self.engine.url)
+
+    @property
+    def backend(self) -> str:
+        return str(self.engine.dialect.name)
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def _write(self) -> Any:
+        return transaction(self.engine)
+
+    # --- form definitions (catalog.py) ---------------------------------------------------
+
+    def form_for(self, form_id: str, version: int) -> FormDefinition | None:
+        """The definition of `form_id` at `version`, current or stored; None if unknown."""
+        return catalog.form_for(self.engine, form_id, version)
+
+    def resolver(self) -> FormResolver:
+        """A reader's resolver backed by this database's snapshots."""
+        return catalog.resolver(self.engine)
+
+    def version_issues(self, forms: Iterable[FormDefinition]) -> list[Issue]:
+        """`forms check` against the database: definitions changed without a new version."""
+        return catalog.version_issues(self.engine, forms)
+
+    # --- audits: reading -----------------------------------------------------------------
+
+    def audit_rows(
+        self,
+        months: Collection[str] | None = None,
+        states: Collection[str] | None = None,
+        overdue_on: dt.date | None = None,
+        audit_ids: Collection[str] | None = None,
+    ) -> list[Any]:
+        """Audits with their grades and current return, in audit id order."""
+        with self._read() as conn:
+            return queries.audit_rows(conn, months, states, overdue_on, audit_ids)
+
+    def audit_row(self, audit_id: str) -> Any:
+        """The audit's own row (None if there is no such audit)."""
+        with self._read() as conn:
+            return audits.audit_row(conn, audit_id)
+
+    def audit_state(self, audit_id: str) -> AuditState:
+        with self._read() as conn:
+            return audits.audit_state(conn, audit_id)
+
+    def audit_records(self, audit_id: str) -> AuditRecords | None:
+        """Everything held for one audit (None if there is no such audit)."""
+        with self._read() as conn:
+            rows = queries.audit_rows(conn, audit_ids=[audit_id])
+            if not rows:
+                return None
+            row = rows[0]
+            return AuditRecords(
+                row,
+                returns.return_answers(conn, row.return_id) if row.return_id else {},
+                list(returns.return_actions(conn, row.return_id)) if row.return_id else [],
+                queries.return_history(conn, audit_id),
+                queries.audit_events(conn, audit_id),
+            )
+
+    def prepared_return(self, audit_id: str) -> Any:
+        """The preparer's return of a two-stage audit (None if there is none)."""
+        with self._read() as conn:
+            return queries.prepared_return(conn, audit_id)
+
+    def prepared_returns(self, audit_ids: Iterable[str]) -> dict[str, Any]:
+        with self._read() as conn:
+            return {a: queries.prepared_return(conn, a) for a in audit_ids}
+
+    def return_content(self, return_id: int) -> Any:
+        """A stored return's audit, file name and bytes (None if there is none)."""
+        with self._read() as conn:
+            return queries.return_content(conn, return_id)
+
+    def answers_by_return(self, return_ids: Iterable[int]) -> Any:
+        with self._read() as conn:
+            return queries.answers_by_return(conn, return_ids)
+
+    def actions_by_return(self, return_ids: Iterable[int]) -> list[Any]:
+        with self._read() as conn:
+            return queries.actions_by_return(conn, return_ids)
+
+    def action_dicts(self, return_ids: Iterable[int]) -> list[dict[str, Any]]:
+        """The action rows of these returns, each as a dict of its columns."""
+        return [dict(row._mapping) for row in self.actions_by_return(return_ids)]
+
+    def export_rows(self) -> tuple[list[Any], list[Any], list[Any]]:
+        """For `formtool export`: every answer row, every audit, every current action row."""
+        with self._read() as conn:
+            answer_rows = queries.export_answer_rows(conn)
+            audit_list = queries.audit_rows(conn)
+            actions = queries.actions_by_return(
+                conn, {r.return_id for r in audit_list if r.return_id}
+            )
+        return answer_rows, audit_list, actions
+
+    def open_actions(self, audit_id: str) -> list[str]:
+        """Action rows of the current return that need a manager's sign-off and lack one."""
+        with self._read() as conn:
+            return returns.open_actions(conn, audit_id)
+
+    # --- audits: changing ----------------------------------------------------------------
+
+    def record_audits(
+        self, forms: Iterable[FormDefinition], records: Iterable[audits.AuditRecord], user: str
+    ) -> int:
+        """Add generated audits (state `allocated`) with the definitions that made their forms;
+        refuses a changed definition whose version was not raised. How many were new."""
+        with self._write() as conn:
+            catalog.record_snapshots(conn, forms)
+            return audits.upsert_audits(conn, records, user=user)
+
+    def move(self, move: Move, user: str = "") -> AuditState:
+        """One audit's state change; the state it had before."""
+        return self.move_all([move], user)[0]
+
+    def move_all(self, moves: Iterable[Move], user: str = "") -> list[AuditState]:
+        """State changes in one transaction: all happen, or none."""
+        with self._write() as conn:
+            return [
+                audits.move_state(
+                    conn, m.audit_id, m.allowed_from, m.to, m.event, m.detail, user, why=m.why
+                )
+                for m in moves
+            ]
+
+    def sign_off(
+        self, move: Move, user: str = "", only_if_open_in: Collection[AuditState] = ()
+    ) -> AuditState:
+        """Move an audit on only when its current return has no action lacking a sign-off
+        (checked when its state is in `only_if_open_in`, or always when that is empty);
+        raises `returns.OpenActions` naming them otherwise."""
+        with self._write() as conn:
+            state = audits.audit_state(conn, move.audit_id, for_update=True)
+            if not only_if_open_in or state in only_if_open_in:
+                missing = returns.open_actions(conn, move.audit_id)
+                if missing:
+                    raise returns.OpenActions(move.audit_id, missing)
+            return audits.move_state(
+                conn,
+                move.audit_id,
+                move.allowed_from,
+                move.to,
+                move.event,
+                move.detail,
+                user,
+                why=move.why,
+            )
+
+    def record_events(self, events: Iterable[tuple[str, str, str]], user: str = "") -> None:
+        """(audit id, event, detail) for each, in one transaction."""
+        with self._write() as conn:
+            for audit_id, event, detail in events:
+                audits.record_event(conn, audit_id, event, detail, user)
+
+    def record_sent(
+        self, sent: Iterable[tuple[str, str, str]], move_allocated: bool, user: str = ""
+    ) -> None:
+        """(audit id, event, detail) for each message: an audit still `allocated` becomes
+        `sent` when `move_allocated`; every other one (and a chase) gets the event only."""
+        with self._write() as conn:
+            for audit_id, event, detail in sent:
+                if move_allocated and audits.audit_state(conn, audit_id) is AuditState.allocated:
+                    audits.move_state(
+                        conn, audit_id, [AuditState.allocated], AuditState.sent, event, detail, user
+                    )
+                else:
+                    audits.record_event(conn, audit_id, event, detail, user)
+
+    def moderate(
+        self,
+        audit_id: str,
+        grade: str,
+        by: str,
+        detail: str,
+        user: str,
+        moves_from: Collection[AuditState],
+        regrades_in: Collection[AuditState],
+    ) -> tuple[AuditState, str | None]:
+        """Record a moderated grade: an audit in `moves_from` becomes `moderated`, one in
+        `regrades_in` keeps its state. (state after, the auditor's grade) or, when the audit
+        is in neither, (its state, None) and nothing is written."""
+        with self._write() as conn:
+            state = audits.audit_state(conn, audit_id, for_update=True)
+            if state in moves_from:
+                audits.move_state(
+                    conn, audit_id, [state], AuditState.moderated, "moderated", detail, user
+                )
+                state = AuditState.moderated
+            elif state in regrades_in:
+                audits.record_event(conn, audit_id, "moderated", detail, user)
+            else:
+                return state, None
+            return state, audits.record_moderation(conn, audit_id, grade, by)
+
+    def allocate(
+        self,
+        month: str,
+        mode: str,
+        seed: int,
+        plan: Callable[[AllocationReads], Planned],
+        user: str = "",
+    ) -> int:
+        """One allocation under the allocation lock: `plan` reads the history (and may clear
+        the month's unstarted audits) in this transaction, then its audits are recorded.
+        Returns how many unstarted audits it replaced."""
+        with self._write() as conn:
+            lock(conn, "formtool allocation")
+            reads = AllocationReads(conn, may_write=True)
+            planned = plan(reads)
+            catalog.record_snapshots(conn, planned.forms)
+            audits.record_allocation(conn, month, mode, seed, planned.records, reads.replaced, user)
+            return reads.replaced
+
+    def preview_allocation(self, work: Callable[[AllocationReads], T]) -> T:
+        """Run `work` on the history an allocation would read, changing nothing."""
+        with self._read() as conn:
+            return work(AllocationReads(conn, may_write=False))
+
+    # --- returns -------------------------------------------------------------------------
+
+    def known_content(self, content_hash: str) -> str | None:
+        """The audit a file with these exact bytes was already stored for, if any."""
+        with self._read() as conn:
+            return returns.known_content(conn, content_hash)
+
+    def return_context(self, audit_id: str, two_stage: bool) -> tuple[Any, str, Any]:
+        """What reading a return for `audit_id` needs: the audit row (None if unknown), the
+        stage a return would be now, and the preparer's answers (two-stage forms; or None)."""
+        with self._read() as conn:
+            audit = audits.audit_row(conn, audit_id)
+            if audit is None:
+                return None, "", None
+            stage = returns.return_stage(conn, audit_id, two_stage)
+            prepared = queries.prepared_return(conn, audit_id) if two_stage else None
+            answers = returns.return_answers(conn, prepared.id) if prepared is not None else None
+            return audit, stage, answers
+
+    def store_return(
+        self,
+        record: returns.ReturnRecord,
+        file: returns.ReturnFile,
+        stage: str,
+        two_stage: bool = False,
+        user: str = "",
+    ) -> returns.Stored:
+        """Store one validated return; tried again once if the database refused it for a
+        concurrent writer (a deadlock, or a duplicate another process stored first)."""
+        try:
+            return returns.store_return(self.engine, record, file, stage, two_stage, user)
+        except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
+            if isinstance(exc, sa.exc.OperationalError) and "deadlock" not in str(exc).lower():
+                raise
+            return returns.store_return(self.engine, record, file, stage, two_stage, user)
+
+    # --- accounts, sessions, the server's secret (users.py) ------------------------------
+
+    def user(self, name: str) -> Any:
+        with self._read() as conn:
+            return users.user(conn, name)
+
+    def users(self, include_inactive: bool = False) -> list[Any]:
+        with self._read() as conn:
+            return users.all_users(conn, include_inactive)
+
+    def active_admins(self) -> list[str]:
+        with self._read() as conn:
+            return users.active_admins(conn)
+
+    def add_user(self, name: str, role: str, password_hash: str, must_change: bool) -> bool:
+        """A new account, or a deactivated one of that name active again; False if an active
+        account has the name."""
+        with self._write() as conn:
+            users.lock_accounts(conn)
+            return users.add_user(conn, name, role, password_hash, must_change) or (
+                users.reactivate_user(conn, name, role, password_hash, must_change)
+            )
+
+    def deactivate_user(self, name: str) -> None:
+        """Deactivate an active account (never the last admin) and end its sessions."""
+        with self._write() as conn:
+            users.lock_accounts(conn)
+            found = users.require_active(conn, name)
+            users.keep_an_admin(conn, found.name, ())
+            users.deactivate_user(conn, found.name)
+
+    def set_roles(self, name: str, roles: tuple[str, ...]) -> Any:
+        """New roles for an active account (never taking the last admin's); its sessions end.
+        The account's row after."""
+        with self._write() as conn:
+            users.lock_accounts(conn)
+            found = users.require_active(conn, name)
+            users.keep_an_admin(conn, found.name, roles)
+            users.set_role(conn, found.name, ",".join(roles))
+            users.end_user_sessions(conn, found.name)
+            return users.user(conn, found.name)
+
+    def set_password(self, name: str, password_hash: str, must_change: bool) -> None:
+        """A new password hash for an active account; every session of it ends."""
+        with self._write() as conn:
+            found = users.require_active(conn, name)
+            users.set_password_hash(conn, found.name, password_hash, must_change)
+            users.end_user_sessions(conn, found.name)
+
+    def rehash_password(self, name: str, old_hash: str, new_hash: str) -> None:
+        with self._write() as conn:
+            users.rehash_password(conn, name, old_hash, new_hash)
+
+    def require_password_change(self, name: str, password_hash: str) -> None:
+        with self._write() as conn:
+            users.set_password_hash(conn, name, password_hash, must_change=True)
+
+    def add_session(self, id_hash: str, name: str, address: str, at: dt.datetime) -> None:
+        with self._write() as conn:
+            users.add_session(conn, id_hash, name, address, at)
+
+    def session(self, id_hash: str) -> Any:
+        with self._read() as conn:
+            return users.session(conn, id_hash)
+
+    def touch_session(self, id_hash: str, at: dt.datetime) -> None:
+        with self._write() as conn:
+            users.touch_session(conn, id_hash, at)
+
+    def end_session(self, id_hash: str) -> None:
+        with self._write() as conn:
+            users.end_session(conn, id_hash)
+
+    def live_sessions(self, idle_since: dt.datetime, created_since: dt.datetime) -> list[Any]:
+        """End the sessions idle or alive too long, then list the rest."""
+        with self._write() as conn:
+            users.end_stale_sessions(conn, idle_since, created_since)
+            return users.all_sessions(conn)
+
+    def sign_out(self, name: str | None) -> int:
+        """End the sessions of `name` (an account, active or not), or of everybody (None)."""
+        with self._write() as conn:
+            if name is None:
+                return users.end_all_sessions(conn)
+            return users.end_user_sessions(conn, users.require_known(conn, name).name)
+
+    def server_secret(self, name: str = "session") -> str:
+        return users.server_secret(self.engine, name)
+
+    # --- the sign-in throttle's counters ------------------------------------------------
+
+    def throttle(
+        self,
+        keys: list[str],
+        clock: Callable[[], float],
+        decide: Callable[[dict[str, tuple[int, float]], float], tuple[T, list[str], float]],
+    ) -> T:
+        """One sign-in attempt under the sign-in lock: `decide(counts, now)` (the time read
+        under the lock, so no attempt is stored later than it) says its answer, which keys
+        to count a failure against, and before when old failures are forgotten."""
+        with self._write() as conn:
+            lock(conn, "formtool sign-in")
+            at = clock()
+            answer, count, forget_before = decide(users.throttle_rows(conn, keys), at)
+            for key in count:
+                users.count_failure(conn, key, at, forget_before)
+            return answer
+
+    def forgive(self, forget: Iterable[str], forgive: Iterable[str]) -> None:
+        """Forget every failure of `forget`'s keys, and one of each of `forgive`'s."""
+        with self._write() as conn:
+            lock(conn, "formtool sign-in")
+            users.forget_failures(conn, list(forget))
+            for key in forgive:
+                users.forgive_failure(conn, key)
+
+    def forget_old_failures(self, before: float) -> None:
+        with self._write() as conn:
+            users.forget_old_failures(conn, before)
+
+    # --- the access log (access.py) ------------------------------------------------------
+
+    def log_access(
+        self, user: str, action: str, audit_id: str | None, address: str, detail: str
+    ) -> None:
+        with self._write() as conn:
+            access.add_entry(conn, user, action, audit_id, address, detail)
+
+    def access_entries(
+        self,
+        user: str | None,
+        audit_id: str | None,
+        since: dt.datetime | None,
+        limit: int | None,
+    ) -> list[Any]:
+        with self._read() as conn:
+            return access.entries(conn, user, audit_id, since, limit)
+
+    def purge_access_log(self, keep_days: int, user: str) -> int:
+        """Remove entries older than `keep_days` (the only delete path; it logs itself)."""
+        with self._write() as conn:
+            return access.purge_access_log(conn, now() - dt.timedelta(days=keep_days), user)

@@ -1,0 +1,120 @@
+"""Benchmarks cannot rot: every script in bench/ runs at its tiny size (`--tiny`, seconds) and
+must exit 0 and print its figures and ratios.
+
+The tiny runs check that each benchmark still works, not its targets: at these sizes on a
+shared machine the timings are noise, so only the verdicts that are about correctness (nothing
+lost or doubled, every hostile file rejected) are asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+NUMBER = r"\d+(\.\d+)?"
+
+#: Each bench script -> lines its tiny run must print (regular expressions, one per line).
+TINY: dict[str, list[str]] = {
+    "concurrency.py": [
+        rf"SQLite: one `formtool import` of an empty folder .* {NUMBER} s$",
+        r"SQLite 1 process\(es\), split .* ok$",
+        r"SQLite 2 process\(es\), all .* ok$",
+        rf"^  SQLite +2 +{NUMBER} +{NUMBER}x +ok +{NUMBER} +{NUMBER}x +ok$",
+        r"SQLite: nothing lost or doubled \(1 split, 2 split, 2 all\): met$",
+        rf"SQLite 2 processes: {NUMBER}x one process",
+    ],
+    "generate.py": [
+        rf"formtool \.docx +{NUMBER} ms/form$",
+        rf"formtool \.xlsx +{NUMBER} ms/form$",
+        rf"raw zip rewrite \(floor\) +{NUMBER} ms/form$",
+        rf"docxtpl / formtool \.docx +({NUMBER}x  \[>= 10x\]|skipped: docxtpl is not installed)",
+        rf"formtool \.docx / raw rewrite +{NUMBER}x  \[<= 3x\]$",
+        rf"formtool \.xlsx / raw rewrite +{NUMBER}x  \[reported\]$",
+    ],
+    "import.py": [
+        rf"formtool read \(identity \+ all answers\) +{NUMBER} ms/form$",
+        rf"formtool import \(read \+ validate \+ store\) +{NUMBER} ms/form$",
+        rf"clean batch +20 imported +{NUMBER} s +peak +{NUMBER} MB",
+        rf"hostile batch +20 rejected +{NUMBER} s +peak +{NUMBER} MB",
+        rf"\.docx read / floor +{NUMBER}x  \[<= 3x\]",
+        rf"python-docx open / formtool read +{NUMBER}x  \[>= 5x\]",
+        rf"hostile batch / clean batch time +{NUMBER}x  \[<= 2x\]",
+        rf"hostile batch peak memory +{NUMBER} MB  \[< 300 MB\]",
+        r"every hostile file rejected with its code +met$",
+    ],
+    "pack.py": [
+        rf"20 audits: +{NUMBER} s  \[< 2 s\] (met|MISSED) +peak +{NUMBER} MB  \[< 500 MB\]",
+    ],
+    "serve.py": [
+        r"store: 60 audits, \d+ returned, \d+ moderated",
+        *(
+            rf"^{page} +{NUMBER} ms +{NUMBER} ms +{NUMBER} ms  <200 ms"
+            for page in ("month dashboard", "audit page", "reports page", "reports, uncached")
+        ),
+        rf"5 returns: web upload {NUMBER} s, `formtool import` {NUMBER} s",
+        rf"upload / CLI = {NUMBER}x  target <=1.5x",
+    ],
+    "signin.py": [
+        r"sign-ins: 4 at once -> \{((401|429): \d+(, )?)+\}$",  # refused, none failed
+        rf"server peak memory: {NUMBER} MB before, {NUMBER} MB after$",
+        rf"peak / target: {NUMBER} \({NUMBER} of 500 MB\)",
+        rf"officer's page during the storm / target: {NUMBER} \({NUMBER} of 5 s\)",
+    ],
+    "startup.py": [
+        rf"^{re.escape(command)} +{NUMBER}s +{NUMBER}s +{NUMBER}x"
+        for command in (
+            "python -c pass",
+            "formtool --help",
+            "formtool forms list",
+            "formtool status --help",
+        )
+    ],
+}
+
+
+def test_every_bench_script_has_a_tiny_run() -> None:
+    """A new bench script gets its tiny run here, or this fails."""
+    assert sorted(p.name for p in BENCH.glob("*.py")) == sorted(TINY)
+
+
+def postgresql(request: pytest.FixtureRequest) -> str | None:
+    """The session's PostgreSQL server (in CI a missing one fails), or None where the store
+    tests would skip theirs: the bench then runs on SQLite only."""
+    try:
+        return str(request.getfixturevalue("pg_server"))
+    except pytest.skip.Exception:
+        return None
+
+
+@pytest.mark.parametrize("script", sorted(TINY))
+def test_bench_tiny_run(script: str, request: pytest.FixtureRequest) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "FORMTOOL_TEST_PG"}
+    env["PYTHONPATH"] = os.pathsep.join(  # bench scripts import each other (signin: serve)
+        [str(BENCH), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # nothing written into the repository
+    command = [sys.executable, str(BENCH / script), "--tiny"]
+    expected = list(TINY[script])
+    if script == "concurrency.py":
+        server = postgresql(request)
+        if server is not None:
+            command += ["--pg", server]
+            expected += [
+                r"PostgreSQL 2 process\(es\), all .* ok$",
+                r"PostgreSQL: nothing lost or doubled \(1 split, 2 split, 2 all\): met$",
+                rf"PostgreSQL 2 processes: {NUMBER}x one process",
+            ]
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    shown = f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, shown
+    missing = [p for p in expected if not re.search(p, done.stdout, re.MULTILINE)]
+    assert missing == [], shown
