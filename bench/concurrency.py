@@ -48,7 +48,7 @@ from formtool.demo.synthetic import synthetic_answers, synthetic_case
 from formtool.generate import record_audits, write_forms
 from formtool.read import read_bytes
 from formtool.read.cases import Case, load_cases, write_case_list
-from formtool.read.validate import check_return
+from formtool.read.validate import validate_return
 
 LEVELS = (1, 2, 4, 8)
 CONTENTION = (2, 4)  # the all-files variant (8 x all 400 takes minutes: --contention 2,4,8)
@@ -103,7 +103,7 @@ def make_returns(folder: Path, count: int) -> Returns:
         hashes[item.case.audit_id] = hashlib.sha256(data).hexdigest()
     assert len(set(hashes.values())) == count  # every file distinct
     first = files[0].read_bytes()  # the answers one return holds, as formtool reads them
-    record = check_return(read_bytes(first, ".docx"), files[0].name).record
+    record = validate_return(read_bytes(first, ".docx"), files[0].name).record
     assert record is not None, f"{files[0].name} does not read back"
     answers_each = len(record.answers)
     return Returns(form, cases, files, hashes, answers_each)

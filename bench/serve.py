@@ -41,7 +41,7 @@ from formtool.programme.moderation import moderate
 from formtool.read import read_bytes
 from formtool.read.batch import import_paths
 from formtool.read.cases import Case
-from formtool.read.validate import check_return
+from formtool.read.validate import validate_return
 
 MONTHS = [f"{2026 + (m > 12)}-{(m - 1) % 12 + 1:02d}" for m in range(4, 16)]  # FY 2026-27
 MONTH = "2026-11"  # the month the pages are timed on
@@ -96,7 +96,7 @@ def build(database: store.Store, count: int, templates_count: int = TEMPLATES) -
     for case in cases("T", templates_count, [MONTH], 3):
         data = filled(case, rng)
         raw = read_bytes(data, ".docx")
-        result = check_return(raw, "template.docx", case.facts, TODAY)
+        result = validate_return(raw, "template.docx", case.facts, TODAY)
         assert result.record is not None, result.issues
         templates.append((data, result.record))
     returned = [c for i, c in enumerate(everything) if c.facts["due_date"][:7] <= MONTH and i % 3]
@@ -186,14 +186,15 @@ def p95(values: list[float]) -> float:
 
 def profile_reports(database: store.Store) -> None:
     """Where an uncached reports page spends its time: the library's two steps."""
-    from formtool.packs.figures import load_figures, period_for
-    from formtool.packs.pmu import report
+    from formtool.packs.figures import load_figures
+    from formtool.packs.pmu import pmu_document
+    from formtool.periods import period_for
 
     load_figures(database, period_for(month=MONTH))
     started = time.perf_counter()
     figures = load_figures(database, period_for(month=MONTH))
     loaded = time.perf_counter()
-    report(figures)
+    pmu_document(figures)
     drawn = time.perf_counter()
     print(
         f"uncached reports page = formtool.packs.figures.load_figures "

@@ -17,6 +17,7 @@ import click
 
 from formtool import __version__
 from formtool.errors import FormtoolError, printable
+from formtool.periods import show_date, show_day, show_time
 
 if TYPE_CHECKING:  # the store is imported when a command opens it (`formtool --help` is fast)
     from formtool.store import Store
@@ -24,20 +25,21 @@ if TYPE_CHECKING:  # the store is imported when a command opens it (`formtool --
 DEFAULT_OUT = Path("outputs")
 
 
-class Month(click.ParamType):
-    """A YYYY-MM month, checked before any work is done."""
+class MonthParam(click.ParamType):
+    """A YYYY-MM month (formtool.periods.Month), checked before any work is done."""
 
     name = "YYYY-MM"
 
     def convert(self, value, param, ctx):
-        from formtool.clock import is_month
+        from formtool.periods import Month, PeriodError
 
-        if isinstance(value, str) and is_month(value):
-            return value
-        self.fail(f"'{value}' is not a month; use YYYY-MM, e.g. 2026-11.", param, ctx)
+        try:
+            return Month(value, "")
+        except PeriodError:
+            self.fail(f"'{value}' is not a month; use YYYY-MM, e.g. 2026-11.", param, ctx)
 
 
-MONTH = Month()
+MONTH = MonthParam()
 
 
 class FormtoolGroup(click.Group):
@@ -182,7 +184,9 @@ def cli(forms_dir: Path | None, today: str | None) -> None:
                 f"[{forms_dir}] is not a folder. Point --forms-dir (or "
                 "FORMTOOL_FORMS) at the folder holding your team's YAML tools."
             )
-        os.environ["FORMTOOL_FORMS"] = str(forms_dir)
+        from formtool.definitions import use_forms_dir
+
+        use_forms_dir(forms_dir)  # for this process; nothing written to the environment
     from formtool import clock
 
     if today is not None:
@@ -207,13 +211,11 @@ def forms_list(as_json: bool) -> None:
 
     rows = list_forms()
     if as_json:
-        _echo_json(rows)
+        _echo_json([r.as_dict() for r in rows])
         return
     click.echo(f"{'id':<22} {'ver':>3}  {'questions':>9}  {'source':<8} title")
     for r in rows:
-        click.echo(
-            f"{r['id']:<22} {r['version']:>3}  {r['questions']:>9}  {r['source']:<8} {r['title']}"
-        )
+        click.echo(f"{r.id:<22} {r.version:>3}  {r.questions:>9}  {r.source:<8} {r.title}")
 
 
 @forms.command("show")
@@ -226,26 +228,24 @@ def forms_show(form_id: str, as_json: bool) -> None:
 
     described = describe_form(form_id)
     if as_json:
-        _echo_json(described)
+        _echo_json(described.as_dict())
         return
     click.echo(
-        f"{described['title']}  ({described['id']} v{described['version']}, subject: "
-        f"{described['subject']})"
+        f"{described.title}  ({described.id} v{described.version}, subject: {described.subject})"
     )
-    click.echo(f"Source: {described['source']}\n")
+    click.echo(f"Source: {described.source}\n")
     click.echo("Case-list columns (either the key or the label works as a heading):")
     click.echo(f"  {'key':<22} {'required':<9} label")
-    for h in described["header"]:
+    for h in described.header:
         click.echo(
-            f"  {h['column']:<22} {'yes' if h['required'] else '':<9} {h['label']}"
-            + (f"   [added by formtool: {h['addition']}]" if h["addition"] else "")
+            f"  {h.column:<22} {'yes' if h.required else '':<9} {h.label}"
+            + (f"   [added by formtool: {h.addition}]" if h.addition else "")
         )
-    for section in described["sections"]:
-        click.echo(f"\n{section['title']}")
-        for item in section["items"]:
-            kind = item["scale"] or item["kind"]
-            click.echo(f"  {item['key']}  [{kind}]")
-            for line in textwrap.wrap(item["label"], 92):
+    for section in described.sections:
+        click.echo(f"\n{section.title}")
+        for item in section.items:
+            click.echo(f"  {item.key}  [{item.scale or item.kind}]")
+            for line in textwrap.wrap(item.label, 92):
                 click.echo(f"      {line}")
 
 
@@ -419,7 +419,7 @@ def allocate(
         click.echo(f"{allocation.replaced} audit(s) not yet sent were drawn again.")
     click.echo(
         f"{len(allocation.rows)} audit(s) allocated for {month}, due "
-        f"{allocation.due:%d/%m/%Y}: {out}"
+        f"{show_date(allocation.due)}: {out}"
     )
     for name, count in sorted(allocation.by_auditor().items()):
         click.echo(f"  {name:<36} {count:>3}")
@@ -452,7 +452,7 @@ def calendar_(year: int, as_json: bool) -> None:
         for key, value in month.items():
             if key not in ("month", "bank holidays"):
                 day = dt.date.fromisoformat(value)
-                click.echo(f"  {key:<42} {day:%a %d/%m/%Y}")
+                click.echo(f"  {key:<42} {show_day(day)}")
         for holiday in month["bank holidays"]:
             click.echo(f"  bank holiday: {holiday}")
 
@@ -636,16 +636,16 @@ def check(
     audit_id: str, accept: bool, reason: str | None, db_url: str | None, as_json: bool
 ) -> None:
     """Check a returned audit: --accept it, or --amend "what to fix"."""
-    from formtool.programme.workflow import check_return
+    from formtool.programme.workflow import check_audit
 
     if accept == (reason is not None):
         raise click.UsageError("Give exactly one of --accept or --amend REASON.")
-    result = check_return(_store(db_url), audit_id, reason, user=_user())
+    result = check_audit(_store(db_url), audit_id, reason, user=_user())
     if as_json:
         _echo_json(result.as_dict())
     elif result.amend_by:
         amend_by = dt.date.fromisoformat(result.amend_by)
-        click.echo(f"{audit_id}: returned for amendment, due back by {amend_by:%d/%m/%Y}.")
+        click.echo(f"{audit_id}: returned for amendment, due back by {show_date(amend_by)}.")
     else:
         click.echo(f"{audit_id}: checked.")
 
@@ -718,7 +718,7 @@ def status(month: str | None, db_url: str | None, as_json: bool) -> None:
     if as_json:
         _echo_json(report.as_dict())
         return
-    click.echo(f"{report.audits} audit(s) ({report.month}), as of {report.today:%d/%m/%Y}")
+    click.echo(f"{report.audits} audit(s) ({report.month}), as of {show_date(report.today)}")
     for state, count in report.by_state.items():
         click.echo(f"  {state:<22} {count:>4}")
     for title, groups in (("Team", report.teams), ("Auditor", report.auditors)):
@@ -736,7 +736,7 @@ def status(month: str | None, db_url: str | None, as_json: bool) -> None:
         for o in report.outstanding:
             click.echo(
                 f"{o.audit_id:<26} {printable(o.case_number)[:14]:<14} "
-                f"{printable(o.auditor)[:30]:<30} {o.due:%d/%m/%Y} "
+                f"{printable(o.auditor)[:30]:<30} {show_date(o.due)} "
                 f"{o.days_overdue or '-':>4}"
             )
 
@@ -766,7 +766,7 @@ def status(month: str | None, db_url: str | None, as_json: bool) -> None:
 @db_option
 def export(fmt: str, table: str, out: Path | None, db_url: str | None) -> None:
     """Every current return's answers (with the question text) and action rows."""
-    from formtool.programme.status import export_data, write_export
+    from formtool.packs.export import export_data, write_export
 
     if out is None and fmt == "xlsx":
         raise click.UsageError("--format xlsx needs --out FILE.xlsx")
@@ -1108,7 +1108,7 @@ def users_sessions(db_url: str | None, as_json: bool) -> None:
         return
     for s in found:
         click.echo(
-            f"{s.user:<24} signed in {s.created:%d/%m/%Y %H:%M} UTC, last seen "
+            f"{s.user:<24} signed in {show_time(s.created)} UTC, last seen "
             f"{s.last_seen:%H:%M}, from {s.address}"
         )
     click.echo(f"{len(found)} session(s).")
@@ -1222,7 +1222,7 @@ def serve(host: str, port: int, behind_https: bool, proxy: str | None, db_url: s
     fixed = fixed_today()
     if fixed is not None:  # said first and loudly: every due date and overdue count follows it
         click.secho(
-            f"WARNING: today is fixed to {fixed:%d/%m/%Y} (--today or FORMTOOL_TODAY): months, "
+            f"WARNING: today is fixed to {show_date(fixed)} (--today or FORMTOOL_TODAY): months, "
             "due dates and overdue counts follow that date, not the calendar.",
             err=True,
             fg="yellow",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from zoneinfo import ZoneInfo
@@ -41,22 +40,6 @@ def parse_day(text: str, where: str = ENV_VAR) -> dt.date:
         raise ClockError(
             f"[{where}] '{text[:40]}' is not a date; write it as YYYY-MM-DD, e.g. 2026-11-30."
         ) from None
-
-
-#: The years formtool reasons about: an audit programme runs in this century, and anything
-#: outside it is a typing slip (9999-12, 0000-01), refused rather than computed with.
-FIRST_YEAR, LAST_YEAR = 2000, 2099
-_MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
-
-
-def is_year(year: int) -> bool:
-    return FIRST_YEAR <= year <= LAST_YEAR
-
-
-def is_month(text: str) -> bool:
-    """True for a YYYY-MM month in FIRST_YEAR..LAST_YEAR."""
-    found = _MONTH.fullmatch(text)
-    return found is not None and is_year(int(found[1]))
 
 
 def today() -> dt.date:

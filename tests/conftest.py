@@ -9,6 +9,7 @@ is a failure, elsewhere the PostgreSQL runs are skipped with the reason.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import os
 import random
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from formtool.definitions import FormDefinition, get_form, load_forms
+from formtool.definitions import FormCatalog, FormDefinition, get_form, load_forms, use_catalog
 from formtool.definitions.scales import FieldKind
 from formtool.demo.synthetic import synthetic_case
 from formtool.read.cases import Case, load_cases, write_case_list
@@ -63,6 +64,39 @@ def real_clock() -> Iterator[None]:
     clock.set_today(None)
     yield
     clock.set_today(None)
+
+
+#: This session's cache folder: the form catalog caches checked definitions here, and so does
+#: every formtool the suite starts ($XDG_CACHE_HOME), never under the user's ~/.cache.
+TEST_CACHE = Path(tempfile.mkdtemp(prefix="formtool-test-cache-"))
+atexit.register(shutil.rmtree, TEST_CACHE, ignore_errors=True)  # also after --collect-only
+
+
+def fresh_catalog() -> FormCatalog:
+    """The shipped tools only, read anew, their disk cache in TEST_CACHE."""
+    return FormCatalog(team_dir=None, cache_dir=TEST_CACHE / "formtool" / "definitions")
+
+
+use_catalog(fresh_catalog())  # before anything reads a form, FORM_IDS below included
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache() -> Iterator[Path]:
+    """formtool run as a subprocess (or a server the suite starts) caches in TEST_CACHE too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(TEST_CACHE))
+        yield TEST_CACHE
+
+
+@pytest.fixture(autouse=True)
+def catalog(monkeypatch) -> Iterator[FormCatalog]:
+    """Each test starts with a fresh form catalog (the shipped tools only: FORMTOOL_FORMS is
+    unset), so a team folder or an edited definition never outlives its test."""
+    monkeypatch.delenv("FORMTOOL_FORMS", raising=False)
+    fresh = fresh_catalog()
+    use_catalog(fresh)
+    yield fresh
+    use_catalog(fresh_catalog())
 
 
 FORM_IDS = sorted(load_forms())

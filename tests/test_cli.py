@@ -184,10 +184,8 @@ def test_generate_from_xlsx_case_list_with_loose_headers(tmp_path):
     assert (tmp_path / "out" / "CSC-P9-202611.docx").is_file()
 
 
-def test_demo_makes_every_form_type(tmp_path):
-    result = run("demo", "--out", str(tmp_path / "demo"), "--json")
-    assert result.exit_code == 0
-    report = json.loads(result.stdout)
+def test_demo_makes_every_form_type(demo_run, monkeypatch):
+    report = demo_run.report.as_dict()
     assert set(report["forms"]) == {
         "csc",
         "early_help",
@@ -196,14 +194,36 @@ def test_demo_makes_every_form_type(tmp_path):
         "quality_practice",
         "supported_lodgings",
     }
-    docx_files = list((tmp_path / "demo" / "forms").rglob("*.docx"))
+    out = demo_run.out
+    docx_files = list((out / "forms").rglob("*.docx"))
     assert len(docx_files) == report["allocated"] == report["files"] / 2
     assert [s["step"] for s in report["steps"]] == list(range(1, len(report["steps"]) + 1))
-    database = tmp_path / "demo" / "formtool.db"
-    assert report["steps"][-1]["lines"] == [f"formtool serve --db {database}"]
-    assert report["emails"] == len(list((tmp_path / "demo" / "mail").glob("*.eml"))) > 0
+    assert report["steps"][-1]["lines"] == ["formtool serve --db outputs/demo/formtool.db"]
+    assert report["emails"] == len(list((out / "mail").glob("*.eml"))) > 0
     assert report["imported"]["rejected"] == 3
+    monkeypatch.chdir(demo_run.folder)  # the report's paths are relative to where it ran
     assert all(Path(p).is_file() for p in report["pmu_pack"] + report["file_pack"])
+
+
+def test_the_demo_command_prints_each_step_or_the_report_as_json(demo_run, monkeypatch, tmp_path):
+    """The command's wiring: its options reach run_demo; steps print as they happen, or the
+    report as JSON (the run itself is the session's, checked above)."""
+    calls = []
+
+    def run_demo(out_dir, seed, db_url, on_step, settings):
+        calls.append((out_dir, seed, db_url))
+        if on_step is not None:
+            for step in demo_run.report.steps:
+                on_step(step)
+        return demo_run.report
+
+    monkeypatch.setattr("formtool.demo.run.run_demo", run_demo)
+    shown = run("demo", "--out", str(tmp_path / "d"), "--seed", "7")
+    assert shown.exit_code == 0
+    assert shown.output.splitlines()[0] == demo_run.report.steps[0].text().splitlines()[0]
+    as_json = run("demo", "--out", str(tmp_path / "d"), "--json")
+    assert json.loads(as_json.output) == json.loads(json.dumps(demo_run.report.as_dict()))
+    assert calls == [(tmp_path / "d", 7, None), (tmp_path / "d", 2026, None)]
 
 
 def test_import_status_export_cycle(tmp_path):

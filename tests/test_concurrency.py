@@ -17,7 +17,8 @@ from formtool import store
 from formtool.definitions import get_form
 from formtool.demo.fill import fill_docx, stamp_saved
 from formtool.generate import write_forms
-from formtool.programme.allocation import MAX_PER_YEAR, financial_year
+from formtool.periods import Month
+from formtool.programme.allocation import MAX_PER_YEAR
 
 from conftest import make_cases, write_cases
 
@@ -193,7 +194,7 @@ def test_two_allocations_at_once_keep_the_cap_and_never_take_a_case_twice(db_url
             sa.select(store.audits.c.case_number, store.audits.c.auditor, store.audits.c.month)
         ).all()
     assert len({r.case_number for r in rows}) == len(rows)  # no case in both months
-    year = financial_year("2026-11")
+    year = Month("2026-11").financial_year()
     per_auditor = Counter(r.auditor for r in rows if year[0] <= r.month <= year[1])
     assert max(per_auditor.values()) + 6 <= MAX_PER_YEAR  # 6 done before, cap 10
     assert sum(per_auditor.values()) == 9 * (MAX_PER_YEAR - 6)  # the cap, not luck, stopped it

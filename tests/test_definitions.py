@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from formtool.definitions import check_form, forms_dir, load_form, load_forms
+from formtool.definitions import (
+    FormCatalog,
+    check_form,
+    describe_form,
+    form_catalog,
+    forms_dir,
+    get_form,
+    list_forms,
+    load_form,
+    load_forms,
+)
 from formtool.definitions.identity import bookmark_name, defined_name
 from formtool.errors import DefinitionError
 
-from conftest import FORM_IDS
+from conftest import FORM_IDS, fresh_catalog
 
 MINIMAL = """\
 id: mini
@@ -155,3 +166,66 @@ def test_spec_keys_exist_on_seed_001_tools():
         "process.post_approval_plan_date",
     } <= adopter
     assert not {k for k in adopter if k.startswith("moderation.")}  # the paper tool has none
+
+
+def test_each_test_has_a_fresh_catalog_cached_outside_home(catalog):
+    assert form_catalog() is catalog and catalog.team_dir is None
+    assert catalog.cache_dir is not None
+    assert not catalog.cache_dir.is_relative_to(Path.home() / ".cache")
+
+
+def test_the_disk_cache_is_where_the_catalog_says(tmp_path, monkeypatch):
+    path = write_form(tmp_path, MINIMAL)
+    cached = FormCatalog(cache_dir=tmp_path / "cache")
+    assert cached.load(path) == FormCatalog(cache_dir=None).load(path)
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+    assert cached.load(path).snapshot == load_form(path).snapshot  # from the cache, the same
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert FormCatalog().cache_dir == tmp_path / "formtool" / "definitions"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert FormCatalog().cache_dir == Path.home() / ".cache" / "formtool" / "definitions"
+
+
+def test_snapshots_are_rebuilt_once_per_catalog(catalog):
+    csc = get_form("csc")
+    rebuilt = catalog.from_snapshot(csc.snapshot)
+    assert rebuilt == csc and rebuilt.path == "(stored snapshot)"
+    assert catalog.from_snapshot(csc.snapshot) is rebuilt
+    assert fresh_catalog().from_snapshot(csc.snapshot) is not rebuilt
+
+
+def test_forms_list_and_show_are_dataclasses_with_their_json():
+    rows = list_forms()
+    assert sorted(r.id for r in rows) == FORM_IDS
+    assert {r.source for r in rows} == {"shipped"}
+    assert list(rows[0].as_dict()) == [
+        "id",
+        "version",
+        "title",
+        "subject",
+        "questions",
+        "fields",
+        "source",
+        "path",
+    ]
+    shown = describe_form("csc")
+    data = json.loads(json.dumps(shown.as_dict()))  # plain JSON all the way down
+    assert list(data) == [
+        "id",
+        "version",
+        "title",
+        "subject",
+        "source",
+        "two_stage",
+        "header",
+        "sections",
+        "fields",
+        "additions",
+    ]
+    assert list(data["header"][0]) == ["column", "label", "required", "type", "from", "addition"]
+    assert list(data["sections"][0]) == ["id", "title", "addition", "items"]
+    assert data["sections"][0]["items"][0]["key"] == shown.sections[0].items[0].key
+    seen_alone = next(f for f in data["fields"] if f["key"] == "kss1.seen_alone")
+    evidence = next(f for f in data["fields"] if f["key"] == "kss1.seen_alone.evidence")
+    assert isinstance(seen_alone["choices"], list) and evidence["choices"] is None
+    assert data["additions"] == [{"what": w, "why": y} for w, y in get_form("csc").additions()]

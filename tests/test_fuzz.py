@@ -46,7 +46,7 @@ from formtool.generate import write_forms
 from formtool.read import READABLE, FormResolver, read_bytes
 from formtool.read.batch import STATUSES, ImportOutcome, import_paths, import_return
 from formtool.read.message import read_message
-from formtool.read.validate import check_return
+from formtool.read.validate import validate_return
 
 from conftest import answers_for, date_keys, make_cases
 
@@ -820,7 +820,7 @@ def diagnose(corpus: Corpus, name: str, data: bytes) -> str:
         return next((f for f in found if f != "not reproduced"), "not reproduced")
     try:
         raw = read_bytes(data, Path(name).suffix, corpus.resolve)
-        check_return(raw, name, None, TODAY)
+        validate_return(raw, name, None, TODAY)
     except Exception as exc:
         if type(exc).__name__ != "Rejected":
             return f"{type(exc).__name__} at formtool/{innermost(exc)}"

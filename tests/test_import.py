@@ -15,7 +15,8 @@ from formtool import store
 from formtool.definitions import get_form
 from formtool.demo.fill import fill_docx, fill_xlsx
 from formtool.generate import write_forms
-from formtool.programme.status import export_data, status
+from formtool.packs.export import export_data
+from formtool.programme.status import status
 from formtool.read.batch import import_paths
 
 from conftest import answers_for, date_keys, make_cases
@@ -290,7 +291,7 @@ def test_status_counts_returned_outstanding_overdue(setup):
 
 
 def test_check_accepts_or_returns_for_amendment_and_reimport_moves_on(setup):
-    from formtool.programme.workflow import check_return
+    from formtool.programme.workflow import check_audit
     from formtool.store import StateError
 
     db, _root, forms = setup
@@ -301,11 +302,11 @@ def test_check_accepts_or_returns_for_amendment_and_reimport_moves_on(setup):
         match=f"^Audit {first} is 'allocated'; only a complete "
         r"\(Final\) return can be accepted; import it first",
     ):
-        check_return(db, first)
+        check_audit(db, first)
     for name in names[:2]:
         import_paths(db, [returned(setup, name, good_answers("csc"))], TODAY)
-    assert check_return(db, first).state == "checked"
-    result = check_return(db, second, "KSS 5 evidence missing", today=dt.date(2026, 12, 23))
+    assert check_audit(db, first).state == "checked"
+    result = check_audit(db, second, "KSS 5 evidence missing", today=dt.date(2026, 12, 23))
     assert result.as_dict() == {
         "audit_id": second,
         "state": "amendment requested",
@@ -323,7 +324,7 @@ def test_check_accepts_or_returns_for_amendment_and_reimport_moves_on(setup):
 def test_a_draft_cannot_be_accepted_and_signoff_and_close_follow_the_sign_offs(setup):
     from formtool.programme.workflow import (
         WorkflowError,
-        check_return,
+        check_audit,
         close_audit,
         sign_off_actions,
     )
@@ -336,13 +337,13 @@ def test_a_draft_cannot_be_accepted_and_signoff_and_close_follow_the_sign_offs(s
         db, [returned(setup, name, {"completion.status": "Draft"}, as_name="draft.docx")], TODAY
     )
     with pytest.raises(StateError, match="is 'in progress'; only a complete"):
-        check_return(db, audit_id)
+        check_audit(db, audit_id)
     unsigned = good_answers("csc") | {"oversight.actions.1.manager_sign_off": ""}
     for key in list(unsigned):
         if key.endswith("sign_off_date") and key.startswith("oversight.actions.1."):
             unsigned[key] = ""
     import_paths(db, [returned(setup, name, unsigned)], TODAY)
-    check_return(db, audit_id)
+    check_audit(db, audit_id)
     with pytest.raises(
         WorkflowError,
         match=f"^Audit {audit_id} has 1 action\\(s\\) without a "

@@ -8,6 +8,7 @@ Every import counts, also one inside a function: a lazy import is still a depend
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ LAYERS = {
     "errors": 0,
     "clock": 0,
     "settings": 0,
+    "periods": 0,
     "definitions": 1,
     "store": 2,
     "read": 3,
@@ -180,3 +182,11 @@ def test_the_import_reader_sees_lazy_and_relative_imports(tmp_path):
     assert "sqlalchemy" in found and "formtool.store.audits" in found
     lazy = {t for t, _, top in imports(PACKAGE / "cli.py") if not top}
     assert "formtool.store" in lazy
+
+
+def test_the_readme_lays_out_every_part_in_layer_order():
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^- \*\*`formtool/(\w+)", section, flags=re.M)
+    assert sorted(listed) == sorted(set(LAYERS) - {"formtool", "__main__"})
+    assert [LAYERS[p] for p in listed] == sorted(LAYERS[p] for p in listed)

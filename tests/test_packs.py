@@ -24,12 +24,12 @@ from pypdf.generic import Destination, DictionaryObject
 from formtool import store
 from formtool.definitions import get_form
 from formtool.demo.fill import fill_docx
-from formtool.demo.run import run_demo
 from formtool.generate import write_forms
-from formtool.packs.figures import PackError, load_figures, period_for
+from formtool.packs.figures import PackError, load_figures
 from formtool.packs.file import file_pack
 from formtool.packs.pmu import pmu_pack
-from formtool.programme.workflow import check_return
+from formtool.periods import PeriodError, period_for
+from formtool.programme.workflow import check_audit
 from formtool.read.batch import import_paths
 from formtool.settings import Settings
 
@@ -41,9 +41,10 @@ XDR = "{http://schemas.openxmlformats.org/drawingml/2006/spreadsheetDrawing}"
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    report = run_demo(out, seed=11, today=TODAY)
+def demo(demo_run, tmp_path_factory):
+    """The session's demo, copied (these tests add moderations and packs to it)."""
+    out = demo_run.copy(tmp_path_factory.mktemp("packs") / "demo")
+    report = demo_run.report
     db = store.open_store(f"sqlite:///{out / 'formtool.db'}")
     files = {p.suffix: p for p in pmu_pack(db, out / "pmu2", month="2026-11", as_of=AS_OF)}
     return out, report, db, files
@@ -213,7 +214,7 @@ def crafted(tmp_path, db):
         }
         (folder / item.path.name).write_bytes(fill_docx(item.path.read_bytes(), answers))
     assert {o.status for o in import_paths(db, [folder], TODAY)} == {"imported"}
-    check_return(db, made[3].case.audit_id, "KSS 2 evidence missing")
+    check_audit(db, made[3].case.audit_id, "KSS 2 evidence missing")
     return db, made
 
 
@@ -274,7 +275,7 @@ def test_pmu_pack_has_no_names_unless_asked(demo):
 
 def test_file_pack_summary_first_then_the_audit_and_bundle_bookmarks(demo):
     out, report, db, _ = demo
-    bundle = PdfReader(report.figures["file_pack"][-1])
+    bundle = PdfReader(out.parent / report.figures["file_pack"][-1].removeprefix("outputs/"))
     complete = sorted(r.audit_id for r in records(db) if r.state in COMPLETE)
     assert [title.split(" ")[0] for title in top_level_bookmarks(bundle)] == complete
     audit_id = next(a for a in complete if a.startswith("CSC"))
@@ -442,11 +443,11 @@ def test_periods_follow_the_financial_year():
     assert (year.label, year.months[0], year.months[-1]) == ("2026-27", "2026-04", "2027-03")
     assert period_for(month="2026-01").previous().label == "2025-12"
     for bad, message in (
-        ({"month": "2026-13"}, "is not YYYY-MM"),
+        ({"month": "2026-13"}, "is not a month: write YYYY-MM"),
         ({"quarter": "2026-Q5"}, "is not YYYY-Qn"),
         ({}, "exactly one"),
     ):
-        with pytest.raises(PackError, match=message):
+        with pytest.raises(PeriodError, match=message):
             period_for(**bad)
 
 
@@ -460,7 +461,8 @@ def test_packs_open_in_libreoffice_and_first_pages_render(demo, tmp_path):
     pdfs += convert([files[".xlsx"]], "pdf", tmp_path / "xlsx")
     shots = out.parent / "shots"
     shots.mkdir(exist_ok=True)
-    for pdf in map(Path, (*pdfs, files[".pdf"], report.figures["file_pack"][-1])):
+    bundle = out.parent / report.figures["file_pack"][-1].removeprefix("outputs/")
+    for pdf in map(Path, (*pdfs, files[".pdf"], bundle)):
         document = pypdfium2.PdfDocument(str(pdf))  # -1 above: the month's bundle
         image = document[0].render(scale=1).to_pil()
         document.close()
@@ -500,7 +502,7 @@ FORMULAS = ('=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)")
 
 
 def test_text_that_looks_like_a_formula_stays_text_in_every_workbook(tmp_path, db):
-    from formtool.programme.status import export_data, write_export
+    from formtool.packs.export import export_data, write_export
 
     form = get_form("csc")
     [made] = write_forms(form, make_cases(tmp_path, form, 1), tmp_path / "forms", ("docx",), db=db)

@@ -231,7 +231,14 @@ def test_cases_audited_in_the_database_are_not_resampled(tmp_path, db):
         (
             "aud.csv",
             "name,email,team\nA,not-an-email,T1\n",
-            "· row 2 · email] 'not-an-email' is not an email address.",
+            "· row 2 · email] 'not-an-email' is not an email address. Fix it so the form can "
+            "be sent.",
+        ),
+        (
+            "aud.csv",
+            "name,email,team,break_months\nA,a@x.invalid,T1,2026-13\n",
+            "· row 2 · break_months] '2026-13' is not YYYY-MM. List break months like "
+            "2026-08;2026-12.",
         ),
         (
             "aud.csv",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import textwrap
@@ -16,10 +17,19 @@ from click.testing import CliRunner
 
 from formtool import store
 from formtool.cli import cli
-from formtool.definitions import forms as definitions
+from formtool.definitions import (
+    all_forms,
+    form_catalog,
+    forms_dir,
+    list_forms,
+    shipped_forms,
+    use_catalog,
+    use_forms_dir,
+    using_forms_dir,
+)
 from formtool.demo.fill import fill_docx, fill_xlsx
 
-from conftest import write_cases
+from conftest import FORM_IDS, write_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = "supervision_audit"
@@ -90,10 +100,9 @@ def team(tmp_path, monkeypatch):
     folder = tmp_path / "team-forms"
     folder.mkdir()
     (folder / f"{TOOL}.yaml").write_text(SUPERVISION, encoding="utf-8")
-    monkeypatch.setenv("FORMTOOL_FORMS", str(folder))
-    definitions._cached_forms.cache_clear()
-    yield folder
-    definitions._cached_forms.cache_clear()
+    monkeypatch.setenv("FORMTOOL_FORMS", str(folder))  # as a team sets it: each command reads it
+    use_forms_dir(folder)  # for the library calls in the test (conftest undoes it)
+    return folder
 
 
 def run(*args: str):
@@ -173,7 +182,8 @@ def test_a_yaml_only_tool_runs_the_whole_cycle(team, tmp_path):
     bad = run("moderate", first, "--grade", "Outstanding", "--by", "x", "--db", db)
     assert bad.exit_code == 2 and "Use one of: Good; Adequate; Poor." in bad.output
 
-    from formtool.packs.figures import load_figures, period_for
+    from formtool.packs.figures import load_figures
+    from formtool.periods import period_for
 
     figures = load_figures(store.open_store(db), period_for(month="2026-11"), dt.date(2026, 12, 3))
     assert [(a.case_number, a.grade) for a in figures.graded] == [
@@ -203,6 +213,38 @@ def test_a_yaml_only_tool_runs_the_whole_cycle(team, tmp_path):
     assert "Supervision Audit" in text and "Adequate" in text
 
 
+def test_forms_dir_is_set_for_the_process_not_written_to_the_environment(tmp_path):
+    folder = tmp_path / "ours"
+    folder.mkdir()
+    (folder / f"{TOOL}.yaml").write_text(SUPERVISION, encoding="utf-8")
+    listed = run("--forms-dir", str(folder), "forms", "list", "--json")
+    assert {r["id"]: r["source"] for r in json.loads(listed.output)}[TOOL] == "team"
+    assert "FORMTOOL_FORMS" not in os.environ
+    assert form_catalog().team_dir == folder
+    missing = run("--forms-dir", str(tmp_path / "absent"), "forms", "list")
+    assert missing.exit_code == 2 and "is not a folder" in missing.output
+
+
+def test_formtool_forms_is_read_only_when_no_folder_was_set(team):
+    use_catalog(None)  # nothing set: the catalog comes from $FORMTOOL_FORMS (the fixture's)
+    assert form_catalog().team_dir == team and TOOL in all_forms()
+    use_forms_dir(None)  # set: shipped tools only, whatever the environment says
+    assert TOOL not in all_forms()
+
+
+def test_using_forms_dir_lasts_for_the_block(team):
+    use_forms_dir(None)
+    before = form_catalog()
+    with using_forms_dir(team) as inside:
+        assert form_catalog() is inside and TOOL in all_forms()
+    assert form_catalog() is before and TOOL not in all_forms()
+
+
+def test_shipped_forms_leave_out_the_teams(team):
+    assert TOOL in all_forms() and sorted(shipped_forms()) == FORM_IDS
+    assert [r.source for r in list_forms() if r.id == TOOL] == ["team"]
+
+
 def test_a_team_tool_cannot_take_a_shipped_id(team):
     clash = SUPERVISION.replace(f"id: {TOOL}", "id: csc")
     (team / f"{TOOL}.yaml").write_text(clash, encoding="utf-8")
@@ -212,8 +254,8 @@ def test_a_team_tool_cannot_take_a_shipped_id(team):
 
 
 def republish(folder: Path, text: str) -> None:
+    """A new text of the team's tool: the next command reads it, as a new process would."""
     (folder / f"{TOOL}.yaml").write_text(text, encoding="utf-8")
-    definitions._cached_forms.cache_clear()
 
 
 def test_republishing_keeps_outstanding_returns_readable(team, tmp_path):
@@ -279,7 +321,7 @@ def test_republishing_keeps_outstanding_returns_readable(team, tmp_path):
 
 
 def test_team_common_may_add_but_not_redefine_scales(team):
-    shutil.copy(definitions.forms_dir() / "_common.yaml", team / "_common.yaml")
+    shutil.copy(forms_dir() / "_common.yaml", team / "_common.yaml")
     text = (team / "_common.yaml").read_text(encoding="utf-8")
     (team / "_common.yaml").write_text(
         text.replace('choices: ["Yes", "No"]\n', 'choices: ["Y", "N"]\n', 1)

@@ -27,9 +27,10 @@ from formtool.demo.fill import fill_return
 from formtool.demo.synthetic import synthetic_answers, synthetic_case
 from formtool.generate import record_audits, render
 from formtool.packs import charts
-from formtool.packs.figures import load_figures, period_for
-from formtool.packs.pmu import OFFICERS_PACK, report
+from formtool.packs.figures import load_figures
+from formtool.packs.pmu import OFFICERS_PACK, pmu_document
 from formtool.packs.workbook import workbook
+from formtool.periods import period_for
 from formtool.read.cases import Case, load_cases, write_case_list
 from formtool.settings import Settings
 from formtool.web import create_app
@@ -338,7 +339,7 @@ def test_aggregate_pack_keeps_every_figure(db, app, population, today):
 
     _stock(db, app, population)
     figures = load_figures(db, period_for(month=MONTH), TODAY)
-    full, aggregate = report(figures), report(figures, aggregate_only=True)
+    full, aggregate = pmu_document(figures), pmu_document(figures, aggregate_only=True)
     pairs = zip(full.parts, aggregate.parts, strict=True)  # the same parts, in the same order
     changed = [i for i, (a, b) in enumerate(pairs) if a != b]
     assert changed == [0, len(full.parts) - 2]  # the summary's last line, the re-audit list

@@ -25,7 +25,7 @@ from formtool.demo.fill import fill_return
 from formtool.demo.synthetic import synthetic_answers, synthetic_auditors, synthetic_case
 from formtool.errors import FormtoolError
 from formtool.generate import record_audits, render
-from formtool.programme.status import audit_detail
+from formtool.programme.audit_page import audit_detail
 from formtool.read.cases import Case, load_cases, write_case_list
 from formtool.settings import Settings
 from formtool.web import create_app, serve
@@ -363,8 +363,8 @@ def test_upload_batch_with_hostile_files(db, app, kit):
     page = client.get(_audit_url(kit.cases[0].audit_id)).text
     assert SCRIPT not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     detail = audit_detail(db, kit.cases[3].audit_id)
-    assert [e["user"] for e in detail.events if e["event"] != "allocated"] == ["web:olive"]
-    assert detail.returns[0]["file_name"] == SENT_AS
+    assert [e.user for e in detail.events if e.event != "allocated"] == ["web:olive"]
+    assert detail.returns[0].file_name == SENT_AS
     again = upload(client, kit.returns[:1])  # the identical file again changes nothing
     assert Tables(again.text).tables["outcomes"][1][2] == "unchanged"
 
@@ -453,10 +453,10 @@ def test_audit_page_steps(db, app, kit):
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert "attachment" in pdf.headers["content-disposition"]
     detail = audit_detail(db, kit.cases[0].audit_id)
-    original = officer.get(f"/returns/{detail.returns[0]['id']}/file")
+    original = officer.get(f"/returns/{detail.returns[0].id}/file")
     assert original.content == kit.returns[0][1]
-    assert [e["user"] for e in detail.events] == ["test", "web:olive", "web:mo"]
-    assert [e["user"] for e in audit_detail(db, kit.cases[1].audit_id).events] == [
+    assert [e.user for e in detail.events] == ["test", "web:olive", "web:mo"]
+    assert [e.user for e in audit_detail(db, kit.cases[1].audit_id).events] == [
         "test",
         "web:olive",
         "web:olive",
@@ -540,7 +540,7 @@ def test_allocate_preview_then_confirm(db, app, tmp_path):
         rows = store.queries.audit_rows(conn, [MONTH])
     assert {r.state for r in rows} == {"sent"}
     events = audit_detail(db, rows[0].audit_id).events
-    assert {e["user"] for e in events} == {"web:olive"}
+    assert {e.user for e in events} == {"web:olive"}
 
 
 def test_reports_moderation_and_forms(db, app, kit):
@@ -569,7 +569,7 @@ def test_reports_moderation_and_forms(db, app, kit):
     assert recorded.status_code == 303
     assert "2 audit(s) recorded as selected" in moderator.get(recorded.headers["location"]).text
     events = audit_detail(db, shown[0][0]).events
-    assert ("selected for moderation", "web:mo") in {(e["event"], e["user"]) for e in events}
+    assert ("selected for moderation", "web:mo") in {(e.event, e.user) for e in events}
     forms = viewer.get("/forms").text
     assert "Definition check" in forms and "Every definition is valid" in forms
     assert "kss1.seen_alone" in viewer.get("/forms/csc").text

@@ -72,24 +72,27 @@ def _key_at(data: Any, path: tuple[Any, ...]) -> str:
     return ".".join(parts) or ".".join(str(p) for p in path)
 
 
+def _common_file(path: Path) -> dict[str, Any]:
+    """A folder's shared scales and column sets ({} when it has none)."""
+    return _parse_common(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
 @cache
-def _common_file(path: str) -> dict[str, Any]:
-    file = Path(path)
-    if not file.exists():
-        return {}
-    data = yaml.load(file.read_text(encoding="utf-8"), Loader=_LOADER) or {}
+def _parse_common(text: str) -> dict[str, Any]:
+    """Memoised by the file's text, not its path, so an edited _common.yaml is never stale."""
+    data = yaml.load(text, Loader=_LOADER) or {}
     return data if isinstance(data, dict) else {}
 
 
 def commons(folder: Path) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """Scales and column sets a form in `folder` may use: the shipped ones, plus the folder's
     own _common.yaml (which may add, not redefine). Also the clashes found."""
-    shipped = _common_file(str(forms_dir() / COMMON_FILE))
+    shipped = _common_file(forms_dir() / COMMON_FILE)
     scales = dict(shipped.get("scales") or {})
     column_sets = dict(shipped.get("column_sets") or {})
     clashes: list[str] = []
     if folder.resolve() != forms_dir().resolve():
-        own = _common_file(str(folder / COMMON_FILE))
+        own = _common_file(folder / COMMON_FILE)
         for kind, target in (("scales", scales), ("column_sets", column_sets)):
             for name, value in (own.get(kind) or {}).items():
                 if name in target and target[name] != value:

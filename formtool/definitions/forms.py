@@ -6,29 +6,24 @@ each action column holds. Stable keys are built here and nowhere else: `<section
 `<section>.<item>.evidence`, `<section>.<item>.comment`, `<section>.<table>.<row>.<column>`,
 `header.<column>`.
 
-Definitions come from the shipped folder (templates/forms) and, for a QA team's own tools,
-from the folder named by FORMTOOL_FORMS. Every definition also has a snapshot: its resolved
-data as canonical JSON, which the store keeps for every version that generated forms, so old
-forms stay readable after a definition changes (see `from_snapshot`).
+Which folders definitions are read from, and the one cache of them, is catalog.py's. Every
+definition also has a snapshot: its resolved data as canonical JSON, which the store keeps for
+every version that generated forms, so old forms stay readable after a definition changes (see
+`from_snapshot`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from formtool.definitions.scales import FieldKind, Scale
-from formtool.errors import DefinitionError, Issue, IssueCode
 
 COMMON_FILE = "_common.yaml"
-FORMS_ENV = "FORMTOOL_FORMS"
 ITEM_KINDS = ("question", "choice", "text", "date", "table")
 #: What an action-table column holds, so the store and the packs need no column names.
 ACTION_ROLES = (
@@ -43,8 +38,7 @@ ACTION_ROLES = (
 )
 MIN_ACTION_ROWS = 10  # every action table offers at least this many rows (Word adds more)
 ROLES = ("preparer", "auditor")  # who fills a field in a two-stage tool
-ROW_CELLS = ("stage", "question", "answer", "evidence")  # cells of a question row; "stage"
-# shows the section's title, merged down its rows (seed 000's first column)
+PREPARED, AUDIT = "prepared", "audit"  # the two stages of a two-stage tool's return
 
 
 @dataclass(frozen=True)
@@ -481,243 +475,3 @@ def build(data: dict[str, Any], path: str = "") -> FormDefinition:
 def from_snapshot(snapshot: str) -> FormDefinition:
     """A definition as it was when it generated forms (kept in the store)."""
     return build(json.loads(snapshot), "(stored snapshot)")
-
-
-# --- the forms folders ---------------------------------------------------------------------
-
-
-@cache
-def forms_dir() -> Path:
-    """The shipped templates/forms folder (installed as formtool.templates)."""
-    return Path(str(resources.files("formtool.templates") / "forms"))
-
-
-def team_forms_dir() -> Path | None:
-    """The QA team's own forms folder ($FORMTOOL_FORMS), if set."""
-    value = os.environ.get(FORMS_ENV, "").strip()
-    return Path(value) if value else None
-
-
-def form_dirs() -> list[Path]:
-    team = team_forms_dir()
-    return [forms_dir(), *([team] if team else [])]
-
-
-def form_files(directory: str | Path | None = None) -> list[Path]:
-    folders = [Path(directory)] if directory else form_dirs()
-    return [
-        p for folder in folders for p in sorted(folder.glob("*.yaml")) if not p.name.startswith("_")
-    ]
-
-
-def load_form(path: str | Path) -> FormDefinition:
-    """Load and check one definition; raise DefinitionError listing every problem.
-
-    A definition that checked clean is kept, resolved, in the user's cache, keyed by a hash
-    of its file, the shared scales beside it and the schema: checking is then skipped until
-    one of them changes (formtool forms list starts in well under 0.2 s).
-    """
-    path = Path(path)
-    key = _cache_key(path)
-    cached = _cached(key)
-    if cached is not None:
-        return build(cached, str(path))
-    from formtool.definitions.check import checked
-
-    issues, resolved = checked(path)
-    if issues:
-        raise DefinitionError(issues)
-    _remember(key, resolved)
-    return build(resolved, str(path))
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "formtool" / "definitions"
-
-
-def _cache_key(path: Path) -> str:
-    from formtool import __version__
-
-    digest = hashlib.sha256(__version__.encode())
-    for part in (
-        path,
-        path.parent / COMMON_FILE,
-        forms_dir() / COMMON_FILE,
-        Path(str(resources.files("formtool.definitions") / "form_schema.json")),
-    ):
-        try:
-            digest.update(part.read_bytes())
-        except OSError:
-            digest.update(b"-")
-    return digest.hexdigest()
-
-
-def _cached(key: str) -> dict[str, Any] | None:
-    try:
-        data: dict[str, Any] = json.loads((_cache_dir() / f"{key}.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data
-
-
-def _remember(key: str, resolved: dict[str, Any]) -> None:
-    """Best effort: a read-only home just means checking every time."""
-    try:
-        folder = _cache_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{key}.{os.getpid()}.tmp"
-        temporary.write_text(json.dumps(resolved, ensure_ascii=False), encoding="utf-8")
-        temporary.replace(folder / f"{key}.json")
-    except OSError:
-        pass
-
-
-def check_form(path: str | Path) -> list[Issue]:
-    """Every problem in one definition file, each with file, line and key."""
-    from formtool.definitions.check import checked
-
-    return checked(Path(path))[0]
-
-
-def load_forms(directory: str | Path | None = None) -> dict[str, FormDefinition]:
-    """Every definition in the folder (default: shipped and team folders), by id.
-    A team tool may not reuse a shipped tool's id."""
-    forms: dict[str, FormDefinition] = {}
-    for path in form_files(directory):
-        form = load_form(path)
-        if form.id in forms:
-            raise DefinitionError(
-                [
-                    Issue(
-                        IssueCode.id_clash,
-                        str(path),
-                        location="1",
-                        value=form.id,
-                        expected=forms[form.id].path,
-                    )
-                ]
-            )
-        forms[form.id] = form
-    return forms
-
-
-def all_forms() -> dict[str, FormDefinition]:
-    """Every current definition (shipped and team), loaded once per process and folder."""
-    return _cached_forms(tuple(str(d) for d in form_dirs()))
-
-
-def shipped_forms() -> dict[str, FormDefinition]:
-    return all_forms()
-
-
-@cache
-def _cached_forms(folders: tuple[str, ...]) -> dict[str, FormDefinition]:
-    forms: dict[str, FormDefinition] = {}
-    for folder in folders:
-        for form_id, form in load_forms(folder).items():
-            if form_id in forms:
-                raise DefinitionError(
-                    [
-                        Issue(
-                            IssueCode.id_clash,
-                            form.path,
-                            location="1",
-                            value=form_id,
-                            expected=forms[form_id].path,
-                        )
-                    ]
-                )
-            forms[form_id] = form
-    return forms
-
-
-def get_form(
-    form_id: str, version: int | None = None, directory: str | Path | None = None
-) -> FormDefinition:
-    """The current definition of a form (it must be `version`, if given)."""
-    forms = load_forms(directory) if directory else all_forms()
-    if form_id not in forms:
-        known = ", ".join(sorted(forms))
-        raise DefinitionError(f"Unknown form '{form_id}'. Known forms: {known}.")
-    form = forms[form_id]
-    if version is not None and version != form.version:
-        raise DefinitionError(
-            f"Form '{form_id}' is version {form.version} here, not "
-            f"{version}. Read it with the database that generated it."
-        )
-    return form
-
-
-def list_forms() -> list[dict[str, Any]]:
-    """Every audit tool, shipped and the team's, as `formtool forms list` and the web
-    workspace present them."""
-    shipped = str(forms_dir())
-    return [
-        {
-            "id": f.id,
-            "version": f.version,
-            "title": f.title,
-            "subject": f.subject,
-            "questions": len(f.questions()),
-            "fields": len(f.fields()),
-            "source": "shipped" if f.path.startswith(shipped) else "team",
-            "path": f.path,
-        }
-        for f in all_forms().values()
-    ]
-
-
-def describe_form(form_id: str) -> dict[str, Any]:
-    """A form as `formtool forms show --json` and the web workspace present it."""
-    form = get_form(form_id)
-    return {
-        "id": form.id,
-        "version": form.version,
-        "title": form.title,
-        "subject": form.subject,
-        "source": form.source,
-        "two_stage": form.two_stage,
-        "header": [
-            {
-                "column": h.column,
-                "label": h.label,
-                "required": h.required,
-                "type": h.kind.value,
-                "from": list(h.sources),
-                "addition": h.addition,
-            }
-            for h in form.header
-        ],
-        "sections": [
-            {
-                "id": s.id,
-                "title": s.title,
-                "addition": s.addition,
-                "items": [
-                    {
-                        "key": i.key,
-                        "kind": i.kind,
-                        "label": i.label,
-                        "scale": i.scale.label if i.scale else "",
-                        "role": i.role,
-                        "addition": i.addition,
-                    }
-                    for i in s.items
-                ],
-            }
-            for s in form.sections
-        ],
-        "fields": [
-            {
-                "key": f.key,
-                "label": f.label,
-                "kind": f.kind.value,
-                "choices": list(f.scale.choices) if f.scale else None,
-                "required": f.required,
-                "role": f.role,
-            }
-            for f in form.fields()
-        ],
-        "additions": [{"what": w, "why": y} for w, y in form.additions()],
-    }

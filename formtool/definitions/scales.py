@@ -108,10 +108,6 @@ def excel_serial_date(serial: float, date1904: bool = False) -> dt.date | None:
         return None
 
 
-def format_date(value: dt.date) -> str:
-    return value.strftime("%d/%m/%Y")
-
-
 def _parse_choice(scale: Scale | None, raw: str) -> str | None:
     return scale.parse(raw) if scale is not None else None
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from formtool import clock
 from formtool.definitions import get_form
+from formtool.periods import show_date
 from formtool.programme.deadlines import last_calendar_day
 from formtool.read.cases import write_case_list
 from formtool.settings import DEFAULT, Settings
@@ -119,8 +120,8 @@ def run_demo(
     """Population -> allocation -> forms -> emails -> returns (a few broken, two by email) ->
     import -> the checklist's second stage -> moderation -> packs. Returns what happened."""
     run = _Run(out_dir, seed, today or clock.today(), _fresh(out_dir, db_url), on_step, settings)
-    allocation = _allocate(run)
-    produced = _generate(run, allocation)
+    _allocate(run)
+    produced = _generate(run)
     _send(run)
     _returns(run, produced)
     _second_stage(run)
@@ -133,7 +134,7 @@ def run_demo(
     return run.report
 
 
-def _allocate(run: _Run) -> Any:
+def _allocate(run: _Run) -> None:
     from formtool.demo.synthetic import synthetic_auditors, synthetic_population
     from formtool.programme.allocation import run_allocation
 
@@ -154,17 +155,16 @@ def _allocate(run: _Run) -> Any:
     )
     forms = Counter(r["form"] for r in allocation.rows)
     run.step(
-        f"Allocated {len(allocation.rows)} audits for {run.month}, due {allocation.due:%d/%m/%Y}",
+        f"Allocated {len(allocation.rows)} audits for {run.month}, due {show_date(allocation.due)}",
         str(run.out / "allocation.csv"),
         *(f"{get_form(f).name}: {n}" for f, n in forms.items()),
         *(f"not allocated: {note}" for note in allocation.unallocated),
     )
     run.report.figures["allocated"] = len(allocation.rows)
     run.report.figures["forms"] = dict(forms)
-    return allocation
 
 
-def _generate(run: _Run, allocation: Any) -> list[Any]:
+def _generate(run: _Run) -> list[Any]:
     from formtool.generate import generate
 
     produced = generate(

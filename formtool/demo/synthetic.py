@@ -20,8 +20,8 @@ from formtool.definitions.scales import (
     UNFAVOURABLE,
     FieldKind,
     Scale,
-    format_date,
 )
+from formtool.periods import show_date
 from formtool.read.cases import Case
 
 GIVEN = (
@@ -194,7 +194,7 @@ def synthetic_answers(
     and grades, SMART actions, the status Final."""
     roles = set(roles)
     weights = QUALITY[rng.choices(list(QUALITY), weights=(45, 40, 15))[0]]
-    seen = format_date(today - dt.timedelta(days=rng.randrange(5, 60)))
+    seen = show_date(today - dt.timedelta(days=rng.randrange(5, 60)))
     answers: dict[str, str] = {}
     outcomes: list[str | None] = []
     for _, item in form.items():
@@ -211,7 +211,7 @@ def synthetic_answers(
             answers |= _actions(item, case, rng, today)
         elif item.kind == "text" and item.role in roles:
             answers[item.key] = "Synthetic summary: the record shows the child's lived experience."
-    _judge(form, answers, roles, rng)
+    _judge(form, answers, roles)
     scored = [o for o in outcomes if o is not None]
     share = scored.count(FAVOURABLE) / len(scored) if scored else 1.0
     grade = form.item(form.judgements.grade)
@@ -234,7 +234,7 @@ def synthetic_answers(
         for k, v in (
             (j.status, j.final),
             (j.completed_by, case.facts.get("auditor", "")),
-            (j.completed_on, format_date(today)),
+            (j.completed_on, show_date(today)),
         )
         if k
     }
@@ -242,9 +242,7 @@ def synthetic_answers(
     return {k: v for k, v in answers.items() if k in keys}
 
 
-def _judge(
-    form: FormDefinition, answers: dict[str, str], roles: set[str], rng: random.Random
-) -> None:
+def _judge(form: FormDefinition, answers: dict[str, str], roles: set[str]) -> None:
     """Each judged domain from its own answers."""
     for section in form.domains():
         item = form.item(section.judgement_key)
@@ -267,7 +265,7 @@ def _actions(item: Item, case: Case, rng: random.Random, today: dt.date) -> dict
     }
     answers = {}
     for row in range(1, rng.randrange(2, 4)):
-        due = format_date(today + dt.timedelta(days=rng.randrange(14, 60)))
+        due = show_date(today + dt.timedelta(days=rng.randrange(14, 60)))
         for column in item.columns:
             value = due if column.role == "due_date" else by_role.get(column.role, "")
             if value:

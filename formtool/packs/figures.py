@@ -11,21 +11,19 @@ and which grades need a follow-up all come from the definitions.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import json
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from formtool import clock
 from formtool.definitions import FormDefinition, Item
 from formtool.definitions.scales import FAVOURABLE, OUTCOMES, PARTIAL, UNFAVOURABLE, Scale
-from formtool.errors import FormtoolError, printable
+from formtool.errors import FormtoolError
+from formtool.periods import Period
 from formtool.programme.deadlines import inadequate_follow_up
 from formtool.store import COMPLETED, OUTSTANDING, AuditState, Store
 
-MONTH_NAMES = calendar.month_abbr
 S = AuditState
 COMPLETE = {s.value for s in COMPLETED}
 OUTSTANDING_STATES = {s.value for s in OUTSTANDING}
@@ -44,72 +42,6 @@ class NoAuditsError(PackError):
             "Check the period, or generate and import audits first."
         )
         self.period = period
-
-
-@dataclass(frozen=True)
-class Period:
-    kind: str  # month / quarter / year
-    label: str
-    months: tuple[str, ...]  # "YYYY-MM", oldest first
-
-    @property
-    def span(self) -> str:
-        first, last = self.months[0], self.months[-1]
-        start = f"{MONTH_NAMES[int(first[5:])]} {first[:4]}"
-        return start if first == last else f"{start} - {MONTH_NAMES[int(last[5:])]} {last[:4]}"
-
-    def previous(self) -> Period:
-        first = dt.date.fromisoformat(self.months[0] + "-01")
-        if self.kind == "month":
-            return period_for(month=f"{(first - dt.timedelta(days=1)):%Y-%m}")
-        if self.kind == "quarter":
-            year, quarter = int(self.label[:4]), int(self.label[-1])
-            return period_for(
-                quarter=f"{year - 1}-Q4" if quarter == 1 else f"{year}-Q{quarter - 1}"
-            )
-        return period_for(year=str(int(self.label[:4]) - 1))
-
-
-def _months(start: dt.date, count: int) -> tuple[str, ...]:
-    out = []
-    year, month = start.year, start.month
-    for _ in range(count):
-        out.append(f"{year:04d}-{month:02d}")
-        month += 1
-        if month == 13:
-            year, month = year + 1, 1
-    return tuple(out)
-
-
-def period_for(
-    month: str | None = None, quarter: str | None = None, year: str | None = None
-) -> Period:
-    """The reporting period for --month YYYY-MM, --quarter YYYY-Qn or --year YYYY (financial:
-    Q1 = April-June; year 2026 = April 2026 - March 2027)."""
-    if sum(x is not None for x in (month, quarter, year)) != 1:
-        raise PackError("Give exactly one of --month YYYY-MM, --quarter YYYY-Qn, --year YYYY.")
-    if month is not None:
-        if not clock.is_month(month):
-            raise PackError(f"--month '{printable(month, 40)}' is not YYYY-MM (e.g. 2026-11).")
-        return Period("month", month, (month,))
-    if quarter is not None:
-        match = re.fullmatch(r"(\d{4})-Q([1-4])", quarter.upper())
-        if not match or not clock.is_year(int(match[1])):
-            raise PackError(
-                f"--quarter '{printable(quarter, 40)}' is not YYYY-Qn (e.g. 2026-Q3; Q1 = Apr-Jun)."
-            )
-        start_year, q = int(match[1]), int(match[2])
-        start = dt.date(start_year + (q == 4), (3 * q + 1) if q < 4 else 1, 1)
-        return Period("quarter", f"{start_year}-Q{q}", _months(start, 3))
-    if not re.fullmatch(r"\d{4}", year or "") or not clock.is_year(int(year or 0)):
-        raise PackError(
-            f"--year '{printable(year or '', 40)}' is not YYYY (e.g. 2026 for April 2026 - "
-            "March 2027)."
-        )
-    start_year = int(year or 0)
-    return Period(
-        "year", f"{start_year}-{(start_year + 1) % 100:02d}", _months(dt.date(start_year, 4, 1), 12)
-    )
 
 
 @dataclass
@@ -457,10 +389,8 @@ __all__ = [
     "AuditFacts",
     "Finding",
     "PackError",
-    "Period",
     "PmuFigures",
     "ToolFindings",
     "action_done",
     "load_figures",
-    "period_for",
 ]

@@ -19,10 +19,10 @@ from typing import Any
 from formtool import store
 from formtool.definitions import FormDefinition, Item, Section
 from formtool.definitions.identifiers import audit_file_name
-from formtool.definitions.scales import format_date
 from formtool.errors import Issue, IssueCode
 from formtool.packs.figures import PackError
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf, unprintable
+from formtool.periods import show_date, show_time
 from formtool.settings import DEFAULT, Settings
 from formtool.store import AuditRecords, Store
 
@@ -47,7 +47,7 @@ class AuditView:
 
 def _display(value: str) -> str:
     try:
-        return format_date(dt.date.fromisoformat(value))
+        return show_date(dt.date.fromisoformat(value))
     except ValueError:
         return value
 
@@ -107,7 +107,7 @@ def _grade_lines(form: FormDefinition, src: AuditRecords) -> list[tuple[str, str
         )
     if row.moderated_grade:
         who = row.moderated_by if row.moderated_by != "return form" else "on the form"
-        when = f", {row.moderated_at:%d/%m/%Y}" if row.moderated_at else ""
+        when = f", {show_date(row.moderated_at)}" if row.moderated_at else ""
         lines.append(
             ("Grading after moderation", f"{row.moderated_grade} (moderated by {who}{when})")
         )
@@ -119,7 +119,7 @@ def _summary(view: AuditView, src: AuditRecords) -> Part:
         (
             _what(a),
             _who(a),
-            format_date(a.due_date) if a.due_date else "",
+            show_date(a.due_date) if a.due_date else "",
             "signed off" if (a.sign_off or a.sign_off_date) else "open",
         )
         for a in src.actions
@@ -192,11 +192,9 @@ def _action_part(section: Section, item: Item, src: AuditRecords) -> list[Part]:
         (
             _what(a),
             _who(a),
-            format_date(a.due_date) if a.due_date else "",
+            show_date(a.due_date) if a.due_date else "",
             " ".join(
-                p
-                for p in (a.sign_off, format_date(a.sign_off_date) if a.sign_off_date else "")
-                if p
+                p for p in (a.sign_off, show_date(a.sign_off_date) if a.sign_off_date else "") if p
             ),
         )
         for a in mine
@@ -223,7 +221,7 @@ def _record(view: AuditView, src: AuditRecords) -> Part:
         ("Status", value(j.status) or "Draft"),
         ("Audit tool", f"{view.form.title}, version {view.form.version}"),
         ("Returned as", ret.file_name),
-        ("Imported", f"{ret.imported_at:%d/%m/%Y %H:%M}"),
+        ("Imported", f"{show_time(ret.imported_at)}"),
         ("Fingerprint of the returned file (SHA-256)", ret.content_hash),
     ]
     if ret.sender:

@@ -21,10 +21,10 @@ from formtool.packs.figures import (
     PmuFigures,
     ToolFindings,
     load_figures,
-    period_for,
 )
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf
 from formtool.packs.workbook import workbook
+from formtool.periods import period_for, show_date
 from formtool.settings import DEFAULT, Settings
 from formtool.store import Store
 
@@ -40,7 +40,7 @@ def pct(part: int, whole: int) -> str:
 
 
 def _date(day: object) -> str:
-    return f"{day:%d/%m/%Y}" if isinstance(day, dt.date) else ""
+    return f"{show_date(day)}" if isinstance(day, dt.date) else ""
 
 
 def _summary(f: PmuFigures, aggregate_only: bool) -> Part:
@@ -285,7 +285,9 @@ def _trend(f: PmuFigures) -> Part:
     )
 
 
-def report(f: PmuFigures, settings: Settings = DEFAULT, aggregate_only: bool = False) -> Document:
+def pmu_document(
+    f: PmuFigures, settings: Settings = DEFAULT, aggregate_only: bool = False
+) -> Document:
     """The report's content, shared by the Word and PDF renderings. `aggregate_only`: figures
     without a case number (for the web workspace's viewers)."""
     t = f.action_totals
@@ -331,7 +333,7 @@ def pmu_pack(
 ) -> list[Path]:
     """Write the PMU report (.docx and .pdf) and workbook (.xlsx) for one period."""
     figures = load_figures(db, period_for(month, quarter, year), as_of, min_base=settings.min_base)
-    document = report(figures, settings)
+    document = pmu_document(figures, settings)
     stem = f"pmu-{figures.period.label}"
     files = {
         f"{stem}.docx": to_docx(document),

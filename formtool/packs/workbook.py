@@ -18,6 +18,7 @@ from typing import Any
 
 from formtool.definitions.scales import OUTCOMES
 from formtool.packs.figures import PmuFigures, _before, action_done
+from formtool.periods import show_date
 from formtool.settings import DEFAULT, Settings
 
 ROW_PX = 20  # XlsxWriter's default row height in pixels
@@ -160,7 +161,7 @@ def _summary(book: _Book, f: PmuFigures, aggregate_only: bool) -> None:
         if aggregate_only
         else "Case numbers only; no names."
     )
-    sheet.write_string(1, 0, f"As of {f.as_of:%d/%m/%Y}. {scope}")
+    sheet.write_string(1, 0, f"As of {show_date(f.as_of)}. {scope}")
     charts = _Charts(book, sheet)
     row = book.table(
         sheet,

@@ -3,6 +3,7 @@ to an audit after it is sent.
 
 Owns sampling and allocation (allocation.py), the programme's dates (deadlines.py), sending
 and chasing by email (mail.py), checking, sign-off, closing and the checklist's second stage
-(workflow.py), moderation (moderation.py) and the month's status (status.py). It works
-through the store; the forms it sends come from generate/ and the returns from read/.
+(workflow.py), moderation (moderation.py), the month's status (status.py) and one audit's page
+(audit_page.py). It works through the store; the forms it sends come from generate/ and the
+returns from read/.
 """

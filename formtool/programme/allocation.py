@@ -32,7 +32,9 @@ from formtool.definitions import all_forms
 from formtool.definitions.identifiers import audit_id_problem
 from formtool.definitions.scales import parse_date
 from formtool.errors import FormtoolError, Issue, IssueCode
-from formtool.programme.deadlines import add_months, inadequate_follow_up, last_calendar_day
+from formtool.periods import Month, is_month, months_from, show_date
+from formtool.programme.deadlines import inadequate_follow_up, last_calendar_day
+from formtool.programme.mail import valid_address
 from formtool.read.cases import (
     audit_id_for,
     cases_from_rows,
@@ -175,10 +177,11 @@ def load_auditors(path: Path) -> list[Auditor]:
     auditors = []
     for row in _table(path, AUDITOR_COLUMNS, "auditors"):
         where = f"[{path} · row {row['_row']}"
-        if not re.fullmatch(r"[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+", row["email"]):
-            raise AllocationError(f"{where} · email] '{row['email']}' is not an email address.")
+        if not valid_address(row["email"]):  # the rule `formtool send` applies, applied first
+            issue = Issue(IssueCode.bad_email, str(path), "email", row["_row"], row["email"])
+            raise AllocationError(issue.message)
         breaks = frozenset(m for m in re.split(r"[;,\s]+", row.get("break_months", "")) if m)
-        bad = [m for m in breaks if not re.fullmatch(r"\d{4}-\d{2}", m)]
+        bad = [m for m in breaks if not is_month(m)]
         if bad:
             raise AllocationError(
                 f"{where} · break_months] '{bad[0]}' is not YYYY-MM. List "
@@ -235,22 +238,11 @@ def load_plan(path: Path | None) -> list[Sample]:
     return samples
 
 
-def financial_year(month: str) -> tuple[str, str]:
-    """The first and last month of the financial year (April-March) holding `month`."""
-    year, mon = int(month[:4]), int(month[5:])
-    start = year if mon >= 4 else year - 1
-    return f"{start}-04", f"{start + 1}-03"
-
-
-def _month_shift(month: str, months: int) -> str:
-    return f"{add_months(dt.date.fromisoformat(month + '-01'), months):%Y-%m}"
-
-
 def read_history(reads: AllocationReads, month: str, population: list[dict[str, str]]) -> History:
     """The history an allocation for `month` must respect, read in its transaction."""
-    year_from, year_to = financial_year(month)
+    year_from, year_to = Month(month).financial_year()
     recent, done = reads.allocation_history(
-        _month_shift(month, -12), _month_shift(month, 12), year_from, year_to
+        Month(month).shift(-12), Month(month).shift(12), year_from, year_to
     )
     return History(frozenset(recent), dict(done), tuple(_reaudits(reads, population, month)))
 
@@ -295,7 +287,7 @@ def _eligible(row: dict[str, str], month: str, recent: frozenset[str]) -> bool:
     if row["case_number"] in recent:
         return False
     last = parse_date(row.get("last_audited", "")) if row.get("last_audited") else None
-    return last is None or last < add_months(dt.date.fromisoformat(month + "-01"), -12)
+    return last is None or last < Month(month).shift(-12).first_day
 
 
 def _flag(row: dict[str, str], name: str) -> bool:
@@ -396,9 +388,8 @@ def _load_warnings(month: str, auditors: list[Auditor]) -> list[str]:
     return warnings
 
 
-def _fy_months(month: str) -> list[str]:
-    start = financial_year(month)[0]
-    return [_month_shift(start, i) for i in range(12)]
+def _fy_months(month: str) -> tuple[Month, ...]:
+    return months_from(Month(month).financial_year()[0], 12)
 
 
 def allocate(
@@ -543,6 +534,6 @@ def _refuse_repeat(earlier: list[Any], month: str, mode: str) -> None:
     if earlier and mode == "first":
         count = sum(e.audits for e in earlier)
         raise AllocationError(
-            f"{month} is already allocated ({count} audit(s), {earlier[-1].created_at:%d/%m/%Y}"
+            f"{month} is already allocated ({count} audit(s), {show_date(earlier[-1].created_at)}"
             "). Replace the audits not yet sent (allocate --replace) or add more (--add)."
         )

@@ -32,8 +32,9 @@ from typing import Any
 from formtool import clock
 from formtool.definitions import FormDefinition, all_forms
 from formtool.definitions.identifiers import audit_file_name, audit_id_problem, safe_file_stem
-from formtool.definitions.scales import format_date
 from formtool.errors import FormtoolError, printable
+from formtool.generate import FORMATS
+from formtool.periods import show_date
 from formtool.settings import DEFAULT, Settings
 from formtool.store import OUTSTANDING, AuditState, Store
 
@@ -45,7 +46,6 @@ SMTP_TIMEOUT = 30  # seconds
 POLICY = SMTP.clone(max_line_length=998)
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 S = AuditState
-FORMAT_NAMES = {"docx": "Word", "xlsx": "Excel"}
 
 
 class MailError(FormtoolError):
@@ -110,7 +110,7 @@ def find_forms(forms_dir: Path) -> dict[str, dict[str, Path]]:
         with manifest.open(newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
                 audit_id, fmt = row.get("audit_id") or "", row.get("format") or ""
-                if fmt in FORMAT_NAMES and not audit_id_problem(audit_id):
+                if fmt in FORMATS and not audit_id_problem(audit_id):
                     path = manifest.parent / audit_file_name(audit_id, f".{fmt}")
                     if row.get("file") == path.name and path.is_file():
                         found[audit_id][fmt] = path
@@ -204,8 +204,8 @@ def _body(
     stage = letters[0].stage
     if chase:
         lines += [
-            f"The case file audit(s) below were due on {format_date(due)} and have not "
-            f"been returned as of {format_date(today)}. Please complete and return them "
+            f"The case file audit(s) below were due on {show_date(due)} and have not "
+            f"been returned as of {show_date(today)}. Please complete and return them "
             "within 3 working days, or tell the QA team today if you need an exemption "
             "(only the Assistant Director can agree one).",
             "",
@@ -213,14 +213,14 @@ def _body(
     elif stage == "prepare":
         lines += [
             f"Please prepare the file(s) below for quality practice audit by "
-            f"{format_date(due)}: with your supervisor, list in the evidence column "
+            f"{show_date(due)}: with your supervisor, list in the evidence column "
             "what is on file, when and where for each standard. The service manager or "
             "auditor then judges whether each standard is met.",
             "",
         ]
     else:
         lines += [
-            f"Please complete the case file audit(s) below by {format_date(due)}. The "
+            f"Please complete the case file audit(s) below by {show_date(due)}. The "
             "forms are attached, pre-filled. Audit with the allocated worker where you "
             "can, and raise any immediate safeguarding concern with the team manager at "
             "once, not at the end of the audit.",
@@ -230,7 +230,7 @@ def _body(
         audit = letter.audit
         lines.append(
             f"  - {letter.form.title}: case {audit.case_number}, audit "
-            f"{audit.audit_id}, due {format_date(audit.due_date)}"
+            f"{audit.audit_id}, due {show_date(audit.due_date)}"
             + (f" ({letter.file[0]})" if letter.file else "")
         )
     if not chase:
@@ -293,7 +293,7 @@ def _message(
     message["From"] = Address(addr_spec=sender.strip())
     message["To"] = Address(_display_name(name), addr_spec=address)
     month_name = f"{letters[0].audit.due_date:%B %Y}"
-    due = format_date(min(letter.audit.due_date for letter in letters))
+    due = show_date(min(letter.audit.due_date for letter in letters))
     what = {"prepare": "quality practice file(s) to prepare", "audit": "case file audit(s)"}[
         letters[0].stage
     ]

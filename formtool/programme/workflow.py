@@ -11,8 +11,8 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 
 from formtool import clock
-from formtool.definitions.scales import format_date
 from formtool.errors import FormtoolError
+from formtool.periods import show_date
 from formtool.programme.deadlines import amendment_due
 from formtool.store import AuditState, Move, OpenActions, Store
 
@@ -34,7 +34,7 @@ class StepResult:
         return asdict(self)
 
 
-def check_return(
+def check_audit(
     db: Store,
     audit_id: str,
     amend_reason: str | None = None,
@@ -61,7 +61,7 @@ def check_return(
         (S.returned,),
         S.amendment_requested,
         "amendment requested",
-        f"amend by {format_date(due)}: {amend_reason.strip()}",
+        f"amend by {show_date(due)}: {amend_reason.strip()}",
         why="only a returned audit can be sent back for amendment",
     )
     before = db.move(amend, user)

@@ -1,4 +1,7 @@
-"""Returned forms in: identify the audit and read every answer by its stable key.
+"""Returned forms in: identify the audit and read every answer by its stable key (docx.py,
+xlsx.py, over the hostile-file-safe ooxml.py and limits.py), check what was read (validate.py),
+and import batches of files and emails (batch.py, message.py); case lists come in here too
+(cases.py).
 
 `read_bytes` raises `Rejected` (one issue code, one reason) for anything that cannot be read
 as a form; what it returns has not been validated yet (see read/validate.py).

@@ -18,9 +18,10 @@ from pathlib import Path
 
 from formtool import store
 from formtool.errors import Issue, IssueCode, Rejected, printable
+from formtool.periods import show_time
 from formtool.read import READABLE, FormResolver, RawReturn, installed_form, read_bytes
 from formtool.read.limits import MAX_FILE_BYTES
-from formtool.read.validate import ReadResult, check_return
+from formtool.read.validate import ReadResult, validate_return
 from formtool.store import DatabaseError, Store
 
 MESSAGES = (".eml", ".msg")
@@ -177,7 +178,7 @@ def _import_return(
             ),
             audit_id,
         )
-    result = check_return(raw, name, store.audit_facts(audit), today, stage, prepared)
+    result = validate_return(raw, name, store.audit_facts(audit), today, stage, prepared)
     if not result.accepted:
         return ImportOutcome(name, "rejected", audit_id, result.issues)
     return _store(db, name, data, content_hash, raw, result, envelope, stage, user)
@@ -228,8 +229,8 @@ def _store(
             Issue(
                 IssueCode.older_return,
                 name,
-                value=f"{envelope_file.order_date:%d/%m/%Y %H:%M}",
-                expected=f"{stored.previous_date:%d/%m/%Y %H:%M}",
+                value=f"{show_time(envelope_file.order_date)}",
+                expected=f"{show_time(stored.previous_date)}",
                 audit_id=audit_id,
             )
         )

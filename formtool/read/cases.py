@@ -19,8 +19,9 @@ from pathlib import Path
 
 from formtool.definitions import FormDefinition, all_forms
 from formtool.definitions.identifiers import AUDIT_ID_MAX, audit_id_problem, safe_file_stem
-from formtool.definitions.scales import FieldKind, format_date, parse_date
+from formtool.definitions.scales import FieldKind, parse_date
 from formtool.errors import CaseListError, Issue, IssueCode, printable
+from formtool.periods import show_date
 
 #: Columns every case list needs, whatever the form.
 CORE_COLUMNS = ("case_number", "auditor", "due_date")
@@ -287,7 +288,7 @@ def _facts(
             if parsed is None:
                 issues.append(Issue(IssueCode.bad_date, name, field.column, str(number), value))
             else:
-                value = format_date(parsed)
+                value = show_date(parsed)
         facts[field.column] = value
     for column in CORE_COLUMNS:  # core columns count even if a form does not print them
         if column not in facts and not record.get(column):

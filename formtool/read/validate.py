@@ -18,13 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from formtool import clock
-from formtool.definitions import Field, FormDefinition, Item
-from formtool.definitions.scales import KINDS, FieldKind, format_date, parse_date
+from formtool.definitions import AUDIT, PREPARED, Field, FormDefinition, Item
+from formtool.definitions.scales import KINDS, FieldKind, parse_date
 from formtool.errors import Issue, IssueCode
+from formtool.periods import show_date
 from formtool.read import RawReturn
 from formtool.read.cases import facts_checksum
 
-PREPARED, AUDIT = "prepared", "audit"
 #: Roles every action row needs, and how a message names them.
 ACTION_NEEDS = (
     ("action", "an action"),
@@ -98,7 +98,7 @@ def _in_stage(role: str, stage: str) -> bool:
     )
 
 
-def check_return(
+def validate_return(
     raw: RawReturn,
     file: str,
     expected_facts: Mapping[str, str] | None = None,
@@ -237,7 +237,7 @@ def _action_issues(rows: list[ActionRow], file: str, today: dt.date) -> list[Iss
         due = parse_date(row.values.get("due_date", "")) if row.values.get("due_date") else None
         signed = row.values.get("sign_off_date") or row.values.get("sign_off")
         if due and due < today and not signed:
-            issues.append(Issue(IssueCode.past_action_date, file, where, value=format_date(due)))
+            issues.append(Issue(IssueCode.past_action_date, file, where, value=show_date(due)))
     return issues
 
 
@@ -246,7 +246,7 @@ def _tally(items: list[Item], answers: Mapping[str, tuple[str, str]]) -> Counter
     return Counter(filter(None, (i.outcome(answers.get(i.key, ("", ""))[0]) for i in items)))
 
 
-def _inconsistent(judged: str, outcome: str | None, tally: Counter[str]) -> str:
+def _inconsistent(outcome: str | None, tally: Counter[str]) -> str:
     """Why a judgement contradicts its answers ("" if it does not)."""
     scored = sum(tally.values())
     if not scored:
@@ -265,7 +265,7 @@ def _consistency_issues(
     grade_item = form.item(form.judgements.grade)
     grade = answers.get(form.judgements.grade, ("", ""))[0]
     if grade_item is not None and grade:
-        why = _inconsistent(grade, grade_item.outcome(grade), _tally(form.questions(), answers))
+        why = _inconsistent(grade_item.outcome(grade), _tally(form.questions(), answers))
         if why:
             issues.append(
                 Issue(IssueCode.grade_inconsistent, file, grade_item.key, value=grade, expected=why)
@@ -275,7 +275,7 @@ def _consistency_issues(
         judged = answers.get(section.judgement_key, ("", ""))[0]
         if item is None or not judged:
             continue
-        why = _inconsistent(judged, item.outcome(judged), _tally(list(section.questions), answers))
+        why = _inconsistent(item.outcome(judged), _tally(list(section.questions), answers))
         if why:
             issues.append(
                 Issue(IssueCode.met_inconsistent, file, item.key, value=judged, expected=why)

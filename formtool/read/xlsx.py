@@ -20,8 +20,9 @@ from lxml import etree
 from formtool.definitions import FormDefinition
 from formtool.definitions.identity import Identity, defined_name, from_properties, parse_visible
 from formtool.definitions.layout import layout
-from formtool.definitions.scales import FieldKind, excel_serial_date, format_date
+from formtool.definitions.scales import FieldKind, excel_serial_date
 from formtool.errors import IssueCode, Rejected
+from formtool.periods import show_date
 from formtool.read.limits import TextBudget
 from formtool.read.ooxml import Package, custom_properties
 
@@ -163,7 +164,7 @@ def _text(kind: str, raw: str, shared: dict[int, str], is_date: bool, date1904: 
             return raw.strip()
         if is_date:
             day = excel_serial_date(number, date1904)
-            return format_date(day) if day else raw.strip()
+            return show_date(day) if day else raw.strip()
         return raw[:-2] if raw.endswith(".0") else raw.strip()
     return raw.strip()
 

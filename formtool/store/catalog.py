@@ -1,5 +1,5 @@
-"""Which definition a form was made from: the forms folders for current versions, the store's
-snapshots for versions that have since changed.
+"""Which definition a form was made from: the form catalog (definitions/catalog.py) for
+current versions, the store's snapshots for versions that have since changed.
 
 Generating (or allocating) a form records its definition's snapshot; a later edit of the YAML
 must raise `version:`, or formtool refuses it. A return is read and checksummed with the
@@ -9,28 +9,24 @@ version named in its identity, so republishing a tool never breaks forms still o
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import cache
 
 import sqlalchemy as sa
 
-from formtool.definitions import FormDefinition, FormResolver, all_forms, from_snapshot
+from formtool.definitions import FormDefinition, FormResolver, all_forms, form_catalog
 from formtool.errors import DefinitionError, Issue, IssueCode, Rejected
 from formtool.store.forms import save_snapshot, snapshot, snapshots
 
 
-@cache
-def _from_snapshot(definition: str) -> FormDefinition:
-    return from_snapshot(definition)
-
-
 def form_for(engine: sa.Engine, form_id: str, version: int) -> FormDefinition | None:
-    """The definition of form `form_id` at `version`, current or stored; None if unknown."""
-    current = all_forms().get(form_id)
+    """The definition of form `form_id` at `version`, current or stored; None if unknown.
+    A stored one is rebuilt once per catalog (the form catalog memoises snapshots)."""
+    catalog = form_catalog()
+    current = catalog.forms().get(form_id)
     if current is not None and current.version == version:
         return current
     with engine.connect() as conn:
         found = snapshot(conn, form_id, version)
-    return _from_snapshot(found.definition) if found is not None else None
+    return catalog.from_snapshot(found.definition) if found is not None else None
 
 
 def resolver(engine: sa.Engine) -> FormResolver:

@@ -16,8 +16,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from formtool.definitions import get_form
+from formtool.definitions import AUDIT, PREPARED, get_form
 from formtool.errors import FormtoolError
+from formtool.periods import show_time
 from formtool.store.audits import (
     StateError,
     audit_row,
@@ -29,7 +30,6 @@ from formtool.store.audits import (
 from formtool.store.engine import now, transaction
 from formtool.store.schema import TRANSITIONS, AuditState, actions, answers, grades, returns
 
-PREPARED, AUDIT = "prepared", "audit"  # the two stages of a two-stage tool's return
 # What an action row holds: the actions table's columns after id, return_id, table_key, row.
 ACTION_COLUMNS = tuple(c.name for c in actions.columns)[4:]
 
@@ -145,7 +145,7 @@ def store_return(
                 conn,
                 record.audit_id,
                 "kept as history",
-                f"{file.name} saved {order:%d/%m/%Y %H:%M}, before the current return",
+                f"{file.name} saved {show_time(order)}, before the current return",
                 user,
             )
             return Stored("history", return_id, state, current_date)

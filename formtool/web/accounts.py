@@ -35,7 +35,7 @@ from formtool.web.pages import (
     flash,
     log_access,
     redirect,
-    render,
+    render_page,
     set_session_cookie,
     ws_of,
 )
@@ -54,7 +54,7 @@ def _new_password(form: FormData) -> str:
 
 
 async def password_page(request: Request, who: Account) -> Response:
-    return render(request, who, "account_password.html", min_password=MIN_PASSWORD)
+    return render_page(request, who, "account_password.html", min_password=MIN_PASSWORD)
 
 
 async def password_change(request: Request, who: Account, form: FormData) -> Response:
@@ -98,7 +98,7 @@ async def users_page(request: Request, who: Account) -> Response:
     accounts = await call(list_users, ws.db, True)
     sessions = await call(list_sessions, ws.db, ws.sessions)
     counts = {a.name: sum(s.user == a.name for s in sessions) for a in accounts}
-    return render(
+    return render_page(
         request,
         who,
         "admin_users.html",
@@ -149,7 +149,7 @@ async def user_change(request: Request, who: Account, form: FormData) -> Respons
 
 async def sessions_page(request: Request, who: Account) -> Response:
     ws = ws_of(request)
-    return render(
+    return render_page(
         request,
         who,
         "admin_sessions.html",
@@ -173,7 +173,7 @@ async def access_log_page(request: Request, who: Account) -> Response:
     since_text = params.get("since") or ""
     since = parse_day(since_text, "since") if since_text else None
     entries = await call(access_entries, ws_of(request).db, user, audit, since, SHOWN_ENTRIES)
-    return render(
+    return render_page(
         request,
         who,
         "access_log.html",

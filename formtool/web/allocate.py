@@ -16,11 +16,11 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from formtool import clock
 from formtool.access.roles import Account
 from formtool.errors import FormtoolError
+from formtool.periods import Month, is_month
 from formtool.web import queries
-from formtool.web.pages import Draft, Workspace, call, download, flash, redirect, render, ws_of
+from formtool.web.pages import Draft, Workspace, call, download, flash, redirect, render_page, ws_of
 from formtool.web.security import safe_file_name
 
 DRAFT_HOURS = 2  # an allocation preview's uploaded files are kept this long
@@ -36,7 +36,7 @@ def _expire_drafts(ws: Workspace) -> None:
 async def allocate_page(request: Request, who: Account) -> Response:
     month = queries.month_or_default(request.query_params.get("month"))
     done = ws_of(request).allocated.get(month)
-    return render(
+    return render_page(
         request, who, "allocate.html", month=month, done=done, mail=ws_of(request).mail, q=queries
     )
 
@@ -89,8 +89,7 @@ async def allocate_preview(request: Request, who: Account, form: FormData) -> Re
     ws = ws_of(request)
     _expire_drafts(ws)
     month, seed = str(form.get("month", "")), str(form.get("seed", "0")).strip() or "0"
-    if not clock.is_month(month) or not seed.isdigit():
-        raise FormtoolError("Give the month as YYYY-MM and the seed as a whole number.")
+    month, seed = Month(month, "The month"), str(queries.seed_or_zero(seed))
     folder = Path(tempfile.mkdtemp(prefix="draft-", dir=ws.folder("drafts")))
     files: dict[str, Path] = {}
     for key in ("population", "auditors", "plan"):
@@ -112,7 +111,7 @@ async def allocate_preview(request: Request, who: Account, form: FormData) -> Re
         shutil.rmtree(folder, ignore_errors=True)
         raise _as_uploaded(draft, exc) from None
     ws.drafts[token] = draft
-    return render(
+    return render_page(
         request, who, "allocate_preview.html", draft=draft, token=token, q=queries, **preview
     )
 
@@ -187,10 +186,8 @@ def _month_forms(ws: Workspace, month: str) -> Path:
     return folder
 
 
-def _month_folder(request: Request) -> tuple[str, Path]:
-    month = request.path_params["month"]
-    if not clock.is_month(month):
-        raise FormtoolError(f"'{month}' is not a month; use YYYY-MM.")
+def _month_folder(request: Request) -> tuple[Month, Path]:
+    month = Month(request.path_params["month"], "The month")
     return month, _month_forms(ws_of(request), month)
 
 
@@ -236,7 +233,7 @@ async def allocate_send(request: Request, who: Account, form: FormData) -> Respo
 async def allocate_mail(request: Request, who: Account) -> Response:
     month = request.path_params["month"]
     folder = ws_of(request).work_dir / "mail" / month
-    if not clock.is_month(month) or not folder.is_dir():
+    if not is_month(month) or not folder.is_dir():
         raise FormtoolError(
             f"No email drafts were written for {month} since this server "
             "started. Use Send on the Allocate page first."

@@ -62,7 +62,7 @@ from formtool.web.pages import (
     log_access,
     problem,
     redirect,
-    render,
+    render_page,
     set_session_cookie,
     ws_of,
 )
@@ -260,7 +260,7 @@ async def login_page(request: Request) -> Response:
     if await current_account(request) is not None:
         return redirect(_next(request.query_params.get("next")))
     has_users = bool(await call(list_users, ws_of(request).db))
-    return render(
+    return render_page(
         request,
         None,
         "login.html",
@@ -273,7 +273,7 @@ async def login_page(request: Request) -> Response:
 def _login_refused(
     request: Request, status: int, name: str, target: str, error: str, wait: float = 0
 ) -> Response:
-    response = render(
+    response = render_page(
         request, None, "login.html", status, has_users=True, next=target, name=name, error=error
     )
     if wait > 0:

@@ -65,7 +65,7 @@ REPORT_SECONDS = 60  # a report page's figures are reused this long (see views._
 
 
 @dataclass
-class Report:
+class CachedReport:
     """A period's PMU figures and report as last computed, with its charts as data: URLs."""
 
     figures: Any
@@ -97,7 +97,7 @@ class Workspace:
     hashing: int = 0  # password hashes being computed now (see call_hashing)
     drafts: dict[str, Draft] = field(default_factory=dict)
     allocated: dict[str, dict[str, Any]] = field(default_factory=dict)  # month -> last result
-    reports: OrderedDict[str, Report] = field(default_factory=OrderedDict)  # by period
+    reports: OrderedDict[str, CachedReport] = field(default_factory=OrderedDict)  # by period
 
     def folder(self, *parts: str) -> Path:
         path = self.work_dir.joinpath(*parts)
@@ -136,7 +136,7 @@ async def call_hashing(ws: Workspace, func: Callable[..., Any], *args: Any) -> A
 # --- rendering -----------------------------------------------------------------------------
 
 
-def render(
+def render_page(
     request: Request, who: Account | None, template: str, status: int = 200, **context: Any
 ) -> HTMLResponse:
     ws = ws_of(request)
@@ -155,7 +155,9 @@ def render(
 def problem(
     request: Request, who: Account | None, status: int, title: str, message: str, back: str = "/"
 ) -> HTMLResponse:
-    return render(request, who, "problem.html", status, title=title, message=message, back=back)
+    return render_page(
+        request, who, "problem.html", status, title=title, message=message, back=back
+    )
 
 
 def flash(request: Request, text: str, kind: str = "ok") -> None:

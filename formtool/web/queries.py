@@ -4,7 +4,6 @@ zips to send. No business rule lives here: every figure comes from the library."
 from __future__ import annotations
 
 import base64
-import calendar
 import dataclasses
 import datetime as dt
 import hashlib
@@ -17,27 +16,17 @@ from typing import Any
 
 from formtool import clock
 from formtool.errors import FormtoolError, Issue, printable
-
-QUARTER = re.compile(r"\d{4}-Q[1-4]")
-YEAR = re.compile(r"\d{4}")
-MONTH_LIKE = re.compile(r"\d{4}-\d\d")
+from formtool.periods import Month, show_day, show_time
 
 
-def this_month(today: dt.date | None = None) -> str:
-    return f"{today or clock.today():%Y-%m}"
+def this_month(today: dt.date | None = None) -> Month:
+    return Month.of(today or clock.today())
 
 
-def month_or_default(text: str | None) -> str:
+def month_or_default(text: str | None) -> Month:
     """The month asked for (YYYY-MM), or this month when none was; a month that cannot be
     (2026-13, 9999-12) is a one-line error, not a silent jump to another month."""
-    if not text:
-        return this_month()
-    if not clock.is_month(text):
-        raise FormtoolError(
-            f"'{printable(text, 40)}' is not a month formtool can show. Use YYYY-MM between "
-            f"{clock.FIRST_YEAR} and {clock.LAST_YEAR}, e.g. {this_month()}."
-        )
-    return text
+    return Month(text, "The month") if text else this_month()
 
 
 def seed_or_zero(text: str | None) -> int:
@@ -51,12 +40,11 @@ def seed_or_zero(text: str | None) -> int:
 
 
 def month_name(month: str) -> str:
-    return f"{calendar.month_name[int(month[5:])]} {month[:4]}"
+    return Month(month).name
 
 
 def shift_month(month: str, by: int) -> str:
-    index = int(month[:4]) * 12 + int(month[5:]) - 1 + by
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+    return Month(month).shift(by)
 
 
 def day(value: dt.date | str | None) -> str:
@@ -74,8 +62,8 @@ def day(value: dt.date | str | None) -> str:
             return value
         return day(parsed)
     if isinstance(value, dt.datetime):
-        return f"{value:%d/%m/%Y %H:%M}"
-    return f"{value:%a %d/%m/%Y}"
+        return show_time(value)
+    return show_day(value)
 
 
 def shown_issue(issue: Issue | dict[str, str], name: str) -> dict[str, str]:

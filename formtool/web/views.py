@@ -17,21 +17,21 @@ from starlette.responses import JSONResponse, Response
 
 from formtool import clock
 from formtool.access.roles import Account
-from formtool.errors import FormtoolError, printable
+from formtool.periods import Period, parse_period
 from formtool.programme import status as reports
 from formtool.programme.moderation import grade_choices
 from formtool.settings import Settings
 from formtool.store import Store
 from formtool.web import queries
 from formtool.web.pages import (
-    Report,
+    CachedReport,
     Workspace,
     audit_url,
     call,
     download,
     flash,
     redirect,
-    render,
+    render_page,
     ws_of,
 )
 from formtool.web.security import safe_file_name
@@ -50,7 +50,7 @@ async def dashboard(request: Request, who: Account) -> Response:
         for t in ("audits", "returned", "outstanding", "overdue")
     }
     dates = month_timetable(int(month[:4]), int(month[5:]))
-    return render(
+    return render_page(
         request,
         who,
         "dashboard.html",
@@ -93,7 +93,7 @@ async def audit_list(request: Request, who: Account) -> Response:
         if (team is None or r.team == team) and (auditor is None or r.auditor == auditor)
     ]
     what = " · ".join(x for x in (state, team, auditor) if x) or "all audits"
-    return render(
+    return render_page(
         request, who, "audits.html", month=month, rows=rows, tally=tally, what=what, q=queries
     )
 
@@ -102,13 +102,13 @@ async def audit_list(request: Request, who: Account) -> Response:
 
 
 async def audit_page(request: Request, who: Account) -> Response:
-    from formtool.programme.status import audit_detail
+    from formtool.programme.audit_page import audit_detail
 
     ws = ws_of(request)
     detail = await call(audit_detail, ws.db, request.path_params["audit_id"])
     a = detail.audit
-    grades = await call(grade_choices, ws.db, a["form_id"], int(a["form_version"]))
-    return render(
+    grades = await call(grade_choices, ws.db, a.form_id, int(a.form_version))
+    return render_page(
         request,
         who,
         "audit.html",
@@ -116,18 +116,18 @@ async def audit_page(request: Request, who: Account) -> Response:
         a=a,
         grades=grades,
         q=queries,
-        url=audit_url(a["audit_id"]),
+        url=audit_url(a.audit_id),
     )
 
 
 async def audit_check(request: Request, who: Account, form: FormData) -> Response:
-    from formtool.programme.workflow import check_return
+    from formtool.programme.workflow import check_audit
 
     audit_id = request.path_params["audit_id"]
     amend = form.get("decision") == "amend"
     reason = str(form.get("reason", "")) if amend else None
     db = ws_of(request).db
-    result = await call(check_return, db, audit_id, reason, user=f"web:{who.name}")
+    result = await call(check_audit, db, audit_id, reason, user=f"web:{who.name}")
     flash(
         request,
         f"{audit_id}: returned for amendment, due back by {queries.day(result.amend_by)}."
@@ -185,7 +185,7 @@ async def audit_pack(request: Request, who: Account) -> Response:
 
 
 async def return_download(request: Request, who: Account) -> Response:
-    from formtool.programme.status import return_file
+    from formtool.programme.audit_page import return_file
 
     found = await call(return_file, ws_of(request).db, request.path_params["return_id"])
     request.state.audit_id = found.audit_id  # for the access log
@@ -196,7 +196,7 @@ async def return_download(request: Request, who: Account) -> Response:
 
 
 async def returns_page(request: Request, who: Account) -> Response:
-    return render(
+    return render_page(
         request, who, "returns.html", outcomes=None, limits=ws_of(request).limits, q=queries
     )
 
@@ -243,7 +243,7 @@ async def returns_upload(request: Request, who: Account, form: FormData) -> Resp
         )
         return redirect("/returns")
     outcomes, tally = await call(_import_uploads, ws, uploads, f"web:{who.name}")
-    return render(
+    return render_page(
         request, who, "returns.html", outcomes=outcomes, tally=tally, limits=ws.limits, q=queries
     )
 
@@ -252,7 +252,8 @@ async def returns_upload(request: Request, who: Account, form: FormData) -> Resp
 
 
 def _moderation(ws: Workspace, month: str, rate: float, seed: int) -> dict[str, Any]:
-    from formtool.packs.figures import NoAuditsError, period_for
+    from formtool.packs.figures import NoAuditsError
+    from formtool.periods import period_for
     from formtool.programme.moderation import moderation_pool, moderation_sample
 
     try:
@@ -274,7 +275,7 @@ async def moderation_page(request: Request, who: Account) -> Response:
     month = queries.month_or_default(params.get("month"))
     rate_text, seed = params.get("rate", "10%"), queries.seed_or_zero(params.get("seed"))
     data = await call(_moderation, ws_of(request), month, parse_rate(rate_text), seed)
-    return render(
+    return render_page(
         request, who, "moderation.html", month=month, rate=rate_text, seed=seed, q=queries, **data
     )
 
@@ -301,20 +302,9 @@ async def moderation_record(request: Request, who: Account, form: FormData) -> R
 # --- reports -------------------------------------------------------------------------------
 
 
-def _period(request: Request) -> Any:
-    from formtool.packs.figures import period_for
-
-    text = (request.query_params.get("period") or queries.this_month()).strip().upper()
-    if queries.MONTH_LIKE.fullmatch(text):
-        return period_for(month=text)
-    if queries.QUARTER.fullmatch(text):
-        return period_for(quarter=text)
-    if queries.YEAR.fullmatch(text):
-        return period_for(year=text)
-    raise FormtoolError(
-        f"'{printable(text, 40)}' is not a period. Use a month (2026-11), a "
-        "financial quarter (2026-Q3) or a financial year (2026)."
-    )
+def _period(request: Request) -> Period:
+    """The period asked for (a month, 2026-Q3 or 2026), or this month."""
+    return parse_period(request.query_params.get("period") or queries.this_month())
 
 
 def _figures_only(who: Account) -> bool:
@@ -324,13 +314,13 @@ def _figures_only(who: Account) -> bool:
 
 def _report(
     ws: Workspace, period: Any, fresh: bool = False, aggregate_only: bool = False
-) -> Report:
+) -> CachedReport:
     """The period's PMU figures and report (`formtool pack pmu`'s content). Kept for a minute
     (and until anything is changed through the workspace) because the figures take a while on
     a large store; the charts are drawn again only when the figures changed. Cached per
     period and audience, so an officer's pack never reaches a viewer."""
     from formtool.packs.figures import load_figures
-    from formtool.packs.pmu import report
+    from formtool.packs.pmu import pmu_document
 
     today = clock.today()
     cached = f"{period.label} {'figures' if aggregate_only else 'cases'}"
@@ -342,9 +332,9 @@ def _report(
     if found is not None and found.key == key:
         document, images = found.document, found.images
     else:
-        document = report(figures, ws.settings, aggregate_only)
+        document = pmu_document(figures, ws.settings, aggregate_only)
         images = [[queries.data_url(png) for png in part.images] for part in document.parts]
-    made = Report(figures, document, images, key, today)
+    made = CachedReport(figures, document, images, key, today)
     ws.reports[cached] = made
     while len(ws.reports) > 8:
         ws.reports.popitem(last=False)
@@ -359,7 +349,7 @@ async def reports_page(request: Request, who: Account) -> Response:
     try:
         made = await call(_report, ws_of(request), period, fresh, _figures_only(who))
     except NoAuditsError:  # an empty period is an empty page: pick another, or allocate
-        return render(
+        return render_page(
             request,
             who,
             "reports_empty.html",
@@ -367,7 +357,7 @@ async def reports_page(request: Request, who: Account) -> Response:
             q=queries,
             shortcuts=queries.period_shortcuts(),
         )
-    return render(
+    return render_page(
         request,
         who,
         "reports.html",
@@ -414,14 +404,14 @@ def _forms() -> dict[str, Any]:
 
     paths = form_files()
     return {
-        "rows": list_forms(),
+        "rows": [r.as_dict() for r in list_forms()],
         "checked": [p.name for p in paths],
         "issues": [i.as_dict() for p in paths for i in check_form(p)],
     }
 
 
 async def forms_page(request: Request, who: Account) -> Response:
-    return render(request, who, "forms.html", **await call(_forms))
+    return render_page(request, who, "forms.html", **await call(_forms))
 
 
 async def form_page(request: Request, who: Account) -> Response:
@@ -430,4 +420,5 @@ async def form_page(request: Request, who: Account) -> Response:
     form_id = request.path_params["form_id"]
     if form_id not in await call(all_forms):
         raise HTTPException(404)
-    return render(request, who, "form.html", f=await call(describe_form, form_id))
+    described = await call(describe_form, form_id)
+    return render_page(request, who, "form.html", f=described.as_dict())
