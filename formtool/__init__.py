@@ -28,6 +28,11 @@ _EXPORTS = {
     "render": "formtool.generate",
     "import_paths": "formtool.read.batch",
     "open_store": "formtool.store",
+    "Store": "formtool.store",
+    "Month": "formtool.periods",
+    "list_forms": "formtool.definitions",
+    "describe_form": "formtool.definitions",
+    "use_forms_dir": "formtool.definitions",
     "status": "formtool.programme.status",
     "run_allocation": "formtool.programme.allocation",
     "moderate": "formtool.programme.moderation",
@@ -41,11 +46,15 @@ __all__ = [
     "FormtoolError",
     "Issue",
     "IssueCode",
+    "Month",
+    "Store",
     "check_form",
+    "describe_form",
     "file_pack",
     "generate",
     "get_form",
     "import_paths",
+    "list_forms",
     "load_cases",
     "load_form",
     "load_forms",
@@ -56,6 +65,7 @@ __all__ = [
     "render",
     "run_allocation",
     "status",
+    "use_forms_dir",
 ]
 
 
@@ -66,15 +76,25 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
-    from formtool.definitions import FormDefinition, check_form, get_form, load_form, load_forms
+    from formtool.definitions import (
+        FormDefinition,
+        check_form,
+        describe_form,
+        get_form,
+        list_forms,
+        load_form,
+        load_forms,
+        use_forms_dir,
+    )
     from formtool.errors import FormtoolError, Issue, IssueCode
     from formtool.generate import generate, render
     from formtool.packs.file import file_pack
     from formtool.packs.pmu import pmu_pack
+    from formtool.periods import Month
     from formtool.programme.allocation import run_allocation
     from formtool.programme.moderation import moderate
     from formtool.programme.status import status
     from formtool.read.batch import import_paths
     from formtool.read.cases import Case, load_cases
     from formtool.settings import load_settings
-    from formtool.store import open_store
+    from formtool.store import Store, open_store

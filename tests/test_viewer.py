@@ -294,7 +294,12 @@ def chart_labels(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 # --- tests ----------------------------------------------------------------------------------
 
+#: Who may see what is decided above the store, so the long page walks run on one backend; the
+#: figures behind them are checked on both (test_aggregate_pack_keeps_every_figure).
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
+
+@SQLITE_ONLY
 def test_viewer_walk_carries_no_case_detail(db, app, population, today, chart_labels):
     _stock(db, app, population)
     viewer = walk(client_for(app, "vic"))
@@ -316,6 +321,7 @@ def test_viewer_walk_carries_no_case_detail(db, app, population, today, chart_la
     assert all(c.facts["given_names"] in named for c in population.cases["csc"])
 
 
+@SQLITE_ONLY
 def test_officer_cached_report_never_reaches_viewer(db, app, population, today):
     _stock(db, app, population)
     officer, viewer = client_for(app, "olive"), client_for(app, "vic")

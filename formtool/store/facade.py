@@ -105,10 +105,6 @@ class Store:
         """The database URL with any password masked, for messages."""
         return masked(self.engine.url)
 
-    @property
-    def backend(self) -> str:
-        return str(self.engine.dialect.name)
-
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
         with self.engine.connect() as conn:
@@ -203,11 +199,6 @@ class Store:
                 conn, {r.return_id for r in audit_list if r.return_id}
             )
         return answer_rows, audit_list, actions
-
-    def open_actions(self, audit_id: str) -> list[str]:
-        """Action rows of the current return that need a manager's sign-off and lack one."""
-        with self._read() as conn:
-            return returns.open_actions(conn, audit_id)
 
     # --- audits: changing ----------------------------------------------------------------
 
