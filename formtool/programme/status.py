@@ -73,7 +73,7 @@ def _tally(rows: list[Any], key: str, today: dt.date) -> dict[str, dict[str, int
     return {name: {t: tally[t] for t in TALLIES} for name, tally in sorted(groups.items())}
 
 
-def audit_list(db: Store, month: str, state: str | None = None) -> list[Any]:
+def audits_in_month(db: Store, month: str, state: str | None = None) -> list[Any]:
     """The month's audits (in one state, if given), in audit id order."""
     return db.audit_rows([month], [state] if state else None)
 

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from formtool.access import accounts as users
+from formtool.access import accounts
 from formtool.access.accounts import SessionRules, SignInThrottle
 from formtool.access.roles import Account
 from formtool.errors import printable
@@ -118,11 +118,11 @@ async def call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 async def call_hashing(ws: Workspace, func: Callable[..., Any], *args: Any) -> Any:
     """Run a library call that computes password hashes once one of the few hashing slots is
     free. The wait happens here, on the event loop, not in a worker thread: however many
-    sign-ins arrive, pages keep their threads. HashingBusy after users.HASH_WAIT seconds."""
-    deadline = time.monotonic() + users.HASH_WAIT
-    while ws.hashing >= users.HASH_SLOTS:
+    sign-ins arrive, pages keep their threads. HashingBusy after accounts.HASH_WAIT seconds."""
+    deadline = time.monotonic() + accounts.HASH_WAIT
+    while ws.hashing >= accounts.HASH_SLOTS:
         if time.monotonic() >= deadline:
-            raise users.HashingBusy(
+            raise accounts.HashingBusy(
                 "Too many people are signing in at once. Wait a few seconds and try again."
             )
         await asyncio.sleep(0.02)

@@ -18,8 +18,8 @@ from starlette.responses import JSONResponse, Response
 from formtool import clock
 from formtool.access.roles import Account
 from formtool.periods import Period, parse_period
-from formtool.programme import status as reports
 from formtool.programme.moderation import grade_choices
+from formtool.programme.status import audits_in_month
 from formtool.settings import Settings
 from formtool.store import Store
 from formtool.web import queries
@@ -84,7 +84,7 @@ async def audit_list(request: Request, who: Account) -> Response:
         report = await call(status, db, month)
         rows: list[Any] = report.overdue if tally == "overdue" else report.outstanding
     else:
-        rows = await call(reports.audit_list, db, month, state)
+        rows = await call(audits_in_month, db, month, state)
         if tally == "returned":
             rows = [r for r in rows if r.state in {s.value for s in DONE}]
     rows = [
