@@ -13,7 +13,7 @@ import pytest
 from formtool.cli import cli
 from formtool.errors import IssueCode
 
-from conftest import DEMO_SEED
+from conftest import DEMO_SEED, missing
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -84,3 +84,12 @@ def test_every_definition_key_is_documented(path):
     walk(json.loads(schema))
     text = (ROOT / path).read_text(encoding="utf-8")
     assert sorted(k for k in keys if f"`{k}" not in text and f"{k}:" not in text) == []
+
+
+def test_a_missing_program_or_shared_file_fails_in_ci_and_skips_elsewhere(monkeypatch):
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="in CI every test runs"):
+        missing("no soffice")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="no soffice"):
+        missing("no soffice")

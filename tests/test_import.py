@@ -19,7 +19,7 @@ from formtool.packs.export import export_data
 from formtool.programme.status import status
 from formtool.read.batch import import_paths
 
-from conftest import answers_for, date_keys, make_cases
+from conftest import answers_for, date_keys, make_cases, missing
 
 TODAY = dt.date(2026, 11, 22)
 
@@ -487,8 +487,9 @@ def test_an_outlook_msg_carrying_a_return_imports_it(setup):
     assert "\n" not in cut.issues[0].message
 
 
-@pytest.mark.skipif(not OUTLOOK.is_dir(), reason="shared/fixtures/outlook-msg not beside the repo")
 def test_real_outlook_files_are_read_and_each_gets_its_code(db):
+    if not OUTLOOK.is_dir():
+        missing(f"real Outlook test files not found at {OUTLOOK} (shared fixtures)")
     outcomes = import_paths(db, [OUTLOOK / "unicode.msg", OUTLOOK / "strangeDate.msg"], TODAY)
     assert [(Path(o.file).name, o.status, [i.code.label for i in o.issues]) for o in outcomes] == [
         ("unicode.msg › import OleFileIO.tif", "skipped", ["not-a-form"]),

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import missing
+
 ROOT = Path(__file__).resolve().parents[1]
 PATHS = ["formtool", "tests", "bench"]
 
@@ -17,7 +19,7 @@ PATHS = ["formtool", "tests", "bench"]
 def tool(name: str) -> str:
     found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     if found is None:
-        pytest.skip(f"{name} not installed (pip install -e '.[test]')")
+        missing(f"{name} not installed (pip install -e '.[test]')")
     return found
 
 

@@ -16,6 +16,7 @@ import pytest
 from formtool.errors import IssueCode, Rejected
 from formtool.read.message import MAX_ATTACHMENTS, Attachment, Message, read_message
 
+from conftest import missing
 from msgfile import Attached, Msg, msg_bytes, set_stream_size, write_cfb
 
 OUTLOOK = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "outlook-msg"
@@ -276,7 +277,7 @@ def test_msg_with_too_many_attachments_is_refused():
 
 def outlook_file(name: str) -> bytes:
     if not OUTLOOK.is_dir():
-        pytest.skip(f"real Outlook test files not found at {OUTLOOK} (shared fixtures)")
+        missing(f"real Outlook test files not found at {OUTLOOK} (shared fixtures)")
     return (OUTLOOK / name).read_bytes()
 
 

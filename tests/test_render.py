@@ -29,7 +29,7 @@ from formtool.packs.render import (
     unprintable,
 )
 
-from conftest import convert
+from conftest import convert, missing
 
 OUT = Path(__file__).resolve().parents[1] / "outputs" / "test-render"
 NAMES = (
@@ -183,7 +183,7 @@ def test_unprintable_reports_only_what_no_font_draws():
 
 def test_cjk_names_use_the_system_fallback_font():
     if fonts.fallback() is None:
-        pytest.skip("no CJK font on this system (fonts-droid-fallback or fonts-wqy-zenhei)")
+        missing("no CJK font on this system (fonts-droid-fallback or fonts-wqy-zenhei)")
     data = to_pdf(document(parts=[Part(paragraphs=["王小明 and 李華"])]))
     assert "王小明 and 李華" in pages_text(data)[0]
     assert unprintable("王小明") == ""

@@ -17,9 +17,14 @@ import pytest
 
 from formtool.definitions import FormDefinition, get_form
 
-from conftest import SEEDS
+from conftest import SEEDS, missing
 
-pytestmark = pytest.mark.skipif(not SEEDS.is_dir(), reason="shared/seeds not beside the repo")
+
+@pytest.fixture(autouse=True)
+def seeds_beside_the_repo() -> None:
+    if not SEEDS.is_dir():
+        missing(f"the seeds are not at {SEEDS} (shared/seeds beside the repo)")
+
 
 QUESTIONS_PER_DOMAIN = {
     "csc": {
