@@ -34,9 +34,9 @@ class MonthParam(click.ParamType):
         from formtool.periods import Month, PeriodError
 
         try:
-            return Month(value, "")
-        except PeriodError:
-            self.fail(f"'{value}' is not a month; use YYYY-MM, e.g. 2026-11.", param, ctx)
+            return Month(value)
+        except PeriodError as exc:
+            self.fail(str(exc).removeprefix("month "), param, ctx)
 
 
 MONTH = MonthParam()
@@ -62,9 +62,9 @@ class FormtoolGroup(click.Group):
                 "that you may read and write there."
             ) from None
         except Exception as exc:
-            if type(exc).__module__.startswith("sqlalchemy"):
-                from formtool.store import describe
+            from formtool.store import DatabaseError, describe  # loaded already if it failed
 
+            if isinstance(exc, DatabaseError):
                 raise InputError(describe(exc, _OPENED.get("url", "the database"))) from None
             if os.environ.get("FORMTOOL_DEBUG"):
                 raise

@@ -1,4 +1,4 @@
-"""The one clock for business dates: which month it is, what is due, what is overdue.
+"""The one clock for business dates: what day it is, so what is due and what is overdue.
 
 Every module that needs "today" for a business rule asks `today()`; nothing else calls
 `date.today()` or `datetime.now()` for one (a lint-style test keeps it so). The date is the

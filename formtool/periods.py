@@ -51,7 +51,8 @@ class Month(str):
         text = str(text).strip()
         if not is_month(text):
             raise PeriodError(
-                f"{where} '{printable(text, 40)}' is not a month: write YYYY-MM with a year "
+                f"{where + ' ' if where else ''}'{printable(text, 40)}' is not a month: write "
+                "YYYY-MM with a year "
                 f"between {FIRST_YEAR} and {LAST_YEAR}, e.g. 2026-11."
             )
         return super().__new__(cls, text)
@@ -88,9 +89,16 @@ class Month(str):
         return f"{calendar.month_abbr[self.number]} {self.year}"
 
     def shift(self, months: int) -> Month:
-        """The month `months` later (earlier when negative)."""
+        """The month `months` later (earlier when negative). A computed month may fall outside
+        FIRST_YEAR..LAST_YEAR (a history window, a "next month" link): only input is checked."""
         index = self.year * 12 + self.number - 1 + months
-        return Month(f"{index // 12:04d}-{index % 12 + 1:02d}")
+        return str.__new__(Month, f"{index // 12:04d}-{index % 12 + 1:02d}")
+
+    @property
+    def quarter(self) -> str:
+        """The financial quarter holding it (Q1 = April-June): 2026-Q3."""
+        start = self.year if self.number >= FIRST_MONTH_OF_YEAR else self.year - 1
+        return f"{start}-Q{(self.number - FIRST_MONTH_OF_YEAR) % 12 // 3 + 1}"
 
     def financial_year(self) -> tuple[Month, Month]:
         """The first and last month of the financial year (April-March) holding it."""

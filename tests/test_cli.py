@@ -301,7 +301,9 @@ def test_bad_database_url_is_a_clear_error(tmp_path):
 def test_bad_month_year_and_unwritable_paths(tmp_path):
     result = run("status", "--month", "2026-13")
     assert result.exit_code == 2
-    assert "'2026-13' is not a month; use YYYY-MM, e.g. 2026-11." in result.output
+    assert (
+        "'2026-13' is not a month: write YYYY-MM with a year between 2000 and 2099" in result.output
+    )
     assert run("calendar", "--year", "0").exit_code == 2
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")

@@ -21,6 +21,7 @@ from formtool.definitions import (
     all_forms,
     form_catalog,
     forms_dir,
+    get_form,
     list_forms,
     shipped_forms,
     use_catalog,
@@ -29,7 +30,7 @@ from formtool.definitions import (
 )
 from formtool.demo.fill import fill_docx, fill_xlsx
 
-from conftest import FORM_IDS, write_cases
+from conftest import FORM_IDS, answers_for, write_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = "supervision_audit"
@@ -285,8 +286,13 @@ def test_republishing_keeps_outstanding_returns_readable(team, tmp_path):
     assert made.exit_code == 0, made.output
     files = [tmp_path / "forms" / r["file"] for r in json.loads(made.output)["forms"]]
     returns = [tmp_path / f"r{i}.docx" for i in range(2)]
+    answers = {
+        **answers_for(get_form(TOOL)),
+        "practice.regular": "Yes",
+        "completion.status": "Final",
+    }
     for source, target in zip(files, returns, strict=True):
-        target.write_bytes(fill_docx(source.read_bytes(), {"practice.regular": "Yes"}))
+        target.write_bytes(fill_docx(source.read_bytes(), answers))
     # a typo fixed in a label, version not raised: refused, against the stored snapshot
     edited = SUPERVISION.replace("held at least monthly", "held at least once a month")
     republish(team, edited)
@@ -318,6 +324,11 @@ def test_republishing_keeps_outstanding_returns_readable(team, tmp_path):
     export = json.loads(run("export", "--db", db, "--format", "json").output)
     question = next(a for a in export[0]["answers"] if a["key"] == "practice.regular")
     assert question["question"] == "Is supervision held at least monthly?"  # as v1 asked it
+    # and a version 1 audit goes through its steps with the version 1 definition
+    first = json.loads(imported.output)[0]["audit_id"]
+    for step in (["check", first, "--accept"], ["signoff", first], ["close", first]):
+        done = run(*step, "--db", db)
+        assert done.exit_code == 0, done.output
 
 
 def test_team_common_may_add_but_not_redefine_scales(team):

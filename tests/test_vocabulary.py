@@ -89,6 +89,9 @@ def test_a_month_is_its_text_and_knows_its_neighbours():
     assert (month.first_day, month.last_day) == (dt.date(2026, 12, 1), dt.date(2026, 12, 31))
     assert (month.name, month.short_name) == ("December 2026", "Dec 2026")
     assert Month.of(dt.date(2028, 2, 29)) == "2028-02"
+    assert Month("2099-12").shift(1) == "2100-01"  # computed, not typed: not refused
+    assert (Month("2026-03").quarter, Month("2026-04").quarter) == ("2025-Q4", "2026-Q1")
+    assert Month("2027-01").quarter == "2026-Q4"
 
 
 def test_periods_from_one_box_or_three_options():

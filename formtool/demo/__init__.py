@@ -2,5 +2,5 @@
 made-up population, auditors and answers (synthetic.py) and the filler that answers a
 generated form the way Word, Excel or an auditor would (fill.py; the tests use it too).
 
-Top of the house: it may call any other package, and nothing in formtool imports it.
+Top of the house: it may call any other package; only `formtool demo` (cli.py) calls it.
 """

@@ -20,7 +20,7 @@ from typing import Any
 
 from formtool import clock
 from formtool.definitions import get_form
-from formtool.periods import show_date
+from formtool.periods import Month, show_date
 from formtool.programme.deadlines import last_calendar_day
 from formtool.read.cases import write_case_list
 from formtool.settings import DEFAULT, Settings
@@ -86,7 +86,7 @@ class _Run:
         self.out, self.rng, self.today = out_dir, random.Random(seed), today
         self.settings = settings
         self.due = last_calendar_day(today.year, today.month)
-        self.month = f"{self.due:%Y-%m}"
+        self.month = Month.of(self.due)
         self.db = open_store(db_url)
         self.report = DemoReport(str(out_dir), masked(db_url))
         self.on_step = on_step

@@ -33,7 +33,7 @@ from formtool.definitions.identifiers import audit_id_problem
 from formtool.definitions.scales import parse_date
 from formtool.errors import FormtoolError, Issue, IssueCode
 from formtool.periods import Month, is_month, months_from, show_date
-from formtool.programme.deadlines import inadequate_follow_up, last_calendar_day
+from formtool.programme.deadlines import inadequate_follow_up
 from formtool.programme.mail import valid_address
 from formtool.read.cases import (
     audit_id_for,
@@ -278,7 +278,7 @@ def _stored_case(row: Any, population: list[dict[str, str]], month: str) -> dict
     case.pop("audit_id", None)
     if any("audit_id" in p for p in population):
         form = all_forms()[row.form_id]
-        due = last_calendar_day(int(month[:4]), int(month[5:]))
+        due = Month(month).last_day
         case["audit_id"] = audit_id_for(form, row.case_number, due)
     return case
 
@@ -414,7 +414,7 @@ def allocate(
     for auditor in working:
         auditor.done_this_year += history.done.get(auditor.name, 0)
     rng = random.Random(f"{seed}:{month}")
-    due = last_calendar_day(int(month[:4]), int(month[5:]))
+    due = Month(month).last_day
     rows: list[dict[str, str]] = []
     notes: list[str] = []
     taken: set[str] = set()

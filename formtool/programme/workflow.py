@@ -1,8 +1,9 @@
 """The QA team's steps after a return comes in (seed 001, Appendix A): check it (accept, or
 send it back for amendment within 3 working days), confirm the actions are signed off, close.
 
-Each step is one state change through `store.move_state`, so two people acting on one audit
-at once cannot both succeed: the second gets a one-line refusal.
+Each step is one state change in one transaction (`Store.move`, `Store.sign_off`), conditional
+on the state the step saw, so two people acting on one audit at once cannot both succeed: the
+second gets a one-line refusal.
 """
 
 from __future__ import annotations

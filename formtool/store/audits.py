@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from formtool.errors import FormtoolError
+from formtool.periods import Month
 from formtool.store.engine import now
 from formtool.store.schema import TRANSITIONS, AuditState, allocations, audits, events, grades
 
@@ -118,7 +119,7 @@ class AuditRecord:
             "team": self.team,
             "worker": self.worker,
             "manager": self.manager,
-            "month": f"{self.due_date:%Y-%m}",
+            "month": str(Month.of(self.due_date)),
             "due_date": self.due_date,
             "checksum": self.checksum,
             "facts": json.dumps(dict(self.facts), ensure_ascii=False),

@@ -18,14 +18,19 @@ from formtool.store.forms import save_snapshot, snapshot, snapshots
 
 
 def form_for(engine: sa.Engine, form_id: str, version: int) -> FormDefinition | None:
-    """The definition of form `form_id` at `version`, current or stored; None if unknown.
-    A stored one is rebuilt once per catalog (the form catalog memoises snapshots)."""
+    """The definition of form `form_id` at `version`, current or stored; None if unknown."""
+    with engine.connect() as conn:
+        return form_in(conn, form_id, version)
+
+
+def form_in(conn: sa.Connection, form_id: str, version: int) -> FormDefinition | None:
+    """`form_for` inside a transaction already open. A stored definition is rebuilt once per
+    catalog (the form catalog memoises snapshots)."""
     catalog = form_catalog()
     current = catalog.forms().get(form_id)
     if current is not None and current.version == version:
         return current
-    with engine.connect() as conn:
-        found = snapshot(conn, form_id, version)
+    found = snapshot(conn, form_id, version)
     return catalog.from_snapshot(found.definition) if found is not None else None
 
 

@@ -27,6 +27,9 @@ T = TypeVar("T")
 
 #: The database refused or failed (not the input): commands stop with a one-line error.
 DatabaseError = sa.exc.SQLAlchemyError
+#: The database server itself said no (a permission, a constraint, a lost connection): not a
+#: mistake in formtool's own use of SQLAlchemy, which stays a DatabaseError.
+DriverError = sa.exc.DBAPIError
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from formtool.definitions import PREPARED
 from formtool.store.schema import actions, answers, audits, events, grades, returns
 
 _a, _g, _r = audits.c, grades.c, returns.c
@@ -116,7 +117,7 @@ def prepared_return(conn: sa.Connection, audit_id: str) -> Any:
     """The newest prepared-stage return of a two-stage audit."""
     return conn.execute(
         sa.select(returns)
-        .where((_r.audit_id == audit_id) & (_r.stage == "prepared"))
+        .where((_r.audit_id == audit_id) & (_r.stage == PREPARED))
         .order_by(_r.saved_at.desc(), _r.id.desc())
     ).first()
 

@@ -6,9 +6,8 @@ Secure by default, because it holds children's personal data:
 - it listens on 127.0.0.1 unless told otherwise, and refuses any other address until at least
   one account exists (`formtool users add NAME --role officer --role admin`);
 - with no account at all, every page shows how to create the first one and nothing else;
-- accounts have roles (viewer, officer, moderator, admin: formtool.access.accounts.ROLES),
-  checked on
-  every route; passwords follow a policy and are argon2 hashes, computed a few at a time;
+- accounts have roles (viewer, officer, moderator, admin: formtool.access.roles.ROLES), checked
+  on every route; passwords follow a policy and are argon2 hashes, computed a few at a time;
   failed sign-ins slow down per address and per account+address, counted in the database;
 - sessions are server-side: the cookie holds a random id (HttpOnly, SameSite=Lax, Secure behind
   HTTPS), the database its SHA-256; sign-out, password and role changes end them, and so do

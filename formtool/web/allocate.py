@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from formtool.access.roles import Account
 from formtool.errors import FormtoolError
-from formtool.periods import Month, is_month
+from formtool.periods import Month
 from formtool.web import queries
 from formtool.web.pages import Draft, Workspace, call, download, flash, redirect, render_page, ws_of
 from formtool.web.security import safe_file_name
@@ -231,9 +231,9 @@ async def allocate_send(request: Request, who: Account, form: FormData) -> Respo
 
 
 async def allocate_mail(request: Request, who: Account) -> Response:
-    month = request.path_params["month"]
+    month = Month(request.path_params["month"], "The month")
     folder = ws_of(request).work_dir / "mail" / month
-    if not is_month(month) or not folder.is_dir():
+    if not folder.is_dir():
         raise FormtoolError(
             f"No email drafts were written for {month} since this server "
             "started. Use Send on the Allocate page first."

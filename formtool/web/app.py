@@ -49,7 +49,7 @@ from formtool.access.log import purge
 from formtool.access.roles import CAPABILITY_NAMES, Account
 from formtool.errors import FormtoolError, printable
 from formtool.settings import Settings
-from formtool.store import DatabaseError, Store
+from formtool.store import DriverError, Store
 from formtool.web import accounts, allocate, queries, views
 from formtool.web.pages import (
     MailConfig,
@@ -445,7 +445,7 @@ async def _purge_daily(ws: Workspace) -> None:
         await call(ws.throttle.forget_old)
         try:
             await call(purge, ws.db, ws.settings.access_log_days, "formtool serve")
-        except DatabaseError:
+        except DriverError:
             log.warning(
                 "The access log was not purged: this database role may not remove entries. "
                 "Run `formtool access-log --purge` as the database owner (e.g. daily from cron)."

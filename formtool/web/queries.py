@@ -151,19 +151,13 @@ def list_row(row: Any) -> dict[str, Any]:
     }
 
 
-def financial_quarter(month: str) -> str:
-    """The financial quarter holding a month: Q1 = April-June (as `formtool pack pmu`)."""
-    year, mon = int(month[:4]), int(month[5:])
-    return f"{year if mon >= 4 else year - 1}-Q{(mon - 4) % 12 // 3 + 1}"
-
-
 def period_shortcuts(today: dt.date | None = None) -> list[tuple[str, str]]:
     month = this_month(today)
-    quarter = financial_quarter(month)
-    last_quarter = financial_quarter(shift_month(month, -3))
+    quarter = month.quarter
+    last_quarter = month.shift(-3).quarter
     return [
         ("This month", month),
-        ("Last month", shift_month(month, -1)),
+        ("Last month", month.shift(-1)),
         ("This quarter", quarter),
         ("Last quarter", last_quarter),
         ("This financial year", quarter[:4]),

@@ -1,7 +1,8 @@
 """What keeps the web workspace safe, in one place.
 
-- Roles and what each may do live in formtool.access.accounts (`ROLES`); the route wrappers in
-  app.py check them on every request. Sessions and the sign-in throttle are there too, in the store.
+- Roles and what each may do live in formtool.access.roles (`ROLES`); the route wrappers in
+  app.py check them on every request. Sessions and the sign-in throttle are in
+  formtool.access.accounts, their records in the store.
 - CSRF: one token per session (derived from the server-side session's id once signed in), in a
   hidden field of every form, compared in constant time on every POST; a POST whose Origin
   names another site is refused before its body is read.

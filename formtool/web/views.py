@@ -49,7 +49,7 @@ async def dashboard(request: Request, who: Account) -> Response:
         t: sum(v[t] for v in report.teams.values())
         for t in ("audits", "returned", "outstanding", "overdue")
     }
-    dates = month_timetable(int(month[:4]), int(month[5:]))
+    dates = month_timetable(month.year, month.number)
     return render_page(
         request,
         who,
