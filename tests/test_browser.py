@@ -30,6 +30,8 @@ from formtool.read import read_bytes
 from formtool.read.cases import Case, write_case_list
 from formtool.store import open_store
 
+from conftest import missing
+
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "outputs" / "screenshots"
@@ -56,9 +58,7 @@ PLAN = """samples:
 
 def _chromium() -> Path:
     if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing; CI must install Debian's chromium package")
-        pytest.skip(f"{CHROMIUM} is not installed (apt install chromium): no browser to drive")
+        missing(f"{CHROMIUM} is not installed (apt install chromium): no browser to drive")
     return CHROMIUM
 
 

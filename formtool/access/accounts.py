@@ -160,12 +160,7 @@ def check_new_name(db: Store, name: str) -> str:
 
 def active_account(db: Store, name: str) -> Account:
     """The active account called `name`, or UserError saying there is none."""
-    found = db.user(name.strip())
-    if found is None or not found.active:
-        raise UserError(
-            f"There is no active user called '{printable(name, 80)}' (`formtool users list`)."
-        )
-    return _account(found)
+    return _account(db.active_user(name))
 
 
 def account_exists(db: Store, name: str) -> bool:

@@ -1,7 +1,7 @@
 """The QA team's steps after a return comes in (seed 001, Appendix A): check it (accept, or
 send it back for amendment within 3 working days), confirm the actions are signed off, close.
 
-Each step is one state change in one transaction (`Store.move`, `Store.sign_off`), conditional
+Each step is one state change in one transaction (`Store.move`, `move_once_signed_off`), conditional
 on the state the step saw, so two people acting on one audit at once cannot both succeed: the
 second gets a one-line refusal.
 """
@@ -80,7 +80,7 @@ def sign_off_actions(db: Store, audit_id: str, user: str = "") -> StepResult:
         why="accept (check) or moderate it first",
     )
     try:
-        before = db.sign_off(move, user)
+        before = db.move_once_signed_off(move, user)
     except OpenActions as exc:
         raise WorkflowError(
             f"Audit {audit_id} has {len(exc.rows)} action(s) without a manager's sign-off "
@@ -99,7 +99,7 @@ def close_audit(db: Store, audit_id: str, user: str = "") -> StepResult:
         why="only a checked, moderated or signed-off audit can close",
     )
     try:
-        before = db.sign_off(move, user, only_if_open_in=(S.checked, S.moderated))
+        before = db.move_once_signed_off(move, user, check_in=(S.checked, S.moderated))
     except OpenActions:
         raise WorkflowError(
             f"Audit {audit_id} still has actions without a sign-off. "

@@ -228,15 +228,15 @@ class Store:
                 for m in moves
             ]
 
-    def sign_off(
-        self, move: Move, user: str = "", only_if_open_in: Collection[AuditState] = ()
+    def move_once_signed_off(
+        self, move: Move, user: str = "", check_in: Collection[AuditState] | None = None
     ) -> AuditState:
-        """Move an audit on only when its current return has no action lacking a sign-off
-        (checked when its state is in `only_if_open_in`, or always when that is empty);
-        raises `returns.OpenActions` naming them otherwise."""
+        """Move an audit on only if its current return has no action row lacking a manager's
+        sign-off (checked in every state, or only in the states of `check_in`); raises
+        `returns.OpenActions` naming the rows otherwise. The state it had before."""
         with self._write() as conn:
             state = audits.audit_state(conn, move.audit_id, for_update=True)
-            if not only_if_open_in or state in only_if_open_in:
+            if check_in is None or state in check_in:
                 missing = returns.open_actions(conn, move.audit_id)
                 if missing:
                     raise returns.OpenActions(move.audit_id, missing)
@@ -363,6 +363,11 @@ class Store:
         with self._read() as conn:
             return users.user(conn, name)
 
+    def active_user(self, name: str) -> Any:
+        """The active account called `name`, or AccountError saying there is none."""
+        with self._read() as conn:
+            return users.require_user(conn, name)
+
     def users(self, include_inactive: bool = False) -> list[Any]:
         with self._read() as conn:
             return users.all_users(conn, include_inactive)
@@ -384,7 +389,7 @@ class Store:
         """Deactivate an active account (never the last admin) and end its sessions."""
         with self._write() as conn:
             users.lock_accounts(conn)
-            found = users.require_active(conn, name)
+            found = users.require_user(conn, name)
             users.keep_an_admin(conn, found.name, ())
             users.deactivate_user(conn, found.name)
 
@@ -393,7 +398,7 @@ class Store:
         The account's row after."""
         with self._write() as conn:
             users.lock_accounts(conn)
-            found = users.require_active(conn, name)
+            found = users.require_user(conn, name)
             users.keep_an_admin(conn, found.name, roles)
             users.set_role(conn, found.name, ",".join(roles))
             users.end_user_sessions(conn, found.name)
@@ -402,7 +407,7 @@ class Store:
     def set_password(self, name: str, password_hash: str, must_change: bool) -> None:
         """A new password hash for an active account; every session of it ends."""
         with self._write() as conn:
-            found = users.require_active(conn, name)
+            found = users.require_user(conn, name)
             users.set_password_hash(conn, found.name, password_hash, must_change)
             users.end_user_sessions(conn, found.name)
 
@@ -441,7 +446,7 @@ class Store:
         with self._write() as conn:
             if name is None:
                 return users.end_all_sessions(conn)
-            return users.end_user_sessions(conn, users.require_known(conn, name).name)
+            return users.end_user_sessions(conn, users.require_user(conn, name, active=False).name)
 
     def server_secret(self, name: str = "session") -> str:
         return users.server_secret(self.engine, name)

@@ -22,22 +22,13 @@ _t = sign_in_throttle.c
 # --- accounts ------------------------------------------------------------------------------
 
 
-def require_known(conn: sa.Connection, name: str) -> Any:
-    """The account called `name` (active or not), or AccountError."""
+def require_user(conn: sa.Connection, name: str, active: bool = True) -> Any:
+    """The account called `name` (an active one, unless `active` is False), or AccountError."""
     found = user(conn, name.strip())
-    if found is None:
+    if found is None or (active and not found.active):
+        kind = "active user" if active else "user"
         raise AccountError(
-            f"There is no user called '{printable(name, 80)}' (`formtool users list`)."
-        )
-    return found
-
-
-def require_active(conn: sa.Connection, name: str) -> Any:
-    """The active account called `name`, or AccountError."""
-    found = user(conn, name.strip())
-    if found is None or not found.active:
-        raise AccountError(
-            f"There is no active user called '{printable(name, 80)}' (`formtool users list`)."
+            f"There is no {kind} called '{printable(name, 80)}' (`formtool users list`)."
         )
     return found
 
