@@ -618,6 +618,9 @@ def test_empty_periods_are_pages_not_errors(db, app, kit):
         "/reports?period=9999-Q4",
         "/moderation?seed=" + "9" * 5000,
         "/allocate?month=0000-01",
+        "/reports?period=2026-13",
+        "/allocate/2026-13/forms.zip",
+        "/allocate/..%2F..%2Fetc/emails.zip",
     ],
 )
 def test_impossible_input_is_a_page_not_a_crash(app, path):
