@@ -151,10 +151,15 @@ def start_server(db: str, folder: Path) -> tuple[subprocess.Popen[str], str]:
         text=True,
     )
     assert process.stdout is not None
-    line = process.stdout.readline()
-    if " on http://" not in line:
-        raise SystemExit(f"the server did not start: {line}{process.stdout.read()}")
-    return process, line.split(" on ", 1)[1].split()[0]
+    said = []
+    for _ in range(5):  # a warning may come first (e.g. a fixed date for "today")
+        said.append(process.stdout.readline())
+        if " on http://" in said[-1]:
+            return process, said[-1].split(" on ", 1)[1].split()[0]
+        if not said[-1]:
+            break  # the server exited
+    process.kill()  # never wait on a server that did not say where it listens
+    raise SystemExit(f"the server did not start: {''.join(said)}{process.stdout.read()}")
 
 
 def signed_in(url: str) -> httpx.Client:
