@@ -19,7 +19,7 @@ from formtool import store
 from formtool.cli import cli
 
 S = store.AuditState
-HEAD = "0007"
+HEAD = "0010"
 
 
 def audit_values(audit_id: str = "A", state: str = "allocated") -> dict[str, object]:
