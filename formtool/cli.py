@@ -4,7 +4,6 @@ library function and prints its result (or, with --json, the same as JSON)."""
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 import os
 import sys
@@ -47,6 +46,7 @@ class FormtoolGroup(click.Group):
     messages with exit code 2, so commands need no error handling of their own."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        _OPENED.clear()  # a previous command in this process (tests) opened its own
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
@@ -64,8 +64,9 @@ class FormtoolGroup(click.Group):
         except Exception as exc:
             from formtool.store import DatabaseError, describe  # loaded already if it failed
 
-            if isinstance(exc, DatabaseError):
-                raise InputError(describe(exc, _OPENED.get("url", "the database"))) from None
+            if isinstance(exc, DatabaseError):  # says what the command had saved, exactly
+                told = describe(exc, _OPENED.get("url", "the database"), _OPENED.get("work"))
+                raise InputError(told) from None
             if os.environ.get("FORMTOOL_DEBUG"):
                 raise
             raise InternalError(
@@ -115,14 +116,35 @@ def db_option(func: Callable) -> Callable:
     )(func)
 
 
-_OPENED: dict[str, str] = {}  # the database this command opened, for error messages
+_OPENED: dict[str, Any] = {}  # the database this command opened and its Work, for errors
 
 
-def _store(db_url: str | None) -> Store:
-    from formtool.store import database_url, open_store
+def _store(db_url: str | None, mode: str = "write") -> Store:
+    """The database for this command. mode="read" for a command that only reads: it never
+    creates a database (a mistyped --db is refused) and works on a read-only file; a
+    writing command says when it creates one. Either way a write that waits for another
+    formtool's lock says so after a moment."""
+    from formtool.store import database_url, open_store, start_work
 
     _OPENED["url"] = database_url(db_url)
-    return open_store(db_url)
+    _OPENED["work"] = start_work(_user())  # counts what this command saves, for errors
+    return open_store(db_url, "read" if mode == "read" else "write", notify=_notice)
+
+
+def _notice(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def _refuse_unlogged(db: Store, what: str) -> None:
+    """Case-level data or names leave only when the access log records it: fail closed."""
+    from formtool.store import shown
+
+    if db.read_only:
+        raise InputError(
+            f"The database {shown(_OPENED['url'])} is read-only here, so {what} could not be "
+            "recorded in the access log, and case-level data never leaves unrecorded. Copy "
+            "the database to a folder you may write to and run the command there."
+        )
 
 
 def _settings(db_url: str | None):
@@ -133,11 +155,11 @@ def _settings(db_url: str | None):
 
 
 def _user() -> str:
-    """Who is acting, as recorded with every event: the operating-system login."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
+    """Who is acting, as recorded with every event and in the access log: the
+    operating-system login, `cli:LOGIN` (the store names it the same way)."""
+    from formtool.store import os_user
+
+    return os_user()
 
 
 def _echo_json(data: Any) -> None:
@@ -267,7 +289,7 @@ def forms_check(files: tuple[Path, ...], db_url: str | None, as_json: bool) -> N
     paths = list(files) or form_files()
     issues = [i for p in paths for i in check_form(p)]
     if db_url is not None and not issues:
-        issues = _store(db_url).version_issues([load_form(p) for p in paths])
+        issues = _store(db_url, "read").version_issues([load_form(p) for p in paths])
     if as_json:
         _echo_json({"checked": [str(p) for p in paths], "issues": [i.as_dict() for i in issues]})
     else:
@@ -333,8 +355,9 @@ def generate(
         out_dir,
         fmt,
         progress=_progress("Generating forms", as_json),
-        db=_store(db_url),
+        db=lambda: _store(db_url),  # opened once the case list is checked
         settings=_settings(db_url),
+        user=_user(),
     )
     rows = [p.manifest_row(out_dir) for p in produced]
     if as_json:
@@ -484,6 +507,13 @@ def _mail_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--user", help="SMTP user; password from $FORMTOOL_SMTP_PASSWORD."),
         click.option("--dry-run", is_flag=True, help="Say what would be sent; change nothing."),
+        click.option(
+            "--resend-unknown",
+            is_flag=True,
+            help="Also send (or write) again the messages whose fate is unknown (formtool "
+            "stopped while sending them) and .eml drafts not marked sent. Check the Sent "
+            "Items first: they may have gone.",
+        ),
         db_option,
         json_option,
     ]
@@ -501,11 +531,12 @@ def _mail(
     starttls,
     user,
     dry_run,
+    resend_unknown,
     db_url,
     as_json,
     forms_dir: Path | None = None,
 ) -> None:
-    from formtool.programme.mail import deliver
+    from formtool.programme.mail import RESEND, deliver
 
     result = deliver(
         _store(db_url),
@@ -520,13 +551,23 @@ def _mail(
         dry_run,
         settings=_settings(db_url),
         user=_user(),
+        again=RESEND if resend_unknown else (),
     )
     if result.notice:  # mail went out unencrypted: said on every send, JSON or not
         click.echo(result.notice, err=True)
     if as_json:
         _echo_json(result.as_dict())
-        return
-    verb = "would go" if dry_run else ("sent via " + smtp if smtp else "written")
+    else:
+        _print_mail(result, smtp, out_dir)
+    if result.needs_attention:
+        sys.exit(1)
+
+
+def _print_mail(result, smtp, out_dir) -> None:
+    """The messages sent now, then what the outbox already held (only what there is)."""
+    from formtool.programme.outbox import describe_message
+
+    verb = "would go" if result.dry_run else ("sent via " + smtp if smtp else "written")
     for m in result.messages:
         click.echo(
             f"  {m.address:<40} {len(m.audit_ids):>3} audit(s), "
@@ -538,6 +579,33 @@ def _mail(
         + (f" to {out_dir}" if result.written else "")
         + "."
     )
+    months = " ".join(sorted({m.month for m in result.drafted + result.unknown})) or "MONTH"
+    if result.already_sent:
+        click.echo(f"{len(result.already_sent)} already sent (skipped).")
+    if result.in_progress:
+        click.echo(f"{len(result.in_progress)} being sent by another formtool now (skipped).")
+    if result.drafted:
+        click.echo(
+            f"{len(result.drafted)} written as .eml drafts before, not yet marked sent "
+            f"(skipped): once they have gone, run `formtool send --mark-sent {months}`."
+        )
+    if result.failed:
+        click.echo(f"{len(result.failed)} failed; the next send tries them again:")
+        for m in result.failed:
+            click.echo(f"  {describe_message(m)}")
+    if result.unknown:
+        click.echo(f"{len(result.unknown)} unknown: check the Sent Items:")
+        for m in result.unknown:
+            click.echo(f"  {describe_message(m)}")
+        click.echo(
+            f"  If they are there, run `formtool send --mark-sent {months}`; if not, run "
+            "the same command again with --resend-unknown."
+        )
+    if result.not_sent:
+        click.echo(
+            f"{len(result.not_sent)} overdue audit(s) were never sent, so not chased "
+            f"(send them first: `formtool send`): {', '.join(result.not_sent)}."
+        )
 
 
 @cli.command()
@@ -550,16 +618,86 @@ def _mail(
     show_default=True,
     help="Where `formtool generate` wrote the forms (searched for manifest.csv).",
 )
-def send(month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json, forms_dir) -> None:
-    """Email each auditor their allocated, pre-filled forms; marks the audits as sent."""
-    _mail(False, month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json, forms_dir)
+@click.option(
+    "--mark-sent",
+    "mark_month",
+    type=MONTH,
+    help="Sends nothing: record the month's .eml drafts (and any message whose fate was "
+    "unknown) as sent, once they have gone from Outlook. Their audits become sent.",
+)
+def send(
+    month,
+    out_dir,
+    smtp,
+    sender,
+    starttls,
+    user,
+    dry_run,
+    resend_unknown,
+    db_url,
+    as_json,
+    forms_dir,
+    mark_month,
+) -> None:
+    """Email each auditor their allocated, pre-filled forms, once each. Over SMTP the audits
+    become sent at once; written as .eml drafts, when you mark the drafts sent (--mark-sent).
+
+    Every message is claimed in the database before it goes, so a second send (or two at
+    once) sends nothing twice: the distribution and picked-for-audit emails go once per
+    audit. A message the server refused is tried again by the next send; one cut off
+    mid-send is "unknown": check the Sent Items, then --mark-sent or --resend-unknown. Exit 1
+    if any message failed or is unknown."""
+    if mark_month is not None:
+        _mark_sent(mark_month, smtp, dry_run, resend_unknown, db_url, as_json)
+        return
+    _mail(
+        False,
+        month,
+        out_dir,
+        smtp,
+        sender,
+        starttls,
+        user,
+        dry_run,
+        resend_unknown,
+        db_url,
+        as_json,
+        forms_dir,
+    )
+
+
+def _mark_sent(month, smtp, dry_run, resend_unknown, db_url, as_json) -> None:
+    from formtool.programme.outbox import mark_sent
+
+    if smtp or dry_run or resend_unknown:
+        raise click.UsageError(
+            "--mark-sent sends nothing: leave out --smtp, --dry-run and --resend-unknown."
+        )
+    marked = mark_sent(_store(db_url), month, user=_user())
+    if as_json:
+        _echo_json(marked.as_dict())
+        return
+    for m in marked.messages:
+        click.echo(f"  {m.recipient:<40} {len(m.audit_ids):>3} audit(s)")
+    click.echo(
+        f"{len(marked.messages)} message(s) for {month} marked sent ({marked.audits} audit(s))."
+    )
 
 
 @cli.command()
 @_mail_options
-def chase(month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json) -> None:
-    """Email each auditor with overdue audits a firmer reminder; records who was chased."""
-    _mail(True, month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json)
+def chase(
+    month, out_dir, smtp, sender, starttls, user, dry_run, resend_unknown, db_url, as_json
+) -> None:
+    """Email each auditor with overdue audits a firmer reminder; records who was chased.
+
+    A chase round is the day: each overdue audit is chased at most once a day, however
+    often this runs. Only audits that went out are chased (drafts not yet marked sent count
+    from the day they were written); overdue audits never sent are listed instead. Exit 1 if
+    any message failed or is unknown."""
+    _mail(
+        True, month, out_dir, smtp, sender, starttls, user, dry_run, resend_unknown, db_url, as_json
+    )
 
 
 # --- returns ---------------------------------------------------------------------------
@@ -572,15 +710,23 @@ def chase(month, out_dir, smtp, sender, starttls, user, dry_run, db_url, as_json
 def import_(paths: tuple[Path, ...], db_url: str | None, as_json: bool) -> None:
     """Read returned forms into the database: .docx/.xlsx files, emails saved as .eml or
     Outlook .msg (each attached form is a return), or folders of them (searched recursively).
-    Exit 0 if every return was accepted, 1 if any was rejected."""
-    from formtool.read.batch import import_paths
+    Exit 0 if every return was accepted, 1 if any was rejected, 2 if the database failed
+    part-way (the returns stored before it are listed, and importing again is safe)."""
+    from formtool.read.batch import ImportStopped, import_paths
 
-    outcomes = import_paths(
-        _store(db_url),
-        paths,
-        progress=_progress("Importing returns", as_json),
-        user=_user(),
-    )
+    try:
+        outcomes = import_paths(
+            _store(db_url),
+            paths,
+            progress=_progress("Importing returns", as_json),
+            user=_user(),
+        )
+    except ImportStopped as stopped:  # each return is its own transaction: say which went in
+        if as_json:
+            _echo_json([o.as_dict() for o in stopped.outcomes])
+        else:
+            _print_outcomes(stopped.outcomes)
+        raise InputError(str(stopped)) from None
     if as_json:
         _echo_json([o.as_dict() for o in outcomes])
     else:
@@ -714,7 +860,7 @@ def status(month: str | None, db_url: str | None, as_json: bool) -> None:
     audits still outstanding, most overdue first."""
     from formtool.programme.status import status as run
 
-    report = run(_store(db_url), month)
+    report = run(_store(db_url, "read"), month)
     if as_json:
         _echo_json(report.as_dict())
         return
@@ -770,7 +916,8 @@ def export(fmt: str, table: str, out: Path | None, db_url: str | None) -> None:
 
     if out is None and fmt == "xlsx":
         raise click.UsageError("--format xlsx needs --out FILE.xlsx")
-    db = _store(db_url)
+    db = _store(db_url, "read")
+    _refuse_unlogged(db, "an export")
     data = export_data(db)
     payload = write_export(data, fmt, out, table)
     _record_cli(db, "exported answers and actions", f"{fmt} to {out or 'standard output'}")
@@ -825,7 +972,8 @@ def pack_file(
 
     if bool(audit_ids) == bool(month):
         raise click.UsageError("Give audit ids or --month YYYY-MM (not both).")
-    db = _store(db_url)
+    db = _store(db_url, "read")
+    _refuse_unlogged(db, "a file pack")
     ids = list(audit_ids) or month_audits(db, month or "", include_drafts)
     if not ids:
         raise InputError(
@@ -901,11 +1049,30 @@ def pack_pmu(
     financial quarter or financial year. Case numbers only unless --include-names."""
     from formtool.packs.pmu import pmu_pack
 
-    db = _store(db_url)
-    written = pmu_pack(db, out_dir, month, quarter, year, include_names, settings=_settings(db_url))
+    db = _store(db_url, "read")
+    if include_names:
+        _refuse_unlogged(db, "a pack with names")
+    aggregate = db.read_only  # no access log to record case numbers in: figures alone
+    if aggregate:
+        click.echo(
+            "The database is read-only here, so this pack holds figures only, without case "
+            "numbers (those leave only when the access log records them).",
+            err=True,
+        )
+    written = pmu_pack(
+        db,
+        out_dir,
+        month,
+        quarter,
+        year,
+        include_names,
+        settings=_settings(db_url),
+        aggregate_only=aggregate,
+    )
     period = month or quarter or year or ""
     names = "with names" if include_names else "case numbers, no names"
-    _record_cli(db, "made a PMU pack", f"{period}, {names}, to {out_dir}")
+    if not aggregate:
+        _record_cli(db, "made a PMU pack", f"{period}, {names}, to {out_dir}")
     _report_files(written, as_json)
 
 
@@ -1068,7 +1235,7 @@ def users_list(include_inactive: bool, db_url: str | None, as_json: bool) -> Non
     """Every web workspace account and its roles."""
     from formtool.access.accounts import list_users
 
-    db = _store(db_url)
+    db = _store(db_url, "read")
     accounts = list_users(db, include_inactive)
     if as_json:
         _echo_json([a.as_dict() for a in accounts])
@@ -1102,7 +1269,8 @@ def users_sessions(db_url: str | None, as_json: bool) -> None:
     """Everyone signed in to the web workspace now."""
     from formtool.access.accounts import SessionRules, list_sessions
 
-    found = list_sessions(_store(db_url), SessionRules.of(_settings(db_url)))
+    rules = SessionRules.of(_settings(db_url))  # a bad formtool.toml opens no database
+    found = list_sessions(_store(db_url), rules)
     if as_json:
         _echo_json([s.as_dict() for s in found])
         return
@@ -1174,7 +1342,7 @@ def access_log(
     from formtool.access.log import purge as purge_log
     from formtool.clock import parse_day
 
-    db = _store(db_url)
+    db = _store(db_url, "write" if purge else "read")
     if purge:
         removed = purge_log(db, _settings(db_url).access_log_days, _user())
         click.echo(f"{removed} access log entr{'y' if removed == 1 else 'ies'} removed.")
@@ -1190,6 +1358,105 @@ def access_log(
             f"{e.action:<28} {e.audit_id or '-':<24} {printable(e.detail, 120)}"
         )
     click.echo(f"{len(found)} entr{'y' if len(found) == 1 else 'ies'}.")
+
+
+# --- backups -------------------------------------------------------------------------
+
+#: What a restore means for the monthly cycle, said before and after it.
+GOES_BACK = (
+    "The database goes back to the time of the backup: the outbox and sent records too, so "
+    "emails sent since then will look unsent (check the Sent Items before sending again), and "
+    "returns imported since then must be imported again."
+)
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.0f} kB"
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With a folder: keep only the newest N backups formtool named there.",
+)
+@db_option
+@json_option
+def backup(path: Path, keep: int | None, db_url: str | None, as_json: bool) -> None:
+    """Back up the database to PATH (a file, or a folder for a file named by date and time),
+    safely while formtool serve runs. The copy is checked before it is reported done."""
+    from formtool.store import backup_database, database_url
+
+    _OPENED["url"] = database_url(db_url)
+    report = backup_database(db_url, path, _user(), keep)
+    if as_json:
+        _echo_json(report.as_dict())
+        return
+    checked = "integrity ok" if report.backend == "sqlite" else "pg_restore reads it back"
+    click.echo(f"Backed up {report.source} with {report.method}.")
+    click.echo(
+        f"Checked: {checked}; {report.rows:,} rows in {len(report.tables)} tables, as in the "
+        f"database; schema {report.revision}."
+    )
+    click.echo(
+        f"Wrote {report.path} ({_size(report.size)}), readable by you only: it holds "
+        "children's data, password hashes and keys, so keep it as safe as the database."
+    )
+    if report.removed:
+        click.echo(f"Removed {len(report.removed)} older backup(s), keeping the newest {keep}.")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--yes", is_flag=True, help="Restore without asking first.")
+@db_option
+@json_option
+def restore(path: Path, yes: bool, db_url: str | None, as_json: bool) -> None:
+    """Put the database back as it was in a backup made by `formtool backup`. Refused while
+    formtool serve runs on it; the backup is checked first, and the SQLite file it replaces is
+    kept beside it. A PostgreSQL backup is restored into an empty database only."""
+    from formtool.store import RestorePlan, database_url, restore_backup
+
+    _OPENED["url"] = database_url(db_url)
+
+    def say(text: str) -> None:
+        click.echo(text, err=as_json)  # with --json, stdout holds only the JSON
+
+    def confirm(plan: RestorePlan) -> bool:
+        b = plan.backup
+        say(
+            f"Backup {b.path}: schema {b.revision}, {b.rows:,} rows in {len(b.tables)} tables, "
+            f"written {show_time(b.written)} UTC."
+        )
+        if plan.keep_as:
+            say(f"It replaces {plan.target}; the database there now is kept as {plan.keep_as}.")
+        else:
+            say(f"It goes into {plan.target}.")
+        for note in plan.notes:
+            say(note)
+        click.secho(f"Warning: {GOES_BACK}", fg="yellow", err=as_json)
+        return yes or click.confirm("Restore it?", err=as_json)
+
+    report = restore_backup(path, db_url, _user(), confirm)
+    if report is None:
+        click.echo("Nothing was changed.", err=True)
+        raise click.exceptions.Exit(1)
+    if as_json:
+        _echo_json(report.as_dict())
+        return
+    was = report.plan.backup.revision
+    upgraded = (
+        f" (upgraded from schema {was} to {report.revision})" if was != report.revision else ""
+    )
+    click.echo(f"Restored {report.plan.target} from {path}{upgraded}.")
+    if report.latest is not None:
+        click.secho(
+            f"It holds what was recorded up to {show_time(report.latest)} UTC: anything sent, "
+            "imported or changed after that is not in it.",
+            fg="yellow",
+        )
 
 
 @cli.command()
@@ -1213,10 +1480,34 @@ def access_log(
     help="The IP address of the reverse proxy in front: only its X-Forwarded-For, -Proto and "
     "-Host headers are believed (from anyone else they are ignored).",
 )
+@click.option(
+    "--backup-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Take a backup into this folder every night at 02:00, and when the server starts "
+    "unless there is one from the last day.",
+)
+@click.option(
+    "--keep",
+    default=14,
+    show_default=True,
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --backup-dir: keep the newest N backups there.",
+)
 @db_option
-def serve(host: str, port: int, behind_https: bool, proxy: str | None, db_url: str | None) -> None:
+def serve(
+    host: str,
+    port: int,
+    behind_https: bool,
+    proxy: str | None,
+    backup_dir: Path | None,
+    keep: int,
+    db_url: str | None,
+) -> None:
     """The web workspace: the monthly cycle in a browser, on the same database."""
     from formtool.clock import fixed_today
+    from formtool.web import NightlyBackups
     from formtool.web import serve as run
 
     fixed = fixed_today()
@@ -1230,14 +1521,32 @@ def serve(host: str, port: int, behind_https: bool, proxy: str | None, db_url: s
         )
     db = _store(db_url)
     _no_admin_note(db)
+    nightly = None
+    if backup_dir is not None:
+        backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not os.access(backup_dir, os.W_OK | os.X_OK):
+            raise InputError(
+                f"[{backup_dir}] you may not write there; choose another --backup-dir."
+            )
+        nightly = NightlyBackups(backup_dir, keep)
+
+    def ready(url: str) -> None:
+        click.echo(f"formtool web workspace on {url} (Ctrl+C to stop)")
+        if nightly is not None:
+            click.echo(
+                f"Backups to {nightly.folder} every night at {nightly.hour:02d}:00, keeping the "
+                f"newest {nightly.keep}."
+            )
+
     run(
         db,
         host,
         port,
         behind_https,
         _settings(db_url),
-        on_ready=lambda url: click.echo(f"formtool web workspace on {url} (Ctrl+C to stop)"),
+        on_ready=ready,
         proxy=proxy,
+        backups=nightly,
     )
 
 
@@ -1264,10 +1573,14 @@ def serve(host: str, port: int, behind_https: bool, proxy: str | None, db_url: s
 def demo(out_dir: Path, seed: int, db_url: str | None, as_json: bool) -> None:
     """Run formtool end to end on synthetic data and say where everything went."""
     from formtool.demo.run import Step, run_demo
+    from formtool.store import start_work
 
     def show(step: Step) -> None:
         click.echo(step.text())
 
+    if db_url is not None:  # opened here first, to say so if it is a new database
+        _store(db_url)
+    _OPENED.setdefault("work", start_work(_user()))
     report = run_demo(
         out_dir,
         seed=seed,

@@ -126,6 +126,11 @@ class IssueCode(Enum):
         "[{file}] is form '{value}' version {expected}, which was never generated from this "
         "database. Import it into the database that generated it (--db)."
     )
+    version_not_held = (
+        "[{file} · {field}] {value} made with form '{field}' version {expected}, which this "
+        "database does not hold: they cannot be read, packed or counted. Put that definition, "
+        "with `version: {expected}`, in the team's forms folder (FORMTOOL_FORMS)."
+    )
     bad_message = (
         "[{file}] cannot be read as an email ({value}). Save the email again from the mail "
         "program (Outlook: drag it to a folder) and import that."

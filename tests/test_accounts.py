@@ -577,9 +577,9 @@ def test_served_on_another_loopback_address(db):
 
 def test_exports_and_packs_from_the_command_line_are_logged(db_url: str, tmp_path) -> None:
     runner = CliRunner()
+    db = store.open_store(db_url)  # export only reads: it never creates a database
     exported = runner.invoke(cli, ["export", "--format", "csv", "--db", db_url])
     assert exported.exit_code == 0, exported.output
-    db = store.open_store(db_url)
     (entry,) = access_entries(db)
     assert entry.user.startswith("cli") and entry.action == "exported answers and actions"
     assert entry.address == "command line"

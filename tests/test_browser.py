@@ -247,6 +247,7 @@ def test_the_monthly_cycle_in_chromium(server, browser, tmp_path):
     forms_zip = Path(download.value.path()).read_bytes()
     page.get_by_role("button", name="Write the emails (.eml drafts)").click()
     assert "marked sent" in page.locator(".flash").inner_text()
+    assert page.get_by_role("button", name="I have sent these drafts").is_visible()
     shot(page, "allocate-done")
 
     # five returns picked with the file input; one broken in transit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from formtool import store
 from formtool.cli import cli
 from formtool.definitions import forms_dir
 
@@ -179,7 +181,8 @@ def test_generate_from_xlsx_case_list_with_loose_headers(tmp_path):
         "--json",
     )
     assert result.exit_code == 0
-    data = json.loads(result.output)
+    assert result.stderr == f"Creating a new database at {os.environ['FORMTOOL_DB']}\n"
+    data = json.loads(result.stdout)
     assert [f["audit_id"] for f in data["forms"]] == ["CSC-P9-202611"]
     assert (tmp_path / "out" / "CSC-P9-202611.docx").is_file()
 
@@ -307,6 +310,7 @@ def test_bad_month_year_and_unwritable_paths(tmp_path):
     assert run("calendar", "--year", "0").exit_code == 2
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
+    store.open_store()  # the default database ($FORMTOOL_DB): export never creates one
     result = run("export", "--out", str(blocked / "x.csv"))
     assert result.exit_code == 2
     assert result.output == (

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from formtool import clock
+from formtool import clock, store
 from formtool.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +86,7 @@ def test_environment_and_set_today(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_cli_today_option_sets_the_business_date(tmp_path: Path) -> None:
     db = str(tmp_path / "t.db")
+    store.open_store(db)  # status only reads: it never creates a database
     result = CliRunner().invoke(cli, ["--today", "2027-01-02", "status", "--db", db, "--json"])
     assert result.exit_code == 0, result.output
     assert '"today": "2027-01-02"' in result.output

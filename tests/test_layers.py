@@ -48,10 +48,14 @@ DATABASE_LIBRARIES = (
 #: the plain values its methods take and return. Connection-level functions stay inside.
 STORE_API = {
     "Store", "open_store", "database_url", "masked", "describe", "DEFAULT_URL", "ENV_VAR",
+    "failure", "Failure", "Work", "start_work", "acting_as", "current_work", "os_user", "shown",
     "StoreError", "StateError", "AccountError", "OpenActions", "DatabaseError", "DriverError",
     "Move", "Planned", "AllocationReads", "AuditRecords", "AuditRecord", "ReturnRecord",
     "ReturnFile", "Stored", "AuditState", "COMPLETED", "OUTSTANDING", "TRANSITIONS",
-    "PREPARED", "AUDIT", "audit_facts", "stored_warnings",
+    "PREPARED", "AUDIT", "audit_facts", "stored_warnings", "UnknownVersionsError",
+    "MessageState", "OutboxMessage", "Delivery",
+    "backup_database", "restore_backup", "recent_backup", "BackupError", "BackupReport",
+    "RestorePlan", "RestoreReport",
 }  # fmt: skip
 #: Attributes of a database row or engine that only the store may touch.
 STORE_INTERNALS = {"engine", "_mapping", "_asdict", "connect", "begin", "execution_options"}

@@ -109,14 +109,29 @@ def test_send_writes_eml_drafts_with_the_forms_attached(world):
         assert "This email and its attachments are OFFICIAL-SENSITIVE." in body
     ids = sorted(m.case.audit_id for m in made[::2])
     assert sorted(attached) == [f"{ids[0]}.docx", f"{ids[1]}.xlsx", f"{ids[2]}.docx"]
+    # drafts are not sent: the audits stay allocated until the officer marks them sent
+    ids = sorted(m.case.audit_id for m in made[::2])
     with db.engine.connect() as conn:
         states = conn.execute(sa.select(store.audits.c.state)).scalars().all()
-    assert states == ["sent"] * 3
-    assert sorted(events(db, "sent")) == sorted(m.case.audit_id for m in made[::2])
+    assert states == ["allocated"] * 3
+    assert events(db, "sent") == [] and sorted(events(db, "drafts written")) == ids
     again = CliRunner().invoke(
         cli, ["send", "--db", db_file, "--forms", str(root / "forms"), "--out", str(root / "mail2")]
     )
-    assert again.output.strip() == "0 message(s) written."
+    assert again.exit_code == 0, again.output
+    assert again.output == (
+        "0 message(s) written.\n3 written as .eml drafts before, not yet marked sent (skipped): "
+        "once they have gone, run `formtool send --mark-sent 2026-11`.\n"
+    )
+    marked = CliRunner().invoke(cli, ["send", "--db", db_file, "--mark-sent", "2026-11"])
+    assert marked.exit_code == 0, marked.output
+    assert marked.output.endswith("3 message(s) for 2026-11 marked sent (3 audit(s)).\n")
+    assert states_of(db) == {"sent"} and sorted(events(db, "sent")) == ids
+    last = CliRunner().invoke(
+        cli, ["send", "--db", db_file, "--forms", str(root / "forms"), "--out", str(root / "mail3")]
+    )
+    assert last.output == "0 message(s) written.\n3 already sent (skipped).\n"
+    assert not (root / "mail2").exists() and not (root / "mail3").exists()
 
 
 # --- SMTP: a real server on 127.0.0.1, in clear, with STARTTLS or with implicit TLS ----------
@@ -181,10 +196,13 @@ def check_login(server: Any, session: Any, envelope: Any, mechanism: str, auth_d
 
 @contextlib.contextmanager
 def smtp_server(
-    tls: str = "none", certificate: tuple[Path, Path] | None = None
+    tls: str = "none",
+    certificate: tuple[Path, Path] | None = None,
+    handler: Collect | None = None,
 ) -> Iterator[tuple[Collect, int]]:
     """An SMTP server on a free loopback port that accepts the login qa/s3cret: `tls` is
-    "none" (no STARTTLS offered), "starttls" (offered) or "implicit" (TLS from the start)."""
+    "none" (no STARTTLS offered), "starttls" (offered) or "implicit" (TLS from the start);
+    `handler` keeps what is delivered (a Collect, or one that refuses some recipients)."""
     from aiosmtpd.controller import Controller
 
     context = None
@@ -194,7 +212,7 @@ def smtp_server(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    handler = Collect()
+    handler = handler or Collect()
     controller = Controller(
         handler,
         hostname="127.0.0.1",
@@ -243,6 +261,9 @@ def send_args(root: Path, db_file: str, port: int, *extra: str) -> list[str]:
 def states(db: sa.Engine) -> set[str]:
     with db.engine.connect() as conn:
         return set(conn.execute(sa.select(store.audits.c.state)).scalars())
+
+
+states_of = states
 
 
 def test_send_over_smtp_with_starttls_and_a_login(world, monkeypatch, certificate):
@@ -405,6 +426,9 @@ def test_chase_overdue_only_and_dry_run_changes_nothing(world):
     report = json.loads(late.output)
     assert report["dry_run"] and report["eml"] == []
     assert not (root / "c").exists() and events(db, "chased") == []
+    # never sent, so not chased yet
+    assert late.exit_code == 0 and len(report["not_sent"]) == 3 and report["messages"] == []
+    deliver(db, "qa@example.invalid", root / "forms", None, root / "mail")  # drafts written
     messages = build_messages(
         db, "qa@example.invalid", root / "forms", None, chase=True, today=dt.date(2026, 12, 3)
     )

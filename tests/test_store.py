@@ -156,8 +156,9 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(cli, ["status", "--db", str(junk)])
     assert result.exit_code == 2
     assert result.output == (
-        f"Error: Cannot open the database sqlite:///{junk}: file is not a "
-        "database. Check --db or FORMTOOL_DB.\n"
+        f"Error: Cannot open the database {junk}: file is not a database. Check --db or "
+        "FORMTOOL_DB; if it is your database it is damaged: restore it from a backup with "
+        "`formtool restore BACKUP`.\n"
     )
     assert junk.read_text() == "not a database"  # nothing overwritten
 
@@ -202,8 +203,10 @@ def _make_0001_database(url: str) -> None:
     engine.dispose()
 
 
-def _open_at_once(url: str, processes: int) -> list[subprocess.CompletedProcess[str]]:
-    command_line = [sys.executable, "-m", "formtool", "status", "--db", url, "--json"]
+def _open_at_once(
+    url: str, processes: int, command: tuple[str, ...] = ("status", "--json")
+) -> list[subprocess.CompletedProcess[str]]:
+    command_line = [sys.executable, "-m", "formtool", *command, "--db", url]
     procs = [
         subprocess.Popen(command_line, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(processes)
@@ -216,7 +219,7 @@ def _open_at_once(url: str, processes: int) -> list[subprocess.CompletedProcess[
 
 
 def test_four_processes_open_an_empty_database_at_once(db_url):
-    results = _open_at_once(db_url, 4)
+    results = _open_at_once(db_url, 4, ("access-log", "--purge"))  # a command that may create it
     assert [r.returncode for r in results] == [0] * 4, [r.stderr for r in results]
     with store.engine_for(db_url).connect() as conn:
         assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == HEAD

@@ -150,7 +150,7 @@ def test_a_yaml_only_tool_runs_the_whole_cycle(team, tmp_path):
         "--json",
     )
     assert made.exit_code == 0, made.output
-    forms = json.loads(made.output)["forms"]
+    forms = json.loads(made.stdout)["forms"]  # stderr: "Creating a new database at …"
     answers = {
         i: {
             "practice.regular": "Yes",
@@ -284,7 +284,7 @@ def test_republishing_keeps_outstanding_returns_readable(team, tmp_path):
         "--json",
     )
     assert made.exit_code == 0, made.output
-    files = [tmp_path / "forms" / r["file"] for r in json.loads(made.output)["forms"]]
+    files = [tmp_path / "forms" / r["file"] for r in json.loads(made.stdout)["forms"]]
     returns = [tmp_path / f"r{i}.docx" for i in range(2)]
     answers = {
         **answers_for(get_form(TOOL)),

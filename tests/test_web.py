@@ -538,9 +538,18 @@ def test_allocate_preview_then_confirm(db, app, tmp_path):
     assert 'value="replace"' in again.text and 'value="add"' in again.text
     with db.engine.connect() as conn:
         rows = store.queries.audit_rows(conn, [MONTH])
+    assert {r.state for r in rows} == {"allocated"}  # drafts are not sent until marked
+    page = client.get(f"/allocate?month={MONTH}").text
+    assert "I have sent these drafts" in page and "not yet marked sent" in page
+    marked = post(client, f"/allocate/{MONTH}/mark-sent", {}, page=f"/allocate?month={MONTH}")
+    assert marked.status_code == 303
+    assert "marked sent; 4 audit(s) are now sent." in client.get(marked.headers["location"]).text
+    with db.engine.connect() as conn:
+        rows = store.queries.audit_rows(conn, [MONTH])
     assert {r.state for r in rows} == {"sent"}
     events = audit_detail(db, rows[0].audit_id).events
     assert {e.user for e in events} == {"web:olive"}
+    assert [e.event for e in events][-2:] == ["drafts written", "sent"]
 
 
 def test_reports_moderation_and_forms(db, app, kit):

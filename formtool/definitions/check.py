@@ -137,7 +137,7 @@ def checked(path: Path) -> tuple[list[Issue], dict[str, Any]]:
         )
         for clash in clashes
     ]
-    resolved = _resolve(data, scales, column_sets)
+    resolved = resolve(data, scales, column_sets)
     issues += _Checker(
         resolved, lines, name, {**scales, **data.get("scales", {})}, column_sets, data
     ).issues()
@@ -152,7 +152,7 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     return error.message
 
 
-def _resolve(
+def resolve(
     data: dict[str, Any], scales: dict[str, Any], column_sets: dict[str, Any]
 ) -> dict[str, Any]:
     """The definition with the scales it uses and its column sets copied in."""

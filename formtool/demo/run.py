@@ -183,10 +183,12 @@ def _generate(run: _Run) -> list[Any]:
 
 
 def _deliver(run: _Run) -> Any:
-    """`formtool send` for the month's forms not yet sent, as .eml drafts."""
+    """`formtool send` for the month's forms not yet sent, as .eml drafts, which the officer
+    sends from Outlook and marks sent (`formtool send --mark-sent`)."""
     from formtool.programme.mail import deliver
+    from formtool.programme.outbox import mark_sent
 
-    return deliver(
+    result = deliver(
         run.db,
         SENDER,
         run.out / "forms",
@@ -195,6 +197,8 @@ def _deliver(run: _Run) -> Any:
         today=run.today,
         settings=run.settings,
     )
+    mark_sent(run.db, run.month)
+    return result
 
 
 def _send(run: _Run) -> None:

@@ -97,12 +97,13 @@ def generate(
     out_dir: str | Path,
     fmt: str = "docx",
     progress: Callable[[Iterable[Case]], Iterable[Case]] | None = None,
-    db: Store | None = None,
+    db: Store | Callable[[], Store] | None = None,
     settings: Settings = DEFAULT,
     user: str = "",
 ) -> list[GeneratedForm]:
     """Generate forms for every case in the list; write them and manifest.csv to out_dir,
-    and record each audit (state `allocated`) in the database if one is given.
+    and record each audit (state `allocated`) in the database if one is given (or a function
+    opening it, called once the case list is checked: a bad list opens no database).
 
     Without a form id the list must have a `form` column (as `formtool allocate` writes).
     Raises FormtoolError (and writes nothing) if a form or the case list is unusable.
@@ -110,6 +111,8 @@ def generate(
     formats = formats_for(fmt)
     form_ids = [form_id] if form_id else forms_in(cases_path)
     batches = [(get_form(f), load_cases(cases_path, get_form(f))) for f in form_ids]
+    if callable(db):
+        db = db()
     produced = []
     for form, cases in batches:  # every batch checked above, before anything is written
         produced += write_forms(form, cases, Path(out_dir), formats, progress, db, settings, user)
@@ -186,11 +189,10 @@ def regenerate(
     rows = db.audit_rows([month])
     for row in rows:  # an id recorded before ids were checked names no file, not even the first
         audit_file_name(row.audit_id, "")
+    forms = db.forms_of(rows, f"The forms for {month}")  # every one, or every missing one named
     produced: list[GeneratedForm] = []
     for row in rows:
-        form = db.form_for(row.form_id, row.form_version)
-        if form is None:
-            continue  # a definition this database never kept: nothing to rebuild from
+        form = forms[row.audit_id]
         case = Case(
             row.audit_id,
             form.id,

@@ -287,6 +287,8 @@ def file_pack(
     progress: Callable[[list[AuditView]], Iterable[AuditView]] | None = None,
 ) -> FilePack:
     """Write each audit's file pack; with bundle_name, also one PDF with a bookmark each."""
+    rows = [row for a in audit_ids if (row := db.audit_row(a)) is not None]
+    db.forms_of(rows, "The file pack")  # names every audit whose form is unknown, not the first
     views = [audit_view(db, a, include_drafts) for a in audit_ids]  # all checked first
     out_dir.mkdir(parents=True, exist_ok=True)
     written, pdfs = [], []

@@ -330,15 +330,17 @@ def pmu_pack(
     include_names: bool = False,
     as_of: dt.date | None = None,
     settings: Settings = DEFAULT,
+    aggregate_only: bool = False,
 ) -> list[Path]:
-    """Write the PMU report (.docx and .pdf) and workbook (.xlsx) for one period."""
+    """Write the PMU report (.docx and .pdf) and workbook (.xlsx) for one period;
+    `aggregate_only`: figures alone, no case numbers (see the module docstring)."""
     figures = load_figures(db, period_for(month, quarter, year), as_of, min_base=settings.min_base)
-    document = pmu_document(figures, settings)
+    document = pmu_document(figures, settings, aggregate_only)
     stem = f"pmu-{figures.period.label}"
     files = {
         f"{stem}.docx": to_docx(document),
         f"{stem}.pdf": to_pdf(document),
-        f"{stem}.xlsx": workbook(figures, settings, include_names),
+        f"{stem}.xlsx": workbook(figures, settings, include_names, aggregate_only),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -6,13 +6,16 @@ head of service's overview go in by the 14th of the next month or the nearest wo
 (seed 004); amendments come back within 3 working days and management oversight is done
 within 10 working days (seed 001); inadequate grades mean a review at 4 weeks and a re-audit
 within 2 months (seed 001, Appendix A para 25); the Quality Practice checklist timetable is
-the 5th / 20th / 1st (seed 000, Appendix 5).
+the 5th / 20th / 1st (seed 000, Appendix 5). An audit went out on the day of its `sent` event,
+or, while its .eml drafts are not marked sent, on the day they were written
+(`distribution_date`): a chase only chases what went out.
 """
 
 from __future__ import annotations
 
 import calendar as cal
 import datetime as dt
+from collections.abc import Iterable
 from functools import cache
 
 import holidays
@@ -89,6 +92,28 @@ def month_timetable(year: int, month: int) -> dict[str, dt.date]:
         "quality practice tools to PMU": on_or_before(dt.date(ny, nm, 20)),
         "PMU collates quality practice results": on_or_before(dt.date(ay, am, 1)),
     }
+
+
+#: Events that say an audit's form went out to the person who fills it in, and the one that
+#: says it was written as an .eml draft (see programme/mail.py).
+SENT_EVENTS = frozenset({"sent", "sent to preparer"})
+DRAFTS_EVENT = "drafts written"
+
+
+def distribution_date(events: Iterable[tuple[dt.datetime, str]]) -> dt.date | None:
+    """When an audit went out, from its events (time, name) oldest first, for the deadlines
+    that run from distribution (a chase): the day of its last `sent` event; but drafts written
+    after that (or with none) and not yet marked sent count from the day they were first
+    written. None: it never went out."""
+    sent: dt.datetime | None = None
+    drafted: dt.datetime | None = None
+    for at, name in events:
+        if name in SENT_EVENTS:
+            sent, drafted = at, None
+        elif name == DRAFTS_EVENT and drafted is None:
+            drafted = at
+    chosen = drafted or sent
+    return chosen.date() if chosen is not None else None
 
 
 def amendment_due(returned_for_amendment: dt.date) -> dt.date:

@@ -1,4 +1,4 @@
-"""Email to auditors: their pre-filled forms, as .eml drafts or over SMTP.
+"""Email to auditors: their pre-filled forms, as .eml drafts or over SMTP; reminders (chases).
 
 One attachment per audit, in the format the auditor prefers (Word unless the auditors file
 says Excel), with the tool's title, the due date, and how to fill and return it in the body
@@ -9,6 +9,22 @@ Every address is checked before anything is written or sent, and all the problem
 at once. Messages are built under the strict SMTP policy, which refuses line breaks in
 headers, so a name from a spreadsheet can never inject headers. The SMTP password is read
 from an environment variable, never from an option (it would end up in shell history).
+
+Each email is sent once (the outbox, store/outbox.py): every message is claimed in the
+database before it goes, per audit, purpose and round, and its outcome recorded after:
+
+- distribution (an audit's form to its auditor, or to the worker preparing a two-stage
+  file) and picked for audit (the prepared file on to its auditor): once per audit;
+- chase: once per audit per chase round, and a round is the chase date (one a day);
+- amendment: per amendment request (`formtool check --amend` sends no email today).
+
+A message the server refused is `failed` and tried again by the next send. One cut off
+mid-send (formtool stopped, the connection dropped) is `unknown`: it may have gone, so it is
+reported ("unknown: check the Sent Items") and never sent again on its own; the officer marks
+it sent (`formtool send --mark-sent MONTH`) or sends it again (`--resend-unknown`). `.eml`
+drafts are `drafted`: their audits stay `allocated` with a "drafts written" event, and
+become `sent` when the officer marks the drafts sent; until then the day the drafts were
+written counts as the day the audit went out (deadlines.distribution_date).
 """
 
 from __future__ import annotations
@@ -21,8 +37,8 @@ import re
 import smtplib
 import ssl
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -35,8 +51,16 @@ from formtool.definitions.identifiers import audit_file_name, audit_id_problem, 
 from formtool.errors import FormtoolError, printable
 from formtool.generate import FORMATS
 from formtool.periods import show_date
+from formtool.programme.deadlines import DRAFTS_EVENT, SENT_EVENTS, distribution_date
 from formtool.settings import DEFAULT, Settings
-from formtool.store import OUTSTANDING, AuditState, Store
+from formtool.store import (
+    OUTSTANDING,
+    AuditState,
+    Delivery,
+    MessageState,
+    OutboxMessage,
+    Store,
+)
 
 PASSWORD_ENV = "FORMTOOL_SMTP_PASSWORD"
 IMPLICIT_TLS_PORTS = frozenset({465})  # SMTPS: TLS from the first byte, no STARTTLS
@@ -46,6 +70,17 @@ SMTP_TIMEOUT = 30  # seconds
 POLICY = SMTP.clone(max_line_length=998)
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 S = AuditState
+M = MessageState
+
+#: What a message is for: each audit gets one of each (a chase, one per round).
+DISTRIBUTION = "distribution"
+PICKED_FOR_AUDIT = "picked_for_audit"
+CHASE = "chase"
+AMENDMENT = "amendment"  # reserved: `check --amend` sends no email
+#: A claim held by a message in these states stops another message for it; a failed one does
+#: not (the next send tries again), and `--resend-unknown` lifts unknown ones and drafts.
+HOLDING = frozenset({M.sent, M.queued, M.unknown, M.drafted})
+RESEND = frozenset({M.unknown, M.drafted})
 
 
 class MailError(FormtoolError):
@@ -59,19 +94,50 @@ class Outgoing:
     message: EmailMessage
     audit_ids: tuple[str, ...]
     stage: str = "audit"  # "prepare" for the first stage of a two-stage tool
+    purpose: str = DISTRIBUTION
+    month: str = ""
+    message_id: int | None = None  # the outbox row, once claimed
 
     @property
     def attachments(self) -> list[str]:
         return [str(a.get_filename()) for a in self.message.iter_attachments()]
 
 
+def outbox_entry(m: OutboxMessage) -> dict[str, Any]:
+    return {
+        "to": m.recipient,
+        "subject": m.subject,
+        "audits": list(m.audit_ids),
+        "purpose": m.purpose,
+        "attempts": m.attempts,
+        "error": m.last_error,
+        "at": m.created_at.isoformat(),
+    }
+
+
 @dataclass
 class MailResult:
+    """What a send or chase did: the messages sent (or written, or that would go) now, and
+    what the outbox already holds for the same audits: sent before, being sent by another
+    run, written as drafts not yet marked sent, failed now (tried again next time) and
+    unknown (check the Sent Items). A chase also names the overdue audits never sent."""
+
     messages: list[Outgoing]
     written: list[Path] = field(default_factory=list)
     sent_via: str = ""  # the SMTP server, when sent
     dry_run: bool = False
     notice: str = ""  # one line when mail went out unencrypted
+    already_sent: list[OutboxMessage] = field(default_factory=list)
+    in_progress: list[OutboxMessage] = field(default_factory=list)
+    drafted: list[OutboxMessage] = field(default_factory=list)
+    failed: list[OutboxMessage] = field(default_factory=list)
+    unknown: list[OutboxMessage] = field(default_factory=list)
+    not_sent: list[str] = field(default_factory=list)  # chase: overdue, never sent
+
+    @property
+    def needs_attention(self) -> bool:
+        """A message failed or may have gone: the command exits 1."""
+        return bool(self.failed or self.unknown)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +146,7 @@ class MailResult:
                     "auditor": m.auditor,
                     "to": m.address,
                     "stage": m.stage,
+                    "purpose": m.purpose,
                     "audits": list(m.audit_ids),
                     "attachments": m.attachments,
                 }
@@ -89,6 +156,13 @@ class MailResult:
             "sent_via": self.sent_via,
             "dry_run": self.dry_run,
             "notice": self.notice,
+            "sent": 0 if self.dry_run or not self.sent_via else len(self.messages),
+            "already_sent": len(self.already_sent),
+            "in_progress": [outbox_entry(m) for m in self.in_progress],
+            "drafted": [outbox_entry(m) for m in self.drafted],
+            "failed": [outbox_entry(m) for m in self.failed],
+            "unknown": [outbox_entry(m) for m in self.unknown],
+            "not_sent": self.not_sent,
         }
 
 
@@ -119,7 +193,8 @@ def find_forms(forms_dir: Path) -> dict[str, dict[str, Path]]:
 
 @dataclass(frozen=True)
 class _Letter:
-    """One audit to mention and attach: what, to whom, which file (name, bytes)."""
+    """One audit to mention and attach: what, to whom, which file (name, bytes), what for,
+    and (chasing) when it went out."""
 
     audit: Any
     form: FormDefinition
@@ -127,17 +202,52 @@ class _Letter:
     name: str
     address: str
     file: tuple[str, bytes] | None
+    purpose: str = DISTRIBUTION
+    distributed: dt.date | None = None
+
+
+def distribution_dates(db: Store, audit_ids: Collection[str]) -> dict[str, dt.date | None]:
+    """Audit id -> the day it went out (drafts not marked sent count from the day they were
+    written), or None if it never did."""
+    found = db.events_named(audit_ids, {*SENT_EVENTS, DRAFTS_EVENT})
+    return {a: distribution_date(found.get(a, [])) for a in audit_ids}
+
+
+def _purpose(audit: Any, chase: bool) -> str:
+    if chase:
+        return CHASE
+    return PICKED_FOR_AUDIT if audit.state == S.awaiting_audit.value else DISTRIBUTION
+
+
+def _round(chase: bool, today: dt.date) -> str:
+    """A chase round is the chase date: one chase per audit per day."""
+    return today.isoformat() if chase else ""
 
 
 def _letters(
-    db: Store, month: str | None, forms_dir: Path, chase: bool, today: dt.date
-) -> tuple[list[_Letter], list[str]]:
-    """What to send, and every problem that stops it (all of them, at once)."""
+    db: Store,
+    month: str | None,
+    forms_dir: Path,
+    chase: bool,
+    today: dt.date,
+    again: Collection[MessageState] = (),
+) -> tuple[list[_Letter], list[str], list[str]]:
+    """What to send now (audits whose message the outbox does not already hold), every
+    problem that stops it (all of them, at once) and, chasing, the overdue audits never
+    sent (they are not chased)."""
     forms = all_forms()
     states = OUTSTANDING if chase else {S.allocated, S.awaiting_audit}
     audits = db.audit_rows(
         [month] if month else None, [s.value for s in states], today if chase else None
     )
+    held = db.held_claims(
+        [a.audit_id for a in audits], {_purpose(a, chase) for a in audits}, _round(chase, today)
+    )
+    holding = HOLDING - set(again)
+    audits = [a for a in audits if held.get((a.audit_id, _purpose(a, chase))) not in holding]
+    distributed = distribution_dates(db, [a.audit_id for a in audits]) if chase else {}
+    not_sent = [a.audit_id for a in audits if chase and distributed[a.audit_id] is None]
+    audits = [a for a in audits if a.audit_id not in not_sent]
     prepared = db.prepared_returns(a.audit_id for a in audits if a.state == S.awaiting_audit.value)
     files = find_forms(forms_dir) if not chase else {}
     letters, problems = [], []
@@ -167,10 +277,17 @@ def _letters(
         if form is not None:
             letters.append(
                 _Letter(
-                    audit, form, "prepare" if preparing else "audit", name, address.strip(), file
+                    audit,
+                    form,
+                    "prepare" if preparing else "audit",
+                    name,
+                    address.strip(),
+                    file,
+                    _purpose(audit, chase),
+                    distributed.get(audit.audit_id),
                 )
             )
-    return letters, problems
+    return letters, problems, not_sent
 
 
 def _attachment(audit: Any, generated: dict[str, Path], prepared: Any) -> tuple[str, bytes] | None:
@@ -231,6 +348,7 @@ def _body(
         lines.append(
             f"  - {letter.form.title}: case {audit.case_number}, audit "
             f"{audit.audit_id}, due {show_date(audit.due_date)}"
+            + (f", sent {show_date(letter.distributed)}" if letter.distributed else "")
             + (f" ({letter.file[0]})" if letter.file else "")
         )
     if not chase:
@@ -250,6 +368,33 @@ def _body(
     return "\n".join(lines)
 
 
+def _groups(
+    db: Store,
+    sender: str,
+    forms_dir: Path,
+    month: str | None,
+    chase: bool,
+    today: dt.date,
+    again: Collection[MessageState],
+) -> tuple[list[list[_Letter]], list[str]]:
+    """The letters to send, one group per message (month, purpose, person, stage), and the
+    overdue audits never sent; MailError listing every problem before anything goes."""
+    if not valid_address(sender):
+        raise MailError(
+            f"The sender address (--from) '{printable(sender)}' is not an email address."
+        )
+    letters, problems, not_sent = _letters(db, month, forms_dir, chase, today, again)
+    if problems:
+        raise MailError(
+            f"Nothing was sent: {len(problems)} problem(s). " + "; ".join(problems) + "."
+        )
+    grouped: dict[tuple[str, str, str, str, str], list[_Letter]] = defaultdict(list)
+    for letter in letters:
+        key = (letter.audit.month, letter.purpose, letter.name, letter.address, letter.stage)
+        grouped[key].append(letter)
+    return list(grouped.values()), not_sent
+
+
 def build_messages(
     db: Store,
     sender: str,
@@ -258,40 +403,17 @@ def build_messages(
     chase: bool = False,
     today: dt.date | None = None,
     settings: Settings = DEFAULT,
+    again: Collection[MessageState] = (),
 ) -> list[Outgoing]:
-    """One message per person: audits to send (or, chasing, overdue ones). Raises MailError
-    listing every address or file problem before any message is made."""
+    """One message per person and purpose: audits to send (or, chasing, overdue ones) that
+    the outbox does not already hold. Raises MailError listing every address or file problem
+    before any message is made."""
     today = today or clock.today()
-    if not valid_address(sender):
-        raise MailError(
-            f"The sender address (--from) '{printable(sender)}' is not an email address."
-        )
-    letters, problems = _letters(db, month, forms_dir, chase, today)
-    if problems:
-        raise MailError(
-            f"Nothing was sent: {len(problems)} problem(s). " + "; ".join(problems) + "."
-        )
-    grouped: dict[tuple[str, str, str], list[_Letter]] = defaultdict(list)
-    for letter in letters:
-        grouped[(letter.name, letter.address, letter.stage)].append(letter)
-    return [
-        _message(sender, name, address, mine, chase, today, settings)
-        for (name, address, _), mine in grouped.items()
-    ]
+    groups, _ = _groups(db, sender, forms_dir, month, chase, today, again)
+    return [_message(sender, group, chase, today, settings) for group in groups]
 
 
-def _message(
-    sender: str,
-    name: str,
-    address: str,
-    letters: list[_Letter],
-    chase: bool,
-    today: dt.date,
-    settings: Settings,
-) -> Outgoing:
-    message = EmailMessage(policy=POLICY)
-    message["From"] = Address(addr_spec=sender.strip())
-    message["To"] = Address(_display_name(name), addr_spec=address)
+def _subject(letters: list[_Letter], chase: bool, settings: Settings) -> str:
     month_name = f"{letters[0].audit.due_date:%B %Y}"
     due = show_date(min(letter.audit.due_date for letter in letters))
     what = {"prepare": "quality practice file(s) to prepare", "audit": "case file audit(s)"}[
@@ -302,9 +424,19 @@ def _message(
         if chase
         else f"{len(letters)} {what} for {month_name}, due {due}"
     )
-    message["Subject"] = f"[{settings.marking}] {subject}"
+    return f"[{settings.marking}] {subject}"
+
+
+def _message(
+    sender: str, letters: list[_Letter], chase: bool, today: dt.date, settings: Settings
+) -> Outgoing:
+    first = letters[0]
+    message = EmailMessage(policy=POLICY)
+    message["From"] = Address(addr_spec=sender.strip())
+    message["To"] = Address(_display_name(first.name), addr_spec=first.address)
+    message["Subject"] = _subject(letters, chase, settings)
     message["X-Unsent"] = "1"  # Outlook opens a saved .eml as a draft to send
-    message.set_content(_body(_display_name(name), letters, chase, today, settings))
+    message.set_content(_body(_display_name(first.name), letters, chase, today, settings))
     for letter in letters:
         if letter.file is not None:
             file_name, data = letter.file
@@ -312,7 +444,13 @@ def _message(
             main, sub = kind.split("/", 1)
             message.add_attachment(data, maintype=main, subtype=sub, filename=file_name)
     return Outgoing(
-        name, address, message, tuple(x.audit.audit_id for x in letters), letters[0].stage
+        first.name,
+        first.address,
+        message,
+        tuple(x.audit.audit_id for x in letters),
+        first.stage,
+        first.purpose,
+        first.audit.month,
     )
 
 
@@ -331,21 +469,138 @@ def write_eml(messages: list[Outgoing], out_dir: Path, prefix: str) -> list[Path
     return written
 
 
+def deliveries(message: OutboxMessage) -> list[Delivery]:
+    """What a message's outcome means for each audit it carries: drafts written get an event
+    only; a sent form moves its audit from `allocated` to `sent` (a chase, and a prepared
+    file sent on to its auditor, are events only)."""
+    to = f"to {message.recipient}"
+    if message.state is M.drafted:
+        event = "chase drafted" if message.purpose == CHASE else DRAFTS_EVENT
+        return [Delivery(a, event, to) for a in message.audit_ids]
+    if message.purpose == CHASE:
+        event = "chased"
+    else:
+        event = "sent to preparer" if message.stage == "prepare" else "sent"
+    return [Delivery(a, event, to, message.purpose == DISTRIBUTION) for a in message.audit_ids]
+
+
+class _Sender:
+    """One run's messages: each claimed in the outbox, then sent or written, then settled."""
+
+    def __init__(
+        self,
+        db: Store,
+        sender: str,
+        chase: bool,
+        today: dt.date,
+        settings: Settings,
+        user: str,
+        again: Collection[MessageState],
+        result: MailResult,
+    ) -> None:
+        self.db, self.sender, self.chase, self.today = db, sender, chase, today
+        self.settings, self.user, self.again, self.result = settings, user, again, result
+
+    def claim(self, letters: list[_Letter]) -> Outgoing | None:
+        """Claim the group's audits; the message for the ones claimed (None: none were)."""
+        by_id = {letter.audit.audit_id: letter for letter in letters}
+        first = letters[0]
+        claim = self.db.claim_message(
+            first.audit.month,
+            first.purpose,
+            _round(self.chase, self.today),
+            first.stage,
+            first.address,
+            list(by_id),
+            lambda ids: _subject([by_id[i] for i in ids], self.chase, self.settings),
+            self.user,
+            self.again,
+        )
+        if claim.message_id is None:
+            return None
+        mine = [by_id[i] for i in claim.audit_ids]
+        outgoing = _message(self.sender, mine, self.chase, self.today, self.settings)
+        return replace(outgoing, message_id=claim.message_id)
+
+    def settle(self, outgoing: Outgoing, state: MessageState, error: str = "") -> None:
+        assert outgoing.message_id is not None  # claimed
+        settled = self.db.settle_message(outgoing.message_id, state, deliveries, self.user, error)
+        if state is M.failed:
+            self.result.failed.append(settled)
+        elif state is M.unknown:
+            self.result.unknown.append(settled)
+        else:
+            self.result.messages.append(outgoing)
+
+    def write(self, groups: list[list[_Letter]], out_dir: Path, prefix: str) -> None:
+        for letters in groups:
+            outgoing = self.claim(letters)
+            if outgoing is None:
+                continue
+            try:
+                [path] = write_eml([outgoing], out_dir, prefix)
+            except OSError as exc:
+                reason = printable(str(exc), 200)
+                self.settle(outgoing, M.failed, f"the draft could not be written: {reason}")
+                raise MailError(
+                    f"Could not write the email drafts in {out_dir}: {reason}. Drafts written "
+                    "before it are recorded; free the space or choose another --out and run "
+                    "the command again."
+                ) from None
+            self.settle(outgoing, M.drafted)
+            self.result.written.append(path)
+
+    def send(self, groups: list[list[_Letter]], smtp: smtplib.SMTP, server: str) -> None:
+        """Each group claimed, sent and settled in turn. A refusal fails that message (the
+        next send tries it again); a connection lost mid-message leaves it unknown and stops
+        the run: MailError."""
+        for letters in groups:
+            if getattr(smtp, "sock", None) is None:
+                raise smtplib.SMTPServerDisconnected("the server closed the connection")
+            outgoing = self.claim(letters)
+            if outgoing is None:
+                continue
+            try:
+                smtp.send_message(outgoing.message)
+            except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as exc:
+                self.settle(outgoing, M.failed, _refusal(exc))
+                continue
+            except (OSError, smtplib.SMTPException) as exc:
+                reason = printable(str(exc).rstrip("."), 200) or type(exc).__name__
+                self.settle(outgoing, M.unknown, f"the connection failed mid-message: {reason}")
+                raise MailError(
+                    f"Sending through {printable(server)} stopped: {reason}. "
+                    f"{len(self.result.messages)} message(s) were sent and recorded before it. "
+                    f"The message to {outgoing.address} may have gone: check the Sent Items "
+                    "(`formtool send --mark-sent MONTH` if it is there, --resend-unknown if "
+                    "not); run the command again for the rest."
+                ) from None
+            self.settle(outgoing, M.sent)
+
+
+def _refusal(exc: smtplib.SMTPException) -> str:
+    said: bytes | str
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, said = next(iter(exc.recipients.values()), (0, b""))
+    else:
+        assert isinstance(exc, smtplib.SMTPResponseException)
+        code, said = exc.smtp_code, exc.smtp_error
+    text = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
+    return printable(f"the server refused it: {code} {text}".rstrip("."), 200)
+
+
 def send_smtp(
-    messages: list[Outgoing],
     server: str,
     starttls: bool,
     user: str | None,
-    on_sent: Callable[[Outgoing], None],
+    run: Any,
     ssl_context: ssl.SSLContext | None = None,
 ) -> str:
-    """Send each message; `on_sent` records it at once, so a failure part-way loses nothing.
-
-    The connection is encrypted whenever it can be: implicit TLS on port 465, else STARTTLS
-    when the server offers it. A user name and password (or `starttls`) require that, and
-    nothing is sent without it; otherwise the messages go out in clear and the notice this
-    returns says so ('' when encrypted). `ssl_context` is for tests trusting their own server.
-    """
+    """Connect, encrypt and log in, then `run(smtp)` sends. The connection is encrypted
+    whenever it can be: implicit TLS on port 465, else STARTTLS when the server offers it. A
+    user name and password (or `starttls`) require that, and nothing is sent without it;
+    otherwise the messages go out in clear and the notice this returns says so ('' when
+    encrypted). `ssl_context` is for tests trusting their own server."""
     host, port = _host_port(server)
     password = os.environ.get(PASSWORD_ENV)
     if user and not password:
@@ -359,9 +614,7 @@ def send_smtp(
             notice = _encrypt(smtp, server, port, context, starttls, bool(user))
             if user:
                 smtp.login(user, password or "")
-            for outgoing in messages:
-                smtp.send_message(outgoing.message)
-                on_sent(outgoing)
+            run(smtp)
     except (OSError, smtplib.SMTPException) as exc:
         reason = printable(str(exc).rstrip("."), 200)
         raise MailError(
@@ -416,21 +669,6 @@ def _encrypt(
     return f"Mail to {printable(server)} went out unencrypted: the server does not offer STARTTLS."
 
 
-def record_sent(db: Store, messages: Iterable[Outgoing], chase: bool, user: str = "") -> None:
-    """Mark sent audits `sent` (chases, and a prepared file sent on to its auditor, are
-    events only); an audit that moved on meanwhile keeps its state."""
-    sent = [
-        (
-            audit_id,
-            "chased" if chase else ("sent to preparer" if o.stage == "prepare" else "sent"),
-            f"to {o.address}",
-        )
-        for o in messages
-        for audit_id in o.audit_ids
-    ]
-    db.record_sent(sent, move_allocated=not chase, user=user)
-
-
 def deliver(
     db: Store,
     sender: str,
@@ -446,25 +684,40 @@ def deliver(
     settings: Settings = DEFAULT,
     user: str = "",
     ssl_context: ssl.SSLContext | None = None,
+    again: Collection[MessageState] = (),
 ) -> MailResult:
     """`formtool send` / `chase`: build every message (all checks first), then write .eml
-    drafts or send over SMTP (encrypted whenever the server allows; see `send_smtp`),
-    recording each message as it goes."""
-    messages = build_messages(db, sender, forms_dir, month, chase, today, settings)
-    result = MailResult(messages, dry_run=dry_run)
-    if dry_run or not messages:
-        return result
-    if smtp:
-        result.notice = send_smtp(
-            messages,
-            smtp,
-            starttls,
-            smtp_user,
-            on_sent=lambda o: record_sent(db, [o], chase, user),
-            ssl_context=ssl_context,
-        )
+    drafts or send over SMTP (encrypted whenever the server allows; see `send_smtp`), each
+    claimed in the outbox before it goes and settled after. `again` lifts the claims of
+    unknown messages and drafts not marked sent (`--resend-unknown`)."""
+    today = today or clock.today()
+    groups, not_sent = _groups(db, sender, forms_dir, month, chase, today, again)
+    result = MailResult([], dry_run=dry_run, not_sent=not_sent)
+    run = _Sender(db, sender, chase, today, settings, user, again, result)
+    if dry_run:
+        result.messages = [_message(sender, g, chase, today, settings) for g in groups]
+    elif smtp:
         result.sent_via = smtp
-    else:
-        result.written = write_eml(messages, out_dir, "chase" if chase else "audits")
-        record_sent(db, messages, chase, user)
+        if groups:  # nothing to send: no connection
+            notice = send_smtp(
+                smtp, starttls, smtp_user, lambda conn: run.send(groups, conn, smtp), ssl_context
+            )
+            result.notice = notice if result.messages else ""  # said when mail went out
+    elif groups:
+        run.write(groups, out_dir, "chase" if chase else "audits")
+    _summarise(db, result, month, chase, today)
     return result
+
+
+def _summarise(
+    db: Store, result: MailResult, month: str | None, chase: bool, today: dt.date
+) -> None:
+    """What the outbox already holds for the run's month and purposes (and chase round)."""
+    purposes = [CHASE] if chase else [DISTRIBUTION, PICKED_FOR_AUDIT]
+    now = {o.message_id for o in result.messages} | {m.id for m in result.failed}
+    now |= {m.id for m in result.unknown}
+    held = [m for m in db.outbox_messages(month, purposes, _round(chase, today)) if m.id not in now]
+    result.already_sent = [m for m in held if m.state is M.sent]
+    result.in_progress = [m for m in held if m.state is M.queued]
+    result.drafted = [m for m in held if m.state is M.drafted]
+    result.unknown += [m for m in held if m.state is M.unknown]

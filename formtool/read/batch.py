@@ -4,6 +4,10 @@ A bad file is rejected with one reason and the batch goes on; a rejected file ch
 in the database. Emails (.eml, .msg) are opened and each attached form imported as a return
 of its own, with the sender and sent date kept. Files are opened safely: regular files only,
 never more than the size limit read, whatever the path points to.
+
+If the database itself fails part-way (a server stopped, a full disk), the batch stops with
+`ImportStopped`, holding the outcome of every return dealt with before: each of those was
+stored whole (or rejected), and importing the same files again finds them `unchanged`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from formtool import store
 from formtool.errors import Issue, IssueCode, Rejected, printable
@@ -22,7 +27,10 @@ from formtool.periods import show_time
 from formtool.read import READABLE, FormResolver, RawReturn, installed_form, read_bytes
 from formtool.read.limits import MAX_FILE_BYTES
 from formtool.read.validate import ReadResult, validate_return
-from formtool.store import DatabaseError, Store
+from formtool.store import DatabaseError, Store, StoreError, current_work, failure
+
+if TYPE_CHECKING:
+    from formtool.read.message import Message
 
 MESSAGES = (".eml", ".msg")
 MACRO_ENABLED = (".docm", ".xlsm", ".dotm", ".xltm")
@@ -45,6 +53,32 @@ class ImportOutcome:
             "status": self.status,
             "issues": [i.as_dict() for i in self.issues],
         }
+
+
+class ImportStopped(StoreError):
+    """The database failed part-way through a batch. `outcomes`: every return dealt with
+    before it failed (each stored whole, or rejected); `file`: the file being imported when
+    it failed; `left`: how many files after it were not read."""
+
+    def __init__(
+        self, outcomes: list[ImportOutcome], file: str, left: int, cause: BaseException, db: Store
+    ) -> None:
+        self.outcomes, self.file, self.left = outcomes, file, left
+        self.failure = failure(cause, db.url)
+        stored = sum(o.status in ("imported", "updated", "history") for o in outcomes)
+        before = (
+            f"{stored} return(s) listed above were stored before it stopped"
+            if stored
+            else "nothing was stored before it stopped"
+        )
+        doubt = current_work().in_doubt  # the database went while confirming the last save
+        this = "may or may not have been stored" if doubt else "was not stored"
+        super().__init__(
+            f"{self.failure.text()} The import stopped at {printable(file)}: {before}; the "
+            f"return it was importing from {printable(Path(file).name)} {this}; {left} file(s) "
+            "after it were not read. Run the same command again: stored returns will be "
+            "`unchanged`."
+        )
 
 
 @dataclass(frozen=True)
@@ -240,38 +274,35 @@ def _store(
 def _message_returns(
     db: Store,
     path: Path,
-    data: bytes,
+    message: Message,
     today: dt.date | None,
     resolve: FormResolver,
     user: str,
-) -> list[ImportOutcome]:
-    from formtool.read.message import read_message
-
+) -> Iterator[ImportOutcome]:
+    """Each attached form's outcome as soon as it is stored (so a batch that stops part-way
+    still reports the attachments before)."""
     name = str(path)
-    message = read_message(data, path.suffix)
     envelope = Envelope(message.sender, message.sent_at, path.name)
-    outcomes = []
+    forms = 0
     for attachment in message.attachments:
         shown = f"{name} › {attachment.name or 'unnamed attachment'}"
         if Path(attachment.name).suffix.lower() not in READABLE:
-            outcomes.append(
-                ImportOutcome(
-                    shown,
-                    "skipped",
-                    issues=[
-                        Issue(
-                            IssueCode.not_a_form,
-                            shown,
-                            value=Path(attachment.name).suffix or "no type",
-                        )
-                    ],
-                )
+            yield ImportOutcome(
+                shown,
+                "skipped",
+                issues=[
+                    Issue(
+                        IssueCode.not_a_form,
+                        shown,
+                        value=Path(attachment.name).suffix or "no type",
+                    )
+                ],
             )
             continue
-        outcomes.append(import_return(db, shown, attachment.data, envelope, today, resolve, user))
-    if not any(o.status != "skipped" for o in outcomes):
-        outcomes.append(_rejected(name, Issue(IssueCode.no_attachment, name)))
-    return outcomes
+        forms += 1
+        yield import_return(db, shown, attachment.data, envelope, today, resolve, user)
+    if not forms:
+        yield _rejected(name, Issue(IssueCode.no_attachment, name))
 
 
 def import_file(
@@ -282,6 +313,17 @@ def import_file(
     user: str = "",
 ) -> list[ImportOutcome]:
     """Import one file: a form, or an email with forms attached (one outcome per form)."""
+    return list(_file_outcomes(db, path, today, resolve, user))
+
+
+def _file_outcomes(
+    db: Store,
+    path: Path,
+    today: dt.date | None,
+    resolve: FormResolver,
+    user: str,
+) -> Iterator[ImportOutcome]:
+    """`import_file`, each outcome as soon as it is known."""
     name = str(path)
     suffix = path.suffix.lower()
     try:
@@ -292,11 +334,18 @@ def import_file(
                 IssueCode.unsupported_type, f"a {suffix} file" if suffix else "no file extension"
             )
         data = read_file(path)
+        message = None
         if suffix in MESSAGES:
-            return _message_returns(db, path, data, today, resolve, user)
+            from formtool.read.message import read_message
+
+            message = read_message(data, path.suffix)
     except Rejected as exc:
-        return [_rejected(name, exc.issue(name))]
-    return [import_return(db, name, data, Envelope(), today, resolve, user)]
+        yield _rejected(name, exc.issue(name))
+        return
+    if message is None:
+        yield import_return(db, name, data, Envelope(), today, resolve, user)
+    else:
+        yield from _message_returns(db, path, message, today, resolve, user)
 
 
 def import_paths(
@@ -308,12 +357,18 @@ def import_paths(
     user: str = "",
 ) -> list[ImportOutcome]:
     """Import every file (folders searched); one outcome per return, in file order.
-    Returns are read with the definition version that made them (`catalog.resolver`)."""
+    Returns are read with the definition version that made them (`catalog.resolver`).
+    Each return is stored in its own transaction; if the database fails part-way,
+    ImportStopped carries the outcomes so far."""
     resolve = resolve or db.resolver()
     files = discover(paths)
     outcomes: list[ImportOutcome] = []
-    for path in (progress or iter)(files):
-        outcomes += import_file(db, path, today, resolve, user)
+    for index, path in enumerate((progress or iter)(files)):
+        try:
+            for outcome in _file_outcomes(db, path, today, resolve, user):
+                outcomes.append(outcome)
+        except DatabaseError as exc:
+            raise ImportStopped(outcomes, str(path), len(files) - index - 1, exc, db) from exc
     return outcomes
 
 

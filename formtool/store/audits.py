@@ -18,8 +18,17 @@ import sqlalchemy as sa
 
 from formtool.errors import FormtoolError
 from formtool.periods import Month
-from formtool.store.engine import now
-from formtool.store.schema import TRANSITIONS, AuditState, allocations, audits, events, grades
+from formtool.store.engine import actor, now
+from formtool.store.schema import (
+    TRANSITIONS,
+    AuditState,
+    allocations,
+    audits,
+    events,
+    grades,
+    outbox,
+    outbox_claims,
+)
 
 
 class StateError(FormtoolError):
@@ -29,9 +38,11 @@ class StateError(FormtoolError):
 def record_event(
     conn: sa.Connection, audit_id: str, name: str, detail: str = "", user: str = ""
 ) -> None:
+    """An event on the audit, by `user` or, when the caller names nobody, by whoever the
+    command or web request acts for (engine.actor): no event is without a user."""
     conn.execute(
         events.insert().values(
-            audit_id=audit_id, at=now(), event=name, detail=detail, user_name=user
+            audit_id=audit_id, at=now(), event=name, detail=detail, user_name=user or actor()
         )
     )
 
@@ -195,17 +206,27 @@ def month_allocations(conn: sa.Connection, month: str) -> list[Any]:
 
 def drop_unstarted(conn: sa.Connection, month: str) -> int:
     """Delete the month's allocated audits that nothing has happened to yet (for
-    `allocate --replace`); audits already sent or returned stay. Returns how many went."""
+    `allocate --replace`); audits already sent or returned stay, and so do those with an
+    email in the outbox that did not fail (drafts written may have been sent from Outlook).
+    Returns how many went."""
     a = audits.c
     batch = sa.select(allocations.c.id).where(allocations.c.month == month)
+    emailed = (
+        sa.select(outbox_claims.c.audit_id)
+        .join(outbox, outbox.c.id == outbox_claims.c.message_id)
+        .where(outbox.c.state != "failed")
+    )
     ids = list(
         conn.execute(
             sa.select(a.audit_id).where(
-                a.allocation_id.in_(batch) & (a.state == AuditState.allocated.value)
+                a.allocation_id.in_(batch)
+                & (a.state == AuditState.allocated.value)
+                & a.audit_id.not_in(emailed)
             )
         ).scalars()
     )
     if ids:
+        conn.execute(outbox_claims.delete().where(outbox_claims.c.audit_id.in_(ids)))
         conn.execute(events.delete().where(events.c.audit_id.in_(ids)))
         conn.execute(grades.delete().where(grades.c.audit_id.in_(ids)))
         conn.execute(audits.delete().where(a.audit_id.in_(ids)))

@@ -8,13 +8,18 @@ version named in its identity, so republishing a tool never breaks forms still o
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
 from formtool.definitions import FormDefinition, FormResolver, all_forms, form_catalog
-from formtool.errors import DefinitionError, Issue, IssueCode, Rejected
+from formtool.definitions.history import shipped_definition
+from formtool.errors import DefinitionError, FormtoolError, Issue, IssueCode, Rejected
+from formtool.store.engine import masked
 from formtool.store.forms import save_snapshot, snapshot, snapshots
+from formtool.store.schema import audits
 
 
 def form_for(engine: sa.Engine, form_id: str, version: int) -> FormDefinition | None:
@@ -71,7 +76,80 @@ def _not_bumped(form: FormDefinition) -> Issue:
 
 
 def version_issues(engine: sa.Engine, forms: Iterable[FormDefinition]) -> list[Issue]:
-    """`forms check` against a database: definitions changed without a new version."""
+    """`forms check` against a database: definitions changed without a new version, and
+    audits made with versions the database does not hold."""
     with engine.connect() as conn:
         stored = {(s.form_id, s.version): s.digest for s in snapshots(conn)}
-    return [_not_bumped(f) for f in forms if stored.get((f.id, f.version), f.digest) != f.digest]
+    issues = [_not_bumped(f) for f in forms if stored.get((f.id, f.version), f.digest) != f.digest]
+    return issues + [
+        Issue(
+            IssueCode.version_not_held,
+            masked(engine.url),
+            form_id,
+            value=f"{len(ids)} audit(s) ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''})",
+            expected=str(version),
+        )
+        for (form_id, version), ids in sorted(unknown_versions(engine).items())
+    ]
+
+
+def pre_snapshot_definition(form_id: str, version: int) -> FormDefinition | None:
+    """What made a version's forms before snapshots were kept (migration 0008): the
+    definition formtool shipped as that version, else the team folder's when it is that very
+    version (schema 0002 kept no digest to compare: from now on the snapshot holds it, and a
+    later edit without a new version is refused). None when neither has it."""
+    shipped = shipped_definition(form_id, version)
+    if shipped is not None:
+        return shipped
+    try:
+        current = form_catalog().forms().get(form_id)
+    except FormtoolError:  # a broken team folder must not stop the upgrade
+        return None
+    return current if current is not None and current.version == version else None
+
+
+class UnknownVersionsError(FormtoolError):
+    """Audits made with form versions this database does not hold: named, never skipped."""
+
+    def __init__(self, missing: dict[tuple[str, int], list[str]], what: str) -> None:
+        count = sum(len(ids) for ids in missing.values())
+        listed = "; ".join(
+            f"{form_id} v{version}: {', '.join(sorted(ids))}"
+            for (form_id, version), ids in sorted(missing.items())
+        )
+        super().__init__(
+            f"{what}: {count} audit(s) were made with form versions this database does not "
+            f"hold ({listed}). Put each definition, with that version number, in the team's "
+            "forms folder (--forms-dir or FORMTOOL_FORMS) and run the command again."
+        )
+        self.missing = missing
+
+
+def forms_of(engine: sa.Engine, audits: Iterable[Any], what: str) -> dict[str, FormDefinition]:
+    """Each audit's definition by audit id; refuses naming every audit whose version is not
+    held (rows need audit_id, form_id and form_version)."""
+    found: dict[str, FormDefinition] = {}
+    missing: dict[tuple[str, int], list[str]] = defaultdict(list)
+    with engine.connect() as conn:
+        for row in audits:
+            form = form_in(conn, row.form_id, row.form_version)
+            if form is None:
+                missing[(row.form_id, row.form_version)].append(row.audit_id)
+            else:
+                found[row.audit_id] = form
+    if missing:
+        raise UnknownVersionsError(dict(missing), what)
+    return found
+
+
+def unknown_versions(engine: sa.Engine) -> dict[tuple[str, int], list[str]]:
+    """Every audit whose form version this database cannot resolve, by version."""
+    a = audits.c
+    missing: dict[tuple[str, int], list[str]] = {}
+    with engine.connect() as conn:
+        for form_id, version in conn.execute(sa.select(a.form_id, a.form_version).distinct()):
+            if form_in(conn, form_id, version) is None:
+                where = (a.form_id == form_id) & (a.form_version == version)
+                ids = conn.execute(sa.select(a.audit_id).where(where).order_by(a.audit_id))
+                missing[(form_id, version)] = list(ids.scalars())
+    return missing

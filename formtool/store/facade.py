@@ -13,13 +13,15 @@ import datetime as dt
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from formtool.definitions import FormDefinition, FormResolver
 from formtool.errors import Issue
-from formtool.store import access, audits, catalog, queries, returns, users
+from formtool.store import access, audits, catalog, outbox, queries, returns, users
+from formtool.store import backup as backups
 from formtool.store.engine import lock, masked, now, transaction
 from formtool.store.schema import AuditState
 
@@ -97,8 +99,11 @@ class Planned:
 class Store:
     """The audit database (SQLite or PostgreSQL), opened by `open_store`."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, read_only: bool = False) -> None:
         self.engine = engine  # for store/ itself, migrations and tests
+        #: Opened read-only (a read-only SQLite file or folder): nothing can be recorded, not
+        #: even in the access log, so output with personal data is refused (see cli.py).
+        self.read_only = read_only
 
     def __repr__(self) -> str:
         return f"Store({self.url})"
@@ -121,6 +126,15 @@ class Store:
     def form_for(self, form_id: str, version: int) -> FormDefinition | None:
         """The definition of `form_id` at `version`, current or stored; None if unknown."""
         return catalog.form_for(self.engine, form_id, version)
+
+    def forms_of(self, audits: Iterable[Any], what: str) -> dict[str, FormDefinition]:
+        """Each audit's definition by audit id; UnknownVersionsError names every audit whose
+        form version this database does not hold (nothing is skipped in silence)."""
+        return catalog.forms_of(self.engine, audits, what)
+
+    def unknown_versions(self) -> dict[tuple[str, int], list[str]]:
+        """Audits whose form version this database cannot resolve, by (form, version)."""
+        return catalog.unknown_versions(self.engine)
 
     def resolver(self) -> FormResolver:
         """A reader's resolver backed by this database's snapshots."""
@@ -257,19 +271,74 @@ class Store:
             for audit_id, event, detail in events:
                 audits.record_event(conn, audit_id, event, detail, user)
 
-    def record_sent(
-        self, sent: Iterable[tuple[str, str, str]], move_allocated: bool, user: str = ""
-    ) -> None:
-        """(audit id, event, detail) for each message: an audit still `allocated` becomes
-        `sent` when `move_allocated`; every other one (and a chase) gets the event only."""
+    # --- the outbox: every email claimed before it goes (outbox.py) ---------------------
+
+    def held_claims(
+        self, audit_ids: Collection[str], purposes: Collection[str], round_: str = ""
+    ) -> dict[tuple[str, str], outbox.MessageState]:
+        """(audit id, purpose) -> the state of the message already holding that claim."""
+        with self._read() as conn:
+            return outbox.held_claims(conn, audit_ids, purposes, round_)
+
+    def claim_message(
+        self,
+        month: str,
+        purpose: str,
+        round_: str,
+        stage: str,
+        recipient: str,
+        audit_ids: Iterable[str],
+        subject_for: Callable[[tuple[str, ...]], str],
+        user: str = "",
+        again: Collection[outbox.MessageState] = (),
+    ) -> outbox.Claim:
+        """Claim the audits' part in one new queued message, in one transaction under the
+        outbox lock: audits another message holds (sent, queued, unknown, drafted; unknown
+        and drafted ones not in `again`) are left out, failed ones are taken over."""
         with self._write() as conn:
-            for audit_id, event, detail in sent:
-                if move_allocated and audits.audit_state(conn, audit_id) is AuditState.allocated:
-                    audits.move_state(
-                        conn, audit_id, [AuditState.allocated], AuditState.sent, event, detail, user
-                    )
-                else:
-                    audits.record_event(conn, audit_id, event, detail, user)
+            return outbox.claim(
+                conn, month, purpose, round_, stage, recipient, audit_ids, subject_for, user, again
+            )
+
+    def settle_message(
+        self,
+        message_id: int,
+        state: outbox.MessageState,
+        deliveries: Callable[[outbox.OutboxMessage], Iterable[outbox.Delivery]] = lambda m: (),
+        user: str = "",
+        error: str = "",
+    ) -> outbox.OutboxMessage:
+        """A claimed message's outcome (sent, drafted or failed) with what it means for its
+        audits (events, `allocated` -> `sent`), in one transaction."""
+        with self._write() as conn:
+            return outbox.settle(conn, message_id, state, deliveries, user, error)
+
+    def mark_messages_sent(
+        self,
+        month: str,
+        deliveries: Callable[[outbox.OutboxMessage], Iterable[outbox.Delivery]],
+        user: str = "",
+    ) -> list[outbox.OutboxMessage]:
+        """The month's drafts and messages of unknown fate are sent (the officer says so)."""
+        with self._write() as conn:
+            return outbox.mark_sent(conn, month, deliveries, user)
+
+    def outbox_messages(
+        self,
+        month: str | None = None,
+        purposes: Collection[str] | None = None,
+        round_: str | None = None,
+    ) -> list[outbox.OutboxMessage]:
+        """Messages holding claims now, oldest first (a stale queued one shows as unknown)."""
+        with self._read() as conn:
+            return outbox.messages(conn, month, purposes, round_)
+
+    def events_named(
+        self, audit_ids: Collection[str], names: Collection[str]
+    ) -> dict[str, list[tuple[dt.datetime, str]]]:
+        """Audit id -> its events of these names as (time, name), oldest first."""
+        with self._read() as conn:
+            return outbox.events_named(conn, audit_ids, names)
 
     def moderate(
         self,
@@ -504,3 +573,24 @@ class Store:
         """Remove entries older than `keep_days` (the only delete path; it logs itself)."""
         with self._write() as conn:
             return access.purge_access_log(conn, now() - dt.timedelta(days=keep_days), user)
+
+    # --- backups and the running server's heartbeat (backup.py) --------------------------
+
+    def backup(self, target: Path, user: str, keep: int | None = None) -> backups.BackupReport:
+        """A verified backup at `target` (a file, or a folder for a dated name; `keep`: only
+        the newest `keep` stay there), safe while others write, recorded in the access log."""
+        return backups.take_backup(self.engine, target, user, keep)
+
+    def server_beat(self, server: str, host: str, pid: int) -> None:
+        """The running server `server` is alive now (`formtool serve`, every 30 s)."""
+        with self._write() as conn:
+            backups.beat(conn, server, host, pid)
+
+    def server_stopped(self, server: str) -> None:
+        with self._write() as conn:
+            backups.stopped(conn, server)
+
+    def running_servers(self) -> list[Any]:
+        """Servers whose heartbeat is fresh: host, pid, started_at, seen_at (UTC)."""
+        with self._read() as conn:
+            return backups.running_servers(conn)

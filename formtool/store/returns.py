@@ -27,7 +27,7 @@ from formtool.store.audits import (
     new_id,
     record_event,
 )
-from formtool.store.catalog import form_in
+from formtool.store.catalog import UnknownVersionsError, form_in
 from formtool.store.engine import now, transaction
 from formtool.store.schema import TRANSITIONS, AuditState, actions, answers, grades, returns
 
@@ -273,8 +273,9 @@ def open_actions(conn: sa.Connection, audit_id: str) -> list[str]:
     if current is None:
         return []
     form = form_in(conn, audit.form_id, audit.form_version)
-    if form is None:  # a version this database never kept: no table is known to need one
-        return []
+    if form is None:  # no table is known to need a sign-off: refuse rather than guess none
+        missing = {(audit.form_id, audit.form_version): [audit_id]}
+        raise UnknownVersionsError(missing, f"The actions of audit {audit_id}")
     signed_tables = {
         t.key for t in form.tables() if {"sign_off", "sign_off_date"} & {c.role for c in t.columns}
     }

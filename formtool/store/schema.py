@@ -244,9 +244,56 @@ access_log_purging = sa.Table(
     "access_log_purging", metadata, sa.Column("id", sa.Integer, primary_key=True)
 )
 
+# --- the outbox (issue 18): every email is claimed here before it goes, so it goes once ---
+#: A message's life: queued (claimed, being sent) -> sent | failed (the server refused it;
+#: the next send tries again) | unknown (queued and never finished: check the Sent Items;
+#: never sent again on its own). `.eml` drafts are `drafted` until the officer marks them
+#: sent. A claim is one audit's part in one message, unique per (audit, purpose, round):
+#: the round is '' for the distribution and picked-for-audit emails (once per audit), the
+#: chase date for a chase (one a day) and the request for an amendment email, so the
+#: database, not luck, stops a second send of the same thing.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("month", sa.String(7), nullable=False, index=True),
+    sa.Column("purpose", sa.String(30), nullable=False),  # distribution, chase, ...
+    sa.Column("stage", sa.String(12), nullable=False, server_default="audit"),  # or prepare
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("subject", sa.Text, nullable=False, server_default=""),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("last_error", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("sent_at", sa.DateTime, nullable=True),
+    sa.Column("user_name", sa.String(200), nullable=False, server_default=""),
+)
+
+outbox_claims = sa.Table(
+    "outbox_claims",
+    metadata,
+    sa.Column("audit_id", sa.String(80), sa.ForeignKey("audits.audit_id"), nullable=False),
+    sa.Column("purpose", sa.String(30), nullable=False),
+    sa.Column("round", sa.String(40), nullable=False, server_default=""),
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("outbox.id"), nullable=False, index=True),
+    sa.UniqueConstraint("audit_id", "purpose", "round", name="uq_outbox_claims_once"),
+)
+
 secrets = sa.Table(
     "secrets",
     metadata,
     sa.Column("name", sa.String(40), primary_key=True),  # e.g. the web session signing key
     sa.Column("value", sa.String(200), nullable=False),
+)
+
+server_heartbeat = sa.Table(
+    "server_heartbeat",
+    metadata,
+    # One row per running `formtool serve`, refreshed every 30 s and removed when it stops
+    # cleanly: `formtool restore` refuses while one was seen in the last 2 minutes.
+    sa.Column("server", sa.String(64), primary_key=True),  # a random id per server start
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("seen_at", sa.DateTime, nullable=False),
 )

@@ -32,8 +32,17 @@ from collections.abc import Callable
 from typing import Any
 
 from formtool.web.app import MailConfig, create_app
+from formtool.web.duties import NightlyBackups
 
-__all__ = ["MailConfig", "allowed_hosts", "create_app", "is_loopback", "mail_config", "serve"]
+__all__ = [
+    "MailConfig",
+    "NightlyBackups",
+    "allowed_hosts",
+    "create_app",
+    "is_loopback",
+    "mail_config",
+    "serve",
+]
 
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
@@ -110,9 +119,12 @@ def serve(
     settings: Any,
     on_ready: Callable[[str], None],
     proxy: str | None = None,
+    backups: NightlyBackups | None = None,
 ) -> None:
     """Run the workspace under uvicorn until interrupted; `on_ready(url)` once listening.
-    `proxy`: the address of the reverse proxy whose X-Forwarded-* headers are believed."""
+    `proxy`: the address of the reverse proxy whose X-Forwarded-* headers are believed;
+    `backups`: the nightly backup (--backup-dir). It keeps a heartbeat row in the database
+    while it runs, so `formtool restore` refuses to replace the database under it."""
     import uvicorn
 
     from formtool.access.accounts import list_users
@@ -141,6 +153,8 @@ def serve(
         allowed_hosts=allowed_hosts(host),
         trusted_proxy=proxy,
         purge_daily=True,
+        heartbeat=True,
+        backups=backups,
     )
     sock = _listen(host, port)
     shown_host = f"[{host.strip('[]')}]" if ":" in host else host

@@ -1,7 +1,8 @@
 """Allocate a month in the web workspace: upload the population, auditors and plan, preview
 the allocation (computed as `formtool allocate` would, recorded nowhere), confirm to record it
 and generate the forms (`formtool generate`), then download them or send them (`formtool
-send`). The uploads and forms stay in the server's private folder, removed when it stops."""
+send`), and say when the .eml drafts have gone (`formtool send --mark-sent`). The uploads and
+forms stay in the server's private folder, removed when it stops."""
 
 from __future__ import annotations
 
@@ -34,10 +35,19 @@ def _expire_drafts(ws: Workspace) -> None:
 
 
 async def allocate_page(request: Request, who: Account) -> Response:
+    from formtool.programme.outbox import month_outbox
+
+    ws = ws_of(request)
     month = queries.month_or_default(request.query_params.get("month"))
-    done = ws_of(request).allocated.get(month)
     return render_page(
-        request, who, "allocate.html", month=month, done=done, mail=ws_of(request).mail, q=queries
+        request,
+        who,
+        "allocate.html",
+        month=month,
+        done=ws.allocated.get(month),
+        mail=ws.mail,
+        outbox=await call(month_outbox, ws.db, month),
+        q=queries,
     )
 
 
@@ -200,32 +210,67 @@ async def allocate_forms(request: Request, who: Account) -> Response:
 
 
 async def allocate_send(request: Request, who: Account, form: FormData) -> Response:
+    """`formtool send` for the month: over SMTP, or as .eml drafts to download. Drafts are
+    written afresh each time (every one not yet marked sent), so the download holds them all;
+    their audits stay allocated until "I have sent these drafts"."""
     from formtool.programme.mail import deliver
+    from formtool.store import MessageState
 
     ws = ws_of(request)
     month, folder = await call(_month_folder, request)
     smtp = ws.mail.smtp if form.get("how") == "smtp" and ws.mail.smtp else None
-    mail_dir = ws.folder("mail", month)
-    result = await call(
-        deliver,
-        ws.db,
-        str(form.get("sender") or ws.mail.sender),
-        folder,
-        month,
-        mail_dir,
-        smtp=smtp,
-        starttls=ws.mail.starttls,
-        smtp_user=ws.mail.user or None,
-        settings=ws.settings,
-        user=f"web:{who.name}",
-    )
+    mail_dir = ws.work_dir / "mail" / month
+    if not smtp:
+        shutil.rmtree(mail_dir, ignore_errors=True)
+    try:
+        result = await call(
+            deliver,
+            ws.db,
+            str(form.get("sender") or ws.mail.sender),
+            folder,
+            month,
+            ws.folder("mail", month),
+            smtp=smtp,
+            starttls=ws.mail.starttls,
+            smtp_user=ws.mail.user or None,
+            settings=ws.settings,
+            user=f"web:{who.name}",
+            again=() if smtp else (MessageState.drafted,),
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     if month in ws.allocated:
         ws.allocated[month]["mail"] = result
-    verb = f"sent via {smtp}" if smtp else "ready to download as .eml drafts"
+    said = (
+        f"{len(result.messages)} message(s) sent via {smtp}; their audits are marked sent."
+        if smtp
+        else f"{len(result.messages)} message(s) ready to download as .eml drafts; once you "
+        "have sent them, press “I have sent these drafts” and their audits are marked sent."
+    )
+    notes = [
+        f"{len(result.already_sent)} already sent." if result.already_sent else "",
+        f"{len(result.drafted)} written as drafts, not yet marked sent." if result.drafted else "",
+        f"{len(result.failed)} failed (the next send tries again)." if result.failed else "",
+        f"{len(result.unknown)} unknown: check the Sent Items." if result.unknown else "",
+    ]
     flash(
         request,
-        f"{len(result.messages)} message(s) {verb}; their audits are marked sent."
-        + (f" {result.notice}" if result.notice else ""),
+        " ".join([said, *(n for n in notes if n)]) + (f" {result.notice}" if result.notice else ""),
+        "error" if result.needs_attention else "ok",
+    )
+    return redirect(f"/allocate?month={month}")
+
+
+async def allocate_mark_sent(request: Request, who: Account, form: FormData) -> Response:
+    """ "I have sent these drafts": `formtool send --mark-sent MONTH`."""
+    from formtool.programme.outbox import mark_sent
+
+    month = Month(request.path_params["month"], "The month")
+    marked = await call(mark_sent, ws_of(request).db, month, f"web:{who.name}")
+    flash(
+        request,
+        f"{len(marked.messages)} message(s) for {month} marked sent; "
+        f"{marked.audits} audit(s) are now sent.",
     )
     return redirect(f"/allocate?month={month}")
 

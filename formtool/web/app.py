@@ -6,7 +6,9 @@ Views check nothing themselves: every route is declared through `_page` (GET) or
 (POST), which sign the user in, enforce the role, and for POSTs check the Origin, parse the
 form under the upload limits and compare the CSRF token before the view runs. Library calls
 run in a worker thread (they are blocking), and a `FormtoolError` from the library becomes
-the page's one-line message, as the CLI prints it.
+the page's one-line message, as the CLI prints it. A database that is unreachable, full,
+damaged or read-only is a 503 page on every route saying so and what was saved, never a bare
+"Internal Server Error".
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ from formtool.access.log import purge
 from formtool.access.roles import CAPABILITY_NAMES, Account
 from formtool.errors import FormtoolError, printable
 from formtool.settings import Settings
-from formtool.store import DriverError, Store
+from formtool.store import DatabaseError, DriverError, Store, acting_as
 from formtool.web import accounts, allocate, queries, views
+from formtool.web.duties import NightlyBackups, ServerDuties
 from formtool.web.pages import (
     MailConfig,
     Workspace,
@@ -58,11 +61,14 @@ from formtool.web.pages import (
     call,
     call_hashing,
     client_address,
+    database_problem,
     flash,
     log_access,
     problem,
     redirect,
     render_page,
+    route_name,
+    saved_sentence,
     set_session_cookie,
     ws_of,
 )
@@ -114,32 +120,37 @@ def _refused(request: Request, who: Account, capability: str) -> HTMLResponse:
     )
 
 
-def _route_name(request: Request) -> str:
-    """The route's pattern, for the server log: the path itself may carry an audit id."""
-    route = request.scope.get("route")
-    return getattr(route, "path", "a page")
-
-
 async def _guarded(
     request: Request, who: Account, run: Callable[[], Awaitable[Response]], back: str
 ) -> Response:
-    try:
-        return await run()
-    except FormtoolError as exc:
-        return problem(request, who, 400, "That did not work", str(exc), back)
-    except HTTPException:
-        raise
-    except Exception:
-        log.exception("unexpected error on %s", _route_name(request))
-        return problem(
-            request,
-            who,
-            500,
-            "Something went wrong",
-            "formtool stopped on an unexpected problem. Nothing more was changed. "
-            "The details are in the server's log; please report it.",
-            back,
-        )
+    """The view, acting as the signed-in user (every event it records carries their name;
+    the request's `Work` counts what it saved), its failures as formtool pages."""
+    with acting_as(f"web:{who.name}") as work:
+        request.state.work = work
+        try:
+            return await run()
+        except DatabaseError as exc:
+            return database_problem(request, who, exc, back)
+        except FormtoolError as exc:
+            return problem(request, who, 400, "That did not work", str(exc), back)
+        except HTTPException:
+            raise
+        except Exception:
+            log.exception("unexpected error on %s", route_name(request))
+            return problem(
+                request,
+                who,
+                500,
+                "Something went wrong",
+                f"formtool stopped on an unexpected problem. {saved_sentence(work)} "
+                "The details are in the server's log; please report it.",
+                back,
+            )
+
+
+async def _database_down(request: Request, exc: Exception) -> Response:
+    """A database failure outside a view (signing in, the session lookup): the same page."""
+    return database_problem(request, getattr(request.state, "who", None), exc)
 
 
 def _must_change(request: Request, who: Account) -> Response | None:
@@ -398,6 +409,7 @@ def routes() -> list[BaseRoute]:
             logs="downloaded the month's forms",
         ),
         _action("/allocate/{month}/send", allocate.allocate_send, "cycle"),
+        _action("/allocate/{month}/mark-sent", allocate.allocate_mark_sent, "cycle"),
         _page(
             "/allocate/{month}/emails.zip",
             allocate.allocate_mail,
@@ -419,7 +431,10 @@ def routes() -> list[BaseRoute]:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    who = await current_account(request) if "session" in request.scope else None
+    try:
+        who = await current_account(request) if "session" in request.scope else None
+    except DatabaseError as down:
+        return database_problem(request, None, down)
     status = getattr(exc, "status_code", 500)
     if who is None and status == 404:
         return redirect("/login")  # nothing, not even which pages exist, before signing in
@@ -484,13 +499,17 @@ def create_app(
     trusted_proxy: str | None = None,
     body_seconds: float = 120.0,
     purge_daily: bool = False,
+    heartbeat: bool = False,
+    backups: NightlyBackups | None = None,
 ) -> Starlette:
     """The web workspace on this store. `allowed_hosts` limits the Host header (serve sets it
     to the names of the address it is bound to on this computer); `clock` (seconds since the
     epoch) is for tests of sessions and the sign-in throttle; `trusted_proxy` is the one
     address whose X-Forwarded-For/-Proto/-Host are believed (`serve --proxy`); a request body
     must arrive within `body_seconds`; `purge_daily` applies the access log's retention when
-    the server starts and every day after (serve)."""
+    the server starts and every day after (serve); `heartbeat` keeps this server's row in the
+    database fresh so `formtool restore` knows it runs, and `backups` takes the nightly backup
+    (serve, duties.py)."""
 
     private = work_dir or Path(tempfile.mkdtemp(prefix="formtool-web-"))
     private.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -511,7 +530,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         purging = asyncio.create_task(_purge_daily(ws)) if purge_daily else None
+        duties = ServerDuties(db, heartbeat, backups)
+        await duties.start()
         yield
+        await duties.stop()
         if purging is not None:
             purging.cancel()
         if work_dir is None:  # the uploads and generated forms hold personal data
@@ -541,7 +563,7 @@ def create_app(
         routes=routes(),
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _not_found},
+        exception_handlers={HTTPException: _not_found, DatabaseError: _database_down},
     )
     app.state.ws = ws
     if work_dir is None:  # also when the app is dropped without a shutdown (tests)

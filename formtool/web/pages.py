@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -24,9 +25,11 @@ from formtool.access.accounts import SessionRules, SignInThrottle
 from formtool.access.roles import Account
 from formtool.errors import printable
 from formtool.settings import Settings
-from formtool.store import Store
+from formtool.store import Store, Work, failure
 from formtool.web import queries
 from formtool.web.security import SESSION_COOKIE, Limits, csrf_token
+
+log = logging.getLogger("formtool.web")
 
 MIME = {
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
@@ -158,6 +161,60 @@ def problem(
     return render_page(
         request, who, "problem.html", status, title=title, message=message, back=back
     )
+
+
+#: The first sentence of every page the database's failure makes (see database_problem), and
+#: what to do, the last.
+DATABASE_DOWN = "The database is unreachable or cannot be used just now, so this could not be done."
+AFTER_OUTAGE = (
+    "Try again in a minute or two. If it goes on, tell whoever runs formtool: the server's log "
+    "says what failed and how to fix it."
+)
+
+
+def route_name(request: Request) -> str:
+    """The route's pattern, for the server log: the path itself may carry an audit id."""
+    route = request.scope.get("route")
+    return getattr(route, "path", "a page")
+
+
+def saved_sentence(work: Work | None) -> str:
+    """What this request had saved when the database failed, as a true sentence."""
+    if work is None or (work.saved == 0 and not work.in_doubt):
+        return "Nothing was changed."
+    if work.in_doubt:
+        return (
+            f"{work.saved} change(s) were saved before it failed; the last one may or may not "
+            "have been: check before doing it again."
+        )
+    return f"{work.saved} change(s) were saved before it failed; the one after was not."
+
+
+def database_problem(
+    request: Request, who: Account | None, exc: BaseException, back: str = "/"
+) -> HTMLResponse:
+    """The database failed: 503 with what happened and what to do when it is down, full,
+    damaged or read-only (the details, with where the database is, go to the server's log
+    only); a 500 like any other bug when formtool used it wrongly."""
+    told = failure(exc, ws_of(request).db.url)
+    saved = saved_sentence(getattr(request.state, "work", None))
+    if not told.outage:
+        log.error("database error on %s: %s", route_name(request), told.text())
+        return problem(
+            request,
+            who,
+            500,
+            "Something went wrong",
+            f"formtool stopped on an unexpected problem with its database. {saved} The "
+            "details are in the server's log; please report it.",
+            back,
+        )
+    log.warning("%s on %s: %s", told.title, route_name(request), told.text())
+    response = problem(
+        request, who, 503, told.title, f"{DATABASE_DOWN} {saved} {AFTER_OUTAGE}", back
+    )
+    response.headers["retry-after"] = "60"
+    return response
 
 
 def flash(request: Request, text: str, kind: str = "ok") -> None:

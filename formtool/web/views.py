@@ -24,12 +24,15 @@ from formtool.settings import Settings
 from formtool.store import Store
 from formtool.web import queries
 from formtool.web.pages import (
+    AFTER_OUTAGE,
+    DATABASE_DOWN,
     CachedReport,
     Workspace,
     audit_url,
     call,
     download,
     flash,
+    log,
     redirect,
     render_page,
     ws_of,
@@ -203,10 +206,11 @@ async def returns_page(request: Request, who: Account) -> Response:
 
 def _import_uploads(
     ws: Workspace, uploads: list[UploadFile], user: str
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
+) -> tuple[list[dict[str, Any]], dict[str, int], Any]:
     """Save the uploads under safe names in a private folder and import them exactly as
-    `formtool import` would: the outcome of each for the page, and the tally."""
-    from formtool.read.batch import counts, import_paths, shown_name
+    `formtool import` would: the outcome of each for the page, the tally, and (None, or) the
+    ImportStopped that says the database failed part-way, the outcomes being those before."""
+    from formtool.read.batch import ImportStopped, counts, import_paths, shown_name
 
     folder = Path(tempfile.mkdtemp(prefix="upload-", dir=ws.folder("uploads")))
     try:
@@ -217,7 +221,11 @@ def _import_uploads(
             with path.open("wb") as out:
                 shutil.copyfileobj(upload.file, out)
             paths.append(path)
-        outcomes = import_paths(ws.db, paths, user=user)
+        stopped = None
+        try:
+            outcomes = import_paths(ws.db, paths, user=user)
+        except ImportStopped as exc:  # each return is its own transaction: show which went in
+            outcomes, stopped = exc.outcomes, exc
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     rows = [
@@ -229,7 +237,7 @@ def _import_uploads(
         }
         for o in outcomes
     ]
-    return rows, counts(outcomes)
+    return rows, counts(outcomes), stopped
 
 
 async def returns_upload(request: Request, who: Account, form: FormData) -> Response:
@@ -242,9 +250,37 @@ async def returns_upload(request: Request, who: Account, form: FormData) -> Resp
             "error",
         )
         return redirect("/returns")
-    outcomes, tally = await call(_import_uploads, ws, uploads, f"web:{who.name}")
+    outcomes, tally, stopped = await call(_import_uploads, ws, uploads, f"web:{who.name}")
+    if stopped is not None:  # the database went part-way: what was stored, then why (503)
+        log.warning("%s on /returns: %s", stopped.failure.title, stopped)
+        response = render_page(
+            request,
+            who,
+            "returns.html",
+            503,
+            outcomes=outcomes,
+            tally=tally,
+            limits=ws.limits,
+            q=queries,
+            stopped={
+                "title": stopped.failure.title,
+                "message": f"{DATABASE_DOWN} The import stopped part-way: the returns listed "
+                "below were dealt with before it went (each stored whole, or rejected); the "
+                f"rest were not imported. {AFTER_OUTAGE} Uploading the same files again is "
+                "safe: the returns already stored show as unchanged.",
+            },
+        )
+        response.headers["retry-after"] = "60"
+        return response
     return render_page(
-        request, who, "returns.html", outcomes=outcomes, tally=tally, limits=ws.limits, q=queries
+        request,
+        who,
+        "returns.html",
+        outcomes=outcomes,
+        tally=tally,
+        limits=ws.limits,
+        q=queries,
+        stopped=None,
     )
 
 
