@@ -9,6 +9,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -860,7 +861,17 @@ def status(month: str | None, db_url: str | None, as_json: bool) -> None:
     audits still outstanding, most overdue first."""
     from formtool.programme.status import status as run
 
-    report = run(_store(db_url, "read"), month)
+    db = _store(db_url, "read")
+    report = run(db, month)
+    if db.read_only:  # the access log cannot record who saw names: counts only (fail closed)
+        report = replace(report, auditors={}, outstanding=[])
+        _notice(
+            "The database is read-only here, so the access log cannot record who saw case "
+            "numbers and names: showing counts only. Run it where the database may be written "
+            "for the auditors and the outstanding audits."
+        )
+    else:
+        _record_cli(db, "viewed the status", month or "every month")
     if as_json:
         _echo_json(report.as_dict())
         return
@@ -868,6 +879,8 @@ def status(month: str | None, db_url: str | None, as_json: bool) -> None:
     for state, count in report.by_state.items():
         click.echo(f"  {state:<22} {count:>4}")
     for title, groups in (("Team", report.teams), ("Auditor", report.auditors)):
+        if not groups:
+            continue
         click.echo(
             f"\n{title:<36} {'audits':>6} {'returned':>9} {'outstanding':>12} {'overdue':>8}"
         )
@@ -1580,7 +1593,8 @@ def demo(out_dir: Path, seed: int, db_url: str | None, as_json: bool) -> None:
 
     if db_url is not None:  # opened here first, to say so if it is a new database
         _store(db_url)
-    _OPENED.setdefault("work", start_work(_user()))
+    if "work" not in _OPENED:  # _store started it: its count is the one errors read
+        _OPENED["work"] = start_work(_user())
     report = run_demo(
         out_dir,
         seed=seed,

@@ -32,6 +32,7 @@ from formtool.packs.render import to_docx
 from formtool.periods import period_for
 from formtool.read.cases import write_case_list
 from formtool.store import UnknownVersionsError
+from formtool.store.engine import HEAD
 
 FIXTURE = Path(__file__).parent / "fixtures" / "release_0002"
 DAY = dt.date(2026, 12, 10)
@@ -83,8 +84,15 @@ def upgraded(db_url: str) -> str:
     _release_database(db_url)
     columns = _columns(db_url)  # schema 0002's
     before = _rows(db_url, columns)
-    store.open_store(db_url)  # upgrades to the head revision
+    told = CliRunner().invoke(cli, ["status", "--db", db_url])  # upgrades to the head revision
+    assert told.exit_code == 0, told.output
     assert _rows(db_url, columns) == before  # every record as it was
+    assert f"from schema 0002 to {HEAD}." in told.stderr
+    for form_id in ("csc", "prospective_adopter", "quality_practice", "supported_lodgings"):
+        assert f"Kept the definition of {form_id} v1 for its audits, as formtool shipped it." in (
+            told.stderr
+        )
+    assert "cannot be read" not in told.stderr
     return db_url
 
 
@@ -152,6 +160,24 @@ def test_a_version_nobody_holds_is_named_not_skipped(db):
     issues = db.version_issues([])
     assert [i.code.label for i in issues] == ["version-not-held"]
     assert "team_tool" in issues[0].message and "version 3" in issues[0].message
+
+
+def test_the_upgrade_names_audits_whose_version_nobody_holds(db_url):
+    _release_database(db_url)
+    with store.engine_for(db_url).begin() as conn:  # a team tool the team folder lost
+        conn.execute(
+            sa.text(
+                "insert into audits (audit_id, form_id, form_version, case_number, auditor, month,"
+                " due_date, checksum, facts, created_at, updated_at) select 'T-1', 'team_tool', 3,"
+                " case_number, auditor, month, due_date, checksum, facts, created_at, updated_at"
+                " from audits where audit_id = (select min(audit_id) from audits)"
+            )
+        )
+    store.engine_for(db_url).dispose()
+    told = CliRunner().invoke(cli, ["status", "--db", db_url])
+    assert told.exit_code == 0, told.output
+    assert "1 audit(s) of team_tool v3 cannot be read, packed or counted" in told.stderr
+    assert "(T-1)" in told.stderr
 
 
 def test_every_earlier_shipped_version_is_in_the_frozen_history():

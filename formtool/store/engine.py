@@ -436,11 +436,12 @@ def _newer(url: str, current: str, head: str) -> StoreError:
     )
 
 
-def _upgrade(engine: sa.Engine, url: str) -> None:
+def _upgrade(engine: sa.Engine, url: str, notify: Notify | None = None) -> None:
     with engine.connect() as conn:
         current = _stamped_revision(conn)
     if current == HEAD:
         return  # the usual case: no lock, no write, no alembic
+    before = _held_versions(engine) if current is not None else set()
     head, known = _revisions()
     if current is not None and current not in known:
         raise _newer(url, current, head)
@@ -464,6 +465,45 @@ def _upgrade(engine: sa.Engine, url: str) -> None:
         finally:
             if sqlite:
                 conn.connection.dbapi_connection.execute("PRAGMA foreign_keys = ON")  # type: ignore[union-attr]
+    if current is not None and notify is not None:
+        for line in _upgrade_report(engine, url, current, before):
+            notify(line)
+
+
+def _held_versions(engine: sa.Engine) -> set[tuple[str, int, str]]:
+    """(form, version, digest) of every definition snapshot (none before schema 0004)."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("form_versions"):
+            return set()
+        rows = conn.exec_driver_sql("SELECT form_id, version, digest FROM form_versions")
+        return {(r[0], r[1], r[2]) for r in rows}
+
+
+def _upgrade_report(
+    engine: sa.Engine, url: str, was: str, before: set[tuple[str, int, str]]
+) -> list[str]:
+    """What an upgrade did to what generated the audits: definitions it filled in (and from
+    where), and audits whose form version is still not held."""
+    from formtool.definitions.history import shipped_definition
+    from formtool.store.catalog import unknown_versions
+
+    lines = [f"Upgraded the database {masked(url)} from schema {was} to {HEAD}."]
+    for form_id, version, digest in sorted(_held_versions(engine) - before):
+        shipped = shipped_definition(form_id, version)
+        source = (
+            "as formtool shipped it"
+            if shipped is not None and shipped.digest == digest
+            else "from the team's forms folder: check it is the version that made them"
+        )
+        lines.append(f"  Kept the definition of {form_id} v{version} for its audits, {source}.")
+    for (form_id, version), ids in sorted(unknown_versions(engine).items()):
+        lines.append(
+            f"  {len(ids)} audit(s) of {form_id} v{version} cannot be read, packed or counted: "
+            f"this database does not hold that version ({', '.join(ids[:5])}"
+            f"{', ...' if len(ids) > 5 else ''}). Put that definition in the team's forms "
+            "folder and run `formtool forms check --db` to confirm."
+        )
+    return lines
 
 
 def _check_read_only(engine: sa.Engine, url: str, file: Path) -> None:
@@ -581,7 +621,7 @@ def open_store(url: str | None = None, mode: Mode = "write", notify: Notify | No
         if read_only_file is not None:
             _check_read_only(engine, resolved, read_only_file)
         else:
-            _upgrade(engine, resolved)
+            _upgrade(engine, resolved, notify)
     except sa.exc.SQLAlchemyError as exc:  # unreachable server, locked or not-a-database file
         told = failure(exc, resolved)
         raise StoreError(
