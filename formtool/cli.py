@@ -63,10 +63,11 @@ class FormtoolGroup(click.Group):
                 "that you may read and write there."
             ) from None
         except Exception as exc:
-            from formtool.store import DatabaseError, describe  # loaded already if it failed
+            from formtool.store import DatabaseError, database_url, describe  # loaded if it failed
 
             if isinstance(exc, DatabaseError):  # says what the command had saved, exactly
-                told = describe(exc, _OPENED.get("url", "the database"), _OPENED.get("work"))
+                url = _OPENED.get("url") or database_url(None)  # else the one it would open
+                told = describe(exc, url, _OPENED.get("work"))
                 raise InputError(told) from None
             if os.environ.get("FORMTOOL_DEBUG"):
                 raise
@@ -1586,13 +1587,15 @@ def serve(
 def demo(out_dir: Path, seed: int, db_url: str | None, as_json: bool) -> None:
     """Run formtool end to end on synthetic data and say where everything went."""
     from formtool.demo.run import Step, run_demo
-    from formtool.store import start_work
+    from formtool.store import database_url, start_work
 
     def show(step: Step) -> None:
         click.echo(step.text())
 
     if db_url is not None:  # opened here first, to say so if it is a new database
         _store(db_url)
+    else:  # the demo makes its own: errors name it
+        _OPENED["url"] = database_url(str(out_dir / "formtool.db"))
     if "work" not in _OPENED:  # _store started it: its count is the one errors read
         _OPENED["work"] = start_work(_user())
     report = run_demo(

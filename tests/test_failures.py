@@ -201,6 +201,9 @@ def test_the_demo_on_a_named_database_counts_what_it_saved(tmp_path, monkeypatch
     result = run("demo", "--out", str(tmp_path / "out"), "--db", url)
     assert result.exit_code == 2
     assert "1 change(s) this command made before the failure were saved" in result.output
+    own = run("demo", "--out", str(tmp_path / "own"))  # its own database: named too
+    assert own.exit_code == 2
+    assert own.output.startswith(f"Error: The database {tmp_path / 'own' / 'formtool.db'} failed")
 
 
 def test_postgresql_stopped_mid_import(kit, tmp_path, monkeypatch):
