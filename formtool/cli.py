@@ -514,7 +514,15 @@ def _mail_options(func: Callable[..., Any]) -> Callable[..., Any]:
             is_flag=True,
             help="Also send (or write) again the messages whose fate is unknown (formtool "
             "stopped while sending them) and .eml drafts not marked sent. Check the Sent "
-            "Items first: they may have gone.",
+            "Items first: they may have gone; name the ones that have not with --audit.",
+        ),
+        click.option(
+            "--audit",
+            "audit_ids",
+            metavar="ID",
+            multiple=True,
+            help="Only the emails carrying this audit (repeat for more; one audit names its "
+            "whole email). Each run lists the unknown emails with their audits.",
         ),
         db_option,
         json_option,
@@ -534,6 +542,7 @@ def _mail(
     user,
     dry_run,
     resend_unknown,
+    audit_ids,
     db_url,
     as_json,
     forms_dir: Path | None = None,
@@ -554,6 +563,7 @@ def _mail(
         settings=_settings(db_url),
         user=_user(),
         again=RESEND if resend_unknown else (),
+        audit_ids=audit_ids or None,
     )
     if result.notice:  # mail went out unencrypted: said on every send, JSON or not
         click.echo(result.notice, err=True)
@@ -567,7 +577,7 @@ def _mail(
 
 def _print_mail(result, smtp, out_dir) -> None:
     """The messages sent now, then what the outbox already held (only what there is)."""
-    from formtool.programme.outbox import describe_message
+    from formtool.programme.outbox import describe_message, describe_superseded, unknown_hint
 
     verb = "would go" if result.dry_run else ("sent via " + smtp if smtp else "written")
     for m in result.messages:
@@ -581,7 +591,8 @@ def _print_mail(result, smtp, out_dir) -> None:
         + (f" to {out_dir}" if result.written else "")
         + "."
     )
-    months = " ".join(sorted({m.month for m in result.drafted + result.unknown})) or "MONTH"
+    months = {m.month for m in result.drafted + result.unknown}
+    month = months.pop() if len(months) == 1 else "MONTH"
     if result.already_sent:
         click.echo(f"{len(result.already_sent)} already sent (skipped).")
     if result.in_progress:
@@ -589,7 +600,7 @@ def _print_mail(result, smtp, out_dir) -> None:
     if result.drafted:
         click.echo(
             f"{len(result.drafted)} written as .eml drafts before, not yet marked sent "
-            f"(skipped): once they have gone, run `formtool send --mark-sent {months}`."
+            f"(skipped): once they have gone, run `formtool send --mark-sent {month}`."
         )
     if result.failed:
         click.echo(f"{len(result.failed)} failed; the next send tries them again:")
@@ -599,10 +610,14 @@ def _print_mail(result, smtp, out_dir) -> None:
         click.echo(f"{len(result.unknown)} unknown: check the Sent Items:")
         for m in result.unknown:
             click.echo(f"  {describe_message(m)}")
+        click.echo(f"  {unknown_hint(month)}")
+    if result.superseded:
         click.echo(
-            f"  If they are there, run `formtool send --mark-sent {months}`; if not, run "
-            "the same command again with --resend-unknown."
+            f"{len(result.superseded)} of this run's message(s) took so long that another "
+            "formtool sent them again meanwhile:"
         )
+        for m in result.superseded:
+            click.echo(f"  {describe_superseded(m)}")
     if result.not_sent:
         click.echo(
             f"{len(result.not_sent)} overdue audit(s) were never sent, so not chased "
@@ -624,8 +639,9 @@ def _print_mail(result, smtp, out_dir) -> None:
     "--mark-sent",
     "mark_month",
     type=MONTH,
-    help="Sends nothing: record the month's .eml drafts (and any message whose fate was "
-    "unknown) as sent, once they have gone from Outlook. Their audits become sent.",
+    help="Sends nothing: record the month's .eml drafts as sent, once they have gone from "
+    "Outlook; their audits become sent. With --audit, only the drafts and unknown emails "
+    "carrying those audits: an email of unknown fate is marked sent only when named.",
 )
 def send(
     month,
@@ -636,6 +652,7 @@ def send(
     user,
     dry_run,
     resend_unknown,
+    audit_ids,
     db_url,
     as_json,
     forms_dir,
@@ -647,10 +664,10 @@ def send(
     Every message is claimed in the database before it goes, so a second send (or two at
     once) sends nothing twice: the distribution and picked-for-audit emails go once per
     audit. A message the server refused is tried again by the next send; one cut off
-    mid-send is "unknown": check the Sent Items, then --mark-sent or --resend-unknown. Exit 1
-    if any message failed or is unknown."""
+    mid-send is "unknown": check the Sent Items, then for each one --mark-sent MONTH --audit ID
+    or --resend-unknown --audit ID. Exit 1 if any message failed or is unknown."""
     if mark_month is not None:
-        _mark_sent(mark_month, smtp, dry_run, resend_unknown, db_url, as_json)
+        _mark_sent(mark_month, smtp, dry_run, resend_unknown, audit_ids, db_url, as_json)
         return
     _mail(
         False,
@@ -662,20 +679,21 @@ def send(
         user,
         dry_run,
         resend_unknown,
+        audit_ids,
         db_url,
         as_json,
         forms_dir,
     )
 
 
-def _mark_sent(month, smtp, dry_run, resend_unknown, db_url, as_json) -> None:
-    from formtool.programme.outbox import mark_sent
+def _mark_sent(month, smtp, dry_run, resend_unknown, audit_ids, db_url, as_json) -> None:
+    from formtool.programme.outbox import describe_message, mark_sent, unknown_hint
 
     if smtp or dry_run or resend_unknown:
         raise click.UsageError(
             "--mark-sent sends nothing: leave out --smtp, --dry-run and --resend-unknown."
         )
-    marked = mark_sent(_store(db_url), month, user=_user())
+    marked = mark_sent(_store(db_url), month, user=_user(), audit_ids=audit_ids)
     if as_json:
         _echo_json(marked.as_dict())
         return
@@ -684,12 +702,27 @@ def _mark_sent(month, smtp, dry_run, resend_unknown, db_url, as_json) -> None:
     click.echo(
         f"{len(marked.messages)} message(s) for {month} marked sent ({marked.audits} audit(s))."
     )
+    if marked.unknown:
+        click.echo(f"{len(marked.unknown)} unknown, left as they are: check the Sent Items:")
+        for m in marked.unknown:
+            click.echo(f"  {describe_message(m)}")
+        click.echo(f"  {unknown_hint(month, same_command=False)}")
 
 
 @cli.command()
 @_mail_options
 def chase(
-    month, out_dir, smtp, sender, starttls, user, dry_run, resend_unknown, db_url, as_json
+    month,
+    out_dir,
+    smtp,
+    sender,
+    starttls,
+    user,
+    dry_run,
+    resend_unknown,
+    audit_ids,
+    db_url,
+    as_json,
 ) -> None:
     """Email each auditor with overdue audits a firmer reminder; records who was chased.
 
@@ -698,7 +731,18 @@ def chase(
     from the day they were written); overdue audits never sent are listed instead. Exit 1 if
     any message failed or is unknown."""
     _mail(
-        True, month, out_dir, smtp, sender, starttls, user, dry_run, resend_unknown, db_url, as_json
+        True,
+        month,
+        out_dir,
+        smtp,
+        sender,
+        starttls,
+        user,
+        dry_run,
+        resend_unknown,
+        audit_ids,
+        db_url,
+        as_json,
     )
 
 

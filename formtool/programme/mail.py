@@ -20,11 +20,14 @@ database before it goes, per audit, purpose and round, and its outcome recorded 
 
 A message the server refused is `failed` and tried again by the next send. One cut off
 mid-send (formtool stopped, the connection dropped) is `unknown`: it may have gone, so it is
-reported ("unknown: check the Sent Items") and never sent again on its own; the officer marks
-it sent (`formtool send --mark-sent MONTH`) or sends it again (`--resend-unknown`). `.eml`
+reported with its audits ("unknown: check the Sent Items") and never sent again on its own;
+the officer chooses per message, naming any of its audits: marks it sent (`formtool send
+--mark-sent MONTH --audit ID`) or sends it again (`--resend-unknown --audit ID`). `.eml`
 drafts are `drafted`: their audits stay `allocated` with a "drafts written" event, and
 become `sent` when the officer marks the drafts sent; until then the day the drafts were
-written counts as the day the audit went out (deadlines.distribution_date).
+written counts as the day the audit went out (deadlines.distribution_date). A run so slow
+that another took its message over as unknown and sent it again still records its own
+outcome, and says a second copy may have gone (`MailResult.superseded`).
 """
 
 from __future__ import annotations
@@ -133,6 +136,9 @@ class MailResult:
     failed: list[OutboxMessage] = field(default_factory=list)
     unknown: list[OutboxMessage] = field(default_factory=list)
     not_sent: list[str] = field(default_factory=list)  # chase: overdue, never sent
+    #: This run's messages that another run took over meanwhile (this one took so long it
+    #: looked unknown), each with the audits it carried: a second copy may have gone.
+    superseded: list[OutboxMessage] = field(default_factory=list)
 
     @property
     def needs_attention(self) -> bool:
@@ -163,6 +169,10 @@ class MailResult:
             "failed": [outbox_entry(m) for m in self.failed],
             "unknown": [outbox_entry(m) for m in self.unknown],
             "not_sent": self.not_sent,
+            "superseded": [
+                outbox_entry(m) | {"state": m.state.value, "superseded_by": m.superseded_by}
+                for m in self.superseded
+            ],
         }
 
 
@@ -231,15 +241,18 @@ def _letters(
     chase: bool,
     today: dt.date,
     again: Collection[MessageState] = (),
+    only: Collection[str] | None = None,
 ) -> tuple[list[_Letter], list[str], list[str]]:
-    """What to send now (audits whose message the outbox does not already hold), every
-    problem that stops it (all of them, at once) and, chasing, the overdue audits never
-    sent (they are not chased)."""
+    """What to send now (audits whose message the outbox does not already hold; only those
+    in `only` when given), every problem that stops it (all of them, at once) and, chasing,
+    the overdue audits never sent (they are not chased)."""
     forms = all_forms()
     states = OUTSTANDING if chase else {S.allocated, S.awaiting_audit}
     audits = db.audit_rows(
         [month] if month else None, [s.value for s in states], today if chase else None
     )
+    if only is not None:
+        audits = [a for a in audits if a.audit_id in only]
     held = db.held_claims(
         [a.audit_id for a in audits], {_purpose(a, chase) for a in audits}, _round(chase, today)
     )
@@ -376,6 +389,7 @@ def _groups(
     chase: bool,
     today: dt.date,
     again: Collection[MessageState],
+    only: Collection[str] | None = None,
 ) -> tuple[list[list[_Letter]], list[str]]:
     """The letters to send, one group per message (month, purpose, person, stage), and the
     overdue audits never sent; MailError listing every problem before anything goes."""
@@ -383,7 +397,7 @@ def _groups(
         raise MailError(
             f"The sender address (--from) '{printable(sender)}' is not an email address."
         )
-    letters, problems, not_sent = _letters(db, month, forms_dir, chase, today, again)
+    letters, problems, not_sent = _letters(db, month, forms_dir, chase, today, again, only)
     if problems:
         raise MailError(
             f"Nothing was sent: {len(problems)} problem(s). " + "; ".join(problems) + "."
@@ -523,14 +537,17 @@ class _Sender:
         return replace(outgoing, message_id=claim.message_id)
 
     def settle(self, outgoing: Outgoing, state: MessageState, error: str = "") -> None:
+        """Record the outcome. A message another run took over meanwhile (this one took so
+        long it counted as unknown, and was sent again) is reported as superseded: a failure
+        or unknown fate is then that run's to settle, and one that went may have gone twice."""
         assert outgoing.message_id is not None  # claimed
         settled = self.db.settle_message(outgoing.message_id, state, deliveries, self.user, error)
-        if state is M.failed:
-            self.result.failed.append(settled)
-        elif state is M.unknown:
-            self.result.unknown.append(settled)
-        else:
+        if settled.superseded_by is not None and len(settled.audit_ids) < len(outgoing.audit_ids):
+            self.result.superseded.append(replace(settled, audit_ids=outgoing.audit_ids))
+        if state in (M.sent, M.drafted):
             self.result.messages.append(outgoing)
+        elif settled.audit_ids:  # the audits it still holds: failed or unknown
+            (self.result.failed if state is M.failed else self.result.unknown).append(settled)
 
     def write(self, groups: list[list[_Letter]], out_dir: Path, prefix: str) -> None:
         for letters in groups:
@@ -572,8 +589,9 @@ class _Sender:
                     f"Sending through {printable(server)} stopped: {reason}. "
                     f"{len(self.result.messages)} message(s) were sent and recorded before it. "
                     f"The message to {outgoing.address} may have gone: check the Sent Items "
-                    "(`formtool send --mark-sent MONTH` if it is there, --resend-unknown if "
-                    "not); run the command again for the rest."
+                    f"(`formtool send --mark-sent {outgoing.month} --audit "
+                    f"{outgoing.audit_ids[0]}` if it is there, --resend-unknown --audit "
+                    f"{outgoing.audit_ids[0]} if not); run the command again for the rest."
                 ) from None
             self.settle(outgoing, M.sent)
 
@@ -685,13 +703,16 @@ def deliver(
     user: str = "",
     ssl_context: ssl.SSLContext | None = None,
     again: Collection[MessageState] = (),
+    audit_ids: Collection[str] | None = None,
 ) -> MailResult:
     """`formtool send` / `chase`: build every message (all checks first), then write .eml
     drafts or send over SMTP (encrypted whenever the server allows; see `send_smtp`), each
     claimed in the outbox before it goes and settled after. `again` lifts the claims of
-    unknown messages and drafts not marked sent (`--resend-unknown`)."""
+    unknown messages and drafts not marked sent (`--resend-unknown`); `audit_ids` (`--audit`)
+    limits the run to the messages carrying those audits."""
     today = today or clock.today()
-    groups, not_sent = _groups(db, sender, forms_dir, month, chase, today, again)
+    only = _whole_messages(db, month, chase, today, audit_ids)
+    groups, not_sent = _groups(db, sender, forms_dir, month, chase, today, again, only)
     result = MailResult([], dry_run=dry_run, not_sent=not_sent)
     run = _Sender(db, sender, chase, today, settings, user, again, result)
     if dry_run:
@@ -707,6 +728,21 @@ def deliver(
         run.write(groups, out_dir, "chase" if chase else "audits")
     _summarise(db, result, month, chase, today)
     return result
+
+
+def _whole_messages(
+    db: Store, month: str | None, chase: bool, today: dt.date, audit_ids: Collection[str] | None
+) -> set[str] | None:
+    """The named audits and the others carried by the same unknown message or draft: naming
+    one audit picks its whole email."""
+    if audit_ids is None:
+        return None
+    named = set(audit_ids)
+    purposes = [CHASE] if chase else [DISTRIBUTION, PICKED_FOR_AUDIT]
+    for m in db.outbox_messages(month, purposes, _round(chase, today)):
+        if m.state in RESEND and not named.isdisjoint(m.audit_ids):
+            named.update(m.audit_ids)
+    return named
 
 
 def _summarise(

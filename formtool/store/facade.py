@@ -308,8 +308,8 @@ class Store:
         user: str = "",
         error: str = "",
     ) -> outbox.OutboxMessage:
-        """A claimed message's outcome (sent, drafted or failed) with what it means for its
-        audits (events, `allocated` -> `sent`), in one transaction."""
+        """A claimed message's outcome (sent, drafted, failed or unknown) with what it means
+        for the audits it still holds (events, `allocated` -> `sent`), in one transaction."""
         with self._write() as conn:
             return outbox.settle(conn, message_id, state, deliveries, user, error)
 
@@ -318,10 +318,12 @@ class Store:
         month: str,
         deliveries: Callable[[outbox.OutboxMessage], Iterable[outbox.Delivery]],
         user: str = "",
+        audit_ids: Collection[str] | None = None,
     ) -> list[outbox.OutboxMessage]:
-        """The month's drafts and messages of unknown fate are sent (the officer says so)."""
+        """The officer says these went: the month's drafts, or with `audit_ids` its drafts and
+        messages of unknown fate carrying those audits; each is sent now."""
         with self._write() as conn:
-            return outbox.mark_sent(conn, month, deliveries, user)
+            return outbox.mark_sent(conn, month, deliveries, user, audit_ids)
 
     def outbox_messages(
         self,

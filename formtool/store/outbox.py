@@ -10,6 +10,12 @@ SMTP cannot be exactly-once: if formtool stops after the server accepted a messa
 its outcome is recorded, the message stays `queued`. One queued for longer than
 `UNKNOWN_AFTER` is `unknown`: it may have gone. It is reported ("check the Sent Items") and
 never sent again on its own; the officer marks it sent or asks for it to be sent again.
+
+A message whose claims a later one took over (a failed one tried again, an unknown one sent
+again) is `superseded_by` that one: it stays as history with its own outcome. So a send that
+took longer than `UNKNOWN_AFTER` and was sent again meanwhile by another run still settles its
+message (and says that a second copy may have gone); the audits' events come from the message
+that holds their claims now.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from formtool.store.audits import audit_state, move_state, new_id, record_event
-from formtool.store.engine import lock, now
+from formtool.store.engine import actor, lock, now
 from formtool.store.schema import AuditState, events, outbox, outbox_claims
 
 #: A message queued this long with no outcome was cut off mid-send: its fate is unknown.
@@ -60,6 +66,7 @@ class OutboxMessage:
     sent_at: dt.datetime | None
     user_name: str
     audit_ids: tuple[str, ...]
+    superseded_by: int | None = None  # the later message that took its claims over
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,8 @@ def claim(
     """Claim these audits' part in one new `queued` message, under the outbox lock. An audit
     whose claim is held by a sent, queued, unknown or drafted message is left out (unknown and
     drafted ones are taken over when in `again`); one held by a failed message is taken over,
-    so the next send tries it again. `subject_for(claimed ids)` names the message."""
+    so the next send tries it again; a message taken over is `superseded_by` the new one.
+    `subject_for(claimed ids)` names the message; `user` defaults to whoever acts now."""
     lock(conn, "formtool outbox")
     _mark_stale(conn)
     wanted = list(dict.fromkeys(audit_ids))
@@ -168,10 +176,15 @@ def claim(
                 attempts=1
                 + max((existing[a].attempts for a in claimed if a in existing), default=0),
                 created_at=now(),
-                user_name=user,
+                user_name=user or actor(),
             )
         )
     )
+    taken = {existing[a].message_id for a in claimed if a in existing}
+    if taken:
+        conn.execute(
+            outbox.update().where(_o.id.in_(sorted(taken))).values(superseded_by=message_id)
+        )
     for audit_id in claimed:
         key = (_c.audit_id == audit_id) & (_c.purpose == purpose) & (_c.round == round_)
         if audit_id not in existing:
@@ -193,10 +206,32 @@ def claim(
 
 
 def _message(conn: sa.Connection, message_id: int) -> OutboxMessage:
-    found = messages(conn, ids=[message_id])
-    if not found:  # pragma: no cover - only a claim makes a message id
-        raise RuntimeError(f"outbox message {message_id} holds no claim")
-    return found[0]
+    """The message by its id, with the audits whose claims it holds now (none, once a later
+    message took them all over)."""
+    row = conn.execute(sa.select(outbox).where(_o.id == message_id)).one()
+    held = conn.execute(
+        sa.select(_c.audit_id).where(_c.message_id == message_id).order_by(_c.audit_id)
+    ).scalars()
+    return _build(row, tuple(held), now())
+
+
+def _build(row: Any, audit_ids: tuple[str, ...], at: dt.datetime) -> OutboxMessage:
+    return OutboxMessage(
+        row.id,
+        row.month,
+        row.purpose,
+        row.stage,
+        row.recipient,
+        row.subject,
+        _state(row, at),
+        row.attempts,
+        row.last_error,
+        row.created_at,
+        row.sent_at,
+        row.user_name,
+        audit_ids,
+        row.superseded_by,
+    )
 
 
 def _record(conn: sa.Connection, deliveries: Iterable[Delivery], user: str) -> None:
@@ -219,14 +254,17 @@ def settle(
     user: str = "",
     error: str = "",
 ) -> OutboxMessage:
-    """A claimed message's outcome: `sent` or `drafted`, with what that means for its audits
-    (`deliveries` of the message as it is now: events, `allocated` -> `sent`); or `failed`
-    or `unknown` with the reason, and nothing else (the claims stay with the message). A
-    message found unknown meanwhile (it took that long) may still be marked sent."""
+    """A claimed message's outcome, on its own row: `sent` or `drafted`, with what that
+    means for the audits whose claims it still holds (`deliveries` of the message as it is
+    now: events, `allocated` -> `sent`); or `failed` or `unknown` with the reason, and nothing
+    else (the claims stay with the message). A message found unknown meanwhile (it took that
+    long) may still be sent: the reason it was unknown goes. One superseded meanwhile (another
+    run sent it again) keeps its outcome as history and holds no claims: check
+    `superseded_by` (a second copy may have gone)."""
     values: dict[str, Any] = {"state": state.value}
     if state is M.sent:
         values["sent_at"] = now()
-    if error:
+    if error or state in (M.sent, M.drafted):
         values["last_error"] = error
     conn.execute(outbox.update().where(_o.id == message_id).values(**values))
     message = _message(conn, message_id)
@@ -240,12 +278,24 @@ def mark_sent(
     month: str,
     deliveries: Callable[[OutboxMessage], Iterable[Delivery]],
     user: str = "",
+    audit_ids: Collection[str] | None = None,
 ) -> list[OutboxMessage]:
-    """The officer says the month's drafts (and messages whose fate was unknown) went: each
-    becomes `sent`, with its deliveries' events and state changes."""
+    """The officer says these went: each becomes `sent`, with its deliveries' events and
+    state changes. Without `audit_ids`, every .eml draft of the month; with them, the
+    month's drafts and unknown messages that carry any of those audits (a whole message: it
+    is one email)."""
     lock(conn, "formtool outbox")
     _mark_stale(conn)
-    found = [m for m in messages(conn, month=month) if m.state in (M.drafted, M.unknown)]
+    named = None if audit_ids is None else set(audit_ids)
+    found = [
+        m
+        for m in messages(conn, month=month)
+        if (
+            m.state is M.drafted
+            if named is None
+            else m.state in (M.drafted, M.unknown) and not named.isdisjoint(m.audit_ids)
+        )
+    ]
     return [settle(conn, m.id, M.sent, deliveries, user) for m in found]
 
 
@@ -254,7 +304,6 @@ def messages(
     month: str | None = None,
     purposes: Collection[str] | None = None,
     round_: str | None = None,
-    ids: Collection[int] | None = None,
 ) -> list[OutboxMessage]:
     """Messages that hold claims now (a message whose claims a later one took over is
     history), oldest first; a queued one past UNKNOWN_AFTER shows as unknown."""
@@ -265,32 +314,13 @@ def messages(
         query = query.where(_c.purpose.in_(list(purposes)))
     if round_ is not None:
         query = query.where(_c.round == round_)
-    if ids is not None:
-        query = query.where(_o.id.in_(list(ids)))
     rows: dict[int, Any] = {}
     carried: dict[int, list[str]] = defaultdict(list)
     for row in conn.execute(query.order_by(_o.id, _c.audit_id)):
         rows[row.id] = row
         carried[row.id].append(row.audit_id)
     at = now()
-    return [
-        OutboxMessage(
-            row.id,
-            row.month,
-            row.purpose,
-            row.stage,
-            row.recipient,
-            row.subject,
-            _state(row, at),
-            row.attempts,
-            row.last_error,
-            row.created_at,
-            row.sent_at,
-            row.user_name,
-            tuple(carried[row.id]),
-        )
-        for row in rows.values()
-    ]
+    return [_build(row, tuple(carried[row.id]), at) for row in rows.values()]
 
 
 def events_named(

@@ -267,6 +267,8 @@ outbox = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("sent_at", sa.DateTime, nullable=True),
     sa.Column("user_name", sa.String(200), nullable=False, server_default=""),
+    # The later message that took this one's claims over (a retry, a resend): history now.
+    sa.Column("superseded_by", sa.Integer, nullable=True),
 )
 
 outbox_claims = sa.Table(

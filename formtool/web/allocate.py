@@ -1,8 +1,10 @@
 """Allocate a month in the web workspace: upload the population, auditors and plan, preview
 the allocation (computed as `formtool allocate` would, recorded nowhere), confirm to record it
 and generate the forms (`formtool generate`), then download them or send them (`formtool
-send`), and say when the .eml drafts have gone (`formtool send --mark-sent`). The uploads and
-forms stay in the server's private folder, removed when it stops."""
+send`), and say when the .eml drafts have gone (`formtool send --mark-sent`) or, one email
+at a time, what became of an email of unknown fate (`--mark-sent --audit ID`, or
+`--resend-unknown --audit ID` over SMTP). The uploads and forms stay in the server's private
+folder, removed when it stops."""
 
 from __future__ import annotations
 
@@ -212,13 +214,15 @@ async def allocate_forms(request: Request, who: Account) -> Response:
 async def allocate_send(request: Request, who: Account, form: FormData) -> Response:
     """`formtool send` for the month: over SMTP, or as .eml drafts to download. Drafts are
     written afresh each time (every one not yet marked sent), so the download holds them all;
-    their audits stay allocated until "I have sent these drafts"."""
-    from formtool.programme.mail import deliver
+    their audits stay allocated until "I have sent these drafts". Over SMTP, "send it again"
+    on an email of unknown fate is `--resend-unknown --audit ID` for that email."""
+    from formtool.programme.mail import RESEND, deliver
     from formtool.store import MessageState
 
     ws = ws_of(request)
-    month, folder = await call(_month_folder, request)
     smtp = ws.mail.smtp if form.get("how") == "smtp" and ws.mail.smtp else None
+    audit_ids = [str(a) for a in form.getlist("audit")] if smtp else []
+    month, folder = await call(_month_folder, request)
     mail_dir = ws.work_dir / "mail" / month
     if not smtp:
         shutil.rmtree(mail_dir, ignore_errors=True)
@@ -235,7 +239,8 @@ async def allocate_send(request: Request, who: Account, form: FormData) -> Respo
             smtp_user=ws.mail.user or None,
             settings=ws.settings,
             user=f"web:{who.name}",
-            again=() if smtp else (MessageState.drafted,),
+            again=(RESEND if audit_ids else ()) if smtp else (MessageState.drafted,),
+            audit_ids=audit_ids or None,
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -262,11 +267,13 @@ async def allocate_send(request: Request, who: Account, form: FormData) -> Respo
 
 
 async def allocate_mark_sent(request: Request, who: Account, form: FormData) -> Response:
-    """ "I have sent these drafts": `formtool send --mark-sent MONTH`."""
+    """ "I have sent these drafts": `formtool send --mark-sent MONTH`; "It is in the Sent
+    Items" on one email of unknown fate: the same with `--audit` for each of its audits."""
     from formtool.programme.outbox import mark_sent
 
     month = Month(request.path_params["month"], "The month")
-    marked = await call(mark_sent, ws_of(request).db, month, f"web:{who.name}")
+    audit_ids = [str(a) for a in form.getlist("audit")]
+    marked = await call(mark_sent, ws_of(request).db, month, f"web:{who.name}", audit_ids)
     flash(
         request,
         f"{len(marked.messages)} message(s) for {month} marked sent; "
