@@ -1433,7 +1433,7 @@ def _size(size: int) -> str:
 
 
 @cli.command()
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path())
 @click.option(
     "--keep",
     type=click.IntRange(min=1),
@@ -1442,13 +1442,17 @@ def _size(size: int) -> str:
 )
 @db_option
 @json_option
-def backup(path: Path, keep: int | None, db_url: str | None, as_json: bool) -> None:
-    """Back up the database to PATH (a file, or a folder for a file named by date and time),
-    safely while formtool serve runs. The copy is checked before it is reported done."""
+def backup(path: str, keep: int | None, db_url: str | None, as_json: bool) -> None:
+    """Back up the database to PATH (a file, or a folder for a file named by date and time;
+    ending in / it is a folder, made if new), safely while formtool serve runs. The copy is
+    checked before it is reported done."""
     from formtool.store import backup_database, database_url
 
     _OPENED["url"] = database_url(db_url)
-    report = backup_database(db_url, path, _user(), keep)
+    target = Path(path)
+    if path.endswith(("/", os.sep)):  # a folder, as the trailing slash says (Path drops it)
+        target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    report = backup_database(db_url, target, _user(), keep)
     if as_json:
         _echo_json(report.as_dict())
         return

@@ -10,8 +10,11 @@ Everything above it holds a `Store` (open_store) and calls its methods, each one
 - forms.py    definition snapshots (every form version that generated forms)
 - users.py    web workspace accounts, sessions, sign-in throttle counters, the server's secret
 - access.py   the append-only access log
-- backup.py   verified backups and safe restores; the running server's heartbeat
+- backup.py   verified backups and safe restores
+- sqlitecopy.py SQLite's online backup API, for backups and restores of an SQLite database
 - pgdump.py   pg_dump and pg_restore, for backups of a PostgreSQL database
+- copies.py   what those three share: BackupError, rows per table, writing files for good
+- heartbeat.py  the running server's heartbeat row, which restore checks
 - outbox.py   every email claimed before it goes, so each goes once
 - queries.py  the read side for status, export, mail, moderation, allocation and packs
 - catalog.py  which definition a form was made from: current, or the snapshot kept here

@@ -2,23 +2,30 @@
 
 - SQLite: the online backup API copies one consistent snapshot of the database, the -wal file
   included, while others go on writing; the rows are counted inside that same snapshot.
-- PostgreSQL: `pg_dump --format=custom` on a snapshot formtool exports, its rows counted in it.
+- PostgreSQL: `pg_dump --format=custom` on a snapshot formtool exports, its rows counted in it
+  (pgdump.py).
 
-A backup is written 0600 (it holds children's data, password hashes and keys) under a
-temporary name beside the target, verified (SQLite: integrity check; PostgreSQL: pg_restore
-reads the dump back; both: every table's rows equal the database's), recorded in the access
-log, and only then renamed into place.
+Only a formtool database is backed up: a missing or empty SQLite file, or a database with no
+schema revision, is refused before anything opens it to write. A backup is written 0600 (it
+holds children's data, password hashes and keys) under a temporary name beside the target,
+verified (SQLite: integrity check; PostgreSQL: pg_restore reads the dump back; both: every
+table's rows equal the database's), recorded in the access log, and only then renamed into
+place.
 
-A restore never copies over a live file. SQLite: the backup is checked (integrity, a schema
-revision this formtool knows), copied to a temporary file beside the database, the database
-being replaced is taken for this process alone (refused while a server's heartbeat is fresh or
-any other program has it open) and kept aside as `NAME.replaced-YYYYMMDD-HHMMSS` with its
--wal/-shm files, then the copy is renamed into place. PostgreSQL: restore only fills an empty
-database (`pg_restore --no-owner --single-transaction`), so nothing is ever dropped; the
+A restore never puts a file over a live one, nor renames one that another program may have
+open. SQLite: the backup is checked (integrity, a schema revision this formtool knows), copied
+to a private temporary file and checked again, then copied INTO the live database with the
+online backup API, as one write transaction on it (`sqlitecopy.copy_into` says why that is
+safe): whoever has the database open sees it as it was or as restored, and the file keeps its
+inode, mode and owner. Inside that
+transaction, before anything is committed, a server's heartbeat is read once more and the
+database being replaced is copied aside as `NAME.replaced-YYYYMMDD-HHMMSS` (0600). A database
+that cannot be read at all is kept aside as it is (a second name for the file, with its -wal
+file) and one rename puts the checked copy in its place. PostgreSQL: restore only fills an
+empty database (`pg_restore --no-owner --single-transaction`), so nothing is ever dropped; the
 officer points FORMTOOL_DB at it once `formtool status` shows it right.
 
-A running `formtool serve` keeps one `server_heartbeat` row fresh (every 30 s; removed when it
-stops cleanly): that is how restore knows a server holds the database.
+Restore refuses while a server's heartbeat in the database is fresh (heartbeat.py).
 """
 
 from __future__ import annotations
@@ -26,40 +33,37 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from formtool.clock import ENGLAND
-from formtool.store import access, pgdump
+from formtool.store import access, pgdump, sqlitecopy
+from formtool.store.copies import SIDE_FILES, BackupError, fsync, table_rows
 from formtool.store.engine import (
     HEAD,
-    _revisions,
+    StoreError,
     database_url,
     engine_for,
+    known_revisions,
     masked,
     now,
     open_store,
     transaction,
 )
-from formtool.store.pgdump import BackupError
 from formtool.store.schema import access_log, events, returns, server_heartbeat
 
-#: How long a server's heartbeat counts as running (serve refreshes it every 30 s).
-FRESH = dt.timedelta(minutes=2)
 #: The names `formtool backup FOLDER` gives: formtool-2026-12-05-0300.db (.dump: PostgreSQL).
 SUFFIXES = {"sqlite": ".db", "postgresql": ".dump"}
 _NAMED = re.compile(r"^formtool-\d{4}-\d\d-\d\d-\d{4}(?:-\d+)?\.(?:db|dump)$")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _PG_MAGIC = b"PGDMP"
-_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 @dataclass(frozen=True)
@@ -148,52 +152,6 @@ class RestoreReport:
         }
 
 
-# --- the running server's heartbeat ------------------------------------------------------
-
-
-def beat(conn: sa.Connection, server: str, host: str, pid: int) -> None:
-    """Say that server `server` (host, process) is running now; forget servers not seen for
-    a day (stopped without a clean shutdown)."""
-    at = now()
-    h = server_heartbeat.c
-    updated = conn.execute(
-        server_heartbeat.update().where(h.server == server).values(seen_at=at)
-    ).rowcount
-    if not updated:
-        conn.execute(
-            server_heartbeat.insert().values(
-                server=server, host=host[:200], pid=pid, started_at=at, seen_at=at
-            )
-        )
-    conn.execute(server_heartbeat.delete().where(h.seen_at < at - dt.timedelta(days=1)))
-
-
-def stopped(conn: sa.Connection, server: str) -> None:
-    conn.execute(server_heartbeat.delete().where(server_heartbeat.c.server == server))
-
-
-def running_servers(conn: sa.Connection) -> list[Any]:
-    """The servers seen within FRESH: (server, host, pid, started_at, seen_at)."""
-    h = server_heartbeat.c
-    query = sa.select(server_heartbeat).where(h.seen_at >= now() - FRESH)
-    return list(conn.execute(query.order_by(h.started_at, h.host, h.pid)).all())
-
-
-def _refuse_running(servers: list[Any], target: str) -> None:
-    if not servers:
-        return
-    first = servers[0]
-    ago = max(0, int((now() - first.seen_at).total_seconds()))
-    more = f" (and {len(servers) - 1} more)" if len(servers) > 1 else ""
-    raise BackupError(
-        f"A formtool server is using {target}: on {first.host}, process {first.pid}, running "
-        f"since {first.started_at:%Y-%m-%d %H:%M} UTC, last seen {ago} s ago{more}. Stop it "
-        "(Ctrl+C where it runs, or stop its service), then run restore again; a server that "
-        f"stopped without a clean shutdown counts for {FRESH.seconds // 60} minutes after it "
-        "was last seen. Nothing was changed."
-    )
-
-
 # --- taking a backup ---------------------------------------------------------------------
 
 
@@ -202,11 +160,7 @@ def backup_database(
 ) -> BackupReport:
     """`formtool backup`: a verified copy of the database at `url` (as --db gives it). The
     database is not upgraded first, so a backup taken before an upgrade holds it as it was."""
-    resolved = database_url(url)
-    engine = engine_for(resolved)
-    if engine.dialect.name == "sqlite":
-        _sqlite_file(engine, must_exist=True)
-    return take_backup(engine, target, user, keep)
+    return take_backup(engine_for(database_url(url)), target, user, keep)
 
 
 def take_backup(
@@ -218,6 +172,9 @@ def take_backup(
     target = target.absolute()  # as the access log names it
     if backend not in SUFFIXES:
         raise BackupError(f"formtool cannot back up a {backend} database; use its own tools.")
+    source = _sqlite_file(engine) if backend == "sqlite" else None
+    if source is not None:
+        sqlitecopy.check_source(source)
     if keep is not None and not target.is_dir():
         if not target.exists():
             raise BackupError(
@@ -228,14 +185,14 @@ def take_backup(
     final = _target_path(target, backend)
     taken_at = now()
     with _private_temp(final) as tmp:
-        if backend == "sqlite":
-            tables, revision = _sqlite_snapshot(_sqlite_file(engine, must_exist=True), tmp)
+        if source is not None:
+            tables, revision = sqlitecopy.snapshot(source, tmp, final)
             method = "the SQLite online backup (safe while formtool serve runs)"
-            found, found_revision = _verify_sqlite(tmp)
+            found, found_revision = sqlitecopy.verify(tmp)
         else:
             pg_dump, version = pgdump.program("pg_dump", engine)
             tables, revision = pgdump.dump(engine, pg_dump, tmp, final)
-            _fsync(tmp)
+            fsync(tmp)
             method = f"pg_dump --format=custom (PostgreSQL {version})"
             found, found_revision = pgdump.contents(pgdump.beside(pg_dump, "pg_restore"), tmp)
         if found != tables or found_revision != revision:
@@ -248,7 +205,7 @@ def take_backup(
         detail += f"{revision}, verified)"
         logged = _log(engine, user, "backup taken", detail)
         os.replace(tmp, final)
-        _sync_folder(final.parent)
+        fsync(final.parent)
     removed = _keep_newest(final.parent, keep) if keep is not None else ()
     return BackupReport(
         final,
@@ -293,93 +250,17 @@ def _private_temp(final: Path) -> Iterator[Path]:
     try:
         yield tmp
     finally:
-        for leftover in (tmp, *(Path(f"{tmp}{s}") for s in _SIDE_FILES)):
+        for leftover in (tmp, *(Path(f"{tmp}{s}") for s in SIDE_FILES)):
             leftover.unlink(missing_ok=True)
 
 
-def _sqlite_file(engine: sa.Engine, must_exist: bool) -> Path:
+def _sqlite_file(engine: sa.Engine) -> Path:
     database = engine.url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         raise BackupError(
             f"{masked(engine.url)} is not an SQLite file; give --db the path of the file."
         )
-    path = Path(database)
-    if must_exist and not path.is_file():
-        raise BackupError(
-            f"[{path}] there is no database here. Check --db or FORMTOOL_DB; nothing was changed."
-        )
-    return path
-
-
-def _uri(path: Path, mode: str) -> str:
-    return f"{path.resolve().as_uri()}?mode={mode}"
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _sqlite_counts(conn: sqlite3.Connection) -> tuple[dict[str, int], str]:
-    """Rows per table, and the schema revision ("" if the file has none)."""
-    names = [
-        row[0]
-        for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "ORDER BY name"
-        )
-    ]
-    tables = {n: conn.execute(f"SELECT count(*) FROM {_quote(n)}").fetchone()[0] for n in names}
-    revision = ""
-    if "alembic_version" in tables:
-        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        revision = row[0] if row else ""
-    return tables, revision
-
-
-def _sqlite_snapshot(source: Path, tmp: Path) -> tuple[dict[str, int], str]:
-    """Copy one snapshot of `source` into `tmp` with the online backup API; its rows per table
-    and revision, counted in that same snapshot (a read transaction held across the copy)."""
-    src = sqlite3.connect(_uri(source, "rw"), uri=True, timeout=60, isolation_level=None)
-    try:
-        src.execute("BEGIN")
-        tables, revision = _sqlite_counts(src)  # the first read fixes the snapshot
-        dst = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            src.backup(dst)
-            dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
-        finally:
-            dst.close()
-        src.execute("COMMIT")
-    except sqlite3.DatabaseError as exc:
-        raise BackupError(
-            f"[{source}] cannot be backed up: {exc}. If the database is damaged, restore the "
-            "last good backup with `formtool restore`."
-        ) from None
-    finally:
-        src.close()
-    _fsync(tmp)
-    return tables, revision
-
-
-def _verify_sqlite(path: Path, shown: Path | None = None) -> tuple[dict[str, int], str]:
-    """Integrity check, then rows per table and revision; BackupError if damaged."""
-    where = shown or path
-    try:
-        conn = sqlite3.connect(_uri(path, "ro"), uri=True, isolation_level=None)
-        try:
-            problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
-            if problems != ["ok"]:
-                raise BackupError(
-                    f"[{where}] is damaged (integrity check: {problems[0]}): it cannot be used. "
-                    "Use another backup."
-                )
-            return _sqlite_counts(conn)
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        raise BackupError(
-            f"[{where}] is damaged ({exc}): it cannot be used. Use another backup."
-        ) from None
+    return Path(database)
 
 
 def _log(engine: sa.Engine, user: str, action: str, detail: str) -> bool:
@@ -389,19 +270,6 @@ def _log(engine: sa.Engine, user: str, action: str, detail: str) -> bool:
             return False
         access.add_entry(conn, user, action, address="command line", detail=detail)
     return True
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sync_folder(folder: Path) -> None:
-    if os.name == "posix":
-        _fsync(folder)
 
 
 def _differences(expected: dict[str, int], found: dict[str, int]) -> str:
@@ -454,7 +322,7 @@ def inspect_backup(path: Path) -> BackupInfo:
     written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None)
     if head == _SQLITE_MAGIC:
         backend = "sqlite"
-        tables, revision = _verify_sqlite(path)
+        tables, revision = sqlitecopy.verify(path)
     elif head.startswith(_PG_MAGIC):
         backend = "postgresql"
         program = pgdump.reader()
@@ -481,7 +349,7 @@ def _check_revision(path: Path, revision: str) -> None:
         )
     if revision == HEAD:
         return
-    head, known = _revisions()
+    head, known = known_revisions()
     if revision not in known:
         raise BackupError(
             f"[{path}] was made by a newer formtool (schema {revision}; this formtool knows up "
@@ -523,47 +391,33 @@ def _restore_sqlite(
     user: str,
     confirm: Callable[[RestorePlan], bool] | None,
 ) -> RestoreReport | None:
-    live = _sqlite_file(engine, must_exist=False).absolute()
+    live = _sqlite_file(engine).absolute()
     if live.exists() and live.samefile(info.path):
         raise BackupError(f"[{info.path}] is the database itself; give a backup of it.")
-    engine.dispose()  # this process's idle connections to the file being replaced
-    notes = []
-    problem = _read_servers(live, masked(url))
-    if problem:
-        notes.append(f"The database being replaced cannot be read ({problem}); it is kept.")
+    if live.is_dir():
+        raise BackupError(f"[{live}] is a folder, not a database. Check --db or FORMTOOL_DB.")
+    engine.dispose()  # this process's idle connections to the database being replaced
+    target = masked(url)
+    exists = live.exists()
+    empty = exists and live.stat().st_size == 0
+    damage = sqlitecopy.look(live, target) if exists and not empty else None
+    notes: tuple[str, ...] = ()
+    if damage is not None:
+        notes = (f"The database being replaced cannot be read ({damage}); it is kept as it is.",)
+    elif empty:
+        notes = ("The file there is empty (0 bytes): there is nothing to keep.",)
     aside = _aside_name(live)
-    plan = RestorePlan(info, masked(url), aside if live.exists() else None, tuple(notes))
+    plan = RestorePlan(info, target, aside if exists and not empty else None, notes)
     if confirm is not None and not confirm(plan):
         return None
     with _private_temp(live) as tmp:
-        src = sqlite3.connect(_uri(info.path, "ro"), uri=True)
-        dst = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-            src.close()
-        tables, revision = _verify_sqlite(tmp, shown=info.path)
-        if (tables, revision) != (info.tables, info.revision):
-            raise BackupError(
-                f"[{info.path}] changed while it was being restored; nothing was changed."
-            )
-        copy = sqlite3.connect(tmp, isolation_level=None)
-        try:  # a server running when the backup was taken is not running in it
-            if server_heartbeat.name in tables:
-                copy.execute(f"DELETE FROM {server_heartbeat.name}")
-            copy.execute("PRAGMA journal_mode = DELETE")
-        finally:
-            copy.close()
-        _fsync(tmp)
-        with _held_alone(live, masked(url)):
-            for suffix in ("", *_SIDE_FILES):
-                side = Path(f"{live}{suffix}")
-                if side.exists():
-                    os.replace(side, Path(f"{aside}{suffix}"))
-                    os.chmod(Path(f"{aside}{suffix}"), 0o600)
-            os.replace(tmp, live)
-            _sync_folder(live.parent)
+        sqlitecopy.working_copy(info.path, (info.tables, info.revision), tmp, live)
+        if damage is not None:
+            sqlitecopy.replace_damaged(tmp, live, aside, info.path)
+        elif live.exists():
+            plan = replace(plan, keep_as=sqlitecopy.copy_into(tmp, live, aside, info.path, target))
+        else:
+            sqlitecopy.put_new(tmp, live, info.path)
     return _restored(info, plan, engine, url, user)
 
 
@@ -573,101 +427,10 @@ def _aside_name(live: Path) -> Path:
     stamp = dt.datetime.now(ENGLAND)  # real time: when it was replaced
     base = f"{live.name}.replaced-{stamp:%Y%m%d-%H%M%S}"
     aside, n = live.with_name(base), 1
-    while any(Path(f"{aside}{s}").exists() for s in ("", *_SIDE_FILES)):
+    while any(Path(f"{aside}{s}").exists() for s in ("", *SIDE_FILES)):
         n += 1
         aside = live.with_name(f"{base}-{n}")
     return aside
-
-
-def _read_servers(live: Path, target: str) -> str:
-    """Refuse while a server's heartbeat in the live database is fresh; the reason the
-    database cannot be read, if it cannot ("" when it was read, or is not there)."""
-    if not live.exists():
-        return ""
-    try:
-        conn = sqlite3.connect(_uri(live, "ro"), uri=True, timeout=5)
-        try:
-            _refuse_running(_sqlite_servers(conn), target)
-        finally:
-            conn.close()
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc):
-            raise _in_use(target) from None
-        return str(exc)
-    except sqlite3.DatabaseError as exc:
-        return str(exc)
-    return ""
-
-
-def _sqlite_servers(conn: sqlite3.Connection) -> list[Any]:
-    known = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (server_heartbeat.name,)
-    ).fetchone()
-    if not known:
-        return []
-    found = []
-    for row in conn.execute(
-        f"SELECT server, host, pid, started_at, seen_at FROM {server_heartbeat.name}"
-    ):
-        seen = dt.datetime.fromisoformat(row[4])
-        if seen >= now() - FRESH:
-            found.append(_Server(row[1], row[2], dt.datetime.fromisoformat(row[3]), seen))
-    return sorted(found, key=lambda s: s.started_at)
-
-
-@dataclass(frozen=True)
-class _Server:
-    host: str
-    pid: int
-    started_at: dt.datetime
-    seen_at: dt.datetime
-
-
-def _in_use(target: str) -> BackupError:
-    return BackupError(
-        f"Another program has {target} open (a formtool serve, import or send, or sqlite3): "
-        "stop it, then run restore again. Nothing was changed."
-    )
-
-
-@contextmanager
-def _held_alone(live: Path, target: str) -> Iterator[None]:
-    """The live SQLite database for this process alone while it is replaced (on POSIX; where
-    an open file cannot be renamed, only checked): see `_take_alone`."""
-    conn = _take_alone(live, target) if live.exists() else None
-    try:
-        if conn is not None and os.name != "posix":
-            conn.close()
-        yield
-    finally:
-        if conn is not None:
-            conn.close()
-
-
-def _take_alone(live: Path, target: str) -> sqlite3.Connection | None:
-    """Leaving WAL mode needs every other connection closed (so one still open is refused)
-    and folds the -wal file into the database file; an exclusive lock then keeps newcomers
-    out, and a server's heartbeat is read once more. None for a database that cannot be read
-    (damaged: there is nothing to lock; it is kept aside as it is)."""
-    conn = sqlite3.connect(_uri(live, "rw"), uri=True, timeout=5, isolation_level=None)
-    try:
-        mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
-        if mode != "delete":
-            raise _in_use(target)
-        conn.execute("BEGIN EXCLUSIVE")
-        _refuse_running(_sqlite_servers(conn), target)
-    except sqlite3.OperationalError as exc:
-        conn.close()
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise _in_use(target) from None
-        return None
-    except sqlite3.DatabaseError:
-        conn.close()
-        return None
-    except BackupError:
-        conn.close()
-        raise
-    return conn
 
 
 def _restore_postgresql(
@@ -692,15 +455,19 @@ def _restore_postgresql(
     if confirm is not None and not confirm(plan):
         return None
     pgdump.restore_into(engine, info.path)
-    with transaction(engine) as conn:
-        tables = pgdump.table_rows(conn)
-        if tables != info.tables:
-            raise BackupError(
-                f"{plan.target} does not hold what {info.path} does after pg_restore "
-                f"({_differences(info.tables, tables)}); empty the database and restore again."
-            )
-        if server_heartbeat.name in tables:  # a server running at backup time is not now
-            conn.execute(server_heartbeat.delete())
+    try:
+        with transaction(engine) as conn:
+            tables = table_rows(conn)
+            if tables != info.tables:
+                raise BackupError(
+                    f"{plan.target} does not hold what {info.path} does after pg_restore "
+                    f"({_differences(info.tables, tables)}); empty the database and restore "
+                    "again."
+                )
+            if server_heartbeat.name in tables:  # a server running at backup time is not now
+                conn.execute(server_heartbeat.delete())
+    except sa.exc.SQLAlchemyError as exc:
+        raise _restored_but(info, plan, "checking it", exc) from None
     return _restored(info, plan, engine, url, user)
 
 
@@ -710,17 +477,30 @@ def _restored(
     """After the swap: open (and so upgrade) the restored database, say how far back it goes,
     and record the restore in its access log."""
     engine.dispose()
-    db = open_store(url)
-    with db.engine.connect() as conn:
-        latest = max(
-            (
-                at
-                for column in (access_log.c.at, events.c.at, returns.c.imported_at)
-                if (at := conn.execute(sa.select(sa.func.max(column))).scalar()) is not None
-            ),
-            default=None,
-        )
-    kept = f"; the replaced database kept as {plan.keep_as}" if plan.keep_as else ""
-    detail = f"from {info.path.absolute()} (schema {info.revision}, {info.rows} rows){kept}"
-    _log(db.engine, user, "database restored", detail)
+    try:
+        db = open_store(url)
+        with db.engine.connect() as conn:
+            latest = max(
+                (
+                    at
+                    for column in (access_log.c.at, events.c.at, returns.c.imported_at)
+                    if (at := conn.execute(sa.select(sa.func.max(column))).scalar()) is not None
+                ),
+                default=None,
+            )
+        kept = f"; the replaced database kept as {plan.keep_as}" if plan.keep_as else ""
+        detail = f"from {info.path.absolute()} (schema {info.revision}, {info.rows} rows){kept}"
+        _log(db.engine, user, "database restored", detail)
+    except (StoreError, sa.exc.SQLAlchemyError) as exc:
+        raise _restored_but(info, plan, "opening it", exc) from None
     return RestoreReport(plan, HEAD, latest)
+
+
+def _restored_but(info: BackupInfo, plan: RestorePlan, doing: str, exc: Exception) -> BackupError:
+    """The restore is done, and what came after it failed: say so, and where everything is."""
+    kept = f"; the database it replaced is kept as {plan.keep_as}" if plan.keep_as else ""
+    reason = re.sub(r"\s+", " ", str(getattr(exc, "orig", None) or exc)).strip().rstrip(".")
+    return BackupError(
+        f"{plan.target} now holds the backup {info.path}{kept}, but {doing} failed: {reason}. "
+        "Check it with formtool status --db before using it."
+    )

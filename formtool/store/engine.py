@@ -423,6 +423,12 @@ def _revisions() -> tuple[str, set[str]]:
     return script.get_current_head() or "", {r.revision for r in script.walk_revisions()}
 
 
+def known_revisions() -> tuple[str, set[str]]:
+    """The migration head and every schema revision this formtool knows (loads Alembic's
+    scripts, so only for a revision that is not HEAD)."""
+    return _revisions()
+
+
 def _current_revision(conn: sa.Connection) -> str | None:
     from alembic.migration import MigrationContext
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from formtool.definitions import FormDefinition, FormResolver
 from formtool.errors import Issue
-from formtool.store import access, audits, catalog, outbox, queries, returns, users
+from formtool.store import access, audits, catalog, heartbeat, outbox, queries, returns, users
 from formtool.store import backup as backups
 from formtool.store.engine import lock, masked, now, transaction
 from formtool.store.schema import AuditState
@@ -576,7 +576,7 @@ class Store:
         with self._write() as conn:
             return access.purge_access_log(conn, now() - dt.timedelta(days=keep_days), user)
 
-    # --- backups and the running server's heartbeat (backup.py) --------------------------
+    # --- backups and the running server's heartbeat (backup.py, heartbeat.py) ------------
 
     def backup(self, target: Path, user: str, keep: int | None = None) -> backups.BackupReport:
         """A verified backup at `target` (a file, or a folder for a dated name; `keep`: only
@@ -586,13 +586,13 @@ class Store:
     def server_beat(self, server: str, host: str, pid: int) -> None:
         """The running server `server` is alive now (`formtool serve`, every 30 s)."""
         with self._write() as conn:
-            backups.beat(conn, server, host, pid)
+            heartbeat.beat(conn, server, host, pid)
 
     def server_stopped(self, server: str) -> None:
         with self._write() as conn:
-            backups.stopped(conn, server)
+            heartbeat.stopped(conn, server)
 
     def running_servers(self) -> list[Any]:
         """Servers whose heartbeat is fresh: host, pid, started_at, seen_at (UTC)."""
         with self._read() as conn:
-            return backups.running_servers(conn)
+            return heartbeat.running_servers(conn)

@@ -19,15 +19,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from formtool.store.engine import StoreError, masked
+from formtool.store.copies import BackupError, not_formtool, schema_revision, table_rows
+from formtool.store.engine import masked
 
 #: Where PostgreSQL's programs are looked for when they are not on PATH (Debian, Ubuntu).
 PG_BIN_DIRS = "/usr/lib/postgresql/*/bin"
-
-
-class BackupError(StoreError):
-    """A backup cannot be taken, checked or restored; the message is one line with the fix.
-    (Defined here, below backup.py, which is where the rest of formtool takes it from.)"""
 
 
 def _major(program: str) -> int | None:
@@ -128,29 +124,19 @@ def _run(command: list[str], env: dict[str, str], what: str, **kwargs: Any) -> N
         raise BackupError(f"{what} failed: {reason.removeprefix(f'{Path(command[0]).name}: ')}")
 
 
-def table_rows(conn: sa.Connection) -> dict[str, int]:
-    """Rows per table of the default schema."""
-    names = sorted(sa.inspect(conn).get_table_names())
-    quoted = conn.dialect.identifier_preparer.quote
-    return {
-        n: int(conn.exec_driver_sql(f"SELECT count(*) FROM {quoted(n)}").scalar() or 0)
-        for n in names
-    }
-
-
 def dump(engine: sa.Engine, pg_dump: str, into: Path, shown: Path) -> tuple[dict[str, int], str]:
     """pg_dump --format=custom into the (already created, private) file `into`, on a snapshot
-    this transaction exports and counts the rows of: rows per table, schema revision."""
+    this transaction exports and counts the rows of: rows per table, schema revision. A
+    database with no schema revision is refused before pg_dump runs."""
     conninfo, env = _conninfo(engine.url)
     with engine.connect() as plain:
         conn = plain.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
             snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
             tables = table_rows(conn)
-            revision = ""
-            if "alembic_version" in tables:
-                query = "SELECT version_num FROM alembic_version"
-                revision = conn.exec_driver_sql(query).scalar() or ""
+            revision = schema_revision(conn, tables)
+            if not revision:
+                raise not_formtool(masked(engine.url))
             with open(into, "wb") as out:
                 _run(
                     [pg_dump, "--format=custom", f"--snapshot={snapshot}", f"--dbname={conninfo}"],

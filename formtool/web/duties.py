@@ -102,18 +102,24 @@ class ServerDuties:
             await self._beat()
 
     async def _nightly(self, plan: NightlyBackups) -> None:
-        if await call(recent_backup, plan.folder, dt.timedelta(days=1)) is None:
-            await self._back_up(plan)
+        """One round a night; whatever fails in a round (the folder cannot be listed, the
+        backup cannot be taken) is one line on stderr, and the next night comes all the same."""
+        first = True
         while True:
+            try:
+                if first:  # at start: unless the folder has a backup from the last day
+                    first = False
+                    if await call(recent_backup, plan.folder, dt.timedelta(days=1)) is None:
+                        await self._back_up(plan)
+                else:
+                    await self._back_up(plan)
+            except Exception as exc:
+                log.error("The nightly backup to %s failed: %s", plan.folder, printable(exc, 500))
+            # Waiting is clock arithmetic and sleep: only stopping the server ends it.
             due = next_backup_at(dt.datetime.now(dt.UTC), plan.hour)  # real time
             while (wait := (due - dt.datetime.now(dt.UTC)).total_seconds()) > 0:  # real time
                 await asyncio.sleep(min(wait, 3600))  # re-read the clock at least hourly
-            await self._back_up(plan)
 
     async def _back_up(self, plan: NightlyBackups) -> None:
-        try:
-            report = await call(self.db.backup, plan.folder, SERVER_USER, plan.keep)
-        except Exception as exc:
-            log.error("The nightly backup to %s failed: %s", plan.folder, printable(exc, 500))
-            return
+        report = await call(self.db.backup, plan.folder, SERVER_USER, plan.keep)
         log.info("Backup written and verified: %s (%d rows)", report.path, report.rows)
