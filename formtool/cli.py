@@ -534,19 +534,21 @@ def _mail_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _mail(
     chase: bool,
-    month,
-    out_dir,
-    smtp,
-    sender,
-    starttls,
-    user,
-    dry_run,
-    resend_unknown,
-    audit_ids,
-    db_url,
-    as_json,
+    *,
+    month: str | None,
+    out_dir: Path,
+    smtp: str | None,
+    sender: str,
+    starttls: bool,
+    user: str | None,
+    dry_run: bool,
+    resend_unknown: bool,
+    audit_ids: tuple[str, ...],
+    db_url: str | None,
+    as_json: bool,
     forms_dir: Path | None = None,
 ) -> None:
+    """`send` or `chase`, with the options `_mail_options` gives both (by name)."""
     from formtool.programme.mail import RESEND, deliver
 
     result = deliver(
@@ -643,21 +645,7 @@ def _print_mail(result, smtp, out_dir) -> None:
     "Outlook; their audits become sent. With --audit, only the drafts and unknown emails "
     "carrying those audits: an email of unknown fate is marked sent only when named.",
 )
-def send(
-    month,
-    out_dir,
-    smtp,
-    sender,
-    starttls,
-    user,
-    dry_run,
-    resend_unknown,
-    audit_ids,
-    db_url,
-    as_json,
-    forms_dir,
-    mark_month,
-) -> None:
+def send(mark_month: str | None, **options: Any) -> None:
     """Email each auditor their allocated, pre-filled forms, once each. Over SMTP the audits
     become sent at once; written as .eml drafts, when you mark the drafts sent (--mark-sent).
 
@@ -667,83 +655,55 @@ def send(
     mid-send is "unknown": check the Sent Items, then for each one --mark-sent MONTH --audit ID
     or --resend-unknown --audit ID. Exit 1 if any message failed or is unknown."""
     if mark_month is not None:
-        _mark_sent(mark_month, smtp, dry_run, resend_unknown, audit_ids, db_url, as_json)
+        _mark_sent(mark_month, **options)
         return
-    _mail(
-        False,
-        month,
-        out_dir,
-        smtp,
-        sender,
-        starttls,
-        user,
-        dry_run,
-        resend_unknown,
-        audit_ids,
-        db_url,
-        as_json,
-        forms_dir,
-    )
+    _mail(False, **options)
 
 
-def _mark_sent(month, smtp, dry_run, resend_unknown, audit_ids, db_url, as_json) -> None:
+def _mark_sent(
+    drafts_month: str,
+    *,
+    smtp: str | None,
+    dry_run: bool,
+    resend_unknown: bool,
+    audit_ids: tuple[str, ...],
+    db_url: str | None,
+    as_json: bool,
+    **_sending: Any,  # --month, --from, --out...: how and what to send; nothing is sent
+) -> None:
     from formtool.programme.outbox import describe_message, mark_sent, unknown_hint
 
     if smtp or dry_run or resend_unknown:
         raise click.UsageError(
             "--mark-sent sends nothing: leave out --smtp, --dry-run and --resend-unknown."
         )
-    marked = mark_sent(_store(db_url), month, user=_user(), audit_ids=audit_ids)
+    marked = mark_sent(_store(db_url), drafts_month, user=_user(), audit_ids=audit_ids)
     if as_json:
         _echo_json(marked.as_dict())
         return
     for m in marked.messages:
         click.echo(f"  {m.recipient:<40} {len(m.audit_ids):>3} audit(s)")
     click.echo(
-        f"{len(marked.messages)} message(s) for {month} marked sent ({marked.audits} audit(s))."
+        f"{len(marked.messages)} message(s) for {drafts_month} marked sent "
+        f"({marked.audits} audit(s))."
     )
     if marked.unknown:
         click.echo(f"{len(marked.unknown)} unknown, left as they are: check the Sent Items:")
         for m in marked.unknown:
             click.echo(f"  {describe_message(m)}")
-        click.echo(f"  {unknown_hint(month, same_command=False)}")
+        click.echo(f"  {unknown_hint(drafts_month, same_command=False)}")
 
 
 @cli.command()
 @_mail_options
-def chase(
-    month,
-    out_dir,
-    smtp,
-    sender,
-    starttls,
-    user,
-    dry_run,
-    resend_unknown,
-    audit_ids,
-    db_url,
-    as_json,
-) -> None:
+def chase(**options: Any) -> None:
     """Email each auditor with overdue audits a firmer reminder; records who was chased.
 
     A chase round is the day: each overdue audit is chased at most once a day, however
     often this runs. Only audits that went out are chased (drafts not yet marked sent count
     from the day they were written); overdue audits never sent are listed instead. Exit 1 if
     any message failed or is unknown."""
-    _mail(
-        True,
-        month,
-        out_dir,
-        smtp,
-        sender,
-        starttls,
-        user,
-        dry_run,
-        resend_unknown,
-        audit_ids,
-        db_url,
-        as_json,
-    )
+    _mail(True, **options)
 
 
 # --- returns ---------------------------------------------------------------------------
