@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -288,6 +289,26 @@ def pg_server() -> Iterator[str]:
             timeout=60,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def database_at(url: str, revision: str) -> Iterator[Any]:
+    """An empty database built by the migrations up to `revision` (an earlier release's
+    schema), in one write transaction the caller may add rows to; its pooled connections
+    are closed after, so the next open sees it as a new process would."""
+    from alembic import command
+    from alembic.config import Config
+
+    from formtool import store
+
+    config = Config()
+    config.set_main_option("script_location", store.migrations_dir())
+    engine = store.engine_for(url)
+    with store.transaction(engine) as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+        yield conn
+    engine.dispose()
 
 
 def fresh_pg_database(server: str) -> str:

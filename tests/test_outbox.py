@@ -19,8 +19,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from click.testing import CliRunner
 from test_mail import Collect, plain_body, smtp_server
 from test_web import PASSWORD, client_for, post
@@ -38,7 +36,7 @@ from formtool.read.cases import Case
 from formtool.settings import Settings
 from formtool.web import create_app
 
-from conftest import make_cases
+from conftest import database_at, make_cases
 
 MONTH = "2026-11"
 SENDER = "qa@example.invalid"
@@ -339,13 +337,9 @@ def test_the_distribution_date_is_the_last_send_or_the_drafts_after_it():
 
 def at_0008(url: str) -> sa.Engine:
     """An empty database at revision 0008, the schema before the outbox."""
-    config = Config()
-    config.set_main_option("script_location", store.migrations_dir())
-    engine = store.engine_for(url)
-    with store.transaction(engine) as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0008")
-    return engine
+    with database_at(url, "0008"):
+        pass
+    return store.engine_for(url)
 
 
 def test_an_upgrade_starts_the_outbox_from_what_was_already_sent(db_url, forms, tmp_path):

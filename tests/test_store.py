@@ -9,7 +9,6 @@ import sys
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -17,6 +16,8 @@ from click.testing import CliRunner
 
 from formtool import store
 from formtool.cli import cli
+
+from conftest import database_at
 
 S = store.AuditState
 HEAD = "0010"
@@ -178,12 +179,7 @@ def test_a_database_newer_than_the_code_is_refused_in_one_line(db_url):
 def _make_0001_database(url: str) -> None:
     """A database at revision 0001 holding one audit, two returns both marked current (the
     damage concurrent imports did before 0003)."""
-    config = Config()
-    config.set_main_option("script_location", store.migrations_dir())
-    engine = store.engine_for(url)
-    with store.transaction(engine) as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
+    with database_at(url, "0001") as conn:
         conn.execute(
             sa.text(
                 "insert into audits (audit_id, form_id, form_version, case_number, auditor, month,"
@@ -200,7 +196,6 @@ def _make_0001_database(url: str) -> None:
                 ),
                 {"h": content_hash, "c": b""},
             )
-    engine.dispose()
 
 
 def _open_at_once(

@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from click.testing import CliRunner
 from docx import Document
 
@@ -34,6 +32,8 @@ from formtool.read.cases import write_case_list
 from formtool.store import UnknownVersionsError
 from formtool.store.engine import HEAD
 
+from conftest import database_at
+
 FIXTURE = Path(__file__).parent / "fixtures" / "release_0002"
 DAY = dt.date(2026, 12, 10)
 TABLES = ("audits", "returns", "answers", "actions", "grades", "events")
@@ -46,17 +46,11 @@ def _release_database(url: str) -> None:
     if url.startswith("sqlite"):
         shutil.copyfile(FIXTURE / "formtool.db", sa.make_url(url).database or "")
         return
-    config = Config()
-    config.set_main_option("script_location", store.migrations_dir())
-    engine = store.engine_for(url)
-    with store.transaction(engine) as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0002")
+    with database_at(url, "0002") as conn:
         dump = gzip.decompress((FIXTURE / "data.sql.gz").read_bytes()).decode()
         for statement in dump.splitlines():
             if statement and not statement.startswith("--"):
                 conn.exec_driver_sql(statement)
-    engine.dispose()
 
 
 def _columns(url: str) -> dict[str, list[str]]:

@@ -478,11 +478,12 @@ def _upgrade(engine: sa.Engine, url: str, notify: Notify | None = None) -> None:
 
 def _held_versions(engine: sa.Engine) -> set[tuple[str, int, str]]:
     """(form, version, digest) of every definition snapshot (none before schema 0004)."""
+    from formtool.store.forms import snapshots  # it needs this module's clock
+
     with engine.connect() as conn:
         if not sa.inspect(conn).has_table("form_versions"):
             return set()
-        rows = conn.exec_driver_sql("SELECT form_id, version, digest FROM form_versions")
-        return {(r[0], r[1], r[2]) for r in rows}
+        return {(s.form_id, s.version, s.digest) for s in snapshots(conn)}
 
 
 def _upgrade_report(
