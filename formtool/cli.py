@@ -1411,6 +1411,11 @@ def backup(path: str, keep: int | None, db_url: str | None, as_json: bool) -> No
     _OPENED["url"] = database_url(db_url)
     target = Path(path)
     if path.endswith(("/", os.sep)):  # a folder, as the trailing slash says (Path drops it)
+        if target.exists() and not target.is_dir():
+            raise InputError(
+                f"[{printable(target)}] is a file, not a folder. Give a folder, or the name of "
+                "a new file for the backup."
+            )
         target.mkdir(mode=0o700, parents=True, exist_ok=True)
     report = backup_database(db_url, target, _user(), keep)
     if as_json:

@@ -615,6 +615,12 @@ def test_backup_and_restore_commands(tmp_path):
     assert new_folder.exit_code == 0, new_folder.output  # a trailing / means a folder, made
     assert [p.suffix for p in (tmp_path / "nightly").iterdir()] == [".db"]
     assert (tmp_path / "nightly").stat().st_mode & 0o777 == 0o700
+    not_a_folder = runner.invoke(cli, ["backup", f"{live}/", "--db", str(live)])
+    assert not_a_folder.exit_code == 2  # a file named as a folder: one line, nothing written
+    assert not_a_folder.output == (
+        f"Error: [{live}] is a file, not a folder. Give a folder, or the name of a new file for "
+        "the backup.\n"
+    )
     again = runner.invoke(cli, ["backup", str(tmp_path / "named.db"), "--db", str(live)])
     assert again.exit_code == 2
     assert again.output == (
