@@ -17,6 +17,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ from formtool.read import read_bytes
 from formtool.read.cases import Case, write_case_list
 from formtool.store import open_store
 
-from conftest import missing
+from conftest import drop_pg_database, fresh_pg_database, missing
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,8 +81,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     add_user(db, "mo", "moderator", PASSWORD)
     add_user(db, "pat", "viewer", PASSWORD)
     add_user(db, "ada", "admin", PASSWORD)
+    with serving(db_file, folder) as url:
+        yield url, folder
+
+
+@contextmanager
+def serving(db_url: str, folder: Path) -> Iterator[str]:
+    """`formtool serve` on `db_url`, run from `folder`, until the block ends; its address."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "formtool", "serve", "--db", db_file, "--port", str(_free_port())],
+        [sys.executable, "-m", "formtool", "serve", "--db", db_url, "--port", str(_free_port())],
         cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -94,7 +102,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         said = [process.stdout.readline() for _ in range(2)]  # today, then the URL
         assert "WARNING: today is fixed to" in said[0], said
         assert " on http://" in said[1], "".join(said) + process.stdout.read()
-        yield said[1].split(" on ", 1)[1].split()[0], folder
+        yield said[1].split(" on ", 1)[1].split()[0]
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -307,3 +315,43 @@ def test_the_monthly_cycle_in_chromium(server, browser, tmp_path):
     shot(page, "form")
     assert not console_errors, console_errors  # no CSP violations, no script errors
     context.close()
+
+
+def test_a_database_outage_is_a_formtool_page_in_chromium(pg_server, browser, tmp_path):
+    """PostgreSQL stops taking connections under a running server: every page is the 503
+    'unreachable' page, and the workspace comes back with the database."""
+    import sqlalchemy as sa
+
+    url = fresh_pg_database(pg_server)
+    name = sa.make_url(url).database
+    admin = sa.create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    db = open_store(url)
+    add_user(db, "olive", "officer", PASSWORD)
+    add_user(db, "ada", "admin", PASSWORD)  # serve's first lines are then as `serving` reads
+    (tmp_path / "formtool.toml").write_text('council = "Example Council"\n', encoding="utf-8")
+    try:
+        with serving(url, tmp_path) as address, browser.new_context() as context:
+            page = context.new_page()
+            sign_in(page, address, "olive")
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+                conn.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                )
+            for path in ("/", "/status", "/returns"):
+                down = page.goto(f"{address}{path}")
+                assert down is not None and down.status == 503, path
+                heading = page.get_by_role("heading", level=1)
+                assert heading.inner_text() == "The database is unreachable", path
+                assert "Internal Server Error" not in page.content()
+            shot(page, "database-unreachable")
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            back = page.goto(f"{address}/")
+            assert back is not None and back.status == 200
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        admin.dispose()
+        drop_pg_database(pg_server, url)
