@@ -461,6 +461,7 @@ def test_sign_ins_and_personal_data_views_are_logged(db, app, db_url, tmp_path):
     officer = sign_in(app, "olive")
     assert officer.get(f"/audits/{case.audit_id}").status_code == 200
     assert officer.get("/audits").status_code == 200
+    assert officer.get("/allocate").status_code == 200  # the month's emails: who, which audits
     post(officer, "/logout")
     typo = TestClient(app, follow_redirects=False)
     typo.post(  # a password typed into the name box is not kept in the log
@@ -473,6 +474,7 @@ def test_sign_ins_and_personal_data_views_are_logged(db, app, db_url, tmp_path):
         ("web:olive", "signed in", None),
         ("web:olive", "viewed an audit", case.audit_id),
         ("web:olive", "viewed the audit list", None),
+        ("web:olive", "viewed the allocation and its emails", None),
         ("web:olive", "viewed the dashboard", None),  # where the sign-out button was
         ("web:olive", "signed out", None),
         ("web:(unknown name)", "sign-in failed", None),

@@ -399,7 +399,12 @@ def routes() -> list[BaseRoute]:
         ),
         _page("/returns", views.returns_page, "cycle"),
         _action("/returns", views.returns_upload, "cycle", upload=True),
-        _page("/allocate", allocate.allocate_page, "cycle"),
+        _page(
+            "/allocate",
+            allocate.allocate_page,
+            "cycle",
+            logs="viewed the allocation and its emails",  # recipients and audit ids
+        ),
         _action("/allocate", allocate.allocate_preview, "cycle", upload=True),
         _action("/allocate/confirm", allocate.allocate_confirm, "cycle"),
         _page(
