@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -658,18 +658,26 @@ def test_backup_and_restore_commands(tmp_path):
 # --- the server ----------------------------------------------------------------------------
 
 
+def wait_for(done: Callable[[], bool], seconds: float = 60) -> None:
+    """Poll until the server's background round has done something; generous, because a
+    loaded CI machine can take seconds for a backup round that takes milliseconds here."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, f"nothing happened in {seconds} s"
+        time.sleep(0.02)
+
+
 def test_serve_keeps_a_heartbeat_and_takes_a_backup_when_it_starts(tmp_path, caplog):
     live = tmp_path / "live.db"
     db = store.open_store(str(live))
     folder = tmp_path / "nightly"
     folder.mkdir()
     app = create_app(db, Settings(), heartbeat=True, backups=NightlyBackups(folder, keep=3))
-    with TestClient(app) as client:
+    with caplog.at_level(logging.INFO, "formtool.web"), TestClient(app) as client:
         (server,) = db.running_servers()
         assert server.pid == os.getpid() and server.started_at <= server.seen_at
-        deadline = time.monotonic() + 10
-        while not list(folder.glob("formtool-*.db")) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        # The file appears before it is verified: wait for the round to end, not the file.
+        wait_for(lambda: any("verified" in r.getMessage() for r in caplog.records))
         (first,) = folder.glob("formtool-*.db")
         with pytest.raises(BackupError, match=f"process {os.getpid()}, running since"):
             store.restore_backup(first, str(live), USER)
@@ -677,13 +685,12 @@ def test_serve_keeps_a_heartbeat_and_takes_a_backup_when_it_starts(tmp_path, cap
     assert db.running_servers() == []  # removed on a clean shutdown
     assert db.access_entries("formtool serve", None, None, None)[-1].action == "backup taken"
 
+    caplog.clear()
     taken = tmp_path / "taken"  # a file where the folder should be: the backup fails,
     taken.write_text("")  # is logged, and the server goes on
     app = create_app(db, Settings(), heartbeat=True, backups=NightlyBackups(taken))
     with caplog.at_level(logging.ERROR, "formtool.web"), TestClient(app) as client:
-        deadline = time.monotonic() + 10
-        while not caplog.records and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: bool(caplog.records))
         assert "formtool users add" in client.get("/login").text
     assert [r.getMessage() for r in caplog.records] == [
         f"The nightly backup to {taken} failed: [{taken}] keeping the newest backups needs a "
@@ -707,9 +714,7 @@ def test_a_nightly_round_that_fails_anywhere_is_logged_and_the_next_comes(
     )
     app = create_app(db, Settings(), heartbeat=False, backups=NightlyBackups(folder))
     with caplog.at_level(logging.INFO, "formtool.web"), TestClient(app):
-        deadline = time.monotonic() + 5
-        while not list(folder.glob("formtool-*.db")) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: any("verified" in r.getMessage() for r in caplog.records))
     said = [r.getMessage() for r in caplog.records if r.name == "formtool.web"]
     assert said[0] == (
         f"The nightly backup to {folder} failed: [Errno 13] Permission denied: '{folder}'"
