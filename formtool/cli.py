@@ -716,8 +716,12 @@ def chase(**options: Any) -> None:
 def import_(paths: tuple[Path, ...], db_url: str | None, as_json: bool) -> None:
     """Read returned forms into the database: .docx/.xlsx files, emails saved as .eml or
     Outlook .msg (each attached form is a return), or folders of them (searched recursively).
-    Exit 0 if every return was accepted, 1 if any was rejected, 2 if the database failed
-    part-way (the returns stored before it are listed, and importing again is safe)."""
+    Every other file found is listed with the reason it was not read. A return emailed by
+    someone other than the auditor (or an `allowed_senders` address in formtool.toml) is
+    held for an officer (`formtool held`); one for an audit already accepted is kept as
+    history until the audit is reopened (`formtool reopen`). Exit 0 if every return was
+    accepted, 1 if any was rejected, 2 if the database failed part-way (the returns stored
+    before it are listed, and importing again is safe)."""
     from formtool.read.batch import ImportStopped, import_paths
 
     try:
@@ -726,6 +730,7 @@ def import_(paths: tuple[Path, ...], db_url: str | None, as_json: bool) -> None:
             paths,
             progress=_progress("Importing returns", as_json),
             user=_user(),
+            senders=_settings(db_url).allowed_senders,
         )
     except ImportStopped as stopped:  # each return is its own transaction: say which went in
         if as_json:
@@ -800,6 +805,89 @@ def check(
         click.echo(f"{audit_id}: returned for amendment, due back by {show_date(amend_by)}.")
     else:
         click.echo(f"{audit_id}: checked.")
+
+
+@cli.command("reopen")
+@click.argument("audit_id")
+@click.option("--reason", required=True, help="Why the audit is reopened (kept with it).")
+@db_option
+@json_option
+def reopen(audit_id: str, reason: str, db_url: str | None, as_json: bool) -> None:
+    """Reopen an accepted, moderated, signed-off or closed audit: it goes back to
+    `returned`; its moderation and sign-offs are kept, marked superseded; the newest return
+    that arrived since it was accepted becomes current."""
+    from formtool.programme.workflow import reopen_audit
+
+    result = reopen_audit(_store(db_url), audit_id, reason, user=_user())
+    if as_json:
+        _echo_json(result.as_dict())
+        return
+    click.echo(f"{audit_id}: reopened (was {result.previous_state}); now {result.state}.")
+    if result.promoted:
+        click.echo(f"  The return {result.promoted} that arrived since is now current.")
+
+
+@cli.command("held")
+@click.option("--accept", "accept_id", type=int, metavar="RETURN", help="Accept this return.")
+@click.option("--refuse", "refuse_id", type=int, metavar="RETURN", help="Refuse this return.")
+@click.option("--reason", help="Why it is refused (with --refuse).")
+@db_option
+@json_option
+def held(
+    accept_id: int | None,
+    refuse_id: int | None,
+    reason: str | None,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
+    """Returns held for an officer because they came from someone other than the auditor:
+    list them, --accept RETURN (it takes its place as if just imported) or --refuse RETURN
+    --reason TEXT (kept as history, marked refused)."""
+    from formtool.programme.workflow import accept_held, refuse_held
+
+    if accept_id is not None and refuse_id is not None:
+        raise click.UsageError("Give one of --accept or --refuse.")
+    if (refuse_id is None) != (reason is None):
+        raise click.UsageError("--refuse RETURN needs --reason TEXT (and --reason needs --refuse).")
+    db = _store(db_url)
+    if accept_id is not None:
+        outcome = accept_held(db, accept_id, _user())
+        _echo_json(outcome) if as_json else click.echo(
+            f"Return {accept_id} of audit {outcome['audit_id']}: accepted ({outcome['status']})."
+        )
+        return
+    if refuse_id is not None:
+        audit_id = refuse_held(db, refuse_id, reason or "", _user())
+        _echo_json({"return_id": refuse_id, "audit_id": audit_id, "status": "refused"}) if (
+            as_json
+        ) else click.echo(f"Return {refuse_id} of audit {audit_id}: refused.")
+        return
+    rows = db.held_returns()
+    _record_cli(db, "viewed the held returns", f"{len(rows)} held")
+    if as_json:
+        _echo_json([_held_dict(r) for r in rows])
+        return
+    if not rows:
+        click.echo("No returns are held.")
+        return
+    click.echo(f"{'return':>6}  {'audit id':<26} {'from':<34} {'auditor':<34} file")
+    for r in rows:
+        click.echo(
+            f"{r.return_id:>6}  {r.audit_id:<26} {printable(r.sender, 34):<34} "
+            f"{printable(r.auditor_email, 34):<34} {printable(r.file_name, 60)}"
+        )
+    click.echo(f"{len(rows)} held. Accept with --accept RETURN, refuse with --refuse RETURN.")
+
+
+def _held_dict(row: Any) -> dict[str, object]:
+    return {
+        "return_id": row.return_id,
+        "audit_id": row.audit_id,
+        "file": row.file_name,
+        "sender": row.sender,
+        "auditor_email": row.auditor_email,
+        "imported_at": row.imported_at.isoformat(),
+    }
 
 
 @cli.command("select")
@@ -883,6 +971,13 @@ def status(month: str | None, db_url: str | None, as_json: bool) -> None:
     click.echo(f"{report.audits} audit(s) ({report.month}), as of {show_date(report.today)}")
     for state, count in report.by_state.items():
         click.echo(f"  {state:<22} {count:>4}")
+    if report.held:
+        click.echo(f"  {report.held} return(s) held for an officer: see `formtool held`.")
+    if report.unkeyed:
+        click.echo(
+            f"  {report.unkeyed} open audit(s) carry the unkeyed checksum of forms made before "
+            "this release; they are read as before until closed."
+        )
     for title, groups in (("Team", report.teams), ("Auditor", report.auditors)):
         if not groups:
             continue

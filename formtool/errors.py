@@ -86,8 +86,9 @@ class IssueCode(Enum):
     )
     damaged = "[{file}] is damaged ({value}). Ask the auditor to save the form again and resend it."
     encrypted = (
-        "[{file}] is password-protected or an old binary Office file. Ask the auditor to remove "
-        "the password (File > Info) and save it as {expected}."
+        "[{file}] is {value}, so it cannot be read. Ask the auditor to remove the password "
+        "(File > Info > Protect Document or Protect Workbook > Encrypt with Password: delete it) "
+        "and save it as {expected}."
     )
     macros = (
         "[{file}] contains macros ({value}). Ask the auditor to save it as a plain {expected} "
@@ -160,6 +161,45 @@ class IssueCode(Enum):
         "[{file}] the form's checksum {value} does not match audit {audit} ({expected}): it was "
         "made for another version of this audit. Send the auditor the current form."
     )
+    # what a file really is, when it is not the form it is named as (read/sniff.py)
+    other_format = (
+        "[{file}] is {value}, which formtool cannot read as a form. Ask the auditor to send the "
+        "completed form they were sent, saved as {expected}."
+    )
+    picture = (
+        "[{file}] is {value}: a photo or scan of a form cannot be read. Ask the auditor for the "
+        "completed form file itself, saved as {expected}."
+    )
+    label_protected = (
+        "[{file}] is encrypted by {value}, so only the people the label allows can open it and "
+        "formtool cannot. Ask the auditor to remove the protection (Home > Sensitivity: a label "
+        "without encryption; or File > Info > Protect Document > Restrict Access > Unrestricted "
+        "Access), save it as {expected} and send it again."
+    )
+    strict_ooxml = (
+        "[{file}] was saved as Strict Open XML, which formtool does not read. Ask the auditor to "
+        "use File > Save As, choose {expected} (not Strict Open XML) and send it again."
+    )
+    copied_sheet = (
+        "[{file}] the audit sheet was copied into a new workbook, which loses the form's answer "
+        "cells. Ask the auditor to fill in and send the original file."
+    )
+    outside_package = (
+        "[{file} · {field}] points outside the file ({value}); Office forms never do. It was not "
+        "read: ask the auditor to save the form again and resend it."
+    )
+    ambiguous = (
+        "[{file} · {field}] has two candidates for one answer ({value}), so what the auditor saw "
+        "cannot be told. Ask the auditor to save the form again from Word or Excel and resend it."
+    )
+    hidden_answers = (
+        "[{file} · {field}] the answers are on a sheet hidden from the auditor ({value}). Ask the "
+        "auditor to fill in and send the original file."
+    )
+    returned_blank = (
+        "[{file}] audit {audit} came back blank: no question is answered. Nothing was stored and "
+        "the audit stays as it was; ask the auditor to complete the form and send it again."
+    )
     bad_choice = "[{file} · {field}] expects one of {expected}, got '{value}'. Pick from the list."
     bad_answer_date = "[{file} · {field}] '{value}' is not a date. Use DD/MM/YYYY."
     missing_answer = (
@@ -175,19 +215,40 @@ class IssueCode(Enum):
         "not complete and not graded. Set the status to Final when the audit is complete."
     )
     older_return = (
-        "[{file}] was saved {value}, before the current return (saved {expected}); it is kept "
-        "as history and the current return stays. Import a newer copy if this one is right."
+        "[{file}] was {value}, before the current return ({expected}); it is kept as history "
+        "and the current return stays. Import a newer copy if this one is right."
     )
     evidence_changed = (
         "[{file} · {field}] the evidence differs from what the worker and supervisor listed. "
         "Check that the auditor meant to change it."
     )
     incomplete_action = (
-        "[{file} · {field}] action row has no {value}. Every action needs {expected}."
+        "[{file} · {field}] action row lacks {value}. Every action needs {expected}."
     )
     past_action_date = "[{file} · {field}] action date {value} has already passed. Check the date."
     grade_inconsistent = "[{file} · {field}] graded '{value}' but {expected}. Check the grade."
     met_inconsistent = "[{file} · {field}] marked '{value}' but {expected}. Check the judgement."
+    typed_outside = (
+        "[{file} · {field}] '{value}' was typed outside the answer box; it is read as part of "
+        "the answer. Check that the answer is what the auditor meant."
+    )
+    tracked_changes = (
+        "[{file}] has tracked changes not yet accepted ({value}); they were read as if accepted. "
+        "Check the answers, or ask the auditor to accept or reject them and resend."
+    )
+    date_doubt = (
+        "[{file} · {field}] date {value} is {expected}. Check the date with the auditor: day and "
+        "month may have been swapped by the computer's date settings."
+    )
+    after_close = (
+        "[{file}] audit {audit} is already {value}: this return is kept as history and the "
+        "audit's answers and grade stay. To use it, reopen the audit (formtool reopen {audit} "
+        "--reason ...) and import it again."
+    )
+    held_sender = (
+        "[{file}] came from {value}, not from the auditor of audit {audit} ({expected}): it is "
+        "held for an officer to accept or refuse (formtool held)."
+    )
     unprintable = (
         "[{file} · {field}] has characters no available font can print ({value}); they show as "
         "boxes in the PDF. Install a font that covers them (e.g. fonts-noto-cjk)."
@@ -218,6 +279,11 @@ WARNINGS = frozenset(
         IssueCode.grade_inconsistent,
         IssueCode.met_inconsistent,
         IssueCode.unprintable,
+        IssueCode.typed_outside,
+        IssueCode.tracked_changes,
+        IssueCode.date_doubt,
+        IssueCode.after_close,
+        IssueCode.held_sender,
     }
 )
 

@@ -10,6 +10,9 @@ without either, the defaults apply (no council name, OFFICIAL-SENSITIVE, a base 
     session_idle_minutes = 30    # the web workspace signs out after this long unused
     session_hours = 8            # and after this long in any case
     access_log_days = 730        # access log entries kept this long, then purged
+    allowed_senders = ["business.support@example.gov.uk", "@example.gov.uk"]
+                                 # emailed returns from these (besides the auditor) are not
+                                 # held for an officer; "@domain" allows a whole domain
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Settings:
     session_idle_minutes: int = 30
     session_hours: int = 8
     access_log_days: int = 730
+    allowed_senders: tuple[str, ...] = ()  # addresses or "@domain": returns not held
 
     def print_lines(self) -> dict[str, str]:
         """What forms and packs print in their headers and footers."""
@@ -78,6 +82,13 @@ def load_settings(db_url: str | None = None) -> Settings:
         raise SettingsError(
             f"[{path} · {unknown[0]}] is not a setting. Use {', '.join(sorted(known))}."
         )
+    senders = data.get("allowed_senders", [])
+    if not isinstance(senders, list) or not all(isinstance(x, str) and x for x in senders):
+        raise SettingsError(
+            f'[{path} · allowed_senders] must be a list of addresses, e.g. ["a@x.gov.uk", '
+            '"@x.gov.uk"].'
+        )
+    data["allowed_senders"] = tuple(x.strip().lower() for x in senders)
     return _checked(path, Settings(**data))
 
 

@@ -295,6 +295,16 @@ def test_the_monthly_cycle_in_chromium(server, browser, tmp_path):
     assert page.locator("#moderated tbody tr").count() == 1
     shot(page, "moderation")
 
+    # an officer reopens the moderated audit: the moderation stays, marked superseded
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, url, "olive")
+    page.goto(f"{url}/audits/{audit_id}")
+    page.get_by_label("Reopen the audit").fill("The moderation was of the wrong return.")
+    page.get_by_role("button", name="Reopen the audit").click()
+    assert f"{audit_id}: reopened (was moderated)" in page.locator(".flash").inner_text()
+    assert "superseded by a reopen" in page.locator("ol.events").inner_text()
+    assert page.get_by_role("button", name="Accept the return").is_visible()
+
     # the PMU report on the page, and its workbook opened with openpyxl
     nav(page, "Reports")
     assert page.locator(".charts img").count() >= 3

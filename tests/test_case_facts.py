@@ -41,7 +41,9 @@ def write_xlsx(path: Path) -> Path:
 
 @pytest.mark.parametrize("source", ["csv", "xlsx"])
 @pytest.mark.parametrize("fmt", ["docx", "xlsx"])
-def test_an_untouched_form_imports_whatever_line_endings_the_case_list_had(tmp_path, fmt, source):
+def test_an_untouched_form_reads_back_whatever_line_endings_the_case_list_had(
+    tmp_path, fmt, source
+):
     cases = tmp_path / f"cases.{source}"
     if source == "csv":
         cases.write_bytes(CSV_BYTES)
@@ -54,9 +56,11 @@ def test_an_untouched_form_imports_whatever_line_endings_the_case_list_had(tmp_p
     assert result.exit_code == 0, result.output
     db = store.open_store(db_file)
     outcomes = import_paths(db, sorted(out.glob(f"*.{fmt}")))
+    # Untouched: the facts check passes (an altered fact would be `facts-altered`), and the
+    # form is refused as returned blank, which is all there is to say about it.
     assert [(o.status, [i.code.label for i in o.issues]) for o in outcomes] == [
-        ("imported", ["draft-return"]),  # untouched: a draft, and nothing else to say
-        ("imported", ["draft-return"]),
+        ("rejected", ["returned-blank"]),
+        ("rejected", ["returned-blank"]),
     ]
     with db.engine.connect() as conn:
         facts = {r.case_number: store.audit_facts(r) for r in queries.audit_rows(conn)}

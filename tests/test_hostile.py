@@ -184,7 +184,7 @@ def test_non_regular_files_are_refused_without_reading(forms, tmp_path):
     outcomes = import_paths(db, [fifo, Path("/dev/zero"), link, good, folder / "gone.docx"], TODAY)
     assert [(o.status, [i.code.label for i in o.issues]) for o in outcomes] == [
         ("rejected", ["not-a-file"]),
-        ("rejected", ["unsupported-type"]),  # /dev/zero itself has no form suffix
+        ("rejected", ["not-a-file"]),  # /dev/zero itself: a device, never read
         ("rejected", ["not-a-file"]),
         ("imported", ["draft-return"]),
         ("rejected", ["not-found"]),

@@ -192,7 +192,8 @@ def test_consistency_warnings(setup):
     # questions are neutral, so KSS 8 (one of each) and KSS 10 (neutral only) do not warn.
     assert issue_tuples(outcome) == [
         ("next_steps.actions.1", "incomplete-action"),
-        ("next_steps.actions.2", "past-action-date"),
+        # before the form was made (the programme's today, here): doubted, not just past
+        ("next_steps.actions.2.due_date", "date-doubt"),
         ("overall.grade", "grade-inconsistent"),
         *[(f"kss{n}.met", "met-inconsistent") for n in (1, 2, 3, 4, 5, 6, 7, 9)],
     ]

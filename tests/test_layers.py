@@ -53,7 +53,8 @@ STORE_API = {
     "Move", "Planned", "AllocationReads", "AuditRecords", "AuditRecord", "ReturnRecord",
     "ReturnFile", "Stored", "AuditState", "COMPLETED", "OUTSTANDING", "TRANSITIONS",
     "PREPARED", "AUDIT", "audit_facts", "stored_warnings", "UnknownVersionsError",
-    "MessageState", "OutboxMessage", "Delivery",
+    "MessageState", "OutboxMessage", "Delivery", "HELD_SENDER", "HELD_LOCKED", "REFUSED",
+    "ACCEPTED", "HeldReturn",
     "backup_database", "restore_backup", "recent_backup", "BackupError", "BackupReport",
     "RestorePlan", "RestoreReport",
 }  # fmt: skip

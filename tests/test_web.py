@@ -636,3 +636,46 @@ def test_impossible_input_is_a_page_not_a_crash(app, path):
     response = client_for(app, "olive").get(path)
     assert response.status_code in (400, 404), response.text
     assert "Something went wrong" not in response.text
+
+
+def test_reopen_and_returns_held_for_an_officer(db, app, kit):
+    from dataclasses import replace
+    from email.message import EmailMessage
+
+    form = get_form("csc")
+    record_audits(
+        db, form, [replace(c, auditor_email="auditor@example.invalid") for c in kit.cases]
+    )
+    officer = client_for(app, "olive")
+    upload(officer, kit.returns[:1])
+    first = _audit_url(kit.cases[0].audit_id)
+    post(officer, f"{first}/check", {"decision": "accept"}, page=first)
+    assert "Reopen the audit" in officer.get(first).text
+    response = post(officer, f"{first}/reopen", {"reason": "Wrong child's file"}, page=first)
+    assert response.status_code == 303
+    page = officer.get(first).text
+    assert "reopened (was checked)" in page and "superseded by a reopen" in page
+    assert "Reopen the audit" not in page  # it is returned again: accept or amend
+
+    message = EmailMessage()
+    message["From"] = "Stranger <stranger@elsewhere.invalid>"
+    message["Subject"] = "audit"
+    message.set_content("Attached.")
+    name, data = kit.returns[1]
+    message.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    result = upload(officer, [("reply.eml", message.as_bytes())])
+    assert "held" in Tables(result.text).tables["outcomes"][1]
+    assert "1 return(s) held for an officer" in officer.get("/returns").text
+    [row] = Tables(officer.get("/held").text).tables["held"][1:]
+    assert row[:4] == [
+        kit.cases[1].audit_id,
+        f"reply.eml › {name}",
+        "Stranger <stranger@elsewhere.invalid>",
+        "auditor@example.invalid",
+    ]
+    assert client_for(app, "vic").get("/held").status_code == 403  # viewers see no returns
+    [held] = db.held_returns()
+    accepted = post(officer, f"/held/{held.return_id}/accept", {"back": "held"}, page="/held")
+    assert (accepted.status_code, accepted.headers["location"]) == (303, "/held")
+    assert "No returns are held." in officer.get("/held").text
+    assert db.audit_state(kit.cases[1].audit_id) is store.AuditState.returned

@@ -81,6 +81,86 @@ DATE_DISPLAY = "dd/MM/yyyy"  # Word's date picker format (UK councils)
 EXCEL_DATE_FORMAT = "dd/mm/yyyy"
 EXCEL_MAX_SERIAL = 2_958_465  # 31/12/9999, the last date Excel has
 _DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d/%m/%y", "%d-%m-%Y", "%d.%m.%Y", "%d %B %Y", "%d %b %Y")
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ),
+        start=1,
+    )
+    for name in names
+}
+_WEEKDAYS = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("monday", "mon"),
+            ("tuesday", "tue", "tues"),
+            ("wednesday", "wed"),
+            ("thursday", "thu", "thur", "thurs"),
+            ("friday", "fri"),
+            ("saturday", "sat"),
+            ("sunday", "sun"),
+        )
+    )
+    for name in names
+}
+_MONTH = "(?P<month>[a-z]+)"
+_DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th)?"
+_YEAR = r"(?P<year>\d{4}|\d{2})"
+#: Spellings Word's date box writes (UK and US lists) and people type, after `_plain`:
+#: day before month, or a month *name* before the day; a numeric month always comes second
+#: (DD/MM, the UK order), so 11/20/2026 stays "not a date" rather than a guess.
+_SPELLINGS = tuple(
+    re.compile(pattern, re.ASCII)
+    for pattern in (
+        rf"{_DAY}[ -]{_MONTH}[ -]{_YEAR}",  # 20 November 2026, 20th Nov 26, 20-Nov-2026
+        rf"{_MONTH} {_DAY} {_YEAR}",  # Nov 20, 2026 / November 20th 2026
+        r"(?P<day>\d{1,2})[./-](?P<number>\d{1,2})[./-](?P<year>\d{2})",  # 20.11.26, 20-11-26
+    )
+)
+
+
+def _plain(text: str) -> tuple[str, int | None]:
+    """Text lower-cased with commas and month-name dots gone and spaces collapsed, and the
+    weekday it starts with (Monday = 0), if any: "Friday, 20 Nov. 2026" -> "20 nov 2026", 4."""
+    words = re.sub(r"(?<=[a-z])\.", " ", text.lower().replace(",", " ")).split()
+    weekday = _WEEKDAYS.get(words[0]) if words else None
+    return " ".join(words[1:] if weekday is not None else words), weekday
+
+
+def _spelled_date(text: str) -> dt.date | None:
+    """A date in one of `_SPELLINGS`; a two-digit year is read as %y reads it (00-68 are
+    20xx, 69-99 are 19xx: a case list's date of birth '05/11/99' is 1999); a weekday that
+    does not match the date makes it no date at all (two candidates)."""
+    plain, weekday = _plain(text)
+    for pattern in _SPELLINGS:
+        found = pattern.fullmatch(plain)
+        if found is None:
+            continue
+        parts = found.groupdict()
+        month = int(parts["number"]) if parts.get("number") else _MONTHS.get(parts["month"])
+        year = int(parts["year"])
+        if len(parts["year"]) == 2:
+            year += 2000 if year < 69 else 1900
+        try:
+            day = dt.date(year, month or 0, int(parts["day"]))
+        except ValueError:
+            return None
+        return day if weekday in (None, day.weekday()) else None
+    return None
 
 
 def parse_date(text: str) -> dt.date | None:
@@ -93,7 +173,7 @@ def parse_date(text: str) -> dt.date | None:
             return dt.datetime.strptime(text, fmt).date()
         except ValueError:
             continue
-    return None
+    return _spelled_date(text)
 
 
 def excel_serial_date(serial: float, date1904: bool = False) -> dt.date | None:

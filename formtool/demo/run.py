@@ -82,12 +82,17 @@ class _Run:
         db_url: str,
         on_step: Callable[[Step], None] | None,
         settings: Settings,
+        own_database: bool = False,
     ) -> None:
         self.out, self.rng, self.today = out_dir, random.Random(seed), today
         self.settings = settings
         self.due = last_calendar_day(today.year, today.month)
         self.month = Month.of(self.due)
         self.db = open_store(db_url)
+        # The demo's own database has a published identity key, so its forms are the same
+        # on every run; a council's database makes its own secret one.
+        if own_database:
+            self.db.fix_identity_key(f"formtool demo {seed} (not secret)")
         self.report = DemoReport(str(out_dir), masked(db_url))
         self.on_step = on_step
 
@@ -119,7 +124,15 @@ def run_demo(
 ) -> DemoReport:
     """Population -> allocation -> forms -> emails -> returns (a few broken, two by email) ->
     import -> the checklist's second stage -> moderation -> packs. Returns what happened."""
-    run = _Run(out_dir, seed, today or clock.today(), _fresh(out_dir, db_url), on_step, settings)
+    run = _Run(
+        out_dir,
+        seed,
+        today or clock.today(),
+        _fresh(out_dir, db_url),
+        on_step,
+        settings,
+        own_database=db_url is None,
+    )
     _allocate(run)
     produced = _generate(run)
     _send(run)
@@ -231,8 +244,25 @@ def _returns(run: _Run, produced: list[Any]) -> None:
     run.step(
         "Imported: " + ", ".join(f"{n} {s}" for s, n in tally.items() if n),
         *(f"rejected: {o.issues[0].message}" for o in outcomes if o.status == "rejected"),
+        *(f"held: {o.issues[-1].message}" for o in outcomes if o.status == "held"),
     )
     run.report.figures["imported"] = tally
+    _accept_held(run)
+
+
+def _accept_held(run: _Run) -> None:
+    """The officer checks who sent each held return (one auditor emailed a colleague's
+    form) and accepts it, as `formtool held --accept` does."""
+    from formtool.programme.workflow import accept_held
+
+    held = run.db.held_returns()
+    for row in held:
+        accept_held(run.db, row.return_id, "demo")
+    if held:
+        run.step(
+            "Held returns accepted by the officer",
+            *(f"return {r.return_id} of {r.audit_id}, sent by {r.sender}" for r in held),
+        )
 
 
 def _fill_returns(run: _Run, produced: list[Any], folder: Path) -> list[Path]:
@@ -274,7 +304,8 @@ def _break_some(returns: list[Path]) -> list[str]:
 
 
 def _email_two(returns: list[Path], folder: Path) -> str:
-    """Two good returns arrive attached to one email reply, saved as .eml."""
+    """Two good returns arrive attached to one email reply, saved as .eml: one auditor
+    sends a colleague's form with their own, so that one is held for an officer."""
     pair = [p for p in returns[1:-1] if p.suffix == ".docx"][1:3]
     message = EmailMessage()
     message["From"] = '"Auditor B1 (synthetic)" <auditor.b1@example.invalid>'

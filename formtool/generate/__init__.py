@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from formtool import store
@@ -138,6 +138,7 @@ def audit_record(case: Case) -> store.AuditRecord:
         case.facts,
         case.preparer_email,
         case.form_format,
+        case.checksum_scheme,
     )
 
 
@@ -158,6 +159,9 @@ def write_forms(
     user: str = "",
 ) -> list[GeneratedForm]:
     names = {c.audit_id: [audit_file_name(c.audit_id, f".{f}") for f in formats] for c in cases}
+    if db is not None:  # forms made for a database carry its keyed checksum
+        key = db.identity_key()
+        cases = [replace(c, checksum_key=key) for c in cases]
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".formtool-", dir=out_dir))
     try:
@@ -190,6 +194,7 @@ def regenerate(
     for row in rows:  # an id recorded before ids were checked names no file, not even the first
         audit_file_name(row.audit_id, "")
     forms = db.forms_of(rows, f"The forms for {month}")  # every one, or every missing one named
+    key = db.identity_key()
     produced: list[GeneratedForm] = []
     for row in rows:
         form = forms[row.audit_id]
@@ -202,6 +207,7 @@ def regenerate(
             row.auditor_email,
             row.preparer_email,
             row.form_format,
+            key if row.checksum_scheme == "hmac" else None,
         )
         produced += write_forms(form, [case], out_dir, formats, settings=settings)
     return produced

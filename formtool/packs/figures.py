@@ -163,6 +163,9 @@ class PmuFigures:
     action_totals: dict[str, int] = field(default_factory=dict)
     follow_up: list[dict[str, object]] = field(default_factory=list)
     trend: list[dict[str, object]] = field(default_factory=list)
+    #: Audits of the period reopened after acceptance (audit id, when): a pack produced
+    #: after a reopen says it is revised and why its figures may differ from an earlier one.
+    reopened: list[tuple[str, dt.datetime]] = field(default_factory=list)
 
     @property
     def completed(self) -> list[AuditFacts]:
@@ -235,6 +238,11 @@ def load_figures(
     actions = db.action_dicts(ids)
     figures = PmuFigures(period, as_of, audits, answers, actions, min_base)
     _compute(figures)
+    reopens = db.events_named([a.audit_id for a in audits], ["reopened"])
+    figures.reopened = sorted(
+        ((audit_id, at) for audit_id, found in reopens.items() for at, _ in found),
+        key=lambda r: (r[1], r[0]),
+    )
     history = [period]
     for _ in range(trend_periods - 1):
         history.insert(0, history[0].previous())

@@ -285,6 +285,18 @@ def _trend(f: PmuFigures) -> Part:
     )
 
 
+def _revisions(f: PmuFigures, aggregate_only: bool) -> Part:
+    """Why this pack may differ from one produced before: audits reopened after acceptance."""
+    count = len({audit_id for audit_id, _ in f.reopened})
+    text = (
+        f"This report is revised: {count} audit(s) of the period were reopened after they had "
+        "been accepted, so their answers, grades or moderation may differ from a report "
+        "produced before."
+    )
+    listed = [] if aggregate_only else [f"{a}: reopened {_date(at.date())}" for a, at in f.reopened]
+    return Part("Revisions", paragraphs=[text], bullets=listed)
+
+
 def pmu_document(
     f: PmuFigures, settings: Settings = DEFAULT, aggregate_only: bool = False
 ) -> Document:
@@ -311,8 +323,11 @@ def pmu_document(
         _follow_up(f, aggregate_only),
         _trend(f),
     ]
+    revised = " (revised)" if f.reopened else ""
+    if f.reopened:
+        parts.insert(1, _revisions(f, aggregate_only))
     return Document(
-        f"Case file audit report: {f.period.label}",
+        f"Case file audit report: {f.period.label}{revised}",
         f"{f.period.span} · Performance Management Unit · as of {_date(f.as_of)}",
         parts,
         f"PMU pack {f.period.label} · {scope}",

@@ -20,7 +20,7 @@ import math
 import random
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -470,14 +470,14 @@ def _check_columns(path: Path, population: list[dict[str, str]], samples: list[S
             )
 
 
-def _records(rows: list[dict[str, str]]) -> list[store.AuditRecord]:
+def _records(rows: list[dict[str, str]], key: bytes) -> list[store.AuditRecord]:
     from formtool.generate import audit_record
 
     forms = all_forms()
     columns = list(dict.fromkeys(k for row in rows for k in row))
     table = [[row.get(c, "") for c in columns] for row in rows]
     return [
-        audit_record(case)
+        audit_record(replace(case, checksum_key=key))
         for form_id in dict.fromkeys(r["form"] for r in rows)
         for case in cases_from_rows("allocation", columns, table, forms[form_id])
     ]
@@ -508,6 +508,7 @@ def run_allocation(
     _check_columns(population_path, population, samples)
     forms = all_forms()
     made: list[Allocation] = []
+    key = db.identity_key()  # made before the allocation's transaction, not inside it
 
     def plan(reads: AllocationReads) -> Planned:
         _refuse_repeat(reads.month_allocations(month), month, mode)
@@ -522,7 +523,7 @@ def run_allocation(
             )
         allocation.mode, allocation.replaced = mode, replaced
         made.append(allocation)
-        return Planned(_records(allocation.rows), [forms[r["form"]] for r in allocation.rows])
+        return Planned(_records(allocation.rows, key), [forms[r["form"]] for r in allocation.rows])
 
     db.allocate(month, mode, seed, plan, user)
     allocation = made[-1]  # plan ran, or allocate raised

@@ -65,6 +65,7 @@ class ReturnEntry:
     final: bool
     stage: str
     sender: str
+    held: str = ""  # why it is not current: store.HELD_SENDER, HELD_LOCKED or REFUSED
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class EventEntry:
     event: str
     detail: str
     user: str
+    superseded: bool = False  # an officer's decision set aside when the audit was reopened
 
 
 @dataclass
@@ -86,7 +88,7 @@ class AuditDetail:
     warnings: list[dict[str, str]]  # issue data with its message
     returns: list[ReturnEntry]  # newest first
     events: list[EventEntry]
-    next_steps: list[str]  # what can be done now: accept, amend, moderate, signoff, close
+    next_steps: list[str]  # what can be done now: accept, amend, moderate, signoff, close, reopen
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +107,8 @@ def _steps(state: str, graded: bool) -> list[str]:
         steps.append("signoff")
     if S.closed in allowed and state_ is not S.returned:
         steps.append("close")
+    if state_ in store.ACCEPTED:
+        steps.append("reopen")
     return steps
 
 
@@ -180,10 +184,14 @@ def audit_detail(db: Store, audit_id: str) -> AuditDetail:
                 r.final,
                 r.stage,
                 r.sender,
+                r.held,
             )
             for r in history
         ],
-        [EventEntry(iso_text(e.at), e.event, e.detail, e.user_name) for e in events],
+        [
+            EventEntry(iso_text(e.at), e.event, e.detail, e.user_name, e.superseded_by is not None)
+            for e in events
+        ],
         _steps(row.state, bool(row.auditor_grade or row.moderated_grade)),
     )
 

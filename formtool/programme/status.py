@@ -43,6 +43,8 @@ class StatusReport:
     teams: dict[str, dict[str, int]]
     auditors: dict[str, dict[str, int]]
     outstanding: list[Outstanding] = field(default_factory=list)
+    held: int = 0  # returns from strangers' addresses waiting for an officer (every month)
+    unkeyed: int = 0  # open audits whose forms carry the checksum used before keying
 
     @property
     def overdue(self) -> list[Outstanding]:
@@ -58,6 +60,8 @@ class StatusReport:
             "auditors": self.auditors,
             "outstanding": [o.as_dict() for o in self.outstanding],
             "overdue": [o.audit_id for o in self.overdue],
+            "held_returns": self.held,
+            "unkeyed_audits": self.unkeyed,
         }
 
 
@@ -109,4 +113,6 @@ def status(db: Store, month: str | None = None, today: dt.date | None = None) ->
         _tally(rows, "team", today),
         _tally(rows, "auditor", today),
         outstanding,
+        len(db.held_returns()),
+        db.unkeyed_audits(),
     )

@@ -15,7 +15,7 @@ from formtool import clock
 from formtool.errors import FormtoolError
 from formtool.periods import show_date
 from formtool.programme.deadlines import amendment_due
-from formtool.store import AuditState, Move, OpenActions, Store
+from formtool.store import AuditState, Move, OpenActions, StateError, Store
 
 S = AuditState
 
@@ -106,6 +106,50 @@ def close_audit(db: Store, audit_id: str, user: str = "") -> StepResult:
             "Sign them off (`formtool signoff`) before closing it."
         ) from None
     return StepResult(audit_id, S.closed.value, before.value)
+
+
+@dataclass(frozen=True)
+class Reopened:
+    audit_id: str
+    state: str
+    previous_state: str
+    promoted: int | None  # the return kept since acceptance that became current, if any
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def reopen_audit(db: Store, audit_id: str, reason: str, user: str = "") -> Reopened:
+    """Reopen an accepted audit with a reason (see Store.reopen)."""
+    if not reason.strip():
+        raise WorkflowError('Say why the audit is reopened (--reason "...").')
+    try:
+        before, placed = db.reopen(audit_id, reason.strip(), user)
+    except StateError as exc:
+        raise WorkflowError(f"{exc}.") from None
+    promoted = placed.return_id if placed is not None and placed.status != "history" else None
+    state = placed.state if placed is not None and placed.state else S.returned
+    return Reopened(audit_id, str(state), str(before), promoted)
+
+
+def accept_held(db: Store, return_id: int, user: str = "") -> dict[str, object]:
+    """An officer accepts a held return: what became of it."""
+    try:
+        stored = db.accept_held(return_id, user)
+    except StateError as exc:
+        raise WorkflowError(f"{exc}.") from None
+    audit = db.return_audit(return_id)
+    return {"return_id": return_id, "audit_id": audit, "status": stored.status}
+
+
+def refuse_held(db: Store, return_id: int, reason: str, user: str = "") -> str:
+    """An officer refuses a held return (with the reason); its audit id."""
+    if not reason.strip():
+        raise WorkflowError('Say why the return is refused (--reason "...").')
+    try:
+        return db.refuse_held(return_id, reason.strip(), user)
+    except StateError as exc:
+        raise WorkflowError(f"{exc}.") from None
 
 
 @dataclass(frozen=True)

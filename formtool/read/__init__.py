@@ -1,7 +1,7 @@
-"""Returned forms in: identify the audit and read every answer by its stable key (docx.py,
-xlsx.py, over the hostile-file-safe ooxml.py and limits.py), check what was read (validate.py),
-and import batches of files and emails (batch.py, message.py); case lists come in here too
-(cases.py).
+"""Returned forms in: tell what a file really is (sniff.py), identify the audit and read every
+answer by its stable key (docx.py, xlsx.py, over the hostile-file-safe ooxml.py and
+limits.py), check what was read (validate.py), and import batches of files and emails
+(batch.py, message.py); case lists come in here too (cases.py).
 
 `read_bytes` raises `Rejected` (one issue code, one reason) for anything that cannot be read
 as a form; what it returns has not been validated yet (see read/validate.py).
@@ -19,7 +19,9 @@ from formtool.definitions.scales import KINDS, LEGACY_PLACEHOLDERS, FieldKind
 from formtool.errors import DefinitionError, IssueCode, Rejected
 from formtool.read import docx as docx_reader
 from formtool.read import xlsx as xlsx_reader
-from formtool.read.ooxml import saved_at
+from formtool.read.notes import Note
+from formtool.read.ooxml import Package, saved_at
+from formtool.read.sniff import sniff
 
 READABLE = (".docx", ".xlsx")
 #: Finds the definition a return names: (form id, version) -> form, or Rejected.
@@ -34,6 +36,7 @@ class RawReturn:
     values: dict[str, str] = field(default_factory=dict)
     method: str = ""  # how the answers were found: bookmarks, tags, table layout, names
     saved_at: dt.datetime | None = None  # core properties dcterms:modified, UTC
+    notes: tuple[Note, ...] = ()  # what the reader warns about (typed outside a box, ...)
 
 
 def installed_form(form_id: str, version: int) -> FormDefinition:
@@ -71,28 +74,47 @@ def _clean(form: FormDefinition, values: dict[str, str]) -> dict[str, str]:
     }
 
 
-def read_bytes(data: bytes, suffix: str, resolve: FormResolver = installed_form) -> RawReturn:
-    """Read one returned form. Raises Rejected with the reason if it cannot be read."""
+def form_kind(data: bytes, suffix: str) -> str:
+    """What the bytes are as a form: "docx" or "xlsx", whatever the name says. A file named
+    as a form but something else is refused saying what it is (a .doc, a PDF, a photo, an
+    encrypted file...); one named as something else is that, unless it is a form package
+    or a picture (a photo of the form is worth saying so)."""
     suffix = suffix.lower()
-    if suffix == ".docx":
-        package, body = docx_reader.open_docx(data)
-        identity = docx_reader.docx_identity(package, body)
-    elif suffix == ".xlsx":
-        book = xlsx_reader.open_xlsx(data)
-        package = book.package
-        identity = xlsx_reader.xlsx_identity(book)
-    else:
+    named = suffix[1:] if suffix in READABLE else ""
+    if not named and not data.startswith(b"PK"):
+        found = sniff(data)
+        if found is not None and found.code is IssueCode.picture:
+            raise found.rejected(named)
         raise Rejected(
             IssueCode.unsupported_type, f"a {suffix} file" if suffix else "no file extension"
         )
+    return Package(data, named, detect=True).kind
+
+
+def read_bytes(data: bytes, suffix: str, resolve: FormResolver = installed_form) -> RawReturn:
+    """Read one returned form. Raises Rejected with the reason if it cannot be read.
+
+    It is read as what its bytes are: a Word document named .xlsx is read as the Word
+    document Word would open."""
+    kind = form_kind(data, suffix)
+    if kind == "docx":
+        package, body = docx_reader.open_docx(data)
+        identity = docx_reader.docx_identity(package, body)
+    else:
+        book = xlsx_reader.open_xlsx(data)
+        package = book.package
+        identity = xlsx_reader.xlsx_identity(book)
     if identity is None:
         raise Rejected(IssueCode.no_identity)
     form = resolve(identity.form_id, identity.form_version)
-    if suffix == ".docx":
-        values, method = docx_reader.read_values(body, form)
+    notes: list[Note] = []
+    if kind == "docx":
+        values, method = docx_reader.read_values(body, form, notes)
     else:
-        values, method = xlsx_reader.read_values(book, form)
-    return RawReturn(identity, form, _clean(form, values), method, _saved(saved_at(package)))
+        values, method = xlsx_reader.read_values(book, form, notes)
+    return RawReturn(
+        identity, form, _clean(form, values), method, _saved(saved_at(package)), tuple(notes)
+    )
 
 
 def read_path(path: str | Path, resolve: FormResolver = installed_form) -> RawReturn:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from formtool import store
 from formtool.errors import Issue, IssueCode, Rejected, printable
@@ -34,9 +36,11 @@ if TYPE_CHECKING:
 
 MESSAGES = (".eml", ".msg")
 MACRO_ENABLED = (".docm", ".xlsm", ".dotm", ".xltm")
-#: Documents an auditor might send instead of the form: reported, not silently skipped.
-OTHER_DOCUMENTS = (".doc", ".xls", ".pdf", ".odt", ".ods", ".rtf", ".xps", ".pages")
-STATUSES = ("imported", "updated", "history", "unchanged", "skipped", "rejected")
+STATUSES = ("imported", "updated", "history", "held", "unchanged", "skipped", "rejected")
+#: Files a folder search passes over without a word: Office's lock files and the folder
+#: metadata operating systems leave; everything else found is read or reported.
+IGNORED_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
+_NAMED_ID = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+")
 
 
 @dataclass
@@ -65,7 +69,7 @@ class ImportStopped(StoreError):
     ) -> None:
         self.outcomes, self.file, self.left = outcomes, file, left
         self.failure = failure(cause, db.url)
-        stored = sum(o.status in ("imported", "updated", "history") for o in outcomes)
+        stored = sum(o.status in ("imported", "updated", "history", "held") for o in outcomes)
         before = (
             f"{stored} return(s) listed above were stored before it stopped"
             if stored
@@ -91,22 +95,22 @@ class Envelope:
 
 
 def discover(paths: Iterable[str | Path]) -> list[Path]:
-    """Paths named, and every form, email or other document under folders named (Office lock
-    files skipped; links to folders are not followed, so a loop cannot trap the search)."""
-    wanted = (*READABLE, *MESSAGES, *MACRO_ENABLED, *OTHER_DOCUMENTS)
+    """Paths named, and every file under folders named: forms and emails are read, anything
+    else is reported as not read (Office lock files, hidden files and folder metadata are
+    passed over; links to folders are not followed, so a loop cannot trap the search)."""
     found: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
             found.append(path)
             continue
         for root, folders, files in os.walk(path):
-            folders.sort()
-            found += [
-                Path(root, f)
-                for f in sorted(files)
-                if Path(f).suffix.lower() in wanted and not f.startswith("~$")
-            ]
+            folders[:] = sorted(f for f in folders if not f.startswith("."))
+            found += [Path(root, f) for f in sorted(files) if not _ignored(f)]
     return list(dict.fromkeys(found))
+
+
+def _ignored(name: str) -> bool:
+    return name.startswith(("~$", ".")) or name.lower() in IGNORED_NAMES
 
 
 def _kind(mode: int) -> str:
@@ -160,6 +164,22 @@ def _rejected(name: str, issue: Issue, audit_id: str = "") -> ImportOutcome:
     return ImportOutcome(name, "rejected", audit_id, [issue])
 
 
+def named_audit(db: Store, name: str) -> str:
+    """The audit a file's name carries (`CSC-A1-202611.docx`, `Copy of CSC-A1-202611 (2).pdf`),
+    if it is one in the database: a file that cannot be read still says whom to chase."""
+    stem = Path(name.rsplit(" › ", 1)[-1]).stem
+    for candidate in _NAMED_ID.findall(stem)[:5]:
+        if db.audit_row(candidate) is not None:
+            return candidate
+    return ""
+
+
+def _refused(db: Store, name: str, exc: Rejected) -> ImportOutcome:
+    """A file that cannot be read, naming the audit its file name carries (if any)."""
+    audit_id = named_audit(db, name)
+    return _rejected(name, exc.issue(name, audit_id), audit_id)
+
+
 def import_return(
     db: Store,
     name: str,
@@ -168,12 +188,15 @@ def import_return(
     today: dt.date | None = None,
     resolve: FormResolver = installed_form,
     user: str = "",
+    senders: Collection[str] = (),
 ) -> ImportOutcome:
-    """Import one returned form (its bytes); the outcome says what happened and why."""
+    """Import one returned form (its bytes); the outcome says what happened and why.
+    `senders`: addresses (or `@domain`s) besides the auditor's whose emailed returns are
+    taken as the auditor's; a return from anyone else is held for an officer."""
     try:
-        return _import_return(db, name, data, envelope, today, resolve, user)
+        return _import_return(db, name, data, envelope, today, resolve, user, senders)
     except Rejected as exc:
-        return _rejected(name, exc.issue(name))
+        return _refused(db, name, exc)
     except DatabaseError:
         raise  # the database, not the file: the command stops with a one-line error
     except Exception as exc:  # a reader bug must not stop the batch; its own code says so
@@ -190,6 +213,7 @@ def _import_return(
     today: dt.date | None,
     resolve: FormResolver,
     user: str,
+    senders: Collection[str],
 ) -> ImportOutcome:
     content_hash = hashlib.sha256(data).hexdigest()
     seen = db.known_content(content_hash)
@@ -212,10 +236,44 @@ def _import_return(
             ),
             audit_id,
         )
-    result = validate_return(raw, name, store.audit_facts(audit), today, stage, prepared)
+    key = db.identity_key() if audit.checksum_scheme == "hmac" else None
+    result = validate_return(
+        raw, name, store.audit_facts(audit), today, stage, prepared, key, audit.created_at.date()
+    )
     if not result.accepted:
         return ImportOutcome(name, "rejected", audit_id, result.issues)
-    return _store(db, name, data, content_hash, raw, result, envelope, stage, user)
+    if result.record is not None and result.record.blank:
+        return _rejected(name, Issue(IssueCode.returned_blank, name, audit_id=audit_id), audit_id)
+    stranger = _stranger(envelope.sender, audit, senders)
+    if stranger:
+        result.issues.append(
+            Issue(
+                IssueCode.held_sender,
+                name,
+                value=stranger,
+                expected=audit.auditor_email,
+                audit_id=audit_id,
+            )
+        )
+    hold = store.HELD_SENDER if stranger else ""
+    return _store(db, name, data, content_hash, raw, result, envelope, stage, user, hold)
+
+
+def sender_address(sender: str) -> str:
+    """The address in a From line ("Name <a@b>" or "a@b"), lower-cased; "" if none."""
+    return parseaddr(sender)[1].strip().lower()
+
+
+def _stranger(sender: str, audit: Any, senders: Collection[str]) -> str:
+    """The sender's address if an emailed return came from someone other than the audit's
+    auditor (or preparer, or an allowed sender); "" when it did not, or cannot be told."""
+    address = sender_address(sender)
+    own = {e.strip().lower() for e in (audit.auditor_email, audit.preparer_email) if e}
+    if not address or not own or address in own:
+        return ""
+    allowed = {s.strip().lower() for s in senders}
+    domain = "@" + address.rsplit("@", 1)[-1]
+    return "" if address in allowed or domain in allowed else address
 
 
 def _store(
@@ -228,6 +286,7 @@ def _store(
     envelope: Envelope,
     stage: str,
     user: str,
+    hold: str,
 ) -> ImportOutcome:
     record = result.record
     assert record is not None  # accepted
@@ -252,23 +311,31 @@ def _store(
         envelope.message_name,
     )
     try:
-        stored = db.store_return(row, envelope_file, stage, raw.form.two_stage, user)
+        stored = db.store_return(row, envelope_file, stage, raw.form.two_stage, user, hold)
     except store.StateError as exc:
         return _rejected(
             name, Issue(IssueCode.state_changed, name, value=str(exc), audit_id=audit_id), audit_id
         )
     issues = list(result.issues)
-    if stored.status == "history" and stored.previous_date is not None:
+    if stored.held == store.HELD_LOCKED:
+        state = str(stored.state or "")
+        issues.append(Issue(IssueCode.after_close, name, value=state, audit_id=audit_id))
+    elif stored.status == "history" and stored.previous_date is not None:
         issues.append(
             Issue(
                 IssueCode.older_return,
                 name,
-                value=f"{show_time(envelope_file.order_date)}",
-                expected=f"{show_time(stored.previous_date)}",
+                value=f"{_dated(envelope_file)} {show_time(envelope_file.order_date)}",
+                expected=f"{stored.previous_kind} {show_time(stored.previous_date)}",
                 audit_id=audit_id,
             )
         )
     return ImportOutcome(name, stored.status, audit_id, issues)
+
+
+def _dated(file: store.ReturnFile) -> str:
+    """What a return's order date is: when it was saved, sent, or (neither known) imported."""
+    return "saved" if file.saved_at else "sent" if file.sent_at else "imported"
 
 
 def _message_returns(
@@ -278,6 +345,7 @@ def _message_returns(
     today: dt.date | None,
     resolve: FormResolver,
     user: str,
+    senders: Collection[str],
 ) -> Iterator[ImportOutcome]:
     """Each attached form's outcome as soon as it is stored (so a batch that stops part-way
     still reports the attachments before)."""
@@ -300,7 +368,7 @@ def _message_returns(
             )
             continue
         forms += 1
-        yield import_return(db, shown, attachment.data, envelope, today, resolve, user)
+        yield import_return(db, shown, attachment.data, envelope, today, resolve, user, senders)
     if not forms:
         yield _rejected(name, Issue(IssueCode.no_attachment, name))
 
@@ -311,9 +379,10 @@ def import_file(
     today: dt.date | None = None,
     resolve: FormResolver = installed_form,
     user: str = "",
+    senders: Collection[str] = (),
 ) -> list[ImportOutcome]:
     """Import one file: a form, or an email with forms attached (one outcome per form)."""
-    return list(_file_outcomes(db, path, today, resolve, user))
+    return list(_file_outcomes(db, path, today, resolve, user, senders))
 
 
 def _file_outcomes(
@@ -322,17 +391,15 @@ def _file_outcomes(
     today: dt.date | None,
     resolve: FormResolver,
     user: str,
+    senders: Collection[str],
 ) -> Iterator[ImportOutcome]:
-    """`import_file`, each outcome as soon as it is known."""
+    """`import_file`, each outcome as soon as it is known. Any file but an email is read
+    as a form: what it really is (a PDF, a photo, an old .doc) is said by the reader."""
     name = str(path)
     suffix = path.suffix.lower()
     try:
         if suffix in MACRO_ENABLED:
             raise Rejected(IssueCode.macros, f"a {suffix} file", f".{suffix[1:-1]}x")
-        if suffix not in (*READABLE, *MESSAGES):
-            raise Rejected(
-                IssueCode.unsupported_type, f"a {suffix} file" if suffix else "no file extension"
-            )
         data = read_file(path)
         message = None
         if suffix in MESSAGES:
@@ -340,12 +407,12 @@ def _file_outcomes(
 
             message = read_message(data, path.suffix)
     except Rejected as exc:
-        yield _rejected(name, exc.issue(name))
+        yield _refused(db, name, exc)
         return
     if message is None:
-        yield import_return(db, name, data, Envelope(), today, resolve, user)
+        yield import_return(db, name, data, Envelope(), today, resolve, user, senders)
     else:
-        yield from _message_returns(db, path, message, today, resolve, user)
+        yield from _message_returns(db, path, message, today, resolve, user, senders)
 
 
 def import_paths(
@@ -355,6 +422,7 @@ def import_paths(
     progress: Callable[[list[Path]], Iterator[Path]] | None = None,
     resolve: FormResolver | None = None,
     user: str = "",
+    senders: Collection[str] = (),
 ) -> list[ImportOutcome]:
     """Import every file (folders searched); one outcome per return, in file order.
     Returns are read with the definition version that made them (`catalog.resolver`).
@@ -365,7 +433,7 @@ def import_paths(
     outcomes: list[ImportOutcome] = []
     for index, path in enumerate((progress or iter)(files)):
         try:
-            for outcome in _file_outcomes(db, path, today, resolve, user):
+            for outcome in _file_outcomes(db, path, today, resolve, user, senders):
                 outcomes.append(outcome)
         except DatabaseError as exc:
             raise ImportStopped(outcomes, str(path), len(files) - index - 1, exc, db) from exc

@@ -7,13 +7,15 @@ same column) because case lists come straight out of a council's case management
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
+import hmac
 import io
 import json
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,24 +43,44 @@ class Case:
     auditor_email: str = ""  # from an `auditor_email` column, for `formtool send`
     preparer_email: str = ""  # two-stage tools: who prepares the file (`preparer_email`)
     form_format: str = "docx"  # the auditor's preferred format (`auditor_format`)
+    #: The database's identity key, when the form is made for a database: only formtool
+    #: holding that database can then mint a checksum its import accepts.
+    checksum_key: bytes | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def checksum(self) -> str:
-        return facts_checksum(self.audit_id, self.form_id, self.form_version, self.facts)
+        return facts_checksum(
+            self.audit_id, self.form_id, self.form_version, self.facts, self.checksum_key
+        )
+
+    @property
+    def checksum_scheme(self) -> str:
+        return checksum_scheme(self.checksum_key)
 
     @property
     def case_number(self) -> str:
         return self.facts.get("case_number", "")
 
 
-def facts_checksum(audit_id: str, form_id: str, version: int, facts: dict[str, str]) -> str:
-    """A short hash of the pre-filled facts, so an edited header is caught on import."""
+def checksum_scheme(key: bytes | None) -> str:
+    return "hmac" if key else "sha256"
+
+
+def facts_checksum(
+    audit_id: str, form_id: str, version: int, facts: Mapping[str, str], key: bytes | None = None
+) -> str:
+    """A short hash of the audit's identity and pre-filled facts, so an edited header is
+    caught on import. Keyed (HMAC-SHA256 with the database's own key, 20 hex digits) when a
+    key is given, so a form relabelled to another audit cannot carry a checksum that passes;
+    unkeyed (SHA-256, 16 digits) for audits issued before keying."""
     canonical = json.dumps(
         [audit_id, form_id, version, sorted(facts.items())],
         ensure_ascii=False,
         separators=(",", ":"),
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+    ).encode("utf-8")
+    if key:
+        return hmac.new(key, canonical, hashlib.sha256).hexdigest()[:20]
+    return hashlib.sha256(canonical).hexdigest()[:16]
 
 
 def write_case_list(path: Path, rows: list[dict[str, str]]) -> None:

@@ -7,9 +7,13 @@ opened too, to three levels, so a form inside a forwarded reply is found.
 .msg files are read with `olefile` (BSD licence) and the few MS-OXMSG properties formtool needs,
 rather than with `extract-msg`, whose GPL-3.0 licence would bind how formtool may be distributed.
 
-Every file is hostile until shown otherwise: streams are size-checked against the file before
-they are read, nesting and the number of attachments are bounded, and every way a damaged file
-can fail becomes one `Rejected(bad_message)` with a short one-line reason.
+Every file is hostile until shown otherwise: what would make an .eml costly to parse (lines,
+header lines, MIME parts, multipart sections, in any line-ending convention) is counted before
+the parser sees it, .msg streams are size-checked against the file before they are read,
+nesting and the number of attachments are bounded, and every way a damaged file can fail
+becomes one `Rejected(bad_message)` with a short one-line reason. An attachment's name is kept
+as one name (a "/" in it would hide the email's name where outcomes are shown by their last
+path part), cut in the middle when too long, so that ".docx" stays.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import email
+import email.feedparser
 import email.policy
 import io
+import itertools
 import re
 import struct
 from dataclasses import dataclass
@@ -33,10 +39,21 @@ from formtool.read.limits import MAX_FILE_BYTES
 MAX_ATTACHMENTS = 50  # across forwarded emails too; a reply carries a handful of forms
 MAX_DEPTH = 3  # an email forwarded inside an email, three times over
 MAX_ATTACHMENT_BYTES = MAX_FILE_BYTES
-MAX_BOUNDARIES = 2000  # lines starting "--": one per MIME part; each part costs ~0.2 ms to parse
+# What makes Python's email parser slow or big, counted before it sees the bytes (CRLF, LF and a
+# lone CR each end a line for it): it keeps a string per line (twice for a header line), an
+# object per part, and checks every line against the boundary of each multipart section around
+# it. Within these limits the costliest 20 MB emails bench/email_bounds.py builds take under
+# 220 MB (the process's peak, imports included) and 5 s of CPU; real replies are far inside.
+MAX_BOUNDARIES = 2000  # lines starting "--": one per MIME part (and a few signature lines)
+MAX_MULTIPARTS = 100  # "boundary" spelt out: one per multipart section (a reply has a few)
+MAX_LINES = 500_000  # a 20 MB email of base64 attachments, 76 characters a line, has 270,000
+MAX_HEADER_LINES = 100_000  # lines that could be header lines; a reply's headers fill hundreds
+PARSE_CHUNK = 8192  # bytes fed to the parser at a time, as email.parser does
 MAX_HEADER_CHARS = 4000  # email's header parser is quadratic on long headers; real ones are short
 MAX_TEXT_CHARS = 1000  # sender and subject as kept; more is not a real header
 MAX_REASON_CHARS = 100
+MAX_NAME_CHARS = 240  # an attachment's name as kept, longer ones cut in the middle: after
+# `reply.eml › ` (a file name has at most 255 characters) it fits the store's 500
 EARLIEST, LATEST = dt.datetime(1980, 1, 1), dt.datetime(2100, 1, 1)  # outside: a broken clock
 EMAIL_HEADERS = frozenset(
     {"from", "to", "date", "subject", "message-id", "mime-version", "content-type", "received"}
@@ -142,7 +159,20 @@ class _Count:
 def _attachment(name: str, data: bytes) -> Attachment:
     if len(data) > MAX_ATTACHMENT_BYTES:
         raise _bad(f"an attachment is larger than {MAX_ATTACHMENT_BYTES // 1_048_576} MB")
-    return Attachment(_one_line(name, 255), data)  # a name is shown and stored: one clean line
+    return Attachment(_file_name(name), data)
+
+
+def _file_name(name: str) -> str:
+    """An attachment's name as shown and stored: one clean line that stays one name. A path
+    separator becomes "_" (`reply.eml › a/b.docx` would otherwise be shown as `b.docx`), and a
+    long name is cut in the middle, so its type (".docx") and the end of its name stay."""
+    if len(name) > 4 * MAX_NAME_CHARS:  # no real name: spare _one_line a megabyte of it
+        name = name[: 2 * MAX_NAME_CHARS] + " " + name[-2 * MAX_NAME_CHARS :]
+    name = _one_line(name, len(name)).replace("/", "_").replace("\\", "_")
+    if len(name) <= MAX_NAME_CHARS:
+        return name
+    tail = (MAX_NAME_CHARS - 1) // 2
+    return f"{name[: MAX_NAME_CHARS - 1 - tail]}…{name[-tail:]}"
 
 
 # ---- .eml ---------------------------------------------------------------------------------
@@ -150,23 +180,72 @@ def _attachment(name: str, data: bytes) -> Attachment:
 
 class _BoundedPolicy(email.policy.EmailPolicy):
     """`email.policy.default`, with header values cut before they are parsed (the structured
-    header parser takes seconds on a hostile header of a few hundred kilobytes)."""
+    header parser takes seconds on a hostile header of a few hundred kilobytes), and without
+    multipart boundaries that are not spelt out (see `_check_cost`)."""
 
     def header_fetch_parse(self, name: str, value: str) -> Any:
-        return super().header_fetch_parse(name, value[:MAX_HEADER_CHARS])
+        value = value[:MAX_HEADER_CHARS]
+        header = super().header_fetch_parse(name, value)
+        if (
+            name.lower() == "content-type"
+            and "boundary" in str(header).lower()
+            and "boundary" not in value.lower()
+        ):  # a boundary only inside an encoded word: mail programs ignore it, and so must the
+            # parser, or nested parts would escape the count of "boundary" in `_check_cost`
+            return super().header_fetch_parse(name, "text/plain")
+        return header
 
 
 _POLICY = _BoundedPolicy()
+# email.feedparser's headerRE at a line's start: a line the parser may take as a header line
+_HEADER_LINE = re.compile(rb"(?<![^\r\n])(?:From |[!-9;-~]*:|[\t ])")
 
 
 def _read_eml(data: bytes) -> Message:
-    if data.count(b"\n--") > MAX_BOUNDARIES:  # counted in C before Python parses any part
-        raise _bad(f"more than {MAX_BOUNDARIES:,} MIME boundaries")
-    msg = email.message_from_bytes(data, policy=_POLICY)
+    _check_cost(data)
+    msg = _parse(data)
     names = {key.lower() for key in msg}  # header names, not yet parsed
     if not isinstance(msg, EmailMessage) or not names & EMAIL_HEADERS:
         raise _bad("no email headers")  # random bytes, a PDF, a renamed .msg
     return Message(_eml_sender(msg), _eml_date(msg), _eml_subject(msg), _mime_attachments(msg))
+
+
+def _check_cost(data: bytes) -> None:
+    """Refuse an email whose parsing would cost too much, counted before the parser sees it,
+    in any line-ending convention: multipart sections (each line is checked against the
+    boundary of every section it lies in), MIME parts, header lines, and lines (each empty line
+    of a run, and each quoted-printable soft break, "=" at a line's end, is a line)."""
+    if data.lower().count(b"boundary") > MAX_MULTIPARTS:  # the parameter, however it is spelt
+        raise _bad(f"more than {MAX_MULTIPARTS:,} multipart sections")
+    boundaries = data.count(b"\n--") + data.count(b"\r--")  # a CRLF line counted once
+    if boundaries > MAX_BOUNDARIES:
+        raise _bad(f"more than {MAX_BOUNDARIES:,} MIME boundaries")
+    lines = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    if lines > MAX_HEADER_LINES and _too_many_header_lines(data):
+        raise _bad(f"more than {MAX_HEADER_LINES:,} header lines")
+    if lines > MAX_LINES:
+        raise _bad(f"more than {MAX_LINES:,} lines")
+
+
+def _too_many_header_lines(data: bytes) -> bool:
+    """Whether more than MAX_HEADER_LINES lines could be header lines, wherever they are.
+    Colons, "From " and indented lines are counted first, in C (at least one per such line);
+    only an email with more of them than the limit (no real one) is scanned line by line."""
+    quick = 1 + data.count(b":") + data.count(b"From ")
+    quick += sum(data.count(end + space) for end in (b"\n", b"\r") for space in (b" ", b"\t"))
+    if quick <= MAX_HEADER_LINES:
+        return False
+    beyond = itertools.islice(_HEADER_LINE.finditer(data), MAX_HEADER_LINES, None)
+    return next(beyond, None) is not None
+
+
+def _parse(data: bytes) -> Any:
+    """`email.message_from_bytes`, fed in the same 8 KB pieces but straight from the bytes: it
+    would first copy the whole email into a str and then a StringIO (4 bytes a character)."""
+    parser = email.feedparser.BytesFeedParser(policy=_POLICY)
+    for start in range(0, len(data), PARSE_CHUNK):
+        parser.feed(data[start : start + PARSE_CHUNK])
+    return parser.close()
 
 
 def _eml_sender(msg: EmailMessage) -> str:

@@ -31,6 +31,9 @@ ACTION_NEEDS = (
     ("responsible_person", "a responsible person"),
     ("due_date", "a date"),
 )
+#: Action dates that cannot be before the audit's form existed: one that is may have been
+#: misread by the computer (day and month swapped).
+DOUBTED_DATES = ("due_date", "sign_off_date")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,11 @@ class AuditReturn:
     actions: tuple[ActionRow, ...] = ()
     grade: str = ""
     moderated_grade: str = ""
+
+    @property
+    def blank(self) -> bool:
+        """Nothing answered and no action row: the form came back as it was sent."""
+        return not self.actions and not any(v or c for v, c in self.answers.values())
 
 
 @dataclass
@@ -105,11 +113,16 @@ def validate_return(
     today: dt.date | None = None,
     stage: str = AUDIT,
     prepared: Mapping[str, tuple[str, str]] | None = None,
+    checksum_key: bytes | None = None,
+    issued: dt.date | None = None,
 ) -> ReadResult:
     """Validate one read return. `expected_facts` are the facts stored when it was
-    generated; `prepared` the stored answers of the prepared stage (two-stage tools)."""
+    generated; `prepared` the stored answers of the prepared stage (two-stage tools);
+    `checksum_key` the database's identity key when the audit's forms carry a keyed
+    checksum; `issued` the day its form was made (dates before it are doubted)."""
     form, identity = raw.form, raw.identity
-    issues: list[Issue] = _fact_issues(raw, file, expected_facts)
+    issues: list[Issue] = _fact_issues(raw, file, expected_facts, checksum_key)
+    issues += [note.issue(file, identity.audit_id) for note in raw.notes]
     fields = [
         f for f in form.fields() + _added_row_fields(form, raw.values) if _in_stage(f.role, stage)
     ]
@@ -131,7 +144,17 @@ def validate_return(
             issues.append(Issue(IssueCode.missing_answer, file, item.key))
     if not final:
         issues.append(Issue(IssueCode.draft_return, file, judgements.status))
-    issues += _action_issues(actions, file, today or clock.today())
+    today = today or clock.today()
+    # The day the form was made, on the programme's clock (a clock set in the past, as in a
+    # rehearsal, must not make every date look early).
+    doubts = _date_doubts(actions, file, min(issued, today) if issued else None)
+    doubted = {d.field.rsplit(".", 1)[0] for d in doubts if d.field.endswith(".due_date")}
+    issues += [
+        i
+        for i in _action_issues(actions, file, today)
+        if not (i.code is IssueCode.past_action_date and i.field in doubted)
+    ]
+    issues += doubts
     issues += _consistency_issues(form, answers, file)
     if stage == AUDIT and prepared is not None:
         issues += _evidence_changes(form, values, prepared, file)
@@ -152,7 +175,9 @@ def validate_return(
     return ReadResult(record, issues)
 
 
-def _fact_issues(raw: RawReturn, file: str, expected: Mapping[str, str] | None) -> list[Issue]:
+def _fact_issues(
+    raw: RawReturn, file: str, expected: Mapping[str, str] | None, key: bytes | None
+) -> list[Issue]:
     form, identity = raw.form, raw.identity
     read = {h.column: raw.values.get(h.key, "") for h in form.header}
     if expected is not None:
@@ -169,7 +194,7 @@ def _fact_issues(raw: RawReturn, file: str, expected: Mapping[str, str] | None) 
         ]
         if changed:
             return changed
-    if facts_checksum(identity.audit_id, form.id, form.version, read) != identity.checksum:
+    if facts_checksum(identity.audit_id, form.id, form.version, read, key) != identity.checksum:
         return [
             Issue(
                 IssueCode.checksum_mismatch,
@@ -239,6 +264,37 @@ def _action_issues(rows: list[ActionRow], file: str, today: dt.date) -> list[Iss
         if due and due < today and not signed:
             issues.append(Issue(IssueCode.past_action_date, file, where, value=show_date(due)))
     return issues
+
+
+def _date_doubts(rows: list[ActionRow], file: str, issued: dt.date | None) -> list[Issue]:
+    """Action dates outside what the audit makes plausible, with the other reading where
+    day and month could have been swapped (a US-locale Excel turns 05/11 into 11 May)."""
+    issues = []
+    for row in rows:
+        for role in DOUBTED_DATES:
+            day = parse_date(row.values.get(role, "")) if row.values.get(role) else None
+            if day is None:
+                continue
+            if issued is not None and day < issued:
+                why = f"before this audit's form was made ({show_date(issued)})"
+                issues.append(
+                    Issue(
+                        IssueCode.date_doubt,
+                        file,
+                        f"{row.table_key}.{row.row}.{role}",
+                        value=show_date(day),
+                        expected=why + _swapped(day),
+                    )
+                )
+    return issues
+
+
+def _swapped(day: dt.date) -> str:
+    """The date with day and month exchanged, when that is a date too."""
+    if day.day > 12 or day.day == day.month:
+        return ""
+    other = dt.date(day.year, day.day, day.month)
+    return f"; read the other way round it is {show_date(other)}"
 
 
 def _tally(items: list[Item], answers: Mapping[str, tuple[str, str]]) -> Counter[str]:

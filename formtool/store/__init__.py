@@ -86,6 +86,7 @@ from formtool.store.outbox import Claim, Delivery, MessageState, OutboxMessage
 from formtool.store.returns import (
     AUDIT,
     PREPARED,
+    HeldReturn,
     OpenActions,
     ReturnFile,
     ReturnRecord,
@@ -99,8 +100,12 @@ from formtool.store.returns import (
     stored_warnings,
 )
 from formtool.store.schema import (
+    ACCEPTED,
     COMPLETED,
+    HELD_LOCKED,
+    HELD_SENDER,
     OUTSTANDING,
+    REFUSED,
     TRANSITIONS,
     AuditState,
     access_log,
@@ -146,12 +151,16 @@ from formtool.store.users import (
 )
 
 __all__ = [
+    "ACCEPTED",
     "AUDIT",
     "COMPLETED",
     "DEFAULT_URL",
     "ENV_VAR",
+    "HELD_LOCKED",
+    "HELD_SENDER",
     "OUTSTANDING",
     "PREPARED",
+    "REFUSED",
     "TRANSITIONS",
     "AccountError",
     "AllocationReads",
@@ -166,6 +175,7 @@ __all__ = [
     "Delivery",
     "DriverError",
     "Failure",
+    "HeldReturn",
     "MessageState",
     "Move",
     "OpenActions",

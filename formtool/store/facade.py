@@ -22,8 +22,10 @@ from formtool.definitions import FormDefinition, FormResolver
 from formtool.errors import Issue
 from formtool.store import access, audits, catalog, heartbeat, outbox, queries, returns, users
 from formtool.store import backup as backups
+from formtool.store.audits import StateError
+from formtool.store.catalog import UnknownVersionsError
 from formtool.store.engine import lock, masked, now, transaction
-from formtool.store.schema import AuditState
+from formtool.store.schema import HELD_SENDER, AuditState
 
 T = TypeVar("T")
 
@@ -418,15 +420,86 @@ class Store:
         stage: str,
         two_stage: bool = False,
         user: str = "",
+        hold: str = "",
     ) -> returns.Stored:
-        """Store one validated return; tried again once if the database refused it for a
-        concurrent writer (a deadlock, or a duplicate another process stored first)."""
+        """Store one validated return (held for an officer when `hold` says why); tried
+        again once if the database refused it for a concurrent writer (a deadlock, or a
+        duplicate another process stored first)."""
         try:
-            return returns.store_return(self.engine, record, file, stage, two_stage, user)
+            return returns.store_return(self.engine, record, file, stage, two_stage, user, hold)
         except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
             if isinstance(exc, sa.exc.OperationalError) and "deadlock" not in str(exc).lower():
                 raise
-            return returns.store_return(self.engine, record, file, stage, two_stage, user)
+            return returns.store_return(self.engine, record, file, stage, two_stage, user, hold)
+
+    def held_returns(self, reasons: Collection[str] = (HELD_SENDER,)) -> list[returns.HeldReturn]:
+        """Returns waiting for an officer (by default: those from a stranger's address)."""
+        with self._read() as conn:
+            return returns.held_returns(conn, list(reasons))
+
+    def _grades_of(self, conn: sa.Connection, audit_id: str, return_id: int) -> tuple[str, str]:
+        """A stored return's grade and moderated grade, by its form's judgements."""
+        audit = audits.audit_row(conn, audit_id)
+        form = catalog.form_in(conn, audit.form_id, audit.form_version)
+        if form is None:
+            missing = {(audit.form_id, audit.form_version): [audit_id]}
+            raise UnknownVersionsError(missing, f"Audit {audit_id}")
+        answers = returns.return_answers(conn, return_id)
+        j = form.judgements
+        return answers.get(j.grade, ("", ""))[0], answers.get(j.moderated_grade, ("", ""))[0]
+
+    def accept_held(self, return_id: int, user: str = "") -> returns.Stored:
+        """An officer accepts a held return: it takes its place as if just imported."""
+        with self._write() as conn:
+            held = returns.held_return(conn, return_id, [HELD_SENDER])
+            if held is None:
+                raise StateError(f"Return {return_id} is not held (accepted or refused already?)")
+            grade, moderated = self._grades_of(conn, held.audit_id, held.id)
+            return returns.release_held(conn, held, grade, moderated, user)
+
+    def return_audit(self, return_id: int) -> str:
+        """The audit a stored return belongs to ("" if there is no such return)."""
+        with self._read() as conn:
+            return str(returns.audit_of(conn, return_id) or "")
+
+    def refuse_held(self, return_id: int, reason: str, user: str = "") -> str:
+        """An officer refuses a held return: it stays as history, marked refused. Its audit."""
+        with self._write() as conn:
+            held = returns.held_return(conn, return_id, [HELD_SENDER])
+            if held is None:
+                raise StateError(f"Return {return_id} is not held (accepted or refused already?)")
+            returns.refuse_held(conn, held, reason, user)
+            return str(held.audit_id)
+
+    def reopen(
+        self, audit_id: str, reason: str, user: str = ""
+    ) -> tuple[AuditState, returns.Stored | None]:
+        """Reopen an accepted audit (see returns.reopen); the newest return kept since it
+        was accepted takes its place. (state before, what became of that return or None)"""
+        with self._write() as conn:
+            if audits.audit_row(conn, audit_id) is None:
+                raise StateError(f"Audit {audit_id} is not in the database")
+            before, waiting = returns.reopen(conn, audit_id, reason, user)
+            if waiting is None:
+                return before, None
+            grade, moderated = self._grades_of(conn, audit_id, waiting.id)
+            why = "kept since the audit was accepted; current after the reopen"
+            return before, returns.release_held(conn, waiting, grade, moderated, user, why)
+
+    def identity_key(self) -> bytes:
+        """The database's own key for form identity checksums (made once, kept in it)."""
+        return self.server_secret("identity").encode("ascii")
+
+    def fix_identity_key(self, text: str) -> bool:
+        """Give a database without one a known identity key: for the demo only, whose
+        forms are then the same on every run. False (nothing changed) if it has a key."""
+        with self._write() as conn:
+            return users.plant_secret(conn, "identity", text)
+
+    def unkeyed_audits(self) -> int:
+        """Open audits whose forms still carry the unkeyed checksum (issued before keying)."""
+        with self._read() as conn:
+            return audits.unkeyed_open(conn)
 
     # --- accounts, sessions, the server's secret (users.py) ------------------------------
 

@@ -29,7 +29,19 @@ from formtool.store.audits import (
 )
 from formtool.store.catalog import UnknownVersionsError, form_in
 from formtool.store.engine import now, transaction
-from formtool.store.schema import TRANSITIONS, AuditState, actions, answers, grades, returns
+from formtool.store.schema import (
+    ACCEPTED,
+    HELD_LOCKED,
+    REFUSED,
+    TRANSITIONS,
+    AuditState,
+    actions,
+    answers,
+    audits,
+    events,
+    grades,
+    returns,
+)
 
 # What an action row holds: the actions table's columns after id, return_id, table_key, row.
 ACTION_COLUMNS = tuple(c.name for c in actions.columns)[4:]
@@ -69,10 +81,12 @@ class ReturnRecord:
 
 @dataclass
 class Stored:
-    status: str  # imported / updated / history / unchanged
+    status: str  # imported / updated / history / held / unchanged
     return_id: int | None = None
     state: AuditState | None = None
     previous_date: dt.datetime | None = field(default=None)  # the newer current return's date
+    previous_kind: str = ""  # what that date is: "saved", "sent" or "imported"
+    held: str = ""  # why it is not current, when held (schema.HELD_*)
 
 
 def return_stage(conn: sa.Connection, audit_id: str, two_stage: bool) -> str:
@@ -113,8 +127,11 @@ def store_return(
     stage: str,
     two_stage: bool = False,
     user: str = "",
+    hold: str = "",
 ) -> Stored:
-    """Store one validated return (see the module docstring for the rules)."""
+    """Store one validated return (see the module docstring for the rules). A return the
+    caller holds (`hold`, e.g. HELD_SENDER), or one arriving after an officer accepted the
+    audit, is stored but not current until an officer releases it or reopens the audit."""
     r = returns.c
     with transaction(engine) as conn:
         state = audit_state(conn, record.audit_id, for_update=True)
@@ -128,19 +145,24 @@ def store_return(
             raise StateError(
                 f"Audit {record.audit_id} moved on while this file was read; import it again."
             )
-        current = conn.execute(
-            sa.select(r.id, r.saved_at, r.imported_at).where(
-                (r.audit_id == record.audit_id) & r.is_current
+        if state in ACCEPTED and not _only_sign_offs(conn, record, state):
+            hold = HELD_LOCKED
+        if hold:
+            return_id = _insert_return(conn, record, file, stage, file.order_date, False, None)
+            conn.execute(returns.update().where(r.id == return_id).values(held=hold))
+            detail = f"{file.name}: " + (
+                f"arrived after the audit was {state}; kept until an officer reopens it"
+                if hold == HELD_LOCKED
+                else f"from {file.sender or 'an unknown sender'}, not the auditor; held for an "
+                "officer to accept or refuse"
             )
-        ).first()
+            record_event(conn, record.audit_id, "kept as history", detail, user)
+            return Stored("history" if hold == HELD_LOCKED else "held", return_id, state, held=hold)
+        current = _current(conn, record.audit_id)
         order = file.order_date
         current_date = (current.saved_at or current.imported_at) if current else None
         newer = current_date is None or order >= current_date
-        if newer and current is not None:
-            conn.execute(returns.update().where(r.id == current.id).values(is_current=False))
-        return_id = _insert_return(
-            conn, record, file, stage, order, newer, current.id if newer and current else None
-        )
+        return_id = _insert_return(conn, record, file, stage, order, False, None)
         if not newer:
             record_event(
                 conn,
@@ -149,17 +171,228 @@ def store_return(
                 f"{file.name} saved {show_time(order)}, before the current return",
                 user,
             )
-            return Stored("history", return_id, state, current_date)
-        _store_grade(conn, record, return_id)
-        target = _next_state(stage, record.final)
+            return Stored("history", return_id, state, current_date, _dated(current))
+        placed = _make_current(
+            conn, record.audit_id, return_id, current, record.grade, record.moderated_grade
+        )
         detail = f"{file.name} ({'final' if record.final else 'draft'})"
-        event = "updated" if current else "returned"
-        if target in TRANSITIONS[state]:  # e.g. a return after the QA check leaves it as is
-            move_state(conn, record.audit_id, [state], target, event, detail, user)
-            state = target
-        else:
-            record_event(conn, record.audit_id, event, detail, user)
-        return Stored("updated" if current else "imported", return_id, state)
+        return _moved(
+            conn, record.audit_id, placed, state, _next_state(stage, record.final), detail, user
+        )
+
+
+#: Action columns a manager fills in after the QA check: a return that adds only these to
+#: an accepted audit is the manager's sign-off, not a change to the audit.
+SIGN_OFF_COLUMNS = ("sign_off", "sign_off_date", "comments")
+
+
+def _only_sign_offs(conn: sa.Connection, record: ReturnRecord, state: AuditState) -> bool:
+    """Whether a return for an accepted (checked or moderated) audit changes nothing but
+    the action rows' sign-offs."""
+    if state not in (AuditState.checked, AuditState.moderated):
+        return False
+    current = _current(conn, record.audit_id)
+    if current is None or dict(record.answers) != return_answers(conn, current.id):
+        return False
+
+    def rows(found: Sequence[Mapping[str, Any]]) -> list[tuple[object, ...]]:
+        kept = ("table_key", "row", *(c for c in ACTION_COLUMNS if c not in SIGN_OFF_COLUMNS))
+        return sorted(tuple(str(a.get(c) or "") for c in kept) for a in found)
+
+    stored = [row._asdict() for row in return_actions(conn, current.id)]
+    return rows(record.actions) == rows(stored)
+
+
+def _current(conn: sa.Connection, audit_id: str) -> Any:
+    r = returns.c
+    return conn.execute(
+        sa.select(r.id, r.saved_at, r.sent_at, r.imported_at).where(
+            (r.audit_id == audit_id) & r.is_current
+        )
+    ).first()
+
+
+def _dated(row: Any) -> str:
+    """What a stored return's order date is (returns.saved_at holds the saved date, else
+    the sent date, else the import time)."""
+    if row.saved_at == row.imported_at:
+        return "imported"
+    return "sent" if row.saved_at == row.sent_at else "saved"
+
+
+def _make_current(
+    conn: sa.Connection,
+    audit_id: str,
+    return_id: int,
+    current: Any,
+    grade: str,
+    moderated_grade: str,
+) -> Stored:
+    """`return_id` becomes the audit's current return (the one before it history), and its
+    grade the audit's."""
+    r = returns.c
+    if current is not None:
+        conn.execute(returns.update().where(r.id == current.id).values(is_current=False))
+    conn.execute(
+        returns.update()
+        .where(r.id == return_id)
+        .values(is_current=True, held="", supersedes=current.id if current else None)
+    )
+    _store_grade(conn, audit_id, return_id, grade, moderated_grade)
+    return Stored("updated" if current else "imported", return_id)
+
+
+def _moved(
+    conn: sa.Connection,
+    audit_id: str,
+    placed: Stored,
+    state: AuditState,
+    target: AuditState,
+    detail: str,
+    user: str,
+) -> Stored:
+    """Move the audit to `target` where the cycle allows (a return after the QA check leaves
+    it as it is), with the event saying what came in."""
+    event = "updated" if placed.status == "updated" else "returned"
+    if target in TRANSITIONS[state]:
+        move_state(conn, audit_id, [state], target, event, detail, user)
+        state = target
+    else:
+        record_event(conn, audit_id, event, detail, user)
+    placed.state = state
+    return placed
+
+
+@dataclass(frozen=True)
+class HeldReturn:
+    """A stored return waiting for an officer, as `formtool held` lists it."""
+
+    return_id: int
+    audit_id: str
+    file_name: str
+    sender: str
+    auditor_email: str
+    imported_at: dt.datetime
+    held: str
+    final: bool
+    stage: str
+
+
+def held_returns(conn: sa.Connection, reasons: Sequence[str]) -> list[HeldReturn]:
+    r, a = returns.c, audits.c
+    rows = conn.execute(
+        sa.select(
+            r.id,
+            r.audit_id,
+            r.file_name,
+            r.sender,
+            a.auditor_email,
+            r.imported_at,
+            r.held,
+            r.final,
+            r.stage,
+        )
+        .join(audits, a.audit_id == r.audit_id)
+        .where(r.held.in_(list(reasons)))
+        .order_by(r.imported_at, r.id)
+    )
+    return [HeldReturn(*row) for row in rows]
+
+
+def held_return(conn: sa.Connection, return_id: int, reasons: Sequence[str]) -> Any:
+    """The held return's row, locking its audit (None if no such return is held)."""
+    r = returns.c
+    row = conn.execute(
+        sa.select(r.id, r.audit_id, r.file_name, r.final, r.stage, r.saved_at, r.held).where(
+            (r.id == return_id) & r.held.in_(list(reasons))
+        )
+    ).first()
+    if row is not None:
+        audit_state(conn, row.audit_id, for_update=True)
+    return row
+
+
+def release_held(
+    conn: sa.Connection,
+    held: Any,
+    grade: str,
+    moderated_grade: str,
+    user: str,
+    why: str = "accepted from the held returns",
+) -> Stored:
+    """An officer accepts a held return: it takes its place by its saved date, as if it had
+    just been imported (current if newest, else history)."""
+    state = audit_state(conn, held.audit_id, for_update=True)
+    if state in ACCEPTED:
+        raise StateError(
+            f"Audit {held.audit_id} is '{state}': reopen it (formtool reopen) before accepting "
+            "a return for it."
+        )
+    current = _current(conn, held.audit_id)
+    current_date = (current.saved_at or current.imported_at) if current else None
+    detail = f"{held.file_name}: {why}"
+    if current_date is not None and held.saved_at < current_date:
+        conn.execute(returns.update().where(returns.c.id == held.id).values(held=""))
+        record_event(conn, held.audit_id, "kept as history", detail + ", older than current")
+        return Stored("history", held.id, state, current_date, _dated(current))
+    placed = _make_current(conn, held.audit_id, held.id, current, grade, moderated_grade)
+    target = _next_state(held.stage, held.final)
+    return _moved(conn, held.audit_id, placed, state, target, detail, user)
+
+
+def audit_of(conn: sa.Connection, return_id: int) -> str | None:
+    return conn.execute(sa.select(returns.c.audit_id).where(returns.c.id == return_id)).scalar()
+
+
+def refuse_held(conn: sa.Connection, held: Any, reason: str, user: str) -> None:
+    conn.execute(returns.update().where(returns.c.id == held.id).values(held=REFUSED))
+    record_event(conn, held.audit_id, "refused", f"{held.file_name}: {reason}", user)
+
+
+#: Events an officer's decisions leave, which a reopen marks superseded.
+DECISIONS = ("checked", "moderated", "actions signed off", "closed")
+
+
+def reopen(conn: sa.Connection, audit_id: str, reason: str, user: str) -> tuple[AuditState, Any]:
+    """An accepted audit goes back to `returned`: its moderation and sign-off events are kept
+    but marked superseded, the moderated grade set aside, and the newest return kept since
+    it was accepted (if any) is returned for the caller to place. (state before, that row)"""
+    before = audit_state(conn, audit_id, for_update=True)
+    if before not in ACCEPTED:
+        raise StateError(
+            f"Audit {audit_id} is '{before}'; only an accepted, moderated, signed-off or closed "
+            "audit can be reopened"
+        )
+    conn.execute(
+        audits.update()
+        .where((audits.c.audit_id == audit_id) & (audits.c.state == before.value))
+        .values(state=AuditState.returned.value, updated_at=now())
+    )
+    reopened = record_event(conn, audit_id, "reopened", f"was {before}: {reason}", user)
+    e = events.c
+    conn.execute(
+        events.update()
+        .where(
+            (e.audit_id == audit_id)
+            & e.event.in_(DECISIONS)
+            & e.superseded_by.is_(None)
+            & (e.id < reopened)
+        )
+        .values(superseded_by=reopened)
+    )
+    g = grades.c
+    conn.execute(
+        grades.update()
+        .where(g.audit_id == audit_id)
+        .values(moderated_grade="", moderated_by="", moderated_at=None)
+    )
+    r = returns.c
+    waiting = conn.execute(
+        sa.select(r.id, r.audit_id, r.file_name, r.final, r.stage, r.saved_at, r.held)
+        .where((r.audit_id == audit_id) & (r.held == HELD_LOCKED))
+        .order_by(r.saved_at.desc(), r.id.desc())
+    ).first()
+    return before, waiting
 
 
 def _insert_return(
@@ -211,19 +444,21 @@ def _text(value: str, limit: int) -> str:
     return value.replace("\x00", "")[:limit]
 
 
-def _store_grade(conn: sa.Connection, record: ReturnRecord, return_id: int) -> None:
+def _store_grade(
+    conn: sa.Connection, audit_id: str, return_id: int, grade: str, moderated_grade: str
+) -> None:
     g = grades.c
-    values: dict[str, Any] = {"auditor_grade": record.grade, "return_id": return_id}
-    if record.moderated_grade:
+    values: dict[str, Any] = {"auditor_grade": grade, "return_id": return_id}
+    if moderated_grade:
         values |= {
-            "moderated_grade": record.moderated_grade,
+            "moderated_grade": moderated_grade,
             "moderated_by": "return form",
             "moderated_at": now(),
         }
-    if conn.execute(sa.select(g.audit_id).where(g.audit_id == record.audit_id)).first():
-        conn.execute(grades.update().where(g.audit_id == record.audit_id).values(**values))
+    if conn.execute(sa.select(g.audit_id).where(g.audit_id == audit_id)).first():
+        conn.execute(grades.update().where(g.audit_id == audit_id).values(**values))
     else:
-        conn.execute(grades.insert().values(audit_id=record.audit_id, **values))
+        conn.execute(grades.insert().values(audit_id=audit_id, **values))
 
 
 def current_return(conn: sa.Connection, audit_id: str) -> Any:

@@ -55,6 +55,11 @@ OUTSTANDING = frozenset(
 #: A complete return is in: counted as completed (and graded, once it has a grade).
 COMPLETED = frozenset({S.returned, S.checked, S.moderated, S.actions_signed_off, S.closed})
 
+#: Why a return is held (returns.held).
+HELD_SENDER, HELD_LOCKED, REFUSED = "sender", "after accepted", "refused"
+#: States after an officer has accepted the return: a later return waits for a reopen.
+ACCEPTED = frozenset({S.checked, S.moderated, S.actions_signed_off, S.closed})
+
 metadata = sa.MetaData()
 
 audits = sa.Table(
@@ -81,6 +86,9 @@ audits = sa.Table(
     ),
     sa.Column("preparer_email", sa.String(320), nullable=False, server_default=""),
     sa.Column("form_format", sa.String(8), nullable=False, server_default="docx"),
+    # How the identity checksum is made: "hmac" (keyed with the database's own secret, so
+    # only formtool can mint it) or "sha256" (audits issued before keying, until closed).
+    sa.Column("checksum_scheme", sa.String(10), nullable=False, server_default="sha256"),
 )
 
 allocations = sa.Table(
@@ -118,6 +126,10 @@ returns = sa.Table(
     sa.Column("sent_at", sa.DateTime, nullable=True),
     sa.Column("message_name", sa.String(500), nullable=False, server_default=""),
     sa.Column("stage", sa.String(12), nullable=False, server_default="audit"),
+    # Why a stored return is not current: "" (none, or simply older), HELD_SENDER (from an
+    # address not the auditor's: waits for an officer), HELD_LOCKED (arrived after the audit
+    # was accepted: waits for a reopen), REFUSED (an officer refused it).
+    sa.Column("held", sa.String(20), nullable=False, server_default=""),
     sa.UniqueConstraint("audit_id", "content_hash", name="uq_returns_audit_content"),
     sa.Index(
         "uq_returns_one_current",
@@ -178,6 +190,8 @@ events = sa.Table(
     sa.Column("event", sa.String(40), nullable=False),
     sa.Column("detail", sa.Text, nullable=False, server_default=""),
     sa.Column("user_name", sa.String(200), nullable=False, server_default=""),
+    # A reopened audit's moderation and sign-off events stay, marked with the reopen event.
+    sa.Column("superseded_by", sa.Integer, nullable=True),
 )
 
 form_versions = sa.Table(

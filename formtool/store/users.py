@@ -272,3 +272,12 @@ def server_secret(engine: sa.Engine, name: str = "session") -> str:
         value = random_secrets.token_urlsafe(48)
         conn.execute(secrets.insert().values(name=name, value=value))
         return value
+
+
+def plant_secret(conn: sa.Connection, name: str, value: str) -> bool:
+    """Keep `value` as the secret `name` unless the database already has one."""
+    lock(conn, f"formtool secret {name}")
+    if conn.execute(sa.select(secrets.c.value).where(secrets.c.name == name)).first():
+        return False
+    conn.execute(secrets.insert().values(name=name, value=value))
+    return True

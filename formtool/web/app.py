@@ -391,6 +391,9 @@ def routes() -> list[BaseRoute]:
         _action("/audits/{audit_id:path}/check", views.audit_check, "cycle"),
         _action("/audits/{audit_id:path}/moderate", views.audit_moderate, "moderate"),
         _action("/audits/{audit_id:path}/step/{step}", views.audit_step, "cycle"),
+        _action("/audits/{audit_id:path}/reopen", views.audit_reopen, "cycle"),
+        _page("/held", views.held_page, "cycle", logs="viewed the held returns"),
+        _action("/held/{return_id:int}/{decision}", views.held_decide, "cycle"),
         _page(
             "/returns/{return_id:int}/file",
             views.return_download,

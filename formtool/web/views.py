@@ -152,6 +152,41 @@ async def audit_step(request: Request, who: Account, form: FormData) -> Response
     return redirect(audit_url(audit_id))
 
 
+async def audit_reopen(request: Request, who: Account, form: FormData) -> Response:
+    from formtool.programme.workflow import reopen_audit
+
+    audit_id = request.path_params["audit_id"]
+    reason = str(form.get("reason", ""))
+    db = ws_of(request).db
+    result = await call(reopen_audit, db, audit_id, reason, user=f"web:{who.name}")
+    since = " The return that arrived since is now current." if result.promoted else ""
+    flash(request, f"{audit_id}: reopened (was {result.previous_state}).{since}")
+    return redirect(audit_url(audit_id))
+
+
+async def held_page(request: Request, who: Account) -> Response:
+    rows = await call(ws_of(request).db.held_returns)
+    return render_page(request, who, "held.html", rows=rows, q=queries)
+
+
+async def held_decide(request: Request, who: Account, form: FormData) -> Response:
+    from formtool.programme.workflow import accept_held, refuse_held
+
+    return_id, decision = request.path_params["return_id"], request.path_params["decision"]
+    db, user = ws_of(request).db, f"web:{who.name}"
+    if decision == "accept":
+        outcome = await call(accept_held, db, return_id, user)
+        flash(request, f"Return {return_id} of audit {outcome['audit_id']}: accepted.")
+    elif decision == "refuse":
+        reason = str(form.get("reason", ""))
+        audit_id = await call(refuse_held, db, return_id, reason, user)
+        flash(request, f"Return {return_id} of audit {audit_id}: refused.")
+    else:
+        raise HTTPException(404)
+    back = str(form.get("back", ""))
+    return redirect("/held" if back == "held" else audit_url(db.return_audit(return_id)))
+
+
 async def audit_moderate(request: Request, who: Account, form: FormData) -> Response:
     from formtool.programme.moderation import moderate
 
@@ -199,8 +234,15 @@ async def return_download(request: Request, who: Account) -> Response:
 
 
 async def returns_page(request: Request, who: Account) -> Response:
+    held = len(await call(ws_of(request).db.held_returns))
     return render_page(
-        request, who, "returns.html", outcomes=None, limits=ws_of(request).limits, q=queries
+        request,
+        who,
+        "returns.html",
+        outcomes=None,
+        limits=ws_of(request).limits,
+        q=queries,
+        held=held,
     )
 
 
@@ -223,7 +265,7 @@ def _import_uploads(
             paths.append(path)
         stopped = None
         try:
-            outcomes = import_paths(ws.db, paths, user=user)
+            outcomes = import_paths(ws.db, paths, user=user, senders=ws.settings.allowed_senders)
         except ImportStopped as exc:  # each return is its own transaction: show which went in
             outcomes, stopped = exc.outcomes, exc
     finally:
