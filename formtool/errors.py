@@ -200,6 +200,10 @@ class IssueCode(Enum):
         "[{file}] audit {audit} came back blank: no question is answered. Nothing was stored and "
         "the audit stays as it was; ask the auditor to complete the form and send it again."
     )
+    refused_before = (
+        "[{file}] is the same file an officer refused for audit {audit} ({value}). Ask the "
+        "auditor to send the completed form themselves, or correct it and send it again."
+    )
     bad_choice = "[{file} · {field}] expects one of {expected}, got '{value}'. Pick from the list."
     bad_answer_date = "[{file} · {field}] '{value}' is not a date. Use DD/MM/YYYY."
     missing_answer = (
@@ -242,8 +246,8 @@ class IssueCode(Enum):
     )
     after_close = (
         "[{file}] audit {audit} is already {value}: this return is kept as history and the "
-        "audit's answers and grade stay. To use it, reopen the audit (formtool reopen {audit} "
-        "--reason ...) and import it again."
+        "audit's answers and grade stay. If it should count, reopen the audit (formtool "
+        "reopen {audit} --reason ...): the newest return kept since then becomes current."
     )
     held_sender = (
         "[{file}] came from {value}, not from the auditor of audit {audit} ({expected}): it is "

@@ -319,3 +319,86 @@ def test_wording_of_action_and_older_copy_warnings(made):
     assert note.message.startswith(
         f"[{older}] was saved 20/11/2026 10:00, before the current return (imported "
     )
+
+
+# --- held and kept returns, seen again -------------------------------------------------------
+
+
+def test_a_strangers_return_after_acceptance_is_held_not_promoted_by_a_reopen(made):
+    db, _, forms = made
+    audit_id = forms[0].case.audit_id
+    import_paths(db, [filled(made, 0, good_answers("csc"), "first.docx")], TODAY)
+    check_audit(db, audit_id)
+    worse = good_answers("csc") | {"overall.grade": "Inadequate"}
+    [held] = import_paths(db, [emailed(made, 0, worse, "x@elsewhere.invalid", "x")], TODAY)
+    assert held.status == "held"
+    assert [
+        i.code.label for i in held.issues if i.code.label in ("after-close", "held-sender")
+    ] == ["held-sender"]
+    reopened = reopen_audit(db, audit_id, "checking")
+    assert reopened.promoted is None and grade_of(db, audit_id)[0] == "Good"
+    assert [r.audit_id for r in db.held_returns()] == [audit_id]  # still the officer's call
+
+
+def test_the_same_file_again_says_what_became_of_it(made):
+    db, _, _ = made
+    answers = good_answers("csc")
+    stranger = emailed(made, 0, answers, "x@elsewhere.invalid", "first")
+    [held] = import_paths(db, [stranger], TODAY)
+    own = emailed(made, 0, answers, f"Auditor <{AUDITOR}>", "own")  # the same attachment
+    [taken] = import_paths(db, [own], TODAY)
+    assert (held.status, taken.status) == ("held", "imported")
+    assert db.held_returns() == []
+    other = emailed(made, 1, answers, "y@elsewhere.invalid", "second")
+    [held] = import_paths(db, [other], TODAY)
+    refuse_held(db, db.held_returns()[0].return_id, "Not from our staff")
+    [again] = import_paths(db, [other], TODAY)
+    assert (again.status, [i.code.label for i in again.issues]) == ("rejected", ["refused-before"])
+    assert "is the same file an officer refused for audit" in again.issues[0].message
+
+
+def test_a_managers_emailed_sign_off_to_an_accepted_audit_can_be_accepted(made):
+    db, _, forms = made
+    audit_id = forms[0].case.audit_id
+    unsigned = good_answers("csc") | {"oversight.actions.1.manager_sign_off": ""}
+    import_paths(db, [emailed(made, 0, unsigned, AUDITOR, "unsigned")], TODAY)
+    check_audit(db, audit_id)
+    signed = emailed(made, 0, good_answers("csc"), "manager@council.invalid", "signed")
+    [held] = import_paths(db, [signed], TODAY)
+    assert held.status == "held"
+    [row] = db.held_returns()
+    assert accept_held(db, row.return_id)["status"] == "updated"
+    assert db.audit_state(audit_id) is store.AuditState.checked  # the sign-off, nothing else
+
+
+def test_accepting_a_return_kept_for_a_reopen_says_so(made):
+    db, _, forms = made
+    audit_id = forms[0].case.audit_id
+    import_paths(db, [filled(made, 0, good_answers("csc"), "a.docx")], TODAY)
+    check_audit(db, audit_id)
+    worse = good_answers("csc") | {"overall.grade": "Inadequate"}
+    import_paths(db, [filled(made, 0, worse, "b.docx")], TODAY)
+    kept = late_return_id(db, audit_id) + 1
+    with pytest.raises(WorkflowError, match="becomes current if the audit is reopened"):
+        accept_held(db, kept)
+
+
+def test_a_sender_without_an_address_is_not_taken_for_a_stranger(made):
+    db, _, _ = made
+    mail = emailed(made, 0, good_answers("csc"), "Auditor One (synthetic)", "name-only")
+    assert import_paths(db, [mail], TODAY)[0].status == "imported"
+
+
+def test_generating_again_keeps_an_older_audits_unkeyed_checksum(tmp_path, db):
+    from formtool.generate import record_audits
+
+    form = get_form("csc")
+    [case] = make_cases(tmp_path, form, 1)
+    record_audits(db, form, [case])  # issued before keying
+    again = write_forms(form, [case], tmp_path / "again", ("docx",), db=db)
+    assert db.audit_row(case.audit_id).checksum_scheme == "sha256"
+    assert "regenerated" not in [e for e, _ in events_of(db, case.audit_id)]
+    path = tmp_path / "r.docx"
+    path.write_bytes(fill_docx(render(form, case, "docx"), good_answers("csc")))  # the old form
+    assert import_paths(db, [path], TODAY)[0].status == "imported"
+    assert again[0].case.checksum == case.checksum

@@ -148,6 +148,17 @@ def record_audits(db: Store, form: FormDefinition, cases: list[Case], user: str 
     return db.record_audits([form], map(audit_record, cases), user)
 
 
+def keyed_for(db: Store, cases: list[Case]) -> list[Case]:
+    """The cases with the database's identity key, so their forms carry a checksum only this
+    database can mint; an audit issued before keying keeps its unkeyed checksum (its forms
+    are with auditors) until it is closed."""
+    key = db.identity_key()
+    kept = db.checksum_schemes(c.audit_id for c in cases)
+    return [
+        c if kept.get(c.audit_id, "hmac") != "hmac" else replace(c, checksum_key=key) for c in cases
+    ]
+
+
 def write_forms(
     form: FormDefinition,
     cases: list[Case],
@@ -159,9 +170,8 @@ def write_forms(
     user: str = "",
 ) -> list[GeneratedForm]:
     names = {c.audit_id: [audit_file_name(c.audit_id, f".{f}") for f in formats] for c in cases}
-    if db is not None:  # forms made for a database carry its keyed checksum
-        key = db.identity_key()
-        cases = [replace(c, checksum_key=key) for c in cases]
+    if db is not None:
+        cases = keyed_for(db, cases)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".formtool-", dir=out_dir))
     try:

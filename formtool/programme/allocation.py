@@ -20,6 +20,7 @@ import math
 import random
 import re
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -470,14 +471,18 @@ def _check_columns(path: Path, population: list[dict[str, str]], samples: list[S
             )
 
 
-def _records(rows: list[dict[str, str]], key: bytes) -> list[store.AuditRecord]:
+def _records(
+    rows: list[dict[str, str]], key: bytes, unkeyed: Collection[str]
+) -> list[store.AuditRecord]:
+    """The allocation's audits as the store records them: keyed checksums, except audits
+    issued before keying (`unkeyed`), whose forms are already with auditors."""
     from formtool.generate import audit_record
 
     forms = all_forms()
     columns = list(dict.fromkeys(k for row in rows for k in row))
     table = [[row.get(c, "") for c in columns] for row in rows]
     return [
-        audit_record(replace(case, checksum_key=key))
+        audit_record(case if case.audit_id in unkeyed else replace(case, checksum_key=key))
         for form_id in dict.fromkeys(r["form"] for r in rows)
         for case in cases_from_rows("allocation", columns, table, forms[form_id])
     ]
@@ -509,6 +514,7 @@ def run_allocation(
     forms = all_forms()
     made: list[Allocation] = []
     key = db.identity_key()  # made before the allocation's transaction, not inside it
+    unkeyed = {r.audit_id for r in db.audit_rows([month]) if r.checksum_scheme != "hmac"}
 
     def plan(reads: AllocationReads) -> Planned:
         _refuse_repeat(reads.month_allocations(month), month, mode)
@@ -523,7 +529,9 @@ def run_allocation(
             )
         allocation.mode, allocation.replaced = mode, replaced
         made.append(allocation)
-        return Planned(_records(allocation.rows, key), [forms[r["form"]] for r in allocation.rows])
+        return Planned(
+            _records(allocation.rows, key, unkeyed), [forms[r["form"]] for r in allocation.rows]
+        )
 
     db.allocate(month, mode, seed, plan, user)
     allocation = made[-1]  # plan ran, or allocate raised

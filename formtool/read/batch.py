@@ -216,9 +216,9 @@ def _import_return(
     senders: Collection[str],
 ) -> ImportOutcome:
     content_hash = hashlib.sha256(data).hexdigest()
-    seen = db.known_content(content_hash)
-    if seen:
-        return ImportOutcome(name, "unchanged", seen)
+    seen = db.known_return(content_hash)
+    if seen is not None:
+        return _seen_before(db, name, seen, envelope, senders, user)
     raw = read_bytes(data, Path(name).suffix, resolve)
     audit_id = raw.identity.audit_id
     audit, stage, prepared = db.return_context(audit_id, raw.form.two_stage)
@@ -259,6 +259,33 @@ def _import_return(
     return _store(db, name, data, content_hash, raw, result, envelope, stage, user, hold)
 
 
+def _seen_before(
+    db: Store, name: str, seen: Any, envelope: Envelope, senders: Collection[str], user: str
+) -> ImportOutcome:
+    """The same bytes again: `unchanged`, except where what happened to them matters. A
+    file an officer refused is refused again, saying so; one held from a stranger that now
+    comes from the auditor (or an allowed sender) is taken in; one kept since the audit was
+    accepted says it waits for a reopen."""
+    audit_id = str(seen.audit_id)
+    if seen.held == store.REFUSED:
+        issue = Issue(IssueCode.refused_before, name, value=f"return {seen.id}", audit_id=audit_id)
+        return _rejected(name, issue, audit_id)
+    if seen.held == store.HELD_LOCKED:
+        state = str(db.audit_state(audit_id))
+        issue = Issue(IssueCode.after_close, name, value=state, audit_id=audit_id)
+        return ImportOutcome(name, "unchanged", audit_id, [issue])
+    if seen.held == store.HELD_SENDER and envelope.sender:
+        audit = db.audit_row(audit_id)
+        if audit is not None and not _stranger(envelope.sender, audit, senders):
+            try:
+                stored = db.accept_held(seen.id, user)
+            except store.StateError:
+                pass  # it stays held: the officer decides (formtool held)
+            else:
+                return ImportOutcome(name, stored.status, audit_id)
+    return ImportOutcome(name, "held" if seen.held == store.HELD_SENDER else "unchanged", audit_id)
+
+
 def sender_address(sender: str) -> str:
     """The address in a From line ("Name <a@b>" or "a@b"), lower-cased; "" if none."""
     return parseaddr(sender)[1].strip().lower()
@@ -269,7 +296,7 @@ def _stranger(sender: str, audit: Any, senders: Collection[str]) -> str:
     auditor (or preparer, or an allowed sender); "" when it did not, or cannot be told."""
     address = sender_address(sender)
     own = {e.strip().lower() for e in (audit.auditor_email, audit.preparer_email) if e}
-    if not address or not own or address in own:
+    if "@" not in address or not own or address in own:  # a bare name or an Exchange path
         return ""
     allowed = {s.strip().lower() for s in senders}
     domain = "@" + address.rsplit("@", 1)[-1]

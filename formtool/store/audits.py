@@ -313,3 +313,13 @@ def unkeyed_open(conn: sa.Connection) -> int:
             .where((a.checksum_scheme != "hmac") & (a.state != AuditState.closed.value))
         ).scalar_one()
     )
+
+
+def checksum_schemes(conn: sa.Connection, audit_ids: list[str]) -> dict[str, str]:
+    a = audits.c
+    found: dict[str, str] = {}
+    for start in range(0, len(audit_ids), 500):  # bound the IN list
+        chunk = audit_ids[start : start + 500]
+        rows = conn.execute(sa.select(a.audit_id, a.checksum_scheme).where(a.audit_id.in_(chunk)))
+        found.update({row.audit_id: row.checksum_scheme for row in rows})
+    return found

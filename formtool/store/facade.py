@@ -20,12 +20,22 @@ import sqlalchemy as sa
 
 from formtool.definitions import FormDefinition, FormResolver
 from formtool.errors import Issue
-from formtool.store import access, audits, catalog, heartbeat, outbox, queries, returns, users
+from formtool.store import (
+    access,
+    audits,
+    catalog,
+    heartbeat,
+    outbox,
+    queries,
+    returns,
+    schema,
+    users,
+)
 from formtool.store import backup as backups
 from formtool.store.audits import StateError
 from formtool.store.catalog import UnknownVersionsError
 from formtool.store.engine import lock, masked, now, transaction
-from formtool.store.schema import HELD_SENDER, AuditState
+from formtool.store.schema import HELD_LOCKED, HELD_SENDER, REFUSED, AuditState
 
 T = TypeVar("T")
 
@@ -401,6 +411,11 @@ class Store:
         with self._read() as conn:
             return returns.known_content(conn, content_hash)
 
+    def known_return(self, content_hash: str) -> Any:
+        """The stored return with exactly these bytes (id, audit_id, held), if any."""
+        with self._read() as conn:
+            return returns.known_return(conn, content_hash)
+
     def return_context(self, audit_id: str, two_stage: bool) -> tuple[Any, str, Any]:
         """What reading a return for `audit_id` needs: the audit row (None if unknown), the
         stage a return would be now, and the preparer's answers (two-stage forms; or None)."""
@@ -453,9 +468,28 @@ class Store:
         with self._write() as conn:
             held = returns.held_return(conn, return_id, [HELD_SENDER])
             if held is None:
-                raise StateError(f"Return {return_id} is not held (accepted or refused already?)")
+                raise StateError(self._not_held(conn, return_id))
             grade, moderated = self._grades_of(conn, held.audit_id, held.id)
             return returns.release_held(conn, held, grade, moderated, user)
+
+    @staticmethod
+    def _not_held(conn: sa.Connection, return_id: int) -> str:
+        """Why a return an officer tried to accept or refuse is not waiting for that."""
+        row = conn.execute(
+            sa.select(schema.returns.c.audit_id, schema.returns.c.held).where(
+                schema.returns.c.id == return_id
+            )
+        ).first()
+        if row is None:
+            return f"There is no return {return_id}"
+        if row.held == HELD_LOCKED:
+            return (
+                f"Return {return_id} arrived after audit {row.audit_id} was accepted: it "
+                f"becomes current if the audit is reopened (formtool reopen {row.audit_id})"
+            )
+        if row.held == REFUSED:
+            return f"Return {return_id} of audit {row.audit_id} was refused already"
+        return f"Return {return_id} of audit {row.audit_id} is not held (accepted already)"
 
     def return_audit(self, return_id: int) -> str:
         """The audit a stored return belongs to ("" if there is no such return)."""
@@ -467,7 +501,7 @@ class Store:
         with self._write() as conn:
             held = returns.held_return(conn, return_id, [HELD_SENDER])
             if held is None:
-                raise StateError(f"Return {return_id} is not held (accepted or refused already?)")
+                raise StateError(self._not_held(conn, return_id))
             returns.refuse_held(conn, held, reason, user)
             return str(held.audit_id)
 
@@ -495,6 +529,11 @@ class Store:
         forms are then the same on every run. False (nothing changed) if it has a key."""
         with self._write() as conn:
             return users.plant_secret(conn, "identity", text)
+
+    def checksum_schemes(self, audit_ids: Iterable[str]) -> dict[str, str]:
+        """Audit id -> how its forms' checksum is made, for those already recorded."""
+        with self._read() as conn:
+            return audits.checksum_schemes(conn, list(audit_ids))
 
     def unkeyed_audits(self) -> int:
         """Open audits whose forms still carry the unkeyed checksum (issued before keying)."""

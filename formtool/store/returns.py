@@ -114,6 +114,14 @@ def known_content(conn: sa.Connection, content_hash: str) -> str | None:
     ).scalar()
 
 
+def known_return(conn: sa.Connection, content_hash: str) -> Any:
+    """The stored return with exactly these bytes (id, audit id, held), if any."""
+    r = returns.c
+    return conn.execute(
+        sa.select(r.id, r.audit_id, r.held).where(r.content_hash == content_hash).order_by(r.id)
+    ).first()
+
+
 def _next_state(stage: str, final: bool) -> AuditState:
     if not final:
         return AuditState.in_progress
@@ -145,7 +153,9 @@ def store_return(
             raise StateError(
                 f"Audit {record.audit_id} moved on while this file was read; import it again."
             )
-        if state in ACCEPTED and not _only_sign_offs(conn, record, state):
+        # Who sent it is asked first: a stranger's return waits for an officer whatever the
+        # audit's state; the auditor's own, for an accepted audit, waits for a reopen.
+        if not hold and state in ACCEPTED and not _only_sign_offs(conn, record, state):
             hold = HELD_LOCKED
         if hold:
             return_id = _insert_return(conn, record, file, stage, file.order_date, False, None)
@@ -300,16 +310,18 @@ def held_returns(conn: sa.Connection, reasons: Sequence[str]) -> list[HeldReturn
 
 
 def held_return(conn: sa.Connection, return_id: int, reasons: Sequence[str]) -> Any:
-    """The held return's row, locking its audit (None if no such return is held)."""
+    """The held return's row, read after locking its audit, so two officers deciding at
+    once queue and the second finds it decided (None if no such return is held)."""
     r = returns.c
-    row = conn.execute(
+    audit_id = audit_of(conn, return_id)
+    if audit_id is None:
+        return None
+    audit_state(conn, audit_id, for_update=True)
+    return conn.execute(
         sa.select(r.id, r.audit_id, r.file_name, r.final, r.stage, r.saved_at, r.held).where(
             (r.id == return_id) & r.held.in_(list(reasons))
         )
     ).first()
-    if row is not None:
-        audit_state(conn, row.audit_id, for_update=True)
-    return row
 
 
 def release_held(
@@ -323,10 +335,15 @@ def release_held(
     """An officer accepts a held return: it takes its place by its saved date, as if it had
     just been imported (current if newest, else history)."""
     state = audit_state(conn, held.audit_id, for_update=True)
-    if state in ACCEPTED:
+    if state in ACCEPTED and not _stored_sign_offs_only(conn, held, state):
         raise StateError(
             f"Audit {held.audit_id} is '{state}': reopen it (formtool reopen) before accepting "
             "a return for it."
+        )
+    if held.stage == PREPARED and state not in PREPARING:
+        raise StateError(
+            f"Audit {held.audit_id} has moved on to its auditor ('{state}'): this return of "
+            "the preparers' stage can no longer be accepted; refuse it."
         )
     current = _current(conn, held.audit_id)
     current_date = (current.saved_at or current.imported_at) if current else None
@@ -338,6 +355,25 @@ def release_held(
     placed = _make_current(conn, held.audit_id, held.id, current, grade, moderated_grade)
     target = _next_state(held.stage, held.final)
     return _moved(conn, held.audit_id, placed, state, target, detail, user)
+
+
+#: States in which a return of the preparers' stage (two-stage tools) may still come in.
+PREPARING = frozenset(
+    {AuditState.allocated, AuditState.sent, AuditState.prepared, AuditState.in_progress}
+)
+
+
+def _stored_sign_offs_only(conn: sa.Connection, held: Any, state: AuditState) -> bool:
+    """Whether a stored (held) return changes nothing but the sign-offs of an accepted
+    audit's current return: a manager's emailed sign-off."""
+    record = ReturnRecord(
+        held.audit_id,
+        "",
+        True,
+        return_answers(conn, held.id),
+        [row._asdict() for row in return_actions(conn, held.id)],
+    )
+    return _only_sign_offs(conn, record, state)
 
 
 def audit_of(conn: sa.Connection, return_id: int) -> str | None:
@@ -392,6 +428,12 @@ def reopen(conn: sa.Connection, audit_id: str, reason: str, user: str) -> tuple[
         .where((r.audit_id == audit_id) & (r.held == HELD_LOCKED))
         .order_by(r.saved_at.desc(), r.id.desc())
     ).first()
+    if waiting is not None:  # older ones kept since acceptance are plain history now
+        conn.execute(
+            returns.update()
+            .where((r.audit_id == audit_id) & (r.held == HELD_LOCKED) & (r.id != waiting.id))
+            .values(held="")
+        )
     return before, waiting
 
 

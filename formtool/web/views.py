@@ -183,8 +183,9 @@ async def held_decide(request: Request, who: Account, form: FormData) -> Respons
         flash(request, f"Return {return_id} of audit {audit_id}: refused.")
     else:
         raise HTTPException(404)
-    back = str(form.get("back", ""))
-    return redirect("/held" if back == "held" else audit_url(db.return_audit(return_id)))
+    if str(form.get("back", "")) == "held":
+        return redirect("/held")
+    return redirect(audit_url(await call(db.return_audit, return_id)))
 
 
 async def audit_moderate(request: Request, who: Account, form: FormData) -> Response:
