@@ -94,6 +94,26 @@ class Envelope:
     message_name: str = ""
 
 
+@dataclass
+class _Batch:
+    """What every return of one import shares: the database, the programme's today, how a
+    return's definition is found, who imports, and who besides an audit's auditor may send
+    its returns (addresses or `@domain`s)."""
+
+    db: Store
+    today: dt.date | None = None
+    resolve: FormResolver = installed_form
+    user: str = ""
+    senders: Collection[str] = ()
+    _key: bytes | None = field(default=None, repr=False)  # a secret: never printed
+
+    def identity_key(self) -> bytes:
+        """The database's identity key, read once a batch rather than once a return."""
+        if self._key is None:
+            self._key = self.db.identity_key()
+        return self._key
+
+
 def discover(paths: Iterable[str | Path]) -> list[Path]:
     """Paths named, and every file under folders named: forms and emails are read, anything
     else is reported as not read (Office lock files, hidden files and folder metadata are
@@ -193,10 +213,15 @@ def import_return(
     """Import one returned form (its bytes); the outcome says what happened and why.
     `senders`: addresses (or `@domain`s) besides the auditor's whose emailed returns are
     taken as the auditor's; a return from anyone else is held for an officer."""
+    return _import_one(_Batch(db, today, resolve, user, senders), name, data, envelope)
+
+
+def _import_one(batch: _Batch, name: str, data: bytes, envelope: Envelope) -> ImportOutcome:
+    """`import_return` within a batch."""
     try:
-        return _import_return(db, name, data, envelope, today, resolve, user, senders)
+        return _import_return(batch, name, data, envelope)
     except Rejected as exc:
-        return _refused(db, name, exc)
+        return _refused(batch.db, name, exc)
     except DatabaseError:
         raise  # the database, not the file: the command stops with a one-line error
     except Exception as exc:  # a reader bug must not stop the batch; its own code says so
@@ -205,21 +230,13 @@ def import_return(
         )
 
 
-def _import_return(
-    db: Store,
-    name: str,
-    data: bytes,
-    envelope: Envelope,
-    today: dt.date | None,
-    resolve: FormResolver,
-    user: str,
-    senders: Collection[str],
-) -> ImportOutcome:
+def _import_return(batch: _Batch, name: str, data: bytes, envelope: Envelope) -> ImportOutcome:
+    db = batch.db
     content_hash = hashlib.sha256(data).hexdigest()
     seen = db.known_return(content_hash)
     if seen is not None:
-        return _seen_before(db, name, seen, envelope, senders, user)
-    raw = read_bytes(data, Path(name).suffix, resolve)
+        return _seen_before(batch, name, seen, envelope)
+    raw = read_bytes(data, Path(name).suffix, batch.resolve)
     audit_id = raw.identity.audit_id
     audit, stage, prepared = db.return_context(audit_id, raw.form.two_stage)
     if audit is None:
@@ -236,15 +253,14 @@ def _import_return(
             ),
             audit_id,
         )
-    key = db.identity_key() if audit.checksum_scheme == "hmac" else None
-    result = validate_return(
-        raw, name, store.audit_facts(audit), today, stage, prepared, key, audit.created_at.date()
-    )
+    key = batch.identity_key() if audit.checksum_scheme == "hmac" else None
+    facts, issued = store.audit_facts(audit), audit.created_at.date()
+    result = validate_return(raw, name, facts, batch.today, stage, prepared, key, issued)
     if not result.accepted:
         return ImportOutcome(name, "rejected", audit_id, result.issues)
     if result.record is not None and result.record.blank:
         return _rejected(name, Issue(IssueCode.returned_blank, name, audit_id=audit_id), audit_id)
-    stranger = _stranger(envelope.sender, audit, senders)
+    stranger = _stranger(envelope.sender, audit, batch.senders)
     if stranger:
         result.issues.append(
             Issue(
@@ -256,17 +272,15 @@ def _import_return(
             )
         )
     hold = store.HELD_SENDER if stranger else ""
-    return _store(db, name, data, content_hash, raw, result, envelope, stage, user, hold)
+    return _store(batch, name, data, content_hash, raw, result, envelope, stage, hold)
 
 
-def _seen_before(
-    db: Store, name: str, seen: Any, envelope: Envelope, senders: Collection[str], user: str
-) -> ImportOutcome:
+def _seen_before(batch: _Batch, name: str, seen: Any, envelope: Envelope) -> ImportOutcome:
     """The same bytes again: `unchanged`, except where what happened to them matters. A
     file an officer refused is refused again, saying so; one held from a stranger that now
     comes from the auditor (or an allowed sender) is taken in; one kept since the audit was
     accepted says it waits for a reopen."""
-    audit_id = str(seen.audit_id)
+    db, audit_id = batch.db, str(seen.audit_id)
     if seen.held == store.REFUSED:
         issue = Issue(IssueCode.refused_before, name, value=f"return {seen.id}", audit_id=audit_id)
         return _rejected(name, issue, audit_id)
@@ -276,9 +290,9 @@ def _seen_before(
         return ImportOutcome(name, "unchanged", audit_id, [issue])
     if seen.held == store.HELD_SENDER and envelope.sender:
         audit = db.audit_row(audit_id)
-        if audit is not None and not _stranger(envelope.sender, audit, senders):
+        if audit is not None and not _stranger(envelope.sender, audit, batch.senders):
             try:
-                stored = db.accept_held(seen.id, user)
+                stored = db.accept_held(seen.id, batch.user)
             except store.StateError:
                 pass  # it stays held: the officer decides (formtool held)
             else:
@@ -304,7 +318,7 @@ def _stranger(sender: str, audit: Any, senders: Collection[str]) -> str:
 
 
 def _store(
-    db: Store,
+    batch: _Batch,
     name: str,
     data: bytes,
     content_hash: str,
@@ -312,7 +326,6 @@ def _store(
     result: ReadResult,
     envelope: Envelope,
     stage: str,
-    user: str,
     hold: str,
 ) -> ImportOutcome:
     record = result.record
@@ -338,7 +351,8 @@ def _store(
         envelope.message_name,
     )
     try:
-        stored = db.store_return(row, envelope_file, stage, raw.form.two_stage, user, hold)
+        two_stage = raw.form.two_stage
+        stored = batch.db.store_return(row, envelope_file, stage, two_stage, batch.user, hold)
     except store.StateError as exc:
         return _rejected(
             name, Issue(IssueCode.state_changed, name, value=str(exc), audit_id=audit_id), audit_id
@@ -365,15 +379,7 @@ def _dated(file: store.ReturnFile) -> str:
     return "saved" if file.saved_at else "sent" if file.sent_at else "imported"
 
 
-def _message_returns(
-    db: Store,
-    path: Path,
-    message: Message,
-    today: dt.date | None,
-    resolve: FormResolver,
-    user: str,
-    senders: Collection[str],
-) -> Iterator[ImportOutcome]:
+def _message_returns(batch: _Batch, path: Path, message: Message) -> Iterator[ImportOutcome]:
     """Each attached form's outcome as soon as it is stored (so a batch that stops part-way
     still reports the attachments before)."""
     name = str(path)
@@ -395,7 +401,7 @@ def _message_returns(
             )
             continue
         forms += 1
-        yield import_return(db, shown, attachment.data, envelope, today, resolve, user, senders)
+        yield _import_one(batch, shown, attachment.data, envelope)
     if not forms:
         yield _rejected(name, Issue(IssueCode.no_attachment, name))
 
@@ -409,17 +415,10 @@ def import_file(
     senders: Collection[str] = (),
 ) -> list[ImportOutcome]:
     """Import one file: a form, or an email with forms attached (one outcome per form)."""
-    return list(_file_outcomes(db, path, today, resolve, user, senders))
+    return list(_file_outcomes(_Batch(db, today, resolve, user, senders), path))
 
 
-def _file_outcomes(
-    db: Store,
-    path: Path,
-    today: dt.date | None,
-    resolve: FormResolver,
-    user: str,
-    senders: Collection[str],
-) -> Iterator[ImportOutcome]:
+def _file_outcomes(batch: _Batch, path: Path) -> Iterator[ImportOutcome]:
     """`import_file`, each outcome as soon as it is known. Any file but an email is read
     as a form: what it really is (a PDF, a photo, an old .doc) is said by the reader."""
     name = str(path)
@@ -434,12 +433,12 @@ def _file_outcomes(
 
             message = read_message(data, path.suffix)
     except Rejected as exc:
-        yield _refused(db, name, exc)
+        yield _refused(batch.db, name, exc)
         return
     if message is None:
-        yield import_return(db, name, data, Envelope(), today, resolve, user, senders)
+        yield _import_one(batch, name, data, Envelope())
     else:
-        yield from _message_returns(db, path, message, today, resolve, user, senders)
+        yield from _message_returns(batch, path, message)
 
 
 def import_paths(
@@ -455,12 +454,12 @@ def import_paths(
     Returns are read with the definition version that made them (`catalog.resolver`).
     Each return is stored in its own transaction; if the database fails part-way,
     ImportStopped carries the outcomes so far."""
-    resolve = resolve or db.resolver()
+    batch = _Batch(db, today, resolve or db.resolver(), user, senders)
     files = discover(paths)
     outcomes: list[ImportOutcome] = []
     for index, path in enumerate((progress or iter)(files)):
         try:
-            for outcome in _file_outcomes(db, path, today, resolve, user, senders):
+            for outcome in _file_outcomes(batch, path):
                 outcomes.append(outcome)
         except DatabaseError as exc:
             raise ImportStopped(outcomes, str(path), len(files) - index - 1, exc, db) from exc

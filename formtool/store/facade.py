@@ -28,14 +28,13 @@ from formtool.store import (
     outbox,
     queries,
     returns,
-    schema,
     users,
 )
 from formtool.store import backup as backups
 from formtool.store.audits import StateError
 from formtool.store.catalog import UnknownVersionsError
 from formtool.store.engine import lock, masked, now, transaction
-from formtool.store.schema import HELD_LOCKED, HELD_SENDER, REFUSED, AuditState
+from formtool.store.schema import HELD_SENDER, AuditState
 
 T = TypeVar("T")
 
@@ -468,28 +467,9 @@ class Store:
         with self._write() as conn:
             held = returns.held_return(conn, return_id, [HELD_SENDER])
             if held is None:
-                raise StateError(self._not_held(conn, return_id))
+                raise StateError(returns.not_held(conn, return_id))
             grade, moderated = self._grades_of(conn, held.audit_id, held.id)
             return returns.release_held(conn, held, grade, moderated, user)
-
-    @staticmethod
-    def _not_held(conn: sa.Connection, return_id: int) -> str:
-        """Why a return an officer tried to accept or refuse is not waiting for that."""
-        row = conn.execute(
-            sa.select(schema.returns.c.audit_id, schema.returns.c.held).where(
-                schema.returns.c.id == return_id
-            )
-        ).first()
-        if row is None:
-            return f"There is no return {return_id}"
-        if row.held == HELD_LOCKED:
-            return (
-                f"Return {return_id} arrived after audit {row.audit_id} was accepted: it "
-                f"becomes current if the audit is reopened (formtool reopen {row.audit_id})"
-            )
-        if row.held == REFUSED:
-            return f"Return {return_id} of audit {row.audit_id} was refused already"
-        return f"Return {return_id} of audit {row.audit_id} is not held (accepted already)"
 
     def return_audit(self, return_id: int) -> str:
         """The audit a stored return belongs to ("" if there is no such return)."""
@@ -501,7 +481,7 @@ class Store:
         with self._write() as conn:
             held = returns.held_return(conn, return_id, [HELD_SENDER])
             if held is None:
-                raise StateError(self._not_held(conn, return_id))
+                raise StateError(returns.not_held(conn, return_id))
             returns.refuse_held(conn, held, reason, user)
             return str(held.audit_id)
 

@@ -380,6 +380,22 @@ def audit_of(conn: sa.Connection, return_id: int) -> str | None:
     return conn.execute(sa.select(returns.c.audit_id).where(returns.c.id == return_id)).scalar()
 
 
+def not_held(conn: sa.Connection, return_id: int) -> str:
+    """Why a return an officer tried to accept or refuse is not waiting for that."""
+    r = returns.c
+    row = conn.execute(sa.select(r.audit_id, r.held).where(r.id == return_id)).first()
+    if row is None:
+        return f"There is no return {return_id}"
+    if row.held == HELD_LOCKED:
+        return (
+            f"Return {return_id} arrived after audit {row.audit_id} was accepted: it "
+            f"becomes current if the audit is reopened (formtool reopen {row.audit_id})"
+        )
+    if row.held == REFUSED:
+        return f"Return {return_id} of audit {row.audit_id} was refused already"
+    return f"Return {return_id} of audit {row.audit_id} is not held (accepted already)"
+
+
 def refuse_held(conn: sa.Connection, held: Any, reason: str, user: str) -> None:
     conn.execute(returns.update().where(returns.c.id == held.id).values(held=REFUSED))
     record_event(conn, held.audit_id, "refused", f"{held.file_name}: {reason}", user)
