@@ -317,7 +317,8 @@ def test_an_empty_action_row_showing_a_date_placeholder_is_no_row(filled):
     emptied = fill_docx(data, {table.cell_key(1, c): "" for c in table.columns})
     made = PATTERNS["placeholder-date"].build(emptied, form, ACTION_DATE)
     result = validate_return(read_bytes(made.data, ".docx"), "r.docx")
-    assert [i for i in result.issues if i.field.startswith("next_steps.actions.1")] == []
+    row_one = [i for i in result.issues if i.field.split(".")[:3] == ["next_steps", "actions", "1"]]
+    assert row_one == []  # (not row 10: its date may have passed, whatever today is)
     assert result.record is not None
     assert 1 not in [r.row for r in result.record.actions if r.table_key == table.key]
 

@@ -402,3 +402,31 @@ def test_generating_again_keeps_an_older_audits_unkeyed_checksum(tmp_path, db):
     path.write_bytes(fill_docx(render(form, case, "docx"), good_answers("csc")))  # the old form
     assert import_paths(db, [path], TODAY)[0].status == "imported"
     assert again[0].case.checksum == case.checksum
+
+
+def test_wrong_arguments_get_one_line_and_change_nothing(made, db_url, tmp_path, monkeypatch):
+    db, _, forms = made
+    runner = CliRunner()
+    reason = 'Error: Say why the {} (--reason "...").\n'
+    cases = [
+        (
+            ["reopen", "NO-SUCH-1", "--reason", "x"],
+            "Error: Audit NO-SUCH-1 is not in the database.\n",
+        ),
+        (["reopen", forms[0].case.audit_id, "--reason", "  "], reason.format("audit is reopened")),
+        (["held", "--accept", "999"], "Error: There is no return 999.\n"),
+        (["held", "--refuse", "5", "--reason", " "], reason.format("return is refused")),
+    ]
+    for args, said in cases:
+        result = runner.invoke(cli, [*args, "--db", db_url])
+        assert (result.exit_code, result.output) == (2, said), args
+    assert db.audit_state(forms[0].case.audit_id) is store.AuditState.allocated
+    settings = tmp_path / "formtool.toml"
+    settings.write_text('allowed_senders = "x@example.invalid"\n', encoding="utf-8")
+    monkeypatch.setenv("FORMTOOL_CONFIG", str(settings))
+    result = runner.invoke(cli, ["import", str(tmp_path), "--db", db_url])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"Error: [{settings} · allowed_senders] must be a list of addresses, e.g. "
+        '["a@x.gov.uk", "@x.gov.uk"].\n'
+    )
