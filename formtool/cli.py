@@ -1,10 +1,10 @@
-"""The formtool command line. The only module that imports click: each command calls one
-library function and prints its result (or, with --json, the same as JSON)."""
+"""The formtool command line. With cli_common.py and cli_programme.py, the only modules that
+import click: each command calls one library function and prints its result (or, with
+--json, the same as JSON)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import sys
 import textwrap
@@ -16,169 +16,28 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from formtool import __version__
-from formtool.errors import FormtoolError, printable
-from formtool.periods import show_date, show_day, show_time
+from formtool.cli_common import (
+    _OPENED,
+    DEFAULT_OUT,
+    MONTH,
+    FormtoolGroup,
+    InputError,
+    _echo_json,
+    _notice,
+    _policy,
+    _progress,
+    _refuse_unlogged,
+    _settings,
+    _store,
+    _user,
+    db_option,
+    json_option,
+)
+from formtool.errors import printable
+from formtool.periods import show_date, show_time
 
 if TYPE_CHECKING:  # the store is imported when a command opens it (`formtool --help` is fast)
     from formtool.store import Store
-
-DEFAULT_OUT = Path("outputs")
-
-
-class MonthParam(click.ParamType):
-    """A YYYY-MM month (formtool.periods.Month), checked before any work is done."""
-
-    name = "YYYY-MM"
-
-    def convert(self, value, param, ctx):
-        from formtool.periods import Month, PeriodError
-
-        try:
-            return Month(value)
-        except PeriodError as exc:
-            self.fail(str(exc).removeprefix("month "), param, ctx)
-
-
-MONTH = MonthParam()
-
-
-class FormtoolGroup(click.Group):
-    """Turns formtool's errors and file-system errors anywhere in a command into one-line
-    messages with exit code 2, so commands need no error handling of their own."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        _OPENED.clear()  # a previous command in this process (tests) opened its own
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except FormtoolError as exc:
-            raise InputError(str(exc)) from None
-        except BrokenPipeError:
-            _quiet_broken_pipe()
-        except OSError as exc:
-            where = exc.filename or "a file"
-            raise InputError(
-                f"[{printable(where)}] {exc.strerror or exc}. Check the path and "
-                "that you may read and write there."
-            ) from None
-        except Exception as exc:
-            from formtool.store import DatabaseError, database_url, describe  # loaded if it failed
-
-            if isinstance(exc, DatabaseError):  # says what the command had saved, exactly
-                url = _OPENED.get("url") or database_url(None)  # else the one it would open
-                told = describe(exc, url, _OPENED.get("work"))
-                raise InputError(told) from None
-            if os.environ.get("FORMTOOL_DEBUG"):
-                raise
-            raise InternalError(
-                f"formtool stopped on an unexpected problem "
-                f"({type(exc).__name__}: {printable(exc, 200)}). This is a bug: "
-                "please report it with the command you ran (set "
-                "FORMTOOL_DEBUG=1 for the details)."
-            ) from None
-
-
-def _quiet_broken_pipe() -> None:
-    """The reader went away (`formtool status | head`): stop quietly, as Unix tools do."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(0)
-
-
-class InputError(click.ClickException):
-    """Unusable input file: exit code 2, like a usage error, with formtool's one-line reason."""
-
-    exit_code = 2
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"Error: {self.format_message()}", err=True)
-
-
-class InternalError(InputError):
-    """A bug in formtool: exit code 3, one line, no traceback."""
-
-    exit_code = 3
-
-
-def json_option(func: Callable) -> Callable:
-    return click.option(
-        "--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table."
-    )(func)
-
-
-def db_option(func: Callable) -> Callable:
-    return click.option(
-        "--db",
-        "db_url",
-        envvar="FORMTOOL_DB",
-        default=None,
-        help="Database: SQLAlchemy URL or SQLite file path "
-        "[env FORMTOOL_DB; default ./formtool.db].",
-    )(func)
-
-
-_OPENED: dict[str, Any] = {}  # the database this command opened and its Work, for errors
-
-
-def _store(db_url: str | None, mode: str = "write") -> Store:
-    """The database for this command. mode="read" for a command that only reads: it never
-    creates a database (a mistyped --db is refused) and works on a read-only file; a
-    writing command says when it creates one. Either way a write that waits for another
-    formtool's lock says so after a moment."""
-    from formtool.store import database_url, open_store, start_work
-
-    _OPENED["url"] = database_url(db_url)
-    _OPENED["work"] = start_work(_user())  # counts what this command saves, for errors
-    return open_store(db_url, "read" if mode == "read" else "write", notify=_notice)
-
-
-def _notice(text: str) -> None:
-    click.echo(text, err=True)
-
-
-def _refuse_unlogged(db: Store, what: str) -> None:
-    """Case-level data or names leave only when the access log records it: fail closed."""
-    from formtool.store import shown
-
-    if db.read_only:
-        raise InputError(
-            f"The database {shown(_OPENED['url'])} is read-only here, so {what} could not be "
-            "recorded in the access log, and case-level data never leaves unrecorded. Copy "
-            "the database to a folder you may write to and run the command there."
-        )
-
-
-def _settings(db_url: str | None):
-    from formtool.settings import load_settings
-    from formtool.store import database_url
-
-    return load_settings(database_url(db_url))
-
-
-def _user() -> str:
-    """Who is acting, as recorded with every event and in the access log: the
-    operating-system login, `cli:LOGIN` (the store names it the same way)."""
-    from formtool.store import os_user
-
-    return os_user()
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def _progress(label: str, quiet: bool = False) -> Callable[[Any], Any] | None:
-    """A progress bar for a batch, on a terminal only: nothing extra when piped or --json."""
-    if quiet or not sys.stderr.isatty():
-        return None
-
-    def wrap(items: Any) -> Any:
-        items = list(items)
-        with click.progressbar(items, label=label, file=sys.stderr) as bar:
-            yield from bar
-
-    return wrap
 
 
 @click.group(cls=FormtoolGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -408,6 +267,19 @@ def generate(
     help="Draw again the month's audits not yet sent (sent ones stay).",
 )
 @click.option("--add", "mode", flag_value="add", help="Allocate more audits for the month.")
+@click.option(
+    "--chosen",
+    "chosen_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="CSV/XLSX naming the cases auditors chose for the programme's chosen slots "
+    "(columns auditor, case_number[, sample]).",
+)
+@click.option(
+    "--programme",
+    "programme_name",
+    metavar="NAME",
+    help="Stop unless the database runs this programme (it never switches for one run).",
+)
 @db_option
 @json_option
 def allocate(
@@ -418,16 +290,21 @@ def allocate(
     seed: int,
     out: Path,
     mode: str | None,
+    chosen_path: Path | None,
+    programme_name: str | None,
     db_url: str | None,
     as_json: bool,
 ) -> None:
-    """Sample the month's cases and share them among auditors. Writes a case list for
-    `formtool generate` and records the audits as allocated. A month is allocated once:
-    again only with --replace or --add."""
+    """Sample the month's cases and share them among auditors under the programme this
+    database runs (`formtool programme use`). Writes a case list for `formtool generate` and
+    records the audits as allocated, with the programme and version. A month is allocated
+    once: again only with --replace or --add."""
     from formtool.programme.allocation import run_allocation
 
+    db = _store(db_url)
+    policy = _policy(db, db_url, programme_name)
     allocation = run_allocation(
-        _store(db_url),
+        db,
         population_path,
         auditors_path,
         month,
@@ -436,6 +313,8 @@ def allocate(
         out,
         mode or "first",
         _user(),
+        policy=policy,
+        chosen_path=chosen_path,
     )
     if as_json:
         _echo_json(allocation.as_dict() | {"out": str(out)})
@@ -454,32 +333,11 @@ def allocate(
         click.echo(f"  not allocated: {note}")
     for warning in allocation.warnings:
         click.echo(f"  warning: {warning}")
-
-
-@cli.command("calendar")
-@click.option(
-    "--year",
-    required=True,
-    type=click.IntRange(1950, 2100),
-    help="A calendar year (January-December), e.g. 2026.",
-)
-@json_option
-def calendar_(year: int, as_json: bool) -> None:
-    """The year's audit timetable in working days (England and Wales bank holidays)."""
-    from formtool.programme.deadlines import year_timetable
-
-    months = year_timetable(year)
-    if as_json:
-        _echo_json(months)
-        return
-    for month in months:
-        click.echo(month["month"])
-        for key, value in month.items():
-            if key not in ("month", "bank holidays"):
-                day = dt.date.fromisoformat(value)
-                click.echo(f"  {key:<42} {show_day(day)}")
-        for holiday in month["bank holidays"]:
-            click.echo(f"  bank holiday: {holiday}")
+    for choice in allocation.choices:
+        click.echo(
+            f"  to choose: {printable(choice['auditor'])} names a case for "
+            f"'{choice['sample']}' ({choice['form']})"
+        )
 
 
 def _mail_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -551,8 +409,10 @@ def _mail(
     """`send` or `chase`, with the options `_mail_options` gives both (by name)."""
     from formtool.programme.mail import RESEND, deliver
 
+    db = _store(db_url)
+    _policy(db, db_url)
     result = deliver(
-        _store(db_url),
+        db,
         sender,
         forms_dir or DEFAULT_OUT / "forms",
         month,
@@ -724,13 +584,14 @@ def import_(paths: tuple[Path, ...], db_url: str | None, as_json: bool) -> None:
     before it are listed, and importing again is safe)."""
     from formtool.read.batch import ImportStopped, import_paths
 
+    db, settings = _store(db_url), _settings(db_url)
     try:
         outcomes = import_paths(
-            _store(db_url),
+            db,
             paths,
             progress=_progress("Importing returns", as_json),
             user=_user(),
-            senders=_settings(db_url).allowed_senders,
+            senders=settings.allowed_senders,
         )
     except ImportStopped as stopped:  # each return is its own transaction: say which went in
         if as_json:
@@ -742,8 +603,30 @@ def import_(paths: tuple[Path, ...], db_url: str | None, as_json: bool) -> None:
         _echo_json([o.as_dict() for o in outcomes])
     else:
         _print_outcomes(outcomes)
+    _email_concerns(db, settings, as_json)
     if any(o.status == "rejected" for o in outcomes):
         sys.exit(1)
+
+
+def _email_concerns(db: Store, settings: Any, quiet: bool) -> None:
+    """Immediate concerns go at once when an SMTP server is set; a failure is said (and the
+    loud line repeats it on every command), never a reason to undo the import."""
+    from formtool.programme.concerns import send_emails, unsent
+    from formtool.programme.mail import MailError
+    from formtool.programme.rules import active_policy
+
+    if not settings.smtp or not unsent(db):
+        return
+    try:
+        result = send_emails(db, settings, active_policy(db), _user())
+    except MailError as exc:
+        click.echo(f"Concern email not sent: {exc}", err=True)
+        return
+    if not quiet:
+        for concern, to in result.sent:
+            click.echo(f"Concern {concern.id} ({concern.audit_id}) emailed to {', '.join(to)}.")
+    for concern, error in result.failed:
+        click.echo(f"Concern {concern.id} ({concern.audit_id}) not emailed: {error}", err=True)
 
 
 def _print_outcomes(outcomes) -> None:
@@ -805,6 +688,27 @@ def check(
         click.echo(f"{audit_id}: returned for amendment, due back by {show_date(amend_by)}.")
     else:
         click.echo(f"{audit_id}: checked.")
+
+
+@cli.command("exempt")
+@click.argument("audit_id")
+@click.option("--reason", required=True, help="Why it cannot be done (kept with the audit).")
+@click.option("--agreed-by", "agreed_by", required=True, help="Who agreed the exemption.")
+@db_option
+@json_option
+def exempt(audit_id: str, reason: str, agreed_by: str, db_url: str | None, as_json: bool) -> None:
+    """Exempt an allocated audit (exceptional circumstances, agreed by the person the
+    programme names): it is not done, counts against nobody's quota, and is not chased."""
+    from formtool.programme.rules import active_policy
+    from formtool.programme.workflow import exempt_audit
+
+    db = _store(db_url)
+    who = active_policy(db).word("exemption")
+    result = exempt_audit(db, audit_id, reason, agreed_by, _user(), who)
+    if as_json:
+        _echo_json(result.as_dict())
+        return
+    click.echo(f"{audit_id}: exempted (was {result.previous_state}), agreed by {agreed_by}.")
 
 
 @cli.command("reopen")
@@ -955,6 +859,7 @@ def status(month: str | None, db_url: str | None, as_json: bool) -> None:
     from formtool.programme.status import status as run
 
     db = _store(db_url, "read")
+    _policy(db, db_url)
     report = run(db, month)
     if db.read_only:  # the access log cannot record who saw names: counts only (fail closed)
         report = replace(report, auditors={}, outstanding=[])
@@ -977,6 +882,18 @@ def status(month: str | None, db_url: str | None, as_json: bool) -> None:
         click.echo(
             f"  {report.unkeyed} open audit(s) carry the unkeyed checksum of forms made before "
             "this release; they are read as before until closed."
+        )
+    if report.concerns:
+        click.secho(
+            f"  {report.concerns} immediate concern(s) for a child's safety with no action "
+            "recorded: see `formtool concerns --open`.",
+            fg="red",
+            bold=True,
+        )
+    for choice in report.choices:
+        click.echo(
+            f"  {printable(choice['auditor'])} has not named the case chosen for "
+            f"'{choice['sample']}' ({choice['month']}): `formtool allocate --chosen FILE`."
         )
     for title, groups in (("Team", report.teams), ("Auditor", report.auditors)):
         if not groups:
@@ -1715,6 +1632,13 @@ def demo(out_dir: Path, seed: int, db_url: str | None, as_json: bool) -> None:
     )
     if as_json:
         _echo_json(report.as_dict())
+
+
+from formtool.cli_programme import calendar_, concerns_, programme  # noqa: E402
+
+cli.add_command(programme)
+cli.add_command(calendar_)
+cli.add_command(concerns_)
 
 
 def main() -> None:

@@ -45,6 +45,8 @@ class IssueCode(Enum):
         "[{file}:{location} · id] '{value}' is already a form ({expected}). Give this tool an id "
         "of its own."
     )
+    # programme policies (formtool programme check): {value} what is wrong, {expected} the fix
+    bad_programme = "[{file} · line {location} · {field}] {value}. {expected}"
     # case lists (formtool generate)
     missing_column = (
         "[{file}] the case list lacks column(s) {field}, which form '{value}' needs. Add them to "
@@ -253,6 +255,15 @@ class IssueCode(Enum):
         "[{file}] came from {value}, not from the auditor of audit {audit} ({expected}): it is "
         "held for an officer to accept or refuse (formtool held)."
     )
+    concern_without_details = (
+        "[{file} · {field}] says Yes, there is an immediate concern, but does not say {value}. "
+        "The concern is raised all the same: ask the auditor now, and record the action taken."
+    )
+    concern_raised = (
+        "[{file}] says there is an immediate concern for the child's safety or welfare in audit "
+        "{audit}: concern {value} is raised, to be emailed at once to the programme's contacts for "
+        "its team. Make sure they know now; record the action taken (formtool concerns)."
+    )
     unprintable = (
         "[{file} · {field}] has characters no available font can print ({value}); they show as "
         "boxes in the PDF. Install a font that covers them (e.g. fonts-noto-cjk)."
@@ -288,6 +299,8 @@ WARNINGS = frozenset(
         IssueCode.date_doubt,
         IssueCode.after_close,
         IssueCode.held_sender,
+        IssueCode.concern_without_details,
+        IssueCode.concern_raised,
     }
 )
 

@@ -13,6 +13,12 @@ without either, the defaults apply (no council name, OFFICIAL-SENSITIVE, a base 
     allowed_senders = ["business.support@example.gov.uk", "@example.gov.uk"]
                                  # emailed returns from these (besides the auditor) are not
                                  # held for an officer; "@domain" allows a whole domain
+    programme = "hull"           # the programme policy this database must run (a check:
+                                 # switch with `formtool programme use NAME`)
+    smtp = "mail.example.gov.uk:587"   # urgent-concern emails go at once through this server
+    smtp_user = "qa-team"        # (password from $FORMTOOL_SMTP_PASSWORD), from mail_from
+    mail_from = "qa-team@example.gov.uk"
+    web_address = "https://formtool.example.gov.uk"  # links in emails point here
 """
 
 from __future__ import annotations
@@ -42,6 +48,11 @@ class Settings:
     session_hours: int = 8
     access_log_days: int = 730
     allowed_senders: tuple[str, ...] = ()  # addresses or "@domain": returns not held
+    programme: str = ""  # the programme policy the database must be running ("": any)
+    smtp: str = ""  # HOST:PORT for email sent without an officer (urgent concerns)
+    smtp_user: str = ""
+    mail_from: str = ""
+    web_address: str = ""  # the web workspace's address, for links in emails
 
     def print_lines(self) -> dict[str, str]:
         """What forms and packs print in their headers and footers."""
@@ -92,9 +103,14 @@ def load_settings(db_url: str | None = None) -> Settings:
     return _checked(path, Settings(**data))
 
 
+#: Settings written as text.
+_TEXTS = ("council", "marking", "programme", "smtp", "smtp_user", "mail_from", "web_address")
+
+
 def _checked(path: Path, settings: Settings) -> Settings:
-    if not isinstance(settings.council, str) or not isinstance(settings.marking, str):
-        raise SettingsError(f"[{path}] council and marking are text: put them in quotes.")
+    for name in _TEXTS:
+        if not isinstance(getattr(settings, name), str):
+            raise SettingsError(f'[{path} · {name}] is text: put it in quotes ({name} = "...").')
     if settings.marking.upper() not in MARKINGS:
         raise SettingsError(
             f"[{path} · marking] '{settings.marking}' is not a Government "

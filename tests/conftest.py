@@ -212,6 +212,8 @@ def answers_for(form: FormDefinition, seed: int = 1) -> dict[str, str]:
             answers[field.key] = f"{rng.randrange(1, 28):02d}/12/2026"
         else:
             answers[field.key] = f"Seen {field.key} on 03/11 & <noted>\n=SUM(A1) second line"
+    if form.judgements.concern:  # a Yes raises an urgent concern: only tests meaning one say so
+        answers[form.judgements.concern] = "No"
     return answers
 
 

@@ -305,6 +305,15 @@ def test_the_monthly_cycle_in_chromium(server, browser, tmp_path):
     assert "superseded by a reopen" in page.locator("ol.events").inner_text()
     assert page.get_by_role("button", name="Accept the return").is_visible()
 
+    # an immediate concern raised on the page is red until an officer records the action
+    page.get_by_label("Raise an immediate concern").fill("Child left alone overnight.")
+    page.get_by_role("button", name="Raise the concern").click()
+    assert "no action recorded yet" in page.locator("#concern-banner").inner_text()
+    page.get_by_label("Action taken on concern").fill("Team manager visited the same day.")
+    page.get_by_role("button", name="Record the action taken").click()
+    assert "action recorded" in page.locator(".flash").inner_text()
+    assert page.locator("#concern-banner").count() == 0
+
     # the PMU report on the page, and its workbook opened with openpyxl
     nav(page, "Reports")
     assert page.locator(".charts img").count() >= 3

@@ -39,7 +39,7 @@ def test_help_everywhere():
 def test_forms_list_and_json():
     result = run("forms", "list")
     assert result.exit_code == 0
-    assert re.search(r"^csc +2 +33  shipped  Case File Audit Tool$", result.output, re.M)
+    assert re.search(r"^csc +3 +33  shipped  Case File Audit Tool$", result.output, re.M)
     rows = json.loads(run("forms", "list", "--json").output)
     assert {
         r["id"]: (r["questions"], r["source"]) for r in rows if r["id"] in ("csc", "early_help")
@@ -55,9 +55,10 @@ def test_forms_show_lists_columns_and_keys():
         in result.output
     )  # whole questions, not cut at 70 characters
     data = json.loads(run("forms", "show", "csc", "--json").output)
-    assert data["fields"][0] == {
+    assert data["fields"][0]["key"] == "concern.immediate"  # the urgent-concern question first
+    assert data["fields"][3] == {
         "key": "kss1.seen_alone",
-        "label": data["fields"][0]["label"],
+        "label": data["fields"][3]["label"],
         "kind": "choice",
         "choices": ["Yes", "No", "Partially", "N/A"],
         "required": True,

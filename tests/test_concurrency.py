@@ -18,9 +18,11 @@ from formtool.definitions import get_form
 from formtool.demo.fill import fill_docx, stamp_saved
 from formtool.generate import write_forms
 from formtool.periods import Month
-from formtool.programme.allocation import MAX_PER_YEAR
+from formtool.programme.policy import load_policy
 
 from conftest import make_cases, write_cases
+
+MAX_PER_YEAR = load_policy("hull").auditors.per_year or 0  # hull.yaml, the default: 10
 
 FORMTOOL = [sys.executable, "-m", "formtool"]
 EARLY, LATE = dt.datetime(2026, 11, 10, 9), dt.datetime(2026, 11, 20, 15)

@@ -74,8 +74,11 @@ def test_inadequate_follow_up():
 def test_calendar_command():
     result = CliRunner().invoke(cli, ["calendar", "--year", "2026", "--json"])
     assert result.exit_code == 0
-    months = json.loads(result.output)
-    assert len(months) == 12
+    calendar = json.loads(result.output)
+    months = calendar["months"]
+    assert calendar["programme"] == "hull" and len(months) == 12
+    assert months[11]["audits due"] == "2026-12-31"
+    assert "quality practice tools to PMU" not in months[11]  # hampshire's, not hull's
     assert months[11]["bank holidays"] == [
         "2026-12-25 Christmas Day",
         "2026-12-26 Boxing Day",
@@ -83,3 +86,6 @@ def test_calendar_command():
     ]
     text = CliRunner().invoke(cli, ["calendar", "--year", "2026"]).output
     assert "  audits due                                 Thu 31/12/2026" in text
+    other = CliRunner().invoke(cli, ["calendar", "--year", "2026", "--programme", "rochdale"])
+    assert "  audits due                                 Sun 31/05/2026" in text
+    assert "  audits due                                 Fri 29/05/2026" in other.output

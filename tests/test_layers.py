@@ -32,6 +32,8 @@ LAYERS = {
     "packs": 4,
     "web": 5,
     "cli": 5,
+    "cli_common": 5,
+    "cli_programme": 5,
     "demo": 5,
     "__main__": 5,
 }
@@ -54,7 +56,7 @@ STORE_API = {
     "ReturnFile", "Stored", "AuditState", "COMPLETED", "OUTSTANDING", "TRANSITIONS",
     "PREPARED", "AUDIT", "audit_facts", "stored_warnings", "UnknownVersionsError",
     "MessageState", "OutboxMessage", "Delivery", "HELD_SENDER", "HELD_LOCKED", "REFUSED",
-    "ACCEPTED", "HeldReturn",
+    "ACCEPTED", "HeldReturn", "Concern", "StoredPolicy", "RaisedConcern",
     "backup_database", "restore_backup", "recent_backup", "BackupError", "BackupReport",
     "RestorePlan", "RestoreReport",
 }  # fmt: skip

@@ -6,13 +6,13 @@ import datetime as dt
 import math
 import random
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from formtool.programme.allocation import (
-    MAX_PER_YEAR,
     AllocationError,
     Auditor,
     allocate,
@@ -21,8 +21,18 @@ from formtool.programme.allocation import (
     load_population,
     run_allocation,
 )
+from formtool.programme.policy import Policy, SampleRule, load_policy
 
 from conftest import record_grade, write_cases
+
+HULL = load_policy("hull")
+MAX_PER_YEAR = HULL.auditors.per_year or 0  # hull.yaml: 10 a financial year
+
+
+def hull(samples: list[SampleRule]) -> Policy:
+    """Hull's programme with these samples (as `allocate --plan` gives)."""
+    return replace(HULL, samples=tuple(samples))
+
 
 MONTH = "2026-11"
 CHILD = ("cin", "cp", "lac")
@@ -110,7 +120,7 @@ def test_allocation_rules_hold_for_any_seed(seed, teams, per_team, size, data):
 
     def run():
         fresh = [Auditor(a.name, a.email, a.team, a.breaks, prior[a.name]) for a in people]
-        return allocate(cases, fresh, samples, MONTH, seed)
+        return allocate(cases, fresh, hull(samples), MONTH, seed)
 
     first = run()
     assert first.rows == run().rows  # reproducible
@@ -157,7 +167,7 @@ def test_seeds_that_broke_the_old_evenness_assertion(seed, teams, per_team, size
     people = auditors(rng, teams, per_team, 0)
     cases = population(rng, teams, size)
     prior = {a.name: a.done_this_year for a in people}
-    result = allocate(cases, people, load_plan(None), MONTH, seed)
+    result = allocate(cases, people, hull(load_plan(None)), MONTH, seed)
     replay_is_least_loaded(result.rows, people, {c["case_number"]: c for c in cases}, prior)
 
 
@@ -167,7 +177,7 @@ def test_control_sample_is_stratified_and_sized():
     people = auditors(random.Random(4), 4, 5, 0)
     for person in people:
         person.done_this_year = 0
-    result = allocate(cases, people, load_plan(None), MONTH, seed=4)
+    result = allocate(cases, people, hull(load_plan(None)), MONTH, seed=4)
     control = [r for r in result.rows if r["audit_type"] == "Control sample"]
     assert len(control) == 40
     mix = Counter(r["category"] for r in control)
@@ -184,7 +194,7 @@ def test_too_many_breaks_refuses_the_plan():
         match=r"3 of 10 auditors \(30%\) are on break in "
         r"2026-11; at most 20% may be",
     ):
-        allocate(population(random.Random(1), 5, 50), people, load_plan(None), MONTH)
+        allocate(population(random.Random(1), 5, 50), people, hull(load_plan(None)), MONTH)
 
 
 def test_cases_audited_in_the_database_are_not_resampled(tmp_path, db):
@@ -404,14 +414,14 @@ def test_shortfalls_and_unplaced_cases_say_their_real_cause():
         Sample("Foster carers", "foster_carer", ("foster_carer",), 6),
         Sample("Control", "csc", ("cin",), 10),
     ]
-    result = allocate(cases, people, samples, MONTH)
+    result = allocate(cases, people, hull(samples), MONTH)
     assert result.unallocated == [
         "Foster carers: 6 wanted, but the population has no cases in category foster_carer.",
         "Control: 10 wanted, only 5 of 6 cases in cin eligible (1 audited within the last 12 "
         "months).",
     ]
     mine = [Auditor("B (synthetic)", "b@example.invalid", "T0", frozenset())]  # same team
-    blocked = allocate(cases[1:3], mine, [Sample("Control", "csc", ("cin",), 2)], MONTH)
+    blocked = allocate(cases[1:3], mine, hull([Sample("Control", "csc", ("cin",), 2)]), MONTH)
     assert blocked.unallocated == [
         "P1 (T0): not allocated, every auditor is in T0 (auditors never audit their own team).",
         "P2 (T0): not allocated, every auditor is in T0 (auditors never audit their own team).",
@@ -426,7 +436,7 @@ def test_an_auditors_month_beyond_their_fair_share_is_warned():
         for i in range(8)
     ]
     people = [Auditor("A (synthetic)", "a@example.invalid", "T1", frozenset(), 0)]
-    result = allocate(cases, people, [Sample("Control", "csc", ("cin",), 8)], MONTH)
+    result = allocate(cases, people, hull([Sample("Control", "csc", ("cin",), 8)]), MONTH)
     assert result.warnings == [
         "A (synthetic) gets 8 audits in 2026-11, more than a fair share of the 10 left this "
         "year over 5 month(s) (2 a month)."

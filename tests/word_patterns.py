@@ -479,14 +479,15 @@ def nested_table(data: bytes, form: FormDefinition, key: str) -> Built:
 
 
 def _partner(form: FormDefinition, key: str) -> str:
-    """Another answer of the same kind, in another cell, outside action tables."""
+    """Another answer of the same kind, in a later cell, outside action tables (a reader
+    refusing the two names the first: `key`)."""
     positions = layout(form).positions
     return next(
         k
         for k, place in positions.items()
         if k != key
         and _answer(form, k)
-        and place[:3] != positions[key][:3]
+        and place[:3] > positions[key][:3]
         and _kind_of(form, k) is _kind_of(form, key)
     )
 

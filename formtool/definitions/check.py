@@ -287,7 +287,7 @@ class _Checker:
 
     def judgements(self) -> None:
         judgements = self.data.get("judgements", {})
-        for name in ("grade", "moderated_grade", "status"):
+        for name in ("grade", "moderated_grade", "status", "concern"):
             key = judgements.get(name)
             if key and key not in self.choices:
                 self.add(
@@ -307,6 +307,14 @@ class _Checker:
                     key,
                     "a key of this form",
                 )
+        concern = judgements.get("concern")
+        if concern in self.choices and not {"Yes", "No"} <= set(self.choices[concern]):
+            self.add(
+                IssueCode.schema,
+                "judgements.concern",
+                ("judgements", "concern"),
+                f"'{concern}' must be answered Yes or No: give it the scale yes_no",
+            )
         final, status = judgements.get("final"), judgements.get("status")
         if status in self.choices and final not in self.choices[status]:
             self.add(

@@ -226,7 +226,8 @@ class HeaderField:
 
 @dataclass(frozen=True)
 class Judgements:
-    """Which answers are the audit's overall judgements (keys), and what marks it final."""
+    """Which answers are the audit's overall judgements (keys), and what marks it final; also
+    the urgent-concern question every shipped tool asks first (a Yes/No choice)."""
 
     grade: str = ""
     moderated_grade: str = ""
@@ -234,6 +235,7 @@ class Judgements:
     final: str = ""  # the status answer meaning the return is complete
     completed_by: str = ""
     completed_on: str = ""
+    concern: str = ""  # the Yes/No "immediate concern for the child's safety?" ("" = not asked)
 
 
 @dataclass(frozen=True)
@@ -286,6 +288,15 @@ class FormDefinition:
 
     def item(self, key: str) -> Item | None:
         return _item_index(self).get(key)
+
+    def concern_texts(self) -> tuple[Item, ...]:
+        """The texts beside the urgent-concern question, in order: what the concern is, then
+        who was told and when (the other text items of its section; () if it is not asked)."""
+        section = next(
+            (s for s in self.sections if any(i.key == self.judgements.concern for i in s.items)),
+            None,
+        )
+        return tuple(i for i in section.items if i.kind == "text") if section else ()
 
     @property
     def name(self) -> str:

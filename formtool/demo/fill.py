@@ -1,7 +1,8 @@
 """Fill generated forms in code, the way an auditor's Word or Excel would.
 
 Used by `formtool demo` to make realistic returns and by the tests' round trips. Also
-`strip_controls`, which flattens a .docx the way Google Docs does (answers left as text).
+`strip_controls`, which flattens a .docx the way Google Docs does (answers left as text), and
+`concern_answers`, the urgent-concern question answered as the demo's auditors answer it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ from formtool.definitions.identity import bookmark_name, defined_name
 from formtool.definitions.namespaces import W15, XML_SPACE, W
 from formtool.definitions.scales import FieldKind, parse_date
 from formtool.generate.package import write_zip
+from formtool.periods import show_date
+
+#: The demo's one urgent concern: what the auditor found, and whom they told (synthetic).
+CONCERN_DETAILS = (
+    "Synthetic: the latest home visit record notes an unexplained injury and no safety plan "
+    "has been made since."
+)
+CONCERN_TOLD = "Team Manager (synthetic), by telephone on {day}"
 
 DOCUMENT = "word/document.xml"
 CORE = "docProps/core.xml"
@@ -187,3 +196,15 @@ def fill_return(data: bytes, fmt: str, form: FormDefinition, answers: Mapping[st
         return fill_docx(data, answers)
     dates = frozenset(f.key for f in form.fields() if f.kind is FieldKind.date)
     return fill_xlsx(data, answers, dates)
+
+
+def concern_answers(form: FormDefinition, raised: bool, day: dt.date) -> dict[str, str]:
+    """The urgent-concern question answered: No (its texts left as sent), or Yes with what the
+    concern is and who was told on `day`; {} for a form version that does not ask it."""
+    if not form.judgements.concern:
+        return {}
+    if not raised:
+        return {form.judgements.concern: "No"}
+    texts = [item.key for item in form.concern_texts()]
+    written = (CONCERN_DETAILS, CONCERN_TOLD.format(day=show_date(day)))
+    return {form.judgements.concern: "Yes"} | dict(zip(texts, written, strict=False))

@@ -267,17 +267,21 @@ def _accept_held(run: _Run) -> None:
 
 def _fill_returns(run: _Run, produced: list[Any], folder: Path) -> list[Path]:
     """Each auditor returns the format they were sent, filled in (the worker, for a
-    checklist's first stage)."""
-    from formtool.demo.fill import fill_return
+    checklist's first stage). One auditor found an immediate concern for the child: the
+    second one-stage Excel return (the first is spoilt in `_break_some`)."""
+    from formtool.demo.fill import concern_answers, fill_return
     from formtool.demo.synthetic import synthetic_answers
 
+    own = [item for item in produced if item.format == item.case.form_format]
+    excel = [i for i in own if i.format == "xlsx" and not get_form(i.case.form_id).two_stage]
+    concern = excel[1] if len(excel) > 2 else None
     written = []
-    for item in produced:
-        if item.format != item.case.form_format:
-            continue
+    for item in own:
         form = get_form(item.case.form_id)
         roles = ("", "preparer") if form.two_stage else ("", "preparer", "auditor")
         answers = synthetic_answers(form, item.case, run.rng, run.today, roles)
+        if item is concern:
+            answers |= concern_answers(form, raised=True, day=run.today)
         path = folder / item.path.name
         path.write_bytes(fill_return(item.path.read_bytes(), item.format, form, answers))
         written.append(path)

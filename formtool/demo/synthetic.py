@@ -21,6 +21,7 @@ from formtool.definitions.scales import (
     FieldKind,
     Scale,
 )
+from formtool.demo.fill import concern_answers
 from formtool.periods import show_date
 from formtool.read.cases import Case
 
@@ -238,6 +239,9 @@ def synthetic_answers(
         )
         if k
     }
+    for text in form.concern_texts():  # no urgent concern unless the caller raises one
+        answers.pop(text.key, None)
+    answers |= concern_answers(form, raised=False, day=today)
     keys = {f.key for f in form.fields()}
     return {k: v for k, v in answers.items() if k in keys}
 

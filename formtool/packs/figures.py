@@ -5,8 +5,11 @@ and year 2026 means April 2026 to March 2027. Every figure in the Word report, t
 the workbook comes from `PmuFigures`, so they cannot disagree, and from one selection: an
 audit is *complete* when a Final return is in and accepted into the cycle (returned, checked,
 moderated, signed off, closed); drafts and returns sent back for amendment are not complete
-and not graded. What counts as good, which domains are judged, which answers are favourable
-and which grades need a follow-up all come from the definitions.
+and not graded. An exempted audit (agreed not to be done) is neither complete nor outstanding:
+it is listed as exempted, never as a non-completion. Immediate concerns for a child's safety
+are counted (raised, and still without action), never described. What counts as good, which
+domains are judged, which answers are favourable and which grades need a follow-up all come
+from the definitions.
 """
 
 from __future__ import annotations
@@ -73,6 +76,11 @@ class AuditFacts:
     @property
     def outstanding(self) -> bool:
         return self.state in OUTSTANDING_STATES
+
+    @property
+    def exempted(self) -> bool:
+        """Agreed not to be done: neither complete nor outstanding, nor a non-completion."""
+        return self.state == S.exempted.value
 
     @property
     def grade(self) -> str:
@@ -166,6 +174,8 @@ class PmuFigures:
     #: Audits of the period reopened after acceptance (audit id, when): a pack produced
     #: after a reopen says it is revised and why its figures may differ from an earlier one.
     reopened: list[tuple[str, dt.datetime]] = field(default_factory=list)
+    #: Immediate concerns raised in the period's audits: counts only ("raised", "open").
+    concerns: dict[str, int] = field(default_factory=lambda: {"raised": 0, "open": 0})
 
     @property
     def completed(self) -> list[AuditFacts]:
@@ -186,12 +196,30 @@ class PmuFigures:
         ]
 
     @property
+    def exempted(self) -> list[AuditFacts]:
+        return [a for a in self.audits if a.exempted]
+
+    @property
+    def not_completed(self) -> list[AuditFacts]:
+        """The non-completions: every audit neither complete nor exempted."""
+        return [a for a in self.audits if not (a.complete or a.exempted)]
+
+    @property
     def main_scale(self) -> Scale | None:
         """The grade scale most audits use (the Hull tools share one)."""
         if not self.grades:
             return None
         sid = max(self.grades, key=lambda s: (sum(self.grades[s].values()), s))
         return self.scales[sid]
+
+
+def concerns_line(f: PmuFigures) -> str:
+    """The period's immediate concerns for a child's safety: a count, never what they were."""
+    raised, waiting = f.concerns["raised"], f.concerns["open"]
+    if not raised:
+        return "Immediate concerns raised: 0."
+    state = f"{waiting} without action recorded" if waiting else "all actioned"
+    return f"Immediate concerns raised: {raised} ({state})."
 
 
 def _load_audits(db: Store, period: Period) -> list[AuditFacts]:
@@ -247,6 +275,9 @@ def load_figures(
     for _ in range(trend_periods - 1):
         history.insert(0, history[0].previous())
     figures.trend = [_trend_point(p, _load_audits(db, p), figures.main_scale) for p in history]
+    months = set(period.months)
+    raised = [c for c in db.concerns() if c.month in months]
+    figures.concerns = {"raised": len(raised), "open": sum(c.open for c in raised)}
     return figures
 
 
@@ -399,5 +430,6 @@ __all__ = [
     "PmuFigures",
     "ToolFindings",
     "action_done",
+    "concerns_line",
     "load_figures",
 ]

@@ -20,6 +20,7 @@ from formtool.packs.figures import (
     FAVOURABLE,
     PmuFigures,
     ToolFindings,
+    concerns_line,
     load_figures,
 )
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf
@@ -43,14 +44,34 @@ def _date(day: object) -> str:
     return f"{show_date(day)}" if isinstance(day, dt.date) else ""
 
 
+def _allocated(f: PmuFigures) -> str:
+    """How many were allocated and completed: exempted audits (agreed not to be done) are
+    not due, so the completion rate leaves them out."""
+    allocated, completed, exempted = len(f.audits), len(f.completed), len(f.exempted)
+    if not exempted:
+        return (
+            f"{allocated} audits were allocated for {f.period.label} ({f.period.span}); "
+            f"{completed} were completed ({pct(completed, allocated)})"
+        )
+    due = allocated - exempted
+    return (
+        f"{allocated} audits were allocated for {f.period.label} ({f.period.span}) and "
+        f"{exempted} of them exempted (agreed not to be done); {completed} of the {due} due "
+        f"were completed ({pct(completed, due)})"
+    )
+
+
 def _summary(f: PmuFigures, aggregate_only: bool) -> Part:
-    allocated, completed = len(f.audits), len(f.completed)
     lines = [
-        f"{allocated} audits were allocated for {f.period.label} ({f.period.span}); "
-        f"{completed} were completed ({pct(completed, allocated)}), "
+        f"{_allocated(f)}, "
         f"{len(f.in_progress)} are in progress or back with the auditor for amendment, and "
-        f"{len(f.overdue)} are overdue as of {_date(f.as_of)}."
+        f"{len(f.overdue)} are overdue as of {_date(f.as_of)}.",
+        concerns_line(f),
     ]
+    if f.exempted and not aggregate_only:
+        shown = [a.audit_id for a in f.exempted[:REPORT_ROWS]]
+        more = f" and {len(f.exempted) - REPORT_ROWS} more" if len(f.exempted) > REPORT_ROWS else ""
+        lines.append(f"Exempted, not counted as due: {', '.join(shown)}{more}.")
     scale = f.main_scale
     if scale is not None:
         counts = f.grades[scale.id]

@@ -1,7 +1,7 @@
 """The PMU workbook (XlsxWriter): Summary with native charts, Audits, Answers (long form: one
-row per audit and question), Action tracker, Moderation log, Non-completion, Re-audits. The
-aggregate workbook (for the web workspace's viewers) is the Summary alone: every other sheet
-lists audits.
+row per audit and question), Action tracker, Moderation log, Non-completion (never an exempted
+audit: the Audits sheet lists those as exempted), Re-audits. The aggregate workbook (for the
+web workspace's viewers) is the Summary alone: every other sheet lists audits.
 
 Charts are anchored below one another from computed sizes, so none covers another; columns
 are as wide as their text; every sheet prints landscape, one page wide, with its header row
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from formtool.definitions.scales import OUTCOMES
-from formtool.packs.figures import PmuFigures, _before, action_done
+from formtool.packs.figures import PmuFigures, _before, action_done, concerns_line
 from formtool.periods import show_date
 from formtool.settings import DEFAULT, Settings
 
@@ -161,7 +161,7 @@ def _summary(book: _Book, f: PmuFigures, aggregate_only: bool) -> None:
         if aggregate_only
         else "Case numbers only; no names."
     )
-    sheet.write_string(1, 0, f"As of {show_date(f.as_of)}. {scope}")
+    sheet.write_string(1, 0, f"As of {show_date(f.as_of)}. {scope} {concerns_line(f)}")
     charts = _Charts(book, sheet)
     row = book.table(
         sheet,
@@ -264,7 +264,7 @@ def _audits(book: _Book, f: PmuFigures, include_names: bool) -> None:
             a.month,
             a.due_date,
             a.state,
-            "Yes" if a.complete else "No",
+            "Yes" if a.complete else "Exempted" if a.exempted else "No",
             a.auditor_grade,
             a.moderated_grade,
             a.grade,
@@ -427,8 +427,7 @@ def _logs(book: _Book, f: PmuFigures) -> None:
                 a.state,
                 max(0, (f.as_of - a.due_date).days),
             )
-            for a in f.audits
-            if not a.complete
+            for a in f.not_completed  # an exempted audit is listed as such on Audits
         ],
     )
     book.table(

@@ -1,27 +1,23 @@
-"""The monthly audit programme: sample the cases and share them fairly among auditors.
-
-Rules (seed 001, Appendices A and D): the sample the plan asks for (by default a control
-sample of 40 children with at least one placed for adoption, six foster carers, three
-prospective adopters); never a case audited within 12 months; never an auditor from the case's
-own team; at most 10 audits per auditor per financial year; at most 20% of auditors on break
-in a month; each case to the least-loaded eligible auditor. Seeded: the same inputs and seed
-give the same allocation.
+"""The monthly audit programme, from files to the database: read the population, the
+auditors, a plan and the auditors' chosen cases; read the history the policy needs; allocate
+(sampling.py draws and places under the programme policy); record the audits.
 
 A month is allocated once, under a lock and in one transaction with the history it reads, so
-two allocations at once can neither break the yearly cap nor take a case twice. Running it
-again for the month refuses unless asked to `replace` (the audits not yet sent) or `add`.
+two allocations at once can neither break a quota nor take a case twice. Running it again for
+the month refuses unless asked to `replace` (the audits not yet sent) or `add`. The policy is
+the database's active one (`formtool programme use`); `--plan FILE` replaces its samples with
+a plan file's (each case to an auditor outside its team, as seed 001's are).
 """
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import json
-import math
-import random
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,9 +29,22 @@ from formtool.definitions import all_forms
 from formtool.definitions.identifiers import audit_id_problem
 from formtool.definitions.scales import parse_date
 from formtool.errors import FormtoolError, Issue, IssueCode
-from formtool.periods import Month, is_month, months_from, show_date
-from formtool.programme.deadlines import inadequate_follow_up
+from formtool.periods import Month, is_month, show_date
+from formtool.programme.deadlines import add_months
 from formtool.programme.mail import valid_address
+from formtool.programme.policy import AuditorGroup, Policy, SampleRule
+from formtool.programme.sampling import (
+    CLOSURE,
+    REAUDIT,
+    Allocation,
+    AllocationError,
+    Auditor,
+    DueReaudit,
+    History,
+    allocate,
+    row_due,
+    year_of,
+)
 from formtool.read.cases import (
     audit_id_for,
     cases_from_rows,
@@ -45,74 +54,33 @@ from formtool.read.cases import (
 )
 from formtool.store import AllocationReads, Planned, Store
 
-MAX_PER_YEAR = 10
-MAX_BREAK_SHARE = 0.20
+__all__ = [
+    "CLOSURE",
+    "REAUDIT",
+    "Allocation",
+    "AllocationError",
+    "Auditor",
+    "DueReaudit",
+    "History",
+    "Sample",
+    "allocate",
+    "check_groups",
+    "load_auditors",
+    "load_chosen",
+    "load_plan",
+    "load_population",
+    "read_history",
+    "rules_in_words",
+    "run_allocation",
+    "with_plan",
+]
+
 POPULATION_COLUMNS = ("case_number", "category", "team")
 AUDITOR_COLUMNS = ("name", "email", "team")
+CHOSEN_COLUMNS = ("auditor", "case_number")
 MODES = ("first", "replace", "add")
-REAUDIT = "Re-audit (inadequate)"
-
-
-class AllocationError(FormtoolError):
-    """The population, auditors or plan cannot be used; the message says where and why."""
-
-
-@dataclass(frozen=True)
-class Sample:
-    name: str
-    form: str
-    categories: tuple[str, ...]
-    size: int
-    at_least: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class Auditor:
-    name: str
-    email: str
-    team: str
-    breaks: frozenset[str]
-    done_this_year: int = 0
-    assigned: int = 0
-    format: str = "docx"  # the form format they prefer: docx (Word) or xlsx (Excel)
-
-
-@dataclass(frozen=True)
-class History:
-    """What the database says before allocating: cases audited within 12 months either side
-    of the month, audits per auditor this financial year, and inadequate cases due a re-audit."""
-
-    recent: frozenset[str] = frozenset()
-    done: dict[str, int] = field(default_factory=dict)
-    reaudits: tuple[tuple[dict[str, str], str, dt.date], ...] = ()
-
-
-@dataclass
-class Allocation:
-    month: str
-    due: dt.date
-    rows: list[dict[str, str]]
-    unallocated: list[str]
-    on_break: list[str]
-    warnings: list[str] = field(default_factory=list)
-    mode: str = "first"
-    replaced: int = 0
-
-    def by_auditor(self) -> Counter[str]:
-        return Counter(r["auditor"] for r in self.rows)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "month": self.month,
-            "due": self.due.isoformat(),
-            "mode": self.mode,
-            "allocated": len(self.rows),
-            "replaced": self.replaced,
-            "by_auditor": dict(sorted(self.by_auditor().items())),
-            "on_break": self.on_break,
-            "unallocated": self.unallocated,
-            "warnings": self.warnings,
-        }
+#: A plan file's samples (`--plan`): the programme's samples, drawn as seed 001's are.
+Sample = SampleRule
 
 
 def _category(text: str) -> str:
@@ -157,11 +125,12 @@ def load_population(path: Path) -> list[dict[str, str]]:
         seen.add(row["case_number"])
         row["category"] = _category(row["category"])
         _check_audit_id(path, row)
-        if row.get("last_audited") and parse_date(row["last_audited"]) is None:
-            raise AllocationError(
-                f"[{path} · row {row['_row']} · last_audited] "
-                f"'{row['last_audited']}' is not a date. Use YYYY-MM-DD."
-            )
+        for column in ("last_audited", "closed_on"):
+            if row.get(column) and parse_date(row[column]) is None:
+                raise AllocationError(
+                    f"[{path} · row {row['_row']} · {column}] "
+                    f"'{row[column]}' is not a date. Use YYYY-MM-DD."
+                )
     return rows
 
 
@@ -201,15 +170,49 @@ def load_auditors(path: Path) -> list[Auditor]:
                 f"{where} · format] '{row['format']}' is not a form format. "
                 "Use Word (docx) or Excel (xlsx)."
             )
-        auditors.append(Auditor(row["name"], row["email"], row["team"], breaks, done, format=fmt))
+        auditors.append(
+            Auditor(
+                row["name"],
+                row["email"],
+                row["team"],
+                breaks,
+                done,
+                format=fmt,
+                group=row.get("group", ""),
+                peer_team=row.get("peer_team", ""),
+            )
+        )
     return auditors
+
+
+def check_groups(path: Path, auditors: list[Auditor], policy: Policy) -> None:
+    """Every group the auditors file names is one the policy knows (its quotas, its
+    samples), so a typing slip is not an auditor quietly left out of the programme."""
+    known = {g.name for g in policy.auditors.groups}
+    known |= {g for s in policy.samples for g in s.auditors}
+    known |= set(policy.on_closure.auditors if policy.on_closure else ())
+    for auditor in auditors:
+        if auditor.group and auditor.group not in known:
+            raise AllocationError(
+                f"[{path} · group] '{auditor.group}' (auditor {auditor.name}) is not a group "
+                f"of programme '{policy.name}'. Use one of: {', '.join(sorted(known)) or 'none'}"
+                ", or leave it empty."
+            )
+
+
+def load_chosen(path: Path) -> list[dict[str, str]]:
+    """The cases auditors chose for their chosen slots: auditor, case_number[, sample]."""
+    rows = _table(path, CHOSEN_COLUMNS, "chosen cases")
+    return [row | {"_file": str(path)} for row in rows]
 
 
 def default_plan_path() -> Path:
     return Path(str(resources.files("formtool.templates") / "plans" / "default.yaml"))
 
 
-def load_plan(path: Path | None) -> list[Sample]:
+def load_plan(path: Path | None) -> list[SampleRule]:
+    """A plan file's samples (none: seed 001's default plan): `size` cases each, every
+    auditor, never the case's own team."""
     where_file = path or default_plan_path()
     try:
         data = yaml.safe_load(where_file.read_text(encoding="utf-8")) or {}
@@ -226,12 +229,13 @@ def load_plan(path: Path | None) -> list[Sample]:
         if not raw.get("categories"):
             raise AllocationError(f"{where} needs 'categories:' (population categories).")
         samples.append(
-            Sample(
+            SampleRule(
                 str(raw.get("name", raw["form"])),
                 raw["form"],
                 tuple(_category(c) for c in raw["categories"]),
                 raw["size"],
-                dict(raw.get("at_least") or {}),
+                at_least=dict(raw.get("at_least") or {}),
+                team="other",
             )
         )
     if not samples:
@@ -239,21 +243,62 @@ def load_plan(path: Path | None) -> list[Sample]:
     return samples
 
 
-def read_history(reads: AllocationReads, month: str, population: list[dict[str, str]]) -> History:
-    """The history an allocation for `month` must respect, read in its transaction."""
-    year_from, year_to = Month(month).financial_year()
-    recent, done = reads.allocation_history(
-        Month(month).shift(-12), Month(month).shift(12), year_from, year_to
+def with_plan(policy: Policy, plan_path: Path | None) -> Policy:
+    """The policy, its samples replaced by a plan file's when one is given (`--plan`)."""
+    if plan_path is None:
+        return policy
+    return replace(policy, samples=tuple(load_plan(plan_path)))
+
+
+def read_history(
+    reads: AllocationReads, month: str, population: list[dict[str, str]], policy: Policy
+) -> History:
+    """The history an allocation for `month` must respect under the policy, read in its
+    transaction: cases audited within the exclusion period either side, audits per auditor
+    in the policy's year, re-audits due, and what the rest and monthly quotas need."""
+    m = Month(month)
+    span = policy.exclusion_months
+    year_from, year_to = year_of(policy, month)
+    recent, done = reads.allocation_history(m.shift(-span), m.shift(span), year_from, year_to)
+    return History(
+        frozenset(recent),
+        dict(done),
+        tuple(_reaudits(reads, population, month, policy)),
+        _auditor_months(reads, m, policy.auditors.spacing_months),
+        _this_month(reads, m, policy),
     )
-    return History(frozenset(recent), dict(done), tuple(_reaudits(reads, population, month)))
+
+
+def _auditor_months(reads: AllocationReads, month: Month, gap: int) -> dict[str, frozenset[str]]:
+    """The months each auditor has audits in, within `gap` months either side."""
+    if not gap:
+        return {}
+    months: defaultdict[str, set[str]] = defaultdict(set)
+    for auditor, when in reads.auditor_months(month.shift(-gap), month.shift(gap)):
+        months[auditor].add(when)
+    return {auditor: frozenset(when) for auditor, when in months.items()}
+
+
+def _this_month(reads: AllocationReads, month: Month, policy: Policy) -> dict[str, int]:
+    """Each auditor's audits already recorded for the month (`--add`), if a monthly quota
+    applies."""
+    rules = policy.auditors
+    if rules.per_month is None and all(g.per_month is None for g in rules.groups):
+        return {}
+    _, counts = reads.allocation_history(month, month, month, month)
+    return dict(counts)
 
 
 def _reaudits(
-    reads: AllocationReads, population: list[dict[str, str]], month: str
-) -> list[tuple[dict[str, str], str, dt.date]]:
+    reads: AllocationReads, population: list[dict[str, str]], month: str, policy: Policy
+) -> list[DueReaudit]:
     """Cases graded with a follow-up grade (e.g. inadequate; moderated grade first) in an
-    earlier month and not audited since: seed 001 Appendix A para 25 wants a re-audit within
-    two months. They are exempt from the 12-month rule. (case, form, review-by date)."""
+    earlier month and not audited since, when the policy asks for re-audits (seed 001
+    Appendix A para 25: within two months, a review at four weeks). They are exempt from the
+    exclusion period."""
+    rule = policy.reaudit
+    if rule is None:
+        return []
     forms = all_forms()
     later = Counter((r.case_number, r.month) for r in reads.case_months())
     by_case = {row["case_number"]: row for row in population}
@@ -265,13 +310,22 @@ def _reaudits(
             continue
         if any(c == row.case_number and m > row.month for c, m in later):
             continue  # already re-audited (or audited again) since
-        case = by_case.get(row.case_number) or _stored_case(row, population, month)
-        follow_up = inadequate_follow_up(row.imported_at.date())
-        due.append((case, row.form_id, follow_up["review meeting by"]))
-    return sorted(due, key=lambda d: d[0]["case_number"])
+        case = by_case.get(row.case_number) or _stored_case(row, population, month, policy)
+        graded = row.imported_at.date()
+        due.append(
+            DueReaudit(
+                case,
+                row.form_id,
+                graded + dt.timedelta(weeks=rule.review_weeks),
+                add_months(graded, rule.within_months),
+            )
+        )
+    return sorted(due, key=lambda d: d.case["case_number"])
 
 
-def _stored_case(row: Any, population: list[dict[str, str]], month: str) -> dict[str, str]:
+def _stored_case(
+    row: Any, population: list[dict[str, str]], month: str, policy: Policy
+) -> dict[str, str]:
     """A case due a re-audit that the population no longer lists, as a population row: its
     stored facts, no category (the population would have said it), and an audit id of its
     own when the population names ids (the earlier audit keeps its id)."""
@@ -279,213 +333,65 @@ def _stored_case(row: Any, population: list[dict[str, str]], month: str) -> dict
     case.pop("audit_id", None)
     if any("audit_id" in p for p in population):
         form = all_forms()[row.form_id]
-        due = Month(month).last_day
+        due = row_due(policy, row.form_id, Month(month))
         case["audit_id"] = audit_id_for(form, row.case_number, due)
     return case
 
 
-def _eligible(row: dict[str, str], month: str, recent: frozenset[str]) -> bool:
-    if row["case_number"] in recent:
-        return False
-    last = parse_date(row.get("last_audited", "")) if row.get("last_audited") else None
-    return last is None or last < Month(month).shift(-12).first_day
-
-
-def _flag(row: dict[str, str], name: str) -> bool:
-    return row.get(name, "").strip().lower() in ("yes", "y", "true", "1")
-
-
-def _shortfall(
-    sample: Sample, pool: list[dict[str, str]], population: list[dict[str, str]], taken: set[str]
-) -> str:
-    """Why a sample got fewer cases than it wanted, in the population's own terms."""
-    everyone = [r for r in population if r["category"] in sample.categories]
-    categories = ", ".join(sample.categories)
-    if not everyone:
-        return (
-            f"{sample.name}: {sample.size} wanted, but the population has no cases in "
-            f"category {categories}."
-        )
-    in_other_samples = sum(r["case_number"] in taken for r in everyone)
-    recent = len(everyone) - len(pool) - in_other_samples
-    reasons = [
-        f"{recent} audited within the last 12 months" if recent else "",
-        f"{in_other_samples} already in another sample" if in_other_samples else "",
-    ]
-    return (
-        f"{sample.name}: {sample.size} wanted, only {len(pool)} of {len(everyone)} cases in "
-        f"{categories} eligible (" + "; ".join(r for r in reasons if r) + ")."
-    )
-
-
-def _draw(
-    sample: Sample, pool: list[dict[str, str]], rng: random.Random, notes: list[str]
-) -> list[dict[str, str]]:
-    """Required cases first, then the rest stratified by category in proportion."""
-    chosen: list[dict[str, str]] = []
-    for flag, count in sample.at_least.items():
-        flagged = [r for r in pool if _flag(r, flag)]
-        if len(flagged) < count:
-            notes.append(
-                f"{sample.name}: wanted at least {count} case(s) with {flag}, "
-                f"only {len(flagged)} eligible."
-            )
-        chosen += rng.sample(flagged, min(count, len(flagged)))
-    rest = [r for r in pool if r not in chosen]
-    wanted = min(sample.size, len(pool)) - len(chosen)
-    strata = {c: [r for r in rest if r["category"] == c] for c in sample.categories}
-    total = sum(len(v) for v in strata.values())
-    quotas = {c: wanted * len(v) / total if total else 0 for c, v in strata.items()}
-    counts = {c: int(q) for c, q in quotas.items()}
-    for c in sorted(quotas, key=lambda c: quotas[c] - counts[c], reverse=True):
-        if sum(counts.values()) < wanted:
-            counts[c] += 1
-    for category, members in strata.items():
-        chosen += rng.sample(members, min(counts[category], len(members)))
-    return chosen
-
-
-def _assign(case: dict[str, str], auditors: list[Auditor], rng: random.Random) -> Auditor | None:
-    """The least-loaded auditor outside the case's team with room this year."""
-    fits = [
-        a
-        for a in auditors
-        if a.team != case["team"] and a.done_this_year + a.assigned < MAX_PER_YEAR
-    ]
-    if not fits:
-        return None
-    least = min((a.assigned, a.done_this_year + a.assigned) for a in fits)
-    return rng.choice([a for a in fits if (a.assigned, a.done_this_year + a.assigned) == least])
-
-
-def _no_auditor(case: dict[str, str], auditors: list[Auditor], on_break: list[Auditor]) -> str:
-    others = [a for a in auditors if a.team != case["team"]]
-    resting = [a for a in on_break if a.team != case["team"]]
-    if not others and not resting:
-        why = f"every auditor is in {case['team']} (auditors never audit their own team)"
-    elif not others:
-        why = f"every auditor outside {case['team']} is on break this month"
-    else:
-        why = (
-            f"all {len(others)} auditors outside {case['team']} have their "
-            f"{MAX_PER_YEAR} audits this year"
-        )
-    return f"{case['case_number']} ({case['team']}): not allocated, {why}."
-
-
-def _load_warnings(month: str, auditors: list[Auditor]) -> list[str]:
-    """Auditors given more this month than their fair share of what is left of the year."""
-    months_left = len([m for m in _fy_months(month) if m >= month])
-    warnings = []
-    for a in auditors:
-        left = MAX_PER_YEAR - a.done_this_year
-        fair = math.ceil(left / months_left) if left > 0 else 0
-        if a.assigned > max(fair, 1):
-            warnings.append(
-                f"{a.name} gets {a.assigned} audits in {month}, more than a fair "
-                f"share of the {left} left this year over {months_left} month(s) "
-                f"({fair} a month)."
-            )
-    return warnings
-
-
-def _fy_months(month: str) -> tuple[Month, ...]:
-    return months_from(Month(month).financial_year()[0], 12)
-
-
-def allocate(
-    population: list[dict[str, str]],
-    auditors: list[Auditor],
-    samples: list[Sample],
-    month: str,
-    seed: int = 0,
-    history: History = History(),
-) -> Allocation:
-    """Draw the month's sample and share it out (pure: the history is given)."""
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-        raise AllocationError(f"--month '{month}' is not YYYY-MM.")
-    on_break = [a for a in auditors if month in a.breaks]
-    if auditors and len(on_break) > MAX_BREAK_SHARE * len(auditors):
-        raise AllocationError(
-            f"{len(on_break)} of {len(auditors)} auditors ({len(on_break) / len(auditors):.0%}) "
-            f"are on break in {month}; at most 20% may be (seed 001, Appendix A para 3). "
-            "Move some breaks to another month."
-        )
-    working = [a for a in auditors if month not in a.breaks]
-    for auditor in working:
-        auditor.done_this_year += history.done.get(auditor.name, 0)
-    rng = random.Random(f"{seed}:{month}")
-    due = Month(month).last_day
-    rows: list[dict[str, str]] = []
-    notes: list[str] = []
-    taken: set[str] = set()
-
-    def place(case: dict[str, str], form: str, audit_type: str, extra: dict[str, str]) -> None:
-        taken.add(case["case_number"])
-        auditor = _assign(case, working, rng)
-        if auditor is None:
-            notes.append(_no_auditor(case, working, on_break))
-            return
-        auditor.assigned += 1
-        rows.append(
-            {k: v for k, v in case.items() if not k.startswith("_")}
-            | {
-                "form": form,
-                "audit_type": audit_type,
-                "auditor": auditor.name,
-                "auditor_email": auditor.email,
-                "auditor_format": auditor.format,
-                "due_date": due.isoformat(),
-            }
-            | extra
-        )
-
-    for case, form, review_by in history.reaudits:
-        place(case, form, REAUDIT, {"review_by": review_by.isoformat()})
-    eligible = [r for r in population if _eligible(r, month, history.recent)]
-    for sample in samples:
-        pool = [
-            r
-            for r in eligible
-            if r["category"] in sample.categories and r["case_number"] not in taken
-        ]
-        if len(pool) < sample.size:
-            notes.append(_shortfall(sample, pool, population, taken))
-        for case in sorted(_draw(sample, pool, rng, notes), key=lambda r: r["case_number"]):
-            place(case, sample.form, sample.name, {})
-    return Allocation(
-        month, due, rows, notes, [a.name for a in on_break], _load_warnings(month, working)
-    )
-
-
-def _check_columns(path: Path, population: list[dict[str, str]], samples: list[Sample]) -> None:
-    """The population must carry every column the sampled forms print as required."""
+def _check_columns(path: Path, population: list[dict[str, str]], policy: Policy) -> None:
+    """The population must carry every column the sampled forms print as required, and a
+    worker column when a sample takes files per worker."""
     have = set(population[0]) | {"auditor", "due_date", "audit_type", "form"}
     forms = all_forms()
-    for sample in samples:
-        missing = [c for c in forms[sample.form].required_columns if c not in have]
+    wanted = [(s.name, s.form) for s in policy.samples]
+    if policy.on_closure:
+        wanted.append((CLOSURE.lower(), policy.on_closure.form))
+    for name, form_id in wanted:
+        form = forms.get(form_id)
+        if form is None:
+            raise AllocationError(
+                f"Programme '{policy.name}' samples form '{form_id}' ({name}), which is not "
+                f"a form here ({', '.join(forms)}). Fix the programme."
+            )
+        missing = [c for c in form.required_columns if c not in have]
         if missing:
             raise AllocationError(
                 f"[{path}] lacks column(s) {', '.join(missing)}, which form "
-                f"'{sample.form}' prints (sample '{sample.name}'). Add them."
+                f"'{form_id}' prints (sample '{name}'). Add them."
             )
+    per_worker = [s.name for s in policy.samples if s.per_worker]
+    if per_worker and "worker" not in have:
+        raise AllocationError(
+            f"[{path}] lacks column worker, which sample '{per_worker[0]}' needs (one file "
+            "per worker). Add it."
+        )
 
 
 def _records(
-    rows: list[dict[str, str]], key: bytes, unkeyed: Collection[str]
+    rows: list[dict[str, str]], key: bytes, unkeyed: Collection[str], month: str
 ) -> list[store.AuditRecord]:
-    """The allocation's audits as the store records them: keyed checksums, except audits
-    issued before keying (`unkeyed`), whose forms are already with auditors."""
+    """The allocation's audits as the store records them, in the allocation's month (a tool
+    may be due the next month): keyed checksums, except audits issued before keying
+    (`unkeyed`), whose forms are already with auditors."""
     from formtool.generate import audit_record
 
     forms = all_forms()
     columns = list(dict.fromkeys(k for row in rows for k in row))
     table = [[row.get(c, "") for c in columns] for row in rows]
     return [
-        audit_record(case if case.audit_id in unkeyed else replace(case, checksum_key=key))
+        replace(
+            audit_record(case if case.audit_id in unkeyed else replace(case, checksum_key=key)),
+            month=month,
+        )
         for form_id in dict.fromkeys(r["form"] for r in rows)
         for case in cases_from_rows("allocation", columns, table, forms[form_id])
     ]
+
+
+def _active_policy(db: Store) -> Policy:
+    from formtool.programme.rules import active_policy
+
+    return active_policy(db)
 
 
 def run_allocation(
@@ -498,19 +404,26 @@ def run_allocation(
     out: Path,
     mode: str = "first",
     user: str = "",
+    policy: Policy | None = None,
+    chosen_path: Path | None = None,
 ) -> Allocation:
-    """Allocate the month (under the allocation lock, with the history in the same
-    transaction), record the audits, then write the allocation as a case list."""
+    """Allocate the month under the policy (None: the database's active one), with the
+    cases auditors chose (`chosen_path`: auditor, case_number[, sample]), under the
+    allocation lock with the history in the same transaction; record the audits, the
+    chosen slots left open and the policy's name and version; then write the allocation as
+    a case list."""
     if mode not in MODES:
         raise AllocationError(f"Unknown allocation mode '{mode}'. Use one of {MODES}.")
+    policy = with_plan(policy or _active_policy(db), plan_path)
     population = load_population(population_path)
     if not population:
         raise AllocationError(f"[{population_path}] has no cases.")
     auditors = load_auditors(auditors_path)
     if not auditors:
         raise AllocationError(f"[{auditors_path}] lists no auditors.")
-    samples = load_plan(plan_path)
-    _check_columns(population_path, population, samples)
+    check_groups(auditors_path, auditors, policy)
+    chosen = load_chosen(chosen_path) if chosen_path else []
+    _check_columns(population_path, population, policy)
     forms = all_forms()
     made: list[Allocation] = []
     key = db.identity_key()  # made before the allocation's transaction, not inside it
@@ -519,10 +432,9 @@ def run_allocation(
     def plan(reads: AllocationReads) -> Planned:
         _refuse_repeat(reads.month_allocations(month), month, mode)
         replaced = reads.drop_unstarted(month) if mode == "replace" else 0
-        allocation = allocate(
-            population, auditors, samples, month, seed, read_history(reads, month, population)
-        )
-        if not allocation.rows:
+        history = read_history(reads, month, population, policy)
+        allocation = allocate(population, auditors, policy, month, seed, history, chosen)
+        if not allocation.rows and not allocation.choices:
             raise AllocationError(
                 f"Nothing could be allocated for {month}: "
                 + " ".join(allocation.unallocated or ["no eligible cases."])
@@ -530,10 +442,12 @@ def run_allocation(
         allocation.mode, allocation.replaced = mode, replaced
         made.append(allocation)
         return Planned(
-            _records(allocation.rows, key, unkeyed), [forms[r["form"]] for r in allocation.rows]
+            _records(allocation.rows, key, unkeyed, month),
+            [forms[r["form"]] for r in allocation.rows],
+            allocation.choices,
         )
 
-    db.allocate(month, mode, seed, plan, user)
+    db.allocate(month, mode, seed, plan, user, programme=(policy.name, policy.version))
     allocation = made[-1]  # plan ran, or allocate raised
     write_case_list(out, allocation.rows)
     return allocation
@@ -546,3 +460,58 @@ def _refuse_repeat(earlier: list[Any], month: str, mode: str) -> None:
             f"{month} is already allocated ({count} audit(s), {show_date(earlier[-1].created_at)}"
             "). Replace the audits not yet sent (allocate --replace) or add more (--add)."
         )
+
+
+def rules_in_words(policy: Policy) -> list[str]:
+    """The allocation rules the policy sets, as the Allocate page lists them under its
+    samples."""
+    rules = policy.auditors
+    reaudit = "; inadequate cases come back for re-audit" if policy.reaudit else ""
+    teams = {s.team_rule(m) for s in policy.samples for m in range(1, 13)}
+    whose = "Auditors never audit their own team" if teams <= {"other"} else _team_words(teams)
+    quotas = [
+        f"at most {rules.per_year} audits each per {rules.year} year" if rules.per_year else "",
+        f"at most {rules.per_month} a month" if rules.per_month else "",
+        *(_group_words(g) for g in rules.groups),
+    ]
+    lines = [
+        "Stratified by category, seeded: the same files and seed give the same sample.",
+        f"No case audited in the last {policy.exclusion_months} months{reaudit}.",
+        "; ".join([whose, *(q for q in quotas if q), "each case to the least-loaded eligible "])
+        + "auditor.",
+    ]
+    if rules.break_limit is not None:
+        lines.append(f"At most {rules.break_limit:.0%} of auditors on break in a month.")
+    if rules.months_off:
+        lines.append(f"No audits in {_month_names(rules.months_off)}.")
+    if rules.spacing_months:
+        lines.append(f"An auditor rests {rules.spacing_months} month(s) after an audit.")
+    if policy.on_closure:
+        lines.append(f"A case closed last month is audited again ({policy.on_closure.form}).")
+    return lines
+
+
+def _team_words(rules: set[str]) -> str:
+    words = {
+        "other": "outside their own team",
+        "own": "in their own team",
+        "peer": "in their peer team",
+        "any": "in any team",
+    }
+    return "Each sample says whose cases an auditor takes: " + " or ".join(
+        words[r] for r in sorted(rules) if r in words
+    )
+
+
+def _group_words(group: AuditorGroup) -> str:
+    caps = [
+        f"{group.per_month} a month" if group.per_month is not None else "",
+        f"{group.per_year} a year" if group.per_year is not None else "",
+        f"none in {_month_names(group.months_off)}" if group.months_off else "",
+    ]
+    said = ", ".join(c for c in caps if c)
+    return f"{group.name}: {said}" if said else ""
+
+
+def _month_names(months: Collection[int]) -> str:
+    return ", ".join(calendar.month_name[m] for m in sorted(months))

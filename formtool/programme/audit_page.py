@@ -1,17 +1,21 @@
 """One audit as the web workspace's audit page shows it: its facts, answers, actions, warnings,
-every return it had, its events, and the QA steps open to it now (the state machine decides).
-Also the original file of any stored return, for download.
+every return it had, its events, its immediate concerns, and the QA steps open to it now (the
+state machine decides). Also the original file of any stored return, for download, and the
+concerns as the dashboard's banner and the concerns page list them.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from formtool import store
 from formtool.errors import FormtoolError, Issue
 from formtool.periods import iso_text
-from formtool.store import StateError, Store
+from formtool.programme.concerns import as_dict as concern_dict
+from formtool.programme.concerns import contacts, unsent
+from formtool.programme.rules import active_policy
+from formtool.store import Concern, StateError, Store
 
 S = store.AuditState
 
@@ -77,6 +81,36 @@ class EventEntry:
     superseded: bool = False  # an officer's decision set aside when the audit was reopened
 
 
+@dataclass(frozen=True)
+class ConcernEntry:
+    """An immediate concern as a page shows it: its record, and whether its email has gone
+    (one not yet gone is said loudly until it has)."""
+
+    concern: Concern
+    emailed: bool
+    to: tuple[str, ...] = ()  # who hears of it under the programme
+
+    @property
+    def source(self) -> str:
+        return "from the auditor's return" if self.concern.source == "return" else "by an officer"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The concern without its own words (as `formtool concerns --json`)."""
+        return concern_dict(self.concern, self.emailed)
+
+
+def concern_entries(
+    db: Store, open_only: bool = False, audit_id: str | None = None
+) -> list[ConcernEntry]:
+    """Concerns with whether each was emailed: open ones first, each group oldest first (the
+    one waiting longest for action leads)."""
+    found = db.concerns(open_only, audit_id)
+    waiting = {c.id for c in unsent(db, found)}
+    ordered = sorted(found, key=lambda c: not c.open)  # stable: raised order within each
+    policy = active_policy(db)
+    return [ConcernEntry(c, c.id not in waiting, contacts(policy, c)) for c in ordered]
+
+
 @dataclass
 class AuditDetail:
     """Everything about one audit, as the web workspace's audit page shows it."""
@@ -88,10 +122,15 @@ class AuditDetail:
     warnings: list[dict[str, str]]  # issue data with its message
     returns: list[ReturnEntry]  # newest first
     events: list[EventEntry]
-    next_steps: list[str]  # what can be done now: accept, amend, moderate, signoff, close, reopen
+    next_steps: list[str]  # accept, amend, moderate, signoff, close, reopen, exempt
+    concerns: list[ConcernEntry] = field(default_factory=list)  # open first
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"concerns": [c.as_dict() for c in self.concerns]}
+
+    @property
+    def open_concerns(self) -> list[ConcernEntry]:
+        return [c for c in self.concerns if c.concern.open]
 
 
 def _steps(state: str, graded: bool) -> list[str]:
@@ -109,6 +148,8 @@ def _steps(state: str, graded: bool) -> list[str]:
         steps.append("close")
     if state_ in store.ACCEPTED:
         steps.append("reopen")
+    if S.exempted in allowed:
+        steps.append("exempt")
     return steps
 
 
@@ -193,6 +234,7 @@ def audit_detail(db: Store, audit_id: str) -> AuditDetail:
             for e in events
         ],
         _steps(row.state, bool(row.auditor_grade or row.moderated_grade)),
+        concern_entries(db, audit_id=audit_id),
     )
 
 

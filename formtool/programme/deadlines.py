@@ -127,6 +127,13 @@ def inadequate_follow_up(graded: dt.date) -> dict[str, dt.date]:
     }
 
 
+def bank_holidays_in(year: int, month: int) -> list[str]:
+    """The month's bank holidays, "YYYY-MM-DD Name", in date order."""
+    return [
+        f"{d.isoformat()} {n}" for d, n in sorted(_bank_holidays(year).items()) if d.month == month
+    ]
+
+
 def year_timetable(year: int) -> list[dict]:
     """The timetable for every month of a calendar year, with its bank holidays."""
     return [

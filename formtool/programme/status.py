@@ -45,6 +45,9 @@ class StatusReport:
     outstanding: list[Outstanding] = field(default_factory=list)
     held: int = 0  # returns from strangers' addresses waiting for an officer (every month)
     unkeyed: int = 0  # open audits whose forms carry the checksum used before keying
+    #: Chosen slots the allocation left for auditors to name, not yet named (auditor, sample).
+    choices: list[dict[str, str]] = field(default_factory=list)
+    concerns: int = 0  # immediate concerns with no action recorded (every month)
 
     @property
     def overdue(self) -> list[Outstanding]:
@@ -62,6 +65,8 @@ class StatusReport:
             "overdue": [o.audit_id for o in self.overdue],
             "held_returns": self.held,
             "unkeyed_audits": self.unkeyed,
+            "missing_choices": self.choices,
+            "open_concerns": self.concerns,
         }
 
 
@@ -115,4 +120,9 @@ def status(db: Store, month: str | None = None, today: dt.date | None = None) ->
         outstanding,
         len(db.held_returns()),
         db.unkeyed_audits(),
+        [
+            {"month": c.month, "auditor": c.auditor, "sample": c.sample, "form": c.form_id}
+            for c in db.open_choices(month)
+        ],
+        len(db.concerns(open_only=True)),
     )

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from formtool import clock
 from formtool.errors import FormtoolError
 from formtool.periods import show_date
-from formtool.programme.deadlines import amendment_due
 from formtool.store import AuditState, Move, OpenActions, StateError, Store
 
 S = AuditState
@@ -56,7 +55,7 @@ def check_audit(
             why="only a complete (Final) return can be accepted; import it first",
         )
         return StepResult(audit_id, S.checked.value, db.move(accept, user).value)
-    due = amendment_due(today)
+    due = _amendment_due(db, audit_id, today)
     amend = Move(
         audit_id,
         (S.returned,),
@@ -64,9 +63,22 @@ def check_audit(
         "amendment requested",
         f"amend by {show_date(due)}: {amend_reason.strip()}",
         why="only a returned audit can be sent back for amendment",
+        due=due,  # the audit is due again on this day while it is with the auditor
     )
     before = db.move(amend, user)
     return StepResult(audit_id, S.amendment_requested.value, before.value, due.isoformat())
+
+
+def _amendment_due(db: Store, audit_id: str, today: dt.date) -> dt.date:
+    from formtool.programme.rules import active_policy, amendment_due_for
+
+    row = db.audit_row(audit_id)
+    if row is None:
+        raise WorkflowError(
+            f"Audit {audit_id} is not in the database. Check the id "
+            "(`formtool status` lists the month's audits)."
+        )
+    return amendment_due_for(active_policy(db), row.form_id, row.month, today)
 
 
 def sign_off_actions(db: Store, audit_id: str, user: str = "") -> StepResult:
@@ -106,6 +118,29 @@ def close_audit(db: Store, audit_id: str, user: str = "") -> StepResult:
             "Sign them off (`formtool signoff`) before closing it."
         ) from None
     return StepResult(audit_id, S.closed.value, before.value)
+
+
+def exempt_audit(
+    db: Store, audit_id: str, reason: str, agreed_by: str, user: str = "", who_agrees: str = ""
+) -> StepResult:
+    """Exempt an allocated audit, in exceptional circumstances, with the reason and who
+    agreed (seed 001 App A paras 4-5): it is not done and counts against nobody's quota. A
+    return arriving afterwards is kept as history, never current. `who_agrees`: the
+    programme's words for who may agree one, for the message when nobody is named."""
+    if not reason.strip():
+        raise WorkflowError('Say why the audit is exempted (--reason "...").')
+    if not agreed_by.strip():
+        rule = f" ({who_agrees})" if who_agrees else ""
+        raise WorkflowError(f"Say who agreed the exemption (--agreed-by NAME){rule}.")
+    move = Move(
+        audit_id,
+        (S.allocated, S.sent, S.in_progress),
+        S.exempted,
+        "exempted",
+        f"agreed by {agreed_by.strip()}: {reason.strip()}",
+        why="only an audit not yet complete can be exempted",
+    )
+    return StepResult(audit_id, S.exempted.value, db.move(move, user).value)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from formtool import store
 from formtool.errors import Issue, IssueCode, Rejected, printable
 from formtool.periods import show_time
 from formtool.read import READABLE, FormResolver, RawReturn, installed_form, read_bytes
+from formtool.read.concern import YES, concern_answer, concern_text
 from formtool.read.limits import MAX_FILE_BYTES
 from formtool.read.validate import ReadResult, validate_return
 from formtool.store import DatabaseError, Store, StoreError, current_work, failure
@@ -272,7 +273,19 @@ def _import_return(batch: _Batch, name: str, data: bytes, envelope: Envelope) ->
             )
         )
     hold = store.HELD_SENDER if stranger else ""
-    return _store(batch, name, data, content_hash, raw, result, envelope, stage, hold)
+    concern = _concern(raw, result)
+    return _store(batch, name, data, content_hash, raw, result, envelope, stage, hold, concern)
+
+
+def _concern(raw: RawReturn, result: ReadResult) -> store.RaisedConcern | None:
+    """What the return raises: a concern when it answers Yes to the immediate-concern
+    question (a draft too: a child's safety does not wait for the Final return)."""
+    record = result.record
+    assert record is not None  # accepted
+    if concern_answer(raw.form, record.answers) != YES:
+        return None
+    details, told = concern_text(raw.form, record.answers)
+    return store.RaisedConcern(details, told, ())  # who hears: the programme's, at sending
 
 
 def _seen_before(batch: _Batch, name: str, seen: Any, envelope: Envelope) -> ImportOutcome:
@@ -327,6 +340,7 @@ def _store(
     envelope: Envelope,
     stage: str,
     hold: str,
+    concern: store.RaisedConcern | None = None,
 ) -> ImportOutcome:
     record = result.record
     assert record is not None  # accepted
@@ -340,6 +354,7 @@ def _store(
         record.grade,
         record.moderated_grade,
         [i.as_data() for i in result.issues],
+        concern,
     )
     envelope_file = store.ReturnFile(
         Path(name).name,
@@ -358,6 +373,15 @@ def _store(
             name, Issue(IssueCode.state_changed, name, value=str(exc), audit_id=audit_id), audit_id
         )
     issues = list(result.issues)
+    if stored.concern is not None:
+        issues.append(
+            Issue(
+                IssueCode.concern_raised,
+                name,
+                value=str(stored.concern.id),
+                audit_id=audit_id,
+            )
+        )
     if stored.held == store.HELD_LOCKED:
         state = str(stored.state or "")
         issues.append(Issue(IssueCode.after_close, name, value=state, audit_id=audit_id))

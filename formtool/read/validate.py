@@ -1,5 +1,6 @@
 """Check a read return against its definition: allowed values, dates, required-when-final,
-unaltered facts; then consistency warnings a QA officer would raise by eye.
+unaltered facts; then consistency warnings a QA officer would raise by eye, and a warning when
+the urgent-concern question says Yes without saying what (read/concern.py).
 
 Produces a `ReadResult(record, issues)`. Issues are collected, never raised; any issue that
 is not a warning means the return is rejected and nothing is stored. What counts as final,
@@ -24,6 +25,7 @@ from formtool.errors import Issue, IssueCode
 from formtool.periods import show_date
 from formtool.read import RawReturn
 from formtool.read.cases import facts_checksum
+from formtool.read.concern import concern_issues
 
 #: Roles every action row needs, and how a message names them.
 ACTION_NEEDS = (
@@ -156,6 +158,7 @@ def validate_return(
     ]
     issues += doubts
     issues += _consistency_issues(form, answers, file)
+    issues += concern_issues(form, values, file)  # a Yes warns, never refuses: see concern.py
     if stage == AUDIT and prepared is not None:
         issues += _evidence_changes(form, values, prepared, file)
     facts = {h.column: raw.values.get(h.key, "") for h in form.header}

@@ -83,11 +83,13 @@ from formtool.store.facade import (
 )
 from formtool.store.forms import save_snapshot, snapshot, snapshots
 from formtool.store.outbox import Claim, Delivery, MessageState, OutboxMessage
+from formtool.store.programmes import Concern, StoredPolicy
 from formtool.store.returns import (
     AUDIT,
     PREPARED,
     HeldReturn,
     OpenActions,
+    RaisedConcern,
     ReturnFile,
     ReturnRecord,
     Stored,
@@ -171,6 +173,7 @@ __all__ = [
     "BackupInfo",
     "BackupReport",
     "Claim",
+    "Concern",
     "DatabaseError",
     "Delivery",
     "DriverError",
@@ -181,6 +184,7 @@ __all__ = [
     "OpenActions",
     "OutboxMessage",
     "Planned",
+    "RaisedConcern",
     "RestorePlan",
     "RestoreReport",
     "ReturnFile",
@@ -189,6 +193,7 @@ __all__ = [
     "Store",
     "StoreError",
     "Stored",
+    "StoredPolicy",
     "UnknownVersionsError",
     "Work",
     "access_log",

@@ -121,6 +121,7 @@ class AuditRecord:
     preparer_email: str = ""
     form_format: str = "docx"
     checksum_scheme: str = "sha256"  # "hmac" when the form was made with the database's key
+    month: str = ""  # the audit month, when not the due date's (a tool due the next month)
 
     def values(self) -> dict[str, Any]:
         return {
@@ -133,7 +134,7 @@ class AuditRecord:
             "team": self.team,
             "worker": self.worker,
             "manager": self.manager,
-            "month": str(Month.of(self.due_date)),
+            "month": self.month or str(Month.of(self.due_date)),
             "due_date": self.due_date,
             "checksum": self.checksum,
             "facts": json.dumps(dict(self.facts), ensure_ascii=False),
@@ -251,6 +252,7 @@ def record_allocation(
     records: list[AuditRecord],
     replaced: int,
     user: str = "",
+    programme: tuple[str, int] = ("", 0),
 ) -> int:
     allocation_id = new_id(
         conn.execute(
@@ -261,11 +263,42 @@ def record_allocation(
                 audits=len(records),
                 replaced=replaced,
                 created_at=now(),
+                # Left to the column defaults without a programme, so a schema from before
+                # them (as upgrade tests build) still takes the row.
+                **(
+                    {"programme": programme[0], "programme_version": programme[1]}
+                    if programme[0]
+                    else {}
+                ),
             )
         )
     )
     upsert_audits(conn, records, allocation_id, user)
     return int(allocation_id)
+
+
+def set_due(conn: sa.Connection, audit_id: str, due: dt.date) -> None:
+    """Move the audit's due date (an amendment is due back), keeping the one it was
+    allocated with in original_due_date."""
+    a = audits.c
+    conn.execute(
+        audits.update()
+        .where(a.audit_id == audit_id)
+        .values(original_due_date=sa.func.coalesce(a.original_due_date, a.due_date), due_date=due)
+    )
+
+
+def auditor_months(conn: sa.Connection, first: str, last: str) -> list[tuple[str, str]]:
+    """(auditor, month) for every month first..last in which an auditor had an audit that
+    was not exempted."""
+    a = audits.c
+    rows = conn.execute(
+        sa.select(a.auditor, a.month)
+        .where((a.month >= first) & (a.month <= last) & (a.state != AuditState.exempted.value))
+        .distinct()
+        .order_by(a.auditor, a.month)
+    ).all()
+    return [(r.auditor, r.month) for r in rows]
 
 
 def allocation_history(
@@ -284,6 +317,7 @@ def allocation_history(
             conn.execute(
                 sa.select(a.auditor, sa.func.count())
                 .where((a.month >= year_from) & (a.month <= year_to))
+                .where(a.state != AuditState.exempted.value)  # counts against nobody
                 .group_by(a.auditor)
             ).all()
         )

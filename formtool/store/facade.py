@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from formtool.store import (
     catalog,
     heartbeat,
     outbox,
+    programmes,
     queries,
     returns,
     users,
@@ -55,6 +56,7 @@ class Move:
     event: str
     detail: str = ""
     why: str = ""
+    due: dt.date | None = None  # the audit's new due date (an amendment), if it moves
 
 
 @dataclass(frozen=True)
@@ -91,11 +93,16 @@ class AllocationReads:
     def graded_before(self, month: str) -> list[Any]:
         return queries.graded_before(self._conn, month)
 
+    def auditor_months(self, first: str, last: str) -> list[tuple[str, str]]:
+        """(auditor, month) for each month first..last an auditor had an audit."""
+        return audits.auditor_months(self._conn, first, last)
+
     def drop_unstarted(self, month: str) -> int:
         """`allocate --replace`: remove the month's audits nothing has happened to yet."""
         if not self._may_write:
             raise RuntimeError("a preview reads the history; it never changes it")
         self.replaced = audits.drop_unstarted(self._conn, month)
+        programmes.drop_open_choices(self._conn, month)
         return self.replaced
 
 
@@ -105,6 +112,7 @@ class Planned:
 
     records: list[audits.AuditRecord]
     forms: list[FormDefinition]
+    choices: list[dict[str, str]] = field(default_factory=list)  # chosen slots left open
 
 
 class Store:
@@ -246,12 +254,16 @@ class Store:
     def move_all(self, moves: Iterable[Move], user: str = "") -> list[AuditState]:
         """State changes in one transaction: all happen, or none."""
         with self._write() as conn:
-            return [
-                audits.move_state(
-                    conn, m.audit_id, m.allowed_from, m.to, m.event, m.detail, user, why=m.why
+            before = []
+            for m in moves:
+                before.append(
+                    audits.move_state(
+                        conn, m.audit_id, m.allowed_from, m.to, m.event, m.detail, user, m.why
+                    )
                 )
-                for m in moves
-            ]
+                if m.due is not None:
+                    audits.set_due(conn, m.audit_id, m.due)
+            return before
 
     def move_once_signed_off(
         self, move: Move, user: str = "", check_in: Collection[AuditState] | None = None
@@ -386,16 +398,21 @@ class Store:
         seed: int,
         plan: Callable[[AllocationReads], Planned],
         user: str = "",
+        programme: tuple[str, int] = ("", 0),
     ) -> int:
         """One allocation under the allocation lock: `plan` reads the history (and may clear
-        the month's unstarted audits) in this transaction, then its audits are recorded.
+        the month's unstarted audits) in this transaction, then its audits are recorded with
+        the programme (name, version) it ran under and the chosen slots it left open.
         Returns how many unstarted audits it replaced."""
         with self._write() as conn:
             lock(conn, "formtool allocation")
             reads = AllocationReads(conn, may_write=True)
             planned = plan(reads)
             catalog.record_snapshots(conn, planned.forms)
-            audits.record_allocation(conn, month, mode, seed, planned.records, reads.replaced, user)
+            allocation_id = audits.record_allocation(
+                conn, month, mode, seed, planned.records, reads.replaced, user, programme
+            )
+            programmes.add_choices(conn, month, allocation_id, planned.choices)
             return reads.replaced
 
     def preview_allocation(self, work: Callable[[AllocationReads], T]) -> T:
@@ -521,6 +538,61 @@ class Store:
             return audits.unkeyed_open(conn)
 
     # --- accounts, sessions, the server's secret (users.py) ------------------------------
+
+    # --- the programme: policy, chosen slots, concerns (programmes.py) ---------------------
+
+    def use_policy(
+        self, name: str, snapshot: dict[str, Any], user: str = ""
+    ) -> tuple[programmes.StoredPolicy, bool]:
+        """Make the policy active (a new version if its content changed); (it, new?)."""
+        with self._write() as conn:
+            return programmes.use_policy(conn, name, snapshot, user)
+
+    def active_policy(self) -> programmes.StoredPolicy | None:
+        """The programme policy in force; None: none chosen yet (the default applies)."""
+        with self._read() as conn:
+            return programmes.active_policy(conn)
+
+    def policy_versions(self) -> list[programmes.StoredPolicy]:
+        with self._read() as conn:
+            return programmes.policy_versions(conn)
+
+    def open_choices(self, month: str | None = None) -> list[Any]:
+        """Chosen slots an allocation left for auditors to name, not yet named."""
+        with self._read() as conn:
+            return programmes.open_choices(conn, month)
+
+    def raise_concern(
+        self,
+        audit_id: str,
+        source: str,
+        details: str,
+        told: str,
+        contacts: Iterable[str],
+        return_id: int | None = None,
+        user: str = "",
+    ) -> programmes.Concern | None:
+        """Record an immediate concern (None: this audit's returns raised one already)."""
+        with self._write() as conn:
+            return programmes.raise_concern(
+                conn, audit_id, source, details, told, contacts, return_id, user
+            )
+
+    def concerns(
+        self, open_only: bool = False, audit_id: str | None = None
+    ) -> list[programmes.Concern]:
+        with self._read() as conn:
+            return programmes.concern_list(conn, open_only, audit_id)
+
+    def concern(self, concern_id: int) -> programmes.Concern | None:
+        with self._read() as conn:
+            return programmes.concern_by_id(conn, concern_id)
+
+    def record_concern_action(
+        self, concern_id: int, action: str, user: str = ""
+    ) -> programmes.Concern:
+        with self._write() as conn:
+            return programmes.record_action(conn, concern_id, action, user)
 
     def user(self, name: str) -> Any:
         with self._read() as conn:

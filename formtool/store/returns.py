@@ -29,6 +29,7 @@ from formtool.store.audits import (
 )
 from formtool.store.catalog import UnknownVersionsError, form_in
 from formtool.store.engine import now, transaction
+from formtool.store.programmes import Concern, raise_concern
 from formtool.store.schema import (
     ACCEPTED,
     HELD_LOCKED,
@@ -77,6 +78,16 @@ class ReturnRecord:
     grade: str = ""
     moderated_grade: str = ""
     warnings: Sequence[Mapping[str, str]] = ()  # issue data (code, field, value, ...)
+    concern: RaisedConcern | None = None  # the return answers Yes to the immediate concern
+
+
+@dataclass(frozen=True)
+class RaisedConcern:
+    """What a return says of an immediate concern, and who the programme says to tell."""
+
+    details: str
+    told: str
+    contacts: tuple[str, ...]
 
 
 @dataclass
@@ -87,6 +98,7 @@ class Stored:
     previous_date: dt.datetime | None = field(default=None)  # the newer current return's date
     previous_kind: str = ""  # what that date is: "saved", "sent" or "imported"
     held: str = ""  # why it is not current, when held (schema.HELD_*)
+    concern: Concern | None = None  # the concern this return raised (None: none, or raised)
 
 
 def return_stage(conn: sa.Connection, audit_id: str, two_stage: bool) -> str:
@@ -140,55 +152,86 @@ def store_return(
     """Store one validated return (see the module docstring for the rules). A return the
     caller holds (`hold`, e.g. HELD_SENDER), or one arriving after an officer accepted the
     audit, is stored but not current until an officer releases it or reopens the audit."""
-    r = returns.c
     with transaction(engine) as conn:
-        state = audit_state(conn, record.audit_id, for_update=True)
-        if conn.execute(
-            sa.select(r.id).where(
-                (r.audit_id == record.audit_id) & (r.content_hash == file.content_hash)
-            )
-        ).first():
-            return Stored("unchanged", state=state)
-        if return_stage(conn, record.audit_id, two_stage) != stage:
-            raise StateError(
-                f"Audit {record.audit_id} moved on while this file was read; import it again."
-            )
-        # Who sent it is asked first: a stranger's return waits for an officer whatever the
-        # audit's state; the auditor's own, for an accepted audit, waits for a reopen.
-        if not hold and state in ACCEPTED and not _only_sign_offs(conn, record, state):
-            hold = HELD_LOCKED
-        if hold:
-            return_id = _insert_return(conn, record, file, stage, file.order_date, False, None)
-            conn.execute(returns.update().where(r.id == return_id).values(held=hold))
-            detail = f"{file.name}: " + (
-                f"arrived after the audit was {state}; kept until an officer reopens it"
-                if hold == HELD_LOCKED
-                else f"from {file.sender or 'an unknown sender'}, not the auditor; held for an "
-                "officer to accept or refuse"
-            )
-            record_event(conn, record.audit_id, "kept as history", detail, user)
-            return Stored("history" if hold == HELD_LOCKED else "held", return_id, state, held=hold)
-        current = _current(conn, record.audit_id)
-        order = file.order_date
-        current_date = (current.saved_at or current.imported_at) if current else None
-        newer = current_date is None or order >= current_date
-        return_id = _insert_return(conn, record, file, stage, order, False, None)
-        if not newer:
-            record_event(
+        stored = _store_in(conn, record, file, stage, two_stage, user, hold)
+        raised = record.concern
+        if raised is not None and stored.return_id is not None:
+            # In the return's own transaction: a concern is never lost between the two. Any
+            # stored return raises it, held or not: a child's safety does not wait on who sent it.
+            stored.concern = raise_concern(
                 conn,
                 record.audit_id,
-                "kept as history",
-                f"{file.name} saved {show_time(order)}, before the current return",
+                "return",
+                raised.details,
+                raised.told,
+                raised.contacts,
+                stored.return_id,
                 user,
             )
-            return Stored("history", return_id, state, current_date, _dated(current))
-        placed = _make_current(
-            conn, record.audit_id, return_id, current, record.grade, record.moderated_grade
+        return stored
+
+
+def _store_in(
+    conn: sa.Connection,
+    record: ReturnRecord,
+    file: ReturnFile,
+    stage: str,
+    two_stage: bool,
+    user: str,
+    hold: str,
+) -> Stored:
+    r = returns.c
+    state = audit_state(conn, record.audit_id, for_update=True)
+    if conn.execute(
+        sa.select(r.id).where(
+            (r.audit_id == record.audit_id) & (r.content_hash == file.content_hash)
         )
-        detail = f"{file.name} ({'final' if record.final else 'draft'})"
-        return _moved(
-            conn, record.audit_id, placed, state, _next_state(stage, record.final), detail, user
+    ).first():
+        return Stored("unchanged", state=state)
+    if return_stage(conn, record.audit_id, two_stage) != stage:
+        raise StateError(
+            f"Audit {record.audit_id} moved on while this file was read; import it again."
         )
+    # Who sent it is asked first: a stranger's return waits for an officer whatever the
+    # audit's state; the auditor's own, for an accepted audit, waits for a reopen.
+    if not hold and state is AuditState.exempted:
+        hold = HELD_LOCKED  # exempted: never current, kept as the history it is
+    elif not hold and state in ACCEPTED and not _only_sign_offs(conn, record, state):
+        hold = HELD_LOCKED
+    if hold:
+        return_id = _insert_return(conn, record, file, stage, file.order_date, False, None)
+        conn.execute(returns.update().where(r.id == return_id).values(held=hold))
+        detail = f"{file.name}: " + (
+            f"arrived after the audit was {state}; kept as history"
+            if state is AuditState.exempted
+            else f"arrived after the audit was {state}; kept until an officer reopens it"
+            if hold == HELD_LOCKED
+            else f"from {file.sender or 'an unknown sender'}, not the auditor; held for an "
+            "officer to accept or refuse"
+        )
+        record_event(conn, record.audit_id, "kept as history", detail, user)
+        return Stored("history" if hold == HELD_LOCKED else "held", return_id, state, held=hold)
+    current = _current(conn, record.audit_id)
+    order = file.order_date
+    current_date = (current.saved_at or current.imported_at) if current else None
+    newer = current_date is None or order >= current_date
+    return_id = _insert_return(conn, record, file, stage, order, False, None)
+    if not newer:
+        record_event(
+            conn,
+            record.audit_id,
+            "kept as history",
+            f"{file.name} saved {show_time(order)}, before the current return",
+            user,
+        )
+        return Stored("history", return_id, state, current_date, _dated(current))
+    placed = _make_current(
+        conn, record.audit_id, return_id, current, record.grade, record.moderated_grade
+    )
+    detail = f"{file.name} ({'final' if record.final else 'draft'})"
+    return _moved(
+        conn, record.audit_id, placed, state, _next_state(stage, record.final), detail, user
+    )
 
 
 #: Action columns a manager fills in after the QA check: a return that adds only these to

@@ -27,14 +27,15 @@ class AuditState(StrEnum):
     moderated = "moderated"
     actions_signed_off = "actions signed off"
     closed = "closed"
+    exempted = "exempted"  # agreed not to be done (seed 001 App A para 4): nobody's quota
 
 
 S = AuditState
 #: Every allowed move: from-state -> the states it may move to. Nothing else is possible.
 TRANSITIONS: dict[AuditState, frozenset[AuditState]] = {
-    S.allocated: frozenset({S.sent, S.in_progress, S.prepared, S.returned}),
-    S.sent: frozenset({S.in_progress, S.prepared, S.returned}),
-    S.in_progress: frozenset({S.in_progress, S.prepared, S.returned}),
+    S.allocated: frozenset({S.sent, S.in_progress, S.prepared, S.returned, S.exempted}),
+    S.sent: frozenset({S.in_progress, S.prepared, S.returned, S.exempted}),
+    S.in_progress: frozenset({S.in_progress, S.prepared, S.returned, S.exempted}),
     S.prepared: frozenset({S.prepared, S.awaiting_audit, S.filed_unaudited}),
     S.awaiting_audit: frozenset({S.in_progress, S.returned}),
     S.amendment_requested: frozenset({S.in_progress, S.returned}),
@@ -46,6 +47,7 @@ TRANSITIONS: dict[AuditState, frozenset[AuditState]] = {
     S.actions_signed_off: frozenset({S.closed}),
     S.filed_unaudited: frozenset(),
     S.closed: frozenset(),
+    S.exempted: frozenset(),
 }
 #: The auditor (or preparer) still owes a return: counted as outstanding, overdue after the
 #: due date, and chased.
@@ -89,6 +91,9 @@ audits = sa.Table(
     # How the identity checksum is made: "hmac" (keyed with the database's own secret, so
     # only formtool can mint it) or "sha256" (audits issued before keying, until closed).
     sa.Column("checksum_scheme", sa.String(10), nullable=False, server_default="sha256"),
+    # The due date the audit was allocated with; the current one (due_date) moves while an
+    # amendment is with the auditor. None: never moved.
+    sa.Column("original_due_date", sa.Date, nullable=True),
 )
 
 allocations = sa.Table(
@@ -101,6 +106,9 @@ allocations = sa.Table(
     sa.Column("audits", sa.Integer, nullable=False),
     sa.Column("replaced", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    # The programme policy (and its version in `programmes`) the allocation ran under.
+    sa.Column("programme", sa.String(60), nullable=False, server_default=""),
+    sa.Column("programme_version", sa.Integer, nullable=False, server_default="0"),
 )
 
 returns = sa.Table(
@@ -312,4 +320,63 @@ server_heartbeat = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("started_at", sa.DateTime, nullable=False),
     sa.Column("seen_at", sa.DateTime, nullable=False),
+)
+
+#: The council's programme policies as they were used: one row per version, one active.
+programmes = sa.Table(
+    "programmes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(60), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("snapshot", sa.Text, nullable=False),  # JSON: the policy as loaded
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False, server_default=""),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.UniqueConstraint("name", "version", name="uq_programmes_name_version"),
+)
+
+#: A chosen slot an allocation left for an auditor to name (audit_id set once named).
+chosen_slots = sa.Table(
+    "chosen_slots",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("month", sa.String(7), nullable=False, index=True),
+    sa.Column("allocation_id", sa.Integer, sa.ForeignKey("allocations.id"), nullable=True),
+    sa.Column("auditor", sa.String(200), nullable=False),
+    sa.Column("sample", sa.String(200), nullable=False),
+    sa.Column("form_id", sa.String(60), nullable=False),
+    sa.Column("team", sa.String(200), nullable=False, server_default=""),
+    sa.Column("audit_id", sa.String(80), sa.ForeignKey("audits.audit_id"), nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+#: Immediate concerns for a child's safety or welfare: from a return that answered Yes (one
+#: per audit) or raised by an officer; open until an officer records the action taken.
+concerns = sa.Table(
+    "concerns",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "audit_id", sa.String(80), sa.ForeignKey("audits.audit_id"), nullable=False, index=True
+    ),
+    sa.Column("return_id", sa.Integer, sa.ForeignKey("returns.id"), nullable=True),
+    sa.Column("source", sa.String(12), nullable=False),  # "return" or "officer"
+    sa.Column("team", sa.String(200), nullable=False, server_default=""),
+    sa.Column("details", sa.Text, nullable=False, server_default=""),
+    sa.Column("told", sa.Text, nullable=False, server_default=""),  # who was told, and when
+    sa.Column("raised_at", sa.DateTime, nullable=False),
+    sa.Column("raised_by", sa.String(200), nullable=False, server_default=""),
+    sa.Column("contacts", sa.Text, nullable=False, server_default=""),  # emailed, comma-joined
+    sa.Column("action_taken", sa.Text, nullable=False, server_default=""),
+    sa.Column("action_by", sa.String(200), nullable=False, server_default=""),
+    sa.Column("action_at", sa.DateTime, nullable=True),
+    sa.Index(
+        "uq_concerns_one_from_returns",
+        "audit_id",
+        unique=True,
+        sqlite_where=sa.text("source = 'return'"),
+        postgresql_where=sa.text("source = 'return'"),
+    ),
 )

@@ -8,6 +8,7 @@ folder, removed when it stops."""
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import shutil
 import tempfile
@@ -62,36 +63,39 @@ def _as_uploaded(draft: Draft, exc: FormtoolError) -> FormtoolError:
 
 
 def _preview(ws: Workspace, draft: Draft) -> dict[str, Any]:
-    """The allocation the uploaded files would give, computed as `run_allocation` does but
-    recorded nowhere; and any earlier allocation of the month."""
+    """The allocation the uploaded files would give under the database's programme, computed
+    as `run_allocation` does but recorded nowhere; and any earlier allocation of the month."""
     from formtool.programme.allocation import (
-        MAX_BREAK_SHARE,
-        MAX_PER_YEAR,
         allocate,
+        check_groups,
         load_auditors,
-        load_plan,
         load_population,
         read_history,
+        rules_in_words,
+        with_plan,
     )
+    from formtool.programme.rules import active_policy
 
+    policy = with_plan(active_policy(ws.db), draft.files.get("plan"))
     population = load_population(draft.files["population"])
     auditors = load_auditors(draft.files["auditors"])
-    samples = load_plan(draft.files.get("plan"))
+    check_groups(draft.files["auditors"], auditors, policy)
     history, earlier = ws.db.preview_allocation(
         lambda reads: (
-            read_history(reads, draft.month, population),
+            read_history(reads, draft.month, population, policy),
             reads.month_allocations(draft.month),
         )
     )
-    allocation = allocate(population, auditors, samples, draft.month, draft.seed, history)
+    allocation = allocate(population, auditors, policy, draft.month, draft.seed, history)
     return {
         "allocation": allocation,
         "earlier": earlier,
-        "samples": samples,
+        "samples": policy.samples,
         "population": len(population),
         "auditors": len(auditors),
-        "max_per_year": MAX_PER_YEAR,
-        "max_break": MAX_BREAK_SHARE,
+        "policy": policy,
+        "rules": rules_in_words(policy),
+        "month_names": list(calendar.month_name),
     }
 
 
@@ -133,6 +137,7 @@ def _confirm(ws: Workspace, draft: Draft, mode: str, user: str) -> dict[str, Any
     generate`), as the demo does; the forms stay in the server's private folder."""
     from formtool.generate import generate
     from formtool.programme.allocation import run_allocation
+    from formtool.programme.rules import active_policy
 
     batch = Path(tempfile.mkdtemp(prefix="batch-", dir=ws.folder("allocations", draft.month)))
     out = batch / "allocation.csv"
@@ -146,6 +151,7 @@ def _confirm(ws: Workspace, draft: Draft, mode: str, user: str) -> dict[str, Any
         out,
         mode,
         user,
+        policy=active_policy(ws.db),
     )
     produced = generate(None, out, batch / "forms", "both", db=ws.db, settings=ws.settings)
     return {

@@ -52,7 +52,7 @@ from formtool.access.roles import CAPABILITY_NAMES, Account
 from formtool.errors import FormtoolError, printable
 from formtool.settings import Settings
 from formtool.store import DatabaseError, DriverError, Store, acting_as
-from formtool.web import accounts, allocate, queries, views
+from formtool.web import accounts, allocate, concerns, queries, views
 from formtool.web.duties import NightlyBackups, ServerDuties
 from formtool.web.pages import (
     MailConfig,
@@ -191,7 +191,13 @@ def _page(
         changing = _must_change(request, who)
         if changing is not None:
             return changing
-        response = await _guarded(request, who, lambda: view(request, who), "/")
+
+        async def run() -> Response:
+            if who.may("cycle"):  # the navigation's count of open concerns, on every page
+                request.state.open_concerns = len(await call(ws_of(request).db.concerns, True))
+            return await view(request, who)
+
+        response = await _guarded(request, who, run, "/")
         personal = who.sees_names or not cases_only_log
         if logs and personal and response.status_code == 200:
             await _log_view(request, who, logs)
@@ -392,6 +398,10 @@ def routes() -> list[BaseRoute]:
         _action("/audits/{audit_id:path}/moderate", views.audit_moderate, "moderate"),
         _action("/audits/{audit_id:path}/step/{step}", views.audit_step, "cycle"),
         _action("/audits/{audit_id:path}/reopen", views.audit_reopen, "cycle"),
+        _action("/audits/{audit_id:path}/exempt", views.audit_exempt, "cycle"),
+        _action("/audits/{audit_id:path}/concern", concerns.concern_raise, "cycle"),
+        _page("/concerns", concerns.concerns_page, "cycle", logs="viewed the concerns"),
+        _action("/concerns/{concern_id}/action", concerns.concern_action, "cycle"),
         _page("/held", views.held_page, "cycle", logs="viewed the held returns"),
         _action("/held/{return_id:int}/{decision}", views.held_decide, "cycle"),
         _page(

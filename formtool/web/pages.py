@@ -150,6 +150,7 @@ def render_page(
         settings=ws.settings,
         path=request.url.path,
         may=lambda c: bool(who and who.may(c)),
+        open_concerns=getattr(request.state, "open_concerns", 0),  # app._page counts them
         **context,
     )
     return HTMLResponse(html, status_code=status)

@@ -110,10 +110,20 @@ def download_name(name: str) -> str:
 def figures_key(figures: Any, settings: Any) -> str:
     """A digest of what a PMU report is drawn from, to reuse its rendered charts while the
     data is unchanged: every audit's state, grades and current return (returns never change
-    once stored; a new one has a new id), the trend, the period and the settings."""
+    once stored; a new one has a new id), the trend, the concerns' counts, the period and the
+    settings."""
     digest = hashlib.sha256()
     digest.update(
-        repr((figures.period, figures.as_of, figures.min_base, settings, figures.trend)).encode()
+        repr(
+            (
+                figures.period,
+                figures.as_of,
+                figures.min_base,
+                settings,
+                figures.trend,
+                figures.concerns,  # raised or actioned outside the workspace
+            )
+        ).encode()
     )
     for a in figures.audits:
         digest.update(

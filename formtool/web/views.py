@@ -23,6 +23,7 @@ from formtool.programme.status import audits_in_month
 from formtool.settings import Settings
 from formtool.store import Store
 from formtool.web import queries
+from formtool.web.concerns import email_concerns
 from formtool.web.pages import (
     AFTER_OUTAGE,
     DATABASE_DOWN,
@@ -43,11 +44,14 @@ from formtool.web.security import safe_file_name
 
 
 async def dashboard(request: Request, who: Account) -> Response:
+    from formtool.programme.audit_page import concern_entries
     from formtool.programme.deadlines import month_timetable
     from formtool.programme.status import status
 
     month = queries.month_or_default(request.query_params.get("month"))
-    report = await call(status, ws_of(request).db, month)
+    db = ws_of(request).db
+    report = await call(status, db, month)
+    concerns = await call(concern_entries, db, True)  # every month's: they never wait
     totals = {
         t: sum(v[t] for v in report.teams.values())
         for t in ("audits", "returned", "outstanding", "overdue")
@@ -61,6 +65,7 @@ async def dashboard(request: Request, who: Account) -> Response:
         report=report,
         totals=totals,
         dates=dates,
+        concerns=concerns,
         q=queries,
     )
 
@@ -111,6 +116,8 @@ async def audit_page(request: Request, who: Account) -> Response:
     detail = await call(audit_detail, ws.db, request.path_params["audit_id"])
     a = detail.audit
     grades = await call(grade_choices, ws.db, a.form_id, int(a.form_version))
+    if detail.concerns and who.may("cycle"):  # a concern's own words: in the access log
+        request.state.access_detail = f"with the details of {len(detail.concerns)} concern(s)"
     return render_page(
         request,
         who,
@@ -120,7 +127,15 @@ async def audit_page(request: Request, who: Account) -> Response:
         grades=grades,
         q=queries,
         url=audit_url(a.audit_id),
+        who_agrees=await call(_who_agrees, ws.db) if "exempt" in detail.next_steps else "",
     )
+
+
+def _who_agrees(db: Store) -> str:
+    """The programme's words for who may agree an exemption ('' when it names nobody)."""
+    from formtool.programme.rules import active_policy
+
+    return active_policy(db).word("exemption")
 
 
 async def audit_check(request: Request, who: Account, form: FormData) -> Response:
@@ -161,6 +176,23 @@ async def audit_reopen(request: Request, who: Account, form: FormData) -> Respon
     result = await call(reopen_audit, db, audit_id, reason, user=f"web:{who.name}")
     since = " The return that arrived since is now current." if result.promoted else ""
     flash(request, f"{audit_id}: reopened (was {result.previous_state}).{since}")
+    return redirect(audit_url(audit_id))
+
+
+async def audit_exempt(request: Request, who: Account, form: FormData) -> Response:
+    from formtool.programme.workflow import exempt_audit
+
+    audit_id = request.path_params["audit_id"]
+    reason, agreed_by = str(form.get("reason", "")), str(form.get("agreed_by", ""))
+    db = ws_of(request).db
+    who_agrees = await call(_who_agrees, db)
+    result = await call(
+        exempt_audit, db, audit_id, reason, agreed_by, f"web:{who.name}", who_agrees
+    )
+    flash(
+        request,
+        f"{audit_id}: exempted (was {result.previous_state}), agreed by {agreed_by.strip()}.",
+    )
     return redirect(audit_url(audit_id))
 
 
@@ -315,6 +347,7 @@ async def returns_upload(request: Request, who: Account, form: FormData) -> Resp
         )
         response.headers["retry-after"] = "60"
         return response
+    emailing = await call(email_concerns, ws, f"web:{who.name}")  # at once, not next month
     return render_page(
         request,
         who,
@@ -324,6 +357,7 @@ async def returns_upload(request: Request, who: Account, form: FormData) -> Resp
         limits=ws.limits,
         q=queries,
         stopped=None,
+        emailing=emailing,
     )
 
 

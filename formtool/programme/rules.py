@@ -1,0 +1,83 @@
+"""Which programme policy is in force, and the deadlines that follow from it for one audit.
+
+The database keeps the active policy as a versioned snapshot (`formtool programme use`); a
+database where nobody chose one runs the shipped default (`hull`). formtool.toml's
+`programme =` (or a command's --programme) never switches the rules for one run: if it names
+another policy than the database's, the command stops and says how to switch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from formtool.periods import Month
+from formtool.programme.deadlines import amendment_due
+from formtool.programme.policy import (
+    Policy,
+    PolicyError,
+    default_policy,
+    load_policy,
+    policy_from_snapshot,
+    policy_snapshot,
+)
+from formtool.store import Store, StoredPolicy
+
+
+def active_policy(db: Store) -> Policy:
+    """The policy in force: the database's active version, else the shipped default."""
+    stored = db.active_policy()
+    if stored is None:
+        return default_policy()
+    return policy_from_snapshot(stored.snapshot, stored.version)
+
+
+def use_policy(
+    db: Store, name_or_path: str | Path, team_dir: Path | None, user: str
+) -> tuple[Policy, bool]:
+    """Check the policy and make it the database's active one (a new version if it
+    changed since it was last used); (the policy as stored, whether it is a new version)."""
+    policy = load_policy(name_or_path, team_dir)
+    stored, new = db.use_policy(policy.name, policy_snapshot(policy), user)
+    return policy_from_snapshot(stored.snapshot, stored.version), new
+
+
+def agree(db: Store, named: str | None, where: str) -> Policy:
+    """The active policy, after checking that `named` (from formtool.toml or --programme)
+    is the same one: rules never switch silently for one run."""
+    policy = active_policy(db)
+    if named and named.strip() and named.strip() != policy.name:
+        raise PolicyError(
+            f"{where} names programme '{named.strip()}', but this database runs "
+            f"'{policy.name}'{_version(policy)}. Switch for everyone with `formtool programme "
+            f"use {named.strip()}` (it is recorded), or change {where}."
+        )
+    return policy
+
+
+def _version(policy: Policy) -> str:
+    return f" (version {policy.version})" if policy.version else " (the default)"
+
+
+def audit_due(policy: Policy, form_id: str, month: str) -> dt.date:
+    """When an audit of the form allocated in `month` is due under the policy."""
+    m = Month(month)
+    return policy.due("completion", form_id, m.year, m.number) or m.last_day
+
+
+def amendment_due_for(policy: Policy, form_id: str, month: str, requested: dt.date) -> dt.date:
+    """When an amendment requested on `requested` is due back under the policy."""
+    m = Month(month)
+    due = policy.due("amendment", form_id, m.year, m.number, after=requested)
+    return due or amendment_due(requested)
+
+
+def stored_summary(stored: StoredPolicy) -> dict[str, Any]:
+    return {
+        "name": stored.name,
+        "version": stored.version,
+        "active": stored.active,
+        "created_at": stored.created_at.isoformat(sep=" "),
+        "created_by": stored.created_by,
+    }

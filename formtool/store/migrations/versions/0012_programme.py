@@ -1,0 +1,88 @@
+"""A council's programme as data: the active programme policy kept as versioned snapshots,
+each allocation records the policy and version it ran under and the chosen slots it left for
+managers to name; an audit keeps its original due date beside the current one (an amendment
+moves it); immediate concerns for a child's safety are recorded with the action taken; an
+audit may be exempted.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-05
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "programmes",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(60), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("snapshot", sa.Text, nullable=False),
+        sa.Column("digest", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("created_by", sa.String(200), nullable=False, server_default=""),
+        sa.Column("active", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.UniqueConstraint("name", "version", name="uq_programmes_name_version"),
+    )
+    with op.batch_alter_table("allocations") as batch:
+        batch.add_column(sa.Column("programme", sa.String(60), nullable=False, server_default=""))
+        batch.add_column(
+            sa.Column("programme_version", sa.Integer, nullable=False, server_default="0")
+        )
+    with op.batch_alter_table("audits") as batch:
+        batch.add_column(sa.Column("original_due_date", sa.Date, nullable=True))
+    op.create_table(
+        "chosen_slots",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("month", sa.String(7), nullable=False, index=True),
+        sa.Column("allocation_id", sa.Integer, sa.ForeignKey("allocations.id"), nullable=True),
+        sa.Column("auditor", sa.String(200), nullable=False),
+        sa.Column("sample", sa.String(200), nullable=False),
+        sa.Column("form_id", sa.String(60), nullable=False),
+        sa.Column("team", sa.String(200), nullable=False, server_default=""),
+        sa.Column("audit_id", sa.String(80), sa.ForeignKey("audits.audit_id"), nullable=True),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+    op.create_table(
+        "concerns",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(
+            "audit_id", sa.String(80), sa.ForeignKey("audits.audit_id"), nullable=False, index=True
+        ),
+        sa.Column("return_id", sa.Integer, sa.ForeignKey("returns.id"), nullable=True),
+        sa.Column("source", sa.String(12), nullable=False),
+        sa.Column("team", sa.String(200), nullable=False, server_default=""),
+        sa.Column("details", sa.Text, nullable=False, server_default=""),
+        sa.Column("told", sa.Text, nullable=False, server_default=""),
+        sa.Column("raised_at", sa.DateTime, nullable=False),
+        sa.Column("raised_by", sa.String(200), nullable=False, server_default=""),
+        sa.Column("contacts", sa.Text, nullable=False, server_default=""),
+        sa.Column("action_taken", sa.Text, nullable=False, server_default=""),
+        sa.Column("action_by", sa.String(200), nullable=False, server_default=""),
+        sa.Column("action_at", sa.DateTime, nullable=True),
+        sa.Index(
+            "uq_concerns_one_from_returns",
+            "audit_id",
+            unique=True,
+            sqlite_where=sa.text("source = 'return'"),
+            postgresql_where=sa.text("source = 'return'"),
+        ),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("concerns")
+    op.drop_table("chosen_slots")
+    with op.batch_alter_table("audits") as batch:
+        batch.drop_column("original_due_date")
+    with op.batch_alter_table("allocations") as batch:
+        batch.drop_column("programme_version")
+        batch.drop_column("programme")
+    op.drop_table("programmes")

@@ -1,0 +1,174 @@
+"""The programme around an audit, end to end through the CLI (issue 20): the policy in force
+is a recorded version; an amendment's due date becomes the audit's while it is with the
+auditor; an immediate concern in a return is emailed once, at once, to the policy's contacts,
+and shouts until it has gone; an exempted audit is done with."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from test_import import good_answers
+from test_mail import smtp_server
+
+from formtool import store
+from formtool.cli import cli
+from formtool.definitions import get_form
+from formtool.demo.fill import fill_docx
+from formtool.generate import write_forms
+from formtool.programme.rules import active_policy
+
+from conftest import make_cases
+
+AUDITOR = "auditor.one@example.invalid"
+TODAY = "2026-11-22"
+
+
+@pytest.fixture
+def world(tmp_path, db_url, monkeypatch):
+    """Two CSC audits with their Word forms, a settings file (no SMTP yet) and a CLI."""
+    db = store.open_store(db_url)
+    form = get_form("csc")
+    cases = [dataclasses.replace(c, auditor_email=AUDITOR) for c in make_cases(tmp_path, form)]
+    forms = write_forms(form, cases, tmp_path / "forms", ("docx",), db=db)
+    config = tmp_path / "formtool.toml"
+    config.write_text("", encoding="utf-8")
+    monkeypatch.setenv("FORMTOOL_CONFIG", str(config))
+    monkeypatch.setenv("FORMTOOL_DB", db_url)
+    monkeypatch.setenv("FORMTOOL_TODAY", TODAY)
+    return db, tmp_path, forms, config
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def a_return(world, index: int, name: str, **answers: str) -> Path:
+    _db, root, forms, _config = world
+    path = root / "in" / name
+    path.parent.mkdir(exist_ok=True)
+    values = good_answers("csc") | answers
+    path.write_bytes(fill_docx(forms[index].path.read_bytes(), values))
+    return path
+
+
+CONCERN = {
+    "concern.immediate": "Yes",
+    "concern.details": "Synthetic: the child said they are afraid to go home.",
+    "concern.told": "Team manager (synthetic), by phone, 20/11/2026",
+}
+
+
+def test_a_concern_in_a_return_is_emailed_once_at_once_to_the_policy_contacts(world):
+    db, _root, forms, config = world
+    audit = db.audit_row(forms[0].case.audit_id)
+    contacts = active_policy(db).concerns.contacts(audit.team)
+    with smtp_server() as (mail, port):
+        config.write_text(f'smtp = "127.0.0.1:{port}"\nmail_from = "qa@example.invalid"\n')
+        code, out, _err = run("import", str(a_return(world, 0, "draft.docx", **CONCERN)))
+        assert code == 0, out
+        assert f"({audit.audit_id}) emailed to {', '.join(contacts)}" in out
+        assert len(mail.envelopes) == 1
+        assert sorted(mail.envelopes[0].rcpt_tos) == sorted(contacts)
+        body = mail.envelopes[0].content.decode()
+        assert audit.audit_id in body and "afraid" not in body  # never the free text
+        # The Final return still says Yes: the same concern, no second email.
+        final = a_return(world, 0, "final.docx", **CONCERN, **{"completion.status": "Final"})
+        code, out, _err = run("import", str(final))
+        assert code == 0 and len(mail.envelopes) == 1 and "emailed" not in out
+    listed = json.loads(run("concerns", "--json")[1])
+    assert [(c["audit_id"], c["emailed"], c["open"]) for c in listed] == [
+        (audit.audit_id, True, True)
+    ]
+    events = db.events_named([audit.audit_id], ["concern raised", "concern emailed"])
+    assert [name for _at, name in events[audit.audit_id]] == ["concern raised", "concern emailed"]
+
+
+def test_without_smtp_every_command_shouts_until_the_email_goes(world):
+    db, _root, _forms, config = world
+    code, out, err = run("import", str(a_return(world, 1, "yes.docx", **CONCERN)))
+    assert code == 0 and "URGENT: 1 immediate concern" in err
+    code, out, err = run("status", "--month", "2026-11")
+    assert "URGENT" in err and "no action recorded" in out
+    with smtp_server() as (mail, port):
+        config.write_text(f'smtp = "127.0.0.1:{port}"\n')
+        code, out, err = run("concerns", "--send")
+        assert code == 0 and "1 concern email(s) sent" in out and len(mail.envelopes) == 1
+    code, out, err = run("status", "--month", "2026-11")
+    assert "URGENT" not in err
+    [concern] = db.concerns()
+    code, out, _ = run("concerns", "--action", str(concern.id), "--taken", "Manager visited.")
+    assert code == 0 and db.concerns(open_only=True) == []
+    code, _out, err = run("concerns", "--action", str(concern.id), "--taken", "Again.")
+    assert code == 2 and "already actioned" in err
+
+
+def test_a_form_without_the_answer_yes_raises_nothing(world):
+    db, *_ = world
+    code, _out, err = run(
+        "import", str(a_return(world, 0, "no.docx", **{"concern.immediate": "No"}))
+    )
+    assert code == 0 and db.concerns() == [] and "URGENT" not in err
+
+
+def test_an_officer_raises_a_concern_without_a_return(world):
+    db, _root, forms, _config = world
+    audit_id = forms[1].case.audit_id
+    code, out, _ = run("concerns", "--raise", audit_id, "--details", "Synthetic worry.")
+    assert code == 0 and f"raised on {audit_id}" in out
+    [concern] = db.concerns(open_only=True)
+    assert concern.source == "officer" and concern.details == "Synthetic worry."
+    code, _out, err = run("concerns", "--raise", audit_id, "--details", " ")
+    assert code == 2 and "Say what the concern is" in err
+
+
+def test_an_amendment_due_date_becomes_the_audits_due_date_while_it_is_back(world):
+    db, _root, forms, _config = world
+    audit_id = forms[0].case.audit_id
+    final = a_return(world, 0, "final.docx", **{"completion.status": "Final"})
+    assert run("import", str(final))[0] == 0
+    code, _out, _ = run("check", audit_id, "--amend", "Evidence for KSS 3 missing.")
+    assert code == 0
+    row = db.audit_row(audit_id)  # 3 working days after 22/11/2026, before the month ends
+    assert (row.due_date, row.original_due_date) == (dt.date(2026, 11, 25), dt.date(2026, 11, 30))
+    # On the day after the amendment date, status and chase call it overdue by one day.
+    day = (row.due_date + dt.timedelta(days=1)).isoformat()
+    report = json.loads(run("--today", day, "status", "--json")[1])
+    [outstanding] = [o for o in report["outstanding"] if o["audit_id"] == audit_id]
+    assert outstanding["due"] == row.due_date.isoformat() and outstanding["days_overdue"] == 1
+    assert row.month == "2026-11"  # the audit month does not move with its due date
+
+
+def test_an_exempted_audit_is_not_outstanding_and_a_late_return_stays_history(world):
+    db, _root, forms, _config = world
+    audit_id = forms[1].case.audit_id
+    code, _out, err = run("exempt", audit_id, "--reason", "Long-term sick leave")
+    assert code == 2 and "--agreed-by" in err
+    code, out, _ = run(
+        "exempt", audit_id, "--reason", "Long-term sick leave", "--agreed-by", "AD (synthetic)"
+    )
+    assert code == 0 and "exempted" in out
+    report = json.loads(run("status", "--json")[1])
+    assert audit_id not in [o["audit_id"] for o in report["outstanding"]]
+    code, out, _ = run("import", str(a_return(world, 1, "late.docx")))
+    assert db.audit_row(audit_id).state == "exempted" and "history" in out
+
+
+def test_programme_use_records_versions_and_a_mismatched_settings_file_stops(world, tmp_path):
+    db, _root, _forms, config = world
+    code, out, _ = run("programme", "use", "rochdale")
+    assert code == 0 and "'rochdale' v1 (a new version)" in out
+    assert run("programme", "use", "rochdale")[1].count("unchanged") == 1
+    assert active_policy(db).name == "rochdale" and active_policy(db).version == 1
+    config.write_text('programme = "hull"\n')
+    code, _out, err = run("status")
+    assert code == 2 and "runs 'rochdale' (version 1)" in err and "programme use hull" in err
+    assert run("programme", "use", "hull")[0] == 0
+    assert run("status")[0] == 0
+    versions = [(p.name, p.version, p.active) for p in db.policy_versions()]
+    assert versions == [("hull", 1, True), ("rochdale", 1, False)]
