@@ -272,7 +272,8 @@ def generate(
     "chosen_path",
     type=click.Path(path_type=Path, dir_okay=False),
     help="CSV/XLSX naming the cases auditors chose for the programme's chosen slots "
-    "(columns auditor, case_number[, sample]).",
+    "(columns auditor, case_number[, sample]). On a month already allocated, names its "
+    "open chosen slots and nothing else.",
 )
 @click.option(
     "--programme",
@@ -298,7 +299,8 @@ def allocate(
     """Sample the month's cases and share them among auditors under the programme this
     database runs (`formtool programme use`). Writes a case list for `formtool generate` and
     records the audits as allocated, with the programme and version. A month is allocated
-    once: again only with --replace or --add."""
+    once: again only with --replace or --add, or with --chosen to name the cases chosen for
+    the slots it left open."""
     from formtool.programme.allocation import run_allocation
 
     db = _store(db_url)
@@ -321,6 +323,26 @@ def allocate(
         return
     if allocation.replaced:
         click.echo(f"{allocation.replaced} audit(s) not yet sent were drawn again.")
+    if allocation.mode == "name":  # --chosen on a month already allocated
+        click.echo(
+            f"{len(allocation.rows)} chosen case(s) named for {month}, due "
+            f"{show_date(allocation.due)}" + (f": {out}" if allocation.rows else ".")
+        )
+        for row in allocation.rows:
+            click.echo(
+                f"  named: {printable(row['auditor'])} audits {printable(row['case_number'])} "
+                f"for '{row['audit_type']}' ({row['audit_id']})"
+            )
+        for note in allocation.unallocated:
+            click.echo(f"  already named: {note}")
+        for choice in allocation.choices:
+            click.echo(
+                f"  still to choose: {printable(choice['auditor'])} names a case for "
+                f"'{choice['sample']}' ({choice['form']})"
+            )
+        if not allocation.choices:
+            click.echo(f"Every chosen slot of {month} is named.")
+        return
     click.echo(
         f"{len(allocation.rows)} audit(s) allocated for {month}, due "
         f"{show_date(allocation.due)}: {out}"
@@ -711,6 +733,100 @@ def exempt(audit_id: str, reason: str, agreed_by: str, db_url: str | None, as_js
     click.echo(f"{audit_id}: exempted (was {result.previous_state}), agreed by {agreed_by}.")
 
 
+@cli.command("reassign")
+@click.argument("audit_id")
+@click.option("--to", "auditor", required=True, help="The new auditor's name.")
+@click.option("--email", required=True, help="The new auditor's email address.")
+@click.option("--reason", required=True, help="Why it is reassigned (kept with the audit).")
+@click.option(
+    "--format",
+    "form_format",
+    type=click.Choice(["docx", "xlsx"]),
+    help="The new copy's format [default: the audit's].",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_OUT / "forms",
+    show_default=True,
+    help="Where the new copy of the form goes (where `formtool send` looks).",
+)
+@db_option
+@json_option
+def reassign(
+    audit_id: str,
+    auditor: str,
+    email: str,
+    reason: str,
+    form_format: str | None,
+    out_dir: Path,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
+    """Give an allocated audit to another auditor: a new copy of its form (same version,
+    same due date) for `formtool send`; the old copy, if it comes back, is held for an
+    officer (`formtool held`); quotas follow the audit."""
+    from formtool.programme.workflow import reassign_audit
+
+    result = reassign_audit(
+        _store(db_url),
+        audit_id,
+        auditor,
+        email,
+        reason,
+        out_dir,
+        _user(),
+        _settings(db_url),
+        form_format or "",
+    )
+    if as_json:
+        _echo_json(result.as_dict())
+        return
+    click.echo(
+        f"{audit_id}: reassigned to {result.auditor} (copy {result.copy}); send the new copy "
+        f"with `formtool send`: {', '.join(result.files)}"
+    )
+
+
+@cli.command("challenge")
+@click.argument("audit_id")
+@click.option("--by", "by", help="Who challenges the grade (the practitioner or manager).")
+@click.option("--reason", required=True, help="Why (the challenge, or the decision).")
+@click.option("--to", "to", default="", help="The senior moderator, if the programme names none.")
+@click.option("--decide", "grade", metavar="GRADE", help="The senior moderator's decision.")
+@click.option("--decided-by", "decided_by", default="", help="The senior moderator deciding.")
+@db_option
+@json_option
+def challenge(
+    audit_id: str,
+    by: str | None,
+    reason: str,
+    to: str,
+    grade: str | None,
+    decided_by: str,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
+    """Challenge an audit's grade (it goes to an independent senior moderator: the
+    programme's, or --to USER), or, with --decide GRADE --decided-by USER, record the senior
+    moderator's decision: the moderated grade from now on, and it stands."""
+    from formtool.programme.challenge import challenge_grade, decide_challenge
+    from formtool.programme.rules import active_policy
+
+    db = _store(db_url)
+    if grade is not None:
+        step = decide_challenge(db, audit_id, grade, decided_by, reason, _user())
+    else:
+        step = challenge_grade(db, active_policy(db), audit_id, by or "", reason, to, _user())
+    if as_json:
+        _echo_json(step.as_dict())
+    elif step.status == "decided":
+        click.echo(f"{audit_id}: {step.senior_moderator} decided {step.grade}; it stands.")
+    else:
+        click.echo(f"{audit_id}: grade challenged; for {step.senior_moderator} to decide.")
+
+
 @cli.command("reopen")
 @click.argument("audit_id")
 @click.option("--reason", required=True, help="Why the audit is reopened (kept with it).")
@@ -779,6 +895,7 @@ def held(
         click.echo(
             f"{r.return_id:>6}  {r.audit_id:<26} {printable(r.sender, 34):<34} "
             f"{printable(r.auditor_email, 34):<34} {printable(r.file_name, 60)}"
+            + ("  (a copy from before the audit was reassigned)" if r.held == "reassigned" else "")
         )
     click.echo(f"{len(rows)} held. Accept with --accept RETURN, refuse with --refuse RETURN.")
 
@@ -791,6 +908,7 @@ def _held_dict(row: Any) -> dict[str, object]:
         "sender": row.sender,
         "auditor_email": row.auditor_email,
         "imported_at": row.imported_at.isoformat(),
+        "why": row.held,
     }
 
 
@@ -1128,16 +1246,20 @@ def moderate(
 
 @cli.command("moderation-sample")
 @click.option("--month", required=True, type=MONTH)
-@click.option("--rate", default="10%", show_default=True, help="Share to moderate.")
+@click.option(
+    "--rate", default=None, help="Share to moderate [default: the programme's rate, e.g. 10%]."
+)
 @click.option("--seed", default=0, show_default=True, help="Same seed, same sample.")
 @db_option
 @json_option
-def moderation_sample(month: str, rate: str, seed: int, db_url: str | None, as_json: bool) -> None:
+def moderation_sample(
+    month: str, rate: str | None, seed: int, db_url: str | None, as_json: bool
+) -> None:
     """Pick the month's moderation sample: returned, not yet moderated audits."""
     from formtool.programme.moderation import moderation_sample as run
     from formtool.programme.moderation import parse_rate
 
-    picked = run(_store(db_url), month, parse_rate(rate), seed, user=_user())
+    picked = run(_store(db_url), month, parse_rate(rate) if rate else None, seed, user=_user())
     if as_json:
         _echo_json([p.as_dict() for p in picked])
         return
@@ -1634,11 +1756,12 @@ def demo(out_dir: Path, seed: int, db_url: str | None, as_json: bool) -> None:
         _echo_json(report.as_dict())
 
 
-from formtool.cli_programme import calendar_, concerns_, programme  # noqa: E402
+from formtool.cli_programme import calendar_, concerns_, followup_, programme  # noqa: E402
 
 cli.add_command(programme)
 cli.add_command(calendar_)
 cli.add_command(concerns_)
+cli.add_command(followup_)
 
 
 def main() -> None:

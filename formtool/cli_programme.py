@@ -1,6 +1,6 @@
-"""The programme's commands: `formtool programme list|show|check|use`, `calendar` and
-`concerns`. cli.py adds them to the `formtool` group; they share its options, its store and
-its error handling (cli_common.py)."""
+"""The programme's commands: `formtool programme list|show|check|use`, `calendar`,
+`concerns` and `followup`. cli.py adds them to the `formtool` group; they share its options,
+its store and its error handling (cli_common.py)."""
 
 from __future__ import annotations
 
@@ -261,3 +261,54 @@ def concerns_(
             f"{x.id:>4}  {x.audit_id:<28} {x.team:<20} raised {show_date(x.raised_at.date())}"
             f"  {state}; {mail}"
         )
+
+
+# --- follow-up ----------------------------------------------------------------------------
+
+
+@click.command("followup")
+@click.argument("audit_id", metavar="AUDIT")
+@click.option(
+    "--review-held", metavar="YYYY-MM-DD", help="Record the review meeting held on this date."
+)
+@click.option(
+    "--hos-meeting",
+    metavar="YYYY-MM-DD",
+    help="Record the Head of Service meeting (after a second such grade) held on this date.",
+)
+@click.option("--note", default="", help="A line for the audit's history (with a step).")
+@db_option
+@json_option
+def followup_(
+    audit_id: str,
+    review_held: str | None,
+    hos_meeting: str | None,
+    note: str,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
+    """The follow-up of an audit graded Inadequate: review meeting, re-audit and, after a
+    second such grade, the Head of Service meeting, each with its date and whether it is late.
+
+    --review-held or --hos-meeting records that the meeting was held on that date."""
+    from formtool import clock
+    from formtool.programme import followup as f
+
+    steps = {
+        "review_held": f.parse_day(review_held, "--review-held") if review_held else None,
+        "hos_meeting": f.parse_day(hos_meeting, "--hos-meeting") if hos_meeting else None,
+    }
+    if note.strip() and not any(steps.values()):
+        raise f.FollowUpError("--note goes with --review-held or --hos-meeting.")
+    today = clock.today()
+    if any(steps.values()):
+        done = f.record_steps(_store(db_url), audit_id, **steps, note=note, user=_user())
+        follow_up, lines = done.follow_up, done.lines(today)
+    else:
+        follow_up = f.audit_follow_up(_store(db_url, "read"), audit_id)
+        lines = f.describe(follow_up, today)
+    if as_json:
+        _echo_json(follow_up.as_dict(today))
+        return
+    for line in lines:
+        click.echo(line)

@@ -259,6 +259,11 @@ class IssueCode(Enum):
         "[{file} · {field}] says Yes, there is an immediate concern, but does not say {value}. "
         "The concern is raised all the same: ask the auditor now, and record the action taken."
     )
+    reassigned = (
+        "[{file}] is the copy of audit {audit} that went to {value} before the audit was "
+        "reassigned to {expected}: it is held for an officer to accept or refuse (formtool "
+        "held); the new copy is with {expected}."
+    )
     concern_raised = (
         "[{file}] says there is an immediate concern for the child's safety or welfare in audit "
         "{audit}: concern {value} is raised, to be emailed at once to the programme's contacts for "
@@ -301,6 +306,7 @@ WARNINGS = frozenset(
         IssueCode.held_sender,
         IssueCode.concern_without_details,
         IssueCode.concern_raised,
+        IssueCode.reassigned,
     }
 )
 

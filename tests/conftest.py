@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
+import fcntl
 import os
+import pickle
 import random
 import shutil
 import subprocess
@@ -391,19 +393,39 @@ class Demo:
         return to
 
 
+@contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file across processes (the xdist workers)."""
+    with lock_file.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory) -> Demo:
-    """`formtool demo` once per test session, exactly as the README runs it (tests that change
-    its database or files take a `Demo.copy`)."""
+def demo_run(tmp_path_factory, worker_id) -> Demo:
+    """`formtool demo` once per test run, exactly as the README runs it: the first worker that
+    needs it builds it under a lock, the others wait and share it (it takes ~25 s of one of
+    the machine's two cores). Tests read it; tests that change its database or files take a
+    `Demo.copy`."""
     from formtool import clock
     from formtool.demo.run import run_demo
 
-    folder = tmp_path_factory.mktemp("demo-session")
-    here = os.getcwd()
-    with clock.frozen(DEMO_DAY):
-        os.chdir(folder)
-        try:
-            report = run_demo(Path("outputs/demo"), seed=DEMO_SEED)
-        finally:
-            os.chdir(here)
-    return Demo(folder, report)
+    base = tmp_path_factory.getbasetemp()
+    root = base if worker_id == "master" else base.parent  # this run's, shared by workers
+    folder = root / "demo-session"
+    built = folder / "report.pickle"
+    with _exclusive(root / "demo-session.lock"):
+        if not built.exists():
+            folder.mkdir(exist_ok=True)
+            here = os.getcwd()
+            with clock.frozen(DEMO_DAY):
+                os.chdir(folder)
+                try:
+                    report = run_demo(Path("outputs/demo"), seed=DEMO_SEED)
+                finally:
+                    os.chdir(here)
+            built.write_bytes(pickle.dumps(report))
+    return Demo(folder, pickle.loads(built.read_bytes()))

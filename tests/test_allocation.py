@@ -6,6 +6,7 @@ what `run_allocation` records."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -246,7 +247,7 @@ def test_a_case_closed_last_month_is_audited_on_closure_whatever_its_last_audit(
         case("P2", "T1", closed_on="2026-09-30"),
         case("P3", "T2", closed_on="2026-10-02"),
     ]
-    rules = policy(on_closure=OnClosure("early_help", team="own", auditors=("leads",)))
+    rules = policy(on_closure=(OnClosure("early_help", team="own", auditors=("leads",)),))
     people = [auditor("A (synthetic)", "T1", "leads"), auditor("B (synthetic)", "T1")]
     result = allocate(cases, people, rules, MONTH, history=History(recent=frozenset({"P1"})))
     assert [(r["case_number"], r["form"], r["audit_type"], r["auditor"]) for r in result.rows] == [
@@ -256,6 +257,34 @@ def test_a_case_closed_last_month_is_audited_on_closure_whatever_its_last_audit(
         "P3 (T2): not allocated, no auditor is in T2 (auditors audit only their own team) "
         "among group(s) leads."
     ]
+
+
+def test_each_closed_case_takes_the_closure_rule_of_its_category():
+    closed = {"closed_on": "2026-10-15"}
+    cases = [
+        case("P1", "T1", **closed),
+        case("E1", "T1", **closed) | {"category": "early_help"},
+        case("F1", "T1", **closed) | {"category": "foster_carer"},
+    ]
+    rules = policy(
+        on_closure=(
+            OnClosure("csc", categories=("cin", "cp", "lac")),
+            OnClosure("early_help", categories=("early_help",)),
+        )
+    )
+    result = allocate(cases, [auditor("A (synthetic)", "T1")], rules, MONTH)
+    assert [(r["case_number"], r["form"]) for r in result.rows] == [
+        ("E1", "early_help"),  # not a csc audit of an early help case
+        ("P1", "csc"),
+    ]
+    assert result.unallocated == [
+        "F1 (T1): closed in October 2026, but no on_closure rule of the programme takes "
+        "category 'foster_carer'."
+    ]
+    assert rules_in_words(rules)[-1] == (
+        "A case closed last month is audited again (csc for cin, cp, lac; early_help for "
+        "early_help)."
+    )
 
 
 CHOSEN = replace(sample(per_auditor=1, team="own", chosen=True), name="Chosen")
@@ -448,3 +477,169 @@ def test_run_allocation_records_the_policy_and_the_slots_left_to_choose(tmp_path
     assert (recorded.programme, recorded.programme_version, recorded.audits) == ("rochdale", 0, 3)
     assert {r["due_date"] for r in result.rows} == {"2026-11-30"}
     assert Path(out).read_text().count("\n") == 4
+
+
+# --- naming chosen cases after the month is allocated ----------------------------------------
+
+MANAGERS = [
+    ("M1 (synthetic)", "Team 1"),
+    ("M2 (synthetic)", "Team 2"),
+    ("M3 (synthetic)", "Team 1"),
+]
+
+
+def rochdale_files(folder: Path) -> tuple[Path, Path]:
+    """A population of 18 social care cases in Teams 1 and 2 (P0, P2, ... in Team 1) and an
+    early help case E1, and three social care managers, two in Team 1."""
+    facts = {"family_name": "Example", "given_names": "Sam", "worker": "W", "manager": "M"}
+    cases = [
+        case(f"P{i}", f"Team {i % 2 + 1}", category=c) | facts
+        for i, c in enumerate(["cin", "cp", "lac"] * 6)
+    ]
+    cases.append(case("E1", "Team 1", category="early_help") | facts)
+    people = [
+        {"name": n, "email": f"m{i}@example.invalid", "team": t, "group": "social care managers"}
+        for i, (n, t) in enumerate(MANAGERS)
+    ]
+    return write_cases(folder / "pop.csv", cases), write_cases(folder / "aud.csv", people)
+
+
+def name_with(
+    runner: Any, db: Any, files: tuple[Path, Path], rows: list[dict[str, str]], *more: str
+) -> Any:
+    """`formtool allocate --month 2026-11 --chosen FILE` naming `rows` (auditor, case)."""
+    from formtool.cli import cli
+
+    chosen = write_cases(files[0].parent / "chosen.csv", rows)
+    population, auditors = (str(f) for f in files)
+    out = str(files[0].parent / "named.csv")
+    args = ["--population", population, "--auditors", auditors, "--month", MONTH, "--out", out]
+    return runner.invoke(cli, ["allocate", *args, "--chosen", str(chosen), "--db", db.url, *more])
+
+
+def named(auditor: str, number: str) -> dict[str, str]:
+    return {"auditor": auditor, "case_number": number}
+
+
+def test_allocate_chosen_names_the_open_slots_of_an_allocated_month(tmp_path, db):
+    """Each named case is checked as at allocation (the database's audits included), all
+    or nothing; a slot already named says so; what is named and still open is printed."""
+    from click.testing import CliRunner
+
+    from formtool.programme.rules import use_policy
+
+    use_policy(db, "rochdale", None, "test")
+    files = rochdale_files(tmp_path)
+    october = write_cases(tmp_path / "october.csv", [named("M1 (synthetic)", "P0")])
+    run_allocation(db, *files, "2026-10", None, 1, tmp_path / "o.csv", chosen_path=october)
+    november = run_allocation(db, *files, MONTH, None, 1, tmp_path / "n.csv")
+    randoms = {r["auditor"]: r["case_number"] for r in november.rows}
+    audited = {r.case_number for r in db.audit_rows(["2026-10", MONTH])}
+    free = sorted({f"P{i}" for i in range(0, 18, 2)} - audited)  # Team 1's, not yet audited
+    other = min({f"P{i}" for i in range(1, 18, 2)} - audited)  # Team 2's
+    runner = CliRunner()
+    refused = {
+        "P0": "was audited within the last 12 months",  # October's audit, in the database
+        "P1": "is in Team 2; this slot takes cases in Team 1, their own team",
+        randoms["M3 (synthetic)"]: "is already allocated this month",
+        "E1": "is early_help, not one of cin, cp, lac",
+        "Z9": "is not in the population",
+    }
+    for number, why in refused.items():
+        result = name_with(
+            runner, db, files, [named("M2 (synthetic)", other), named("M1 (synthetic)", number)]
+        )
+        assert result.exit_code == 2, result.output
+        said = f"case '{number}' chosen by M1 (synthetic) for 'Case chosen by the manager'"
+        assert f"row 3] {said} {why}. Choose another case." in result.output
+    nobody = name_with(runner, db, files, [named("M9 (synthetic)", "P2")])
+    assert "'M9 (synthetic)' is not in the auditors file" in nobody.output
+    assert len(db.open_choices(MONTH)) == 3 and len(db.audit_rows([MONTH])) == len(november.rows)
+
+    first = name_with(runner, db, files, [named("M1 (synthetic)", free[0])])
+    assert first.exit_code == 0, first.output
+    audit_id = f"CSC-{free[0]}-202611"
+    assert first.output.splitlines() == [
+        f"1 chosen case(s) named for 2026-11, due 30/11/2026: {tmp_path / 'named.csv'}",
+        f"  named: M1 (synthetic) audits {free[0]} for 'Case chosen by the manager' ({audit_id})",
+        "  still to choose: M2 (synthetic) names a case for 'Case chosen by the manager' (csc)",
+        "  still to choose: M3 (synthetic) names a case for 'Case chosen by the manager' (csc)",
+    ]
+    records = db.audit_records(audit_id)
+    assert records and (records.row.auditor, records.row.month) == ("M1 (synthetic)", MONTH)
+    assert records.events[-1].event == "chosen"
+    again = name_with(runner, db, files, [named("M1 (synthetic)", free[1])])
+    assert again.exit_code == 2
+    assert (
+        f"M1 (synthetic) has no open chosen slot in 2026-11: it is already named (their cases "
+        f"this month: {', '.join(sorted([free[0], randoms['M1 (synthetic)']]))})"
+    ) in again.output
+
+    rest = [named("M2 (synthetic)", other), named("M3 (synthetic)", free[1])]
+    done = name_with(runner, db, files, [named("M1 (synthetic)", free[0]), *rest], "--json")
+    assert done.exit_code == 0, done.output
+    said = json.loads(done.output)
+    assert (said["mode"], said["allocated"], "choices" in said) == ("name", 2, False)
+    assert [(n["auditor"], n["case_number"]) for n in said["named"]] == [
+        ("M2 (synthetic)", other),
+        ("M3 (synthetic)", free[1]),
+    ]
+    assert said["unallocated"] == [
+        f"[{tmp_path / 'chosen.csv'} · row 2] case '{free[0]}' is already M1 (synthetic)'s "
+        "audit in 2026-11."
+    ]
+    assert db.open_choices(MONTH) == []
+    assert len(db.audit_rows([MONTH])) == len(november.rows) + 3
+    listed = (tmp_path / "named.csv").read_text().splitlines()  # the newly named only
+    assert [line.split(",")[0] for line in listed[1:]] == [other, free[1]]
+    over = name_with(runner, db, files, [named("M2 (synthetic)", other)])
+    assert over.exit_code == 2 and "It has no chosen slot left to name." in over.output
+
+
+def test_an_officer_names_a_chosen_case_on_the_allocate_page(tmp_path, monkeypatch):
+    """The Allocate page lists the month's open slots; naming one uploads the population
+    and auditors, is checked as `allocate --chosen` is, and carries the CSRF token."""
+    from argon2 import PasswordHasher
+    from test_web import client_for, token
+
+    from formtool import store
+    from formtool.access import accounts as users
+    from formtool.access.accounts import add_user
+    from formtool.programme.rules import use_policy
+    from formtool.settings import Settings
+    from formtool.web import create_app
+
+    monkeypatch.setattr(users, "_hasher", lambda: PasswordHasher(1, 8192, 1))
+    db = store.open_store(f"sqlite:///{tmp_path / 'web.db'}")
+    add_user(db, "olive", "officer", "correct horse battery")
+    use_policy(db, "rochdale", None, "test")
+    files = rochdale_files(tmp_path)
+    november = run_allocation(db, *files, MONTH, None, 1, tmp_path / "n.csv")
+    audited = {r["case_number"] for r in november.rows}
+    [free, *_] = sorted({f"P{i}" for i in range(0, 18, 2)} - audited)
+    client = client_for(create_app(db, Settings(), work_dir=tmp_path / "work"), "olive")
+    page = client.get(f"/allocate?month={MONTH}").text
+    slots = {c.auditor: str(c.id) for c in db.open_choices(MONTH)}
+    assert f'<option value="{slots["M1 (synthetic)"]}">M1 (synthetic): Case chosen' in page
+
+    def name(case_number: str, csrf: str) -> Any:
+        fields = {"action": "name", "month": MONTH, "slot": slots["M1 (synthetic)"]}
+        keys = ("population", "auditors")
+        upload = [(k, (f.name, f.read_bytes())) for k, f in zip(keys, files, strict=True)]
+        data = fields | {"case_number": case_number, "csrf": csrf}
+        return client.post("/allocate", data=data, files=upload)
+
+    assert name(free, "forged").status_code == 403
+    wrong = name("P1", token(page))
+    assert wrong.status_code == 400
+    assert (
+        "[M1 (synthetic) · Case chosen by the manager] case &#39;P1&#39; chosen by M1 (synthetic) "
+        "for &#39;Case chosen by the manager&#39; is in Team 2; this slot takes cases in Team 1"
+    ) in wrong.text
+    assert len(db.open_choices(MONTH)) == 3
+    done = name(free, token(page))
+    assert done.status_code == 303, done.text
+    [event] = db.audit_records(f"CSC-{free}-202611").events[-1:]  # type: ignore[union-attr]
+    assert (event.event, event.user_name) == ("chosen", "web:olive")
+    assert "M1 (synthetic) audits" in client.get(done.headers["location"]).text
+    assert len(db.open_choices(MONTH)) == 2

@@ -15,9 +15,9 @@ from formtool.programme.deadlines import (
     first_working_day,
     inadequate_follow_up,
     is_working_day,
-    month_timetable,
     nearest_working_day,
 )
+from formtool.programme.policy import load_policy, timetable
 
 D = dt.date
 
@@ -46,22 +46,27 @@ def test_nearest_working_day():
     assert nearest_working_day(D(2026, 12, 26)) == D(2026, 12, 24)  # tie: the earlier
 
 
-def test_month_timetable():
-    december = month_timetable(2026, 12)
+def test_the_policies_timetables_on_known_dates():
+    def hull(year: int, month: int) -> dict[str, dt.date]:
+        return timetable(load_policy("hull"), year, month)
+
+    def hampshire(year: int, month: int) -> dict[str, dt.date]:
+        return timetable(load_policy("hampshire"), year, month)
+
+    december = hull(2026, 12)
     assert december["audit list distributed"] == D(2026, 12, 1)
     assert december["audits due"] == D(2026, 12, 31)
     assert december["management oversight by"] == D(2027, 1, 15)  # 10 days, New Year skipped
     assert december["moderation and overview report by"] == D(2027, 1, 14)
-    assert month_timetable(2026, 10)["moderation and overview report by"] == D(2026, 11, 13)
+    assert hull(2026, 10)["moderation and overview report by"] == D(2026, 11, 13)
     assert first_working_day(2027, 1) == D(2027, 1, 4)
-    assert december["quality practice tools to PMU"] == D(2027, 1, 20)
-    assert december["PMU collates quality practice results"] == D(2027, 2, 1)
-    november = month_timetable(2026, 11)  # the 5th of December 2026 is a Saturday
-    assert november["quality practice list to service manager"] == D(2026, 12, 4)
-    august = month_timetable(2026, 8)  # the 20th of September 2026 is a Sunday
-    assert august["quality practice tools to PMU"] == D(2026, 9, 18)
-    assert month_timetable(2026, 10)["PMU collates quality practice results"] == D(2026, 12, 1)
-    assert month_timetable(2026, 11)["PMU collates quality practice results"] == D(2026, 12, 31)
+    assert hampshire(2026, 12)["quality practice tools to PMU"] == D(2027, 1, 20)
+    assert hampshire(2026, 12)["PMU collates quality practice results"] == D(2027, 2, 1)
+    # The 5th of December 2026 is a Saturday; the 20th of September 2026 a Sunday.
+    assert hampshire(2026, 11)["quality practice list to service manager"] == D(2026, 12, 4)
+    assert hampshire(2026, 8)["quality practice tools to PMU"] == D(2026, 9, 18)
+    assert hampshire(2026, 10)["PMU collates quality practice results"] == D(2026, 12, 1)
+    assert hampshire(2026, 11)["PMU collates quality practice results"] == D(2026, 12, 31)
 
 
 def test_inadequate_follow_up():

@@ -56,7 +56,7 @@ STORE_API = {
     "ReturnFile", "Stored", "AuditState", "COMPLETED", "OUTSTANDING", "TRANSITIONS",
     "PREPARED", "AUDIT", "audit_facts", "stored_warnings", "UnknownVersionsError",
     "MessageState", "OutboxMessage", "Delivery", "HELD_SENDER", "HELD_LOCKED", "REFUSED",
-    "ACCEPTED", "HeldReturn", "Concern", "StoredPolicy", "RaisedConcern",
+    "ACCEPTED", "HeldReturn", "Concern", "StoredPolicy", "RaisedConcern", "HELD_REASSIGNED",
     "backup_database", "restore_backup", "recent_backup", "BackupError", "BackupReport",
     "RestorePlan", "RestoreReport",
 }  # fmt: skip

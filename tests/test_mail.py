@@ -25,6 +25,7 @@ from formtool.cli import cli
 from formtool.definitions import get_form
 from formtool.generate import write_forms
 from formtool.programme.mail import MailError, build_messages, deliver
+from formtool.programme.rules import use_policy
 
 from conftest import make_cases
 
@@ -438,6 +439,14 @@ def test_chase_overdue_only_and_dry_run_changes_nothing(world):
         for m in messages
     )
     assert "were due on 30/11/2026 and have not been returned" in plain_body(messages[0].message)
+    said = "need an exemption (only the Assistant Director can agree one)."  # hull's words
+    assert said in " ".join(plain_body(messages[0].message).split())
+    use_policy(db, "rochdale", None, "test")  # no words for it: the sentence ends there
+    again = build_messages(
+        db, "qa@example.invalid", root / "forms", None, chase=True, today=dt.date(2026, 12, 3)
+    )
+    body = " ".join(plain_body(again[0].message).split())
+    assert "need an exemption." in body and "Assistant Director" not in body
     assert (
         build_messages(
             db,

@@ -20,6 +20,7 @@ from formtool.programme.policy import (
     TEAM_RULES,
     YEAR_KINDS,
     DeadlineRule,
+    OnClosure,
     Policy,
     PolicyError,
     check_policy_file,
@@ -81,7 +82,7 @@ def test_hull_keeps_the_rules_formtool_had_before_policies(policies):
         ("Prospective adopters", "prospective_adopter", ("prospective_adopter",), 3, {}, "other"),
     ]
     assert hull.exclusion_months == 12 and hull.reaudit and hull.reaudit.within_months == 2
-    assert hull.reaudit.review_weeks == 4 and hull.on_closure is None
+    assert hull.reaudit.review_weeks == 4 and hull.on_closure == ()
     assert hull.moderation.rate == 0.10
     assert hull.word("moderation_rate") == "the framework asks for 10%"
     assert hull.word("exemption") == "only the Assistant Director can agree one"
@@ -174,10 +175,11 @@ def test_windsor_maidenhead_follows_appendix_1_month_by_month(policies):
     assert rules == ["own", "peer", "peer", "own", "peer", "own", "own", "peer", "peer", "own"]
     assert windsor.auditors.group("early help team managers").per_month == 2
     assert early_help.auditors == ("early help team managers",)
-    assert windsor.on_closure and (windsor.on_closure.form, windsor.on_closure.team) == (
-        "csc",
-        "own",
-    )
+    # 6.17 "on closure of any case": each kind of case with its own tool and managers.
+    assert [(c.form, c.categories, c.team, c.auditors) for c in windsor.on_closure] == [
+        ("csc", ("cin", "cp", "lac"), "own", ("social care managers",)),
+        ("early_help", ("early_help",), "own", ("early help team managers",)),
+    ]
     assert windsor.auditors.year == "calendar"
     assert windsor.due("completion", "early_help", 2026, 2) == D(2026, 2, 28)
 
@@ -524,3 +526,25 @@ def test_every_policy_key_is_documented():
     walk(schema)
     text = (ROOT / "templates/programmes/README.md").read_text(encoding="utf-8")
     assert sorted(k for k in keys if f"`{k}`" not in text) == []
+
+
+def test_on_closure_is_one_rule_or_a_list_each_checked_where_it_is(tmp_path):
+    single = BASE + 'on_closure: {form: early_help, auditors: [managers], source: "4.6"}\n'
+    assert _problems(tmp_path, single) == []
+    assert load_policy(tmp_path / "ours.yaml").on_closure == (
+        OnClosure("early_help", auditors=("managers",), source="4.6"),
+    )
+    rules = BASE + (
+        "on_closure:\n"
+        '  - {form: csc, source: "4.6"}\n'
+        '  - {form: early_hlp, categories: [early_help], colour: red, source: "4.6"}\n'
+    )
+    assert _problems(tmp_path, rules) == [
+        ("26", "on_closure[2].colour", "unknown key 'colour'"),
+        ("26", "on_closure[2].form", "form 'early_hlp' is not a form formtool knows"),
+        (
+            "26",
+            "on_closure[2]",
+            "this rule is never used: an earlier on_closure rule takes every category",
+        ),
+    ]

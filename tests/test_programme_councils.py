@@ -14,10 +14,20 @@ from collections.abc import Callable
 import pytest
 
 from formtool.periods import Month, months_from
-from formtool.programme.allocation import CLOSURE, Allocation, Auditor, History, allocate
+from formtool.programme.allocation import (
+    CLOSURE,
+    Allocation,
+    Auditor,
+    History,
+    allocate,
+    run_allocation,
+)
 from formtool.programme.deadlines import nearest_working_day, on_or_before
 from formtool.programme.policy import Policy, load_policy
+from formtool.programme.rules import use_policy
 from formtool.programme.sampling import year_of
+
+from conftest import write_cases
 
 TEAMS = [f"Team {n}" for n in range(1, 6)]
 Past = list[tuple[Month, dict[str, str]]]  # (month, allocated row), oldest first
@@ -201,7 +211,7 @@ EH_TEAMS |= {10: "peer", 11: "peer", 12: "own"}
 
 
 @pytest.fixture(scope="module")
-def windsor() -> tuple[list[tuple[Month, Allocation]], list[dict[str, str]], str]:
+def windsor() -> tuple[list[tuple[Month, Allocation]], list[dict[str, str]], tuple[str, str]]:
     rng = random.Random(2)
     population = cases(rng, "W", 62, ("cin", "cp", "lac")) + cases(rng, "H", 55, ("early_help",))
     peer = {team: TEAMS[(i + 1) % 5] for i, team in enumerate(TEAMS)}
@@ -213,8 +223,10 @@ def windsor() -> tuple[list[tuple[Month, Allocation]], list[dict[str, str]], str
     ]
     closed = {"case_number": "X1", "category": "cp", "team": "Team 3", "worker": "Worker 31"}
     population.append(closed | {"closed_on": "2026-05-20", "last_audited": "2026-03-02"})
+    helped = {"case_number": "Y1", "category": "early_help", "team": "Team 4"}
+    population.append(helped | {"worker": "Worker 41", "closed_on": "2026-07-09"})
     policy = load_policy("windsor-maidenhead")
-    return twelve_months(policy, "2026-01", population, people), people, "X1"
+    return twelve_months(policy, "2026-01", population, people), people, ("X1", "Y1")
 
 
 def test_windsor_and_maidenhead_audit_25_and_14_a_month_and_deep_dive_twice(windsor):
@@ -252,13 +264,21 @@ def test_windsor_and_maidenhead_team_rules_and_the_two_a_month_cap(windsor):
 
 
 def test_a_case_closed_last_month_is_audited_on_closure_by_its_own_team(windsor):
-    made, people, closed = windsor
+    """6.17: "on closure of any case": a social care case with the social care tool by a
+    social care manager, an early help case with the early help tool by an early help team
+    manager, each of the case's own team."""
+    made, people, (social, helped) = windsor
     team_of = {p["name"]: p["team"] for p in people}
     closures = [(m, r) for m, a in made for r in a.rows if r["audit_type"] == CLOSURE]
-    assert [(m, r["case_number"], r["form"]) for m, r in closures] == [("2026-06", closed, "csc")]
-    row = closures[0][1]
+    assert [(m, r["case_number"], r["form"]) for m, r in closures] == [
+        ("2026-06", social, "csc"),
+        ("2026-08", helped, "early_help"),
+    ]
+    (_, row), (_, early) = closures
     assert team_of[row["auditor"]] == row["team"] == "Team 3"
     assert row["auditor"].startswith("Manager 3")  # a social care manager of the team
+    assert team_of[early["auditor"]] == early["team"] == "Team 4"
+    assert early["auditor"] == "Team Manager 4"
 
 
 # --- Hampshire (seed 000) ----------------------------------------------------------------
@@ -314,3 +334,64 @@ def test_hull_twelve_months_keep_the_yearly_cap_and_never_the_own_team():
     assert all(r["due_date"] == m.last_day.isoformat() for m, a in made for r in a.rows)
     assert made[0][1].as_dict()["allocated"] == 49
     never_twice_within(made, 12)
+
+
+# --- one month per policy in a database (SQLite and PostgreSQL) ---------------------------
+
+#: Each policy's auditors, one per line: name, team, group, peer team.
+STAFF: dict[str, list[tuple[str, ...]]] = {
+    "hull": [("Auditor A", "Team 1"), ("Auditor B", "Team 2"), ("Auditor C", "Team 3")],
+    "rochdale": [
+        ("Manager A", "Team 1", CSC),
+        ("Manager B", "Team 2", CSC),
+        ("Early Help Manager A", "Team 1", EH),
+        ("Unit Manager A", "Safeguarding Unit", UNIT),
+    ],
+    "windsor-maidenhead": [
+        ("Manager A", "Team 1", SC),
+        ("Manager B", "Team 2", SC),
+        ("Team Manager A", "Team 1", EHTM, "Team 2"),
+        ("Team Manager B", "Team 2", EHTM, "Team 1"),
+    ],
+    "hampshire": [("Service Manager A", "Team 1"), ("Service Manager B", "Team 2")],
+}
+#: A month for each, one after another in one database.
+ONE_MONTH = {"hull": "2026-08", "rochdale": "2026-09", "windsor-maidenhead": "2026-10"}
+ONE_MONTH["hampshire"] = "2026-11"
+
+
+def test_one_month_under_each_shipped_policy_lands_in_the_database(tmp_path, db):
+    """CI's PostgreSQL run: each shipped policy, made the database's own (`programme use`),
+    allocates a month whose audits and programme version are recorded. Hampshire's quality
+    practice audits of November, due 18 December, keep November in their ids."""
+    facts = {"family_name": "Example", "given_names": "Sam", "manager": "A Manager"}
+    for name, month in ONE_MONTH.items():
+        population = [
+            {"case_number": f"{name[:2].upper()}{t}{i:02d}", "category": c, "team": f"Team {t}"}
+            | {"worker": f"Worker {t}{i % 2}", "placed_for_adoption": "No"}
+            | facts
+            for t in (1, 2, 3)
+            for i, c in enumerate(["cin", "cp", "lac", "early_help"] * 3)
+        ]
+        people = [person(s[0], s[1], *s[2:]) for s in STAFF[name]]
+        policy, _ = use_policy(db, name, None, "test")
+        out = tmp_path / f"{name}.csv"
+        made = run_allocation(
+            db,
+            write_cases(tmp_path / f"{name}-population.csv", population),
+            write_cases(tmp_path / f"{name}-auditors.csv", people),
+            month,
+            None,
+            1,
+            out,
+        )
+        [recorded] = db.preview_allocation(lambda reads, m=month: reads.month_allocations(m))
+        assert (recorded.programme, recorded.programme_version) == (name, policy.version)
+        assert policy.version == 1 and recorded.audits == len(made.rows) > 0, made.unallocated
+        stored = db.audit_rows([month])
+        assert sorted(r.case_number for r in stored) == sorted(r["case_number"] for r in made.rows)
+    quality = db.audit_rows(["2026-11"])
+    due = dt.date(2026, 12, 18)  # the 20th is a Sunday
+    assert {(r.form_id, r.due_date) for r in quality} == {("quality_practice", due)}
+    assert all(r.audit_id.endswith("-202611") for r in quality)
+    assert {r["audit_id"] for r in made.rows} == {r.audit_id for r in quality}  # the case list's

@@ -147,12 +147,22 @@ def test_an_amendment_due_date_becomes_the_audits_due_date_while_it_is_back(worl
 def test_an_exempted_audit_is_not_outstanding_and_a_late_return_stays_history(world):
     db, _root, forms, _config = world
     audit_id = forms[1].case.audit_id
+    auditor = db.audit_row(audit_id).auditor
+
+    def counted() -> int:  # the auditor's audits this financial year, as allocation reads them
+        done = db.preview_allocation(
+            lambda r: r.allocation_history("2026-11", "2026-11", "2026-04", "2027-03")[1]
+        )
+        return int(done.get(auditor, 0))
+
+    before = counted()
     code, _out, err = run("exempt", audit_id, "--reason", "Long-term sick leave")
     assert code == 2 and "--agreed-by" in err
     code, out, _ = run(
         "exempt", audit_id, "--reason", "Long-term sick leave", "--agreed-by", "AD (synthetic)"
     )
     assert code == 0 and "exempted" in out
+    assert counted() == before - 1  # it counts against nobody's quota
     report = json.loads(run("status", "--json")[1])
     assert audit_id not in [o["audit_id"] for o in report["outstanding"]]
     code, out, _ = run("import", str(a_return(world, 1, "late.docx")))
@@ -172,3 +182,89 @@ def test_programme_use_records_versions_and_a_mismatched_settings_file_stops(wor
     assert run("status")[0] == 0
     versions = [(p.name, p.version, p.active) for p in db.policy_versions()]
     assert versions == [("hull", 1, True), ("rochdale", 1, False)]
+
+
+def test_a_reassigned_audit_goes_out_as_a_new_copy_and_the_old_copy_is_held(world):
+    db, root, forms, _config = world
+    audit_id = forms[0].case.audit_id
+    before = db.audit_row(audit_id)
+    old_copy = forms[0].path.read_bytes()  # the reassignment writes the new copy over it
+    assert run("send", "--forms", str(root / "forms"), "--out", str(root / "mail"))[0] == 0
+    code, out, _ = run(
+        "reassign",
+        audit_id,
+        "--to",
+        "Auditor Z (synthetic)",
+        "--email",
+        "auditor.z@example.invalid",
+        "--reason",
+        "Long-term leave",
+        "--out",
+        str(root / "forms"),
+    )
+    assert code == 0 and "copy 2" in out
+    row = db.audit_row(audit_id)
+    assert (row.auditor, row.copy, row.state) == ("Auditor Z (synthetic)", 2, "allocated")
+    assert row.due_date == before.due_date and row.checksum != before.checksum
+    # The new copy goes out once, to the new auditor only.
+    code, out, _ = run("send", "--forms", str(root / "forms"), "--out", str(root / "mail2"))
+    drafts = list((root / "mail2").glob("*.eml"))
+    assert code == 0 and len(drafts) == 1
+    assert "auditor.z@example.invalid" in drafts[0].read_text(encoding="utf-8")
+    assert run("send", "--forms", str(root / "forms"), "--out", str(root / "mail3"))[0] == 0
+    assert not list((root / "mail3").glob("*.eml"))
+    # The old auditor's copy comes back: held for an officer, never thrown away.
+    old = root / "in" / "old-copy.docx"
+    old.parent.mkdir(exist_ok=True)
+    old.write_bytes(fill_docx(old_copy, good_answers("csc")))
+    code, out, _ = run("import", "--json", str(old))
+    [outcome] = json.loads(out)
+    assert outcome["status"] == "held"
+    assert [i["code"] for i in outcome["issues"]][-1:] == ["reassigned"]
+    [held] = json.loads(run("held", "--json")[1])
+    assert held["why"] == "reassigned"
+    assert run("held", "--accept", str(held["return_id"]))[0] == 0
+    assert db.audit_row(audit_id).state == "returned"  # the old copy's work counts
+    code, _out, err = run(
+        "reassign", audit_id, "--to", "A", "--email", "a@example.invalid", "--reason", "again"
+    )
+    assert code == 2 and "only an audit its auditor has not yet returned" in err
+
+
+def test_a_challenged_grade_is_decided_by_the_senior_moderator_and_stands(world):
+    db, _root, forms, _config = world
+    audit_id = forms[1].case.audit_id
+    final = a_return(world, 1, "final.docx", **{"completion.status": "Final"})
+    assert run("import", str(final))[0] == 0
+    db.add_user("senior.mod", "officer,moderator", "x", False)
+    db.add_user("plain.officer", "officer", "x", False)
+    args = ("challenge", audit_id, "--by", "Practitioner P (synthetic)", "--reason", "Too harsh")
+    code, _out, err = run(*args)
+    assert code == 2 and "names no senior moderator" in err
+    code, _out, err = run(*args, "--to", "plain.officer")
+    assert code == 2 and "does not have the moderator role" in err
+    assert run(*args, "--to", "senior.mod")[0] == 0
+    code, _out, err = run(*args, "--to", "senior.mod")
+    assert code == 2 and "already challenged" in err
+    decide = ("challenge", audit_id, "--decide", "Good", "--reason", "Evidence of progress")
+    code, _out, err = run(*decide, "--decided-by", "plain.officer")
+    assert code == 2 and "Only senior.mod" in err
+    code, out, _ = run(*decide, "--decided-by", "senior.mod")
+    assert code == 0 and "decided Good; it stands" in out
+    assert db.audit_rows(audit_ids=[audit_id])[0].moderated_grade == "Good"
+    code, _out, err = run("moderate", audit_id, "--grade", "Inadequate", "--by", "Someone")
+    assert code == 2 and "that decision stands" in err
+    code, _out, err = run(*args, "--to", "senior.mod")
+    assert code == 2 and "that decision stands" in err
+
+
+def test_naming_a_chosen_case_refuses_an_audit_another_run_recorded_meanwhile(world):
+    db, _root, forms, _config = world
+    taken = forms[0].case.audit_id  # as if another officer named the same case a moment ago
+    record = store.AuditRecord(
+        taken, "csc", get_form("csc").version, "SYNCS0001", "Auditor A", "", "", "", "",
+        dt.date(2026, 11, 30), "0" * 20, {},
+    )  # fmt: skip
+    with pytest.raises(store.StateError, match="recorded by another run"):
+        db.name_choices("2026-11", [(1, record)], [], "")
+    assert db.audit_row(taken).auditor != "Auditor A"  # nothing was written

@@ -667,9 +667,10 @@ def test_reopen_and_returns_held_for_an_officer(db, app, kit):
     assert "held" in Tables(result.text).tables["outcomes"][1]
     assert "1 return(s) held for an officer" in officer.get("/returns").text
     [row] = Tables(officer.get("/held").text).tables["held"][1:]
-    assert row[:4] == [
+    assert row[:5] == [
         kit.cases[1].audit_id,
         f"reply.eml › {name}",
+        "not from the auditor",
         "Stranger <stranger@elsewhere.invalid>",
         "auditor@example.invalid",
     ]

@@ -360,13 +360,19 @@ def _second_stage(run: _Run) -> None:
 
 def _moderate(run: _Run) -> None:
     """A head of service moderates the 10% sample: agrees mostly, re-grades one."""
-    from formtool.programme.moderation import moderate, moderation_pool, moderation_sample
+    from formtool.programme.moderation import (
+        moderate,
+        moderation_pool,
+        moderation_sample,
+        target_words,
+    )
+    from formtool.programme.rules import active_policy
     from formtool.programme.status import status
 
     report = status(run.db, run.month, run.today)
     run.step("Status: " + ", ".join(f"{n} {s}" for s, n in report.by_state.items()))
     pool = len(moderation_pool(run.db, run.month))
-    picked = moderation_sample(run.db, run.month, 0.10, seed=1)
+    picked = moderation_sample(run.db, run.month, active_policy(run.db).moderation.rate, seed=1)
     lines = []
     for i, row in enumerate(picked):
         scale = get_form(_form_of(run, row.audit_id)).grade_scale
@@ -381,8 +387,8 @@ def _moderate(run: _Run) -> None:
         lines.append(f"{row.audit_id}: {result.auditor_grade} -> {result.moderated_grade}")
     rate = f"{len(picked) / pool:.0%}" if pool else "-"
     run.step(
-        f"Moderated {len(picked)} of {pool} graded audits ({rate} achieved; the "
-        "framework asks for 10%)",
+        f"Moderated {len(picked)} of {pool} graded audits ({rate} achieved; "
+        f"{target_words(active_policy(run.db))})",
         *lines,
     )
     run.report.figures["moderated"] = len(picked)

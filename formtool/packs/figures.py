@@ -9,7 +9,8 @@ and not graded. An exempted audit (agreed not to be done) is neither complete no
 it is listed as exempted, never as a non-completion. Immediate concerns for a child's safety
 are counted (raised, and still without action), never described. What counts as good, which
 domains are judged, which answers are favourable and which grades need a follow-up all come
-from the definitions.
+from the definitions; the follow-up's dates (review, re-audit, Head of Service meeting), the
+moderation rate and the words the pack uses from the programme policy the database runs.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from formtool.definitions import FormDefinition, Item
 from formtool.definitions.scales import FAVOURABLE, OUTCOMES, PARTIAL, UNFAVOURABLE, Scale
 from formtool.errors import FormtoolError
 from formtool.periods import Period
-from formtool.programme.deadlines import inadequate_follow_up
+from formtool.programme.followup import FollowUp, Graded, follow_ups, load_follow_ups
+from formtool.programme.policy import Policy, default_policy
+from formtool.programme.rules import active_policy
 from formtool.store import COMPLETED, OUTSTANDING, AuditState, Store
 
 S = AuditState
@@ -165,7 +168,7 @@ class PmuFigures:
     scales: dict[str, Scale] = field(default_factory=dict)
     domains: dict[str, list[tuple[str, Counter[str], tuple[str, ...]]]] = field(
         default_factory=dict
-    )  # tool -> (domain label, judgement counts, choices)
+    )  # tool -> (domain label, judgement counts, the choices counted: N/A left out)
     findings: list[ToolFindings] = field(default_factory=list)
     moderation: dict[str, int] = field(default_factory=dict)
     action_totals: dict[str, int] = field(default_factory=dict)
@@ -176,6 +179,8 @@ class PmuFigures:
     reopened: list[tuple[str, dt.datetime]] = field(default_factory=list)
     #: Immediate concerns raised in the period's audits: counts only ("raised", "open").
     concerns: dict[str, int] = field(default_factory=lambda: {"raised": 0, "open": 0})
+    #: The programme policy the database runs: its moderation rate, words and follow-up.
+    policy: Policy = field(default_factory=default_policy)
 
     @property
     def completed(self) -> list[AuditFacts]:
@@ -265,7 +270,9 @@ def load_figures(
     answers = db.answers_by_return(ids)
     actions = db.action_dicts(ids)
     figures = PmuFigures(period, as_of, audits, answers, actions, min_base)
+    figures.policy = active_policy(db)
     _compute(figures)
+    _follow_up(figures, db)
     reopens = db.events_named([a.audit_id for a in audits], ["reopened"])
     figures.reopened = sorted(
         ((audit_id, at) for audit_id, found in reopens.items() for at, _ in found),
@@ -302,7 +309,6 @@ def _compute(f: PmuFigures) -> None:
     _domains_and_findings(f)
     _moderation(f)
     _actions(f)
-    _follow_up(f)
 
 
 def _domains_and_findings(f: PmuFigures) -> None:
@@ -315,9 +321,13 @@ def _domains_and_findings(f: PmuFigures) -> None:
         domains = []
         for section in form.domains():
             item = form.item(section.judgement_key)
-            counts = Counter(v for a in answers if (v := a.get(section.judgement_key, ("", ""))[0]))
-            if item is not None and item.scale is not None and counts:
-                domains.append((section.label, counts, item.scale.choices))
+            if item is None or item.scale is None:
+                continue
+            scored = _domain_base(item)
+            values = (a.get(section.judgement_key, ("", ""))[0] for a in answers)
+            counts = Counter(v for v in values if v in scored)
+            if counts:
+                domains.append((section.label, counts, scored))
         if domains:
             f.domains[form.name] = domains
         tool = ToolFindings(form, len(audits))
@@ -328,6 +338,14 @@ def _domains_and_findings(f: PmuFigures) -> None:
                 if (finding := _finding(form, q, answers)) is not None
             ]
         f.findings.append(tool)
+
+
+def _domain_base(item: Item) -> tuple[str, ...]:
+    """The judgements a domain's counts are out of: N/A (a domain that does not apply, seed
+    001 Appendix A para 16) counts neither way and is left out, as in findings; a scale that
+    scores nothing counts every choice."""
+    assert item.scale is not None  # a judged domain's item is a choice
+    return tuple(c for c in item.scale.choices if item.outcome(c)) or item.scale.choices
 
 
 def _finding(
@@ -376,25 +394,50 @@ def _actions(f: PmuFigures) -> None:
     }
 
 
-def _follow_up(f: PmuFigures) -> None:
-    """Seed 001 Appendix A para 25: grades that call for a review at 4 weeks and a re-audit
-    within two months (the scale's `follow_up` answers, e.g. Inadequate)."""
-    for audit in f.graded:
-        if audit.scale is not None and audit.grade in audit.scale.follow_up:
-            graded = audit.returned_on or f.as_of
-            follow_up = inadequate_follow_up(graded)
-            f.follow_up.append(
-                {
-                    "audit_id": audit.audit_id,
-                    "case_number": audit.case_number,
-                    "team": audit.team,
-                    "tool": audit.form.name,
-                    "grade": audit.grade,
-                    "graded_on": graded,
-                    "review_by": follow_up["review meeting by"],
-                    "reaudit_by": follow_up["re-audit by"],
-                }
-            )
+def _follow_up(f: PmuFigures, db: Store) -> None:
+    """The period's audits graded with a follow-up grade (the scale's `follow_up` answers,
+    e.g. Inadequate) and their steps under the policy (followup.py): the review meeting, the
+    re-audit and, for a case graded so a second time, the Head of Service meeting."""
+    flagged = [a for a in f.graded if a.scale is not None and a.grade in a.scale.follow_up]
+    if not flagged:
+        return
+    found = load_follow_ups(db, f.policy, [a.audit_id for a in flagged]).follow_ups
+    for audit in flagged:
+        step = found.get(audit.audit_id) or _alone(f, audit)
+        f.follow_up.append(
+            {
+                "audit_id": audit.audit_id,
+                "case_number": audit.case_number,
+                "team": audit.team,
+                "tool": audit.form.name,
+                "grade": audit.grade,
+                "graded_on": step.graded_on,
+                "review_by": step.review_by,
+                "reaudit_by": step.reaudit_by,
+                "review_held": step.review_held,
+                "reaudit_id": step.reaudit_id,
+                "reaudited_on": step.reaudited_on,
+                "head_of_service": step.head_of_service,
+                "hos_held": step.hos_held,
+                "review": step.review(f.as_of),
+                "reaudit": step.reaudit(f.as_of),
+                "hos": step.hos(f.as_of),
+            }
+        )
+
+
+def _alone(f: PmuFigures, audit: AuditFacts) -> FollowUp:
+    """The follow-up of an audit the database gave no history for (none is expected: a
+    complete audit has its return), from its own grade alone."""
+    graded = Graded(
+        audit.audit_id,
+        audit.case_number,
+        audit.month,
+        audit.grade,
+        audit.returned_on or f.as_of,
+        True,
+    )
+    return follow_ups([graded], f.policy.reaudit)[audit.audit_id]
 
 
 def _trend_point(

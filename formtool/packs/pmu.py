@@ -26,11 +26,12 @@ from formtool.packs.figures import (
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf
 from formtool.packs.workbook import workbook
 from formtool.periods import period_for, show_date
+from formtool.programme.followup import number_words
+from formtool.programme.moderation import target_words
 from formtool.settings import DEFAULT, Settings
 from formtool.store import Store
 
 REPORT_ROWS = 25  # longer lists belong in the workbook, not a report for senior managers
-MODERATION_TARGET = "10%"  # seed 001, Appendix A: moderation of 10% of audits
 OFFICERS_PACK = (
     "Figures only: case numbers, re-audit dates and the action tracker are in the officers' pack."
 )
@@ -220,17 +221,29 @@ def _moderation_part(f: PmuFigures) -> Part:
         "Moderation",
         paragraphs=[
             f"{m['moderated']} of {m['graded']} graded audits were moderated "
-            f"({pct(m['moderated'], m['graded'])} achieved; the framework asks for "
-            f"{MODERATION_TARGET}). Moderators agreed with the auditor's grade in {m['agreed']} "
+            f"({pct(m['moderated'], m['graded'])} achieved; {target_words(f.policy)}). "
+            f"Moderators agreed with the auditor's grade in {m['agreed']} "
             f"({pct(m['agreed'], m['moderated'])}); {m['up']} grade(s) moved up and {m['down']} "
             "down."
         ],
     )
 
 
+#: The follow-up table's columns after case number, tool, team and graded, with the
+#: figures' keys they show: each step's date and what happened (held, "not yet", "late").
+_STEPS = (
+    ("Review by", "review_by"),
+    ("Review held", "review"),
+    ("Re-audit by", "reaudit_by"),
+    ("Re-audited", "reaudit"),
+    ("Head of Service meeting", "hos"),
+)
+
+
 def _follow_up(f: PmuFigures, aggregate_only: bool) -> Part:
     scale = f.main_scale
     names = " or ".join(scale.follow_up) if scale else "a follow-up grade"
+    rule = f.policy.reaudit
     # aggregate: the count alone, as the list names cases
     shown = [] if aggregate_only else sorted(f.follow_up, key=lambda i: str(i["reaudit_by"]))
     if not f.follow_up:
@@ -243,24 +256,44 @@ def _follow_up(f: PmuFigures, aggregate_only: bool) -> Part:
         )
     else:
         note = f"{len(f.follow_up)} audit(s) were graded {names.lower()}."
+    steps = _STEPS if rule else ()
     rows = tuple(
         (
             str(i["case_number"]),
             str(i["tool"]),
             str(i["team"]),
             _date(i["graded_on"]),
-            _date(i["review_by"]),
-            _date(i["reaudit_by"]),
+            *(_date(i[key]) or str(i[key]) for _, key in steps),
         )
         for i in shown[:REPORT_ROWS]
     )
+    heading = f"Graded {names}"
+    if rule:
+        heading += (
+            f": review at {number_words(rule.review_weeks, 'week')}, re-audit within "
+            f"{number_words(rule.within_months, 'month')}"
+        )
+    headings = ("Case number", "Tool", "Team", "Graded", *(h for h, _ in steps))
     return Part(
-        f"Graded {names}: review at four weeks, re-audit within two months",
-        paragraphs=[note],
-        tables=[Table(("Case number", "Tool", "Team", "Graded", "Review by", "Re-audit by"), rows)]
-        if rows
-        else [],
+        heading,
+        paragraphs=[note, *_late(f)] if rule else [note, _NO_FOLLOW_UP],
+        tables=[Table(headings, rows)] if rows else [],
     )
+
+
+_NO_FOLLOW_UP = "The programme sets no review meeting or re-audit after such a grade."
+
+
+def _late(f: PmuFigures) -> list[str]:
+    """How many steps are late as of the pack's date: a count, so viewers see it too."""
+    reviews = sum(str(i["review"]).endswith("late") for i in f.follow_up)
+    reaudits = sum(str(i["reaudit"]).endswith("late") for i in f.follow_up)
+    if not (reviews or reaudits):
+        return []
+    return [
+        f"Late as of {_date(f.as_of)}: {reviews} review meeting(s) and {reaudits} re-audit(s) "
+        "(held or done after their date, or not yet and past it)."
+    ]
 
 
 def _share(value: object) -> float | None:

@@ -430,6 +430,9 @@ def _logs(book: _Book, f: PmuFigures) -> None:
             for a in f.not_completed  # an exempted audit is listed as such on Audits
         ],
     )
+    rule = f.policy.reaudit
+    review = f" ({rule.review_weeks} weeks)" if rule else ""
+    within = f" ({rule.within_months} months)" if rule else ""
     book.table(
         book.sheet("Re-audits"),
         (
@@ -439,8 +442,12 @@ def _logs(book: _Book, f: PmuFigures) -> None:
             "Team",
             "Grade",
             "Graded",
-            "Review by (4 weeks)",
-            "Re-audit by (2 months)",
+            f"Review by{review}",
+            "Review held",
+            f"Re-audit by{within}",
+            "Re-audit",
+            "Re-audited",
+            "Head of Service meeting",
         ),
         [
             (
@@ -451,7 +458,11 @@ def _logs(book: _Book, f: PmuFigures) -> None:
                 i["grade"],
                 i["graded_on"],
                 i["review_by"],
+                i["review"] if rule else "",
                 i["reaudit_by"],
+                i["reaudit_id"],
+                i["reaudit"] if rule else "",
+                i["hos"] if rule else "",
             )
             for i in sorted(f.follow_up, key=lambda i: str(i["reaudit_by"]))
         ],

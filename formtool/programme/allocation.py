@@ -41,7 +41,9 @@ from formtool.programme.sampling import (
     Auditor,
     DueReaudit,
     History,
+    OpenSlot,
     allocate,
+    name_slots,
     row_due,
     year_of,
 )
@@ -69,6 +71,7 @@ __all__ = [
     "load_chosen",
     "load_plan",
     "load_population",
+    "name_chosen",
     "read_history",
     "rules_in_words",
     "run_allocation",
@@ -190,7 +193,7 @@ def check_groups(path: Path, auditors: list[Auditor], policy: Policy) -> None:
     samples), so a typing slip is not an auditor quietly left out of the programme."""
     known = {g.name for g in policy.auditors.groups}
     known |= {g for s in policy.samples for g in s.auditors}
-    known |= set(policy.on_closure.auditors if policy.on_closure else ())
+    known |= {g for rule in policy.on_closure for g in rule.auditors}
     for auditor in auditors:
         if auditor.group and auditor.group not in known:
             raise AllocationError(
@@ -333,9 +336,21 @@ def _stored_case(
     case.pop("audit_id", None)
     if any("audit_id" in p for p in population):
         form = all_forms()[row.form_id]
-        due = row_due(policy, row.form_id, Month(month))
-        case["audit_id"] = audit_id_for(form, row.case_number, due)
+        case["audit_id"] = audit_id_for(form, row.case_number, Month(month).last_day)
     return case
+
+
+def _give_ids(rows: list[dict[str, str]], month: str, always: bool = False) -> None:
+    """Audit ids name the allocation month (FORM-CASE-YYYYMM), not the due date's: a tool
+    due the next month (hampshire's quality practice, due the 20th) keeps its month. Rows the
+    population gave no id get one when a row is due after the month (or `always`); else
+    the case list leaves ids to `generate`, which makes the same ones from the due date."""
+    if not always and all(r["due_date"][:7] == month for r in rows):
+        return
+    forms, last = all_forms(), Month(month).last_day
+    for row in rows:
+        if not row.get("audit_id"):
+            row["audit_id"] = audit_id_for(forms[row["form"]], row["case_number"], last)
 
 
 def _check_columns(path: Path, population: list[dict[str, str]], policy: Policy) -> None:
@@ -344,8 +359,7 @@ def _check_columns(path: Path, population: list[dict[str, str]], policy: Policy)
     have = set(population[0]) | {"auditor", "due_date", "audit_type", "form"}
     forms = all_forms()
     wanted = [(s.name, s.form) for s in policy.samples]
-    if policy.on_closure:
-        wanted.append((CLOSURE.lower(), policy.on_closure.form))
+    wanted += [(CLOSURE.lower(), rule.form) for rule in policy.on_closure]
     for name, form_id in wanted:
         form = forms.get(form_id)
         if form is None:
@@ -414,6 +428,9 @@ def run_allocation(
     a case list."""
     if mode not in MODES:
         raise AllocationError(f"Unknown allocation mode '{mode}'. Use one of {MODES}.")
+    if mode == "first" and chosen_path is not None and db.open_choices(month):
+        chosen = load_chosen(chosen_path)
+        return name_chosen(db, population_path, auditors_path, month, chosen, out, user, policy)
     policy = with_plan(policy or _active_policy(db), plan_path)
     population = load_population(population_path)
     if not population:
@@ -430,7 +447,7 @@ def run_allocation(
     unkeyed = {r.audit_id for r in db.audit_rows([month]) if r.checksum_scheme != "hmac"}
 
     def plan(reads: AllocationReads) -> Planned:
-        _refuse_repeat(reads.month_allocations(month), month, mode)
+        _refuse_repeat(reads.month_allocations(month), month, mode, chosen_path is not None)
         replaced = reads.drop_unstarted(month) if mode == "replace" else 0
         history = read_history(reads, month, population, policy)
         allocation = allocate(population, auditors, policy, month, seed, history, chosen)
@@ -440,6 +457,7 @@ def run_allocation(
                 + " ".join(allocation.unallocated or ["no eligible cases."])
             )
         allocation.mode, allocation.replaced = mode, replaced
+        _give_ids(allocation.rows, month)
         made.append(allocation)
         return Planned(
             _records(allocation.rows, key, unkeyed, month),
@@ -453,12 +471,83 @@ def run_allocation(
     return allocation
 
 
-def _refuse_repeat(earlier: list[Any], month: str, mode: str) -> None:
+def name_chosen(
+    db: Store,
+    population_path: Path,
+    auditors_path: Path,
+    month: str,
+    chosen: list[dict[str, str]],
+    out: Path,
+    user: str = "",
+    policy: Policy | None = None,
+) -> Allocation:
+    """Name the cases auditors chose for the open chosen slots of a month already allocated
+    (`allocate --chosen FILE`, or the Allocate page): each checked as at allocation, with
+    the month's audits and the exclusion period's in the database; all recorded in one
+    transaction, or none. Writes the named audits as a case list; the Allocation it returns
+    (mode "name") has them as rows, notes for cases already named, and the slots still open."""
+    policy = policy or _active_policy(db)
+    population = load_population(population_path)
+    auditors = {a.name: a for a in load_auditors(auditors_path)}
+    for number, choice in enumerate(chosen, start=2):
+        if choice.get("auditor", "").strip() not in auditors:
+            row = f"[{choice.get('_file', 'chosen')} · row {choice.get('_row', number)}]"
+            raise AllocationError(
+                f"{choice.get('_where') or row} '{choice.get('auditor', '')}' is not in the "
+                f"auditors file {auditors_path}. Check the name, or add them there."
+            )
+    slots = [_slot(row, auditors, policy) for row in db.open_choices(month)]
+    m, span = Month(month), policy.exclusion_months
+    recent, _ = db.preview_allocation(
+        lambda reads: reads.allocation_history(m.shift(-span), m.shift(span), month, month)
+    )
+    month_cases = {r.case_number: r.auditor for r in db.audit_rows([month])}
+    named, notes = name_slots(
+        policy, month, [s for s in slots if s], chosen, population, frozenset(recent), month_cases
+    )
+    rows = [row for _, row in named]
+    _give_ids(rows, month, always=True)
+    if rows:
+        forms = all_forms()
+        records = {r.audit_id: r for r in _records(rows, db.identity_key(), (), month)}
+        pairs = [(slot_id, records[row["audit_id"]]) for slot_id, row in named]
+        db.name_choices(month, pairs, [forms[r["form"]] for r in rows], user)
+        write_case_list(out, rows)
+    still = [
+        {"auditor": c.auditor, "sample": c.sample, "form": c.form_id, "team": c.team}
+        for c in db.open_choices(month)
+    ]
+    due = row_due(policy, rows[0]["form"] if rows else _chosen_form(policy), m)
+    return Allocation(month, due, rows, notes, [], mode="name", choices=still)
+
+
+def _slot(row: Any, auditors: dict[str, Auditor], policy: Policy) -> OpenSlot | None:
+    """An open slot as name_slots takes it; None when its auditor is not in the auditors
+    file (it stays open)."""
+    auditor = auditors.get(row.auditor)
+    if auditor is None:
+        return None
+    sample = next((s for s in policy.samples if s.chosen and s.name == row.sample), None)
+    if sample is None:
+        raise AllocationError(
+            f"The open chosen slot of {row.auditor} in {row.month} is for '{row.sample}', "
+            f"which is not a chosen sample of programme '{policy.name}' (the one this database "
+            "runs now). Allocate the month again (allocate --replace) under it."
+        )
+    return OpenSlot(row.id, auditor, sample)
+
+
+def _chosen_form(policy: Policy) -> str:
+    return next((s.form for s in policy.samples if s.chosen), "")
+
+
+def _refuse_repeat(earlier: list[Any], month: str, mode: str, naming: bool = False) -> None:
     if earlier and mode == "first":
         count = sum(e.audits for e in earlier)
+        named = " It has no chosen slot left to name." if naming else ""
         raise AllocationError(
             f"{month} is already allocated ({count} audit(s), {show_date(earlier[-1].created_at)}"
-            "). Replace the audits not yet sent (allocate --replace) or add more (--add)."
+            f").{named} Replace the audits not yet sent (allocate --replace) or add more (--add)."
         )
 
 
@@ -487,7 +576,11 @@ def rules_in_words(policy: Policy) -> list[str]:
     if rules.spacing_months:
         lines.append(f"An auditor rests {rules.spacing_months} month(s) after an audit.")
     if policy.on_closure:
-        lines.append(f"A case closed last month is audited again ({policy.on_closure.form}).")
+        tools = "; ".join(
+            rule.form + (f" for {', '.join(rule.categories)}" if rule.categories else "")
+            for rule in policy.on_closure
+        )
+        lines.append(f"A case closed last month is audited again ({tools}).")
     return lines
 
 

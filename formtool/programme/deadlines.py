@@ -1,12 +1,11 @@
 """Deadlines in working days, with England and Wales bank holidays (the `holidays` package).
 
-The rules come from the seeds: the audit list goes out by the first working day of the month
-and audits are due on its last calendar day (seed 001, Appendix A); moderated audits and the
-head of service's overview go in by the 14th of the next month or the nearest working day
-(seed 004); amendments come back within 3 working days and management oversight is done
-within 10 working days (seed 001); inadequate grades mean a review at 4 weeks and a re-audit
-within 2 months (seed 001, Appendix A para 25); the Quality Practice checklist timetable is
-the 5th / 20th / 1st (seed 000, Appendix 5). An audit went out on the day of its `sent` event,
+The arithmetic the programme policies' deadline rules are made of (programme/policy.py): the
+first and last working day, the nearest working day, N working days after a day. Which rule a
+step follows is the council's, in its policy file. The fallbacks here are seed 001's, for a
+policy that names no rule: an amendment back within 3 working days, and after an inadequate
+grade a review at 4 weeks and a re-audit within 2 months (Appendix A para 25). An audit went
+out on the day of its `sent` event,
 or, while its .eml drafts are not marked sent, on the day they were written
 (`distribution_date`): a chase only chases what went out.
 """
@@ -78,22 +77,6 @@ def next_month(year: int, month: int) -> tuple[int, int]:
     return (year + 1, 1) if month == 12 else (year, month + 1)
 
 
-def month_timetable(year: int, month: int) -> dict[str, dt.date]:
-    """Every deadline of one audit month, as dates."""
-    due = last_calendar_day(year, month)
-    ny, nm = next_month(year, month)
-    ay, am = next_month(ny, nm)
-    return {
-        "audit list distributed": first_working_day(year, month),
-        "audits due": due,
-        "management oversight by": add_working_days(due, 10),
-        "moderation and overview report by": nearest_working_day(dt.date(ny, nm, 14)),
-        "quality practice list to service manager": on_or_before(dt.date(ny, nm, 5)),
-        "quality practice tools to PMU": on_or_before(dt.date(ny, nm, 20)),
-        "PMU collates quality practice results": on_or_before(dt.date(ay, am, 1)),
-    }
-
-
 #: Events that say an audit's form went out to the person who fills it in, and the one that
 #: says it was written as an .eml draft (see programme/mail.py).
 SENT_EVENTS = frozenset({"sent", "sent to preparer"})
@@ -131,20 +114,4 @@ def bank_holidays_in(year: int, month: int) -> list[str]:
     """The month's bank holidays, "YYYY-MM-DD Name", in date order."""
     return [
         f"{d.isoformat()} {n}" for d, n in sorted(_bank_holidays(year).items()) if d.month == month
-    ]
-
-
-def year_timetable(year: int) -> list[dict]:
-    """The timetable for every month of a calendar year, with its bank holidays."""
-    return [
-        {
-            "month": f"{year}-{m:02d}",
-            **{k: v.isoformat() for k, v in month_timetable(year, m).items()},
-            "bank holidays": [
-                f"{d.isoformat()} {n}"
-                for d, n in sorted(_bank_holidays(year).items())
-                if d.month == m
-            ],
-        }
-        for m in range(1, 13)
     ]

@@ -55,6 +55,7 @@ from formtool.errors import FormtoolError, printable
 from formtool.generate import FORMATS
 from formtool.periods import show_date
 from formtool.programme.deadlines import DRAFTS_EVENT, SENT_EVENTS, distribution_date
+from formtool.programme.rules import active_policy
 from formtool.settings import DEFAULT, Settings
 from formtool.store import (
     OUTSTANDING,
@@ -226,7 +227,16 @@ def distribution_dates(db: Store, audit_ids: Collection[str]) -> dict[str, dt.da
 def _purpose(audit: Any, chase: bool) -> str:
     if chase:
         return CHASE
-    return PICKED_FOR_AUDIT if audit.state == S.awaiting_audit.value else DISTRIBUTION
+    if audit.state == S.awaiting_audit.value:
+        return PICKED_FOR_AUDIT
+    copy = getattr(audit, "copy", 1) or 1
+    # A reassigned audit's new copy is a new distribution: its own claim, sent once.
+    return DISTRIBUTION if copy == 1 else f"{DISTRIBUTION} copy {copy}"
+
+
+def _sending(purpose: str) -> bool:
+    """A message that sends a form (the first copy, a reassigned copy, or a picked file)."""
+    return purpose.startswith(DISTRIBUTION) or purpose == PICKED_FOR_AUDIT
 
 
 def _round(chase: bool, today: dt.date) -> str:
@@ -327,8 +337,14 @@ def _instructions(form_format: str) -> list[str]:
 
 
 def _body(
-    name: str, letters: list[_Letter], chase: bool, today: dt.date, settings: Settings
+    name: str,
+    letters: list[_Letter],
+    chase: bool,
+    today: dt.date,
+    settings: Settings,
+    exemption: str = "",
 ) -> str:
+    """The message's text; `exemption`: what the policy's words say of who agrees one."""
     due = min(letter.audit.due_date for letter in letters)
     lines = [f"Dear {name},", ""]
     stage = letters[0].stage
@@ -336,8 +352,8 @@ def _body(
         lines += [
             f"The case file audit(s) below were due on {show_date(due)} and have not "
             f"been returned as of {show_date(today)}. Please complete and return them "
-            "within 3 working days, or tell the QA team today if you need an exemption "
-            "(only the Assistant Director can agree one).",
+            "within 3 working days, or tell the QA team today if you need an exemption"
+            + (f" ({exemption})." if exemption else "."),
             "",
         ]
     elif stage == "prepare":
@@ -424,7 +440,8 @@ def build_messages(
     before any message is made."""
     today = today or clock.today()
     groups, _ = _groups(db, sender, forms_dir, month, chase, today, again)
-    return [_message(sender, group, chase, today, settings) for group in groups]
+    exemption = active_policy(db).word("exemption")
+    return [_message(sender, group, chase, today, settings, exemption) for group in groups]
 
 
 def _subject(letters: list[_Letter], chase: bool, settings: Settings) -> str:
@@ -442,7 +459,12 @@ def _subject(letters: list[_Letter], chase: bool, settings: Settings) -> str:
 
 
 def _message(
-    sender: str, letters: list[_Letter], chase: bool, today: dt.date, settings: Settings
+    sender: str,
+    letters: list[_Letter],
+    chase: bool,
+    today: dt.date,
+    settings: Settings,
+    exemption: str = "",
 ) -> Outgoing:
     first = letters[0]
     message = EmailMessage(policy=POLICY)
@@ -450,7 +472,9 @@ def _message(
     message["To"] = Address(_display_name(first.name), addr_spec=first.address)
     message["Subject"] = _subject(letters, chase, settings)
     message["X-Unsent"] = "1"  # Outlook opens a saved .eml as a draft to send
-    message.set_content(_body(_display_name(first.name), letters, chase, today, settings))
+    message.set_content(
+        _body(_display_name(first.name), letters, chase, today, settings, exemption)
+    )
     for letter in letters:
         if letter.file is not None:
             file_name, data = letter.file
@@ -495,7 +519,8 @@ def deliveries(message: OutboxMessage) -> list[Delivery]:
         event = "chased"
     else:
         event = "sent to preparer" if message.stage == "prepare" else "sent"
-    return [Delivery(a, event, to, message.purpose == DISTRIBUTION) for a in message.audit_ids]
+    first = message.purpose.startswith(DISTRIBUTION)
+    return [Delivery(a, event, to, first) for a in message.audit_ids]
 
 
 class _Sender:
@@ -511,9 +536,11 @@ class _Sender:
         user: str,
         again: Collection[MessageState],
         result: MailResult,
+        exemption: str = "",
     ) -> None:
         self.db, self.sender, self.chase, self.today = db, sender, chase, today
         self.settings, self.user, self.again, self.result = settings, user, again, result
+        self.exemption = exemption  # the policy's words on who agrees an exemption
 
     def claim(self, letters: list[_Letter]) -> Outgoing | None:
         """Claim the group's audits; the message for the ones claimed (None: none were)."""
@@ -533,7 +560,9 @@ class _Sender:
         if claim.message_id is None:
             return None
         mine = [by_id[i] for i in claim.audit_ids]
-        outgoing = _message(self.sender, mine, self.chase, self.today, self.settings)
+        outgoing = _message(
+            self.sender, mine, self.chase, self.today, self.settings, self.exemption
+        )
         return replace(outgoing, message_id=claim.message_id)
 
     def settle(self, outgoing: Outgoing, state: MessageState, error: str = "") -> None:
@@ -714,9 +743,10 @@ def deliver(
     only = _whole_messages(db, month, chase, today, audit_ids)
     groups, not_sent = _groups(db, sender, forms_dir, month, chase, today, again, only)
     result = MailResult([], dry_run=dry_run, not_sent=not_sent)
-    run = _Sender(db, sender, chase, today, settings, user, again, result)
+    exemption = active_policy(db).word("exemption")
+    run = _Sender(db, sender, chase, today, settings, user, again, result, exemption)
     if dry_run:
-        result.messages = [_message(sender, g, chase, today, settings) for g in groups]
+        result.messages = [_message(sender, g, chase, today, settings, exemption) for g in groups]
     elif smtp:
         result.sent_via = smtp
         if groups:  # nothing to send: no connection
@@ -730,6 +760,13 @@ def deliver(
     return result
 
 
+def _run_messages(db: Store, month: str | None, chase: bool, today: dt.date) -> list[OutboxMessage]:
+    """The outbox's messages of the kind this run sends: the day's chases, or forms."""
+    if chase:
+        return db.outbox_messages(month, [CHASE], _round(chase, today))
+    return [m for m in db.outbox_messages(month, None, "") if _sending(m.purpose)]
+
+
 def _whole_messages(
     db: Store, month: str | None, chase: bool, today: dt.date, audit_ids: Collection[str] | None
 ) -> set[str] | None:
@@ -738,8 +775,7 @@ def _whole_messages(
     if audit_ids is None:
         return None
     named = set(audit_ids)
-    purposes = [CHASE] if chase else [DISTRIBUTION, PICKED_FOR_AUDIT]
-    for m in db.outbox_messages(month, purposes, _round(chase, today)):
+    for m in _run_messages(db, month, chase, today):
         if m.state in RESEND and not named.isdisjoint(m.audit_ids):
             named.update(m.audit_ids)
     return named
@@ -749,10 +785,9 @@ def _summarise(
     db: Store, result: MailResult, month: str | None, chase: bool, today: dt.date
 ) -> None:
     """What the outbox already holds for the run's month and purposes (and chase round)."""
-    purposes = [CHASE] if chase else [DISTRIBUTION, PICKED_FOR_AUDIT]
     now = {o.message_id for o in result.messages} | {m.id for m in result.failed}
     now |= {m.id for m in result.unknown}
-    held = [m for m in db.outbox_messages(month, purposes, _round(chase, today)) if m.id not in now]
+    held = [m for m in _run_messages(db, month, chase, today) if m.id not in now]
     result.already_sent = [m for m in held if m.state is M.sent]
     result.in_progress = [m for m in held if m.state is M.queued]
     result.drafted = [m for m in held if m.state is M.drafted]

@@ -1,5 +1,6 @@
 """Moderation: a head of service's grade overrides the auditor's (seed 004), and a seeded
-sample of the month's complete, graded audits is picked for moderation (seed 001: 10%)."""
+sample of the month's complete, graded audits is picked for moderation at the programme
+policy's rate (hull: 10%, seed 001 4.32; rochdale: every audit) unless a rate is given."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import random
 from dataclasses import asdict, dataclass
 
 from formtool.errors import FormtoolError
+from formtool.programme.policy import Policy
+from formtool.programme.rules import active_policy
 from formtool.store import AuditState, Store
 
 S = AuditState
@@ -91,6 +94,24 @@ def moderate(
     )
 
 
+def rate_text(rate: float) -> str:
+    """A rate as a percentage a QA officer types: 0.1 -> "10%", 0.125 -> "12.5%"."""
+    return f"{round(rate * 100, 2):g}%"
+
+
+def default_rate(db: Store) -> str:
+    """The moderation rate of the policy the database runs, as text ("10%")."""
+    return rate_text(active_policy(db).moderation.rate)
+
+
+def target_words(policy: Policy) -> str:
+    """What reports say of the share to moderate: the policy's words for it ("the framework
+    asks for 10%"), else its rate."""
+    return policy.word("moderation_rate") or (
+        f"the programme asks for {rate_text(policy.moderation.rate)}"
+    )
+
+
 def parse_rate(text: str) -> float:
     try:
         value = float(text.strip().rstrip("%")) / (100 if text.strip().endswith("%") else 1)
@@ -126,15 +147,18 @@ def moderation_pool(db: Store, month: str) -> list[SampledAudit]:
 def moderation_sample(
     db: Store,
     month: str,
-    rate: float = 0.10,
+    rate: float | None = None,
     seed: int = 0,
     record: bool = True,
     user: str = "",
 ) -> list[SampledAudit]:
-    """A reproducible random sample (at least one) of the month's moderation pool."""
+    """A reproducible random sample (at least one) of the month's moderation pool, at `rate`
+    (None: the active policy's moderation rate)."""
     pool = moderation_pool(db, month)
     if not pool:
         return []
+    if rate is None:
+        rate = active_policy(db).moderation.rate
     size = max(1, math.ceil(rate * len(pool)))
     picked = sorted(random.Random(f"{month}:{seed}").sample(pool, size), key=lambda r: r.audit_id)
     if record:

@@ -212,13 +212,18 @@ class Reaudit:
 
 @dataclass(frozen=True)
 class OnClosure:
-    """A case the population shows closed (its `closed_on` column) in the month before is
-    audited again with `form`, by an auditor of `auditors` under `team`."""
+    """A case the population shows closed (its `closed_on` column) in the month before, in
+    one of `categories` (empty: any), is audited again with `form`, by an auditor of
+    `auditors` under `team`. A policy may give several, one per kind of case."""
 
     form: str
     team: str = "own"
     auditors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
     source: str = ""
+
+    def takes(self, category: str) -> bool:
+        return not self.categories or category in self.categories
 
 
 @dataclass(frozen=True)
@@ -258,7 +263,7 @@ class Policy:
     concerns: Concerns
     exclusion_months: int = 12
     reaudit: Reaudit | None = None
-    on_closure: OnClosure | None = None
+    on_closure: tuple[OnClosure, ...] = ()  # the first rule taking a case's category
     form_deadlines: dict[str, dict[str, Deadline]] = field(default_factory=dict)
     moderation: ModerationRules = ModerationRules()
     words: dict[str, str] = field(default_factory=dict)
@@ -541,12 +546,24 @@ class _Rules:
         for index, sample in enumerate(self.data["samples"]):
             self.sample(("samples", index), sample)
         self.unique(("samples",), [s["name"] for s in self.data["samples"]], "sample")
-        if closure := self.data.get("on_closure"):
-            self.form(("on_closure", "form"), closure["form"])
-            self.group_names(("on_closure", "auditors"), closure.get("auditors", []))
+        self.closures()
         self.deadlines()
         self.concerns(self.data["concerns"])
         return self.found
+
+    def closures(self) -> None:
+        """Each on_closure rule's form and groups; a rule after one taking every category
+        would never be used."""
+        for index, (at, closure) in enumerate(_closure_rules(self.data)):
+            self.form((*at, "form"), closure["form"])
+            self.group_names((*at, "auditors"), closure.get("auditors", []))
+            earlier = [c for _, c in _closure_rules(self.data)[:index]]
+            if any(not c.get("categories") for c in earlier):
+                self.add(
+                    at,
+                    "this rule is never used: an earlier on_closure rule takes every category",
+                    "Give the earlier rule categories:, or move this one above it.",
+                )
 
     def months(self, at: tuple[Any, ...], values: list[Any]) -> None:
         for index, value in enumerate(values):
@@ -639,7 +656,7 @@ class _Rules:
         if "completion" in self.data.get("deadlines", {}):
             return
         audited = {s["form"] for s in self.data["samples"]}
-        audited |= {self.data["on_closure"]["form"]} if self.data.get("on_closure") else set()
+        audited |= {closure["form"] for _, closure in _closure_rules(self.data)}
         own = self.data.get("forms", {})
         if missing := sorted(
             f for f in audited if "completion" not in own.get(f, {}).get("deadlines", {})
@@ -699,6 +716,14 @@ def policy_from_snapshot(data: dict[str, Any], version: int) -> Policy:
     return policy_from_data({**data, "version": version}, f"stored policy v{version}")
 
 
+def _closure_rules(data: dict[str, Any]) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """(key path, rule) of each on_closure rule: one mapping, or a list of them."""
+    rules = data.get("on_closure")
+    if isinstance(rules, list):
+        return [(("on_closure", i), r) for i, r in enumerate(rules)]
+    return [(("on_closure",), rules)] if rules else []
+
+
 def _months(values: list[Any] | None) -> frozenset[int]:
     return frozenset(n for n in map(month_number, values or []) if n is not None)
 
@@ -711,7 +736,7 @@ def _build(data: dict[str, Any], version: int) -> Policy:
         for g in a.get("groups", [])
     )
     auditors = {**a, "months_off": _months(a.get("months_off")), "groups": groups}
-    closure, c, m = data.get("on_closure"), data["concerns"], data["moderation"]
+    c, m = data["concerns"], data["moderation"]
     return Policy(
         name=data["name"],
         title=data["title"],
@@ -726,9 +751,16 @@ def _build(data: dict[str, Any], version: int) -> Policy:
         ),
         exclusion_months=data["exclusion_months"],
         reaudit=Reaudit(**data["reaudit"]) if "reaudit" in data else None,
-        on_closure=OnClosure(**{**closure, "auditors": tuple(closure.get("auditors", ()))})
-        if closure
-        else None,
+        on_closure=tuple(
+            OnClosure(
+                **{
+                    **closure,
+                    "auditors": tuple(closure.get("auditors", ())),
+                    "categories": tuple(closure.get("categories", ())),
+                }
+            )
+            for _, closure in _closure_rules(data)
+        ),
         form_deadlines={f: _deadlines(e["deadlines"]) for f, e in data.get("forms", {}).items()},
         moderation=ModerationRules(**{**m, "rate": float(m["rate"])}),
         words=dict(data.get("words", {})),
@@ -778,7 +810,7 @@ def policy_snapshot(policy: Policy) -> dict[str, Any]:
             "auditors": auditors,
             "exclusion_months": policy.exclusion_months,
             "reaudit": policy.reaudit and asdict(policy.reaudit),
-            "on_closure": policy.on_closure and asdict(policy.on_closure),
+            "on_closure": [asdict(c) for c in policy.on_closure] or None,
             "samples": [
                 {k: v for k, v in asdict(s).items() if v or k not in _COUNTS}
                 for s in policy.samples

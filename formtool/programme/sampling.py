@@ -102,7 +102,16 @@ class Allocation:
             "on_break": self.on_break,
             "unallocated": self.unallocated,
             "warnings": self.warnings,
-        } | ({"choices": self.choices} if self.choices else {})
+        } | self._choices()
+
+    def _choices(self) -> dict[str, Any]:
+        """The chosen slots left open, and what `allocate --chosen` named on a month already
+        allocated (mode "name")."""
+        found: dict[str, Any] = {"choices": self.choices} if self.choices else {}
+        if self.mode == "name":
+            keys = ("auditor", "case_number", "audit_type", "audit_id")
+            found["named"] = [{k: r.get(k, "") for k in keys} for r in self.rows]
+        return found
 
 
 # --- what the policy says of one auditor -------------------------------------------------
@@ -502,16 +511,22 @@ def _cite(source: str) -> str:
 
 def _closures(run: _Run, population: list[dict[str, str]]) -> None:
     """Cases the population shows closed in the month before: audited again, whatever the
-    exclusion period says."""
-    rule = run.policy.on_closure
-    if rule is None:
+    exclusion period says, under the first closure rule taking the case's category."""
+    rules = run.policy.on_closure
+    if not rules:
         return
     before = run.month.shift(-1)
     for case in sorted(population, key=lambda r: r["case_number"]):
         closed = parse_date(case["closed_on"]) if case.get("closed_on") else None
         if closed is None or (closed.year, closed.month) != (before.year, before.number):
             continue
-        if case["case_number"] not in run.taken:
+        rule = next((r for r in rules if r.takes(case["category"])), None)
+        if rule is None:
+            run.notes.append(
+                f"{case['case_number']} ({case['team']}): closed in {before.name}, but no "
+                f"on_closure rule of the programme takes category '{case['category']}'."
+            )
+        elif case["case_number"] not in run.taken:
             run.place(case, rule.form, CLOSURE, rule.team, rule.auditors)
 
 
@@ -619,6 +634,86 @@ def _choice_problem(
     if case["case_number"] in run.taken:
         return "is already allocated this month"
     return ""
+
+
+@dataclass(frozen=True)
+class OpenSlot:
+    """A chosen slot an allocation left open (its id in the database), with its auditor as
+    the auditors file gives them and the policy's sample."""
+
+    id: int
+    auditor: Auditor
+    sample: SampleRule
+
+
+def name_slots(
+    policy: Policy,
+    month: str,
+    slots: Sequence[OpenSlot],
+    chosen: Sequence[dict[str, str]],
+    population: list[dict[str, str]],
+    recent: frozenset[str],
+    month_cases: dict[str, str],
+) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
+    """Fill open chosen slots of a month already allocated with the cases auditors named,
+    each checked as at allocation (category, team rule, exclusion period, not taken this
+    month: `month_cases`, case -> auditor, are its audits). Returns (slot id, row) for each
+    case named and a note for each row naming a case already its auditor's this month."""
+    run = _Run(policy, Month(month), [s.auditor for s in slots], [], random.Random(0))
+    run.taken = set(month_cases)
+    recent -= run.taken  # a case of this month is "already allocated", said so below
+    cases = {r["case_number"]: r for r in population}
+    taken, free = dict(month_cases), list(slots)
+    named: list[tuple[int, dict[str, str]]] = []
+    notes: list[str] = []
+    for number, choice in enumerate(chosen, start=1):
+        row = f"{choice.get('_file', 'chosen')} · row {choice.get('_row', number + 1)}"
+        where = choice.get("_where") or f"[{row}]"  # the browser names the slot instead
+        who, case_number = choice.get("auditor", "").strip(), choice.get("case_number", "").strip()
+        if taken.get(case_number) == who:
+            notes.append(f"{where} case '{case_number}' is already {who}'s audit in {month}.")
+            continue
+        slot = _open_slot(run, where, choice, free, taken)
+        case = _chosen_case(run, where, choice, slot.sample, slot.auditor, cases, recent)
+        free.remove(slot)
+        taken[case_number] = who
+        run.record(case, slot.auditor, slot.sample.form, slot.sample.name, {"chosen": "yes"})
+        named.append((slot.id, run.rows[-1]))
+    return named, notes
+
+
+def _open_slot(
+    run: _Run,
+    where: str,
+    choice: dict[str, str],
+    free: Sequence[OpenSlot],
+    taken: dict[str, str],
+) -> OpenSlot:
+    """The open slot a named case fills: the auditor's, in the sample the row names or
+    their only one; a slot already named says so."""
+    who, wanted = choice.get("auditor", "").strip(), choice.get("sample", "").strip()
+    theirs = [s for s in free if s.auditor.name == who]
+    fits = [s for s in theirs if s.sample.name == wanted] if wanted else theirs
+    samples = sorted({s.sample.name for s in fits})
+    if len(samples) == 1:
+        return fits[0]
+    if samples:
+        raise AllocationError(
+            f"{where} {who} has open chosen slots in {', '.join(samples)}: add a sample column "
+            "saying which this case fills."
+        )
+    month, sample = run.month, f" in '{wanted}'" if wanted else ""
+    if any(a == who for a in taken.values()):
+        cases = ", ".join(sorted(c for c, a in taken.items() if a == who))
+        raise AllocationError(
+            f"{where} {who} has no open chosen slot{sample} in {month}: it is already named "
+            f"(their cases this month: {cases}). Nothing was recorded; remove the row."
+        )
+    still = ", ".join(sorted({f"{s.auditor.name} ({s.sample.name})" for s in free})) or "none"
+    raise AllocationError(
+        f"{where} '{who}' has no open chosen slot{sample} in {month} (open: {still}). Check "
+        "the auditor's name."
+    )
 
 
 # --- the month -----------------------------------------------------------------------------

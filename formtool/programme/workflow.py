@@ -9,12 +9,14 @@ second gets a one-line refusal.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 from formtool import clock
 from formtool.errors import FormtoolError
 from formtool.periods import show_date
-from formtool.store import AuditState, Move, OpenActions, StateError, Store
+from formtool.settings import DEFAULT, Settings
+from formtool.store import AuditState, Move, OpenActions, StateError, Store, audit_facts
 
 S = AuditState
 
@@ -141,6 +143,70 @@ def exempt_audit(
         why="only an audit not yet complete can be exempted",
     )
     return StepResult(audit_id, S.exempted.value, db.move(move, user).value)
+
+
+@dataclass(frozen=True)
+class Reassigned:
+    audit_id: str
+    auditor: str
+    auditor_email: str
+    copy: int
+    files: list[str]  # the new copy's forms, ready for `formtool send`
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def reassign_audit(
+    db: Store,
+    audit_id: str,
+    auditor: str,
+    email: str,
+    reason: str,
+    out_dir: Path,
+    user: str = "",
+    settings: Settings = DEFAULT,
+    form_format: str = "",
+) -> Reassigned:
+    """Give an audit to another auditor (seed 001 App A paras 4-5): a new copy of its form
+    (same definition version; its facts name the new auditor), written to `out_dir` for
+    `formtool send`; the due date stays; the old copy, if it comes back, is held for an
+    officer (`reassigned`). The yearly quotas follow the audit to its new auditor."""
+    from formtool.generate import audit_record, write_forms
+    from formtool.programme.mail import valid_address
+    from formtool.read.cases import Case
+
+    if not reason.strip():
+        raise WorkflowError('Say why the audit is reassigned (--reason "...").')
+    if not auditor.strip() or not valid_address(email):
+        raise WorkflowError(
+            f"Give the new auditor's name (--to) and email address (--email); "
+            f"'{email}' is not an email address."
+        )
+    row = db.audit_row(audit_id)
+    if row is None:
+        raise WorkflowError(
+            f"Audit {audit_id} is not in the database. Check the id "
+            "(`formtool status` lists the month's audits)."
+        )
+    if row.auditor == auditor.strip():
+        raise WorkflowError(f"Audit {audit_id} is already {auditor.strip()}'s.")
+    form = db.forms_of([row], f"Audit {audit_id}")[audit_id]
+    case = Case(
+        audit_id,
+        form.id,
+        form.version,
+        audit_facts(row) | {"auditor": auditor.strip()},
+        0,
+        email.strip(),
+        row.preparer_email,
+        form_format or row.form_format,
+        db.identity_key(),
+    )
+    record = audit_record(case)
+    copy = db.reassign(replace(record, month=row.month), reason.strip(), user)
+    made = write_forms(form, [case], out_dir, (case.form_format,), settings=settings)
+    return Reassigned(audit_id, auditor.strip(), email.strip(), copy, [str(m.path) for m in made])
 
 
 @dataclass(frozen=True)

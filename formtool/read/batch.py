@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import re
 import stat
@@ -254,13 +255,32 @@ def _import_return(batch: _Batch, name: str, data: bytes, envelope: Envelope) ->
             ),
             audit_id,
         )
-    key = batch.identity_key() if audit.checksum_scheme == "hmac" else None
-    facts, issued = store.audit_facts(audit), audit.created_at.date()
+    # A copy the audit had before it was reassigned is read against its own facts.
+    copy = None
+    if raw.identity.checksum != audit.checksum:
+        copy = db.earlier_copy(audit_id, raw.identity.checksum)
+    facts = json.loads(copy.facts) if copy is not None else store.audit_facts(audit)
+    scheme = copy.checksum_scheme if copy is not None else audit.checksum_scheme
+    key = batch.identity_key() if scheme == "hmac" else None
+    issued = audit.created_at.date()
     result = validate_return(raw, name, facts, batch.today, stage, prepared, key, issued)
     if not result.accepted:
         return ImportOutcome(name, "rejected", audit_id, result.issues)
     if result.record is not None and result.record.blank:
         return _rejected(name, Issue(IssueCode.returned_blank, name, audit_id=audit_id), audit_id)
+    if copy is not None:  # the work may be good: an officer decides, it is never thrown away
+        result.issues.append(
+            Issue(
+                IssueCode.reassigned,
+                name,
+                value=copy.auditor,
+                expected=audit.auditor,
+                audit_id=audit_id,
+            )
+        )
+        concern = _concern(raw, result)
+        hold = store.HELD_REASSIGNED
+        return _store(batch, name, data, content_hash, raw, result, envelope, stage, hold, concern)
     stranger = _stranger(envelope.sender, audit, batch.senders)
     if stranger:
         result.issues.append(

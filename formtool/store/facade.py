@@ -35,7 +35,10 @@ from formtool.store import backup as backups
 from formtool.store.audits import StateError
 from formtool.store.catalog import UnknownVersionsError
 from formtool.store.engine import lock, masked, now, transaction
-from formtool.store.schema import HELD_SENDER, AuditState
+from formtool.store.schema import HELD_REASSIGNED, HELD_SENDER, AuditState
+
+#: Returns held for an officer to accept or refuse.
+FOR_OFFICER = (HELD_SENDER, HELD_REASSIGNED)
 
 T = TypeVar("T")
 
@@ -374,21 +377,32 @@ class Store:
         user: str,
         moves_from: Collection[AuditState],
         regrades_in: Collection[AuditState],
+        decision: str | None = None,
     ) -> tuple[AuditState, str | None]:
         """Record a moderated grade: an audit in `moves_from` becomes `moderated`, one in
         `regrades_in` keeps its state. (state after, the auditor's grade) or, when the audit
-        is in neither, (its state, None) and nothing is written."""
+        is in neither, (its state, None) and nothing is written. With `decision` (why), it is
+        the senior moderator's decision on the audit's open challenge, recorded with it; after
+        that the grade stands (StateError)."""
         with self._write() as conn:
             state = audits.audit_state(conn, audit_id, for_update=True)
+            decided = programmes.decided_challenge(conn, audit_id)
+            if decided is not None:
+                raise StateError(
+                    f"Audit {audit_id}'s grade was decided on challenge by "
+                    f"{decided.senior_moderator} ({decided.grade}); that decision stands."
+                )
+            if state not in moves_from and state not in regrades_in:
+                return state, None
+            if decision is not None:
+                programmes.decide_challenge(conn, audit_id, grade, decision, user)
             if state in moves_from:
                 audits.move_state(
                     conn, audit_id, [state], AuditState.moderated, "moderated", detail, user
                 )
                 state = AuditState.moderated
-            elif state in regrades_in:
-                audits.record_event(conn, audit_id, "moderated", detail, user)
             else:
-                return state, None
+                audits.record_event(conn, audit_id, "moderated", detail, user)
             return state, audits.record_moderation(conn, audit_id, grade, by)
 
     def allocate(
@@ -463,8 +477,9 @@ class Store:
                 raise
             return returns.store_return(self.engine, record, file, stage, two_stage, user, hold)
 
-    def held_returns(self, reasons: Collection[str] = (HELD_SENDER,)) -> list[returns.HeldReturn]:
-        """Returns waiting for an officer (by default: those from a stranger's address)."""
+    def held_returns(self, reasons: Collection[str] = FOR_OFFICER) -> list[returns.HeldReturn]:
+        """Returns waiting for an officer (by default: those from a stranger's address and
+        those of a copy the audit had before it was reassigned)."""
         with self._read() as conn:
             return returns.held_returns(conn, list(reasons))
 
@@ -482,7 +497,7 @@ class Store:
     def accept_held(self, return_id: int, user: str = "") -> returns.Stored:
         """An officer accepts a held return: it takes its place as if just imported."""
         with self._write() as conn:
-            held = returns.held_return(conn, return_id, [HELD_SENDER])
+            held = returns.held_return(conn, return_id, list(FOR_OFFICER))
             if held is None:
                 raise StateError(returns.not_held(conn, return_id))
             grade, moderated = self._grades_of(conn, held.audit_id, held.id)
@@ -496,7 +511,7 @@ class Store:
     def refuse_held(self, return_id: int, reason: str, user: str = "") -> str:
         """An officer refuses a held return: it stays as history, marked refused. Its audit."""
         with self._write() as conn:
-            held = returns.held_return(conn, return_id, [HELD_SENDER])
+            held = returns.held_return(conn, return_id, list(FOR_OFFICER))
             if held is None:
                 raise StateError(returns.not_held(conn, return_id))
             returns.refuse_held(conn, held, reason, user)
@@ -561,6 +576,56 @@ class Store:
         """Chosen slots an allocation left for auditors to name, not yet named."""
         with self._read() as conn:
             return programmes.open_choices(conn, month)
+
+    def name_choices(
+        self,
+        month: str,
+        named: list[tuple[int, audits.AuditRecord]],
+        forms: list[FormDefinition],
+        user: str = "",
+    ) -> int:
+        """Record the cases auditors chose for open slots (slot id, audit) as the month's
+        audits, in one transaction under the allocation lock; a slot named meanwhile by
+        another run stops it with nothing recorded."""
+        with self._write() as conn:
+            lock(conn, "formtool allocation")
+            for _, record in named:  # checked before the lock: another run may have named it
+                if audits.audit_row(conn, record.audit_id) is not None:
+                    raise StateError(
+                        f"Audit {record.audit_id} was recorded by another run while this one "
+                        "checked it; nothing was recorded. Check `formtool status`."
+                    )
+            catalog.record_snapshots(conn, forms)
+            audits.upsert_audits(conn, [record for _, record in named], None, user)
+            for slot_id, record in named:
+                if not programmes.fill_choice(conn, slot_id, record.audit_id):
+                    raise StateError(
+                        f"The chosen slot for {record.auditor} in {month} was named by someone "
+                        "else while this ran; nothing was recorded. Check `formtool status`."
+                    )
+                audits.record_event(conn, record.audit_id, "chosen", "named by the auditor", user)
+            return len(named)
+
+    def reassign(self, record: audits.AuditRecord, reason: str, user: str = "") -> int:
+        """Give the audit to another auditor as a new copy of its form; its copy number."""
+        with self._write() as conn:
+            return programmes.reassign(conn, record, reason, user)
+
+    def earlier_copy(self, audit_id: str, checksum: str) -> Any:
+        """The copy before a reassignment whose form carries this checksum, if any."""
+        with self._read() as conn:
+            return programmes.earlier_copy(conn, audit_id, checksum)
+
+    def challenges(self, audit_id: str) -> list[Any]:
+        with self._read() as conn:
+            return programmes.challenge_rows(conn, audit_id)
+
+    def add_challenge(
+        self, audit_id: str, by: str, reason: str, senior: str, user: str = ""
+    ) -> int:
+        """Record a challenge to the audit's grade, for the senior moderator to decide."""
+        with self._write() as conn:
+            return programmes.add_challenge(conn, audit_id, by, reason, senior, user)
 
     def raise_concern(
         self,

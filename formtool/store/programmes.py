@@ -19,9 +19,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from formtool.store.audits import new_id, record_event
+from formtool.store.audits import AuditRecord, StateError, audit_state, new_id, record_event
 from formtool.store.engine import actor, lock, now
-from formtool.store.schema import audits, chosen_slots, concerns, programmes
+from formtool.store.schema import (
+    AuditState,
+    audit_copies,
+    audits,
+    challenges,
+    chosen_slots,
+    concerns,
+    programmes,
+)
 
 _p, _s, _c = programmes.c, chosen_slots.c, concerns.c
 
@@ -130,6 +138,16 @@ def open_choices(conn: sa.Connection, month: str | None = None) -> list[Any]:
     if month:
         query = query.where(_s.month == month)
     return list(conn.execute(query.order_by(_s.month, _s.auditor, _s.id)).all())
+
+
+def fill_choice(conn: sa.Connection, slot_id: int, audit_id: str) -> bool:
+    """Name the slot's case; False when another run named it first."""
+    done = conn.execute(
+        chosen_slots.update()
+        .where((_s.id == slot_id) & _s.audit_id.is_(None))
+        .values(audit_id=audit_id)
+    ).rowcount
+    return done == 1
 
 
 def drop_open_choices(conn: sa.Connection, month: str) -> int:
@@ -254,3 +272,130 @@ def record_action(conn: sa.Connection, concern_id: int, action: str, user: str =
     if done:
         record_event(conn, concern.audit_id, "concern actioned", f"concern {concern_id}", user)
     return concern
+
+
+# --- reassignment ---------------------------------------------------------------------------
+
+#: An audit may be reassigned while its auditor has sent nothing back.
+REASSIGNABLE = (AuditState.allocated, AuditState.sent)
+
+
+def reassign(conn: sa.Connection, record: AuditRecord, reason: str, user: str = "") -> int:
+    """Give the audit to `record`'s auditor as a new copy of its form (the same definition
+    version, its facts and checksum new): the copy before is kept in audit_copies, the due
+    date stays, and the audit goes back to `allocated` so the new copy is sent. Its copy
+    number."""
+    a = audits.c
+    state = audit_state(conn, record.audit_id, for_update=True)
+    if state not in REASSIGNABLE:
+        raise StateError(
+            f"Audit {record.audit_id} is '{state}': only an audit its auditor has not yet "
+            "returned can be reassigned. Exempt it, or reopen it once checked."
+        )
+    old = conn.execute(sa.select(audits).where(a.audit_id == record.audit_id)).one()
+    conn.execute(
+        audit_copies.insert().values(
+            audit_id=old.audit_id,
+            copy=old.copy,
+            auditor=old.auditor,
+            auditor_email=old.auditor_email,
+            facts=old.facts,
+            checksum=old.checksum,
+            checksum_scheme=old.checksum_scheme,
+            replaced_at=now(),
+            replaced_by=user or actor(),
+            reason=reason,
+        )
+    )
+    new = record.values()
+    conn.execute(
+        audits.update()
+        .where(a.audit_id == record.audit_id)
+        .values(
+            auditor=new["auditor"],
+            auditor_email=new["auditor_email"],
+            facts=new["facts"],
+            checksum=new["checksum"],
+            checksum_scheme=record.checksum_scheme,
+            form_format=record.form_format,
+            copy=old.copy + 1,
+            state=AuditState.allocated.value,
+            updated_at=now(),
+        )
+    )
+    detail = f"from {old.auditor} to {record.auditor} (copy {old.copy + 1}): {reason}"
+    record_event(conn, record.audit_id, "reassigned", detail, user)
+    return int(old.copy + 1)
+
+
+def earlier_copy(conn: sa.Connection, audit_id: str, checksum: str) -> Any:
+    """The copy the audit had before a reassignment whose form carries `checksum` (None if
+    none)."""
+    c = audit_copies.c
+    return conn.execute(
+        sa.select(audit_copies)
+        .where((c.audit_id == audit_id) & (c.checksum == checksum))
+        .order_by(c.copy.desc())
+        .limit(1)
+    ).first()
+
+
+# --- challenges to a grade ------------------------------------------------------------------
+
+
+def challenge_rows(conn: sa.Connection, audit_id: str) -> list[Any]:
+    c = challenges.c
+    query = sa.select(challenges).where(c.audit_id == audit_id).order_by(c.id)
+    return list(conn.execute(query).all())
+
+
+def add_challenge(
+    conn: sa.Connection, audit_id: str, by: str, reason: str, senior: str, user: str = ""
+) -> int:
+    """Record a challenge (one open at a time; none after a decision: it stands)."""
+    audit_state(conn, audit_id, for_update=True)  # one decision at a time per audit
+    for row in challenge_rows(conn, audit_id):
+        if row.decided_at is not None:
+            raise StateError(
+                f"Audit {audit_id}'s grade was decided on challenge by {row.senior_moderator} "
+                f"({row.grade}); that decision stands."
+            )
+        raise StateError(
+            f"Audit {audit_id}'s grade is already challenged, waiting for {row.senior_moderator}."
+        )
+    challenge_id = new_id(
+        conn.execute(
+            challenges.insert().values(
+                audit_id=audit_id,
+                raised_at=now(),
+                raised_by=by,
+                reason=reason,
+                senior_moderator=senior,
+            )
+        )
+    )
+    detail = f"by {by}: {reason}; to {senior}, senior moderator"
+    record_event(conn, audit_id, "grade challenged", detail, user)
+    return challenge_id
+
+
+def decided_challenge(conn: sa.Connection, audit_id: str) -> Any:
+    c = challenges.c
+    return conn.execute(
+        sa.select(challenges).where((c.audit_id == audit_id) & c.decided_at.is_not(None))
+    ).first()
+
+
+def decide_challenge(
+    conn: sa.Connection, audit_id: str, grade: str, decision: str, user: str = ""
+) -> None:
+    """Mark the open challenge decided (the caller records the grade in this transaction)."""
+    c = challenges.c
+    done = conn.execute(
+        challenges.update()
+        .where((c.audit_id == audit_id) & c.decided_at.is_(None))
+        .values(decided_at=now(), grade=grade, decision=decision)
+    ).rowcount
+    if done != 1:
+        raise StateError(f"Audit {audit_id} has no open challenge to decide.")
+    record_event(conn, audit_id, "challenge decided", f"{grade}: {decision}", user)

@@ -33,6 +33,7 @@ from formtool.store.programmes import Concern, raise_concern
 from formtool.store.schema import (
     ACCEPTED,
     HELD_LOCKED,
+    HELD_REASSIGNED,
     REFUSED,
     TRANSITIONS,
     AuditState,
@@ -206,6 +207,9 @@ def _store_in(
             if state is AuditState.exempted
             else f"arrived after the audit was {state}; kept until an officer reopens it"
             if hold == HELD_LOCKED
+            else "a copy of the form from before the audit was reassigned; held for an officer "
+            "to accept or refuse"
+            if hold == HELD_REASSIGNED
             else f"from {file.sender or 'an unknown sender'}, not the auditor; held for an "
             "officer to accept or refuse"
         )

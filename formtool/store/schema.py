@@ -59,6 +59,7 @@ COMPLETED = frozenset({S.returned, S.checked, S.moderated, S.actions_signed_off,
 
 #: Why a return is held (returns.held).
 HELD_SENDER, HELD_LOCKED, REFUSED = "sender", "after accepted", "refused"
+HELD_REASSIGNED = "reassigned"  # a copy the audit had before it was reassigned
 #: States after an officer has accepted the return: a later return waits for a reopen.
 ACCEPTED = frozenset({S.checked, S.moderated, S.actions_signed_off, S.closed})
 
@@ -94,6 +95,28 @@ audits = sa.Table(
     # The due date the audit was allocated with; the current one (due_date) moves while an
     # amendment is with the auditor. None: never moved.
     sa.Column("original_due_date", sa.Date, nullable=True),
+    # Which copy of the form is current: 1, and one more each time it is reassigned.
+    sa.Column("copy", sa.Integer, nullable=False, server_default="1"),
+)
+
+#: The copies of an audit's form before it was reassigned: a return of one is recognised
+#: (its checksum) and held for an officer, never thrown away (the work may be good).
+audit_copies = sa.Table(
+    "audit_copies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "audit_id", sa.String(80), sa.ForeignKey("audits.audit_id"), nullable=False, index=True
+    ),
+    sa.Column("copy", sa.Integer, nullable=False),
+    sa.Column("auditor", sa.String(200), nullable=False),
+    sa.Column("auditor_email", sa.String(320), nullable=False, server_default=""),
+    sa.Column("facts", sa.Text, nullable=False),
+    sa.Column("checksum", sa.String(32), nullable=False),
+    sa.Column("checksum_scheme", sa.String(10), nullable=False),
+    sa.Column("replaced_at", sa.DateTime, nullable=False),
+    sa.Column("replaced_by", sa.String(200), nullable=False, server_default=""),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
 )
 
 allocations = sa.Table(
@@ -350,6 +373,24 @@ chosen_slots = sa.Table(
     sa.Column("team", sa.String(200), nullable=False, server_default=""),
     sa.Column("audit_id", sa.String(80), sa.ForeignKey("audits.audit_id"), nullable=True),
     sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+#: Challenges to an audit's grade (seed 001 App A paras 21-22): open until the senior
+#: moderator decides; the decision is the moderated grade, and it stands.
+challenges = sa.Table(
+    "challenges",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "audit_id", sa.String(80), sa.ForeignKey("audits.audit_id"), nullable=False, index=True
+    ),
+    sa.Column("raised_at", sa.DateTime, nullable=False),
+    sa.Column("raised_by", sa.String(200), nullable=False),  # who challenges the grade
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("senior_moderator", sa.String(200), nullable=False),  # an account's name
+    sa.Column("decided_at", sa.DateTime, nullable=True),
+    sa.Column("grade", sa.String(80), nullable=False, server_default=""),
+    sa.Column("decision", sa.Text, nullable=False, server_default=""),
 )
 
 #: Immediate concerns for a child's safety or welfare: from a return that answered Yes (one

@@ -3,8 +3,9 @@ the allocation (computed as `formtool allocate` would, recorded nowhere), confir
 and generate the forms (`formtool generate`), then download them or send them (`formtool
 send`), and say when the .eml drafts have gone (`formtool send --mark-sent`) or, one email
 at a time, what became of an email of unknown fate (`--mark-sent --audit ID`, or
-`--resend-unknown --audit ID` over SMTP). The uploads and forms stay in the server's private
-folder, removed when it stops."""
+`--resend-unknown --audit ID` over SMTP). An officer names the case an auditor chose for a
+chosen slot the allocation left open (`formtool allocate --chosen FILE` on an allocated
+month). The uploads and forms stay in the server's private folder, removed when it stops."""
 
 from __future__ import annotations
 
@@ -50,16 +51,29 @@ async def allocate_page(request: Request, who: Account) -> Response:
         done=ws.allocated.get(month),
         mail=ws.mail,
         outbox=await call(month_outbox, ws.db, month),
+        choices=await call(ws.db.open_choices, month),
         q=queries,
     )
 
 
-def _as_uploaded(draft: Draft, exc: FormtoolError) -> FormtoolError:
+def _as_uploaded(files: dict[str, Path], exc: FormtoolError) -> FormtoolError:
     """The error naming each file as uploaded, not where the server keeps it."""
     message = str(exc)
-    for path in draft.files.values():
+    for path in files.values():
         message = message.replace(str(path), path.name)
     return FormtoolError(message)
+
+
+async def _save_uploads(form: FormData, folder: Path, keys: tuple[str, ...]) -> dict[str, Path]:
+    """The uploaded files of `keys` that were given, saved under `folder`."""
+    files: dict[str, Path] = {}
+    for key in keys:
+        upload = form.get(key)
+        if isinstance(upload, UploadFile) and upload.filename:
+            (folder / key).mkdir()
+            files[key] = folder / key / safe_file_name(upload.filename, set())
+            files[key].write_bytes(await upload.read())
+    return files
 
 
 def _preview(ws: Workspace, draft: Draft) -> dict[str, Any]:
@@ -100,20 +114,18 @@ def _preview(ws: Workspace, draft: Draft) -> dict[str, Any]:
 
 
 async def allocate_preview(request: Request, who: Account, form: FormData) -> Response:
+    """Preview an allocation of the uploaded files; or, from the form naming a chosen case
+    (`action=name`), name it (`allocate_name`): both upload the population and auditors."""
     import secrets
 
+    if form.get("action") == "name":
+        return await allocate_name(request, who, form)
     ws = ws_of(request)
     _expire_drafts(ws)
     month, seed = str(form.get("month", "")), str(form.get("seed", "0")).strip() or "0"
     month, seed = Month(month, "The month"), str(queries.seed_or_zero(seed))
     folder = Path(tempfile.mkdtemp(prefix="draft-", dir=ws.folder("drafts")))
-    files: dict[str, Path] = {}
-    for key in ("population", "auditors", "plan"):
-        upload = form.get(key)
-        if isinstance(upload, UploadFile) and upload.filename:
-            (folder / key).mkdir()
-            files[key] = folder / key / safe_file_name(upload.filename, set())
-            files[key].write_bytes(await upload.read())
+    files = await _save_uploads(form, folder, ("population", "auditors", "plan"))
     if "population" not in files or "auditors" not in files:
         shutil.rmtree(folder, ignore_errors=True)
         raise FormtoolError(
@@ -125,7 +137,7 @@ async def allocate_preview(request: Request, who: Account, form: FormData) -> Re
         preview = await call(_preview, ws, draft)
     except FormtoolError as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        raise _as_uploaded(draft, exc) from None
+        raise _as_uploaded(files, exc) from None
     ws.drafts[token] = draft
     return render_page(
         request, who, "allocate_preview.html", draft=draft, token=token, q=queries, **preview
@@ -176,7 +188,7 @@ async def allocate_confirm(request: Request, who: Account, form: FormData) -> Re
     try:
         done = await call(_confirm, ws, draft, mode, f"web:{who.name}")
     except FormtoolError as exc:
-        raise _as_uploaded(draft, exc) from None
+        raise _as_uploaded(draft.files, exc) from None
     ws.drafts.pop(str(form.get("token", "")), None)
     shutil.rmtree(draft.folder, ignore_errors=True)
     ws.allocated[draft.month] = done
@@ -187,6 +199,70 @@ async def allocate_confirm(request: Request, who: Account, form: FormData) -> Re
         f"{queries.day(allocation.due)}; {done['forms']} form(s) generated.",
     )
     return redirect(f"/allocate?month={draft.month}")
+
+
+def _name(
+    ws: Workspace, month: str, files: dict[str, Path], slot_id: str, case: str, user: str
+) -> Any:
+    """Name the case chosen for the open slot `slot_id` (`name_chosen`, as `formtool
+    allocate --chosen` does on an allocated month), under the database's programme."""
+    from formtool.programme.allocation import name_chosen
+    from formtool.programme.rules import active_policy
+
+    slot = next((c for c in ws.db.open_choices(month) if str(c.id) == slot_id), None)
+    if slot is None:
+        raise FormtoolError(
+            f"That chosen slot of {month} is no longer open: someone has named its case. "
+            "Reload the Allocate page to see the slots still open."
+        )
+    if not case:
+        raise FormtoolError("Give the case number the auditor chose.")
+    chosen = {"auditor": slot.auditor, "sample": slot.sample, "case_number": case}
+    where = {"_where": f"[{slot.auditor} · {slot.sample}]"}
+    out = files["population"].parent.parent / "named.csv"
+    return name_chosen(
+        ws.db,
+        files["population"],
+        files["auditors"],
+        month,
+        [chosen | where],
+        out,
+        user,
+        policy=active_policy(ws.db),
+    )
+
+
+async def allocate_name(request: Request, who: Account, form: FormData) -> Response:
+    """The case an auditor chose for an open chosen slot, checked as at allocation and
+    recorded (`formtool allocate --chosen` on an allocated month); its form joins the
+    month's forms to download or send."""
+    ws = ws_of(request)
+    month = Month(str(form.get("month", "")), "The month")
+    folder = Path(tempfile.mkdtemp(prefix="name-", dir=ws.folder("drafts")))
+    try:
+        files = await _save_uploads(form, folder, ("population", "auditors"))
+        if "population" not in files or "auditors" not in files:
+            raise FormtoolError(
+                "Choose both the population file and the auditors file (.csv or .xlsx): the "
+                "case is checked against them as at allocation."
+            )
+        slot, case = str(form.get("slot", "")), str(form.get("case_number", "")).strip()
+        try:
+            named = await call(_name, ws, month, files, slot, case, f"web:{who.name}")
+        except FormtoolError as exc:
+            raise _as_uploaded(files, exc) from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if not named.rows:  # the case is already the auditor's audit this month
+        raise FormtoolError(" ".join(named.unallocated) + " Choose another case for the slot.")
+    [row] = named.rows
+    still = len(named.choices)
+    flash(
+        request,
+        f"{row['auditor']} audits {row['case_number']} for “{row['audit_type']}” ({row['audit_id']}"
+        f"), due {queries.day(named.due)}. {still or 'No'} chosen slot(s) of {month} still open.",
+    )
+    return redirect(f"/allocate?month={month}")
 
 
 def _month_forms(ws: Workspace, month: str) -> Path:

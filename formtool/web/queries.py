@@ -122,6 +122,8 @@ def figures_key(figures: Any, settings: Any) -> str:
                 settings,
                 figures.trend,
                 figures.concerns,  # raised or actioned outside the workspace
+                figures.follow_up,  # a review or meeting recorded from the command line
+                figures.policy,  # the programme's words and rate
             )
         ).encode()
     )

@@ -45,7 +45,8 @@ from formtool.web.security import safe_file_name
 
 async def dashboard(request: Request, who: Account) -> Response:
     from formtool.programme.audit_page import concern_entries
-    from formtool.programme.deadlines import month_timetable
+    from formtool.programme.policy import timetable
+    from formtool.programme.rules import active_policy
     from formtool.programme.status import status
 
     month = queries.month_or_default(request.query_params.get("month"))
@@ -56,7 +57,8 @@ async def dashboard(request: Request, who: Account) -> Response:
         t: sum(v[t] for v in report.teams.values())
         for t in ("audits", "returned", "outstanding", "overdue")
     }
-    dates = month_timetable(month.year, month.number)
+    policy = await call(active_policy, db)
+    dates = timetable(policy, month.year, month.number)  # the programme's, not one council's
     return render_page(
         request,
         who,
@@ -367,13 +369,16 @@ async def returns_upload(request: Request, who: Account, form: FormData) -> Resp
 def _moderation(ws: Workspace, month: str, rate: float, seed: int) -> dict[str, Any]:
     from formtool.packs.figures import NoAuditsError
     from formtool.periods import period_for
-    from formtool.programme.moderation import moderation_pool, moderation_sample
+    from formtool.programme.moderation import moderation_pool, moderation_sample, target_words
+    from formtool.programme.rules import active_policy
 
+    target = target_words(active_policy(ws.db))  # the programme's words, not one council's
     try:
         figures = _report(ws, period_for(month=month)).figures
     except NoAuditsError:  # an empty month is an empty page, not an error
-        return {"sample": [], "pool": 0, "moderated": [], "summary": None}
+        return {"sample": [], "pool": 0, "moderated": [], "summary": None, "target": target}
     return {
+        "target": target,
         "sample": moderation_sample(ws.db, month, rate, seed, record=False),
         "pool": len(moderation_pool(ws.db, month)),
         "moderated": [a for a in figures.audits if a.moderated_grade],
@@ -382,11 +387,12 @@ def _moderation(ws: Workspace, month: str, rate: float, seed: int) -> dict[str, 
 
 
 async def moderation_page(request: Request, who: Account) -> Response:
-    from formtool.programme.moderation import parse_rate
+    from formtool.programme.moderation import default_rate, parse_rate
 
     params = request.query_params
     month = queries.month_or_default(params.get("month"))
-    rate_text, seed = params.get("rate", "10%"), queries.seed_or_zero(params.get("seed"))
+    rate_text = params.get("rate") or await call(default_rate, ws_of(request).db)
+    seed = queries.seed_or_zero(params.get("seed"))
     data = await call(_moderation, ws_of(request), month, parse_rate(rate_text), seed)
     return render_page(
         request, who, "moderation.html", month=month, rate=rate_text, seed=seed, q=queries, **data
@@ -394,11 +400,11 @@ async def moderation_page(request: Request, who: Account) -> Response:
 
 
 async def moderation_record(request: Request, who: Account, form: FormData) -> Response:
-    from formtool.programme.moderation import moderation_sample, parse_rate
+    from formtool.programme.moderation import default_rate, moderation_sample, parse_rate
 
     month = queries.month_or_default(str(form.get("month", "")) or "-")
     seed = queries.seed_or_zero(str(form.get("seed", "0")))
-    rate = str(form.get("rate", "10%"))
+    rate = str(form.get("rate", "")) or await call(default_rate, ws_of(request).db)
     picked = await call(
         moderation_sample,
         ws_of(request).db,

@@ -2,7 +2,9 @@
 each allocation records the policy and version it ran under and the chosen slots it left for
 managers to name; an audit keeps its original due date beside the current one (an amendment
 moves it); immediate concerns for a child's safety are recorded with the action taken; an
-audit may be exempted.
+audit's grade may be challenged and decided by a senior moderator; an audit may be exempted,
+or reassigned to another auditor (a new copy of its form; the copies
+it had before are kept, so a return of one is recognised and held for an officer).
 
 Revision ID: 0012
 Revises: 0011
@@ -38,6 +40,23 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("audits") as batch:
         batch.add_column(sa.Column("original_due_date", sa.Date, nullable=True))
+        batch.add_column(sa.Column("copy", sa.Integer, nullable=False, server_default="1"))
+    op.create_table(
+        "audit_copies",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(
+            "audit_id", sa.String(80), sa.ForeignKey("audits.audit_id"), nullable=False, index=True
+        ),
+        sa.Column("copy", sa.Integer, nullable=False),
+        sa.Column("auditor", sa.String(200), nullable=False),
+        sa.Column("auditor_email", sa.String(320), nullable=False, server_default=""),
+        sa.Column("facts", sa.Text, nullable=False),
+        sa.Column("checksum", sa.String(32), nullable=False),
+        sa.Column("checksum_scheme", sa.String(10), nullable=False),
+        sa.Column("replaced_at", sa.DateTime, nullable=False),
+        sa.Column("replaced_by", sa.String(200), nullable=False, server_default=""),
+        sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    )
     op.create_table(
         "chosen_slots",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -49,6 +68,20 @@ def upgrade() -> None:
         sa.Column("team", sa.String(200), nullable=False, server_default=""),
         sa.Column("audit_id", sa.String(80), sa.ForeignKey("audits.audit_id"), nullable=True),
         sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+    op.create_table(
+        "challenges",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(
+            "audit_id", sa.String(80), sa.ForeignKey("audits.audit_id"), nullable=False, index=True
+        ),
+        sa.Column("raised_at", sa.DateTime, nullable=False),
+        sa.Column("raised_by", sa.String(200), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("senior_moderator", sa.String(200), nullable=False),
+        sa.Column("decided_at", sa.DateTime, nullable=True),
+        sa.Column("grade", sa.String(80), nullable=False, server_default=""),
+        sa.Column("decision", sa.Text, nullable=False, server_default=""),
     )
     op.create_table(
         "concerns",
@@ -79,8 +112,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("concerns")
+    op.drop_table("challenges")
     op.drop_table("chosen_slots")
+    op.drop_table("audit_copies")
     with op.batch_alter_table("audits") as batch:
+        batch.drop_column("copy")
         batch.drop_column("original_due_date")
     with op.batch_alter_table("allocations") as batch:
         batch.drop_column("programme_version")
