@@ -26,6 +26,7 @@ from formtool.cli_common import (
     _notice,
     _policy,
     _progress,
+    _record_cli,
     _refuse_unlogged,
     _settings,
     _store,
@@ -708,6 +709,8 @@ def check(
     elif result.amend_by:
         amend_by = dt.date.fromisoformat(result.amend_by)
         click.echo(f"{audit_id}: returned for amendment, due back by {show_date(amend_by)}.")
+    elif result.state == "amendment requested":
+        click.echo(f"{audit_id}: returned for amendment (the programme sets no deadline).")
     else:
         click.echo(f"{audit_id}: checked.")
 
@@ -737,6 +740,11 @@ def exempt(audit_id: str, reason: str, agreed_by: str, db_url: str | None, as_js
 @click.argument("audit_id")
 @click.option("--to", "auditor", required=True, help="The new auditor's name.")
 @click.option("--email", required=True, help="The new auditor's email address.")
+@click.option(
+    "--team",
+    required=True,
+    help="The new auditor's team (checked against the programme's team rule).",
+)
 @click.option("--reason", required=True, help="Why it is reassigned (kept with the audit).")
 @click.option(
     "--format",
@@ -758,6 +766,7 @@ def reassign(
     audit_id: str,
     auditor: str,
     email: str,
+    team: str,
     reason: str,
     form_format: str | None,
     out_dir: Path,
@@ -779,6 +788,7 @@ def reassign(
         _user(),
         _settings(db_url),
         form_format or "",
+        team,
     )
     if as_json:
         _echo_json(result.as_dict())
@@ -1460,13 +1470,6 @@ def _no_admin_note(db: Store) -> None:
             "admin`) to manage accounts and read the access log in the browser.",
             err=True,
         )
-
-
-def _record_cli(db: Store, action: str, detail: str = "", audit_id: str | None = None) -> None:
-    """An entry in the access log for the operating-system user running this command."""
-    from formtool.access.log import record_access
-
-    record_access(db, _user(), action, audit_id, "command line", detail)
 
 
 @cli.command("access-log")

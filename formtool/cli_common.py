@@ -45,9 +45,16 @@ class FormtoolGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         _OPENED.clear()  # a previous command in this process (tests) opened its own
         try:
-            result = super().invoke(ctx)
+            result = self._invoke(ctx)
+        except SystemExit:  # a command that ran and reports a problem (import: exit 1)
             _concerns_waiting()
-            return result
+            raise
+        _concerns_waiting()  # after every command that ran (one stopped by an error: the next)
+        return result
+
+    def _invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except FormtoolError as exc:
@@ -130,7 +137,7 @@ def _concerns_waiting() -> None:
 
     try:
         line = loud_line(db)
-    except DatabaseError:  # a database too old to hold concerns has none to tell
+    except (DatabaseError, FormtoolError):  # down, or too old to hold concerns: none to tell
         return
     if line:
         click.secho(line, err=True, fg="red", bold=True)
@@ -207,3 +214,10 @@ def _progress(label: str, quiet: bool = False) -> Callable[[Any], Any] | None:
             yield from bar
 
     return wrap
+
+
+def _record_cli(db: Store, action: str, detail: str = "", audit_id: str | None = None) -> None:
+    """An entry in the access log for the operating-system user running this command."""
+    from formtool.access.log import record_access
+
+    record_access(db, _user(), action, audit_id, "command line", detail)

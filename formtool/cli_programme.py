@@ -10,7 +10,16 @@ from typing import Any
 
 import click
 
-from formtool.cli_common import _echo_json, _settings, _store, _user, db_option, json_option
+from formtool.cli_common import (
+    _echo_json,
+    _record_cli,
+    _refuse_unlogged,
+    _settings,
+    _store,
+    _user,
+    db_option,
+    json_option,
+)
 from formtool.periods import show_date, show_day
 
 
@@ -36,9 +45,8 @@ def programme() -> None:
 def programme_list(db_url: str | None, as_json: bool) -> None:
     """The policies you can use, and the one this database runs."""
     from formtool.programme.policy import load_policy, policy_files
-    from formtool.programme.rules import active_policy
 
-    active = active_policy(_store(db_url, "read"))
+    active = _active_or_default(db_url)  # no database yet: the default, none created
     rows = []
     for name, path in policy_files(_team_dir()).items():
         policy = load_policy(path)
@@ -60,9 +68,8 @@ def programme_show(name: str | None, db_url: str | None, as_json: bool) -> None:
     """A policy's rules in words, each with the seed paragraph it comes from (default: the
     one this database runs)."""
     from formtool.programme.policy import describe_timetable, load_policy, policy_snapshot
-    from formtool.programme.rules import active_policy
 
-    policy = load_policy(name, _team_dir()) if name else active_policy(_store(db_url, "read"))
+    policy = load_policy(name, _team_dir()) if name else _active_or_default(db_url)
     if as_json:
         _echo_json(policy_snapshot(policy))
         return
@@ -74,39 +81,53 @@ def programme_show(name: str | None, db_url: str | None, as_json: bool) -> None:
 
 
 def _rules_in_words(policy: Any) -> list[str]:
-    rules = policy.auditors
-    caps = [
-        f"at most {rules.per_year} a {rules.year} year" if rules.per_year else "",
-        f"at most {rules.per_month} a month" if rules.per_month else "",
-        f"at most {rules.break_limit:.0%} of auditors on break" if rules.break_limit else "",
-    ]
-    lines = [
-        f"{policy.name}" + (f" v{policy.version}" if policy.version else "") + f": {policy.title}",
-        f"  from {policy.source}",
-        "Auditors: " + ("; ".join(c for c in caps if c) or "no caps"),
-        f"Exclusion: a case audited within {policy.exclusion_months} months is not sampled",
-        "Samples:",
-    ]
+    from formtool.programme.allocation import rules_in_words
+
+    version = f" v{policy.version}" if policy.version else ""
+    lines = [f"{policy.name}{version}: {policy.title}", f"  from {policy.source}", "Rules:"]
+    lines += [f"  {rule}" for rule in rules_in_words(policy)]
+    lines.append("Samples:")
     for sample in policy.samples:
-        size = (
-            f"{sample.size} a month"
-            if sample.size
-            else f"{sample.per_auditor} per auditor"
-            if sample.per_auditor
-            else f"{sample.per_worker} per worker"
-        )
-        lines.append(
-            f"  {sample.name}: {sample.form}, {size}"
-            + (" (chosen by the auditor)" if sample.chosen else "")
-        )
+        lines.append(f"  {sample.name}: {_sample_words(sample)}" + _cited(sample.source))
     moderation = policy.moderation
     senior = moderation.senior_moderator
     lines.append(
         f"Moderation: {moderation.rate:.0%} by {moderation.by}"
         + (f"; a challenged grade goes to {senior}" if senior else "")
+        + _cited(moderation.source)
     )
-    lines.append("Urgent concerns to: " + ", ".join(policy.concerns.fallback) + " (fallback)")
+    teams = "; ".join(f"{t}: {', '.join(a)}" for t, a in policy.concerns.teams.items())
+    lines.append(
+        "Urgent concerns to: "
+        + (f"{teams}; any other team: " if teams else "")
+        + ", ".join(policy.concerns.fallback)
+        + _cited(policy.concerns.source)
+    )
     return lines
+
+
+def _sample_words(sample: Any) -> str:
+    import calendar
+
+    size = (
+        f"{sample.size} a month"
+        if sample.size
+        else f"{sample.per_auditor} per auditor"
+        if sample.per_auditor
+        else f"{sample.per_worker} per worker"
+    )
+    months = (
+        " in " + ", ".join(calendar.month_name[m] for m in sorted(sample.months))
+        if sample.months
+        else ""
+    )
+    who = f", by {', '.join(sample.auditors)}" if sample.auditors else ""
+    chosen = ", chosen by the auditor" if sample.chosen else ""
+    return f"{sample.form}, {', '.join(sample.categories)}, {size}{months}{who}{chosen}"
+
+
+def _cited(source: str) -> str:
+    return f"  ({source})" if source else ""
 
 
 @programme.command("check")
@@ -143,6 +164,21 @@ def programme_use(name_or_file: str, db_url: str | None, as_json: bool) -> None:
         return
     what = "a new version" if new else "unchanged since it was last used"
     click.echo(f"This database now runs programme '{policy.name}' v{policy.version} ({what}).")
+    _warn_placeholders(policy)
+
+
+def _warn_placeholders(policy: Any) -> None:
+    from formtool.programme.concerns import placeholders
+
+    names = placeholders(policy)
+    if names:
+        click.secho(
+            f"Warning: its urgent-concern contacts include placeholders ({', '.join(names)}): "
+            "no concern email goes to them. Put the council's addresses under concerns: in "
+            "your own copy of the policy (programmes/ in --forms-dir) and use that.",
+            err=True,
+            fg="red",
+        )
 
 
 # --- calendar ---------------------------------------------------------------------------
@@ -231,6 +267,10 @@ def concerns_(
     from formtool.programme import concerns as c
     from formtool.programme.rules import active_policy
 
+    if (details is not None) != (raise_id is not None) or (taken is not None) != (
+        action_id is not None
+    ):
+        raise click.UsageError("Give --details with --raise AUDIT, and --taken with --action N.")
     db = _store(db_url, "write" if (send or raise_id or action_id) else "read")
     settings, policy = _settings(db_url), active_policy(db)
     if raise_id is not None:
@@ -247,7 +287,9 @@ def concerns_(
             click.echo(f"  not sent: concern {concern.id} ({concern.audit_id}): {error}")
     if raise_id or action_id or send:
         return
+    _refuse_unlogged(db, "the concerns (audit ids and what the auditor wrote)")
     listed = db.concerns(open_only)
+    _record_cli(db, "viewed the concerns", "open" if open_only else "all")
     waiting = {x.id for x in c.unsent(db, listed)}
     if as_json:
         _echo_json([c.as_dict(x, x.id not in waiting, policy) for x in listed])

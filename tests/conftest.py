@@ -429,3 +429,19 @@ def demo_run(tmp_path_factory, worker_id) -> Demo:
                     os.chdir(here)
             built.write_bytes(pickle.dumps(report))
     return Demo(folder, pickle.loads(built.read_bytes()))
+
+
+#: A concern contact that is not a placeholder (the shipped policies' are example.invalid).
+DUTY_MANAGER = "duty.manager@council.test"
+
+
+def use_real_contacts(db: Any) -> None:
+    """Make the database run hull with a real-looking concern contact, as a council would
+    after putting its own addresses in its policy."""
+    from dataclasses import replace as with_
+
+    from formtool.programme.policy import Concerns, load_policy, policy_snapshot
+
+    contacts = Concerns((DUTY_MANAGER,), source="the council's own duty manager")
+    policy = with_(load_policy("hull"), name="ourcouncil", concerns=contacts)
+    db.use_policy(policy.name, policy_snapshot(policy), "test")

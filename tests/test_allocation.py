@@ -474,7 +474,9 @@ def test_run_allocation_records_the_policy_and_the_slots_left_to_choose(tmp_path
         ("M2 (synthetic)", "Case chosen by the manager")
     ]
     [recorded] = db.preview_allocation(lambda reads: reads.month_allocations(MONTH))
-    assert (recorded.programme, recorded.programme_version, recorded.audits) == ("rochdale", 0, 3)
+    # A policy not yet stored is stored (v1) as it is applied: the rules can always be found.
+    assert (recorded.programme, recorded.programme_version, recorded.audits) == ("rochdale", 1, 3)
+    assert [(p.name, p.version) for p in db.policy_versions()] == [("rochdale", 1)]
     assert {r["due_date"] for r in result.rows} == {"2026-11-30"}
     assert Path(out).read_text().count("\n") == 4
 

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
-from click.testing import CliRunner
-
-from formtool.cli import cli
 from formtool.programme.deadlines import (
     add_working_days,
-    amendment_due,
     bank_holiday,
     first_working_day,
-    inadequate_follow_up,
     is_working_day,
     nearest_working_day,
 )
@@ -35,7 +29,9 @@ def test_working_days_across_christmas_and_easter():
     assert add_working_days(D(2026, 12, 24), 3) == D(2026, 12, 31)
     assert add_working_days(D(2026, 4, 2), 1) == D(2026, 4, 7)
     assert add_working_days(D(2026, 4, 7), -1) == D(2026, 4, 2)
-    assert amendment_due(D(2026, 12, 23)) == D(2026, 12, 30)  # 3 working days
+    hull = load_policy("hull")  # an amendment back within 3 working days (para 20)
+    assert hull.due("amendment", "csc", 2026, 12, after=D(2026, 12, 23)) == D(2026, 12, 30)
+    assert load_policy("rochdale").due("amendment", "csc", 2026, 12, after=D(2026, 12, 23)) is None
 
 
 def test_nearest_working_day():
@@ -67,30 +63,3 @@ def test_the_policies_timetables_on_known_dates():
     assert hampshire(2026, 8)["quality practice tools to PMU"] == D(2026, 9, 18)
     assert hampshire(2026, 10)["PMU collates quality practice results"] == D(2026, 12, 1)
     assert hampshire(2026, 11)["PMU collates quality practice results"] == D(2026, 12, 31)
-
-
-def test_inadequate_follow_up():
-    assert inadequate_follow_up(D(2026, 12, 31)) == {
-        "review meeting by": D(2027, 1, 28),
-        "re-audit by": D(2027, 2, 28),
-    }
-
-
-def test_calendar_command():
-    result = CliRunner().invoke(cli, ["calendar", "--year", "2026", "--json"])
-    assert result.exit_code == 0
-    calendar = json.loads(result.output)
-    months = calendar["months"]
-    assert calendar["programme"] == "hull" and len(months) == 12
-    assert months[11]["audits due"] == "2026-12-31"
-    assert "quality practice tools to PMU" not in months[11]  # hampshire's, not hull's
-    assert months[11]["bank holidays"] == [
-        "2026-12-25 Christmas Day",
-        "2026-12-26 Boxing Day",
-        "2026-12-28 Boxing Day (observed)",
-    ]
-    text = CliRunner().invoke(cli, ["calendar", "--year", "2026"]).output
-    assert "  audits due                                 Thu 31/12/2026" in text
-    other = CliRunner().invoke(cli, ["calendar", "--year", "2026", "--programme", "rochdale"])
-    assert "  audits due                                 Sun 31/05/2026" in text
-    assert "  audits due                                 Fri 29/05/2026" in other.output

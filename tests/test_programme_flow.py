@@ -22,7 +22,7 @@ from formtool.demo.fill import fill_docx
 from formtool.generate import write_forms
 from formtool.programme.rules import active_policy
 
-from conftest import make_cases
+from conftest import DUTY_MANAGER, make_cases, use_real_contacts
 
 AUDITOR = "auditor.one@example.invalid"
 TODAY = "2026-11-22"
@@ -67,7 +67,9 @@ CONCERN = {
 def test_a_concern_in_a_return_is_emailed_once_at_once_to_the_policy_contacts(world):
     db, _root, forms, config = world
     audit = db.audit_row(forms[0].case.audit_id)
+    use_real_contacts(db)
     contacts = active_policy(db).concerns.contacts(audit.team)
+    assert contacts == (DUTY_MANAGER,)
     with smtp_server() as (mail, port):
         config.write_text(f'smtp = "127.0.0.1:{port}"\nmail_from = "qa@example.invalid"\n')
         code, out, _err = run("import", str(a_return(world, 0, "draft.docx", **CONCERN)))
@@ -95,6 +97,12 @@ def test_without_smtp_every_command_shouts_until_the_email_goes(world):
     assert code == 0 and "URGENT: 1 immediate concern" in err
     code, out, err = run("status", "--month", "2026-11")
     assert "URGENT" in err and "no action recorded" in out
+    with smtp_server() as (mail, port):  # the shipped contacts are placeholders: none goes
+        config.write_text(f'smtp = "127.0.0.1:{port}"\n')
+        code, out, err = run("concerns", "--send")
+        assert "0 concern email(s) sent" in out and "names no real contact" in out
+        assert mail.envelopes == [] and "URGENT" in err
+    use_real_contacts(db)
     with smtp_server() as (mail, port):
         config.write_text(f'smtp = "127.0.0.1:{port}"\n')
         code, out, err = run("concerns", "--send")
@@ -141,6 +149,7 @@ def test_an_amendment_due_date_becomes_the_audits_due_date_while_it_is_back(worl
     report = json.loads(run("--today", day, "status", "--json")[1])
     [outstanding] = [o for o in report["outstanding"] if o["audit_id"] == audit_id]
     assert outstanding["due"] == row.due_date.isoformat() and outstanding["days_overdue"] == 1
+    assert outstanding["original_due"] == "2026-11-30"  # kept beside it (PMU timeliness)
     assert row.month == "2026-11"  # the audit month does not move with its due date
 
 
@@ -197,6 +206,8 @@ def test_a_reassigned_audit_goes_out_as_a_new_copy_and_the_old_copy_is_held(worl
         "Auditor Z (synthetic)",
         "--email",
         "auditor.z@example.invalid",
+        "--team",
+        "Team Z (synthetic)",
         "--reason",
         "Long-term leave",
         "--out",
@@ -225,10 +236,44 @@ def test_a_reassigned_audit_goes_out_as_a_new_copy_and_the_old_copy_is_held(worl
     assert held["why"] == "reassigned"
     assert run("held", "--accept", str(held["return_id"]))[0] == 0
     assert db.audit_row(audit_id).state == "returned"  # the old copy's work counts
-    code, _out, err = run(
-        "reassign", audit_id, "--to", "A", "--email", "a@example.invalid", "--reason", "again"
-    )
+    again = ("reassign", audit_id, "--to", "A", "--email", "a@example.invalid", "--reason", "x")
+    code, _out, err = run(*again, "--team", "Team Z (synthetic)")
     assert code == 2 and "only an audit its auditor has not yet returned" in err
+
+
+def test_a_reassignment_keeps_the_programmes_rules_and_writes_nothing_half_way(world):
+    db, root, forms, _config = world
+    audit = db.audit_row(forms[1].case.audit_id)
+    base = ("reassign", audit.audit_id, "--email", "b@example.invalid", "--reason", "Leave")
+    code, _out, err = run(*base, "--to", "B (synthetic)", "--team", audit.team)
+    assert code == 2 and "never audit their own team" in err
+    busy = db.audit_row(forms[0].case.audit_id).auditor  # the cap: 10 a financial year
+    db.record_audits(
+        [get_form("csc")],
+        [
+            dataclasses.replace(db_record(db, forms[0].case.audit_id), audit_id=f"CSC-Q{i}-202611")
+            for i in range(9)
+        ],
+        "test",
+    )
+    code, _out, err = run(*base, "--to", busy, "--team", "Team Q (synthetic)")
+    assert code == 2 and "already has 10 audits" in err
+    blocked = root / "not-a-folder"
+    blocked.write_text("a file where the forms folder should be")
+    code, _out, err = run(*base, "--to", "C (synthetic)", "--team", "T", "--out", str(blocked))
+    assert code == 2
+    assert db.audit_row(audit.audit_id).auditor == audit.auditor  # nothing recorded
+    assert db.audit_row(audit.audit_id).copy == 1
+
+
+def db_record(db, audit_id: str) -> store.AuditRecord:
+    """The stored audit as a record to insert again under another id (a busier auditor)."""
+    row = db.audit_row(audit_id)
+    return store.AuditRecord(
+        row.audit_id, row.form_id, row.form_version, row.case_number, row.auditor,
+        row.auditor_email, row.team, row.worker, row.manager, row.due_date, row.checksum,
+        json.loads(row.facts),
+    )  # fmt: skip
 
 
 def test_a_challenged_grade_is_decided_by_the_senior_moderator_and_stands(world):
@@ -268,3 +313,22 @@ def test_naming_a_chosen_case_refuses_an_audit_another_run_recorded_meanwhile(wo
     with pytest.raises(store.StateError, match="recorded by another run"):
         db.name_choices("2026-11", [(1, record)], [], "")
     assert db.audit_row(taken).auditor != "Auditor A"  # nothing was written
+
+
+def test_follow_up_dates_run_from_the_programmes_date_not_the_machines(world):
+    """Rehearsing a past month (--today): the review falls due 4 weeks after the day the
+    programme received the inadequate return, whatever the computer's clock says."""
+    db, _root, forms, _config = world
+    audit_id = forms[0].case.audit_id
+    final = a_return(
+        world, 0, "final.docx", **{"completion.status": "Final", "overall.grade": "Inadequate"}
+    )
+    assert run("import", str(final))[0] == 0  # FORMTOOL_TODAY is 2026-11-22
+    [row] = db.audit_rows(audit_ids=[audit_id])
+    assert row.received_on == dt.date(2026, 11, 22)
+    code, _out, err = run(
+        "--today", "2026-12-01", "followup", audit_id, "--review-held", "2026-11-30"
+    )
+    assert code == 0, err
+    shown = json.loads(run("--today", "2026-12-01", "followup", audit_id, "--json")[1])
+    assert "2026-12-20" in json.dumps(shown)  # review by: 22/11 + 4 weeks

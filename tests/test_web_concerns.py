@@ -35,6 +35,8 @@ from formtool.settings import Settings
 from formtool.web import create_app
 from formtool.web.pages import audit_url
 
+from conftest import DUTY_MANAGER, use_real_contacts
+
 DUE = dt.date(2026, 11, 30)
 BANNER = "Immediate concern for a child's safety:"
 TOLD = "Told the team manager by phone at 10:00"
@@ -76,9 +78,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
 
 
 def _raise(db: store.Store, audit_id: str, details: str) -> store.Concern:
-    concern = db.raise_concern(
-        audit_id, "return", details, TOLD, ("duty@example.invalid",), None, "test"
-    )
+    concern = db.raise_concern(audit_id, "return", details, TOLD, (DUTY_MANAGER,), None, "test")
     assert concern is not None
     return concern
 
@@ -176,6 +176,7 @@ def test_an_officer_raises_a_concern_from_the_audit_page(setup: Setup) -> None:
 
 def test_an_import_emails_its_concern_at_once_or_says_loudly_it_could_not(setup: Setup) -> None:
     first, second = setup.concern_returns
+    use_real_contacts(setup.db)  # the shipped policies' contacts are placeholders
     with smtp_server() as (handler, port):
         settings = Settings(council="Example Council", smtp=f"127.0.0.1:{port}")
         sending = client_for(create_app(setup.db, settings), "olive")

@@ -168,7 +168,11 @@ def write_forms(
     db: Store | None = None,
     settings: Settings = DEFAULT,
     user: str = "",
+    record: Callable[[], object] | None = None,
 ) -> list[GeneratedForm]:
+    """Write each case's forms: made in a staging folder beside `out_dir`, recorded (in the
+    database `db`, or by `record`), and only then moved into place, so a form that cannot be
+    made records nothing and nothing recorded lacks its form."""
     names = {c.audit_id: [audit_file_name(c.audit_id, f".{f}") for f in formats] for c in cases}
     if db is not None:
         cases = keyed_for(db, cases)
@@ -183,6 +187,8 @@ def write_forms(
                 produced.append(GeneratedForm(case, fmt, out_dir / path.name))
         if db is not None:
             record_audits(db, form, cases, user)
+        if record is not None:
+            record()
         for item in produced:
             os.replace(staging / item.path.name, item.path)
         _append_manifest(out_dir, produced)

@@ -28,7 +28,7 @@ from formtool.periods import Period
 from formtool.programme.followup import FollowUp, Graded, follow_ups, load_follow_ups
 from formtool.programme.policy import Policy, default_policy
 from formtool.programme.rules import active_policy
-from formtool.store import COMPLETED, OUTSTANDING, AuditState, Store
+from formtool.store import COMPLETED, OUTSTANDING, AuditState, Store, received_on
 
 S = AuditState
 COMPLETE = {s.value for s in COMPLETED}
@@ -248,7 +248,7 @@ def _load_audits(db: Store, period: Period) -> list[AuditFacts]:
                 row.auditor_grade or "",
                 row.moderated_grade or "",
                 row.moderated_by or "",
-                row.imported_at.date() if row.imported_at else None,
+                received_on(row),
                 row.return_id,
             )
         )

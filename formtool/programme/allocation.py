@@ -54,7 +54,7 @@ from formtool.read.cases import (
     read_rows,
     write_case_list,
 )
-from formtool.store import AllocationReads, Planned, Store
+from formtool.store import AllocationReads, Planned, Store, received_on
 
 __all__ = [
     "CLOSURE",
@@ -314,7 +314,8 @@ def _reaudits(
         if any(c == row.case_number and m > row.month for c, m in later):
             continue  # already re-audited (or audited again) since
         case = by_case.get(row.case_number) or _stored_case(row, population, month, policy)
-        graded = row.imported_at.date()
+        graded = received_on(row)
+        assert graded is not None  # graded_before reads audits with a current return
         due.append(
             DueReaudit(
                 case,
@@ -408,6 +409,12 @@ def _active_policy(db: Store) -> Policy:
     return active_policy(db)
 
 
+def recorded(db: Store, policy: Policy, user: str) -> Policy:
+    from formtool.programme.rules import recorded as stored
+
+    return stored(db, policy, user)
+
+
 def run_allocation(
     db: Store,
     population_path: Path,
@@ -431,7 +438,7 @@ def run_allocation(
     if mode == "first" and chosen_path is not None and db.open_choices(month):
         chosen = load_chosen(chosen_path)
         return name_chosen(db, population_path, auditors_path, month, chosen, out, user, policy)
-    policy = with_plan(policy or _active_policy(db), plan_path)
+    policy = with_plan(recorded(db, policy or _active_policy(db), user), plan_path)
     population = load_population(population_path)
     if not population:
         raise AllocationError(f"[{population_path}] has no cases.")

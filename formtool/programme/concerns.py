@@ -45,8 +45,8 @@ def raise_by_officer(db: Store, policy: Policy, audit_id: str, details: str, use
         raise ConcernError(
             f"Audit {audit_id} is not in the database. Check the id (`formtool status`)."
         )
-    contacts = policy.concerns.contacts(audit.team)
-    concern = db.raise_concern(audit_id, "officer", details.strip(), "", contacts, None, user)
+    # Who hears is the programme's at sending, as for a return's concern.
+    concern = db.raise_concern(audit_id, "officer", details.strip(), "", (), None, user)
     assert concern is not None  # an officer's concern is always new
     return concern
 
@@ -54,7 +54,7 @@ def raise_by_officer(db: Store, policy: Policy, audit_id: str, details: str, use
 def record_action(db: Store, concern_id: int, action: str, user: str) -> Concern:
     """The action taken on a concern: it closes the concern and lifts the banner."""
     if not action.strip():
-        raise ConcernError("Say what action was taken (--action), in a sentence.")
+        raise ConcernError('Say what action was taken (--action N --taken "..."), in a sentence.')
     concern = db.concern(concern_id)
     if concern is None:
         raise ConcernError(
@@ -89,11 +89,10 @@ def loud_line(db: Store) -> str:
     waiting = unsent(db)
     if not waiting:
         return ""
-    ids = ", ".join(c.audit_id for c in waiting[:5]) + (" ..." if len(waiting) > 5 else "")
-    return (
-        f"URGENT: {len(waiting)} immediate concern(s) for a child's safety not yet emailed "
-        f"({ids}). Set smtp in formtool.toml and run `formtool concerns --send`, and make "
-        "sure the contacts know now."
+    return (  # no audit ids: it prints after every command, whoever runs it
+        f"URGENT: {len(waiting)} immediate concern(s) for a child's safety not yet emailed. "
+        "Make sure the contacts know now; see `formtool concerns --open`, set smtp in "
+        "formtool.toml and run `formtool concerns --send`."
     )
 
 
@@ -138,7 +137,10 @@ def send_emails(
 
     def run(smtp: smtplib.SMTP) -> None:
         for concern in waiting:
-            to = tuple(c for c in contacts(policy, concern) if valid_address(c))
+            to = tuple(c for c in contacts(policy, concern) if real_address(c))
+            if not to:  # an email to nobody real must not count as sent
+                result.failed.append((concern, _nobody(policy, concern)))
+                continue
             _send_one(db, smtp, concern, to, sender, settings, user, result)
 
     send_smtp(settings.smtp, False, settings.smtp_user or None, run)
@@ -182,6 +184,28 @@ def _send_one(
     result.sent.append((concern, to))
 
 
+def real_address(address: str) -> bool:
+    """An address someone reads: valid, and not a placeholder from a shipped policy (the
+    reserved .invalid and example domains)."""
+    domain = address.rsplit("@", 1)[-1].lower()
+    placeholder = domain.endswith(".invalid") or domain.split(".")[0] == "example"
+    return valid_address(address) and not placeholder
+
+
+def placeholders(policy: Policy) -> list[str]:
+    """The policy's concern contacts that are placeholders, to be replaced by the council's."""
+    named = [*policy.concerns.fallback, *(a for t in policy.concerns.teams.values() for a in t)]
+    return [a for a in dict.fromkeys(named) if not real_address(a)]
+
+
+def _nobody(policy: Policy, concern: Concern) -> str:
+    return (
+        f"the programme '{policy.name}' names no real contact for {concern.team or 'its team'} "
+        "(only placeholders): put the council's addresses under concerns: in its policy file "
+        "and run `formtool programme use` with it"
+    )
+
+
 def _deliveries(concern: Concern) -> Any:
     def deliveries(message: Any) -> list[Delivery]:
         return [
@@ -217,7 +241,7 @@ def _email(concern: Concern, sender: str, to: tuple[str, ...], settings: Setting
                 where,
                 "",
                 "Record the action taken on the audit's page (or `formtool concerns --action "
-                f'{concern.id} "..."`), so the QA team knows it has been dealt with.',
+                f'{concern.id} --taken "..."`), so the QA team knows it has been dealt with.',
             ]
         )
     )

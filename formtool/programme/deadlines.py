@@ -2,10 +2,8 @@
 
 The arithmetic the programme policies' deadline rules are made of (programme/policy.py): the
 first and last working day, the nearest working day, N working days after a day. Which rule a
-step follows is the council's, in its policy file. The fallbacks here are seed 001's, for a
-policy that names no rule: an amendment back within 3 working days, and after an inadequate
-grade a review at 4 weeks and a re-audit within 2 months (Appendix A para 25). An audit went
-out on the day of its `sent` event,
+step follows is the council's, in its policy file: nothing here names one. An audit went out
+on the day of its `sent` event,
 or, while its .eml drafts are not marked sent, on the day they were written
 (`distribution_date`): a chase only chases what went out.
 """
@@ -97,17 +95,6 @@ def distribution_date(events: Iterable[tuple[dt.datetime, str]]) -> dt.date | No
             drafted = at
     chosen = drafted or sent
     return chosen.date() if chosen is not None else None
-
-
-def amendment_due(returned_for_amendment: dt.date) -> dt.date:
-    return add_working_days(returned_for_amendment, 3)
-
-
-def inadequate_follow_up(graded: dt.date) -> dict[str, dt.date]:
-    return {
-        "review meeting by": graded + dt.timedelta(weeks=4),
-        "re-audit by": add_months(graded, 2),
-    }
 
 
 def bank_holidays_in(year: int, month: int) -> list[str]:

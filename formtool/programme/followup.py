@@ -25,7 +25,7 @@ from formtool.periods import show_date
 from formtool.programme.deadlines import add_months
 from formtool.programme.policy import Policy, Reaudit
 from formtool.programme.rules import active_policy
-from formtool.store import COMPLETED, Store
+from formtool.store import COMPLETED, Store, received_on
 
 REVIEW = "review meeting held"
 HEAD_OF_SERVICE = "head of service meeting held"
@@ -192,7 +192,7 @@ def _graded(row: Any, form: Any) -> Graded:
         row.case_number,
         row.month,
         grade,
-        row.imported_at.date() if row.imported_at else None,
+        received_on(row),
         bool(grade) and scale is not None and grade in scale.follow_up,
     )
 

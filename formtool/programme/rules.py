@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from formtool.periods import Month
-from formtool.programme.deadlines import amendment_due
 from formtool.programme.policy import (
     Policy,
     PolicyError,
@@ -43,6 +42,16 @@ def use_policy(
     return policy_from_snapshot(stored.snapshot, stored.version), new
 
 
+def recorded(db: Store, policy: Policy, user: str) -> Policy:
+    """The policy as the database keeps it: the shipped default a database runs without
+    having chosen one is stored (version 1) the first time rules are applied under it, so
+    an allocation can always say exactly which rules it ran under."""
+    if policy.version:
+        return policy
+    stored, _new = db.use_policy(policy.name, policy_snapshot(policy), user)
+    return policy_from_snapshot(stored.snapshot, stored.version)
+
+
 def agree(db: Store, named: str | None, where: str) -> Policy:
     """The active policy, after checking that `named` (from formtool.toml or --programme)
     is the same one: rules never switch silently for one run."""
@@ -66,11 +75,13 @@ def audit_due(policy: Policy, form_id: str, month: str) -> dt.date:
     return policy.due("completion", form_id, m.year, m.number) or m.last_day
 
 
-def amendment_due_for(policy: Policy, form_id: str, month: str, requested: dt.date) -> dt.date:
-    """When an amendment requested on `requested` is due back under the policy."""
+def amendment_due_for(
+    policy: Policy, form_id: str, month: str, requested: dt.date
+) -> dt.date | None:
+    """When an amendment requested on `requested` is due back under the policy; None when
+    the policy sets no deadline for amendments (the audit's due date then stays)."""
     m = Month(month)
-    due = policy.due("amendment", form_id, m.year, m.number, after=requested)
-    return due or amendment_due(requested)
+    return policy.due("amendment", form_id, m.year, m.number, after=requested)
 
 
 def stored_summary(stored: StoredPolicy) -> dict[str, Any]:

@@ -29,9 +29,11 @@ class Outstanding:
     state: str
     due: dt.date
     days_overdue: int
+    original_due: dt.date | None = None  # the allocated due date, when an amendment moved it
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"due": self.due.isoformat()}
+        first = self.original_due.isoformat() if self.original_due else None
+        return asdict(self) | {"due": self.due.isoformat(), "original_due": first}
 
 
 @dataclass
@@ -104,6 +106,7 @@ def status(db: Store, month: str | None = None, today: dt.date | None = None) ->
                 r.state,
                 r.due_date,
                 max(0, (today - r.due_date).days),
+                r.original_due_date,
             )
             for r in rows
             if S(r.state) in store.OUTSTANDING

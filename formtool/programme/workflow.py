@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from formtool import clock
 from formtool.errors import FormtoolError
-from formtool.periods import show_date
+from formtool.periods import Month, show_date
+from formtool.programme.policy import Policy
 from formtool.settings import DEFAULT, Settings
 from formtool.store import AuditState, Move, OpenActions, StateError, Store, audit_facts
 
@@ -58,20 +60,22 @@ def check_audit(
         )
         return StepResult(audit_id, S.checked.value, db.move(accept, user).value)
     due = _amendment_due(db, audit_id, today)
+    by = f"amend by {show_date(due)}" if due else "amend (the programme sets no deadline)"
     amend = Move(
         audit_id,
         (S.returned,),
         S.amendment_requested,
         "amendment requested",
-        f"amend by {show_date(due)}: {amend_reason.strip()}",
+        f"{by}: {amend_reason.strip()}",
         why="only a returned audit can be sent back for amendment",
         due=due,  # the audit is due again on this day while it is with the auditor
     )
     before = db.move(amend, user)
-    return StepResult(audit_id, S.amendment_requested.value, before.value, due.isoformat())
+    when = due.isoformat() if due else None
+    return StepResult(audit_id, S.amendment_requested.value, before.value, when)
 
 
-def _amendment_due(db: Store, audit_id: str, today: dt.date) -> dt.date:
+def _amendment_due(db: Store, audit_id: str, today: dt.date) -> dt.date | None:
     from formtool.programme.rules import active_policy, amendment_due_for
 
     row = db.audit_row(audit_id)
@@ -167,6 +171,8 @@ def reassign_audit(
     user: str = "",
     settings: Settings = DEFAULT,
     form_format: str = "",
+    team: str = "",
+    policy: Policy | None = None,
 ) -> Reassigned:
     """Give an audit to another auditor (seed 001 App A paras 4-5): a new copy of its form
     (same definition version; its facts name the new auditor), written to `out_dir` for
@@ -174,8 +180,10 @@ def reassign_audit(
     officer (`reassigned`). The yearly quotas follow the audit to its new auditor."""
     from formtool.generate import audit_record, write_forms
     from formtool.programme.mail import valid_address
+    from formtool.programme.rules import active_policy
     from formtool.read.cases import Case
 
+    policy = policy or active_policy(db)
     if not reason.strip():
         raise WorkflowError('Say why the audit is reassigned (--reason "...").')
     if not auditor.strip() or not valid_address(email):
@@ -203,10 +211,45 @@ def reassign_audit(
         form_format or row.form_format,
         db.identity_key(),
     )
-    record = audit_record(case)
-    copy = db.reassign(replace(record, month=row.month), reason.strip(), user)
-    made = write_forms(form, [case], out_dir, (case.form_format,), settings=settings)
-    return Reassigned(audit_id, auditor.strip(), email.strip(), copy, [str(m.path) for m in made])
+    _check_new_auditor(db, policy, row, auditor.strip(), team.strip())
+    record = replace(audit_record(case), month=row.month)
+    copies: list[int] = []
+    made = write_forms(
+        form,
+        [case],
+        out_dir,
+        (case.form_format,),
+        settings=settings,
+        record=lambda: copies.append(db.reassign(record, reason.strip(), user)),
+    )
+    return Reassigned(
+        audit_id, auditor.strip(), email.strip(), copies[0], [str(m.path) for m in made]
+    )
+
+
+def _check_new_auditor(db: Store, policy: Policy, row: Any, auditor: str, team: str) -> None:
+    """The programme's rules hold for the new auditor too: never a team the programme keeps
+    them from (its samples of this tool all say `other`: not their own), and room in their
+    yearly quota (the audit counts for them from now on)."""
+    from formtool.programme.sampling import year_of
+
+    rules = {s.team_rule(Month(row.month).number) for s in policy.samples if s.form == row.form_id}
+    if team and rules == {"other"} and team == row.team:
+        raise WorkflowError(
+            f"{auditor} is in {row.team}, the case's own team, and under programme "
+            f"'{policy.name}' auditors never audit their own team. Choose someone outside it."
+        )
+    cap = policy.auditors.per_year
+    if cap is not None:
+        first, last = year_of(policy, row.month)
+        done = db.preview_allocation(
+            lambda r: r.allocation_history(row.month, row.month, str(first), str(last))[1]
+        )
+        if int(done.get(auditor, 0)) >= cap:
+            raise WorkflowError(
+                f"{auditor} already has {cap} audits this {policy.auditors.year} year, the most "
+                f"programme '{policy.name}' allows. Choose someone with room."
+            )
 
 
 @dataclass(frozen=True)

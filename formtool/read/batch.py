@@ -24,7 +24,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from formtool import store
+from formtool import clock, store
 from formtool.errors import Issue, IssueCode, Rejected, printable
 from formtool.periods import show_time
 from formtool.read import READABLE, FormResolver, RawReturn, installed_form, read_bytes
@@ -265,7 +265,9 @@ def _import_return(batch: _Batch, name: str, data: bytes, envelope: Envelope) ->
     issued = audit.created_at.date()
     result = validate_return(raw, name, facts, batch.today, stage, prepared, key, issued)
     if not result.accepted:
-        return ImportOutcome(name, "rejected", audit_id, result.issues)
+        return _rejected_with_concern(
+            batch, name, raw, ImportOutcome(name, "rejected", audit_id, result.issues)
+        )
     if result.record is not None and result.record.blank:
         return _rejected(name, Issue(IssueCode.returned_blank, name, audit_id=audit_id), audit_id)
     if copy is not None:  # the work may be good: an officer decides, it is never thrown away
@@ -295,6 +297,22 @@ def _import_return(batch: _Batch, name: str, data: bytes, envelope: Envelope) ->
     hold = store.HELD_SENDER if stranger else ""
     concern = _concern(raw, result)
     return _store(batch, name, data, content_hash, raw, result, envelope, stage, hold, concern)
+
+
+def _rejected_with_concern(
+    batch: _Batch, name: str, raw: RawReturn, outcome: ImportOutcome
+) -> ImportOutcome:
+    """A rejected return that says Yes to the immediate concern still raises it: the child's
+    safety does not wait for the auditor to fix a typo. Its answers are not stored."""
+    if concern_answer(raw.form, raw.values) != YES:
+        return outcome
+    details, told = concern_text(raw.form, raw.values)
+    raised = batch.db.raise_concern(outcome.audit_id, "return", details, told, (), None, batch.user)
+    if raised is not None:
+        outcome.issues.append(
+            Issue(IssueCode.concern_raised, name, value=str(raised.id), audit_id=outcome.audit_id)
+        )
+    return outcome
 
 
 def _concern(raw: RawReturn, result: ReadResult) -> store.RaisedConcern | None:
@@ -384,6 +402,7 @@ def _store(
         envelope.sender,
         envelope.sent_at,
         envelope.message_name,
+        batch.today or clock.today(),
     )
     try:
         two_stage = raw.form.two_stage

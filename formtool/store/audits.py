@@ -204,6 +204,14 @@ def audit_facts(row: Any) -> dict[str, str]:
     return json.loads(row.facts)
 
 
+def received_on(row: Any) -> dt.date | None:
+    """The programme's date a row's return came in: the date recorded with it, else (a
+    return stored before that was kept) the day it was stored; None: no return."""
+    if getattr(row, "received_on", None):
+        return row.received_on
+    return row.imported_at.date() if getattr(row, "imported_at", None) else None
+
+
 # --- allocation batches ----------------------------------------------------------------
 
 

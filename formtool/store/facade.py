@@ -637,7 +637,7 @@ class Store:
         return_id: int | None = None,
         user: str = "",
     ) -> programmes.Concern | None:
-        """Record an immediate concern (None: this audit's returns raised one already)."""
+        """Record an immediate concern (None: the same one is already open)."""
         with self._write() as conn:
             return programmes.raise_concern(
                 conn, audit_id, source, details, told, contacts, return_id, user

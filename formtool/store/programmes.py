@@ -210,14 +210,20 @@ def raise_concern(
     return_id: int | None = None,
     user: str = "",
 ) -> Concern | None:
-    """Record a concern and its event. One from returns per audit: a later return that
-    still says Yes is the same concern (None: it was already raised)."""
-    if (
-        source == "return"
-        and conn.execute(
-            sa.select(_c.id).where((_c.audit_id == audit_id) & (_c.source == "return"))
-        ).first()
-    ):
+    """Record a concern and its event. A return that says Yes again while the audit's concern
+    from a return is still open, in the same words, is the same concern (None: nothing new);
+    different words, or once the earlier one was actioned, raise a new one. Under the audit's
+    lock, so two imports of one audit cannot both raise it."""
+    audit_state(conn, audit_id, for_update=True)  # held already within store_return
+    same = conn.execute(
+        sa.select(_c.id).where(
+            (_c.audit_id == audit_id)
+            & (_c.source == "return")
+            & (_c.action_taken == "")
+            & (_c.details == details)
+        )
+    ).first()
+    if source == "return" and same is not None:
         return None
     team = conn.execute(sa.select(audits.c.team).where(audits.c.audit_id == audit_id)).scalar()
     concern_id = new_id(

@@ -37,6 +37,7 @@ def audit_rows(
             _r.id.label("return_id"),
             _r.file_name,
             _r.imported_at,
+            _r.received_on,
             _r.saved_at,
             _r.final,
             _r.stage,
@@ -146,6 +147,7 @@ def graded_before(conn: sa.Connection, month: str) -> list[Any]:
                 _a.state,
                 grade.label("grade"),
                 _r.imported_at,
+                _r.received_on,
             )
             .join(grades, _g.audit_id == _a.audit_id)
             .join(returns, (_r.audit_id == _a.audit_id) & _r.is_current)

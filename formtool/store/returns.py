@@ -60,6 +60,7 @@ class ReturnFile:
     sender: str = ""
     sent_at: dt.datetime | None = None  # the email's sent date, when it came by email
     message_name: str = ""
+    received_on: dt.date | None = None  # the programme's today when it was imported
 
     @property
     def order_date(self) -> dt.datetime:
@@ -517,6 +518,7 @@ def _insert_return(
                 content_hash=file.content_hash,
                 content=file.content,
                 imported_at=now(),
+                received_on=file.received_on,
                 supersedes=supersedes,
                 is_current=current,
                 method=record.method,

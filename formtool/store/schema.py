@@ -161,6 +161,10 @@ returns = sa.Table(
     # address not the auditor's: waits for an officer), HELD_LOCKED (arrived after the audit
     # was accepted: waits for a reopen), REFUSED (an officer refused it).
     sa.Column("held", sa.String(20), nullable=False, server_default=""),
+    # The programme's date when it came in (formtool's clock, which tests and rehearsals set):
+    # deadlines that run from a return (a review four weeks after an inadequate grade) count
+    # from it, never from the machine's clock. None: imported before this was kept.
+    sa.Column("received_on", sa.Date, nullable=True),
     sa.UniqueConstraint("audit_id", "content_hash", name="uq_returns_audit_content"),
     sa.Index(
         "uq_returns_one_current",
@@ -393,8 +397,8 @@ challenges = sa.Table(
     sa.Column("decision", sa.Text, nullable=False, server_default=""),
 )
 
-#: Immediate concerns for a child's safety or welfare: from a return that answered Yes (one
-#: per audit) or raised by an officer; open until an officer records the action taken.
+#: Immediate concerns for a child's safety or welfare: from a return that answered Yes or
+#: raised by an officer; open until an officer records the action taken.
 concerns = sa.Table(
     "concerns",
     metadata,
@@ -413,11 +417,4 @@ concerns = sa.Table(
     sa.Column("action_taken", sa.Text, nullable=False, server_default=""),
     sa.Column("action_by", sa.String(200), nullable=False, server_default=""),
     sa.Column("action_at", sa.DateTime, nullable=True),
-    sa.Index(
-        "uq_concerns_one_from_returns",
-        "audit_id",
-        unique=True,
-        sqlite_where=sa.text("source = 'return'"),
-        postgresql_where=sa.text("source = 'return'"),
-    ),
 )

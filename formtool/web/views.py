@@ -152,6 +152,8 @@ async def audit_check(request: Request, who: Account, form: FormData) -> Respons
         request,
         f"{audit_id}: returned for amendment, due back by {queries.day(result.amend_by)}."
         if result.amend_by
+        else f"{audit_id}: returned for amendment (the programme sets no deadline)."
+        if result.state == "amendment requested"
         else f"{audit_id}: accepted.",
     )
     return redirect(audit_url(audit_id))

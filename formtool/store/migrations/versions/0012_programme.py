@@ -1,10 +1,11 @@
-"""A council's programme as data: the active programme policy kept as versioned snapshots,
+"""A council's programme as data: the active programme policy kept as versioned snapshots;
 each allocation records the policy and version it ran under and the chosen slots it left for
 managers to name; an audit keeps its original due date beside the current one (an amendment
-moves it); immediate concerns for a child's safety are recorded with the action taken; an
-audit's grade may be challenged and decided by a senior moderator; an audit may be exempted,
-or reassigned to another auditor (a new copy of its form; the copies
-it had before are kept, so a return of one is recognised and held for an officer).
+moves it); a return keeps the programme's date it came in (deadlines run from it); immediate
+concerns for a child's safety are recorded with the action taken; an audit's grade may be
+challenged and decided by a senior moderator; an audit may be exempted, or reassigned to
+another auditor (a new copy of its form; the copies it had before are kept, so a return of
+one is recognised and held for an officer).
 
 Revision ID: 0012
 Revises: 0011
@@ -38,6 +39,8 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("programme_version", sa.Integer, nullable=False, server_default="0")
         )
+    with op.batch_alter_table("returns") as batch:
+        batch.add_column(sa.Column("received_on", sa.Date, nullable=True))
     with op.batch_alter_table("audits") as batch:
         batch.add_column(sa.Column("original_due_date", sa.Date, nullable=True))
         batch.add_column(sa.Column("copy", sa.Integer, nullable=False, server_default="1"))
@@ -100,13 +103,6 @@ def upgrade() -> None:
         sa.Column("action_taken", sa.Text, nullable=False, server_default=""),
         sa.Column("action_by", sa.String(200), nullable=False, server_default=""),
         sa.Column("action_at", sa.DateTime, nullable=True),
-        sa.Index(
-            "uq_concerns_one_from_returns",
-            "audit_id",
-            unique=True,
-            sqlite_where=sa.text("source = 'return'"),
-            postgresql_where=sa.text("source = 'return'"),
-        ),
     )
 
 
@@ -115,6 +111,8 @@ def downgrade() -> None:
     op.drop_table("challenges")
     op.drop_table("chosen_slots")
     op.drop_table("audit_copies")
+    with op.batch_alter_table("returns") as batch:
+        batch.drop_column("received_on")
     with op.batch_alter_table("audits") as batch:
         batch.drop_column("copy")
         batch.drop_column("original_due_date")
