@@ -20,6 +20,7 @@ from typing import Any
 
 from formtool import clock
 from formtool.definitions import get_form
+from formtool.errors import IssueCode
 from formtool.periods import Month, show_date
 from formtool.programme.deadlines import last_calendar_day
 from formtool.read.cases import write_case_list
@@ -245,6 +246,12 @@ def _returns(run: _Run, produced: list[Any]) -> None:
         "Imported: " + ", ".join(f"{n} {s}" for s, n in tally.items() if n),
         *(f"rejected: {o.issues[0].message}" for o in outcomes if o.status == "rejected"),
         *(f"held: {o.issues[-1].message}" for o in outcomes if o.status == "held"),
+        *(
+            f"urgent: {i.message}"
+            for o in outcomes
+            for i in o.issues
+            if i.code is IssueCode.concern_raised
+        ),
     )
     run.report.figures["imported"] = tally
     _accept_held(run)
