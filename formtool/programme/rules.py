@@ -1,4 +1,4 @@
-"""Which programme policy is in force, and the deadlines that follow from it for one audit.
+"""Which programme policy is in force, and the amendment deadline that follows from it.
 
 The database keeps the active policy as a versioned snapshot (`formtool programme use`); a
 database where nobody chose one runs the shipped default (`hull`). formtool.toml's
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 from formtool.periods import Month
 from formtool.programme.policy import (
@@ -21,7 +20,7 @@ from formtool.programme.policy import (
     policy_from_snapshot,
     policy_snapshot,
 )
-from formtool.store import Store, StoredPolicy
+from formtool.store import Store
 
 
 def active_policy(db: Store) -> Policy:
@@ -69,12 +68,6 @@ def _version(policy: Policy) -> str:
     return f" (version {policy.version})" if policy.version else " (the default)"
 
 
-def audit_due(policy: Policy, form_id: str, month: str) -> dt.date:
-    """When an audit of the form allocated in `month` is due under the policy."""
-    m = Month(month)
-    return policy.due("completion", form_id, m.year, m.number) or m.last_day
-
-
 def amendment_due_for(
     policy: Policy, form_id: str, month: str, requested: dt.date
 ) -> dt.date | None:
@@ -82,13 +75,3 @@ def amendment_due_for(
     the policy sets no deadline for amendments (the audit's due date then stays)."""
     m = Month(month)
     return policy.due("amendment", form_id, m.year, m.number, after=requested)
-
-
-def stored_summary(stored: StoredPolicy) -> dict[str, Any]:
-    return {
-        "name": stored.name,
-        "version": stored.version,
-        "active": stored.active,
-        "created_at": stored.created_at.isoformat(sep=" "),
-        "created_by": stored.created_by,
-    }
