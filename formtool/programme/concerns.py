@@ -70,18 +70,14 @@ def record_action(db: Store, concern_id: int, action: str, user: str) -> Concern
 
 
 def unsent(db: Store, concerns: Iterable[Concern] | None = None) -> list[Concern]:
-    """Concerns whose email has not gone (none sent yet, or the last attempt failed); one
-    sent, being sent or of unknown fate (check the Sent Items) is not sent again."""
-    concerns = list(db.concerns() if concerns is None else concerns)
-    return [c for c in concerns if _claim_state(db, c) not in _GONE]
-
-
-_GONE = frozenset({M.sent, M.queued, M.unknown})
-
-
-def _claim_state(db: Store, concern: Concern) -> MessageState | None:
-    held = db.held_claims([concern.audit_id], [CONCERN], str(concern.id))
-    return held.get((concern.audit_id, CONCERN))
+    """Concerns (of `concerns`, or all) whose email has not gone: none sent yet, or the last
+    attempt failed; one sent, being sent or of unknown fate (check the Sent Items) is not
+    sent again."""
+    waiting = db.unsent_concerns(CONCERN)
+    if concerns is None:
+        return waiting
+    wanted = {c.id for c in concerns}
+    return [c for c in waiting if c.id in wanted]
 
 
 def loud_line(db: Store) -> str:

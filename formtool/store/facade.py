@@ -649,6 +649,11 @@ class Store:
         with self._read() as conn:
             return programmes.concern_list(conn, open_only, audit_id)
 
+    def unsent_concerns(self, purpose: str) -> list[programmes.Concern]:
+        """Concerns whose email (outbox purpose `purpose`) has not gone, oldest first."""
+        with self._read() as conn:
+            return programmes.unsent_concerns(conn, purpose)
+
     def concern(self, concern_id: int) -> programmes.Concern | None:
         with self._read() as conn:
             return programmes.concern_by_id(conn, concern_id)

@@ -28,6 +28,8 @@ from formtool.store.schema import (
     challenges,
     chosen_slots,
     concerns,
+    outbox,
+    outbox_claims,
     programmes,
 )
 
@@ -264,6 +266,29 @@ def concern_list(
     if audit_id:
         query = query.where(_c.audit_id == audit_id)
     return [_concern(r) for r in conn.execute(query.order_by(_c.raised_at, _c.id)).all()]
+
+
+#: A concern's email in one of these states went, is going or may have gone (check the Sent
+#: Items): it is not sent again (a failed one is).
+EMAIL_GONE = ("sent", "queued", "unknown")
+
+
+def unsent_concerns(conn: sa.Connection, purpose: str) -> list[Concern]:
+    """Concerns whose email (an outbox claim for `purpose`, its round the concern's id) has
+    not gone, oldest first: one query, however many concerns the database holds."""
+    cl, o = outbox_claims.c, outbox.c
+    gone = (
+        sa.select(cl.audit_id)
+        .join(outbox, o.id == cl.message_id)
+        .where(
+            (cl.audit_id == _c.audit_id)
+            & (cl.purpose == purpose)
+            & (cl.round == sa.cast(_c.id, sa.String))
+            & o.state.in_(EMAIL_GONE)
+        )
+    )
+    query = _with_month().where(~sa.exists(gone)).order_by(_c.raised_at, _c.id)
+    return [_concern(r) for r in conn.execute(query).all()]
 
 
 def record_action(conn: sa.Connection, concern_id: int, action: str, user: str = "") -> Concern:
