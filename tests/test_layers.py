@@ -57,7 +57,7 @@ STORE_API = {
     "PREPARED", "AUDIT", "audit_facts", "stored_warnings", "UnknownVersionsError",
     "MessageState", "OutboxMessage", "Delivery", "HELD_SENDER", "HELD_LOCKED", "REFUSED",
     "ACCEPTED", "HeldReturn", "Concern", "StoredPolicy", "RaisedConcern", "HELD_REASSIGNED",
-    "received_on",
+    "received_on", "unknown_audit",
     "backup_database", "restore_backup", "recent_backup", "BackupError", "BackupReport",
     "RestorePlan", "RestoreReport",
 }  # fmt: skip

@@ -24,7 +24,7 @@ from formtool.packs.figures import PackError
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf, unprintable
 from formtool.periods import show_date, show_time
 from formtool.settings import DEFAULT, Settings
-from formtool.store import AuditRecords, Store
+from formtool.store import AuditRecords, Store, unknown_audit
 
 S = store.AuditState
 DRAFT_STATES = (S.in_progress.value, S.amendment_requested.value)
@@ -57,10 +57,7 @@ def _load(db: Store, audit_id: str) -> AuditRecords:
     name, dates and fingerprint), the return's answers and action rows."""
     found = db.audit_records(audit_id)
     if found is None:
-        raise PackError(
-            f"Audit {audit_id} is not in the database. Check the id (`formtool "
-            "status` lists the month's audits)."
-        )
+        raise unknown_audit(audit_id)
     if found.row.return_id is None:
         raise PackError(
             f"Audit {audit_id} has no imported return yet, so there is nothing "

@@ -15,7 +15,7 @@ from formtool.periods import iso_text
 from formtool.programme.concerns import as_dict as concern_dict
 from formtool.programme.concerns import contacts, unsent
 from formtool.programme.rules import active_policy
-from formtool.store import Concern, StateError, Store
+from formtool.store import Concern, Store, unknown_audit
 
 S = store.AuditState
 
@@ -156,10 +156,7 @@ def _steps(state: str, graded: bool) -> list[str]:
 def audit_detail(db: Store, audit_id: str) -> AuditDetail:
     found = db.audit_records(audit_id)
     if found is None:
-        raise StateError(
-            f"Audit {audit_id} is not in the database. Check the id "
-            "(`formtool status` lists the month's audits)."
-        )
+        raise unknown_audit(audit_id)
     row, answers, actions = found.row, found.answers, found.actions
     history, events = found.history, found.events
     form = db.form_for(row.form_id, row.form_version)

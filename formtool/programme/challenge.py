@@ -14,7 +14,7 @@ from typing import Any
 from formtool.errors import FormtoolError
 from formtool.programme.moderation import MODERATES, REGRADES, grade_choices
 from formtool.programme.policy import Policy
-from formtool.store import Store
+from formtool.store import Store, unknown_audit
 
 MODERATOR_ROLE = "moderator"
 
@@ -37,9 +37,7 @@ class ChallengeStep:
 def _graded(db: Store, audit_id: str) -> Any:
     rows = db.audit_rows(audit_ids=[audit_id])
     if not rows:
-        raise ChallengeError(
-            f"Audit {audit_id} is not in the database. Check the id (`formtool status`)."
-        )
+        raise unknown_audit(audit_id)
     if not (rows[0].moderated_grade or rows[0].auditor_grade):
         raise ChallengeError(f"Audit {audit_id} has no grade yet: there is nothing to challenge.")
     return rows[0]

@@ -40,11 +40,7 @@ def raise_by_officer(db: Store, policy: Policy, audit_id: str, details: str, use
     """An officer raises a concern from the audit's page (no return needed)."""
     if not details.strip():
         raise ConcernError("Say what the concern is (--details), in a sentence.")
-    audit = db.audit_row(audit_id)
-    if audit is None:
-        raise ConcernError(
-            f"Audit {audit_id} is not in the database. Check the id (`formtool status`)."
-        )
+    db.require_audit(audit_id)
     # Who hears is the programme's at sending, as for a return's concern.
     concern = db.raise_concern(audit_id, "officer", details.strip(), "", (), None, user)
     assert concern is not None  # an officer's concern is always new

@@ -280,12 +280,7 @@ def audit_follow_up(db: Store, audit_id: str) -> FollowUp:
     """The audit's follow-up under the active policy; FollowUpError when the audit is
     unknown or its grade calls for none."""
     policy = active_policy(db)
-    row = db.audit_row(audit_id)
-    if row is None:
-        raise FollowUpError(
-            f"Audit {printable(audit_id, 80)} is not in the database. Check the id "
-            "(`formtool status` lists the month's audits)."
-        )
+    row = db.require_audit(audit_id)
     if policy.reaudit is None:
         raise FollowUpError(
             f"The programme '{policy.name}' sets no review or re-audit after a grade: "

@@ -56,12 +56,7 @@ def grade_choices(db: Store, form_id: str, version: int) -> tuple[str, ...]:
 
 
 def _grade_choice(db: Store, audit_id: str, grade: str) -> str:
-    audit = db.audit_row(audit_id)
-    if audit is None:
-        raise ModerationError(
-            f"Audit {audit_id} is not in the database. Check the id "
-            "(`formtool status` lists the month's audits)."
-        )
+    audit = db.require_audit(audit_id)
     choices = grade_choices(db, audit.form_id, audit.form_version)
     if not choices:
         raise ModerationError(

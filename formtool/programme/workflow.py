@@ -78,12 +78,7 @@ def check_audit(
 def _amendment_due(db: Store, audit_id: str, today: dt.date) -> dt.date | None:
     from formtool.programme.rules import active_policy, amendment_due_for
 
-    row = db.audit_row(audit_id)
-    if row is None:
-        raise WorkflowError(
-            f"Audit {audit_id} is not in the database. Check the id "
-            "(`formtool status` lists the month's audits)."
-        )
+    row = db.require_audit(audit_id)
     return amendment_due_for(active_policy(db), row.form_id, row.month, today)
 
 
@@ -191,12 +186,7 @@ def reassign_audit(
             f"Give the new auditor's name (--to) and email address (--email); "
             f"'{email}' is not an email address."
         )
-    row = db.audit_row(audit_id)
-    if row is None:
-        raise WorkflowError(
-            f"Audit {audit_id} is not in the database. Check the id "
-            "(`formtool status` lists the month's audits)."
-        )
+    row = db.require_audit(audit_id)
     if row.auditor == auditor.strip():
         raise WorkflowError(f"Audit {audit_id} is already {auditor.strip()}'s.")
     form = db.forms_of([row], f"Audit {audit_id}")[audit_id]

@@ -36,6 +36,7 @@ from formtool.store.audits import (
     record_allocation,
     record_event,
     record_moderation,
+    unknown_audit,
     upsert_audits,
 )
 from formtool.store.backup import (
@@ -278,6 +279,7 @@ __all__ = [
     "throttle_rows",
     "touch_session",
     "transaction",
+    "unknown_audit",
     "upsert_audits",
     "user",
     "users",

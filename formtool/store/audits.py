@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from formtool.errors import FormtoolError
+from formtool.errors import FormtoolError, printable
 from formtool.periods import Month
 from formtool.store.engine import actor, now
 from formtool.store.schema import (
@@ -57,11 +57,16 @@ def audit_state(conn: sa.Connection, audit_id: str, for_update: bool = False) ->
         query = query.with_for_update()
     state = conn.execute(query).scalar()
     if state is None:
-        raise StateError(
-            f"Audit {audit_id} is not in the database. Check the id "
-            "(`formtool status` lists the month's audits)."
-        )
+        raise unknown_audit(audit_id)
     return AuditState(state)
+
+
+def unknown_audit(audit_id: str) -> StateError:
+    """The one error for an audit id the database does not hold."""
+    return StateError(
+        f"Audit {printable(audit_id, 80)} is not in the database. Check the id "
+        "(`formtool status` lists the month's audits)."
+    )
 
 
 def move_state(

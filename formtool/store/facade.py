@@ -184,6 +184,14 @@ class Store:
         with self._read() as conn:
             return audits.audit_row(conn, audit_id)
 
+    def require_audit(self, audit_id: str) -> Any:
+        """The audit's own row; StateError (one line, with the fix) if there is no such
+        audit."""
+        row = self.audit_row(audit_id)
+        if row is None:
+            raise audits.unknown_audit(audit_id)
+        return row
+
     def audit_state(self, audit_id: str) -> AuditState:
         with self._read() as conn:
             return audits.audit_state(conn, audit_id)
