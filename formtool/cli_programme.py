@@ -292,7 +292,7 @@ def concerns_(
     _record_cli(db, "viewed the concerns", "open" if open_only else "all")
     waiting = {x.id for x in c.unsent(db, listed)}
     if as_json:
-        _echo_json([c.as_dict(x, x.id not in waiting, policy) for x in listed])
+        _echo_json([c.as_dict(x, x.id not in waiting, c.contacts(policy, x)) for x in listed])
         return
     if not listed:
         click.echo("No open concerns." if open_only else "No concerns recorded.")

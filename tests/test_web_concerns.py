@@ -35,7 +35,7 @@ from formtool.settings import Settings
 from formtool.web import create_app
 from formtool.web.pages import audit_url
 
-from conftest import DUTY_MANAGER, use_real_contacts
+from conftest import use_real_contacts
 
 DUE = dt.date(2026, 11, 30)
 BANNER = "Immediate concern for a child's safety:"
@@ -78,7 +78,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
 
 
 def _raise(db: store.Store, audit_id: str, details: str) -> store.Concern:
-    concern = db.raise_concern(audit_id, "return", details, TOLD, (DUTY_MANAGER,), None, "test")
+    concern = db.raise_concern(audit_id, "return", details, TOLD, None, "test")
     assert concern is not None
     return concern
 

@@ -96,7 +96,7 @@ class ConcernEntry:
 
     def as_dict(self) -> dict[str, Any]:
         """The concern without its own words (as `formtool concerns --json`)."""
-        return concern_dict(self.concern, self.emailed)
+        return concern_dict(self.concern, self.emailed, self.to)
 
 
 def concern_entries(

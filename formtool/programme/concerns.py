@@ -41,8 +41,7 @@ def raise_by_officer(db: Store, policy: Policy, audit_id: str, details: str, use
     if not details.strip():
         raise ConcernError("Say what the concern is (--details), in a sentence.")
     db.require_audit(audit_id)
-    # Who hears is the programme's at sending, as for a return's concern.
-    concern = db.raise_concern(audit_id, "officer", details.strip(), "", (), None, user)
+    concern = db.raise_concern(audit_id, "officer", details.strip(), "", None, user)
     assert concern is not None  # an officer's concern is always new
     return concern
 
@@ -101,9 +100,9 @@ class SendResult:
 
 
 def contacts(policy: Policy, concern: Concern) -> tuple[str, ...]:
-    """Who hears of the concern: whom it named when raised, else the programme's contacts for
-    its team (its fallback for a team it does not list)."""
-    return concern.contacts or policy.concerns.contacts(concern.team)
+    """Who hears of the concern: the programme's contacts for its team (its fallback for a
+    team it does not list), as the policy in force says when the email goes."""
+    return policy.concerns.contacts(concern.team)
 
 
 def send_emails(
@@ -240,7 +239,7 @@ def _email(concern: Concern, sender: str, to: tuple[str, ...], settings: Setting
     return message
 
 
-def as_dict(concern: Concern, emailed: bool, policy: Policy | None = None) -> dict[str, Any]:
+def as_dict(concern: Concern, emailed: bool, to: tuple[str, ...]) -> dict[str, Any]:
     def when(at: dt.datetime | None) -> str | None:
         return at.isoformat(sep=" ") if at else None
 
@@ -253,7 +252,7 @@ def as_dict(concern: Concern, emailed: bool, policy: Policy | None = None) -> di
         "raised_at": when(concern.raised_at),
         "raised_by": concern.raised_by,
         "told": concern.told,
-        "contacts": list(contacts(policy, concern) if policy else concern.contacts),
+        "contacts": list(to),
         "emailed": emailed,
         "open": concern.open,
         "action_taken": concern.action_taken,

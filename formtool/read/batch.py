@@ -307,7 +307,7 @@ def _rejected_with_concern(
     if concern_answer(raw.form, raw.values) != YES:
         return outcome
     details, told = concern_text(raw.form, raw.values)
-    raised = batch.db.raise_concern(outcome.audit_id, "return", details, told, (), None, batch.user)
+    raised = batch.db.raise_concern(outcome.audit_id, "return", details, told, None, batch.user)
     if raised is not None:
         outcome.issues.append(
             Issue(IssueCode.concern_raised, name, value=str(raised.id), audit_id=outcome.audit_id)
@@ -323,7 +323,7 @@ def _concern(raw: RawReturn, result: ReadResult) -> store.RaisedConcern | None:
     if concern_answer(raw.form, record.answers) != YES:
         return None
     details, told = concern_text(raw.form, record.answers)
-    return store.RaisedConcern(details, told, ())  # who hears: the programme's, at sending
+    return store.RaisedConcern(details, told)
 
 
 def _seen_before(batch: _Batch, name: str, seen: Any, envelope: Envelope) -> ImportOutcome:

@@ -641,15 +641,12 @@ class Store:
         source: str,
         details: str,
         told: str,
-        contacts: Iterable[str],
         return_id: int | None = None,
         user: str = "",
     ) -> programmes.Concern | None:
         """Record an immediate concern (None: the same one is already open)."""
         with self._write() as conn:
-            return programmes.raise_concern(
-                conn, audit_id, source, details, told, contacts, return_id, user
-            )
+            return programmes.raise_concern(conn, audit_id, source, details, told, return_id, user)
 
     def concerns(
         self, open_only: bool = False, audit_id: str | None = None

@@ -172,7 +172,6 @@ class Concern:
     told: str
     raised_at: dt.datetime
     raised_by: str
-    contacts: tuple[str, ...]
     action_taken: str
     action_by: str
     action_at: dt.datetime | None
@@ -194,7 +193,6 @@ def _concern(row: Any) -> Concern:
         row.told,
         row.raised_at,
         row.raised_by,
-        tuple(c for c in row.contacts.split(",") if c),
         row.action_taken,
         row.action_by,
         row.action_at,
@@ -208,7 +206,6 @@ def raise_concern(
     source: str,
     details: str,
     told: str,
-    contacts: Iterable[str],
     return_id: int | None = None,
     user: str = "",
 ) -> Concern | None:
@@ -239,7 +236,6 @@ def raise_concern(
                 told=told,
                 raised_at=now(),
                 raised_by=user or actor(),
-                contacts=",".join(contacts),
             )
         )
     )

@@ -85,11 +85,11 @@ class ReturnRecord:
 
 @dataclass(frozen=True)
 class RaisedConcern:
-    """What a return says of an immediate concern, and who the programme says to tell."""
+    """What a return says of an immediate concern (who hears of it is the programme's, at
+    sending)."""
 
     details: str
     told: str
-    contacts: tuple[str, ...]
 
 
 @dataclass
@@ -166,7 +166,6 @@ def store_return(
                 "return",
                 raised.details,
                 raised.told,
-                raised.contacts,
                 stored.return_id,
                 user,
             )

@@ -413,7 +413,6 @@ concerns = sa.Table(
     sa.Column("told", sa.Text, nullable=False, server_default=""),  # who was told, and when
     sa.Column("raised_at", sa.DateTime, nullable=False),
     sa.Column("raised_by", sa.String(200), nullable=False, server_default=""),
-    sa.Column("contacts", sa.Text, nullable=False, server_default=""),  # emailed, comma-joined
     sa.Column("action_taken", sa.Text, nullable=False, server_default=""),
     sa.Column("action_by", sa.String(200), nullable=False, server_default=""),
     sa.Column("action_at", sa.DateTime, nullable=True),

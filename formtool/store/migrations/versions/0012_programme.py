@@ -99,7 +99,6 @@ def upgrade() -> None:
         sa.Column("told", sa.Text, nullable=False, server_default=""),
         sa.Column("raised_at", sa.DateTime, nullable=False),
         sa.Column("raised_by", sa.String(200), nullable=False, server_default=""),
-        sa.Column("contacts", sa.Text, nullable=False, server_default=""),
         sa.Column("action_taken", sa.Text, nullable=False, server_default=""),
         sa.Column("action_by", sa.String(200), nullable=False, server_default=""),
         sa.Column("action_at", sa.DateTime, nullable=True),
