@@ -445,3 +445,23 @@ def use_real_contacts(db: Any) -> None:
     contacts = Concerns((DUTY_MANAGER,), source="the council's own duty manager")
     policy = with_(load_policy("hull"), name="ourcouncil", concerns=contacts)
     db.use_policy(policy.name, policy_snapshot(policy), "test")
+
+
+def schema_keys(path: Path) -> set[str]:
+    """Every property name a JSON Schema file declares, at any depth (the keys a README
+    documenting the format must name)."""
+    import json
+
+    keys: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            keys.update(node.get("properties", {}))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(path.read_text(encoding="utf-8")))
+    return keys

@@ -13,7 +13,7 @@ import pytest
 from formtool.cli import cli
 from formtool.errors import IssueCode
 
-from conftest import DEMO_SEED, missing
+from conftest import DEMO_SEED, missing, schema_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -67,21 +67,7 @@ def test_readme_opens_with_the_two_setup_commands():
 
 @pytest.mark.parametrize("path", ["templates/forms/README.md"])
 def test_every_definition_key_is_documented(path):
-    schema = (ROOT / "formtool" / "definitions" / "form_schema.json").read_text()
-    import json
-
-    keys: set[str] = set()
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            keys.update(node.get("properties", {}))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(json.loads(schema))
+    keys = schema_keys(ROOT / "formtool" / "definitions" / "form_schema.json")
     text = (ROOT / path).read_text(encoding="utf-8")
     assert sorted(k for k in keys if f"`{k}" not in text and f"{k}:" not in text) == []
 

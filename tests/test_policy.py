@@ -36,6 +36,8 @@ from formtool.programme.policy import (
     timetable,
 )
 
+from conftest import schema_keys
+
 D = dt.date
 SHIPPED = ["hampshire", "hull", "rochdale", "windsor-maidenhead"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -511,19 +513,7 @@ def test_the_schema_names_the_same_vocabularies_as_the_code():
 
 
 def test_every_policy_key_is_documented():
-    schema = json.loads((ROOT / "formtool/programme/programme_schema.json").read_text())
-    keys: set[str] = set()
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            keys.update(node.get("properties", {}))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(schema)
+    keys = schema_keys(ROOT / "formtool/programme/programme_schema.json")
     text = (ROOT / "templates/programmes/README.md").read_text(encoding="utf-8")
     assert sorted(k for k in keys if f"`{k}`" not in text) == []
 
