@@ -332,3 +332,50 @@ def test_follow_up_dates_run_from_the_programmes_date_not_the_machines(world):
     assert code == 0, err
     shown = json.loads(run("--today", "2026-12-01", "followup", audit_id, "--json")[1])
     assert "2026-12-20" in json.dumps(shown)  # review by: 22/11 + 4 weeks
+
+
+BAD_INPUT = [
+    (["concerns", "--raise", "NO-SUCH-1", "--details", "x"], "is not in the database"),
+    (["concerns", "--action", "999", "--taken", "x"], "There is no concern 999"),
+    (["concerns", "--taken", "x"], "Give --details with --raise AUDIT"),
+    (["challenge", "NO-SUCH-1", "--by", "P", "--reason", "r", "--to", "m"], "not in the database"),
+    (["exempt", "NO-SUCH-1", "--reason", "r", "--agreed-by", "AD"], "not in the database"),
+    (["followup", "NO-SUCH-1", "--review-held", "2026-11-01"], "not in the database"),
+    (
+        [
+            "reassign",
+            "NO-SUCH-1",
+            "--to",
+            "A",
+            "--email",
+            "a@x.test",
+            "--team",
+            "T",
+            "--reason",
+            "r",
+        ],
+        "not in the database",
+    ),
+    (
+        ["reassign", "NO-SUCH-1", "--to", "A", "--email", "nope", "--team", "T", "--reason", "r"],
+        "is not an email address",
+    ),
+    (["programme", "use", "no-such-council"], "no policy has this name"),
+    (["programme", "use", "{bad}/ours.yaml"], "ours.yaml"),
+    (["calendar", "--year", "2026", "--programme", "no-such-council"], "no policy has this name"),
+]
+
+
+@pytest.mark.parametrize(("args", "said"), BAD_INPUT, ids=[" ".join(a[:2]) for a, _ in BAD_INPUT])
+def test_wrong_arguments_get_one_line_and_change_nothing(args, said, tmp_path, monkeypatch):
+    db_path = tmp_path / "formtool.db"
+    store.open_store(str(db_path))
+    monkeypatch.setenv("FORMTOOL_DB", str(db_path))
+    bad = tmp_path / "ours.yaml"
+    bad.write_bytes(b"name: ours\nsamples: [\x00 not yaml")
+    before = db_path.read_bytes()
+    code, out, err = run(*[a.replace("{bad}", str(tmp_path)) for a in args])
+    assert code == 2 and out == "" and "Traceback" not in err
+    [line] = [x for x in err.splitlines() if x.startswith("Error: ")]  # after click's usage
+    assert said in line
+    assert db_path.read_bytes() == before  # nothing recorded
