@@ -347,7 +347,10 @@ def followup_(
         done = f.record_steps(_store(db_url), audit_id, **steps, note=note, user=_user())
         follow_up, lines = done.follow_up, done.lines(today)
     else:
-        follow_up = f.audit_follow_up(_store(db_url, "read"), audit_id)
+        db = _store(db_url, "read")
+        _refuse_unlogged(db, "an audit's follow-up")
+        follow_up = f.audit_follow_up(db, audit_id)
+        _record_cli(db, "viewed an audit's follow-up", audit_id=audit_id)
         lines = f.describe(follow_up, today)
     if as_json:
         _echo_json(follow_up.as_dict(today))

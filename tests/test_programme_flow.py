@@ -332,6 +332,8 @@ def test_follow_up_dates_run_from_the_programmes_date_not_the_machines(world):
     assert code == 0, err
     shown = json.loads(run("--today", "2026-12-01", "followup", audit_id, "--json")[1])
     assert "2026-12-20" in json.dumps(shown)  # review by: 22/11 + 4 weeks
+    logged = json.loads(run("access-log", "--audit", audit_id, "--json")[1])
+    assert "viewed an audit's follow-up" in [e["action"] for e in logged]
 
 
 BAD_INPUT = [
