@@ -1,5 +1,5 @@
-"""The formtool command line. With cli_common.py and cli_programme.py, the only modules that
-import click: each command calls one library function and prints its result (or, with
+"""The formtool command line. With cli_common.py, cli_programme.py and cli_activity.py, the only
+modules that import click: each command calls one library function and prints its result (or, with
 --json, the same as JSON)."""
 
 from __future__ import annotations
@@ -277,6 +277,13 @@ def generate(
     "open chosen slots and nothing else.",
 )
 @click.option(
+    "--staff",
+    "staff_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Staff the programme's supervision audits and observations look at (.csv/.xlsx: "
+    "staff_id, name, team, role).",
+)
+@click.option(
     "--programme",
     "programme_name",
     metavar="NAME",
@@ -293,6 +300,7 @@ def allocate(
     out: Path,
     mode: str | None,
     chosen_path: Path | None,
+    staff_path: Path | None,
     programme_name: str | None,
     db_url: str | None,
     as_json: bool,
@@ -301,7 +309,9 @@ def allocate(
     database runs (`formtool programme use`). Writes a case list for `formtool generate` and
     records the audits as allocated, with the programme and version. A month is allocated
     once: again only with --replace or --add, or with --chosen to name the cases chosen for
-    the slots it left open."""
+    the slots it left open. The programme's activities that run in the month (dip samples,
+    observations, supervision audits, ...) are drawn with it (`formtool activity` starts the
+    others)."""
     from formtool.programme.allocation import run_allocation
 
     db = _store(db_url)
@@ -318,6 +328,7 @@ def allocate(
         _user(),
         policy=policy,
         chosen_path=chosen_path,
+        staff_path=staff_path,
     )
     if as_json:
         _echo_json(allocation.as_dict() | {"out": str(out)})
@@ -350,6 +361,11 @@ def allocate(
     )
     for name, count in sorted(allocation.by_auditor().items()):
         click.echo(f"  {name:<36} {count:>3}")
+    for run in allocation.runs:
+        click.echo(
+            f"  {run['name']}: {run['audits']} audit(s) due "
+            f"{show_date(dt.date.fromisoformat(run['due']))} (activity run {run['run']})"
+        )
     if allocation.on_break:
         click.echo(f"On break: {', '.join(allocation.on_break)}")
     for note in allocation.unallocated:
@@ -1759,9 +1775,11 @@ def demo(out_dir: Path, seed: int, db_url: str | None, as_json: bool) -> None:
         _echo_json(report.as_dict())
 
 
+from formtool.cli_activity import activity  # noqa: E402
 from formtool.cli_programme import calendar_, concerns_, followup_, programme  # noqa: E402
 
 cli.add_command(programme)
+cli.add_command(activity)
 cli.add_command(calendar_)
 cli.add_command(concerns_)
 cli.add_command(followup_)

@@ -1,6 +1,7 @@
 """What every formtool command shares: the error boundary (one line, exit 2, never a
 traceback), the --db and --json options, the store a command opens, the settings, the policy
-in force, who acts, and printing. cli.py and cli_programme.py build their commands on it."""
+in force, who acts, and printing. cli.py, cli_programme.py and cli_activity.py build their
+commands on it."""
 
 from __future__ import annotations
 

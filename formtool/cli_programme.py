@@ -89,6 +89,7 @@ def _rules_in_words(policy: Any) -> list[str]:
     lines.append("Samples:")
     for sample in policy.samples:
         lines.append(f"  {sample.name}: {_sample_words(sample)}" + _cited(sample.source))
+    lines += _activities_in_words(policy)
     moderation = policy.moderation
     senior = moderation.senior_moderator
     lines.append(
@@ -103,6 +104,19 @@ def _rules_in_words(policy: Any) -> list[str]:
         + ", ".join(policy.concerns.fallback)
         + _cited(policy.concerns.source)
     )
+    return lines
+
+
+def _activities_in_words(policy: Any) -> list[str]:
+    """Each QA activity besides the samples (`formtool activity`), its rules in words."""
+    from formtool.programme.activity import activity_words
+
+    if not policy.activities:
+        return []
+    lines = ["Activities:"]
+    for activity in policy.activities:
+        lines.append(f"  {activity.id}: {activity.name}")
+        lines += [f"    {line}" for line in activity_words(activity)]
     return lines
 
 

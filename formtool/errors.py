@@ -424,5 +424,10 @@ class Rejected(FormtoolError):
         )
 
 
+class NotPermittedError(FormtoolError):
+    """The signed-in role may not see this (staff data the programme keeps to named roles);
+    the message says who may. The web workspace answers 403."""
+
+
 class AccountError(FormtoolError):
     """An account cannot be added, changed or used: the message says why and what to do."""

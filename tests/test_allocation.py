@@ -155,7 +155,9 @@ class FakeReads:
         self.graded, self.months = graded or [], list(months)
         self.calls: list[tuple[str, ...]] = []
 
-    def allocation_history(self, since: str, until: str, first: str, last: str) -> Any:
+    def allocation_history(
+        self, since: str, until: str, first: str, last: str, counting: Any = ()
+    ) -> Any:
         self.calls.append(("history", since, until, first, last))
         counts = Counter({"A (synthetic)": 1}) if first == last else Counter()
         return {"OLD1"}, counts
@@ -167,7 +169,7 @@ class FakeReads:
         self.calls.append(("graded", month))
         return self.graded
 
-    def auditor_months(self, first: str, last: str) -> list[tuple[str, str]]:
+    def auditor_months(self, first: str, last: str, counting: Any = ()) -> list[tuple[str, str]]:
         self.calls.append(("months", first, last))
         return self.months
 
@@ -406,8 +408,8 @@ def test_the_auditors_file_names_groups_the_programme_knows(tmp_path):
         check_groups(path, people, load_policy("rochdale"))
     assert str(error.value) == (
         f"[{path} · group] 'social care manager' (auditor B (synthetic)) is not a group of "
-        "programme 'rochdale'. Use one of: early help managers, safeguarding unit manager, "
-        "social care managers, or leave it empty."
+        "programme 'rochdale'. Use one of: early help managers, heads of service, "
+        "safeguarding unit manager, social care managers, or leave it empty."
     )
 
 

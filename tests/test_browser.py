@@ -246,10 +246,11 @@ def test_the_monthly_cycle_in_chromium(server, browser, tmp_path):
         page.get_by_label(label).set_input_files(str(files[key]))
     page.get_by_label("Seed").fill("4")
     page.get_by_role("button", name="Preview the allocation").click()
-    assert page.locator("#preview tbody tr").count() == 12
+    # 12 case file audits and hull's family feedback forms for its CSC ones (App A para 13)
+    assert page.locator("#preview tbody tr").count() == 20
     shot(page, "allocate-preview")
-    page.get_by_role("button", name="Confirm: record 12 audits").click()
-    assert "12 audit(s) allocated" in page.locator(".flash").inner_text()
+    page.get_by_role("button", name="Confirm: record 20 audits").click()
+    assert "20 audit(s) allocated" in page.locator(".flash").inner_text()
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the forms (.zip)").click()
     forms_zip = Path(download.value.path()).read_bytes()
@@ -275,7 +276,7 @@ def test_the_monthly_cycle_in_chromium(server, browser, tmp_path):
 
     nav(page, "Dashboard")
     assert page.locator("#total-returned").inner_text() == "4"
-    assert page.locator("#total-audits").inner_text() == "12"
+    assert page.locator("#total-audits").inner_text() == "20"  # the feedback forms too
     shot(page, "dashboard")
 
     # a moderator opens an audit and records a moderated grade

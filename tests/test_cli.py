@@ -44,7 +44,7 @@ def test_forms_list_and_json():
     assert {
         r["id"]: (r["questions"], r["source"]) for r in rows if r["id"] in ("csc", "early_help")
     } == {"csc": (33, "shipped"), "early_help": (31, "shipped")}
-    assert len(rows) == 6
+    assert len(rows) == 10  # the six seed tools and the four activity tools (issue 21)
 
 
 def test_forms_show_lists_columns_and_keys():
@@ -69,7 +69,7 @@ def test_forms_show_lists_columns_and_keys():
 
 
 def test_forms_check_reports_and_exits_1(tmp_path):
-    assert run("forms", "check").output.endswith("6 file(s) checked, 0 problem(s).\n")
+    assert run("forms", "check").output.endswith("10 file(s) checked, 0 problem(s).\n")
     shutil.copy(forms_dir() / "_common.yaml", tmp_path)
     broken = tmp_path / "broken.yaml"
     broken.write_text(
@@ -200,13 +200,23 @@ def test_demo_makes_every_form_type(demo_run, monkeypatch):
     }
     out = demo_run.out
     docx_files = list((out / "forms").rglob("*.docx"))
-    assert len(docx_files) == report["allocated"] == report["files"] / 2
+    audits = report["allocated"] + report["thematic_audits"]  # the month's, and a theme's
+    assert len(docx_files) == audits == report["files"] / 2
+    # The month shows the programme's activities: an observation among them (issue 21).
+    assert report["activities"]["observation"] >= 1 and report["thematic_audits"] == 3
     assert [s["step"] for s in report["steps"]] == list(range(1, len(report["steps"]) + 1))
     assert report["steps"][-1]["lines"] == ["formtool serve --db outputs/demo/formtool.db"]
     assert report["emails"] == len(list((out / "mail").glob("*.eml"))) > 0
     assert report["imported"]["rejected"] == 3
     monkeypatch.chdir(demo_run.folder)  # the report's paths are relative to where it ran
-    assert all(Path(p).is_file() for p in report["pmu_pack"] + report["file_pack"])
+    made = report["pmu_pack"] + report["file_pack"] + report["activity_reports"]
+    assert all(Path(p).is_file() for p in made)
+    assert [Path(p).name for p in report["activity_reports"]] == [
+        f"run{report['thematic_run']}-group-report.docx",
+        f"run{report['thematic_run']}-group-report.pdf",
+        "observations-2026-11.docx",
+        "observations-2026-11.pdf",
+    ]
 
 
 def test_the_demo_command_prints_each_step_or_the_report_as_json(demo_run, monkeypatch, tmp_path):

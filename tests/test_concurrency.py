@@ -192,9 +192,15 @@ def test_two_allocations_at_once_keep_the_cap_and_never_take_a_case_twice(db_url
     assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
     db = store.open_store(db_url)
     with db.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(store.audits.c.case_number, store.audits.c.auditor, store.audits.c.month)
+        every = conn.execute(
+            sa.select(
+                store.audits.c.case_number,
+                store.audits.c.auditor,
+                store.audits.c.month,
+                store.audits.c.activity,
+            )
         ).all()
+    rows = [r for r in every if not r.activity]  # hull's feedback forms count toward no cap
     assert len({r.case_number for r in rows}) == len(rows)  # no case in both months
     year = Month("2026-11").financial_year()
     per_auditor = Counter(r.auditor for r in rows if year[0] <= r.month <= year[1])
@@ -202,7 +208,7 @@ def test_two_allocations_at_once_keep_the_cap_and_never_take_a_case_twice(db_url
     assert sum(per_auditor.values()) == 9 * (MAX_PER_YEAR - 6)  # the cap, not luck, stopped it
     for month in ("2026-11", "2026-12"):  # each process's CSV agrees with the database
         written = (tmp_path / f"{month}.csv").read_text().splitlines()[1:]
-        assert len(written) == sum(r.month == month for r in rows)
+        assert len(written) == sum(r.month == month for r in every)
 
 
 def test_the_same_month_twice_at_once_allocates_once(db_url, tmp_path):
@@ -240,10 +246,11 @@ def test_the_same_month_twice_at_once_allocates_once(db_url, tmp_path):
     )
     assert sorted(r.returncode for r in results) == [0, 2]
     [refused] = [r for r in results if r.returncode == 2]
-    assert refused.stderr.startswith("Error: 2026-11 is already allocated (6 audit(s), ")
+    # 6 case file audits and, under hull, a family feedback form for each (App A para 13)
+    assert refused.stderr.startswith("Error: 2026-11 is already allocated (12 audit(s), ")
     assert refused.stderr.count("\n") == 1
     with store.engine_for(db_url).connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(store.audits)).scalar() == 6
+        assert conn.execute(sa.select(sa.func.count()).select_from(store.audits)).scalar() == 12
 
 
 def test_accept_and_amend_at_once_exactly_one_wins(db_url, tmp_path):

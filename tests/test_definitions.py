@@ -58,10 +58,14 @@ def test_every_shipped_form_checks_clean():
     assert FORM_IDS == [
         "csc",
         "early_help",
+        "family_feedback",
         "foster_carer",
+        "observation",
         "prospective_adopter",
         "quality_practice",
+        "supervision",
         "supported_lodgings",
+        "thematic",
     ]
     for form in load_forms().values():
         assert check_form(form.path) == [], form.id

@@ -34,6 +34,7 @@ LAYERS = {
     "cli": 5,
     "cli_common": 5,
     "cli_programme": 5,
+    "cli_activity": 5,
     "demo": 5,
     "__main__": 5,
 }
@@ -57,7 +58,7 @@ STORE_API = {
     "PREPARED", "AUDIT", "audit_facts", "stored_warnings", "UnknownVersionsError",
     "MessageState", "OutboxMessage", "Delivery", "HELD_SENDER", "HELD_LOCKED", "REFUSED",
     "ACCEPTED", "HeldReturn", "Concern", "StoredPolicy", "RaisedConcern", "HELD_REASSIGNED",
-    "received_on", "unknown_audit",
+    "received_on", "unknown_audit", "RunRecord", "ACTIVITY_MODE",
     "backup_database", "restore_backup", "recent_backup", "BackupError", "BackupReport",
     "RestorePlan", "RestoreReport",
 }  # fmt: skip

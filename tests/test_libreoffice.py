@@ -61,7 +61,7 @@ def workdir(tmp_path_factory):
 def test_blank_form_exports_to_pdf(workdir, form_id, fmt):
     root, made = workdir
     pdf = PdfReader(root / f"pdf-{fmt}" / f"{form_id}.pdf")
-    assert len(pdf.pages) >= 2
+    assert len(pdf.pages) >= (1 if form_id == "family_feedback" else 2)  # a short form
     first = pdf.pages[0].extract_text()
     assert made[form_id]["case"].audit_id in first
     assert get_form(form_id).title.split()[0] in first

@@ -67,7 +67,7 @@ def records(db):
                 g.moderated_grade,
             )
             .outerjoin(store.grades, g.audit_id == a.audit_id)
-            .where(a.month == "2026-11")
+            .where((a.month == "2026-11") & (a.activity == ""))  # the case-file figures'
         ).all()
 
 
@@ -89,6 +89,7 @@ def test_workbook_figures_match_the_records(demo):
     book = openpyxl.load_workbook(files[".xlsx"])
     assert book.sheetnames == [
         "Summary",
+        "Activities",  # the demo month's dip samples, observations, ... (issue 21)
         "Audits",
         "Answers",
         "Action tracker",
@@ -276,8 +277,12 @@ def test_pmu_pack_has_no_names_unless_asked(demo):
 def test_file_pack_summary_first_then_the_audit_and_bundle_bookmarks(demo):
     out, report, db, _ = demo
     bundle = PdfReader(out.parent / report.figures["file_pack"][-1].removeprefix("outputs/"))
-    complete = sorted(r.audit_id for r in records(db) if r.state in COMPLETE)
+    on_file = db.audit_rows(["2026-11"])  # every audit of a case; no member of staff's
+    complete = sorted(
+        r.audit_id for r in on_file if r.state in COMPLETE and r.subject_kind == "case"
+    )
     assert [title.split(" ")[0] for title in top_level_bookmarks(bundle)] == complete
+    assert any(a.startswith(("DIP", "TH", "FB")) for a in complete)
     audit_id = next(a for a in complete if a.startswith("CSC"))
     word, pdf = file_pack(db, [audit_id], out / "one", ("docx", "pdf")).files
     first_page = PdfReader(pdf).pages[0].extract_text()

@@ -143,6 +143,7 @@ def test_rochdale_managers_audit_their_own_team_and_are_due_the_last_working_day
         "social care managers": (2, off),
         "early help managers": (1, off),
         "safeguarding unit manager": (2, off),
+        "heads of service": (None, None),  # their dip samples and supervision audits
     }
     assert rochdale.auditors.per_year is None and rochdale.auditors.break_limit is None
     assert [(s.categories, s.per_auditor, s.chosen, s.team) for s in rochdale.samples] == [
@@ -171,7 +172,15 @@ def test_windsor_maidenhead_follows_appendix_1_month_by_month(policies):
 
     for month in (1, 2, 3, 5, 6, 7, 9, 10, 11, 12):
         assert sizes(month) == [("csc", 25), ("early_help", 14)]
-    assert sizes(4) == sizes(8) == [("csc", 10), ("early_help", 10)]
+    assert sizes(4) == sizes(8) == []  # deep dive months: the thematic activities instead
+
+    def deep_dives(month: int) -> list[tuple[str, str, int]]:
+        return [(a.kind, a.categories[0], a.size) for a in windsor.activities if a.runs_in(month)]
+
+    assert (
+        deep_dives(4) == deep_dives(8) == [("thematic", "cin", 10), ("thematic", "early_help", 10)]
+    )
+    assert all(deep_dives(m) == [] for m in (1, 2, 3, 5, 6, 7, 9, 10, 11, 12))
     early_help = windsor.samples[1]
     rules = [early_help.team_rule(m) for m in (1, 2, 3, 5, 6, 7, 9, 10, 11, 12)]
     assert rules == ["own", "peer", "peer", "own", "peer", "own", "own", "peer", "peer", "own"]
@@ -405,8 +414,7 @@ def test_a_checker_message_says_where_what_and_how_to_fix(tmp_path):
     assert issue.code is IssueCode.bad_programme
     assert issue.message == (
         f"[{path} · line 12 · samples[Control sample].form] form 'csx' is not a form formtool "
-        "knows. Use one of csc, early_help, foster_carer, prospective_adopter, "
-        "quality_practice, supported_lodgings."
+        "knows. Use a form `formtool forms list` shows (did you mean csc?)."
     )
 
 

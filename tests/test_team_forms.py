@@ -120,7 +120,7 @@ def test_the_tool_id_appears_nowhere_in_formtools_code():
 
 def test_a_yaml_only_tool_runs_the_whole_cycle(team, tmp_path):
     db = f"sqlite:///{tmp_path / 'team.db'}"
-    assert run("forms", "check").output.endswith("7 file(s) checked, 0 problem(s).\n")
+    assert run("forms", "check").output.endswith("11 file(s) checked, 0 problem(s).\n")
     listed = json.loads(run("forms", "list", "--json").output)
     assert {r["id"]: r["source"] for r in listed}[TOOL] == "team"
     rows = [

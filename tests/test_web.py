@@ -504,7 +504,8 @@ def test_allocate_preview_then_confirm(db, app, tmp_path):
     assert "/tmp" not in wrong.text and "formtool-web-" not in wrong.text
     page = preview()
     assert page.status_code == 200, page.text
-    assert len(Tables(page.text).tables["preview"]) == 5
+    # 3 CSC and 1 foster carer audit, and hull's family feedback for each CSC (App A para 13)
+    assert len(Tables(page.text).tables["preview"]) == 1 + 7
     assert "never audit their own team" in page.text
     with db.engine.connect() as conn:
         assert not store.month_allocations(conn, MONTH)  # a preview records nothing
@@ -518,12 +519,12 @@ def test_allocate_preview_then_confirm(db, app, tmp_path):
     )
     assert confirm.status_code == 303
     done = client.get(confirm.headers["location"]).text
-    assert "4 audit(s) allocated for 2026-11" in done
+    assert "7 audit(s) allocated for 2026-11" in done  # what the preview showed
     forms = client.get(f"/allocate/{MONTH}/forms.zip")
     import zipfile
 
     names = zipfile.ZipFile(io.BytesIO(forms.content)).namelist()
-    assert len([n for n in names if n.endswith((".docx", ".xlsx"))]) == 8
+    assert len([n for n in names if n.endswith((".docx", ".xlsx"))]) == 14
     sent = post(
         client,
         f"/allocate/{MONTH}/send",
@@ -534,7 +535,7 @@ def test_allocate_preview_then_confirm(db, app, tmp_path):
     emails = zipfile.ZipFile(io.BytesIO(client.get(f"/allocate/{MONTH}/emails.zip").content))
     assert emails.namelist() and all(n.endswith(".eml") for n in emails.namelist())
     again = preview()
-    assert "is already allocated (4 audit(s)" in again.text
+    assert "is already allocated (7 audit(s)" in again.text
     assert 'value="replace"' in again.text and 'value="add"' in again.text
     with db.engine.connect() as conn:
         rows = store.queries.audit_rows(conn, [MONTH])
@@ -543,7 +544,7 @@ def test_allocate_preview_then_confirm(db, app, tmp_path):
     assert "I have sent these drafts" in page and "not yet marked sent" in page
     marked = post(client, f"/allocate/{MONTH}/mark-sent", {}, page=f"/allocate?month={MONTH}")
     assert marked.status_code == 303
-    assert "marked sent; 4 audit(s) are now sent." in client.get(marked.headers["location"]).text
+    assert "marked sent; 7 audit(s) are now sent." in client.get(marked.headers["location"]).text
     with db.engine.connect() as conn:
         rows = store.queries.audit_rows(conn, [MONTH])
     assert {r.state for r in rows} == {"sent"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -106,7 +107,7 @@ class _Run:
 
 def _fresh(out_dir: Path, db_url: str | None) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
-    for folder in ("inputs", "forms", "returns", "mail", "packs"):
+    for folder in ("inputs", "forms", "returns", "mail", "packs"):  # packs/ holds activities/
         shutil.rmtree(out_dir / folder, ignore_errors=True)
     if db_url is not None:
         return db_url
@@ -149,12 +150,14 @@ def run_demo(
 
 
 def _allocate(run: _Run) -> None:
-    from formtool.demo.synthetic import synthetic_auditors, synthetic_population
+    from formtool.demo.synthetic import synthetic_auditors, synthetic_population, synthetic_staff
     from formtool.programme.allocation import run_allocation
 
     inputs = run.out / "inputs"
-    write_case_list(inputs / "population.csv", synthetic_population(run.due, run.rng, POPULATION))
-    write_case_list(inputs / "auditors.csv", synthetic_auditors(run.month))
+    population = synthetic_population(run.due, run.rng, POPULATION)
+    write_case_list(inputs / "population.csv", population)
+    write_case_list(inputs / "auditors.csv", _with_groups(synthetic_auditors(run.month)))
+    write_case_list(inputs / "staff.csv", synthetic_staff(population))
     plan = inputs / "plan.yaml"
     shutil.copy(Path(str(resources.files("formtool.templates") / "plans" / "demo.yaml")), plan)
     run.step("Synthetic population, auditors and plan", str(inputs))
@@ -166,16 +169,51 @@ def _allocate(run: _Run) -> None:
         plan,
         2026,
         run.out / "allocation.csv",
+        staff_path=inputs / "staff.csv",
     )
-    forms = Counter(r["form"] for r in allocation.rows)
+    forms = Counter(r["form"] for r in allocation.rows if not r.get("activity"))
     run.step(
         f"Allocated {len(allocation.rows)} audits for {run.month}, due {show_date(allocation.due)}",
         str(run.out / "allocation.csv"),
         *(f"{get_form(f).name}: {n}" for f, n in forms.items()),
+        *(f"{r['name']}: {r['audits']} (activity run {r['run']})" for r in allocation.runs),
         *(f"not allocated: {note}" for note in allocation.unallocated),
     )
     run.report.figures["allocated"] = len(allocation.rows)
     run.report.figures["forms"] = dict(forms)
+    run.report.figures["activities"] = {r["activity"]: r["audits"] for r in allocation.runs}
+    _thematic(run, inputs, allocation.rows)
+
+
+#: The demo's auditors who are team managers (hull's dip samples and observations are theirs).
+TEAM_MANAGERS = ("Auditor A1 (synthetic)", "Auditor B1 (synthetic)")
+THEME = "Neglect: is the child's daily experience known? (synthetic)"
+
+
+def _with_groups(auditors: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [a | {"group": "team managers" if a["name"] in TEAM_MANAGERS else ""} for a in auditors]
+
+
+def _thematic(run: _Run, inputs: Path, allocated: list[dict[str, str]]) -> None:
+    """The officer starts a thematic audit on a theme, three child protection cases drawn
+    (`formtool activity start thematic --where category=cp --size 3`); its audits join the
+    month's case list, so one `generate` makes every form."""
+    from formtool.programme.rules import active_policy
+    from formtool.programme.runs import RunRequest, start_run
+
+    request = RunRequest(
+        "thematic", str(run.month), inputs / "population.csv", inputs / "auditors.csv",
+        where=("category=cp",), size=3, theme=THEME, owner="Lead A (synthetic)", seed=2026,
+    )  # fmt: skip
+    started = start_run(run.db, active_policy(run.db), request, run.out / "thematic.csv", "demo")
+    write_case_list(run.out / "allocation.csv", allocated + started.rows)
+    run.step(
+        f"Thematic audit started: run {started.run.id}, {len(started.rows)} cases",
+        str(run.out / "thematic.csv"),
+        f"theme: {THEME}",
+    )
+    run.report.figures["thematic_run"] = started.run.id
+    run.report.figures["thematic_audits"] = len(started.rows)
 
 
 def _generate(run: _Run) -> list[Any]:
@@ -305,7 +343,8 @@ def _break_some(returns: list[Path]) -> list[str]:
     docx.write_bytes(strip_controls(fill_docx(docx.read_bytes(), {question: "Maybe"})))
     xlsx = next(p for p in returns if p.suffix == ".xlsx")
     xlsx.write_bytes(fill_xlsx(xlsx.read_bytes(), {"header.case_number": "EDITED-1"}))
-    truncated = returns[-1]
+    case_files = [p for p in returns if not re.match(r"[A-Z]{2,5}\d+-", p.name)]
+    truncated = case_files[-1]  # an activity's return (TH5-...) is never the broken one
     truncated.write_bytes(truncated.read_bytes()[:2000])
     return [
         f"{docx.name}: controls stripped (as by Google Docs), 'Maybe' typed",
@@ -426,3 +465,23 @@ def _packs(run: _Run) -> None:
     written = pmu_pack(run.db, pmu_dir, month=run.month, as_of=run.today, settings=run.settings)
     run.step("PMU pack", *map(str, written))
     run.report.figures["pmu_pack"] = [str(p) for p in written]
+    _activity_reports(run)
+
+
+def _activity_reports(run: _Run) -> None:
+    """The thematic run's group summary report and the month's observation summary
+    (`formtool activity report RUN`, `formtool activity report --observation MONTH`)."""
+    from formtool.packs.activity import group_report, observation_report
+    from formtool.programme.allocation import load_staff
+
+    folder = run.out / "packs" / "activities"
+    run_id = run.report.figures["thematic_run"]
+    written = group_report(run.db, run_id, folder, "demo", run.settings)
+    staff = load_staff(run.out / "inputs" / "staff.csv")
+    written += observation_report(
+        run.db, str(run.month), folder, "demo", staff, settings=run.settings
+    )
+    run.step(
+        "Activity reports: the thematic audit's group summary, the observations", *map(str, written)
+    )
+    run.report.figures["activity_reports"] = [str(p) for p in written]

@@ -148,6 +148,27 @@ def synthetic_auditors(month: str) -> list[dict[str, str]]:
     return rows
 
 
+#: Facts a case list row carries that a population does not: the allocation's, and an
+#: activity run's (its theme, the member of staff it looks at, a supervisor's cases).
+NOT_A_CASE_COLUMN = frozenset(
+    {"auditor", "due_date", "audit_type", "theme", "staff_name", "role", "cases"}
+)
+
+
+def synthetic_staff(population: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The staff the population names: its workers (practitioners) and its managers
+    (supervisors), each with a made-up staff id."""
+    workers = sorted({(r["worker"], r["team"]) for r in population if r.get("worker")})
+    managers = sorted({(r["manager"], r["team"]) for r in population if r.get("manager")})
+    return [
+        {"staff_id": f"S{n:03d}", "name": name, "team": team, "role": "social worker"}
+        for n, (name, team) in enumerate(workers, start=1)
+    ] + [
+        {"staff_id": f"M{n:03d}", "name": name, "team": team, "role": "team manager"}
+        for n, (name, team) in enumerate(managers, start=1)
+    ]
+
+
 def synthetic_population(
     due: dt.date, rng: random.Random, counts: dict[str, int]
 ) -> list[dict[str, str]]:
@@ -158,7 +179,7 @@ def synthetic_population(
             facts = synthetic_facts(category[:2].upper(), i, due, rng)
             audited = due - dt.timedelta(days=rng.randrange(30, 900))
             rows.append(
-                {k: v for k, v in facts.items() if k not in ("auditor", "due_date", "audit_type")}
+                {k: v for k, v in facts.items() if k not in NOT_A_CASE_COLUMN}
                 | {
                     "category": category.replace("_", " "),
                     "placed_for_adoption": "Yes" if category == "lac" and i <= 3 else "No",
@@ -212,6 +233,8 @@ def synthetic_answers(
             answers |= _actions(item, case, rng, today)
         elif item.kind == "text" and item.role in roles:
             answers[item.key] = "Synthetic summary: the record shows the child's lived experience."
+        elif item.kind == "date" and item.role in roles:  # an observation's date, say
+            answers[item.key] = seen
     _judge(form, answers, roles)
     scored = [o for o in outcomes if o is not None]
     share = scored.count(FAVOURABLE) / len(scored) if scored else 1.0
@@ -228,7 +251,9 @@ def synthetic_answers(
             and item.key not in (j.moderated_grade, j.status)
         ):
             answers[item.key] = (
-                _band(item.scale, share) if item.scale.favourable else item.scale.choices[0]
+                _band(item.scale, share)
+                if item.scale.favourable
+                else rng.choice(item.scale.choices)
             )
     answers |= {
         k: v

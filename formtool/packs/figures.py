@@ -11,6 +11,13 @@ are counted (raised, and still without action), never described. What counts as 
 domains are judged, which answers are favourable and which grades need a follow-up all come
 from the definitions; the follow-up's dates (review, re-audit, Head of Service meeting), the
 moderation rate and the words the pack uses from the programme policy the database runs.
+
+Every case-file figure counts case-file audits alone (audits.activity ""). The audits of the
+programme's other QA activities (dip samples, thematic audits, supervision audits,
+observations, family feedback: seed 001 4.11-4.31) are figured apart, one `ActivityFigures`
+per activity that had audits in the period, and the summary says how many there were, so none
+is left out in silence. A member of staff's results are staff data: a supervision audit's or an
+observation's figures are counts and aggregate judgements, never a named person's.
 """
 
 from __future__ import annotations
@@ -19,16 +26,17 @@ import datetime as dt
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from formtool import clock
 from formtool.definitions import FormDefinition, Item
 from formtool.definitions.scales import FAVOURABLE, OUTCOMES, PARTIAL, UNFAVOURABLE, Scale
-from formtool.errors import FormtoolError
-from formtool.periods import Period
+from formtool.errors import FormtoolError, printable
+from formtool.periods import Period, show_date
 from formtool.programme.followup import FollowUp, Graded, follow_ups, load_follow_ups
 from formtool.programme.policy import Policy, default_policy
 from formtool.programme.rules import active_policy
-from formtool.store import COMPLETED, OUTSTANDING, AuditState, Store, received_on
+from formtool.store import COMPLETED, OUTSTANDING, AuditState, Concern, Store, received_on
 
 S = AuditState
 COMPLETE = {s.value for s in COMPLETED}
@@ -66,6 +74,9 @@ class AuditFacts:
     moderated_by: str = ""
     returned_on: dt.date | None = None
     return_id: int | None = None
+    activity: str = ""  # the programme activity ("": the monthly case-file audit)
+    run_id: int | None = None
+    subject_kind: str = "case"  # case, supervisor or practitioner
 
     @property
     def form_id(self) -> str:
@@ -157,9 +168,9 @@ class ToolFindings:
 class PmuFigures:
     period: Period
     as_of: dt.date
-    audits: list[AuditFacts]
+    audits: list[AuditFacts]  # the period's case-file audits (activity audits: below)
     answers: dict[int, dict[str, tuple[str, str]]]  # return id -> key -> (value, comment)
-    actions: list[dict[str, object]]
+    actions: list[dict[str, object]]  # the case-file audits' action rows
     min_base: int = 5
     by_team: dict[str, dict[str, int]] = field(default_factory=dict)
     grades: dict[str, Counter[str]] = field(default_factory=dict)  # scale id -> grade counts
@@ -181,6 +192,10 @@ class PmuFigures:
     concerns: dict[str, int] = field(default_factory=lambda: {"raised": 0, "open": 0})
     #: The programme policy the database runs: its moderation rate, words and follow-up.
     policy: Policy = field(default_factory=default_policy)
+    #: The period's audits of the programme's other QA activities, counted in none of the
+    #: case-file figures above, and their figures, one per activity (policy order).
+    activity_audits: list[AuditFacts] = field(default_factory=list)
+    activities: list[ActivityFigures] = field(default_factory=list)
 
     @property
     def completed(self) -> list[AuditFacts]:
@@ -228,8 +243,9 @@ def concerns_line(f: PmuFigures) -> str:
 
 
 def _load_audits(db: Store, period: Period) -> list[AuditFacts]:
-    """Every audit of the period; refuses, naming them, if any was made with a form version
-    this database does not hold (a figure that quietly leaves audits out is wrong)."""
+    """Every audit of the period, case-file and activity audits alike; refuses, naming them,
+    if any was made with a form version this database does not hold (a figure that quietly
+    leaves audits out is wrong)."""
     rows = db.audit_rows(period.months)
     forms = db.forms_of(rows, f"The figures for {period.label} ({period.span})")
     found = []
@@ -250,9 +266,17 @@ def _load_audits(db: Store, period: Period) -> list[AuditFacts]:
                 row.moderated_by or "",
                 received_on(row),
                 row.return_id,
+                row.activity or "",
+                row.run_id,
+                row.subject_kind or "case",
             )
         )
     return found
+
+
+def case_files(audits: list[AuditFacts]) -> list[AuditFacts]:
+    """The monthly case-file audits among `audits`: the only ones case-file figures count."""
+    return [a for a in audits if not a.activity]
 
 
 def load_figures(
@@ -263,17 +287,22 @@ def load_figures(
     min_base: int = 5,
 ) -> PmuFigures:
     as_of = as_of or clock.today()
-    audits = _load_audits(db, period)
-    if not audits:
+    every = _load_audits(db, period)
+    if not every:
         raise NoAuditsError(period)
+    audits = case_files(every)
+    others = [a for a in every if a.activity]
     ids = [a.return_id for a in audits if a.complete and a.return_id]
-    answers = db.answers_by_return(ids)
+    answers = db.answers_by_return(
+        [*ids, *(a.return_id for a in others if a.complete and a.return_id)]
+    )
     actions = db.action_dicts(ids)
     figures = PmuFigures(period, as_of, audits, answers, actions, min_base)
     figures.policy = active_policy(db)
+    figures.activity_audits = others
     _compute(figures)
     _follow_up(figures, db)
-    reopens = db.events_named([a.audit_id for a in audits], ["reopened"])
+    reopens = db.events_named([a.audit_id for a in every], ["reopened"])
     figures.reopened = sorted(
         ((audit_id, at) for audit_id, found in reopens.items() for at, _ in found),
         key=lambda r: (r[1], r[0]),
@@ -281,11 +310,21 @@ def load_figures(
     history = [period]
     for _ in range(trend_periods - 1):
         history.insert(0, history[0].previous())
-    figures.trend = [_trend_point(p, _load_audits(db, p), figures.main_scale) for p in history]
+    figures.trend = [
+        _trend_point(p, case_files(_load_audits(db, p)), figures.main_scale) for p in history
+    ]
     months = set(period.months)
     raised = [c for c in db.concerns() if c.month in months]
-    figures.concerns = {"raised": len(raised), "open": sum(c.open for c in raised)}
+    figures.concerns = _concern_counts(audits, raised)
+    figures.activities = _activities(db, figures, raised)
     return figures
+
+
+def _concern_counts(audits: list[AuditFacts], raised: list[Concern]) -> dict[str, int]:
+    """Concerns raised in these audits (of the period's `raised`), and those still open."""
+    own = {a.audit_id for a in audits}
+    mine = [c for c in raised if c.audit_id in own]
+    return {"raised": len(mine), "open": sum(c.open for c in mine)}
 
 
 def _compute(f: PmuFigures) -> None:
@@ -463,16 +502,200 @@ def _trend_point(
     return point
 
 
+# --- the programme's other QA activities --------------------------------------------------
+
+#: An activity's minimum base when the policy no longer names it (Activity's default).
+ACTIVITY_MIN_BASE = 5
+#: Kinds whose subjects are cases looked at with a tool that finds things about practice:
+#: their figures carry seed 004's prevalence sentences.
+PREVALENCE_KINDS = ("thematic", "dip_sample", "event")
+NOT_RECORDED = "Not recorded"
+_SHOWN = 120  # longest run name or theme a pack prints (an officer types them)
+
+
+Counts = list[tuple[str, list[tuple[str, int]]]]  # label -> (answer, how many)
+
+
+@dataclass
+class Feedback:
+    """Feedback from children and families (seed 001 App A 13) on one tool: how many records,
+    who gave it and how, and each question's answers, as counts of the complete records."""
+
+    form: FormDefinition
+    records: int  # complete feedback records
+    gave: int  # of them, those in which someone gave their views (a question answered)
+    facts: Counts  # the choices that are not judgements: who gave it, how
+    answers: Counts  # each question's answers
+
+
+@dataclass
+class ActivityFigures:
+    """One activity's audits in the period: its runs, counts, completion and what was found.
+    Staff subjects (supervision, observation) carry counts and aggregate judgements only."""
+
+    id: str
+    name: str
+    kind: str
+    staff: bool
+    min_base: int
+    runs: list[str]  # each run in words: its name, theme and due date
+    audits: list[AuditFacts]
+    subjects: int = 0  # different cases or members of staff (counted, never named)
+    grades: Counter[str] = field(default_factory=Counter)
+    scale: Scale | None = None
+    findings: list[ToolFindings] = field(default_factory=list)  # case subjects
+    feedback: list[Feedback] = field(default_factory=list)  # kind feedback, one per tool
+    concerns: dict[str, int] = field(default_factory=lambda: {"raised": 0, "open": 0})
+
+    @property
+    def completed(self) -> list[AuditFacts]:
+        return [a for a in self.audits if a.complete]
+
+    @property
+    def outstanding(self) -> list[AuditFacts]:
+        return [a for a in self.audits if a.outstanding]
+
+    @property
+    def exempted(self) -> list[AuditFacts]:
+        return [a for a in self.audits if a.exempted]
+
+    @property
+    def due(self) -> int:
+        """Audits due: allocated, less those exempted (agreed not to be done)."""
+        return len(self.audits) - len(self.exempted)
+
+
+def share_words(count: int, base: int) -> str:
+    return f"{100 * count / base:.0f}%" if base else "-"
+
+
+def prevalence(finding: Finding, outcome: str, min_base: int) -> str:
+    """Seed 004's sentence, "In 3 of the 10 cases audited there was ...", from the question's
+    `finding:` phrase; with its proportion only when at least `min_base` cases answered."""
+    count, base, item = finding.counts.get(outcome, 0), finding.base, finding.item
+    cases = "case" if base == 1 else "cases"
+    phrase = item.finding[0 if outcome == FAVOURABLE else 1]
+    if phrase:
+        text = f"In {count} of the {base} {cases} audited {phrase}"
+    else:
+        answer = _answer_for(item, outcome)
+        text = f"\u201c{item.label}\u201d: {answer} in {count} of the {base} {cases} audited"
+    if base < min_base:
+        return f"{text} (too few to give a proportion)."
+    return f"{text} ({share_words(count, base)})."
+
+
+def _activities(db: Store, f: PmuFigures, raised: list[Concern]) -> list[ActivityFigures]:
+    """One ActivityFigures per activity with audits in the period: the policy's order, then
+    any it no longer names."""
+    by_activity: dict[str, list[AuditFacts]] = defaultdict(list)
+    for audit in f.activity_audits:
+        by_activity[audit.activity].append(audit)
+    if not by_activity:
+        return []
+    runs = {r.id: r for r in db.activity_runs(months=f.period.months)}
+    ran = {a.run_id for a in f.activity_audits if a.run_id is not None}
+    for run_id in sorted(ran - runs.keys()):
+        runs[run_id] = db.require_run(run_id)  # a run allocated before the period
+    order = [a.id for a in f.policy.activities]
+    ids = sorted(by_activity, key=lambda i: (order.index(i) if i in order else len(order), i))
+    return [_activity(f, i, by_activity[i], runs, raised) for i in ids]
+
+
+def _activity(
+    f: PmuFigures,
+    activity_id: str,
+    audits: list[AuditFacts],
+    runs: dict[int, Any],
+    raised: list[Concern],
+) -> ActivityFigures:
+    rule = f.policy.activity(activity_id)
+    own = sorted({a.run_id for a in audits if a.run_id in runs}, key=lambda i: (runs[i].month, i))
+    first = runs[own[0]] if own else None
+    kind = rule.kind if rule else str(first.kind) if first else ""
+    staff = (rule is not None and rule.staff) or any(a.subject_kind != "case" for a in audits)
+    found = ActivityFigures(
+        activity_id,
+        rule.name if rule else activity_id.replace("_", " ").capitalize(),
+        kind,
+        staff,
+        rule.min_base if rule else ACTIVITY_MIN_BASE,
+        [_run_words(runs[i], sum(a.run_id == i for a in audits)) for i in own],
+        audits,
+        subjects=len({a.case_number for a in audits}),
+        concerns=_concern_counts(audits, raised),
+    )
+    graded = [a for a in found.completed if a.grade and a.scale is not None]
+    found.scale = graded[0].scale if graded else None  # its tool's judgement scale
+    found.grades = Counter(a.grade for a in graded if a.scale == found.scale)
+    by_form: dict[str, list[AuditFacts]] = defaultdict(list)
+    for audit in found.completed:
+        by_form[audit.form.id].append(audit)
+    for done in by_form.values():
+        form = max((a.form for a in done), key=lambda d: d.version)  # the newest version's items
+        answers = [f.answers.get(a.return_id or -1, {}) for a in done]
+        if kind == "feedback" and not staff:
+            found.feedback.append(_feedback(form, answers))
+        elif kind in PREVALENCE_KINDS and not staff:
+            findings = [x for q in form.questions() if (x := _finding(form, q, answers))]
+            found.findings.append(ToolFindings(form, len(answers), findings))
+    return found
+
+
+def _run_words(run: Any, audits: int) -> str:
+    """ "Thematic audit: Neglect, due 31/12/2026 (4 audits)" """
+    name = printable(run.name, _SHOWN)
+    theme = printable(run.theme, _SHOWN)
+    if theme and theme not in name:
+        name += f" (theme: {theme})"
+    return f"{name}, due {show_date(run.due_date)} ({audits} audit{'s' if audits != 1 else ''})"
+
+
+def _feedback(form: FormDefinition, answers: list[dict[str, tuple[str, str]]]) -> Feedback:
+    """Counts from one tool's complete feedback records: every choice that is not a
+    judgement (who gave it, how), each question's answers, and how many records answer a
+    question other than N/A (someone gave their views)."""
+    j = form.judgements
+    judgements = {j.status, j.grade, j.moderated_grade, j.concern}
+    facts = [
+        (item.label, _answer_counts(item.scale.choices, item.key, answers))
+        for _, item in form.items()
+        if item.kind == "choice" and item.scale is not None and item.key not in judgements
+    ]
+    asked = [q for q in form.questions() if q.scale is not None]
+    counted = [
+        (q.label, _answer_counts(q.scale.choices, q.key, answers))
+        for q in asked
+        if q.scale is not None
+    ]
+    gave = sum(any(q.outcome(a.get(q.key, ("", ""))[0]) for q in asked) for a in answers)
+    return Feedback(form, len(answers), gave, facts, counted)
+
+
+def _answer_counts(
+    choices: tuple[str, ...], key: str, answers: list[dict[str, tuple[str, str]]]
+) -> list[tuple[str, int]]:
+    """How many gave each answer, then how many gave none of them (left blank)."""
+    counts = Counter(a.get(key, ("", ""))[0] for a in answers)
+    found = [(choice, counts[choice]) for choice in choices]
+    return [*found, (NOT_RECORDED, len(answers) - sum(n for _, n in found))]
+
+
 __all__ = [
     "FAVOURABLE",
     "PARTIAL",
     "UNFAVOURABLE",
+    "ActivityFigures",
     "AuditFacts",
+    "Feedback",
     "Finding",
     "PackError",
     "PmuFigures",
     "ToolFindings",
     "action_done",
+    "case_files",
     "concerns_line",
     "load_figures",
+    "prevalence",
+    "share_words",
 ]

@@ -256,9 +256,15 @@ def as_document(view: AuditView, settings: Settings = DEFAULT) -> Document:
 
 
 def month_audits(db: Store, month: str, include_drafts: bool = False) -> list[str]:
-    """The month's audits with a return on file: complete ones (and drafts, if asked)."""
+    """The month's audits of a child's (or carer's) case with a return on file: complete ones
+    (and drafts, if asked). A supervision audit or an observation is about a member of staff,
+    not a case: it is on no child's file."""
     wanted = {s.value for s in store.COMPLETED} | (set(DRAFT_STATES) if include_drafts else set())
-    return [r.audit_id for r in db.audit_rows([month]) if r.return_id and r.state in wanted]
+    return [
+        r.audit_id
+        for r in db.audit_rows([month])
+        if r.return_id and r.state in wanted and r.subject_kind == "case"
+    ]
 
 
 @dataclass

@@ -7,6 +7,12 @@ report and workbook carry figures alone: every list of audits, cases or actions 
 not blanked, and one line says the case-level detail is in the officers' pack. Every text
 cell is written as text, so an auditor's comment that starts with "=" can never run as a
 formula. Council name and protective marking head every page and sheet.
+
+The case-file figures count case-file audits alone; the programme's other QA activities follow
+under "Other QA activities", a part per activity that had audits in the period (its runs,
+counts, completion and findings: seed 004's prevalence sentences for cases, counts for family
+feedback, counts and aggregate judgements for supervision audits and observations, whose
+results about a member of staff are staff data and never named here).
 """
 
 from __future__ import annotations
@@ -18,10 +24,14 @@ from formtool.definitions.scales import OUTCOMES
 from formtool.packs import charts
 from formtool.packs.figures import (
     FAVOURABLE,
+    UNFAVOURABLE,
+    ActivityFigures,
+    Feedback,
     PmuFigures,
     ToolFindings,
     concerns_line,
     load_figures,
+    prevalence,
 )
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf
 from formtool.packs.workbook import workbook
@@ -68,6 +78,7 @@ def _summary(f: PmuFigures, aggregate_only: bool) -> Part:
         f"{len(f.in_progress)} are in progress or back with the auditor for amendment, and "
         f"{len(f.overdue)} are overdue as of {_date(f.as_of)}.",
         concerns_line(f),
+        *_elsewhere(f),
     ]
     if f.exempted and not aggregate_only:
         shown = [a.audit_id for a in f.exempted[:REPORT_ROWS]]
@@ -351,6 +362,143 @@ def _revisions(f: PmuFigures, aggregate_only: bool) -> Part:
     return Part("Revisions", paragraphs=[text], bullets=listed)
 
 
+# --- the programme's other QA activities ----------------------------------------------------
+
+ACTIVITIES = "Other QA activities"
+FINDINGS_SHOWN = 3  # strengths and areas for development per tool, as for case-file audits
+
+
+def _elsewhere(f: PmuFigures) -> list[str]:
+    """The summary's word on the activity audits its figures leave out (none in silence)."""
+    if not f.activity_audits:
+        return []
+    each = ", ".join(f"{a.name}: {len(a.audits)}" for a in f.activities)
+    return [
+        f"A further {len(f.activity_audits)} audit(s) of the programme's other QA activities "
+        f"({each}) are not counted in these figures: see {ACTIVITIES}."
+    ]
+
+
+def _activity_parts(f: PmuFigures) -> list[Part]:
+    """The programme's other activities: what the policy names, then a part for each that had
+    audits in the period; nothing when none had (the pack is then the case-file audit's)."""
+    if not f.activities:
+        return []
+    named = [a.name for a in f.policy.activities]
+    ran = {a.id for a in f.activities}
+    idle = [a.name for a in f.policy.activities if a.id not in ran]
+    intro = [
+        (
+            f"Besides the monthly case file audit, the programme ({f.policy.name}) names "
+            f"{len(named)} QA activit{'y' if len(named) == 1 else 'ies'}: {', '.join(named)}."
+            if named
+            else f"The programme ({f.policy.name}) names no QA activity besides the monthly "
+            "case file audit; these audits were made under an earlier version of it."
+        ),
+        "Their audits are counted here, apart from the case file audit figures above. Results "
+        "about a member of staff (supervision audits, observations) are staff data: counts "
+        "and overall judgements only.",
+    ]
+    if idle:
+        intro.append(f"Not run in {f.period.label}: {', '.join(idle)}.")
+    return [Part(ACTIVITIES, paragraphs=intro), *(_activity_part(a) for a in f.activities)]
+
+
+def _activity_part(a: ActivityFigures) -> Part:
+    subjects = _subject_words(a)
+    due, done = a.due, len(a.completed)
+    counts = (
+        f"{len(a.audits)} audit(s) of {subjects} were allocated: {done} complete, "
+        f"{len(a.outstanding)} outstanding"
+        + (f", {len(a.exempted)} exempted (agreed not to be done)" if a.exempted else "")
+        + f". Completion: {done} of the {due} due ({pct(done, due)})."
+    )
+    raised = a.concerns["raised"]
+    lines = [
+        f"Runs: {'; '.join(a.runs)}." if a.runs else "Runs: none recorded.",
+        counts,
+        f"Immediate concerns raised: {raised}"
+        + (f" ({a.concerns['open']} without action recorded)." if a.concerns["open"] else "."),
+    ]
+    tables = [_judgements(a)] if a.grades and a.scale else []
+    judged = sum(a.grades.values())
+    if a.staff and tables and judged < a.min_base:  # a member of staff's own result, nearly
+        tables = []
+        lines.append(
+            f"Overall judgements are not shown for fewer than {a.min_base} members of staff "
+            f"({judged} judged): one person's result could be read from them."
+        )
+    bullets: list[str] = []
+    for feedback in a.feedback:
+        lines.append(_feedback_words(feedback))
+        tables += _feedback_tables(feedback)
+    for tool in a.findings:
+        bullets += _activity_findings(tool, a.min_base)
+    if not a.completed:
+        lines.append("No audit is complete yet, so nothing found to report.")
+    return Part(a.name, paragraphs=lines, tables=tables, bullets=bullets)
+
+
+def _subject_words(a: ActivityFigures) -> str:
+    """ "7 cases" or "4 practitioners": members of staff are counted, never named."""
+    kinds = {x.subject_kind for x in a.audits if x.subject_kind != "case"}
+    noun = kinds.pop() if len(kinds) == 1 else "member of staff" if kinds else "case"
+    if a.subjects != 1:
+        noun = "members of staff" if noun == "member of staff" else f"{noun}s"
+    return f"{a.subjects} {noun}"
+
+
+def _judgements(a: ActivityFigures) -> Table:
+    """The overall judgements of the complete audits: a share only from the minimum base."""
+    assert a.scale is not None
+    total = sum(a.grades.values())
+    shown = total >= a.min_base
+    return Table(
+        ("Overall judgement", "Audits", *(("Share",) if shown else ())),
+        tuple(
+            (g, str(a.grades[g]), *((pct(a.grades[g], total),) if shown else ()))
+            for g in a.scale.choices
+        ),
+        numeric=(1, 2) if shown else (1,),
+    )
+
+
+def _activity_findings(tool: ToolFindings, base: int) -> list[str]:
+    """Seed 004's prevalence sentences: the strongest and weakest answers across the cases."""
+    if not tool.findings:
+        return [f"No question of the {tool.name} tool was answered in a complete audit."]
+    strong = [prevalence(x, FAVOURABLE, base) for x in tool.strongest(FINDINGS_SHOWN)]
+    weak = [prevalence(x, UNFAVOURABLE, base) for x in tool.weakest(FINDINGS_SHOWN)]
+    head = f"({tool.name}, {tool.audits} case{'s' if tool.audits != 1 else ''} audited)"
+    return ([f"Strengths {head}:", *strong] if strong else []) + (
+        [f"Areas for development {head}:", *weak] if weak else []
+    )
+
+
+def _feedback_words(feedback: Feedback) -> str:
+    return (
+        f"{feedback.records} feedback record(s) complete ({feedback.form.name}); in "
+        f"{feedback.gave} of them the child/young person or family gave their views."
+    )
+
+
+def _feedback_tables(feedback: Feedback) -> list[Table]:
+    """Who gave feedback and how (a table each), then the questions' answers, one table for
+    each scale the questions share."""
+    tables = [
+        Table((label, "Records"), tuple((k, str(n)) for k, n in counts), numeric=(1,))
+        for label, counts in feedback.facts
+    ]
+    groups: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+    for label, counts in feedback.answers:
+        answers = tuple(k for k, _ in counts)
+        groups.setdefault(answers, []).append((label, *(str(n) for _, n in counts)))
+    for answers, rows in groups.items():
+        numeric = tuple(range(1, len(answers) + 1))
+        tables.append(Table(("Question", *answers), tuple(rows), numeric=numeric))
+    return tables
+
+
 def pmu_document(
     f: PmuFigures, settings: Settings = DEFAULT, aggregate_only: bool = False
 ) -> Document:
@@ -376,6 +524,7 @@ def pmu_document(
         actions,
         _follow_up(f, aggregate_only),
         _trend(f),
+        *_activity_parts(f),
     ]
     revised = " (revised)" if f.reopened else ""
     if f.reopened:

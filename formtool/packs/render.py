@@ -470,13 +470,20 @@ def _word_borders(table: Any) -> None:
 
 
 def _word_row(
-    row: Any, texts: Sequence[str], table: Table, widths: list[int], header: bool, keep: bool
+    row: Any,
+    texts: Sequence[str],
+    table: Table,
+    widths: list[int],
+    header: bool,
+    keep: bool,
+    style_id: str,
 ) -> None:
-
     for i, (cell, text) in enumerate(zip(row.cells, texts, strict=False)):
         cell.width = widths[i]
         paragraph = cell.paragraphs[0]
-        paragraph.style = "Table Heading" if header else "Table Text"
+        # The style by its id: python-docx's name lookup scans every style for each cell,
+        # which was most of the time a file pack took.
+        paragraph._p.style = style_id
         paragraph.add_run(_clean(text))
         paragraph.paragraph_format.keep_with_next = keep or None
         if i in table.numeric:
@@ -501,8 +508,10 @@ def _word_table(word: Any, table: Table) -> None:
     for column, w in zip(grid.columns, widths, strict=True):
         column.width = w
     small = _small(table)  # kept on one page: each row kept with the next
+    heading, text = (word.styles[name].style_id for name in ("Table Heading", "Table Text"))
     for n, (row, texts) in enumerate(zip(grid.rows, (table.headings, *table.rows), strict=True)):
-        _word_row(row, texts, table, widths, n == 0, small and n < len(table.rows))
+        keep = small and n < len(table.rows)
+        _word_row(row, texts, table, widths, n == 0, keep, heading if n == 0 else text)
     word.add_paragraph().paragraph_format.space_after = Pt(4)
 
 

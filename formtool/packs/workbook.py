@@ -1,7 +1,9 @@
-"""The PMU workbook (XlsxWriter): Summary with native charts, Audits, Answers (long form: one
-row per audit and question), Action tracker, Moderation log, Non-completion (never an exempted
-audit: the Audits sheet lists those as exempted), Re-audits. The aggregate workbook (for the
-web workspace's viewers) is the Summary alone: every other sheet lists audits.
+"""The PMU workbook (XlsxWriter): Summary with native charts, Activities (when the programme's
+other QA activities had audits in the period: a row of counts per activity, never a person),
+Audits, Answers (long form: one row per audit and question), Action tracker, Moderation log,
+Non-completion (never an exempted audit: the Audits sheet lists those as exempted), Re-audits.
+Every sheet but Activities is case-file audits alone. The aggregate workbook (for the web
+workspace's viewers) is the Summary and Activities: every other sheet lists audits.
 
 Charts are anchored below one another from computed sizes, so none covers another; columns
 are as wide as their text; every sheet prints landscape, one page wide, with its header row
@@ -469,6 +471,42 @@ def _logs(book: _Book, f: PmuFigures) -> None:
     )
 
 
+def _activities(book: _Book, f: PmuFigures) -> None:
+    """A row of counts per activity with audits in the period (the report's figures)."""
+    if not f.activities:
+        return
+    book.table(
+        book.sheet("Activities"),
+        (
+            "Activity",
+            "Kind",
+            "Runs",
+            "Subjects",
+            "Allocated",
+            "Complete",
+            "Outstanding",
+            "Exempted",
+            "Completion %",
+            "Concerns raised",
+        ),
+        [
+            (
+                a.name,
+                a.kind.replace("_", " "),
+                len(a.runs),
+                a.subjects,
+                len(a.audits),
+                len(a.completed),
+                len(a.outstanding),
+                len(a.exempted),
+                round(100 * len(a.completed) / a.due, 1) if a.due else None,
+                a.concerns["raised"],
+            )
+            for a in f.activities
+        ],
+    )
+
+
 def workbook(
     f: PmuFigures,
     settings: Settings = DEFAULT,
@@ -485,6 +523,7 @@ def workbook(
         }
     )
     _summary(book, f, aggregate_only)
+    _activities(book, f)
     if aggregate_only:
         return book.close()
     _audits(book, f, include_names)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import json
+import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Collection
@@ -28,8 +29,9 @@ from formtool import store
 from formtool.definitions import all_forms
 from formtool.definitions.identifiers import audit_id_problem
 from formtool.definitions.scales import parse_date
-from formtool.errors import FormtoolError, Issue, IssueCode
+from formtool.errors import FormtoolError, Issue, IssueCode, printable
 from formtool.periods import Month, is_month, show_date
+from formtool.programme import activities
 from formtool.programme.deadlines import add_months
 from formtool.programme.mail import valid_address
 from formtool.programme.policy import AuditorGroup, Policy, SampleRule
@@ -43,6 +45,7 @@ from formtool.programme.sampling import (
     History,
     OpenSlot,
     allocate,
+    months_off,
     name_slots,
     row_due,
     year_of,
@@ -54,7 +57,7 @@ from formtool.read.cases import (
     read_rows,
     write_case_list,
 )
-from formtool.store import AllocationReads, Planned, Store, received_on
+from formtool.store import AllocationReads, Planned, RunRecord, Store, received_on
 
 __all__ = [
     "CLOSURE",
@@ -194,6 +197,7 @@ def check_groups(path: Path, auditors: list[Auditor], policy: Policy) -> None:
     known = {g.name for g in policy.auditors.groups}
     known |= {g for s in policy.samples for g in s.auditors}
     known |= {g for rule in policy.on_closure for g in rule.auditors}
+    known |= {g for activity in policy.activities for g in activity.auditors}
     for auditor in auditors:
         if auditor.group and auditor.group not in known:
             raise AllocationError(
@@ -262,22 +266,32 @@ def read_history(
     m = Month(month)
     span = policy.exclusion_months
     year_from, year_to = year_of(policy, month)
-    recent, done = reads.allocation_history(m.shift(-span), m.shift(span), year_from, year_to)
+    counting = counting_activities(policy)
+    recent, done = reads.allocation_history(
+        m.shift(-span), m.shift(span), year_from, year_to, counting
+    )
     return History(
         frozenset(recent),
         dict(done),
         tuple(_reaudits(reads, population, month, policy)),
-        _auditor_months(reads, m, policy.auditors.spacing_months),
+        _auditor_months(reads, m, policy.auditors.spacing_months, counting),
         _this_month(reads, m, policy),
     )
 
 
-def _auditor_months(reads: AllocationReads, month: Month, gap: int) -> dict[str, frozenset[str]]:
-    """The months each auditor has audits in, within `gap` months either side."""
+def counting_activities(policy: Policy) -> frozenset[str]:
+    """The activities whose audits count toward an auditor's quota (the policy says)."""
+    return frozenset(a.id for a in policy.activities if a.counts_toward_quota)
+
+
+def _auditor_months(
+    reads: AllocationReads, month: Month, gap: int, counting: frozenset[str]
+) -> dict[str, frozenset[str]]:
+    """The months each auditor has audits that count in, within `gap` months either side."""
     if not gap:
         return {}
     months: defaultdict[str, set[str]] = defaultdict(set)
-    for auditor, when in reads.auditor_months(month.shift(-gap), month.shift(gap)):
+    for auditor, when in reads.auditor_months(month.shift(-gap), month.shift(gap), counting):
         months[auditor].add(when)
     return {auditor: frozenset(when) for auditor, when in months.items()}
 
@@ -288,7 +302,7 @@ def _this_month(reads: AllocationReads, month: Month, policy: Policy) -> dict[st
     rules = policy.auditors
     if rules.per_month is None and all(g.per_month is None for g in rules.groups):
         return {}
-    _, counts = reads.allocation_history(month, month, month, month)
+    _, counts = reads.allocation_history(month, month, month, month, counting_activities(policy))
     return dict(counts)
 
 
@@ -374,12 +388,24 @@ def _check_columns(path: Path, population: list[dict[str, str]], policy: Policy)
                 f"[{path}] lacks column(s) {', '.join(missing)}, which form "
                 f"'{form_id}' prints (sample '{name}'). Add them."
             )
+    _check_event_dates(path, population, policy)
     per_worker = [s.name for s in policy.samples if s.per_worker]
     if per_worker and "worker" not in have:
         raise AllocationError(
             f"[{path}] lacks column worker, which sample '{per_worker[0]}' needs (one file "
             "per worker). Add it."
         )
+
+
+def _check_event_dates(path: Path, population: list[dict[str, str]], policy: Policy) -> None:
+    """Every date an event-triggered activity looks for (e.g. panel_on) is a date."""
+    for column in sorted({a.event for a in policy.activities if a.event}):
+        for row in population:
+            if row.get(column) and parse_date(row[column]) is None:
+                raise AllocationError(
+                    f"[{path} · row {row['_row']} · {column}] '{printable(row[column], 40)}' is "
+                    "not a date. Use YYYY-MM-DD."
+                )
 
 
 def _records(
@@ -427,12 +453,14 @@ def run_allocation(
     user: str = "",
     policy: Policy | None = None,
     chosen_path: Path | None = None,
+    staff_path: Path | None = None,
 ) -> Allocation:
     """Allocate the month under the policy (None: the database's active one), with the
     cases auditors chose (`chosen_path`: auditor, case_number[, sample]), under the
     allocation lock with the history in the same transaction; record the audits, the
-    chosen slots left open and the policy's name and version; then write the allocation as
-    a case list."""
+    chosen slots left open, the runs of the programme's activities that run in the month
+    (their staff subjects from `staff_path`) and the policy's name and version; then write
+    the allocation as a case list."""
     if mode not in MODES:
         raise AllocationError(f"Unknown allocation mode '{mode}'. Use one of {MODES}.")
     if mode == "first" and chosen_path is not None and db.open_choices(month):
@@ -447,6 +475,7 @@ def run_allocation(
         raise AllocationError(f"[{auditors_path}] lists no auditors.")
     check_groups(auditors_path, auditors, policy)
     chosen = load_chosen(chosen_path) if chosen_path else []
+    staff = load_staff(staff_path) if staff_path else []
     _check_columns(population_path, population, policy)
     forms = all_forms()
     made: list[Allocation] = []
@@ -458,24 +487,129 @@ def run_allocation(
         replaced = reads.drop_unstarted(month) if mode == "replace" else 0
         history = read_history(reads, month, population, policy)
         allocation = allocate(population, auditors, policy, month, seed, history, chosen)
-        if not allocation.rows and not allocation.choices:
+        drawn = draw_activities(
+            reads, policy, month, mode, population, staff, auditors, seed, allocation, history
+        )
+        if not allocation.rows and not allocation.choices and not drawn.rows:
             raise AllocationError(
                 f"Nothing could be allocated for {month}: "
                 + " ".join(allocation.unallocated or ["no eligible cases."])
             )
         allocation.mode, allocation.replaced = mode, replaced
-        _give_ids(allocation.rows, month)
+        _give_ids(allocation.rows, month, always=bool(drawn.rows))  # one list, every id
+        with_activities(allocation, drawn)
         made.append(allocation)
         return Planned(
-            _records(allocation.rows, key, unkeyed, month),
+            tagged(_records(allocation.rows, key, unkeyed, month), drawn),
             [forms[r["form"]] for r in allocation.rows],
             allocation.choices,
+            drawn.runs,
         )
 
     db.allocate(month, mode, seed, plan, user, programme=(policy.name, policy.version))
     allocation = made[-1]  # plan ran, or allocate raised
     write_case_list(out, allocation.rows)
     return allocation
+
+
+def with_activities(allocation: Allocation, drawn: activities.Drawn) -> Allocation:
+    """The allocation with the activities' audits, notes and runs added."""
+    allocation.rows += drawn.rows
+    allocation.unallocated += drawn.notes
+    allocation.runs = [_run_summary(r, drawn) for r in drawn.runs]
+    return allocation
+
+
+def draw_activities(
+    reads: AllocationReads,
+    policy: Policy,
+    month: str,
+    mode: str,
+    population: list[dict[str, str]],
+    staff: list[dict[str, str]],
+    auditors: list[Auditor],
+    seed: int,
+    allocation: Allocation,
+    history: History,
+) -> activities.Drawn:
+    """The month's runs of the policy's activities. `--add` adds case-file audits only, and
+    an activity whose run for the month is still there (audits already sent survive
+    `--replace`) is not drawn again."""
+    m = Month(month)
+    if mode == "add":
+        return activities.Drawn()
+    running = {r.activity for r in reads.month_runs(month) if not r.on_demand}
+    if running:
+        policy = replace(
+            policy, activities=tuple(a for a in policy.activities if a.id not in running)
+        )
+    working = [
+        a for a in auditors if month not in a.breaks and m.number not in months_off(policy, a)
+    ]
+    inputs = activities.Inputs(
+        policy,
+        m,
+        population,
+        staff,
+        working,
+        random.Random(f"{seed}:{month}:activities"),
+        reads.subject_months,
+        case_file_rows=allocation.rows,
+        taken={r["case_number"] for r in allocation.rows},
+        recent=history.recent,
+    )
+    return activities.plan(inputs, reads.next_run_id())
+
+
+def tagged(records: list[store.AuditRecord], drawn: activities.Drawn) -> list[store.AuditRecord]:
+    """The records of activity audits marked with their activity, run and subject kind."""
+    out = []
+    for record in records:
+        tag = drawn.tags.get(record.audit_id)
+        if tag is not None:
+            record = replace(record, activity=tag[0], run_id=tag[1], subject_kind=tag[2])
+        out.append(record)
+    return out
+
+
+def _run_summary(run: RunRecord, drawn: activities.Drawn) -> dict[str, Any]:
+    count = sum(1 for tag in drawn.tags.values() if tag[1] == run.id)
+    return {
+        "run": run.id,
+        "activity": run.activity,
+        "name": run.name,
+        "theme": run.theme,
+        "due": run.due_date.isoformat(),
+        "audits": count,
+    }
+
+
+def load_staff(path: Path) -> list[dict[str, str]]:
+    """The staff file (staff_id, name, team, role[, email, group]): the people supervision
+    audits and observations look at. A staff id names files and audit ids: it is checked."""
+    rows = _table(path, activities.STAFF_COLUMNS, "staff")
+    seen: set[str] = set()
+    for row in rows:
+        problem = staff_id_problem(row["staff_id"])
+        if problem:
+            raise AllocationError(
+                f"[{path} · row {row['_row']} · staff_id] '{printable(row['staff_id'], 40)}' "
+                f"cannot be used: {problem}."
+            )
+        if row["staff_id"] in seen:
+            raise AllocationError(
+                f"[{path} · row {row['_row']} · staff_id] '{row['staff_id']}' appears twice. "
+                "Give each member of staff one row."
+            )
+        seen.add(row["staff_id"])
+    return rows
+
+
+def staff_id_problem(text: str) -> str:
+    """'' if `text` can be a staff id (it becomes part of audit ids and file names)."""
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,30}", text):
+        return "use 1-30 letters, digits and hyphens (e.g. S104)"
+    return ""
 
 
 def name_chosen(
@@ -549,6 +683,7 @@ def _chosen_form(policy: Policy) -> str:
 
 
 def _refuse_repeat(earlier: list[Any], month: str, mode: str, naming: bool = False) -> None:
+    earlier = [e for e in earlier if e.mode != store.ACTIVITY_MODE]  # officers' own runs
     if earlier and mode == "first":
         count = sum(e.audits for e in earlier)
         named = " It has no chosen slot left to name." if naming else ""

@@ -124,6 +124,8 @@ class AuditDetail:
     events: list[EventEntry]
     next_steps: list[str]  # accept, amend, moderate, signoff, close, reopen, exempt
     concerns: list[ConcernEntry] = field(default_factory=list)  # open first
+    run: str = ""  # the activity run it belongs to ("": a case-file audit), in words
+    subject_kind: str = "case"  # case, supervisor or practitioner
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"concerns": [c.as_dict() for c in self.concerns]}
@@ -232,7 +234,16 @@ def audit_detail(db: Store, audit_id: str) -> AuditDetail:
         ],
         _steps(row.state, bool(row.auditor_grade or row.moderated_grade)),
         concern_entries(db, audit_id=audit_id),
+        _run_words(db, row.run_id),
+        row.subject_kind,
     )
+
+
+def _run_words(db: Store, run_id: int | None) -> str:
+    if run_id is None:
+        return ""
+    run = db.require_run(run_id)
+    return f"{run.name} (run {run.id})"
 
 
 @dataclass(frozen=True)

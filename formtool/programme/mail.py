@@ -347,10 +347,10 @@ def _body(
     """The message's text; `exemption`: what the policy's words say of who agrees one."""
     due = min(letter.audit.due_date for letter in letters)
     lines = [f"Dear {name},", ""]
-    stage = letters[0].stage
+    stage, audits = letters[0].stage, _audits_word(letters)
     if chase:
         lines += [
-            f"The case file audit(s) below were due on {show_date(due)} and have not "
+            f"The {audits} below were due on {show_date(due)} and have not "
             f"been returned as of {show_date(today)}. Please complete and return them "
             "within 3 working days, or tell the QA team today if you need an exemption"
             + (f" ({exemption})." if exemption else "."),
@@ -366,7 +366,7 @@ def _body(
         ]
     else:
         lines += [
-            f"Please complete the case file audit(s) below by {show_date(due)}. The "
+            f"Please complete the {audits} below by {show_date(due)}. The "
             "forms are attached, pre-filled. Audit with the allocated worker where you "
             "can, and raise any immediate safeguarding concern with the team manager at "
             "once, not at the end of the audit.",
@@ -375,7 +375,7 @@ def _body(
     for letter in letters:
         audit = letter.audit
         lines.append(
-            f"  - {letter.form.title}: case {audit.case_number}, audit "
+            f"  - {letter.form.title}: {_subject_kind(audit)} {audit.case_number}, audit "
             f"{audit.audit_id}, due {show_date(audit.due_date)}"
             + (f", sent {show_date(letter.distributed)}" if letter.distributed else "")
             + (f" ({letter.file[0]})" if letter.file else "")
@@ -444,14 +444,24 @@ def build_messages(
     return [_message(sender, group, chase, today, settings, exemption) for group in groups]
 
 
+def _audits_word(letters: list[_Letter]) -> str:
+    """ "case file audit(s)", or "audit(s)" when a programme activity (an observation, a dip
+    sample) is among them."""
+    return "audit(s)" if any(letter.audit.activity for letter in letters) else "case file audit(s)"
+
+
+def _subject_kind(audit: Any) -> str:
+    """What an audit looks at, as an email line names it: a case, or a member of staff."""
+    return str(audit.subject_kind) if audit.subject_kind != "case" else "case"
+
+
 def _subject(letters: list[_Letter], chase: bool, settings: Settings) -> str:
     month_name = f"{letters[0].audit.due_date:%B %Y}"
     due = show_date(min(letter.audit.due_date for letter in letters))
-    what = {"prepare": "quality practice file(s) to prepare", "audit": "case file audit(s)"}[
-        letters[0].stage
-    ]
+    audits = _audits_word(letters)
+    what = {"prepare": "quality practice file(s) to prepare", "audit": audits}[letters[0].stage]
     subject = (
-        f"OVERDUE: {len(letters)} case file audit(s) for {month_name}"
+        f"OVERDUE: {len(letters)} {audits} for {month_name}"
         if chase
         else f"{len(letters)} {what} for {month_name}, due {due}"
     )

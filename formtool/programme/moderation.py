@@ -130,12 +130,13 @@ class SampledAudit:
 
 
 def moderation_pool(db: Store, month: str) -> list[SampledAudit]:
-    """The month's complete, graded audits not yet moderated (drafts never count)."""
+    """The month's complete, graded case-file audits not yet moderated (drafts never count;
+    the framework's share is of the monthly audit sample, not of its other activities)."""
     rows = db.audit_rows(months=[month], states=[S.returned, S.checked])
     return [
         SampledAudit(r.audit_id, r.case_number, r.team, r.auditor, r.auditor_grade)
         for r in rows
-        if r.auditor_grade and not r.moderated_grade
+        if r.auditor_grade and not r.moderated_grade and not r.activity
     ]
 
 

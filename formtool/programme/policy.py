@@ -14,8 +14,9 @@ Hull's live in `hull.yaml`.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -28,6 +29,7 @@ from formtool.definitions import all_forms
 from formtool.definitions.check import _LOADER, Lines, _compose, _line
 from formtool.errors import FormtoolError, Issue, IssueCode, printable
 from formtool.programme import deadlines as days
+from formtool.programme.activity import Activity, rule_problems
 
 DEFAULT_POLICY = "hull"
 YEAR_KINDS = ("financial", "calendar")
@@ -267,7 +269,12 @@ class Policy:
     form_deadlines: dict[str, dict[str, Deadline]] = field(default_factory=dict)
     moderation: ModerationRules = ModerationRules()
     words: dict[str, str] = field(default_factory=dict)
+    activities: tuple[Activity, ...] = ()  # the QA activities besides the monthly samples
     version: int = 0  # the database's version of this policy; 0: not stored yet
+
+    def activity(self, activity_id: str) -> Activity | None:
+        """The policy's activity with this id, if it has one."""
+        return next((a for a in self.activities if a.id == activity_id), None)
 
     def deadline(self, step: str, form_id: str = "") -> Deadline | None:
         """The step's deadline for a form: the form's own, else the programme's."""
@@ -510,8 +517,8 @@ def _key(data: Any, path: tuple[Any, ...]) -> str:
             node = node[step]
         except (KeyError, IndexError, TypeError):
             node = None
-        if in_list:
-            name = node.get("name") if isinstance(node, dict) else None
+        if in_list:  # an entry by its id (activities) or name, else its number
+            name = node.get("id", node.get("name")) if isinstance(node, dict) else None
             text += f"[{name}]" if isinstance(name, str) else f"[{step + 1}]"
         else:
             text += f".{step}" if text else str(step)
@@ -547,6 +554,7 @@ class _Rules:
             self.sample(("samples", index), sample)
         self.unique(("samples",), [s["name"] for s in self.data["samples"]], "sample")
         self.closures()
+        self.activities()
         self.deadlines()
         self.concerns(self.data["concerns"])
         return self.found
@@ -565,6 +573,27 @@ class _Rules:
                     "Give the earlier rule categories:, or move this one above it.",
                 )
 
+    def activities(self) -> None:
+        """Each activity's form, groups, months and deadline, unique ids and codes, and the
+        rules about its own fields (activity.rule_problems)."""
+        activities = self.data.get("activities", [])
+        for index, activity in enumerate(activities):
+            at = ("activities", index)
+            self.form((*at, "form"), activity["form"])
+            self.group_names((*at, "auditors"), activity.get("auditors", []))
+            self.months((*at, "months"), activity.get("months", []))
+            if "deadline" in activity:
+                self.deadline((*at, "deadline"), activity["deadline"])
+            for key, value, fix in rule_problems(activity):
+                self.add((*at, *key), value, fix)
+        for name in ("id", "code"):
+            for index, value in enumerate(a[name] for a in activities):
+                if value in [a[name] for a in activities[:index]]:
+                    fix = "Give each activity its own."
+                    self.add(
+                        ("activities", index, name), f"two activities have {name} {value}", fix
+                    )
+
     def months(self, at: tuple[Any, ...], values: list[Any]) -> None:
         for index, value in enumerate(values):
             if month_number(value) is None:
@@ -577,8 +606,10 @@ class _Rules:
 
     def form(self, at: tuple[Any, ...], form: str) -> None:
         if self.forms is not None and form not in self.forms:
-            known = ", ".join(sorted(self.forms))
-            self.add(at, f"form '{form}' is not a form formtool knows", f"Use one of {known}.")
+            near = difflib.get_close_matches(form, sorted(self.forms), 1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            fix = f"Use a form `formtool forms list` shows{hint}."
+            self.add(at, f"form '{form}' is not a form formtool knows", fix)
 
     def group_names(self, at: tuple[Any, ...], names: list[str]) -> None:
         declared = ", ".join(self.groups)
@@ -657,6 +688,7 @@ class _Rules:
             return
         audited = {s["form"] for s in self.data["samples"]}
         audited |= {closure["form"] for _, closure in _closure_rules(self.data)}
+        audited |= {a["form"] for a in self.data.get("activities", []) if "deadline" not in a}
         own = self.data.get("forms", {})
         if missing := sorted(
             f for f in audited if "completion" not in own.get(f, {}).get("deadlines", {})
@@ -764,6 +796,7 @@ def _build(data: dict[str, Any], version: int) -> Policy:
         form_deadlines={f: _deadlines(e["deadlines"]) for f, e in data.get("forms", {}).items()},
         moderation=ModerationRules(**{**m, "rate": float(m["rate"])}),
         words=dict(data.get("words", {})),
+        activities=tuple(_activity(a) for a in data.get("activities", [])),
         version=version,
     )
 
@@ -782,6 +815,41 @@ def _sample(s: dict[str, Any]) -> SampleRule:
             else {month_number(k): v for k, v in team.items()},
         }
     )
+
+
+def _activity(a: dict[str, Any]) -> Activity:
+    deadline = dict(a.get("deadline", {}))
+    source = deadline.pop("source", "")
+    return Activity(
+        **{
+            **a,
+            "categories": tuple(a.get("categories", ())),
+            "months": _months(a.get("months")),
+            "auditors": tuple(a.get("auditors", ())),
+            "results_for": tuple(a.get("results_for", ())),
+            "share": float(a.get("share", 1.0)),
+            "deadline": DeadlineRule(**deadline) if deadline else None,
+            "deadline_source": source,
+        }
+    )
+
+
+def _activity_data(activity: Activity) -> dict[str, Any]:
+    """An activity in the file's shape: its required keys and every value that differs
+    from the default (a default written out, e.g. share: with choose random, is refused)."""
+    out = {
+        f.name: getattr(activity, f.name)
+        for f in fields(Activity)
+        if f.name in _ACTIVITY_REQUIRED or getattr(activity, f.name) != f.default
+    }
+    out.pop("deadline_source", None)  # the file gives it inside deadline:
+    if activity.deadline:
+        source = {"source": activity.deadline_source} if activity.deadline_source else {}
+        out["deadline"] = _rule_data(activity.deadline) | source
+    return out
+
+
+_ACTIVITY_REQUIRED = ("id", "code", "name", "kind", "form", "source")
 
 
 def _deadlines(steps: dict[str, Any]) -> dict[str, Deadline]:
@@ -821,6 +889,7 @@ def policy_snapshot(policy: Policy) -> dict[str, Any]:
             },
             "moderation": asdict(policy.moderation),
             "words": policy.words,
+            "activities": [_activity_data(a) for a in policy.activities] or None,
             "concerns": asdict(policy.concerns),
             "version": policy.version,
         }
@@ -840,15 +909,16 @@ def _plain(value: Any) -> Any:
 
 
 def _deadlines_data(steps: dict[str, Deadline]) -> dict[str, Any]:
-    out = {}
-    for step, d in steps.items():
-        r = d.rule
-        if r.working_days is not None:
-            rule: dict[str, Any] = {"working_days": r.working_days, "after": r.after}
-        else:
-            rule = {"day": r.day, "month": r.month, "adjust": r.adjust}
-        out[step] = {"label": d.label, **rule, "source": d.source}
-    return out
+    return {
+        step: {"label": d.label, **_rule_data(d.rule), "source": d.source}
+        for step, d in steps.items()
+    }
+
+
+def _rule_data(r: DeadlineRule) -> dict[str, Any]:
+    if r.working_days is not None:
+        return {"working_days": r.working_days, "after": r.after}
+    return {"day": r.day, "month": r.month, "adjust": r.adjust}
 
 
 # --- timetables -------------------------------------------------------------------------

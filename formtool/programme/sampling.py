@@ -87,22 +87,28 @@ class Allocation:
     replaced: int = 0
     #: Chosen slots left for the auditor to name: auditor, sample, form, team (theirs).
     choices: list[dict[str, str]] = field(default_factory=list)
+    #: The runs of the programme's activities it started: run, activity, name, due, audits.
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
     def by_auditor(self) -> Counter[str]:
         return Counter(r["auditor"] for r in self.rows)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "month": self.month,
-            "due": self.due.isoformat(),
-            "mode": self.mode,
-            "allocated": len(self.rows),
-            "replaced": self.replaced,
-            "by_auditor": dict(sorted(self.by_auditor().items())),
-            "on_break": self.on_break,
-            "unallocated": self.unallocated,
-            "warnings": self.warnings,
-        } | self._choices()
+        return (
+            {
+                "month": self.month,
+                "due": self.due.isoformat(),
+                "mode": self.mode,
+                "allocated": len(self.rows),
+                "replaced": self.replaced,
+                "by_auditor": dict(sorted(self.by_auditor().items())),
+                "on_break": self.on_break,
+                "unallocated": self.unallocated,
+                "warnings": self.warnings,
+            }
+            | self._choices()
+            | ({"activities": self.runs} if self.runs else {})
+        )
 
     def _choices(self) -> dict[str, Any]:
         """The chosen slots left open, and what `allocate --chosen` named on a month already

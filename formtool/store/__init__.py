@@ -6,6 +6,7 @@ Everything above it holds a `Store` (open_store) and calls its methods, each one
 - schema.py   tables and the audit state machine
 - engine.py   URLs, engines, migrations under a lock, one-line database errors
 - audits.py   audit records, state changes, events, allocation batches
+- activities.py  runs of a programme's QA activities (a theme, a month's observations)
 - returns.py  storing returned forms (serialised per audit, ordered by saved date)
 - forms.py    definition snapshots (every form version that generated forms)
 - users.py    web workspace accounts, sessions, sign-in throttle counters, the server's secret
@@ -22,7 +23,9 @@ Everything above it holds a `Store` (open_store) and calls its methods, each one
 """
 
 from formtool.store.access import add_entry, entries, purge_access_log
+from formtool.store.activities import RunRecord
 from formtool.store.audits import (
+    ACTIVITY_MODE,
     AuditRecord,
     StateError,
     allocation_history,
@@ -157,6 +160,7 @@ from formtool.store.users import (
 
 __all__ = [
     "ACCEPTED",
+    "ACTIVITY_MODE",
     "AUDIT",
     "COMPLETED",
     "DEFAULT_URL",
@@ -193,6 +197,7 @@ __all__ = [
     "RestoreReport",
     "ReturnFile",
     "ReturnRecord",
+    "RunRecord",
     "StateError",
     "Store",
     "StoreError",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,9 @@ from formtool.store.schema import (
     outbox,
     outbox_claims,
 )
+
+#: The allocations row of a run an officer started (`formtool activity start`).
+ACTIVITY_MODE = "activity"
 
 
 class StateError(FormtoolError):
@@ -127,6 +130,9 @@ class AuditRecord:
     form_format: str = "docx"
     checksum_scheme: str = "sha256"  # "hmac" when the form was made with the database's key
     month: str = ""  # the audit month, when not the due date's (a tool due the next month)
+    activity: str = ""  # the programme activity ("": the monthly case-file audit)
+    run_id: int | None = None  # its run in activity_runs
+    subject_kind: str = "case"  # case, supervisor or practitioner
 
     def values(self) -> dict[str, Any]:
         return {
@@ -150,6 +156,16 @@ class AuditRecord:
             **(
                 {"checksum_scheme": self.checksum_scheme}
                 if self.checksum_scheme != "sha256"
+                else {}
+            ),
+            # Likewise left to the defaults for a case-file audit.
+            **(
+                {
+                    "activity": self.activity,
+                    "run_id": self.run_id,
+                    "subject_kind": self.subject_kind,
+                }
+                if self.activity
                 else {}
             ),
         }
@@ -234,7 +250,10 @@ def drop_unstarted(conn: sa.Connection, month: str) -> int:
     email in the outbox that did not fail (drafts written may have been sent from Outlook).
     Returns how many went."""
     a = audits.c
-    batch = sa.select(allocations.c.id).where(allocations.c.month == month)
+    # Runs an officer started (`formtool activity start`) are not the month's allocation.
+    batch = sa.select(allocations.c.id).where(
+        (allocations.c.month == month) & (allocations.c.mode != ACTIVITY_MODE)
+    )
     emailed = (
         sa.select(outbox_claims.c.audit_id)
         .join(outbox, outbox.c.id == outbox_claims.c.message_id)
@@ -266,7 +285,10 @@ def record_allocation(
     replaced: int,
     user: str = "",
     programme: tuple[str, int] = ("", 0),
+    before_audits: Callable[[int], None] | None = None,
 ) -> int:
+    """Record an allocation and its audits; `before_audits(allocation_id)` records what the
+    audits point at (their activity runs) first."""
     allocation_id = new_id(
         conn.execute(
             allocations.insert().values(
@@ -286,6 +308,8 @@ def record_allocation(
             )
         )
     )
+    if before_audits is not None:
+        before_audits(int(allocation_id))
     upsert_audits(conn, records, allocation_id, user)
     return int(allocation_id)
 
@@ -301,13 +325,23 @@ def set_due(conn: sa.Connection, audit_id: str, due: dt.date) -> None:
     )
 
 
-def auditor_months(conn: sa.Connection, first: str, last: str) -> list[tuple[str, str]]:
+def counted(counting: Collection[str] = ()) -> sa.ColumnElement[bool]:
+    """Audits that count toward an auditor's quota: case-file audits, and the activities
+    the policy says count (`counting`)."""
+    a = audits.c
+    return (a.activity == "") | a.activity.in_(list(counting))
+
+
+def auditor_months(
+    conn: sa.Connection, first: str, last: str, counting: Collection[str] = ()
+) -> list[tuple[str, str]]:
     """(auditor, month) for every month first..last in which an auditor had an audit that
-    was not exempted."""
+    counts (case-file, or an activity in `counting`) and was not exempted."""
     a = audits.c
     rows = conn.execute(
         sa.select(a.auditor, a.month)
         .where((a.month >= first) & (a.month <= last) & (a.state != AuditState.exempted.value))
+        .where(counted(counting))
         .distinct()
         .order_by(a.auditor, a.month)
     ).all()
@@ -315,14 +349,22 @@ def auditor_months(conn: sa.Connection, first: str, last: str) -> list[tuple[str
 
 
 def allocation_history(
-    conn: sa.Connection, since: str, until: str, year_from: str, year_to: str
+    conn: sa.Connection,
+    since: str,
+    until: str,
+    year_from: str,
+    year_to: str,
+    counting: Collection[str] = (),
 ) -> tuple[set[str], Counter[str]]:
-    """Cases with an audit in months since..until, and audits per auditor in the
-    financial year year_from..year_to."""
+    """Cases with a case-file audit in months since..until (an activity's look at a case,
+    a dip sample, does not keep it out of the random sample), and audits that count per
+    auditor (`counted`) in the year year_from..year_to."""
     a = audits.c
     recent = set(
         conn.execute(
-            sa.select(a.case_number).where((a.month >= since) & (a.month <= until))
+            sa.select(a.case_number).where(
+                (a.month >= since) & (a.month <= until) & (a.activity == "")
+            )
         ).scalars()
     )
     counts: Counter[str] = Counter(
@@ -331,6 +373,7 @@ def allocation_history(
                 sa.select(a.auditor, sa.func.count())
                 .where((a.month >= year_from) & (a.month <= year_to))
                 .where(a.state != AuditState.exempted.value)  # counts against nobody
+                .where(counted(counting))
                 .group_by(a.auditor)
             ).all()
         )

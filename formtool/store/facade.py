@@ -22,6 +22,7 @@ from formtool.definitions import FormDefinition, FormResolver
 from formtool.errors import Issue
 from formtool.store import (
     access,
+    activities,
     audits,
     catalog,
     heartbeat,
@@ -86,9 +87,9 @@ class AllocationReads:
         return audits.month_allocations(self._conn, month)
 
     def allocation_history(
-        self, since: str, until: str, year_from: str, year_to: str
+        self, since: str, until: str, year_from: str, year_to: str, counting: Collection[str] = ()
     ) -> tuple[set[str], Any]:
-        return audits.allocation_history(self._conn, since, until, year_from, year_to)
+        return audits.allocation_history(self._conn, since, until, year_from, year_to, counting)
 
     def case_months(self) -> list[Any]:
         return queries.case_months(self._conn)
@@ -96,9 +97,25 @@ class AllocationReads:
     def graded_before(self, month: str) -> list[Any]:
         return queries.graded_before(self._conn, month)
 
-    def auditor_months(self, first: str, last: str) -> list[tuple[str, str]]:
-        """(auditor, month) for each month first..last an auditor had an audit."""
-        return audits.auditor_months(self._conn, first, last)
+    def auditor_months(
+        self, first: str, last: str, counting: Collection[str] = ()
+    ) -> list[tuple[str, str]]:
+        """(auditor, month) for each month first..last an auditor had an audit that counts."""
+        return audits.auditor_months(self._conn, first, last, counting)
+
+    def month_runs(self, month: str) -> list[Any]:
+        """The month's activity runs (with their audits counted)."""
+        return activities.runs(self._conn, months=[month])
+
+    def next_run_id(self) -> int:
+        """The number the next activity run takes (runs are numbered under the lock)."""
+        return activities.next_run_id(self._conn)
+
+    def subject_months(self, activity: str) -> dict[str, str]:
+        return activities.subject_months(self._conn, activity)
+
+    def month_case_file_audits(self, month: str) -> list[Any]:
+        return activities.month_case_file_audits(self._conn, month)
 
     def drop_unstarted(self, month: str) -> int:
         """`allocate --replace`: remove the month's audits nothing has happened to yet."""
@@ -106,6 +123,7 @@ class AllocationReads:
             raise RuntimeError("a preview reads the history; it never changes it")
         self.replaced = audits.drop_unstarted(self._conn, month)
         programmes.drop_open_choices(self._conn, month)
+        activities.drop_empty_runs(self._conn, month)
         return self.replaced
 
 
@@ -116,6 +134,7 @@ class Planned:
     records: list[audits.AuditRecord]
     forms: list[FormDefinition]
     choices: list[dict[str, str]] = field(default_factory=list)  # chosen slots left open
+    runs: list[activities.RunRecord] = field(default_factory=list)  # activity runs it starts
 
 
 class Store:
@@ -174,10 +193,38 @@ class Store:
         states: Collection[str] | None = None,
         overdue_on: dt.date | None = None,
         audit_ids: Collection[str] | None = None,
+        run_id: int | None = None,
     ) -> list[Any]:
-        """Audits with their grades and current return, in audit id order."""
+        """Audits with their grades and current return, in audit id order (`run_id`: one
+        activity run's)."""
         with self._read() as conn:
-            return queries.audit_rows(conn, months, states, overdue_on, audit_ids)
+            return queries.audit_rows(conn, months, states, overdue_on, audit_ids, run_id)
+
+    # --- activity runs -------------------------------------------------------------------
+
+    def activity_runs(
+        self, activity: str | None = None, months: Collection[str] | None = None
+    ) -> list[Any]:
+        """Runs of the programme's activities with their audits counted, newest first."""
+        with self._read() as conn:
+            return activities.runs(conn, activity, months)
+
+    def require_run(self, run_id: int) -> Any:
+        """One run (StateError, one line with the fix, if there is none)."""
+        with self._read() as conn:
+            return activities.require_run(conn, run_id)
+
+    def set_run(
+        self,
+        run_id: int,
+        user: str,
+        theme: str | None = None,
+        owner: str | None = None,
+        findings: str | None = None,
+    ) -> Any:
+        """Change a run's theme, owner or the group's agreed findings."""
+        with self._write() as conn:
+            return activities.set_run(conn, run_id, user, theme, owner, findings)
 
     def audit_row(self, audit_id: str) -> Any:
         """The audit's own row (None if there is no such audit)."""
@@ -431,8 +478,20 @@ class Store:
             reads = AllocationReads(conn, may_write=True)
             planned = plan(reads)
             catalog.record_snapshots(conn, planned.forms)
+
+            def record_runs(allocation_id: int) -> None:
+                activities.record_runs(conn, planned.runs, allocation_id, user, programme)
+
             allocation_id = audits.record_allocation(
-                conn, month, mode, seed, planned.records, reads.replaced, user, programme
+                conn,
+                month,
+                mode,
+                seed,
+                planned.records,
+                reads.replaced,
+                user,
+                programme,
+                record_runs,
             )
             programmes.add_choices(conn, month, allocation_id, planned.choices)
             return reads.replaced

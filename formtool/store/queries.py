@@ -25,6 +25,7 @@ def audit_rows(
     states: Collection[str] | None = None,
     overdue_on: dt.date | None = None,
     audit_ids: Collection[str] | None = None,
+    run_id: int | None = None,
 ) -> list[Any]:
     """Audits with their grades and current return (id, file, dates), in audit id order."""
     query = (
@@ -58,6 +59,8 @@ def audit_rows(
         query = query.where(_a.due_date < overdue_on)
     if audit_ids is not None:
         query = query.where(_a.audit_id.in_(list(audit_ids)))
+    if run_id is not None:
+        query = query.where(_a.run_id == run_id)
     return list(conn.execute(query.order_by(_a.audit_id)).all())
 
 
@@ -132,7 +135,8 @@ def audit_events(conn: sa.Connection, audit_id: str) -> list[Any]:
 
 
 def graded_before(conn: sa.Connection, month: str) -> list[Any]:
-    """Audits of earlier months with a grade and a current return, for re-audit planning."""
+    """Case-file audits of earlier months with a grade and a current return, for re-audit
+    planning (an activity's judgement, a dip sample's, never schedules a re-audit)."""
     grade = sa.func.coalesce(sa.func.nullif(_g.moderated_grade, ""), _g.auditor_grade)
     return list(
         conn.execute(
@@ -151,13 +155,14 @@ def graded_before(conn: sa.Connection, month: str) -> list[Any]:
             )
             .join(grades, _g.audit_id == _a.audit_id)
             .join(returns, (_r.audit_id == _a.audit_id) & _r.is_current)
-            .where((_a.month < month) & (grade != ""))
+            .where((_a.month < month) & (grade != "") & (_a.activity == ""))
         ).all()
     )
 
 
 def case_months(conn: sa.Connection) -> list[Any]:
-    return list(conn.execute(sa.select(_a.case_number, _a.month)).all())
+    """(case, month) of every case-file audit."""
+    return list(conn.execute(sa.select(_a.case_number, _a.month).where(_a.activity == "")).all())
 
 
 def export_answer_rows(conn: sa.Connection) -> list[Any]:

@@ -97,6 +97,40 @@ audits = sa.Table(
     sa.Column("original_due_date", sa.Date, nullable=True),
     # Which copy of the form is current: 1, and one more each time it is reassigned.
     sa.Column("copy", sa.Integer, nullable=False, server_default="1"),
+    # The programme's activity the audit belongs to ("": the monthly case-file audit), the run
+    # of it (activity_runs) and whose work it looks at: a case, a supervisor, a practitioner.
+    sa.Column("activity", sa.String(30), nullable=False, server_default=""),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("activity_runs.id"), nullable=True, index=True),
+    sa.Column("subject_kind", sa.String(20), nullable=False, server_default="case"),
+)
+
+#: One run of a programme activity (a thematic audit on a theme, a month's dip samples or
+#: observations): its audits point at it, and its report reads it. Ids are numbered under the
+#: allocation lock (they are part of the audit ids), never by a sequence.
+activity_runs = sa.Table(
+    "activity_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("activity", sa.String(30), nullable=False, index=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("theme", sa.Text, nullable=False, server_default=""),
+    sa.Column("month", sa.String(7), nullable=False, index=True),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False, server_default=""),
+    # The group's agreed overall findings and key messages (seed 001 4.13).
+    sa.Column("findings", sa.Text, nullable=False, server_default=""),
+    # How its subjects were chosen, in words (a filter, "named by the officer", ...).
+    sa.Column("chosen", sa.Text, nullable=False, server_default=""),
+    sa.Column("review_of", sa.Integer, sa.ForeignKey("activity_runs.id"), nullable=True),
+    sa.Column("on_demand", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("allocation_id", sa.Integer, sa.ForeignKey("allocations.id"), nullable=True),
+    sa.Column("programme", sa.String(60), nullable=False, server_default=""),
+    sa.Column("programme_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False, server_default=""),
+    sa.Column("updated_at", sa.DateTime, nullable=True),
+    sa.Column("updated_by", sa.String(200), nullable=False, server_default=""),
 )
 
 #: The copies of an audit's form before it was reassigned: a return of one is recognised

@@ -82,10 +82,13 @@ def _preview(ws: Workspace, draft: Draft) -> dict[str, Any]:
     from formtool.programme.allocation import (
         allocate,
         check_groups,
+        draw_activities,
         load_auditors,
         load_population,
+        load_staff,
         read_history,
         rules_in_words,
+        with_activities,
         with_plan,
     )
     from formtool.programme.rules import active_policy
@@ -93,14 +96,18 @@ def _preview(ws: Workspace, draft: Draft) -> dict[str, Any]:
     policy = with_plan(active_policy(ws.db), draft.files.get("plan"))
     population = load_population(draft.files["population"])
     auditors = load_auditors(draft.files["auditors"])
+    staff = load_staff(draft.files["staff"]) if "staff" in draft.files else []
     check_groups(draft.files["auditors"], auditors, policy)
-    history, earlier = ws.db.preview_allocation(
-        lambda reads: (
-            read_history(reads, draft.month, population, policy),
-            reads.month_allocations(draft.month),
-        )
-    )
-    allocation = allocate(population, auditors, policy, draft.month, draft.seed, history)
+
+    def work(reads: Any) -> tuple[Any, Any]:
+        history = read_history(reads, draft.month, population, policy)
+        allocation = allocate(population, auditors, policy, draft.month, draft.seed, history)
+        people = (population, staff, auditors)
+        drawn = draw_activities(reads, policy, draft.month, "first", *people, draft.seed,
+                                allocation, history)  # fmt: skip
+        return with_activities(allocation, drawn), reads.month_allocations(draft.month)
+
+    allocation, earlier = ws.db.preview_allocation(work)
     return {
         "allocation": allocation,
         "earlier": earlier,
@@ -125,7 +132,7 @@ async def allocate_preview(request: Request, who: Account, form: FormData) -> Re
     month, seed = str(form.get("month", "")), str(form.get("seed", "0")).strip() or "0"
     month, seed = Month(month, "The month"), str(queries.seed_or_zero(seed))
     folder = Path(tempfile.mkdtemp(prefix="draft-", dir=ws.folder("drafts")))
-    files = await _save_uploads(form, folder, ("population", "auditors", "plan"))
+    files = await _save_uploads(form, folder, ("population", "auditors", "plan", "staff"))
     if "population" not in files or "auditors" not in files:
         shutil.rmtree(folder, ignore_errors=True)
         raise FormtoolError(
@@ -164,6 +171,7 @@ def _confirm(ws: Workspace, draft: Draft, mode: str, user: str) -> dict[str, Any
         mode,
         user,
         policy=active_policy(ws.db),
+        staff_path=draft.files.get("staff"),
     )
     produced = generate(None, out, batch / "forms", "both", db=ws.db, settings=ws.settings)
     return {

@@ -49,7 +49,7 @@ from formtool.access.accounts import (
 )
 from formtool.access.log import purge
 from formtool.access.roles import CAPABILITY_NAMES, Account
-from formtool.errors import FormtoolError, printable
+from formtool.errors import FormtoolError, NotPermittedError, printable
 from formtool.settings import Settings
 from formtool.store import DatabaseError, DriverError, Store, acting_as
 from formtool.web import accounts, allocate, concerns, queries, views
@@ -131,6 +131,8 @@ async def _guarded(
             return await run()
         except DatabaseError as exc:
             return database_problem(request, who, exc, back)
+        except NotPermittedError as exc:
+            return problem(request, who, 403, "Not allowed", str(exc), back)
         except FormtoolError as exc:
             return problem(request, who, 400, "That did not work", str(exc), back)
         except HTTPException:

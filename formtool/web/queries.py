@@ -127,7 +127,7 @@ def figures_key(figures: Any, settings: Any) -> str:
             )
         ).encode()
     )
-    for a in figures.audits:
+    for a in (*figures.audits, *figures.activity_audits):  # the activities' section too
         digest.update(
             repr(
                 (

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from formtool import clock
 from formtool.access.roles import Account
 from formtool.periods import Period, parse_period
+from formtool.programme.activities import check_results
 from formtool.programme.moderation import grade_choices
 from formtool.programme.status import audits_in_month
 from formtool.settings import Settings
@@ -115,6 +116,7 @@ async def audit_page(request: Request, who: Account) -> Response:
     from formtool.programme.audit_page import audit_detail
 
     ws = ws_of(request)
+    await call(check_results, ws.db, request.path_params["audit_id"], who.roles)
     detail = await call(audit_detail, ws.db, request.path_params["audit_id"])
     a = detail.audit
     grades = await call(grade_choices, ws.db, a.form_id, int(a.form_version))
@@ -254,6 +256,7 @@ async def audit_pack(request: Request, who: Account) -> Response:
     if fmt not in ("pdf", "docx"):
         raise HTTPException(404)
     ws = ws_of(request)
+    await call(check_results, ws.db, audit_id, who.roles)
     return download(
         await call(_file_pack, ws.db, audit_id, fmt, ws.settings), f"{audit_id}-file.{fmt}"
     )
@@ -264,6 +267,7 @@ async def return_download(request: Request, who: Account) -> Response:
 
     found = await call(return_file, ws_of(request).db, request.path_params["return_id"])
     request.state.audit_id = found.audit_id  # for the access log
+    await call(check_results, ws_of(request).db, found.audit_id, who.roles)
     return download(found.data, found.name)
 
 
