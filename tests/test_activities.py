@@ -82,6 +82,7 @@ class World:
     thematic: Any  # the started run
     imported: list[Any]
     produced: list[Any]
+    filled: dict[str, dict[str, str]]  # audit id -> the answers typed into its form
 
 
 def inputs(root: Path) -> dict[str, Path]:
@@ -112,9 +113,9 @@ def inputs(root: Path) -> dict[str, Path]:
     return paths | {"staff": root / "staff.csv", "plan": root / "plan.yaml"}
 
 
-def fill(produced: list[Any], folder: Path) -> list[Path]:
+def fill(produced: list[Any], folder: Path, filled: dict[str, dict[str, str]]) -> list[Path]:
     """Each activity audit's form filled in the format it alternates to (so every activity
-    has a .docx and an .xlsx return where it has two audits)."""
+    has a .docx and an .xlsx return where it has two audits); `filled` gets the answers."""
     folder.mkdir(parents=True, exist_ok=True)
     rng, written = random.Random(5), []
     audits = sorted({p.case.audit_id for p in produced if not p.case.audit_id.startswith("CSC")})
@@ -127,6 +128,7 @@ def fill(produced: list[Any], folder: Path) -> list[Path]:
             continue
         form = get_form(item.case.form_id)
         answers = synthetic_answers(form, item.case, rng, TODAY, ("", "preparer", "auditor"))
+        filled[item.case.audit_id] = answers
         path = folder / item.path.name
         path.write_bytes(fill_return(item.path.read_bytes(), item.format, form, answers))
         written.append(path)
@@ -147,22 +149,25 @@ def build(root: Path, url: str, libreoffice: bool) -> World:
     db = store.open_store(url)
     paths = inputs(root)
     policy = activity_policy()
-    run_allocation(
+    allocation = run_allocation(
         db, paths["population"], paths["auditors"], MONTH, paths["plan"], 7,
         root / "allocation.csv", policy=policy, staff_path=paths["staff"],
     )  # fmt: skip
+    # Only the activities' forms are made and returned: the case-file ones are not the point.
+    write_case_list(root / "activities.csv", [r for r in allocation.rows if r.get("activity")])
     request = RunRequest(
         "thematic", MONTH, paths["population"], paths["auditors"], where=("category=cp",),
         size=3, theme="Neglect (synthetic)", owner="Lead A (synthetic)",
     )  # fmt: skip
     started = start_run(db, policy, request, root / "thematic.csv", "cli:officer")
-    produced = generate(None, root / "allocation.csv", root / "forms", "both", db=db)
+    produced = generate(None, root / "activities.csv", root / "forms", "both", db=db)
     produced += generate(None, root / "thematic.csv", root / "forms", "both", db=db)
-    returns = fill(produced, root / "filled")
+    filled: dict[str, dict[str, str]] = {}
+    returns = fill(produced, root / "filled", filled)
     if libreoffice:
         returns = through_libreoffice(returns, root / "saved")
     imported = import_paths(db, returns, TODAY)
-    return World(db, root, policy, started, imported, produced)
+    return World(db, root, policy, started, imported, produced, filled)
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +209,24 @@ def test_every_return_of_every_activity_is_stored_as_filled(world: World) -> Non
     returned = {o.audit_id for o in world.imported}
     kinds = {r.activity for r in world.db.audit_rows([MONTH]) if r.audit_id in returned}
     assert kinds == {a.id for a in ACTIVITIES}
+
+
+def test_every_answer_is_stored_as_typed_after_libreoffice_saved_it(sqlite_world: World):
+    """The one LibreOffice round trip of each new tool: Word and Excel, every answer read
+    back from the file LibreOffice saved as it was typed (and so imported: see above)."""
+    from formtool.read import read_path
+
+    formats = Counter[tuple[str, str]]()
+    for outcome in sqlite_world.imported:
+        result = read_path(Path(outcome.file))
+        typed = sqlite_world.filled[outcome.audit_id]
+        wrong = {
+            k: (v, result.values.get(k)) for k, v in typed.items() if result.values.get(k) != v
+        }
+        assert wrong == {}, outcome.file
+        formats[(result.form.id, Path(outcome.file).suffix)] += 1
+    for tool in ("thematic", "supervision", "observation", "family_feedback"):
+        assert formats[(tool, ".docx")] and formats[(tool, ".xlsx")], (tool, formats)
 
 
 @pytest.mark.parametrize("activity", [a.id for a in ACTIVITIES])

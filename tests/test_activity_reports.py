@@ -284,7 +284,7 @@ def test_a_run_of_the_wrong_kind_or_role_is_refused_in_one_line(world, tmp_path)
     assert "observation summary" in message
     with pytest.raises(PackError, match="for officers and moderators only"):
         group_report(db, runs["big"], tmp_path, USER, roles=("viewer",))
-    with pytest.raises(PackError, match="for officers, moderators and admins only"):
+    with pytest.raises(PackError, match="for officers and moderators only"):
         supervision_report(db, "2026-Q3", tmp_path, USER, roles=("viewer",))
     with pytest.raises(PackError, match="No observations of practice in 2027-Q1"):
         observation_report(db, "2027-Q1", tmp_path, USER)
@@ -296,7 +296,7 @@ def test_supervision_report_names_supervisors_and_their_judgements(world):
     done = len(rows) - 1
     assert f"{done} of the {len(rows)} supervisors allocated were audited" in text
     assert "OFFICIAL-SENSITIVE · STAFF DATA" in text
-    assert "officers, moderators and admins only" in text
+    assert "officers and moderators only" in text
     for row in rows:
         assert row.case_number in text and json.loads(row.facts)["staff_name"] in text
     assert f"Judgements of the {done} supervision audits: {done} Good." in text

@@ -256,7 +256,7 @@ def test_the_same_month_twice_at_once_allocates_once(db_url, tmp_path):
 def test_accept_and_amend_at_once_exactly_one_wins(db_url, tmp_path):
     db = store.open_store(db_url)
     form = get_form("csc")
-    made = write_forms(form, make_cases(tmp_path, form, 6), tmp_path / "forms", ("docx",), db=db)
+    made = write_forms(form, make_cases(tmp_path, form, 4), tmp_path / "forms", ("docx",), db=db)
     ids = [m.case.audit_id for m in made]
     with store.transaction(db.engine) as conn:
         for audit_id in ids:
