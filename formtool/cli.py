@@ -277,6 +277,14 @@ def generate(
     "open chosen slots and nothing else.",
 )
 @click.option(
+    "--theme",
+    "themes",
+    multiple=True,
+    metavar="ACTIVITY=TEXT",
+    help="The theme of an activity drawn this month (a deep dive, a dip sample), printed on "
+    "its forms; repeat for more.",
+)
+@click.option(
     "--staff",
     "staff_path",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -300,6 +308,7 @@ def allocate(
     out: Path,
     mode: str | None,
     chosen_path: Path | None,
+    themes: tuple[str, ...],
     staff_path: Path | None,
     programme_name: str | None,
     db_url: str | None,
@@ -329,6 +338,7 @@ def allocate(
         policy=policy,
         chosen_path=chosen_path,
         staff_path=staff_path,
+        themes=_themes(themes),
     )
     if as_json:
         _echo_json(allocation.as_dict() | {"out": str(out)})
@@ -377,6 +387,20 @@ def allocate(
             f"  to choose: {printable(choice['auditor'])} names a case for "
             f"'{choice['sample']}' ({choice['form']})"
         )
+
+
+def _themes(given: tuple[str, ...]) -> dict[str, str]:
+    """`--theme ACTIVITY=TEXT` options as a mapping, or the one-line reason they are not."""
+    themes = {}
+    for text in given:
+        activity, sep, theme = text.partition("=")
+        if not sep or not activity.strip() or not theme.strip():
+            raise InputError(
+                f"[--theme '{printable(text, 60)}'] is not ACTIVITY=TEXT, e.g. "
+                "--theme deep_dive_social_care='Neglect'."
+            )
+        themes[activity.strip()] = theme.strip()
+    return themes
 
 
 def _mail_options(func: Callable[..., Any]) -> Callable[..., Any]:

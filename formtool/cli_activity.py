@@ -51,7 +51,14 @@ def activity_list(
 
     db = _store(db_url, "read")
     policy = _policy(db, db_url)
+    if activity_id is not None and policy.activity(activity_id) is None:
+        known = ", ".join(a.id for a in policy.activities) or "none"
+        raise InputError(
+            f"[--activity '{printable(activity_id, 40)}'] programme '{policy.name}' has no such "
+            f"activity. Its activities: {known}."
+        )
     runs = db.activity_runs(activity_id, [month] if month else None)
+    due = _reviews_due(policy, db.activity_runs())
     if as_json:
         _echo_json(
             {
@@ -60,7 +67,7 @@ def activity_list(
                     {"id": a.id, "name": a.name, "kind": a.kind, "form": a.form}
                     for a in policy.activities
                 ],
-                "runs": [_run_dict(r) for r in runs],
+                "runs": [_run_dict(r) | {"review_due": due.get(r.id)} for r in runs],
             }
         )
         return
@@ -74,9 +81,25 @@ def activity_list(
     click.echo("")
     click.echo(f"{'Run':>4}  {'Month':<7}  {'Audits':>6}  {'Open':>4}  Name")
     for r in runs:
+        review = f"  (review due {due[r.id]}: --review-of {r.id})" if r.id in due else ""
         click.echo(
             f"{r.id:>4}  {r.month:<7}  {r.audits:>6}  {r.outstanding:>4}  {printable(r.name)}"
+            + review
         )
+
+
+def _reviews_due(policy: Any, runs: list[Any]) -> dict[int, str]:
+    """Run -> the month its review falls due (seed 001 4.13: "followed by a review after six
+    months"), for runs of an activity that asks for one and not yet reviewed."""
+    from formtool.periods import Month
+
+    reviewed = {r.review_of for r in runs if r.review_of is not None}
+    due = {}
+    for r in runs:
+        activity = policy.activity(r.activity)
+        if activity and activity.review_months and r.id not in reviewed:
+            due[r.id] = str(Month(r.month).shift(activity.review_months))
+    return due
 
 
 def _run_dict(row: Any) -> dict[str, Any]:
@@ -255,7 +278,8 @@ def _text_file(path: Path) -> str:
     "--staff",
     "staff_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="With --observation: the staff file, so practitioners never observed are listed.",
+    help="With --observation: the case-holding practitioners (staff_id, name, team, role), so "
+    "those never observed are listed.",
 )
 @click.option(
     "--out",
@@ -289,17 +313,29 @@ def activity_report(
     if run_id is not None:
         paths = reports.group_report(db, run_id, out_dir, _user(), settings)
     elif supervision_period is not None:
-        paths = reports.supervision_report(db, supervision_period, out_dir, _user(), settings)
+        period = _period("supervision", supervision_period)
+        paths = reports.supervision_report(db, period, out_dir, _user(), settings)
     else:
-        staff = _staff(staff_path)
-        paths = reports.observation_report(
-            db, str(observation_period), out_dir, _user(), staff, settings
-        )
+        period, staff = _period("observation", str(observation_period)), _staff(staff_path)
+        paths = reports.observation_report(db, period, out_dir, _user(), staff, settings)
     if as_json:
         _echo_json({"files": [str(p) for p in paths]})
         return
     for path in paths:
         click.echo(str(path))
+
+
+def _period(option: str, text: str) -> Any:
+    """The period an option names, or its one-line refusal naming the option."""
+    from formtool.periods import PeriodError, parse_period
+
+    try:
+        return parse_period(text)
+    except PeriodError:
+        raise InputError(
+            f"[--{option} '{printable(text, 40)}'] is not a period. Use a month (2026-11), a "
+            "financial quarter (2026-Q3) or a financial year (2026)."
+        ) from None
 
 
 def _staff(path: Path | None) -> list[dict[str, str]] | None:

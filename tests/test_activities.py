@@ -24,6 +24,7 @@ from formtool.definitions import get_form
 from formtool.demo.fill import fill_return
 from formtool.demo.synthetic import synthetic_answers, synthetic_auditors, synthetic_population
 from formtool.generate import generate
+from formtool.periods import Month
 from formtool.programme.activity import Activity
 from formtool.programme.allocation import run_allocation
 from formtool.programme.policy import DeadlineRule, Policy, default_policy
@@ -361,20 +362,32 @@ def test_an_officer_starts_lists_and_records_the_findings_of_a_run(copied, tmp_p
     assert code == 0 and f"Run {number}" in out
     listed = json.loads(run("activity", "list", "--json")[1])
     mine = next(r for r in listed["runs"] if r["run"] == number)
-    assert (mine["findings"], mine["audits"], mine["outstanding"]) == (
+    assert (mine["findings"], mine["audits"], mine["outstanding"], mine["review_due"]) == (
         "Plans name the risk.",
         2,
         2,
+        "2027-07",  # seed 001 4.13: a review after six months
     )
+    # Six months on one case has closed: the other is reviewed, and the officer is told.
+    population = root / "population.csv"
+    lines = population.read_text(encoding="utf-8").splitlines()
+    later = tmp_path / "population-july.csv"
+    later.write_text("\n".join(x for x in lines if not x.startswith("SYNCI0002,")) + "\n")
     review = run(
         "activity", "start", "thematic", "--month", "2027-07", "--review-of", number,
-        "--population", root / "population.csv", "--auditors", root / "auditors.csv",
+        "--population", later, "--auditors", root / "auditors.csv",
         "--out", tmp_path / "review.csv", "--json",
     )  # fmt: skip
     assert review[0] == 0, review[2]
     again = json.loads(review[1])
     assert again["review_of"] == number and again["theme"] == "Missing from home (synthetic)"
-    assert sorted(a["case_number"] for a in again["audits"]) == ["SYNCI0001", "SYNCI0002"]
+    assert [a["case_number"] for a in again["audits"]] == ["SYNCI0001"]
+    assert again["notes"] == [
+        f"SYNCI0002 of run {number} are not in the population {later} any more (closed?): "
+        "not reviewed."
+    ]
+    listed = json.loads(run("activity", "list", "--json")[1])
+    assert next(r for r in listed["runs"] if r["run"] == number)["review_due"] is None
 
 
 @pytest.mark.parametrize(
@@ -386,6 +399,8 @@ def test_an_officer_starts_lists_and_records_the_findings_of_a_run(copied, tmp_p
         (("thematic", "--where", "category>=x"), "[--where 'category>=x'] 'x' is not a number"),
         (("thematic", "--where", "nonsense"), "[--where 'nonsense'] is not a condition"),
         (("thematic", "--review-of", "999"), "There is no activity run 999"),
+        (("thematic", "--review-of", "2"), "looks at members of staff, not cases"),
+        (("thematic", "--where", "category=none"), "no case of the population where category"),
     ],
 )
 def test_a_run_that_cannot_start_says_why_and_writes_nothing(copied, args, message):
@@ -400,20 +415,47 @@ def test_a_run_that_cannot_start_says_why_and_writes_nothing(copied, args, messa
     assert Path(url.removeprefix("sqlite:///")).read_bytes() == before
 
 
-def test_allocating_again_never_draws_an_activity_twice(copied, tmp_path):
+def test_replacing_a_month_keeps_what_was_sent_and_tops_its_runs_up(copied, tmp_path):
+    """`allocate --replace` draws again only what was not sent: a run with an audit already
+    sent stays (same run, same id) and gets back the audits it lost; feedback follows the
+    month's new case file audits; `--add` draws no activity and says so."""
     url, root = copied
-    db = store.open_store(url)
-    before = [(r.id, r.activity, r.audits) for r in db.activity_runs()]
     common = (
         "allocate", "--population", root / "population.csv", "--auditors",
-        root / "auditors.csv", "--month", MONTH, "--plan", root / "plan.yaml",
-        "--staff", root / "staff.csv", "--out", tmp_path / "again.csv",
+        root / "auditors.csv", "--month", "2027-01", "--plan", root / "plan.yaml",
+        "--staff", root / "staff.csv", "--json",
     )  # fmt: skip
-    for mode in ("--replace", "--add"):
-        code, out, err = run(*common, mode)
-        assert code == 0, err
-        assert "activity run" not in out
-    assert [(r.id, r.activity, r.audits) for r in db.activity_runs()] == before
+    code, out, err = run(*common, "--out", tmp_path / "first.csv")
+    assert code == 0, err
+    db = store.open_store(url)
+    before = {r.activity: r for r in db.activity_runs(months=["2027-01"])}
+    january = db.audit_rows(["2027-01"])
+    counts = Counter(a.activity for a in january)
+    sent = [next(a for a in january if a.activity == k) for k in ("observation", "feedback")]
+    with store.transaction(db.engine) as conn:
+        for audit in sent:
+            store.move_state(conn, audit.audit_id, [store.AuditState.allocated],
+                             store.AuditState.sent, "sent")  # fmt: skip
+    code, out, err = run(*common, "--out", tmp_path / "again.csv", "--replace", "--seed", "9")
+    assert code == 0, err
+    after = {r.activity: r for r in db.activity_runs(months=["2027-01"])}
+    assert after["observation"].id == before["observation"].id  # the run with a sent audit
+    rows = db.audit_rows(["2027-01"])
+    assert {a.audit_id for a in sent} <= {r.audit_id for r in rows}  # what was sent stays
+    assert Counter(r.activity for r in rows)["observation"] == counts["observation"]
+    case_files = {r.case_number for r in rows if not r.activity}
+    feedback = [r for r in rows if r.activity == "feedback"]
+    unsent_feedback = {r.case_number for r in feedback if r.audit_id != sent[1].audit_id}
+    assert unsent_feedback <= case_files  # new feedback only for cases audited now
+    assert len(feedback) >= -(-len(case_files) // 2)  # half the month's, rounded up
+    stray = sent[1].case_number not in case_files
+    assert ("no longer audited this month" in out) == stray
+    code, out, err = run(*common, "--out", tmp_path / "more.csv", "--add")
+    assert code == 0, err
+    assert "--add draws case file audits only" in out
+    assert Counter(r.activity for r in db.audit_rows(["2027-01"]) if r.activity) == Counter(
+        r.activity for r in rows if r.activity
+    )
 
 
 def test_next_month_observes_the_practitioners_not_yet_observed(copied, tmp_path):
@@ -430,6 +472,10 @@ def test_next_month_observes_the_practitioners_not_yet_observed(copied, tmp_path
     assert {r["activity"] for r in runs} >= {"observation", "dip", "supervision", "feedback"}
     january = {a.case_number for a in db.audit_rows(["2027-01"]) if a.activity == "observation"}
     assert january and not january & december
+    # The turn each practitioner has: done in December, or in hand (January's, not yet back)
+    turns = db.preview_allocation(lambda reads: reads.subject_months("observation"))
+    assert {s: turns[s] for s in december} == dict.fromkeys(december, MONTH)
+    assert {s: turns[s] for s in january} == dict.fromkeys(january, "9999-12")
 
 
 def test_staff_results_reach_only_the_roles_the_programme_names(copied):
@@ -480,6 +526,12 @@ def test_staff_results_reach_only_the_roles_the_programme_names(copied):
     )
     assert officer.get(f"/audits/{dip.audit_id}").status_code == 200  # a case: the officer's
     assert viewer.get(page).status_code == 403
+    listed = officer.get(f"/audits?month={MONTH}").text  # not in the officer's list either
+    assert dip.audit_id in listed and observed.audit_id not in listed
+    assert observed.audit_id in moderator.get(f"/audits?month={MONTH}").text
+    csrf = officer.get(f"/audits/{dip.audit_id}").text.split('name="csrf" value="', 1)[1]
+    step = officer.post(f"{page}/check", data={"csrf": csrf.split('"', 1)[0], "accept": "1"})
+    assert step.status_code == 403 and "are staff data" in step.text  # nor any step on it
 
 
 def test_a_run_of_named_cases_needs_the_names(copied):
@@ -544,3 +596,81 @@ def test_an_observation_is_emailed_as_one_of_the_auditors_audits(copied, tmp_pat
     staff_id = observation.split("-")[1]
     assert f"Observation of Practice Record: practitioner {staff_id}, audit {observation}" in body
     assert "Please complete the audit(s) below" in body
+
+
+def test_a_supervisor_no_auditor_may_take_is_named_not_dropped_in_silence() -> None:
+    """Every supervisor is audited (seed 001 4.18): one whom no auditor may take under the
+    team rule is named in the allocation's notes, with the fix."""
+    from formtool.programme import activities
+    from formtool.programme.sampling import Auditor
+
+    population = [
+        {"case_number": f"C{i}", "category": "cin", "team": team, "manager": manager}
+        for i, (team, manager) in enumerate([("T1", "Manager One"), ("T2", "Manager Two")] * 3)
+    ]
+    staff = [
+        {"staff_id": "M1", "name": "Manager One", "team": "T1", "role": "team manager"},
+        {"staff_id": "M2", "name": "Manager Two", "team": "T2", "role": "team manager"},
+    ]
+    only_t1 = Auditor("Auditor (synthetic)", "a@example.invalid", "T1", frozenset(), group=GROUP)
+    supervision = next(a for a in ACTIVITIES if a.id == "supervision")
+    policy = dataclasses.replace(activity_policy(), activities=(supervision,))
+    inputs = activities.Inputs(
+        policy, Month("2026-12"), population, staff, [only_t1], random.Random(1), lambda _: {}
+    )
+    drawn = activities.plan(inputs, 1)
+    assert [r["case_number"] for r in drawn.rows] == ["M2"]  # T1's own supervisor: not theirs
+    assert drawn.notes == [
+        "Supervision audit: 1 of 2 drawn; M1 fitted no auditor of it (other team rule): add an "
+        "auditor who may take them to the auditors file and allocate again (--replace)."
+    ]
+
+
+def test_a_theme_given_at_allocation_is_printed_on_the_runs_forms(copied, tmp_path):
+    url, root = copied
+    common = (
+        "allocate", "--population", root / "population.csv", "--auditors",
+        root / "auditors.csv", "--month", "2027-02", "--plan", root / "plan.yaml",
+    )  # fmt: skip
+    for theme, message in (
+        ("nope=Neglect", "[--theme nope=...] programme 'hull' has no such activity"),
+        ("Neglect", "[--theme 'Neglect'] is not ACTIVITY=TEXT"),
+    ):
+        code, _out, err = run(*common, "--theme", theme, "--out", tmp_path / "x.csv")
+        assert code == 2 and message in err and err.count("\n") == 1
+    code, out, err = run(*common, "--out", tmp_path / "y.csv", "--theme", "dip=Neglect (synthetic)")
+    assert code == 0, err
+    db = store.open_store(url)
+    dips = [a for a in db.audit_rows(["2027-02"]) if a.activity == "dip"]
+    assert dips and {json.loads(a.facts)["theme"] for a in dips} == {"Neglect (synthetic)"}
+    [run_row] = db.activity_runs("dip", ["2027-02"])
+    assert (run_row.theme, run_row.name) == (
+        "Neglect (synthetic)",
+        "Dip sample, February 2027: Neglect (synthetic)",
+    )
+    assert "drawn without a theme" not in out
+    later = [c if c != "2027-02" else "2027-03" for c in map(str, common)]
+    code, out, err = run(*later, "--out", tmp_path / "z.csv")  # no theme: said, not silent
+    assert code == 0 and "warning: Dip sample: drawn without a theme" in out, err
+
+
+def test_the_reports_come_from_the_command_line(copied, tmp_path):
+    """`activity report`: a run's group summary, the quarter's supervision report and the
+    month's observation summary, each .docx and .pdf; a wrong period says which option."""
+    _url, root = copied
+    thematic = next(r for r in store.open_store(_url).activity_runs("thematic"))
+    out = tmp_path / "reports"
+    for args, stem in (
+        ((str(thematic.id),), f"run{thematic.id}-group-report"),
+        (("--supervision", "2026-Q3"), "supervision-"),
+        (("--observation", MONTH, "--staff", str(root / "staff.csv")), "observations-"),
+    ):
+        code, shown, err = run("activity", "report", *args, "--out", out, "--json")
+        assert code == 0, err
+        files = [Path(f) for f in json.loads(shown)["files"]]
+        assert [f.suffix for f in files] == [".docx", ".pdf"] and files[0].name.startswith(stem)
+        assert all(f.is_file() and f.stat().st_size > 1000 for f in files)
+    code, _shown, err = run("activity", "report", "--supervision", "2026-Q9")
+    assert code == 2 and err.startswith("Error: [--supervision '2026-Q9'] is not a period.")
+    code, _shown, err = run("activity", "report", "1", "--supervision", "2026-Q3")
+    assert code == 2 and "Give one of: a RUN number" in err

@@ -170,6 +170,7 @@ def _allocate(run: _Run) -> None:
         2026,
         run.out / "allocation.csv",
         staff_path=inputs / "staff.csv",
+        themes={"dip_sample": DIP_THEME},
     )
     forms = Counter(r["form"] for r in allocation.rows if not r.get("activity"))
     run.step(
@@ -188,6 +189,7 @@ def _allocate(run: _Run) -> None:
 #: The demo's auditors who are team managers (hull's dip samples and observations are theirs).
 TEAM_MANAGERS = ("Auditor A1 (synthetic)", "Auditor B1 (synthetic)")
 THEME = "Neglect: is the child's daily experience known? (synthetic)"
+DIP_THEME = "Children who go missing from home (synthetic)"
 
 
 def _with_groups(auditors: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -477,9 +479,11 @@ def _activity_reports(run: _Run) -> None:
     folder = run.out / "packs" / "activities"
     run_id = run.report.figures["thematic_run"]
     written = group_report(run.db, run_id, folder, "demo", run.settings)
-    staff = load_staff(run.out / "inputs" / "staff.csv")
+    practitioners = [
+        s for s in load_staff(run.out / "inputs" / "staff.csv") if s["role"] != "team manager"
+    ]
     written += observation_report(
-        run.db, str(run.month), folder, "demo", staff, settings=run.settings
+        run.db, str(run.month), folder, "demo", practitioners, settings=run.settings
     )
     run.step(
         "Activity reports: the thematic audit's group summary, the observations", *map(str, written)

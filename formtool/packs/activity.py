@@ -489,7 +489,8 @@ def _coverage_part(cover: Coverage, window: tuple[Month, ...], given: bool, base
         "case-holding practitioner)"
     )
     lines = [
-        f"Every case-holding practitioner is to be observed at least {times} a year (seed 004). "
+        f"Under the programme every case-holding practitioner is to be observed at least {times} "
+        "a year. "
         f"Of {source}, {len(cover.covered)} of {whole}{share} had a complete observation at "
         f"least {times} in the 12 months {span}; {len(cover.missing)} did not"
         + (", listed below." if cover.missing else ".")

@@ -150,6 +150,9 @@ class ToolFindings:
     form: FormDefinition
     audits: int  # complete audits of this tool in the period
     findings: list[Finding] = field(default_factory=list)
+    #: What is counted, one and many: ("case audited", "cases audited") or, for an
+    #: observation, ("practitioner observed", "practitioners observed").
+    noun: tuple[str, str] = ("case audited", "cases audited")
 
     @property
     def name(self) -> str:
@@ -506,9 +509,9 @@ def _trend_point(
 
 #: An activity's minimum base when the policy no longer names it (Activity's default).
 ACTIVITY_MIN_BASE = 5
-#: Kinds whose subjects are cases looked at with a tool that finds things about practice:
-#: their figures carry seed 004's prevalence sentences.
-PREVALENCE_KINDS = ("thematic", "dip_sample", "event")
+#: Kinds whose tool finds things about practice: their figures carry seed 004's prevalence
+#: sentences (for staff subjects only from the activity's minimum base).
+PREVALENCE_KINDS = ("thematic", "dip_sample", "event", "observation", "supervision")
 NOT_RECORDED = "Not recorded"
 _SHOWN = 120  # longest run name or theme a pack prints (an officer types them)
 
@@ -569,17 +572,22 @@ def share_words(count: int, base: int) -> str:
     return f"{100 * count / base:.0f}%" if base else "-"
 
 
-def prevalence(finding: Finding, outcome: str, min_base: int) -> str:
+def prevalence(
+    finding: Finding,
+    outcome: str,
+    min_base: int,
+    noun: tuple[str, str] = ("case audited", "cases audited"),
+) -> str:
     """Seed 004's sentence, "In 3 of the 10 cases audited there was ...", from the question's
     `finding:` phrase; with its proportion only when at least `min_base` cases answered."""
     count, base, item = finding.counts.get(outcome, 0), finding.base, finding.item
-    cases = "case" if base == 1 else "cases"
+    cases = noun[0] if base == 1 else noun[1]
     phrase = item.finding[0 if outcome == FAVOURABLE else 1]
     if phrase:
-        text = f"In {count} of the {base} {cases} audited {phrase}"
+        text = f"In {count} of the {base} {cases} {phrase}"
     else:
         answer = _answer_for(item, outcome)
-        text = f"\u201c{item.label}\u201d: {answer} in {count} of the {base} {cases} audited"
+        text = f"\u201c{item.label}\u201d: {answer} in {count} of the {base} {cases}"
     if base < min_base:
         return f"{text} (too few to give a proportion)."
     return f"{text} ({share_words(count, base)})."
@@ -636,10 +644,21 @@ def _activity(
         answers = [f.answers.get(a.return_id or -1, {}) for a in done]
         if kind == "feedback" and not staff:
             found.feedback.append(_feedback(form, answers))
-        elif kind in PREVALENCE_KINDS and not staff:
+        elif kind in PREVALENCE_KINDS and (not staff or len(answers) >= found.min_base):
+            # Themes from observations and supervision audits too (seed 004: "themes from
+            # practice observations will be routinely included"), only from the minimum base:
+            # a sentence about fewer members of staff could be read as one person's result.
             findings = [x for q in form.questions() if (x := _finding(form, q, answers))]
-            found.findings.append(ToolFindings(form, len(answers), findings))
+            found.findings.append(ToolFindings(form, len(answers), findings, _noun(kind)))
     return found
+
+
+def _noun(kind: str) -> tuple[str, str]:
+    """What a prevalence sentence counts for an activity of this kind."""
+    return {
+        "observation": ("practitioner observed", "practitioners observed"),
+        "supervision": ("supervision file audited", "supervision files audited"),
+    }.get(kind, ("case audited", "cases audited"))
 
 
 def _run_words(run: Any, audits: int) -> str:

@@ -10,9 +10,9 @@ formula. Council name and protective marking head every page and sheet.
 
 The case-file figures count case-file audits alone; the programme's other QA activities follow
 under "Other QA activities", a part per activity that had audits in the period (its runs,
-counts, completion and findings: seed 004's prevalence sentences for cases, counts for family
-feedback, counts and aggregate judgements for supervision audits and observations, whose
-results about a member of staff are staff data and never named here).
+counts, completion and findings: seed 004's prevalence sentences, counts for family feedback;
+for supervision audits and observations, whose results about a member of staff are staff data
+and never named here, judgements and themes only from the activity's minimum base).
 """
 
 from __future__ import annotations
@@ -396,8 +396,8 @@ def _activity_parts(f: PmuFigures) -> list[Part]:
             "case file audit; these audits were made under an earlier version of it."
         ),
         "Their audits are counted here, apart from the case file audit figures above. Results "
-        "about a member of staff (supervision audits, observations) are staff data: counts "
-        "and overall judgements only.",
+        "about a member of staff (supervision audits, observations) are staff data: no one "
+        "is named, and judgements and themes are given only from the minimum base.",
     ]
     if idle:
         intro.append(f"Not run in {f.period.label}: {', '.join(idle)}.")
@@ -467,9 +467,10 @@ def _activity_findings(tool: ToolFindings, base: int) -> list[str]:
     """Seed 004's prevalence sentences: the strongest and weakest answers across the cases."""
     if not tool.findings:
         return [f"No question of the {tool.name} tool was answered in a complete audit."]
-    strong = [prevalence(x, FAVOURABLE, base) for x in tool.strongest(FINDINGS_SHOWN)]
-    weak = [prevalence(x, UNFAVOURABLE, base) for x in tool.weakest(FINDINGS_SHOWN)]
-    head = f"({tool.name}, {tool.audits} case{'s' if tool.audits != 1 else ''} audited)"
+    noun = tool.noun
+    strong = [prevalence(x, FAVOURABLE, base, noun) for x in tool.strongest(FINDINGS_SHOWN)]
+    weak = [prevalence(x, UNFAVOURABLE, base, noun) for x in tool.weakest(FINDINGS_SHOWN)]
+    head = f"({tool.name}, {tool.audits} {noun[0] if tool.audits == 1 else noun[1]})"
     return ([f"Strengths {head}:", *strong] if strong else []) + (
         [f"Areas for development {head}:", *weak] if weak else []
     )

@@ -39,6 +39,8 @@ class Drawn:
     rows: list[dict[str, str]] = field(default_factory=list)
     tags: dict[str, tuple[str, int, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # drawn, but something to do before
+    topped_up: list[RunRecord] = field(default_factory=list)  # surviving runs given audits
 
 
 @dataclass
@@ -56,6 +58,27 @@ class Inputs:
     taken: set[str] = field(default_factory=set)  # cases the case-file samples took
     #: Cases with a case-file audit within the exclusion period: a random draw passes them by.
     recent: frozenset[str] = frozenset()
+    #: The month's runs still there (`allocate --replace` keeps audits already sent): topped
+    #: up, never drawn twice.
+    existing: dict[str, Existing] = field(default_factory=dict)
+    #: Themes the officer gave (`allocate --theme ID=TEXT`): printed on the run's forms.
+    themes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Existing:
+    """A run of the month that survives a replacement: its record and its audits' subjects
+    with their auditors."""
+
+    run: RunRecord
+    audits: tuple[tuple[str, str], ...]  # (subject, auditor)
+
+    @property
+    def subjects(self) -> frozenset[str]:
+        return frozenset(s for s, _ in self.audits)
+
+    def given(self, auditor: str) -> int:
+        return sum(1 for _, a in self.audits if a == auditor)
 
 
 def audit_id(activity: Activity, run_id: int, subject: str, month: Month) -> str:
@@ -92,9 +115,42 @@ def plan(inputs: Inputs, first_run_id: int) -> Drawn:
             )
             continue
         subjects = _subjects(inputs, activity)
-        if _one_run(inputs, activity, subjects, next_id, drawn):
+        existing = inputs.existing.get(activity.id)
+        if existing is not None:
+            _top_up(inputs, activity, subjects, existing, drawn)
+        elif _one_run(inputs, activity, subjects, next_id, drawn):
             next_id += 1
     return drawn
+
+
+def _top_up(
+    inputs: Inputs,
+    activity: Activity,
+    subjects: list[dict[str, str]],
+    existing: Existing,
+    drawn: Drawn,
+) -> None:
+    """A run that survived a replacement gets the audits it lacks now (its sent ones stay);
+    feedback already sent for a case no longer audited this month is named."""
+    key = _key(activity)
+    fresh = [s for s in subjects if s[key] not in existing.subjects]
+    doers = [a for a in inputs.auditors if not activity.auditors or a.group in activity.auditors]
+    pairs = _choose(inputs, activity, fresh, doers, existing) if doers else []
+    for subject, auditor in pairs:
+        row = _row(inputs, activity, existing.run, subject, auditor)
+        drawn.rows.append(row)
+        drawn.tags[row["audit_id"]] = (activity.id, existing.run.id, activity.subject)
+    if pairs:
+        drawn.topped_up.append(existing.run)
+    if activity.choose == "audited":
+        audited = {r["case_number"] for r in inputs.case_file_rows}
+        stray = sorted(existing.subjects - audited)
+        if stray:
+            drawn.notes.append(
+                f"{activity.name}: run {existing.run.id} keeps audit(s) already sent for "
+                f"{', '.join(stray)}, no longer audited this month: exempt them if they are "
+                "not wanted (formtool exempt)."
+            )
 
 
 def _subjects(inputs: Inputs, activity: Activity) -> list[dict[str, str]]:
@@ -103,7 +159,7 @@ def _subjects(inputs: Inputs, activity: Activity) -> list[dict[str, str]]:
         return [
             r
             for r in inputs.case_file_rows
-            if not activity.categories or r.get("category") in activity.categories
+            if not activity.categories or _category_of(inputs, r) in activity.categories
         ]
     if activity.staff:
         return _staff_subjects(inputs, activity)
@@ -122,6 +178,15 @@ def _subjects(inputs: Inputs, activity: Activity) -> list[dict[str, str]]:
     if activity.choose == "random":
         return [r for r in fresh if r["case_number"] not in inputs.recent]
     return fresh
+
+
+def _category_of(inputs: Inputs, row: dict[str, str]) -> str:
+    """A case-file audit's category: its row's, else the population's for its case (an
+    audit already in the database carries none)."""
+    if row.get("category"):
+        return row["category"]
+    found = next((r for r in inputs.population if r["case_number"] == row["case_number"]), {})
+    return found.get("category", "")
 
 
 def _event_month(text: str) -> str:
@@ -169,17 +234,58 @@ def _one_run(
             why = f"the population has no {activity.event} column (the date it looks for)"
         drawn.notes.append(f"{activity.name}: not drawn, {why}.")
         return False
+    theme = inputs.themes.get(activity.id, "")
     run = RunRecord(
         run_id,
         activity.id,
         activity.kind,
-        f"{activity.name}, {inputs.month.name}",
+        f"{activity.name}, {inputs.month.name}" + (f": {theme}" if theme else ""),
         str(inputs.month),
         due_date(inputs.policy, activity, inputs.month),
+        theme=theme,
         chosen=_chosen_words(activity),
     )
     add_run(inputs, activity, run, pairs, drawn)
+    if not theme and activity.kind in ("thematic", "dip_sample"):
+        drawn.warnings.append(
+            f"{activity.name}: drawn without a theme; its forms print none. Give one "
+            f"(--theme {activity.id}=TEXT) with --replace before the forms go out."
+        )
+    short = _shortfall(activity, subjects, doers, pairs)
+    if short:
+        drawn.notes.append(f"{activity.name}: {short}")
     return True
+
+
+def _shortfall(
+    activity: Activity,
+    subjects: list[dict[str, str]],
+    doers: list[Auditor],
+    pairs: list[tuple[dict[str, str], Auditor]],
+) -> str:
+    """What a run lacks, in words ("" when nothing): every subject it must take, or the
+    number the policy asks for."""
+    if activity.choose == "audited":
+        return ""
+    key = _key(activity)
+    if activity.choose in ("every", "event"):
+        taken = {s[key] for s, _ in pairs}
+        left = [s[key] for s in subjects if s[key] not in taken]
+        if not left:
+            return ""
+        return (
+            f"{len(pairs)} of {len(subjects)} drawn; {', '.join(left[:5])}"
+            f"{' and more' if len(left) > 5 else ''} fitted no auditor of it "
+            f"({activity.team} team rule): add an auditor who may take them to the auditors "
+            "file and allocate again (--replace)."
+        )
+    wanted = activity.per_auditor * len(doers) if activity.per_auditor else activity.size
+    if len(pairs) >= wanted:
+        return ""
+    return (
+        f"{len(pairs)} of the {wanted} it asks for drawn: only {len(subjects)} subject(s) "
+        f"fitted, and each auditor takes only those the {activity.team} team rule allows."
+    )
 
 
 def add_run(
@@ -219,12 +325,18 @@ def _chosen_words(activity: Activity) -> str:
 
 
 def _choose(
-    inputs: Inputs, activity: Activity, subjects: list[dict[str, str]], doers: list[Auditor]
+    inputs: Inputs,
+    activity: Activity,
+    subjects: list[dict[str, str]],
+    doers: list[Auditor],
+    existing: Existing | None = None,
 ) -> list[tuple[dict[str, str], Auditor]]:
-    """(subject, auditor) pairs under the activity's way of choosing."""
+    """(subject, auditor) pairs under the activity's way of choosing; with `existing`, what
+    the surviving run still lacks."""
     rng = inputs.rng
+    had = len(existing.audits) if existing else 0
     if activity.choose == "audited":
-        return _from_audits(inputs, activity, subjects, doers)
+        return _from_audits(inputs, activity, subjects, doers, had)
     if activity.choose == "rotation":
         last = inputs.history(activity.id)
         key = _key(activity)
@@ -232,8 +344,8 @@ def _choose(
     else:
         subjects = rng.sample(subjects, len(subjects))
     if activity.per_auditor:
-        return _per_auditor(inputs, activity, subjects, doers)
-    wanted = len(subjects) if activity.choose in ("every", "event") else activity.size
+        return _per_auditor(inputs, activity, subjects, doers, existing)
+    wanted = len(subjects) if activity.choose in ("every", "event") else activity.size - had
     return share_out(inputs, activity, subjects, doers, wanted)
 
 
@@ -260,13 +372,19 @@ def _give(activity: Activity, auditor: Auditor, load: dict[str, int]) -> None:
 
 
 def _per_auditor(
-    inputs: Inputs, activity: Activity, subjects: list[dict[str, str]], doers: list[Auditor]
+    inputs: Inputs,
+    activity: Activity,
+    subjects: list[dict[str, str]],
+    doers: list[Auditor],
+    existing: Existing | None = None,
 ) -> list[tuple[dict[str, str], Auditor]]:
-    """`per_auditor` subjects for each auditor, in turn, each within the team rule."""
+    """`per_auditor` subjects for each auditor (less those a surviving run gave them), in
+    turn, each within the team rule."""
     pairs: list[tuple[dict[str, str], Auditor]] = []
     left, load = list(subjects), dict[str, int]()
     for auditor in doers:
-        for _ in range(activity.per_auditor):
+        owed = activity.per_auditor - (existing.given(auditor.name) if existing else 0)
+        for _ in range(owed):
             subject = next((s for s in left if team_fits(activity.team, auditor, _team(s))), None)
             if subject is None or not _has_room(inputs, activity, auditor):
                 break
@@ -304,14 +422,21 @@ def share_out(
 
 
 def _from_audits(
-    inputs: Inputs, activity: Activity, rows: list[dict[str, str]], doers: list[Auditor]
+    inputs: Inputs,
+    activity: Activity,
+    rows: list[dict[str, str]],
+    doers: list[Auditor],
+    had: int = 0,
 ) -> list[tuple[dict[str, str], Auditor]]:
-    """The share of the month's case-file audits, each to the auditor who audits the case
-    (the feedback is sought while auditing, seed 001 Appendix A para 13)."""
+    """The share of the month's case-file audits (less `had` already drawn), each to the
+    auditor who audits the case (the feedback is sought while auditing, seed 001 Appendix A
+    para 13)."""
     by_name = {a.name: a for a in doers}
     mine = [r for r in rows if r.get("auditor") in by_name]
-    count = -(-len(mine) * round(activity.share * 1000) // 1000)  # the share, rounded up
-    chosen = inputs.rng.sample(mine, min(count, len(mine)))
+    every = [r for r in inputs.case_file_rows if _category_of(inputs, r) in activity.categories]
+    base = len(every) if activity.categories else len(inputs.case_file_rows)
+    count = -(-base * round(activity.share * 1000) // 1000) - had  # the share, rounded up
+    chosen = inputs.rng.sample(mine, max(0, min(count, len(mine))))
     cases = {r["case_number"]: r for r in inputs.population}
     return [
         (cases.get(r["case_number"], r), by_name[r["auditor"]])
@@ -374,6 +499,7 @@ def plan_on_demand(
     cases: Collection[str] | None,
     where: Callable[[dict[str, str]], bool] | None,
     size: int | None,
+    where_words: str = "",
 ) -> Drawn:
     """One run an officer starts: the cases named (`cases`), or `size` (else the activity's)
     drawn from the population rows `where` keeps; each to an auditor of the activity."""
@@ -393,14 +519,20 @@ def plan_on_demand(
         missing = [c for c in cases if c not in known]
         if missing:
             raise AllocationError(
-                f"{activity.name}: case(s) {', '.join(missing[:5])} are not in the population. "
-                "Check the case numbers, or use the population that lists them."
+                f"{activity.name}: case(s) {', '.join(missing[:5])} are not in the population "
+                "file. Check the case numbers, or use the population that lists them."
             )
         subjects = [known[c] for c in dict.fromkeys(cases)]
         wanted = len(subjects)
     else:
         subjects = inputs.rng.sample(rows, len(rows))
         subjects = [r for r in subjects if where is None or where(r)]
+        if not subjects:
+            kept = f" where {where_words}" if where_words else ""
+            raise AllocationError(
+                f"{activity.name}: no case of the population{kept} "
+                f"({', '.join(activity.categories) or 'any category'}). Widen --where."
+            )
         wanted = size or activity.size or len(subjects)
     pairs = share_out(inputs, activity, subjects, doers, wanted)
     if not pairs:
@@ -448,3 +580,15 @@ def check_results(db: Store, audit_id: str, roles: Collection[str]) -> None:
     refusal = results_refusal(active_policy(db), audit, roles)
     if refusal:
         raise NotPermittedError(refusal)
+
+
+def hidden_audits(db: Store, months: Collection[str], roles: Collection[str]) -> set[str]:
+    """The audits of these months whose results the roles may not see (left out of the
+    lists they are shown; the dashboard's counts still count them)."""
+    from formtool.programme.rules import active_policy
+
+    staff = [r for r in db.audit_rows(list(months)) if r.subject_kind != "case"]
+    if not staff:
+        return set()
+    policy = active_policy(db)
+    return {r.audit_id for r in staff if results_refusal(policy, r, roles)}

@@ -123,6 +123,14 @@ def rule_problems(data: Mapping[str, Any]) -> list[Problem]:
 
 def _choosing(data: Mapping[str, Any], kind: str, subject: str, choose: str) -> list[Problem]:
     found: list[Problem] = []
+    if subject != "case" and data.get("on_demand") and choose in STAFF_CHOOSING:
+        found.append(
+            (
+                ("on_demand",),
+                f"an officer starts a run of cases (a theme), but the subject is a {subject}",
+                "Remove on_demand: `formtool allocate --staff FILE` draws it in its months.",
+            )
+        )
     if subject != "case" and choose not in STAFF_CHOOSING:
         found.append(
             (

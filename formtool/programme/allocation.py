@@ -454,6 +454,7 @@ def run_allocation(
     policy: Policy | None = None,
     chosen_path: Path | None = None,
     staff_path: Path | None = None,
+    themes: dict[str, str] | None = None,
 ) -> Allocation:
     """Allocate the month under the policy (None: the database's active one), with the
     cases auditors chose (`chosen_path`: auditor, case_number[, sample]), under the
@@ -476,6 +477,7 @@ def run_allocation(
     check_groups(auditors_path, auditors, policy)
     chosen = load_chosen(chosen_path) if chosen_path else []
     staff = load_staff(staff_path) if staff_path else []
+    _check_themes(themes or {}, policy)
     _check_columns(population_path, population, policy)
     forms = all_forms()
     made: list[Allocation] = []
@@ -488,8 +490,9 @@ def run_allocation(
         history = read_history(reads, month, population, policy)
         allocation = allocate(population, auditors, policy, month, seed, history, chosen)
         drawn = draw_activities(
-            reads, policy, month, mode, population, staff, auditors, seed, allocation, history
-        )
+            reads, policy, month, mode, population, staff, auditors, seed, allocation, history,
+            themes or {},
+        )  # fmt: skip
         if not allocation.rows and not allocation.choices and not drawn.rows:
             raise AllocationError(
                 f"Nothing could be allocated for {month}: "
@@ -516,7 +519,8 @@ def with_activities(allocation: Allocation, drawn: activities.Drawn) -> Allocati
     """The allocation with the activities' audits, notes and runs added."""
     allocation.rows += drawn.rows
     allocation.unallocated += drawn.notes
-    allocation.runs = [_run_summary(r, drawn) for r in drawn.runs]
+    allocation.warnings += drawn.warnings
+    allocation.runs = [_run_summary(r, drawn) for r in drawn.runs + drawn.topped_up]
     return allocation
 
 
@@ -531,18 +535,26 @@ def draw_activities(
     seed: int,
     allocation: Allocation,
     history: History,
+    themes: dict[str, str] | None = None,
 ) -> activities.Drawn:
-    """The month's runs of the policy's activities. `--add` adds case-file audits only, and
-    an activity whose run for the month is still there (audits already sent survive
-    `--replace`) is not drawn again."""
+    """The month's runs of the policy's activities. `--add` adds case-file audits only (and
+    says so); a run still there after `--replace` (its audits already sent stay) is topped
+    up, never drawn twice."""
     m = Month(month)
     if mode == "add":
-        return activities.Drawn()
-    running = {r.activity for r in reads.month_runs(month) if not r.on_demand}
-    if running:
-        policy = replace(
-            policy, activities=tuple(a for a in policy.activities if a.id not in running)
-        )
+        named = ", ".join(a.name for a in policy.activities if a.runs_in(m.number))
+        drawn = activities.Drawn()
+        if named:
+            drawn.notes.append(
+                f"--add draws case file audits only: {named} of {month} are drawn once, "
+                "with its first allocation (or --replace)."
+            )
+        return drawn
+    existing = _surviving_runs(reads, month)
+    surviving = [
+        {"case_number": r.case_number, "auditor": r.auditor}
+        for r in reads.month_case_file_audits(month)
+    ]
     working = [
         a for a in auditors if month not in a.breaks and m.number not in months_off(policy, a)
     ]
@@ -554,11 +566,38 @@ def draw_activities(
         working,
         random.Random(f"{seed}:{month}:activities"),
         reads.subject_months,
-        case_file_rows=allocation.rows,
-        taken={r["case_number"] for r in allocation.rows},
+        case_file_rows=allocation.rows + surviving,
+        taken={r["case_number"] for r in allocation.rows + surviving},
         recent=history.recent,
+        existing=existing,
+        themes=themes or {},
     )
     return activities.plan(inputs, reads.next_run_id())
+
+
+def _check_themes(themes: dict[str, str], policy: Policy) -> None:
+    for activity_id in themes:
+        if policy.activity(activity_id) is None:
+            known = ", ".join(a.id for a in policy.activities) or "none"
+            raise AllocationError(
+                f"[--theme {printable(activity_id, 40)}=...] programme '{policy.name}' has no "
+                f"such activity. Its activities: {known}."
+            )
+
+
+def _surviving_runs(reads: AllocationReads, month: str) -> dict[str, activities.Existing]:
+    """The month's drawn runs a replacement left (with their audits already sent)."""
+    runs = {r.id: r for r in reads.month_runs(month) if not r.on_demand}
+    audits: dict[int, list[tuple[str, str]]] = {i: [] for i in runs}
+    for run_id, subject, auditor in reads.run_subjects(list(runs)):
+        audits[run_id].append((subject, auditor))
+    return {
+        r.activity: activities.Existing(
+            RunRecord(r.id, r.activity, r.kind, r.name, r.month, r.due_date, r.theme, r.owner),
+            tuple(audits[r.id]),
+        )
+        for r in runs.values()
+    }
 
 
 def tagged(records: list[store.AuditRecord], drawn: activities.Drawn) -> list[store.AuditRecord]:
@@ -573,7 +612,7 @@ def tagged(records: list[store.AuditRecord], drawn: activities.Drawn) -> list[st
 
 
 def _run_summary(run: RunRecord, drawn: activities.Drawn) -> dict[str, Any]:
-    count = sum(1 for tag in drawn.tags.values() if tag[1] == run.id)
+    count = sum(1 for tag in drawn.tags.values() if tag[1] == run.id)  # new in this allocation
     return {
         "run": run.id,
         "activity": run.activity,

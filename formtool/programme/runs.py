@@ -168,6 +168,16 @@ def start_run(db: Store, policy: Policy, request: RunRequest, out: Path, user: s
     check_groups(request.auditors, auditors, policy)
     staff = load_staff(request.staff) if request.staff else []
     cases, theme, review_of = _subjects_named(db, request)
+    notes = []
+    if review_of is not None and cases is not None:  # six months on, some cases have closed
+        listed = {r["case_number"] for r in population}
+        gone = [c for c in cases if c not in listed]
+        cases = [c for c in cases if c in listed]
+        if gone:
+            notes.append(
+                f"{', '.join(gone)} of run {review_of} are not in the population "
+                f"{request.population} any more (closed?): not reviewed."
+            )
     where = parse_filter(request.where, population) if request.where else None
     if cases is not None and (where or request.size):
         raise AllocationError(
@@ -200,9 +210,10 @@ def start_run(db: Store, policy: Policy, request: RunRequest, out: Path, user: s
             random.Random(f"{request.seed}:{month}:{activity.id}"), reads.subject_months,
         )  # fmt: skip
         drawn = activities.plan_on_demand(
-            inputs, activity, run, cases, where.keeps if where else None, request.size
-        )
-        made.append(Started(run, drawn.rows, drawn.notes))
+            inputs, activity, run, cases, where.keeps if where else None, request.size,
+            where.words() if where else "",
+        )  # fmt: skip
+        made.append(Started(run, drawn.rows, notes + drawn.notes))
         records = tagged(_records(drawn.rows, key, (), str(month)), drawn)
         return Planned(records, [forms[activity.form]] * len(records), [], drawn.runs)
 
@@ -217,10 +228,20 @@ def _subjects_named(db: Store, request: RunRequest) -> tuple[list[str] | None, s
         earlier = db.require_run(request.review_of)
         if request.cases is not None:
             raise AllocationError("A review takes the cases of the run it reviews: drop --cases.")
-        cases = sorted({r.case_number for r in db.audit_rows(run_id=earlier.id)})
+        audits = db.audit_rows(run_id=earlier.id)
+        if any(a.subject_kind != "case" for a in audits):
+            raise AllocationError(
+                f"Run {earlier.id} ({earlier.name}) looks at members of staff, not cases: it "
+                "is reviewed by the next run `formtool allocate` draws, not with --review-of."
+            )
+        cases = sorted({a.case_number for a in audits})
         return cases, request.theme or earlier.theme, earlier.id
     if request.cases is not None:
         rows = _table(request.cases, ("case_number",), "cases")
+        if not rows:
+            raise AllocationError(
+                f"[{request.cases}] names no cases. List one case_number per row."
+            )
         return [r["case_number"] for r in rows], request.theme, None
     return None, request.theme, None
 

@@ -18,7 +18,14 @@ import sqlalchemy as sa
 
 from formtool.store.audits import StateError
 from formtool.store.engine import now
-from formtool.store.schema import AuditState, activity_runs, allocations, audits
+from formtool.store.schema import (
+    COMPLETED,
+    OUTSTANDING,
+    AuditState,
+    activity_runs,
+    allocations,
+    audits,
+)
 
 _r, _a = activity_runs.c, audits.c
 
@@ -157,15 +164,25 @@ def set_run(
     return run_row(conn, run_id)
 
 
+#: How `subject_months` marks a subject whose audit is still with the auditor: last in turn.
+IN_HAND = "9999-12"
+
+
 def subject_months(conn: sa.Connection, activity: str) -> dict[str, str]:
-    """Each subject's latest month in the activity (exempted audits do not count): for a
-    rotation, which staff were done longest ago."""
-    rows = conn.execute(
+    """For a rotation, which staff were done longest ago: each subject's latest month with a
+    complete audit of the activity, or IN_HAND while one is still outstanding (an observation
+    that never happened does not count as done; one in hand is not drawn twice)."""
+    done = conn.execute(
         sa.select(_a.case_number, sa.func.max(_a.month))
-        .where((_a.activity == activity) & (_a.state != AuditState.exempted.value))
+        .where((_a.activity == activity) & _a.state.in_([s.value for s in COMPLETED]))
         .group_by(_a.case_number)
     ).all()
-    return {case: month for case, month in rows}
+    open_ = conn.execute(
+        sa.select(_a.case_number)
+        .where((_a.activity == activity) & _a.state.in_([s.value for s in OUTSTANDING]))
+        .distinct()
+    ).scalars()
+    return {case: month for case, month in done} | dict.fromkeys(open_, IN_HAND)
 
 
 def month_case_file_audits(conn: sa.Connection, month: str) -> list[Any]:
@@ -190,3 +207,15 @@ def drop_empty_runs(conn: sa.Connection, month: str) -> None:
             _r.allocation_id.in_(batch) & ~_r.on_demand & _r.id.not_in(used)
         )
     )
+
+
+def run_subjects(conn: sa.Connection, run_ids: Collection[int]) -> list[tuple[int, str, str]]:
+    """(run, subject, auditor) of every audit of these runs."""
+    if not run_ids:
+        return []
+    rows = conn.execute(
+        sa.select(_a.run_id, _a.case_number, _a.auditor)
+        .where(_a.run_id.in_(list(run_ids)))
+        .order_by(_a.audit_id)
+    ).all()
+    return [(int(r.run_id), r.case_number, r.auditor) for r in rows]

@@ -107,6 +107,10 @@ class AllocationReads:
         """The month's activity runs (with their audits counted)."""
         return activities.runs(self._conn, months=[month])
 
+    def run_subjects(self, run_ids: Collection[int]) -> list[tuple[int, str, str]]:
+        """(run, subject, auditor) of the audits of these runs."""
+        return activities.run_subjects(self._conn, run_ids)
+
     def next_run_id(self) -> int:
         """The number the next activity run takes (runs are numbered under the lock)."""
         return activities.next_run_id(self._conn)

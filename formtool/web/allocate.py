@@ -24,6 +24,7 @@ from starlette.responses import Response
 from formtool.access.roles import Account
 from formtool.errors import FormtoolError
 from formtool.periods import Month
+from formtool.store import ACTIVITY_MODE
 from formtool.web import queries
 from formtool.web.pages import Draft, Workspace, call, download, flash, redirect, render_page, ws_of
 from formtool.web.security import safe_file_name
@@ -105,7 +106,10 @@ def _preview(ws: Workspace, draft: Draft) -> dict[str, Any]:
         people = (population, staff, auditors)
         drawn = draw_activities(reads, policy, draft.month, "first", *people, draft.seed,
                                 allocation, history)  # fmt: skip
-        return with_activities(allocation, drawn), reads.month_allocations(draft.month)
+        earlier = [  # a run an officer started (a theme) is not the month's allocation
+            e for e in reads.month_allocations(draft.month) if e.mode != ACTIVITY_MODE
+        ]
+        return with_activities(allocation, drawn), earlier
 
     allocation, earlier = ws.db.preview_allocation(work)
     return {

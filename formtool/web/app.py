@@ -50,6 +50,7 @@ from formtool.access.accounts import (
 from formtool.access.log import purge
 from formtool.access.roles import CAPABILITY_NAMES, Account
 from formtool.errors import FormtoolError, NotPermittedError, printable
+from formtool.programme.activities import check_results
 from formtool.settings import Settings
 from formtool.store import DatabaseError, DriverError, Store, acting_as
 from formtool.web import accounts, allocate, concerns, queries, views
@@ -195,6 +196,7 @@ def _page(
             return changing
 
         async def run() -> Response:
+            await _staff_data_guard(request, who)
             if who.may("cycle"):  # the navigation's count of open concerns, on every page
                 request.state.open_concerns = len(await call(ws_of(request).db.concerns, True))
             return await view(request, who)
@@ -206,6 +208,14 @@ def _page(
         return response
 
     return Route(path, endpoint, methods=["GET"])
+
+
+async def _staff_data_guard(request: Request, who: Account) -> None:
+    """Every page and step of one audit (a route with {audit_id}) is refused (403) to a role
+    the programme keeps a member of staff's results from (NotPermittedError)."""
+    audit_id = request.path_params.get("audit_id")
+    if audit_id is not None:
+        await call(check_results, ws_of(request).db, str(audit_id), who.roles)
 
 
 def _action(path: str, view: Action, can: str, upload: bool = False) -> Route:
@@ -245,9 +255,12 @@ def _action(path: str, view: Action, can: str, upload: bool = False) -> Route:
             changing = _must_change(request, who)
             if changing is not None:
                 return changing
-            response = await _guarded(
-                request, who, lambda: view(request, who, form), request.url.path
-            )
+
+            async def run() -> Response:
+                await _staff_data_guard(request, who)
+                return await view(request, who, form)
+
+            response = await _guarded(request, who, run, request.url.path)
             ws.reports.clear()  # something may have changed: reports are drawn again
             return response
         finally:
