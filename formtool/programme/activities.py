@@ -134,7 +134,7 @@ def _top_up(
     feedback already sent for a case no longer audited this month is named."""
     key = _key(activity)
     fresh = [s for s in subjects if s[key] not in existing.subjects]
-    doers = [a for a in inputs.auditors if not activity.auditors or a.group in activity.auditors]
+    doers = _doers(inputs, activity)
     pairs = _choose(inputs, activity, fresh, doers, existing) if doers else []
     for subject, auditor in pairs:
         row = _row(inputs, activity, existing.run, subject, auditor)
@@ -220,7 +220,7 @@ def _one_run(
 ) -> bool:
     """Choose the run's subjects, give each to an auditor, add the run and its rows.
     False (with a note) when nothing could be drawn."""
-    doers = [a for a in inputs.auditors if not activity.auditors or a.group in activity.auditors]
+    doers = _doers(inputs, activity)
     if not doers:
         groups = ", ".join(activity.auditors) or "any group"
         drawn.notes.append(
@@ -347,6 +347,11 @@ def _choose(
         return _per_auditor(inputs, activity, subjects, doers, existing)
     wanted = len(subjects) if activity.choose in ("every", "event") else activity.size - had
     return share_out(inputs, activity, subjects, doers, wanted)
+
+
+def _doers(inputs: Inputs, activity: Activity) -> list[Auditor]:
+    """The working auditors of the activity's groups (every one, if it names none)."""
+    return [a for a in inputs.auditors if not activity.auditors or a.group in activity.auditors]
 
 
 def _key(activity: Activity) -> str:
@@ -503,7 +508,7 @@ def plan_on_demand(
 ) -> Drawn:
     """One run an officer starts: the cases named (`cases`), or `size` (else the activity's)
     drawn from the population rows `where` keeps; each to an auditor of the activity."""
-    doers = [a for a in inputs.auditors if not activity.auditors or a.group in activity.auditors]
+    doers = _doers(inputs, activity)
     if not doers:
         raise AllocationError(
             f"{activity.name}: no auditor in the auditors file is in "
