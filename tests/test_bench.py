@@ -103,15 +103,6 @@ def test_every_bench_script_has_a_tiny_run() -> None:
     assert sorted(p.name for p in BENCH.glob("*.py")) == sorted(TINY)
 
 
-def postgresql(request: pytest.FixtureRequest) -> str | None:
-    """The session's PostgreSQL server (in CI a missing one fails), or None where the store
-    tests would skip theirs: the bench then runs on SQLite only."""
-    try:
-        return str(request.getfixturevalue("pg_server"))
-    except pytest.skip.Exception:
-        return None
-
-
 @dataclass
 class Run:
     process: subprocess.Popen[bytes]
@@ -121,9 +112,7 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def tiny_runs(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Run]]:
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     """Every bench's tiny run, started at once: they wait on subprocesses, servers and the
     database as much as on the CPU, so together they take about half as long."""
     env = {k: v for k, v in os.environ.items() if k != "FORMTOOL_TEST_PG"}
@@ -136,15 +125,8 @@ def tiny_runs(
     for script in sorted(TINY):
         command = [sys.executable, str(BENCH / script), "--tiny"]
         expected = list(TINY[script])
-        if script == "concurrency.py":
-            server = postgresql(request)
-            if server is not None:
-                command += ["--pg", server]
-                expected += [
-                    r"PostgreSQL 2 process\(es\), all .* ok$",
-                    r"PostgreSQL: nothing lost or doubled \(1 split, 2 split, 2 all\): met$",
-                    rf"PostgreSQL 2 processes: {NUMBER}x one process",
-                ]
+        # concurrency.py's tiny run is on SQLite only: many importers on PostgreSQL are
+        # test_concurrency.py's, and a second server run here cost the suite ~6 s of CPU.
         output, errors = folder / f"{script}.out", folder / f"{script}.err"
         with output.open("wb") as out, errors.open("wb") as err:
             process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=err)

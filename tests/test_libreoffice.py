@@ -40,7 +40,7 @@ def workdir(tmp_path_factory):
         answers = answers_for(form)
         made[form_id] = {"case": case, "answers": answers}
         for fmt, blanks in (("docx", blank_docx), ("xlsx", blank_xlsx)):
-            path = root / "blank" / f"{form_id}.{fmt}"
+            path = root / "blank" / f"{form_id}-{fmt}.{fmt}"  # one PDF folder for both
             path.parent.mkdir(exist_ok=True)
             path.write_bytes(render(form, case, fmt))
             blanks.append(path)
@@ -55,8 +55,7 @@ def workdir(tmp_path_factory):
         xlsx_path = root / "filled" / f"{form_id}.xlsx"
         xlsx_path.write_bytes(fill_xlsx(render(form, case, "xlsx"), answers, date_keys(form)))
         filled_xlsx.append(xlsx_path)
-    convert(blank_docx, "pdf", root / "pdf-docx")
-    convert(blank_xlsx, "pdf", root / "pdf-xlsx")
+    convert(blank_docx + blank_xlsx, "pdf", root / "pdf")  # one LibreOffice start for both
     convert(filled_docx, "docx", root / "saved")
     convert(filled_xlsx, "xlsx", root / "saved")
     return root, made
@@ -66,7 +65,7 @@ def workdir(tmp_path_factory):
 @pytest.mark.parametrize("form_id", FORM_IDS)
 def test_blank_form_exports_to_pdf(workdir, form_id, fmt):
     root, made = workdir
-    pdf = PdfReader(root / f"pdf-{fmt}" / f"{form_id}.pdf")
+    pdf = PdfReader(root / "pdf" / f"{form_id}-{fmt}.pdf")
     assert len(pdf.pages) >= (1 if form_id == "family_feedback" else 2)  # a short form
     first = pdf.pages[0].extract_text()
     assert made[form_id]["case"].audit_id in first
