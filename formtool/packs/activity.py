@@ -35,9 +35,8 @@ from formtool.packs.activity_figures import (
     listed,
     load_set,
     min_base,
-    percent,
 )
-from formtool.packs.figures import PackError
+from formtool.packs.figures import PackError, pct
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf
 from formtool.periods import Month, Period, months_from, parse_period, show_date
 from formtool.programme.activity import STAFF_RESULT_ROLES
@@ -87,7 +86,7 @@ def _audits_table(data: ActivitySet, staff: bool) -> Table:
 def _counts_line(data: ActivitySet, today: dt.date) -> str:
     allocated, done = len(data.audits), len(data.complete)
     exempted, due = len(data.exempted), len(data.audits) - len(data.exempted)
-    share = f" ({percent(done, due)})" if due >= max(data.min_base, 1) else ""
+    share = f" ({pct(done, due)})" if due >= max(data.min_base, 1) else ""
     return (
         f"{allocated} allocated, {done} of the {due} due returned complete{share}, "
         f"{len(data.outstanding)} outstanding ({len(data.overdue(today))} overdue as of "
@@ -370,6 +369,25 @@ def _staff_notice(roles: Sequence[str]) -> str:
     )
 
 
+#: What a period without runs of a staff kind is said to lack.
+_NONE_OF = {"supervision": "supervision audits", "observation": "observations of practice"}
+
+
+def _staff_runs(
+    db: Store, period: Period, kind: str, roles: Collection[str] | None, what: str
+) -> tuple[list[Any], Any, tuple[str, ...]]:
+    """The period's runs of a staff kind, the policy in force and the roles that may see
+    their results, once `roles` may see `what` (fail closed, as `_check`); PackError if the
+    period has none."""
+    runs = _kind_runs(db, period.months, kind)
+    if not runs:
+        raise _none_in(period, _NONE_OF[kind])
+    policy = active_policy(db)
+    allowed = _staff_roles(policy, runs)
+    _check(db, roles, allowed, what)
+    return runs, policy, allowed
+
+
 def _none_in(period: Period, what: str) -> PackError:
     return PackError(
         f"No {what} in {period.label} ({period.span}): nothing to report. Check the period, or "
@@ -429,12 +447,7 @@ def supervision_report(
     """Write the report on the quality of supervision for a period (a quarter: 2026-Q4) from
     its supervision runs (.docx and .pdf) and record it in the access log."""
     period = _as_period(period)
-    runs = _kind_runs(db, period.months, "supervision")
-    if not runs:
-        raise _none_in(period, "supervision audits")
-    policy = active_policy(db)
-    allowed = _staff_roles(policy, runs)
-    _check(db, roles, allowed, "the supervision report")
+    runs, policy, allowed = _staff_runs(db, period, "supervision", roles, "the supervision report")
     data = load_set(
         db,
         runs,
@@ -481,7 +494,7 @@ def _coverage_part(cover: Coverage, window: tuple[Month, ...], given: bool, base
     times = {1: "once", 2: "twice"}.get(cover.times, f"{cover.times} times")
     span = f"{window[0].short_name} - {window[-1].short_name}"
     whole = cover.practitioners
-    share = f" ({percent(len(cover.covered), whole)})" if whole >= max(base, 1) else ""
+    share = f" ({pct(len(cover.covered), whole)})" if whole >= max(base, 1) else ""
     source = (
         "the practitioners in the staff list given"
         if given
@@ -578,12 +591,7 @@ def observation_report(
     log. `staff`: the staff file's rows (staff_id, name, team, role) of the practitioners who
     must be observed; None: those any observation audit names."""
     period = _as_period(period)
-    runs = _kind_runs(db, period.months, "observation")
-    if not runs:
-        raise _none_in(period, "observations of practice")
-    policy = active_policy(db)
-    allowed = _staff_roles(policy, runs)
-    _check(db, roles, allowed, "the observation summary")
+    runs, policy, allowed = _staff_runs(db, period, "observation", roles, "the observation summary")
     end = period.months[-1]
     window = months_from(end.shift(-11), 12)
     seen_runs = _kind_runs(db, window, "observation")

@@ -21,9 +21,9 @@ from typing import Any
 
 from formtool.definitions import FormDefinition, Item, Section
 from formtool.definitions.scales import FAVOURABLE, OUTCOMES, PARTIAL, UNFAVOURABLE
-from formtool.packs.figures import COMPLETE, OUTSTANDING_STATES
+from formtool.packs.figures import COMPLETE, InState, pct
 from formtool.programme.policy import Policy
-from formtool.store import AuditState, Store, received_on
+from formtool.store import Store, received_on
 
 Answers = Mapping[str, tuple[str, str]]  # key -> (value, comment), as the store keeps them
 DEFAULT_MIN_BASE = 5  # an activity the policy no longer names
@@ -41,10 +41,6 @@ class Noun:
 CASES = Noun("cases audited", "cases")
 AUDITS_OF_SUPERVISION = Noun("supervision audits", "audits")
 OBSERVATIONS = Noun("observations", "observations")
-
-
-def percent(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.0f}%"
 
 
 def listed(names: Sequence[str], last: str = "or") -> str:
@@ -86,7 +82,7 @@ class Prevalence:
 
     def share(self, outcome: str) -> str:
         """The outcome's percentage in brackets; "" below the minimum base."""
-        return f" ({percent(self.counts[outcome], self.base)})" if self.proportions else ""
+        return f" ({pct(self.counts[outcome], self.base)})" if self.proportions else ""
 
     def answers(self, outcome: str) -> str:
         """The answers with this outcome, in words: "Yes", "No", "Yes or Partially"."""
@@ -224,7 +220,7 @@ class Judgements:
         return self.base >= max(self.min_base, 1)
 
     def share(self, choice: str) -> str:
-        return percent(self.counts[choice], self.base) if self.proportions else ""
+        return pct(self.counts[choice], self.base) if self.proportions else ""
 
     def sentence(self) -> str:
         if not self.base:
@@ -365,7 +361,7 @@ def coverage(
 
 
 @dataclass(frozen=True)
-class RunAudit:
+class RunAudit(InState):
     """One audit of an activity run, with what the reports show of it."""
 
     audit_id: str
@@ -382,18 +378,6 @@ class RunAudit:
     return_id: int | None
     returned_on: dt.date | None
     facts: dict[str, str]
-
-    @property
-    def complete(self) -> bool:
-        return self.state in COMPLETE
-
-    @property
-    def outstanding(self) -> bool:
-        return self.state in OUTSTANDING_STATES
-
-    @property
-    def exempted(self) -> bool:
-        return self.state == AuditState.exempted.value
 
     @property
     def label(self) -> str:

@@ -43,6 +43,11 @@ COMPLETE = {s.value for s in COMPLETED}
 OUTSTANDING_STATES = {s.value for s in OUTSTANDING}
 
 
+def pct(part: int, whole: int) -> str:
+    """A share as a whole percentage ("-" of nothing)."""
+    return f"{100 * part / whole:.0f}%" if whole else "-"
+
+
 class PackError(FormtoolError):
     """A pack cannot be made (unknown audit, nothing returned, empty period)."""
 
@@ -58,8 +63,29 @@ class NoAuditsError(PackError):
         self.period = period
 
 
+class InState:
+    """What an audit's state says of it in a report: complete, outstanding or exempted (the
+    case-file figures' audits and an activity run's share them)."""
+
+    state: str
+
+    @property
+    def complete(self) -> bool:
+        """A Final return is in, and not sent back: it counts as completed."""
+        return self.state in COMPLETE
+
+    @property
+    def outstanding(self) -> bool:
+        return self.state in OUTSTANDING_STATES
+
+    @property
+    def exempted(self) -> bool:
+        """Agreed not to be done: neither complete nor outstanding, nor a non-completion."""
+        return self.state == S.exempted.value
+
+
 @dataclass
-class AuditFacts:
+class AuditFacts(InState):
     audit_id: str
     form: FormDefinition
     case_number: str
@@ -81,20 +107,6 @@ class AuditFacts:
     @property
     def form_id(self) -> str:
         return self.form.id
-
-    @property
-    def complete(self) -> bool:
-        """A Final return is in, and not sent back: it counts as completed."""
-        return self.state in COMPLETE
-
-    @property
-    def outstanding(self) -> bool:
-        return self.state in OUTSTANDING_STATES
-
-    @property
-    def exempted(self) -> bool:
-        """Agreed not to be done: neither complete nor outstanding, nor a non-completion."""
-        return self.state == S.exempted.value
 
     @property
     def grade(self) -> str:
@@ -568,10 +580,6 @@ class ActivityFigures:
         return len(self.audits) - len(self.exempted)
 
 
-def share_words(count: int, base: int) -> str:
-    return f"{100 * count / base:.0f}%" if base else "-"
-
-
 def prevalence(
     finding: Finding,
     outcome: str,
@@ -590,7 +598,7 @@ def prevalence(
         text = f"\u201c{item.label}\u201d: {answer} in {count} of the {base} {cases}"
     if base < min_base:
         return f"{text} (too few to give a proportion)."
-    return f"{text} ({share_words(count, base)})."
+    return f"{text} ({pct(count, base)})."
 
 
 def _activities(db: Store, f: PmuFigures, raised: list[Concern]) -> list[ActivityFigures]:
@@ -715,6 +723,6 @@ __all__ = [
     "case_files",
     "concerns_line",
     "load_figures",
+    "pct",
     "prevalence",
-    "share_words",
 ]

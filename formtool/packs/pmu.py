@@ -31,6 +31,7 @@ from formtool.packs.figures import (
     ToolFindings,
     concerns_line,
     load_figures,
+    pct,
     prevalence,
 )
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf
@@ -45,10 +46,6 @@ REPORT_ROWS = 25  # longer lists belong in the workbook, not a report for senior
 OFFICERS_PACK = (
     "Figures only: case numbers, re-audit dates and the action tracker are in the officers' pack."
 )
-
-
-def pct(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.0f}%" if whole else "-"
 
 
 def _date(day: object) -> str:

@@ -89,20 +89,12 @@ def runs(
     months: Collection[str] | None = None,
     ids: Collection[int] | None = None,
 ) -> list[Any]:
-    """Runs with their audits counted (allocated, outstanding, complete, exempted), newest
-    first."""
-    outstanding = (
-        AuditState.allocated,
-        AuditState.sent,
-        AuditState.in_progress,
-        AuditState.amendment_requested,
-        AuditState.awaiting_audit,
-    )
+    """Runs with their audits counted (all, outstanding, exempted), newest first."""
     counts = (
         sa.select(
             _a.run_id,
             sa.func.count().label("audits"),
-            sa.func.sum(sa.case((_a.state.in_([s.value for s in outstanding]), 1), else_=0)).label(
+            sa.func.sum(sa.case((_a.state.in_([s.value for s in OUTSTANDING]), 1), else_=0)).label(
                 "outstanding"
             ),
             sa.func.sum(sa.case((_a.state == AuditState.exempted.value, 1), else_=0)).label(
