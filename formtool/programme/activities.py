@@ -13,6 +13,7 @@ import datetime as dt
 import random
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from formtool.definitions.identifiers import AUDIT_ID_MAX, safe_file_stem
@@ -63,6 +64,11 @@ class Inputs:
     existing: dict[str, Existing] = field(default_factory=dict)
     #: Themes the officer gave (`allocate --theme ID=TEXT`): printed on the run's forms.
     themes: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def categories(self) -> dict[str, str]:
+        """Each population case's category, looked up once."""
+        return {r["case_number"]: r["category"] for r in self.population}
 
 
 @dataclass(frozen=True)
@@ -183,10 +189,7 @@ def _subjects(inputs: Inputs, activity: Activity) -> list[dict[str, str]]:
 def _category_of(inputs: Inputs, row: dict[str, str]) -> str:
     """A case-file audit's category: its row's, else the population's for its case (an
     audit already in the database carries none)."""
-    if row.get("category"):
-        return row["category"]
-    found = next((r for r in inputs.population if r["case_number"] == row["case_number"]), {})
-    return found.get("category", "")
+    return row.get("category") or inputs.categories.get(row["case_number"], "")
 
 
 def _event_month(text: str) -> str:

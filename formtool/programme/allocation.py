@@ -119,7 +119,14 @@ def _table(path: Path, required: tuple[str, ...], what: str) -> list[dict[str, s
     return records
 
 
-def load_population(path: Path) -> list[dict[str, str]]:
+def event_columns(policy: Policy) -> list[str]:
+    """The population's date columns the policy's event-triggered activities look for."""
+    return sorted({a.event for a in policy.activities if a.event})
+
+
+def load_population(path: Path, dates: Collection[str] = ()) -> list[dict[str, str]]:
+    """The population, each date column it may carry checked (`dates`: more of them, such as
+    the ones an event-triggered activity looks for)."""
     rows = _table(path, POPULATION_COLUMNS, "population")
     seen: set[str] = set()
     for row in rows:
@@ -131,11 +138,11 @@ def load_population(path: Path) -> list[dict[str, str]]:
         seen.add(row["case_number"])
         row["category"] = _category(row["category"])
         _check_audit_id(path, row)
-        for column in ("last_audited", "closed_on"):
+        for column in ("last_audited", "closed_on", *dates):
             if row.get(column) and parse_date(row[column]) is None:
                 raise AllocationError(
                     f"[{path} · row {row['_row']} · {column}] "
-                    f"'{row[column]}' is not a date. Use YYYY-MM-DD."
+                    f"'{printable(row[column], 40)}' is not a date. Use YYYY-MM-DD."
                 )
     return rows
 
@@ -388,24 +395,12 @@ def _check_columns(path: Path, population: list[dict[str, str]], policy: Policy)
                 f"[{path}] lacks column(s) {', '.join(missing)}, which form "
                 f"'{form_id}' prints (sample '{name}'). Add them."
             )
-    _check_event_dates(path, population, policy)
     per_worker = [s.name for s in policy.samples if s.per_worker]
     if per_worker and "worker" not in have:
         raise AllocationError(
             f"[{path}] lacks column worker, which sample '{per_worker[0]}' needs (one file "
             "per worker). Add it."
         )
-
-
-def _check_event_dates(path: Path, population: list[dict[str, str]], policy: Policy) -> None:
-    """Every date an event-triggered activity looks for (e.g. panel_on) is a date."""
-    for column in sorted({a.event for a in policy.activities if a.event}):
-        for row in population:
-            if row.get(column) and parse_date(row[column]) is None:
-                raise AllocationError(
-                    f"[{path} · row {row['_row']} · {column}] '{printable(row[column], 40)}' is "
-                    "not a date. Use YYYY-MM-DD."
-                )
 
 
 def _records(
@@ -468,7 +463,7 @@ def run_allocation(
         chosen = load_chosen(chosen_path)
         return name_chosen(db, population_path, auditors_path, month, chosen, out, user, policy)
     policy = with_plan(recorded(db, policy or _active_policy(db), user), plan_path)
-    population = load_population(population_path)
+    population = load_population(population_path, event_columns(policy))
     if not population:
         raise AllocationError(f"[{population_path}] has no cases.")
     auditors = load_auditors(auditors_path)

@@ -84,6 +84,7 @@ def _preview(ws: Workspace, draft: Draft) -> dict[str, Any]:
         allocate,
         check_groups,
         draw_activities,
+        event_columns,
         load_auditors,
         load_population,
         load_staff,
@@ -95,7 +96,7 @@ def _preview(ws: Workspace, draft: Draft) -> dict[str, Any]:
     from formtool.programme.rules import active_policy
 
     policy = with_plan(active_policy(ws.db), draft.files.get("plan"))
-    population = load_population(draft.files["population"])
+    population = load_population(draft.files["population"], event_columns(policy))
     auditors = load_auditors(draft.files["auditors"])
     staff = load_staff(draft.files["staff"]) if "staff" in draft.files else []
     check_groups(draft.files["auditors"], auditors, policy)
