@@ -53,7 +53,7 @@ from formtool.errors import FormtoolError, NotPermittedError, printable
 from formtool.programme.activities import check_results
 from formtool.settings import Settings
 from formtool.store import DatabaseError, DriverError, Store, acting_as
-from formtool.web import accounts, allocate, concerns, queries, views
+from formtool.web import accounts, allocate, concerns, lists, mailing, queries, to_chase, views
 from formtool.web.duties import NightlyBackups, ServerDuties
 from formtool.web.pages import (
     MailConfig,
@@ -399,6 +399,10 @@ def routes() -> list[BaseRoute]:
         _page("/admin/sessions", accounts.sessions_page, "accounts"),
         _action("/admin/sessions", accounts.sessions_end, "accounts"),
         _page("/admin/access-log", accounts.access_log_page, "access_log"),
+        # the feature modules' routes first: "/audits/{audit_id:path}" would take their paths
+        *lists.routes(_page, _action),
+        *to_chase.routes(_page, _action),
+        *mailing.routes(_page, _action),
         _page("/", views.dashboard, "figures", logs="viewed the dashboard", cases_only_log=True),
         _page("/status.json", views.status_json, "cases", logs="viewed the status list"),
         _page("/audits", views.audit_list, "cases", logs="viewed the audit list"),
@@ -409,7 +413,6 @@ def routes() -> list[BaseRoute]:
             logs="downloaded a file pack",
         ),
         _page("/audits/{audit_id:path}", views.audit_page, "cases", logs="viewed an audit"),
-        _action("/audits/{audit_id:path}/check", views.audit_check, "cycle"),
         _action("/audits/{audit_id:path}/moderate", views.audit_moderate, "moderate"),
         _action("/audits/{audit_id:path}/step/{step}", views.audit_step, "cycle"),
         _action("/audits/{audit_id:path}/reopen", views.audit_reopen, "cycle"),

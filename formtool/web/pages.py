@@ -108,6 +108,12 @@ class Workspace:
         return path
 
 
+#: `app._page` and `app._action`, handed to each feature module's `routes()` so that every
+#: route of every module is signed in, role-checked and (POST) CSRF-checked the same way.
+PageRoute = Callable[..., Any]
+ActionRoute = Callable[..., Any]
+
+
 def ws_of(request: Request) -> Workspace:
     workspace: Workspace = request.app.state.ws
     return workspace

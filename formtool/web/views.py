@@ -144,25 +144,6 @@ def _who_agrees(db: Store) -> str:
     return active_policy(db).word("exemption")
 
 
-async def audit_check(request: Request, who: Account, form: FormData) -> Response:
-    from formtool.programme.workflow import check_audit
-
-    audit_id = request.path_params["audit_id"]
-    amend = form.get("decision") == "amend"
-    reason = str(form.get("reason", "")) if amend else None
-    db = ws_of(request).db
-    result = await call(check_audit, db, audit_id, reason, user=f"web:{who.name}")
-    flash(
-        request,
-        f"{audit_id}: returned for amendment, due back by {queries.day(result.amend_by)}."
-        if result.amend_by
-        else f"{audit_id}: returned for amendment (the programme sets no deadline)."
-        if result.state == "amendment requested"
-        else f"{audit_id}: accepted.",
-    )
-    return redirect(audit_url(audit_id))
-
-
 async def audit_step(request: Request, who: Account, form: FormData) -> Response:
     from formtool.programme.workflow import close_audit, sign_off_actions
 
