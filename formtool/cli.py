@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from formtool import __version__
+from formtool import __version__, clock
 from formtool.cli_common import (
     _OPENED,
     DEFAULT_OUT,
@@ -994,15 +994,48 @@ def select(month: str, per_team: int, seed: int, db_url: str | None, as_json: bo
 
 @cli.command("signoff")
 @click.argument("audit_id")
+@click.option(
+    "--action",
+    "action",
+    metavar="KEY",
+    help="Record the manager's sign-off of this one action row (TABLE.ROW, as the error "
+    "listing the actions waiting names them) instead of signing off the audit's actions.",
+)
+@click.option("--by", "signed_by", default="", help="With --action: who signed it off.")
+@click.option(
+    "--on",
+    "signed_on",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="With --action: the day it was signed off [default: today].",
+)
 @db_option
 @json_option
-def signoff(audit_id: str, db_url: str | None, as_json: bool) -> None:
+def signoff(
+    audit_id: str,
+    action: str | None,
+    signed_by: str,
+    signed_on: dt.datetime | None,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
     """Record that an audit's actions are signed off by the manager (every action the form
-    asks a manager to sign off carries a sign-off in the current return)."""
-    from formtool.programme.workflow import sign_off_actions
+    asks a manager to sign off carries a sign-off in the current return), or, with --action
+    and --by, one action's sign-off given outside the return."""
+    from formtool.programme.workflow import sign_off_action, sign_off_actions
 
-    result = sign_off_actions(_store(db_url), audit_id, user=_user())
-    _echo_json(result.as_dict()) if as_json else click.echo(f"{audit_id}: actions signed off.")
+    db = _store(db_url)
+    if action is None:
+        if signed_by or signed_on:
+            raise click.UsageError("--by and --on go with --action KEY.")
+        result = sign_off_actions(db, audit_id, user=_user())
+        _echo_json(result.as_dict()) if as_json else click.echo(f"{audit_id}: actions signed off.")
+        return
+    day = signed_on.date() if signed_on else clock.today()
+    named = sign_off_action(db, audit_id, action, signed_by, day, user=_user())
+    if as_json:
+        _echo_json({"audit_id": audit_id, "action": action, "signed_by": signed_by.strip()})
+    else:
+        click.echo(f"{audit_id}: {named} signed off by {signed_by.strip()} on {show_date(day)}.")
 
 
 @cli.command("close")
@@ -1807,6 +1840,10 @@ cli.add_command(activity)
 cli.add_command(calendar_)
 cli.add_command(concerns_)
 cli.add_command(followup_)
+
+from formtool.cli_rejected import rejected_  # noqa: E402
+
+cli.add_command(rejected_)
 
 
 def main() -> None:

@@ -282,6 +282,16 @@ class FormDefinition:
     def tables(self) -> list[Item]:
         return [item for _, item in self.items() if item.kind == "table"]
 
+    def table_titles(self) -> dict[str, str]:
+        """Each table's name as people say it: its label, or its section's title where two
+        tables share a label (the CSC's two "Actions" tables)."""
+        found = [(section, item) for section, item in self.items() if item.kind == "table"]
+        labels = [item.label for _, item in found]
+        return {
+            item.key: item.label if labels.count(item.label) == 1 else section.title
+            for section, item in found
+        }
+
     def domains(self) -> list[Section]:
         """Sections judged as a whole (e.g. each KSS: met / partially met / not met)."""
         return [s for s in self.sections if s.judgement]

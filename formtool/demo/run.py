@@ -142,9 +142,12 @@ def run_demo(
     _second_stage(run)
     _moderate(run)
     _packs(run)
+    database = run.report.db if db_url else out_dir / "formtool.db"
     run.step(
-        "Browse it in the web workspace",
-        f"formtool serve --db {run.report.db if db_url else out_dir / 'formtool.db'}",
+        "Browse it in the web workspace: give yourself an account (it asks for a password), "
+        "then serve",
+        f"formtool users add YOUR-NAME --role moderator --db {database}",
+        f"formtool serve --db {database}",
     )
     return run.report
 

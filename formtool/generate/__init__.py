@@ -11,7 +11,7 @@ import io
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -203,10 +203,12 @@ def regenerate(
     out_dir: Path,
     formats: tuple[str, ...],
     settings: Settings = DEFAULT,
+    audit_ids: Collection[str] | None = None,
 ) -> list[GeneratedForm]:
-    """The month's forms again, from the facts and definition versions in the store: the
-    same bytes `generate` made (generation is deterministic), wherever they went since."""
-    rows = db.audit_rows([month])
+    """The month's forms again (or only those of `audit_ids`), from the facts and definition
+    versions in the store: the same bytes `generate` made (generation is deterministic),
+    wherever they went since."""
+    rows = db.audit_rows([month], audit_ids=audit_ids)
     for row in rows:  # an id recorded before ids were checked names no file, not even the first
         audit_file_name(row.audit_id, "")
     forms = db.forms_of(rows, f"The forms for {month}")  # every one, or every missing one named

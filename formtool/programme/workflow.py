@@ -95,11 +95,72 @@ def sign_off_actions(db: Store, audit_id: str, user: str = "") -> StepResult:
     try:
         before = db.move_once_signed_off(move, user)
     except OpenActions as exc:
-        raise WorkflowError(
-            f"Audit {audit_id} has {len(exc.rows)} action(s) without a manager's sign-off "
-            f"({', '.join(exc.rows[:5])}). Import the return with the sign-offs filled in."
-        ) from None
+        raise WorkflowError(_unsigned(db, audit_id, exc.rows)) from None
     return StepResult(audit_id, S.actions_signed_off.value, before.value)
+
+
+def _unsigned(db: Store, audit_id: str, rows: list[str]) -> str:
+    """Which actions still lack a manager's sign-off, in the form's words, and the two ways
+    to record one."""
+    return (
+        f"Audit {audit_id} has {len(rows)} action(s) without a manager's sign-off: "
+        f"{'; '.join(action_names(db, audit_id, rows)[:5])}. Record each sign-off on the "
+        "audit's page (or `formtool signoff AUDIT --action KEY --by NAME`), or import the "
+        "return with the sign-offs filled in."
+    )
+
+
+def action_names(db: Store, audit_id: str, rows: list[str]) -> list[str]:
+    """`table.row` keys as people say them: 'action 2 of Actions agreed'."""
+    row = db.require_audit(audit_id)
+    form = db.forms_of([row], f"Audit {audit_id}")[audit_id]
+    titles = form.table_titles()
+    named = []
+    for key in rows:
+        table, _, number = key.rpartition(".")
+        named.append(f"action {number} of {titles.get(table, table)}")
+    return named
+
+
+def sign_off_action(
+    db: Store,
+    audit_id: str,
+    action: str,
+    signed_by: str,
+    on: dt.date | str,
+    user: str = "",
+    today: dt.date | None = None,
+) -> str:
+    """Record the manager's sign-off of one action row (`table.row`, as `open_actions` names
+    it): who signed it off and on which day (not after today). The row as people say it."""
+    signed_by = signed_by.strip()
+    if not signed_by or len(signed_by) > 200:
+        raise WorkflowError("Say who signed the action off (their name, up to 200 characters).")
+    day = _sign_off_day(on, today or clock.today())
+    table, _, number = action.rpartition(".")
+    waiting = db.open_actions(audit_id)
+    if not table or not number.isdigit() or action not in waiting:
+        keys = f" (waiting: {', '.join(waiting[:8])})" if waiting else " (none is waiting)"
+        raise WorkflowError(
+            f"Audit {audit_id} has no action '{action[:40]}' waiting for a sign-off{keys}. "
+            "Reload the audit's page to see its actions."
+        )
+    db.sign_off_action(audit_id, table, int(number), signed_by, day, user)
+    return action_names(db, audit_id, [action])[0]
+
+
+def _sign_off_day(on: dt.date | str, today: dt.date) -> dt.date:
+    if isinstance(on, str):
+        text = on.strip()
+        try:
+            on = dt.date.fromisoformat(text)
+        except ValueError:
+            raise WorkflowError(
+                f"The sign-off date '{text[:20]}' is not a date: give it as YYYY-MM-DD."
+            ) from None
+    if on > today:
+        raise WorkflowError(f"The sign-off date {show_date(on)} is after today.")
+    return on
 
 
 def close_audit(db: Store, audit_id: str, user: str = "") -> StepResult:
@@ -113,11 +174,8 @@ def close_audit(db: Store, audit_id: str, user: str = "") -> StepResult:
     )
     try:
         before = db.move_once_signed_off(move, user, check_in=(S.checked, S.moderated))
-    except OpenActions:
-        raise WorkflowError(
-            f"Audit {audit_id} still has actions without a sign-off. "
-            "Sign them off (`formtool signoff`) before closing it."
-        ) from None
+    except OpenActions as exc:
+        raise WorkflowError(_unsigned(db, audit_id, exc.rows) + " Then close it.") from None
     return StepResult(audit_id, S.closed.value, before.value)
 
 

@@ -53,7 +53,17 @@ from formtool.errors import FormtoolError, NotPermittedError, printable
 from formtool.programme.activities import check_results
 from formtool.settings import Settings
 from formtool.store import DatabaseError, DriverError, Store, acting_as
-from formtool.web import accounts, allocate, concerns, lists, mailing, queries, to_chase, views
+from formtool.web import (
+    accounts,
+    allocate,
+    audit_steps,
+    concerns,
+    lists,
+    mailing,
+    queries,
+    to_chase,
+    views,
+)
 from formtool.web.duties import NightlyBackups, ServerDuties
 from formtool.web.pages import (
     MailConfig,
@@ -403,6 +413,7 @@ def routes() -> list[BaseRoute]:
         *lists.routes(_page, _action),
         *to_chase.routes(_page, _action),
         *mailing.routes(_page, _action),
+        *audit_steps.routes(_page, _action),
         _page("/", views.dashboard, "figures", logs="viewed the dashboard", cases_only_log=True),
         _page("/status.json", views.status_json, "cases", logs="viewed the status list"),
         _page("/audits", views.audit_list, "cases", logs="viewed the audit list"),
@@ -414,9 +425,6 @@ def routes() -> list[BaseRoute]:
         ),
         _page("/audits/{audit_id:path}", views.audit_page, "cases", logs="viewed an audit"),
         _action("/audits/{audit_id:path}/moderate", views.audit_moderate, "moderate"),
-        _action("/audits/{audit_id:path}/step/{step}", views.audit_step, "cycle"),
-        _action("/audits/{audit_id:path}/reopen", views.audit_reopen, "cycle"),
-        _action("/audits/{audit_id:path}/exempt", views.audit_exempt, "cycle"),
         _action("/audits/{audit_id:path}/concern", concerns.concern_raise, "cycle"),
         _page("/concerns", concerns.concerns_page, "cycle", logs="viewed the concerns"),
         _action("/concerns/{concern_id}/action", concerns.concern_action, "cycle"),
