@@ -8,7 +8,8 @@ import datetime as dt
 import os
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ from formtool.errors import printable
 from formtool.periods import show_date, show_time
 
 if TYPE_CHECKING:  # the store is imported when a command opens it (`formtool --help` is fast)
+    from formtool.programme.rejections import RejectionEntry
     from formtool.store import Store
 
 
@@ -403,9 +405,12 @@ def _themes(given: tuple[str, ...]) -> dict[str, str]:
     return themes
 
 
-def _mail_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
-        click.option("--month", type=MONTH, help="Only audits due in this month."),
+Option = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _sending() -> list[Option]:
+    """How an email goes (`send`, `chase`, `check --amend`): .eml drafts, or over SMTP."""
+    return [
         click.option(
             "--out",
             "out_dir",
@@ -429,6 +434,24 @@ def _mail_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "whenever the server offers it; --user always requires it).",
         ),
         click.option("--user", help="SMTP user; password from $FORMTOOL_SMTP_PASSWORD."),
+    ]
+
+
+def _apply(options: list[Option]) -> Option:
+    """One decorator applying these options in order."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def _mail_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options: list[Option] = [
+        click.option("--month", type=MONTH, help="Only audits due in this month."),
+        *_sending(),
         click.option("--dry-run", is_flag=True, help="Say what would be sent; change nothing."),
         click.option(
             "--resend-unknown",
@@ -448,9 +471,7 @@ def _mail_options(func: Callable[..., Any]) -> Callable[..., Any]:
         db_option,
         json_option,
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return _apply(options)(func)
 
 
 def _mail(
@@ -731,21 +752,51 @@ def _print_outcomes(outcomes) -> None:
     "--amend",
     "reason",
     metavar="REASON",
-    help="Send it back for amendment (due in 3 working days).",
+    help="Send it back for amendment (due in 3 working days) and email whoever made the "
+    "return the reason, the date and their return to amend.",
 )
+@click.option("--no-email", is_flag=True, help="With --amend: record the request, email nobody.")
+@click.option(
+    "--email-again",
+    is_flag=True,
+    help="Email the audit's current amendment request (after its email failed); it goes "
+    "once per request, so nothing is sent twice.",
+)
+@_apply(_sending())
 @db_option
 @json_option
 def check(
-    audit_id: str, accept: bool, reason: str | None, db_url: str | None, as_json: bool
+    audit_id: str,
+    accept: bool,
+    reason: str | None,
+    no_email: bool,
+    email_again: bool,
+    db_url: str | None,
+    as_json: bool,
+    **sending: Any,
 ) -> None:
-    """Check a returned audit: --accept it, or --amend "what to fix"."""
+    """Check a returned audit: --accept it, or --amend "what to fix". An amendment request
+    emails whoever made the return (the auditor, or a prepared file's preparer) the reason,
+    the date it is due back and their return to amend: as an .eml draft in --out, or over
+    --smtp. If the email fails the request stays recorded: send it with --email-again."""
     from formtool.programme.workflow import check_audit
 
-    if accept == (reason is not None):
-        raise click.UsageError("Give exactly one of --accept or --amend REASON.")
-    result = check_audit(_store(db_url), audit_id, reason, user=_user())
+    if sum((accept, reason is not None, email_again)) != 1:
+        raise click.UsageError("Give exactly one of --accept, --amend REASON or --email-again.")
+    if no_email and reason is None:
+        raise click.UsageError("--no-email goes with --amend REASON.")
+    if accept and (sending["smtp"] or sending["starttls"] or sending["user"]):
+        raise click.UsageError("--smtp, --starttls and --user go with --amend or --email-again.")
+    db = _store(db_url)
+    if email_again:
+        _check_email(db, db_url, audit_id, as_json, None, **sending)
+        return
+    result = check_audit(db, audit_id, reason, user=_user())
+    if reason is not None and not no_email:
+        _check_email(db, db_url, audit_id, as_json, result.as_dict(), **sending)
+        return
     if as_json:
-        _echo_json(result.as_dict())
+        _echo_json(result.as_dict() | ({"email": None} if reason is not None else {}))
     elif result.amend_by:
         amend_by = dt.date.fromisoformat(result.amend_by)
         click.echo(f"{audit_id}: returned for amendment, due back by {show_date(amend_by)}.")
@@ -753,6 +804,62 @@ def check(
         click.echo(f"{audit_id}: returned for amendment (the programme sets no deadline).")
     else:
         click.echo(f"{audit_id}: checked.")
+
+
+def _check_email(
+    db: Store,
+    db_url: str | None,
+    audit_id: str,
+    as_json: bool,
+    step: dict[str, Any] | None,
+    *,
+    out_dir: Path,
+    smtp: str | None,
+    sender: str,
+    starttls: bool,
+    user: str | None,
+) -> None:
+    """Email the audit's amendment request and say what became of it (after the step, when
+    one was taken). A failure leaves the request recorded and says how to send it again."""
+    from formtool.programme.amendment import email_amendment
+    from formtool.programme.mail import MailError
+
+    if step is not None and not as_json:
+        by = step["amend_by"]
+        click.echo(
+            f"{audit_id}: returned for amendment, due back by "
+            f"{show_date(dt.date.fromisoformat(by))}."
+            if by
+            else f"{audit_id}: returned for amendment (the programme sets no deadline)."
+        )
+    again = f"`formtool check {audit_id} --email-again` (with the same --smtp or --out)"
+    recorded = "The request is recorded, but" if step is not None else "Nothing was sent:"
+    try:
+        mail = email_amendment(
+            db, audit_id, sender, smtp, starttls, user, out_dir, _settings(db_url), _user()
+        )
+    except MailError as exc:
+        if as_json:
+            _echo_json((step or {}) | {"email": {"audit_id": audit_id, "error": str(exc)}})
+        said = f"{recorded} no email went: {str(exc).rstrip('.')}. Send it with {again}."
+        click.echo(said, err=True)
+        return
+    if mail.notice:
+        click.echo(mail.notice, err=True)
+    if as_json:
+        _echo_json((step or {}) | {"email": mail.as_dict()})
+    elif mail.outcome == "drafted":
+        click.echo(
+            f"Amendment email to {mail.to} written: {mail.written}. Send it from Outlook; once "
+            f"it has gone, `formtool send --mark-sent {db.require_audit(audit_id).month} "
+            f"--audit {audit_id}`."
+        )
+    elif mail.outcome == "sent":
+        click.echo(f"Amendment email sent to {mail.to} via {mail.sent_via}.")
+    else:
+        click.echo(mail.said(), err=mail.outcome in ("failed", "unknown"))
+    if mail.outcome == "failed":
+        click.echo(f"Send it again with {again}.", err=True)
 
 
 @cli.command("exempt")
@@ -962,6 +1069,97 @@ def _held_dict(row: Any) -> dict[str, object]:
     }
 
 
+@cli.command("rejected")
+@click.option(
+    "--all",
+    "every",
+    is_flag=True,
+    help="Also the files a later return superseded and the unmatched files dealt with.",
+)
+@click.option(
+    "--dismiss",
+    "dismiss_id",
+    type=int,
+    metavar="ID",
+    help="Mark the unmatched file ID dealt with (with --note).",
+)
+@click.option("--note", help="What was done with the file (with --dismiss).")
+@db_option
+@json_option
+def rejected_(
+    every: bool, dismiss_id: int | None, note: str | None, db_url: str | None, as_json: bool
+) -> None:
+    """Returned files an import rejected: those against an audit (open until a good return
+    for it is imported) and unmatched files, which name no audit in the database (open until
+    an officer marks them dealt with: --dismiss ID --note TEXT). The same file rejected again
+    is counted, not listed twice."""
+    from formtool.programme.rejections import deal_with, rejected
+
+    if (dismiss_id is None) != (note is None):
+        raise click.UsageError("--dismiss ID needs --note TEXT (and --note needs --dismiss).")
+    if dismiss_id is not None:
+        entry = deal_with(_store(db_url), dismiss_id, note or "", _user())
+        if as_json:
+            _echo_json(entry.as_dict())
+        else:
+            click.echo(
+                f"Unmatched file {entry.id} ({printable(entry.file_name, 60)}): marked dealt with."
+            )
+        return
+    db = _store(db_url, "read")
+    _refuse_unlogged(db, "the rejected files (audit ids and who sent them)")
+    found = rejected(db, every)
+    _record_cli(
+        db,
+        "viewed the rejected files",
+        f"{len(found.against_audits)} against audits, {len(found.unmatched)} unmatched"
+        + (" (all)" if every else " (open)"),
+    )
+    if as_json:
+        _echo_json(found.as_dict())
+        return
+    if not found.against_audits and not found.unmatched:
+        click.echo("No file has been rejected." if every else "No rejected file is open.")
+        return
+    if found.against_audits:
+        click.echo("Against an audit (open until a good return for it is imported):")
+        for e in found.against_audits:
+            later = "" if e.open else f"\n{'':7}a later return superseded it"
+            click.echo(f"{e.id:>5}  {e.audit_id:<26} {_rejected_line(e)}{later}")
+    if found.unmatched:
+        click.echo("Unmatched files (name no audit here; mark dealt with: --dismiss ID --note):")
+        for e in found.unmatched:
+            claims = f"claims {printable(e.claimed_id, 26)}" if e.claimed_id else "no audit id"
+            click.echo(f"{e.id:>5}  {claims:<26} {_rejected_line(e)}{_rejected_dealt(e)}")
+    opened = sum(e.open for e in found.against_audits + found.unmatched)
+    click.echo(
+        f"{opened} open: {sum(e.open for e in found.against_audits)} against an audit, "
+        f"{sum(e.open for e in found.unmatched)} unmatched."
+    )
+
+
+def _iso_day(iso: str) -> str:
+    return show_date(dt.date.fromisoformat(iso[:10])) if iso else "-"
+
+
+def _rejected_line(e: RejectionEntry) -> str:
+    """When, which file, from whom (and how often); then, indented, why."""
+    return (
+        f"{_iso_day(e.received_on)}  {printable(e.file_name, 50)}"
+        + (f"  from {printable(e.sender, 40)}" if e.sender else "")
+        + (f"  ({e.times} times)" if e.times > 1 else "")
+        + f"\n{'':7}{e.code}: {e.reason}"
+    )
+
+
+def _rejected_dealt(e: RejectionEntry) -> str:
+    if e.dealt_at:
+        return f"\n{'':7}dealt with {_iso_day(e.dealt_at)} by {e.dealt_by}: {e.dealt_note}"
+    if e.stored_since:
+        return f"\n{'':7}stored as a return since"
+    return ""
+
+
 @cli.command("select")
 @click.option("--month", required=True, type=MONTH)
 @click.option(
@@ -1027,7 +1225,8 @@ def signoff(
     if action is None:
         if signed_by or signed_on:
             raise click.UsageError("--by and --on go with --action KEY.")
-        result = sign_off_actions(db, audit_id, user=_user())
+        with _naming_keys():
+            result = sign_off_actions(db, audit_id, user=_user())
         _echo_json(result.as_dict()) if as_json else click.echo(f"{audit_id}: actions signed off.")
         return
     day = signed_on.date() if signed_on else clock.today()
@@ -1046,8 +1245,24 @@ def close(audit_id: str, db_url: str | None, as_json: bool) -> None:
     """Close a checked or moderated audit whose actions are signed off."""
     from formtool.programme.workflow import close_audit
 
-    result = close_audit(_store(db_url), audit_id, user=_user())
+    with _naming_keys():
+        result = close_audit(_store(db_url), audit_id, user=_user())
     _echo_json(result.as_dict()) if as_json else click.echo(f"{audit_id}: closed.")
+
+
+@contextmanager
+def _naming_keys() -> Iterator[None]:
+    """Actions without a sign-off, named with the keys `signoff --action` takes."""
+    from formtool.programme.workflow import UnsignedActions, WorkflowError
+
+    try:
+        yield
+    except UnsignedActions as exc:
+        keys = ", ".join(exc.rows[:5])
+        raise WorkflowError(
+            f"{exc} From here: `formtool signoff {exc.audit_id} --action KEY --by NAME`, "
+            f"KEY one of {keys}."
+        ) from None
 
 
 @cli.command()
@@ -1840,10 +2055,6 @@ cli.add_command(activity)
 cli.add_command(calendar_)
 cli.add_command(concerns_)
 cli.add_command(followup_)
-
-from formtool.cli_rejected import rejected_  # noqa: E402
-
-cli.add_command(rejected_)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ without either, the defaults apply (no council name, OFFICIAL-SENSITIVE, a base 
 
     council = "Example Council"
     marking = "OFFICIAL-SENSITIVE"
-    min_base = 5
+    min_base = 5                 # findings, shares and charts need this many audits
     session_idle_minutes = 30    # the web workspace signs out after this long unused
     session_hours = 8            # and after this long in any case
     access_log_days = 730        # access log entries kept this long, then purged
@@ -43,7 +43,7 @@ class SettingsError(FormtoolError):
 class Settings:
     council: str = ""
     marking: str = "OFFICIAL-SENSITIVE"
-    min_base: int = 5  # audits of one tool needed before its findings are reported
+    min_base: int = 5  # audits of one tool needed before its findings and charts are given
     session_idle_minutes: int = 30
     session_hours: int = 8
     access_log_days: int = 730

@@ -44,7 +44,7 @@ def test_a_step_is_offered_only_when_it_can_succeed(actions, wanted) -> None:
     assert "reassign" in _steps("sent", False, []) and "reassign" not in steps
 
 
-def test_actions_signed_off_row_by_row_then_the_audit_closes(db, app, kit) -> None:
+def test_actions_signed_off_row_by_row_then_the_audit_closes(db, app, kit, db_url) -> None:
     record(db, kit)
     officer = client_for(app, "olive")
     upload(officer, kit.returns[:1])
@@ -60,7 +60,9 @@ def test_actions_signed_off_row_by_row_then_the_audit_closes(db, app, kit) -> No
     refused = post(officer, f"{url}/step/close", page=url)  # a stale page, or two officers
     assert refused.status_code == 400
     assert "action 1 of Management Oversight and Actions" in refused.text
-    assert "oversight.actions" not in refused.text
+    assert "oversight.actions" not in refused.text and "`formtool" not in refused.text
+    by_cli = CliRunner().invoke(cli, ["close", audit_id, "--db", db_url])
+    assert by_cli.exit_code == 2 and "KEY one of oversight.actions.1" in by_cli.output
 
     first = f"{waiting[0].table_key}.{waiting[0].row}"
     tomorrow = (clock.today() + dt.timedelta(days=1)).isoformat()

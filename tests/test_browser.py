@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -86,8 +87,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 
 
 @contextmanager
-def serving(db_url: str, folder: Path) -> Iterator[str]:
-    """`formtool serve` on `db_url`, run from `folder`, until the block ends; its address."""
+def serving(
+    db_url: str, folder: Path, today: dt.date | None = None, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`formtool serve` on `db_url`, run from `folder`, until the block ends; its address.
+    The server's today is the test's (or `today`); `env`: more FORMTOOL_ settings."""
     process = subprocess.Popen(
         [sys.executable, "-m", "formtool", "serve", "--db", db_url, "--port", str(_free_port())],
         cwd=folder,
@@ -95,7 +99,8 @@ def serving(db_url: str, folder: Path) -> Iterator[str]:
         stderr=subprocess.STDOUT,
         text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("FORMTOOL_")}
-        | {"FORMTOOL_TODAY": clock.today().isoformat()},  # the server's today is the test's
+        | {"FORMTOOL_TODAY": (today or clock.today()).isoformat()}
+        | (env or {}),
     )
     try:
         assert process.stdout is not None
@@ -207,11 +212,18 @@ def inputs(folder: Path, month: str) -> dict[str, Path]:
 
 
 def returns(forms_zip: bytes, folder: Path) -> list[Path]:
-    """Five completed Word returns from the downloaded forms; the last cut short in transit."""
+    """Six Word returns from the downloaded forms, completed: four good; one with 'Maybe'
+    typed where the form offers Yes/No (its identity readable: rejected against its audit);
+    and one cut short in transit and renamed (neither it nor its name says whose it is: an
+    unmatched file)."""
+    from formtool.demo.fill import fill_docx
+
     rng = random.Random(2)
     archive = zipfile.ZipFile(io.BytesIO(forms_zip))
     made = []
-    for name in sorted(n for n in archive.namelist() if n.endswith(".docx"))[:5]:
+    for name in sorted(
+        n for n in archive.namelist() if n.startswith("CSC") and n.endswith(".docx")
+    )[:6]:
         blank = archive.read(name)
         identity = read_bytes(blank, ".docx").identity
         form = get_form(identity.form_id, identity.form_version)
@@ -220,68 +232,208 @@ def returns(forms_zip: bytes, folder: Path) -> list[Path]:
         path = folder / name
         path.write_bytes(fill_return(blank, "docx", form, answers))
         made.append(path)
+    question = get_form("csc").questions()[0].key
+    made[-2].write_bytes(fill_docx(made[-2].read_bytes(), {question: "Maybe"}))
+    cut = made.pop()  # renamed by a mail client: its name no longer says whose it is
+    made.append(cut.rename(folder / "Returned form.docx"))
     made[-1].write_bytes(made[-1].read_bytes()[:3000])
     return made
 
 
-def test_the_monthly_cycle_in_chromium(server, browser, tmp_path):
-    import openpyxl
+@contextmanager
+def signed_in(browser, url: str, name: str, width: int = 1366) -> Iterator:
+    """A page of a new browser context, signed in as `name`."""
+    context = browser.new_context(accept_downloads=True, viewport={"width": width, "height": 900})
+    try:
+        page = context.new_page()
+        sign_in(page, url, name)
+        yield page
+    finally:
+        context.close()
 
-    url, _ = server
-    month = f"{clock.today():%Y-%m}"
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1366, "height": 900})
-    page = context.new_page()
+
+def flash_text(page) -> str:
+    return page.locator(".flash").inner_text()
+
+
+def test_an_officers_month_in_chromium(browser, tmp_path):
+    """The whole month without the command line: allocate, send (SMTP), upload returns
+    (rejected ones too), see them in To chase, chase, request an amendment (the email
+    checked), accept, sign off the actions, close, moderate, download the PMU pack, and the
+    viewer's empty and full reports. Time passes between sending and the returns: the server
+    is started again with a later today."""
+    import openpyxl
+    from test_mail import smtp_server
+
+    start = clock.today()
+    month = f"{start:%Y-%m}"
+    db_url = f"sqlite:///{tmp_path / 'formtool.db'}"
+    db = open_store(db_url)
+    for name, role in (("olive", "officer"), ("mo", "moderator"), ("pat", "viewer")):
+        add_user(db, name, role, PASSWORD)
+    add_user(db, "ada", "admin", PASSWORD)  # serve's first lines are then as `serving` reads
+    settings = 'council = "Example Council"\nmin_base = 2\n'  # a small month: charts drawn
+    (tmp_path / "formtool.toml").write_text(settings, encoding="utf-8")
+    with smtp_server() as (mail, port):
+        smtp = {"FORMTOOL_SMTP": f"127.0.0.1:{port}", "FORMTOOL_MAIL_FROM": "qa@example.invalid"}
+        with serving(db_url, tmp_path, start, smtp) as url:
+            with signed_in(browser, url, "pat") as viewer:
+                nav(viewer, "Reports")
+                assert viewer.locator("#no-audits").is_visible()  # nothing allocated yet
+                shot(viewer, "reports-empty")
+            with signed_in(browser, url, "olive") as page:
+                forms_zip = _allocate_and_send(page, url, tmp_path, month)
+        assert len(mail.envelopes) >= 4  # one email per auditor with audits
+        sent = len(mail.envelopes)
+        later = max(r.due_date for r in db.audit_rows([month])) + dt.timedelta(days=3)
+        with serving(db_url, tmp_path, later, smtp) as url:
+            with signed_in(browser, url, "olive") as page:
+                made = returns(forms_zip, tmp_path)
+                _upload(page, made)
+                _to_chase(page, made, mail, sent)
+                _amend(page, url, mail, db, month)
+                _accept_sign_off_and_close(page, url, db, month)
+            with signed_in(browser, url, "mo") as page:
+                _moderate(page, url, month)
+                page.goto(f"{url}/reports?period={month}")  # today is in a later month now
+                assert page.locator(".charts img").count() >= 3
+                shot(page, "reports")
+                with page.expect_download() as download:
+                    page.locator("#workbook").click()
+                saved = tmp_path / download.value.suggested_filename
+                download.value.save_as(saved)
+                assert "Summary" in openpyxl.load_workbook(saved).sheetnames
+            with signed_in(browser, url, "pat") as viewer:
+                viewer.goto(f"{url}/reports?period={month}")
+                assert viewer.locator(".charts img").count() >= 3
+                content = viewer.content()
+                assert "CSC-" not in content  # figures only: no audit id, no case number
+                assert viewer.goto(f"{url}/audits").status == 403
+
+
+def _allocate_and_send(page, url: str, folder: Path, month: str) -> bytes:
     console_errors: list[str] = []
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-
-    page.goto(f"{url}/")
-    assert page.url.startswith(f"{url}/login")
-    shot(page, "login")
-    sign_in(page, url, "olive")
-
-    # allocate from uploaded files: preview, confirm, download the forms
     nav(page, "Allocate")
-    files = inputs(tmp_path, month)
+    files = inputs(folder, month)
     for label, key in (("Population", "population"), ("Auditors", "auditors"), ("Plan", "plan")):
         page.get_by_label(label).set_input_files(str(files[key]))
     page.get_by_label("Seed").fill("4")
     page.get_by_role("button", name="Preview the allocation").click()
     # 12 case file audits and hull's family feedback forms for its CSC ones (App A para 13)
     assert page.locator("#preview tbody tr").count() == 20
-    shot(page, "allocate-preview")
+    fits(page, "allocate-preview")
     page.get_by_role("button", name="Confirm: record 20 audits").click()
-    assert "20 audit(s) allocated" in page.locator(".flash").inner_text()
+    assert "20 audit(s) allocated" in flash_text(page)
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the forms (.zip)").click()
     forms_zip = Path(download.value.path()).read_bytes()
-    page.get_by_role("button", name="Write the emails (.eml drafts)").click()
-    assert "marked sent" in page.locator(".flash").inner_text()
-    assert page.get_by_role("button", name="I have sent these drafts").is_visible()
+    page.get_by_role("button", name=re.compile("^Send now via")).click()
+    assert "sent via" in flash_text(page) and "marked sent" in flash_text(page)
     shot(page, "allocate-done")
-
-    # five returns picked with the file input; one broken in transit
-    nav(page, "Returns")
-    made = returns(forms_zip, tmp_path)
-    page.locator("#files").set_input_files([str(p) for p in made])
-    assert "5 file(s)" in page.locator("#chosen").inner_text()
-    page.get_by_role("button", name="Import").click()
-    rows = page.locator("#outcomes tbody tr")
-    assert rows.count() == 5
-    statuses = [rows.nth(i).locator(".status").inner_text() for i in range(5)]
-    assert statuses.count("imported") == 4 and statuses.count("rejected") == 1
-    rejected = page.locator("#outcomes tr.row-rejected")
-    assert made[-1].name in rejected.inner_text()
-    assert "not a .docx file (not a zip: truncated, damaged or renamed)" in rejected.inner_text()
-    shot(page, "returns")
-
     nav(page, "Dashboard")
-    assert page.locator("#total-returned").inner_text() == "4"
     assert page.locator("#total-audits").inner_text() == "20"  # the feedback forms too
-    shot(page, "dashboard")
+    assert not console_errors, console_errors  # no CSP violations, no script errors
+    return forms_zip
 
-    # a moderator opens an audit and records a moderated grade
-    page.get_by_role("button", name="Sign out").click()
-    sign_in(page, url, "mo")
+
+def _upload(page, made: list[Path]) -> None:
+    from playwright.sync_api import expect
+
+    nav(page, "Returns")
+    page.locator("#files").set_input_files([str(p) for p in made])
+    expect(page.locator("#chosen")).to_contain_text("6 file(s)")  # said by upload.js
+    page.get_by_role("button", name="Import").click()
+    assert "6 return(s) read" in page.locator("#results").inner_text()
+    rows = page.locator("#outcomes tbody tr")
+    statuses = [rows.nth(i).locator(".status").inner_text() for i in range(6)]
+    assert statuses.count("imported") == 4 and statuses.count("rejected") == 2
+    rejected = page.locator("#outcomes tr.row-rejected").all_inner_texts()
+    assert any("not a .docx file (not a zip" in r and made[-1].name in r for r in rejected)
+    fits(page, "returns")
+
+
+def _to_chase(page, made: list[Path], mail, sent: int) -> None:
+    """The rejected files are in To chase; the overdue audits are chased, once a day."""
+    nav(page, "To chase")
+    assert made[-2].name in page.locator("#rejected").inner_text()  # against its audit
+    assert made[-1].name in page.locator("#unmatched").inner_text()  # unreadable
+    overdue = page.locator("#overdue tbody tr")
+    assert overdue.count() == 20 - 4  # every audit without a good return
+    fits(page, "to-chase")
+    page.locator("#overdue tbody input[type=checkbox]").nth(0).check()
+    page.get_by_role("button", name="Chase selected").click()
+    assert "Chased" in flash_text(page)
+    assert len(mail.envelopes) == sent + 1
+    page.get_by_role("button", name=re.compile("^Chase all overdue")).click()
+    assert "Already chased today" in flash_text(page)
+    chased = len(mail.envelopes) - sent
+    assert chased > 1  # the other auditors with overdue audits, each once
+    page.get_by_role("button", name=re.compile("^Chase all overdue")).click()
+    assert len(mail.envelopes) - sent == chased  # at most once a day
+    page.get_by_label(re.compile("^What was done with file")).first.fill("Asked the sender again")
+    page.get_by_role("button", name="Mark dealt with").first.click()
+    assert (
+        page.locator("#unmatched").count() == 0
+        or made[-1].name not in page.locator("#unmatched").inner_text()
+    )
+
+
+def _returned(db, month: str) -> list[str]:
+    return [r.audit_id for r in db.audit_rows([month]) if r.state == "returned"]
+
+
+def _amend(page, url: str, mail, db, month: str) -> None:
+    """An amendment request emails the auditor the reason, the date and their return."""
+    import email
+    from email import policy
+
+    audit_id = _returned(db, month)[0]
+    page.goto(f"{url}/audits/{audit_id}")
+    before = len(mail.envelopes)
+    page.get_by_label(re.compile("^Or send it back for amendment")).fill("Add the child's views")
+    page.get_by_role("button", name="Request amendment").click()
+    assert "returned for amendment" in flash_text(page)
+    assert len(mail.envelopes) == before + 1
+    message = email.message_from_bytes(mail.envelopes[-1].content, policy=policy.default)
+    row = db.require_audit(audit_id)
+    assert message["To"].addresses[0].addr_spec == row.auditor_email
+    plain = message.get_body(("plain",))
+    assert plain is not None
+    body = plain.get_content()
+    assert "Add the child's views" in body and f"{row.due_date:%d/%m/%Y}" in body
+    attached = [a.get_filename() for a in message.iter_attachments()]
+    assert attached == [f"{audit_id}.docx"]
+
+
+def _accept_sign_off_and_close(page, url: str, db, month: str) -> None:
+    audit_id = _returned(db, month)[0]
+    page.goto(f"{url}/audits/{audit_id}")
+    page.get_by_role("button", name="Accept the return").click()
+    assert f"{audit_id}: accepted" in flash_text(page)
+    assert page.locator("#waiting-sign-off").is_visible()
+    assert page.get_by_role("button", name="Close the audit").count() == 0
+    fits(page, "audit-signing-off")
+    forms = page.locator("#actions form")
+    for _ in range(forms.count()):
+        form = page.locator("#actions form").first
+        form.get_by_label("Signed off by").fill("Manager M1 (synthetic)")
+        form.get_by_role("button").click()
+        assert "signed off by Manager M1 (synthetic)" in flash_text(page)
+    page.get_by_role("button", name="Actions signed off").click()
+    page.get_by_role("button", name="Close the audit").click()
+    assert f"{audit_id}: closed" in flash_text(page)
+    assert page.get_by_role("button", name="Reopen the audit").is_visible()
+    # an immediate concern raised on the page is red until an officer records the action
+    page.get_by_label("Raise an immediate concern").fill("Child left alone overnight.")
+    page.get_by_role("button", name="Raise the concern").click()
+    assert "no action recorded yet" in page.locator("#concern-banner").inner_text()
+    page.get_by_label("Action taken on concern").fill("Team manager visited the same day.")
+    page.get_by_role("button", name="Record the action taken").click()
+    assert page.locator("#concern-banner").count() == 0
+
+
+def _moderate(page, url: str, month: str) -> None:
     page.goto(f"{url}/moderation?month={month}&rate=50%25")
     first = page.locator("#sample-table tbody tr a").first
     audit_id = first.inner_text()
@@ -289,52 +441,24 @@ def test_the_monthly_cycle_in_chromium(server, browser, tmp_path):
     page.get_by_label("Grading after moderation").select_option("Good")
     page.get_by_label("Why (optional)").fill("Evidence of the child's voice throughout.")
     page.get_by_role("button", name="Record moderated grade").click()
-    assert f"{audit_id}: moderated grade Good" in page.locator(".flash").inner_text()
+    assert f"{audit_id}: moderated grade Good" in flash_text(page)
     assert "web:mo" in page.locator("ol.events").inner_text()
     shot(page, "audit")
-    nav(page, "Moderation")
-    assert page.locator("#moderated tbody tr").count() == 1
-    shot(page, "moderation")
 
-    # an officer reopens the moderated audit: the moderation stays, marked superseded
-    page.get_by_role("button", name="Sign out").click()
-    sign_in(page, url, "olive")
-    page.goto(f"{url}/audits/{audit_id}")
-    page.get_by_label("Reopen the audit").fill("The moderation was of the wrong return.")
-    page.get_by_role("button", name="Reopen the audit").click()
-    assert f"{audit_id}: reopened (was moderated)" in page.locator(".flash").inner_text()
-    assert "superseded by a reopen" in page.locator("ol.events").inner_text()
-    assert page.get_by_role("button", name="Accept the return").is_visible()
 
-    # an immediate concern raised on the page is red until an officer records the action
-    page.get_by_label("Raise an immediate concern").fill("Child left alone overnight.")
-    page.get_by_role("button", name="Raise the concern").click()
-    assert "no action recorded yet" in page.locator("#concern-banner").inner_text()
-    page.get_by_label("Action taken on concern").fill("Team manager visited the same day.")
-    page.get_by_role("button", name="Record the action taken").click()
-    assert "action recorded" in page.locator(".flash").inner_text()
-    assert page.locator("#concern-banner").count() == 0
+def fits(page, name: str) -> None:
+    """The page fits 390, 768 and 1366 px without scrolling sideways, and axe-core finds
+    no serious or critical problem on it (test_pages_fit checks every other page)."""
+    from test_pages_fit import WIDTHS, overflow, serious
 
-    # the PMU report on the page, and its workbook opened with openpyxl
-    nav(page, "Reports")
-    assert page.locator(".charts img").count() >= 3
-    assert page.locator(".charts img").first.evaluate("i => i.naturalWidth") > 100
-    shot(page, "reports")
-    with page.expect_download() as download:
-        page.locator("#workbook").click()
-    assert download.value.suggested_filename == f"pmu-{month}.xlsx"
-    saved = tmp_path / download.value.suggested_filename
-    download.value.save_as(saved)
-    book = openpyxl.load_workbook(saved)
-    assert "Summary" in book.sheetnames
-
-    nav(page, "Forms")
-    assert "Every definition is valid" in page.content()
-    shot(page, "forms")
-    page.get_by_role("link", name="Case File Audit Tool").first.click()
-    shot(page, "form")
-    assert not console_errors, console_errors  # no CSP violations, no script errors
-    context.close()
+    problems = serious(page)
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        wide = overflow(page)
+        if wide:
+            problems.append(f"at {width} px: {wide}")
+    page.set_viewport_size({"width": 1366, "height": 900})
+    assert not problems, f"{name}: " + "; ".join(problems)
 
 
 def test_a_database_outage_is_a_formtool_page_in_chromium(pg_server, browser, tmp_path):
@@ -348,7 +472,8 @@ def test_a_database_outage_is_a_formtool_page_in_chromium(pg_server, browser, tm
     db = open_store(url)
     add_user(db, "olive", "officer", PASSWORD)
     add_user(db, "ada", "admin", PASSWORD)  # serve's first lines are then as `serving` reads
-    (tmp_path / "formtool.toml").write_text('council = "Example Council"\n', encoding="utf-8")
+    settings = 'council = "Example Council"\nmin_base = 2\n'  # a small month: charts drawn
+    (tmp_path / "formtool.toml").write_text(settings, encoding="utf-8")
     try:
         with serving(url, tmp_path) as address, browser.new_context() as context:
             page = context.new_page()

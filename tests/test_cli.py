@@ -205,7 +205,10 @@ def test_demo_makes_every_form_type(demo_run, monkeypatch):
     # The month shows the programme's activities: an observation among them (issue 21).
     assert report["activities"]["observation"] >= 1 and report["thematic_audits"] == 3
     assert [s["step"] for s in report["steps"]] == list(range(1, len(report["steps"]) + 1))
-    assert report["steps"][-1]["lines"] == ["formtool serve --db outputs/demo/formtool.db"]
+    assert report["steps"][-1]["lines"] == [
+        "formtool users add YOUR-NAME --role moderator --db outputs/demo/formtool.db",
+        "formtool serve --db outputs/demo/formtool.db",
+    ]
     assert report["emails"] == len(list((out / "mail").glob("*.eml"))) > 0
     assert report["imported"]["rejected"] == 3
     monkeypatch.chdir(demo_run.folder)  # the report's paths are relative to where it ran

@@ -348,10 +348,11 @@ def test_a_draft_cannot_be_accepted_and_signoff_and_close_follow_the_sign_offs(s
     with pytest.raises(
         WorkflowError,
         match=f"^Audit {audit_id} has 1 action\\(s\\) without a "
-        r"manager's sign-off \(oversight.actions.1\)",
+        r"manager's sign-off: action 1 of Management Oversight and Actions\. Record each "
+        r"sign-off on the audit's page, or import the return with the sign-offs filled in\.$",
     ):
         sign_off_actions(db, audit_id)
-    with pytest.raises(WorkflowError, match="still has actions without a sign-off"):
+    with pytest.raises(WorkflowError, match=r"without a manager's sign-off.* Then close it\.$"):
         close_audit(db, audit_id)
     signed = returned(setup, name, good_answers("csc"), as_name="signed.docx")
     assert import_paths(db, [signed], TODAY)[0].status == "updated"

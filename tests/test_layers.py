@@ -57,6 +57,7 @@ STORE_API = {
     "ReturnFile", "Stored", "AuditState", "COMPLETED", "OUTSTANDING", "TRANSITIONS",
     "PREPARED", "AUDIT", "audit_facts", "stored_warnings", "UnknownVersionsError",
     "MessageState", "OutboxMessage", "Delivery", "HELD_SENDER", "HELD_LOCKED", "REFUSED",
+    "REASSIGNABLE", "Rejection",
     "ACCEPTED", "HeldReturn", "Concern", "StoredPolicy", "RaisedConcern", "HELD_REASSIGNED",
     "received_on", "unknown_audit", "RunRecord", "ACTIVITY_MODE",
     "backup_database", "restore_backup", "recent_backup", "BackupError", "BackupReport",

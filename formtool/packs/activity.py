@@ -38,6 +38,8 @@ from formtool.packs.activity_figures import (
 )
 from formtool.packs.figures import PackError, pct
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf
+from formtool.packs.standing import charted, tally
+from formtool.packs.summary import EXEMPTED, FILED, PREPARED
 from formtool.periods import Month, Period, months_from, parse_period, show_date
 from formtool.programme.activity import STAFF_RESULT_ROLES
 from formtool.programme.rules import active_policy
@@ -84,13 +86,16 @@ def _audits_table(data: ActivitySet, staff: bool) -> Table:
 
 
 def _counts_line(data: ActivitySet, today: dt.date) -> str:
-    allocated, done = len(data.audits), len(data.complete)
-    exempted, due = len(data.exempted), len(data.audits) - len(data.exempted)
-    share = f" ({pct(done, due)})" if due >= max(data.min_base, 1) else ""
+    """Every audit once: complete, outstanding, the two-stage kinds when any, exempted."""
+    t = tally(data.audits, today)
+    share = f" ({pct(t.completed, t.due)})" if charted(t.due, data.min_base) else ""
+    two_stage = "".join(
+        f", {n} {words}" for n, words in ((t.prepared, PREPARED), (t.filed, FILED)) if n
+    )
     return (
-        f"{allocated} allocated, {done} of the {due} due returned complete{share}, "
-        f"{len(data.outstanding)} outstanding ({len(data.overdue(today))} overdue as of "
-        f"{_date(today)}) and {exempted} exempted (agreed not to be done)."
+        f"{t.allocated} allocated, {t.completed} of the {t.due} due returned complete{share}, "
+        f"{t.outstanding} outstanding ({t.overdue} overdue as of {_date(today)}){two_stage} "
+        f"and {t.exempted} {EXEMPTED}."
     )
 
 
@@ -342,23 +347,39 @@ def _staff_roles(policy: Any, runs: Sequence[Any]) -> tuple[str, ...]:
     return tuple(r for r in STAFF_RESULT_ROLES if r in allowed)
 
 
-def _runs_table(runs: Sequence[Any]) -> Table:
+#: The runs table's counts after Allocated (figures.Tally's fields): they add up to it.
+RUN_COLUMNS = (
+    ("completed", "Complete"),
+    ("outstanding", "Outstanding"),
+    ("prepared", "Prepared, to be picked"),
+    ("filed", "Filed unaudited"),
+    ("exempted", "Exempted"),
+)
+
+
+def _runs_table(data: ActivitySet, today: dt.date) -> Table:
+    """Each run's audits, every one counted once (the two-stage columns only when any)."""
+    counts = {r.id: tally([a for a in data.audits if a.run_id == r.id], today) for r in data.runs}
+    shown = [
+        (key, heading)
+        for key, heading in RUN_COLUMNS
+        if key not in ("prepared", "filed") or any(getattr(t, key) for t in counts.values())
+    ]
     rows = tuple(
         (
             str(r.id),
             r.name,
             Month(r.month).name,
             _date(r.due_date),
-            str(r.audits),
-            str(r.outstanding),
-            str(r.exempted),
+            str(counts[r.id].allocated),
+            *(str(getattr(counts[r.id], key)) for key, _ in shown),
         )
-        for r in runs
+        for r in data.runs
     )
     return Table(
-        ("Run", "Name", "Month", "Due by", "Allocated", "Outstanding", "Exempted"),
+        ("Run", "Name", "Month", "Due by", "Allocated", *(heading for _, heading in shown)),
         rows,
-        numeric=(0, 4, 5, 6),
+        numeric=(0, *range(4, 5 + len(shown))),
     )
 
 
@@ -409,7 +430,9 @@ def supervision_document(
     many = PLURALS.get(subject, "members of staff")
     parts = [
         Part(
-            "About this report", paragraphs=[_staff_notice(roles)], tables=[_runs_table(data.runs)]
+            "About this report",
+            paragraphs=[_staff_notice(roles)],
+            tables=[_runs_table(data, today)],
         ),
         Part(
             f"{many.capitalize()} audited",
@@ -543,7 +566,9 @@ def observation_document(
     today = clock.today()
     parts = [
         Part(
-            "About this report", paragraphs=[_staff_notice(roles)], tables=[_runs_table(data.runs)]
+            "About this report",
+            paragraphs=[_staff_notice(roles)],
+            tables=[_runs_table(data, today)],
         ),
         Part(
             "Observations",

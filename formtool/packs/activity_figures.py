@@ -21,7 +21,8 @@ from typing import Any
 
 from formtool.definitions import FormDefinition, Item, Section
 from formtool.definitions.scales import FAVOURABLE, OUTCOMES, PARTIAL, UNFAVOURABLE
-from formtool.packs.figures import COMPLETE, InState, pct
+from formtool.packs.figures import pct
+from formtool.packs.standing import COMPLETE, InState
 from formtool.programme.policy import Policy
 from formtool.store import Store, received_on
 
@@ -417,17 +418,6 @@ class ActivitySet:
     @property
     def complete(self) -> list[RunAudit]:
         return [a for a in self.audits if a.complete]
-
-    @property
-    def outstanding(self) -> list[RunAudit]:
-        return [a for a in self.audits if a.outstanding]
-
-    @property
-    def exempted(self) -> list[RunAudit]:
-        return [a for a in self.audits if a.exempted]
-
-    def overdue(self, today: dt.date) -> list[RunAudit]:
-        return [a for a in self.outstanding if a.due_date < today]
 
     def forms(self) -> list[FormDefinition]:
         """The tools its audits used, in the order first met (one, as a rule)."""

@@ -211,12 +211,17 @@ def stacked_by_group(
 
 
 def trend_figure(
-    periods: list[str], series: dict[str, list[float | None]], title: str, ylabel: str
+    periods: list[str],
+    series: dict[str, list[float | None]],
+    title: str,
+    ylabel: str,
+    gaps: Sequence[str] | None = None,
 ) -> Figure:
     fig, ax = _axes(3.0, title)
+    gaps = gaps or ["no audits"] * len(periods)
     empty = [all(values[i] is None for values in series.values()) for i in range(len(periods))]
     for i in (i for i, e in enumerate(empty) if e):
-        ax.axvspan(i - 0.4, i + 0.4, color="#EFEFEF", linewidth=0)  # a period with no audits
+        ax.axvspan(i - 0.4, i + 0.4, color="#EFEFEF", linewidth=0)  # a period with no share
     spread = 0.05 * (len(series) - 1)
     for k, (name, values) in enumerate(series.items()):
         nudge = k * 0.05 - spread / 2  # equal lines side by side, not on top of each other
@@ -236,8 +241,8 @@ def trend_figure(
     ax.set_xticks(
         range(len(periods)),
         [
-            f"{wrap(p, 12)}\n(no audits)" if e else wrap(p, 12)
-            for p, e in zip(periods, empty, strict=True)
+            f"{wrap(p, 12)}\n({wrap(gap, 14)})" if e else wrap(p, 12)
+            for p, e, gap in zip(periods, empty, gaps, strict=True)
         ],
     )
     ax.set_xlim(-0.6, max(0, len(periods) - 1) + 0.6)
@@ -253,7 +258,12 @@ def trend_figure(
 
 
 def trend_chart(
-    periods: list[str], series: dict[str, list[float | None]], title: str, ylabel: str
+    periods: list[str],
+    series: dict[str, list[float | None]],
+    title: str,
+    ylabel: str,
+    gaps: Sequence[str] | None = None,
 ) -> bytes:
-    """A line per series across periods; None is a period with no audits: a gap, labelled."""
-    return png(trend_figure(periods, series, title, ylabel))
+    """A line per series across periods; None is a period without a share: a gap, labelled
+    with `gaps`' words for it (default "no audits")."""
+    return png(trend_figure(periods, series, title, ylabel, gaps))

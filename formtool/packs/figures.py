@@ -12,6 +12,17 @@ domains are judged, which answers are favourable and which grades need a follow-
 from the definitions; the follow-up's dates (review, re-audit, Head of Service meeting), the
 moderation rate and the words the pack uses from the programme policy the database runs.
 
+Every headline adds up: each audit stands in exactly one place (standing.py: completed,
+outstanding, prepared and waiting to be picked for audit, prepared and filed without an audit,
+exempted), and `Tally` counts them, so the summary's sentence, the team table and its total,
+and the workbook give the same numbers. Of the outstanding, those in progress or back with the
+auditor and those not yet returned are one split, overdue and not yet due another.
+
+The minimum base (`min_base`, the settings' `min_base`) holds for every proportion a pack
+draws as well as says: a chart of fewer audits than that is not drawn (the place says so, with
+the count and the base), a trend point of fewer graded audits is a gap; tables still give
+the counts.
+
 Every case-file figure counts case-file audits alone (audits.activity ""). The audits of the
 programme's other QA activities (dip samples, thematic audits, supervision audits,
 observations, family feedback: seed 001 4.11-4.31) are figured apart, one `ActivityFigures`
@@ -32,15 +43,12 @@ from formtool import clock
 from formtool.definitions import FormDefinition, Item
 from formtool.definitions.scales import FAVOURABLE, OUTCOMES, PARTIAL, UNFAVOURABLE, Scale
 from formtool.errors import FormtoolError, printable
+from formtool.packs.standing import InState, Tally, charted, tally
 from formtool.periods import Period, show_date
 from formtool.programme.followup import FollowUp, Graded, follow_ups, load_follow_ups
 from formtool.programme.policy import Policy, default_policy
 from formtool.programme.rules import active_policy
-from formtool.store import COMPLETED, OUTSTANDING, AuditState, Concern, Store, received_on
-
-S = AuditState
-COMPLETE = {s.value for s in COMPLETED}
-OUTSTANDING_STATES = {s.value for s in OUTSTANDING}
+from formtool.store import Concern, Store, received_on
 
 
 def pct(part: int, whole: int) -> str:
@@ -61,27 +69,6 @@ class NoAuditsError(PackError):
             "Check the period, or generate and import audits first."
         )
         self.period = period
-
-
-class InState:
-    """What an audit's state says of it in a report: complete, outstanding or exempted (the
-    case-file figures' audits and an activity run's share them)."""
-
-    state: str
-
-    @property
-    def complete(self) -> bool:
-        """A Final return is in, and not sent back: it counts as completed."""
-        return self.state in COMPLETE
-
-    @property
-    def outstanding(self) -> bool:
-        return self.state in OUTSTANDING_STATES
-
-    @property
-    def exempted(self) -> bool:
-        """Agreed not to be done: neither complete nor outstanding, nor a non-completion."""
-        return self.state == S.exempted.value
 
 
 @dataclass
@@ -187,7 +174,8 @@ class PmuFigures:
     answers: dict[int, dict[str, tuple[str, str]]]  # return id -> key -> (value, comment)
     actions: list[dict[str, object]]  # the case-file audits' action rows
     min_base: int = 5
-    by_team: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_team: dict[str, Tally] = field(default_factory=dict)
+    totals: Tally = field(default_factory=Tally)  # the headline: the sum of by_team
     grades: dict[str, Counter[str]] = field(default_factory=dict)  # scale id -> grade counts
     grades_by_tool: dict[str, Counter[str]] = field(default_factory=dict)
     grades_by_team: dict[str, Counter[str]] = field(default_factory=dict)
@@ -225,19 +213,29 @@ class PmuFigures:
         return [a for a in self.audits if a.outstanding and a.due_date < self.as_of]
 
     @property
-    def in_progress(self) -> list[AuditFacts]:
-        return [
-            a for a in self.audits if a.state in (S.in_progress.value, S.amendment_requested.value)
-        ]
-
-    @property
     def exempted(self) -> list[AuditFacts]:
         return [a for a in self.audits if a.exempted]
 
     @property
     def not_completed(self) -> list[AuditFacts]:
-        """The non-completions: every audit neither complete nor exempted."""
-        return [a for a in self.audits if not (a.complete or a.exempted)]
+        """The non-completions: every audit due and not complete (outstanding, or prepared
+        and waiting to be picked); never one exempted or filed without an audit."""
+        return [a for a in self.audits if a.standing in ("outstanding", "prepared")]
+
+    def ungraded(self) -> Counter[tuple[str, str]]:
+        """The complete audits without a grade on the main scale, by (tool, why), so the
+        graded and these add up to the completed."""
+        main = self.main_scale
+        found: Counter[tuple[str, str]] = Counter()
+        for audit in self.completed:
+            scale = audit.scale
+            if scale is None:
+                found[(audit.form.name, "the tool has no overall grade")] += 1
+            elif not audit.grade:
+                found[(audit.form.name, "no grade given")] += 1
+            elif main is None or scale.id != main.id:
+                found[(audit.form.name, f"graded on the {scale.label} scale")] += 1
+        return found
 
     @property
     def main_scale(self) -> Scale | None:
@@ -326,7 +324,8 @@ def load_figures(
     for _ in range(trend_periods - 1):
         history.insert(0, history[0].previous())
     figures.trend = [
-        _trend_point(p, case_files(_load_audits(db, p)), figures.main_scale) for p in history
+        _trend_point(p, case_files(_load_audits(db, p)), figures.main_scale, min_base)
+        for p in history
     ]
     months = set(period.months)
     raised = [c for c in db.concerns() if c.month in months]
@@ -343,16 +342,11 @@ def _concern_counts(audits: list[AuditFacts], raised: list[Concern]) -> dict[str
 
 
 def _compute(f: PmuFigures) -> None:
-    teams: dict[str, dict[str, int]] = defaultdict(
-        lambda: dict.fromkeys(("allocated", "completed", "outstanding", "overdue"), 0)
-    )
+    teams: dict[str, list[AuditFacts]] = defaultdict(list)
     for audit in f.audits:
-        team = teams[audit.team]
-        team["allocated"] += 1
-        team["completed"] += audit.complete
-        team["outstanding"] += audit.outstanding
-        team["overdue"] += audit.outstanding and audit.due_date < f.as_of
-    f.by_team = dict(sorted(teams.items()))
+        teams[audit.team].append(audit)
+    f.by_team = {team: tally(audits, f.as_of) for team, audits in sorted(teams.items())}
+    f.totals = tally(f.audits, f.as_of)
     for audit in f.graded:
         scale = audit.scale
         assert scale is not None  # graded audits have a grade scale
@@ -427,6 +421,8 @@ def _moderation(f: PmuFigures) -> None:
         "up": up,
         "down": down,
     }
+    # changed on a scale without an order (neither up nor down), so the parts add up
+    f.moderation["other"] = len(moderated) - f.moderation["agreed"] - up - down
 
 
 def action_done(action: dict[str, object]) -> bool:
@@ -495,10 +491,10 @@ def _alone(f: PmuFigures, audit: AuditFacts) -> FollowUp:
 
 
 def _trend_point(
-    period: Period, audits: list[AuditFacts], scale: Scale | None
+    period: Period, audits: list[AuditFacts], scale: Scale | None, min_base: int
 ) -> dict[str, object]:
-    """Shares of the main scale's bands among graded audits; None when nothing was graded
-    (a gap in the chart, never 0%)."""
+    """Shares of the main scale's bands among graded audits; None when fewer than the
+    minimum base were graded (a gap in the chart, never 0% nor a share of two)."""
     graded = [
         a.grade
         for a in audits
@@ -512,7 +508,9 @@ def _trend_point(
     for outcome in OUTCOMES:
         members = getattr(scale, outcome) if scale else ()
         point[outcome] = (
-            round(100 * sum(g in members for g in graded) / len(graded), 1) if graded else None
+            round(100 * sum(g in members for g in graded) / len(graded), 1)
+            if graded and charted(len(graded), min_base)
+            else None
         )
     return point
 
@@ -561,6 +559,7 @@ class ActivityFigures:
     findings: list[ToolFindings] = field(default_factory=list)  # case subjects
     feedback: list[Feedback] = field(default_factory=list)  # kind feedback, one per tool
     concerns: dict[str, int] = field(default_factory=lambda: {"raised": 0, "open": 0})
+    counts: Tally = field(default_factory=Tally)  # where its audits stand, each once
 
     @property
     def completed(self) -> list[AuditFacts]:
@@ -576,8 +575,9 @@ class ActivityFigures:
 
     @property
     def due(self) -> int:
-        """Audits due: allocated, less those exempted (agreed not to be done)."""
-        return len(self.audits) - len(self.exempted)
+        """Audits due: allocated, less those exempted (agreed not to be done) or prepared
+        and filed without an audit."""
+        return self.counts.due
 
 
 def prevalence(
@@ -640,6 +640,7 @@ def _activity(
         audits,
         subjects=len({a.case_number for a in audits}),
         concerns=_concern_counts(audits, raised),
+        counts=tally(audits, f.as_of),
     )
     graded = [a for a in found.completed if a.grade and a.scale is not None]
     found.scale = graded[0].scale if graded else None  # its tool's judgement scale

@@ -18,6 +18,7 @@ and never named here, judgements and themes only from the activity's minimum bas
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from pathlib import Path
 
 from formtool.definitions.scales import OUTCOMES
@@ -35,6 +36,19 @@ from formtool.packs.figures import (
     prevalence,
 )
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf
+from formtool.packs.standing import charted
+from formtool.packs.summary import (
+    EXEMPTED,
+    FILED,
+    PREPARED,
+    allocation_line,
+    grades_line,
+    not_charted,
+    team_table,
+    too_few_to_chart,
+    trend_gap,
+    trend_too_few,
+)
 from formtool.packs.workbook import workbook
 from formtool.periods import period_for, show_date
 from formtool.programme.followup import number_words
@@ -52,64 +66,26 @@ def _date(day: object) -> str:
     return f"{show_date(day)}" if isinstance(day, dt.date) else ""
 
 
-def _allocated(f: PmuFigures) -> str:
-    """How many were allocated and completed: exempted audits (agreed not to be done) are
-    not due, so the completion rate leaves them out."""
-    allocated, completed, exempted = len(f.audits), len(f.completed), len(f.exempted)
-    if not exempted:
-        return (
-            f"{allocated} audits were allocated for {f.period.label} ({f.period.span}); "
-            f"{completed} were completed ({pct(completed, allocated)})"
-        )
-    due = allocated - exempted
-    return (
-        f"{allocated} audits were allocated for {f.period.label} ({f.period.span}) and "
-        f"{exempted} of them exempted (agreed not to be done); {completed} of the {due} due "
-        f"were completed ({pct(completed, due)})"
-    )
-
-
 def _summary(f: PmuFigures, aggregate_only: bool) -> Part:
-    lines = [
-        f"{_allocated(f)}, "
-        f"{len(f.in_progress)} are in progress or back with the auditor for amendment, and "
-        f"{len(f.overdue)} are overdue as of {_date(f.as_of)}.",
-        concerns_line(f),
-        *_elsewhere(f),
-    ]
+    lines = [allocation_line(f), concerns_line(f), *_elsewhere(f)]
     if f.exempted and not aggregate_only:
         shown = [a.audit_id for a in f.exempted[:REPORT_ROWS]]
         more = f" and {len(f.exempted) - REPORT_ROWS} more" if len(f.exempted) > REPORT_ROWS else ""
         lines.append(f"Exempted, not counted as due: {', '.join(shown)}{more}.")
-    scale = f.main_scale
-    if scale is not None:
-        counts = f.grades[scale.id]
-        total = sum(counts.values())
-        good = sum(counts[g] for g in scale.favourable)
-        flagged = sum(counts[g] for g in scale.follow_up)
-        lines.append(
-            f"Of {total} graded audits, {good} ({pct(good, total)}) were "
-            f"{scale.band_label(FAVOURABLE).lower()} and {flagged} "
-            f"{' or '.join(scale.follow_up).lower() or 'needed a follow-up'} "
-            "(moderated grades used where moderated). Drafts and returns sent back "
-            "for amendment are not counted."
-        )
+    graded = grades_line(f)
+    if graded:
+        lines.append(graded)
     if aggregate_only:
         lines.append(OFFICERS_PACK)
+    headings, rows = team_table(f)
     return Part(
         "Summary",
         paragraphs=lines,
         tables=[
             Table(
-                ("Team", "Allocated", "Completed", "Outstanding", "Overdue"),
-                tuple(
-                    (
-                        team,
-                        *(str(v[k]) for k in ("allocated", "completed", "outstanding", "overdue")),
-                    )
-                    for team, v in f.by_team.items()
-                ),
-                numeric=(1, 2, 3, 4),
+                headings,
+                tuple(tuple(str(v) for v in row) for row in rows),
+                numeric=tuple(range(1, len(headings))),
             )
         ],
     )
@@ -122,67 +98,124 @@ def _grades(f: PmuFigures) -> list[Part]:
         total = sum(counts.values())
         title = "Grades" if len(f.grades) == 1 else f"Grades ({scale.label})"
         tools = sorted(t for t, c in f.grades_by_tool.items() if set(c) <= set(scale.choices))
-        by_tool = Table(
-            ("Tool", *scale.choices, "Graded"),
-            tuple(
-                (
-                    t,
-                    *(str(f.grades_by_tool[t].get(g, 0)) for g in scale.choices),
-                    str(sum(f.grades_by_tool[t].values())),
+        by_team = {  # this scale's grades of each team that has any
+            t: on
+            for t, c in sorted(f.grades_by_team.items())
+            if (on := Counter({g: c[g] for g in scale.choices if c.get(g)}))
+        }
+        images, notes = [], []
+        if charted(total, f.min_base):
+            images.append(
+                charts.grade_chart(
+                    list(scale.choices),
+                    [counts.get(g, 0) for g in scale.choices],
+                    f"Grades, all tools ({total} graded audits)",
                 )
-                for t in tools
-            ),
-            numeric=tuple(range(1, len(scale.choices) + 2)),
-        )
-        teams = sorted(f.grades_by_team)
+            )
+        else:
+            notes.append(too_few_to_chart("audits were graded", "the grades", total, f.min_base))
+        image, note = _by_team(by_team, scale.choices, f.min_base)
+        images += image
+        notes += note
+        shown = charted(total, f.min_base)  # a share only from the minimum base
         parts.append(
             Part(
                 title,
-                images=[
-                    charts.grade_chart(
-                        list(scale.choices),
-                        [counts.get(g, 0) for g in scale.choices],
-                        f"Grades, all tools ({total} graded audits)",
-                    ),
-                    charts.stacked_by_group(
-                        teams,
-                        list(scale.choices),
-                        {g: [f.grades_by_team[t].get(g, 0) for t in teams] for g in scale.choices},
-                        "Grades by team",
-                    ),
-                ],
+                paragraphs=notes,
+                images=images,
                 tables=[
                     Table(
-                        ("Grade", "Audits", "Share"),
+                        ("Grade", "Audits", *(("Share",) if shown else ())),
                         tuple(
-                            (g, str(counts.get(g, 0)), pct(counts.get(g, 0), total))
+                            (
+                                g,
+                                str(counts.get(g, 0)),
+                                *((pct(counts.get(g, 0), total),) if shown else ()),
+                            )
                             for g in scale.choices
                         ),
-                        numeric=(1, 2),
+                        numeric=(1, 2) if shown else (1,),
                     ),
-                    by_tool,
+                    _counts_table("Tool", tools, f.grades_by_tool, scale.choices),
+                    _counts_table("Team", list(by_team), by_team, scale.choices),
                 ],
             )
         )
     return parts
 
 
+def _counts_table(
+    what: str, names: list[str], grades: dict[str, Counter[str]], choices: tuple[str, ...]
+) -> Table:
+    """Grades by tool or team: counts for every base, so nothing a chart leaves out is lost."""
+    return Table(
+        (what, *choices, "Graded"),
+        tuple(
+            (
+                name,
+                *(str(grades[name].get(g, 0)) for g in choices),
+                str(sum(grades[name].values())),
+            )
+            for name in names
+        ),
+        numeric=tuple(range(1, len(choices) + 2)),
+    )
+
+
+def _by_team(
+    by_team: dict[str, Counter[str]], choices: tuple[str, ...], min_base: int
+) -> tuple[list[bytes], list[str]]:
+    """The grades-by-team chart of the teams with at least the minimum base graded, and a
+    line naming those left out."""
+    graded = {t: sum(c.values()) for t, c in by_team.items()}
+    drawn = [t for t in by_team if charted(graded[t], min_base)]
+    left_out = [(t, graded[t]) for t in by_team if t not in drawn]
+    notes = [not_charted("graded audits in a team", left_out, min_base)] if left_out else []
+    if not drawn:
+        return [], notes
+    chart = charts.stacked_by_group(
+        drawn,
+        list(choices),
+        {g: [by_team[t].get(g, 0) for t in drawn] for g in choices},
+        "Grades by team",
+    )
+    return [chart], notes
+
+
 def _domains(f: PmuFigures) -> list[Part]:
+    completed = {t.name: t.audits for t in f.findings}
     parts = []
     for tool, domains in f.domains.items():
         choices = domains[0][2]
+        drawn = [d for d in domains if charted(sum(d[1].values()), f.min_base)]
+        audits = completed.get(tool, 0)
+        notes, images = [], []
+        if not charted(audits, f.min_base):
+            what = f"{tool} audits were completed"
+            notes.append(too_few_to_chart(what, "the domains judged", audits, f.min_base))
+        elif not drawn:
+            notes.append(
+                f"No domain of the {tool} tool was judged (N/A left out) in at least "
+                f"{f.min_base} audits: too few to chart; the table gives the counts."
+            )
+        else:
+            left_out = [(d[0], sum(d[1].values())) for d in domains if d not in drawn]
+            if left_out:
+                notes.append(not_charted("audits judged, N/A left out", left_out, f.min_base))
+            images.append(
+                charts.stacked_by_group(
+                    [d[0] for d in drawn],
+                    list(choices),
+                    {c: [d[1].get(c, 0) for d in drawn] for c in choices},
+                    f"{tool}: {' / '.join(choices).lower()}",
+                    percent=True,
+                )
+            )
         parts.append(
             Part(
                 f"{tool}: domains judged",
-                images=[
-                    charts.stacked_by_group(
-                        [d[0] for d in domains],
-                        list(choices),
-                        {c: [d[1].get(c, 0) for d in domains] for c in choices},
-                        f"{tool}: {' / '.join(choices).lower()}",
-                        percent=True,
-                    )
-                ],
+                paragraphs=notes,
+                images=images,
                 tables=[
                     Table(
                         ("Domain", *choices, "Judged"),
@@ -232,7 +265,11 @@ def _moderation_part(f: PmuFigures) -> Part:
             f"({pct(m['moderated'], m['graded'])} achieved; {target_words(f.policy)}). "
             f"Moderators agreed with the auditor's grade in {m['agreed']} "
             f"({pct(m['agreed'], m['moderated'])}); {m['up']} grade(s) moved up and {m['down']} "
-            "down."
+            + (
+                f"down, and {m['other']} changed on a scale that is not ranked."
+                if m.get("other")
+                else "down."
+            )
         ],
     )
 
@@ -316,19 +353,23 @@ def _trend(f: PmuFigures) -> Part:
         label: [_share(p[o]) for p in f.trend] for label, o in zip(labels, OUTCOMES, strict=True)
     }
 
-    def shown(value: object) -> str:
-        return "no audits" if value is None else f"{value}%"
+    def shown(point: dict[str, object], value: object) -> str:
+        return trend_gap(point) if value is None else f"{value}%"
 
+    notes, images = [], []
+    if any(v is not None for values in series.values() for v in values):
+        gaps = [trend_gap(p) for p in f.trend]
+        periods = [str(p["period"]) for p in f.trend]
+        title, ylabel = "Trend against previous periods", "% of graded audits"
+        images.append(charts.trend_chart(periods, series, title, ylabel, gaps))
+    else:
+        notes.append(trend_too_few(f.min_base))
+    if any(p["graded"] and p[OUTCOMES[0]] is None for p in f.trend):  # graded, too few
+        notes.append(f"A period's shares are given only from {f.min_base} graded audits.")
     return Part(
         "Trend",
-        images=[
-            charts.trend_chart(
-                [str(p["period"]) for p in f.trend],
-                series,
-                "Trend against previous periods",
-                "% of graded audits",
-            )
-        ],
+        paragraphs=notes,
+        images=images,
         tables=[
             Table(
                 ("Period", "Audits", "Graded", *labels),
@@ -337,7 +378,7 @@ def _trend(f: PmuFigures) -> Part:
                         str(p["period"]),
                         str(p["audits"]),
                         str(p["graded"]),
-                        *(shown(p[o]) for o in OUTCOMES),
+                        *(shown(p, p[o]) for o in OUTCOMES),
                     )
                     for p in f.trend
                 ),
@@ -402,13 +443,13 @@ def _activity_parts(f: PmuFigures) -> list[Part]:
 
 
 def _activity_part(a: ActivityFigures) -> Part:
-    subjects = _subject_words(a)
-    due, done = a.due, len(a.completed)
+    t = a.counts
+    kinds = ((t.prepared, PREPARED), (t.filed, FILED), (t.exempted, EXEMPTED))
     counts = (
-        f"{len(a.audits)} audit(s) of {subjects} were allocated: {done} complete, "
-        f"{len(a.outstanding)} outstanding"
-        + (f", {len(a.exempted)} exempted (agreed not to be done)" if a.exempted else "")
-        + f". Completion: {done} of the {due} due ({pct(done, due)})."
+        f"{t.allocated} audit(s) of {_subject_words(a)} were allocated: {t.completed} "
+        f"complete, {t.outstanding} outstanding"
+        + "".join(f", {n} {words}" for n, words in kinds if n)
+        + f". Completion: {t.completed} of the {t.due} due ({pct(t.completed, t.due)})."
     )
     raised = a.concerns["raised"]
     lines = [
@@ -506,8 +547,8 @@ def pmu_document(
     actions = Part(
         "Actions",
         paragraphs=[
-            f"{t['raised']} actions were raised in complete audits; {t['completed']} are signed "
-            f"off, {t['open']} open and {t['overdue']} overdue."
+            f"{t['raised']} actions were raised in complete audits: {t['completed']} signed off "
+            f"and {t['open']} open ({t['overdue']} of them overdue as of {_date(f.as_of)})."
         ],
     )
     scope = (

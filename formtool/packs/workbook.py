@@ -1,13 +1,17 @@
 """The PMU workbook (XlsxWriter): Summary with native charts, Activities (when the programme's
 other QA activities had audits in the period: a row of counts per activity, never a person),
 Audits, Answers (long form: one row per audit and question), Action tracker, Moderation log,
-Non-completion (never an exempted audit: the Audits sheet lists those as exempted), Re-audits.
+Non-completion (never an exempted audit nor a prepared file filed without an audit: the Audits
+sheet lists those as such), Re-audits.
 Every sheet but Activities is case-file audits alone. The aggregate workbook (for the web
 workspace's viewers) is the Summary and Activities: every other sheet lists audits.
 
-Charts are anchored below one another from computed sizes, so none covers another; columns
-are as wide as their text; every sheet prints landscape, one page wide, with its header row
-repeated and the council and protective marking on every page.
+The Summary says what the report's summary says (summary.py): the headline, the team table
+with its "All teams" total; a chart of fewer audits than the minimum base is not drawn, a note
+in its place says so. Charts and notes are anchored below one another from computed sizes,
+right of the widest table, so none covers another or a table; columns are as wide as their
+text; every sheet prints landscape, one page wide, with its header row repeated and the
+council and protective marking on every page.
 """
 
 from __future__ import annotations
@@ -20,12 +24,21 @@ from typing import Any
 
 from formtool.definitions.scales import OUTCOMES
 from formtool.packs.figures import PmuFigures, _before, action_done, concerns_line
+from formtool.packs.standing import charted
+from formtool.packs.summary import (
+    allocation_line,
+    not_charted,
+    team_table,
+    too_few_to_chart,
+    trend_too_few,
+)
 from formtool.periods import show_date
 from formtool.settings import DEFAULT, Settings
 
 ROW_PX = 20  # XlsxWriter's default row height in pixels
 CHART_W, CHART_H = 560, 300  # pixels
-CHART_COLUMN = 7  # charts sit from column H, right of the Summary tables
+CHART_COLUMN = 7  # charts sit from column H, or right of a wider Summary table
+NOTE_H = 2 * ROW_PX  # a note where a chart was not drawn
 COLOURS = ("#1a7f37", "#57ab5a", "#d4a72c", "#e36209", "#cf222e", "#6e7781")
 Rows = Sequence[Sequence[Any]]
 
@@ -132,8 +145,8 @@ def _shown(value: Any) -> str:
 class _Charts:
     """Charts on the Summary sheet, each anchored below the last: they cannot overlap."""
 
-    def __init__(self, book: _Book, sheet: Any) -> None:
-        self.book, self.sheet, self.row = book, sheet, 3
+    def __init__(self, book: _Book, sheet: Any, column: int = CHART_COLUMN) -> None:
+        self.book, self.sheet, self.row, self.column = book, sheet, 3, column
 
     def add(
         self,
@@ -149,8 +162,19 @@ class _Charts:
         chart.set_size({"width": CHART_W, "height": CHART_H})
         for method, value in (options or {}).items():
             getattr(chart, method)(value)
-        self.sheet.insert_chart(self.row, CHART_COLUMN, chart, {"object_position": 3})
+        self.sheet.insert_chart(self.row, self.column, chart, {"object_position": 3})
         self.row += math.ceil(CHART_H / ROW_PX) + 1
+
+    def note(self, text: str) -> None:
+        """Words where a chart is not drawn (a text box: with constant_memory, a cell above
+        the rows already written could not be written)."""
+        self.sheet.insert_textbox(
+            self.row,
+            self.column,
+            text,
+            {"width": CHART_W, "height": NOTE_H, "object_position": 3, "font": {"size": 10}},
+        )
+        self.row += math.ceil(NOTE_H / ROW_PX) + 1
 
 
 def _summary(book: _Book, f: PmuFigures, aggregate_only: bool) -> None:
@@ -164,17 +188,10 @@ def _summary(book: _Book, f: PmuFigures, aggregate_only: bool) -> None:
         else "Case numbers only; no names."
     )
     sheet.write_string(1, 0, f"As of {show_date(f.as_of)}. {scope} {concerns_line(f)}")
-    charts = _Charts(book, sheet)
-    row = book.table(
-        sheet,
-        ("Team", "Allocated", "Completed", "Outstanding", "Overdue"),
-        [
-            (t, v["allocated"], v["completed"], v["outstanding"], v["overdue"])
-            for t, v in f.by_team.items()
-        ],
-        3,
-        filter_=False,
-    )
+    sheet.write_string(2, 0, allocation_line(f))
+    headings, rows = team_table(f)
+    charts = _Charts(book, sheet, max(CHART_COLUMN, len(headings) + 1))
+    row = book.table(sheet, headings, rows, 3, filter_=False)
     for sid, counts in f.grades.items():
         scale = f.scales[sid]
         start = row
@@ -185,6 +202,11 @@ def _summary(book: _Book, f: PmuFigures, aggregate_only: bool) -> None:
             start,
             filter_=False,
         )
+        total = sum(counts.values())
+        if not charted(total, f.min_base):
+            chart = "the grades" if len(f.grades) == 1 else f"the {scale.label} grades"
+            charts.note(too_few_to_chart("audits were graded", chart, total, f.min_base))
+            continue
         charts.add(
             {"type": "column"},
             f"Grades ({scale.label})",
@@ -199,13 +221,26 @@ def _summary(book: _Book, f: PmuFigures, aggregate_only: bool) -> None:
             ],
             {"set_legend": {"none": True}},
         )
-    for tool, domains in f.domains.items():
-        choices = domains[0][2]
-        start = row
+    for tool in f.domains:
+        row = _domains(book, sheet, charts, f, tool, row)
+    _trend(book, sheet, charts, f, row)
+
+
+def _domains(book: _Book, sheet: Any, charts: _Charts, f: PmuFigures, tool: str, row: int) -> int:
+    """A tool's domain judgements: the charted domains' table and their chart, then those
+    judged in too few audits to chart, in a table of their own. Returns the next free row."""
+    domains = f.domains[tool]
+    choices = domains[0][2]
+    audits = next((t.audits for t in f.findings if t.name == tool), 0)
+    tool_charted = charted(audits, f.min_base)
+    drawn = [d for d in domains if tool_charted and charted(sum(d[1].values()), f.min_base)]
+    left_out = [d for d in domains if d not in drawn]
+    start = row
+    if drawn:
         row = book.table(
             sheet,
             (f"{tool}: domain", *choices),
-            [(label, *(c.get(x, 0) for x in choices)) for label, c, _ in domains],
+            [(label, *(c.get(x, 0) for x in choices)) for label, c, _ in drawn],
             start,
             filter_=False,
         )
@@ -215,15 +250,29 @@ def _summary(book: _Book, f: PmuFigures, aggregate_only: bool) -> None:
             [
                 {
                     "name": ["Summary", start, i],
-                    "categories": ["Summary", start + 1, 0, start + len(domains), 0],
-                    "values": ["Summary", start + 1, i, start + len(domains), i],
+                    "categories": ["Summary", start + 1, 0, start + len(drawn), 0],
+                    "values": ["Summary", start + 1, i, start + len(drawn), i],
                     "fill": {"color": COLOURS[(0, 2, 4)[i - 1] if i <= 3 else 5]},
                 }
                 for i in range(1, len(choices) + 1)
             ],
             {"set_y_axis": {"reverse": True}},
         )
-    _trend(book, sheet, charts, f, row)
+    if not tool_charted:
+        what = f"{tool} audits were completed"
+        charts.note(too_few_to_chart(what, "the domains judged", audits, f.min_base))
+    elif left_out:
+        judged = [(label, sum(c.values())) for label, c, _ in left_out]
+        charts.note(not_charted(f"{tool} audits judged, N/A left out", judged, f.min_base))
+    if left_out:
+        row = book.table(
+            sheet,
+            (f"{tool}: domain, not charted", *choices),
+            [(label, *(c.get(x, 0) for x in choices)) for label, c, _ in left_out],
+            row,
+            filter_=False,
+        )
+    return row
 
 
 def _trend(book: _Book, sheet: Any, charts: _Charts, f: PmuFigures, row: int) -> None:
@@ -232,14 +281,17 @@ def _trend(book: _Book, sheet: Any, charts: _Charts, f: PmuFigures, row: int) ->
     start = row
     book.table(
         sheet,
-        ("Period", "Audits", *(f"{label} %" for label in labels)),
-        [(p["period"], p["audits"], *(p[o] for o in OUTCOMES)) for p in f.trend],
+        ("Period", "Audits", *(f"{label} %" for label in labels), "Graded"),
+        [(p["period"], p["audits"], *(p[o] for o in OUTCOMES), p["graded"]) for p in f.trend],
         start,
         filter_=False,
     )
+    if all(p[o] is None for p in f.trend for o in OUTCOMES):
+        charts.note(trend_too_few(f.min_base))
+        return
     charts.add(
         {"type": "line"},
-        "Trend (blank: no audits)",
+        f"Trend (blank: no audits, or fewer than {f.min_base} graded)",
         [
             {
                 "name": ["Summary", start, 2 + i],
@@ -266,7 +318,7 @@ def _audits(book: _Book, f: PmuFigures, include_names: bool) -> None:
             a.month,
             a.due_date,
             a.state,
-            "Yes" if a.complete else "Exempted" if a.exempted else "No",
+            _complete_words(a.standing),
             a.auditor_grade,
             a.moderated_grade,
             a.grade,
@@ -303,6 +355,13 @@ def _audits(book: _Book, f: PmuFigures, include_names: bool) -> None:
             *names,
         ),
         rows,
+    )
+
+
+def _complete_words(standing: str) -> str:
+    """The Audits sheet's Complete column: where the audit stands, in a word or two."""
+    return {"completed": "Yes", "exempted": "Exempted", "filed": "Filed unaudited"}.get(
+        standing, "No"
     )
 
 
@@ -429,7 +488,7 @@ def _logs(book: _Book, f: PmuFigures) -> None:
                 a.state,
                 max(0, (f.as_of - a.due_date).days),
             )
-            for a in f.not_completed  # an exempted audit is listed as such on Audits
+            for a in f.not_completed  # exempted and filed unaudited: as such on Audits
         ],
     )
     rule = f.policy.reaudit
@@ -475,6 +534,14 @@ def _activities(book: _Book, f: PmuFigures) -> None:
     """A row of counts per activity with audits in the period (the report's figures)."""
     if not f.activities:
         return
+    # Complete, Outstanding, the two-stage kinds when any, and Exempted add up to Allocated
+    kinds = [("completed", "Complete"), ("outstanding", "Outstanding")]
+    kinds += [
+        (key, heading)
+        for key, heading in (("prepared", "Prepared, to be picked"), ("filed", "Filed unaudited"))
+        if any(getattr(a.counts, key) for a in f.activities)
+    ]
+    kinds.append(("exempted", "Exempted"))
     book.table(
         book.sheet("Activities"),
         (
@@ -483,9 +550,7 @@ def _activities(book: _Book, f: PmuFigures) -> None:
             "Runs",
             "Subjects",
             "Allocated",
-            "Complete",
-            "Outstanding",
-            "Exempted",
+            *(heading for _, heading in kinds),
             "Completion %",
             "Concerns raised",
         ),
@@ -495,11 +560,9 @@ def _activities(book: _Book, f: PmuFigures) -> None:
                 a.kind.replace("_", " "),
                 len(a.runs),
                 a.subjects,
-                len(a.audits),
-                len(a.completed),
-                len(a.outstanding),
-                len(a.exempted),
-                round(100 * len(a.completed) / a.due, 1) if a.due else None,
+                a.counts.allocated,
+                *(getattr(a.counts, key) for key, _ in kinds),
+                round(100 * a.counts.completed / a.due, 1) if a.due else None,
                 a.concerns["raised"],
             )
             for a in f.activities

@@ -6,14 +6,16 @@ concerns as the dashboard's banner and the concerns page list them.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from formtool import store
 from formtool.errors import FormtoolError, Issue
-from formtool.periods import iso_text
+from formtool.periods import iso_text, show_date
 from formtool.programme.concerns import as_dict as concern_dict
 from formtool.programme.concerns import contacts, unsent
+from formtool.programme.rejections import RejectionEntry, audit_rejections
 from formtool.programme.rules import active_policy
 from formtool.store import Concern, Store, unknown_audit
 
@@ -37,18 +39,29 @@ class AuditSummary:
     auditor_grade: str
     moderated_grade: str
     moderated_by: str
+    form_format: str  # docx or xlsx: the form it was sent as
+
+
+@dataclass(frozen=True)
+class AnswerRow:
+    question: str
+    answer: str  # as the auditor saw it: dates as dd/mm/yyyy
+    evidence: str  # evidence and comment
+    wide: bool = False  # free text: the answer takes the evidence column's room too
 
 
 @dataclass(frozen=True)
 class AnswerSection:
     title: str
-    rows: list[tuple[str, str, str]]  # (question, answer, evidence and comment)
+    rows: list[AnswerRow]
 
 
 @dataclass(frozen=True)
 class ActionRow:
     table_key: str
     row: str
+    table: str  # the table's title on the form
+    needs_sign_off: bool  # in a table a manager signs off, and not signed off yet
     action: str
     recommendation: str
     responsible_person: str
@@ -122,36 +135,47 @@ class AuditDetail:
     warnings: list[dict[str, str]]  # issue data with its message
     returns: list[ReturnEntry]  # newest first
     events: list[EventEntry]
-    next_steps: list[str]  # accept, amend, moderate, signoff, close, reopen, exempt
+    next_steps: list[str]  # accept, amend, moderate, signoff, close, reopen, exempt, reassign
     concerns: list[ConcernEntry] = field(default_factory=list)  # open first
     run: str = ""  # the activity run it belongs to ("": a case-file audit), in words
     subject_kind: str = "case"  # case, supervisor or practitioner
+    #: Files rejected for this audit, newest first (programme/rejections.py).
+    rejections: list[RejectionEntry] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"concerns": [c.as_dict() for c in self.concerns]}
+        return asdict(self) | {
+            "concerns": [c.as_dict() for c in self.concerns],
+            "rejections": [r.as_dict() for r in self.rejections],
+        }
 
     @property
     def open_concerns(self) -> list[ConcernEntry]:
         return [c for c in self.concerns if c.concern.open]
 
 
-def _steps(state: str, graded: bool) -> list[str]:
-    """The QA steps open to an audit in this state (the state machine decides)."""
+def _steps(state: str, graded: bool, actions: list[ActionRow]) -> list[str]:
+    """The QA steps that can succeed now: the state machine allows them, and nothing they
+    need is missing (an audit with an action still to sign off offers neither "actions
+    signed off" nor "close"; one with no action to sign off goes straight to "close")."""
     state_ = S(state)
+    waiting = any(a.needs_sign_off for a in actions)
+    signed = any(a.sign_off or a.sign_off_date for a in actions)
     allowed = store.TRANSITIONS[state_]
     steps = []
     if S.checked in allowed:
         steps += ["accept", "amend"]
     if graded and (S.moderated in allowed or state_ in (S.actions_signed_off, S.closed)):
         steps.append("moderate")
-    if S.actions_signed_off in allowed:
+    if S.actions_signed_off in allowed and signed and not waiting:
         steps.append("signoff")
-    if S.closed in allowed and state_ is not S.returned:
+    if S.closed in allowed and state_ is not S.returned and not waiting:
         steps.append("close")
     if state_ in store.ACCEPTED:
         steps.append("reopen")
     if S.exempted in allowed:
         steps.append("exempt")
+    if state_ in store.REASSIGNABLE:
+        steps.append("reassign")
     return steps
 
 
@@ -168,26 +192,7 @@ def audit_detail(db: Store, audit_id: str) -> AuditDetail:
         if form
         else sorted(facts_raw.items())
     )
-    sections = []
-    for section in form.sections if form else ():
-        shown = [
-            (
-                i.label,
-                answers.get(i.key, ("", ""))[0],
-                "\n".join(
-                    p
-                    for p in (
-                        answers.get(i.key, ("", ""))[1],
-                        answers.get(i.comment_key, ("", ""))[0],
-                    )
-                    if p
-                ),
-            )
-            for i in section.items
-            if i.kind != "table"
-        ]
-        if any(a or e for _, a, e in shown):
-            sections.append(AnswerSection(section.title, shown))
+    sections = _answer_sections(form, answers)
     file = row.file_name or ""
     warnings = (
         [
@@ -197,6 +202,7 @@ def audit_detail(db: Store, audit_id: str) -> AuditDetail:
         if row.return_id
         else []
     )
+    action_rows = _action_rows(form, actions)
     summary = AuditSummary(
         **{
             f.name: iso_text(getattr(row, f.name))
@@ -209,10 +215,7 @@ def audit_detail(db: Store, audit_id: str) -> AuditDetail:
         summary,
         facts,
         sections,
-        [
-            ActionRow(**{f.name: iso_text(getattr(a, f.name)) for f in fields(ActionRow)})
-            for a in actions
-        ],
+        action_rows,
         warnings,
         [
             ReturnEntry(
@@ -232,11 +235,62 @@ def audit_detail(db: Store, audit_id: str) -> AuditDetail:
             EventEntry(iso_text(e.at), e.event, e.detail, e.user_name, e.superseded_by is not None)
             for e in events
         ],
-        _steps(row.state, bool(row.auditor_grade or row.moderated_grade)),
+        _steps(row.state, bool(row.auditor_grade or row.moderated_grade), action_rows),
         concern_entries(db, audit_id=audit_id),
         _run_words(db, row.run_id),
         row.subject_kind,
+        audit_rejections(db, audit_id),
     )
+
+
+def _answer_sections(form: Any, answers: dict[str, tuple[str, str]]) -> list[AnswerSection]:
+    """The answered sections, each question with its answer and evidence; dates as people
+    write them; free text given the width of the row."""
+    sections = []
+    for section in form.sections if form else ():
+        shown = []
+        for item in section.items:
+            if item.kind == "table":
+                continue
+            value, evidence = answers.get(item.key, ("", ""))
+            comment = answers.get(item.comment_key, ("", ""))[0]
+            said = "\n".join(p for p in (evidence, comment) if p)
+            if item.kind == "date":
+                value = show_date_text(value)
+            shown.append(AnswerRow(item.label, value, said, item.kind == "text" and not said))
+        if any(r.answer or r.evidence for r in shown):
+            sections.append(AnswerSection(section.title, shown))
+    return sections
+
+
+def show_date_text(value: str) -> str:
+    """An ISO date as dd/mm/yyyy; anything else as stored."""
+    try:
+        return show_date(dt.date.fromisoformat(value.strip()))
+    except ValueError:
+        return value
+
+
+#: ActionRow's fields as the store holds them (the others are the form's).
+_STORED_ACTION = tuple(
+    f.name for f in fields(ActionRow) if f.name not in ("table", "needs_sign_off")
+)
+
+
+def _action_rows(form: Any, actions: list[Any]) -> list[ActionRow]:
+    """The current return's actions, each with its table's title and whether a manager's
+    sign-off is still wanted (in a table with a sign-off column, and none given)."""
+    tables = form.tables() if form else []
+    titles = form.table_titles() if form else {}
+    signed = {t.key for t in tables if {"sign_off", "sign_off_date"} & {c.role for c in t.columns}}
+    return [
+        ActionRow(
+            **{name: iso_text(getattr(a, name)) for name in _STORED_ACTION},
+            table=titles.get(a.table_key, a.table_key),
+            needs_sign_off=a.table_key in signed and not (a.sign_off or a.sign_off_date),
+        )
+        for a in actions
+    ]
 
 
 def _run_words(db: Store, run_id: int | None) -> str:

@@ -16,7 +16,9 @@ database before it goes, per audit, purpose and round, and its outcome recorded 
 - distribution (an audit's form to its auditor, or to the worker preparing a two-stage
   file) and picked for audit (the prepared file on to its auditor): once per audit;
 - chase: once per audit per chase round, and a round is the chase date (one a day);
-- amendment: per amendment request (`formtool check --amend` sends no email today).
+- amendment: once per amendment request (the round is the request's number: the audit's
+  first, second... "amendment requested"), to whoever made the return sent back
+  (programme/amendment.py).
 
 A message the server refused is `failed` and tried again by the next send. One cut off
 mid-send (formtool stopped, the connection dropped) is `unknown`: it may have gone, so it is
@@ -80,7 +82,9 @@ M = MessageState
 DISTRIBUTION = "distribution"
 PICKED_FOR_AUDIT = "picked_for_audit"
 CHASE = "chase"
-AMENDMENT = "amendment"  # reserved: `check --amend` sends no email
+AMENDMENT = "amendment"  # the reason, the date and the return to amend (amendment.py)
+#: The events an amendment email's outcome records (a draft written, then sent).
+AMENDMENT_EVENTS = {"drafted": "amendment email drafted", "sent": "amendment emailed"}
 #: A claim held by a message in these states stops another message for it; a failed one does
 #: not (the next send tries again), and `--resend-unknown` lifts unknown ones and drafts.
 HOLDING = frozenset({M.sent, M.queued, M.unknown, M.drafted})
@@ -181,7 +185,7 @@ def valid_address(address: str) -> bool:
     return bool(_ADDRESS.fullmatch(address.strip()))
 
 
-def _display_name(name: str) -> str:
+def display_name(name: str) -> str:
     """A name safe for a header: control characters (CR/LF) removed."""
     return re.sub(r"[\x00-\x1f\x7f]+", " ", name).strip()
 
@@ -322,7 +326,7 @@ def _attachment(audit: Any, generated: dict[str, Path], prepared: Any) -> tuple[
     return (path.name, path.read_bytes()) if path is not None else None
 
 
-def _instructions(form_format: str) -> list[str]:
+def instructions(form_format: str) -> list[str]:
     if form_format == "xlsx":
         return [
             "How to complete it: open the attached Excel file; fill the white cells (the "
@@ -381,20 +385,26 @@ def _body(
             + (f" ({letter.file[0]})" if letter.file else "")
         )
     if not chase:
-        lines += [
-            "",
-            *_instructions(letters[0].audit.form_format),
-            "How to return it: save it (keep the name and the .docx or .xlsx format) and "
-            "reply to this email with the completed form attached. Please do not change "
-            "the pre-filled details; the form checks them.",
-        ]
-    lines += [
+        lines += ["", *instructions(letters[0].audit.form_format), RETURN_HOW]
+    return "\n".join(lines + signature(settings))
+
+
+#: How to send a form back, as every email carrying one says it.
+RETURN_HOW = (
+    "How to return it: save it (keep the name and the .docx or .xlsx format) and reply to "
+    "this email with the completed form attached. Please do not change the pre-filled "
+    "details; the form checks them."
+)
+
+
+def signature(settings: Settings) -> list[str]:
+    """The lines every email ends with: its marking and who sent it."""
+    return [
         "",
         f"This email and its attachments are {settings.marking}.",
         "",
         f"QA team, {settings.print_lines()['council']}",
     ]
-    return "\n".join(lines)
 
 
 def _groups(
@@ -479,12 +489,10 @@ def _message(
     first = letters[0]
     message = EmailMessage(policy=POLICY)
     message["From"] = Address(addr_spec=sender.strip())
-    message["To"] = Address(_display_name(first.name), addr_spec=first.address)
+    message["To"] = Address(display_name(first.name), addr_spec=first.address)
     message["Subject"] = _subject(letters, chase, settings)
     message["X-Unsent"] = "1"  # Outlook opens a saved .eml as a draft to send
-    message.set_content(
-        _body(_display_name(first.name), letters, chase, today, settings, exemption)
-    )
+    message.set_content(_body(display_name(first.name), letters, chase, today, settings, exemption))
     for letter in letters:
         if letter.file is not None:
             file_name, data = letter.file
@@ -522,6 +530,9 @@ def deliveries(message: OutboxMessage) -> list[Delivery]:
     only; a sent form moves its audit from `allocated` to `sent` (a chase, and a prepared
     file sent on to its auditor, are events only)."""
     to = f"to {message.recipient}"
+    if message.purpose == AMENDMENT:  # an event only: never a distribution
+        event = AMENDMENT_EVENTS["drafted" if message.state is M.drafted else "sent"]
+        return [Delivery(a, event, to) for a in message.audit_ids]
     if message.state is M.drafted:
         event = "chase drafted" if message.purpose == CHASE else DRAFTS_EVENT
         return [Delivery(a, event, to) for a in message.audit_ids]

@@ -95,19 +95,21 @@ def sign_off_actions(db: Store, audit_id: str, user: str = "") -> StepResult:
     try:
         before = db.move_once_signed_off(move, user)
     except OpenActions as exc:
-        raise WorkflowError(_unsigned(db, audit_id, exc.rows)) from None
+        raise UnsignedActions(db, audit_id, exc.rows) from None
     return StepResult(audit_id, S.actions_signed_off.value, before.value)
 
 
-def _unsigned(db: Store, audit_id: str, rows: list[str]) -> str:
-    """Which actions still lack a manager's sign-off, in the form's words, and the two ways
-    to record one."""
-    return (
-        f"Audit {audit_id} has {len(rows)} action(s) without a manager's sign-off: "
-        f"{'; '.join(action_names(db, audit_id, rows)[:5])}. Record each sign-off on the "
-        "audit's page (or `formtool signoff AUDIT --action KEY --by NAME`), or import the "
-        "return with the sign-offs filled in."
-    )
+class UnsignedActions(WorkflowError):
+    """Actions still lack a manager's sign-off: said in the form's words; `rows` are their
+    keys (`table.row`), for `formtool signoff --action`."""
+
+    def __init__(self, db: Store, audit_id: str, rows: list[str], then: str = "") -> None:
+        self.audit_id, self.rows = audit_id, rows
+        super().__init__(
+            f"Audit {audit_id} has {len(rows)} action(s) without a manager's sign-off: "
+            f"{'; '.join(action_names(db, audit_id, rows)[:5])}. Record each sign-off on the "
+            f"audit's page, or import the return with the sign-offs filled in.{then}"
+        )
 
 
 def action_names(db: Store, audit_id: str, rows: list[str]) -> list[str]:
@@ -175,7 +177,7 @@ def close_audit(db: Store, audit_id: str, user: str = "") -> StepResult:
     try:
         before = db.move_once_signed_off(move, user, check_in=(S.checked, S.moderated))
     except OpenActions as exc:
-        raise WorkflowError(_unsigned(db, audit_id, exc.rows) + " Then close it.") from None
+        raise UnsignedActions(db, audit_id, exc.rows, " Then close it.") from None
     return StepResult(audit_id, S.closed.value, before.value)
 
 

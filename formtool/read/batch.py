@@ -1,9 +1,11 @@
 """Batch import of returned forms: read -> validate -> store, one transaction per return.
 
-A bad file is rejected with one reason and the batch goes on; a rejected file changes nothing
-in the database. Emails (.eml, .msg) are opened and each attached form imported as a return
-of its own, with the sender and sent date kept. Files are opened safely: regular files only,
-never more than the size limit read, whatever the path points to.
+A bad file is rejected with one reason and the batch goes on; a rejected file stores nothing
+of its answers, but goes on record (store/rejections.py): against its audit when its identity
+names one (an event on the audit says so), else as an unmatched file for an officer. Emails
+(.eml, .msg) are opened and each attached form imported as a return of its own, with the
+sender and sent date kept. Files are opened safely: regular files only, never more than the
+size limit read, whatever the path points to.
 
 If the database itself fails part-way (a server stopped, a full disk), the batch stops with
 `ImportStopped`, holding the outcome of every return dealt with before: each of those was
@@ -12,6 +14,7 @@ stored whole (or rejected), and importing the same files again finds them `uncha
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -214,7 +217,8 @@ def import_return(
 ) -> ImportOutcome:
     """Import one returned form (its bytes); the outcome says what happened and why.
     `senders`: addresses (or `@domain`s) besides the auditor's whose emailed returns are
-    taken as the auditor's; a return from anyone else is held for an officer."""
+    taken as the auditor's; a return from anyone else is held for an officer. A rejection is
+    not recorded here: `import_file` and `import_paths`, which take the files that came, do."""
     return _import_one(_Batch(db, today, resolve, user, senders), name, data, envelope)
 
 
@@ -230,6 +234,38 @@ def _import_one(batch: _Batch, name: str, data: bytes, envelope: Envelope) -> Im
         return _rejected(
             name, Issue(IssueCode.read_failed, name, value=f"{type(exc).__name__}: {exc}")
         )
+
+
+def _noted(
+    batch: _Batch, outcome: ImportOutcome, data: bytes | None, envelope: Envelope = Envelope()
+) -> ImportOutcome:
+    """The outcome, a rejected file recorded first (see store/rejections.py): what came
+    (`data`, None when it could not be read), when, from whom and why. A path that was not
+    there (mistyped) is no file that came, and is not recorded."""
+    if outcome.status != "rejected" or not outcome.issues:
+        return outcome
+    first = next((i for i in outcome.issues if not i.is_warning), outcome.issues[0])
+    if first.code is IssueCode.not_found:
+        return outcome
+    shown = shown_name(outcome)
+    reason = dataclasses.replace(first, file=shown).message  # never a private upload folder
+    more = sum(not i.is_warning for i in outcome.issues) - 1
+    if more > 0:
+        reason += f" (and {more} more problem(s) in the file)"
+    seen = data if data is not None else f"{shown}\0{first.code.label}".encode()
+    rejection = store.Rejection(
+        hashlib.sha256(seen).hexdigest(),
+        shown,
+        first.code.label,
+        reason,
+        outcome.audit_id,
+        first.audit_id,
+        envelope.sender,
+        envelope.sent_at,
+        batch.today or clock.today(),
+    )
+    batch.db.record_rejection(rejection, batch.user)
+    return outcome
 
 
 def _import_return(batch: _Batch, name: str, data: bytes, envelope: Envelope) -> ImportOutcome:
@@ -442,9 +478,11 @@ def _dated(file: store.ReturnFile) -> str:
     return "saved" if file.saved_at else "sent" if file.sent_at else "imported"
 
 
-def _message_returns(batch: _Batch, path: Path, message: Message) -> Iterator[ImportOutcome]:
+def _message_returns(
+    batch: _Batch, path: Path, message: Message, data: bytes
+) -> Iterator[ImportOutcome]:
     """Each attached form's outcome as soon as it is stored (so a batch that stops part-way
-    still reports the attachments before)."""
+    still reports the attachments before). `data`: the email's own bytes."""
     name = str(path)
     envelope = Envelope(message.sender, message.sent_at, path.name)
     forms = 0
@@ -464,9 +502,10 @@ def _message_returns(batch: _Batch, path: Path, message: Message) -> Iterator[Im
             )
             continue
         forms += 1
-        yield _import_one(batch, shown, attachment.data, envelope)
+        outcome = _import_one(batch, shown, attachment.data, envelope)
+        yield _noted(batch, outcome, attachment.data, envelope)
     if not forms:
-        yield _rejected(name, Issue(IssueCode.no_attachment, name))
+        yield _noted(batch, _rejected(name, Issue(IssueCode.no_attachment, name)), data, envelope)
 
 
 def import_file(
@@ -486,6 +525,7 @@ def _file_outcomes(batch: _Batch, path: Path) -> Iterator[ImportOutcome]:
     as a form: what it really is (a PDF, a photo, an old .doc) is said by the reader."""
     name = str(path)
     suffix = path.suffix.lower()
+    data: bytes | None = None
     try:
         if suffix in MACRO_ENABLED:
             raise Rejected(IssueCode.macros, f"a {suffix} file", f".{suffix[1:-1]}x")
@@ -496,12 +536,12 @@ def _file_outcomes(batch: _Batch, path: Path) -> Iterator[ImportOutcome]:
 
             message = read_message(data, path.suffix)
     except Rejected as exc:
-        yield _refused(batch.db, name, exc)
+        yield _noted(batch, _refused(batch.db, name, exc), data)
         return
     if message is None:
-        yield _import_one(batch, name, data, Envelope())
+        yield _noted(batch, _import_one(batch, name, data, Envelope()), data)
     else:
-        yield from _message_returns(batch, path, message)
+        yield from _message_returns(batch, path, message, data)
 
 
 def import_paths(

@@ -17,7 +17,9 @@ Everything above it holds a `Store` (open_store) and calls its methods, each one
 - copies.py   what those three share: BackupError, rows per table, writing files for good
 - heartbeat.py  the running server's heartbeat row, which restore checks
 - outbox.py   every email claimed before it goes, so each goes once
+- rejections.py  every file an import rejected: against its audit, or unmatched
 - queries.py  the read side for status, export, mail, moderation, allocation and packs
+- listing.py  the audit list: searched, filtered, sorted, counted and paged in SQL
 - catalog.py  which definition a form was made from: current, or the snapshot kept here
 - migrations/ Alembic revisions
 """
@@ -88,7 +90,8 @@ from formtool.store.facade import (
 )
 from formtool.store.forms import save_snapshot, snapshot, snapshots
 from formtool.store.outbox import Claim, Delivery, MessageState, OutboxMessage
-from formtool.store.programmes import Concern, StoredPolicy
+from formtool.store.programmes import REASSIGNABLE, Concern, StoredPolicy
+from formtool.store.rejections import Rejection
 from formtool.store.returns import (
     AUDIT,
     PREPARED,
@@ -170,6 +173,7 @@ __all__ = [
     "HELD_SENDER",
     "OUTSTANDING",
     "PREPARED",
+    "REASSIGNABLE",
     "REFUSED",
     "TRANSITIONS",
     "AccountError",
@@ -193,6 +197,7 @@ __all__ = [
     "OutboxMessage",
     "Planned",
     "RaisedConcern",
+    "Rejection",
     "RestorePlan",
     "RestoreReport",
     "ReturnFile",

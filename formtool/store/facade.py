@@ -26,9 +26,11 @@ from formtool.store import (
     audits,
     catalog,
     heartbeat,
+    listing,
     outbox,
     programmes,
     queries,
+    rejections,
     returns,
     users,
 )
@@ -204,6 +206,30 @@ class Store:
         with self._read() as conn:
             return queries.audit_rows(conn, months, states, overdue_on, audit_ids, run_id)
 
+    def audit_list(
+        self,
+        sort: str = "audit",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int | None = None,
+        **where: Any,
+    ) -> listing.ListPage:
+        """The audit list: the audits the filter (`where`: listing.ListFilter's fields) lets
+        through, sorted, `limit` of them from `offset`, and how many match in all."""
+        with self._read() as conn:
+            found = listing.ListFilter(**where)
+            return listing.audit_list(conn, found, sort, descending, offset, limit)
+
+    def audit_list_choices(self, **where: Any) -> tuple[list[str], list[str]]:
+        """The teams and auditors of the audits the filter lets through."""
+        with self._read() as conn:
+            return listing.list_choices(conn, listing.ListFilter(**where))
+
+    def staff_activities(self) -> list[str]:
+        """The activities with audits about a member of staff (staff data)."""
+        with self._read() as conn:
+            return listing.staff_activities(conn)
+
     # --- activity runs -------------------------------------------------------------------
 
     def activity_runs(
@@ -327,6 +353,31 @@ class Store:
                     audits.set_due(conn, m.audit_id, m.due)
             return before
 
+    def open_actions(self, audit_id: str) -> list[str]:
+        """The current return's action rows (`table.row`) still needing a manager's sign-off."""
+        with self._read() as conn:
+            return returns.open_actions(conn, audit_id)
+
+    def sign_off_action(
+        self, audit_id: str, table_key: str, row: int, signed_by: str, on: dt.date, user: str
+    ) -> None:
+        """Record a manager's sign-off on one action row, with an event, while the audit is
+        accepted and its actions are not yet signed off (StateError, one line, otherwise)."""
+        with self._write() as conn:
+            state = audits.audit_state(conn, audit_id, for_update=True)
+            if state not in (AuditState.checked, AuditState.moderated):
+                raise StateError(
+                    f"Audit {audit_id} is {state.value}: an action is signed off once the "
+                    "return is accepted and before the audit's actions are signed off."
+                )
+            if not returns.sign_off_row(conn, audit_id, table_key, row, signed_by, on):
+                raise StateError(
+                    f"Action {row} of audit {audit_id} is signed off already, or not in "
+                    "its current return. Reload the page to see it."
+                )
+            detail = f"action {row} ({table_key}) signed off by {signed_by} on {on:%d/%m/%Y}"
+            audits.record_event(conn, audit_id, "action signed off", detail, user)
+
     def move_once_signed_off(
         self, move: Move, user: str = "", check_in: Collection[AuditState] | None = None
     ) -> AuditState:
@@ -400,15 +451,18 @@ class Store:
 
     def mark_messages_sent(
         self,
-        month: str,
+        month: str | None,
         deliveries: Callable[[outbox.OutboxMessage], Iterable[outbox.Delivery]],
         user: str = "",
         audit_ids: Collection[str] | None = None,
+        purposes: Collection[str] | None = None,
+        round_: str | None = None,
     ) -> list[outbox.OutboxMessage]:
         """The officer says these went: the month's drafts, or with `audit_ids` its drafts and
-        messages of unknown fate carrying those audits; each is sent now."""
+        messages of unknown fate carrying those audits; each is sent now. `purposes` and
+        `round_` narrow it to one kind (a day's chase drafts, an amendment email)."""
         with self._write() as conn:
-            return outbox.mark_sent(conn, month, deliveries, user, audit_ids)
+            return outbox.mark_sent(conn, month, deliveries, user, audit_ids, purposes, round_)
 
     def outbox_messages(
         self,
@@ -587,6 +641,29 @@ class Store:
                 raise StateError(returns.not_held(conn, return_id))
             returns.refuse_held(conn, held, reason, user)
             return str(held.audit_id)
+
+    # --- rejected files (rejections.py) ----------------------------------------------------
+
+    def record_rejection(
+        self, rejection: rejections.Rejection, user: str = ""
+    ) -> rejections.Recorded:
+        """Record a file an import rejected (against its audit, with an event, or unmatched);
+        the same file again is counted on its row."""
+        with self._write() as conn:
+            return rejections.record(conn, rejection, user)
+
+    def rejected_files(
+        self, audit_id: str | None = None, open_only: bool = False, rejection_id: int | None = None
+    ) -> list[Any]:
+        """Rejected files newest first, with their audit's state and whether a later return
+        superseded them (see rejections.rows)."""
+        with self._read() as conn:
+            return rejections.rows(conn, audit_id, open_only, rejection_id)
+
+    def deal_with_rejection(self, rejection_id: int, note: str, user: str = "") -> Any:
+        """An officer marks an unmatched file dealt with, with a note; its row after."""
+        with self._write() as conn:
+            return rejections.deal_with(conn, rejection_id, note, user)
 
     def reopen(
         self, audit_id: str, reason: str, user: str = ""

@@ -275,21 +275,24 @@ def settle(
 
 def mark_sent(
     conn: sa.Connection,
-    month: str,
+    month: str | None,
     deliveries: Callable[[OutboxMessage], Iterable[Delivery]],
     user: str = "",
     audit_ids: Collection[str] | None = None,
+    purposes: Collection[str] | None = None,
+    round_: str | None = None,
 ) -> list[OutboxMessage]:
     """The officer says these went: each becomes `sent`, with its deliveries' events and
     state changes. Without `audit_ids`, every .eml draft of the month; with them, the
     month's drafts and unknown messages that carry any of those audits (a whole message: it
-    is one email)."""
+    is one email). `purposes` and `round_` narrow it to one kind (a day's chases, one
+    amendment request); `month` None: any month."""
     lock(conn, "formtool outbox")
     _mark_stale(conn)
     named = None if audit_ids is None else set(audit_ids)
     found = [
         m
-        for m in messages(conn, month=month)
+        for m in messages(conn, month, purposes, round_)
         if (
             m.state is M.drafted
             if named is None

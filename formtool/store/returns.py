@@ -606,6 +606,30 @@ class OpenActions(FormtoolError):
         self.audit_id, self.rows = audit_id, rows
 
 
+def sign_off_row(
+    conn: sa.Connection, audit_id: str, table_key: str, row: int, signed_by: str, on: dt.date
+) -> bool:
+    """A manager's sign-off on one action row of the audit's current return, recorded by an
+    officer (the return itself is kept as it came). False when there is no such row or it
+    is signed off already: the update is conditional, so two officers cannot both sign."""
+    current = current_return(conn, audit_id)
+    if current is None:
+        return False
+    a = actions.c
+    done = conn.execute(
+        sa.update(actions)
+        .where(
+            (a.return_id == current.id)
+            & (a.table_key == table_key)
+            & (a.row == row)
+            & (a.sign_off == "")
+            & a.sign_off_date.is_(None)
+        )
+        .values(sign_off=signed_by, sign_off_date=on)
+    )
+    return done.rowcount == 1
+
+
 def open_actions(conn: sa.Connection, audit_id: str) -> list[str]:
     """Action rows of the current return that need a manager's sign-off and lack one (the
     tables whose columns include a sign-off, in the form version the audit was made from)."""

@@ -451,3 +451,36 @@ concerns = sa.Table(
     sa.Column("action_by", sa.String(200), nullable=False, server_default=""),
     sa.Column("action_at", sa.DateTime, nullable=True),
 )
+
+#: Files an import rejected (issue 22), one row per distinct file (its bytes): against the
+#: audit its identity names when that audit is in the store (with an event on the audit),
+#: else an "unmatched file" (audit_id None) until an officer marks it dealt with. The same
+#: file rejected again is counted on its row, never a second row. Every text is bounded.
+rejections = sa.Table(
+    "rejections",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # sha256 of the file's bytes (of its name and reason when it could not be read at all)
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    # Not a foreign key: `allocate --replace` drops audits nothing was stored for, and a file
+    # rejected against one stays on record (then shown as unmatched, claiming that id).
+    sa.Column("audit_id", sa.String(80), nullable=True, index=True),
+    sa.Column("claimed_id", sa.String(80), nullable=False, server_default=""),
+    sa.Column("file_name", sa.String(500), nullable=False),  # as shown: "reply.msg › a.docx"
+    sa.Column("sender", sa.String(400), nullable=False, server_default=""),
+    sa.Column("sent_at", sa.DateTime, nullable=True),  # the email's sent date
+    sa.Column("code", sa.String(40), nullable=False),  # the issue code: not-a-zip, ...
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),  # its one-line message
+    sa.Column("first_at", sa.DateTime, nullable=False),
+    sa.Column("last_at", sa.DateTime, nullable=False),
+    sa.Column("received_on", sa.Date, nullable=True),  # the programme's date, the last time
+    sa.Column("times", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("imported_by", sa.String(200), nullable=False, server_default=""),
+    # The audit's newest return id when the file first came: a return stored after it (a
+    # higher id) supersedes the rejection; ids, unlike times, never tie.
+    sa.Column("returns_before", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("dealt_at", sa.DateTime, nullable=True),  # an unmatched file dealt with
+    sa.Column("dealt_by", sa.String(200), nullable=False, server_default=""),
+    sa.Column("dealt_note", sa.Text, nullable=False, server_default=""),
+    sa.UniqueConstraint("fingerprint", name="uq_rejections_fingerprint"),
+)

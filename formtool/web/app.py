@@ -416,7 +416,6 @@ def routes() -> list[BaseRoute]:
         *audit_steps.routes(_page, _action),
         _page("/", views.dashboard, "figures", logs="viewed the dashboard", cases_only_log=True),
         _page("/status.json", views.status_json, "cases", logs="viewed the status list"),
-        _page("/audits", views.audit_list, "cases", logs="viewed the audit list"),
         _page(
             "/audits/{audit_id:path}/pack.{fmt}",
             views.audit_pack,

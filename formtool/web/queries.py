@@ -148,21 +148,6 @@ def figures_key(figures: Any, settings: Any) -> str:
     return digest.hexdigest()
 
 
-def list_row(row: Any) -> dict[str, Any]:
-    """An audit for a list, from a store row or a `status` Outstanding entry."""
-    return {
-        "audit_id": row.audit_id,
-        "case_number": row.case_number,
-        "form_id": row.form_id,
-        "team": row.team,
-        "auditor": row.auditor,
-        "state": row.state,
-        "due": getattr(row, "due", None) or getattr(row, "due_date", None),
-        "days_overdue": getattr(row, "days_overdue", 0),
-        "grade": getattr(row, "moderated_grade", "") or getattr(row, "auditor_grade", "") or "",
-    }
-
-
 def period_shortcuts(today: dt.date | None = None) -> list[tuple[str, str]]:
     month = this_month(today)
     quarter = month.quarter

@@ -18,12 +18,12 @@ from starlette.responses import JSONResponse, Response
 from formtool import clock
 from formtool.access.roles import Account
 from formtool.periods import Period, parse_period
-from formtool.programme.activities import check_results, hidden_audits
+from formtool.programme.activities import check_results
 from formtool.programme.moderation import grade_choices
-from formtool.programme.status import audits_in_month
 from formtool.settings import Settings
-from formtool.store import Store
+from formtool.store import OUTSTANDING, Store
 from formtool.web import queries
+from formtool.web.audit_steps import who_agrees
 from formtool.web.concerns import email_concerns
 from formtool.web.pages import (
     AFTER_OUTAGE,
@@ -41,7 +41,7 @@ from formtool.web.pages import (
 )
 from formtool.web.security import safe_file_name
 
-# --- month dashboard and lists -------------------------------------------------------------
+# --- month dashboard -------------------------------------------------------------------
 
 
 async def dashboard(request: Request, who: Account) -> Response:
@@ -83,39 +83,11 @@ async def status_json(request: Request, who: Account) -> Response:
     return JSONResponse(report.as_dict())
 
 
-async def audit_list(request: Request, who: Account) -> Response:
-    from formtool.programme.status import DONE, status
-
-    params = request.query_params
-    month = queries.month_or_default(params.get("month"))
-    state, team, auditor = params.get("state"), params.get("team"), params.get("auditor")
-    tally = params.get("tally", "audits")
-    db = ws_of(request).db
-    if tally in ("outstanding", "overdue"):
-        report = await call(status, db, month)
-        rows: list[Any] = report.overdue if tally == "overdue" else report.outstanding
-    else:
-        rows = await call(audits_in_month, db, month, state)
-        if tally == "returned":
-            rows = [r for r in rows if r.state in {s.value for s in DONE}]
-    hidden = await call(hidden_audits, db, [month], who.roles)  # staff data kept from them
-    rows = [
-        queries.list_row(r)
-        for r in rows
-        if (team is None or r.team == team)
-        and (auditor is None or r.auditor == auditor)
-        and r.audit_id not in hidden
-    ]
-    what = " · ".join(x for x in (state, team, auditor) if x) or "all audits"
-    return render_page(
-        request, who, "audits.html", month=month, rows=rows, tally=tally, what=what, q=queries
-    )
-
-
 # --- one audit -----------------------------------------------------------------------------
 
 
 async def audit_page(request: Request, who: Account) -> Response:
+    from formtool.programme.amendment import amendment_email_state
     from formtool.programme.audit_page import audit_detail
 
     ws = ws_of(request)
@@ -133,56 +105,12 @@ async def audit_page(request: Request, who: Account) -> Response:
         grades=grades,
         q=queries,
         url=audit_url(a.audit_id),
-        who_agrees=await call(_who_agrees, ws.db) if "exempt" in detail.next_steps else "",
+        today=clock.today().isoformat(),  # the sign-off date's default and limit
+        overdue=a.state in {s.value for s in OUTSTANDING}
+        and a.due_date < clock.today().isoformat(),
+        amendment=await call(amendment_email_state, ws.db, a.audit_id),
+        who_agrees=await call(who_agrees, ws.db) if "exempt" in detail.next_steps else "",
     )
-
-
-def _who_agrees(db: Store) -> str:
-    """The programme's words for who may agree an exemption ('' when it names nobody)."""
-    from formtool.programme.rules import active_policy
-
-    return active_policy(db).word("exemption")
-
-
-async def audit_step(request: Request, who: Account, form: FormData) -> Response:
-    from formtool.programme.workflow import close_audit, sign_off_actions
-
-    audit_id, step = request.path_params["audit_id"], request.path_params["step"]
-    run = {"signoff": sign_off_actions, "close": close_audit}.get(step)
-    if run is None:
-        raise HTTPException(404)
-    await call(run, ws_of(request).db, audit_id, user=f"web:{who.name}")
-    flash(request, f"{audit_id}: {'actions signed off' if step == 'signoff' else 'closed'}.")
-    return redirect(audit_url(audit_id))
-
-
-async def audit_reopen(request: Request, who: Account, form: FormData) -> Response:
-    from formtool.programme.workflow import reopen_audit
-
-    audit_id = request.path_params["audit_id"]
-    reason = str(form.get("reason", ""))
-    db = ws_of(request).db
-    result = await call(reopen_audit, db, audit_id, reason, user=f"web:{who.name}")
-    since = " The return that arrived since is now current." if result.promoted else ""
-    flash(request, f"{audit_id}: reopened (was {result.previous_state}).{since}")
-    return redirect(audit_url(audit_id))
-
-
-async def audit_exempt(request: Request, who: Account, form: FormData) -> Response:
-    from formtool.programme.workflow import exempt_audit
-
-    audit_id = request.path_params["audit_id"]
-    reason, agreed_by = str(form.get("reason", "")), str(form.get("agreed_by", ""))
-    db = ws_of(request).db
-    who_agrees = await call(_who_agrees, db)
-    result = await call(
-        exempt_audit, db, audit_id, reason, agreed_by, f"web:{who.name}", who_agrees
-    )
-    flash(
-        request,
-        f"{audit_id}: exempted (was {result.previous_state}), agreed by {agreed_by.strip()}.",
-    )
-    return redirect(audit_url(audit_id))
 
 
 async def held_page(request: Request, who: Account) -> Response:
