@@ -191,3 +191,16 @@ def test_an_upload_says_what_was_read_and_each_field_once(db, app, kit) -> None:
     }
     assert str(macro([issue])).count("kss1.seen_alone") == 1
     assert str(macro([issue | {"message": "bad"}])).count("kss1.seen_alone") == 1
+
+
+def test_the_dashboard_cards_add_up(db, app, kit) -> None:
+    from test_web import MONTH
+
+    record(db, kit)
+    officer = client_for(app, "olive")
+    url = _audit_url(kit.cases[0].audit_id)
+    exempted = post(officer, f"{url}/exempt", {"reason": "Moved", "agreed_by": "HoS"}, page=url)
+    assert exempted.status_code == 303
+    page = officer.get(f"/?month={MONTH}").text
+    assert "1 neither returned nor outstanding (exempted" in page
+    assert 'id="total-outstanding"' in page and ">4</a>" in page  # 5 allocated, 1 exempted
