@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import fcntl
+import hashlib
 import os
 import pickle
 import random
@@ -340,14 +341,58 @@ def drop_pg_database(server: str, url: str) -> None:
     admin.dispose()
 
 
+def _migrations_digest() -> str:
+    """What the migrations say, in 12 hex digits: a template built by other migrations (a
+    server kept between runs with FORMTOOL_TEST_PG) is never reused."""
+    from formtool import store
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(store.migrations_dir()).rglob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def migrated_pg_database(server: str) -> str:
+    """A new database on the server already at the store's current schema, copied from a
+    template made once per server and migrations (CREATE DATABASE ... TEMPLATE): the same
+    database `open_store` would make, at a third of the cost of migrating each one."""
+    import sqlalchemy as sa
+
+    from formtool import store
+
+    template = f"tmpl_{_migrations_digest()}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql("SELECT pg_advisory_lock(727201)")  # one builder across workers
+        try:
+            found = conn.exec_driver_sql(
+                f"SELECT 1 FROM pg_database WHERE datname = '{template}'"
+            ).first()
+            if found is None:
+                url = fresh_pg_database(server)
+                store.open_store(url)
+                store.engine_for(url).dispose()
+                conn.exec_driver_sql(
+                    f'ALTER DATABASE "{sa.make_url(url).database}" RENAME TO "{template}"'
+                )
+            name = f"t_{uuid.uuid4().hex[:12]}"
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        finally:
+            conn.exec_driver_sql("SELECT pg_advisory_unlock(727201)")
+    admin.dispose()
+    return sa.make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path) -> Iterator[str]:
-    """An empty database: an SQLite file, then a fresh PostgreSQL database (dropped after)."""
+    """A database: an SQLite file (empty), then a fresh PostgreSQL database at the current
+    schema (dropped after); `empty_pg` marks a test that needs it empty, as never opened."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
     server = request.getfixturevalue("pg_server")
-    url = fresh_pg_database(server)
+    empty = request.node.get_closest_marker("empty_pg") is not None
+    url = fresh_pg_database(server) if empty else migrated_pg_database(server)
     yield url
     drop_pg_database(server, url)
 

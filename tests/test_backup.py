@@ -188,6 +188,7 @@ def test_a_backup_is_private_verified_logged_and_restores(db_url, tmp_path, requ
     assert str(report.path) in last.detail
 
 
+@pytest.mark.empty_pg  # it builds or opens the schema itself
 def test_a_database_without_a_schema_revision_is_not_backed_up_nor_touched(db_url, tmp_path):
     maker = sa.create_engine(db_url)  # not formtool's engine: nothing set on connecting
     with maker.begin() as conn:

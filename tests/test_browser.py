@@ -1,7 +1,7 @@
 """The web workspace in a real browser: Debian's Chromium, headless, driven by Playwright
 against the real server process (`python -m formtool serve`) on 127.0.0.1. Nothing is
-downloaded at run time. Saves a screenshot of every page under outputs/screenshots/ (the
-README's "Web workspace" section uses them).
+downloaded at run time. With FORMTOOL_SCREENSHOTS=1, saves a screenshot of every page under
+outputs/screenshots/ (the README's "Web workspace" section uses them).
 
 Skipped, with the reason, when /usr/bin/chromium is missing; a failure when CI is set.
 """
@@ -124,6 +124,10 @@ def browser(server) -> Iterator:
 
 
 def shot(page, name: str) -> None:
+    """With FORMTOOL_SCREENSHOTS=1, the page as it looks, under outputs/screenshots/ (to look
+    at, and for the README's pictures); otherwise nothing: a screenshot costs the suite time."""
+    if os.environ.get("FORMTOOL_SCREENSHOTS") != "1":
+        return
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
@@ -276,13 +280,11 @@ def test_an_officers_month_in_chromium(browser, tmp_path):
     (tmp_path / "formtool.toml").write_text(settings, encoding="utf-8")
     with smtp_server() as (mail, port):
         smtp = {"FORMTOOL_SMTP": f"127.0.0.1:{port}", "FORMTOOL_MAIL_FROM": "qa@example.invalid"}
-        with serving(db_url, tmp_path, start, smtp) as url:
-            with signed_in(browser, url, "pat") as viewer:
-                nav(viewer, "Reports")
-                assert viewer.locator("#no-audits").is_visible()  # nothing allocated yet
-                shot(viewer, "reports-empty")
-            with signed_in(browser, url, "olive") as page:
-                forms_zip = _allocate_and_send(page, url, tmp_path, month)
+        with (
+            serving(db_url, tmp_path, start, smtp) as url,
+            signed_in(browser, url, "olive") as page,
+        ):
+            forms_zip = _allocate_and_send(page, url, tmp_path, month)
         assert len(mail.envelopes) >= 4  # one email per auditor with audits
         sent = len(mail.envelopes)
         later = max(r.due_date for r in db.audit_rows([month])) + dt.timedelta(days=3)
@@ -304,6 +306,9 @@ def test_an_officers_month_in_chromium(browser, tmp_path):
                 download.value.save_as(saved)
                 assert "Summary" in openpyxl.load_workbook(saved).sheetnames
             with signed_in(browser, url, "pat") as viewer:
+                viewer.goto(f"{url}/reports?period=2020-01")  # a month with no audits
+                assert viewer.locator("#no-audits").is_visible()
+                shot(viewer, "reports-empty")
                 viewer.goto(f"{url}/reports?period={month}")
                 assert viewer.locator(".charts img").count() >= 3
                 content = viewer.content()

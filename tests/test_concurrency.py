@@ -72,7 +72,7 @@ def two_versions(tmp_path: Path, db: store.Store, count: int) -> tuple[list[Path
 
 def test_eight_importers_on_overlapping_sets_store_everything_once(db_url, tmp_path):
     db = store.open_store(db_url)
-    files, newer = two_versions(tmp_path, db, 50)
+    files, newer = two_versions(tmp_path, db, 30)
     rng = random.Random(8)
     batches = []
     for _ in range(8):  # each process gets about half the files, in its own order
@@ -101,10 +101,10 @@ def test_eight_importers_on_overlapping_sets_store_everything_once(db_url, tmp_p
             .where(store.returns.c.is_current & (store.answers.c.key == "kss1.seen_alone"))
         ).all()
         grades = conn.execute(sa.select(sa.func.count()).select_from(store.grades)).scalar()
-    assert len(returns) == 100
+    assert len(returns) == 60
     assert Counter(r.audit_id for r in returns if r.is_current) == Counter(list(newer))
     assert {c.audit_id: c.comment for c in current} == newer  # the newer return is current
-    assert grades == 50
+    assert grades == 30
 
 
 def test_an_older_return_arriving_late_is_history_with_both_dates(db_url, tmp_path):

@@ -342,6 +342,7 @@ def at_0008(url: str) -> sa.Engine:
     return store.engine_for(url)
 
 
+@pytest.mark.empty_pg  # it builds or opens the schema itself
 def test_an_upgrade_starts_the_outbox_from_what_was_already_sent(db_url, forms, tmp_path):
     forms_dir, cases = forms
     sent, fresh, qp = cases[:2], cases[2], qp_cases(tmp_path)

@@ -77,6 +77,7 @@ def test_the_head_constant_is_the_newest_migration():
     assert ScriptDirectory.from_config(config).get_current_head() == store.engine.HEAD == HEAD
 
 
+@pytest.mark.empty_pg  # it builds or opens the schema itself
 def test_reopening_is_idempotent_and_keeps_data(db_url):
     db = store.open_store(db_url)
     with store.transaction(db.engine) as conn:
@@ -164,6 +165,7 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
     assert junk.read_text() == "not a database"  # nothing overwritten
 
 
+@pytest.mark.empty_pg  # it builds or opens the schema itself
 def test_a_database_newer_than_the_code_is_refused_in_one_line(db_url):
     db = store.open_store(db_url)
     with store.transaction(db.engine) as conn:
@@ -213,6 +215,7 @@ def _open_at_once(
     ]
 
 
+@pytest.mark.empty_pg  # it builds or opens the schema itself
 def test_four_processes_open_an_empty_database_at_once(db_url):
     results = _open_at_once(db_url, 4, ("access-log", "--purge"))  # a command that may create it
     assert [r.returncode for r in results] == [0] * 4, [r.stderr for r in results]
@@ -220,6 +223,7 @@ def test_four_processes_open_an_empty_database_at_once(db_url):
         assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == HEAD
 
 
+@pytest.mark.empty_pg  # it builds or opens the schema itself
 def test_an_old_database_upgrades_under_four_openers_and_heals(db_url):
     _make_0001_database(db_url)
     results = _open_at_once(db_url, 4)

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from formtool.definitions import FormDefinition, FormResolver
 from formtool.errors import Issue
+from formtool.periods import show_date
 from formtool.store import (
     access,
     activities,
@@ -375,7 +376,7 @@ class Store:
                     f"Action {row} of audit {audit_id} is signed off already, or not in "
                     "its current return. Reload the page to see it."
                 )
-            detail = f"action {row} ({table_key}) signed off by {signed_by} on {on:%d/%m/%Y}"
+            detail = f"action {row} ({table_key}) signed off by {signed_by} on {show_date(on)}"
             audits.record_event(conn, audit_id, "action signed off", detail, user)
 
     def move_once_signed_off(

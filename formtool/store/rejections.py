@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from formtool.errors import printable
+from formtool.periods import show_date
 from formtool.store.audits import StateError, new_id, record_event
 from formtool.store.engine import actor, lock, now
 from formtool.store.schema import REFUSED, audits, rejections, returns
@@ -197,7 +198,7 @@ def deal_with(conn: sa.Connection, rejection_id: int, note: str, user: str = "")
     if row.dealt_at is not None:
         raise StateError(
             f"Rejected file {rejection_id} was already dealt with by {row.dealt_by} on "
-            f"{row.dealt_at:%d/%m/%Y}: {row.dealt_note}"
+            f"{show_date(row.dealt_at)}: {row.dealt_note}"
         )
     conn.execute(
         rejections.update()
