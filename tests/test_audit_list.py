@@ -361,7 +361,8 @@ def test_search_by_case_number_and_by_name_logged_without_the_name(sqlite_db, of
     rows, page = shown(officer, "q=Zebedee&month=2026-11")
     assert rows == ["CSC-2611-007"] and "Ada Zebedee" in page
     entry = access_entries(sqlite_db, "olive", limit=1)[0]
-    assert entry.action == "viewed the audit list" and "searched by name" in entry.detail
+    assert entry.action == "viewed the audit list"
+    assert "searched by name, found CSC-2611-007;" in entry.detail  # whose record was seen
     assert "zebedee" not in entry.detail.lower() and "month=2026-11" in entry.detail
 
 

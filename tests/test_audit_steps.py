@@ -95,7 +95,9 @@ def test_actions_signed_off_row_by_row_then_the_audit_closes(db, app, kit, db_ur
 
     detail = audit_detail(db, audit_id)
     assert {a.sign_off for a in detail.actions if a.table_key != "next_steps.actions"} == {MANAGER}
-    assert [e.event for e in detail.events].count("action signed off") == len(waiting)
+    signed = [e.detail for e in detail.events if e.event == "action signed off"]
+    assert len(signed) == len(waiting) and "oversight.actions" not in " ".join(signed)
+    assert f"action 1 of Management Oversight and Actions signed off by {MANAGER}" in signed[0]
     assert detail.next_steps[:2] == ["moderate", "signoff"] and "close" in detail.next_steps
     for step in ("signoff", "close"):
         assert post(officer, f"{url}/step/{step}", page=url).status_code == 303

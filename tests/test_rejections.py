@@ -269,3 +269,13 @@ def test_to_chase_page(db, kit, monkeypatch):
     monkeypatch.setattr("formtool.programme.rejections.hidden_audits", lambda *_: {first})
     kept = to_chase(db, ("officer",))
     assert [o.audit_id for o in kept.overdue] == [second] and kept.rejected == []
+
+
+def test_an_audit_that_owes_no_return_leaves_the_rejected_list(db, kit, tmp_path):
+    from formtool.programme.workflow import exempt_audit
+
+    first, _ = audits_of(db, kit)
+    import_paths(db, files(tmp_path / "in", {"blank.docx": kit.blank[0]}), TODAY)
+    assert [e.audit_id for e in to_chase(db, ["officer"], TODAY).rejected] == [first]
+    exempt_audit(db, first, "Moved out of the area", "Head of Service (synthetic)")
+    assert to_chase(db, ["officer"], TODAY).rejected == []  # nothing more is to come

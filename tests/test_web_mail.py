@@ -388,6 +388,8 @@ def test_chase_every_overdue_audit_and_the_drafts_without_smtp(world):
     marked = client.send("/chase/2026-12-03/mark-sent", {"back": "/held"})
     assert "2 chase email(s) of Thu 03/12/2026 marked sent" in flash_after(client, marked)
     assert sorted(events(world, "chased")) == sorted([sent, sent2])
+    gone = client.get("/chase/2026-12-03/emails.zip")  # sent: never offered to send again
+    assert gone.status_code == 400 and "No chase email drafts" in gone.text
     with clock.frozen(dt.date(2026, 11, 20)):  # before the due date
         early = client.send("/chase", {"all": "overdue", "back": "/held"})
         assert "Nobody was chased: no audit is overdue." in flash_after(client, early)

@@ -21,7 +21,7 @@ from formtool.periods import iso_text
 from formtool.programme.activities import hidden_audits
 from formtool.programme.deadlines import DRAFTS_EVENT, SENT_EVENTS, distribution_date
 from formtool.programme.status import status
-from formtool.store import Store
+from formtool.store import OUTSTANDING, AuditState, Store
 
 CHASED = "chased"  # the event a chase records on each audit it names (programme/mail.py)
 
@@ -126,13 +126,13 @@ def deal_with(db: Store, rejection_id: int, note: str, user: str) -> RejectionEn
     """An officer marks an unmatched file dealt with, saying what was done with it."""
     if not note.strip():
         raise RejectionError(
-            "Say what was done with the file (--note TEXT), in a sentence: e.g. 'Sent to the "
-            "right team' or 'Not a return: a photo'."
+            "Say what was done with the file, in a sentence: e.g. 'Sent to the right team' or "
+            "'Not a return: a photo'."
         )
     if not 0 < rejection_id < 2**31:  # ids are 32-bit: a longer number is simply not there
         raise RejectionError(
-            f"There is no rejected file {rejection_id}. `formtool rejected` lists them with "
-            "their numbers."
+            f"There is no rejected file {rejection_id}. The To chase list (or `formtool "
+            "rejected`) gives each one's number."
         )
     return _entry(db.deal_with_rejection(rejection_id, note.strip(), user))
 
@@ -213,10 +213,29 @@ def to_chase(db: Store, roles: Collection[str], today: dt.date | None = None) ->
     for entry in files:  # newest first: the first of each audit is its latest file
         if entry.audit_id:
             latest.setdefault(entry.audit_id, entry)
-    months = {o.month for o in overdue} | {r.month for r in db.audit_rows(audit_ids=list(latest))}
+    rows = db.audit_rows(audit_ids=list(latest))
+    owing = {r.audit_id for r in rows if AuditState(r.state) in OUTSTANDING}  # still to come
+    months = {o.month for o in overdue} | {r.month for r in rows}
     hidden = hidden_audits(db, sorted(months), roles) if months else set()
     return ToChase(
         [o for o in overdue if o.audit_id not in hidden],
-        [e for a, e in latest.items() if a not in hidden],
+        [e for a, e in latest.items() if a in owing and a not in hidden],
         [e for e in files if not e.audit_id],
     )
+
+
+def chase_refusal(db: Store, audit_id: str, today: dt.date | None = None) -> str:
+    """Why the audit cannot be chased now, in a sentence ('' when it can): not overdue, never
+    sent, or chased already today (a chase round is the day, as `formtool chase` counts it)."""
+    from formtool.programme.mail import CHASE
+
+    today = today or clock.today()
+    row = db.require_audit(audit_id)
+    if AuditState(row.state) not in OUTSTANDING or row.due_date >= today:
+        return "It is not overdue."
+    sent = db.events_named([audit_id], {*SENT_EVENTS, DRAFTS_EVENT}).get(audit_id, [])
+    if distribution_date(sent) is None:
+        return "It was never sent, so it cannot be chased: send it from the Allocate page."
+    if db.held_claims([audit_id], [CHASE], today.isoformat()).get((audit_id, CHASE)):
+        return "It was chased today already; the next chase can go tomorrow."
+    return ""

@@ -147,8 +147,9 @@ def sign_off_action(
             f"Audit {audit_id} has no action '{action[:40]}' waiting for a sign-off{keys}. "
             "Reload the audit's page to see its actions."
         )
-    db.sign_off_action(audit_id, table, int(number), signed_by, day, user)
-    return action_names(db, audit_id, [action])[0]
+    named = action_names(db, audit_id, [action])[0]
+    db.sign_off_action(audit_id, table, int(number), signed_by, day, user, named)
+    return named
 
 
 def _sign_off_day(on: dt.date | str, today: dt.date) -> dt.date:

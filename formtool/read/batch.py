@@ -248,7 +248,9 @@ def _noted(
     if first.code is IssueCode.not_found:
         return outcome
     shown = shown_name(outcome)
-    reason = dataclasses.replace(first, file=shown).message  # never a private upload folder
+    # as shown (never a private upload folder), and without what was typed: a rejected
+    # file's answers are not kept, not even in the reason
+    reason = dataclasses.replace(first, file=shown, value="…" if first.value else "").message
     more = sum(not i.is_warning for i in outcome.issues) - 1
     if more > 0:
         reason += f" (and {more} more problem(s) in the file)"

@@ -360,10 +360,18 @@ class Store:
             return returns.open_actions(conn, audit_id)
 
     def sign_off_action(
-        self, audit_id: str, table_key: str, row: int, signed_by: str, on: dt.date, user: str
+        self,
+        audit_id: str,
+        table_key: str,
+        row: int,
+        signed_by: str,
+        on: dt.date,
+        user: str,
+        named: str = "",
     ) -> None:
-        """Record a manager's sign-off on one action row, with an event, while the audit is
-        accepted and its actions are not yet signed off (StateError, one line, otherwise)."""
+        """Record a manager's sign-off on one action row, with an event naming it (`named`:
+        as the form says it), while the audit is accepted and its actions are not yet
+        signed off (StateError, one line, otherwise)."""
         with self._write() as conn:
             state = audits.audit_state(conn, audit_id, for_update=True)
             if state not in (AuditState.checked, AuditState.moderated):
@@ -376,7 +384,8 @@ class Store:
                     f"Action {row} of audit {audit_id} is signed off already, or not in "
                     "its current return. Reload the page to see it."
                 )
-            detail = f"action {row} ({table_key}) signed off by {signed_by} on {show_date(on)}"
+            what = named or f"action {row} of {table_key}"
+            detail = f"{what} signed off by {signed_by} on {show_date(on)}"
             audits.record_event(conn, audit_id, "action signed off", detail, user)
 
     def move_once_signed_off(

@@ -186,8 +186,8 @@ def deal_with(conn: sa.Connection, rejection_id: int, note: str, user: str = "")
     found = rows(conn, rejection_id=rejection_id)
     if not found:
         raise StateError(
-            f"There is no rejected file {rejection_id}. `formtool rejected` lists them with "
-            "their numbers."
+            f"There is no rejected file {rejection_id}. The To chase list (or `formtool "
+            "rejected`) gives each one's number."
         )
     row = found[0]
     if row.matched:

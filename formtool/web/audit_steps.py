@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute
 
 from formtool.access.roles import Account
 from formtool.errors import FormtoolError
+from formtool.periods import Month
 from formtool.settings import Settings
 from formtool.store import Store
 from formtool.web.pages import (
@@ -131,8 +132,8 @@ async def audit_reassign(request: Request, who: Account, form: FormData) -> Resp
     flash(
         request,
         f"{audit_id}: reassigned to {result.auditor} (copy {result.copy}). Send the new copy "
-        f"from the Allocate page for {month}; the old copy, if it comes back, is held for an "
-        "officer.",
+        f"from the Allocate page for {Month(month).name}; the old copy, if it comes back, is "
+        "held for an officer.",
     )
     return redirect(audit_url(audit_id))
 

@@ -330,10 +330,19 @@ def _months_only(where: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in where.items() if k in keep}
 
 
-async def _log(request: Request, who: Account, what: str, query: ListQuery) -> None:
+#: A name search's entry names at most this many of the audits it found.
+LOGGED_MATCHES = 50
+
+
+async def _log(request: Request, who: Account, what: str, query: ListQuery, listed: Listed) -> None:
     """The list in the access log: its filters, never the search text (it may be a child's
-    name); "searched by name" when the search looked at names."""
-    detail = ["searched by name"] if query.search and who.sees_names else []
+    name); a search that looked at names says so and names the audits it found (whose
+    records were seen), so "who looked this child up?" has an answer."""
+    detail = []
+    if query.search and who.sees_names:
+        found = [r["audit_id"] for r in listed.rows[:LOGGED_MATCHES]]
+        more = f" and {listed.total - len(found)} more" if listed.total > len(found) else ""
+        detail.append(f"searched by name, found {', '.join(found) or 'none'}{more}")
     shown = urlencode([(k, v) for k, v in query.given if k != "q"])
     await log_access(request, who.name, what, detail="; ".join([*detail, shown[:200]]))
 
@@ -349,7 +358,7 @@ def _heading(query: ListQuery) -> str:
 async def audit_list(request: Request, who: Account) -> Response:
     query = parse_query(request.query_params, clock.today())
     listed = await call(list_audits, ws_of(request).db, query, who)
-    await _log(request, who, "viewed the audit list", query)
+    await _log(request, who, "viewed the audit list", query, listed)
     pages = max(1, -(-listed.total // query.per))
     return render_page(
         request,
@@ -461,7 +470,7 @@ async def audit_export(request: Request, who: Account) -> Response:
     listed = await call(list_audits, ws_of(request).db, query, who, True)
     headings, rows = export_table(listed.rows, who.sees_names)
     data = await call(to_csv if kind == "csv" else to_xlsx, headings, rows)
-    await _log(request, who, "exported the audit list", query)
+    await _log(request, who, "exported the audit list", query, listed)
     return download(data, f"audits-{clock.today().isoformat()}.{kind}")
 
 

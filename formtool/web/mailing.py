@@ -164,6 +164,9 @@ async def chase_mark_sent(request: Request, who: Account, form: FormData) -> Res
     day = _day(request)
     back = local_path(form.get("back"), f"/chase/{day.isoformat()}")
     marked = await call(mark_chases_sent, ws_of(request).db, day, f"web:{who.name}")
+    # gone: a later chase the same day offers only its own new drafts, never these again
+    for sent in (ws_of(request).work_dir / "chase" / day.isoformat()).glob("*.eml"):
+        sent.unlink(missing_ok=True)
     flash(
         request,
         f"{len(marked)} chase email(s) of {queries.day(day)} marked sent; "

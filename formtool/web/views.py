@@ -89,6 +89,7 @@ async def status_json(request: Request, who: Account) -> Response:
 async def audit_page(request: Request, who: Account) -> Response:
     from formtool.programme.amendment import amendment_email_state
     from formtool.programme.audit_page import audit_detail
+    from formtool.programme.rejections import chase_refusal
 
     ws = ws_of(request)
     detail = await call(audit_detail, ws.db, request.path_params["audit_id"])
@@ -108,6 +109,7 @@ async def audit_page(request: Request, who: Account) -> Response:
         today=clock.today().isoformat(),  # the sign-off date's default and limit
         overdue=a.state in {s.value for s in OUTSTANDING}
         and a.due_date < clock.today().isoformat(),
+        chase_refusal=await call(chase_refusal, ws.db, a.audit_id),
         amendment=await call(amendment_email_state, ws.db, a.audit_id),
         who_agrees=await call(who_agrees, ws.db) if "exempt" in detail.next_steps else "",
     )
