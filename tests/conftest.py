@@ -256,7 +256,11 @@ def _start_cluster(root: Path) -> str:
         "-w",
         "start",
         "-o",
-        f"-k {root} -c listen_addresses='' -c max_connections=200 -c fsync=off",
+        f"-k {root} -c listen_addresses='' -c max_connections=200 -c fsync=off "
+        # a throwaway cluster: nothing to recover, so no WAL beyond the minimum (a test
+        # database is copied from its template in a fifth of the time)
+        "-c full_page_writes=off -c wal_level=minimal "
+        "-c max_wal_senders=0",
     )
     return f"postgresql+psycopg://postgres@/postgres?host={root}"
 
@@ -376,7 +380,9 @@ def migrated_pg_database(server: str) -> str:
                     f'ALTER DATABASE "{sa.make_url(url).database}" RENAME TO "{template}"'
                 )
             name = f"t_{uuid.uuid4().hex[:12]}"
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            conn.exec_driver_sql(
+                f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY'
+            )
         finally:
             conn.exec_driver_sql("SELECT pg_advisory_unlock(727201)")
     admin.dispose()

@@ -290,11 +290,14 @@ def test_an_officers_month_in_chromium(browser, tmp_path):
         later = max(r.due_date for r in db.audit_rows([month])) + dt.timedelta(days=3)
         with serving(db_url, tmp_path, later, smtp) as url:
             with signed_in(browser, url, "olive") as page:
+                errors: list[str] = []
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
                 made = returns(forms_zip, tmp_path)
                 _upload(page, made)
                 _to_chase(page, made, mail, sent)
                 _amend(page, url, mail, db, month)
                 _accept_sign_off_and_close(page, url, db, month)
+                assert not errors, errors  # no CSP violations, no script errors
             with signed_in(browser, url, "mo") as page:
                 _moderate(page, url, month)
                 page.goto(f"{url}/reports?period={month}")  # today is in a later month now
@@ -302,6 +305,7 @@ def test_an_officers_month_in_chromium(browser, tmp_path):
                 shot(page, "reports")
                 with page.expect_download() as download:
                     page.locator("#workbook").click()
+                assert download.value.suggested_filename == f"pmu-{month}.xlsx"
                 saved = tmp_path / download.value.suggested_filename
                 download.value.save_as(saved)
                 assert "Summary" in openpyxl.load_workbook(saved).sheetnames
@@ -314,6 +318,10 @@ def test_an_officers_month_in_chromium(browser, tmp_path):
                 content = viewer.content()
                 assert "CSC-" not in content  # figures only: no audit id, no case number
                 assert viewer.goto(f"{url}/audits").status == 403
+                nav(viewer, "Forms")
+                assert "Every definition is valid" in viewer.content()
+                viewer.get_by_role("link", name="Case File Audit Tool").first.click()
+                shot(viewer, "form")
 
 
 def _allocate_and_send(page, url: str, folder: Path, month: str) -> bytes:
@@ -366,7 +374,6 @@ def _to_chase(page, made: list[Path], mail, sent: int) -> None:
     assert made[-1].name in page.locator("#unmatched").inner_text()  # unreadable
     overdue = page.locator("#overdue tbody tr")
     assert overdue.count() == 20 - 4  # every audit without a good return
-    fits(page, "to-chase")
     page.locator("#overdue tbody input[type=checkbox]").nth(0).check()
     page.get_by_role("button", name="Chase selected").click()
     assert "Chased" in flash_text(page)
@@ -431,7 +438,10 @@ def _accept_sign_off_and_close(page, url: str, db, month: str) -> None:
     page.get_by_role("button", name="Actions signed off").click()
     page.get_by_role("button", name="Close the audit").click()
     assert f"{audit_id}: closed" in flash_text(page)
-    assert page.get_by_role("button", name="Reopen the audit").is_visible()
+    page.get_by_label("Reopen the audit").fill("The sign-off was for another child's plan.")
+    page.get_by_role("button", name="Reopen the audit").click()
+    assert f"{audit_id}: reopened (was closed)" in flash_text(page)
+    assert "superseded by a reopen" in page.locator("ol.events").inner_text()
     # an immediate concern raised on the page is red until an officer records the action
     page.get_by_label("Raise an immediate concern").fill("Child left alone overnight.")
     page.get_by_role("button", name="Raise the concern").click()
