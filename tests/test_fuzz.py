@@ -52,7 +52,7 @@ from conftest import answers_for, date_keys, make_cases
 
 SEED = 20261122
 TODAY = dt.date(2026, 11, 22)
-COUNTS = {"bytes": 1200, "zip": 120, "xml": 120}  # imported from memory by import_return
+COUNTS = {"bytes": 800, "zip": 120, "xml": 120}  # imported from memory by import_return
 PATH_SAMPLE = 20  # more of each kind, written to a folder and imported by import_paths
 EMAILS = 250  # .eml files, imported by import_paths
 STORED = ("imported", "updated", "history")  # outcomes that add a row to `returns`
