@@ -112,7 +112,7 @@ def export_data(db: Store) -> Export:
     return Export(answers, action_rows)
 
 
-def _csv_safe(text: str) -> str:
+def csv_safe(text: str) -> str:
     """Stop spreadsheet programs evaluating auditors' text as a formula (CSV injection)."""
     return "'" + text if text.startswith(FORMULA_START) else text
 
@@ -156,7 +156,7 @@ def write_export(data: Export, fmt: str, out: Path | None, table: str = "answers
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([_csv_safe(iso_text(row[c])) for c in columns] for row in rows)
+        writer.writerows([csv_safe(iso_text(row[c])) for c in columns] for row in rows)
         payload = buffer.getvalue().encode("utf-8-sig")  # BOM: Excel then reads UTF-8 right
     elif fmt == "xlsx":
         payload = _xlsx(data)
@@ -186,11 +186,12 @@ WIDTHS = {
 }
 
 
-def _xlsx(data: Export) -> bytes:
+def text_workbook(out: io.BytesIO) -> Any:
+    """An xlsxwriter workbook writing into `out` in which text stays text: never a formula,
+    a URL or a number, whatever an answer starts with (the export's formula guard)."""
     import xlsxwriter
 
-    out = io.BytesIO()
-    book = xlsxwriter.Workbook(
+    return xlsxwriter.Workbook(
         out,
         {
             "in_memory": True,
@@ -199,6 +200,11 @@ def _xlsx(data: Export) -> bytes:
             "strings_to_numbers": False,
         },
     )
+
+
+def _xlsx(data: Export) -> bytes:
+    out = io.BytesIO()
+    book = text_workbook(out)
     head = book.add_format(
         {"bold": True, "bg_color": "#DCE3F0", "border": 1, "text_wrap": True, "valign": "top"}
     )

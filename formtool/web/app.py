@@ -81,6 +81,7 @@ from formtool.web.pages import (
     route_name,
     saved_sentence,
     set_session_cookie,
+    site_path,
     ws_of,
 )
 from formtool.web.security import (
@@ -293,9 +294,7 @@ def _csrf_refused(request: Request, who: Account | None) -> HTMLResponse:
 
 def _next(target: str | None) -> str:
     """Where to go after signing in: a path on this site only."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return "/"
+    return target if target and site_path(target) else "/"
 
 
 async def login_page(request: Request) -> Response:

@@ -40,6 +40,7 @@ from formtool.web.pages import (
     log_access,
     redirect,
     render_page,
+    site_path,
     ws_of,
 )
 
@@ -417,30 +418,22 @@ def export_table(rows: list[dict[str, Any]], names: bool) -> tuple[list[str], li
 
 def to_csv(headings: list[str], rows: list[list[Any]]) -> bytes:
     """CSV with the formula guard `formtool export` uses (packs/export.py)."""
-    from formtool.packs.export import _csv_safe
+    from formtool.packs.export import csv_safe
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(headings)
-    writer.writerows([_csv_safe(iso_text(v)) for v in row] for row in rows)
+    writer.writerows([csv_safe(iso_text(v)) for v in row] for row in rows)
     return buffer.getvalue().encode("utf-8-sig")  # BOM: Excel then reads UTF-8 right
 
 
 def to_xlsx(headings: list[str], rows: list[list[Any]]) -> bytes:
     """An Excel workbook written as `formtool export` writes one: text as text, never a
     formula, a URL or a number."""
-    import xlsxwriter
+    from formtool.packs.export import text_workbook
 
     out = io.BytesIO()
-    book = xlsxwriter.Workbook(
-        out,
-        {
-            "in_memory": True,
-            "strings_to_formulas": False,
-            "strings_to_urls": False,
-            "strings_to_numbers": False,
-        },
-    )
+    book = text_workbook(out)
     head = book.add_format({"bold": True, "bg_color": "#DCE3F0", "border": 1})
     date = book.add_format({"num_format": "dd/mm/yyyy"})
     sheet = book.add_worksheet("Audits")
@@ -538,9 +531,7 @@ def accept_clean(db: Store, audit_ids: list[str], roles: Iterable[str], user: st
 def back_to(text: object) -> str:
     """Where a bulk step returns to: a path on this site (else the list)."""
     target = str(text or "")
-    if target.startswith("/") and not target.startswith(("//", "/\\")) and len(target) < 2000:
-        return target
-    return "/audits"
+    return target if site_path(target) else "/audits"
 
 
 async def accept_selected(request: Request, who: Account, form: FormData) -> Response:

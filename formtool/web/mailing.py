@@ -37,14 +37,14 @@ from formtool.web.pages import (
     flash,
     redirect,
     render_page,
+    site_path,
     ws_of,
 )
 
 DEFAULT_BACK = "/to-chase"
+
+
 #: A path on this site: one leading slash (never `//host` or `/\host`), printable, no `\`.
-_LOCAL_PATH = re.compile(r"/(?![/\\])[^\\\x00-\x20\x7f]*")
-
-
 def routes(page: PageRoute, action: ActionRoute) -> list[BaseRoute]:
     return [
         action("/chase", chase, "cycle"),
@@ -71,7 +71,7 @@ def routes(page: PageRoute, action: ActionRoute) -> list[BaseRoute]:
 def local_path(given: object, default: str = DEFAULT_BACK) -> str:
     """Where to go back to: a path on this site, else FormtoolError (never another site)."""
     text = str(given or "").strip() or default
-    if not _LOCAL_PATH.fullmatch(text):
+    if not site_path(text):
         raise FormtoolError(
             f"Where to go back to ('{printable(text, 80)}') is not a page of this site: it must "
             "be a path starting with one /. Nothing was done; go back and try again."

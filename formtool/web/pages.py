@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -112,6 +113,17 @@ class Workspace:
 #: route of every module is signed in, role-checked and (POST) CSRF-checked the same way.
 PageRoute = Callable[..., Any]
 ActionRoute = Callable[..., Any]
+
+
+#: A path on this site: one leading /, no backslash, no control character or space (never
+#: `//host` or `/\\host`, which browsers treat as another site).
+_SITE_PATH = re.compile(r"/(?![/\\])[^\\\x00-\x20\x7f]*")
+
+
+def site_path(text: str) -> bool:
+    """Whether `text` is a path on this site, safe to redirect to (sign-in's `next`, a
+    step's `back`)."""
+    return len(text) < 2000 and _SITE_PATH.fullmatch(text) is not None
 
 
 def ws_of(request: Request) -> Workspace:
