@@ -154,8 +154,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @contextmanager
 def _database(backend: str, request: pytest.FixtureRequest, name: str) -> Iterator[str]:
     """An empty database: an SQLite file, or a fresh PostgreSQL database (dropped after)."""
-    if backend == "sqlite":
-        yield f"sqlite:///{request.getfixturevalue('inputs')['root'] / name}.db"
+    if backend == "sqlite":  # a new file each time: a module fixture may be set up again
+        folder = request.getfixturevalue("tmp_path_factory").mktemp(name)
+        yield f"sqlite:///{folder / name}.db"
         return
     server = request.getfixturevalue("pg_server")
     url = fresh_pg_database(server)
