@@ -199,6 +199,8 @@ returns = sa.Table(
     # deadlines that run from a return (a review four weeks after an inadequate grade) count
     # from it, never from the machine's clock. None: imported before this was kept.
     sa.Column("received_on", sa.Date, nullable=True),
+    # When retention removed the original bytes (content is then empty; answers stay).
+    sa.Column("content_removed_at", sa.DateTime, nullable=True),
     sa.UniqueConstraint("audit_id", "content_hash", name="uq_returns_audit_content"),
     sa.Index(
         "uq_returns_one_current",
@@ -285,6 +287,15 @@ users = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("must_change_password", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("password_set_at", sa.DateTime, nullable=True),
+    # TOTP (RFC 6238) second factor: the base32 secret ("" = not enrolled) and the last time
+    # step accepted, so one code never signs in twice.
+    sa.Column("totp_secret", sa.String(64), nullable=False, server_default=""),
+    sa.Column("totp_enrolled_at", sa.DateTime, nullable=True),
+    sa.Column("totp_last_step", sa.BigInteger, nullable=False, server_default="0"),
+    # "local" (a password here) or "oidc" (the council's identity provider signs them in;
+    # oidc_subject is "issuer|sub", and the roles come from the provider's claims).
+    sa.Column("source", sa.String(10), nullable=False, server_default="local"),
+    sa.Column("oidc_subject", sa.String(400), nullable=False, server_default=""),
 )
 
 sessions = sa.Table(
@@ -296,6 +307,9 @@ sessions = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("last_seen_at", sa.DateTime, nullable=False),
     sa.Column("address", sa.String(64), nullable=False, server_default=""),
+    # How it signed in: password, password+totp, oidc; "totp-pending" (password right, code
+    # not yet given) opens nothing but the code page.
+    sa.Column("method", sa.String(20), nullable=False, server_default="password"),
     sa.Index("ix_sessions_user_name", "user_name"),
 )
 
@@ -483,4 +497,80 @@ rejections = sa.Table(
     sa.Column("dealt_by", sa.String(200), nullable=False, server_default=""),
     sa.Column("dealt_note", sa.Text, nullable=False, server_default=""),
     sa.UniqueConstraint("fingerprint", name="uq_rejections_fingerprint"),
+)
+
+# --- data protection (issue 23) ---
+#: Every file formtool wrote to disk that holds personal data or figures (forms, packs,
+#: exports, email drafts, backups, subject-access zips), so retention and erasure can find
+#: and remove it. Not foreign keys: the row outlives the audit it came from.
+stored_files = sa.Table(
+    "stored_files",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("path", sa.String(1000), nullable=False),  # absolute, as written
+    sa.Column("kind", sa.String(30), nullable=False),  # form, file pack, pmu pack, ...
+    sa.Column("audit_id", sa.String(80), nullable=True),
+    sa.Column("case_number", sa.String(80), nullable=True),
+    sa.Column("month", sa.String(7), nullable=True),
+    sa.Column("sha256", sa.String(64), nullable=False, server_default=""),
+    sa.Column("size", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("written_at", sa.DateTime, nullable=False),
+    sa.Column("written_on", sa.Date, nullable=True),  # the programme's date (the clock)
+    sa.Column("written_by", sa.String(200), nullable=False, server_default=""),
+    sa.Column("removed_at", sa.DateTime, nullable=True),
+    sa.Column("removed_why", sa.String(200), nullable=False, server_default=""),
+    sa.Index("ix_stored_files_audit_id", "audit_id"),
+    sa.Index("ix_stored_files_case_number", "case_number"),
+    sa.Index("ix_stored_files_kind_written", "kind", "written_on"),
+)
+
+#: Anonymised counts kept per period when audits are removed (retention or erasure), so the
+#: figures already reported stay reproducible: one row per month, tool, team, measure
+#: ("audits", "grade", "kss", ...) and value ("Good", "kss1|Requires improvement", ...).
+period_summaries = sa.Table(
+    "period_summaries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("month", sa.String(7), nullable=False),
+    sa.Column("form_id", sa.String(60), nullable=False),
+    sa.Column("team", sa.String(200), nullable=False, server_default=""),
+    sa.Column("measure", sa.String(40), nullable=False),
+    sa.Column("value", sa.String(200), nullable=False, server_default=""),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint(
+        "month", "form_id", "team", "measure", "value", name="uq_period_summaries_cell"
+    ),
+)
+
+#: The register of data-protection work: retention runs, subject access, corrections and
+#: erasures, with why, who authorised and who did it. `reference` never holds the person's
+#: identifiers (an erasure must not keep what it erased): a request number or the kind.
+data_requests = sa.Table(
+    "data_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(30), nullable=False),  # retention, subject access, ...
+    sa.Column("subject", sa.String(30), nullable=False, server_default=""),  # child | staff
+    sa.Column("reference", sa.String(200), nullable=False, server_default=""),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("authorised_by", sa.String(200), nullable=False, server_default=""),
+    sa.Column("done_by", sa.String(200), nullable=False, server_default=""),
+    sa.Column("done_at", sa.DateTime, nullable=False),
+    sa.Column("done_on", sa.Date, nullable=True),
+    sa.Column("detail", sa.Text, nullable=False, server_default="{}"),  # JSON counts
+)
+
+#: OpenID Connect sign-ins under way: the state (hashed), nonce and PKCE verifier from the
+#: redirect to the provider until its callback, used once, in the database so any worker can
+#: finish what another started.
+oidc_sign_ins = sa.Table(
+    "oidc_sign_ins",
+    metadata,
+    sa.Column("state_hash", sa.String(64), primary_key=True),
+    sa.Column("nonce", sa.String(100), nullable=False),
+    sa.Column("code_verifier", sa.String(130), nullable=False),
+    sa.Column("next", sa.String(2000), nullable=False, server_default=""),
+    sa.Column("address", sa.String(64), nullable=False, server_default=""),
+    sa.Column("created_at", sa.DateTime, nullable=False),
 )
