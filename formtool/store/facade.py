@@ -10,8 +10,7 @@ its lock), the caller passes the decision in as a function and the store runs it
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,8 +37,12 @@ from formtool.store import (
 from formtool.store import backup as backups
 from formtool.store.audits import StateError
 from formtool.store.catalog import UnknownVersionsError
-from formtool.store.engine import lock, masked, now, transaction
+from formtool.store.engine import lock, now
+from formtool.store.protection import ProtectionStore
+from formtool.store.retention import RetentionStore
 from formtool.store.schema import HELD_REASSIGNED, HELD_SENDER, AuditState
+from formtool.store.signin import SignInStore
+from formtool.store.subjects import SubjectStore
 
 #: Returns held for an officer to accept or refuse.
 FOR_OFFICER = (HELD_SENDER, HELD_REASSIGNED)
@@ -144,30 +147,12 @@ class Planned:
     runs: list[activities.RunRecord] = field(default_factory=list)  # activity runs it starts
 
 
-class Store:
-    """The audit database (SQLite or PostgreSQL), opened by `open_store`."""
-
-    def __init__(self, engine: sa.Engine, read_only: bool = False) -> None:
-        self.engine = engine  # for store/ itself, migrations and tests
-        #: Opened read-only (a read-only SQLite file or folder): nothing can be recorded, not
-        #: even in the access log, so output with personal data is refused (see cli.py).
-        self.read_only = read_only
+class Store(ProtectionStore, RetentionStore, SubjectStore, SignInStore):
+    """The audit database (SQLite or PostgreSQL), opened by `open_store`. The audit cycle's
+    methods are here; data protection's and sign-in's in their own modules (units.py)."""
 
     def __repr__(self) -> str:
         return f"Store({self.url})"
-
-    @property
-    def url(self) -> str:
-        """The database URL with any password masked, for messages."""
-        return masked(self.engine.url)
-
-    @contextmanager
-    def _read(self) -> Iterator[sa.Connection]:
-        with self.engine.connect() as conn:
-            yield conn
-
-    def _write(self) -> Any:
-        return transaction(self.engine)
 
     # --- form definitions (catalog.py) ---------------------------------------------------
 
