@@ -461,7 +461,7 @@ def demo_run(tmp_path_factory, worker_id) -> Demo:
     needs it builds it under a lock, the others wait and share it (it takes ~25 s of one of
     the machine's two cores). Tests read it; tests that change its database or files take a
     `Demo.copy`."""
-    from formtool import clock
+    from formtool import clock, store
     from formtool.demo.run import run_demo
 
     base = tmp_path_factory.getbasetemp()
@@ -476,6 +476,9 @@ def demo_run(tmp_path_factory, worker_id) -> Demo:
                 os.chdir(folder)
                 try:
                     report = run_demo(Path("outputs/demo"), seed=DEMO_SEED)
+                    # Close its connections: SQLite folds the WAL into formtool.db, so a
+                    # test may copy the file alone and get everything the demo stored.
+                    store.engine_for("sqlite:///outputs/demo/formtool.db").dispose()
                 finally:
                     os.chdir(here)
             built.write_bytes(pickle.dumps(report))

@@ -30,11 +30,15 @@ LAYERS = {
     "programme": 4,
     "access": 4,
     "packs": 4,
+    "protect": 4,
     "web": 5,
     "cli": 5,
     "cli_common": 5,
     "cli_programme": 5,
     "cli_activity": 5,
+    "cli_retention": 5,
+    "cli_subjects": 5,
+    "cli_signin": 5,
     "demo": 5,
     "__main__": 5,
 }
@@ -62,6 +66,8 @@ STORE_API = {
     "received_on", "unknown_audit", "RunRecord", "ACTIVITY_MODE",
     "backup_database", "restore_backup", "recent_backup", "BackupError", "BackupReport",
     "RestorePlan", "RestoreReport",
+    "FILE_KINDS", "FORM", "FILE_PACK", "PMU_PACK", "REPORT", "EXPORT", "EMAIL_DRAFT", "BACKUP",
+    "SUBJECT_ACCESS", "ERASED", "Cell",
 }  # fmt: skip
 #: Attributes of a database row or engine that only the store may touch.
 STORE_INTERNALS = {"engine", "_mapping", "_asdict", "connect", "begin", "execution_options"}

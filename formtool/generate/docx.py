@@ -6,6 +6,11 @@ LibreOffice keeps bookmarks but drops `w:tag`. Pre-filled facts are locked contr
 every piece of printed text (questions, guidance, grade descriptors): hidden content-locked
 controls stop accidental edits in Word while every answer stays fillable, and LibreOffice,
 which ignores the lock, keeps the text. Council, protective marking and identity are slots.
+
+The form is an accessible document: its title and language (en-GB) set, real heading styles
+whose levels never skip (a subheading before the first section heading, such as the grading
+key or the auditing guidance, stands on its own as a Heading 1), and every table's column
+headings a header row repeated on each page.
 """
 
 from __future__ import annotations
@@ -238,7 +243,7 @@ def _table(block: Block, ids: _Counter) -> str:
     )
 
 
-def _block(block: Block, ids: _Counter) -> str:
+def _block(block: Block, ids: _Counter, subheading: str = "Heading2") -> str:
     if block.kind == "title":
         return _text_para(block.text, "Title", ids)
     if block.kind == "identity":
@@ -246,7 +251,7 @@ def _block(block: Block, ids: _Counter) -> str:
     if block.kind == "heading":
         return _text_para(block.text, "Heading1", ids, keep_next=True)
     if block.kind == "subheading":
-        return _text_para(block.text, "Heading2", ids, keep_next=True)
+        return _text_para(block.text, subheading, ids, keep_next=True)
     if block.kind == "guidance":
         return "".join(
             _text_para("•\t" + line, "Guidance", ids, keep_next=True) for line in block.lines
@@ -256,7 +261,11 @@ def _block(block: Block, ids: _Counter) -> str:
 
 def _document(form: FormDefinition) -> str:
     ids = _Counter()
-    body = "".join(_block(b, ids) for b in layout(form).blocks)
+    pieces, headed = [], False
+    for block in layout(form).blocks:
+        headed = headed or block.kind == "heading"
+        pieces.append(_block(block, ids, "Heading2" if headed else "Heading1"))
+    body = "".join(pieces)
     sect = (
         '<w:sectPr><w:headerReference w:type="default" r:id="rIdHeader"/>'
         '<w:footerReference w:type="default" r:id="rIdFooter"/>'

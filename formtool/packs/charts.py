@@ -6,7 +6,9 @@ ordered best to worst for ordered scales; bars carry hatching and lines carry ma
 patterns as well, so a chart printed in black and white still reads. Counts have whole-number
 axes. The same data gives the same PNG bytes (no version or time stamp).
 
-`*_figure` builds the matplotlib Figure (tests inspect its axes); `*_chart` returns the PNG.
+`*_figure` builds the matplotlib Figure (tests inspect its axes); `*_chart` returns the PNG;
+`*_alt` the chart's alternative text, which says what it shows for a reader who cannot see it
+(the table after each chart in the report gives every figure).
 """
 
 from __future__ import annotations
@@ -119,6 +121,12 @@ def grade_chart(categories: list[str], counts: list[int], title: str) -> bytes:
     return png(grade_figure(categories, counts, title))
 
 
+def grade_alt(categories: Sequence[str], counts: Sequence[int], title: str) -> str:
+    """The bar chart's alternative text: each category with its count."""
+    shown = ", ".join(f"{c} {n}" for c, n in zip(categories, counts, strict=True))
+    return f"Bar chart, {title}: {shown}."
+
+
 # --- stacked bars: one per group ------------------------------------------------------------
 
 
@@ -207,6 +215,17 @@ def stacked_by_group(
     return png(stacked_figure(groups, categories, counts, title, percent))
 
 
+def stacked_alt(
+    groups: Sequence[str], categories: Sequence[str], title: str, percent: bool = False
+) -> str:
+    """The stacked bar chart's alternative text: its bars and what each is split into."""
+    split = "shares of its audits" if percent else "its audits"
+    return (
+        f"Stacked bar chart, {title}: one bar each for {', '.join(groups)}, {split} split into "
+        f"{', '.join(categories)} in that order; the table that follows gives the figures."
+    )
+
+
 # --- trend: one line per series -------------------------------------------------------------
 
 
@@ -267,3 +286,12 @@ def trend_chart(
     """A line per series across periods; None is a period without a share: a gap, labelled
     with `gaps`' words for it (default "no audits")."""
     return png(trend_figure(periods, series, title, ylabel, gaps))
+
+
+def trend_alt(periods: Sequence[str], series: Sequence[str], title: str, ylabel: str) -> str:
+    """The line chart's alternative text: its lines and the periods they cross."""
+    span = f"from {periods[0]} to {periods[-1]}" if periods else "with no periods"
+    return (
+        f"Line chart, {title}: {ylabel}, one line each for {', '.join(series)}, {span}; the "
+        "table that follows gives the figures."
+    )

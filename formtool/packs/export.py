@@ -3,6 +3,10 @@ for analysts, as CSV (one table), Excel (both tables) or JSON (nested per audit)
 
 Text auditors typed never becomes a formula in a spreadsheet (CSV injection): a cell that
 starts like one is prefixed with an apostrophe, and the Excel writer writes text as text.
+
+The workbook is an accessible document: its title set, and each sheet's header row marked
+(`header_row`: printed at the top of every page, and named ColumnTitle, which screen readers
+use to announce a cell's column heading).
 """
 
 from __future__ import annotations
@@ -186,6 +190,17 @@ WIDTHS = {
 }
 
 
+def header_row(book: Any, sheet: Any, columns: int) -> None:
+    """Mark row 1 of an xlsxwriter sheet as its header row: repeated at the top of every
+    printed page, and named ColumnTitle (a name scoped to the sheet) for screen readers."""
+    from openpyxl.utils import get_column_letter
+
+    sheet.repeat_rows(0)
+    name = "'" + sheet.name.replace("'", "''") + "'"
+    last = get_column_letter(max(1, columns))
+    book.define_name(f"{name}!ColumnTitle", f"={name}!$A$1:${last}$1")
+
+
 def text_workbook(out: io.BytesIO) -> Any:
     """An xlsxwriter workbook writing into `out` in which text stays text: never a formula,
     a URL or a number, whatever an answer starts with (the export's formula guard)."""
@@ -205,6 +220,13 @@ def text_workbook(out: io.BytesIO) -> Any:
 def _xlsx(data: Export) -> bytes:
     out = io.BytesIO()
     book = text_workbook(out)
+    book.set_properties(
+        {
+            "title": "Answers and actions of every current return",
+            "author": "formtool",
+            "created": dt.datetime(2000, 1, 1),  # no time stamp: the same data, the same bytes
+        }
+    )
     head = book.add_format(
         {"bold": True, "bg_color": "#DCE3F0", "border": 1, "text_wrap": True, "valign": "top"}
     )
@@ -236,5 +258,6 @@ def _xlsx(data: Export) -> bytes:
                     sheet.write_string(r, c, str(value))  # text stays text, never a formula
         sheet.freeze_panes(1, 0)
         sheet.autofilter(0, 0, max(1, len(rows)), len(columns) - 1)
+        header_row(book, sheet, len(columns))
     book.close()
     return out.getvalue()

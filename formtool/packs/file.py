@@ -10,7 +10,6 @@ page. Characters no font can print are reported as warnings naming the field.
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from formtool.definitions.identifiers import audit_file_name
 from formtool.errors import Issue, IssueCode
 from formtool.packs.figures import PackError
 from formtool.packs.render import Document, Part, Table, to_docx, to_pdf, unprintable
+from formtool.packs.tagged_pdf import merge
 from formtool.periods import show_date, show_time
 from formtool.settings import DEFAULT, Settings
 from formtool.store import AuditRecords, Store, unknown_audit
@@ -310,20 +310,12 @@ def file_pack(
                 written.append(path)
     if bundle_name and pdfs:
         path = out_dir / bundle_name
-        path.write_bytes(bundle(pdfs))
+        path.write_bytes(bundle(pdfs, f"File packs for the case records ({len(pdfs)} audits)"))
         written.append(path)
     return FilePack(written, [w for v in views for w in v.warnings])
 
 
-def bundle(pdfs: list[tuple[AuditView, bytes]]) -> bytes:
-    """One PDF of many audits, with a bookmark (outline entry) per case."""
-    from pypdf import PdfReader, PdfWriter
-
-    writer = PdfWriter()
-    for view, data in pdfs:
-        start = len(writer.pages)
-        writer.append(PdfReader(io.BytesIO(data)))
-        writer.add_outline_item(title=view.case_label, page_number=start)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+def bundle(pdfs: list[tuple[AuditView, bytes]], title: str = "File packs") -> bytes:
+    """One tagged PDF of many audits, with a bookmark (outline entry) and a part of the
+    structure tree per case."""
+    return merge([(view.case_label, data) for view, data in pdfs], title)

@@ -103,19 +103,17 @@ def _grades(f: PmuFigures) -> list[Part]:
             for t, c in sorted(f.grades_by_team.items())
             if (on := Counter({g: c[g] for g in scale.choices if c.get(g)}))
         }
-        images, notes = [], []
+        images, alts, notes = [], [], []
         if charted(total, f.min_base):
-            images.append(
-                charts.grade_chart(
-                    list(scale.choices),
-                    [counts.get(g, 0) for g in scale.choices],
-                    f"Grades, all tools ({total} graded audits)",
-                )
-            )
+            drawn = [counts.get(g, 0) for g in scale.choices]
+            named = f"Grades, all tools ({total} graded audits)"
+            images.append(charts.grade_chart(list(scale.choices), drawn, named))
+            alts.append(charts.grade_alt(scale.choices, drawn, named))
         else:
             notes.append(too_few_to_chart("audits were graded", "the grades", total, f.min_base))
-        image, note = _by_team(by_team, scale.choices, f.min_base)
+        image, alt, note = _by_team(by_team, scale.choices, f.min_base)
         images += image
+        alts += alt
         notes += note
         shown = charted(total, f.min_base)  # a share only from the minimum base
         parts.append(
@@ -123,6 +121,7 @@ def _grades(f: PmuFigures) -> list[Part]:
                 title,
                 paragraphs=notes,
                 images=images,
+                alts=alts,
                 tables=[
                     Table(
                         ("Grade", "Audits", *(("Share",) if shown else ())),
@@ -164,22 +163,22 @@ def _counts_table(
 
 def _by_team(
     by_team: dict[str, Counter[str]], choices: tuple[str, ...], min_base: int
-) -> tuple[list[bytes], list[str]]:
-    """The grades-by-team chart of the teams with at least the minimum base graded, and a
-    line naming those left out."""
+) -> tuple[list[bytes], list[str], list[str]]:
+    """The grades-by-team chart of the teams with at least the minimum base graded, its
+    alternative text, and a line naming those left out."""
     graded = {t: sum(c.values()) for t, c in by_team.items()}
     drawn = [t for t in by_team if charted(graded[t], min_base)]
     left_out = [(t, graded[t]) for t in by_team if t not in drawn]
     notes = [not_charted("graded audits in a team", left_out, min_base)] if left_out else []
     if not drawn:
-        return [], notes
+        return [], [], notes
     chart = charts.stacked_by_group(
         drawn,
         list(choices),
         {g: [by_team[t].get(g, 0) for t in drawn] for g in choices},
         "Grades by team",
     )
-    return [chart], notes
+    return [chart], [charts.stacked_alt(drawn, choices, "Grades by team")], notes
 
 
 def _domains(f: PmuFigures) -> list[Part]:
@@ -189,7 +188,7 @@ def _domains(f: PmuFigures) -> list[Part]:
         choices = domains[0][2]
         drawn = [d for d in domains if charted(sum(d[1].values()), f.min_base)]
         audits = completed.get(tool, 0)
-        notes, images = [], []
+        notes, images, alts = [], [], []
         if not charted(audits, f.min_base):
             what = f"{tool} audits were completed"
             notes.append(too_few_to_chart(what, "the domains judged", audits, f.min_base))
@@ -202,20 +201,23 @@ def _domains(f: PmuFigures) -> list[Part]:
             left_out = [(d[0], sum(d[1].values())) for d in domains if d not in drawn]
             if left_out:
                 notes.append(not_charted("audits judged, N/A left out", left_out, f.min_base))
+            named = f"{tool}: {' / '.join(choices).lower()}"
             images.append(
                 charts.stacked_by_group(
                     [d[0] for d in drawn],
                     list(choices),
                     {c: [d[1].get(c, 0) for d in drawn] for c in choices},
-                    f"{tool}: {' / '.join(choices).lower()}",
+                    named,
                     percent=True,
                 )
             )
+            alts.append(charts.stacked_alt([d[0] for d in drawn], choices, named, percent=True))
         parts.append(
             Part(
                 f"{tool}: domains judged",
                 paragraphs=notes,
                 images=images,
+                alts=alts,
                 tables=[
                     Table(
                         ("Domain", *choices, "Judged"),
@@ -356,12 +358,13 @@ def _trend(f: PmuFigures) -> Part:
     def shown(point: dict[str, object], value: object) -> str:
         return trend_gap(point) if value is None else f"{value}%"
 
-    notes, images = [], []
+    notes, images, alts = [], [], []
     if any(v is not None for values in series.values() for v in values):
         gaps = [trend_gap(p) for p in f.trend]
         periods = [str(p["period"]) for p in f.trend]
         title, ylabel = "Trend against previous periods", "% of graded audits"
         images.append(charts.trend_chart(periods, series, title, ylabel, gaps))
+        alts.append(charts.trend_alt(periods, list(series), title, ylabel))
     else:
         notes.append(trend_too_few(f.min_base))
     if any(p["graded"] and p[OUTCOMES[0]] is None for p in f.trend):  # graded, too few
@@ -370,6 +373,7 @@ def _trend(f: PmuFigures) -> Part:
         "Trend",
         paragraphs=notes,
         images=images,
+        alts=alts,
         tables=[
             Table(
                 ("Period", "Audits", "Graded", *labels),

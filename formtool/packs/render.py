@@ -8,6 +8,11 @@ what follows, and rows that flow across pages however long a comment is. Both ca
 (see fonts.py), the PDF whole and the Word file cut down to its text (`embed_fonts`), so every
 name prints in it whatever fonts the reader's machine has; the same input gives the same PDF
 bytes.
+
+Both are accessible documents (the Public Sector Bodies Accessibility Regulations 2018): title
+and language (en-GB) set, the title then one level of real headings, table header rows marked
+and repeated, alternative text on every chart (`Part.alts`), and the PDF tagged
+(tagged_pdf.py) with its structure in reading order.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import uuid
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from docx import Document as WordDocument
@@ -32,11 +38,9 @@ from PIL import Image as PilImage
 from reportlab.lib.enums import TA_CENTER, TA_RIGHT
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.pdfbase.pdfmetrics import stringWidth
-from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     BaseDocTemplate,
     Frame,
-    Image,
     KeepTogether,
     PageBreak,
     PageTemplate,
@@ -48,6 +52,13 @@ from reportlab.platypus import Table as PdfTable
 
 from formtool.packs import fonts
 from formtool.packs.fonts import BOLD, REGULAR, markup, measure, register, unprintable
+from formtool.packs.tagged_pdf import (
+    LANGUAGE,
+    Element,
+    TaggedCanvas,
+    TaggedImage,
+    TaggedParagraph,
+)
 
 __all__ = ["Document", "Part", "Table", "column_fractions", "to_docx", "to_pdf", "unprintable"]
 
@@ -81,6 +92,15 @@ class Part:
     images: list[bytes] = field(default_factory=list)  # PNG
     bullets: list[str] = field(default_factory=list)
     page_break_before: bool = False
+    alts: list[str] = field(default_factory=list)  # each image's alternative text
+
+    def alt(self, index: int) -> str:
+        """What a screen reader says for the image: its alternative text, or where to find
+        its figures."""
+        if index < len(self.alts) and self.alts[index].strip():
+            return self.alts[index]
+        about = f" for {self.heading}" if self.heading else ""
+        return f"Chart{about}; the table that follows gives its figures."
 
 
 @dataclass
@@ -175,7 +195,7 @@ TABLE_STYLE = [
     ("TOPPADDING", (0, 0), (-1, -1), 2.5),
     ("BOTTOMPADDING", (0, 0), (-1, -1), 3.5),
 ]
-PDF_SETTINGS = dict(author="formtool", creator="formtool", lang="en-GB", invariant=1)
+PDF_SETTINGS = dict(author="formtool", creator="formtool", lang=LANGUAGE, invariant=1)
 
 
 def _styles() -> dict[str, ParagraphStyle]:
@@ -186,15 +206,24 @@ def _styles() -> dict[str, ParagraphStyle]:
     return built
 
 
-def _pdf_table(table: Table, styles: dict[str, Any]) -> Any:
+def _tagged(text: str, style: Any, struct: Element, **kwargs: Any) -> TaggedParagraph:
+    paragraph = TaggedParagraph(text, style, **kwargs)
+    paragraph.struct = struct
+    return paragraph
+
+
+def _pdf_table(table: Table, styles: dict[str, Any], struct: Element) -> Any:
+    """The table, each cell tagged TH (the header row, its scope the column) or TD."""
     widths = [f * TEXT_W for f in column_fractions(table)]
 
     def row(texts: Sequence[str], kind: str) -> list[Any]:
         texts = [*texts[: len(widths)], *[""] * (len(widths) - len(texts))]  # ragged rows
+        tr = struct.add("TR")
         return [
-            Paragraph(
+            _tagged(
                 markup(t or "", kind == "head", w - 2 * PAD, CELL),
                 styles[f"{kind}-right" if i in table.numeric else kind],
+                tr.add("TH", scope="Column") if kind == "head" else tr.add("TD"),
             )
             for i, (t, w) in enumerate(zip(texts, widths, strict=True))
         ]
@@ -205,8 +234,9 @@ def _pdf_table(table: Table, styles: dict[str, Any]) -> Any:
     return grid
 
 
-def _pdf_image(image: bytes) -> Any:
-    picture = Image(io.BytesIO(image))
+def _pdf_image(image: bytes, struct: Element) -> Any:
+    picture = TaggedImage(io.BytesIO(image))
+    picture.struct = struct
     width = min(TEXT_W, _png_width(image))
     picture.drawHeight *= width / picture.drawWidth
     picture.drawWidth = width
@@ -214,22 +244,37 @@ def _pdf_image(image: bytes) -> Any:
     return picture
 
 
-def _pdf_part(part: Part, styles: dict[str, Any]) -> list[Any]:
-    """The part's flowables: its heading kept with what follows, short tables whole."""
-    body = [Paragraph(markup(t, width=TEXT_W), styles["body"]) for t in part.paragraphs]
-    body += [
-        Paragraph(markup(t, width=TEXT_W - 12), styles["bullet"], bulletText="\u2022")
-        for t in part.bullets
+def _pdf_part(part: Part, styles: dict[str, Any], sect: Element) -> list[Any]:
+    """The part's flowables: its heading kept with what follows, short tables whole; each
+    tagged in `sect`, in reading order."""
+    h2 = sect.add("H2") if part.heading else None
+    body = [
+        _tagged(markup(t, width=TEXT_W), styles["body"], sect.add("P")) for t in part.paragraphs
     ]
-    body += [item for image in part.images for item in (_pdf_image(image), Spacer(1, 6))]
-    grids = [(_pdf_table(t, styles), _small(t)) for t in part.tables]
+    items = sect.add("L") if part.bullets else None
+    body += [
+        _tagged(
+            markup(t, width=TEXT_W - 12),
+            styles["bullet"],
+            items.add("LI").add("LBody"),
+            bulletText="\u2022",
+        )
+        for t in part.bullets
+        if items is not None
+    ]
+    body += [
+        item
+        for i, image in enumerate(part.images)
+        for item in (_pdf_image(image, sect.add("Figure", alt=part.alt(i))), Spacer(1, 6))
+    ]
+    grids = [(_pdf_table(t, styles, sect.add("Table")), _small(t)) for t in part.tables]
     body += [item for grid, _ in grids for item in (grid, Spacer(1, 8))]
     whole = {id(grid) for grid, small in grids if small}
     # the heading stays with an introduction of up to two paragraphs and what comes next
     lead = (len(part.paragraphs) + 1 if len(part.paragraphs) <= 2 else 1) if part.heading else 0
     body = [KeepTogether([f]) if id(f) in whole and i >= lead else f for i, f in enumerate(body)]
-    if part.heading:
-        heading = Paragraph(markup(part.heading, True, TEXT_W, 12), styles["heading"])
+    if h2 is not None:
+        heading = _tagged(markup(part.heading, True, TEXT_W, 12), styles["heading"], h2)
         body[:lead] = [KeepTogether([heading, *body[:lead]])]
     return [PageBreak(), *body] if part.page_break_before else body
 
@@ -272,16 +317,21 @@ def _page_decoration(doc: Document, styles: dict[str, Any]) -> Any:
     return decorate
 
 
-class NumberedCanvas(Canvas):
-    """A canvas that holds its pages until the end, then stamps "Page X of Y" on each."""
+class NumberedCanvas(TaggedCanvas):
+    """A canvas that holds its pages until the end, then stamps "Page X of Y" on each (part of
+    the page's artifact: tagged_pdf.py)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pages: list[dict[str, Any]] = []
 
+    def page_index(self) -> int:
+        return len(self._pages)
+
     def showPage(self) -> None:
         self._pages.append(dict(self.__dict__))
         self._startPage()
+        self.open_artifact()
 
     def save(self) -> None:
         for number, page in enumerate(self._pages, start=1):
@@ -295,14 +345,17 @@ class NumberedCanvas(Canvas):
 
 
 def to_pdf(doc: Document) -> bytes:
+    """The document as a tagged PDF (tagged_pdf.py): its title the H1, each part a section
+    headed H2."""
     register()
     styles = _styles()
+    root = Element("Document")
     story: list[Any] = [
-        Paragraph(markup(doc.title, True, TEXT_W, 17), styles["title"]),
-        Paragraph(markup(doc.subtitle, width=TEXT_W, size=10), styles["subtitle"]),
+        _tagged(markup(doc.title, True, TEXT_W, 17), styles["title"], root.add("H1")),
+        _tagged(markup(doc.subtitle, width=TEXT_W, size=10), styles["subtitle"], root.add("P")),
     ]
     for part in doc.parts:
-        story += _pdf_part(part, styles)
+        story += _pdf_part(part, styles, root.add("Sect"))
     frame = Frame(MARGIN, MARGIN, TEXT_W, PAGE_H - 2 * MARGIN, 0, 0, 0, 0)  # no padding
     decorate = PageTemplate("page", [frame], onPage=_page_decoration(doc, styles))
     out = io.BytesIO()
@@ -315,7 +368,7 @@ def to_pdf(doc: Document) -> bytes:
         initialFontName=REGULAR,
         initialFontSize=BODY,
         **PDF_SETTINGS,
-    ).build(story, canvasmaker=NumberedCanvas)
+    ).build(story, canvasmaker=partial(NumberedCanvas, root=root, title=doc.title))
     return out.getvalue()
 
 
@@ -525,10 +578,11 @@ def _word_part(word: Any, part: Part) -> None:
         word.add_paragraph(_clean(text))
     for text in part.bullets:
         word.add_paragraph(_clean(text), style="List Bullet")
-    for image in part.images:
-        word.add_picture(
+    for i, image in enumerate(part.images):
+        picture = word.add_picture(
             io.BytesIO(image), width=Emu(int(min(TEXT_W, _png_width(image)) / 72 * 914400))
         )
+        picture._inline.docPr.set("descr", _clean(part.alt(i)))  # its alternative text
     for table in part.tables:
         _word_table(word, table)
 

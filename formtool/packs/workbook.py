@@ -12,6 +12,12 @@ in its place says so. Charts and notes are anchored below one another from compu
 right of the widest table, so none covers another or a table; columns are as wide as their
 text; every sheet prints landscape, one page wide, with its header row repeated and the
 council and protective marking on every page.
+
+Accessible too: the title set; each list sheet's header row named ColumnTitle for screen
+readers (export.header_row); every chart with alternative text (charts.py's words), and no
+chart telling its series apart by colour alone (the domains' bars patterned and labelled,
+their legend below in the order they stack; the trend's lines with their own markers and
+dashes).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from formtool.definitions.scales import OUTCOMES
+from formtool.packs import charts as words
+from formtool.packs.export import header_row
 from formtool.packs.figures import PmuFigures, _before, action_done, concerns_line
 from formtool.packs.standing import charted
 from formtool.packs.summary import (
@@ -40,6 +48,8 @@ CHART_W, CHART_H = 560, 300  # pixels
 CHART_COLUMN = 7  # charts sit from column H, or right of a wider Summary table
 NOTE_H = 2 * ROW_PX  # a note where a chart was not drawn
 COLOURS = ("#1a7f37", "#57ab5a", "#d4a72c", "#e36209", "#cf222e", "#6e7781")
+#: Fill patterns of a stacked chart's series after the first (solid): no series by colour alone.
+PATTERNS = ("wide_upward_diagonal", "small_check", "wide_downward_diagonal", "dotted_grid")
 Rows = Sequence[Sequence[Any]]
 
 
@@ -117,7 +127,7 @@ class _Book:
         if filter_ and start == 0:
             sheet.autofilter(0, 0, max(1, len(rows)), len(headings) - 1)
             sheet.freeze_panes(1, 0)
-            sheet.repeat_rows(0)
+            header_row(self.book, sheet, len(headings))
         return start + len(rows) + 2
 
     def _cell(self, sheet: Any, r: int, c: int, value: Any) -> None:
@@ -153,8 +163,10 @@ class _Charts:
         kind: dict[str, str],
         title: str,
         series: list[dict[str, Any]],
+        alt: str,
         options: dict[str, Any] | None = None,
     ) -> None:
+        """A chart below the last one, `alt` its alternative text."""
         chart = self.book.book.add_chart(kind)
         for item in series:
             chart.add_series(item)
@@ -162,7 +174,9 @@ class _Charts:
         chart.set_size({"width": CHART_W, "height": CHART_H})
         for method, value in (options or {}).items():
             getattr(chart, method)(value)
-        self.sheet.insert_chart(self.row, self.column, chart, {"object_position": 3})
+        self.sheet.insert_chart(
+            self.row, self.column, chart, {"object_position": 3, "description": alt}
+        )
         self.row += math.ceil(CHART_H / ROW_PX) + 1
 
     def note(self, text: str) -> None:
@@ -207,9 +221,10 @@ def _summary(book: _Book, f: PmuFigures, aggregate_only: bool) -> None:
             chart = "the grades" if len(f.grades) == 1 else f"the {scale.label} grades"
             charts.note(too_few_to_chart("audits were graded", chart, total, f.min_base))
             continue
+        named = f"Grades ({scale.label})"
         charts.add(
             {"type": "column"},
-            f"Grades ({scale.label})",
+            named,
             [
                 {
                     "name": "Audits",
@@ -219,6 +234,7 @@ def _summary(book: _Book, f: PmuFigures, aggregate_only: bool) -> None:
                     "points": [{"fill": {"color": c}} for c in COLOURS],
                 }
             ],
+            words.grade_alt(scale.choices, [counts.get(g, 0) for g in scale.choices], named),
             {"set_legend": {"none": True}},
         )
     for tool in f.domains:
@@ -244,19 +260,22 @@ def _domains(book: _Book, sheet: Any, charts: _Charts, f: PmuFigures, tool: str,
             start,
             filter_=False,
         )
+        named = f"{tool}: domains"
         charts.add(
             {"type": "bar", "subtype": "percent_stacked"},
-            f"{tool}: domains",
+            named,
             [
                 {
                     "name": ["Summary", start, i],
                     "categories": ["Summary", start + 1, 0, start + len(drawn), 0],
                     "values": ["Summary", start + 1, i, start + len(drawn), i],
-                    "fill": {"color": COLOURS[(0, 2, 4)[i - 1] if i <= 3 else 5]},
+                    **_stacked_fill(i - 1, COLOURS[(0, 2, 4)[i - 1] if i <= 3 else 5]),
+                    "data_labels": {"value": True},
                 }
                 for i in range(1, len(choices) + 1)
             ],
-            {"set_y_axis": {"reverse": True}},
+            words.stacked_alt([label for label, _, _ in drawn], choices, named, percent=True),
+            {"set_y_axis": {"reverse": True}, "set_legend": {"position": "bottom"}},
         )
     if not tool_charted:
         what = f"{tool} audits were completed"
@@ -275,6 +294,14 @@ def _domains(book: _Book, sheet: Any, charts: _Charts, f: PmuFigures, tool: str,
     return row
 
 
+def _stacked_fill(index: int, colour: str) -> dict[str, Any]:
+    """The first series solid, the others patterned in their colour on white."""
+    if index == 0:
+        return {"fill": {"color": colour}}
+    pattern = PATTERNS[(index - 1) % len(PATTERNS)]
+    return {"pattern": {"pattern": pattern, "fg_color": colour, "bg_color": "#FFFFFF"}}
+
+
 def _trend(book: _Book, sheet: Any, charts: _Charts, f: PmuFigures, row: int) -> None:
     scale = f.main_scale
     labels = [scale.band_label(o) if scale else o for o in OUTCOMES]
@@ -289,9 +316,11 @@ def _trend(book: _Book, sheet: Any, charts: _Charts, f: PmuFigures, row: int) ->
     if all(p[o] is None for p in f.trend for o in OUTCOMES):
         charts.note(trend_too_few(f.min_base))
         return
+    named = f"Trend (blank: no audits, or fewer than {f.min_base} graded)"
+    periods = [str(p["period"]) for p in f.trend]
     charts.add(
         {"type": "line"},
-        f"Trend (blank: no audits, or fewer than {f.min_base} graded)",
+        named,
         [
             {
                 "name": ["Summary", start, 2 + i],
@@ -302,6 +331,7 @@ def _trend(book: _Book, sheet: Any, charts: _Charts, f: PmuFigures, row: int) ->
             }
             for i in range(len(OUTCOMES))
         ],
+        words.trend_alt(periods, [f"{label} %" for label in labels], named, "% of graded audits"),
         {"show_blanks_as": "gap", "set_y_axis": {"min": 0, "max": 100}},
     )
 

@@ -19,8 +19,7 @@ from typing import Any
 
 from formtool.errors import FormtoolError
 from formtool.packs.standing import STANDING
-from formtool.store import Store
-from formtool.store.protection import Cell
+from formtool.store import Cell, Store
 
 
 class RemovalError(FormtoolError):
