@@ -404,3 +404,21 @@ def test_stacked_bars_keep_the_legend_beside_them():
     assert ax.get_xlim() == (0, 100)
     hatches = {bar.get_hatch() for bar in ax.patches}
     assert len(hatches) == 3  # readable in black and white
+
+
+def test_font_text_maps_never_name_u0000_and_keep_their_code_space():
+    """PDF/UA: no code maps to U+0000 (.notdef maps to nothing), and the code-space line,
+    which looks like an entry, is left as reportlab wrote it."""
+    data = to_pdf(document(parts=[Part(paragraphs=["Żółć Ann"])]))
+    maps = [
+        font["/ToUnicode"].get_object().get_data().decode("latin-1")
+        for font in fonts_of(data)
+        if "/ToUnicode" in font
+    ]
+    assert maps
+    for cmap in maps:
+        assert "<0000>" not in cmap
+        space = re.search(r"begincodespacerange\n<00> <([0-9A-F]+)>\n", cmap)
+        assert space and len(space.group(1)) == 2
+        (count,) = re.findall(r"^(\d+) beginbfchar$", cmap, flags=re.M)
+        assert int(count) == len(re.findall(r"^<[0-9A-F]{2}> <[0-9A-F]{4,}>$", cmap, flags=re.M))

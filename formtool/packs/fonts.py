@@ -270,10 +270,17 @@ def _to_unicode(cmap: str, subset: list[int]) -> str:
 
     def entry(match: re.Match[str]) -> str:
         code = subset[int(match.group(1), 16)]
+        if code == 0:  # .notdef: no text at all (PDF/UA: never mapped to U+0000)
+            return ""
         text = logical.get(code, chr(code)).encode("utf-16-be").hex().upper()
-        return f"<{match.group(1)}> <{text}>"
+        return f"<{match.group(1)}> <{text}>\n"
 
-    return re.sub(r"^<([0-9A-F]{2})> <[0-9A-F]+>$", entry, cmap, flags=re.MULTILINE)
+    def block(match: re.Match[str]) -> str:
+        entries = re.sub(r"^<([0-9A-F]{2})> <[0-9A-F]+>\n", entry, match.group(2), flags=re.M)
+        return f"{entries.count(chr(10))} beginbfchar\n{entries}endbfchar"
+
+    # Only the bfchar block: the codespacerange line above it looks alike (<00> <04>).
+    return re.sub(r"^(\d+) beginbfchar\n(.*?)^endbfchar", block, cmap, flags=re.M | re.S)
 
 
 # --- bidi: right-to-left spans in visual order ----------------------------------------------
