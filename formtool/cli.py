@@ -1359,6 +1359,7 @@ def status(month: str | None, db_url: str | None, as_json: bool) -> None:
 def export(fmt: str, table: str, out: Path | None, db_url: str | None) -> None:
     """Every current return's answers (with the question text) and action rows."""
     from formtool.packs.export import export_data, write_export
+    from formtool.store import EXPORT
 
     if out is None and fmt == "xlsx":
         raise click.UsageError("--format xlsx needs --out FILE.xlsx")
@@ -1367,6 +1368,8 @@ def export(fmt: str, table: str, out: Path | None, db_url: str | None) -> None:
     data = export_data(db)
     payload = write_export(data, fmt, out, table)
     _record_cli(db, "exported answers and actions", f"{fmt} to {out or 'standard output'}")
+    if out is not None:  # tracked, so retention finds it on disk
+        db.record_files([out], EXPORT, user=_user())
     if out is None:
         click.echo(payload.decode("utf-8-sig"), nl=False)
     else:
@@ -1415,6 +1418,7 @@ def pack_file(
     """One document per completed audit, ready for the child's record. With --month, also
     one bundled PDF with a bookmark per case."""
     from formtool.packs.file import file_pack, month_audits
+    from formtool.store import FILE_PACK
 
     if bool(audit_ids) == bool(month):
         raise click.UsageError("Give audit ids or --month YYYY-MM (not both).")
@@ -1439,6 +1443,7 @@ def pack_file(
     )
     for audit_id in ids:
         _record_cli(db, "made a file pack", f"to {out_dir}", audit_id)
+    db.record_files(result.files, FILE_PACK, user=_user(), audit_ids=ids, month=month)
     if as_json:
         _echo_json(result.as_dict())
         return
@@ -1494,6 +1499,7 @@ def pack_pmu(
     """Report (.docx, .pdf) with charts and workbook (.xlsx) with native charts for a month,
     financial quarter or financial year. Case numbers only unless --include-names."""
     from formtool.packs.pmu import pmu_pack
+    from formtool.store import PMU_PACK
 
     db = _store(db_url, "read")
     if include_names:
@@ -1519,6 +1525,7 @@ def pack_pmu(
     names = "with names" if include_names else "case numbers, no names"
     if not aggregate:
         _record_cli(db, "made a PMU pack", f"{period}, {names}, to {out_dir}")
+        db.record_files(written, PMU_PACK, user=_user(), month=month)
     _report_files(written, as_json)
 
 
@@ -2049,12 +2056,14 @@ def demo(out_dir: Path, seed: int, db_url: str | None, as_json: bool) -> None:
 
 from formtool.cli_activity import activity  # noqa: E402
 from formtool.cli_programme import calendar_, concerns_, followup_, programme  # noqa: E402
+from formtool.cli_retention import retention_  # noqa: E402
 
 cli.add_command(programme)
 cli.add_command(activity)
 cli.add_command(calendar_)
 cli.add_command(concerns_)
 cli.add_command(followup_)
+cli.add_command(retention_)
 
 
 def main() -> None:

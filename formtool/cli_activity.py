@@ -303,6 +303,7 @@ def activity_report(
     supervision or observation report (.docx and .pdf). They name cases or staff: for
     officers and moderators, and every one is in the access log."""
     from formtool.packs import activity as reports
+    from formtool.store import REPORT
 
     chosen = [x for x in (run_id, supervision_period, observation_period) if x is not None]
     if len(chosen) != 1:
@@ -318,6 +319,7 @@ def activity_report(
     else:
         period, staff = _period("observation", str(observation_period)), _staff(staff_path)
         paths = reports.observation_report(db, period, out_dir, _user(), staff, settings)
+    db.record_files(paths, REPORT, user=_user())  # tracked, so retention finds them on disk
     if as_json:
         _echo_json({"files": [str(p) for p in paths]})
         return

@@ -12,18 +12,39 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from formtool import store
-from formtool.store.schema import metadata
+from formtool.store.schema import metadata, stored_files
 
 #: Tables with their own data, in an order that satisfies every foreign key.
 TABLES = [t for t in metadata.sorted_tables if t.name != "access_log_purging"]
 
 
 def demo_database(demo_db: Path, backend: str, tmp: Path, pg_server: str | None = None) -> str:
-    """A URL of a private copy of the demo's database `demo_db` on `backend`."""
+    """A URL of a private copy of the demo's database `demo_db` on `backend`, whose tracked
+    files are private copies too (under `tmp`/files), so removing them leaves the shared
+    demo's files alone."""
     if backend == "sqlite":
         copy = tmp / "demo.db"
         shutil.copy2(demo_db, copy)
-        return f"sqlite:///{copy}"
+        url = f"sqlite:///{copy}"
+    else:
+        url = _on_postgresql(demo_db, pg_server)
+    _own_files(url, tmp / "files")
+    return url
+
+
+def _own_files(url: str, folder: Path) -> None:
+    folder.mkdir(exist_ok=True)
+    with store.engine_for(url).begin() as conn:
+        for row in conn.execute(sa.select(stored_files.c.id, stored_files.c.path)).all():
+            own = folder / f"{row.id}-{Path(row.path).name}"
+            if Path(row.path).is_file():
+                shutil.copyfile(row.path, own)
+            conn.execute(
+                stored_files.update().where(stored_files.c.id == row.id).values(path=str(own))
+            )
+
+
+def _on_postgresql(demo_db: Path, pg_server: str | None) -> str:
     from conftest import migrated_pg_database
 
     assert pg_server is not None

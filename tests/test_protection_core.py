@@ -13,7 +13,7 @@ from demo_copy import demo_database, tables_holding
 
 from formtool import store
 from formtool.protect.summary import period_figures, remove_files, summary_cells
-from formtool.store.protection import ERASED, FILE_PACK
+from formtool.store import ERASED, FILE_PACK
 
 from conftest import Demo
 
@@ -44,9 +44,13 @@ def test_removing_an_audit_keeps_the_figures_and_leaves_no_row_naming_it(
     cells = summary_cells(demo_db, [audit_id])[audit_id]
     assert ("audits", "completed") in {(m, v) for (_, _, _, m, v) in cells}
 
+    files = demo_db.stored_files(audit_ids=[audit_id])
+    assert files  # the demo's forms and file pack for it
+    assert remove_files(demo_db, files, "retention: test", "cli:tester") == len(files)
     removed = demo_db.remove_audit(audit_id, "retention: test", "cli:tester", cells, [child])
 
     assert removed["audits"] == 1 and removed["returns"] >= 1 and removed["answers"] > 0
+    assert removed["tracked files forgotten"] == len(files)
     assert period_figures(demo_db) == before
     assert demo_db.audit_row(audit_id) is None
     assert tables_holding(demo_db.engine.url.render_as_string(False), audit_id) == {}

@@ -26,7 +26,7 @@ from formtool.periods import Month, show_date
 from formtool.programme.deadlines import last_calendar_day
 from formtool.read.cases import write_case_list
 from formtool.settings import DEFAULT, Settings
-from formtool.store import masked, open_store
+from formtool.store import FILE_PACK, PMU_PACK, REPORT, masked, open_store
 
 #: Population categories -> how many synthetic cases the demo's population holds.
 POPULATION = {
@@ -454,20 +454,23 @@ def _packs(run: _Run) -> None:
     from formtool.packs.pmu import pmu_pack
 
     file_dir, pmu_dir = run.out / "packs" / "file", run.out / "packs" / "pmu"
+    filed_ids = month_audits(run.db, run.month)
     filed = file_pack(
         run.db,
-        month_audits(run.db, run.month),
+        filed_ids,
         file_dir,
         ("docx", "pdf"),
         bundle_name=f"file-pack-{run.month}.pdf",
         settings=run.settings,
     )
+    run.db.record_files(filed.files, FILE_PACK, audit_ids=filed_ids, month=str(run.month))
     run.step(
         f"File packs: {len(filed.files) - 1} documents for the children's records",
         f"bundle: {file_dir / f'file-pack-{run.month}.pdf'}",
     )
     run.report.figures["file_pack"] = [str(p) for p in filed.files]
     written = pmu_pack(run.db, pmu_dir, month=run.month, as_of=run.today, settings=run.settings)
+    run.db.record_files(written, PMU_PACK, month=str(run.month))
     run.step("PMU pack", *map(str, written))
     run.report.figures["pmu_pack"] = [str(p) for p in written]
     _activity_reports(run)
@@ -488,6 +491,7 @@ def _activity_reports(run: _Run) -> None:
     written += observation_report(
         run.db, str(run.month), folder, "demo", practitioners, settings=run.settings
     )
+    run.db.record_files(written, REPORT, month=str(run.month))
     run.step(
         "Activity reports: the thematic audit's group summary, the observations", *map(str, written)
     )

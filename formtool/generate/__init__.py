@@ -25,7 +25,7 @@ from formtool.generate.docx import compile_docx, docx_values
 from formtool.generate.xlsx import compile_xlsx, xlsx_values
 from formtool.read.cases import Case, forms_in, load_cases
 from formtool.settings import DEFAULT, Settings
-from formtool.store import Store
+from formtool.store import FORM, Store
 
 FORMATS = ("docx", "xlsx")
 MANIFEST = "manifest.csv"
@@ -192,6 +192,10 @@ def write_forms(
         for item in produced:
             os.replace(staging / item.path.name, item.path)
         _append_manifest(out_dir, produced)
+        if db is not None:  # tracked, so retention and erasure find them on disk
+            ids = [c.audit_id for c in cases]
+            db.record_files([p.path for p in produced], FORM, user=user, audit_ids=ids)
+            db.record_files([out_dir / MANIFEST], FORM, user=user)  # names every case
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return produced

@@ -57,7 +57,7 @@ from formtool.read.cases import (
     read_rows,
     write_case_list,
 )
-from formtool.store import AllocationReads, Planned, RunRecord, Store, received_on
+from formtool.store import FORM, AllocationReads, Planned, RunRecord, Store, received_on
 
 __all__ = [
     "CLOSURE",
@@ -507,6 +507,7 @@ def run_allocation(
     db.allocate(month, mode, seed, plan, user, programme=(policy.name, policy.version))
     allocation = made[-1]  # plan ran, or allocate raised
     write_case_list(out, allocation.rows)
+    db.record_files([out], FORM, user=user, month=month)  # the case list: tracked for retention
     return allocation
 
 
@@ -688,6 +689,7 @@ def name_chosen(
         pairs = [(slot_id, records[row["audit_id"]]) for slot_id, row in named]
         db.name_choices(month, pairs, [forms[r["form"]] for r in rows], user)
         write_case_list(out, rows)
+        db.record_files([out], FORM, user=user, month=month)
     still = [
         {"auditor": c.auditor, "sample": c.sample, "form": c.form_id, "team": c.team}
         for c in db.open_choices(month)

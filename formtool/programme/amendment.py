@@ -42,7 +42,7 @@ from formtool.programme.mail import (
     valid_address,
 )
 from formtool.settings import DEFAULT, Settings
-from formtool.store import AuditState, MessageState, Store, unknown_audit
+from formtool.store import EMAIL_DRAFT, AuditState, MessageState, Store, unknown_audit
 
 M = MessageState
 REQUESTED = "amendment requested"  # workflow.check_audit's event (and the audit's state)
@@ -290,6 +290,9 @@ def _draft(
             db.settle_message(claim.message_id, M.failed, deliveries, user, reason)
             raise MailError(f"The draft could not be written in {out_dir}: {reason}") from None
     db.settle_message(claim.message_id, M.drafted, deliveries, user)
+    if path is not None:  # tracked, so retention and erasure find it on disk
+        month = amendment.audit.month
+        db.record_files([path], EMAIL_DRAFT, user=user, audit_ids=[audit_id], month=month)
     return AmendmentMail(audit_id, amendment.name, amendment.address, "drafted", written=path)
 
 

@@ -60,6 +60,7 @@ from formtool.programme.deadlines import DRAFTS_EVENT, SENT_EVENTS, distribution
 from formtool.programme.rules import active_policy
 from formtool.settings import DEFAULT, Settings
 from formtool.store import (
+    EMAIL_DRAFT,
     OUTSTANDING,
     AuditState,
     Delivery,
@@ -616,6 +617,8 @@ class _Sender:
                 ) from None
             self.settle(outgoing, M.drafted)
             self.result.written.append(path)
+            ids, month = outgoing.audit_ids, outgoing.month or None  # tracked for retention
+            self.db.record_files([path], EMAIL_DRAFT, user=self.user, audit_ids=ids, month=month)
 
     def send(self, groups: list[list[_Letter]], smtp: smtplib.SMTP, server: str) -> None:
         """Each group claimed, sent and settled in turn. A refusal fails that message (the

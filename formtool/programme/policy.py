@@ -1,5 +1,6 @@
 """A council's audit programme as data: who audits, what is sampled, the deadlines, moderation,
-the words reports use and who hears of an urgent concern.
+the words reports use, who hears of an urgent concern and how long each kind of record is kept
+(the retention schedule, which `formtool retention` applies).
 
 A policy is a YAML file (templates/programmes/*.yaml ship `hull`, the default, `rochdale`,
 `windsor-maidenhead` and `hampshire`; a team keeps its own in `programmes/` beside its forms).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from importlib import resources
@@ -47,6 +49,78 @@ TRACKED_STEPS = ("distribution", "completion", "amendment", "oversight", "modera
 
 class PolicyError(FormtoolError):
     """A programme policy that cannot be used; the message names the file, line and key."""
+
+
+#: The record kinds a retention schedule (`retention:`) covers, with formtool's default period
+#: for each (README "Retention" gives the reasons; no shipped seed gives a figure).
+RETENTION_DEFAULTS = {
+    "audits": "6 years",
+    "return_files": "2 years",
+    "email": "1 year",
+    "files": "1 year",
+    "exports": "1 year",
+    "access_log": "2 years",
+    "backups": "35 days",
+    "subject_access": "90 days",
+}
+DEFAULT_RETENTION_SOURCE = "formtool's default (README: Retention)"
+_PERIOD = re.compile(r"([1-9][0-9]{0,3}) (day|week|month|year)s?")
+_PERIOD_FIX = 'Write a number and days, weeks, months or years, e.g. "6 years" or "90 days".'
+#: The longest period a schedule may give, in days (a date past year 9999 cannot be made).
+_LONGEST_DAYS = 100 * 366
+
+
+@dataclass(frozen=True)
+class Period:
+    """A retention period: `count` days, weeks, months or years."""
+
+    count: int
+    unit: str  # day, week, month or year
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        """A period written "6 years", "24 months", "1 week", "90 days"; PolicyError if not."""
+        found = _PERIOD.fullmatch(text.strip().lower()) if isinstance(text, str) else None
+        if found is None:
+            raise PolicyError(f"'{printable(str(text), 40)}' is not a period. {_PERIOD_FIX}")
+        return cls(int(found[1]), found[2])
+
+    @property
+    def days(self) -> int:
+        """At most how many days it lasts (a month 31, a year 366), to bound it."""
+        return self.count * {"day": 1, "week": 7, "month": 31, "year": 366}[self.unit]
+
+    @property
+    def shortest(self) -> int:
+        """At least how many days it lasts (a month 28, a year 365)."""
+        return self.count * {"day": 1, "week": 7, "month": 28, "year": 365}[self.unit]
+
+    def after(self, day: dt.date) -> dt.date:
+        """The day the period ends when it starts on `day` (31 Jan + 1 month: 28/29 Feb)."""
+        if self.unit in ("day", "week"):
+            return day + dt.timedelta(days=self.days)
+        return days.add_months(day, self.count * (12 if self.unit == "year" else 1))
+
+    def before(self, day: dt.date) -> dt.date:
+        """The day a period ending on `day` started."""
+        if self.unit in ("day", "week"):
+            return day - dt.timedelta(days=self.days)
+        return days.add_months(day, -self.count * (12 if self.unit == "year" else 1))
+
+    def __str__(self) -> str:
+        return f"{self.count} {self.unit}{'' if self.count == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class Keep:
+    """How long one kind of record is kept (`keep`: "6 years") and where that comes from."""
+
+    keep: str
+    source: str = DEFAULT_RETENTION_SOURCE
+
+    @property
+    def period(self) -> Period:
+        return Period.parse(self.keep)
 
 
 @dataclass(frozen=True)
@@ -270,6 +344,7 @@ class Policy:
     moderation: ModerationRules = ModerationRules()
     words: dict[str, str] = field(default_factory=dict)
     activities: tuple[Activity, ...] = ()  # the QA activities besides the monthly samples
+    retention: dict[str, Keep] = field(default_factory=dict)  # kinds it gives; else defaults
     version: int = 0  # the database's version of this policy; 0: not stored yet
 
     def activity(self, activity_id: str) -> Activity | None:
@@ -287,6 +362,11 @@ class Policy:
         policy has no such step."""
         deadline = self.deadline(step, form_id)
         return deadline.rule.due(year, month, after) if deadline else None
+
+    def kept_for(self, kind: str) -> Keep:
+        """How long records of `kind` (a RETENTION_DEFAULTS key) are kept: the policy's
+        figure, else formtool's default."""
+        return self.retention.get(kind) or Keep(RETENTION_DEFAULTS[kind])
 
     def word(self, key: str, default: str = "") -> str:
         return self.words.get(key, default)
@@ -557,7 +637,20 @@ class _Rules:
         self.activities()
         self.deadlines()
         self.concerns(self.data["concerns"])
+        self.retention(self.data.get("retention", {}))
         return self.found
+
+    def retention(self, schedule: dict[str, Any]) -> None:
+        """Each kind's `keep:` is a period formtool can count (at most 100 years)."""
+        for kind, rule in schedule.items():
+            at = ("retention", kind, "keep")
+            try:
+                period = Period.parse(rule["keep"])
+            except PolicyError:
+                self.add(at, f"'{rule['keep']}' is not a period", _PERIOD_FIX)
+                continue
+            if period.days > _LONGEST_DAYS:
+                self.add(at, f"{period} is longer than formtool keeps", "Give at most 100 years.")
 
     def closures(self) -> None:
         """Each on_closure rule's form and groups; a rule after one taking every category
@@ -797,6 +890,7 @@ def _build(data: dict[str, Any], version: int) -> Policy:
         moderation=ModerationRules(**{**m, "rate": float(m["rate"])}),
         words=dict(data.get("words", {})),
         activities=tuple(_activity(a) for a in data.get("activities", [])),
+        retention={k: Keep(**rule) for k, rule in data.get("retention", {}).items()},
         version=version,
     )
 
@@ -890,6 +984,7 @@ def policy_snapshot(policy: Policy) -> dict[str, Any]:
             "moderation": asdict(policy.moderation),
             "words": policy.words,
             "activities": [_activity_data(a) for a in policy.activities] or None,
+            "retention": {k: asdict(v) for k, v in policy.retention.items()} or None,
             "concerns": asdict(policy.concerns),
             "version": policy.version,
         }

@@ -34,7 +34,7 @@ from formtool.programme.allocation import (
 from formtool.programme.policy import Policy
 from formtool.programme.sampling import AllocationError
 from formtool.read.cases import normalise_column, write_case_list
-from formtool.store import ACTIVITY_MODE, AllocationReads, Planned, RunRecord, Store
+from formtool.store import ACTIVITY_MODE, FORM, AllocationReads, Planned, RunRecord, Store
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge,
@@ -219,6 +219,7 @@ def start_run(db: Store, policy: Policy, request: RunRequest, out: Path, user: s
 
     db.allocate(str(month), ACTIVITY_MODE, request.seed, plan, user, (policy.name, policy.version))
     write_case_list(out, made[-1].rows)
+    db.record_files([out], FORM, user=user, month=str(month))  # tracked for retention
     return made[-1]
 
 

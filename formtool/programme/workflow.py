@@ -238,6 +238,7 @@ def reassign_audit(
     from formtool.programme.mail import valid_address
     from formtool.programme.rules import active_policy
     from formtool.read.cases import Case
+    from formtool.store import FORM
 
     policy = policy or active_policy(db)
     if not reason.strip():
@@ -273,6 +274,7 @@ def reassign_audit(
         settings=settings,
         record=lambda: copies.append(db.reassign(record, reason.strip(), user)),
     )
+    db.record_files([m.path for m in made], FORM, user=user, audit_ids=[audit_id])  # retention
     return Reassigned(
         audit_id, auditor.strip(), email.strip(), copies[0], [str(m.path) for m in made]
     )

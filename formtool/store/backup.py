@@ -57,7 +57,8 @@ from formtool.store.engine import (
     open_store,
     transaction,
 )
-from formtool.store.schema import access_log, events, returns, server_heartbeat
+from formtool.store.protection import BACKUP, record_file
+from formtool.store.schema import access_log, events, returns, server_heartbeat, stored_files
 
 #: The names `formtool backup FOLDER` gives: formtool-2026-12-05-0300.db (.dump: PostgreSQL).
 SUFFIXES = {"sqlite": ".db", "postgresql": ".dump"}
@@ -207,6 +208,7 @@ def take_backup(
         os.replace(tmp, final)
         fsync(final.parent)
     removed = _keep_newest(final.parent, keep) if keep is not None else ()
+    _track(engine, final, user, removed, keep)
     return BackupReport(
         final,
         final.stat().st_size,
@@ -270,6 +272,23 @@ def _log(engine: sa.Engine, user: str, action: str, detail: str) -> bool:
             return False
         access.add_entry(conn, user, action, address="command line", detail=detail)
     return True
+
+
+def _track(
+    engine: sa.Engine, final: Path, user: str, removed: tuple[Path, ...], keep: int | None
+) -> None:
+    """Track the verified backup for retention, and mark those `keep` removed (a database
+    before schema 0015 tracks none)."""
+    with transaction(engine) as conn:
+        if not sa.inspect(conn).has_table(stored_files.name):
+            return
+        record_file(conn, final, BACKUP, user)
+        gone = [str(p.resolve()) for p in removed]
+        conn.execute(
+            stored_files.update()
+            .where(stored_files.c.path.in_(gone) & stored_files.c.removed_at.is_(None))
+            .values(removed_at=now(), removed_why=f"only the newest {keep} backups are kept")
+        )
 
 
 def _differences(expected: dict[str, int], found: dict[str, int]) -> str:

@@ -251,7 +251,24 @@ def remove_audit_rows(conn: sa.Connection, audit_id: str) -> dict[str, int]:
         chosen_slots.update().where(chosen_slots.c.audit_id == audit_id).values(audit_id=None)
     )
     removed["audits"] = _count(conn, audits.delete().where(audits.c.audit_id == audit_id))
+    removed["tracked files forgotten"] = _forget_files(conn, audit_id)
     return removed
+
+
+def _forget_files(conn: sa.Connection, audit_id: str) -> int:
+    """The audit's tracked files already removed from disk stop naming it (the file name
+    carries the audit id): a file still on disk keeps its row, so it can still be found."""
+    gone = (_f.audit_id == audit_id) & _f.removed_at.is_not(None)
+    rows = conn.execute(sa.select(_f.id, _f.path).where(gone)).all()
+    for row in rows:
+        conn.execute(
+            stored_files.update()
+            .where(_f.id == row.id)
+            .values(
+                path=str(Path(row.path).parent / ERASED)[:1000], audit_id=None, case_number=None
+            )
+        )
+    return len(rows)
 
 
 def add_request(
@@ -334,8 +351,10 @@ class ProtectionStore(Units):
     ) -> dict[str, int]:
         """In one transaction: fold the audit's anonymised `summary` into the period
         summaries, delete every row held for it, take its id (and each of `redact`) out of
-        the access log, and log the removal (without the audit id: it carries the case
-        number). Counts per table; {} if the audit is not (or no longer) in the store."""
+        the access log and out of its tracked files already removed from disk (remove them
+        first: `formtool.protect.summary.remove_files`), and log the removal (without the
+        audit id: it carries the case number). Counts per table; {} if the audit is not (or
+        no longer) in the store."""
         with self._write() as conn:
             row = conn.execute(
                 sa.select(audits.c.month, audits.c.form_id).where(audits.c.audit_id == audit_id)
