@@ -1,6 +1,6 @@
-"""The formtool command line. With cli_common.py, cli_programme.py and cli_activity.py, the only
-modules that import click: each command calls one library function and prints its result (or, with
---json, the same as JSON)."""
+"""The formtool command line. With the other cli_*.py modules (cli_common, cli_programme,
+cli_activity, cli_retention, cli_subjects, cli_signin), the only modules that import click: each
+command calls one library function and prints its result (or, with --json, the same as JSON)."""
 
 from __future__ import annotations
 
