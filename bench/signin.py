@@ -23,12 +23,10 @@ from pathlib import Path
 import httpx
 
 from formtool import store
-from formtool.access.accounts import add_user
 
-from serve import signed_in, start_server
+from serve import add_bench_user, signed_in, start_server
 
 PEAK_TARGET_MB, PAGE_TARGET_S = 500.0, 5.0
-PASSWORD = "timed pages on a large store"
 
 
 def peak_mb(pid: int) -> float:
@@ -74,7 +72,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="formtool-bench-signin-") as tmp:
         folder = Path(tmp)
         db = f"sqlite:///{folder / 'formtool.db'}"
-        add_user(store.open_store(db), "bench", ["moderator", "admin"], PASSWORD)
+        add_bench_user(store.open_store(db))
         process, url = start_server(db, folder)
         try:
             officer = signed_in(url)

@@ -2057,6 +2057,7 @@ def demo(out_dir: Path, seed: int, db_url: str | None, as_json: bool) -> None:
 from formtool.cli_activity import activity  # noqa: E402
 from formtool.cli_programme import calendar_, concerns_, followup_, programme  # noqa: E402
 from formtool.cli_retention import retention_  # noqa: E402
+from formtool.cli_signin import totp_reset  # noqa: E402
 
 cli.add_command(programme)
 cli.add_command(activity)
@@ -2064,6 +2065,7 @@ cli.add_command(calendar_)
 cli.add_command(concerns_)
 cli.add_command(followup_)
 cli.add_command(retention_)
+users.add_command(totp_reset)
 
 
 def main() -> None:

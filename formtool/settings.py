@@ -19,11 +19,26 @@ without either, the defaults apply (no council name, OFFICIAL-SENSITIVE, a base 
     smtp_user = "qa-team"        # (password from $FORMTOOL_SMTP_PASSWORD), from mail_from
     mail_from = "qa-team@example.gov.uk"
     web_address = "https://formtool.example.gov.uk"  # links in emails point here
+
+Signing in with the council's identity provider (OpenID Connect, e.g. Microsoft Entra ID); the
+client secret is never in this file: set FORMTOOL_OIDC_CLIENT_SECRET for `formtool serve`.
+Without oidc_issuer only local accounts sign in (and every admin must use an authenticator app):
+
+    oidc_issuer = "https://login.microsoftonline.com/TENANT-ID/v2.0"   # exactly as the
+                                 # provider's discovery document says it
+    oidc_client_id = "00000000-0000-0000-0000-000000000000"   # the app registration's id
+    oidc_scopes = ["openid", "profile", "email"]               # "openid" is required
+    oidc_roles_claim = "groups"  # or "roles" (Entra app roles): the claim roles come from
+    oidc_name_claim = "preferred_username"   # the claim that names the formtool account
+    [oidc_role_map]              # a group (or app role) -> the formtool roles it gives;
+    "11111111-2222-3333-4444-555555555555" = ["officer"]       # a user in none is refused
+    "66666666-7777-8888-9999-000000000000" = ["officer", "admin"]
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -53,6 +68,17 @@ class Settings:
     smtp_user: str = ""
     mail_from: str = ""
     web_address: str = ""  # the web workspace's address, for links in emails
+    oidc_issuer: str = ""  # the council's OpenID Connect issuer ("": local accounts only)
+    oidc_client_id: str = ""
+    oidc_scopes: tuple[str, ...] = ("openid", "profile", "email")
+    oidc_roles_claim: str = "groups"  # the ID token's claim the roles are mapped from
+    oidc_role_map: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (group, roles) pairs
+    oidc_name_claim: str = "preferred_username"  # the claim that names the account
+
+    @property
+    def oidc(self) -> bool:
+        """Whether staff may sign in with the council's identity provider."""
+        return bool(self.oidc_issuer)
 
     def print_lines(self) -> dict[str, str]:
         """What forms and packs print in their headers and footers."""
@@ -100,11 +126,50 @@ def load_settings(db_url: str | None = None) -> Settings:
             '"@x.gov.uk"].'
         )
     data["allowed_senders"] = tuple(x.strip().lower() for x in senders)
+    data.update(_oidc_lists(path, data))
     return _checked(path, Settings(**data))
 
 
+def _oidc_lists(path: Path, data: dict[str, object]) -> dict[str, object]:
+    """oidc_scopes and oidc_role_map as the Settings hold them (tuples); their role names are
+    checked where they are used (formtool.access.oidc), above this module."""
+    found: dict[str, object] = {}
+    scopes = data.get("oidc_scopes", list(Settings.oidc_scopes))
+    if not isinstance(scopes, list) or not all(isinstance(x, str) and x for x in scopes):
+        raise SettingsError(
+            f'[{path} · oidc_scopes] must be a list of scopes, e.g. ["openid", "profile"].'
+        )
+    found["oidc_scopes"] = tuple(scopes)
+    table = data.get("oidc_role_map", {})
+    if not isinstance(table, dict) or not all(
+        isinstance(v, str) or (isinstance(v, list) and all(isinstance(r, str) for r in v))
+        for v in table.values()
+    ):
+        raise SettingsError(
+            f"[{path} · oidc_role_map] must be a table of group = [roles], e.g. "
+            '[oidc_role_map] then "qa-officers" = ["officer"].'
+        )
+    found["oidc_role_map"] = tuple(
+        (str(group), tuple(roles.split(",") if isinstance(roles, str) else roles))
+        for group, roles in table.items()
+    )
+    return found
+
+
 #: Settings written as text.
-_TEXTS = ("council", "marking", "programme", "smtp", "smtp_user", "mail_from", "web_address")
+_TEXTS = (
+    "council",
+    "marking",
+    "programme",
+    "smtp",
+    "smtp_user",
+    "mail_from",
+    "web_address",
+    "oidc_issuer",
+    "oidc_client_id",
+    "oidc_roles_claim",
+    "oidc_name_claim",
+)
 
 
 def _checked(path: Path, settings: Settings) -> Settings:
@@ -124,7 +189,36 @@ def _checked(path: Path, settings: Settings) -> Settings:
             raise SettingsError(
                 f"[{path} · {name}] must be a whole number of {unit}, from 1 to {most}."
             )
+    _check_oidc(path, settings)
     return replace(settings, council=settings.council.strip(), marking=settings.marking.upper())
+
+
+def _check_oidc(path: Path, settings: Settings) -> None:
+    """The council sign-in settings hang together (the provider itself is asked only when
+    somebody signs in)."""
+    if not settings.oidc:
+        return
+    issuer = settings.oidc_issuer
+    local = re.match(r"http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", issuer)
+    if not issuer.startswith("https://") and not local:
+        raise SettingsError(
+            f"[{path} · oidc_issuer] must be an https:// address (the provider's issuer, e.g. "
+            "https://login.microsoftonline.com/TENANT-ID/v2.0)."
+        )
+    if not settings.oidc_client_id.strip():
+        raise SettingsError(
+            f"[{path} · oidc_client_id] is needed with oidc_issuer: the application (client) "
+            "id of formtool's app registration."
+        )
+    if "openid" not in settings.oidc_scopes:
+        raise SettingsError(f'[{path} · oidc_scopes] must include "openid".')
+    if settings.oidc_roles_claim not in ("groups", "roles"):
+        raise SettingsError(f'[{path} · oidc_roles_claim] must be "groups" or "roles".')
+    if not settings.oidc_role_map:
+        raise SettingsError(
+            f"[{path} · oidc_role_map] is needed with oidc_issuer: which groups give which "
+            'formtool roles, e.g. [oidc_role_map] then "qa-officers" = ["officer"].'
+        )
 
 
 #: The durations a council sets, with the longest that makes sense for each.

@@ -8,12 +8,13 @@ outputs/screenshots/fit/.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sqlite3
 from collections.abc import Iterator
 
 import pytest
-from test_browser import ARGS, PASSWORD, ROOT, _chromium, serving
+from test_browser import ADMIN_TOTP, ARGS, PASSWORD, ROOT, _chromium, give_code, serving
 
 from formtool.access.accounts import add_user
 from formtool.store import open_store
@@ -42,6 +43,7 @@ def demo_server(demo_run, tmp_path_factory) -> Iterator[tuple[str, str]]:
     db = open_store(f"sqlite:///{target}")
     for name, role in (("mo", "moderator"), ("pat", "viewer"), ("ada", "admin")):
         add_user(db, name, role, PASSWORD)
+    db.enrol_totp("ada", ADMIN_TOTP, 0, dt.datetime(2026, 1, 1))
     returned = next(r for r in db.audit_rows() if r.return_id and r.form_id == "csc")
     (folder / "formtool.toml").write_text('council = "Example Council"\n', encoding="utf-8")
     with serving(f"sqlite:///{target}", folder, DEMO_DAY) as url:
@@ -67,8 +69,8 @@ def _pages(audit_id: str) -> dict[str, list[str]]:
             "/forms/csc",
             "/account/password",
         ],
-        "pat": ["/", f"/reports?period={month}", "/reports?period=2020-01"],
-        "ada": ["/admin/users", "/admin/sessions", "/admin/access-log"],
+        "pat": ["/", f"/reports?period={month}", "/reports?period=2020-01", "/account/totp"],
+        "ada": ["/admin/users", "/admin/sessions", "/admin/access-log", "/account/totp"],
     }
 
 
@@ -77,6 +79,7 @@ def _sign_in(page, url: str, name: str) -> None:
     page.get_by_label("User name").fill(name)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    give_code(page, url, name)
     page.wait_for_url(f"{url}/")
 
 

@@ -10,7 +10,10 @@ sessions and the sign-in throttle.
   the rest wait up to `HASH_WAIT` seconds and are then told to try again.
 - Sessions live in the database: the browser's cookie holds a random id, the table only its
   SHA-256. Sign-out, a password reset, a role change and deactivation end them; they also end
-  after an idle period and an absolute lifetime (settings).
+  after an idle period and an absolute lifetime (settings). A session remembers how it signed
+  in; one whose sign-in is not finished (an authenticator code still to give or to set up,
+  totp.py) signs nobody in and ends after `PENDING_LIFETIME`.
+- Accounts the council's identity provider signs in (oidc.py) have no password here.
 - Accounts are deactivated, never deleted: history keeps meaning the same person.
 """
 
@@ -38,6 +41,10 @@ MIN_PASSWORD = 12
 HASH_SLOTS = 2  # argon2 checks at once: 2 x 64 MiB, whatever the number of sign-ins
 HASH_WAIT = 5.0  # seconds a sign-in waits for a slot before being told to try again
 TOUCH_SECONDS = 60  # a session's last-seen time is written at most this often
+#: How a session signed in, when that is not finished: the password was right and the
+#: authenticator's code is still to come, or an admin must set an authenticator up first.
+CODE_PENDING, ENROL_PENDING = "totp-pending", "totp-enrol"
+PENDING_LIFETIME = dt.timedelta(minutes=10)  # to finish signing in after the password
 
 
 #: An account cannot be added, changed or used; the message says why (the store raises it too).
@@ -198,6 +205,12 @@ def set_roles(db: Store, name: str, role: str | tuple[str, ...] | list[str]) -> 
 
 def set_password(db: Store, name: str, password: str, must_change: bool = False) -> None:
     """A new password for `name`; every session of that user ends."""
+    found = db.user(name.strip())
+    if found is not None and found.source != "local":
+        raise UserError(
+            f"{found.name} signs in with the council's account, so formtool keeps no password "
+            "for it: their password is changed with the council's IT."
+        )
     check_password(name.strip(), password)
     db.set_password(name, _hash(password), must_change)
 
@@ -225,8 +238,8 @@ def authenticate(db: Store, name: str, password: str) -> Account | None:
     """The active account, if the password is right (rehashing it if the parameters moved
     on). An account whose password is shorter than the policy must change it now."""
     found = db.user(name.strip())
-    if found is None or not found.active:  # the same work as a real check: names cannot be
-        _verify(_dummy_hash(), password)  # probed by timing
+    if found is None or not found.active or found.source != "local":  # the same work as a
+        _verify(_dummy_hash(), password)  # real check: names cannot be probed by timing
         return None
     if not _verify(found.password_hash, password):
         return None
@@ -270,34 +283,85 @@ class SessionRules:
         )
 
 
-def start_session(db: Store, name: str, address: str, rules: SessionRules = SessionRules()) -> str:
-    """A new session for `name`: its random id, for the cookie (stored only hashed)."""
+def start_session(
+    db: Store,
+    name: str,
+    address: str,
+    rules: SessionRules = SessionRules(),
+    method: str = "password",
+) -> str:
+    """A new session for `name`, signed in by `method`: its random id, for the cookie (stored
+    only hashed)."""
     session_id = secrets.token_urlsafe(32)
-    db.add_session(_id_hash(session_id), name, address, _at(rules.clock))
+    db.add_signed_in_session(_id_hash(session_id), name, address, _at(rules.clock), method)
     return session_id
 
 
-def session_account(
+def finish_session(db: Store, session_id: str, rules: SessionRules, method: str) -> str | None:
+    """The unfinished session's last step is done: a new session id replaces it (for the
+    cookie), or None if it had ended meanwhile."""
+    new_id = secrets.token_urlsafe(32)
+    done = db.finish_session(_id_hash(session_id), _id_hash(new_id), _at(rules.clock), method)
+    return new_id if done else None
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A live session: its account, how it signed in, and what the account signs in with."""
+
+    account: Account
+    method: str  # password, password+totp, oidc; CODE_PENDING or ENROL_PENDING: unfinished
+    source: str  # "local" (a password here) or "oidc" (the council's identity provider)
+    totp: bool  # the account has an authenticator set up
+
+    def pending(self, oidc_configured: bool) -> str | None:
+        """The step still to do before this session opens any page, or None: the code, or
+        setting an authenticator up (an admin's password alone is not enough while the
+        council's identity provider is not configured, also in a session from before)."""
+        if self.method in (CODE_PENDING, ENROL_PENDING):
+            return self.method
+        admin = "admin" in self.account.roles
+        if admin and self.source == "local" and not self.totp and not oidc_configured:
+            return ENROL_PENDING
+        return None
+
+
+def session_sign_in(
     db: Store, session_id: str, rules: SessionRules = SessionRules()
-) -> Account | None:
-    """The account signed in by this session id, or None (unknown, ended, idle too long, too
-    old, or the account was deactivated). Last-seen is written at most once a minute."""
+) -> SignedIn | None:
+    """The live session of this id, or None (unknown, ended, idle too long, too old, an
+    unfinished sign-in left too long, or the account was deactivated). Last-seen is written
+    at most once a minute."""
     if not session_id or len(session_id) > 100:
         return None
     id_hash, at = _id_hash(session_id), _at(rules.clock)
-    found = db.session(id_hash)
+    found = db.signed_in_session(id_hash)
     if found is None:
         return None
+    unfinished = found.method in (CODE_PENDING, ENROL_PENDING)
     if (
         not found.active
         or at - found.last_seen_at > rules.idle
         or at - found.created_at > rules.lifetime
+        or (unfinished and at - found.created_at > PENDING_LIFETIME)
     ):
         end_session(db, session_id)
         return None
     if (at - found.last_seen_at).total_seconds() >= TOUCH_SECONDS:
         db.touch_session(id_hash, at)
-    return account_of(found.user_name, found.role, found.must_change_password)
+    account = account_of(found.user_name, found.role, found.must_change_password)
+    return SignedIn(account, str(found.method), str(found.source), bool(found.totp))
+
+
+def session_account(
+    db: Store, session_id: str, rules: SessionRules = SessionRules()
+) -> Account | None:
+    """The account signed in by this session id, or None (see `session_sign_in`; a session
+    whose sign-in is unfinished signs nobody in)."""
+    found = session_sign_in(db, session_id, rules)
+    if found is None or found.method in (CODE_PENDING, ENROL_PENDING):
+        return None
+    return found.account
 
 
 def end_session(db: Store, session_id: str) -> None:

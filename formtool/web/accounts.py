@@ -54,7 +54,11 @@ def _new_password(form: FormData) -> str:
 
 
 async def password_page(request: Request, who: Account) -> Response:
-    return render_page(request, who, "account_password.html", min_password=MIN_PASSWORD)
+    signed = getattr(request.state, "sign_in", None)
+    council = signed is not None and signed.source == "oidc"  # no password kept here
+    return render_page(
+        request, who, "account_password.html", min_password=MIN_PASSWORD, council=council
+    )
 
 
 async def password_change(request: Request, who: Account, form: FormData) -> Response:
@@ -80,7 +84,9 @@ async def password_change(request: Request, who: Account, form: FormData) -> Res
         await call(ws.throttle.forgive, who.name, address)
         raise
     await call(ws.throttle.succeeded, who.name, address)
-    session_id = await call(start_session, ws.db, who.name, address, ws.sessions)
+    signed = getattr(request.state, "sign_in", None)  # the new session signed in the same way
+    method = signed.method if signed is not None else "password"
+    session_id = await call(start_session, ws.db, who.name, address, ws.sessions, method)
     await log_access(
         request, who.name, "changed own password", detail="every earlier session ended"
     )
@@ -106,6 +112,8 @@ async def users_page(request: Request, who: Account) -> Response:
         counts=counts,
         roles=ROLES,
         min_password=MIN_PASSWORD,
+        sign_in=await call(ws.db.sign_in_facts),  # name -> (source, TOTP on)
+        role_map=ws.settings.oidc_role_map,  # (group, roles): the council sign-in's mapping
     )
 
 

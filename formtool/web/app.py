@@ -44,10 +44,10 @@ from formtool.access.accounts import (
     authenticate,
     end_session,
     list_users,
-    session_account,
-    start_session,
+    session_sign_in,
 )
 from formtool.access.log import purge
+from formtool.access.oidc import OidcClient, OidcConfig
 from formtool.access.roles import CAPABILITY_NAMES, Account
 from formtool.errors import FormtoolError, NotPermittedError, printable
 from formtool.programme.activities import check_results
@@ -60,8 +60,10 @@ from formtool.web import (
     concerns,
     lists,
     mailing,
+    oidc,
     queries,
     to_chase,
+    totp,
     views,
 )
 from formtool.web.duties import NightlyBackups, ServerDuties
@@ -80,7 +82,6 @@ from formtool.web.pages import (
     render_page,
     route_name,
     saved_sentence,
-    set_session_cookie,
     site_path,
     ws_of,
 )
@@ -109,14 +110,20 @@ PASSWORD_PAGES = ("/account/password", "/logout")
 async def current_account(request: Request) -> Account | None:
     """The account of the server-side session named by the cookie, checked against the store
     on every request: sign-out, a password reset, a role change or deactivation end it at
-    once, and so do the idle and absolute lifetimes. Looked up once per request."""
+    once, and so do the idle and absolute lifetimes. Looked up once per request. A session
+    whose sign-in is unfinished (a code still to give or an authenticator to set up, totp.py)
+    signs nobody in: it is kept in `request.state.pending` for those pages only."""
     if hasattr(request.state, "who"):
         found: Account | None = request.state.who
         return found
     ws = ws_of(request)
     session_id = request.cookies.get(SESSION_COOKIE, "")
-    who = await call(session_account, ws.db, session_id, ws.sessions) if session_id else None
+    signed = await call(session_sign_in, ws.db, session_id, ws.sessions) if session_id else None
+    pending = signed is not None and signed.pending(ws.settings.oidc) is not None
+    who = signed.account if signed is not None and not pending else None
     request.state.who = who
+    request.state.sign_in = signed if who else None
+    request.state.pending = signed if pending else None
     request.state.session_id = session_id if who else None
     return who
 
@@ -300,12 +307,16 @@ def _next(target: str | None) -> str:
 async def login_page(request: Request) -> Response:
     if await current_account(request) is not None:
         return redirect(_next(request.query_params.get("next")))
+    pending = request.state.pending
+    if pending is not None:  # the password was right: the code (or set-up) is next
+        step = totp.PENDING_PAGES[pending.pending(ws_of(request).settings.oidc)]
+        return redirect(f"{step}?next={quote(_next(request.query_params.get('next')), safe='')}")
     has_users = bool(await call(list_users, ws_of(request).db))
     return render_page(
         request,
         None,
         "login.html",
-        200 if has_users else 503,
+        200 if has_users or ws_of(request).settings.oidc else 503,
         has_users=has_users,
         next=_next(request.query_params.get("next")),
     )
@@ -365,13 +376,7 @@ async def login(request: Request) -> Response:
             target,
             "That name and password do not match an account. Check them and try again.",
         )
-    await call(ws.throttle.succeeded, name, address)
-    session_id = await call(start_session, ws.db, account.name, address, ws.sessions)
-    await log_access(request, account.name, "signed in")
-    request.session.clear()  # the anonymous cookie keeps nothing from before signing in
-    response = redirect("/account/password" if account.must_change_password else target)
-    set_session_cookie(response, ws, session_id)
-    return response
+    return await totp.after_password(request, account, target)  # signed in, or the code next
 
 
 async def _log_sign_in(request: Request, name: str, what: str) -> None:
@@ -402,6 +407,8 @@ def routes() -> list[BaseRoute]:
         _action("/logout", logout, "figures"),
         _page("/account/password", accounts.password_page, "figures"),
         _action("/account/password", accounts.password_change, "figures"),
+        *totp.routes(_page, _action, current_account),  # the code after the password
+        *oidc.routes(_next),  # the council's identity provider
         _page("/admin/users", accounts.users_page, "accounts"),
         _action("/admin/users", accounts.user_add, "accounts"),
         _action("/admin/users/{name}/{change}", accounts.user_change, "accounts"),
@@ -608,6 +615,8 @@ def create_app(
         exception_handlers={HTTPException: _not_found, DatabaseError: _database_down},
     )
     app.state.ws = ws
+    config = OidcConfig.of(settings)  # a role map naming no formtool role stops serve here
+    app.state.oidc = OidcClient(config, real_time) if config else None
     if work_dir is None:  # also when the app is dropped without a shutdown (tests)
         weakref.finalize(app, shutil.rmtree, private, True)
     return app
