@@ -374,12 +374,17 @@ def fake_app(fake: Fake, db, monkeypatch: pytest.MonkeyPatch):
     return create_app(db, council(fake.issuer))
 
 
+def real_now() -> int:
+    """Seconds since the epoch: ID tokens carry real time, not the business date."""
+    return int(time.time())  # real time
+
+
 def fake_sign_in(app, fake: Fake, **changed: Any):
     """A sign-in whose ID token has these claims changed from good ones; the callback's
     response."""
     client = TestClient(app, follow_redirects=False)
     asked = {k: v[0] for k, v in parse_qs(urlsplit(begin(client)).query).items()}
-    now = int(time.time())
+    now = real_now()
     fake.challenge = asked["code_challenge"]
     fake.claims = {
         "iss": fake.issuer,
@@ -409,9 +414,9 @@ def test_a_good_es256_token_signs_in(fake: Fake, db, fake_app) -> None:
             "was made for another application",
             "ID token for another audience (Audience doesn't match)",
         ),
-        ({"exp": int(time.time()) - 600}, "has expired", "ID token expired (exp is past)"),
+        ({"exp": real_now() - 600}, "has expired", "ID token expired (exp is past)"),
         (
-            {"iat": int(time.time()) - 3600},
+            {"iat": real_now() - 3600},
             "was not issued for this sign-in",
             "ID token iat outside this sign-in (issued before it began, or in the future)",
         ),
