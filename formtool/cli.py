@@ -2058,6 +2058,7 @@ from formtool.cli_activity import activity  # noqa: E402
 from formtool.cli_programme import calendar_, concerns_, followup_, programme  # noqa: E402
 from formtool.cli_retention import retention_  # noqa: E402
 from formtool.cli_signin import totp_reset  # noqa: E402
+from formtool.cli_subjects import COMMANDS as SUBJECT_COMMANDS  # noqa: E402
 
 cli.add_command(programme)
 cli.add_command(activity)
@@ -2066,6 +2067,8 @@ cli.add_command(concerns_)
 cli.add_command(followup_)
 cli.add_command(retention_)
 users.add_command(totp_reset)
+for command in SUBJECT_COMMANDS:
+    cli.add_command(command)
 
 
 def main() -> None:

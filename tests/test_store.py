@@ -239,3 +239,25 @@ def test_an_old_database_upgrades_under_four_openers_and_heals(db_url):
     assert [(r.content_hash, r.is_current) for r in rows] == [("h1", False), ("h2", True)]
     assert all(r.saved_at is not None for r in rows)
     assert tuple(audit) == ("A", "")
+
+
+def test_a_keyed_audit_recorded_again_with_new_facts_is_refreshed(db):
+    """An audit made with the database's key, generated again with changed facts (before it
+    was returned), takes the new facts and checksum, and says so in its history."""
+    from formtool.definitions import get_form
+
+    form = get_form("csc")
+
+    def record(name: str, checksum: str) -> store.AuditRecord:
+        return store.AuditRecord(
+            "CSC-K1-202611", "csc", form.version, "K1", "Auditor (synthetic)", "", "Team A",
+            "", "", dt.date(2026, 11, 30), checksum, {"child_name": name},
+            checksum_scheme="hmac",
+        )  # fmt: skip
+
+    assert db.record_audits([form], [record("Ann Example", "a" * 32)], "test") == 1
+    assert db.record_audits([form], [record("Anne Example", "b" * 32)], "test") == 0
+    row = db.require_audit("CSC-K1-202611")
+    assert (row.checksum, row.checksum_scheme) == ("b" * 32, "hmac")
+    assert "Anne Example" in row.facts
+    assert [e.event for e in db.audit_records("CSC-K1-202611").events][-1] == "regenerated"

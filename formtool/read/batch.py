@@ -31,6 +31,7 @@ from formtool import clock, store
 from formtool.errors import Issue, IssueCode, Rejected, printable
 from formtool.periods import show_time
 from formtool.read import READABLE, FormResolver, RawReturn, installed_form, read_bytes
+from formtool.read.cases import facts_checksum
 from formtool.read.concern import YES, concern_answer, concern_text
 from formtool.read.limits import MAX_FILE_BYTES
 from formtool.read.validate import ReadResult, validate_return
@@ -300,6 +301,7 @@ def _import_return(batch: _Batch, name: str, data: bytes, envelope: Envelope) ->
     facts = json.loads(copy.facts) if copy is not None else store.audit_facts(audit)
     scheme = copy.checksum_scheme if copy is not None else audit.checksum_scheme
     key = batch.identity_key() if scheme == "hmac" else None
+    facts = _as_issued(raw, copy if copy is not None else audit, facts, key)
     issued = audit.created_at.date()
     result = validate_return(raw, name, facts, batch.today, stage, prepared, key, issued)
     if not result.accepted:
@@ -335,6 +337,20 @@ def _import_return(batch: _Batch, name: str, data: bytes, envelope: Envelope) ->
     hold = store.HELD_SENDER if stranger else ""
     concern = _concern(raw, result)
     return _store(batch, name, data, content_hash, raw, result, envelope, stage, hold, concern)
+
+
+def _as_issued(
+    raw: RawReturn, issued: Any, facts: dict[str, str], key: bytes | None
+) -> dict[str, str]:
+    """The facts a return is checked against. A fact corrected since its form was sent
+    (`formtool correct`) comes back as it was printed: the audit keeps the checksum of the
+    facts as issued, so a header whose own checksum is that one is the form as sent, unedited,
+    and is read against itself (the corrected facts stay the audit's)."""
+    if raw.identity.checksum != issued.checksum:
+        return facts
+    read = {h.column: raw.values.get(h.key, "") for h in raw.form.header}
+    own = facts_checksum(raw.identity.audit_id, raw.form.id, raw.identity.form_version, read, key)
+    return read if own == issued.checksum else facts
 
 
 def _rejected_with_concern(

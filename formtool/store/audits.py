@@ -204,7 +204,7 @@ def upsert_audits(
             conn.execute(
                 audits.update()
                 .where(audits.c.audit_id == record.audit_id)
-                .values(**values, checksum_scheme=record.checksum_scheme, updated_at=stamp)
+                .values({**values, "checksum_scheme": record.checksum_scheme, "updated_at": stamp})
             )
             record_event(conn, record.audit_id, "regenerated", "pre-filled facts changed", user)
     return new

@@ -58,6 +58,7 @@ from formtool.web import (
     allocate,
     audit_steps,
     concerns,
+    data_protection,
     lists,
     mailing,
     oidc,
@@ -420,6 +421,7 @@ def routes() -> list[BaseRoute]:
         *to_chase.routes(_page, _action),
         *mailing.routes(_page, _action),
         *audit_steps.routes(_page, _action),
+        *data_protection.routes(_page, _action),
         _page("/", views.dashboard, "figures", logs="viewed the dashboard", cases_only_log=True),
         _page("/status.json", views.status_json, "cases", logs="viewed the status list"),
         _page(
