@@ -70,7 +70,13 @@ def _pages(audit_id: str) -> dict[str, list[str]]:
             "/account/password",
         ],
         "pat": ["/", f"/reports?period={month}", "/reports?period=2020-01", "/account/totp"],
-        "ada": ["/admin/users", "/admin/sessions", "/admin/access-log", "/account/totp"],
+        "ada": [
+            "/admin/users",
+            "/admin/sessions",
+            "/admin/access-log",
+            "/admin/data-protection",
+            "/account/totp",
+        ],
     }
 
 
