@@ -367,6 +367,7 @@ def _upload(page, made: list[Path]) -> None:
     from playwright.sync_api import expect
 
     nav(page, "Returns")
+    page.wait_for_load_state()  # upload.js listens for the files chosen: let it load first
     page.locator("#files").set_input_files([str(p) for p in made])
     expect(page.locator("#chosen")).to_contain_text("6 file(s)")  # said by upload.js
     page.get_by_role("button", name="Import").click()

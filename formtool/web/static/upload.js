@@ -25,6 +25,7 @@
   }
 
   input.addEventListener("change", describe);
+  describe();  // files chosen before this script ran (a slow page) are described too
   ["dragenter", "dragover"].forEach(function (name) {
     zone.addEventListener(name, function (e) { e.preventDefault(); zone.classList.add("over"); });
   });
