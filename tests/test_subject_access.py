@@ -236,7 +236,7 @@ def test_the_admin_page_downloads_the_zip_and_erases_after_typing_the_case(
         "routes",
         lambda: [*data_protection.routes(web_app._page, web_app._action), *routes()],
     )
-    who = {"account": Account("ada", ("admin",))}
+    who = {"account": Account("ada", ("admin",))}  # an admin alone: the register only
 
     async def signed_in(request: Any) -> Account:
         request.state.who = who["account"]
@@ -250,9 +250,11 @@ def test_the_admin_page_downloads_the_zip_and_erases_after_typing_the_case(
     assert found is not None
     token = found[1]
 
-    got = client.post(
-        f"{data_protection.PATH}/subject-access", data={"csrf": token, "case_number": CASE}
-    )
+    asked = {"csrf": token, "case_number": CASE}
+    refused = client.post(f"{data_protection.PATH}/subject-access", data=asked)
+    assert refused.status_code == 400 and "needs a case role" in refused.text
+    who["account"] = Account("ada", ("officer", "admin"))
+    got = client.post(f"{data_protection.PATH}/subject-access", data=asked)
     assert got.status_code == 200 and got.headers["content-type"] == "application/zip"
     assert "index.html" in zipfile.ZipFile(io.BytesIO(got.content)).namelist()
     form = {"csrf": token, "case_number": CASE, "reason": "lawful", "authorised_by": "DPO"}

@@ -4,7 +4,9 @@ the admin types the case number, or the name, to confirm), and the register of t
 
 Each view calls the library function `formtool subject-access` and `formtool erase` call
 (formtool.protect), which records the work in the access log and the register; the page is
-for the admin role (capability "accounts")."""
+for the admin role (capability "accounts"). Downloading a copy or erasing shows a child's
+records, so it also needs a case role (capability "cases"), as every child's data does: an
+admin alone sees the register only."""
 
 from __future__ import annotations
 
@@ -46,10 +48,16 @@ def _text(form: FormData, name: str, limit: int = 2000) -> str:
     return " ".join(str(form.get(name, "")).split())[:limit]
 
 
-def _subject(db: Any, form: FormData) -> Any:
-    """The child (case number) or member of staff (name) the form names."""
+def _subject(db: Any, form: FormData, who: Account) -> Any:
+    """The child (case number) or member of staff (name) the form names; refused to an
+    admin without a case role (the roles' rule: no child's data without one)."""
     from formtool.protect.subject_access import SubjectError, child, staff
 
+    if not who.may("cases"):
+        raise SubjectError(
+            "A subject access copy or an erasure shows a child's records: it needs a case "
+            "role (officer or moderator) as well as admin. Ask another admin to add one."
+        )
     case_number, name = _text(form, "case_number", 80), _text(form, "staff", 200)
     if bool(case_number) == bool(name):
         raise SubjectError("Give a case number or a member of staff's name (one of them).")
@@ -69,7 +77,7 @@ async def subject_access_download(request: Request, who: Account, form: FormData
     from formtool.protect.subject_access import subject_access
 
     db = ws_of(request).db
-    subject = await call(_subject, db, form)
+    subject = await call(_subject, db, form, who)
     access = await call(
         subject_access,
         db,
@@ -86,7 +94,7 @@ async def erase_preview(request: Request, who: Account, form: FormData) -> Respo
     from formtool.protect.erasure import plan_erasure
 
     db = ws_of(request).db
-    subject = await call(_subject, db, form)
+    subject = await call(_subject, db, form, who)
     plan = await call(plan_erasure, db, subject)
     for audit_id in plan.audit_ids or [""]:
         await call(
@@ -108,7 +116,7 @@ async def erase_confirm(request: Request, who: Account, form: FormData) -> Respo
     from formtool.protect.subject_access import SubjectError
 
     ws = ws_of(request)
-    subject = await call(_subject, ws.db, form)
+    subject = await call(_subject, ws.db, form, who)
     typed = _text(form, "confirm", 200)
     expected = subject.case_number or subject.names[0]
     if typed.casefold() != expected.casefold():
