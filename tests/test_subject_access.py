@@ -245,7 +245,8 @@ def test_the_admin_page_downloads_the_zip_and_erases_after_typing_the_case(
     monkeypatch.setattr(web_app, "current_account", signed_in)
     client = TestClient(create_app(db, Settings(council="Example Council")), follow_redirects=False)
     page = client.get(data_protection.PATH)
-    assert page.status_code == 200 and "Subject access" in page.text
+    assert page.status_code == 200 and "needs a case role" in page.text
+    assert "Download the zip" not in page.text and "Register" in page.text
     found = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert found is not None
     token = found[1]
@@ -254,6 +255,7 @@ def test_the_admin_page_downloads_the_zip_and_erases_after_typing_the_case(
     refused = client.post(f"{data_protection.PATH}/subject-access", data=asked)
     assert refused.status_code == 400 and "needs a case role" in refused.text
     who["account"] = Account("ada", ("officer", "admin"))
+    assert "Download the zip" in client.get(data_protection.PATH).text
     got = client.post(f"{data_protection.PATH}/subject-access", data=asked)
     assert got.status_code == 200 and got.headers["content-type"] == "application/zip"
     assert "index.html" in zipfile.ZipFile(io.BytesIO(got.content)).namelist()
