@@ -38,8 +38,13 @@ def test_removing_an_audit_keeps_the_figures_and_leaves_no_row_naming_it(
 ) -> None:
     audit_id = _richest_audit(demo_db)
     row = demo_db.require_audit(audit_id)
-    child = json.loads(row.facts).get("child_name", "")
-    demo_db.log_access("web:officer", "viewed audit", audit_id, "", f"looked at {audit_id}")
+    child = json.loads(row.facts)["given_names"]
+    assert child
+    looked = f"looked at {audit_id} for {child}"
+    demo_db.log_access("web:officer", "viewed audit", audit_id, "", looked)
+    other = next(r.audit_id for r in demo_db.audit_rows() if r.audit_id != audit_id)
+    elsewhere = f"searched for {child}; {child}ish; {audit_id[:-1]}"  # another child's entry
+    demo_db.log_access("web:officer", "searched", other, "", elsewhere)
     before = period_figures(demo_db)
     cells = summary_cells(demo_db, [audit_id])[audit_id]
     assert ("audits", "completed") in {(m, v) for (_, _, _, m, v) in cells}
@@ -57,7 +62,13 @@ def test_removing_an_audit_keeps_the_figures_and_leaves_no_row_naming_it(
     viewed = [
         e for e in demo_db.access_entries(None, None, None, None) if e.action == "viewed audit"
     ]
-    assert viewed and viewed[-1].detail == f"looked at {ERASED}" and viewed[-1].audit_id is None
+    assert (
+        viewed
+        and viewed[-1].detail == f"looked at {ERASED} for {ERASED}"
+        and viewed[-1].audit_id is None
+    )
+    searched = [e for e in demo_db.access_entries(None, None, None, None) if e.action == "searched"]
+    assert [e.detail for e in searched] == [elsewhere]  # another child's entry: untouched
     gone = [
         e for e in demo_db.access_entries(None, None, None, None) if e.action == "audit removed"
     ]

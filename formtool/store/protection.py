@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
@@ -165,37 +166,62 @@ def summary_rows(conn: sa.Connection, months: Collection[str] | None = None) -> 
     return list(conn.execute(query.order_by(_p.value)).all())
 
 
+def _whole_words(terms: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern for `terms` as whole words, any case, longest first (an audit id before
+    the case number inside it)."""
+    wanted = sorted({t for t in terms if t and t.strip()}, key=len, reverse=True)
+    if not wanted:
+        return None
+    return re.compile("|".join(rf"(?<!\w){re.escape(t)}(?!\w)" for t in wanted), re.IGNORECASE)
+
+
 def redact_log(
     conn: sa.Connection,
     values: Iterable[str],
-    audit_ids: Collection[str] = (),
+    scope_ids: Collection[str] = (),
+    *,
+    forget_ids: bool = False,
     user_names: Collection[str] = (),
+    everywhere: bool = False,
 ) -> int:
-    """Rewrite access-log entries so none holds `values` (in its detail), the `audit_ids` (the
-    audit id, which carries the case number) or the `user_names`: each becomes ERASED. The
-    entries stay (who looked, when, from where, at what kind of thing): only the identifying
-    text goes. The marker row lets the append-only trigger pass this UPDATE, in this
-    transaction only."""
-    terms = sorted({v for v in (*values, *audit_ids) if v and v.strip()}, key=len, reverse=True)
-    conn.execute(access_log_purging.insert().values(id=REDACTING))
-    changed = 0
+    """Take identifying text out of the access log, keeping every entry (who looked, when,
+    from where, at what kind of thing). `values` and the audit ids `scope_ids` become ERASED,
+    as whole words, in the entries about those audits (their audit id, or the id in their
+    text), or in every entry with `everywhere` (a member of staff is named across audits):
+    never inside another word or in an entry about someone else. `forget_ids` also clears the
+    entries' audit id (the audit is gone); `user_names` become ERASED as the entry's user.
+    The marker row lets the append-only trigger pass these UPDATEs, in this transaction
+    only. How many entries changed."""
+    values = list(values)
+    pattern = _whole_words([*values, *scope_ids])
     a = access_log.c
-    if audit_ids:
-        changed += conn.execute(
-            access_log.update().where(a.audit_id.in_(list(audit_ids))).values(audit_id=None)
-        ).rowcount
-    for term in terms:
-        changed += conn.execute(
-            access_log.update()
-            .where(a.detail.contains(term, autoescape=True))
-            .values(detail=sa.func.replace(a.detail, term, ERASED))
-        ).rowcount
+    if everywhere:
+        near = sa.or_(*(a.detail.icontains(v, autoescape=True) for v in values if v.strip()))
+    else:
+        about = [a.detail.contains(i, autoescape=True) for i in scope_ids]
+        near = sa.or_(a.audit_id.in_(list(scope_ids)), *about)
+    conn.execute(access_log_purging.insert().values(id=REDACTING))
+    changed: set[int] = set()
+    if pattern is not None and (everywhere or scope_ids):
+        for row in conn.execute(sa.select(a.id, a.detail).where(near)).all():
+            text = pattern.sub(ERASED, row.detail)
+            if text != row.detail:
+                conn.execute(access_log.update().where(a.id == row.id).values(detail=text))
+                changed.add(row.id)
+    if forget_ids and scope_ids:
+        forgotten = sa.select(a.id).where(a.audit_id.in_(list(scope_ids)))
+        changed.update(conn.execute(forgotten).scalars())
+        conn.execute(
+            access_log.update().where(a.audit_id.in_(list(scope_ids))).values(audit_id=None)
+        )
     if user_names:
-        changed += conn.execute(
+        renamed = sa.select(a.id).where(a.user_name.in_(list(user_names)))
+        changed.update(conn.execute(renamed).scalars())
+        conn.execute(
             access_log.update().where(a.user_name.in_(list(user_names))).values(user_name=ERASED)
-        ).rowcount
+        )
     conn.execute(access_log_purging.delete().where(access_log_purging.c.id == REDACTING))
-    return int(changed)
+    return len(changed)
 
 
 def _count(conn: sa.Connection, statement: Any) -> int:
@@ -363,7 +389,9 @@ class ProtectionStore(Units):
                 return {}
             fold_summary(conn, summary)
             removed = remove_audit_rows(conn, audit_id)
-            removed["access log entries redacted"] = redact_log(conn, redact, [audit_id])
+            removed["access log entries redacted"] = redact_log(
+                conn, redact, [audit_id], forget_ids=True
+            )
             add_entry(
                 conn,
                 user,
@@ -375,10 +403,11 @@ class ProtectionStore(Units):
     def redact_access_log(
         self, values: Sequence[str], user: str, why: str, user_names: Collection[str] = ()
     ) -> int:
-        """Take `values` (and the accounts `user_names`) out of the access log, keeping the
-        entries; the redaction itself is logged with `why`. How many entries changed."""
+        """Take `values` (whole words, in every entry) and the accounts `user_names` out of
+        the access log, keeping the entries; the redaction itself is logged with `why`. How
+        many entries changed."""
         with self._write() as conn:
-            changed = redact_log(conn, values, (), user_names)
+            changed = redact_log(conn, values, user_names=user_names, everywhere=True)
             add_entry(conn, user, "access log redacted", detail=f"{changed} entries: {why}")
             return changed
 

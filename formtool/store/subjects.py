@@ -462,7 +462,7 @@ def pseudonymise_staff(
         )
     counts["accounts"] = _retire_accounts(conn, logins, login)
     counts["access log entries redacted"] = redact_log(
-        conn, [*names, *emails], (), list(_user_forms(logins))
+        conn, [*names, *emails], user_names=list(_user_forms(logins)), everywhere=True
     )
     return {k: v for k, v in counts.items() if v}
 
@@ -598,7 +598,7 @@ class SubjectStore(Units):
         (rows changed per table, the register's number)."""
         with self._write() as conn:
             counts = correct_rows(conn, audit_ids, field, Rewrite(terms))
-            redacted = redact_log(conn, list(terms))
+            redacted = redact_log(conn, list(terms), list(audit_ids))
             if redacted:
                 counts["access log entries redacted"] = redacted
             detail = f"{field} corrected: {request.get('reason', '')}"
