@@ -193,9 +193,19 @@ def test_a_member_of_staff_gets_their_records_without_the_childrens_details(
     assert "facts" in mine[about.audit_id]  # their own practice: in full, with its return
     assert any(r["audit_id"] == about.audit_id and r.get("file") for r in tables["returns"])
     other = subject_access(db, staff(db, worked.auditor), USER)
-    rows = json.loads(zipfile.ZipFile(io.BytesIO(other.data)).read("data.json"))["tables"]
+    with zipfile.ZipFile(io.BytesIO(other.data)) as copy:
+        data_json, index = copy.read("data.json").decode(), copy.read("index.html").decode()
+    rows = json.loads(data_json)["tables"]
+    text = data_json + index
     assert rows["audits"] and all("facts" not in a for a in rows["audits"])
     assert "returns" not in rows or all("file" not in r for r in rows["returns"])
+    # Their case numbers and audit ids are the children's data: "audit N" / "case N" instead.
+    theirs = [r for r in db.audit_rows() if r.auditor == worked.auditor]
+    assert theirs and {a["audit_id"] for a in rows["audits"]} == {
+        f"audit {n}" for n in range(1, len(theirs) + 1)
+    }
+    for audit in theirs:
+        assert audit.case_number not in text and audit.audit_id not in text
 
 
 def test_a_file_search_looks_inside_words_zips_emails_and_pdfs(

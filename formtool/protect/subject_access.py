@@ -48,7 +48,7 @@ MAX_PARTS = 2000
 MAX_PAGES = 2000
 MAX_DEPTH = 3
 #: Columns a member of staff's copy leaves out of audits they only worked on (the child's).
-CHILDS = frozenset({"facts", "warnings", "content"})
+CHILDS = frozenset({"facts", "warnings", "content", "case_number"})
 #: Columns never shown in a copy (secrets, and bytes that go as files).
 SECRET = frozenset(
     {"password_hash", "totp_secret", "totp_last_step", "content", "id_hash", "checksum"}
@@ -262,17 +262,50 @@ def _columns(name: str, rows: list[dict[str, Any]]) -> list[str]:
     return seen
 
 
+def _others(holdings: Holdings) -> dict[str, str]:
+    """For a member of staff's copy: each audit they only worked on (and its case number)
+    -> an opaque reference, "audit 1", "case 1"...: the audit id carries the child's case
+    number, which is the child's data, not theirs."""
+    whole = set(holdings.whole_audits)
+    audits: dict[str, str] = {}
+    cases: dict[str, str] = {}
+    for row in sorted(holdings.tables.get("audits", []), key=lambda r: str(r["audit_id"])):
+        if row["audit_id"] not in whole:
+            audits[str(row["audit_id"])] = f"audit {len(audits) + 1}"
+            cases.setdefault(str(row["case_number"]), f"case {len(cases) + 1}")
+    return {**cases, **audits}
+
+
+def _hidden(value: Any, refs: dict[str, str], pattern: re.Pattern[str] | None) -> Any:
+    if isinstance(value, str) and pattern is not None:
+        return pattern.sub(lambda m: refs[m.group(0).upper()], value)
+    return value
+
+
 def _rows_shown(holdings: Holdings, name: str) -> list[dict[str, Any]]:
     """A table's rows as the copy shows them: for a member of staff, audits they only worked
-    on lose the child's details."""
+    on lose the child's details, and their ids and case numbers become "audit N" wherever
+    they appear."""
     rows = holdings.tables.get(name, [])
     if holdings.subject.kind == "child":
         return rows
     whole = set(holdings.whole_audits)
-    return [
-        r if r.get("audit_id") in whole else {k: v for k, v in r.items() if k not in CHILDS}
-        for r in rows
-    ]
+    refs = _others(holdings)
+    words = sorted(refs, key=len, reverse=True)
+    pattern = (
+        re.compile("|".join(rf"(?<!\w){re.escape(w)}(?!\w)" for w in words), re.IGNORECASE)
+        if words
+        else None
+    )
+    refs = {k.upper(): v for k, v in refs.items()}
+    shown = []
+    for row in rows:
+        if row.get("audit_id") in whole:
+            shown.append(row)
+            continue
+        kept = {k: v for k, v in row.items() if k not in CHILDS}
+        shown.append({k: _hidden(v, refs, pattern) for k, v in kept.items()})
+    return shown
 
 
 def _html_table(name: str, rows: list[dict[str, Any]]) -> str:
