@@ -184,6 +184,10 @@ def test_a_correction_leaves_no_trace_and_a_form_still_out_is_accepted(
     assert outcome.status == "imported", [i.message for i in outcome.issues]
     assert json.loads(db.require_audit(sent).facts)["family_name"] == NEW
     assert set(tables_holding(url, OLD)) <= {"returns"}  # the original bytes, as evidence
+    # A new value that contains the old one: the packs just made again are kept.
+    again = correct(db, "synci0006", "family_name", f"{NEW}e", "a letter was missing", USER)
+    assert str(pack) in {f.path for f in again.files if f.done == "made again"}
+    assert pack.exists() and file_holds(pack, [f"{NEW}e"]) == {f"{NEW}e"}
 
 
 def test_a_correction_refuses_what_it_cannot_change(demo_run: Demo, tmp_path: Path) -> None:

@@ -240,6 +240,10 @@ def correct(
     files = remake_files(db, own, settings, user, why)
     markers = [*plan.audit_ids, plan.case_number]
     held = files_about(db, markers, plan.olds, plan.audit_ids, plan.case_number)
+    # A file just made again holds the new value, which may contain the old ("Fictional" in
+    # "Fictionalle"): it stays.
+    remade = {f.path for f in files if f.done == "made again"}
+    held = [(row, found) for row, found in held if str(row.path) not in remade]
     files += remove_found(db, held, user, f"it quoted a corrected fact (request {number})")
     backups = len(db.stored_files(kinds=[BACKUP]))
     return Corrected(
