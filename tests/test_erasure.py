@@ -29,7 +29,7 @@ from formtool.generate import render
 from formtool.protect.correction import _pack_bytes, correct
 from formtool.protect.erasure import erase_child, erase_staff, plan_erasure
 from formtool.protect.subject_access import SubjectError, child, file_holds, staff
-from formtool.protect.summary import period_figures
+from formtool.protect.summary import period_figures, remove_files
 from formtool.read.batch import import_return
 from formtool.read.cases import Case
 from formtool.settings import DEFAULT
@@ -248,11 +248,17 @@ def test_erasing_a_child_leaves_no_trace_and_keeps_the_figures(copy: Copy, tmp_p
         str(draft),
     }
 
+    late = _track(
+        db, tmp_path / "late.pdf", b"%PDF a pack", "file pack", audit_id
+    )  # after the plan
+
     done = erase_child(
         db, plan, "the family asked, and it is lawful", "Data Protection Officer", USER, "ER-1"
     )
 
-    assert done.left == {} and done.files_left == []
+    assert done.left == {"stored_files": 1} and done.files_left == [str(late)]  # found, named
+    remove_files(db, db.stored_files(audit_ids=[audit_id]), "the late pack", USER)
+    db.clear_case(case, [audit_id], [])
     assert period_figures(db) == before
     identifying = [case, audit_id, *CHILD.values(), "2012-02-29"]
     for value in (case, *CHILD.values()):  # the case number is in the audit id too

@@ -227,8 +227,8 @@ def erase_child(
     # Checked with what is the child's alone (a given name or a date of birth may be another
     # child's too): the case number, its audit ids and the full names.
     left = db.holding([*ids, subject.case_number, *(v for v in plan.identifiers if " " in v)])
-    files_left = [str(r.path) for r in db.stored_files(audit_ids=ids)]
-    files_left += [str(r.path) for r in db.stored_files(case_number=subject.case_number)]
+    still = [*db.stored_files(audit_ids=ids), *db.stored_files(case_number=subject.case_number)]
+    files_left = list(dict.fromkeys(str(r.path) for r in still))  # each file once
     counts = {k: v for k, v in rows.items() if v}
     return Erased(number, "child", ids, counts, files, left, files_left, plan.backups)
 

@@ -376,7 +376,11 @@ def clear_case(
     rejected = _rejection_ids(conn, case_number, ids)
     gone = int(conn.execute(rejections.delete().where(rejections.c.id.in_(rejected))).rowcount)
     terms = [v for v in (*ids, case_number, *values) if v.strip()]
-    ours = f.audit_id.in_(ids) | _same_case(f.case_number, case_number)
+    # Only files already removed from disk: a row of one still there keeps naming it, so
+    # the check afterwards finds it (a file written after the erasure was planned).
+    ours = (f.audit_id.in_(ids) | _same_case(f.case_number, case_number)) & f.removed_at.is_not(
+        None
+    )
     file_ids = _whole(conn, stored_files, ours, ("path",), terms)
     files = conn.execute(
         stored_files.update()
