@@ -5,6 +5,7 @@ figures do not change; tracked files are removed from disk and marked."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -49,6 +50,9 @@ def test_removing_an_audit_keeps_the_figures_and_leaves_no_row_naming_it(
     cells = summary_cells(demo_db, [audit_id])[audit_id]
     assert ("audits", "completed") in {(m, v) for (_, _, _, m, v) in cells}
 
+    moved = (row.state, row.updated_at - dt.timedelta(seconds=1))  # changed since counted
+    assert demo_db.remove_audit(audit_id, "stale", "cli:tester", cells, as_seen=moved) == {}
+    assert demo_db.audit_row(audit_id) is not None
     files = demo_db.stored_files(audit_ids=[audit_id])
     assert files  # the demo's forms and file pack for it
     assert remove_files(demo_db, files, "retention: test", "cli:tester") == len(files)

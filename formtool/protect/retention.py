@@ -443,7 +443,8 @@ def _audit(audit_id: str, why: str) -> Step:
         if row is None or row.state not in FINISHED:  # gone, or reopened since the plan
             return
         cells = summary_cells(db, [audit_id]).get(audit_id)
-        if cells is not None and db.remove_audit(audit_id, why, user, cells):
+        seen = (row.state, row.updated_at)  # moved after this (reopened): left for next run
+        if cells is not None and db.remove_audit(audit_id, why, user, cells, as_seen=seen):
             done.removed["audits"] += 1
 
     return step

@@ -374,18 +374,22 @@ class ProtectionStore(Units):
         user: str,
         summary: Counter[Cell],
         redact: Sequence[str] = (),
+        as_seen: tuple[str, dt.datetime] | None = None,
     ) -> dict[str, int]:
         """In one transaction: fold the audit's anonymised `summary` into the period
         summaries, delete every row held for it, take its id (and each of `redact`) out of
         the access log and out of its tracked files already removed from disk (remove them
         first: `formtool.protect.summary.remove_files`), and log the removal (without the
         audit id: it carries the case number). Counts per table; {} if the audit is not (or
-        no longer) in the store."""
+        no longer) in the store, or no longer `as_seen` (its state and last change when
+        `summary` was counted: it moved since, so it is left for the next run)."""
         with self._write() as conn:
             row = conn.execute(
-                sa.select(audits.c.month, audits.c.form_id).where(audits.c.audit_id == audit_id)
+                sa.select(audits.c.month, audits.c.form_id, audits.c.state, audits.c.updated_at)
+                .where(audits.c.audit_id == audit_id)
+                .with_for_update()
             ).first()
-            if row is None:
+            if row is None or (as_seen is not None and (row.state, row.updated_at) != as_seen):
                 return {}
             fold_summary(conn, summary)
             removed = remove_audit_rows(conn, audit_id)
