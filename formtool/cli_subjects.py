@@ -184,9 +184,14 @@ def _backups(count: int) -> None:
 
 @click.command("erase")
 @_who
-@click.option("--reason", required=True, help="Why it is lawful to erase (never their name).")
 @click.option(
-    "--authorised-by", "authorised_by", required=True, help="Who authorised it (the DPO)."
+    "--reason", default="", help="Why it is lawful to erase (never their name). Needed with --yes."
+)
+@click.option(
+    "--authorised-by",
+    "authorised_by",
+    default="",
+    help="Who authorised it (the DPO). Needed with --yes.",
 )
 @_reference_option
 @click.option("--yes", is_flag=True, help="Erase. Without it: a dry run listing what would go.")
@@ -222,6 +227,12 @@ def erase_(
             return
         _dry_run(plan)
         return
+    missing = [o for o, v in (("--reason", reason), ("--authorised-by", authorised_by)) if not v]
+    if missing:
+        raise click.UsageError(
+            f"Erasing needs {' and '.join(missing)}: why it is lawful and who authorised it "
+            "(the dry run, without --yes, needs neither). Nothing was erased."
+        )
     if subject.kind == "child":
         done = erase_child(db, plan, reason, authorised_by, _user(), reference)
     else:

@@ -293,12 +293,14 @@ def test_erase_is_a_dry_run_until_yes(demo_run: Demo, tmp_path: Path) -> None:
     with store.open_store(url).engine.begin() as conn:  # the command, not the files' search
         conn.execute(stored_files.delete())
     runner, group = CliRunner(), FormtoolGroup(commands=list(COMMANDS))
-    args = ["erase", "SYNCI0045", "--db", url, "--reason", "lawful", "--authorised-by", "DPO"]
-    dry = runner.invoke(group, args)
+    dry = runner.invoke(group, ["erase", "SYNCI0045", "--db", url])  # no reason needed yet
     assert dry.exit_code == 0, dry.output
     assert "audit CSC-SYNCI0045-202611 (csc, 2026-11, returned)" in dry.output
     assert "Nothing was changed. Run again with --yes to erase." in dry.output
+    unreasoned = runner.invoke(group, ["erase", "SYNCI0045", "--db", url, "--yes"])
+    assert unreasoned.exit_code == 2 and "needs --reason and --authorised-by" in unreasoned.output
     assert store.open_store(url).case_audit_ids("SYNCI0045")
+    args = ["erase", "SYNCI0045", "--db", url, "--reason", "lawful", "--authorised-by", "DPO"]
     done = runner.invoke(group, [*args, "--yes", "--json"])
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["audits"] == ids
