@@ -37,7 +37,7 @@ with warnings.catch_warnings():
 
 PASSWORD = "correct horse battery"
 START = 2_000_000_010.0  # seconds since the epoch: 10 s into a 30-second step
-NAMES = ("olive", "otto", "owen", "ossie", "oona", "ada", "abe")
+NAMES = ("olive", "otto", "owen", "orla", "ossie", "oona", "ada", "abe")
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +71,15 @@ def token(page: str) -> str:
     return page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
 
 
-def password_step(app, name: str, password: str = PASSWORD, follow: str = "/account/password"):
-    """A browser that gave the right password; (client, where it was sent)."""
-    client = TestClient(app, follow_redirects=False)
+def password_step(
+    app,
+    name: str,
+    password: str = PASSWORD,
+    follow: str = "/account/password",
+    address: str = "testclient",
+):
+    """A browser (at `address`) that gave the right password; (client, where it was sent)."""
+    client = TestClient(app, follow_redirects=False, client=(address, 50000))
     page = client.get("/login").text
     sent = client.post(
         "/login", data={"name": name, "password": password, "csrf": token(page), "next": follow}
@@ -198,6 +204,19 @@ def test_wrong_codes_are_throttled_like_wrong_passwords(db, app, now):
     now[0] += 2  # past the wait: the right code signs in
     assert give_code(client, code_at(secret, now[0])).status_code == 303
     assert ("sign-in throttled", "authenticator code") in log_of(db, "owen")
+
+
+def test_wrong_codes_from_many_addresses_lock_the_accounts_codes(db, app, now):
+    """Whoever types codes knew the password: a new address for each guess gains nothing."""
+    secret = enrol(db, "orla", now[0])
+    for i in range(3):  # ACCOUNT_CODES lets three through, wherever they come from
+        client, _ = password_step(app, "orla", address=f"192.0.2.{i}")
+        assert give_code(client, "999999").status_code == 401
+    client, _ = password_step(app, "orla", address="198.51.100.7")
+    held = give_code(client, code_at(secret, now[0]))  # a fifth address, a right code: waits
+    assert held.status_code == 429 and "Wait 1 second(s)" in words(held.text)
+    now[0] += 2
+    assert give_code(client, code_at(secret, now[0])).status_code == 303
 
 
 def test_a_right_password_does_not_clear_the_count_of_wrong_codes(db, app, now):

@@ -418,6 +418,9 @@ class Rule:
 
 ACCOUNT_AT_ADDRESS = Rule(free=3, lock_after=10)  # one account from one address
 ADDRESS = Rule(free=10, lock_after=50)  # an office behind one address has many people
+#: Wrong authenticator codes for one account from anywhere: whoever types them knew the
+#: password, so, unlike wrong passwords, they lock the account's codes for a while.
+ACCOUNT_CODES = Rule(free=3, lock_after=10)
 NAME_SOFT_AFTER = 10  # failures for a name from anywhere before each sign-in is slowed
 NAME_SOFT_DELAY = 2.0  # seconds: slows an attacker, never locks the real user out
 
@@ -465,6 +468,31 @@ class SignInThrottle:
             return Admission(0.0, NAME_SOFT_DELAY if soft else 0.0), [addr, acct, who], forget
 
         return self.db.throttle([addr, acct, who], self.clock, decide)
+
+    def admit_code(self, name: str, address: str) -> Admission:
+        """As `admit`, for an authenticator code: counted per address and account+address
+        as passwords are, and per account from anywhere (ACCOUNT_CODES), which locks."""
+        addr, acct, who = self._keys(name, address)
+        code = "code:" + who.removeprefix("name:")
+
+        def decide(
+            rows: dict[str, tuple[int, float]], now: float
+        ) -> tuple[Admission, list[str], float]:
+            wait = max(
+                self._wait(rows.get(addr), ADDRESS, now),
+                self._wait(rows.get(acct), ACCOUNT_AT_ADDRESS, now),
+                self._wait(rows.get(code), ACCOUNT_CODES, now),
+            )
+            if wait > 0:
+                return Admission(wait, 0.0), [], 0.0
+            return Admission(0.0, 0.0), [addr, acct, code], now - ADDRESS.lockout
+
+        return self.db.throttle([addr, acct, code], self.clock, decide)
+
+    def code_succeeded(self, name: str, address: str) -> None:
+        """The code was right: forget this account's failures, codes and passwords."""
+        addr, acct, who = self._keys(name, address)
+        self.db.forgive([acct, who, "code:" + who.removeprefix("name:")], [addr])
 
     @staticmethod
     def _wait(found: tuple[int, float] | None, rule: Rule, now: float) -> float:

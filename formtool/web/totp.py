@@ -218,7 +218,7 @@ async def _check_code(request: Request, signed: SignedIn, code: str, target: str
     """The sign-in's code: throttled like a password, used once; right, the unfinished
     session is replaced by a signed-in one."""
     ws, name, address = ws_of(request), signed.account.name, client_address(request)
-    admission = await call(ws.throttle.admit, name, address)
+    admission = await call(ws.throttle.admit_code, name, address)
     if admission.wait > 0:
         seconds = int(admission.wait + 0.999)
         await log_access(request, name, "sign-in throttled", detail="authenticator code")
@@ -238,7 +238,7 @@ async def _check_code(request: Request, signed: SignedIn, code: str, target: str
     except AccountError as exc:
         await log_access(request, name, "sign-in failed", detail=f"authenticator code: {exc}")
         return _code_form(request, target, 401, str(exc))
-    await call(ws.throttle.succeeded, name, address)
+    await call(ws.throttle.code_succeeded, name, address)
     return await _finish(request, signed, "password+totp", target, "with a password and code")
 
 
