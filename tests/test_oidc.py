@@ -297,6 +297,7 @@ class Fake:
     def __init__(self) -> None:
         self.keys = {"fake-1": ec.generate_private_key(ec.SECP256R1())}
         self.signer = "fake-1"
+        self.algorithm = "ES256"  # or what an attacker would try: "none", "HS256"
         self.claims: dict[str, Any] = {}
         self.challenge = ""
         self.jwks_fetches = 0
@@ -318,8 +319,11 @@ class Fake:
         basic = base64.b64encode(f"formtool:{SECRET}".encode()).decode()
         if digest.decode() != self.challenge or auth != f"Basic {basic}":
             return 400, {"error": "invalid_grant"}
-        key = self.keys.get(self.signer) or ec.generate_private_key(ec.SECP256R1())
-        signed = jwt.encode(self.claims, key, "ES256", headers={"kid": self.signer})
+        key: Any = self.keys.get(self.signer) or ec.generate_private_key(ec.SECP256R1())
+        if self.algorithm != "ES256":  # unsigned, or signed with the shared client secret
+            key = SECRET.encode() if self.algorithm == "HS256" else None
+        headers = {"kid": self.signer}
+        signed = jwt.encode(self.claims, key, self.algorithm, headers=headers)
         return 200, {"id_token": signed, "access_token": "x", "token_type": "Bearer"}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -434,6 +438,21 @@ def test_bad_id_tokens_are_refused(fake: Fake, db, fake_app, changed, said, logg
     assert refused.status_code == 403 and said in words(refused.text)
     assert "Traceback" not in refused.text
     assert refusals(db, before) == [("web:(council account)", logged)]
+
+
+@pytest.mark.parametrize("algorithm", ["none", "HS256"])
+def test_unsigned_or_secret_signed_tokens_are_refused(
+    fake: Fake, db, fake_app, algorithm: str
+) -> None:
+    """Only the provider's published public keys sign an ID token: not "none", and not the
+    client secret both sides know (the algorithm-confusion attack)."""
+    fake.algorithm = algorithm
+    try:
+        refused = fake_sign_in(fake_app, fake, preferred_username=f"mallory.{algorithm}")
+    finally:
+        fake.algorithm = "ES256"
+    assert refused.status_code == 403 and "Traceback" not in refused.text
+    assert db.user(f"mallory.{algorithm}") is None
 
 
 def test_new_keys_are_fetched_once_and_unknown_ones_refused(fake: Fake, db, fake_app) -> None:
