@@ -23,50 +23,17 @@ import sqlalchemy as sa
 from formtool.errors import AccountError, printable
 from formtool.store.schema import oidc_sign_ins, sessions, users
 from formtool.store.units import Units
-from formtool.store.users import end_user_sessions, lock_accounts, require_user
+from formtool.store.users import (
+    add_session,
+    end_user_sessions,
+    lock_accounts,
+    require_user,
+    session,
+)
 
 _u = users.c
 _s = sessions.c
 _o = oidc_sign_ins.c
-
-# --- sessions ------------------------------------------------------------------------------
-
-
-def add_session(
-    conn: sa.Connection, id_hash: str, name: str, address: str, at: dt.datetime, method: str
-) -> None:
-    conn.execute(
-        sessions.insert().values(
-            id_hash=id_hash,
-            user_name=name,
-            created_at=at,
-            last_seen_at=at,
-            address=address[:64],
-            method=method[:20],
-        )
-    )
-
-
-def session(conn: sa.Connection, id_hash: str) -> Any:
-    """The session with its method and its account's row (roles, state, source, TOTP)."""
-    return conn.execute(
-        sa.select(
-            _s.id_hash,
-            _s.user_name,
-            _s.created_at,
-            _s.last_seen_at,
-            _s.address,
-            _s.method,
-            _u.role,
-            _u.active,
-            _u.must_change_password,
-            _u.source,
-            (_u.totp_secret != "").label("totp"),
-        )
-        .join(users, _u.name == _s.user_name)
-        .where(_s.id_hash == id_hash)
-    ).first()
-
 
 # --- TOTP ----------------------------------------------------------------------------------
 

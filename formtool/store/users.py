@@ -145,8 +145,14 @@ def lock_accounts(conn: sa.Connection) -> None:
 
 
 def add_session(
-    conn: sa.Connection, id_hash: str, user_name: str, address: str, at: dt.datetime
+    conn: sa.Connection,
+    id_hash: str,
+    user_name: str,
+    address: str,
+    at: dt.datetime,
+    method: str = "password",
 ) -> None:
+    """A new session of `user_name`, signed in by `method` (see store/signin.py)."""
     conn.execute(
         sessions.insert().values(
             id_hash=id_hash,
@@ -154,12 +160,14 @@ def add_session(
             created_at=at,
             last_seen_at=at,
             address=address[:64],
+            method=method[:20],
         )
     )
 
 
 def session(conn: sa.Connection, id_hash: str) -> Any:
-    """The session and its account's row (name, role, active, must change), or None."""
+    """The session, how it signed in, and its account's row (role, state, source, whether it
+    has an authenticator), or None."""
     return conn.execute(
         sa.select(
             _s.id_hash,
@@ -167,9 +175,12 @@ def session(conn: sa.Connection, id_hash: str) -> Any:
             _s.created_at,
             _s.last_seen_at,
             _s.address,
+            _s.method,
             _u.role,
             _u.active,
             _u.must_change_password,
+            _u.source,
+            (_u.totp_secret != "").label("totp"),
         )
         .join(users, _u.name == _s.user_name)
         .where(_s.id_hash == id_hash)
