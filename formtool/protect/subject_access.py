@@ -39,7 +39,7 @@ from formtool import clock
 from formtool.definitions.identifiers import safe_file_stem
 from formtool.errors import FormtoolError, printable
 from formtool.periods import show_date, show_time
-from formtool.store import BACKUP, SUBJECT_ACCESS, Store
+from formtool.store import BACKUP, SUBJECT_ACCESS, Rewrite, Store
 
 #: Search bounds: a file (or a part inside one) larger than this is searched in its first
 #: part only; a zip's parts, a PDF's pages and nesting are capped too.
@@ -276,12 +276,6 @@ def _others(holdings: Holdings) -> dict[str, str]:
     return {**cases, **audits}
 
 
-def _hidden(value: Any, refs: dict[str, str], pattern: re.Pattern[str] | None) -> Any:
-    if isinstance(value, str) and pattern is not None:
-        return pattern.sub(lambda m: refs[m.group(0).upper()], value)
-    return value
-
-
 def _rows_shown(holdings: Holdings, name: str) -> list[dict[str, Any]]:
     """A table's rows as the copy shows them: for a member of staff, audits they only worked
     on lose the child's details, and their ids and case numbers become "audit N" wherever
@@ -290,21 +284,14 @@ def _rows_shown(holdings: Holdings, name: str) -> list[dict[str, Any]]:
     if holdings.subject.kind == "child":
         return rows
     whole = set(holdings.whole_audits)
-    refs = _others(holdings)
-    words = sorted(refs, key=len, reverse=True)
-    pattern = (
-        re.compile("|".join(rf"(?<!\w){re.escape(w)}(?!\w)" for w in words), re.IGNORECASE)
-        if words
-        else None
-    )
-    refs = {k.upper(): v for k, v in refs.items()}
+    hide = Rewrite(_others(holdings))
     shown = []
     for row in rows:
         if row.get("audit_id") in whole:
             shown.append(row)
             continue
         kept = {k: v for k, v in row.items() if k not in CHILDS}
-        shown.append({k: _hidden(v, refs, pattern) for k, v in kept.items()})
+        shown.append({k: hide.text(v) if isinstance(v, str) else v for k, v in kept.items()})
     return shown
 
 
@@ -486,11 +473,7 @@ def write_access(db: Store, access: Access, subject: Subject, out: Path, user: s
 
 def names_any(text: str, values: Iterable[str]) -> bool:
     """Whether `text` holds one of `values` as a whole word, whatever the case."""
-    return any(
-        re.search(rf"(?<!\w){re.escape(v.strip())}(?!\w)", text, re.IGNORECASE)
-        for v in values
-        if v.strip()
-    )
+    return Rewrite(dict.fromkeys((v.strip() for v in values), "")).finds(text)
 
 
 def check_reference(reference: str, subject: Subject, what: str = "--reference") -> None:

@@ -122,6 +122,7 @@ from formtool.store.returns import (
     store_return,
     stored_warnings,
 )
+from formtool.store.rewrite import Rewrite
 from formtool.store.schema import (
     ACCEPTED,
     COMPLETED,
@@ -226,6 +227,7 @@ __all__ = [
     "RestoreReport",
     "ReturnFile",
     "ReturnRecord",
+    "Rewrite",
     "RunRecord",
     "StateError",
     "Store",

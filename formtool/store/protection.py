@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ import sqlalchemy as sa
 from formtool import clock
 from formtool.store.access import add_entry
 from formtool.store.engine import lock, now
+from formtool.store.rewrite import Rewrite
 from formtool.store.schema import (
     access_log,
     access_log_purging,
@@ -166,15 +166,6 @@ def summary_rows(conn: sa.Connection, months: Collection[str] | None = None) -> 
     return list(conn.execute(query.order_by(_p.value)).all())
 
 
-def _whole_words(terms: Iterable[str]) -> re.Pattern[str] | None:
-    """One pattern for `terms` as whole words, any case, longest first (an audit id before
-    the case number inside it)."""
-    wanted = sorted({t for t in terms if t and t.strip()}, key=len, reverse=True)
-    if not wanted:
-        return None
-    return re.compile("|".join(rf"(?<!\w){re.escape(t)}(?!\w)" for t in wanted), re.IGNORECASE)
-
-
 def redact_log(
     conn: sa.Connection,
     values: Iterable[str],
@@ -193,7 +184,7 @@ def redact_log(
     The marker row lets the append-only trigger pass these UPDATEs, in this transaction
     only. How many entries changed."""
     values = list(values)
-    pattern = _whole_words([*values, *scope_ids])
+    erase = Rewrite(dict.fromkeys([*values, *scope_ids], ERASED))
     a = access_log.c
     if everywhere:
         near = sa.or_(*(a.detail.icontains(v, autoescape=True) for v in values if v.strip()))
@@ -202,9 +193,9 @@ def redact_log(
         near = sa.or_(a.audit_id.in_(list(scope_ids)), *about)
     conn.execute(access_log_purging.insert().values(id=REDACTING))
     changed: set[int] = set()
-    if pattern is not None and (everywhere or scope_ids):
+    if erase.pattern is not None and (everywhere or scope_ids):
         for row in conn.execute(sa.select(a.id, a.detail).where(near)).all():
-            text = pattern.sub(ERASED, row.detail)
+            text = erase.text(row.detail)
             if text != row.detail:
                 conn.execute(access_log.update().where(a.id == row.id).values(detail=text))
                 changed.add(row.id)
@@ -277,14 +268,16 @@ def remove_audit_rows(conn: sa.Connection, audit_id: str) -> dict[str, int]:
         chosen_slots.update().where(chosen_slots.c.audit_id == audit_id).values(audit_id=None)
     )
     removed["audits"] = _count(conn, audits.delete().where(audits.c.audit_id == audit_id))
-    removed["tracked files forgotten"] = _forget_files(conn, audit_id)
+    removed["tracked files forgotten"] = forget_files(conn, _f.audit_id == audit_id)
     return removed
 
 
-def _forget_files(conn: sa.Connection, audit_id: str) -> int:
-    """The audit's tracked files already removed from disk stop naming it (the file name
-    carries the audit id): a file still on disk keeps its row, so it can still be found."""
-    gone = (_f.audit_id == audit_id) & _f.removed_at.is_not(None)
+def forget_files(conn: sa.Connection, where: Any) -> int:
+    """Tracked files matching `where` that are already removed from disk stop naming what they
+    were about: no audit id or case number, and the file's name (which carries them) becomes
+    ERASED in its folder. A file still on disk keeps its row, so it can still be found. How
+    many."""
+    gone = where & _f.removed_at.is_not(None)
     rows = conn.execute(sa.select(_f.id, _f.path).where(gone)).all()
     for row in rows:
         conn.execute(

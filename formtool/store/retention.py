@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from formtool.store.access import add_entry, purge_access_log
 from formtool.store.backup import _NAMED
 from formtool.store.engine import now
-from formtool.store.protection import ERASED, record_file
+from formtool.store.protection import forget_files, record_file
 from formtool.store.schema import (
     access_log,
     audits,
@@ -184,16 +184,7 @@ class RetentionStore(Units):
                 & _f.case_number.is_not(None)
                 & ~sa.exists().where(_a.case_number == _f.case_number)
             )
-            gone = _f.removed_at.is_not(None) & (audit_gone | case_gone)
-            rows = conn.execute(sa.select(_f.id, _f.path).where(gone)).all()
-            for row in rows:
-                path = str(Path(row.path).parent / ERASED)[:1000]
-                conn.execute(
-                    stored_files.update()
-                    .where(_f.id == row.id)
-                    .values(path=path, audit_id=None, case_number=None)
-                )
-            return len(rows)
+            return forget_files(conn, audit_gone | case_gone)
 
     @staticmethod
     def dated_backups(folders: Iterable[Path]) -> list[tuple[Path, dt.date]]:

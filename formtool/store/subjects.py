@@ -12,11 +12,7 @@ after a LIKE has narrowed the rows, so both databases change exactly the same ro
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +20,8 @@ import sqlalchemy as sa
 from formtool.store.access import add_entry
 from formtool.store.audits import record_event
 from formtool.store.engine import lock
-from formtool.store.protection import ERASED, add_request, redact_log
+from formtool.store.protection import add_request, forget_files, redact_log
+from formtool.store.rewrite import Rewrite
 from formtool.store.schema import (
     access_log,
     actions,
@@ -96,58 +93,6 @@ CASE_TEXT = {
 }
 #: Facts that are also the audit's own columns (kept the same when one is corrected).
 FACT_COLUMNS = ("worker", "manager", "team")
-
-
-@dataclass(frozen=True)
-class Rewrite:
-    """Old texts and what each becomes, matched as whole words whatever their case."""
-
-    terms: Mapping[str, str]
-
-    @cached_property
-    def pattern(self) -> re.Pattern[str] | None:
-        olds = sorted({t for t in self.terms if t.strip()}, key=len, reverse=True)
-        if not olds:
-            return None
-        return re.compile(
-            r"(?<!\w)(?:" + "|".join(re.escape(t) for t in olds) + r")(?!\w)", re.IGNORECASE
-        )
-
-    @cached_property
-    def folded(self) -> dict[str, str]:
-        return {k.casefold(): v for k, v in self.terms.items()}
-
-    def finds(self, value: object) -> bool:
-        """Whether `value` holds one of the old texts as a whole word."""
-        return (
-            isinstance(value, str) and self.pattern is not None and bool(self.pattern.search(value))
-        )
-
-    def text(self, value: str) -> str:
-        if self.pattern is None or not value:
-            return value
-        return self.pattern.sub(lambda m: self.folded.get(m[0].casefold(), m[0]), value)
-
-    def facts(self, value: str, field: str = "") -> str:
-        """JSON text (facts, warnings) with every string in it rewritten; a value under the
-        key `field` is replaced whole when it is one of the old texts."""
-        try:
-            data = json.loads(value)
-        except ValueError:
-            return self.text(value)
-        changed = self._walk(data, field)
-        return value if changed == data else json.dumps(changed, ensure_ascii=False)
-
-    def _walk(self, data: Any, field: str, key: str = "") -> Any:
-        if isinstance(data, str):
-            if key and key == field and data.casefold() in self.folded:
-                return self.folded[data.casefold()]
-            return self.text(data)
-        if isinstance(data, dict):
-            return {k: self._walk(v, field, k) for k, v in data.items()}
-        if isinstance(data, list):
-            return [self._walk(v, field) for v in data]
-        return data
 
 
 def _dicts(conn: sa.Connection, query: Any) -> list[dict[str, Any]]:
@@ -382,12 +327,8 @@ def clear_case(
         None
     )
     file_ids = _whole(conn, stored_files, ours, ("path",), terms)
-    files = conn.execute(
-        stored_files.update()
-        .where(f.id.in_(file_ids))
-        .values(path=ERASED, audit_id=None, case_number=None)
-    ).rowcount
-    return {"rejections": gone, "stored file rows": int(files)}
+    files = forget_files(conn, f.id.in_(file_ids))
+    return {"rejections": gone, "stored file rows": files}
 
 
 # --- one member of staff -------------------------------------------------------------------
