@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,6 +200,17 @@ class PmuFigures:
     #: case-file figures above, and their figures, one per activity (policy order).
     activity_audits: list[AuditFacts] = field(default_factory=list)
     activities: list[ActivityFigures] = field(default_factory=list)
+    #: Reads answers of the given returns from the store (return id -> key -> (value,
+    #: comment)): the workbook's long Answers sheet asks for them a chunk at a time rather
+    #: than holding a year's answers in memory.
+    load_answers: Callable[[list[int]], dict[int, dict[str, tuple[str, str]]]] | None = None
+
+    def answers_for(self, return_ids: list[int]) -> dict[int, dict[str, tuple[str, str]]]:
+        """The answers of these returns (of the period's complete audits), from memory when
+        loaded, else from the store."""
+        if self.load_answers is None:
+            return {i: self.answers[i] for i in return_ids if i in self.answers}
+        return self.load_answers(return_ids)
 
     @property
     def completed(self) -> list[AuditFacts]:
@@ -311,6 +323,7 @@ def load_figures(
     )
     actions = db.action_dicts(ids)
     figures = PmuFigures(period, as_of, audits, answers, actions, min_base)
+    figures.load_answers = db.answers_by_return
     figures.policy = active_policy(db)
     figures.activity_audits = others
     _compute(figures)
