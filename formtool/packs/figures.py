@@ -38,13 +38,14 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from formtool import clock
 from formtool.definitions import FormDefinition, Item
 from formtool.definitions.scales import FAVOURABLE, OUTCOMES, PARTIAL, UNFAVOURABLE, Scale
 from formtool.errors import FormtoolError, printable
-from formtool.packs.standing import InState, Tally, charted, tally
+from formtool.packs.standing import COMPLETE, InState, Tally, charted, tally
 from formtool.periods import Period, show_date
 from formtool.programme.followup import FollowUp, Graded, follow_ups, load_follow_ups
 from formtool.programme.policy import Policy, default_policy
@@ -173,7 +174,8 @@ class PmuFigures:
     as_of: dt.date
     audits: list[AuditFacts]  # the period's case-file audits (activity audits: below)
     answers: dict[int, dict[str, tuple[str, str]]]  # return id -> key -> (value, comment)
-    actions: list[dict[str, object]]  # the case-file audits' action rows
+    #: The case-file audits' action rows, once read (see `actions`).
+    action_rows: list[dict[str, object]] | None
     min_base: int = 5
     by_team: dict[str, Tally] = field(default_factory=dict)
     totals: Tally = field(default_factory=Tally)  # the headline: the sum of by_team
@@ -205,6 +207,16 @@ class PmuFigures:
     #: than holding a year's answers in memory.
     load_answers: Callable[[list[int]], dict[int, dict[str, tuple[str, str]]]] | None = None
 
+    #: Reads the action rows when first asked for (only the workbook lists them).
+    load_actions: Callable[[], list[dict[str, object]]] | None = None
+
+    @property
+    def actions(self) -> list[dict[str, object]]:
+        """The case-file audits' action rows (their totals are counted by the database)."""
+        if self.action_rows is None:
+            self.action_rows = self.load_actions() if self.load_actions is not None else []
+        return self.action_rows
+
     def answers_for(self, return_ids: list[int]) -> dict[int, dict[str, tuple[str, str]]]:
         """The answers of these returns (of the period's complete audits), from memory when
         loaded, else from the store."""
@@ -212,11 +224,13 @@ class PmuFigures:
             return {i: self.answers[i] for i in return_ids if i in self.answers}
         return self.load_answers(return_ids)
 
-    @property
+    # Worked out once: the figures ask for them many times over a year's audits (the
+    # audits are never changed after loading).
+    @cached_property
     def completed(self) -> list[AuditFacts]:
         return [a for a in self.audits if a.complete]
 
-    @property
+    @cached_property
     def graded(self) -> list[AuditFacts]:
         return [a for a in self.completed if a.grade]
 
@@ -311,22 +325,28 @@ def load_figures(
     trend_periods: int = 4,
     min_base: int = 5,
 ) -> PmuFigures:
+    """The period's figures. What counts answers or actions across every audit (domains,
+    findings, the action totals, the trend) is counted by the database (GROUP BY), so a
+    year of a region's audits never has its answers read into memory; the audits
+    themselves are read (the pack lists each one)."""
     as_of = as_of or clock.today()
     every = _load_audits(db, period)
     if not every:
         raise NoAuditsError(period)
     audits = case_files(every)
     others = [a for a in every if a.activity]
-    ids = [a.return_id for a in audits if a.complete and a.return_id]
-    answers = db.answers_by_return(
-        [*ids, *(a.return_id for a in others if a.complete and a.return_id)]
-    )
-    actions = db.action_dicts(ids)
-    figures = PmuFigures(period, as_of, audits, answers, actions, min_base)
+    answers = db.answers_by_return(a.return_id for a in others if a.complete and a.return_id)
+    figures = PmuFigures(period, as_of, audits, answers, None, min_base)
     figures.load_answers = db.answers_by_return
+    figures.load_actions = lambda: db.action_dicts(
+        a.return_id for a in audits if a.complete and a.return_id
+    )
     figures.policy = active_policy(db)
     figures.activity_audits = others
     _compute(figures)
+    complete = sorted(COMPLETE)
+    _domains_and_findings(figures, _tallies(db, period, audits, complete))
+    figures.action_totals = db.action_counts(period.months, complete, as_of)
     _follow_up(figures, db)
     reopens = db.events_named([a.audit_id for a in every], ["reopened"])
     figures.reopened = sorted(
@@ -336,15 +356,31 @@ def load_figures(
     history = [period]
     for _ in range(trend_periods - 1):
         history.insert(0, history[0].previous())
-    figures.trend = [
-        _trend_point(p, case_files(_load_audits(db, p)), figures.main_scale, min_base)
-        for p in history
-    ]
+    figures.trend = [_trend_point(db, p, figures.main_scale, min_base) for p in history]
     months = set(period.months)
     raised = [c for c in db.concerns() if c.month in months]
     figures.concerns = _concern_counts(audits, raised)
     figures.activities = _activities(db, figures, raised)
     return figures
+
+
+#: form id -> key -> answer -> how many complete audits of that tool gave it
+AnswerCounts = dict[str, dict[str, Counter[str]]]
+
+
+def _tallies(
+    db: Store, period: Period, audits: list[AuditFacts], complete: list[str]
+) -> AnswerCounts:
+    """The database's tallies of the answers the figures count (domain judgements and
+    scaled questions) for the period's complete case-file audits."""
+    keys: set[str] = set()
+    for form in {id(a.form): a.form for a in audits if a.complete}.values():
+        keys.update(s.judgement_key for s in form.domains())
+        keys.update(q.key for q in form.questions() if q.scale is not None)
+    found: AnswerCounts = {}
+    for row in db.answer_counts(period.months, complete, keys):
+        found.setdefault(row.form_id, {}).setdefault(row.key, Counter())[row.value] += row.n
+    return found
 
 
 def _concern_counts(audits: list[AuditFacts], raised: list[Concern]) -> dict[str, int]:
@@ -367,26 +403,26 @@ def _compute(f: PmuFigures) -> None:
         f.grades.setdefault(scale.id, Counter())[audit.grade] += 1
         f.grades_by_tool.setdefault(audit.form.name, Counter())[audit.grade] += 1
         f.grades_by_team.setdefault(audit.team, Counter())[audit.grade] += 1
-    _domains_and_findings(f)
     _moderation(f)
-    _actions(f)
 
 
-def _domains_and_findings(f: PmuFigures) -> None:
+def _domains_and_findings(f: PmuFigures, counted: AnswerCounts) -> None:
+    """Each tool's domain judgements and question findings from the answers' tallies (an
+    audit with no answer to a question counts as the answer "")."""
     by_form: dict[str, list[AuditFacts]] = defaultdict(list)
     for audit in f.completed:
         by_form[audit.form.id].append(audit)
     for audits in sorted(by_form.values(), key=lambda a: a[0].form.name):
         form = audits[0].form
-        answers = [f.answers.get(a.return_id or -1, {}) for a in audits]
+        tallies = counted.get(form.id, {})
         domains = []
         for section in form.domains():
             item = form.item(section.judgement_key)
             if item is None or item.scale is None:
                 continue
             scored = _domain_base(item)
-            values = (a.get(section.judgement_key, ("", ""))[0] for a in answers)
-            counts = Counter(v for v in values if v in scored)
+            given = tallies.get(section.judgement_key, Counter())
+            counts = Counter({v: n for v, n in given.items() if v in scored and n})
             if counts:
                 domains.append((section.label, counts, scored))
         if domains:
@@ -396,9 +432,20 @@ def _domains_and_findings(f: PmuFigures) -> None:
             tool.findings = [
                 finding
                 for q in form.questions()
-                if (finding := _finding(form, q, answers)) is not None
+                if (finding := _tallied(form, q, tallies.get(q.key, Counter()), len(audits)))
             ]
         f.findings.append(tool)
+
+
+def _tallied(form: FormDefinition, item: Item, given: Counter[str], audits: int) -> Finding | None:
+    """A question's finding from how many gave each answer, of `audits` audits."""
+    outcomes: Counter[str] = Counter()
+    unanswered = audits - sum(given.values())
+    for value, count in [*given.items(), ("", unanswered)]:
+        if count and (outcome := item.outcome(value)):
+            outcomes[outcome] += count
+    base = sum(outcomes.values())
+    return Finding(form.name, item, {o: outcomes[o] for o in OUTCOMES}, base) if base else None
 
 
 def _domain_base(item: Item) -> tuple[str, ...]:
@@ -412,6 +459,7 @@ def _domain_base(item: Item) -> tuple[str, ...]:
 def _finding(
     form: FormDefinition, item: Item, answers: list[dict[str, tuple[str, str]]]
 ) -> Finding | None:
+    """A question's finding from each audit's answers (the activities' audits, few)."""
     outcomes = Counter(o for a in answers if (o := item.outcome(a.get(item.key, ("", ""))[0])))
     base = sum(outcomes.values())
     return Finding(form.name, item, {o: outcomes[o] for o in OUTCOMES}, base) if base else None
@@ -446,17 +494,6 @@ def _before(day: object, as_of: dt.date) -> bool:
     return isinstance(day, dt.date) and day < as_of
 
 
-def _actions(f: PmuFigures) -> None:
-    done = sum(action_done(a) for a in f.actions)
-    overdue = sum(1 for a in f.actions if not action_done(a) and _before(a["due_date"], f.as_of))
-    f.action_totals = {
-        "raised": len(f.actions),
-        "completed": done,
-        "open": len(f.actions) - done,
-        "overdue": overdue,
-    }
-
-
 def _follow_up(f: PmuFigures, db: Store) -> None:
     """The period's audits graded with a follow-up grade (the scale's `follow_up` answers,
     e.g. Inadequate) and their steps under the policy (followup.py): the review meeting, the
@@ -464,7 +501,9 @@ def _follow_up(f: PmuFigures, db: Store) -> None:
     flagged = [a for a in f.graded if a.scale is not None and a.grade in a.scale.follow_up]
     if not flagged:
         return
-    found = load_follow_ups(db, f.policy, [a.audit_id for a in flagged]).follow_ups
+    found = load_follow_ups(
+        db, f.policy, [a.audit_id for a in flagged], {a.case_number for a in flagged}
+    ).follow_ups
     for audit in flagged:
         step = found.get(audit.audit_id) or _alone(f, audit)
         f.follow_up.append(
@@ -504,28 +543,50 @@ def _alone(f: PmuFigures, audit: AuditFacts) -> FollowUp:
 
 
 def _trend_point(
-    period: Period, audits: list[AuditFacts], scale: Scale | None, min_base: int
+    db: Store, period: Period, scale: Scale | None, min_base: int
 ) -> dict[str, object]:
-    """Shares of the main scale's bands among graded audits; None when fewer than the
-    minimum base were graded (a gap in the chart, never 0% nor a share of two)."""
-    graded = [
-        a.grade
-        for a in audits
-        if a.grade and a.scale is not None and scale is not None and a.scale.id == scale.id
-    ]
+    """Shares of the main scale's bands among the period's graded case-file audits, from the
+    database's counts; None when fewer than the minimum base were graded (a gap in the
+    chart, never 0% nor a share of two)."""
+    rows = db.grade_counts(period.months)
+    forms = _forms_of_versions(db, period, {(r.form_id, r.form_version) for r in rows})
+    graded: Counter[str] = Counter()
+    for row in rows:
+        form = forms[(row.form_id, row.form_version)]
+        grade = (row.moderated_grade or row.auditor_grade) if row.state in COMPLETE else ""
+        if (
+            grade
+            and scale is not None
+            and form.grade_scale is not None
+            and form.grade_scale.id == scale.id
+        ):
+            graded[grade] += row.n
+    total = sum(graded.values())
     point: dict[str, object] = {
         "period": period.label,
-        "audits": len(audits),
-        "graded": len(graded),
+        "audits": sum(row.n for row in rows),
+        "graded": total,
     }
     for outcome in OUTCOMES:
         members = getattr(scale, outcome) if scale else ()
         point[outcome] = (
-            round(100 * sum(g in members for g in graded) / len(graded), 1)
-            if graded and charted(len(graded), min_base)
+            round(100 * sum(n for g, n in graded.items() if g in members) / total, 1)
+            if total and charted(total, min_base)
             else None
         )
     return point
+
+
+def _forms_of_versions(
+    db: Store, period: Period, versions: set[tuple[str, int]]
+) -> dict[tuple[str, int], FormDefinition]:
+    """Each (tool, version)'s definition; if the database holds one no longer, the refusal
+    that names its audits (as for the period's own audits: a trend that quietly leaves
+    audits out is wrong)."""
+    found = {v: db.form_for(*v) for v in versions}
+    if any(form is None for form in found.values()):
+        _load_audits(db, period)  # raises UnknownVersionsError naming the audits
+    return {v: form for v, form in found.items() if form is not None}
 
 
 # --- the programme's other QA activities --------------------------------------------------

@@ -166,13 +166,20 @@ class CaseFollowUps:
     rows: dict[str, Any] = field(default_factory=dict)  # audit id -> its row
 
 
-def load_follow_ups(db: Store, policy: Policy, audit_ids: Collection[str]) -> CaseFollowUps:
-    """The follow-ups of the cases of these audits: every audit of those cases is read (an
-    earlier grade makes a second one; a later audit is the re-audit)."""
-    rows = db.audit_rows()
-    wanted = set(audit_ids)
-    cases = {r.case_number for r in rows if r.audit_id in wanted}
-    mine = [r for r in rows if r.case_number in cases]
+def load_follow_ups(
+    db: Store,
+    policy: Policy,
+    audit_ids: Collection[str],
+    case_numbers: Collection[str] | None = None,
+) -> CaseFollowUps:
+    """The follow-ups of the cases of these audits (`case_numbers`: their cases, when the
+    caller knows them): every audit of those cases is read (an earlier grade makes a second
+    one; a later audit is the re-audit)."""
+    if case_numbers is not None:
+        cases = set(case_numbers)
+    else:
+        cases = {r.case_number for r in db.audit_rows(audit_ids=audit_ids)} if audit_ids else set()
+    mine = db.audit_rows(case_numbers=cases) if cases else []
     if not mine:
         return CaseFollowUps(policy)
     forms = db.forms_of(mine, "The follow-up of graded audits")

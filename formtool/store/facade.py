@@ -186,11 +186,14 @@ class Store(ProtectionStore, RetentionStore, SubjectStore, SignInStore):
         overdue_on: dt.date | None = None,
         audit_ids: Collection[str] | None = None,
         run_id: int | None = None,
+        case_numbers: Collection[str] | None = None,
     ) -> list[Any]:
         """Audits with their grades and current return, in audit id order (`run_id`: one
-        activity run's)."""
+        activity run's; `case_numbers`: those cases' audits)."""
         with self._read() as conn:
-            return queries.audit_rows(conn, months, states, overdue_on, audit_ids, run_id)
+            return queries.audit_rows(
+                conn, months, states, overdue_on, audit_ids, run_id, case_numbers
+            )
 
     def audit_list(
         self,
@@ -291,6 +294,27 @@ class Store(ProtectionStore, RetentionStore, SubjectStore, SignInStore):
     def answers_by_return(self, return_ids: Iterable[int]) -> Any:
         with self._read() as conn:
             return queries.answers_by_return(conn, return_ids)
+
+    def answer_counts(
+        self, months: Collection[str], states: Collection[str], keys: Collection[str]
+    ) -> list[Any]:
+        """(form_id, key, value, n) over the current returns of the case-file audits of
+        `months` in `states`: the PMU figures' answer tallies, counted by the database."""
+        with self._read() as conn:
+            return queries.answer_counts(conn, months, states, keys)
+
+    def action_counts(
+        self, months: Collection[str], states: Collection[str], as_of: dt.date
+    ) -> dict[str, int]:
+        """Those audits' actions: raised, completed, open and overdue on `as_of`."""
+        with self._read() as conn:
+            return queries.action_counts(conn, months, states, as_of)
+
+    def grade_counts(self, months: Collection[str]) -> list[Any]:
+        """The case-file audits of `months` by (form_id, form_version, state, auditor_grade,
+        moderated_grade) with how many: the trend's figures."""
+        with self._read() as conn:
+            return queries.grade_counts(conn, months)
 
     def actions_by_return(self, return_ids: Iterable[int]) -> list[Any]:
         with self._read() as conn:

@@ -26,8 +26,10 @@ def audit_rows(
     overdue_on: dt.date | None = None,
     audit_ids: Collection[str] | None = None,
     run_id: int | None = None,
+    case_numbers: Collection[str] | None = None,
 ) -> list[Any]:
-    """Audits with their grades and current return (id, file, dates), in audit id order."""
+    """Audits with their grades and current return (id, file, dates), in audit id order
+    (`audit_ids` or else `case_numbers`: only those)."""
     query = (
         sa.select(
             audits,
@@ -57,11 +59,19 @@ def audit_rows(
         query = query.where(_a.state.in_(list(states)))
     if overdue_on is not None:
         query = query.where(_a.due_date < overdue_on)
-    if audit_ids is not None:
-        query = query.where(_a.audit_id.in_(list(audit_ids)))
     if run_id is not None:
         query = query.where(_a.run_id == run_id)
-    return list(conn.execute(query.order_by(_a.audit_id)).all())
+    if audit_ids is None and case_numbers is None:
+        return list(conn.execute(query.order_by(_a.audit_id)).all())
+    # Long lists are asked for a chunk at a time (SQLite limits a statement's parameters).
+    column, wanted = (
+        (_a.audit_id, audit_ids) if audit_ids is not None else (_a.case_number, case_numbers)
+    )
+    assert wanted is not None
+    found: list[Any] = []
+    for chunk in _chunks(sorted(set(wanted))):
+        found += conn.execute(query.where(column.in_(chunk))).all()
+    return sorted(found, key=lambda row: row.audit_id)
 
 
 def answers_by_return(
@@ -80,6 +90,81 @@ def answers_by_return(
     return dict(found)
 
 
+def _case_file_returns(months: Collection[str], states: Collection[str]) -> Any:
+    """The current returns of the case-file audits (no programme activity) of these months in
+    these states: what the PMU figures count (a draft or a return sent back is not current
+    or its audit is not in a complete state)."""
+    return (
+        sa.and_(
+            _r.is_current,
+            _a.month.in_(list(months)),
+            _a.state.in_(list(states)),
+            _a.activity == "",
+        ),
+        returns.join(audits, _a.audit_id == _r.audit_id),
+    )
+
+
+def answer_counts(
+    conn: sa.Connection, months: Collection[str], states: Collection[str], keys: Collection[str]
+) -> list[Any]:
+    """How many of those audits gave each answer to each of `keys`: (form_id, key, value, n),
+    counted by the database (GROUP BY), not by reading every answer into Python."""
+    where, joined = _case_file_returns(months, states)
+    if not keys:
+        return []
+    query = (
+        sa.select(_a.form_id, answers.c.key, answers.c.value, sa.func.count().label("n"))
+        .select_from(joined.join(answers, answers.c.return_id == _r.id))
+        .where(where, answers.c.key.in_(sorted(keys)))
+        .group_by(_a.form_id, answers.c.key, answers.c.value)
+    )
+    return list(conn.execute(query).all())
+
+
+def action_counts(
+    conn: sa.Connection, months: Collection[str], states: Collection[str], as_of: dt.date
+) -> dict[str, int]:
+    """Those audits' action rows: raised, signed off, and open past their due date."""
+    where, joined = _case_file_returns(months, states)
+    c = actions.c
+    done = (c.sign_off != "") | c.sign_off_date.is_not(None)
+    late = sa.and_(sa.not_(done), c.due_date.is_not(None), c.due_date < as_of)
+    row = conn.execute(
+        sa.select(
+            sa.func.count().label("raised"),
+            sa.func.coalesce(sa.func.sum(sa.case((done, 1), else_=0)), 0).label("completed"),
+            sa.func.coalesce(sa.func.sum(sa.case((late, 1), else_=0)), 0).label("overdue"),
+        )
+        .select_from(joined.join(actions, c.return_id == _r.id))
+        .where(where)
+    ).one()
+    raised, completed = int(row.raised), int(row.completed)
+    return {
+        "raised": raised,
+        "completed": completed,
+        "open": raised - completed,
+        "overdue": int(row.overdue),
+    }
+
+
+def grade_counts(conn: sa.Connection, months: Collection[str]) -> list[Any]:
+    """The case-file audits of these months counted by tool, version, state and grades:
+    (form_id, form_version, state, auditor_grade, moderated_grade, n), for the trend."""
+    a = _a
+    auditor = sa.func.coalesce(_g.auditor_grade, "").label("auditor_grade")
+    moderated = sa.func.coalesce(_g.moderated_grade, "").label("moderated_grade")
+    query = (
+        sa.select(
+            a.form_id, a.form_version, a.state, auditor, moderated, sa.func.count().label("n")
+        )
+        .select_from(audits.outerjoin(grades, _g.audit_id == a.audit_id))
+        .where(a.month.in_(list(months)), a.activity == "")
+        .group_by(a.form_id, a.form_version, a.state, auditor, moderated)
+    )
+    return list(conn.execute(query).all())
+
+
 def actions_by_return(conn: sa.Connection, return_ids: Iterable[int]) -> list[Any]:
     """Action rows of many returns, each with its audit id, in audit and row order."""
     ids = [i for i in return_ids if i is not None]
@@ -93,7 +178,7 @@ def actions_by_return(conn: sa.Connection, return_ids: Iterable[int]) -> list[An
     return sorted(rows, key=lambda row: (row.audit_id, row.id))
 
 
-def _chunks(ids: list[int], size: int = 5000) -> Iterable[list[int]]:
+def _chunks(ids: list[Any], size: int = 5000) -> Iterable[list[Any]]:
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
 
