@@ -338,3 +338,23 @@ def test_every_headline_of_the_demo_pack_adds_up(demo_figures: PmuFigures, drawn
         cells = dict(zip(heads, row, strict=True))
         places = ("Complete", "Outstanding", "Prepared, to be picked", "Filed unaudited")
         assert cells["Allocated"] == sum(cells.get(h) or 0 for h in (*places, "Exempted"))
+
+
+def test_a_regions_teams_are_charted_in_several_charts_that_each_fit_a_page() -> None:
+    """A region's database holds a hundred teams: one grades-by-team chart of them all was
+    taller than the page and the PDF could not be made (reportlab LayoutError)."""
+    import struct
+    from collections import Counter
+
+    from formtool.packs import charts
+    from formtool.packs.pmu import _by_team
+
+    teams = {
+        f"Council {n // 6:02d} team {n % 6 + 1} (synthetic)": Counter(Good=5) for n in range(50)
+    }
+    images, alts, notes = _by_team(teams, ("Good", "Inadequate"), 5)
+    assert len(images) == len(alts) > 1 and notes == []
+    assert alts[0].count("Council") < 50 and "(1 of " in alts[0]
+    for image in images:
+        width, height = struct.unpack(">II", image[16:24])  # the PNG's IHDR
+        assert height / charts.DPI * 72 * (504 / (width / charts.DPI * 72)) < 700  # as drawn

@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from formtool.definitions.scales import FieldKind, Scale
@@ -317,7 +317,7 @@ class FormDefinition:
         """Prepared by one person and judged by another (seed 000): fields carry roles."""
         return any(f.role for f in self.fields())
 
-    @property
+    @cached_property  # asked for once per audit in a year's figures
     def grade_scale(self) -> Scale | None:
         item = self.item(self.judgements.grade)
         return item.scale if item is not None else None

@@ -83,7 +83,7 @@ class AuditFacts(InState):
     month: str
     due_date: dt.date
     state: str
-    facts: dict[str, str]
+    facts_text: str  # the pre-filled facts as stored (JSON), read when first asked for
     auditor_grade: str = ""
     moderated_grade: str = ""
     moderated_by: str = ""
@@ -92,6 +92,13 @@ class AuditFacts(InState):
     activity: str = ""  # the programme activity ("": the monthly case-file audit)
     run_id: int | None = None
     subject_kind: str = "case"  # case, supervisor or practitioner
+
+    @cached_property
+    def facts(self) -> dict[str, str]:
+        """The pre-filled facts (names, dates): only the workbook's named columns read them,
+        so a year's audits are not all parsed for the figures."""
+        found: dict[str, str] = json.loads(self.facts_text)
+        return found
 
     @property
     def form_id(self) -> str:
@@ -299,7 +306,7 @@ def _load_audits(db: Store, period: Period) -> list[AuditFacts]:
                 row.month,
                 row.due_date,
                 row.state,
-                json.loads(row.facts),
+                row.facts,
                 row.auditor_grade or "",
                 row.moderated_grade or "",
                 row.moderated_by or "",

@@ -161,6 +161,11 @@ def _counts_table(
     )
 
 
+#: The tallest grades-by-team chart (inches, as charts.stacked_figure sizes it): a region's
+#: database holds a hundred teams, drawn in as many charts as keep each within the page.
+CHART_INCHES = 8.5
+
+
 def _by_team(
     by_team: dict[str, Counter[str]], choices: tuple[str, ...], min_base: int
 ) -> tuple[list[bytes], list[str], list[str]]:
@@ -170,15 +175,35 @@ def _by_team(
     drawn = [t for t in by_team if charted(graded[t], min_base)]
     left_out = [(t, graded[t]) for t in by_team if t not in drawn]
     notes = [not_charted("graded audits in a team", left_out, min_base)] if left_out else []
-    if not drawn:
-        return [], [], notes
-    chart = charts.stacked_by_group(
-        drawn,
-        list(choices),
-        {g: [by_team[t].get(g, 0) for t in drawn] for g in choices},
-        "Grades by team",
-    )
-    return [chart], [charts.stacked_alt(drawn, choices, "Grades by team")], notes
+    images, alts = [], []
+    parts = _pages_of(drawn)
+    for n, teams in enumerate(parts, 1):
+        title = "Grades by team" + (f" ({n} of {len(parts)})" if len(parts) > 1 else "")
+        images.append(
+            charts.stacked_by_group(
+                teams,
+                list(choices),
+                {g: [by_team[t].get(g, 0) for t in teams] for g in choices},
+                title,
+            )
+        )
+        alts.append(charts.stacked_alt(teams, choices, title))
+    return images, alts, notes
+
+
+def _pages_of(teams: list[str]) -> list[list[str]]:
+    """The teams in runs that each fit one chart on a page (charts.stacked_figure: 1 inch, and
+    0.3 a label line and 0.1 a bar)."""
+    runs: list[list[str]] = [[]] if teams else []
+    inches = 1.0
+    for team in teams:
+        needs = 0.3 * (charts.wrap(team, 38).count("\n") + 1) + 0.1
+        if runs[-1] and inches + needs > CHART_INCHES:
+            runs.append([])
+            inches = 1.0
+        runs[-1].append(team)
+        inches += needs
+    return runs
 
 
 def _domains(f: PmuFigures) -> list[Part]:

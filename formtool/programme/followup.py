@@ -178,8 +178,9 @@ def load_follow_ups(
     if case_numbers is not None:
         cases = set(case_numbers)
     else:
-        cases = {r.case_number for r in db.audit_rows(audit_ids=audit_ids)} if audit_ids else set()
-    mine = db.audit_rows(case_numbers=cases) if cases else []
+        found = db.audit_rows(audit_ids=audit_ids, brief=True) if audit_ids else []
+        cases = {r.case_number for r in found}
+    mine = db.audit_rows(case_numbers=cases, brief=True) if cases else []
     if not mine:
         return CaseFollowUps(policy)
     forms = db.forms_of(mine, "The follow-up of graded audits")

@@ -130,9 +130,13 @@ def forms_of(engine: sa.Engine, audits: Iterable[Any], what: str) -> dict[str, F
     held (rows need audit_id, form_id and form_version)."""
     found: dict[str, FormDefinition] = {}
     missing: dict[tuple[str, int], list[str]] = defaultdict(list)
+    known: dict[tuple[str, int], FormDefinition | None] = {}  # a year holds a few versions
     with engine.connect() as conn:
         for row in audits:
-            form = form_in(conn, row.form_id, row.form_version)
+            version = (row.form_id, row.form_version)
+            if version not in known:
+                known[version] = form_in(conn, *version)
+            form = known[version]
             if form is None:
                 missing[(row.form_id, row.form_version)].append(row.audit_id)
             else:

@@ -187,12 +187,13 @@ class Store(ProtectionStore, RetentionStore, SubjectStore, SignInStore):
         audit_ids: Collection[str] | None = None,
         run_id: int | None = None,
         case_numbers: Collection[str] | None = None,
+        brief: bool = False,
     ) -> list[Any]:
         """Audits with their grades and current return, in audit id order (`run_id`: one
-        activity run's; `case_numbers`: those cases' audits)."""
+        activity run's; `case_numbers`: those cases' audits; `brief`: without the facts)."""
         with self._read() as conn:
             return queries.audit_rows(
-                conn, months, states, overdue_on, audit_ids, run_id, case_numbers
+                conn, months, states, overdue_on, audit_ids, run_id, case_numbers, brief
             )
 
     def audit_list(

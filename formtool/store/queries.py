@@ -27,12 +27,15 @@ def audit_rows(
     audit_ids: Collection[str] | None = None,
     run_id: int | None = None,
     case_numbers: Collection[str] | None = None,
+    brief: bool = False,
 ) -> list[Any]:
     """Audits with their grades and current return (id, file, dates), in audit id order
-    (`audit_ids` or else `case_numbers`: only those)."""
+    (`audit_ids` or else `case_numbers`: only those; `brief`: without the pre-filled facts,
+    the longest column, for callers that only count)."""
+    columns = [c for c in audits.c if c.name != "facts"] if brief else [audits]
     query = (
         sa.select(
-            audits,
+            *columns,
             _g.auditor_grade,
             _g.moderated_grade,
             _g.moderated_by,
