@@ -93,7 +93,7 @@ def status(db: Store, month: str | None = None, today: dt.date | None = None) ->
     """Audits by state; returned / outstanding / overdue per team and auditor; the list of
     outstanding audits, most overdue first."""
     today = today or clock.today()
-    rows = db.audit_rows([month] if month else None)
+    rows = db.audit_rows([month] if month else None, brief=True)  # counts: no facts
     by_state = Counter(row.state for row in rows)
     outstanding = sorted(
         (

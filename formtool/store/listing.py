@@ -134,6 +134,18 @@ def audit_list(
     counted = _joined(grade=False, current=f.warnings)
     total = conn.execute(sa.select(sa.func.count()).select_from(counted).where(*where))
     key = SORTS[sort]
+    order = (key.desc() if descending else key.asc(), _a.audit_id.asc())
+    # The page's audits are chosen first, from the audits alone where the filter and sort
+    # allow (an index does it), and only those few are joined to grades, returns, concerns.
+    page = (
+        sa.select(_a.audit_id)
+        .select_from(_joined(grade=sort == "grade", current=f.warnings))
+        .where(*where)
+        .order_by(*order)
+        .offset(offset)
+        .limit(limit)
+        .subquery()
+    )
     open_concerns = (
         sa.select(sa.func.count(_c.id))
         .where((_c.audit_id == _a.audit_id) & (_c.action_taken == ""))
@@ -158,11 +170,8 @@ def audit_list(
             _r.warnings,
             open_concerns.label("open_concerns"),
         )
-        .select_from(_joined())
-        .where(*where)
-        .order_by(key.desc() if descending else key.asc(), _a.audit_id.asc())
-        .offset(offset)
-        .limit(limit)
+        .select_from(_joined().join(page, page.c.audit_id == _a.audit_id))
+        .order_by(*order)
     )
     return ListPage(list(conn.execute(query).all()), int(total.scalar_one()))
 
