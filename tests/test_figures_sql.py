@@ -12,6 +12,7 @@ import random
 from typing import Any
 
 import pytest
+from figures_oracle import oracle
 
 from formtool import store
 from formtool.definitions import get_form, load_forms
@@ -19,7 +20,6 @@ from formtool.packs import figures as figures_module
 from formtool.packs.figures import load_figures
 from formtool.periods import period_for
 from formtool.store.catalog import record_snapshots
-from tests.figures_oracle import oracle
 
 FORMS = [get_form(f) for f in sorted(load_forms())]
 MONTHS = [f"2026-{m:02d}" for m in range(1, 13)]

@@ -178,8 +178,8 @@ def load_follow_ups(
     if case_numbers is not None:
         cases = set(case_numbers)
     else:
-        found = db.audit_rows(audit_ids=audit_ids, brief=True) if audit_ids else []
-        cases = {r.case_number for r in found}
+        rows = db.audit_rows(audit_ids=audit_ids, brief=True) if audit_ids else []
+        cases = {r.case_number for r in rows}
     mine = db.audit_rows(case_numbers=cases, brief=True) if cases else []
     if not mine:
         return CaseFollowUps(policy)
