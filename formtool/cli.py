@@ -1954,6 +1954,15 @@ def restore(path: Path, yes: bool, db_url: str | None, as_json: bool) -> None:
     metavar="N",
     help="With --backup-dir: keep the newest N backups there.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    metavar="N",
+    help="Answer with N processes on the one port (sessions, previews and caches are shared "
+    "through the database). Over 1 wants PostgreSQL; SQLite works on this computer only.",
+)
 @db_option
 def serve(
     host: str,
@@ -1962,6 +1971,7 @@ def serve(
     proxy: str | None,
     backup_dir: Path | None,
     keep: int,
+    workers: int,
     db_url: str | None,
 ) -> None:
     """The web workspace: the monthly cycle in a browser, on the same database."""
@@ -1990,7 +2000,8 @@ def serve(
         nightly = NightlyBackups(backup_dir, keep)
 
     def ready(url: str) -> None:
-        click.echo(f"formtool web workspace on {url} (Ctrl+C to stop)")
+        many = f" with {workers} workers" if workers > 1 else ""
+        click.echo(f"formtool web workspace on {url}{many} (Ctrl+C to stop)")
         if nightly is not None:
             click.echo(
                 f"Backups to {nightly.folder} every night at {nightly.hour:02d}:00, keeping the "
@@ -2006,6 +2017,7 @@ def serve(
         on_ready=ready,
         proxy=proxy,
         backups=nightly,
+        workers=workers,
     )
 
 

@@ -41,6 +41,7 @@ from formtool.store.engine import lock, now
 from formtool.store.protection import ProtectionStore
 from formtool.store.retention import RetentionStore
 from formtool.store.schema import HELD_REASSIGNED, HELD_SENDER, AuditState
+from formtool.store.shared import SharedStore
 from formtool.store.signin import SignInStore
 from formtool.store.subjects import SubjectStore
 
@@ -147,7 +148,7 @@ class Planned:
     runs: list[activities.RunRecord] = field(default_factory=list)  # activity runs it starts
 
 
-class Store(ProtectionStore, RetentionStore, SubjectStore, SignInStore):
+class Store(ProtectionStore, RetentionStore, SubjectStore, SignInStore, SharedStore):
     """The audit database (SQLite or PostgreSQL), opened by `open_store`. The audit cycle's
     methods are here; data protection's and sign-in's in their own modules (units.py)."""
 

@@ -574,3 +574,58 @@ oidc_sign_ins = sa.Table(
     sa.Column("address", sa.String(64), nullable=False, server_default=""),
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
+
+# --- several workers (issue 24): what the workspace shares lives here, not in one process ---
+
+#: Allocation previews shown and not yet confirmed: made on one worker, confirmed on any
+#: (the browser holds the random token, the database its SHA-256), removed on confirming or
+#: after a few hours.
+allocation_previews = sa.Table(
+    "allocation_previews",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("month", sa.String(7), nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("user_name", sa.String(80), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False, index=True),
+)
+
+#: A preview's uploaded files (population, auditors, plan, staff), within the upload limits.
+allocation_preview_files = sa.Table(
+    "allocation_preview_files",
+    metadata,
+    sa.Column(
+        "token_hash",
+        sa.String(64),
+        sa.ForeignKey("allocation_previews.token_hash", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("key", sa.String(20), primary_key=True),  # population, auditors, plan, staff
+    sa.Column("name", sa.String(255), nullable=False),  # as uploaded (made safe)
+    sa.Column("content", sa.LargeBinary, nullable=False),
+)
+
+#: Small shared facts of the workspace by name: a generation counter bumped on every change
+#: (`reports`: a worker's cached report counts only while the generation is the one it was
+#: drawn at) and a short JSON text (`allocated YYYY-MM`: the last allocation confirmed).
+workspace_state = sa.Table(
+    "workspace_state",
+    metadata,
+    sa.Column("name", sa.String(80), primary_key=True),
+    sa.Column("generation", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("value", sa.Text, nullable=False, server_default=""),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+#: Background duties taken once across every worker and host: the first to insert the
+#: (duty, day) row does it (the nightly backup, the daily access-log purge).
+duty_claims = sa.Table(
+    "duty_claims",
+    metadata,
+    sa.Column("duty", sa.String(80), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("server", sa.String(64), nullable=False),  # server_heartbeat.server
+    sa.Column("host", sa.String(200), nullable=False, server_default=""),
+    sa.Column("pid", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("claimed_at", sa.DateTime, nullable=False),
+)

@@ -5,15 +5,20 @@ send`), and say when the .eml drafts have gone (`formtool send --mark-sent`) or,
 at a time, what became of an email of unknown fate (`--mark-sent --audit ID`, or
 `--resend-unknown --audit ID` over SMTP). An officer names the case an auditor chose for a
 chosen slot the allocation left open (`formtool allocate --chosen FILE` on an allocated
-month). The uploads and forms stay in the server's private folder, removed when it stops."""
+month). A preview and its uploaded files are kept in the database (hashed token), so any
+worker of `serve --workers N`, or any host behind the proxy, confirms what another previewed;
+so is the last allocation confirmed for a month. The forms and .eml drafts stay in the
+server's private folder, removed when it stops."""
 
 from __future__ import annotations
 
 import calendar
 import datetime as dt
+import hashlib
+import json
 import shutil
 import tempfile
-import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +35,49 @@ from formtool.web.pages import Draft, Workspace, call, download, flash, redirect
 from formtool.web.security import safe_file_name
 
 DRAFT_HOURS = 2  # an allocation preview's uploaded files are kept this long
+UPLOADS = ("population", "auditors", "plan", "staff")
 
 
-def _expire_drafts(ws: Workspace) -> None:
-    for token, draft in list(ws.drafts.items()):
-        if time.monotonic() - draft.created > DRAFT_HOURS * 3600:
-            shutil.rmtree(draft.folder, ignore_errors=True)
-            del ws.drafts[token]
+@dataclass
+class Allocated:
+    """The last allocation confirmed for a month, as its panel on the Allocate page shows it:
+    kept in the database as JSON (`allocated YYYY-MM`), so every worker shows it."""
+
+    audits: int
+    due: str  # ISO date
+    forms: int
+    by: str
+    at: str  # ISO date and time
+    per_auditor: dict[str, int] = field(default_factory=dict)
+    mailed: bool = False
+    mail_messages: int = 0
+    sent_via: str = ""
+
+    @staticmethod
+    def name(month: str) -> str:
+        return f"allocated {month}"
+
+    @classmethod
+    def read(cls, ws: Workspace, month: str) -> Allocated | None:
+        text = ws.db.state_text(cls.name(month))
+        try:
+            return cls(**json.loads(text)) if text else None
+        except (ValueError, TypeError):  # written by another formtool version: not shown
+            return None
+
+    def keep(self, ws: Workspace, month: str) -> None:
+        ws.db.put_state(self.name(month), json.dumps(asdict(self)))
+
+
+def token_hash(token: str) -> str:
+    """What the database keeps of a preview's token: a copy of it confirms nothing."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _expired_before() -> dt.datetime:
+    """Previews made before this (UTC, naive, as the store keeps times) have expired."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # real time
+    return now - dt.timedelta(hours=DRAFT_HOURS)
 
 
 async def allocate_page(request: Request, who: Account) -> Response:
@@ -49,7 +90,7 @@ async def allocate_page(request: Request, who: Account) -> Response:
         who,
         "allocate.html",
         month=month,
-        done=ws.allocated.get(month),
+        done=await call(Allocated.read, ws, month),
         mail=ws.mail,
         outbox=await call(month_outbox, ws.db, month),
         choices=await call(ws.db.open_choices, month),
@@ -133,32 +174,58 @@ async def allocate_preview(request: Request, who: Account, form: FormData) -> Re
     if form.get("action") == "name":
         return await allocate_name(request, who, form)
     ws = ws_of(request)
-    _expire_drafts(ws)
     month, seed = str(form.get("month", "")), str(form.get("seed", "0")).strip() or "0"
     month, seed = Month(month, "The month"), str(queries.seed_or_zero(seed))
     folder = Path(tempfile.mkdtemp(prefix="draft-", dir=ws.folder("drafts")))
-    files = await _save_uploads(form, folder, ("population", "auditors", "plan", "staff"))
-    if "population" not in files or "auditors" not in files:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise FormtoolError(
-            "Choose both the population file and the auditors file (.csv or .xlsx)."
-        )
-    token = secrets.token_urlsafe(16)
-    draft = Draft(folder, month, int(seed), who.name, files)
     try:
-        preview = await call(_preview, ws, draft)
-    except FormtoolError as exc:
+        files = await _save_uploads(form, folder, UPLOADS)
+        if "population" not in files or "auditors" not in files:
+            raise FormtoolError(
+                "Choose both the population file and the auditors file (.csv or .xlsx)."
+            )
+        token = secrets.token_urlsafe(16)
+        draft = Draft(folder, month, int(seed), who.name, files)
+        try:
+            preview = await call(_preview, ws, draft)
+        except FormtoolError as exc:
+            raise _as_uploaded(files, exc) from None
+        await call(_keep_draft, ws, token, draft)
+    finally:
         shutil.rmtree(folder, ignore_errors=True)
-        raise _as_uploaded(files, exc) from None
-    ws.drafts[token] = draft
     return render_page(
         request, who, "allocate_preview.html", draft=draft, token=token, q=queries, **preview
     )
 
 
-def _confirm(ws: Workspace, draft: Draft, mode: str, user: str) -> dict[str, Any]:
+def _keep_draft(ws: Workspace, token: str, draft: Draft) -> None:
+    """The preview and its files in the database (within the upload limits already checked),
+    for whichever worker the confirmation reaches; expired previews go at the same time."""
+    files = {key: (path.name, path.read_bytes()) for key, path in draft.files.items()}
+    ws.db.save_preview(
+        token_hash(token), draft.month, draft.seed, draft.user, files, _expired_before()
+    )
+
+
+def _stored_draft(ws: Workspace, token: str, user: str, folder: Path) -> Draft | None:
+    """The preview of `token` by `user`, its files written afresh under `folder`; None when
+    there is none (expired, confirmed already, or another user's)."""
+    stored = ws.db.allocation_preview(token_hash(token), user, _expired_before())
+    if stored is None:
+        return None
+    files: dict[str, Path] = {}
+    for key, (name, data) in stored.files.items():
+        if key not in UPLOADS:
+            continue
+        (folder / key).mkdir()
+        files[key] = folder / key / safe_file_name(name, set())
+        files[key].write_bytes(data)
+    return Draft(folder, stored.month, stored.seed, stored.user, files)
+
+
+def _confirm(ws: Workspace, draft: Draft, mode: str, user: str) -> Allocated:
     """Record the allocation (`formtool allocate`) and generate its forms (`formtool
-    generate`), as the demo does; the forms stay in the server's private folder."""
+    generate`), as the demo does; the forms stay in the server's private folder, and what
+    the Allocate page shows of it in the database."""
     from formtool.generate import generate
     from formtool.programme.allocation import run_allocation
     from formtool.programme.rules import active_policy
@@ -179,37 +246,41 @@ def _confirm(ws: Workspace, draft: Draft, mode: str, user: str) -> dict[str, Any
         staff_path=draft.files.get("staff"),
     )
     produced = generate(None, out, batch / "forms", "both", db=ws.db, settings=ws.settings)
-    return {
-        "allocation": allocation,
-        "batch": batch,
-        "forms": len(produced),
-        "at": dt.datetime.now(),  # real time
-        "by": user,
-        "mail": None,
-    }
+    done = Allocated(
+        audits=len(allocation.rows),
+        due=allocation.due.isoformat(),
+        forms=len(produced),
+        by=user,
+        at=dt.datetime.now().isoformat(timespec="seconds"),  # real time
+        per_auditor=dict(allocation.by_auditor()),
+    )
+    done.keep(ws, draft.month)
+    return done
 
 
 async def allocate_confirm(request: Request, who: Account, form: FormData) -> Response:
     ws = ws_of(request)
-    draft = ws.drafts.get(str(form.get("token", "")))
-    if draft is None or draft.user != who.name:
-        raise FormtoolError(
-            "This preview has expired (previews are kept for "
-            f"{DRAFT_HOURS} hours). Upload the files again."
-        )
-    mode = str(form.get("mode", "first"))
+    token = str(form.get("token", ""))[:100]
+    folder = Path(tempfile.mkdtemp(prefix="confirm-", dir=ws.folder("drafts")))
     try:
-        done = await call(_confirm, ws, draft, mode, f"web:{who.name}")
-    except FormtoolError as exc:
-        raise _as_uploaded(draft.files, exc) from None
-    ws.drafts.pop(str(form.get("token", "")), None)
-    shutil.rmtree(draft.folder, ignore_errors=True)
-    ws.allocated[draft.month] = done
-    allocation = done["allocation"]
+        draft = await call(_stored_draft, ws, token, who.name, folder) if token else None
+        if draft is None:
+            raise FormtoolError(
+                "This preview has expired (previews are kept for "
+                f"{DRAFT_HOURS} hours). Upload the files again."
+            )
+        mode = str(form.get("mode", "first"))
+        try:
+            done = await call(_confirm, ws, draft, mode, f"web:{who.name}")
+        except FormtoolError as exc:
+            raise _as_uploaded(draft.files, exc) from None
+        await call(ws.db.drop_preview, token_hash(token))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     flash(
         request,
-        f"{len(allocation.rows)} audit(s) allocated for {draft.month}, due "
-        f"{queries.day(allocation.due)}; {done['forms']} form(s) generated.",
+        f"{done.audits} audit(s) allocated for {draft.month}, due "
+        f"{queries.day(done.due)}; {done.forms} form(s) generated.",
     )
     return redirect(f"/allocate?month={draft.month}")
 
@@ -339,8 +410,7 @@ async def allocate_send(request: Request, who: Account, form: FormData) -> Respo
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    if month in ws.allocated:
-        ws.allocated[month]["mail"] = result
+    await call(_mailed, ws, month, len(result.messages), result.sent_via)
     said = (
         f"{len(result.messages)} message(s) sent via {smtp}; their audits are marked sent."
         if smtp
@@ -359,6 +429,14 @@ async def allocate_send(request: Request, who: Account, form: FormData) -> Respo
         "error" if result.needs_attention else "ok",
     )
     return redirect(f"/allocate?month={month}")
+
+
+def _mailed(ws: Workspace, month: str, messages: int, sent_via: str) -> None:
+    """The month's panel says what the last send did, on every worker."""
+    done = Allocated.read(ws, month)
+    if done is not None:
+        done.mailed, done.mail_messages, done.sent_via = True, messages, sent_via or ""
+        done.keep(ws, month)
 
 
 async def allocate_mark_sent(request: Request, who: Account, form: FormData) -> Response:

@@ -84,6 +84,7 @@ from formtool.web.pages import (
     route_name,
     saved_sentence,
     site_path,
+    workspace_changed,
     ws_of,
 )
 from formtool.web.security import (
@@ -280,7 +281,7 @@ def _action(path: str, view: Action, can: str, upload: bool = False) -> Route:
                 return await view(request, who, form)
 
             response = await _guarded(request, who, run, request.url.path)
-            ws.reports.clear()  # something may have changed: reports are drawn again
+            await workspace_changed(ws)  # reports are drawn again, on every worker
             return response
         finally:
             await form.close()
@@ -500,24 +501,21 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     )
 
 
-PURGE_SECONDS = 24 * 3600
-
-
-async def _purge_daily(ws: Workspace) -> None:
-    """The access log's retention, applied now and every day while the server runs (with the
-    sign-in counts too old to matter). A database role that may not remove log entries (see
-    README) leaves that to `formtool access-log --purge` run by the owner, and says so once."""
-    while True:
-        await call(ws.throttle.forget_old)
-        try:
-            await call(purge, ws.db, ws.settings.access_log_days, "formtool serve")
-        except DriverError:
-            log.warning(
-                "The access log was not purged: this database role may not remove entries. "
-                "Run `formtool access-log --purge` as the database owner (e.g. daily from cron)."
-            )
-            return
-        await asyncio.sleep(PURGE_SECONDS)
+def _purge_once(ws: Workspace) -> bool:
+    """The access log's retention (with the sign-in counts too old to matter), run by the one
+    worker that claims the day (duties.py), when the server starts and daily after. A
+    database role that may not remove log entries (see README) leaves that to `formtool
+    access-log --purge` run by the owner, and says so once (False: not tried again)."""
+    ws.throttle.forget_old()
+    try:
+        purge(ws.db, ws.settings.access_log_days, "formtool serve")
+    except DriverError:
+        log.warning(
+            "The access log was not purged: this database role may not remove entries. "
+            "Run `formtool access-log --purge` as the database owner (e.g. daily from cron)."
+        )
+        return False
+    return True
 
 
 def environment() -> jinja2.Environment:
@@ -558,9 +556,9 @@ def create_app(
     epoch) is for tests of sessions and the sign-in throttle; `trusted_proxy` is the one
     address whose X-Forwarded-For/-Proto/-Host are believed (`serve --proxy`); a request body
     must arrive within `body_seconds`; `purge_daily` applies the access log's retention when
-    the server starts and every day after (serve); `heartbeat` keeps this server's row in the
-    database fresh so `formtool restore` knows it runs, and `backups` takes the nightly backup
-    (serve, duties.py)."""
+    the server starts and every day after, by one worker a day (serve); `heartbeat` keeps
+    this server's row in the database fresh so `formtool restore` knows it runs, and
+    `backups` takes the nightly backup (serve, duties.py)."""
 
     private = work_dir or Path(tempfile.mkdtemp(prefix="formtool-web-"))
     private.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -580,13 +578,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        purging = asyncio.create_task(_purge_daily(ws)) if purge_daily else None
-        duties = ServerDuties(db, heartbeat, backups)
+        daily = (lambda: _purge_once(ws)) if purge_daily else None
+        duties = ServerDuties(db, heartbeat, backups, purge=daily)
         await duties.start()
         yield
         await duties.stop()
-        if purging is not None:
-            purging.cancel()
         if work_dir is None:  # the uploads and generated forms hold personal data
             shutil.rmtree(private, ignore_errors=True)
 

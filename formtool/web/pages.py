@@ -55,17 +55,20 @@ class MailConfig:
 
 @dataclass
 class Draft:
-    """An allocation previewed and not yet confirmed: its uploaded files and choices."""
+    """An allocation previewed and not yet confirmed: its choices, and its uploaded files as
+    written for this request into `folder` (the database keeps them between requests, so any
+    worker confirms what another previewed: allocate.py)."""
 
     folder: Path
     month: str
     seed: int
     user: str
     files: dict[str, Path]
-    created: float = field(default_factory=time.monotonic)
 
 
 REPORT_SECONDS = 60  # a report page's figures are reused this long (see views._report)
+#: The workspace_state generation every change through the workspace moves on, on any worker.
+REPORTS_GENERATION = "reports"
 
 
 @dataclass
@@ -77,11 +80,14 @@ class CachedReport:
     images: list[list[str]]  # per part of the document
     key: str  # digest of what the figures were drawn from (queries.figures_key)
     as_of: dt.date
+    generation: int  # the workspace's generation when drawn (store.generation("reports"))
     made: float = field(default_factory=time.monotonic)
     made_at: dt.datetime = field(default_factory=dt.datetime.now)  # real time
 
-    def fresh(self, today: dt.date) -> bool:
-        return self.as_of == today and time.monotonic() - self.made < REPORT_SECONDS
+    def fresh(self, today: dt.date, generation: int) -> bool:
+        """Drawn today, within REPORT_SECONDS, and nothing changed since on any worker."""
+        young = time.monotonic() - self.made < REPORT_SECONDS
+        return self.as_of == today and self.generation == generation and young
 
 
 @dataclass
@@ -99,14 +105,26 @@ class Workspace:
     sessions: SessionRules = field(default_factory=SessionRules)
     trusted_proxy: str | None = None  # the one address whose X-Forwarded-* headers count
     hashing: int = 0  # password hashes being computed now (see call_hashing)
-    drafts: dict[str, Draft] = field(default_factory=dict)
-    allocated: dict[str, dict[str, Any]] = field(default_factory=dict)  # month -> last result
-    reports: OrderedDict[str, CachedReport] = field(default_factory=OrderedDict)  # by period
+    #: This worker's reports by period and audience, each used only while the database's
+    #: generation is the one it was drawn at (views._report); previews and the last allocation
+    #: shown live in the database (allocate.py), so any worker answers any request.
+    reports: OrderedDict[str, CachedReport] = field(default_factory=OrderedDict)
 
     def folder(self, *parts: str) -> Path:
         path = self.work_dir.joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         return path
+
+
+async def workspace_changed(ws: Workspace) -> None:
+    """Something may have changed: every worker's cached reports are drawn again (the
+    generation moves on in the database, in its own transaction). A database that cannot
+    take it is logged: this worker's cache is cleared all the same, the others' age out."""
+    ws.reports.clear()
+    try:
+        await call(ws.db.bump_generation, REPORTS_GENERATION)
+    except Exception as exc:  # the view's own page already says what the database did
+        log.warning("Could not tell the other workers to redraw reports: %s", printable(exc, 300))
 
 
 #: `app._page` and `app._action`, handed to each feature module's `routes()` so that every

@@ -28,6 +28,7 @@ from formtool.web.concerns import email_concerns
 from formtool.web.pages import (
     AFTER_OUTAGE,
     DATABASE_DOWN,
+    REPORTS_GENERATION,
     CachedReport,
     Workspace,
     audit_url,
@@ -353,16 +354,18 @@ def _report(
     ws: Workspace, period: Any, fresh: bool = False, aggregate_only: bool = False
 ) -> CachedReport:
     """The period's PMU figures and report (`formtool pack pmu`'s content). Kept for a minute
-    (and until anything is changed through the workspace) because the figures take a while on
-    a large store; the charts are drawn again only when the figures changed. Cached per
-    period and audience, so an officer's pack never reaches a viewer."""
+    (and until anything is changed through the workspace, on any worker: the database's
+    generation moves on) because the figures take a while on a large store; the charts are
+    drawn again only when the figures changed. Cached per period and audience, so an
+    officer's pack never reaches a viewer."""
     from formtool.packs.figures import load_figures
     from formtool.packs.pmu import pmu_document
 
     today = clock.today()
     cached = f"{period.label} {'figures' if aggregate_only else 'cases'}"
     found = ws.reports.get(cached)
-    if found is not None and not fresh and found.fresh(today):
+    generation = ws.db.generation(REPORTS_GENERATION)  # moved on by a change on any worker
+    if found is not None and not fresh and found.fresh(today, generation):
         return found
     figures = load_figures(ws.db, period, today, min_base=ws.settings.min_base)
     key = queries.figures_key(figures, ws.settings)
@@ -371,7 +374,7 @@ def _report(
     else:
         document = pmu_document(figures, ws.settings, aggregate_only)
         images = [[queries.data_url(png) for png in part.images] for part in document.parts]
-    made = CachedReport(figures, document, images, key, today)
+    made = CachedReport(figures, document, images, key, today, generation)
     ws.reports[cached] = made
     while len(ws.reports) > 8:
         ws.reports.popitem(last=False)
