@@ -49,7 +49,7 @@ from formtool.packs.summary import (
     trend_gap,
     trend_too_few,
 )
-from formtool.packs.workbook import workbook
+from formtool.packs.workbook import write_workbook
 from formtool.periods import period_for, show_date
 from formtool.programme.followup import number_words
 from formtool.programme.moderation import target_words
@@ -618,19 +618,18 @@ def pmu_pack(
     settings: Settings = DEFAULT,
     aggregate_only: bool = False,
 ) -> list[Path]:
-    """Write the PMU report (.docx and .pdf) and workbook (.xlsx) for one period;
+    """Write the PMU report (.docx and .pdf) and workbook (.xlsx) for one period, and a CSV
+    beside the workbook of a sheet too long for Excel (the answers of a region's year);
     `aggregate_only`: figures alone, no case numbers (see the module docstring)."""
     figures = load_figures(db, period_for(month, quarter, year), as_of, min_base=settings.min_base)
     document = pmu_document(figures, settings, aggregate_only)
     stem = f"pmu-{figures.period.label}"
-    files = {
-        f"{stem}.docx": to_docx(document),
-        f"{stem}.pdf": to_pdf(document),
-        f"{stem}.xlsx": workbook(figures, settings, include_names, aggregate_only),
-    }
+    files = {f"{stem}.docx": to_docx(document), f"{stem}.pdf": to_pdf(document)}
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, data in files.items():
         (out_dir / name).write_bytes(data)
         written.append(out_dir / name)
-    return written
+    # the workbook, and a CSV beside it of any sheet too long for Excel (a year's answers)
+    book = out_dir / f"{stem}.xlsx"
+    return written + write_workbook(figures, book, settings, include_names, aggregate_only)

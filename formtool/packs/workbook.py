@@ -6,6 +6,12 @@ sheet lists those as such), Re-audits.
 Every sheet but Activities is case-file audits alone. The aggregate workbook (for the web
 workspace's viewers) is the Summary and Activities: every other sheet lists audits.
 
+The list sheets (Audits, Answers, ...) are streamed as worksheet XML after XlsxWriter has
+written the rest (sheet_stream.py: a year's answers are millions of rows), the answers read a
+chunk of audits at a time. A sheet longer than an Excel sheet holds (a region's year of answers)
+goes to a CSV file beside the workbook (`write_workbook`), or keeps its first rows where there is
+no folder to write to (`workbook`, the web workspace's download); the Summary says which.
+
 The Summary says what the report's summary says (summary.py): the headline, the team table
 with its "All teams" total; a chart of fewer audits than the minimum base is not drawn, a note
 in its place says so. Charts and notes are anchored below one another from computed sizes,
@@ -24,14 +30,18 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from formtool.definitions.scales import OUTCOMES
 from formtool.packs import charts as words
+from formtool.packs import sheet_stream
 from formtool.packs.export import header_row
 from formtool.packs.figures import PmuFigures, _before, action_done, concerns_line
+from formtool.packs.sheet_stream import LongSheet, Row, splice
 from formtool.packs.standing import charted
 from formtool.packs.summary import (
     allocation_line,
@@ -51,6 +61,7 @@ COLOURS = ("#1a7f37", "#57ab5a", "#d4a72c", "#e36209", "#cf222e", "#6e7781")
 #: Fill patterns of a stacked chart's series after the first (solid): no series by colour alone.
 PATTERNS = ("wide_upward_diagonal", "small_check", "wide_downward_diagonal", "dotted_grid")
 Rows = Sequence[Sequence[Any]]
+ANSWER_CHUNK = 2_000  # complete audits whose answers are read at a time
 
 
 class _Book:
@@ -60,9 +71,9 @@ class _Book:
         import xlsxwriter
 
         self.out = io.BytesIO()
-        # constant_memory: each row goes to a temporary file as soon as the next one starts,
-        # so a quarter of 10,000 audits (half a million answer rows) does not sit in memory.
-        # Every sheet is therefore written top to bottom.
+        # constant_memory: each row goes to a temporary file as soon as the next one starts
+        # (every sheet is therefore written top to bottom), and XlsxWriter's text stays in its
+        # cells, so the shared strings are the streamed sheets' alone (sheet_stream.py).
         self.book = xlsxwriter.Workbook(
             self.out,
             {
@@ -88,6 +99,7 @@ class _Book:
             "text": self.book.add_format({"text_wrap": True, "valign": "top"}),
             "title": self.book.add_format({"bold": True, "font_size": 14}),
         }
+        self.long: list[LongSheet] = []  # streamed into their placeholders on close
 
     def sheet(self, name: str) -> Any:
         sheet = self.book.add_worksheet(name)
@@ -143,9 +155,27 @@ class _Book:
         elif value not in (None, ""):
             sheet.write_string(r, c, str(value))
 
+    def long_table(self, long: LongSheet) -> None:
+        """A list sheet streamed after XlsxWriter has written the rest (sheet_stream.py):
+        here, its placeholder with the header row, filter, frozen pane and print setup."""
+        sheet = self.sheet(long.name)
+        for c, heading in enumerate(long.headings):
+            sheet.write_string(0, c, heading, self.fmt["head"])
+            sheet.set_column(c, c, 9, self.fmt["text"])  # widths: from the rows, when streamed
+        sheet.autofilter(0, 0, max(1, long.count), len(long.headings) - 1)
+        sheet.freeze_panes(1, 0)
+        header_row(self.book, sheet, len(long.headings))
+        self.long.append(long)
+
     def close(self) -> bytes:
+        # The styles the streamed cells name: registered now, numbered once the book closes.
+        date, text = self.fmt["date"], self.fmt["text"]
+        date._get_xf_index()
+        text._get_xf_index()
         self.book.close()
-        return self.out.getvalue()
+        if not self.long:
+            return self.out.getvalue()
+        return splice(self.out.getvalue(), self.long, date.xf_index, text.xf_index)
 
 
 def _shown(value: Any) -> str:
@@ -155,8 +185,8 @@ def _shown(value: Any) -> str:
 class _Charts:
     """Charts on the Summary sheet, each anchored below the last: they cannot overlap."""
 
-    def __init__(self, book: _Book, sheet: Any, column: int = CHART_COLUMN) -> None:
-        self.book, self.sheet, self.row, self.column = book, sheet, 3, column
+    def __init__(self, book: _Book, sheet: Any, column: int = CHART_COLUMN, row: int = 3) -> None:
+        self.book, self.sheet, self.row, self.column = book, sheet, row, column
 
     def add(
         self,
@@ -191,7 +221,7 @@ class _Charts:
         self.row += math.ceil(NOTE_H / ROW_PX) + 1
 
 
-def _summary(book: _Book, f: PmuFigures, aggregate_only: bool) -> None:
+def _summary(book: _Book, f: PmuFigures, aggregate_only: bool, notes: Sequence[str] = ()) -> None:
     sheet = book.sheet("Summary")
     sheet.write_string(
         0, 0, f"Case file audits {f.period.label} ({f.period.span})", book.fmt["title"]
@@ -203,9 +233,12 @@ def _summary(book: _Book, f: PmuFigures, aggregate_only: bool) -> None:
     )
     sheet.write_string(1, 0, f"As of {show_date(f.as_of)}. {scope} {concerns_line(f)}")
     sheet.write_string(2, 0, allocation_line(f))
+    for row, note in enumerate(notes, start=3):  # rows not in the workbook: where they are
+        sheet.write_string(row, 0, note)
     headings, rows = team_table(f)
-    charts = _Charts(book, sheet, max(CHART_COLUMN, len(headings) + 1))
-    row = book.table(sheet, headings, rows, 3, filter_=False)
+    top = 3 + len(notes)
+    charts = _Charts(book, sheet, max(CHART_COLUMN, len(headings) + 1), top)
+    row = book.table(sheet, headings, rows, top, filter_=False)
     for sid, counts in f.grades.items():
         scale = f.scales[sid]
         start = row
@@ -336,56 +369,46 @@ def _trend(book: _Book, sheet: Any, charts: _Charts, f: PmuFigures, row: int) ->
     )
 
 
-def _audits(book: _Book, f: PmuFigures, include_names: bool) -> None:
+def _audits(f: PmuFigures, include_names: bool) -> LongSheet:
     names = ("Family name", "Given names", "DOB", "Worker") if include_names else ()
-    rows = [
-        (
-            a.audit_id,
-            a.form.name,
-            a.case_number,
-            a.team,
-            a.auditor,
-            a.month,
-            a.due_date,
-            a.state,
-            _complete_words(a.standing),
-            a.auditor_grade,
-            a.moderated_grade,
-            a.grade,
-            a.returned_on,
-            *(
-                (
-                    a.facts.get("family_name", ""),
-                    a.facts.get("given_names", ""),
-                    a.facts.get("dob", ""),
-                    a.facts.get("worker", ""),
-                )
-                if include_names
-                else ()
-            ),
-        )
-        for a in f.audits
-    ]
-    book.table(
-        book.sheet("Audits"),
-        (
-            "Audit ID",
-            "Tool",
-            "Case number",
-            "Team",
-            "Auditor",
-            "Month",
-            "Due",
-            "State",
-            "Complete",
-            "Auditor grade",
-            "Moderated grade",
-            "Grade",
-            "Returned on",
-            *names,
-        ),
-        rows,
+    facts = ("family_name", "given_names", "dob", "worker") if include_names else ()
+
+    def rows() -> Iterator[Row]:
+        for a in f.audits:
+            yield (
+                a.audit_id,
+                a.form.name,
+                a.case_number,
+                a.team,
+                a.auditor,
+                a.month,
+                a.due_date,
+                a.state,
+                _complete_words(a.standing),
+                a.auditor_grade,
+                a.moderated_grade,
+                a.grade,
+                a.returned_on,
+                *(a.facts.get(fact, "") for fact in facts),
+            )
+
+    headings = (
+        "Audit ID",
+        "Tool",
+        "Case number",
+        "Team",
+        "Auditor",
+        "Month",
+        "Due",
+        "State",
+        "Complete",
+        "Auditor grade",
+        "Moderated grade",
+        "Grade",
+        "Returned on",
+        *names,
     )
+    return LongSheet("Audits", headings, len(f.audits), rows)
 
 
 def _complete_words(standing: str) -> str:
@@ -395,90 +418,119 @@ def _complete_words(standing: str) -> str:
     )
 
 
-def _answers(book: _Book, f: PmuFigures, include_names: bool) -> None:
-    """One row per complete audit and question: filterable and pivotable across tools."""
-    rows = []
+def _answers(f: PmuFigures, include_names: bool) -> LongSheet:
+    """One row per complete audit and question: filterable and pivotable across tools. The
+    answers are read a chunk of audits at a time (a year's do not fit in memory)."""
+    done = f.completed
+    questions: dict[int, list[_Question]] = {}  # by id(form): each version its own
+    for audit in done:
+        if id(audit.form) not in questions:
+            questions[id(audit.form)] = [
+                _Question(section.label, item)
+                for section, item in audit.form.items()
+                if item.kind in ("question", "choice")
+            ]
+
+    def rows() -> Iterator[Row]:
+        for start in range(0, len(done), ANSWER_CHUNK):
+            chunk = done[start : start + ANSWER_CHUNK]
+            answers = f.answers_for([a.return_id for a in chunk if a.return_id is not None])
+            for audit in chunk:
+                given = answers.get(audit.return_id or -1, {})
+                head = (audit.audit_id, audit.form.name, audit.case_number, audit.team)
+                for q in questions[id(audit.form)]:
+                    value, evidence = given.get(q.key, ("", ""))
+                    yield (
+                        *head,
+                        q.section,
+                        q.label,
+                        q.key,
+                        value,
+                        q.outcome(value),
+                        *((evidence,) if include_names else ()),
+                    )
+
+    headings = (
+        "Audit ID",
+        "Tool",
+        "Case number",
+        "Team",
+        "Section",
+        "Question",
+        "Key",
+        "Answer",
+        "Counts as",
+        *(("Evidence",) if include_names else ()),
+    )
+    count = sum(len(questions[id(a.form)]) for a in done)
+    return LongSheet("Answers", headings, count, rows, {5: 70, 9: 70}, frozenset({9}))
+
+
+class _Question:
+    """A question of the Answers sheet, what each answer counts as worked out once."""
+
+    def __init__(self, section: str, item: Any) -> None:
+        self.section, self.label, self.key, self.item = section, item.label, item.key, item
+        self.outcomes: dict[str, str] = {}
+
+    def outcome(self, value: str) -> str:
+        found = self.outcomes.get(value)
+        if found is None:
+            found = self.outcomes[value] = self.item.outcome(value) or ""
+        return found
+
+
+def _actions(f: PmuFigures) -> LongSheet:
+    tables: dict[int, dict[str, str]] = {}  # by id(form): table key -> "Section: table"
+    forms = {}
     for audit in f.completed:
-        answers = f.answers.get(audit.return_id or -1, {})
-        for section, item in audit.form.items():
-            if item.kind not in ("question", "choice"):
-                continue
-            value, evidence = answers.get(item.key, ("", ""))
-            outcome = item.outcome(value) or ""
-            rows.append(
-                (
-                    audit.audit_id,
-                    audit.form.name,
-                    audit.case_number,
-                    audit.team,
-                    section.label,
-                    item.label,
-                    item.key,
-                    value,
-                    outcome,
-                    *((evidence,) if include_names else ()),
-                )
+        forms[audit.audit_id] = audit.form
+        if id(audit.form) not in tables:
+            tables[id(audit.form)] = {
+                item.key: f"{section.title}: {item.label}"
+                for section, item in audit.form.items()
+                if item.kind == "table"
+            }
+
+    def section(a: dict[str, Any]) -> Any:
+        form = forms.get(str(a["audit_id"]))
+        named = tables[id(form)].get(str(a["table_key"])) if form is not None else None
+        return named or a["table_key"]
+
+    def rows() -> Iterator[Row]:
+        for a in f.actions:
+            done = action_done(a)
+            yield (
+                a["audit_id"],
+                section(a),
+                a["action"] or a["recommendation"],
+                a["responsible_role"],
+                a["responsible_person"],
+                a["due_date"],
+                "Signed off" if done else "Open",
+                "Yes" if not done and _before(a["due_date"], f.as_of) else "No",
+                a["sign_off_date"],
             )
-    book.table(
-        book.sheet("Answers"),
-        (
-            "Audit ID",
-            "Tool",
-            "Case number",
-            "Team",
-            "Section",
-            "Question",
-            "Key",
-            "Answer",
-            "Counts as",
-            *(("Evidence",) if include_names else ()),
-        ),
-        rows,
-        wide={5: 70, 9: 70},
+
+    headings = (
+        "Audit ID",
+        "Section",
+        "Action",
+        "Responsible role",
+        "Responsible person",
+        "Due",
+        "Status",
+        "Overdue",
+        "Signed off on",
+    )
+    return LongSheet(
+        "Action tracker", headings, len(f.actions), rows, {1: 40, 2: 60}, frozenset({2})
     )
 
 
-def _actions(book: _Book, f: PmuFigures) -> None:
-    sections = {}
-    for audit in f.completed:
-        for section, item in audit.form.items():
-            if item.kind == "table":
-                sections[(audit.audit_id, item.key)] = f"{section.title}: {item.label}"
-    rows = [
-        (
-            a["audit_id"],
-            sections.get((str(a["audit_id"]), str(a["table_key"])), a["table_key"]),
-            a["action"] or a["recommendation"],
-            a["responsible_role"],
-            a["responsible_person"],
-            a["due_date"],
-            "Signed off" if action_done(a) else "Open",
-            "Yes" if not action_done(a) and _before(a["due_date"], f.as_of) else "No",
-            a["sign_off_date"],
-        )
-        for a in f.actions
-    ]
-    book.table(
-        book.sheet("Action tracker"),
-        (
-            "Audit ID",
-            "Section",
-            "Action",
-            "Responsible role",
-            "Responsible person",
-            "Due",
-            "Status",
-            "Overdue",
-            "Signed off on",
-        ),
-        rows,
-        wide={1: 40, 2: 60},
-    )
-
-
-def _logs(book: _Book, f: PmuFigures) -> None:
-    book.table(
-        book.sheet("Moderation log"),
+def _logs(f: PmuFigures) -> list[LongSheet]:
+    moderated = _listed(
+        "Moderation log",
         (
             "Audit ID",
             "Tool",
@@ -504,8 +556,8 @@ def _logs(book: _Book, f: PmuFigures) -> None:
             if a.moderated_grade
         ],
     )
-    book.table(
-        book.sheet("Non-completion"),
+    not_completed = _listed(
+        "Non-completion",
         ("Audit ID", "Tool", "Case number", "Team", "Auditor", "Due", "State", "Days overdue"),
         [
             (
@@ -524,8 +576,8 @@ def _logs(book: _Book, f: PmuFigures) -> None:
     rule = f.policy.reaudit
     review = f" ({rule.review_weeks} weeks)" if rule else ""
     within = f" ({rule.within_months} months)" if rule else ""
-    book.table(
-        book.sheet("Re-audits"),
+    reaudits = _listed(
+        "Re-audits",
         (
             "Audit ID",
             "Case number",
@@ -558,6 +610,11 @@ def _logs(book: _Book, f: PmuFigures) -> None:
             for i in sorted(f.follow_up, key=lambda i: str(i["reaudit_by"]))
         ],
     )
+    return [moderated, not_completed, reaudits]
+
+
+def _listed(name: str, headings: Sequence[str], rows: list[Row]) -> LongSheet:
+    return LongSheet(name, headings, len(rows), lambda: rows)
 
 
 def _activities(book: _Book, f: PmuFigures) -> None:
@@ -606,7 +663,33 @@ def workbook(
     include_names: bool = False,
     aggregate_only: bool = False,
 ) -> bytes:
-    """The workbook; `aggregate_only` (which overrides `include_names`): the Summary alone."""
+    """The workbook; `aggregate_only` (which overrides `include_names`): the Summary alone.
+    A sheet longer than Excel holds keeps its first rows, and the Summary says so."""
+    return _build(f, settings, include_names, aggregate_only, None)[0]
+
+
+def write_workbook(
+    f: PmuFigures,
+    path: Path,
+    settings: Settings = DEFAULT,
+    include_names: bool = False,
+    aggregate_only: bool = False,
+) -> list[Path]:
+    """The workbook at `path` and, beside it, a CSV file of each sheet longer than an Excel
+    sheet holds (a year's answers of a region), named on the Summary and in that sheet's
+    place. Returns the files written, the workbook first."""
+    data, written = _build(f, settings, include_names, aggregate_only, path)
+    path.write_bytes(data)
+    return [path, *written]
+
+
+def _build(
+    f: PmuFigures,
+    settings: Settings,
+    include_names: bool,
+    aggregate_only: bool,
+    path: Path | None,
+) -> tuple[bytes, list[Path]]:
     book = _Book(settings)
     book.book.set_properties(
         {
@@ -615,12 +698,47 @@ def workbook(
             "created": dt.datetime(2000, 1, 1),
         }
     )
-    _summary(book, f, aggregate_only)
+    longs = [] if aggregate_only else [_audits(f, include_names), _answers(f, include_names)]
+    longs += [] if aggregate_only else [_actions(f), *_logs(f)]
+    notes: list[str] = []
+    elsewhere: dict[str, str] = {}  # sheet name -> where its rows are instead
+    written: list[Path] = []
+    for i, long in enumerate(longs):
+        fits = sheet_stream.MAX_ROWS - 1  # below the header row
+        if long.count <= fits:
+            continue
+        if path is None:
+            notes.append(
+                f"The {long.name} sheet holds the first {fits:,} of its {long.count:,} rows"
+                " (an Excel sheet holds no more): `formtool pack pmu` writes them all to a CSV"
+                " file beside the workbook."
+            )
+            longs[i] = _first_rows(long, fits)
+            continue
+        csv_path = path.with_name(f"{path.stem}-{long.name.lower().replace(' ', '-')}.csv")
+        sheet_stream.write_csv(long, csv_path)
+        written.append(csv_path)
+        elsewhere[long.name] = (
+            f"The {long.name} sheet's {long.count:,} rows are in {csv_path.name} beside this"
+            f" workbook: an Excel sheet holds at most {fits:,}."
+        )
+        notes.append(elsewhere[long.name])
+    _summary(book, f, aggregate_only, notes)
     _activities(book, f)
-    if aggregate_only:
-        return book.close()
-    _audits(book, f, include_names)
-    _answers(book, f, include_names)
-    _actions(book, f)
-    _logs(book, f)
-    return book.close()
+    for long in longs:
+        if long.name in elsewhere:
+            book.sheet(long.name).write_string(0, 0, elsewhere[long.name], book.fmt["title"])
+        else:
+            book.long_table(long)
+    return book.close(), written
+
+
+def _first_rows(long: LongSheet, count: int) -> LongSheet:
+    return LongSheet(
+        long.name,
+        long.headings,
+        count,
+        lambda: itertools.islice(long.rows(), count),
+        long.wide,
+        long.free_text,
+    )

@@ -84,12 +84,13 @@ def answers_by_return(
     ids = [i for i in return_ids if i is not None]
     found: dict[int, dict[str, tuple[str, str]]] = defaultdict(dict)
     for chunk in _chunks(ids):
-        for row in conn.execute(
+        rows = conn.execute(
             sa.select(answers.c.return_id, answers.c.key, answers.c.value, answers.c.comment)
             .where(answers.c.return_id.in_(chunk))
             .order_by(answers.c.id)
-        ):
-            found[row.return_id][row.key] = (row.value, row.comment)
+        ).tuples()  # plain tuples, fetched at once: a year's pack reads millions of them
+        for return_id, key, value, comment in rows.all():
+            found[return_id][key] = (value, comment)
     return dict(found)
 
 
