@@ -272,6 +272,20 @@ def main() -> None:
         f"{verdict(cpu[1].cpu < TARGET_CPU)}  ({cpu[0]})"
     )
     print(f"  issue 19's emails refused before parsing, the others read  {verdict(not failures)}")
+    if not args.tiny:
+        from results import record
+
+        worst = [r for label, r in after if label in {s.label for s in WITHIN}]
+        refused = max(r.peak_mb for r in results[: len(ISSUE)])
+        record(
+            "email_bounds.py",
+            "issue 19's hostile emails and the costliest emails the limits let through",
+            f"hostile: refused before parsing at under {refused:.0f} MB; the worst that "
+            f"passes: {max(r.peak_mb for r in worst):.0f} MB, "
+            f"{max(r.cpu for r in worst):.1f} s CPU",
+            f"every email < {TARGET_MB} MB and < {TARGET_CPU} s: "
+            f"{verdict(peak[1].peak_mb < TARGET_MB and cpu[1].cpu < TARGET_CPU and not failures)}",
+        )
     if failures:
         print("\n".join(["", *failures]))
         sys.exit(1)

@@ -146,9 +146,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(db: str, folder: Path) -> tuple[subprocess.Popen[str], str]:
+def start_server(db: str, folder: Path, workers: int = 1) -> tuple[subprocess.Popen[str], str]:
+    many = ["--workers", str(workers)] if workers > 1 else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "formtool", "serve", "--db", db, "--port", str(free_port())],
+        [sys.executable, "-m", "formtool", "serve", "--db", db, "--port", str(free_port()), *many],
         cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -288,22 +289,25 @@ def main() -> None:
             client = signed_in(url)
         pages = {
             "month dashboard": f"/?month={MONTH}",
+            "audit list, filtered": "/audits?from=2026-04&to=2027-03&state=returned&sort=due"
+            "&dir=desc&page=3",
             "audit page": f"/audits/{returned[len(returned) // 2]}",
             "reports page": f"/reports?period={MONTH}",
         }
-        print(f"\n{'page':<18} {'first':>9} {'median':>9} {'p95':>9}  target     verdict")
-        verdicts = []
+        print(f"\n{'page':<20} {'first':>9} {'median':>9} {'p95':>9}  target     verdict")
+        verdicts, shown = [], {}
         for name, path in pages.items():
             first, times = time_page(client, path, args.requests)
             ok = p95(times) < TARGET_MS
             verdicts.append(ok)
+            shown[name] = p95(times)
             print(
-                f"{name:<18} {first:>6.0f} ms {statistics.median(times):>6.1f} ms "
+                f"{name:<20} {first:>6.0f} ms {statistics.median(times):>6.1f} ms "
                 f"{p95(times):>6.1f} ms  <{TARGET_MS:.0f} ms  {'ok' if ok else 'MISSED'}"
             )
         first, times = time_page(client, f"/reports?period={MONTH}&fresh=1", uncached)
         print(
-            f"{'reports, uncached':<18} {first:>6.0f} ms {statistics.median(times):>6.1f} ms "
+            f"{'reports, uncached':<20} {first:>6.0f} ms {statistics.median(times):>6.1f} ms "
             f"{p95(times):>6.1f} ms  <{TARGET_MS:.0f} ms  "
             f"{'ok' if p95(times) < TARGET_MS else 'MISSED (see below)'}"
         )
@@ -325,6 +329,18 @@ def main() -> None:
             f"{'ok' if ratio <= TARGET_RATIO else 'MISSED'}"
         )
         print("\nverdict:", "all targets met" if all(verdicts) else "some targets missed")
+        if not args.tiny:
+            from results import record
+
+            record(
+                "serve.py",
+                f"the web workspace on {args.audits:,} audits, {args.requests} requests a page",
+                "95th percentile: "
+                + ", ".join(f"{name} {ms:.0f} ms" for name, ms in shown.items())
+                + f" (recomputing the figures after a change: {statistics.median(times):.0f} ms);"
+                f" upload of {args.uploads} returns {ratio:.2f}x the CLI import",
+                f"pages < 200 ms, upload <= 1.5x CLI: {'met' if all(verdicts) else 'MISSED'}",
+            )
     finally:
         if process is not None:
             process.terminate()

@@ -104,6 +104,18 @@ def main() -> None:
         f"({page_seconds[0]:.2f} of {PAGE_TARGET_S:.0f} s) "
         f"{'ok' if page_seconds[0] < PAGE_TARGET_S else 'OVER'}"
     )
+    if not args.tiny:
+        from results import record
+
+        met = after < PEAK_TARGET_MB and page_seconds[0] < PAGE_TARGET_S
+        record(
+            "signin.py",
+            f"{args.attempts} sign-ins at once against the web workspace",
+            f"server peak {after:.0f} MB (before {before:.0f} MB); an officer's page during "
+            f"the storm {page_seconds[0]:.2f} s",
+            f"< {PEAK_TARGET_MB:.0f} MB and page < {PAGE_TARGET_S:.0f} s: "
+            + ("met" if met else "MISSED"),
+        )
 
 
 if __name__ == "__main__":

@@ -32,6 +32,11 @@ TINY: dict[str, list[str]] = {
         r"SQLite: nothing lost or doubled \(1 split, 2 split, 2 all\): met$",
         rf"SQLite 2 processes: {NUMBER}x one process",
     ],
+    "demo.py": [
+        rf"^tiny: 3 synthetic file packs \(Word, PDF\) and their bundle in a fresh process: "
+        rf"{NUMBER} s wall, {NUMBER} s CPU",
+        r"^formtool demo: not run \(--tiny\)",
+    ],
     "email_bounds.py": [
         *(
             rf"^  {re.escape(shape)} +{NUMBER} MB  before +{NUMBER} MB +{NUMBER} s  after +"
@@ -70,15 +75,42 @@ TINY: dict[str, list[str]] = {
     ],
     "pack.py": [
         rf"20 audits: +{NUMBER} s  \[< 2 s\] (met|MISSED) +peak +{NUMBER} MB  \[< 500 MB\]",
+        rf"Answers sheet, \d+ rows: sheet_stream {NUMBER} s, raw XML {NUMBER} s: {NUMBER}x  "
+        r"\[<= 1.5x\] (met|MISSED)",
     ],
     "serve.py": [
         r"store: 60 audits, \d+ returned, \d+ moderated",
         *(
             rf"^{page} +{NUMBER} ms +{NUMBER} ms +{NUMBER} ms  <200 ms"
-            for page in ("month dashboard", "audit page", "reports page", "reports, uncached")
+            for page in (
+                "month dashboard",
+                "audit list, filtered",
+                "audit page",
+                "reports page",
+                "reports, uncached",
+            )
         ),
         rf"5 returns: web upload {NUMBER} s, `formtool import` {NUMBER} s",
         rf"upload / CLI = {NUMBER}x  target <=1.5x",
+    ],
+    "regional.py": [
+        r"^A region's year: 200 audits of 4 councils' populations",
+        r"^SQLite: 200 audits, [\d,]+ returns, [\d,]+ answers, [\d,]+ actions, built",
+        rf"^  PMU figures for 2026-27 \(database GROUP BY\) +{NUMBER} s  \[< 5 s\] (met|MISSED)",
+        rf"^  annual PMU pack, fresh process +{NUMBER} s  \[< 60 s\] (met|MISSED) +peak +\d+ MB",
+        r"^    files: pmu-2026-27.docx, pmu-2026-27.pdf, pmu-2026-27.xlsx$",
+        rf"^  import 10 returns: +{NUMBER} ms a return, floor \(unzip \+ parse\) +{NUMBER} ms: ",
+        *(
+            rf"^  {page} +median +{NUMBER} ms  p95 +{NUMBER} ms  \[< 200 ms\] (met|MISSED)"
+            for page in (
+                "month dashboard",
+                r"audit list, filtered, page 20",
+                "audit page",
+                r"reports page \(cached\)",
+            )
+        ),
+        rf"^  upload of 3 returns on the Returns page {NUMBER} s, `formtool import` {NUMBER} s: ",
+        rf"^  3 officers at once, `serve --workers 1`, \d+ pages: median +{NUMBER} ms",
     ],
     "signin.py": [
         r"sign-ins: 4 at once -> \{((401|429): \d+(, )?)+\}$",  # refused, none failed
