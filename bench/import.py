@@ -1,4 +1,4 @@
-"""Benchmark: importing 500 filled CSC returns.
+"""Benchmark: importing 500 filled CSC returns, and 1,000 into a store holding 100,000 audits.
 
 Prints ms per form, all measured in this run on the same files:
   .docx  formtool read (identity + every answer), formtool import (read + validate + store),
@@ -9,12 +9,21 @@ entity bombs, hidden macros, bad XML, amplification files, out-of-range dates, 1
 next to a clean batch of 100 returns, each imported by a fresh process under a 2 GB address
 space limit: seconds of the import, peak RSS, and the hostile files counted by issue code.
 Every hostile file must be rejected with its own code, or the script exits 1.
+At scale: a store seeded with --seed audits (bulk inserts straight into the tables: audits,
+nine in ten with a current return, its answers and grade), on SQLite and on PostgreSQL (a
+throwaway database on the server named by --db or $FORMTOOL_TEST_PG; skipped without one);
+then --returns filled returns of other audits imported by `import_paths`, against the raw
+unzip + lxml parse of the same files (floor), measured in the same run. Every statement the
+import sends for a few returns is then explained (SQLite EXPLAIN QUERY PLAN, PostgreSQL
+EXPLAIN, after ANALYZE): a full scan of a table is named.
 Targets: .docx read within 3x of the floor, and at least 5x faster than python-docx opening;
-the hostile batch within 2x the clean batch's time and under 300 MB.
+the hostile batch within 2x the clean batch's time and under 300 MB; at scale, import within
+3x the floor on each backend, and no full scan.
 
-    python bench/import.py [--forms 500]
-    python bench/import.py --tiny   # the suite's smoke run: 20 .docx and 2 .xlsx returns, and
-        a hostile batch of 20 (each kind once, the zip bomb 3 times); python-calamine optional
+    python bench/import.py [--forms 500] [--seed 100000] [--returns 1000] [--db URL]
+    python bench/import.py --tiny   # the suite's smoke run: 20 .docx and 2 .xlsx returns, a
+        hostile batch of 20 (each kind once, the zip bomb 3 times), 20 returns into a store of
+        500 audits (SQLite only); python-calamine optional
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import random
 import re
 import shutil
@@ -29,11 +39,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import zipfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import sqlalchemy as sa
 from lxml import etree
 
 from formtool import store
@@ -71,8 +85,12 @@ BATCH = 100  # files in the hostile batch and in the clean batch it is compared 
 DOC = "word/document.xml"
 
 
-def make_returns(folder: Path, count: int, fmt: str) -> tuple[list[Path], list[Case]]:
-    """Filled returns with synthetic answers (filling .xlsx goes through openpyxl: slow)."""
+def make_returns(
+    folder: Path, count: int, fmt: str, label: str = ""
+) -> tuple[list[Path], list[Case]]:
+    """Filled returns with synthetic answers (filling .xlsx goes through openpyxl: slow);
+    `label` keeps the audit ids of one set apart from another's."""
+    folder.mkdir(parents=True, exist_ok=True)
     form = get_form("csc")
     rng = random.Random(5)
     dates = frozenset(f.key for f in form.fields() if f.kind is FieldKind.date)
@@ -80,7 +98,7 @@ def make_returns(folder: Path, count: int, fmt: str) -> tuple[list[Path], list[C
     for i in range(count):
         row = synthetic_case(form, i, dt.date(2026, 11, 30), rng)
         case = Case(
-            f"CSC-B{fmt}{i:05d}-202611",
+            f"CSC-B{fmt}{label}{i:05d}-202611",
             "csc",
             form.version,
             {h.column: row[h.column] for h in form.header},
@@ -251,20 +269,280 @@ def calamine_reader(optional: bool) -> Callable[[Path], object] | None:
     return lambda path: CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
 
 
+# --- at scale: a store already holding a year of a region's audits -------------------------
+
+SEED, AT_SCALE = 100_000, 1_000  # audits in the store; returns imported into it
+EXPLAINED = 5  # returns imported first, their statements explained (not timed)
+TURN = 20  # returns imported, then their floor taken, in turns
+CHUNK = 5_000  # audits seeded per insert
+#: Tables that grow with the audits: a full scan of one is a missing index.
+GROWING = (
+    "audits",
+    "returns",
+    "answers",
+    "actions",
+    "grades",
+    "events",
+    "rejections",
+    "concerns",
+    "audit_copies",
+    "access_log",
+    "stored_files",
+)
+
+
+Rows = list[dict[str, object]]
+
+
+def _seed_rows(
+    start: int, stop: int, rng: random.Random
+) -> tuple[Rows, Rows, list[tuple[int, str, str, str]], Rows]:
+    """Audits start..stop (not the imported ones: ids CSC-S...), nine in ten with a current
+    return, its answers (as tuples: return id, key, value, comment) and grade."""
+    form = get_form("csc")
+    scale = form.grade_scale
+    assert scale is not None
+    keys = [q.key for q in form.questions()]
+    keys += [f"{s.id}.met" for s in form.sections if s.id.startswith("kss")]
+    stamp = dt.datetime(2026, 9, 1, 9, 0)
+    audits: Rows = []
+    returns: Rows = []
+    answers: list[tuple[int, str, str, str]] = []
+    grades: Rows = []
+    for i in range(start, stop):
+        audit_id, month = f"CSC-S{i:06d}-{i % 12}", f"2026-{1 + i % 12:02d}"
+        audits.append(
+            {
+                "audit_id": audit_id,
+                "form_id": "csc",
+                "form_version": form.version,
+                "case_number": f"S{i:06d}",
+                "auditor": f"Auditor {i % 400}",
+                "team": f"Team {i % 80} (synthetic)",
+                "month": month,
+                "due_date": dt.date(2026, 1 + i % 12, 28),
+                "state": "returned" if i % 10 else "allocated",
+                "checksum": "x",
+                "facts": json.dumps({"case_number": f"S{i:06d}"}),
+                "created_at": stamp,
+                "updated_at": stamp,
+            }
+        )
+        if i % 10 == 0:
+            continue
+        rid = i + 1
+        returns.append(
+            {
+                "id": rid,
+                "audit_id": audit_id,
+                "file_name": f"{audit_id}.docx",
+                "content_hash": f"{i:064d}",
+                "content": b"",
+                "imported_at": stamp,
+                "is_current": True,
+                "method": "bookmarks",
+                "final": True,
+            }
+        )
+        for key in keys:
+            answers.append((rid, key, rng.choice(("Yes", "Partially", "No")), "Evidence."))
+        grade = rng.choice(scale.choices)
+        grades.append({"audit_id": audit_id, "auditor_grade": grade, "return_id": rid})
+    return audits, returns, answers, grades
+
+
+def _insert_answers(conn: sa.Connection, rows: list[tuple[int, str, str, str]]) -> None:
+    """Answers by the fastest way each backend has: COPY on PostgreSQL."""
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cursor:  # type: ignore[union-attr]
+            sql = "COPY answers (return_id, key, value, comment) FROM STDIN"
+            with cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+    else:
+        conn.exec_driver_sql(
+            "INSERT INTO answers (return_id, key, value, comment) VALUES (?, ?, ?, ?)", rows
+        )
+
+
+def seed_store(engine: sa.Engine, count: int) -> None:
+    """`count` audits straight into the tables (as bench/pack.py seeds them, in chunks so
+    memory stays flat), then the planner's statistics."""
+    rng = random.Random(1)
+    with store.transaction(engine) as conn:
+        for start in range(0, count, CHUNK):
+            audits, returns, answers, grades = _seed_rows(start, min(count, start + CHUNK), rng)
+            conn.execute(store.audits.insert(), audits)
+            if returns:
+                conn.execute(store.returns.insert(), returns)
+                _insert_answers(conn, answers)
+                conn.execute(store.grades.insert(), grades)
+        if engine.dialect.name == "postgresql":  # ids given: move the sequence past them
+            conn.exec_driver_sql(
+                "SELECT setval(pg_get_serial_sequence('returns', 'id'), "
+                "(SELECT coalesce(max(id), 1) FROM returns))"
+            )
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+
+
+@contextmanager
+def scale_database(backend: str, folder: Path, server: str) -> Iterator[str]:
+    """A fresh database: a SQLite file, or a throwaway PostgreSQL database, dropped after."""
+    if backend == "SQLite":
+        yield f"sqlite:///{folder / f'scale-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(server).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        store.engine_for(url).dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+Statement = tuple[str, Any]  # SQL and its parameters, as the driver got them
+
+
+def _captured(engine: sa.Engine) -> tuple[list[Statement], Callable[[], None]]:
+    """Every statement the engine sends (one execution each, not executemany), and a
+    function that stops the capture."""
+    seen: list[Statement] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:
+        if not executemany:
+            seen.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    return seen, lambda: sa.event.remove(engine, "before_cursor_execute", capture)
+
+
+def full_scans(engine: sa.Engine, statements: list[Statement]) -> tuple[int, list[str]]:
+    """Explain each distinct SELECT, UPDATE and DELETE: how many, and the full scans of a
+    growing table among them (SQLite SCAN, PostgreSQL Seq Scan), with their statement."""
+    sqlite = engine.dialect.name == "sqlite"
+    done: set[str] = set()
+    scans: list[str] = []
+    with engine.connect() as conn:
+        for sql, params in statements:
+            if sql.lstrip().split(None, 1)[0].upper() not in ("SELECT", "UPDATE", "DELETE"):
+                continue
+            if sql in done:
+                continue
+            done.add(sql)
+            plan = conn.exec_driver_sql(
+                ("EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ") + sql, params
+            ).all()
+            lines = [str(row[-1] if sqlite else row[0]) for row in plan]
+            for line in lines:
+                found = re.search(r"\bSCAN (\w+)" if sqlite else r"Seq Scan on (\w+)", line)
+                if found and found[1] in GROWING:
+                    scans.append(f"{line.strip()}  <-  {' '.join(sql.split())[:160]}")
+        conn.rollback()
+    return len(done), scans
+
+
+def at_scale(url: str, seed: int, files: list[Path], cases: list[Case]) -> dict:
+    """Seed, then import the files (the first EXPLAINED captured and explained, the rest
+    timed, in turns with the floor of the same files, in the same process)."""
+    db = store.open_store(url)
+    start = time.perf_counter()
+    seed_store(db.engine, seed)
+    seeded = time.perf_counter() - start
+    record_audits(db, get_form("csc"), cases)
+    statements, stop = _captured(db.engine)
+    outcomes = import_paths(db, files[:EXPLAINED], TODAY)
+    stop()
+    # Imports and floors taken in turns, a batch at a time: on a shared machine the load
+    # drifts, and it then weighs on both alike.
+    timed = files[EXPLAINED:]
+    import_s = floor_s = 0.0
+    for at in range(0, len(timed), TURN):
+        batch = timed[at : at + TURN]
+        start = time.perf_counter()
+        outcomes += import_paths(db, batch, TODAY)
+        middle = time.perf_counter()
+        for path in batch:
+            floor_docx(path)
+        import_s += middle - start
+        floor_s += time.perf_counter() - middle
+    wrong = [o for o in outcomes if o.status != "imported"]
+    assert not wrong, f"{wrong[0].file}: {wrong[0].status} {wrong[0].issues}"
+    import_ms, floor_ms = import_s * 1000 / len(timed), floor_s * 1000 / len(timed)
+    print(f"  {'raw unzip + lxml parse (floor)':<44} {floor_ms:8.2f} ms/form")
+    explained, scans = full_scans(db.engine, statements)
+    db.engine.dispose()
+    return {
+        "seeded_s": seeded,
+        "import_ms": import_ms,
+        "floor_ms": floor_ms,
+        "explained": explained,
+        "scans": scans,
+    }
+
+
+def scale_runs(folder: Path, seed: int, count: int, server: str) -> dict[str, dict]:
+    """The import at scale on SQLite, and on PostgreSQL if a server is named."""
+    files, cases = make_returns(folder / "scale", count + EXPLAINED, "docx", "S")
+    backends = ["SQLite", "PostgreSQL"] if server else ["SQLite"]
+    print(f"\nImporting {count} returns into a store already holding {seed:,} audits:")
+    results = {}
+    for backend in backends:
+        with scale_database(backend, folder, server) as url:
+            print(f"  {backend}:")
+            found = at_scale(url, seed, files, cases)
+        results[backend] = found
+        print(
+            f"  {'formtool import at scale':<44} {found['import_ms']:8.2f} ms/form"
+            f"   (seeded in {found['seeded_s']:.0f} s)"
+        )
+    return results
+
+
+def keep(figures: dict[str, Any], scale: dict[str, dict], seed: int) -> None:
+    """Record a full run in bench/results.json (the README's table is rendered from it)."""
+    from results import record
+
+    read, floor = figures["read_ms"], figures["floor_ms"]
+    hostile, clean = figures["hostile"], figures["clean"]
+    at_scale = "; ".join(
+        f"{backend} {found['import_ms']:.1f} ms ({found['import_ms'] / found['floor_ms']:.1f}x "
+        f"the floor of {found['floor_ms']:.1f} ms, {len(found['scans'])} full scans)"
+        for backend, found in scale.items()
+    )
+    scale_met = all(f["import_ms"] <= 3 * f["floor_ms"] and not f["scans"] for f in scale.values())
+    calamine = figures["calamine_ms"]
+    record(
+        "import.py",
+        f"reading {figures['forms']} returns; 100 hostile files against 100 clean; "
+        f"{AT_SCALE:,} returns into a store of {seed:,} audits",
+        f".docx read {read:.1f} ms ({read / floor:.1f}x the unzip-and-parse floor of "
+        f"{floor:.1f} ms), import {figures['import_ms']:.1f} ms; python-docx open "
+        f"{figures['open_ms']:.1f} ms; .xlsx read {figures['xread_ms']:.1f} ms"
+        + (f" (calamine {calamine:.1f} ms)" if calamine else "")
+        + f"; hostile batch {hostile['seconds']:.2f} s vs clean {clean['seconds']:.2f} s, "
+        f"peak {hostile['peak_mb']:.0f} MB; at scale: {at_scale}",
+        f"read <= 3x floor: {verdict(read <= 3 * floor)}; hostile <= 2x clean and < 300 MB: "
+        f"{verdict(hostile['seconds'] <= 2 * clean['seconds'] and hostile['peak_mb'] < 300)}; "
+        f">= 5x faster than python-docx: {verdict(figures['open_ms'] >= 5 * read)}; import at "
+        f"scale <= 3x floor, no full scan, both backends: {verdict(scale_met)}",
+    )
+
+
 def verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--forms", type=int, default=500, help=f"at least {BATCH}")
-    parser.add_argument(
-        "--tiny",
-        action="store_true",
-        help="a smoke run in seconds: 20 .docx and 2 .xlsx returns, a hostile batch of "
-        f"{BOMBS + len(HOSTILE)} (each kind once); without python-calamine its row is skipped",
-    )
-    args = parser.parse_args()
+def empty_store(args: argparse.Namespace) -> tuple[bool, dict[str, Any]]:
+    """The read and import on an empty store, and the hostile batch: False if a hostile file
+    was not rejected with its code (or a clean one was not imported); the figures."""
     batch_size, xlsx_count = (BOMBS + len(HOSTILE), 2) if args.tiny else (BATCH, 20)
     if args.tiny:
         args.forms = batch_size
@@ -368,6 +646,65 @@ def main() -> None:
     print(f"  every hostile file rejected with its code          {verdict(not failures)}")
     if failures:
         print("\n".join(["", *failures]))
+    figures = {
+        "forms": len(docx_paths),
+        "read_ms": read_ms,
+        "import_ms": import_ms,
+        "open_ms": open_ms,
+        "floor_ms": floor_ms,
+        "xread_ms": xread_ms,
+        "calamine_ms": calamine_ms,
+        "hostile": hostile,
+        "clean": clean,
+    }
+    return not failures, figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--forms", type=int, default=500, help=f"at least {BATCH}")
+    parser.add_argument(
+        "--seed", type=int, default=SEED, help=f"audits in the store at scale ({SEED:,})"
+    )
+    parser.add_argument(
+        "--returns", type=int, default=AT_SCALE, help=f"returns imported at scale ({AT_SCALE:,})"
+    )
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("FORMTOOL_TEST_PG", ""),
+        help="a PostgreSQL server URL for the run at scale (default $FORMTOOL_TEST_PG; none: "
+        "SQLite only)",
+    )
+    parser.add_argument(
+        "--scale-only", action="store_true", help="only the import into a store at scale"
+    )
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a smoke run in seconds: 20 .docx and 2 .xlsx returns, a hostile batch of "
+        f"{BOMBS + len(HOSTILE)} (each kind once), 20 returns into a store of 500 audits "
+        "(SQLite only); without python-calamine its row is skipped",
+    )
+    args = parser.parse_args()
+    if args.tiny:
+        args.seed, args.returns, args.db = 500, 20, ""
+    ok, figures = (True, {}) if args.scale_only else empty_store(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = scale_runs(Path(tmp), args.seed, args.returns, args.db)
+    print(f"\nAt scale ({args.seed:,} audits in the store; target in brackets):")
+    for backend, found in results.items():
+        ratio = found["import_ms"] / found["floor_ms"]
+        label = f".docx import / floor, {backend}"
+        print(f"  {label:<34} {ratio:8.2f}x  [<= 3x] {verdict(ratio <= 3)}")
+    for backend, found in results.items():
+        scans = found["scans"]
+        label = f"{backend}: {found['explained']} statements"
+        print(f"  {label:<34} {len(scans):5d} full scans  [0] {verdict(not scans)}")
+        for scan in scans:
+            print(f"    {scan}")
+    if figures and not args.tiny and args.seed >= SEED and "PostgreSQL" in results:
+        keep(figures, results, args.seed)
+    if not ok:
         sys.exit(1)
 
 

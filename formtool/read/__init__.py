@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from formtool.definitions import Field, FormDefinition, FormResolver, get_form
@@ -61,16 +62,19 @@ def _saved(text: str) -> dt.datetime | None:
     return stamp.replace(microsecond=0)
 
 
+@lru_cache(maxsize=8192)
+def _placeholders(form: FormDefinition, key: str) -> frozenset[str]:
+    """What a key's empty control shows (worked out once per form and key: every return asks)."""
+    found: Field | None = form.field_or_none(key)
+    kind = found.kind if found is not None else FieldKind.text
+    return frozenset({KINDS[kind].placeholder, *(found.placeholders() if found else ())})
+
+
 def _clean(form: FormDefinition, values: dict[str, str]) -> dict[str, str]:
     """Empty controls still show their placeholder text: read those as empty."""
-
-    def placeholder(key: str) -> set[str]:
-        found: Field | None = form.field_or_none(key)
-        kind = found.kind if found is not None else FieldKind.text
-        return {KINDS[kind].placeholder, *(found.placeholders() if found else ())}
-
     return {
-        k: "" if v in LEGACY_PLACEHOLDERS or v in placeholder(k) else v for k, v in values.items()
+        k: "" if v in LEGACY_PLACEHOLDERS or v in _placeholders(form, k) else v
+        for k, v in values.items()
     }
 
 
@@ -79,6 +83,11 @@ def form_kind(data: bytes, suffix: str) -> str:
     as a form but something else is refused saying what it is (a .doc, a PDF, a photo, an
     encrypted file...); one named as something else is that, unless it is a form package
     or a picture (a photo of the form is worth saying so)."""
+    return _package(data, suffix).kind
+
+
+def _package(data: bytes, suffix: str) -> Package:
+    """The bytes as the form package they are (see form_kind)."""
     suffix = suffix.lower()
     named = suffix[1:] if suffix in READABLE else ""
     if not named and not data.startswith(b"PK"):
@@ -88,7 +97,7 @@ def form_kind(data: bytes, suffix: str) -> str:
         raise Rejected(
             IssueCode.unsupported_type, f"a {suffix} file" if suffix else "no file extension"
         )
-    return Package(data, named, detect=True).kind
+    return Package(data, named, detect=True)
 
 
 def read_bytes(data: bytes, suffix: str, resolve: FormResolver = installed_form) -> RawReturn:
@@ -96,9 +105,10 @@ def read_bytes(data: bytes, suffix: str, resolve: FormResolver = installed_form)
 
     It is read as what its bytes are: a Word document named .xlsx is read as the Word
     document Word would open."""
-    kind = form_kind(data, suffix)
-    if kind == "docx":
-        package, body = docx_reader.open_docx(data)
+    detected = _package(data, suffix)
+    kind = detected.kind
+    if kind == "docx":  # the package as detected is the package as a Word document
+        package, body = docx_reader.open_package(detected)
         identity = docx_reader.docx_identity(package, body)
     else:
         book = xlsx_reader.open_xlsx(data)

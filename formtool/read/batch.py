@@ -34,7 +34,7 @@ from formtool.read import READABLE, FormResolver, RawReturn, installed_form, rea
 from formtool.read.cases import facts_checksum
 from formtool.read.concern import YES, concern_answer, concern_text
 from formtool.read.limits import MAX_FILE_BYTES
-from formtool.read.validate import ReadResult, validate_return
+from formtool.read.validate import ReadResult, two_stage, validate_return
 from formtool.store import DatabaseError, Store, StoreError, current_work, failure
 
 if TYPE_CHECKING:
@@ -279,7 +279,7 @@ def _import_return(batch: _Batch, name: str, data: bytes, envelope: Envelope) ->
         return _seen_before(batch, name, seen, envelope)
     raw = read_bytes(data, Path(name).suffix, batch.resolve)
     audit_id = raw.identity.audit_id
-    audit, stage, prepared = db.return_context(audit_id, raw.form.two_stage)
+    audit, stage, prepared = db.return_context(audit_id, two_stage(raw.form))
     if audit is None:
         return _rejected(name, Issue(IssueCode.not_in_database, name, audit_id=audit_id))
     if (audit.form_id, audit.form_version) != (raw.form.id, raw.identity.form_version):
@@ -459,8 +459,8 @@ def _store(
         batch.today or clock.today(),
     )
     try:
-        two_stage = raw.form.two_stage
-        stored = batch.db.store_return(row, envelope_file, stage, two_stage, batch.user, hold)
+        stages = two_stage(raw.form)
+        stored = batch.db.store_return(row, envelope_file, stage, stages, batch.user, hold)
     except store.StateError as exc:
         return _rejected(
             name, Issue(IssueCode.state_changed, name, value=str(exc), audit_id=audit_id), audit_id

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
 from functools import cache
 
 from lxml import etree
@@ -38,6 +37,8 @@ from formtool.errors import IssueCode, Rejected
 from formtool.read.limits import MAX_ROWS, TextBudget
 from formtool.read.notes import Note
 from formtool.read.ooxml import Package, custom_properties
+from formtool.read.places import Anchor, CellText, Scan
+from formtool.read.plainscan import plain_scan
 from formtool.read.wordtext import (
     END,
     START,
@@ -71,63 +72,6 @@ def _short(text: str, size: int = 60) -> str:
     return text if len(text) <= size else text[: size - 1] + "…"
 
 
-@dataclass(eq=False)
-class Anchor:
-    """One place that names a key: a bookmark named for it or a content control tagged with
-    it, and the cell it is in. Its text is gathered as the body is walked for a place
-    outside any table, and again from its cell for a place that must be compared."""
-
-    key: str
-    element: etree._Element
-    cell: etree._Element | None
-    reading: bool = True
-    covered: bool = False  # a control in its key's bookmark: the same place, not another
-    parts: list[str] = field(default_factory=list)
-    size: int = 0
-
-    def add(self, piece: str, budget: TextBudget) -> None:
-        budget.take(self.key, piece)  # the whole file's cap, counted per place
-        room = budget.field_limit + 1 - self.size
-        self.size += len(piece)
-        if room > 0:
-            self.parts.append(piece[:room])
-
-    def text(self, budget: TextBudget) -> str:
-        return budget.take(self.key, "".join(self.parts).strip())
-
-
-@dataclass(eq=False)
-class CellText:
-    """What one table cell shows, gathered by the scan; `plain` when that is only boxes
-    (nothing typed outside them, no table nested in it), so it needs no second look."""
-
-    text: Reading = field(default_factory=Reading)
-    typed: bool = False
-    nested: bool = False
-    late: bool = False  # kept only from a place on (over MAX_CELLS): its start is missing
-
-    @property
-    def plain(self) -> bool:
-        return not (self.typed or self.nested or self.late)
-
-
-@dataclass
-class Scan:
-    """What one walk over the body found: the places of each key, each cell's text and the
-    tracked changes."""
-
-    marks: dict[str, list[Anchor]] = field(default_factory=lambda: defaultdict(list))
-    tags: dict[str, list[Anchor]] = field(default_factory=lambda: defaultdict(list))
-    cells: dict[etree._Element, CellText] = field(default_factory=dict)
-    changes: Counter[str] = field(default_factory=Counter)
-
-    def anchor(self, key: str) -> Anchor | None:
-        for places in (self.marks.get(key), self.tags.get(key)):
-            if places:
-                return places[0]
-        return None
-
-
 class _Scanner:
     """The state of the one walk over the body (see `scan`)."""
 
@@ -145,7 +89,7 @@ class _Scanner:
             if anchor.reading:
                 anchor.add(piece, self.budget)
         cell = self._track() if self.cells and not self.boxes.printed else None
-        if cell is not None:
+        if cell is not None and cell.text is not None:  # the walk's cells: always a Reading
             self.budget.take("", piece[: self.budget.field_limit])  # the whole file's cap
             cell.text.add(piece, bool(self.boxes.inside))
             cell.typed = cell.typed or (not self.boxes.inside and not piece.isspace())
@@ -155,7 +99,9 @@ class _Scanner:
         at most MAX_CELLS cells, beyond which only cells holding a place are kept)."""
         el, text = self.cells[-1]
         if text is None and (force or len(self.found.cells) < MAX_CELLS):
-            text = self.found.cells[el] = CellText(late=len(self.found.cells) >= MAX_CELLS)
+            text = self.found.cells[el] = CellText(
+                Reading(), late=len(self.found.cells) >= MAX_CELLS
+            )
             self.cells[-1] = (el, text)
         return text
 
@@ -369,7 +315,7 @@ def read_answers(
         only = next(iter(here.values()))
         alone = seen is not None and len(here) == 1 and not (seen.nested or seen.late)
         if seen is not None and alone and (not seen.typed or anchors[only] is None):
-            values[only] = budget.take(only, seen.text.text)  # as scanned: no note to leave
+            values[only] = budget.take(only, seen.value)  # as scanned: no note to leave
             continue
         readings = read_cell(cell, here, Boxes(keys, marks), skip=starts)
         for key, reading in readings.items():
@@ -411,7 +357,11 @@ def docx_identity(package: Package, body: etree._Element) -> Identity | None:
 
 
 def open_docx(data: bytes) -> tuple[Package, etree._Element]:
-    package = Package(data, "docx")
+    return open_package(Package(data, "docx"))
+
+
+def open_package(package: Package) -> tuple[Package, etree._Element]:
+    """A Word package's body (its main part's), or Rejected."""
     root = package.xml(package.main_part())
     if root is None:
         raise Rejected(IssueCode.no_document, expected="Word document")
@@ -422,17 +372,38 @@ def open_docx(data: bytes) -> tuple[Package, etree._Element]:
 
 
 def read_values(
-    body: etree._Element, form: FormDefinition, notes: list[Note]
+    body: etree._Element, form: FormDefinition, notes: list[Note], full: bool = False
 ) -> tuple[dict[str, str], str]:
     """Every field of the form by key, and which way was used ("bookmarks", "tags", ...).
 
-    Action tables are read row by row wherever they are found, so rows an auditor added
-    with Word's repeating-section button come back as rows 6, 7, ...
+    A plain body (nothing but answers in their boxes) is scanned by plainscan.py's fast
+    path; any other, every body with `full`, and any read that warns or refuses, by the walk
+    over every element. Action tables are read row by row wherever they are found, so rows
+    an auditor added with Word's repeating-section button come back as rows 6, 7, ...
     """
     actions = _action_keys(form)
     keys = [k for k in layout(form).positions if k not in actions]
-    budget = TextBudget()
-    found = scan(body, _bookmark_keys(form), set(keys), budget)
+    found = None if full else plain_scan(body, _bookmark_keys(form), set(keys), PER_KEY, MAX_CELLS)
+    if found is None:
+        budget = TextBudget()
+        return _values(
+            body, form, scan(body, _bookmark_keys(form), set(keys), budget), budget, notes
+        )
+    said: list[Note] = []
+    try:
+        values = _values(body, form, found, TextBudget(), said)
+    except Rejected:
+        return read_values(body, form, notes, full=True)
+    if said:  # a note to leave: the walk says it
+        return read_values(body, form, notes, full=True)
+    return values
+
+
+def _values(
+    body: etree._Element, form: FormDefinition, found: Scan, budget: TextBudget, notes: list[Note]
+) -> tuple[dict[str, str], str]:
+    actions = _action_keys(form)
+    keys = [k for k in layout(form).positions if k not in actions]
     _check_places(found, keys, budget)
     anchors = {key: found.anchor(key) for key in keys}
     values = read_answers(body, form, found, anchors, budget, notes)
@@ -481,7 +452,7 @@ def action_rows(
                 key = item.cell_key(number, column)
                 seen = found.cells.get(cell)
                 if seen is not None and seen.plain:
-                    values[key] = budget.take(key, seen.text.text)
+                    values[key] = budget.take(key, seen.value)
                     continue
                 reading = read_cell(cell, {}, Boxes(None, marks), first=key)[key]
                 values[key] = budget.take(key, reading.text)

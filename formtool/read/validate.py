@@ -17,6 +17,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 
 from formtool import clock
 from formtool.definitions import AUDIT, PREPARED, Field, FormDefinition, Item
@@ -84,6 +85,18 @@ class ReadResult:
         return self.record is not None and not any(not i.is_warning for i in self.issues)
 
 
+@cache
+def form_fields(form: FormDefinition) -> tuple[Field, ...]:
+    """The form's fields, worked out once (a form has hundreds; every return asks)."""
+    return tuple(form.fields())
+
+
+@cache
+def two_stage(form: FormDefinition) -> bool:
+    """Whether the form is filled in two stages (FormDefinition.two_stage), once per form."""
+    return any(f.role for f in form_fields(form))
+
+
 def _normalise(f: Field, raw: str, file: str, issues: list[Issue]) -> str:
     if not raw:
         return ""
@@ -126,7 +139,9 @@ def validate_return(
     issues: list[Issue] = _fact_issues(raw, file, expected_facts, checksum_key)
     issues += [note.issue(file, identity.audit_id) for note in raw.notes]
     fields = [
-        f for f in form.fields() + _added_row_fields(form, raw.values) if _in_stage(f.role, stage)
+        f
+        for f in [*form_fields(form), *_added_row_fields(form, raw.values)]
+        if _in_stage(f.role, stage)
     ]
     values = {f.key: _normalise(f, raw.values.get(f.key, ""), file, issues) for f in fields}
     judgements = form.judgements
@@ -218,7 +233,10 @@ def _row_number(item: Item, key: str) -> int | None:
 
 def _row_count(item: Item, values: Mapping[str, str]) -> int:
     """The form's rows, or more if the auditor added rows to the table."""
-    numbers = [n for n in (_row_number(item, k) for k in values) if n is not None]
+    prefix = item.key + "."
+    numbers = [
+        n for n in (_row_number(item, k) for k in values if k.startswith(prefix)) if n is not None
+    ]
     return max([item.rows, *numbers])
 
 
