@@ -88,8 +88,8 @@ def answers_by_return(
             sa.select(answers.c.return_id, answers.c.key, answers.c.value, answers.c.comment)
             .where(answers.c.return_id.in_(chunk))
             .order_by(answers.c.id)
-        ).tuples()  # plain tuples, fetched at once: a year's pack reads millions of them
-        for return_id, key, value, comment in rows.all():
+        )
+        for return_id, key, value, comment in rows.all():  # at once: a year's are millions
             found[return_id][key] = (value, comment)
     return dict(found)
 

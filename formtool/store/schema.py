@@ -176,7 +176,7 @@ returns = sa.Table(
         "audit_id", sa.String(80), sa.ForeignKey("audits.audit_id"), nullable=False, index=True
     ),
     sa.Column("file_name", sa.String(500), nullable=False),
-    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False, index=True),
     sa.Column("content", sa.LargeBinary, nullable=False),  # the original bytes, for tracing
     sa.Column("imported_at", sa.DateTime, nullable=False),
     sa.Column("supersedes", sa.Integer, sa.ForeignKey("returns.id"), nullable=True),

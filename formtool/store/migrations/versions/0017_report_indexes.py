@@ -1,6 +1,7 @@
 """Indexes on the columns the reports, lists and figures filter and sort by, for a council's
 database of years of audits (100,000 and more): the audit list's team, state and due-date
-filters and sort, and the rare events (reopens, follow-up steps) the figures look up by name.
+filters and sort, the rare events (reopens, follow-up steps) the figures look up by name, and
+the returns by content, which every import asks before it reads a file.
 
 Revision ID: 0017
 Revises: 0016
@@ -20,6 +21,7 @@ INDEXES = (
     ("ix_audits_due_date", "audits", ["due_date"]),
     ("ix_audits_form_id", "audits", ["form_id"]),
     ("ix_events_event", "events", ["event"]),
+    ("ix_returns_content_hash", "returns", ["content_hash"]),  # is this file in already?
 )
 
 
