@@ -458,7 +458,7 @@ def _exclusive(lock_file: Path) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory, worker_id) -> Demo:
     """`formtool demo` once per test run, exactly as the README runs it: the first worker that
-    needs it builds it under a lock, the others wait and share it (it takes ~25 s of one of
+    needs it builds it under a lock, the others wait and share it (it takes ~13 s of one of
     the machine's two cores). Tests read it; tests that change its database or files take a
     `Demo.copy`."""
     from formtool import clock, store

@@ -132,7 +132,8 @@ TINY: dict[str, list[str]] = {
 
 def test_every_bench_script_has_a_tiny_run() -> None:
     """A new bench script gets its tiny run here, or this fails."""
-    assert sorted(p.name for p in BENCH.glob("*.py")) == sorted(TINY)
+    scripts = [p.name for p in BENCH.glob("*.py") if p.name != "results.py"]  # a module
+    assert sorted(scripts) == sorted(TINY)
 
 
 @dataclass

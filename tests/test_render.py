@@ -17,7 +17,8 @@ import pytest
 from docx import Document as WordDocument
 from pypdf import PdfReader
 
-from formtool.packs import charts, fonts
+from formtool.packs import charts, fonts, tagged_pdf
+from formtool.packs import word as word_renderer
 from formtool.packs.render import (
     TEXT_W,
     Document,
@@ -26,8 +27,10 @@ from formtool.packs.render import (
     column_fractions,
     to_docx,
     to_pdf,
+    to_tagged_pdf,
     unprintable,
 )
+from formtool.packs.tagged_pdf import merge
 
 from conftest import convert, missing
 
@@ -304,6 +307,101 @@ def test_word_file_carries_the_fonts_its_text_needs():
 
 def test_same_document_same_pdf_bytes(pdf):
     assert to_pdf(document()) == pdf
+
+
+# --- made fast (issue 24): shared parts once, the body written directly ---------------------
+
+
+def test_word_parts_every_pack_shares_are_made_once(monkeypatch):
+    """python-docx makes the styles, page, header and footer once a process, not per file
+    (it took most of a Word pack's time)."""
+    made = []
+
+    def counted() -> Any:
+        made.append(1)
+        return WordDocument()
+
+    monkeypatch.setattr(word_renderer, "WordDocument", counted)
+    word_renderer._skeleton.cache_clear()
+    small = document(parts=[Part("Summary", ["One."])])
+    try:
+        for _ in range(3):
+            to_docx(small)
+    finally:
+        word_renderer._skeleton.cache_clear()  # the next test makes its own with python-docx's
+    assert len(made) == 1
+    data = to_docx(small)
+    assert data == to_docx(small)  # the same document, the same bytes
+    assert zipfile.ZipFile(io.BytesIO(data)).testzip() is None  # every part's CRC checks out
+
+
+def test_word_body_reads_back_as_written():
+    """Tabs, line breaks, spaces at either end, markup characters, an empty cell and a short
+    row read back from the Word file as the document gave them."""
+    texts = ("a\tb", "line 1\nline 2", "  spaced  ", "x < y & z > 0", "")
+    table = Table(("One", "Two", "Three"), ((texts[0], texts[1], texts[2]), (texts[3], texts[4])))
+    parts = [Part("Odd text", [texts[3]], [table], bullets=[texts[2]], page_break_before=True)]
+    word = WordDocument(io.BytesIO(to_docx(document(parts=parts))))
+    [grid] = word.tables
+    assert [[c.text for c in row.cells] for row in grid.rows] == [
+        ["One", "Two", "Three"],
+        [texts[0], texts[1], texts[2]],
+        [texts[3], "", ""],
+    ]
+    shown = [(p.style.name if p.style else "", p.text) for p in word.paragraphs if p.text]
+    assert ("Heading 1", "Odd text") in shown and ("List Bullet", texts[2]) in shown
+    assert ("Normal", texts[3]) in shown
+    assert word.core_properties.title == "Case File Audit Tool"
+    assert "Royal Borough of Example" in word.sections[0].header.tables[0].rows[0].cells[0].text
+
+
+def test_punctuation_packs_print_shares_the_plain_font_cut():
+    """Dashes, curly quotes and bullets are in every cut (each cut took ~0.2 s), so a pack that
+    prints them embeds the same font as one in plain ASCII."""
+    plain = embedded_fonts(to_docx(document(parts=[Part("A", ["plain text"])])))
+    marks = "Action \u2014 \u201cagreed\u201d \u2018today\u2019 \u2022 done\u2026 \u20ac1 \u2013"
+    dashed = embedded_fonts(to_docx(document(parts=[Part("A", [marks])])))
+    for tag in ("embedRegular", "embedBold"):
+        assert set(dashed[tag].getBestCmap()) == set(plain[tag].getBestCmap()), tag
+
+
+def test_paragraphs_laid_out_once_a_width_draw_the_same_pdf(monkeypatch):
+    """A cell's paragraph is laid out once for each width; a row that finds no room at the
+    foot of a page (this table's 12th) is laid out again on the next, and the PDF is the same
+    byte for byte as laying every paragraph out afresh each time."""
+    rows = tuple((f"{k}. Q", "Yes", "\n".join(f"line {i}" for i in range(5))) for k in range(12))
+    table = Table(("Question", "Answer", "Evidence"), rows, (0.4, 0.14, 0.46))
+    tall = Document("Title", "Subtitle", [Part("Section", tables=[table])], "Footer", "Council")
+    once = to_pdf(tall)
+    monkeypatch.setattr(tagged_pdf.TaggedParagraph, "wrap", tagged_pdf.Paragraph.wrap)
+    assert once == to_pdf(tall)
+    assert len(PdfReader(io.BytesIO(once)).pages) == 3
+
+
+def test_plain_text_markup_is_escaped_with_line_breaks_kept():
+    assert fonts.markup("a & b\r\nc <d>\tx") == "a &amp; b<br/>c &lt;d&gt; x"
+    assert fonts.markup("caf\u00e9 \x01") == "café "  # the long way: controls dropped
+
+
+def test_bundle_tree_is_each_documents_drawn_tree_under_a_part():
+    """The bundle's structure is written from the trees the documents were drawn with: a Part
+    for each, holding its H1, paragraphs and sections, every mark in the parent tree."""
+    drawn = [to_tagged_pdf(document(parts=[Part(f"Part {i}", [f"Text {i}."])])) for i in (1, 2)]
+    bundle = PdfReader(io.BytesIO(merge([("first", drawn[0]), ("second", drawn[1])], "Both")))
+    root: Any = bundle.root_object["/StructTreeRoot"]
+    top = root["/K"].get_object()
+    parts = [p.get_object() for p in top["/K"]]
+    assert [p["/S"] for p in parts] == ["/Part", "/Part"]
+    roles = [[k.get_object()["/S"] for k in p["/K"]] for p in parts]
+    assert roles == [["/H1", "/P", "/Sect"]] * 2
+    nums = root["/ParentTree"].get_object()["/Nums"]
+    marks = sum(len(nums[i + 1]) for i in range(0, len(nums), 2))
+    drawn_marks = sum(
+        1 for d in drawn for e in d.root.walk() for k in e.kids if isinstance(k, tuple)
+    )
+    assert marks == drawn_marks and int(root["/ParentTreeNextKey"]) == len(bundle.pages)
+    outline: Any = bundle.outline
+    assert [o.title for o in outline] == ["first", "second"]
 
 
 # --- what a reader sees ---------------------------------------------------------------------

@@ -20,8 +20,8 @@ from formtool.definitions import FormDefinition, Item, Section
 from formtool.definitions.identifiers import audit_file_name
 from formtool.errors import Issue, IssueCode
 from formtool.packs.figures import PackError
-from formtool.packs.render import Document, Part, Table, to_docx, to_pdf, unprintable
-from formtool.packs.tagged_pdf import merge
+from formtool.packs.render import Document, Part, Table, to_docx, to_tagged_pdf, unprintable
+from formtool.packs.tagged_pdf import TaggedPdf, merge
 from formtool.periods import show_date, show_time
 from formtool.settings import DEFAULT, Settings
 from formtool.store import AuditRecords, Store, unknown_audit
@@ -302,11 +302,11 @@ def file_pack(
             path.write_bytes(to_docx(document))
             written.append(path)
         if "pdf" in formats or bundle_name:
-            pdf = to_pdf(document)
+            pdf = to_tagged_pdf(document)
             pdfs.append((view, pdf))
             if "pdf" in formats:
                 path = out_dir / audit_file_name(view.audit_id, "-file.pdf")
-                path.write_bytes(pdf)
+                path.write_bytes(pdf.data)
                 written.append(path)
     if bundle_name and pdfs:
         path = out_dir / bundle_name
@@ -315,7 +315,7 @@ def file_pack(
     return FilePack(written, [w for v in views for w in v.warnings])
 
 
-def bundle(pdfs: list[tuple[AuditView, bytes]], title: str = "File packs") -> bytes:
+def bundle(pdfs: list[tuple[AuditView, TaggedPdf]], title: str = "File packs") -> bytes:
     """One tagged PDF of many audits, with a bookmark (outline entry) and a part of the
     structure tree per case."""
     return merge([(view.case_label, data) for view, data in pdfs], title)

@@ -1,13 +1,12 @@
-"""One small document model, two renderers: Word (python-docx) and PDF (reportlab).
+"""One small document model, two renderers: PDF (reportlab, here) and Word (word.py).
 
 Both packs describe their content as `Part`s (a heading, paragraphs, tables, images); the
 renderers lay them out the same way: A4 portrait, the council and the protective marking at
 the top and bottom of every page, "Page X of Y", DRAFT on every page of a draft, tables with a
 shaded header row repeated on each page and columns sized to their content, headings kept with
 what follows, and rows that flow across pages however long a comment is. Both carry DejaVu Sans
-(see fonts.py), the PDF whole and the Word file cut down to its text (`embed_fonts`), so every
-name prints in it whatever fonts the reader's machine has; the same input gives the same PDF
-bytes.
+(see fonts.py), the PDF whole and the Word file cut down to its text, so every name prints in
+it whatever fonts the reader's machine has; the same input gives the same bytes.
 
 Both are accessible documents (the Public Sector Bodies Accessibility Regulations 2018): title
 and language (en-GB) set, the title then one level of real headings, table header rows marked
@@ -17,24 +16,14 @@ and repeated, alternative text on every chart (`Part.alts`), and the PDF tagged
 
 from __future__ import annotations
 
-import hashlib
 import io
-import re
-import uuid
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from docx import Document as WordDocument
-from docx.enum.style import WD_STYLE_TYPE
-from docx.enum.text import WD_ALIGN_PARAGRAPH
-from docx.oxml import OxmlElement
-from docx.oxml.ns import qn
-from docx.shared import Emu, Mm, Pt, RGBColor
-from lxml import etree
 from PIL import Image as PilImage
+from reportlab.lib.colors import HexColor
 from reportlab.lib.enums import TA_CENTER, TA_RIGHT
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.pdfbase.pdfmetrics import stringWidth
@@ -50,7 +39,6 @@ from reportlab.platypus import (
 )
 from reportlab.platypus import Table as PdfTable
 
-from formtool.packs import fonts
 from formtool.packs.fonts import BOLD, REGULAR, markup, measure, register, unprintable
 from formtool.packs.tagged_pdf import (
     LANGUAGE,
@@ -58,9 +46,19 @@ from formtool.packs.tagged_pdf import (
     TaggedCanvas,
     TaggedImage,
     TaggedParagraph,
+    TaggedPdf,
 )
 
-__all__ = ["Document", "Part", "Table", "column_fractions", "to_docx", "to_pdf", "unprintable"]
+__all__ = [
+    "Document",
+    "Part",
+    "Table",
+    "column_fractions",
+    "to_docx",
+    "to_pdf",
+    "to_tagged_pdf",
+    "unprintable",
+]
 
 MM = 72 / 25.4  # points per millimetre
 PAGE_W, PAGE_H = 210 * MM, 297 * MM  # A4 portrait
@@ -73,7 +71,6 @@ PAD = 4.0  # cell padding left and right, pt
 MIN_COLUMN, MAX_WORD = 0.07, 0.35  # fractions of the text width
 SHORT_ROW = 400  # characters: rows this short are kept on one page
 SMALL_TABLE = 10  # rows: a table of this many short rows is kept on one page
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 @dataclass(frozen=True)
@@ -168,7 +165,8 @@ def _png_width(image: bytes) -> float:
 # --- PDF ------------------------------------------------------------------------------------
 
 
-ROOT = dict(fontName=REGULAR, bulletFontName=REGULAR, textColor=INK)
+# Colours as reportlab's objects: drawing a paragraph looks a hex string up afresh each time.
+ROOT = dict(fontName=REGULAR, bulletFontName=REGULAR, textColor=HexColor(INK))
 STYLES: dict[str, tuple[str, dict[str, Any]]] = {  # name: (parent, settings)
     "body": ("", dict(fontSize=BODY, leading=BODY * 1.35, spaceAfter=4)),
     "cell": ("body", dict(fontSize=CELL, leading=CELL * 1.3, spaceAfter=0)),
@@ -176,19 +174,22 @@ STYLES: dict[str, tuple[str, dict[str, Any]]] = {  # name: (parent, settings)
     "head": ("cell", dict(fontName=BOLD)),
     "head-right": ("head", dict(alignment=TA_RIGHT)),
     "bullet": ("body", dict(leftIndent=12, bulletIndent=3)),
-    "title": ("body", dict(fontName=BOLD, fontSize=17, leading=21, textColor=ACCENT)),
-    "subtitle": ("body", dict(fontSize=10, leading=13, textColor=MUTED, spaceAfter=10)),
+    "title": ("body", dict(fontName=BOLD, fontSize=17, leading=21, textColor=HexColor(ACCENT))),
+    "subtitle": ("body", dict(fontSize=10, leading=13, textColor=HexColor(MUTED), spaceAfter=10)),
     "heading": ("title", dict(fontSize=12, leading=15, spaceBefore=10, spaceAfter=5)),
     "small": ("cell", dict(fontSize=SMALL, leading=SMALL * 1.25)),
     "small-centre": ("small", dict(fontName=BOLD, alignment=TA_CENTER)),
-    "small-right": ("small", dict(fontName=BOLD, alignment=TA_RIGHT, textColor=DRAFT_RED)),
+    "small-right": (
+        "small",
+        dict(fontName=BOLD, alignment=TA_RIGHT, textColor=HexColor(DRAFT_RED)),
+    ),
 }
 TABLE_STYLE = [
     ("FONT", (0, 0), (-1, -1), REGULAR, CELL),  # no Helvetica (not embedded) anywhere
-    ("BACKGROUND", (0, 0), (-1, 0), HEADER_FILL),
-    ("LINEBELOW", (0, 0), (-1, 0), 0.8, ACCENT),
-    ("INNERGRID", (0, 0), (-1, -1), 0.3, RULE),
-    ("BOX", (0, 0), (-1, -1), 0.5, RULE),
+    ("BACKGROUND", (0, 0), (-1, 0), HexColor(HEADER_FILL)),
+    ("LINEBELOW", (0, 0), (-1, 0), 0.8, HexColor(ACCENT)),
+    ("INNERGRID", (0, 0), (-1, -1), 0.3, HexColor(RULE)),
+    ("BOX", (0, 0), (-1, -1), 0.5, HexColor(RULE)),
     ("VALIGN", (0, 0), (-1, -1), "TOP"),
     ("LEFTPADDING", (0, 0), (-1, -1), PAD),
     ("RIGHTPADDING", (0, 0), (-1, -1), PAD),
@@ -347,6 +348,11 @@ class NumberedCanvas(TaggedCanvas):
 def to_pdf(doc: Document) -> bytes:
     """The document as a tagged PDF (tagged_pdf.py): its title the H1, each part a section
     headed H2."""
+    return to_tagged_pdf(doc).data
+
+
+def to_tagged_pdf(doc: Document) -> TaggedPdf:
+    """The PDF with the structure tree it was drawn with (for a bundle: tagged_pdf.merge)."""
     register()
     styles = _styles()
     root = Element("Document")
@@ -369,318 +375,11 @@ def to_pdf(doc: Document) -> bytes:
         initialFontSize=BODY,
         **PDF_SETTINGS,
     ).build(story, canvasmaker=partial(NumberedCanvas, root=root, title=doc.title))
-    return out.getvalue()
-
-
-# --- Word -----------------------------------------------------------------------------------
-
-WORD_FONT = "DejaVu Sans"  # the PDF's font, in the file (embed_fonts): all but East Asian text
-WORD_FONTS = {
-    "ascii": WORD_FONT,
-    "hAnsi": WORD_FONT,
-    "cs": WORD_FONT,
-    "eastAsia": "Microsoft YaHei",
-}
-
-
-def _el(tag: str, **attrs: str) -> Any:
-    element = OxmlElement(tag)
-    for key, value in attrs.items():
-        element.set(qn(f"w:{key}"), value)
-    return element
-
-
-_RPR = (  # the schema's order of children, which Word insists on
-    "rStyle rFonts b bCs i iCs caps smallCaps strike dstrike outline shadow emboss imprint noProof"
-    " snapToGrid vanish webHidden color spacing w kern position sz szCs highlight u effect bdr shd"
-    " fitText vertAlign rtl cs em lang eastAsianLayout specVanish oMath"
-)
-_TBLPR = (
-    "tblStyle tblpPr tblOverlap bidiVisual tblStyleRowBandSize tblStyleColBandSize tblW jc"
-    " tblCellSpacing tblInd tblBorders shd tblLayout tblCellMar tblLook tblCaption tblDescription"
-)
-ORDER = [names.split() for names in (_RPR, _TBLPR)]
-
-
-def _set(parent: Any, child: Any) -> None:
-    """Put `child` in `parent` where the schema orders it, replacing any of its tag."""
-    tag = child.tag.split("}")[1]
-    for old in parent.findall(child.tag):
-        parent.remove(old)
-    order = next(o for o in ORDER if tag in o)
-    parent.insert_element_before(child, *(f"w:{t}" for t in order[order.index(tag) + 1 :]))
-
-
-def _fonts(rpr: Any, size: float) -> None:
-    """Explicit fonts for every script (no theme fonts) and the complex-script size too."""
-    rfonts = rpr.get_or_add_rFonts()
-    rfonts.attrib.clear()
-    for key, value in WORD_FONTS.items():
-        rfonts.set(qn(f"w:{key}"), value)
-    _set(rpr, _el("w:szCs", val=str(round(size * 2))))
-
-
-def _word_styles(word: Any) -> None:
-    styles = word.styles
-    defaults = styles.element.find(".//{*}rPrDefault/{*}rPr")
-    _fonts(defaults, BODY)
-    for lang in defaults.findall(qn("w:lang")):
-        lang.set(qn("w:val"), "en-GB")  # British spelling for the spelling checker
-    specs = {"Normal": (BODY, INK), "Title": (17, ACCENT), "Heading 1": (12, ACCENT)}
-    for name, (size, colour) in {**specs, "List Bullet": (BODY, INK)}.items():
-        style = styles[name]
-        style.font.size, style.font.bold = Pt(size), colour == ACCENT
-        style.font.color.rgb = RGBColor.from_string(colour[1:])
-        _fonts(style.element.get_or_add_rPr(), size)
-        style.paragraph_format.space_after = Pt(4)
-    for rule in styles["Title"].element.findall(".//{*}pBdr/{*}bottom"):
-        rule.attrib.clear()
-        rule.attrib.update(
-            {qn("w:val"): "single", qn("w:sz"): "6", qn("w:space"): "4", qn("w:color"): RULE[1:]}
-        )
-    styles["Heading 1"].paragraph_format.space_before = Pt(10)
-    styles["Heading 1"].paragraph_format.keep_with_next = True
-    for name, size, bold in (("Table Text", CELL, False), ("Table Heading", CELL, True)):
-        style = styles.add_style(name, WD_STYLE_TYPE.PARAGRAPH)
-        style.base_style = styles["Normal"]
-        style.font.size, style.font.bold = Pt(size), bold
-        _fonts(style.element.get_or_add_rPr(), size)
-        style.paragraph_format.space_after = Pt(0)
-
-
-def _clean(text: str) -> str:
-    return _XML_ILLEGAL.sub("", text or "")
-
-
-def _field(paragraph: Any, instruction: str) -> None:
-    """A PAGE or NUMPAGES field, updated by Word and LibreOffice when shown or printed."""
-    code = _el("w:instrText")
-    code.set(qn("xml:space"), "preserve")
-    code.text = f" {instruction} "
-    for element in (
-        _el("w:fldChar", fldCharType="begin"),
-        code,
-        _el("w:fldChar", fldCharType="separate"),
-    ):
-        paragraph.add_run()._r.append(element)
-    paragraph.add_run("1")  # shown until the field is updated
-    paragraph.add_run()._r.append(_el("w:fldChar", fldCharType="end"))
-
-
-def _band(part: Any, edge: str) -> list[Any]:
-    """A borderless row of three cells (left, centre, right) ruled on `edge`, for the header or
-    footer: a long footer wraps in its cell instead of pushing the marking aside."""
-    band = part.add_table(1, 3, Mm(178))
-    band.autofit = False
-    rules = _el("w:tblBorders")
-    for side in ("top", "left", "bottom", "right", "insideH", "insideV"):
-        line = "single" if side == edge else "nil"
-        rules.append(_el(f"w:{side}", val=line, sz="4", space="0", color=RULE[1:]))
-    _set(band._tbl.tblPr, rules)
-    part.paragraphs[0]._p.addprevious(band._tbl)  # the part's own paragraph goes last
-    part.paragraphs[0].paragraph_format.space_after = Pt(0)
-    aligns = (WD_ALIGN_PARAGRAPH.LEFT, WD_ALIGN_PARAGRAPH.CENTER, WD_ALIGN_PARAGRAPH.RIGHT)
-    for cell, share, align in zip(band.rows[0].cells, (0.38, 0.24, 0.38), aligns, strict=True):
-        cell.width = int(Mm(178) * share)
-        cell.paragraphs[0].style, cell.paragraphs[0].alignment = "Table Text", align
-    return [cell.paragraphs[0] for cell in band.rows[0].cells]
-
-
-def _word_page(word: Any, doc: Document) -> None:
-    section = word.sections[0]
-    section.page_width, section.page_height = Mm(210), Mm(297)
-    for side in ("left", "right", "top", "bottom"):
-        setattr(section, f"{side}_margin", Mm(16))
-    section.header_distance = section.footer_distance = Mm(7)
-    council, marking, draft = _band(section.header, "bottom")
-    council.add_run(_clean(doc.council))
-    marking.add_run(_clean(doc.marking)).bold = True
-    if doc.draft:
-        stamp = draft.add_run("DRAFT")
-        stamp.bold, stamp.font.color.rgb = True, RGBColor.from_string(DRAFT_RED[1:])
-    footer, marking_, page = _band(section.footer, "top")
-    footer.add_run(_clean(doc.footer))
-    marking_.add_run(_clean(doc.marking)).bold = True
-    page.add_run("Page ")
-    _field(page, "PAGE")
-    page.add_run(" of ")
-    _field(page, "NUMPAGES")
-    for paragraph in (council, marking, draft, footer, marking_, page):
-        for run in paragraph.runs:
-            run.font.size = Pt(SMALL)
-
-
-def _word_borders(table: Any) -> None:
-    tbl_pr = table._tbl.tblPr
-    borders = _el("w:tblBorders")
-    for edge in ("top", "left", "bottom", "right", "insideH", "insideV"):
-        borders.append(_el(f"w:{edge}", val="single", sz="4", space="0", color=RULE[1:]))
-    _set(tbl_pr, borders)
-    margins = _el("w:tblCellMar")
-    for edge, twips in (("top", "40"), ("left", "80"), ("bottom", "60"), ("right", "80")):
-        margins.append(_el(f"w:{edge}", w=twips, type="dxa"))
-    _set(tbl_pr, margins)
-
-
-def _word_row(
-    row: Any,
-    texts: Sequence[str],
-    table: Table,
-    widths: list[int],
-    header: bool,
-    keep: bool,
-    style_id: str,
-) -> None:
-    for i, (cell, text) in enumerate(zip(row.cells, texts, strict=False)):
-        cell.width = widths[i]
-        paragraph = cell.paragraphs[0]
-        # The style by its id: python-docx's name lookup scans every style for each cell,
-        # which was most of the time a file pack took.
-        paragraph._p.style = style_id
-        paragraph.add_run(_clean(text))
-        paragraph.paragraph_format.keep_with_next = keep or None
-        if i in table.numeric:
-            paragraph.alignment = WD_ALIGN_PARAGRAPH.RIGHT
-        if header:
-            cell._tc.get_or_add_tcPr().append(
-                _el("w:shd", val="clear", color="auto", fill=HEADER_FILL[1:])
-            )
-    tr_pr = row._tr.get_or_add_trPr()
-    if header:
-        tr_pr.append(_el("w:tblHeader"))  # repeated at the top of each page
-    if sum(len(t or "") for t in texts) < SHORT_ROW:
-        tr_pr.append(_el("w:cantSplit"))  # short rows stay whole; long ones flow on
-
-
-def _word_table(word: Any, table: Table) -> None:
-    width = int(TEXT_W / 72 * 914400)
-    widths = [int(f * width) for f in column_fractions(table)]
-    grid = word.add_table(rows=1 + len(table.rows), cols=len(table.headings))
-    grid.autofit = False
-    _word_borders(grid)
-    for column, w in zip(grid.columns, widths, strict=True):
-        column.width = w
-    small = _small(table)  # kept on one page: each row kept with the next
-    heading, text = (word.styles[name].style_id for name in ("Table Heading", "Table Text"))
-    for n, (row, texts) in enumerate(zip(grid.rows, (table.headings, *table.rows), strict=True)):
-        keep = small and n < len(table.rows)
-        _word_row(row, texts, table, widths, n == 0, keep, heading if n == 0 else text)
-    word.add_paragraph().paragraph_format.space_after = Pt(4)
-
-
-def _word_part(word: Any, part: Part) -> None:
-    if part.heading:
-        heading = word.add_paragraph(_clean(part.heading), style="Heading 1")
-        heading.paragraph_format.page_break_before = part.page_break_before or None
-    elif part.page_break_before:
-        word.add_page_break()
-    for text in part.paragraphs:
-        word.add_paragraph(_clean(text))
-    for text in part.bullets:
-        word.add_paragraph(_clean(text), style="List Bullet")
-    for i, image in enumerate(part.images):
-        picture = word.add_picture(
-            io.BytesIO(image), width=Emu(int(min(TEXT_W, _png_width(image)) / 72 * 914400))
-        )
-        picture._inline.docPr.set("descr", _clean(part.alt(i)))  # its alternative text
-    for table in part.tables:
-        _word_table(word, table)
-
-
-# --- Word: the fonts travel in the file ------------------------------------------------------
-
-_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-_RELS = "http://schemas.openxmlformats.org/package/2006/relationships"
-_TYPES = "http://schemas.openxmlformats.org/package/2006/content-types"
-_OBFUSCATED_FONT = "application/vnd.openxmlformats-officedocument.obfuscatedFont"
-#: The settings the schema puts before embedTrueTypeFonts (Word insists on the order).
-_BEFORE_EMBED = {
-    "writeProtection",
-    "view",
-    "zoom",
-    "removePersonalInformation",
-    "removeDateAndTime",
-    "doNotDisplayPageBoundaries",
-    "displayBackgroundShape",
-    "printPostScriptOverText",
-    "printFractionalCharacterWidth",
-    "printFormsData",
-}
-
-
-def _obfuscated(font: bytes, key: str) -> bytes:
-    """A font as Word files embed it (ECMA-376 part 1, 17.8.1): its first 32 bytes XORed with
-    the bytes of its key (a GUID) in reverse order, twice over."""
-    mask = bytes.fromhex(key.strip("{}").replace("-", ""))[::-1] * 2
-    return bytes(a ^ b for a, b in zip(font[:32], mask, strict=True)) + font[32:]
-
-
-def _xml(element: Any) -> bytes:
-    return etree.tostring(element, xml_declaration=True, encoding="UTF-8", standalone=True)
-
-
-def embed_fonts(docx: bytes) -> bytes:
-    """The Word file with WORD_FONT, regular and bold, embedded in it, cut down to the glyphs
-    its text needs (as Word's "embed only the characters used" does).
-
-    Without them, Word and LibreOffice draw "DejaVu Sans" with whatever font the machine offers
-    in its place: Debian's fonts-urw-base35, for one, offers Nimbus Sans, which lacks ễ and ị.
-    """
-    with zipfile.ZipFile(io.BytesIO(docx)) as archive:
-        parts = {name: archive.read(name) for name in archive.namelist()}
-    stories = [n for n in parts if re.fullmatch(r"word/(document|header\d*|footer\d*)\.xml", n)]
-    text = "".join(
-        t.text or "" for n in stories for t in etree.fromstring(parts[n]).iter(qn("w:t"))
-    )
-    table = etree.fromstring(parts["word/fontTable.xml"])
-    entry = etree.SubElement(table, qn("w:font"), {qn("w:name"): WORD_FONT})
-    for tag, value in (
-        ("panose1", "020B0603030804020204"),
-        ("family", "swiss"),
-        ("pitch", "variable"),
-    ):
-        etree.SubElement(entry, qn(f"w:{tag}"), {qn("w:val"): value})
-    rels = etree.Element(f"{{{_RELS}}}Relationships", nsmap={None: _RELS})
-    for n, (bold, tag) in enumerate(((False, "embedRegular"), (True, "embedBold")), start=1):
-        font = fonts.dejavu_subset(bold, text)
-        key = f"{{{uuid.UUID(bytes=hashlib.sha256(font).digest()[:16])}}}".upper()
-        parts[f"word/fonts/font{n}.odttf"] = _obfuscated(font, key)
-        embed = {f"{{{_R}}}id": f"rIdFont{n}", qn("w:fontKey"): key, qn("w:subsetted"): "1"}
-        etree.SubElement(entry, qn(f"w:{tag}"), embed)
-        link = {"Id": f"rIdFont{n}", "Type": f"{_R}/font", "Target": f"fonts/font{n}.odttf"}
-        etree.SubElement(rels, f"{{{_RELS}}}Relationship", link)
-    parts["word/fontTable.xml"] = _xml(table)
-    parts["word/_rels/fontTable.xml.rels"] = _xml(rels)
-    types = etree.fromstring(parts["[Content_Types].xml"])
-    odttf = {"Extension": "odttf", "ContentType": _OBFUSCATED_FONT}
-    types.insert(0, etree.Element(f"{{{_TYPES}}}Default", odttf))
-    parts["[Content_Types].xml"] = _xml(types)
-    settings = etree.fromstring(parts["word/settings.xml"])
-    place = sum(1 for child in settings if etree.QName(child).localname in _BEFORE_EMBED)
-    settings.insert(place, etree.Element(qn("w:saveSubsetFonts")))
-    settings.insert(place, etree.Element(qn("w:embedTrueTypeFonts")))
-    parts["word/settings.xml"] = _xml(settings)
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in parts.items():
-            archive.writestr(name, data)
-    return out.getvalue()
+    return TaggedPdf(out.getvalue(), root)
 
 
 def to_docx(doc: Document) -> bytes:
-    word = WordDocument()
-    _word_styles(word)
-    _word_page(word, doc)
-    word.core_properties.title = _clean(doc.title)
-    word.core_properties.subject = _clean(doc.subtitle)
-    word.core_properties.author = "formtool"
-    word.add_paragraph(_clean(doc.title), style="Title")
-    subtitle = word.add_paragraph()
-    subtitle.paragraph_format.space_after = Pt(10)
-    run = subtitle.add_run(_clean(doc.subtitle))
-    run.font.size, run.font.color.rgb = Pt(10), RGBColor.from_string(MUTED[1:])
-    for part in doc.parts:
-        _word_part(word, part)
-    out = io.BytesIO()
-    word.save(out)
-    return embed_fonts(out.getvalue())
+    """The document as a Word file (word.py)."""
+    from formtool.packs.word import to_docx as word_file
+
+    return word_file(doc)

@@ -13,7 +13,7 @@ DisplayDocTitle and XMP metadata naming the title, the language and PDF/UA-1. No
 changes: the marks are not painted, so the pages look exactly as before.
 
 `merge` puts several tagged PDFs into one (the file pack's bundle) with pypdf, each document's
-tree under a Part of the bundle's.
+tree (from the `Element`s it was drawn with: `TaggedPdf`) under a Part of the bundle's.
 """
 
 from __future__ import annotations
@@ -21,13 +21,25 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from xml.sax.saxutils import escape
 
+from pypdf import PdfReader, PdfWriter
+from pypdf.generic import (
+    ArrayObject,
+    BooleanObject,
+    DictionaryObject,
+    FloatObject,
+    NameObject,
+    NumberObject,
+    StreamObject,
+    TextStringObject,
+)
 from reportlab.pdfbase.pdfdoc import (
     PDFArray,
     PDFDictionary,
+    PDFObject,
     PDFObjectReference,
     PDFStream,
     PDFString,
@@ -42,6 +54,7 @@ __all__ = [
     "TaggedCanvas",
     "TaggedImage",
     "TaggedParagraph",
+    "TaggedPdf",
     "merge",
     "xmp",
 ]
@@ -86,6 +99,18 @@ class TaggedParagraph(Paragraph):
 
     struct: Element | None = None
     _marked = False
+    _wrapped: tuple[float, tuple[float, float]] | None = None  # (width, size) last laid out
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
+        """Laid out once for each width (its lines depend on nothing else): a table measures
+        its cells' paragraphs several times over at the same width (its rows' heights, its
+        split across pages, its drawing), which was two thirds of the packs' line breaking."""
+        wrapped = self._wrapped
+        if wrapped is not None and wrapped[0] == availWidth and hasattr(self, "blPara"):
+            return wrapped[1]  # (a split that finds no room drops blPara: laid out again)
+        size = super().wrap(availWidth, availHeight)
+        self._wrapped = (availWidth, size)
+        return size
 
     def split(self, availWidth: float, availHeight: float) -> list[Any]:
         parts = super().split(availWidth, availHeight)
@@ -170,15 +195,13 @@ class TaggedCanvas(Canvas):
     def _write_tree(self) -> None:
         doc = self._doc
         elements = [e for e in self.root.walk() if e.content()]
-        entries = {id(e): PDFDictionary() for e in elements}
+        entries = {id(e): _StructElement() for e in elements}
         refs = {id(e): doc.Reference(entries[id(e)]) for e in elements}
         tree = PDFDictionary({"Type": "/StructTreeRoot", "K": refs[id(self.root)]})
         tree_ref = doc.Reference(tree)
         for element in elements:
             parent = refs[id(element.parent)] if element.parent else tree_ref
-            entries[id(element)].dict.update(
-                _element_entries(element, parent, refs, self.page_names)
-            )
+            entries[id(element)].entries = _element_entries(element, parent, refs, self.page_names)
         nums: list[Any] = []
         for page in sorted(self.mcids):
             nums += [page, PDFArray([refs[id(e)] for e in self.mcids[page]])]
@@ -203,6 +226,33 @@ class _PlainStream(PDFStream):
         return bytes(pdf_format(head, document)) + b"\nstream\n" + content + b"endstream\n"
 
 
+class _StructElement(PDFObject):
+    """A structure element's dictionary, written straight to bytes: reportlab's PDFDictionary
+    formats each name and value through its general machinery, which for the ~300 elements
+    of each document (~23,000 in a month's packs) was most of the tree's cost."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Any] = {}
+
+    def format(self, document: Any) -> bytes:
+        pairs = (b"/%s %s" % (k.encode(), _raw(v, document)) for k, v in self.entries.items())
+        return b"<< " + b" ".join(pairs) + b" >>"
+
+
+def _raw(value: Any, document: Any) -> bytes:
+    """A value of a structure element: a name ("/P"), a number, a reference or a list of them
+    as they are; anything else (text, dictionaries) as reportlab formats it."""
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int):
+        return b"%d" % value
+    if isinstance(value, PDFObjectReference):
+        return bytes(value.format(document))
+    if isinstance(value, list):
+        return b"[" + b" ".join(_raw(v, document) for v in value) + b"]"
+    return bytes(pdf_format(value, document))
+
+
 def _element_entries(
     element: Element, parent: Any, refs: dict[int, Any], pages: list[str]
 ) -> dict[str, Any]:
@@ -221,7 +271,7 @@ def _element_entries(
         else:  # continued on a later page
             page = PDFObjectReference(pages[kid[0]])
             kids.append(PDFDictionary({"Type": "/MCR", "Pg": page, "MCID": kid[1]}))
-    entries["K"] = kids[0] if len(kids) == 1 else PDFArray(kids)
+    entries["K"] = kids[0] if len(kids) == 1 else kids
     if element.alt:
         entries["Alt"] = PDFString(element.alt)
     if element.scope:
@@ -251,36 +301,39 @@ def xmp(title: str) -> bytes:
 # --- many tagged PDFs in one ----------------------------------------------------------------
 
 
-def merge(pdfs: Sequence[tuple[str, bytes]], title: str) -> bytes:
-    """One tagged PDF of many, each with a bookmark (its label) and its structure tree under a
-    Part of the whole's; pages, bookmarks and marked content as in the originals."""
-    from pypdf import PdfReader, PdfWriter
-    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NumberObject
+@dataclass(frozen=True)
+class TaggedPdf:
+    """A tagged PDF and the structure tree it was drawn with (its marks' pages counted from 0),
+    so a bundle can build its own tree without reading the file's back."""
 
+    data: bytes
+    root: Element
+
+
+def merge(pdfs: Sequence[tuple[str, TaggedPdf]], title: str) -> bytes:
+    """One tagged PDF of many, each with a bookmark (its label) and its structure tree under a
+    Part of the whole's; pages, bookmarks and marked content as in the originals.
+
+    The trees are written from the `Element`s each PDF was drawn with, as TaggedCanvas writes
+    them: reading ~23,000 elements back out of a month's PDFs took most of the bundle's time."""
     writer = PdfWriter()
     tree = DictionaryObject({NameObject("/Type"): NameObject("/StructTreeRoot")})
     tree_ref = writer._add_object(tree)
     document = _pypdf_element("/Document", tree_ref)
     document_ref = writer._add_object(document)
     parents: dict[int, dict[int, Any]] = {}  # page index -> MCID -> element
-    for label, data in pdfs:
-        reader = PdfReader(io.BytesIO(data))
-        start = len(writer.pages)
-        writer.append(reader)
+    pages: list[Any] = []  # each page's reference (pypdf counts the pages at each lookup)
+    for label, pdf in pdfs:
+        start = len(pages)
+        writer.append(PdfReader(io.BytesIO(pdf.data)))
         writer.add_outline_item(title=label, page_number=start)
-        pages = {_idnum(p): start + i for i, p in enumerate(reader.pages)}
-        for index in pages.values():
-            writer.pages[index][NameObject("/StructParents")] = NumberObject(index)
-        source = reader.root_object.get("/StructTreeRoot")
-        if source is None:
-            continue
-        copier = _Copier(writer, pages, parents)
-        part = _pypdf_element("/Part", document_ref)
-        part_ref = writer._add_object(part)
-        top = source["/K"].get_object()  # its Document: the part takes its place
-        kids = top["/K"] if top.get("/S") == "/Document" else source["/K"]
-        part[NameObject("/K")] = _kids(copier.kids(kids, part_ref, None))
-        document["/K"].append(part_ref)
+        for index in range(start, len(writer.pages)):
+            appended = writer.pages[index]
+            appended[NameObject("/StructParents")] = NumberObject(index)
+            pages.append(appended.indirect_reference)
+        # the document's tree under a Part, which takes the place of its Document
+        part = replace(pdf.root, role="Part")
+        document["/K"].append(_Tree(writer, pages[start:], start, parents).add(part, document_ref))
     nums = ArrayObject()
     for page in sorted(parents):
         nums += [NumberObject(page), ArrayObject(parents[page][m] for m in sorted(parents[page]))]
@@ -288,27 +341,14 @@ def merge(pdfs: Sequence[tuple[str, bytes]], title: str) -> bytes:
     tree[NameObject("/ParentTree")] = writer._add_object(
         DictionaryObject({NameObject("/Nums"): nums})
     )
-    tree[NameObject("/ParentTreeNextKey")] = NumberObject(len(writer.pages))
+    tree[NameObject("/ParentTreeNextKey")] = NumberObject(len(pages))
     _catalog(writer, tree_ref, title)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
 
 
-def _idnum(page: Any) -> int:
-    return int(page.indirect_reference.idnum)
-
-
-def _kids(kids: list[Any]) -> Any:
-    """A /K entry: one kid as itself, several in an array (as the canvas writes them)."""
-    from pypdf.generic import ArrayObject
-
-    return kids[0] if len(kids) == 1 else ArrayObject(kids)
-
-
 def _pypdf_element(role: str, parent: Any) -> Any:
-    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
-
     return DictionaryObject(
         {
             NameObject("/Type"): NameObject("/StructElem"),
@@ -319,73 +359,57 @@ def _pypdf_element(role: str, parent: Any) -> Any:
     )
 
 
-class _Copier:
-    """Copies one document's structure elements into the writer, its pages' references and
-    MCIDs mapped to the pages appended from it."""
+class _Tree:
+    """Writes one document's structure elements into the bundle (as `_element_entries` does
+    into the document), its marks on the pages appended from it."""
 
-    COPIED = ("/Alt", "/A", "/ActualText", "/Lang")
+    def __init__(
+        self, writer: Any, pages: list[Any], start: int, parents: dict[int, dict[int, Any]]
+    ) -> None:
+        self.writer, self.pages, self.start, self.parents = writer, pages, start, parents
 
-    def __init__(self, writer: Any, pages: dict[int, int], parents: dict[int, dict[int, Any]]):
-        self.writer, self.pages, self.parents = writer, pages, parents
-
-    def kids(self, kids: Any, parent_ref: Any, page: int | None) -> list[Any]:
-        from pypdf.generic import ArrayObject
-
-        kids = kids.get_object()
-        return [
-            copied
-            for kid in (kids if isinstance(kids, ArrayObject) else [kids])
-            if (copied := self.kid(kid, parent_ref, page)) is not None
-        ]
-
-    def kid(self, kid: Any, parent_ref: Any, page: int | None) -> Any:
-        from pypdf.generic import ArrayObject, NameObject
-
-        target = kid.get_object()
-        if isinstance(target, int):  # an MCID on the parent's page
-            return self._mark(int(target), page, parent_ref)
-        if target.get("/Type") == "/MCR":
-            return self._mark(int(target["/MCID"]), self._page(target), parent_ref, mcr=True)
-        element = _pypdf_element(target["/S"], parent_ref)
-        ref = self.writer._add_object(element)
-        for key in self.COPIED:
-            if key in target:
-                element[NameObject(key)] = target[key].clone(self.writer)
-        own = self._page(target) if "/Pg" in target else page
-        if own is not None:
-            element[NameObject("/Pg")] = self.writer.pages[own].indirect_reference
-        element[NameObject("/K")] = _kids(self.kids(target.get("/K", ArrayObject()), ref, own))
+    def add(self, element: Element, parent: Any) -> Any:
+        entry = _pypdf_element(f"/{element.role}", parent)
+        ref = self.writer._add_object(entry)
+        marks = [k for k in element.kids if not isinstance(k, Element)]
+        home = marks[0][0] if marks else None
+        if home is not None:
+            entry[NameObject("/Pg")] = self.pages[home]
+        kids: list[Any] = []
+        for kid in element.kids:
+            if isinstance(kid, Element):
+                if kid.content():
+                    kids.append(self.add(kid, ref))
+                continue
+            page, mcid = kid
+            self.parents.setdefault(self.start + page, {})[mcid] = ref
+            kids.append(NumberObject(mcid) if page == home else self._mcr(page, mcid))
+        entry[NameObject("/K")] = kids[0] if len(kids) == 1 else ArrayObject(kids)
+        if element.alt:
+            entry[NameObject("/Alt")] = TextStringObject(element.alt)
+        if element.scope:
+            entry[NameObject("/A")] = _dictionary(O="/Table", Scope=f"/{element.scope}")
+        if element.bbox:
+            box = ArrayObject(FloatObject(round(v, 2)) for v in element.bbox)
+            entry[NameObject("/A")] = _dictionary(O="/Layout", BBox=box)
         return ref
 
-    def _page(self, target: Any) -> int:
-        return self.pages[target.raw_get("/Pg").idnum]
+    def _mcr(self, page: int, mcid: int) -> Any:
+        """Marked content on a later page than the element's own."""
+        return _dictionary(Type="/MCR", Pg=self.pages[page], MCID=NumberObject(mcid))
 
-    def _mark(self, mcid: int, page: int | None, parent_ref: Any, mcr: bool = False) -> Any:
-        from pypdf.generic import DictionaryObject, NameObject, NumberObject
 
-        if page is None:
-            return None
-        self.parents.setdefault(page, {})[mcid] = parent_ref
-        if not mcr:
-            return NumberObject(mcid)
-        return DictionaryObject(
-            {
-                NameObject("/Type"): NameObject("/MCR"),
-                NameObject("/Pg"): self.writer.pages[page].indirect_reference,
-                NameObject("/MCID"): NumberObject(mcid),
-            }
-        )
+def _dictionary(**entries: Any) -> Any:
+    """A pypdf dictionary; a value "/Name" is a name."""
+    return DictionaryObject(
+        {
+            NameObject(f"/{k}"): NameObject(v) if isinstance(v, str) else v
+            for k, v in entries.items()
+        }
+    )
 
 
 def _catalog(writer: Any, tree_ref: Any, title: str) -> None:
-    from pypdf.generic import (
-        BooleanObject,
-        DictionaryObject,
-        NameObject,
-        StreamObject,
-        TextStringObject,
-    )
-
     root = writer._root_object
     root[NameObject("/StructTreeRoot")] = tree_ref
     root[NameObject("/MarkInfo")] = DictionaryObject({NameObject("/Marked"): BooleanObject(True)})
