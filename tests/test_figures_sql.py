@@ -154,6 +154,10 @@ def test_database_figures_agree_with_the_python_oracle(db_url: str, seed: int) -
         assert f.domains == expected["domains"]
         assert _shown(f.findings) == _shown(expected["findings"])
         assert f.action_totals == expected["actions"]
+        # the workbook's Action tracker: read a few audits at a time, the same rows in order
+        ids = [a.return_id for a in f.completed if a.return_id]
+        assert list(f.iter_actions(chunk=7)) == db.action_dicts(ids)
+        assert f.action_count == len(db.action_dicts(ids))
         assert f.trend == expected["trend"]
         checked += sum(len(t.findings) for t in f.findings)
     assert checked > 50  # the stores are big enough that findings were compared at all

@@ -36,7 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -214,15 +214,32 @@ class PmuFigures:
     #: than holding a year's answers in memory.
     load_answers: Callable[[list[int]], dict[int, dict[str, tuple[str, str]]]] | None = None
 
-    #: Reads the action rows when first asked for (only the workbook lists them).
-    load_actions: Callable[[], list[dict[str, object]]] | None = None
+    #: Reads the action rows of some returns (only the workbook lists them, a chunk at a
+    #: time: a year's are hundreds of thousands).
+    load_actions: Callable[[list[int]], list[dict[str, object]]] | None = None
 
     @property
     def actions(self) -> list[dict[str, object]]:
         """The case-file audits' action rows (their totals are counted by the database)."""
         if self.action_rows is None:
-            self.action_rows = self.load_actions() if self.load_actions is not None else []
+            self.action_rows = list(self.iter_actions())
         return self.action_rows
+
+    def iter_actions(self, chunk: int = 2000) -> Iterator[dict[str, object]]:
+        """The action rows in audit order, read `chunk` audits at a time."""
+        if self.action_rows is not None or self.load_actions is None:
+            yield from self.action_rows or []
+            return
+        ids = [a.return_id for a in self.completed if a.return_id is not None]
+        for start in range(0, len(ids), chunk):
+            yield from self.load_actions(ids[start : start + chunk])
+
+    @property
+    def action_count(self) -> int:
+        """How many action rows `iter_actions` gives (counted by the database)."""
+        if self.action_rows is None and "raised" in self.action_totals:
+            return self.action_totals["raised"]
+        return len(self.actions)
 
     def answers_for(self, return_ids: list[int]) -> dict[int, dict[str, tuple[str, str]]]:
         """The answers of these returns (of the period's complete audits), from memory when
@@ -345,9 +362,7 @@ def load_figures(
     answers = db.answers_by_return(a.return_id for a in others if a.complete and a.return_id)
     figures = PmuFigures(period, as_of, audits, answers, None, min_base)
     figures.load_answers = db.answers_by_return
-    figures.load_actions = lambda: db.action_dicts(
-        a.return_id for a in audits if a.complete and a.return_id
-    )
+    figures.load_actions = db.action_dicts
     figures.policy = active_policy(db)
     figures.activity_audits = others
     _compute(figures)

@@ -498,7 +498,7 @@ def _actions(f: PmuFigures) -> LongSheet:
         return named or a["table_key"]
 
     def rows() -> Iterator[Row]:
-        for a in f.actions:
+        for a in f.iter_actions():
             done = action_done(a)
             yield (
                 a["audit_id"],
@@ -524,7 +524,7 @@ def _actions(f: PmuFigures) -> LongSheet:
         "Signed off on",
     )
     return LongSheet(
-        "Action tracker", headings, len(f.actions), rows, {1: 40, 2: 60}, frozenset({2})
+        "Action tracker", headings, f.action_count, rows, {1: 40, 2: 60}, frozenset({2})
     )
 
 
