@@ -365,9 +365,12 @@ def officer_signed_in(url: str, name: str) -> httpx.Client:
     return client
 
 
-def officers(url: str, folder: Path, count: int, seconds: float, workers: int) -> list[float]:
+def officers(
+    url: str, folder: Path, count: int, seconds: float, workers: int, think: float
+) -> list[float]:
     """`count` officers at once, each signed in, opening pages with a pause between
-    (exponential, mean 2 s, seeded): how long each page took as they waited (ms), after
+    (exponential, mean `think` seconds, seeded: an officer reads what they open), how long each page
+    took as they waited (ms), after
     each has opened each page once (the workers' caches warm)."""
     db = store.open_store(url)
     ids = [r.audit_id for r in db.audit_list("audit", limit=200, states=("closed",)).rows]
@@ -391,7 +394,7 @@ def officers(url: str, folder: Path, count: int, seconds: float, workers: int) -
         def officer(n: int, client: httpx.Client) -> None:
             rng = random.Random(n)
             while time.monotonic() < deadline:
-                time.sleep(rng.expovariate(0.5))
+                time.sleep(rng.expovariate(1 / think))
                 path = rng.choice([*paths, f"/audits/{rng.choice(ids)}"])
                 started = time.perf_counter()
                 response = client.get(path)
@@ -478,10 +481,12 @@ def run_backend(name: str, url: str, args: argparse.Namespace, folder: Path) -> 
             f"{verdict(ratio <= UPLOAD_RATIO)}"
         )
         workers = 2 if name == "PostgreSQL" else 1  # several processes: PostgreSQL's
-        waits = officers(url, folder, args.officers, args.seconds, workers)
+        waits = officers(url, folder, args.officers, args.seconds, workers, args.think)
         found["officers"] = waits
         print(
-            f"  {args.officers} officers at once, `serve --workers {workers}`, {len(waits)} pages: "
+            f"  {args.officers} officers at once, `serve --workers {workers}`, {len(waits)} pages "
+            f"({len(waits) / args.seconds:.1f} a second, a page each {args.think:.0f} s on "
+            "average): "
             f"median {statistics.median(waits):6.1f} ms  p95 {p95(waits):6.1f} ms as they "
             f"waited  [< {PAGE_MS:.0f} ms] {verdict(p95(waits) < PAGE_MS)}"
         )
@@ -496,7 +501,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--uploads", type=int, default=40, help="returns in the month's upload")
     parser.add_argument("--officers", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=60.0, help="how long the officers work")
+    parser.add_argument("--seconds", type=float, default=120.0, help="how long the officers work")
     parser.add_argument("--pg", help="a PostgreSQL server URL (default: $FORMTOOL_TEST_PG)")
     parser.add_argument("--no-sqlite", action="store_true", help="measure PostgreSQL only")
     parser.add_argument(
@@ -510,6 +515,7 @@ def main() -> None:
     if args.tiny:  # the suite runs this: one backend (PostgreSQL when there is a server)
         args.audits, args.councils, args.imports = 200, 4, 10
         args.requests, args.officers, args.seconds, args.uploads = 3, 3, 2.0, 3
+        args.think = 0.5
         args.no_sqlite = bool(server)
     folder = Path(tempfile.mkdtemp(prefix="formtool-bench-regional-"))
     results: dict[str, Any] = {}
@@ -554,7 +560,7 @@ def record(args: argparse.Namespace, results: dict[str, Any]) -> None:
             else ""
         )
         + f"; p95 {pages}; upload {pg['upload']['web'] / pg['upload']['cli']:.2f}x the CLI; "
-        f"{args.officers} officers with 2 workers p95 "
+        f"{args.officers} officers (a page each {args.think:.0f} s) with 2 workers p95 "
         f"{p95(pg['officers']):.0f} ms",
         f"figures < 5 s: {verdict(pg['figures'] < FIGURES_S)}; pack < 60 s and < 1 GB: "
         f"{verdict(pg['pack']['seconds'] < PACK_S and pg['pack']['peak_mb'] < PACK_MB)}; "

@@ -110,7 +110,8 @@ TINY: dict[str, list[str]] = {
             )
         ),
         rf"^  upload of 3 returns on the Returns page {NUMBER} s, `formtool import` {NUMBER} s: ",
-        rf"^  3 officers at once, `serve --workers 1`, \d+ pages: median +{NUMBER} ms",
+        rf"^  3 officers at once, `serve --workers 1`, \d+ pages \({NUMBER} a second, a page each "
+        rf"\d+ s on average\): median +{NUMBER} ms",
     ],
     "signin.py": [
         r"sign-ins: 4 at once -> \{((401|429): \d+(, )?)+\}$",  # refused, none failed

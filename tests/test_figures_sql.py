@@ -161,3 +161,38 @@ def test_database_figures_agree_with_the_python_oracle(db_url: str, seed: int) -
         assert f.trend == expected["trend"]
         checked += sum(len(t.findings) for t in f.findings)
     assert checked > 50  # the stores are big enough that findings were compared at all
+
+
+def test_the_months_status_counted_by_the_database_agrees_with_every_audit_read(
+    db_url: str,
+) -> None:
+    """The dashboard's and `formtool status`'s tallies (by state, team and auditor) are
+    counted by the database: the same as counting every audit of the month in Python."""
+    from collections import Counter
+
+    from formtool.programme.status import DONE, status
+
+    db = store.open_store(db_url)
+    _random_store(db.engine, 3, 160)
+    for month in ("2026-08", None):
+        report = status(db, month, AS_OF)
+        rows = db.audit_rows([month] if month else None)
+        teams: dict[str, Counter[str]] = {}
+        for row in rows:
+            state = store.AuditState(row.state)
+            owed = state in store.OUTSTANDING
+            tally = teams.setdefault(row.team, Counter())
+            tally.update(
+                audits=1,
+                returned=state in DONE,
+                outstanding=owed,
+                overdue=owed and row.due_date < AS_OF,
+            )
+        assert report.audits == len(rows) > 0
+        assert report.by_state == dict(Counter(row.state for row in rows))
+        assert report.teams == {
+            t: {k: c[k] for k in ("audits", "returned", "outstanding", "overdue")}
+            for t, c in sorted(teams.items())
+        }
+        owed_ids = {r.audit_id for r in rows if store.AuditState(r.state) in store.OUTSTANDING}
+        assert {o.audit_id for o in report.outstanding} == owed_ids

@@ -83,7 +83,7 @@ class AuditFacts(InState):
     month: str
     due_date: dt.date
     state: str
-    facts_text: str  # the pre-filled facts as stored (JSON), read when first asked for
+    facts_text: str  # the pre-filled facts as stored (JSON); "": not read (see facts_of)
     auditor_grade: str = ""
     moderated_grade: str = ""
     moderated_by: str = ""
@@ -97,14 +97,19 @@ class AuditFacts(InState):
     def facts(self) -> dict[str, str]:
         """The pre-filled facts (names, dates): only the workbook's named columns read them,
         so a year's audits are not all parsed for the figures."""
-        found: dict[str, str] = json.loads(self.facts_text)
+        found: dict[str, str] = json.loads(self.facts_text) if self.facts_text else {}
         return found
 
     @property
     def form_id(self) -> str:
         return self.form.id
 
-    @property
+    # Worked out once an audit: a year's figures ask each of 100,000 audits several times.
+    @cached_property
+    def standing(self) -> str:
+        return super().standing
+
+    @cached_property
     def grade(self) -> str:
         """The grade that counts: the moderated one where there is one; none unless complete."""
         return (self.moderated_grade or self.auditor_grade) if self.complete else ""
@@ -241,6 +246,17 @@ class PmuFigures:
             return self.action_totals["raised"]
         return len(self.actions)
 
+    #: Reads the pre-filled facts of some audits (audit id -> JSON): only a workbook that
+    #: lists the children's names asks.
+    load_facts: Callable[[list[str]], dict[str, str]] | None = None
+
+    def facts_of(self, audits: list[AuditFacts]) -> dict[str, dict[str, str]]:
+        """These audits' pre-filled facts (names, dates of birth), by audit id."""
+        if self.load_facts is None:
+            return {a.audit_id: a.facts for a in audits}
+        texts = self.load_facts([a.audit_id for a in audits])
+        return {i: json.loads(text) for i, text in texts.items()}
+
     def answers_for(self, return_ids: list[int]) -> dict[int, dict[str, tuple[str, str]]]:
         """The answers of these returns (of the period's complete audits), from memory when
         loaded, else from the store."""
@@ -309,7 +325,12 @@ def _load_audits(db: Store, period: Period) -> list[AuditFacts]:
     """Every audit of the period, case-file and activity audits alike; refuses, naming them,
     if any was made with a form version this database does not hold (a figure that quietly
     leaves audits out is wrong)."""
-    rows = db.audit_rows(period.months)
+    return _read_period(db, period)[0]
+
+
+def _read_period(db: Store, period: Period) -> tuple[list[AuditFacts], list[Any]]:
+    """The period's audits, and the rows they were read from (the follow-ups reuse them)."""
+    rows = db.graded_rows(period.months, facts=False)  # names are read only if listed
     forms = db.forms_of(rows, f"The figures for {period.label} ({period.span})")
     found = []
     for row in rows:
@@ -323,7 +344,7 @@ def _load_audits(db: Store, period: Period) -> list[AuditFacts]:
                 row.month,
                 row.due_date,
                 row.state,
-                row.facts,
+                "",
                 row.auditor_grade or "",
                 row.moderated_grade or "",
                 row.moderated_by or "",
@@ -334,7 +355,7 @@ def _load_audits(db: Store, period: Period) -> list[AuditFacts]:
                 row.subject_kind or "case",
             )
         )
-    return found
+    return found, rows
 
 
 def case_files(audits: list[AuditFacts]) -> list[AuditFacts]:
@@ -354,7 +375,7 @@ def load_figures(
     year of a region's audits never has its answers read into memory; the audits
     themselves are read (the pack lists each one)."""
     as_of = as_of or clock.today()
-    every = _load_audits(db, period)
+    every, rows = _read_period(db, period)
     if not every:
         raise NoAuditsError(period)
     audits = case_files(every)
@@ -363,13 +384,14 @@ def load_figures(
     figures = PmuFigures(period, as_of, audits, answers, None, min_base)
     figures.load_answers = db.answers_by_return
     figures.load_actions = db.action_dicts
+    figures.load_facts = db.audit_facts
     figures.policy = active_policy(db)
     figures.activity_audits = others
     _compute(figures)
     complete = sorted(COMPLETE)
     _domains_and_findings(figures, _tallies(db, period, audits, complete))
     figures.action_totals = db.action_counts(period.months, complete, as_of)
-    _follow_up(figures, db)
+    _follow_up(figures, db, rows)
     reopens = db.events_named([a.audit_id for a in every], ["reopened"])
     figures.reopened = sorted(
         ((audit_id, at) for audit_id, found in reopens.items() for at, _ in found),
@@ -516,7 +538,7 @@ def _before(day: object, as_of: dt.date) -> bool:
     return isinstance(day, dt.date) and day < as_of
 
 
-def _follow_up(f: PmuFigures, db: Store) -> None:
+def _follow_up(f: PmuFigures, db: Store, rows: list[Any]) -> None:
     """The period's audits graded with a follow-up grade (the scale's `follow_up` answers,
     e.g. Inadequate) and their steps under the policy (followup.py): the review meeting, the
     re-audit and, for a case graded so a second time, the Head of Service meeting."""
@@ -524,7 +546,11 @@ def _follow_up(f: PmuFigures, db: Store) -> None:
     if not flagged:
         return
     found = load_follow_ups(
-        db, f.policy, [a.audit_id for a in flagged], {a.case_number for a in flagged}
+        db,
+        f.policy,
+        [a.audit_id for a in flagged],
+        {a.case_number for a in flagged},
+        (f.period.months, rows),  # the period's own audits are read already
     ).follow_ups
     for audit in flagged:
         step = found.get(audit.audit_id) or _alone(f, audit)

@@ -171,16 +171,27 @@ def load_follow_ups(
     policy: Policy,
     audit_ids: Collection[str],
     case_numbers: Collection[str] | None = None,
+    known: tuple[Collection[str], list[Any]] | None = None,
 ) -> CaseFollowUps:
     """The follow-ups of the cases of these audits (`case_numbers`: their cases, when the
     caller knows them): every audit of those cases is read (an earlier grade makes a second
-    one; a later audit is the re-audit)."""
+    one; a later audit is the re-audit). `known`: some months and every audit of them the
+    caller has read already (`graded_rows`), so only the cases' other months are asked for."""
     if case_numbers is not None:
         cases = set(case_numbers)
     else:
         rows = db.audit_rows(audit_ids=audit_ids, brief=True) if audit_ids else []
         cases = {r.case_number for r in rows}
-    mine = db.audit_rows(case_numbers=cases, brief=True) if cases else []
+    if not cases:
+        mine = []
+    elif known is None:
+        mine = db.graded_rows(case_numbers=cases, facts=False)
+    else:
+        months, rows = known
+        elsewhere = db.graded_rows(case_numbers=cases, facts=False, other_than=months)
+        mine = sorted(
+            [*(r for r in rows if r.case_number in cases), *elsewhere], key=lambda r: r.audit_id
+        )
     if not mine:
         return CaseFollowUps(policy)
     forms = db.forms_of(mine, "The follow-up of graded audits")

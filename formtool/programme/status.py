@@ -72,15 +72,16 @@ class StatusReport:
         }
 
 
-def _tally(rows: list[Any], key: str, today: dt.date) -> dict[str, dict[str, int]]:
+def _tally(counts: list[Any], key: str) -> dict[str, dict[str, int]]:
+    """Returned, outstanding and overdue by team or auditor, from the database's counts."""
     groups: dict[str, Counter[str]] = {}
-    for row in rows:
+    for row in counts:
         tally = groups.setdefault(getattr(row, key), Counter())
         state = S(row.state)
-        tally["audits"] += 1
-        tally["returned"] += state in DONE
-        tally["outstanding"] += state in store.OUTSTANDING
-        tally["overdue"] += state in store.OUTSTANDING and row.due_date < today
+        tally["audits"] += row.n
+        tally["returned"] += row.n * (state in DONE)
+        tally["outstanding"] += row.n * (state in store.OUTSTANDING)
+        tally["overdue"] += row.n * (state in store.OUTSTANDING and bool(row.late))
     return {name: {t: tally[t] for t in TALLIES} for name, tally in sorted(groups.items())}
 
 
@@ -93,8 +94,13 @@ def status(db: Store, month: str | None = None, today: dt.date | None = None) ->
     """Audits by state; returned / outstanding / overdue per team and auditor; the list of
     outstanding audits, most overdue first."""
     today = today or clock.today()
-    rows = db.audit_rows([month] if month else None, brief=True)  # counts: no facts
-    by_state = Counter(row.state for row in rows)
+    months = [month] if month else None
+    counts = db.status_counts(months, today)  # counted by the database: a region's month
+    by_state: Counter[str] = Counter()
+    for row in counts:
+        by_state[row.state] += row.n
+    owed = [s.value for s in store.OUTSTANDING]
+    rows = db.audit_rows(months, owed, brief=True)  # only the outstanding are listed
     outstanding = sorted(
         (
             Outstanding(
@@ -116,10 +122,10 @@ def status(db: Store, month: str | None = None, today: dt.date | None = None) ->
     return StatusReport(
         month or "all",
         today,
-        len(rows),
+        sum(by_state.values()),
         {s.value: by_state[s.value] for s in S if by_state.get(s.value)},
-        _tally(rows, "team", today),
-        _tally(rows, "auditor", today),
+        _tally(counts, "team"),
+        _tally(counts, "auditor"),
         outstanding,
         len(db.held_returns()),
         db.unkeyed_audits(),

@@ -297,6 +297,24 @@ class Store(ProtectionStore, RetentionStore, SubjectStore, SignInStore, SharedSt
         with self._read() as conn:
             return queries.answers_by_return(conn, return_ids)
 
+    def graded_rows(
+        self,
+        months: Collection[str] | None = None,
+        case_numbers: Collection[str] | None = None,
+        facts: bool = True,
+        other_than: Collection[str] = (),
+    ) -> list[Any]:
+        """The audits of `months` (or of `case_numbers`, outside the months `other_than`)
+        with only the columns figures and follow-ups read (`facts`: the pre-filled facts
+        too), in audit id order."""
+        with self._read() as conn:
+            return queries.graded_rows(conn, months, case_numbers, facts, other_than)
+
+    def audit_facts(self, audit_ids: Iterable[str]) -> dict[str, str]:
+        """Audit id -> its pre-filled facts (JSON text), for many audits in few queries."""
+        with self._read() as conn:
+            return queries.audit_facts(conn, audit_ids)
+
     def answer_counts(
         self, months: Collection[str], states: Collection[str], keys: Collection[str]
     ) -> list[Any]:
@@ -311,6 +329,12 @@ class Store(ProtectionStore, RetentionStore, SubjectStore, SignInStore, SharedSt
         """Those audits' actions: raised, completed, open and overdue on `as_of`."""
         with self._read() as conn:
             return queries.action_counts(conn, months, states, as_of)
+
+    def status_counts(self, months: Collection[str] | None, today: dt.date) -> list[Any]:
+        """The audits of `months` (None: all) by (team, auditor, state, late) with how many:
+        the month's status, counted by the database."""
+        with self._read() as conn:
+            return queries.status_counts(conn, months, today)
 
     def grade_counts(self, months: Collection[str]) -> list[Any]:
         """The case-file audits of `months` by (form_id, form_version, state, auditor_grade,

@@ -77,6 +77,51 @@ def audit_rows(
     return sorted(found, key=lambda row: row.audit_id)
 
 
+def graded_rows(
+    conn: sa.Connection,
+    months: Collection[str] | None = None,
+    case_numbers: Collection[str] | None = None,
+    facts: bool = True,
+    other_than: Collection[str] = (),
+) -> list[Any]:
+    """The audits (of `months`, or of `case_numbers` outside the months `other_than`) with
+    only what figures and follow-ups
+    read: tool, case, team, auditor, month, due date, state, grades, the current return's id
+    and when it came in, the activity, and (`facts`) the pre-filled facts; audit id order.
+    A year's figures read 100,000 of these, so no column more."""
+    columns = [
+        *(_a.audit_id, _a.form_id, _a.form_version, _a.case_number, _a.team, _a.auditor),
+        *(_a.month, _a.due_date, _a.state, _a.activity, _a.run_id, _a.subject_kind),
+        *((_a.facts,) if facts else ()),
+        *(_g.auditor_grade, _g.moderated_grade, _g.moderated_by),
+        *(_r.id.label("return_id"), _r.received_on, _r.imported_at),
+    ]
+    query = (
+        sa.select(*columns)
+        .outerjoin(grades, _g.audit_id == _a.audit_id)
+        .outerjoin(returns, (_r.audit_id == _a.audit_id) & _r.is_current)
+    )
+    if months is not None:
+        query = query.where(_a.month.in_(list(months)))
+    if other_than:
+        query = query.where(_a.month.not_in(list(other_than)))
+    if case_numbers is None:
+        return list(conn.execute(query.order_by(_a.audit_id)).all())
+    found: list[Any] = []
+    for chunk in _chunks(sorted(set(case_numbers))):
+        found += conn.execute(query.where(_a.case_number.in_(chunk))).all()
+    return sorted(found, key=lambda row: row.audit_id)
+
+
+def audit_facts(conn: sa.Connection, audit_ids: Iterable[str]) -> dict[str, str]:
+    """Audit id -> its pre-filled facts as stored (JSON), for many audits."""
+    found: dict[str, str] = {}
+    for chunk in _chunks(list(audit_ids)):
+        rows = conn.execute(sa.select(_a.audit_id, _a.facts).where(_a.audit_id.in_(chunk)))
+        found.update(rows.all())
+    return found
+
+
 def answers_by_return(
     conn: sa.Connection, return_ids: Iterable[int]
 ) -> dict[int, dict[str, tuple[str, str]]]:
@@ -150,6 +195,18 @@ def action_counts(
         "open": raised - completed,
         "overdue": int(row.overdue),
     }
+
+
+def status_counts(conn: sa.Connection, months: Collection[str] | None, today: dt.date) -> list[Any]:
+    """The audits (of `months`, or all) counted by team, auditor, state and whether due
+    before `today`: (team, auditor, state, late, n), for the month's status."""
+    late = _a.due_date < today
+    query = sa.select(
+        _a.team, _a.auditor, _a.state, late.label("late"), sa.func.count().label("n")
+    ).group_by(_a.team, _a.auditor, _a.state, late)
+    if months is not None:
+        query = query.where(_a.month.in_(list(months)))
+    return list(conn.execute(query).all())
 
 
 def grade_counts(conn: sa.Connection, months: Collection[str]) -> list[Any]:
