@@ -86,9 +86,8 @@ def table() -> list[str]:
     rows = load()
     lines = ["| script | measures | figures | target |", "| --- | --- | --- | --- |"]
     for script, row in rows.items():
-        lines.append(
-            f"| `bench/{script}` | {row['measures']} | {row['figures']} | {row['target']} |"
-        )
+        cells = (row[k].replace("|", "\\|") for k in ("measures", "figures", "target"))
+        lines.append(f"| `bench/{script}` | {' | '.join(cells)} |")
     machines: dict[str, list[str]] = {}
     for script, row in rows.items():
         machines.setdefault(f"{row['machine']} ({row['on']})", []).append(script)

@@ -6,29 +6,60 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from formtool.definitions import FormDefinition, Item
 from formtool.definitions.scales import OUTCOMES, Scale
 from formtool.packs.figures import (
-    AuditFacts,
     Finding,
     PmuFigures,
     ToolFindings,
     action_done,
-    case_files,
 )
-from formtool.packs.standing import charted
+from formtool.packs.standing import COMPLETE, charted
 from formtool.periods import Period
 from formtool.store import Store
 
 
+@dataclass(frozen=True)
+class OldAudit:
+    """An audit as the old code saw it, read by the old query (`audit_rows`, every column)."""
+
+    audit_id: str
+    form: FormDefinition
+    complete: bool
+    grade: str
+    return_id: int | None
+    activity: str
+
+    @property
+    def scale(self) -> Scale | None:
+        return self.form.grade_scale
+
+
+def old_audits(db: Store, period: Period) -> list[OldAudit]:
+    """The period's case-file audits, read as the old code read them."""
+    rows = db.audit_rows(period.months)
+    forms = db.forms_of(rows, "the oracle")
+    found = []
+    for row in rows:
+        complete = row.state in COMPLETE
+        grade = (row.moderated_grade or row.auditor_grade or "") if complete else ""
+        found.append(
+            OldAudit(
+                row.audit_id, forms[row.audit_id], complete, grade, row.return_id, row.activity
+            )
+        )
+    return [a for a in found if not a.activity]
+
+
 def domains_and_findings(
-    f: PmuFigures, answers: dict[int, dict[str, tuple[str, str]]]
+    audits: list[OldAudit], min_base: int, answers: dict[int, dict[str, tuple[str, str]]]
 ) -> tuple[dict[str, Any], list[ToolFindings]]:
     """Each tool's domain counts and findings from every complete audit's answers."""
-    by_form: dict[str, list[AuditFacts]] = defaultdict(list)
-    for audit in f.completed:
+    by_form: dict[str, list[OldAudit]] = defaultdict(list)
+    for audit in (a for a in audits if a.complete):
         by_form[audit.form.id].append(audit)
     domains: dict[str, Any] = {}
     tools = []
@@ -48,7 +79,7 @@ def domains_and_findings(
         if found:
             domains[form.name] = found
         tool = ToolFindings(form, len(audits))
-        if len(audits) >= f.min_base:
+        if len(audits) >= min_base:
             tool.findings = [x for q in form.questions() if (x := _finding(form, q, given))]
         tools.append(tool)
     return domains, tools
@@ -73,7 +104,7 @@ def action_totals(actions: list[dict[str, Any]], as_of: dt.date) -> dict[str, in
 
 
 def trend_point(
-    period: Period, audits: list[AuditFacts], scale: Scale | None, min_base: int
+    period: Period, audits: list[OldAudit], scale: Scale | None, min_base: int
 ) -> dict[str, object]:
     graded = [
         a.grade
@@ -95,10 +126,12 @@ def trend_point(
     return point
 
 
-def oracle(db: Store, f: PmuFigures, load_audits: Any) -> dict[str, Any]:
-    """What the old code computed for `f`'s period, from everything read into memory."""
-    ids = [a.return_id for a in f.audits if a.complete and a.return_id]
-    domains, tools = domains_and_findings(f, db.answers_by_return(ids))
+def oracle(db: Store, f: PmuFigures) -> dict[str, Any]:
+    """What the old code computed for `f`'s period, from everything read into memory by the
+    old queries (nothing of the new code's reading is reused)."""
+    audits = old_audits(db, f.period)
+    ids = [a.return_id for a in audits if a.complete and a.return_id]
+    domains, tools = domains_and_findings(audits, f.min_base, db.answers_by_return(ids))
     history = [f.period]
     while len(history) < len(f.trend):
         history.insert(0, history[0].previous())
@@ -106,8 +139,5 @@ def oracle(db: Store, f: PmuFigures, load_audits: Any) -> dict[str, Any]:
         "domains": domains,
         "findings": tools,
         "actions": action_totals(db.action_dicts(ids), f.as_of),
-        "trend": [
-            trend_point(p, case_files(load_audits(db, p)), f.main_scale, f.min_base)
-            for p in history
-        ],
+        "trend": [trend_point(p, old_audits(db, p), f.main_scale, f.min_base) for p in history],
     }

@@ -190,3 +190,24 @@ def test_a_sheet_longer_than_excel_holds_goes_to_a_csv_beside_the_workbook(quart
     cut = openpyxl.load_workbook(io.BytesIO(workbook(figures, include_names=True)))
     assert cut["Answers"].max_row == 101
     assert cut["Summary"]["A4"].value.startswith("The Answers sheet holds the first 100 of its")
+
+
+def test_a_pack_that_fits_again_leaves_no_stale_csv_and_a_failed_one_none(quarter, monkeypatch):
+    """An earlier, longer pack's CSV beside the workbook is removed when the new one fits (it
+    would contradict the workbook), and a pack that fails part way leaves no CSV of
+    children's answers behind untracked."""
+    _db, figures, _, _expected, tmp = quarter
+    path = tmp / "again.xlsx"
+    monkeypatch.setattr(sheet_stream, "MAX_ROWS", 101)
+    assert write_workbook(figures, path)[1:] == [tmp / "again-answers.csv"]
+    monkeypatch.setattr(sheet_stream, "MAX_ROWS", 1_048_576)
+    assert write_workbook(figures, path)[1:] == [] and not (tmp / "again-answers.csv").exists()
+    monkeypatch.setattr(sheet_stream, "MAX_ROWS", 101)
+
+    def broken(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(type(path), "write_bytes", broken)
+    with pytest.raises(OSError):
+        write_workbook(figures, path)
+    assert not (tmp / "again-answers.csv").exists()

@@ -308,3 +308,28 @@ def test_two_workers_purge_the_access_log_once_a_day(db, monkeypatch):
     purges = db.access_entries("formtool serve", None, None, None)
     assert [entry.action for entry in purges] == ["access log purged"]
     assert [duty for duty, _day, _server in db.duty_claims()] == [duties.PURGE_DUTY]
+
+
+def test_a_preview_nobody_confirms_goes_with_a_heartbeat(db):
+    """The uploaded population (children's names) of a preview left unconfirmed is removed
+    within a heartbeat of its expiry, not kept until someone previews again."""
+    db.save_preview(
+        "e" * 64, MONTH, 1, "olive", {"population": ("p.csv", b"x")}, dt.datetime(2000, 1, 1)
+    )
+    tidied: list[int] = []
+
+    def tidy() -> int:
+        tidied.append(db.purge_previews(dt.datetime(2999, 1, 1)))  # as if it had expired
+        return tidied[-1]
+
+    beats = duties.ServerDuties(db, True, None, every=0.01, tidy=tidy)
+
+    async def run() -> None:
+        await beats.start()
+        await asyncio.sleep(0.2)
+        await beats.stop()
+
+    asyncio.run(run())
+    assert (
+        tidied[0] == 1 and db.allocation_preview("e" * 64, "olive", dt.datetime(2000, 1, 1)) is None
+    )

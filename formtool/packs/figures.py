@@ -222,6 +222,7 @@ class PmuFigures:
     #: Reads the action rows of some returns (only the workbook lists them, a chunk at a
     #: time: a year's are hundreds of thousands).
     load_actions: Callable[[list[int]], list[dict[str, object]]] | None = None
+    count_actions: Callable[[list[int]], int] | None = None
 
     @property
     def actions(self) -> list[dict[str, object]]:
@@ -241,9 +242,10 @@ class PmuFigures:
 
     @property
     def action_count(self) -> int:
-        """How many action rows `iter_actions` gives (counted by the database)."""
-        if self.action_rows is None and "raised" in self.action_totals:
-            return self.action_totals["raised"]
+        """How many action rows `iter_actions` gives: counted by the database over the same
+        returns (a sheet's size is written before its rows)."""
+        if self.action_rows is None and self.count_actions is not None:
+            return self.count_actions([a.return_id for a in self.completed if a.return_id])
         return len(self.actions)
 
     #: Reads the pre-filled facts of some audits (audit id -> JSON): only a workbook that
@@ -383,7 +385,7 @@ def load_figures(
     answers = db.answers_by_return(a.return_id for a in others if a.complete and a.return_id)
     figures = PmuFigures(period, as_of, audits, answers, None, min_base)
     figures.load_answers = db.answers_by_return
-    figures.load_actions = db.action_dicts
+    figures.load_actions, figures.count_actions = db.action_dicts, db.action_total
     figures.load_facts = db.audit_facts
     figures.policy = active_policy(db)
     figures.activity_audits = others

@@ -691,9 +691,29 @@ def write_workbook(
     """The workbook at `path` and, beside it, a CSV file of each sheet longer than an Excel
     sheet holds (a year's answers of a region), named on the Summary and in that sheet's
     place. Returns the files written, the workbook first."""
-    data, written = _build(f, settings, include_names, aggregate_only, path)
-    path.write_bytes(data)
+    beside = [_csv_beside(path, long.name) for long in _long_sheets(f, include_names, False)]
+    for csv_path in beside:  # an earlier, longer pack's: this one writes its own or none
+        csv_path.unlink(missing_ok=True)
+    try:
+        data, written = _build(f, settings, include_names, aggregate_only, path)
+        path.write_bytes(data)
+    except BaseException:
+        for csv_path in beside:  # never a CSV of children's answers left behind untracked
+            csv_path.unlink(missing_ok=True)
+        raise
     return [path, *written]
+
+
+def _long_sheets(f: PmuFigures, include_names: bool, aggregate_only: bool) -> list[LongSheet]:
+    """The list sheets, streamed (none in a pack of figures alone)."""
+    if aggregate_only:
+        return []
+    return [_audits(f, include_names), _answers(f, include_names), _actions(f), *_logs(f)]
+
+
+def _csv_beside(path: Path, sheet: str) -> Path:
+    """Where a sheet too long for Excel goes: pmu-2026-27-answers.csv beside the workbook."""
+    return path.with_name(f"{path.stem}-{sheet.lower().replace(' ', '-')}.csv")
 
 
 def _build(
@@ -711,8 +731,7 @@ def _build(
             "created": dt.datetime(2000, 1, 1),
         }
     )
-    longs = [] if aggregate_only else [_audits(f, include_names), _answers(f, include_names)]
-    longs += [] if aggregate_only else [_actions(f), *_logs(f)]
+    longs = _long_sheets(f, include_names, aggregate_only)
     notes: list[str] = []
     elsewhere: dict[str, str] = {}  # sheet name -> where its rows are instead
     written: list[Path] = []
@@ -728,7 +747,7 @@ def _build(
             )
             longs[i] = _first_rows(long, fits)
             continue
-        csv_path = path.with_name(f"{path.stem}-{long.name.lower().replace(' ', '-')}.csv")
+        csv_path = _csv_beside(path, long.name)
         sheet_stream.write_csv(long, csv_path)
         written.append(csv_path)
         elsewhere[long.name] = (

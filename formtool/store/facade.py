@@ -346,6 +346,11 @@ class Store(ProtectionStore, RetentionStore, SubjectStore, SignInStore, SharedSt
         with self._read() as conn:
             return queries.actions_by_return(conn, return_ids)
 
+    def action_total(self, return_ids: Iterable[int]) -> int:
+        """How many action rows these returns hold."""
+        with self._read() as conn:
+            return queries.action_total(conn, return_ids)
+
     def action_dicts(self, return_ids: Iterable[int]) -> list[dict[str, Any]]:
         """The action rows of these returns, each as a dict of its columns."""
         return [dict(row._mapping) for row in self.actions_by_return(return_ids)]

@@ -226,6 +226,15 @@ def grade_counts(conn: sa.Connection, months: Collection[str]) -> list[Any]:
     return list(conn.execute(query).all())
 
 
+def action_total(conn: sa.Connection, return_ids: Iterable[int]) -> int:
+    """How many action rows these returns hold (what `actions_by_return` would give)."""
+    total = 0
+    for chunk in _chunks([i for i in return_ids if i is not None]):
+        query = sa.select(sa.func.count()).where(actions.c.return_id.in_(chunk))
+        total += int(conn.execute(query).scalar_one())
+    return total
+
+
 def actions_by_return(conn: sa.Connection, return_ids: Iterable[int]) -> list[Any]:
     """Action rows of many returns, each with its audit id, in audit and row order."""
     ids = [i for i in return_ids if i is not None]

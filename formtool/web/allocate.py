@@ -206,6 +206,11 @@ def _keep_draft(ws: Workspace, token: str, draft: Draft) -> None:
     )
 
 
+def purge_expired(ws: Workspace) -> int:
+    """Remove the previews (and their uploaded files) older than DRAFT_HOURS; how many."""
+    return int(ws.db.purge_previews(_expired_before()))
+
+
 def _stored_draft(ws: Workspace, token: str, user: str, folder: Path) -> Draft | None:
     """The preview of `token` by `user`, its files written afresh under `folder`; None when
     there is none (expired, confirmed already, or another user's)."""
@@ -269,12 +274,19 @@ async def allocate_confirm(request: Request, who: Account, form: FormData) -> Re
                 "This preview has expired (previews are kept for "
                 f"{DRAFT_HOURS} hours). Upload the files again."
             )
+        # Taken from the database before it is used: a second press of Confirm, on this
+        # worker or another, finds it gone rather than allocating the month twice.
+        if not await call(ws.db.drop_preview, token_hash(token)):
+            raise FormtoolError(
+                "This preview has been confirmed already (or has just expired): see the "
+                "month's allocation below, or upload the files again."
+            )
         mode = str(form.get("mode", "first"))
         try:
             done = await call(_confirm, ws, draft, mode, f"web:{who.name}")
         except FormtoolError as exc:
+            await call(_keep_draft, ws, token, draft)  # kept for another try, as it was
             raise _as_uploaded(draft.files, exc) from None
-        await call(ws.db.drop_preview, token_hash(token))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     flash(

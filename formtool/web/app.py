@@ -579,7 +579,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         daily = (lambda: _purge_once(ws)) if purge_daily else None
-        duties = ServerDuties(db, heartbeat, backups, purge=daily)
+        tidy = (lambda: allocate.purge_expired(ws)) if heartbeat else None
+        duties = ServerDuties(db, heartbeat, backups, purge=daily, tidy=tidy)
         await duties.start()
         yield
         await duties.stop()

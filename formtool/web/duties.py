@@ -63,8 +63,10 @@ def night_of(at: dt.datetime, hour: int) -> dt.date:
 
 
 def backup_duty(folder: Path) -> str:
-    """The duty of backing up into `folder`: one claim a night per folder, so workers sharing
-    a folder take one backup between them (hosts with folders of their own each take one)."""
+    """The duty of backing up into `folder`: one claim a night per folder path, so workers
+    giving the same path take one backup between them. Hosts giving the same path to folders
+    of their own also share the claim (one host backs up): give each host a path of its own,
+    or a folder on shared storage (README)."""
     return "backup " + hashlib.sha256(str(folder.absolute()).encode()).hexdigest()[:32]
 
 
@@ -85,9 +87,10 @@ class ServerDuties:
         backups: NightlyBackups | None,
         every: float = HEARTBEAT_SECONDS,
         purge: Purge | None = None,
+        tidy: Callable[[], object] | None = None,
     ) -> None:
         self.db, self.heartbeat, self.backups, self.every = db, heartbeat, backups, every
-        self.purge = purge
+        self.purge, self.tidy = purge, tidy
         self.server = uuid.uuid4().hex
         self._tasks: list[asyncio.Task[None]] = []
         self._failing = False
@@ -157,6 +160,18 @@ class ServerDuties:
         while True:
             await asyncio.sleep(self.every)
             await self._beat()
+            await self._tidy()
+
+    async def _tidy(self) -> None:
+        """`tidy` (expired allocation previews and their uploaded files removed) with each
+        heartbeat, so children's data uploaded for a preview nobody confirmed goes within
+        half a minute of its expiry, whichever worker made it."""
+        if self.tidy is None:
+            return
+        try:
+            await call(self.tidy)
+        except Exception as exc:  # the database is away: the next beat tries again
+            log.warning("Expired allocation previews were not removed: %s", printable(exc, 300))
 
     async def _nightly(self, plan: NightlyBackups) -> None:
         """One round a night, taken by the worker that claims the night; whatever fails in a
