@@ -117,13 +117,13 @@ def templates(form: FormDefinition, count: int, seed: int) -> list[Template]:
     return found
 
 
-def build(url: str, audits: int, councils: int, seed: int = 2026) -> dict[str, int]:
+def build(
+    url: str, audits: int, councils: int, seed: int = 2026, shared: int = TEMPLATES
+) -> dict[str, int]:
     """The region's year in one database; how many rows of each kind it holds."""
     rng = random.Random(seed)
     forms = {tool: get_form(tool) for tool, _ in TOOLS}
-    filled = {
-        tool: templates(forms[tool], TEMPLATES, seed + n) for n, (tool, _) in enumerate(TOOLS)
-    }
+    filled = {tool: templates(forms[tool], shared, seed + n) for n, (tool, _) in enumerate(TOOLS)}
     weights = [share for _, share in TOOLS]
     rows: dict[str, list[dict[str, Any]]] = {
         k: [] for k in ("audits", "returns", "answers", "grades", "actions", "events")
@@ -441,7 +441,7 @@ def p95(values: list[float]) -> float:
 
 def run_backend(name: str, url: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     started = time.perf_counter()
-    counts = build(url, args.audits, args.councils)
+    counts = build(url, args.audits, args.councils, shared=2 if args.tiny else TEMPLATES)
     built = time.perf_counter() - started
     print(
         f"\n{name}: {counts['audits']:,} audits, {counts['returns']:,} returns, "
