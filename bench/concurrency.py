@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
+from bulk import throwaway_database
 
 from formtool import clock, store
 from formtool.definitions import FormDefinition, get_form
@@ -118,22 +119,7 @@ def sqlite_database(folder: Path) -> Iterator[str]:
 
 
 def postgresql_database(server: str) -> Database:
-    @contextmanager
-    def fresh(_folder: Path) -> Iterator[str]:
-        name = f"bench_{uuid.uuid4().hex[:12]}"
-        admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        url = sa.make_url(server).set(database=name).render_as_string(hide_password=False)
-        try:
-            yield url
-        finally:
-            store.engine_for(url).dispose()
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.dispose()
-
-    return fresh
+    return lambda _folder: throwaway_database(server)
 
 
 # --- one run ----------------------------------------------------------------------------

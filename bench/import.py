@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from bulk import after_bulk_load, throwaway_database
 from lxml import etree
 
 from formtool import store
@@ -378,14 +379,7 @@ def seed_store(engine: sa.Engine, count: int) -> None:
                 conn.execute(store.returns.insert(), returns)
                 _insert_answers(conn, answers)
                 conn.execute(store.grades.insert(), grades)
-        if engine.dialect.name == "postgresql":  # ids given: move the sequence past them
-            conn.exec_driver_sql(
-                "SELECT setval(pg_get_serial_sequence('returns', 'id'), "
-                "(SELECT coalesce(max(id), 1) FROM returns))"
-            )
-    with engine.connect() as conn:
-        conn.exec_driver_sql("ANALYZE")
-        conn.commit()
+    after_bulk_load(engine)
 
 
 @contextmanager
@@ -394,18 +388,8 @@ def scale_database(backend: str, folder: Path, server: str) -> Iterator[str]:
     if backend == "SQLite":
         yield f"sqlite:///{folder / f'scale-{uuid.uuid4().hex[:8]}.db'}"
         return
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.make_url(server).set(database=name).render_as_string(hide_password=False)
-    try:
+    with throwaway_database(server) as url:
         yield url
-    finally:
-        store.engine_for(url).dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 Statement = tuple[str, Any]  # SQL and its parameters, as the driver got them

@@ -37,7 +37,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
+from bulk import after_bulk_load, throwaway_database
 from lxml import etree
 
 from formtool import store
@@ -145,24 +144,9 @@ def build(
                         )
                     counts[table] += len(rows[table])
                     rows[table].clear()
-    _analyse(db)
+    after_bulk_load(db.engine)
     db.engine.dispose()
     return counts
-
-
-def _analyse(db: store.Store) -> None:
-    """After a bulk load with the returns' ids given: PostgreSQL's id sequence moved past them
-    (as SQLite does by itself), and fresh planner statistics (autovacuum would get there)."""
-    with db.engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(
-                sa.text(
-                    "SELECT setval(pg_get_serial_sequence('returns', 'id'), "
-                    "(SELECT COALESCE(MAX(id), 1) FROM returns))"
-                )
-            )
-        conn.execute(sa.text("ANALYZE"))
-        conn.commit()
 
 
 def _audit_rows(
@@ -417,24 +401,6 @@ def officers(
 # --- the run -------------------------------------------------------------------------------
 
 
-def postgres_database(server: str) -> str:
-    """A new, empty database on `server` (dropped by `drop_database`)."""
-    name = f"formtool_regional_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return sa.make_url(server).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(server: str, url: str) -> None:
-    name = sa.make_url(url).database
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def p95(values: list[float]) -> float:
     return web_bench.p95(values) if len(values) > 1 else values[0]
 
@@ -531,11 +497,8 @@ def main() -> None:
             url = f"sqlite:///{folder / 'region.db'}"
             results["SQLite"] = run_backend("SQLite", url, args, folder)
         if server:
-            url = postgres_database(server)
-            try:
+            with throwaway_database(server) as url:
                 results["PostgreSQL"] = run_backend("PostgreSQL", url, args, folder)
-            finally:
-                drop_database(server, url)
         else:
             print("\nPostgreSQL: not measured (pass --pg URL or set $FORMTOOL_TEST_PG).")
     finally:
