@@ -104,6 +104,15 @@ def catalog(monkeypatch) -> Iterator[FormCatalog]:
 
 
 FORM_IDS = sorted(load_forms())
+#: The six case-file audit tools transcribed from the seeds (the others are QA activities').
+SEED_TOOLS = (
+    "csc",
+    "early_help",
+    "foster_carer",
+    "prospective_adopter",
+    "quality_practice",
+    "supported_lodgings",
+)
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 DUE = dt.date(2026, 11, 30)
 

@@ -39,7 +39,7 @@ def test_help_everywhere():
 def test_forms_list_and_json():
     result = run("forms", "list")
     assert result.exit_code == 0
-    assert re.search(r"^csc +3 +33  shipped  Case File Audit Tool$", result.output, re.M)
+    assert re.search(r"^csc +4 +33  shipped  Case File Audit Tool$", result.output, re.M)
     rows = json.loads(run("forms", "list", "--json").output)
     assert {
         r["id"]: (r["questions"], r["source"]) for r in rows if r["id"] in ("csc", "early_help")

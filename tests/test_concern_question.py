@@ -91,7 +91,7 @@ sections:
 def test_a_team_tool_and_an_older_version_have_no_question(tmp_path):
     old = previous()
     assert old.judgements.concern == "" and old.concern_texts() == ()
-    assert get_form("csc").version == 3
+    assert get_form("csc").version == 4
     (tmp_path / "team_tool.yaml").write_text(TEAM_TOOL, encoding="utf-8")
     assert load_form(tmp_path / "team_tool.yaml").judgements.concern == ""
 

@@ -5,17 +5,26 @@ Counts are the number of question rows in each domain of the paper tool; every q
 Where the brief asks for text verbatim (the Quality Practice checklist's column headings,
 stages and Appendix 3 guidance; the printed headers; the adopter's process checks and
 improvement plan; seed 003's indicators and "Good practice in auditing") the whole text is
-compared, after `normalise` (case, punctuation, whitespace and the seed's OCR slips).
+compared, after `normalise` (case, punctuation, whitespace and the seed's OCR slips). Every
+printed heading (section headings, header group headings, stage cells) is a printed line of
+the seed, and every column label is in the seed's table headings, or each is formtool's and
+listed by `formtool forms show`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import re
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
-from formtool.definitions import FormDefinition, get_form
+from formtool.cli import cli
+from formtool.definitions import FormDefinition, check_form, get_form
+from formtool.definitions.forms import OPTIONAL, PLACEHOLDER, case_heading
+from formtool.definitions.layout import layout
 
 from conftest import SEEDS, missing
 
@@ -134,21 +143,43 @@ PRINTED_HEADER = {
 ANSWERED_IN_FORM = {"Date of Audit": "audit.date_of_audit"}
 
 # Everything formtool adds to these paper tools, by what `FormDefinition.additions` names.
+GRADES_HEADING = "heading: Grading of audits: judgements and what they mean"
+ADOPTER_SCALES = [  # the seed prints "Auditor Judgement" with no scale: formtool offers one
+    f"scale: {key} (Grading)"
+    for key in (
+        "process.judgement",
+        "assessment.judgement",
+        "family_finding.judgement",
+        "placement.judgement",
+        "supervision.judgement",
+        "overall.grade",
+    )
+]
+EVERY_TOOL = ["header: Audit due by", GRADES_HEADING, "section: Immediate concerns"]
 ADDITIONS = {
+    "csc": [*EVERY_TOOL, "section: Audit completion"],
+    "early_help": [*EVERY_TOOL, "section: Audit completion"],
+    "foster_carer": [*EVERY_TOOL, "heading: Audit details", "section: Audit completion"],
     "quality_practice": [
         "header: Audit due by",
         "section: Immediate concerns",
+        "heading: Comments",
         "section: Audit completion",
     ],
     "prospective_adopter": [
         "header: Audit due by",
+        GRADES_HEADING,
         "section: Immediate concerns",
+        "heading: Audit details",
+        *ADOPTER_SCALES,
         "section: Audit completion",
     ],
     "supported_lodgings": [
         "header: Case Number",
         "header: Audit due by",
+        GRADES_HEADING,
         "section: Immediate concerns",
+        "heading: Audit details",
         "section: Audit completion",
     ],
 }
@@ -384,6 +415,255 @@ def test_supported_lodgings_needs_only_the_printed_facts():
     assert "worker" not in {h.column for h in form.header}
 
 
+# --- headings and column labels ------------------------------------------------------------
+
+
+def printed_headings(form: FormDefinition) -> list[tuple[str, str, str]]:
+    """(kind, text, where) for every heading the form prints, in print order: headings and
+    subheadings, header group headings, stage cells and each table's column headings."""
+    found = []
+    for block in layout(form).blocks:
+        if block.kind in ("heading", "subheading"):
+            found.append((block.kind, block.text, ""))
+        for row in block.rows:
+            found += [
+                (c.kind, c.text, block.name)
+                for c in row.cells
+                if c.kind in PRINTED and (c.down or c.kind != "stage")  # not a merged stage
+            ]
+    return found
+
+
+PRINTED = ("heading", "group", "stage")  # the cells that head something, as printed
+
+
+def whole(text: str, seed: str) -> bool:
+    """`text` in `seed` as whole words, after `normalise` ("Question" is not "Questions")."""
+    return f" {normalise(text)} " in f" {seed} "
+
+
+def seed_lines(form_id: str) -> set[str]:
+    """The seed's printed lines, normalised, and each run of two or three of them (the seed
+    wraps a long heading over lines: "... Physical Ill Health" / "and Disability")."""
+    lines = [line for line in norm_all(raw_segment(form_id).splitlines()) if line]
+    return {" ".join(lines[i : i + n]) for n in (1, 2, 3) for i in range(len(lines))}
+
+
+def split_over_two_lines(label: str, lines: list[str]) -> bool:
+    """A column label printed in a two-line table heading: its first words end one seed line's
+    cell and the rest start the next line's ("Manager Sign Off" over "Date")."""
+    words = normalise(label).split()
+    for above, below in itertools.pairwise(lines):
+        for cut in range(1, len(words)):
+            if whole(" ".join(words[:cut]), above) and whole(" ".join(words[cut:]), below):
+                return True
+    return False
+
+
+def group_pattern(template: str) -> re.Pattern[str]:
+    """A header group heading as a pattern over normalised seed text: a placeholder stands for
+    one or more words (the seed's test case), a [bracketed] part may be absent."""
+
+    def atoms(text: str) -> str:
+        marked = PLACEHOLDER.sub(" \x00 ", text)
+        return " ".join(
+            r"\S+(?: \S+)*?" if word == "\x00" else re.escape(word)
+            for token in marked.split()
+            for word in (["\x00"] if token == "\x00" else normalise(token).split())
+        )
+
+    parts = OPTIONAL.split(template)  # text, optional, text, ...
+    pattern = "".join(
+        f"(?: {atoms(part)})?" if i % 2 else (" " if i else "") + atoms(part)
+        for i, part in enumerate(parts)
+        if part.strip()
+    )
+    return re.compile(pattern.strip())
+
+
+def elsewhere(form: FormDefinition) -> dict[str, str]:
+    """Headings whose words come from another text than the tool's own page: guidance block
+    titles (their `source` seed), seed 003's indicator titles, the grades table's columns
+    (seed 001 Appendix A para 16)."""
+    found = {g.title: g.source.split()[1].strip(",:") for g in form.guidance}
+    for s in form.sections:
+        for block in s.indicators:
+            found |= {block.title: "003", block.outstanding_title: "003"}
+    found |= {"Judgement": "001", "Outcomes for Children": "001"}
+    return {normalise(text): seed for text, seed in found.items()}
+
+
+def added_headings(form: FormDefinition) -> set[str]:
+    """What `formtool forms show ID` lists as formtool's headings, sections and groups."""
+    output = CliRunner().invoke(cli, ["forms", "show", form.id]).output
+    listed = output.partition("What formtool adds to the paper tool, and why:\n")[2]
+    return {
+        line.strip().split(": ", 1)[1]
+        for line in listed.splitlines()
+        if re.match(r"  (heading|section|header group): ", line)
+    }
+
+
+def unprinted_headings(form_id: str) -> list[str]:
+    """Every printed heading and column label that is neither in the seed (verbatim, after
+    `normalise`) nor listed by `forms show` as formtool's addition."""
+    form = get_form(form_id)
+    seed, lines = seed_segment(form_id), norm_all(raw_segment(form_id).splitlines())
+    printed_lines, sources, added = seed_lines(form_id), elsewhere(form), added_headings(form)
+    missing = []
+    for kind, text, table in printed_headings(form):
+        if text in added or (kind == "heading" and table in added_sections(form)):
+            continue
+        source = sources.get(normalise(text)) if table in ("", "grades") else None
+        if source:  # guidance, indicator and grade headings: in their own seed
+            found = whole(text, normalise(seed_text(source)))
+        elif kind == "group":  # a line of the seed, the facts filled in
+            found = any(group_pattern(text).fullmatch(line) for line in printed_lines)
+        elif kind == "heading" and table:  # a column heading, in a table's heading lines
+            found = text == "" or whole(text, seed) or split_over_two_lines(text, lines)
+        else:  # a section's heading or a stage: a printed line of its own
+            found = normalise(text) in printed_lines
+        if not found:
+            missing.append(f"{kind} {text!r}" + (f" in {table}" if table else ""))
+    return missing
+
+
+def added_sections(form: FormDefinition) -> set[str]:
+    """The ids of the sections formtool adds (their tables' column headings are its own)."""
+    return {s.id for s in form.sections if s.addition}
+
+
+@pytest.mark.parametrize("form_id", sorted(SEGMENTS))
+def test_every_heading_and_column_label_is_the_seeds_or_a_listed_addition(form_id):
+    assert unprinted_headings(form_id) == []
+
+
+@pytest.mark.parametrize("form_id", sorted(SEGMENTS))
+def test_no_heading_repeats_the_heading_above_it(form_id):
+    """The seed prints "Improvement Plan" once over its table, and "Next
+    Steps/Recommendations, including ..." with no second "Next Steps/Recommendations"."""
+    blocks = [b for b in layout(get_form(form_id)).blocks if b.kind != "guidance"]
+    repeated = [
+        below.text
+        for above, below in itertools.pairwise(blocks)
+        if above.kind == "heading"
+        and below.kind == "subheading"
+        and normalise(above.text).startswith(normalise(below.text))
+    ]
+    assert repeated == []
+
+
+def test_the_csc_questions_are_headed_by_the_kss_title_not_question():
+    form = get_form("csc")
+    for s in form.sections:
+        if s.short_title.startswith("KSS"):
+            assert s.question_label == s.title  # as printed: "Knowledge and Skills ... 1: ..."
+
+
+def partitions(labels: list[str], above: list[str], below: list[str]) -> bool:
+    """Whether the labels, in order, are exactly the two printed heading lines: each label's
+    first words in the top line, the rest in the bottom line."""
+    if not labels:
+        return not above and not below
+    words = normalise(labels[0]).split()
+    for cut in range(len(words) + 1):
+        top, bottom = words[:cut], words[cut:]
+        if (
+            above[:cut] == top
+            and below[: len(bottom)] == bottom
+            and partitions(labels[1:], above[cut:], below[len(bottom) :])
+        ):
+            return True
+    return False
+
+
+def test_signed_off_action_columns_are_the_printed_two_line_heading():
+    """Seed 001's fostering tool prints the oversight actions' heading cleanly on two lines;
+    the shared column set reads exactly as those lines, column by column."""
+    tool = raw_segment("foster_carer").splitlines()
+    at = next(i for i, line in enumerate(tool) if line.startswith("Next Steps / Action Resp"))
+    above, below = normalise(tool[at]).split(), normalise(tool[at + 1]).split()
+    oversight = get_form("foster_carer").item("oversight.actions")
+    assert oversight is not None
+    labels = [c.label for c in oversight.columns]
+    assert labels[-3:] == ["Comments", "Manager Sign Off", "Manager Sign Off Date"]
+    assert partitions(labels, above, below)
+
+
+def test_header_groups_are_printed_as_in_the_seed():
+    """The paper header's groups, each under its heading, no fact paired across groups."""
+    expected = {
+        "csc": [
+            "Details of Child: {given_names} {family_name} (Ref: {case_number})",
+            "Social Worker/Team Details",
+        ],
+        "early_help": [
+            "Details of {given_names} {family_name}[, {dob:years} years]",
+            "Social Worker/Team Details",
+        ],
+        "foster_carer": [
+            "Details of Person: {given_names} {family_name} (Ref: {case_number})",
+            "Basic Information",
+        ],
+        "prospective_adopter": [
+            "Details of Person: {given_names} {family_name} (Ref: {case_number})",
+            "Ethnicity and Religion",
+            "Gender and Sexuality",
+            "Involved Professionals",
+        ],
+        "supported_lodgings": ["Basic Information"],
+    }
+    for form_id, groups in expected.items():
+        form = get_form(form_id)
+        assert [heading for heading, _ in form.header_groups()] == groups, form_id
+        rows = layout(form).blocks[2].rows
+        for row in rows:  # two facts in a row come from one group
+            facts = [c.fact for c in row.cells if c.kind == "fact"]
+            owners = {
+                g
+                for g, (_, group) in enumerate(form.header_groups())
+                for h in group
+                if h.column in facts
+            }
+            assert len(owners) <= 1, (form_id, facts)
+
+
+GROUPED_TOOL = """
+id: grouped
+version: 1
+title: Grouped
+subject: child
+source: synthetic
+header:
+  - {column: family_name, label: Family Name, group: "Details of {given_names} {family_name}"}
+  - {column: case_number, label: Case Number}
+sections:
+  - id: s
+    title: S
+    items: [{text: note, label: Note}]
+"""
+
+
+def test_a_group_heading_names_only_facts_of_the_header(tmp_path):
+    tool = tmp_path / "grouped.yaml"
+    tool.write_text(GROUPED_TOOL, encoding="utf-8")
+    (issue,) = check_form(tool)
+    assert (issue.field, issue.code.label) == ("header.family_name.group", "bad-reference")
+    assert "names '{given_names}', which this form does not have" in issue.message
+    assert "Use one of {case_number}, {family_name}." in issue.message
+
+
+def test_the_early_help_child_is_printed_with_their_age():
+    form = get_form("early_help")
+    template = form.header_groups()[0][0]
+    facts = {"given_names": "Caf", "family_name": "Test", "dob": "01/01/2012"}
+    assert case_heading(template, facts, dt.date(2020, 6, 1)) == "Details of Caf Test, 8 years"
+    assert case_heading(template, facts | {"dob": ""}, dt.date(2020, 6, 1)) == (
+        "Details of Caf Test"  # no date of birth: no age, rather than ", years"
+    )
+    assert normalise("Details of Caf Test, 8 years") in seed_segment("early_help")
+
+
 # --- question counts and wording -------------------------------------------------------
 
 
@@ -398,7 +678,11 @@ def test_adopter_prompts_per_section():
     form = get_form("prospective_adopter")
     counted = {}
     for s in form.sections:
-        prompts = sum(len(i.guidance) or 1 for i in s.items if i.kind in ("text", "question"))
+        prompts = sum(  # the PAR's bulleted documents ("• Genogram") are not prompts
+            len([g for g in i.guidance if not g.startswith("• ")]) or 1
+            for i in s.items
+            if i.kind in ("text", "question")
+        )
         if s.id in ADOPTER_PROMPTS:
             counted[s.id] = prompts
     assert counted == ADOPTER_PROMPTS

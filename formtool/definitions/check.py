@@ -16,6 +16,7 @@ import jsonschema
 import yaml
 
 from formtool.definitions import COMMON_FILE, ITEM_KINDS, forms_dir
+from formtool.definitions.forms import PLACEHOLDER
 from formtool.errors import Issue, IssueCode
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
@@ -202,8 +203,18 @@ class _Checker:
         self.keys.add(key)
 
     def issues(self) -> list[Issue]:
+        columns = {h["column"] for h in self.data["header"]}
         for index, h in enumerate(self.data["header"]):
             self.claim(f"header.{h['column']}", ("header", index))
+            for named in PLACEHOLDER.finditer(h.get("group", "")):
+                if named[1] not in columns:
+                    self.add(
+                        IssueCode.bad_reference,
+                        f"header.{h['column']}.group",
+                        ("header", index, "group"),
+                        named[0],
+                        ", ".join("{" + c + "}" for c in sorted(columns)),
+                    )
         for s_index, section in enumerate(self.data["sections"]):
             self.section(s_index, section)
         self.judgements()

@@ -14,14 +14,16 @@ every version that generated forms, so old forms stay readable after a definitio
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any
 
-from formtool.definitions.scales import FieldKind, Scale
+from formtool.definitions.scales import FieldKind, Scale, parse_date
 
 COMMON_FILE = "_common.yaml"
 ITEM_KINDS = ("question", "choice", "text", "date", "table")
@@ -36,6 +38,19 @@ ACTION_ROLES = (
     "sign_off_date",
     "comments",
 )
+#: The heading of the grade descriptors table (seed 001 Appendix A para 16 prints the grades
+#: under "Judgement | Outcomes for Children" but gives the table no title): formtool's words.
+DESCRIPTORS_TITLE = "Grading of audits: judgements and what they mean"
+DESCRIPTORS_WHY = (
+    "formtool prints the grades and what they mean (seed 001 Appendix A para 16) before the "
+    "questions, so the auditor grades against them"
+)
+#: A placeholder in a header group heading: `{column}`, or `{column:years}` for the age in
+#: years on the day the form is made, from a date column ("Details of Caf Test, 8 years").
+PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)(?::(years))?\}")
+#: A part of a group heading printed only when every fact it names has a value:
+#: "Details of {given_names} {family_name}[, {dob:years} years]".
+OPTIONAL = re.compile(r"\[([^\[\]]*)\]")
 MIN_ACTION_ROWS = 10  # every action table offers at least this many rows (Word adds more)
 ROLES = ("preparer", "auditor")  # who fills a field in a two-stage tool
 PREPARED, AUDIT = "prepared", "audit"  # the two stages of a two-stage tool's return
@@ -88,6 +103,7 @@ class Item:
     evidence_label: str = ""
     comment_label: str = ""
     hint: str = ""
+    scale_addition: str = ""  # why formtool offers a scale where the paper tool names none
 
     @property
     def evidence_key(self) -> str:
@@ -188,6 +204,8 @@ class Section:
     short_title: str = ""  # for charts and narrow tables, e.g. "KSS 1"
     addition: str = ""
     joins_previous: bool = False  # printed in the previous section's table (no heading)
+    title_addition: str = ""  # why formtool prints a heading the paper tool does not have
+    part: str = ""  # a heading printed above this section ("Case File Audit Questions")
 
     @property
     def questions(self) -> tuple[Item, ...]:
@@ -213,6 +231,8 @@ class HeaderField:
     kind: FieldKind = FieldKind.text
     addition: str = ""
     sources: tuple[str, ...] = ()
+    group: str = ""  # a group heading printed before this fact, as on paper (may name facts)
+    group_addition: str = ""  # why formtool prints that heading, if the paper tool does not
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -352,13 +372,75 @@ class FormDefinition:
         return [c for h in self.header if h.required for c in h.columns]
 
     def additions(self) -> list[tuple[str, str]]:
-        """(what, why) for everything formtool added to the paper tool."""
-        found = [(f"header: {h.label}", h.addition) for h in self.header if h.addition]
+        """(what, why) for everything formtool added to the paper tool: facts, sections and
+        items, and headings and scales on paper items that the paper tool does not print."""
+        found = [
+            (f"header group: {h.group}", h.group_addition) for h in self.header if h.group_addition
+        ]
+        found += [(f"header: {h.label}", h.addition) for h in self.header if h.addition]
+        if self.descriptors_scale is not None:
+            found.append((f"heading: {DESCRIPTORS_TITLE}", DESCRIPTORS_WHY))
         for section in self.sections:
             if section.addition:
                 found.append((f"section: {section.title}", section.addition))
+            elif section.title_addition:
+                found.append((f"heading: {section.title}", section.title_addition))
             found += [(f"{section.id}: {i.label}", i.addition) for i in section.items if i.addition]
+            found += [
+                (f"scale: {i.key} ({i.scale.label if i.scale else ''})", i.scale_addition)
+                for i in section.items
+                if i.scale_addition
+            ]
         return found
+
+    @property
+    def descriptors_scale(self) -> Scale | None:
+        """The first scale with descriptors (the 5-point grade): printed as a table."""
+        return next((i.scale for _, i in self.items() if i.scale and i.scale.descriptors), None)
+
+    def header_groups(self) -> list[tuple[str, tuple[HeaderField, ...]]]:
+        """The header's facts in their printed groups: (group heading, facts); a header
+        without `group` headings is one group headed "" (printed as one grid)."""
+        groups: list[tuple[str, list[HeaderField]]] = []
+        for fact in self.header:
+            if fact.group or not groups:
+                groups.append((fact.group, []))
+            groups[-1][1].append(fact)
+        return [(heading, tuple(facts)) for heading, facts in groups]
+
+
+def heading_text(template: str, value: Callable[[str, str], str]) -> str:
+    """A group heading with each placeholder replaced by `value(column, "")`, or by
+    `value(column, "years")` for `{column:years}`; a part in [brackets] is left out when a
+    placeholder in it has no value."""
+
+    def fill(text: str) -> str:
+        return PLACEHOLDER.sub(lambda m: value(m[1], m[2] or ""), text)
+
+    def part(found: re.Match[str]) -> str:
+        named = PLACEHOLDER.findall(found[1])
+        return fill(found[1]) if all(value(c, how) for c, how in named) else ""
+
+    return fill(OPTIONAL.sub(part, template))
+
+
+def case_heading(template: str, facts: Mapping[str, str], today: dt.date) -> str:
+    """A group heading as printed for one case: `facts` by column, as printed."""
+    return heading_text(
+        template,
+        lambda column, how: (
+            years_of(facts.get(column, ""), today) if how == "years" else facts.get(column, "")
+        ),
+    )
+
+
+def years_of(printed: str, today: dt.date) -> str:
+    """Whole years from a printed dd/mm/yyyy date to `today` ("" if it is not a date)."""
+    born = parse_date(printed)
+    if born is None:
+        return ""
+    years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    return str(years) if years >= 0 else ""
 
 
 #: Finds the definition a return names (form id, version): current, or a stored snapshot.
@@ -428,6 +510,7 @@ def _item(raw: dict[str, Any], section: dict[str, Any], scales: dict[str, Scale]
         evidence_label=raw.get("evidence_label", ""),
         comment_label=raw.get("comment_label", ""),
         hint=raw.get("hint", ""),
+        scale_addition=raw.get("scale_addition", ""),
     )
 
 
@@ -456,6 +539,8 @@ def _section(raw: dict[str, Any], scales: dict[str, Scale]) -> Section:
         raw.get("short_title", ""),
         raw.get("addition", ""),
         raw.get("joins_previous", False),
+        raw.get("title_addition", ""),
+        raw.get("part", ""),
     )
 
 
@@ -470,6 +555,8 @@ def build(data: dict[str, Any], path: str = "") -> FormDefinition:
             FieldKind(h.get("type", "text")),
             h.get("addition", ""),
             tuple(h.get("from", ())),
+            h.get("group", ""),
+            h.get("group_addition", ""),
         )
         for h in data["header"]
     )

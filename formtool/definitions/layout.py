@@ -12,10 +12,12 @@ grid: an answer without an evidence box takes the evidence's width, so no cell i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 
 from formtool.definitions import Field, FormDefinition, Item, Section
+from formtool.definitions.forms import DESCRIPTORS_TITLE, HeaderField
 
 GRID = 8  # columns in the Excel sheet; Word tables use the same proportions
 FACT_SPANS = (2, 2, 2, 2)  # label | value | label | value
@@ -25,8 +27,8 @@ WIDE_TABLE = 6  # action tables with this many columns print on a landscape page
 
 @dataclass(frozen=True)
 class Cell:
-    kind: str  # "label", "heading" (column header), "answer", "fact", "stage"
-    text: str = ""
+    kind: str  # "label", "heading" (column header), "answer", "fact", "stage", "group"
+    text: str = ""  # "group": a header group heading, its placeholders filled per case
     span: int = 1
     fields: tuple[Field, ...] = ()  # answer cells: the answer, and the judge's comment if any
     guidance: tuple[str, ...] = ()
@@ -84,8 +86,18 @@ def cell_spans(cells: tuple[str, ...]) -> dict[str, int]:
 
 
 def _header_rows(form: FormDefinition) -> list[Row]:
+    """The header's facts two a row, each group of the paper header under its heading and
+    never paired with a fact of another group."""
     rows = []
-    facts = list(form.header)
+    for heading, facts in form.header_groups():
+        if heading:
+            rows.append(Row((Cell("group", heading, GRID),)))
+        rows += _fact_rows(list(facts))
+    return rows
+
+
+def _fact_rows(facts: list[HeaderField]) -> list[Row]:
+    rows = []
     for i in range(0, len(facts), 2):
         cells: list[Cell] = []
         pair = facts[i : i + 2]
@@ -163,7 +175,10 @@ def _column_heads(section: Section) -> Row:
     return Row(tuple(Cell("heading", labels[c], spans[c]) for c in section.cells), True)
 
 
-def _action_table(item: Item) -> list[Block]:
+def _action_table(item: Item, headed: bool = False) -> list[Block]:
+    """An action table under its label; `headed`: the heading just printed already says the
+    label ("Next Steps/Recommendations, including Action/Responsible Person and Timescales"
+    over the Next Steps/Recommendations table), so it is not printed twice."""
     spans = spans_for(len(item.columns))
     head = Row(
         tuple(Cell("heading", c.label, s) for c, s in zip(item.columns, spans, strict=True)), True
@@ -178,7 +193,7 @@ def _action_table(item: Item) -> list[Block]:
         for r in range(1, item.rows + 1)
     ]
     return [
-        Block("subheading", item.label),
+        *([] if headed else [Block("subheading", item.label)]),
         Block(
             "table",
             rows=(head, *body),
@@ -191,6 +206,8 @@ def _action_table(item: Item) -> list[Block]:
 
 def _section_blocks(section: Section, blocks: list[Block]) -> None:
     joined = bool(section.joins_previous and blocks and blocks[-1].kind == "table")
+    if section.part:
+        blocks.append(Block("heading", section.part))
     if not joined:
         if "stage" not in section.cells:  # a stage column shows the title beside its rows
             blocks.append(Block("heading", section.title))
@@ -220,15 +237,27 @@ def _section_blocks(section: Section, blocks: list[Block]) -> None:
             blocks.append(Block("table", rows=(*head, *rows), name=section.id))
         pending.clear()
 
+    # the section's title is the last heading printed before its first item
+    titled = not joined and "stage" not in section.cells and not section.indicators
     first = True
     for item in section.items:
         if item.kind != "table":
             pending.append(item)
             continue
+        headed = first and not pending and titled and _says(section.title, item.label)
         flush(joined and first)
         first = False
-        blocks.extend(_action_table(item))
+        blocks.extend(_action_table(item, headed))
     flush(bool(joined) and first)
+
+
+def _words(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).split()
+
+
+def _says(heading: str, label: str) -> bool:
+    """Whether `heading` begins with `label`, ignoring case, spacing and punctuation."""
+    return _words(heading)[: len(_words(label))] == _words(label)
 
 
 @cache
@@ -238,14 +267,14 @@ def layout(form: FormDefinition) -> Layout:
         Block("identity"),
         Block("table", rows=tuple(_header_rows(form)), name="header"),
     ]
-    grades = next((i.scale for _, i in form.items() if i.scale and i.scale.descriptors), None)
+    grades = form.descriptors_scale
     if grades:
-        blocks.append(Block("subheading", "Grading of audits: judgements and what they mean"))
+        blocks.append(Block("subheading", DESCRIPTORS_TITLE))
         rows = [
             Row(
                 (
                     Cell("heading", "Judgement", SCALE_SPANS[0]),
-                    Cell("heading", "Outcomes for children", SCALE_SPANS[1]),
+                    Cell("heading", "Outcomes for Children", SCALE_SPANS[1]),  # seed 001 App A
                 ),
                 True,
             )

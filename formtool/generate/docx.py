@@ -19,7 +19,9 @@ from collections.abc import Mapping
 from functools import cache
 from xml.sax.saxutils import quoteattr
 
+from formtool import clock
 from formtool.definitions import Field, FormDefinition
+from formtool.definitions.forms import case_heading
 from formtool.definitions.identity import PROPERTY_NAMES, bookmark_name
 from formtool.definitions.layout import GRID, Block, Cell, Row, layout
 from formtool.definitions.namespaces import MC_NS, R_NS, W15_NS, W_NS
@@ -139,9 +141,35 @@ def _answer(field: Field, ids: _Counter, style: str) -> str:
     )
 
 
-def _cell_body(cell: Cell, ids: _Counter, small: bool) -> str:
-    if cell.kind == "heading":
-        return _text_para(cell.text, "SmallHeading" if small else "TableHeading", ids)
+HEADING_SLOT = "heading_"
+
+
+def heading_slot(template: str) -> str:
+    """The slot a header group heading becomes. Its template travels in the slot's name, so
+    `CaseValues` fills it from the case's facts alone ("Details of Child: {given_names} ...")."""
+    return HEADING_SLOT + template.encode("utf-8").hex()
+
+
+class CaseValues(dict[str, str]):
+    """One case's slot values; a group heading's slot is filled when the template asks for it,
+    from the case's facts and today's date (an age in years), escaped for XML."""
+
+    def __init__(self, values: Mapping[str, str], facts: Mapping[str, str]) -> None:
+        super().__init__(values)
+        self.facts = facts
+
+    def __missing__(self, name: str) -> str:
+        if not name.startswith(HEADING_SLOT):
+            raise KeyError(name)
+        template = bytes.fromhex(name.removeprefix(HEADING_SLOT)).decode("utf-8")
+        return xml_text(case_heading(template, self.facts, clock.today()))
+
+
+def _cell_body(cell: Cell, ids: _Counter, small: bool, keep: bool = False) -> str:
+    if cell.kind == "heading":  # a header row is kept with the row under it
+        return _text_para(cell.text, "SmallHeading" if small else "TableHeading", ids, keep)
+    if cell.kind == "group":
+        return _text_para(slot(heading_slot(cell.text)), "GroupHeading", ids, True)
     if cell.kind == "stage":  # let "Screening/Referral" break after its slash
         return (
             _text_para(cell.text.replace("/", "/\u200b"), "Stage", ids) if cell.down else _para("")
@@ -159,16 +187,21 @@ def _cell_body(cell: Cell, ids: _Counter, small: bool) -> str:
     return _para("")
 
 
-def _cell(cell: Cell, width: int, ids: _Counter, small: bool) -> str:
+def _cell(cell: Cell, width: int, ids: _Counter, small: bool, keep: bool = False) -> str:
     props = f'<w:tcW w:w="{width}" w:type="dxa"/>'
     if cell.span > 1:
         props += f'<w:gridSpan w:val="{cell.span}"/>'
     if cell.kind == "stage":
         props += '<w:vMerge w:val="restart"/>' if cell.down else "<w:vMerge/>"
-    fill = {"heading": HEADING_FILL, "label": LABEL_FILL, "stage": STAGE_FILL}.get(cell.kind)
+    fill = {
+        "heading": HEADING_FILL,
+        "group": HEADING_FILL,
+        "label": LABEL_FILL,
+        "stage": STAGE_FILL,
+    }.get(cell.kind)
     if fill:
         props += f'<w:shd w:val="clear" w:color="auto" w:fill="{fill}"/>'
-    return f"<w:tc><w:tcPr>{props}</w:tcPr>{_cell_body(cell, ids, small)}</w:tc>"
+    return f"<w:tc><w:tcPr>{props}</w:tcPr>{_cell_body(cell, ids, small, keep)}</w:tc>"
 
 
 def _row(row: Row, grid: list[int], ids: _Counter, small: bool) -> str:
@@ -177,7 +210,8 @@ def _row(row: Row, grid: list[int], ids: _Counter, small: bool) -> str:
     trpr = f"<w:trPr>{split}" + ("<w:tblHeader/>" if row.header else "") + "</w:trPr>"
     cells, column = [], 0
     for cell in row.cells:
-        cells.append(_cell(cell, sum(grid[column : column + cell.span]), ids, small))
+        width = sum(grid[column : column + cell.span])
+        cells.append(_cell(cell, width, ids, small, row.header))
         column += cell.span
     return "<w:tr>" + trpr + "".join(cells) + "</w:tr>"
 
@@ -369,4 +403,4 @@ def docx_values(
     values["audit_id"] = xml_text(str(identity["audit_id"]))
     values["identity"] = xml_text(identity["visible"])
     values.update({k: xml_text(v) for k, v in print_lines.items()})
-    return values
+    return CaseValues(values, facts)

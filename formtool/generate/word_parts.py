@@ -72,6 +72,15 @@ def _style(
 
 
 _TIGHT = '<w:spacing w:before="20" w:after="20"/>'
+#: A header group heading ("Social Worker/Team Details"): it heads the rows under it, not the
+#: table's columns, so it is not a column heading's style.
+_GROUP_HEADING = _style(
+    "paragraph",
+    "GroupHeading",
+    "Table group heading",
+    _TIGHT,
+    '<w:b/><w:color w:val="FFFFFF"/><w:sz w:val="18"/>',
+)
 STYLES = _XML + (
     f'<w:styles xmlns:w="{_W}"><w:docDefaults><w:rPrDefault><w:rPr>'
     '<w:rFonts w:ascii="Arial" w:hAnsi="Arial" w:eastAsia="Arial" w:cs="Arial"/>'
@@ -121,6 +130,7 @@ STYLES = _XML + (
         _TIGHT,
         '<w:b/><w:color w:val="FFFFFF"/><w:sz w:val="17"/>',
     )
+    + _GROUP_HEADING
     + _style("paragraph", "CellLabel", "Cell label", _TIGHT, "")
     + _style(
         "paragraph",

@@ -6,7 +6,14 @@ also carries a defined name after its stable key, which survives LibreOffice Cal
 
 Rows are as tall as their text: printed text is measured when the form is compiled, and the
 header rows, whose names come with each case, are measured per case (their heights are slots).
-A heading never ends a printed page: a page break goes before it instead.
+Every page break is written into the sheet: the writer follows the printed page (A4
+landscape, one page wide, the title rows repeated) and breaks before a row that would not fit,
+so neither Excel nor LibreOffice needs a break of its own and both print the same pages. A
+heading, a header group heading and a table's column headings never end a printed page: the
+break goes before them, keeping them with the first row they head. A table that runs on to
+another page has its column headings again at the top of it. No break is made that gains
+nothing: a tall row shares a page whenever it fits (`page_breaks` says why each break is
+there).
 """
 
 from __future__ import annotations
@@ -27,17 +34,29 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
+from formtool import clock
 from formtool.definitions import Field, FormDefinition
+from formtool.definitions.forms import case_heading
 from formtool.definitions.identity import PROPERTY_NAMES, defined_name
 from formtool.definitions.layout import GRID, Block, Cell, Row, layout
 from formtool.definitions.scales import KINDS, FieldKind
+from formtool.generate.docx import heading_slot
 from formtool.generate.package import CompiledPackage, CompiledPart, slot, xml_text
 
 SHEET = "Audit"
 COLUMN_WIDTH = 15.5  # characters; 8 columns fit A4 landscape at fit-to-width
 CHARS_PER_COLUMN = 17  # characters of 9-point text a column holds
 LINE_HEIGHT = 12.75  # points per line of 9-10 point text
-PAGE_HEIGHT = 470.0  # points of rows on a landscape A4 page between the margins
+MARGIN = 0.55  # inches above and below the rows; the page header and footer sit at 0.3"
+#: Points of rows on a landscape A4 page between the margins (595.3 - 2 x 39.6), less a
+#: little for rounding. Excel prints the 8 columns at 100%; LibreOffice scales them to the
+#: page width when its font is wider than Calibri (about 87% with DejaVu Sans), so its pages
+#: hold more: every break is ours, and both print the same pages.
+PAGE_HEIGHT = 508.0
+TITLE_HEIGHT = 24.0 + 14.0  # the title and identity rows, repeated at the top of every page
+#: Points for rows under the title rows. A row taller than this with its column headings
+#: (seed 000's longest guidance) is shortened to fit, so the headings are not left alone.
+ROOM = PAGE_HEIGHT - TITLE_HEIGHT
 HEADER_HEIGHT_BASE = 900  # sentinel row heights 901, 902, ...: see height_slots
 
 _THIN = Side(style="thin", color="808080")
@@ -45,6 +64,7 @@ _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 _WRAP = Alignment(wrap_text=True, vertical="top")
 _STYLES = {
     "heading": (Font(bold=True, color="FFFFFF", size=9), PatternFill("solid", fgColor="1F3864")),
+    "group": (Font(bold=True, color="FFFFFF", size=10), PatternFill("solid", fgColor="1F3864")),
     "label": (Font(size=9), PatternFill("solid", fgColor="F2F2F2")),
     "stage": (Font(size=9, bold=True, color="1F3864"), PatternFill("solid", fgColor="DCE3F0")),
     "fact": (Font(size=9, bold=True), PatternFill(None)),
@@ -63,7 +83,8 @@ def _height(lines: int) -> float:
 
 
 class _SheetWriter:
-    """Writes layout blocks row by row and remembers where each answer went."""
+    """Writes layout blocks row by row, remembers where each answer went, and follows the
+    printed page to put every page break in the sheet."""
 
     def __init__(self, sheet: Worksheet) -> None:
         self.sheet = sheet
@@ -71,39 +92,88 @@ class _SheetWriter:
         self.names: dict[str, str] = {}
         self.validations: dict[str, DataValidation] = {}
         self.header_rows: list[tuple[int, tuple[Cell, ...]]] = []  # measured per case
-        self.page_used = 0.0
+        self.page_used = 0.0  # points of rows on the printed page, with the title rows
+        self.held = False  # the last row is a heading: it stays with the row under it
+        #: (points used, points the next page's first rows needed) at each page break
+        self.breaks: list[tuple[float, float]] = []
 
-    def _advance(self, height: float, printed: float | None = None) -> None:
+    def _advance(self, height: float, printed: float | None = None, held: bool = False) -> None:
         """Set this row's height and move on; `printed` is its height on the page when
-        `height` is a sentinel to be replaced per case."""
+        `height` is a sentinel to be replaced per case. A row that does not fit starts a
+        page, as Excel would start one; `held` rows (headings) keep with the next row."""
         self.sheet.row_dimensions[self.row].height = height
-        self.page_used += height if printed is None else printed
+        on_page = height if printed is None else printed
+        if self.page_used > TITLE_HEIGHT and self.page_used + on_page > PAGE_HEIGHT:
+            self._break(on_page)
+        self.page_used += on_page
         self.row += 1
+        self.held = held
+
+    def _break(self, needed: float) -> None:
+        self.breaks.append((self.page_used, needed))
+        self.sheet.row_breaks.append(Break(id=self.row - 1))  # after the row above
+        self.page_used = TITLE_HEIGHT  # the repeated title rows
 
     def keep_together(self, height: float) -> None:
-        """Start a new printed page unless `height` points still fit on this one."""
-        if self.page_used and self.page_used + height > PAGE_HEIGHT:
-            self.sheet.row_breaks.append(Break(id=self.row - 1))
-            self.page_used = 0.0
+        """Start a new printed page here unless `height` points still fit on this one. A
+        heading above decided already (it is kept with what follows), and an empty page
+        gains nothing from a break."""
+        if self.held or self.page_used <= TITLE_HEIGHT:
+            return
+        if self.page_used + height > PAGE_HEIGHT:
+            self._break(height)
 
-    def line(self, text: str, font: Font, height: float | None = None) -> None:
+    def room(self) -> float:
+        """Points left on this printed page."""
+        return PAGE_HEIGHT - self.page_used
+
+    def line(self, text: str, font: Font, height: float | None = None, held: bool = False) -> None:
         cell = self.sheet.cell(self.row, 1, text)
         cell.font = font
         cell.alignment = _WRAP
         self.sheet.merge_cells(
             start_row=self.row, start_column=1, end_row=self.row, end_column=GRID
         )
-        self._advance(height or _height(lines_needed(text, GRID)))
+        self._advance(height or _height(lines_needed(text, GRID)), held=held)
 
     def table(self, block: Block) -> None:
-        first = next((r for r in block.rows if not r.header), None)
+        header = block.name == "header"
+        if not header:  # column headings stay with the first row they head
+            self.keep_together(min(self.start_height(block), ROOM))
         stage_rows = self._stage_rows(block)
-        for index, row in enumerate(block.rows):
-            if row is first and block.name != "header":
-                self.keep_together(self._row_height(row) + 2 * LINE_HEIGHT)
-            self._write_row(row, block.name == "header", stage_rows.get(index, 1))
-        self.row += 1
-        self.page_used += LINE_HEIGHT
+        # a table that runs on to another page has its column headings again at the top (Excel
+        # repeats only the title rows), but not inside a stage cell merged down its rows
+        heads = [] if stage_rows else [r for r in block.rows if r.header]
+        rows = block.rows
+        for index, row in enumerate(rows):
+            if _is_group(row) and index + 1 < len(rows):  # a group heading and its first fact
+                self.keep_together(2 * 2 * LINE_HEIGHT)
+            elif heads and not row.header and self._starts_page(row):
+                for head in heads:
+                    self._write_row(head, False, 1)
+            self._write_row(row, header, stage_rows.get(index, 1))
+        self._advance(LINE_HEIGHT)  # a gap under the table
+
+    def _starts_page(self, row: Row) -> bool:
+        """Start a new page before `row` unless it fits on this one (with the judge's comment
+        under it, when both fit a page); whether it did."""
+        full = self._full_height(row)
+        breaks = len(self.breaks)
+        self.keep_together(full if full <= ROOM else self._row_height(row))
+        return len(self.breaks) > breaks
+
+    def start_height(self, block: Block) -> float:
+        """A table's column-heading rows and its first row (with its comment row)."""
+        height = 0.0
+        for row in block.rows:
+            height += self._full_height(row)
+            if not row.header:
+                break
+        return height
+
+    def _full_height(self, row: Row) -> float:
+        split = any(len(c.fields) > 1 for c in row.cells)
+        return self._row_height(row) + (_height(KINDS[FieldKind.text].lines) if split else 0)
 
     @staticmethod
     def _stage_rows(block: Block) -> dict[int, int]:
@@ -133,6 +203,11 @@ class _SheetWriter:
 
     def _write_row(self, row: Row, header: bool, stage_rows: int) -> None:
         split = any(len(c.fields) > 1 for c in row.cells)
+        height = self._row_height(row)
+        if split and self._full_height(row) <= ROOM:  # the answer and the judge's comment
+            self.keep_together(self._full_height(row))  # under it print on one page
+        if self.held and height > self.room():  # too tall to follow its heading on any page:
+            height = max(self.room(), _height(2))  # shortened (see ROOM) rather than stranded
         column = 1
         for cell in row.cells:
             down = (
@@ -142,9 +217,9 @@ class _SheetWriter:
             column += cell.span
         if header:
             self.header_rows.append((self.row, row.cells))
-            self._advance(sentinel_height(len(self.header_rows)), 2 * LINE_HEIGHT)
+            self._advance(sentinel_height(len(self.header_rows)), 2 * LINE_HEIGHT, _is_group(row))
         else:
-            self._advance(self._row_height(row))
+            self._advance(height, held=row.header)
         if split:  # the judge's comment box sits in a second row under the answer
             self._advance(_height(KINDS[FieldKind.text].lines))
 
@@ -157,6 +232,8 @@ class _SheetWriter:
         if cell.kind == "fact":
             text = slot("fact_" + cell.fact)
             self.names[defined_name(f"header.{cell.fact}")] = self._ref(column)
+        if cell.kind == "group":  # filled per case, like the facts
+            text = slot(heading_slot(cell.text))
         if text and not cell.fields:
             target.value = text
         self._merge(column, cell.span, down)
@@ -240,24 +317,26 @@ class _SheetWriter:
         return f"'{SHEET}'!${get_column_letter(column)}${row or self.row}"
 
 
-def _build_workbook(form: FormDefinition) -> tuple[Workbook, list[tuple[int, tuple[Cell, ...]]]]:
+@cache  # compiling, measuring the header rows and `page_breaks` share one build
+def _build_workbook(form: FormDefinition) -> tuple[Workbook, _SheetWriter]:
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = SHEET
     for column in range(1, GRID + 1):
         sheet.column_dimensions[get_column_letter(column)].width = COLUMN_WIDTH
     writer = _SheetWriter(sheet)
-    for block in layout(form).blocks:
+    blocks = layout(form).blocks
+    for index, block in enumerate(blocks):
         if block.kind == "title":
             writer.line(block.text, Font(bold=True, size=16, color="1F3864"), 24)
         elif block.kind == "identity":
             writer.line(slot("identity"), Font(size=8, color="595959"), 14)
         elif block.kind == "heading":
-            writer.keep_together(4 * LINE_HEIGHT)
-            writer.line(block.text, Font(bold=True, size=12, color="1F3864"))
+            writer.keep_together(_lead_height(writer, blocks, index))
+            writer.line(block.text, Font(bold=True, size=12, color="1F3864"), held=True)
         elif block.kind == "subheading":
-            writer.keep_together(3 * LINE_HEIGHT)
-            writer.line(block.text, Font(bold=True, size=10, color="2F5496"))
+            writer.keep_together(_lead_height(writer, blocks, index))
+            writer.line(block.text, Font(bold=True, size=10, color="2F5496"), held=True)
         elif block.kind == "guidance":
             for line in block.lines:
                 writer.line("•  " + line, Font(italic=True, size=9, color="404040"))
@@ -272,7 +351,28 @@ def _build_workbook(form: FormDefinition) -> tuple[Workbook, list[tuple[int, tup
         workbook.custom_doc_props.append(StringProperty(name=name, value=slot("prop_" + key)))
     workbook.properties.title = form.title
     workbook.properties.creator = "formtool"
-    return workbook, writer.header_rows
+    return workbook, writer
+
+
+def _is_group(row: Row) -> bool:
+    """A header group heading ("Social Worker/Team Details"): kept with the facts under it."""
+    return any(c.kind == "group" for c in row.cells)
+
+
+def _lead_height(writer: _SheetWriter, blocks: tuple[Block, ...], index: int) -> float:
+    """A heading and what must print on its page: the headings under it, then the first
+    guidance line, or a table's column headings and first row."""
+    height = 0.0
+    for block in blocks[index:]:
+        if block.kind in ("heading", "subheading"):
+            height += _height(lines_needed(block.text, GRID))
+            continue
+        if block.kind == "guidance" and block.lines:
+            height += _height(lines_needed("•  " + block.lines[0], GRID))
+        elif block.kind == "table":
+            height += writer.start_height(block)
+        break
+    return height
 
 
 def _protect_and_print(sheet: Worksheet, form: FormDefinition) -> None:
@@ -286,7 +386,7 @@ def _protect_and_print(sheet: Worksheet, form: FormDefinition) -> None:
     sheet.sheet_properties.pageSetUpPr.fitToPage = True
     sheet.print_title_rows = "1:2"
     sheet.page_margins.left = sheet.page_margins.right = 0.5
-    sheet.page_margins.top = sheet.page_margins.bottom = 0.75
+    sheet.page_margins.top = sheet.page_margins.bottom = MARGIN
     sheet.page_margins.header = sheet.page_margins.footer = 0.3
     sheet.print_options.gridLines = False
     sheet.oddHeader.left.text = slot("council")
@@ -362,7 +462,14 @@ def compile_xlsx(form: FormDefinition) -> CompiledPackage:
 
 @cache
 def _header_layout(form: FormDefinition) -> tuple[tuple[int, tuple[Cell, ...]], ...]:
-    return tuple(_build_workbook(form)[1])
+    return tuple(_build_workbook(form)[1].header_rows)
+
+
+def page_breaks(form: FormDefinition) -> list[tuple[float, float]]:
+    """Each page break the form's sheet has: (points the page holds, points the rows that
+    start the next page needed). Every break is needed: those rows did not fit, and they
+    fit a page (`ROOM`)."""
+    return _build_workbook(form)[1].breaks
 
 
 def _pin_times(core: str) -> str:
@@ -381,9 +488,14 @@ def xlsx_values(
     values.update({"prop_" + k: xml_text(str(v)) for k, v in identity.items()})
     values["identity"] = xml_text(identity["visible"])  # has no "&", so no footer codes
     values.update({k: xml_text(v.replace("&", "&&")) for k, v in print_lines.items()})
+    today = clock.today()
     for number, (_, cells) in enumerate(_header_layout(form), start=1):
+        printed = {c.text: case_heading(c.text, facts, today) for c in cells if c.kind == "group"}
+        values.update({heading_slot(t): xml_text(text) for t, text in printed.items()})
         lines = max(
-            lines_needed(facts.get(c.fact, "") if c.kind == "fact" else c.text, c.span)
+            lines_needed(
+                facts.get(c.fact, "") if c.kind == "fact" else printed.get(c.text, c.text), c.span
+            )
             for c in cells
         )
         values[height_slot(number)] = f"{_height(lines):g}"
