@@ -133,6 +133,12 @@ def forms_show(form_id: str, as_json: bool) -> None:
             click.echo(f"  {item.key}  [{item.scale or item.kind}]")
             for line in textwrap.wrap(item.label, 92):
                 click.echo(f"      {line}")
+    if described.additions:  # "nothing invented, every addition marked"
+        click.echo("\nWhat formtool adds to the paper tool, and why:")
+        for what, why in described.additions:
+            click.echo(f"  {what}")
+            for line in textwrap.wrap(why, 90):
+                click.echo(f"      {line}")
 
 
 @forms.command("check")
@@ -489,6 +495,7 @@ def _mail(
     db_url: str | None,
     as_json: bool,
     forms_dir: Path | None = None,
+    form_format: str | None = None,
 ) -> None:
     """`send` or `chase`, with the options `_mail_options` gives both (by name)."""
     from formtool.programme.mail import RESEND, deliver
@@ -510,6 +517,7 @@ def _mail(
         user=_user(),
         again=RESEND if resend_unknown else (),
         audit_ids=audit_ids or None,
+        form_format=form_format,
     )
     if result.notice:  # mail went out unencrypted: said on every send, JSON or not
         click.echo(result.notice, err=True)
@@ -580,6 +588,17 @@ def _print_mail(result, smtp, out_dir) -> None:
     default=DEFAULT_OUT / "forms",
     show_default=True,
     help="Where `formtool generate` wrote the forms (searched for manifest.csv).",
+)
+@click.option(
+    "--format",
+    "form_format",
+    type=click.Choice(["auditors", "docx", "xlsx", "web"]),
+    default="auditors",
+    show_default=True,
+    metavar="FORMAT",
+    help="How the forms go: auditors (each auditor's format from the auditors list), or "
+    "docx, xlsx or web (a private link to fill the form in a browser; needs web_address in "
+    "formtool.toml) for every audit sent now.",
 )
 @click.option(
     "--mark-sent",
@@ -896,8 +915,9 @@ def exempt(audit_id: str, reason: str, agreed_by: str, db_url: str | None, as_js
 @click.option(
     "--format",
     "form_format",
-    type=click.Choice(["docx", "xlsx"]),
-    help="The new copy's format [default: the audit's].",
+    type=click.Choice(["docx", "xlsx", "web"]),
+    help="The new copy's format: docx, xlsx or web (a link, made when it is sent; a Word "
+    "copy is still written) [default: the audit's].",
 )
 @click.option(
     "--out",
@@ -1052,9 +1072,16 @@ def held(
         click.echo(
             f"{r.return_id:>6}  {r.audit_id:<26} {printable(r.sender, 34):<34} "
             f"{printable(r.auditor_email, 34):<34} {printable(r.file_name, 60)}"
-            + ("  (a copy from before the audit was reassigned)" if r.held == "reassigned" else "")
+            + _HELD_WHY.get(r.held, "")
         )
     click.echo(f"{len(rows)} held. Accept with --accept RETURN, refuse with --refuse RETURN.")
+
+
+#: Why a held return waits, beside it in `formtool held` (a stranger's is the plain case).
+_HELD_WHY = {
+    "reassigned": "  (a copy from before the audit was reassigned)",
+    "other channel": "  (a final return came first by the other channel: web form or file)",
+}
 
 
 def _held_dict(row: Any) -> dict[str, object]:

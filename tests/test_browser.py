@@ -127,13 +127,14 @@ def browser(server) -> Iterator:
         chromium.close()
 
 
-def shot(page, name: str) -> None:
-    """With FORMTOOL_SCREENSHOTS=1, the page as it looks, under outputs/screenshots/ (to look
-    at, and for the README's pictures); otherwise nothing: a screenshot costs the suite time."""
+def shot(page, name: str, viewport_only: bool = False) -> None:
+    """With FORMTOOL_SCREENSHOTS=1, the page as it looks (the whole page, or what the window
+    shows), under outputs/screenshots/ (to look at, and for the README's pictures); otherwise
+    nothing: a screenshot costs the suite time."""
     if os.environ.get("FORMTOOL_SCREENSHOTS") != "1":
         return
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=not viewport_only)
 
 
 def nav(page, name: str) -> None:

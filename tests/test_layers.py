@@ -67,7 +67,7 @@ STORE_API = {
     "backup_database", "restore_backup", "recent_backup", "BackupError", "BackupReport",
     "RestorePlan", "RestoreReport",
     "FILE_KINDS", "FORM", "FILE_PACK", "PMU_PACK", "REPORT", "EXPORT", "EMAIL_DRAFT", "BACKUP",
-    "SUBJECT_ACCESS", "ERASED", "Cell", "Rewrite",
+    "SUBJECT_ACCESS", "ERASED", "Cell", "Rewrite", "HELD_CHANNEL", "WEB_METHOD",
 }  # fmt: skip
 #: Attributes of a database row or engine that only the store may touch.
 STORE_INTERNALS = {"engine", "_mapping", "_asdict", "connect", "begin", "execution_options"}

@@ -348,12 +348,12 @@ def test_unencrypted_mail_is_said_on_every_send(world):
 
 
 def test_port_465_is_implicit_tls(world, monkeypatch, certificate):
-    from formtool.programme import mail
+    from formtool.programme import smtp
 
     _root, _db, db, _made = world
     monkeypatch.setenv("FORMTOOL_SMTP_PASSWORD", "s3cret")
     with smtp_server("implicit", certificate) as (handler, port):
-        monkeypatch.setattr(mail, "IMPLICIT_TLS_PORTS", frozenset({port}))  # 465 needs root
+        monkeypatch.setattr(smtp, "IMPLICIT_TLS_PORTS", frozenset({port}))  # 465 needs root
         result = deliver_to(world, port, smtp_user="qa", ssl_context=trusting(certificate))
     assert handler.encrypted == [True, True, True] and result.notice == ""
     assert states(db) == {"sent"}

@@ -20,7 +20,7 @@ from formtool.cli import cli
 from conftest import database_at
 
 S = store.AuditState
-HEAD = "0017"
+HEAD = "0018"
 
 
 def audit_values(audit_id: str = "A", state: str = "allocated") -> dict[str, object]:

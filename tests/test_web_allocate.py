@@ -187,3 +187,20 @@ def test_send_button_says_when_mail_went_out_unencrypted(db, tmp_path):
         f"127.0.0.1:{port} went out unencrypted: the server does not offer STARTTLS."
     ) in page
     assert len(handler.envelopes) == 2
+
+
+def test_the_send_button_can_send_the_forms_as_web_form_links(db, tmp_path):
+    allocated_with_emails(db, tmp_path)
+    settings = Settings(council="Example Council", web_address="https://formtool.example.invalid")
+    with smtp_server("none") as (handler, port):
+        mail = MailConfig("qa@example.invalid", f"127.0.0.1:{port}")
+        client = client_for(create_app(db, settings, mail=mail, work_dir=tmp_path / "w"), "olive")
+        data = {"how": "smtp", "format": "web"}
+        sent = post(client, f"/allocate/{MONTH}/send", data, page="/allocate")
+    assert sent.status_code == 303
+    assert len(handler.envelopes) == 2
+    for envelope in handler.envelopes:
+        text = envelope.content.decode()
+        assert (
+            "https://formtool.example.invalid/form/" in text and "Content-Disposition" not in text
+        )

@@ -83,6 +83,8 @@ __all__ = [
 
 POPULATION_COLUMNS = ("case_number", "category", "team")
 AUDITOR_COLUMNS = ("name", "email", "team")
+#: How an auditors list may spell the format an auditor's forms go in.
+FORMAT_WORDS = {"word": "docx", "excel": "xlsx", "web form": "web", "browser": "web"}
 CHOSEN_COLUMNS = ("auditor", "case_number")
 MODES = ("first", "replace", "add")
 #: A plan file's samples (`--plan`): the programme's samples, drawn as seed 001's are.
@@ -176,12 +178,12 @@ def load_auditors(path: Path) -> list[Auditor]:
             raise AllocationError(
                 f"{where} · audits_this_year] '{row['audits_this_year']}' is not a whole number."
             ) from None
-        fmt = (row.get("format") or "docx").strip().lower().lstrip(".")
-        fmt = {"word": "docx", "excel": "xlsx"}.get(fmt, fmt)
-        if fmt not in ("docx", "xlsx"):
+        fmt = " ".join((row.get("format") or "docx").strip().lower().lstrip(".").split())
+        fmt = FORMAT_WORDS.get(fmt, fmt)
+        if fmt not in ("docx", "xlsx", "web"):
             raise AllocationError(
                 f"{where} · format] '{row['format']}' is not a form format. "
-                "Use Word (docx) or Excel (xlsx)."
+                "Use Word (docx), Excel (xlsx) or web (a form filled in a browser)."
             )
         auditors.append(
             Auditor(

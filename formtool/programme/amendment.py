@@ -18,6 +18,7 @@ import datetime as dt
 import mimetypes
 import smtplib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -41,8 +42,22 @@ from formtool.programme.mail import (
     signature,
     valid_address,
 )
+from formtool.programme.weblinks import (
+    LINK_LATER,
+    issue_link_until,
+    keep_newest_link,
+    link_lines,
+    link_url,
+)
 from formtool.settings import DEFAULT, Settings
-from formtool.store import EMAIL_DRAFT, AuditState, MessageState, Store, unknown_audit
+from formtool.store import (
+    EMAIL_DRAFT,
+    WEB_METHOD,
+    AuditState,
+    MessageState,
+    Store,
+    unknown_audit,
+)
 
 M = MessageState
 REQUESTED = "amendment requested"  # workflow.check_audit's event (and the audit's state)
@@ -52,7 +67,8 @@ REQUESTED = "amendment requested"  # workflow.check_audit's event (and the audit
 class Amendment:
     """One amendment request, as the store holds it: the audit, the officer's reason, the
     day it is due back, the request's number (the outbox round), who made the return sent
-    back and that return's original file (name, bytes)."""
+    back and that return's original file (name, bytes; none for a web return, whose
+    amendment email carries a new private link instead)."""
 
     audit: Any
     reason: str
@@ -61,7 +77,7 @@ class Amendment:
     name: str
     address: str
     stage: str  # "audit", or "prepare" for a two-stage tool's prepared file
-    file: tuple[str, bytes]
+    file: tuple[str, bytes] | None
 
 
 @dataclass(frozen=True)
@@ -141,11 +157,14 @@ def amendment_of(db: Store, audit_id: str) -> Amendment:
             f"{printable(name) or 'The auditor'} has no usable email address "
             f"('{printable(address or '')}') for audit {audit_id} ({field}): tell them yourself"
         )
+    stage = "prepare" if preparer else "audit"
+    if row.method == WEB_METHOD:  # amended through a new link, not a file
+        request = str(len(requests))
+        return Amendment(row, reason.strip(), due, request, name, address.strip(), stage, None)
     file = db.return_content(row.return_id) if row.return_id else None
     if file is None:
         raise MailError(f"Audit {audit_id} has no current return to attach")
     attached = (file.file_name.split(" › ")[-1], bytes(file.content))
-    stage = "prepare" if preparer else "audit"
     return Amendment(
         row, reason.strip(), due, str(len(requests)), name, address.strip(), stage, attached
     )
@@ -164,7 +183,9 @@ def _subject(amendment: Amendment, settings: Settings) -> str:
     )
 
 
-def _body(amendment: Amendment, settings: Settings) -> str:
+def _body(amendment: Amendment, settings: Settings, link: tuple[str, dt.date] | None) -> str:
+    if amendment.file is None:
+        return _web_body(amendment, settings, link)
     audit, (file_name, _) = amendment.audit, amendment.file
     form = all_forms().get(audit.form_id)
     title = form.title if form is not None else audit.form_id
@@ -194,15 +215,59 @@ def _body(amendment: Amendment, settings: Settings) -> str:
     return "\n".join(lines + signature(settings))
 
 
-def amendment_message(amendment: Amendment, sender: str, settings: Settings) -> EmailMessage:
+def _web_body(amendment: Amendment, settings: Settings, link: tuple[str, dt.date] | None) -> str:
+    """A web return's amendment email: the reason, the date, and a new private link."""
+    audit = amendment.audit
+    form = all_forms().get(audit.form_id)
+    title = form.title if form is not None else audit.form_id
+    by = f"by {show_date(amendment.due)}" if amendment.due else "as soon as you can"
+    until = f"; link works until {show_date(link[1])}" if link else ""
+    lines = [
+        f"Dear {display_name(amendment.name)},",
+        "",
+        f"Thank you for your {_what(amendment)} below. The QA team has checked it and needs it "
+        "amended before it can be accepted.",
+        "",
+        f"  - {title}: {audit.subject_kind} {audit.case_number}, audit {audit.audit_id}{until}",
+        f"    {link[0] if link else LINK_LATER}",
+        "",
+        f"What needs amending: {amendment.reason}",
+        "",
+        f"Please amend your answers through the private link above and submit them again {by}"
+        + ("." if amendment.due else ": the programme sets no date for amendments."),
+        "",
+        *link_lines(amendment.address),
+        "Use this email's link: the one in the earlier email may no longer work.",
+    ]
+    return "\n".join(lines + signature(settings))
+
+
+def new_link(db: Store, amendment: Amendment, settings: Settings) -> tuple[str, dt.date] | None:
+    """A web return's new private link and the day it works until; None for a return made
+    in Word or Excel. The stage's earlier links are revoked when an email carrying it is
+    sent over SMTP (`_send`), never for a draft (which may go from Outlook, or not)."""
+    if amendment.file is not None:
+        return None
+    made = issue_link_until(db, amendment.audit.audit_id, amendment.stage)
+    return link_url(settings, made.token), made.until
+
+
+def amendment_message(
+    amendment: Amendment,
+    sender: str,
+    settings: Settings,
+    link: tuple[str, dt.date] | None = None,
+) -> EmailMessage:
     """The email, built only from the store (the same every time, so a draft can be built
-    again for download)."""
+    again for download); a web return's carries `link` (url, works until) instead of a file."""
     message = EmailMessage(policy=POLICY)
     message["From"] = Address(addr_spec=sender.strip())
     message["To"] = Address(display_name(amendment.name), addr_spec=amendment.address)
     message["Subject"] = _subject(amendment, settings)
     message["X-Unsent"] = "1"  # Outlook opens a saved .eml as a draft to send
-    message.set_content(_body(amendment, settings))
+    message.set_content(_body(amendment, settings, link))
+    if amendment.file is None:
+        return message
     file_name, data = amendment.file
     kind = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
     main, sub = kind.split("/", 1)
@@ -234,19 +299,30 @@ def email_amendment(
     if not valid_address(sender):
         raise MailError(f"The sender address '{printable(sender)}' is not an email address")
     amendment = amendment_of(db, audit_id)
+    if amendment.file is None and not settings.web_address.strip():
+        raise MailError(
+            f"Audit {audit_id} was returned through a web form, so its amendment email carries a "
+            "new link, but no web_address is set: set web_address in formtool.toml to the web "
+            "workspace's address, then send it"
+        )
     held = db.held_claims([audit_id], [AMENDMENT], amendment.round).get((audit_id, AMENDMENT))
     if held in HOLDING:
         return AmendmentMail(audit_id, amendment.name, amendment.address, "held", held)
-    message = amendment_message(amendment, sender, settings)
+
+    def message() -> EmailMessage:
+        """Built once the claim is ours and the email goes (sent, or a draft written to a
+        folder; a draft downloaded gets its web link then): a web return's new link."""
+        return amendment_message(amendment, sender, settings, new_link(db, amendment, settings))
+
     if not smtp:
-        return _draft(db, amendment, message, out_dir, user)
+        return _draft(db, amendment, message, out_dir, user, settings)
     done: list[AmendmentMail] = []
     try:
         notice = send_smtp(
             smtp,
             starttls,
             smtp_user,
-            lambda conn: done.append(_send(db, amendment, message, conn, user)),
+            lambda conn: done.append(_send(db, amendment, message, conn, user, settings)),
             ssl_context,
         )
     except MailError as exc:
@@ -256,7 +332,7 @@ def email_amendment(
     return replace(done[0], sent_via=smtp, notice=notice)
 
 
-def _claim(db: Store, amendment: Amendment, message: EmailMessage, user: str) -> Any:
+def _claim(db: Store, amendment: Amendment, settings: Settings, user: str) -> Any:
     audit = amendment.audit
     return db.claim_message(
         audit.month,
@@ -265,16 +341,21 @@ def _claim(db: Store, amendment: Amendment, message: EmailMessage, user: str) ->
         amendment.stage,
         amendment.address,
         [audit.audit_id],
-        lambda _: str(message["Subject"]),
+        lambda _: _subject(amendment, settings),
         user,
     )
 
 
 def _draft(
-    db: Store, amendment: Amendment, message: EmailMessage, out_dir: Path | None, user: str
+    db: Store,
+    amendment: Amendment,
+    message: Callable[[], EmailMessage],
+    out_dir: Path | None,
+    user: str,
+    settings: Settings,
 ) -> AmendmentMail:
     audit_id = amendment.audit.audit_id
-    claim = _claim(db, amendment, message, user)
+    claim = _claim(db, amendment, settings, user)
     if claim.message_id is None:  # another run took it meanwhile
         return AmendmentMail(
             audit_id, amendment.name, amendment.address, "held", claim.held.get(audit_id)
@@ -284,7 +365,7 @@ def _draft(
         path = out_dir / draft_name(amendment)
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(message.as_bytes())
+            path.write_bytes(message().as_bytes())
         except OSError as exc:
             reason = printable(str(exc), 200)
             db.settle_message(claim.message_id, M.failed, deliveries, user, reason)
@@ -297,15 +378,20 @@ def _draft(
 
 
 def _send(
-    db: Store, amendment: Amendment, message: EmailMessage, smtp: smtplib.SMTP, user: str
+    db: Store,
+    amendment: Amendment,
+    message: Callable[[], EmailMessage],
+    smtp: smtplib.SMTP,
+    user: str,
+    settings: Settings,
 ) -> AmendmentMail:
     """Claim, send and settle the one message on an open connection."""
     audit_id, name, to = amendment.audit.audit_id, amendment.name, amendment.address
-    claim = _claim(db, amendment, message, user)
+    claim = _claim(db, amendment, settings, user)
     if claim.message_id is None:
         return AmendmentMail(audit_id, name, to, "held", claim.held.get(audit_id))
     try:
-        smtp.send_message(message)
+        smtp.send_message(message())
     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as exc:
         error = printable(str(exc), 200)
         db.settle_message(claim.message_id, M.failed, deliveries, user, error)
@@ -315,6 +401,8 @@ def _send(
         db.settle_message(claim.message_id, M.unknown, deliveries, user, error)
         return AmendmentMail(audit_id, name, to, "unknown", error=error)
     db.settle_message(claim.message_id, M.sent, deliveries, user)
+    if amendment.file is None:  # a web return's new link has gone: the earlier ones stop
+        keep_newest_link(db, audit_id, amendment.stage)
     return AmendmentMail(audit_id, name, to, "sent")
 
 
@@ -340,7 +428,10 @@ def amendment_draft(db: Store, audit_id: str, sender: str, settings: Settings) -
             f"The amendment email of audit {audit_id} is not a draft"
             + (f" (it is {held.value})" if held else " (none was made yet)")
         )
-    return draft_name(amendment), amendment_message(amendment, sender, settings).as_bytes()
+    # A web return's draft gets a new link each time it is downloaded (the token is never
+    # kept): the draft downloaded last is the one whose link works.
+    link = new_link(db, amendment, settings)
+    return draft_name(amendment), amendment_message(amendment, sender, settings, link).as_bytes()
 
 
 def mark_amendment_sent(db: Store, audit_id: str, user: str = "") -> int:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import mimetypes
-import os
 import re
 import smtplib
 import ssl
@@ -51,13 +50,21 @@ from pathlib import Path
 from typing import Any
 
 from formtool import clock
-from formtool.definitions import FormDefinition, all_forms
+from formtool.definitions import PREPARED, FormDefinition, all_forms
 from formtool.definitions.identifiers import audit_file_name, audit_id_problem, safe_file_stem
-from formtool.errors import FormtoolError, printable
+from formtool.errors import printable
 from formtool.generate import FORMATS
 from formtool.periods import show_date
 from formtool.programme.deadlines import DRAFTS_EVENT, SENT_EVENTS, distribution_date
 from formtool.programme.rules import active_policy
+from formtool.programme.smtp import MailError, send_smtp
+from formtool.programme.weblinks import (
+    LINK_LATER,
+    issue_link_until,
+    link_lines,
+    link_url,
+    retire_older_links,
+)
 from formtool.settings import DEFAULT, Settings
 from formtool.store import (
     EMAIL_DRAFT,
@@ -69,9 +76,6 @@ from formtool.store import (
     Store,
 )
 
-PASSWORD_ENV = "FORMTOOL_SMTP_PASSWORD"
-IMPLICIT_TLS_PORTS = frozenset({465})  # SMTPS: TLS from the first byte, no STARTTLS
-SMTP_TIMEOUT = 30  # seconds
 #: Strict about line breaks in headers; headers folded only past RFC 5322's hard limit, so a
 #: subject never begins with the space a fold after "Subject:" leaves.
 POLICY = SMTP.clone(max_line_length=998)
@@ -90,10 +94,9 @@ AMENDMENT_EVENTS = {"drafted": "amendment email drafted", "sent": "amendment ema
 #: not (the next send tries again), and `--resend-unknown` lifts unknown ones and drafts.
 HOLDING = frozenset({M.sent, M.queued, M.unknown, M.drafted})
 RESEND = frozenset({M.unknown, M.drafted})
-
-
-class MailError(FormtoolError):
-    """Mail cannot be built or sent; the message names the auditor, address or server."""
+WEB = "web"  # the web form: the email carries a private link instead of a file
+#: `send --format`: each audit's own format (the auditors list's), or one for every audit.
+SEND_FORMATS = ("auditors", *FORMATS, WEB)
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class Outgoing:
     purpose: str = DISTRIBUTION
     month: str = ""
     message_id: int | None = None  # the outbox row, once claimed
+    links: tuple[tuple[str, int], ...] = ()  # (audit, link id) of the web links it carries
 
     @property
     def attachments(self) -> list[str]:
@@ -220,6 +224,10 @@ class _Letter:
     file: tuple[str, bytes] | None
     purpose: str = DISTRIBUTION
     distributed: dt.date | None = None
+    fmt: str = "docx"  # docx, xlsx or web
+    link: str = ""  # web: the private link, once made (when the email is sent or drafted)
+    link_until: dt.date | None = None
+    link_id: int = 0
 
 
 def distribution_dates(db: Store, audit_ids: Collection[str]) -> dict[str, dt.date | None]:
@@ -257,6 +265,7 @@ def _letters(
     today: dt.date,
     again: Collection[MessageState] = (),
     only: Collection[str] | None = None,
+    chosen: str | None = None,
 ) -> tuple[list[_Letter], list[str], list[str]]:
     """What to send now (audits whose message the outbox does not already hold; only those
     in `only` when given), every problem that stops it (all of them, at once) and, chasing,
@@ -278,10 +287,11 @@ def _letters(
     audits = [a for a in audits if a.audit_id not in not_sent]
     prepared = db.prepared_returns(a.audit_id for a in audits if a.state == S.awaiting_audit.value)
     files = find_forms(forms_dir) if not chase else {}
+    linked = db.linked_stages([a.audit_id for a in audits]) if chase else set()
     letters, problems = [], []
     for audit in audits:
         form = forms.get(audit.form_id)
-        preparing = form is not None and form.two_stage and audit.state == S.allocated.value
+        preparing = form is not None and form.two_stage and _with_preparer(db, audit, chase)
         name, address = (
             (audit.worker, audit.preparer_email)
             if preparing
@@ -294,9 +304,12 @@ def _letters(
                 f"email address ('{printable(address)}'); fix {who} in the case "
                 "list and generate again"
             )
+        stage = "prepare" if preparing else "audit"
+        fmt = _format_for(audit, stage, chase, chosen, linked)
         file = None
-        if not chase:
-            file = _attachment(audit, files.get(audit.audit_id, {}), prepared.get(audit.audit_id))
+        if not chase and fmt != WEB:
+            generated = files.get(audit.audit_id, {})
+            file = _attachment(fmt, generated, prepared.get(audit.audit_id))
             if file is None:
                 problems.append(
                     f"{audit.audit_id}: no generated form under {forms_dir}; run "
@@ -307,23 +320,43 @@ def _letters(
                 _Letter(
                     audit,
                     form,
-                    "prepare" if preparing else "audit",
+                    stage,
                     name,
                     address.strip(),
                     file,
                     _purpose(audit, chase),
                     distributed.get(audit.audit_id),
+                    fmt,
                 )
             )
     return letters, problems, not_sent
 
 
-def _attachment(audit: Any, generated: dict[str, Path], prepared: Any) -> tuple[str, bytes] | None:
+def _format_for(
+    audit: Any, stage: str, chase: bool, chosen: str | None, linked: set[tuple[str, str]]
+) -> str:
+    """How the audit goes: the format chosen for the send, else the auditor's; a chase goes
+    as the audit went (web once a link was sent for the stage)."""
+    if chase:  # only the link matters: a chase attaches nothing
+        return WEB if (audit.audit_id, stage) in linked else "docx"
+    return chosen if chosen and chosen != "auditors" else str(audit.form_format)
+
+
+def _with_preparer(db: Store, audit: Any, chase: bool) -> bool:
+    """Whether a two-stage audit's email goes to the worker preparing it: its distribution
+    while allocated; a chase while the prepared file has not come back (the chase, and a
+    web form's link in it, is for the stage that is late)."""
+    if not chase:
+        return bool(audit.state == S.allocated.value)
+    return bool(db.return_context(audit.audit_id, True)[1] == PREPARED)
+
+
+def _attachment(fmt: str, generated: dict[str, Path], prepared: Any) -> tuple[str, bytes] | None:
     """The file to attach: the prepared return (stage two), else the generated form in the
-    auditor's format (the other format if only that was generated)."""
+    format (the other format if only that was generated)."""
     if prepared is not None:
         return prepared.file_name.split(" › ")[-1], prepared.content
-    path = generated.get(audit.form_format) or next(iter(generated.values()), None)
+    path = generated.get(fmt) or next(iter(generated.values()), None)
     return (path.name, path.read_bytes()) if path is not None else None
 
 
@@ -370,9 +403,10 @@ def _body(
             "",
         ]
     else:
+        how = "" if all(x.fmt == WEB for x in letters) else "attached, "
         lines += [
             f"Please complete the {audits} below by {show_date(due)}. The "
-            "forms are attached, pre-filled. Audit with the allocated worker where you "
+            f"forms are {how}pre-filled. Audit with the allocated worker where you "
             "can, and raise any immediate safeguarding concern with the team manager at "
             "once, not at the end of the audit.",
             "",
@@ -384,9 +418,16 @@ def _body(
             f"{audit.audit_id}, due {show_date(audit.due_date)}"
             + (f", sent {show_date(letter.distributed)}" if letter.distributed else "")
             + (f" ({letter.file[0]})" if letter.file else "")
+            + (f"; link works until {show_date(letter.link_until)}" if letter.link_until else "")
         )
-    if not chase:
-        lines += ["", *instructions(letters[0].audit.form_format), RETURN_HOW]
+        if letter.fmt == WEB:
+            lines.append(f"    {letter.link or LINK_LATER}")  # the link on its own line
+    web = [x for x in letters if x.fmt == WEB]
+    if web:
+        lines += ["", *link_lines(web[0].address, chase)]
+    paper = [x for x in letters if x.fmt != WEB]
+    if paper and not chase:
+        lines += ["", *instructions(paper[0].fmt), RETURN_HOW]
     return "\n".join(lines + signature(settings))
 
 
@@ -417,6 +458,8 @@ def _groups(
     today: dt.date,
     again: Collection[MessageState],
     only: Collection[str] | None = None,
+    chosen: str | None = None,
+    settings: Settings = DEFAULT,
 ) -> tuple[list[list[_Letter]], list[str]]:
     """The letters to send, one group per message (month, purpose, person, stage), and the
     overdue audits never sent; MailError listing every problem before anything goes."""
@@ -424,7 +467,17 @@ def _groups(
         raise MailError(
             f"The sender address (--from) '{printable(sender)}' is not an email address."
         )
-    letters, problems, not_sent = _letters(db, month, forms_dir, chase, today, again, only)
+    if chosen is not None and chosen not in SEND_FORMATS:
+        raise MailError(f"--format '{printable(chosen)}' is not one of {', '.join(SEND_FORMATS)}.")
+    found = _letters(db, month, forms_dir, chase, today, again, only, chosen)
+    letters, problems, not_sent = found
+    web = [x.audit.audit_id for x in letters if x.fmt == WEB]
+    if web and not settings.web_address.strip():
+        problems.append(
+            f"{web[0]}{' and others' if len(web) > 1 else ''} go as web forms, but no "
+            "web_address is set for their links: set web_address in formtool.toml to the web "
+            "workspace's address"
+        )
     if problems:
         raise MailError(
             f"Nothing was sent: {len(problems)} problem(s). " + "; ".join(problems) + "."
@@ -450,7 +503,7 @@ def build_messages(
     the outbox does not already hold. Raises MailError listing every address or file problem
     before any message is made."""
     today = today or clock.today()
-    groups, _ = _groups(db, sender, forms_dir, month, chase, today, again)
+    groups, _ = _groups(db, sender, forms_dir, month, chase, today, again, settings=settings)
     exemption = active_policy(db).word("exemption")
     return [_message(sender, group, chase, today, settings, exemption) for group in groups]
 
@@ -508,6 +561,7 @@ def _message(
         first.stage,
         first.purpose,
         first.audit.month,
+        links=tuple((x.audit.audit_id, x.link_id) for x in letters if x.link_id),
     )
 
 
@@ -581,11 +635,20 @@ class _Sender:
         )
         if claim.message_id is None:
             return None
-        mine = [by_id[i] for i in claim.audit_ids]
+        mine = [self._linked(by_id[i]) for i in claim.audit_ids]
         outgoing = _message(
             self.sender, mine, self.chase, self.today, self.settings, self.exemption
         )
         return replace(outgoing, message_id=claim.message_id)
+
+    def _linked(self, letter: _Letter) -> _Letter:
+        """A web letter with its private link, made now that its email is going (only the
+        token's hash is kept; a newer link replaces the stage's earlier ones)."""
+        if letter.fmt != WEB:
+            return letter
+        made = issue_link_until(self.db, letter.audit.audit_id, letter.stage, self.today)
+        url = link_url(self.settings, made.token)
+        return replace(letter, link=url, link_until=made.until, link_id=made.link_id)
 
     def settle(self, outgoing: Outgoing, state: MessageState, error: str = "") -> None:
         """Record the outcome. A message another run took over meanwhile (this one took so
@@ -593,6 +656,9 @@ class _Sender:
         or unknown fate is then that run's to settle, and one that went may have gone twice."""
         assert outgoing.message_id is not None  # claimed
         settled = self.db.settle_message(outgoing.message_id, state, deliveries, self.user, error)
+        if state is M.sent:  # gone: the links it carries replace the earlier ones
+            for audit_id, link_id in outgoing.links:
+                retire_older_links(self.db, audit_id, outgoing.stage, link_id)
         if settled.superseded_by is not None and len(settled.audit_ids) < len(outgoing.audit_ids):
             self.result.superseded.append(replace(settled, audit_ids=outgoing.audit_ids))
         if state in (M.sent, M.drafted):
@@ -660,86 +726,6 @@ def _refusal(exc: smtplib.SMTPException) -> str:
     return printable(f"the server refused it: {code} {text}".rstrip("."), 200)
 
 
-def send_smtp(
-    server: str,
-    starttls: bool,
-    user: str | None,
-    run: Any,
-    ssl_context: ssl.SSLContext | None = None,
-) -> str:
-    """Connect, encrypt and log in, then `run(smtp)` sends. The connection is encrypted
-    whenever it can be: implicit TLS on port 465, else STARTTLS when the server offers it. A
-    user name and password (or `starttls`) require that, and nothing is sent without it;
-    otherwise the messages go out in clear and the notice this returns says so ('' when
-    encrypted). `ssl_context` is for tests trusting their own server."""
-    host, port = _host_port(server)
-    password = os.environ.get(PASSWORD_ENV)
-    if user and not password:
-        raise MailError(
-            f"--user given but {PASSWORD_ENV} is not set. Export the password "
-            "in that variable (never on the command line)."
-        )
-    context = ssl_context or ssl.create_default_context()
-    try:
-        with _connect(host, port, context) as smtp:
-            notice = _encrypt(smtp, server, port, context, starttls, bool(user))
-            if user:
-                smtp.login(user, password or "")
-            run(smtp)
-    except (OSError, smtplib.SMTPException) as exc:
-        reason = printable(str(exc).rstrip("."), 200)
-        raise MailError(
-            f"Sending through {printable(server)} failed: {reason}. Messages sent before the "
-            "failure are recorded; run the command again for the rest."
-        ) from None
-    return notice
-
-
-def _host_port(server: str) -> tuple[str, int]:
-    host, _, port = server.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise MailError(
-            f"--smtp '{printable(server)}' is not HOST:PORT (e.g. smtp.council.gov.uk:587)."
-        )
-    return host, int(port)
-
-
-def _connect(host: str, port: int, context: ssl.SSLContext) -> smtplib.SMTP:
-    if port in IMPLICIT_TLS_PORTS:
-        return smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT, context=context)
-    return smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT)
-
-
-def _encrypt(
-    smtp: smtplib.SMTP,
-    server: str,
-    port: int,
-    context: ssl.SSLContext,
-    required: bool,
-    login: bool,
-) -> str:
-    """Encrypt the connection if it is not yet (STARTTLS); '' once encrypted, else the
-    one-line notice that the mail goes out in clear, or MailError if that is not allowed."""
-    if port in IMPLICIT_TLS_PORTS:
-        return ""
-    smtp.ehlo_or_helo_if_needed()
-    if smtp.has_extn("starttls"):
-        smtp.starttls(context=context)
-        smtp.ehlo()
-        return ""
-    if login or required:
-        why = (
-            "a user name and password are never sent unencrypted"
-            if login
-            else "STARTTLS was asked for"
-        )
-        raise MailError(
-            f"Mail to {printable(server)} was not sent: the server does not offer STARTTLS "
-            f"and {why}. Use the server's implicit TLS port (465) or one that offers STARTTLS."
-        )
-    return f"Mail to {printable(server)} went out unencrypted: the server does not offer STARTTLS."
-
-
 def deliver(
     db: Store,
     sender: str,
@@ -757,15 +743,20 @@ def deliver(
     ssl_context: ssl.SSLContext | None = None,
     again: Collection[MessageState] = (),
     audit_ids: Collection[str] | None = None,
+    form_format: str | None = None,
 ) -> MailResult:
     """`formtool send` / `chase`: build every message (all checks first), then write .eml
     drafts or send over SMTP (encrypted whenever the server allows; see `send_smtp`), each
     claimed in the outbox before it goes and settled after. `again` lifts the claims of
     unknown messages and drafts not marked sent (`--resend-unknown`); `audit_ids` (`--audit`)
-    limits the run to the messages carrying those audits."""
+    limits the run to the messages carrying those audits; `form_format` (`--format`) sends
+    every audit as docx, xlsx or a web form (None or "auditors": each audit's own format). A
+    web form's email carries a private link, made only when the email is sent or written."""
     today = today or clock.today()
     only = _whole_messages(db, month, chase, today, audit_ids)
-    groups, not_sent = _groups(db, sender, forms_dir, month, chase, today, again, only)
+    groups, not_sent = _groups(
+        db, sender, forms_dir, month, chase, today, again, only, form_format, settings
+    )
     result = MailResult([], dry_run=dry_run, not_sent=not_sent)
     exemption = active_policy(db).word("exemption")
     run = _Sender(db, sender, chase, today, settings, user, again, result, exemption)

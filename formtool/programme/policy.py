@@ -45,6 +45,8 @@ NAMED_DAYS = ("last", "last_working", "first_working")
 AFTER_EVENTS = ("distribution", "completion", "amendment requested", "return", "graded")
 #: The steps formtool itself tracks; a policy may name more, which are printed only.
 TRACKED_STEPS = ("distribution", "completion", "amendment", "oversight", "moderation")
+#: How many days a web form link works at most, unless the policy says (`web_link_days`).
+WEB_LINK_DAYS = 90
 
 
 class PolicyError(FormtoolError):
@@ -345,6 +347,7 @@ class Policy:
     words: dict[str, str] = field(default_factory=dict)
     activities: tuple[Activity, ...] = ()  # the QA activities besides the monthly samples
     retention: dict[str, Keep] = field(default_factory=dict)  # kinds it gives; else defaults
+    web_link_days: int = WEB_LINK_DAYS  # a web form link works at most this long
     version: int = 0  # the database's version of this policy; 0: not stored yet
 
     def activity(self, activity_id: str) -> Activity | None:
@@ -891,6 +894,7 @@ def _build(data: dict[str, Any], version: int) -> Policy:
         words=dict(data.get("words", {})),
         activities=tuple(_activity(a) for a in data.get("activities", [])),
         retention={k: Keep(**rule) for k, rule in data.get("retention", {}).items()},
+        web_link_days=data.get("web_link_days", WEB_LINK_DAYS),
         version=version,
     )
 
@@ -986,9 +990,16 @@ def policy_snapshot(policy: Policy) -> dict[str, Any]:
             "activities": [_activity_data(a) for a in policy.activities] or None,
             "retention": {k: asdict(v) for k, v in policy.retention.items()} or None,
             "concerns": asdict(policy.concerns),
+            "web_link_days": _unless_default(policy.web_link_days, WEB_LINK_DAYS),
             "version": policy.version,
         }
     )
+
+
+def _unless_default(value: int, default: int) -> int | None:
+    """A key added later is kept only when set: a stored policy's snapshot (and its version)
+    stays as it was."""
+    return None if value == default else value
 
 
 def _plain(value: Any) -> Any:

@@ -270,7 +270,9 @@ def reassign_audit(
         form,
         [case],
         out_dir,
-        (case.form_format,),
+        # A web-format audit's email carries a link, made when it is sent; the Word form is
+        # still written, for the record and for printing.
+        (case.form_format if case.form_format != "web" else "docx",),
         settings=settings,
         record=lambda: copies.append(db.reassign(record, reason.strip(), user)),
     )

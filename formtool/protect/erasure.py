@@ -209,6 +209,7 @@ def erase_child(
     ids = plan.audit_ids
     cells = summary_cells(db, ids)
     rows: Counter[str] = Counter()
+    rows["web form drafts"] = db.drop_web_drafts(ids)  # their links go with the audits
     for audit_id in ids:
         rows.update(
             db.remove_audit(

@@ -7,9 +7,11 @@ due, the oldest, the period and what it is counted from, and what is past its pe
 entries first (so the removals that follow stay logged), then each audit in one transaction
 of its own (`Store.remove_audit`, which folds its anonymised counts into the period summary),
 with its tracked files; then the original files of returns, outbox rows, tracked files on
-disk and dated backups. Every removal is in the access log and the run in the register of
-data-protection work. Stopped part-way, what went is listed and a second run carries on: an
-audit is wholly there or wholly gone, and files whose audit has gone are due at once.
+disk and dated backups; and the web forms' saved drafts of audits no longer waiting for an
+answer (children's data, kept no longer than the form is open). Every removal is in the
+access log and the run in the register of data-protection work. Stopped part-way, what went
+is listed and a second run carries on: an audit is wholly there or wholly gone, and files
+whose audit has gone are due at once.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from formtool.store import (
     EXPORT,
     FILE_PACK,
     FORM,
+    OUTSTANDING,
     PMU_PACK,
     REPORT,
     SUBJECT_ACCESS,
@@ -151,6 +154,7 @@ _NOUNS = {
     "access log": "access-log entries",
     "backups": "backup(s)",
     "subject access": "subject-access zip(s)",
+    "web drafts": "web form draft(s)",
 }
 
 
@@ -182,6 +186,7 @@ def plan(
         access,
         _backups(db, policy.kept_for("backups"), today, backup_dirs),
         _files(db, "subject access", "subject_access", policy, today, present),
+        _web_drafts(db),
     )
     return Plan(today, f"{policy.name} v{policy.version}", lines, before)
 
@@ -361,6 +366,20 @@ def _backups(db: Store, keep: Keep, today: dt.date, folders: Sequence[Path]) -> 
     )
 
 
+def _web_drafts(db: Store) -> Line:
+    """Web form drafts (answers saved before submitting) of audits no longer outstanding: the
+    form they were for is closed, so they go at once."""
+    due = [(r.audit_id, r.stage) for r in db.web_drafts() if r.state not in OUTSTANDING]
+    return Line(
+        "web drafts",
+        "web form drafts (answers saved before they were submitted)",
+        "none",
+        "once the audit no longer waits for an answer",
+        "formtool: a draft is only kept while its form is open",
+        tuple(due),
+    )
+
+
 # --- applying it --------------------------------------------------------------------------
 
 
@@ -413,6 +432,9 @@ def _steps(planned: Plan) -> list[Step]:
     for line in planned.lines:
         tracked = [r for r in line.due if line.key not in _NOT_FILES and not isinstance(r, Path)]
         steps += [_file_batch(batch, line.key, _why(line)) for batch in _batches(tracked)]
+    drafts = planned.line("web drafts").due
+    if drafts:
+        steps.append(_drafts(list(drafts)))
     dated = [p for p in planned.line("backups").due if isinstance(p, Path)]
     if dated:
         steps.append(_dated_backups(dated, _why(planned.line("backups"))))
@@ -420,7 +442,7 @@ def _steps(planned: Plan) -> list[Step]:
     return steps
 
 
-_NOT_FILES = ("audits", "return files", "outbox", "access log")
+_NOT_FILES = ("audits", "return files", "outbox", "access log", "web drafts")
 
 
 def _batches(items: Sequence[Any]) -> list[list[Any]]:
@@ -446,6 +468,15 @@ def _audit(audit_id: str, why: str) -> Step:
         seen = (row.state, row.updated_at)  # moved after this (reopened): left for next run
         if cells is not None and db.remove_audit(audit_id, why, user, cells, as_seen=seen):
             done.removed["audits"] += 1
+
+    return step
+
+
+def _drafts(due: list[tuple[str, str]]) -> Step:
+    def step(db: Store, user: str, done: Applied) -> None:
+        for audit_id, stage in due:  # an audit reopened since the plan keeps its draft
+            if db.audit_state(audit_id) not in OUTSTANDING:
+                done.removed["web drafts"] += db.drop_web_drafts([audit_id], stage)
 
     return step
 

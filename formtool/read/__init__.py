@@ -1,7 +1,8 @@
 """Returned forms in: tell what a file really is (sniff.py), identify the audit and read every
 answer by its stable key (docx.py, xlsx.py, over the hostile-file-safe ooxml.py and
 limits.py), check what was read (validate.py), and import batches of files and emails
-(batch.py, message.py); case lists come in here too (cases.py).
+(batch.py, message.py) and the answers given in the web form (web.py); case lists come in
+here too (cases.py).
 
 `read_bytes` raises `Rejected` (one issue code, one reason) for anything that cannot be read
 as a form; what it returns has not been validated yet (see read/validate.py).

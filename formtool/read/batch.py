@@ -422,6 +422,25 @@ def _stranger(sender: str, audit: Any, senders: Collection[str]) -> str:
     return "" if address in allowed or domain in allowed else address
 
 
+def return_record(
+    result: ReadResult, concern: store.RaisedConcern | None = None
+) -> store.ReturnRecord:
+    """An accepted return as the store takes it (a file's, or the web form's: read/web.py)."""
+    record = result.record
+    assert record is not None  # accepted
+    return store.ReturnRecord(
+        record.audit_id,
+        record.method,
+        record.final,
+        record.answers,
+        [a.as_store_row() for a in record.actions],
+        record.grade,
+        record.moderated_grade,
+        [i.as_data() for i in result.issues],
+        concern,
+    )
+
+
 def _store(
     batch: _Batch,
     name: str,
@@ -434,20 +453,8 @@ def _store(
     hold: str,
     concern: store.RaisedConcern | None = None,
 ) -> ImportOutcome:
-    record = result.record
-    assert record is not None  # accepted
-    audit_id = record.audit_id
-    row = store.ReturnRecord(
-        audit_id,
-        record.method,
-        record.final,
-        record.answers,
-        [a.as_store_row() for a in record.actions],
-        record.grade,
-        record.moderated_grade,
-        [i.as_data() for i in result.issues],
-        concern,
-    )
+    row = return_record(result, concern)
+    audit_id = row.audit_id
     envelope_file = store.ReturnFile(
         Path(name).name,
         data,

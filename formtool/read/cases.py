@@ -235,8 +235,11 @@ def cases_from_rows(
 
 
 def _format(text: str) -> str:
-    """docx (Word, the default) or xlsx (Excel), however the list spells it."""
-    folded = text.strip().lower().lstrip(".")
+    """docx (Word, the default), xlsx (Excel) or web (a private link to the form in a
+    browser), however the list spells it."""
+    folded = " ".join(text.strip().lower().lstrip(".").split())
+    if folded in ("web", "web form", "browser"):
+        return "web"
     return "xlsx" if folded in ("xlsx", "excel", "xls") else "docx"
 
 

@@ -108,6 +108,7 @@ from formtool.store.rejections import Rejection
 from formtool.store.returns import (
     AUDIT,
     PREPARED,
+    WEB_METHOD,
     HeldReturn,
     OpenActions,
     RaisedConcern,
@@ -126,6 +127,7 @@ from formtool.store.rewrite import Rewrite
 from formtool.store.schema import (
     ACCEPTED,
     COMPLETED,
+    HELD_CHANNEL,
     HELD_LOCKED,
     HELD_REASSIGNED,
     HELD_SENDER,
@@ -189,6 +191,7 @@ __all__ = [
     "FILE_KINDS",
     "FILE_PACK",
     "FORM",
+    "HELD_CHANNEL",
     "HELD_LOCKED",
     "HELD_REASSIGNED",
     "HELD_SENDER",
@@ -200,6 +203,7 @@ __all__ = [
     "REPORT",
     "SUBJECT_ACCESS",
     "TRANSITIONS",
+    "WEB_METHOD",
     "AccountError",
     "AllocationReads",
     "AuditRecord",

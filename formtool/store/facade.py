@@ -40,13 +40,14 @@ from formtool.store.catalog import UnknownVersionsError
 from formtool.store.engine import lock, now
 from formtool.store.protection import ProtectionStore
 from formtool.store.retention import RetentionStore
-from formtool.store.schema import HELD_REASSIGNED, HELD_SENDER, AuditState
+from formtool.store.schema import HELD_CHANNEL, HELD_REASSIGNED, HELD_SENDER, AuditState
 from formtool.store.shared import SharedStore
 from formtool.store.signin import SignInStore
 from formtool.store.subjects import SubjectStore
+from formtool.store.weblinks import WebLinkStore
 
 #: Returns held for an officer to accept or refuse.
-FOR_OFFICER = (HELD_SENDER, HELD_REASSIGNED)
+FOR_OFFICER = (HELD_SENDER, HELD_REASSIGNED, HELD_CHANNEL)
 
 T = TypeVar("T")
 
@@ -148,7 +149,7 @@ class Planned:
     runs: list[activities.RunRecord] = field(default_factory=list)  # activity runs it starts
 
 
-class Store(ProtectionStore, RetentionStore, SubjectStore, SignInStore, SharedStore):
+class Store(ProtectionStore, RetentionStore, SubjectStore, SignInStore, SharedStore, WebLinkStore):
     """The audit database (SQLite or PostgreSQL), opened by `open_store`. The audit cycle's
     methods are here; data protection's and sign-in's in their own modules (units.py)."""
 
@@ -292,6 +293,17 @@ class Store(ProtectionStore, RetentionStore, SubjectStore, SignInStore, SharedSt
         """A stored return's audit, file name and bytes (None if there is none)."""
         with self._read() as conn:
             return queries.return_content(conn, return_id)
+
+    def set_return_receipt(self, return_id: int, pdf: bytes) -> str:
+        """Keep the PDF of a web return's answers beside it (its "original bytes" with the
+        JSON: read/web.py); its SHA-256."""
+        with self._write() as conn:
+            return returns.set_receipt(conn, return_id, pdf)
+
+    def return_receipt(self, return_id: int) -> bytes | None:
+        """The PDF kept with a web return (None: none kept, or removed by retention)."""
+        with self._read() as conn:
+            return returns.receipt(conn, return_id)
 
     def answers_by_return(self, return_ids: Iterable[int]) -> Any:
         with self._read() as conn:
@@ -653,8 +665,9 @@ class Store(ProtectionStore, RetentionStore, SubjectStore, SignInStore, SharedSt
             return returns.store_return(self.engine, record, file, stage, two_stage, user, hold)
 
     def held_returns(self, reasons: Collection[str] = FOR_OFFICER) -> list[returns.HeldReturn]:
-        """Returns waiting for an officer (by default: those from a stranger's address and
-        those of a copy the audit had before it was reassigned)."""
+        """Returns waiting for an officer (by default: those from a stranger's address, those
+        of a copy the audit had before it was reassigned, and a final return by one channel
+        when the other's came first)."""
         with self._read() as conn:
             return returns.held_returns(conn, list(reasons))
 

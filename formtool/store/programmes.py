@@ -31,6 +31,7 @@ from formtool.store.schema import (
     outbox,
     outbox_claims,
     programmes,
+    web_drafts,
 )
 
 _p, _s, _c = programmes.c, chosen_slots.c, concerns.c
@@ -350,6 +351,9 @@ def reassign(conn: sa.Connection, record: AuditRecord, reason: str, user: str = 
             updated_at=now(),
         )
     )
+    # The auditor's unsubmitted web-form answers are theirs, not the new auditor's to read.
+    d = web_drafts.c
+    conn.execute(web_drafts.delete().where((d.audit_id == record.audit_id) & (d.stage == "audit")))
     detail = f"from {old.auditor} to {record.auditor} (copy {old.copy + 1}): {reason}"
     record_event(conn, record.audit_id, "reassigned", detail, user)
     return int(old.copy + 1)

@@ -255,7 +255,7 @@ def _chunks(ids: list[Any], size: int = 5000) -> Iterable[list[Any]]:
 
 def return_history(conn: sa.Connection, audit_id: str) -> list[Any]:
     """Every return of an audit, newest first (without the file bytes)."""
-    columns = [c for c in returns.c if c.name != "content"]
+    columns = [c for c in returns.c if c.name not in ("content", "receipt")]
     return list(
         conn.execute(
             sa.select(*columns)

@@ -135,7 +135,7 @@ class RetentionStore(Units):
                 conn.execute(
                     returns.update()
                     .where(_r.id.in_([r.id for r in rows]))
-                    .values(content=b"", content_removed_at=at)
+                    .values(content=b"", receipt=None, content_removed_at=at)
                 )
                 for row in rows:
                     detail = f"the original file of return {row.id}: {why}"

@@ -9,6 +9,7 @@ current and the old one stays as history; an older one arriving late is kept as 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from formtool.store.engine import now, transaction
 from formtool.store.programmes import Concern, raise_concern
 from formtool.store.schema import (
     ACCEPTED,
+    HELD_CHANNEL,
     HELD_LOCKED,
     HELD_REASSIGNED,
     REFUSED,
@@ -101,6 +103,10 @@ class Stored:
     previous_kind: str = ""  # what that date is: "saved", "sent" or "imported"
     held: str = ""  # why it is not current, when held (schema.HELD_*)
     concern: Concern | None = None  # the concern this return raised (None: none, or raised)
+
+
+#: The method of a return given in the web form (read/web.py).
+WEB_METHOD = "web"
 
 
 def return_stage(conn: sa.Connection, audit_id: str, two_stage: bool) -> str:
@@ -199,6 +205,8 @@ def _store_in(
         hold = HELD_LOCKED  # exempted: never current, kept as the history it is
     elif not hold and state in ACCEPTED and not _only_sign_offs(conn, record, state):
         hold = HELD_LOCKED
+    elif not hold and state is not AuditState.amendment_requested:
+        hold = _other_channel(conn, record, stage)
     if hold:
         return_id = _insert_return(conn, record, file, stage, file.order_date, False, None)
         conn.execute(returns.update().where(r.id == return_id).values(held=hold))
@@ -210,6 +218,9 @@ def _store_in(
             else "a copy of the form from before the audit was reassigned; held for an officer "
             "to accept or refuse"
             if hold == HELD_REASSIGNED
+            else f"a final return by {_channel(record.method, True)} came first; held for an "
+            "officer to accept or refuse"
+            if hold == HELD_CHANNEL
             else f"from {file.sender or 'an unknown sender'}, not the auditor; held for an "
             "officer to accept or refuse"
         )
@@ -242,6 +253,25 @@ def _store_in(
     return _moved(
         conn, record.audit_id, placed, state, _next_state(stage, record.final), detail, user
     )
+
+
+def _channel(method: str, other: bool = False) -> str:
+    """How a return came: the web form, or a returned file; `other`: the channel it did not."""
+    web = (method == WEB_METHOD) != other
+    return "the web form" if web else "a returned Word or Excel file"
+
+
+def _other_channel(conn: sa.Connection, record: ReturnRecord, stage: str) -> str:
+    """HELD_CHANNEL when the stage's current return is final and came by the other channel
+    (the issue's "one channel per audit and stage": the first final return stands), else "".
+    A return after an amendment request is never held for this (the caller checks)."""
+    r = returns.c
+    current = conn.execute(
+        sa.select(r.method, r.final, r.stage).where((r.audit_id == record.audit_id) & r.is_current)
+    ).first()
+    if current is None or not current.final or current.stage != stage:
+        return ""
+    return HELD_CHANNEL if (current.method == WEB_METHOD) != (record.method == WEB_METHOD) else ""
 
 
 #: Action columns a manager fills in after the QA check: a return that adds only these to
@@ -655,3 +685,18 @@ def open_actions(conn: sa.Connection, audit_id: str) -> list[str]:
         for row in return_actions(conn, current.id)
         if row.table_key in signed_tables and not (row.sign_off or row.sign_off_date)
     ]
+
+
+def set_receipt(conn: sa.Connection, return_id: int, pdf: bytes) -> str:
+    """Keep a web return's PDF beside it; its SHA-256."""
+    digest = hashlib.sha256(pdf).hexdigest()
+    conn.execute(
+        returns.update().where(returns.c.id == return_id).values(receipt=pdf, receipt_hash=digest)
+    )
+    return digest
+
+
+def receipt(conn: sa.Connection, return_id: int) -> bytes | None:
+    """A web return's PDF (None: none kept, or removed by retention)."""
+    found = conn.execute(sa.select(returns.c.receipt).where(returns.c.id == return_id)).scalar()
+    return bytes(found) if found else None

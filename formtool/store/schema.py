@@ -60,6 +60,9 @@ COMPLETED = frozenset({S.returned, S.checked, S.moderated, S.actions_signed_off,
 #: Why a return is held (returns.held).
 HELD_SENDER, HELD_LOCKED, REFUSED = "sender", "after accepted", "refused"
 HELD_REASSIGNED = "reassigned"  # a copy the audit had before it was reassigned
+#: A final return by one channel (a file, or the web form) when the other's final return for
+#: the same stage is already current: the first one stands until an officer decides.
+HELD_CHANNEL = "other channel"
 #: States after an officer has accepted the return: a later return waits for a reopen.
 ACCEPTED = frozenset({S.checked, S.moderated, S.actions_signed_off, S.closed})
 
@@ -201,6 +204,10 @@ returns = sa.Table(
     sa.Column("received_on", sa.Date, nullable=True),
     # When retention removed the original bytes (content is then empty; answers stay).
     sa.Column("content_removed_at", sa.DateTime, nullable=True),
+    # A web form's return (method "web"): the PDF of the answers as submitted, which the
+    # auditor downloads at submission, and its SHA-256; empty for a returned file.
+    sa.Column("receipt", sa.LargeBinary, nullable=True),
+    sa.Column("receipt_hash", sa.String(64), nullable=False, server_default=""),
     sa.UniqueConstraint("audit_id", "content_hash", name="uq_returns_audit_content"),
     sa.Index(
         "uq_returns_one_current",
@@ -628,4 +635,69 @@ duty_claims = sa.Table(
     sa.Column("host", sa.String(200), nullable=False, server_default=""),
     sa.Column("pid", sa.Integer, nullable=False, server_default="0"),
     sa.Column("claimed_at", sa.DateTime, nullable=False),
+)
+
+# --- web forms (issue 25): the private link an auditor fills the tool through ---
+
+#: A private form link: a random token (only its SHA-256 kept) bound to one audit, one stage
+#: and the copy of the audit it was issued for (a reassigned audit's old links die). It opens
+#: nothing by itself: the page sends a one-time code (its SHA-256 here, for 10 minutes) to the
+#: allocated address, and the code buys a short session (web_sessions).
+web_links = sa.Table(
+    "web_links",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "audit_id",
+        sa.String(80),
+        sa.ForeignKey("audits.audit_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("copy", sa.Integer, nullable=False),
+    sa.Column("stage", sa.String(12), nullable=False),  # "prepare" | "audit"
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("expires_on", sa.Date, nullable=False),
+    sa.Column("revoked_at", sa.DateTime, nullable=True),
+    sa.Column("revoked_reason", sa.String(40), nullable=False, server_default=""),
+    sa.Column("code_hash", sa.String(64), nullable=False, server_default=""),  # "": none live
+    sa.Column("code_expires_at", sa.DateTime, nullable=True),
+    sa.Column("code_tries", sa.Integer, nullable=False, server_default="0"),
+    # Codes sent since codes_window_start (the rate limit: a few an hour per link).
+    sa.Column("codes_sent", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("codes_window_start", sa.DateTime, nullable=True),
+    sa.Column("wrong_codes", sa.Integer, nullable=False, server_default="0"),  # ever
+)
+
+#: A form session bought with a link and its one-time code: only the SHA-256 of the cookie.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column(
+        "link_id",
+        sa.Integer,
+        sa.ForeignKey("web_links.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
+)
+
+#: The answers a web form saved before it was submitted, per audit and stage (children's
+#: data: dropped when the stage's final return is stored, by erasure and by retention).
+web_drafts = sa.Table(
+    "web_drafts",
+    metadata,
+    sa.Column(
+        "audit_id",
+        sa.String(80),
+        sa.ForeignKey("audits.audit_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("stage", sa.String(12), primary_key=True),
+    sa.Column("values_json", sa.Text, nullable=False),  # JSON: field key -> value
+    sa.Column("saved_at", sa.DateTime, nullable=False),
 )

@@ -43,6 +43,7 @@ from formtool.store.schema import (
     sign_in_throttle,
     stored_files,
     users,
+    web_drafts,
 )
 from formtool.store.units import Units
 
@@ -78,7 +79,7 @@ STAFF_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]
     "data_requests": (("authorised_by",), ("done_by",), ()),
 }
 #: Columns a subject access copy never carries: secrets, and the bytes (which go as files).
-NEVER_SHOWN = frozenset({"password_hash", "totp_secret", "totp_last_step", "content"})
+NEVER_SHOWN = frozenset({"password_hash", "totp_secret", "totp_last_step", "content", "receipt"})
 #: The text columns of a case's rows a correction rewrites (facts: JSON, value by value).
 CASE_TEXT = {
     "audit_copies": ("reason",),
@@ -246,6 +247,8 @@ def case_holdings(
         ),
         "concerns": _dicts(conn, sa.select(concerns).where(concerns.c.audit_id.in_(ids))),
         "challenges": _dicts(conn, sa.select(challenges).where(challenges.c.audit_id.in_(ids))),
+        # answers typed in the web form and not yet submitted are held about the case too
+        "web_drafts": _dicts(conn, sa.select(web_drafts).where(web_drafts.c.audit_id.in_(ids))),
         "rejections": _dicts(
             conn,
             sa.select(rejections)

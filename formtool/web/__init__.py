@@ -1,5 +1,6 @@
 """The web workspace (`formtool serve`): the monthly cycle in a browser, on the same store and
-the same library functions as the command line.
+the same library functions as the command line; and the auditors' web form (webform.py), a
+third way to answer an audit tool, through a private link and a one-time code.
 
 Secure by default, because it holds children's personal data:
 

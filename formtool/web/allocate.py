@@ -394,10 +394,12 @@ async def allocate_send(request: Request, who: Account, form: FormData) -> Respo
     written afresh each time (every one not yet marked sent), so the download holds them all;
     their audits stay allocated until "I have sent these drafts". Over SMTP, "send it again"
     on an email of unknown fate is `--resend-unknown --audit ID` for that email."""
-    from formtool.programme.mail import RESEND, deliver
+    from formtool.programme.mail import RESEND, SEND_FORMATS, deliver
     from formtool.store import MessageState
 
     ws = ws_of(request)
+    chosen = str(form.get("format") or "auditors")
+    form_format = chosen if chosen in SEND_FORMATS and chosen != "auditors" else None
     smtp = ws.mail.smtp if form.get("how") == "smtp" and ws.mail.smtp else None
     audit_ids = [str(a) for a in form.getlist("audit")] if smtp else []
     month, folder = await call(_month_folder, request)
@@ -419,6 +421,7 @@ async def allocate_send(request: Request, who: Account, form: FormData) -> Respo
             user=f"web:{who.name}",
             again=(RESEND if audit_ids else ()) if smtp else (MessageState.drafted,),
             audit_ids=audit_ids or None,
+            form_format=form_format,
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -66,6 +66,7 @@ from formtool.web import (
     to_chase,
     totp,
     views,
+    webform,
 )
 from formtool.web.duties import NightlyBackups, ServerDuties
 from formtool.web.pages import (
@@ -411,6 +412,7 @@ def routes() -> list[BaseRoute]:
         _action("/account/password", accounts.password_change, "figures"),
         *totp.routes(_page, _action, current_account),  # the code after the password
         *oidc.routes(_next),  # the council's identity provider
+        *webform.routes(),  # auditors' web forms: a private link, no account
         _page("/admin/users", accounts.users_page, "accounts"),
         _action("/admin/users", accounts.user_add, "accounts"),
         _action("/admin/users/{name}/{change}", accounts.user_change, "accounts"),
