@@ -669,6 +669,51 @@ def chase(**options: Any) -> None:
     _mail(True, **options)
 
 
+@cli.command()
+@click.argument("audit_id")
+@_apply([*_sending(), db_option, json_option])
+def relink(
+    audit_id: str,
+    out_dir: Path,
+    smtp: str | None,
+    sender: str,
+    starttls: bool,
+    user: str | None,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
+    """Email a new private link to an audit's web form, when its auditor (or preparer) asks:
+    the link expired, was locked after wrong codes, or its email was lost.
+
+    The link is for the stage the audit still owes, to the person it is with. Over SMTP the
+    earlier links stop once it has gone; as an .eml draft they stay usable beside it."""
+    from formtool.programme.relink import email_new_link
+
+    db = _store(db_url)
+    done = email_new_link(
+        db,
+        audit_id,
+        sender,
+        _settings(db_url),
+        smtp=smtp,
+        starttls=starttls,
+        smtp_user=user,
+        out_dir=out_dir,
+        user=_user(),
+    )
+    if done.notice:
+        click.echo(done.notice, err=True)
+    if as_json:
+        _echo_json(done.as_dict())
+        return
+    how = f"sent via {smtp}" if smtp else f"written to {done.written}"
+    stage = "preparer's" if done.stage == "prepare" else "auditor's"
+    click.echo(
+        f"{audit_id}: a new link to the {stage} form, working until "
+        f"{show_date(done.until)}, for {done.to}: {how}."
+    )
+
+
 # --- returns ---------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from email import policy
@@ -45,7 +46,7 @@ def world(tmp_path_factory) -> Iterator[tuple[Any, str, list[str], Path]]:
     url = f"sqlite:///{tmp / 'delivery.db'}"
     db = store.open_store(url)
     form = get_form("csc")
-    cases = keyed_for(db, make_cases(tmp, form, 6))
+    cases = keyed_for(db, make_cases(tmp, form, 9))
     cases = [
         dataclasses.replace(c, auditor_email=f"auditor{i}@example.invalid")
         for i, c in enumerate(cases)
@@ -269,3 +270,48 @@ def test_a_late_preparer_is_chased_with_a_link_to_the_preparers_stage(tmp_path):
     assert message["To"].addresses[0].addr_spec == "worker@example.invalid"
     [second] = LINK.findall(body_of(chased.written[0])[0])
     assert wl.check_link(db, second).stage == "prepare"
+
+
+def test_relink_emails_a_new_link_and_the_old_one_stops(world):
+    from formtool.programme.relink import email_new_link
+
+    db, _, ids, tmp = world
+    [old] = LINK.findall(body_of(send(db, tmp, ids[6]).written[0])[0])
+    with smtp_server() as (handler, port):
+        done = email_new_link(db, ids[6], SENDER, WEB, smtp=f"127.0.0.1:{port}", user="olive")
+    body, attachments = body_of_bytes(handler.envelopes[-1].content)
+    [new] = LINK.findall(body)
+    assert attachments == [] and "auditor6@example.invalid" in done.to
+    assert handler.envelopes[-1].rcpt_tos == ["auditor6@example.invalid"]
+    assert wl.check_link(db, new).audit_id == ids[6]
+    with pytest.raises(wl.LinkRefused) as caught:
+        wl.check_link(db, old)
+    assert caught.value.reason == "replaced"
+    events = [(e.event, e.detail) for e in db.audit_records(ids[6]).events]
+    assert ("new form link emailed", "to auditor6@example.invalid") in events
+    assert not [t for t in texts(db) if new in t]
+
+
+def test_relink_refuses_an_audit_that_owes_no_return_and_makes_no_link(world):
+    from formtool.programme.relink import email_new_link
+
+    db, _, ids, tmp = world
+    web_returned(db, ids[7])
+    with pytest.raises(MailError, match="it owes no return"):
+        email_new_link(db, ids[7], SENDER, WEB, out_dir=tmp / "relink")
+    assert db.web_links_of(ids[7]) == []
+
+
+def test_relink_on_the_command_line_writes_a_draft(world, tmp_path):
+    db, url, ids, _ = world
+    (tmp_path / "formtool.toml").write_text(f'web_address = "{ADDRESS}"\n', encoding="utf-8")
+    out = CliRunner().invoke(
+        cli,
+        ["relink", ids[8], "--db", url, "--out", str(tmp_path / "mail"), "--json"],
+        env={"FORMTOOL_CONFIG": str(tmp_path / "formtool.toml")},
+    )
+    assert out.exit_code == 0, out.output
+    written = Path(json.loads(out.output)["written"])
+    [token] = LINK.findall(body_of(written)[0])
+    assert wl.check_link(db, token).audit_id == ids[8]
+    assert "new form link drafted" in [e.event for e in db.audit_records(ids[8]).events]

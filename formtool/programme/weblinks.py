@@ -34,6 +34,7 @@ from formtool.definitions import PREPARED
 from formtool.errors import FormtoolError
 from formtool.programme.rules import active_policy, amendment_due_for
 from formtool.read.limits import MAX_FIELD_CHARS, MAX_TEXT_CHARS
+from formtool.read.validate import two_stage
 from formtool.settings import Settings
 from formtool.store import AuditState, Store
 
@@ -201,6 +202,18 @@ def open_stage(found: Any, two_stage: bool) -> str | None:
     if state is S.in_progress:
         return "audit" if found.prepared else "prepare"
     return "prepare"  # allocated or sent: still with the preparers
+
+
+def owed_stage(db: Store, audit_id: str) -> str | None:
+    """The stage an audit still owes a return for ("prepare" or "audit"), or None when it
+    owes none (a new link would open nothing)."""
+    audit = db.require_audit(audit_id)
+    if S(audit.state) not in _OWED:
+        return None
+    form = db.form_for(audit.form_id, audit.form_version)
+    two = form is not None and two_stage(form)
+    stage = db.return_context(audit_id, two)[1]
+    return "prepare" if stage == PREPARED else "audit"
 
 
 def _two_stage(db: Store, found: Any) -> bool:
