@@ -15,7 +15,7 @@ from formtool import store
 from formtool.cli import cli
 from formtool.definitions import forms_dir
 
-from conftest import CASE_ROW, write_cases
+from conftest import CASE_ROW, SEED_TOOLS, write_cases
 
 
 def run(*args: str):
@@ -190,14 +190,7 @@ def test_generate_from_xlsx_case_list_with_loose_headers(tmp_path):
 
 def test_demo_makes_every_form_type(demo_run, monkeypatch):
     report = demo_run.report.as_dict()
-    assert set(report["forms"]) == {
-        "csc",
-        "early_help",
-        "foster_carer",
-        "prospective_adopter",
-        "quality_practice",
-        "supported_lodgings",
-    }
+    assert set(report["forms"]) == set(SEED_TOOLS)
     out = demo_run.out
     docx_files = list((out / "forms").rglob("*.docx"))
     audits = report["allocated"] + report["thematic_audits"]  # the month's, and a theme's

@@ -315,3 +315,9 @@ def test_relink_on_the_command_line_writes_a_draft(world, tmp_path):
     [token] = LINK.findall(body_of(written)[0])
     assert wl.check_link(db, token).audit_id == ids[8]
     assert "new form link drafted" in [e.event for e in db.audit_records(ids[8]).events]
+    unknown = CliRunner().invoke(cli, ["relink", "../../etc/passwd", "--db", url])
+    assert unknown.exit_code == 2
+    assert unknown.output.strip().splitlines()[-1] == (
+        "Error: Audit ../../etc/passwd is not in the database. Check the id (`formtool status` "
+        "lists the month's audits)."
+    )

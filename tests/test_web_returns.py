@@ -21,7 +21,8 @@ from formtool.errors import IssueCode
 from formtool.generate import write_forms
 from formtool.programme.workflow import check_audit
 from formtool.read.batch import import_paths
-from formtool.read.web import raise_web_concern, submit, web_audit
+from formtool.read.concern import raise_answered_concern
+from formtool.read.web import submit, web_audit
 
 from conftest import date_keys, make_cases
 
@@ -146,12 +147,12 @@ def test_a_concern_is_raised_when_saved_on_purpose_and_not_otherwise(made) -> No
     form = get_form("csc")
     audit_id = forms[2].case.audit_id
     answers = answers_only("csc")
-    assert raise_web_concern(db, audit_id, form, answers) is None  # the answer is No
+    assert raise_answered_concern(db, audit_id, form, answers) is None  # the answer is No
     assert db.concerns(True) == []
     concern = form.judgements.concern
     texts = [item.key for item in form.concern_texts()]
     answers |= {concern: "Yes", texts[0]: "No plan for the new baby.", texts[1]: "Team manager"}
-    raised = raise_web_concern(db, audit_id, form, answers, "form:" + AUDITOR)
+    raised = raise_answered_concern(db, audit_id, form, answers, "form:" + AUDITOR)
     assert raised is not None
     [open_concern] = db.concerns(True)
     assert open_concern.audit_id == audit_id and "new baby" in open_concern.details

@@ -25,7 +25,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from formtool.definitions import PREPARED, all_forms
+from formtool.definitions import PREPARED
 from formtool.definitions.identifiers import safe_file_stem
 from formtool.errors import printable
 from formtool.periods import show_date
@@ -40,6 +40,7 @@ from formtool.programme.mail import (
     instructions,
     send_smtp,
     signature,
+    tool_title,
     valid_address,
 )
 from formtool.programme.weblinks import (
@@ -186,9 +187,7 @@ def _subject(amendment: Amendment, settings: Settings) -> str:
 def _body(amendment: Amendment, settings: Settings, link: tuple[str, dt.date] | None) -> str:
     if amendment.file is None:
         return _web_body(amendment, settings, link)
-    audit, (file_name, _) = amendment.audit, amendment.file
-    form = all_forms().get(audit.form_id)
-    title = form.title if form is not None else audit.form_id
+    file_name = amendment.file[0]
     when = (
         f"Please amend the attached form (the one you returned) and send it back by "
         f"{show_date(amendment.due)}."
@@ -197,16 +196,7 @@ def _body(amendment: Amendment, settings: Settings, link: tuple[str, dt.date] | 
         "as you can: the programme sets no date for amendments."
     )
     lines = [
-        f"Dear {display_name(amendment.name)},",
-        "",
-        f"Thank you for your {_what(amendment)} below. The QA team has checked it and needs it "
-        "amended before it can be accepted.",
-        "",
-        f"  - {title}: {audit.subject_kind} {audit.case_number}, audit {audit.audit_id} "
-        f"({file_name})",
-        "",
-        f"What needs amending: {amendment.reason}",
-        "",
+        *_opening(amendment, f" ({file_name})"),
         when,
         "",
         *instructions("xlsx" if file_name.lower().endswith(".xlsx") else "docx"),
@@ -215,24 +205,31 @@ def _body(amendment: Amendment, settings: Settings, link: tuple[str, dt.date] | 
     return "\n".join(lines + signature(settings))
 
 
-def _web_body(amendment: Amendment, settings: Settings, link: tuple[str, dt.date] | None) -> str:
-    """A web return's amendment email: the reason, the date, and a new private link."""
+def _opening(amendment: Amendment, after: str, *under: str) -> list[str]:
+    """What both amendment emails begin with: the greeting, the audit (with `after` on its
+    line and `under` beneath it) and the reason."""
     audit = amendment.audit
-    form = all_forms().get(audit.form_id)
-    title = form.title if form is not None else audit.form_id
-    by = f"by {show_date(amendment.due)}" if amendment.due else "as soon as you can"
-    until = f"; link works until {show_date(link[1])}" if link else ""
-    lines = [
+    return [
         f"Dear {display_name(amendment.name)},",
         "",
         f"Thank you for your {_what(amendment)} below. The QA team has checked it and needs it "
         "amended before it can be accepted.",
         "",
-        f"  - {title}: {audit.subject_kind} {audit.case_number}, audit {audit.audit_id}{until}",
-        f"    {link[0] if link else LINK_LATER}",
+        f"  - {tool_title(audit.form_id)}: {audit.subject_kind} {audit.case_number}, audit "
+        f"{audit.audit_id}{after}",
+        *under,
         "",
         f"What needs amending: {amendment.reason}",
         "",
+    ]
+
+
+def _web_body(amendment: Amendment, settings: Settings, link: tuple[str, dt.date] | None) -> str:
+    """A web return's amendment email: the reason, the date, and a new private link."""
+    by = f"by {show_date(amendment.due)}" if amendment.due else "as soon as you can"
+    until = f"; link works until {show_date(link[1])}" if link else ""
+    lines = [
+        *_opening(amendment, until, f"    {link[0] if link else LINK_LATER}"),
         f"Please amend your answers through the private link above and submit them again {by}"
         + ("." if amendment.due else ": the programme sets no date for amendments."),
         "",

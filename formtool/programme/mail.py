@@ -195,6 +195,12 @@ def display_name(name: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", name).strip()
 
 
+def tool_title(form_id: str) -> str:
+    """How an email names an audit's tool: its title (the id, if the tool is not installed)."""
+    form = all_forms().get(form_id)
+    return form.title if form is not None else form_id
+
+
 def find_forms(forms_dir: Path) -> dict[str, dict[str, Path]]:
     """Audit id -> format -> generated file, from every manifest.csv under the folder. A row
     is only believed for the file `formtool generate` would have named: the manifest is data,

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from formtool import clock
-from formtool.definitions import all_forms
 from formtool.definitions.identifiers import safe_file_stem
 from formtool.errors import printable
 from formtool.periods import show_date
-from formtool.programme.mail import POLICY, display_name, signature, valid_address
+from formtool.programme.mail import POLICY, display_name, signature, tool_title, valid_address
 from formtool.programme.smtp import MailError, send_smtp
 from formtool.programme.weblinks import (
     issue_link_until,
@@ -136,8 +135,6 @@ def _message(
     url: str,
     until: dt.date,
 ) -> EmailMessage:
-    form = all_forms().get(audit.form_id)
-    title = form.title if form is not None else audit.form_id
     message = EmailMessage(policy=POLICY)
     message["From"] = Address(addr_spec=sender.strip())
     message["To"] = Address(display_name(name), addr_spec=address)
@@ -149,8 +146,8 @@ def _message(
         "Here is a new private link to the audit form below, as asked. Your answers saved in "
         "the form so far are kept.",
         "",
-        f"  - {title}: {audit.subject_kind} {audit.case_number}, audit {audit.audit_id}, due "
-        f"{show_date(audit.due_date)}; link works until {show_date(until)}",
+        f"  - {tool_title(audit.form_id)}: {audit.subject_kind} {audit.case_number}, audit "
+        f"{audit.audit_id}, due {show_date(audit.due_date)}; link works until {show_date(until)}",
         f"    {url}",
         "",
         *link_lines(address, chase=True),

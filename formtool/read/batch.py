@@ -32,7 +32,7 @@ from formtool.errors import Issue, IssueCode, Rejected, printable
 from formtool.periods import show_time
 from formtool.read import READABLE, FormResolver, RawReturn, installed_form, read_bytes
 from formtool.read.cases import facts_checksum
-from formtool.read.concern import YES, concern_answer, concern_text
+from formtool.read.concern import YES, concern_answer, concern_text, raise_answered_concern
 from formtool.read.limits import MAX_FILE_BYTES
 from formtool.read.validate import ReadResult, two_stage, validate_return
 from formtool.store import DatabaseError, Store, StoreError, current_work, failure
@@ -358,13 +358,10 @@ def _rejected_with_concern(
 ) -> ImportOutcome:
     """A rejected return that says Yes to the immediate concern still raises it: the child's
     safety does not wait for the auditor to fix a typo. Its answers are not stored."""
-    if concern_answer(raw.form, raw.values) != YES:
-        return outcome
-    details, told = concern_text(raw.form, raw.values)
-    raised = batch.db.raise_concern(outcome.audit_id, "return", details, told, None, batch.user)
+    raised = raise_answered_concern(batch.db, outcome.audit_id, raw.form, raw.values, batch.user)
     if raised is not None:
         outcome.issues.append(
-            Issue(IssueCode.concern_raised, name, value=str(raised.id), audit_id=outcome.audit_id)
+            Issue(IssueCode.concern_raised, name, value=str(raised), audit_id=outcome.audit_id)
         )
     return outcome
 

@@ -10,9 +10,13 @@ once; formtool is the backstop, so a Yes without its details is a warning, never
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from formtool.definitions import FormDefinition
 from formtool.errors import Issue, IssueCode
+
+if TYPE_CHECKING:
+    from formtool.store import Store
 
 YES, NO, NOT_ASKED = "yes", "no", "not asked"
 #: What a message calls each text beside the question, in the order the section asks them.
@@ -64,3 +68,17 @@ def concern_issues(form: FormDefinition, values: Values, file: str) -> list[Issu
             value=" or ".join(missing),
         )
     ]
+
+
+def raise_answered_concern(
+    db: Store, audit_id: str, form: FormDefinition, values: Values, user: str = ""
+) -> int | None:
+    """Raise the concern a Yes answers, now, without storing the answers: a rejected return
+    (the child's safety does not wait for a typo to be fixed) or the web form's "tell the QA
+    team now". Raised as a return raises it, so the same answer submitted later is the same
+    concern, not two. Its id; None when the answer is not Yes or that concern is open already."""
+    if concern_answer(form, values) != YES:
+        return None
+    details, told = concern_text(form, values)
+    raised = db.raise_concern(audit_id, "return", details, told, None, user)
+    return raised.id if raised is not None else None

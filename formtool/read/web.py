@@ -30,7 +30,7 @@ from formtool.definitions.identity import Identity
 from formtool.errors import Issue, IssueCode
 from formtool.read import RawReturn
 from formtool.read.batch import return_record
-from formtool.read.concern import YES, concern_answer, concern_text
+from formtool.read.concern import YES, concern_answer, concern_text, raise_answered_concern
 from formtool.read.validate import ReadResult, two_stage, validate_return
 from formtool.store import WEB_METHOD, Store
 
@@ -153,7 +153,7 @@ def submit(
     raw, result = _validated(db, found, answers, now, today)
     if not result.accepted or result.record is None:
         # as a rejected file does: a child's safety does not wait for a typo to be fixed
-        raised = raise_web_concern(db, audit_id, found.form, raw.values, user)
+        raised = raise_answered_concern(db, audit_id, found.form, raw.values, user)
         return WebSubmission("rejected", list(result.issues), concern_id=raised)
     record = result.record
     concern = None
@@ -179,17 +179,3 @@ def submit(
     issues = list(result.issues)
     concern_id = stored.concern.id if stored.concern is not None else None
     return WebSubmission(stored.status, issues, stored.return_id, stored.held, concern_id)
-
-
-def raise_web_concern(
-    db: Store, audit_id: str, form: FormDefinition, answers: Mapping[str, str], user: str = ""
-) -> int | None:
-    """The auditor saved the immediate-concern answer on its own ("tell the QA team now"):
-    a Yes raises the concern at once, before the audit is submitted. The id of the concern
-    raised (None: not Yes, or the same concern is already open)."""
-    if concern_answer(form, answers) != YES:
-        return None
-    details, told = concern_text(form, answers)
-    # As a return raises it: submitting the same answer later is the same concern, not two.
-    raised = db.raise_concern(audit_id, "return", details, told, None, user)
-    return raised.id if raised is not None else None

@@ -42,6 +42,7 @@ from formtool.periods import show_time
 from formtool.programme import weblinks
 from formtool.programme.weblinks import LinkAccess, LinkRefused
 from formtool.read import web
+from formtool.read.concern import raise_answered_concern
 from formtool.store import AuditRecords
 from formtool.web import webform_page
 from formtool.web.pages import (
@@ -500,7 +501,7 @@ async def _concern(
 ) -> Response:
     ws = ws_of(request)
     raised = await call(
-        web.raise_web_concern, ws.db, access.audit_id, found.form, answers, _who(access)
+        raise_answered_concern, ws.db, access.audit_id, found.form, answers, _who(access)
     )
     if raised is None:
         notice = (
